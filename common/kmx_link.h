@@ -1,0 +1,22 @@
+/*  kmx_link - a worker's request/reply link to kmx-storage.
+    DEALER to storage's ROUTER. Frames: [correlation id: 8 bytes BE][packed Request];
+    storage answers [same correlation id][packed Response]. Replies whose id is not the
+    one awaited (late answers to timed-out calls) are dropped.  */
+#ifndef KMX_LINK_H
+#define KMX_LINK_H
+
+#include "kmx.pb-c.h"
+
+typedef struct kmx_link kmx_link_t;
+
+// Connects to storage at endpoint. ctx is borrowed. Returns NULL on failure.
+kmx_link_t *kmx_link_new(void *ctx, const char *endpoint);
+void kmx_link_destroy(kmx_link_t **self_p);
+
+// Sends req and waits up to timeout_ms for its reply. On 0, *out is yours: free it with
+// kmx__v1__response__free_unpacked(*out, NULL). Returns KMX_ERR_TIMEOUT (storage did not
+// answer; the link stays usable), KMX_ERR_DECODE, KMX_ERR_IO or KMX_ERR_NOMEM.
+int kmx_link_call(kmx_link_t *self, const Kmx__V1__Request *req, int timeout_ms,
+                  Kmx__V1__Response **out);
+
+#endif
