@@ -1,3 +1,211 @@
-/* placeholder: replaced by the real module */
+/*  kmx_value - exact decimal parsing and formatting, and unit normalisation.
+    Amounts never pass through floating point: decimal text is read as a 128-bit integer
+    and a decimal exponent, then scaled exactly or refused.  */
 #include "kmx_value.h"
-typedef int kmx_placeholder_t;
+#include "kmx_err.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+// Currencies kmx knows. A short list on purpose: an unknown code is more often a typo.
+static const char *const s_currencies[] = {"AUD", "BRL", "CAD", "CHF", "CNY", "EUR", "GBP",
+                                           "HKD", "IDR", "INR", "JPY", "KRW", "MXN", "MYR",
+                                           "PHP", "SGD", "THB", "TWD", "USD", "VND"};
+
+static const char *const s_counts[] = {"albums", "copies",    "count",  "listeners", "people",
+                                       "rank",   "respondents", "streams", "tracks", "units",
+                                       "users",  "views"};
+
+static const struct {
+    const char *name;
+    int64_t factor;
+} s_magnitudes[] = {
+    {"thousand", 1000LL}, {"million", 1000000LL}, {"billion", 1000000000LL},
+    {"trillion", 1000000000000LL}};
+
+static int s_in_list(const char *s, const char *const *list, size_t n, int nocase)
+{
+    for (size_t i = 0; i < n; i++) {
+        if ((nocase ? strcasecmp(s, list[i]) : strcmp(s, list[i])) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+#define S_COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+// "percent" or "percent_" followed by lower-case words joined by single underscores.
+static int s_is_percent(const char *u)
+{
+    if (strncmp(u, "percent", 7) != 0)
+        return 0;
+    if (u[7] == '\0')
+        return 1;
+    if (u[7] != '_' || !isalnum((unsigned char)u[8]))
+        return 0;
+    for (const char *p = u + 8; *p; p++) {
+        if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) ||
+              (*p == '_' && p[1] != '_' && p[1] != '\0')))
+            return 0;
+    }
+    return 1;
+}
+
+int kmx_unit_is_currency(const char *unit)
+{
+    return unit && s_in_list(unit, s_currencies, S_COUNT(s_currencies), 0) >= 0;
+}
+
+int kmx_unit_is_known(const char *unit)
+{
+    return unit && (kmx_unit_is_currency(unit) || s_is_percent(unit) ||
+                    s_in_list(unit, s_counts, S_COUNT(s_counts), 0) >= 0);
+}
+
+int kmx_unit_normalize(const char *text, char *unit_out, size_t size, int64_t *multiplier)
+{
+    char base[KMX_UNIT_MAX];
+    if (!text || strlen(text) >= sizeof base)
+        return KMX_ERR_INVAL;
+    strcpy(base, text);
+    int64_t factor = 1;
+    char *us = strrchr(base, '_');
+    if (us) {
+        for (size_t i = 0; i < S_COUNT(s_magnitudes); i++) {
+            if (strcasecmp(us + 1, s_magnitudes[i].name) == 0) {
+                factor = s_magnitudes[i].factor;
+                *us = '\0';
+            }
+        }
+    }
+    if (strcmp(base, "%") == 0)
+        strcpy(base, "percent");
+    int cur = s_in_list(base, s_currencies, S_COUNT(s_currencies), 1);
+    if (cur >= 0)
+        strcpy(base, s_currencies[cur]);
+    if (!kmx_unit_is_known(base))
+        return KMX_ERR_INVAL;
+    // A million percent or a billion ranks is a mistake in the source, not a magnitude.
+    if (factor != 1 && (s_is_percent(base) || strcmp(base, "rank") == 0))
+        return KMX_ERR_INVAL;
+    if (strlen(base) >= size)
+        return KMX_ERR_OVERFLOW;
+    strcpy(unit_out, base);
+    if (multiplier)
+        *multiplier = factor;
+    return 0;
+}
+
+// Reads [sign] digits [, digits]* [. digits] into *mant (all digits) and *frac_len.
+static int s_read_decimal(const char *p, int *neg, kmx_i128 *mant, int *frac_len)
+{
+    int digits = 0, group = -1, seen_dot = 0;
+    *neg = 0;
+    *mant = 0;
+    *frac_len = 0;
+    if (*p == '-' || *p == '+')
+        *neg = *p++ == '-';
+    for (; *p; p++) {
+        if (isdigit((unsigned char)*p)) {
+            if (++digits > 37)
+                return KMX_ERR_OVERFLOW;
+            *mant = *mant * 10 + (*p - '0');
+            *frac_len += seen_dot;
+            group += group >= 0 && !seen_dot;
+        } else if (*p == ',' && !seen_dot && digits > 0 && (group == -1 || group == 3)) {
+            group = 0;
+        } else if (*p == '.' && !seen_dot && digits > 0) {
+            seen_dot = 1;
+        } else {
+            return KMX_ERR_INVAL;
+        }
+    }
+    if (digits == 0 || (group != -1 && group != 3) || (seen_dot && *frac_len == 0))
+        return KMX_ERR_INVAL;
+    return 0;
+}
+
+int kmx_decimal_parse(const char *text, int64_t multiplier, int64_t *out)
+{
+    if (!text || !out || multiplier <= 0)
+        return KMX_ERR_INVAL;
+    int neg, frac_len;
+    kmx_i128 mant, factor = (kmx_i128)multiplier * KMX_VALUE_SCALE;
+    int rc = s_read_decimal(text, &neg, &mant, &frac_len);
+    if (rc != 0)
+        return rc;
+    // Cancel powers of ten between the factor and the fraction before dividing, so the
+    // result is exact or visibly not.
+    while (frac_len > 0 && factor % 10 == 0) {
+        factor /= 10;
+        frac_len--;
+    }
+    for (; frac_len > 0; frac_len--) {
+        if (mant % 10 != 0)
+            return KMX_ERR_INVAL;
+        mant /= 10;
+    }
+    if (mant > (kmx_i128)INT64_MAX / factor)
+        return KMX_ERR_OVERFLOW;
+    *out = (int64_t)(neg ? -(mant * factor) : mant * factor);
+    return 0;
+}
+
+int kmx_decimal_format128(kmx_i128 amount, char *buf, size_t size)
+{
+    char tmp[64];
+    char *p = tmp + sizeof tmp;
+    *--p = '\0';
+    int neg = amount < 0;
+    kmx_u128 mag = neg ? -(kmx_u128)amount : (kmx_u128)amount;
+    unsigned frac = (unsigned)(mag % KMX_VALUE_SCALE);
+    mag /= KMX_VALUE_SCALE;
+    if (frac) {
+        int width = KMX_VALUE_DIGITS;
+        while (frac % 10 == 0) {
+            frac /= 10;
+            width--;
+        }
+        for (int i = 0; i < width; i++, frac /= 10)
+            *--p = (char)('0' + frac % 10);
+        *--p = '.';
+    }
+    do {
+        *--p = (char)('0' + (int)(mag % 10));
+        mag /= 10;
+    } while (mag);
+    if (neg)
+        *--p = '-';
+    size_t len = strlen(p);
+    if (!buf || len >= size)
+        return KMX_ERR_OVERFLOW;
+    memcpy(buf, p, len + 1);
+    return 0;
+}
+
+int kmx_decimal_format(int64_t amount, char *buf, size_t size)
+{
+    return kmx_decimal_format128(amount, buf, size);
+}
+
+int kmx_decimal_parse128(const char *text, kmx_i128 *out)
+{
+    int neg, frac_len;
+    kmx_i128 mant;
+    if (!text || !out || strchr(text, ','))
+        return KMX_ERR_INVAL;
+    int rc = s_read_decimal(text, &neg, &mant, &frac_len);
+    if (rc != 0)
+        return rc;
+    if (frac_len > KMX_VALUE_DIGITS)
+        return KMX_ERR_INVAL;
+    for (; frac_len < KMX_VALUE_DIGITS; frac_len++) {
+        if (mant > ((((kmx_i128)1) << 126) / 10))
+            return KMX_ERR_OVERFLOW;
+        mant *= 10;
+    }
+    *out = neg ? -mant : mant;
+    return 0;
+}

@@ -1,8 +1,127 @@
+/*  Tests for kmx_value: units as sources write them, exact decimals, refusals.  */
+#include "kmx_value.h"
+#include "kmx_err.h"
+
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <setjmp.h>
 #include <cmocka.h>
-static void test_placeholder(void **state) { (void)state; }
-int main(void) { const struct CMUnitTest t[] = { cmocka_unit_test(test_placeholder) }; return cmocka_run_group_tests(t, NULL, NULL); }
-typedef int kmx_placeholder_t;
+#include <string.h>
+
+static void s_unit(const char *text, const char *base, int64_t mult)
+{
+    char out[KMX_UNIT_MAX];
+    int64_t m = 0;
+    if (kmx_unit_normalize(text, out, sizeof out, &m) != 0)
+        fail_msg("refused unit '%s'", text);
+    assert_string_equal(out, base);
+    assert_true(m == mult);
+}
+
+static void test_unit_normalize_folds_magnitudes(void **state)
+{
+    (void)state;
+    s_unit("USD_million", "USD", 1000000);
+    s_unit("KRW_billion", "KRW", 1000000000);
+    s_unit("usd", "USD", 1);
+    s_unit("copies_million", "copies", 1000000);
+    s_unit("users_million", "users", 1000000);
+    s_unit("percent_share", "percent_share", 1);
+    s_unit("percent_respondents_multi", "percent_respondents_multi", 1);
+    s_unit("%", "percent", 1);
+    s_unit("rank", "rank", 1);
+    s_unit("USD_thousand", "USD", 1000);
+}
+
+static void test_unit_normalize_rejects_unknown(void **state)
+{
+    (void)state;
+    const char *bad[] = {"",       "XYZ",           "dollars",  "percent_",   "percent__x",
+                         "rank_million", "percent_million", "USD_zillion", "percentage",
+                         "copies_", "a_very_long_unit_name_that_does_not_fit_anywhere"};
+    char out[KMX_UNIT_MAX];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (kmx_unit_normalize(bad[i], out, sizeof out, NULL) == 0)
+            fail_msg("accepted unit '%s'", bad[i]);
+    }
+    assert_true(kmx_unit_is_currency("KRW"));
+    assert_false(kmx_unit_is_currency("percent"));
+    assert_true(kmx_unit_is_known("percent_yoy"));
+}
+
+static void s_dec(const char *text, int64_t mult, int64_t want)
+{
+    int64_t got = 0;
+    if (kmx_decimal_parse(text, mult, &got) != 0)
+        fail_msg("refused '%s'", text);
+    assert_true(got == want);
+}
+
+static void test_decimal_parse_is_exact(void **state)
+{
+    (void)state;
+    s_dec("233.113", 1000000, 2331130000000LL);
+    s_dec("1801.45", 1000000, 18014500000000LL);
+    s_dec("0.1", 1, 1000);
+    s_dec("0.0005", 1, 5);
+    s_dec("-2.5", 1, -25000);
+    s_dec("+7", 1, 70000);
+    s_dec("1,234,567.5", 1, 12345675000LL);
+    s_dec("8.108", 1000000, 81080000000LL);
+    s_dec("7449.5", 1000000000, 74495000000000000LL);
+    s_dec("0.00000001", 1000000000000LL, 100000000);
+    s_dec("1.50000", 1, 15000);
+}
+
+static void test_decimal_parse_refuses_inexact_and_malformed(void **state)
+{
+    (void)state;
+    int64_t v;
+    assert_int_equal(kmx_decimal_parse("0.00001", 1, &v), KMX_ERR_INVAL);
+    const char *bad[] = {"", "-", "1.", ".5", "1e3", "1.2.3", "12,34", ",123", "1 000",
+                         "0x10", "nan", "1,234.5,6", "--1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (kmx_decimal_parse(bad[i], 1, &v) == 0)
+            fail_msg("accepted '%s'", bad[i]);
+    }
+    assert_int_equal(kmx_decimal_parse("922337203685477.5808", 1, &v), KMX_ERR_OVERFLOW);
+    assert_int_equal(kmx_decimal_parse("10000000", 1000000000000LL, &v), KMX_ERR_OVERFLOW);
+    assert_int_equal(kmx_decimal_parse("99999999999999999999999999999999999999999", 1, &v),
+                     KMX_ERR_OVERFLOW);
+}
+
+static void test_decimal_format_round_trips(void **state)
+{
+    (void)state;
+    char buf[64];
+    assert_int_equal(kmx_decimal_format(2331130000000LL, buf, sizeof buf), 0);
+    assert_string_equal(buf, "233113000");
+    assert_int_equal(kmx_decimal_format(5, buf, sizeof buf), 0);
+    assert_string_equal(buf, "0.0005");
+    assert_int_equal(kmx_decimal_format(-25000, buf, sizeof buf), 0);
+    assert_string_equal(buf, "-2.5");
+    assert_int_equal(kmx_decimal_format(0, buf, sizeof buf), 0);
+    assert_string_equal(buf, "0");
+    kmx_i128 big = (kmx_i128)INT64_MAX * 1000, back = 0;
+    assert_int_equal(kmx_decimal_format128(big, buf, sizeof buf), 0);
+    assert_string_equal(buf, "922337203685477580.7");
+    assert_int_equal(kmx_decimal_parse128(buf, &back), 0);
+    assert_true(back == big);
+    assert_int_equal(kmx_decimal_parse128("-0.5", &back), 0);
+    assert_true(back == -5000);
+    assert_int_equal(kmx_decimal_parse128("1.00001", &back), KMX_ERR_INVAL);
+    assert_int_equal(kmx_decimal_format(123456, buf, 4), KMX_ERR_OVERFLOW);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_unit_normalize_folds_magnitudes),
+        cmocka_unit_test(test_unit_normalize_rejects_unknown),
+        cmocka_unit_test(test_decimal_parse_is_exact),
+        cmocka_unit_test(test_decimal_parse_refuses_inexact_and_malformed),
+        cmocka_unit_test(test_decimal_format_round_trips),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
