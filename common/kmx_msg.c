@@ -1,3 +1,111 @@
-/* placeholder: replaced by the real module */
+/*  kmx_msg - envelope helpers. Unpacking is bounded before protobuf-c sees the bytes, and
+    protobuf-c itself refuses truncated or malformed input, so network bytes cannot crash
+    a service here.  */
 #include "kmx_msg.h"
-typedef int kmx_placeholder_t;
+#include "kmx_err.h"
+
+#include <stdlib.h>
+
+Kmx__V1__Request *kmx_msg_request_unpack(const void *data, size_t size)
+{
+    if (!data || size == 0 || size > KMX_MSG_MAX)
+        return NULL;
+    return kmx__v1__request__unpack(NULL, size, data);
+}
+
+Kmx__V1__Response *kmx_msg_response_unpack(const void *data, size_t size)
+{
+    if (!data || size == 0 || size > KMX_MSG_MAX)
+        return NULL;
+    return kmx__v1__response__unpack(NULL, size, data);
+}
+
+static int s_pack(const ProtobufCMessage *msg, uint8_t **out, size_t *len)
+{
+    size_t n = protobuf_c_message_get_packed_size(msg);
+    // An empty message packs to zero bytes; keep one byte so the buffer is never NULL.
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf)
+        return KMX_ERR_NOMEM;
+    *len = protobuf_c_message_pack(msg, buf);
+    *out = buf;
+    return 0;
+}
+
+int kmx_msg_pack_request(const Kmx__V1__Request *req, uint8_t **out, size_t *len)
+{
+    return s_pack(&req->base, out, len);
+}
+
+int kmx_msg_pack_response(const Kmx__V1__Response *resp, uint8_t **out, size_t *len)
+{
+    return s_pack(&resp->base, out, len);
+}
+
+Kmx__V1__ErrorCode kmx_msg_error_code(int kmx_err)
+{
+    switch (kmx_err) {
+    case KMX_ERR_INVAL:
+    case KMX_ERR_DECODE:
+        return KMX__V1__ERROR_CODE__BAD_REQUEST;
+    case KMX_ERR_NOT_FOUND:
+        return KMX__V1__ERROR_CODE__NOT_FOUND;
+    case KMX_ERR_UNAVAILABLE:
+    case KMX_ERR_TIMEOUT:
+        return KMX__V1__ERROR_CODE__UNAVAILABLE;
+    case KMX_ERR_TOO_BIG:
+        return KMX__V1__ERROR_CODE__TOO_LARGE;
+    case KMX_ERR_UNSUPPORTED:
+        return KMX__V1__ERROR_CODE__UNSUPPORTED;
+    case KMX_ERR_RESYNC:
+        return KMX__V1__ERROR_CODE__RESYNC_NEEDED;
+    case KMX_ERR_FULL:
+        return KMX__V1__ERROR_CODE__STORAGE_FULL;
+    default:
+        return KMX__V1__ERROR_CODE__INTERNAL;
+    }
+}
+
+void kmx_msg_set_error(Kmx__V1__Response *resp, Kmx__V1__Error *err, const char *request_id,
+                       int kmx_err, const char *message)
+{
+    kmx__v1__response__init(resp);
+    kmx__v1__error__init(err);
+    err->has_code = 1;
+    err->code = kmx_msg_error_code(kmx_err);
+    err->message = (char *)(message ? message : kmx_strerror(kmx_err));
+    resp->request_id = (char *)request_id;
+    resp->result_case = KMX__V1__RESPONSE__RESULT_ERROR;
+    resp->error = err;
+}
+
+int kmx_msg_pack_error(const char *request_id, int kmx_err, const char *message, uint8_t **out,
+                       size_t *len)
+{
+    Kmx__V1__Response resp;
+    Kmx__V1__Error err;
+    kmx_msg_set_error(&resp, &err, request_id, kmx_err, message);
+    return kmx_msg_pack_response(&resp, out, len);
+}
+
+const char *kmx_msg_body_name(const Kmx__V1__Request *req)
+{
+    switch (req ? req->body_case : KMX__V1__REQUEST__BODY__NOT_SET) {
+    case KMX__V1__REQUEST__BODY_PING:
+        return "ping";
+    case KMX__V1__REQUEST__BODY_PUT:
+        return "put";
+    case KMX__V1__REQUEST__BODY_GET:
+        return "get";
+    case KMX__V1__REQUEST__BODY_QUERY:
+        return "query";
+    case KMX__V1__REQUEST__BODY_SCAN:
+        return "scan";
+    case KMX__V1__REQUEST__BODY_REPLAY:
+        return "replay";
+    case KMX__V1__REQUEST__BODY_STATS:
+        return "stats";
+    default:
+        return "none";
+    }
+}

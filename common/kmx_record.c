@@ -1,3 +1,242 @@
-/* placeholder: replaced by the real module */
+/*  kmx_record - validation and normalisation of records before they reach storage.
+    Validation names the field at fault and says why, because these messages go back
+    to whoever sent the data, row by row.  */
 #include "kmx_record.h"
-typedef int kmx_placeholder_t;
+#include "kmx_err.h"
+#include "kmx_market.h"
+#include "kmx_period.h"
+#include "kmx_value.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static int s_fail(kmx_record_problem_t *pr, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int s_fail(kmx_record_problem_t *pr, const char *field, const char *fmt, ...)
+{
+    if (pr) {
+        pr->field = field;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(pr->reason, sizeof pr->reason, fmt, ap);
+        va_end(ap);
+    }
+    return KMX_ERR_INVAL;
+}
+
+// Returns nonzero when s is well-formed UTF-8 without control characters.
+static int s_text_is_clean(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        int n = *p < 0x80 ? 0 : (*p & 0xE0) == 0xC0 ? 1 : (*p & 0xF0) == 0xE0 ? 2
+                : (*p & 0xF8) == 0xF0 ? 3 : -1;
+        if (n < 0 || (n == 0 && (*p < 0x20 || *p == 0x7F)) || (n == 1 && *p < 0xC2))
+            return 0;
+        for (int i = 1; i <= n; i++) {
+            if ((p[i] & 0xC0) != 0x80)
+                return 0;
+        }
+        p += n + 1;
+    }
+    return 1;
+}
+
+// Trims surrounding white space in place; an empty result becomes NULL (absent).
+static void s_trim(char **sp)
+{
+    char *s = *sp;
+    if (!s)
+        return;
+    size_t len = strlen(s), start = 0;
+    while (start < len && isspace((unsigned char)s[start]))
+        start++;
+    while (len > start && isspace((unsigned char)s[len - 1]))
+        len--;
+    memmove(s, s + start, len - start);
+    s[len - start] = '\0';
+    if (*s == '\0') {
+        free(s);
+        *sp = NULL;
+    }
+}
+
+// Checks a free-text field: trimmed, clean UTF-8, at most max bytes, present if required.
+static int s_check_text(char **sp, const char *field, size_t max, int required,
+                        kmx_record_problem_t *pr)
+{
+    s_trim(sp);
+    if (!*sp)
+        return required ? s_fail(pr, field, "%s is required", field) : 0;
+    if (strlen(*sp) > max)
+        return s_fail(pr, field, "%s is longer than %zu bytes", field, max);
+    if (!s_text_is_clean(*sp))
+        return s_fail(pr, field, "%s is not valid UTF-8 text (control characters?)", field);
+    return 0;
+}
+
+static int s_replace(char **sp, const char *text)
+{
+    char *copy = strdup(text);
+    if (!copy)
+        return KMX_ERR_NOMEM;
+    free(*sp);
+    *sp = copy;
+    return 0;
+}
+
+static int s_check_market(Kmx__V1__Record *rec, kmx_record_problem_t *pr)
+{
+    char canon[KMX_MARKET_MAX];
+    s_trim(&rec->market);
+    if (!rec->market && rec->kind == KMX__V1__KIND__CONSUMPTION)
+        return s_replace(&rec->market, "KR");
+    if (!rec->market)
+        return s_fail(pr, "market", "market is required for export records");
+    if (kmx_market_canonical(rec->market, canon, sizeof canon) != 0)
+        return s_fail(pr, "market",
+                      "unknown market '%.60s' (use an ISO country code such as JP, WORLD, a "
+                      "region, or a group such as JP+CN+US)",
+                      rec->market);
+    return strcmp(canon, rec->market) == 0 ? 0 : s_replace(&rec->market, canon);
+}
+
+static int s_check_category(Kmx__V1__Record *rec, kmx_record_problem_t *pr)
+{
+    const char *name = rec->kind == KMX__V1__KIND__CONSUMPTION ? "dimension" : "category";
+    int rc = s_check_text(&rec->category, "category", KMX_CATEGORY_MAX, 1, pr);
+    if (rc != 0)
+        return rc;
+    for (char *p = rec->category; *p; p++) {
+        *p = (char)tolower((unsigned char)*p);
+        if (*p == ' ' || *p == '-')
+            *p = '_';
+        if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '_'))
+            return s_fail(pr, "category",
+                          "%s '%.60s' may hold only letters, digits and '_'", name,
+                          rec->category);
+    }
+    return 0;
+}
+
+static int s_check_value(const Kmx__V1__Record *rec, kmx_record_problem_t *pr)
+{
+    const Kmx__V1__Value *v = rec->value;
+    if (!v || !v->has_amount)
+        return s_fail(pr, "value", "value is required");
+    if (!v->unit || !kmx_unit_is_known(v->unit))
+        return s_fail(pr, "unit", "unknown unit '%.40s'", v->unit ? v->unit : "");
+    if (v->amount < 0 && strncmp(v->unit, "percent", 7) != 0)
+        return s_fail(pr, "value", "%s amount must not be negative", v->unit);
+    if (strcmp(v->unit, "rank") == 0 && v->amount < 1)
+        return s_fail(pr, "value", "a rank starts at 1");
+    return 0;
+}
+
+static int s_check_as_of(const char *s, kmx_record_problem_t *pr)
+{
+    unsigned y, m, d;
+    char tail;
+    static const unsigned mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (!s)
+        return 0;
+    if (strlen(s) != 10 || sscanf(s, "%4u-%2u-%2u%c", &y, &m, &d, &tail) != 3 || s[4] != '-' ||
+        s[7] != '-' || y < KMX_YEAR_MIN || y > KMX_YEAR_MAX || m < 1 || m > 12 || d < 1 ||
+        d > mdays[m - 1])
+        return s_fail(pr, "as_of", "as_of '%.20s' is not a date YYYY-MM-DD", s);
+    return 0;
+}
+
+static int s_check_enums(const Kmx__V1__Record *rec, kmx_record_problem_t *pr)
+{
+    if (rec->has_status && (rec->status < 0 || rec->status > KMX__V1__STATUS__FINAL))
+        return s_fail(pr, "status", "unknown status %d", (int)rec->status);
+    if (rec->has_confidence &&
+        (rec->confidence < 0 || rec->confidence > KMX__V1__CONFIDENCE__HIGH))
+        return s_fail(pr, "confidence", "unknown confidence %d", (int)rec->confidence);
+    return 0;
+}
+
+int kmx_record_normalize(Kmx__V1__Record *rec, kmx_record_problem_t *pr)
+{
+    int rc;
+    if (!rec)
+        return s_fail(pr, "record", "record is missing");
+    if (rec->kind != KMX__V1__KIND__EXPORT && rec->kind != KMX__V1__KIND__CONSUMPTION)
+        return s_fail(pr, "kind", "kind must be export or consumption");
+    kmx_period_t p = {0, 0};
+    if (rec->period)
+        p = (kmx_period_t){rec->period->start, rec->period->end};
+    if (!rec->period || !kmx_period_is_valid(&p))
+        return s_fail(pr, "period", "period is missing or not a valid month range");
+    if ((rc = s_check_market(rec, pr)) != 0 || (rc = s_check_category(rec, pr)) != 0 ||
+        (rc = s_check_text(&rec->item, "item", KMX_ITEM_MAX, 1, pr)) != 0 ||
+        (rc = s_check_text(&rec->company, "company", KMX_COMPANY_MAX, 0, pr)) != 0 ||
+        (rc = s_check_text(&rec->artist, "artist", KMX_ARTIST_MAX, 0, pr)) != 0 ||
+        (rc = s_check_text(&rec->source, "source", KMX_SOURCE_MAX, 1, pr)) != 0 ||
+        (rc = s_check_text(&rec->note, "note", KMX_NOTE_MAX, 0, pr)) != 0 ||
+        (rc = s_check_text(&rec->url, "url", KMX_URL_MAX, 0, pr)) != 0 ||
+        (rc = s_check_text(&rec->as_of, "as_of", 10, 0, pr)) != 0)
+        return rc;
+    if ((rc = s_check_as_of(rec->as_of, pr)) != 0 || (rc = s_check_value(rec, pr)) != 0)
+        return rc;
+    return s_check_enums(rec, pr);
+}
+
+const char *kmx_kind_name(Kmx__V1__Kind kind)
+{
+    switch (kind) {
+    case KMX__V1__KIND__EXPORT:
+        return "export";
+    case KMX__V1__KIND__CONSUMPTION:
+        return "consumption";
+    default:
+        return "unknown";
+    }
+}
+
+int kmx_kind_parse(const char *text, Kmx__V1__Kind *out)
+{
+    if (!text)
+        return KMX_ERR_INVAL;
+    if (strcasecmp(text, "export") == 0 || strcasecmp(text, "exports") == 0)
+        *out = KMX__V1__KIND__EXPORT;
+    else if (strcasecmp(text, "consumption") == 0)
+        *out = KMX__V1__KIND__CONSUMPTION;
+    else
+        return KMX_ERR_INVAL;
+    return 0;
+}
+
+int kmx_record_topic(const Kmx__V1__Record *rec, char *buf, size_t size)
+{
+    char period[KMX_PERIOD_TEXT_MAX];
+    kmx_period_t p = {rec->period ? rec->period->start : 0, rec->period ? rec->period->end : 0};
+    if (kmx_period_format(&p, period, sizeof period) != 0)
+        return KMX_ERR_INVAL;
+    int n = snprintf(buf, size, "%s.%s.%s.%s", kmx_kind_name(rec->kind),
+                     rec->market ? rec->market : "", period,
+                     rec->category ? rec->category : "");
+    return n < 0 || (size_t)n >= size ? KMX_ERR_OVERFLOW : 0;
+}
+
+static int s_str_eq(const char *a, const char *b)
+{
+    return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+int kmx_record_same_content(const Kmx__V1__Record *a, const Kmx__V1__Record *b)
+{
+    const Kmx__V1__Value *va = a->value, *vb = b->value;
+    if (!va || !vb)
+        return va == vb;
+    return va->amount == vb->amount && s_str_eq(va->unit, vb->unit) &&
+           a->status == b->status && a->confidence == b->confidence &&
+           s_str_eq(a->as_of, b->as_of) && s_str_eq(a->note, b->note) &&
+           s_str_eq(a->url, b->url);
+}
