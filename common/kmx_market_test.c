@@ -1,8 +1,339 @@
+/*  Tests for kmx_market: country codes and names, WORLD, regions, groups, panels, the
+    country -> region table and the error codes for unknown or oversized markets.  */
+#include "kmx_market.h"
+
+#include "kmx_err.h"
+
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <setjmp.h>
+#include <string.h>
+
 #include <cmocka.h>
-static void test_placeholder(void **state) { (void)state; }
-int main(void) { const struct CMUnitTest t[] = { cmocka_unit_test(test_placeholder) }; return cmocka_run_group_tests(t, NULL, NULL); }
-typedef int kmx_placeholder_t;
+
+// Canonicalises text and checks the result.
+static void s_expect(const char *text, const char *want) {
+    char out[KMX_MARKET_MAX];
+    int rc = kmx_market_canonical(text, out, sizeof out);
+    if (rc != 0)
+        fail_msg("\"%s\": %s", text, kmx_strerror(rc));
+    assert_string_equal(out, want);
+}
+
+static void s_expect_err(const char *text, int want) {
+    char out[KMX_MARKET_MAX];
+    memset(out, 'x', sizeof out);
+    int rc = kmx_market_canonical(text, out, sizeof out);
+    if (rc != want)
+        fail_msg("\"%s\": got %d (%s), want %d", text, rc, out, want);
+    assert_string_equal(out, "");
+}
+
+static void test_market_canonical_accepts_codes_in_any_case(void **state) {
+    (void)state;
+    s_expect("JP", "JP");
+    s_expect("jp", "JP");
+    s_expect("Jp", "JP");
+    s_expect("  us\t", "US");
+    s_expect("kr", "KR");
+    s_expect("AQ", "AQ");
+    s_expect("ZW", "ZW");
+    s_expect("AD", "AD");
+}
+
+static void test_market_canonical_accepts_names_and_aliases(void **state) {
+    (void)state;
+    s_expect("Japan", "JP");
+    s_expect("japan", "JP");
+    s_expect(" JAPAN ", "JP");
+    s_expect("China", "CN");
+    s_expect("United States", "US");
+    s_expect("United States of America", "US");
+    s_expect("usa", "US");
+    s_expect("South Korea", "KR");
+    s_expect("Korea", "KR");
+    s_expect("Republic of Korea", "KR");
+    s_expect("Korea, Republic of", "KR");
+    s_expect("North Korea", "KP");
+    s_expect("UK", "GB");
+    s_expect("Great Britain", "GB");
+    s_expect("United Kingdom", "GB");
+    s_expect("Vietnam", "VN");
+    s_expect("Viet Nam", "VN");
+    s_expect("Taiwan", "TW");
+    s_expect("Hong Kong", "HK");
+    s_expect("Macau", "MO");
+    s_expect("Russia", "RU");
+    s_expect("Russian Federation", "RU");
+    s_expect("Turkey", "TR");
+    s_expect("T\303\274rkiye", "TR");
+    s_expect("C\303\264te d'Ivoire", "CI");
+    s_expect("Cote d'Ivoire", "CI");
+    s_expect("Cura\303\247ao", "CW");
+    s_expect("Laos", "LA");
+    s_expect("Czechia", "CZ");
+    s_expect("Czech Republic", "CZ");
+}
+
+static void test_market_canonical_accepts_world(void **state) {
+    (void)state;
+    s_expect("WORLD", "WORLD");
+    s_expect("world", "WORLD");
+    s_expect("World", "WORLD");
+    s_expect(" Global ", "WORLD");
+    s_expect("worldwide", "WORLD");
+}
+
+static void test_market_canonical_accepts_regions(void **state) {
+    (void)state;
+    s_expect("southeast asia", "Southeast Asia");
+    s_expect("Southeast Asia", "Southeast Asia");
+    s_expect("South-East Asia", "Southeast Asia");
+    s_expect("GREATER CHINA", "Greater China");
+    s_expect("north america", "North America");
+    s_expect("Latin America", "Latin America");
+    s_expect("latam", "Latin America");
+    s_expect("Europe", "Europe");
+    s_expect("middle east", "Middle East");
+    s_expect("Oceania", "Oceania");
+    s_expect("africa", "Africa");
+    s_expect("other", "Other");
+}
+
+static void test_market_canonical_accepts_groups(void **state) {
+    (void)state;
+    s_expect("JP+CN+US", "JP+CN+US");
+    s_expect("Japan + China + US", "JP+CN+US");
+    s_expect(" jp+ cn +us ", "JP+CN+US");
+    s_expect("North America+Europe", "North America+Europe");
+    s_expect("north america + europe", "North America+Europe");
+    s_expect("US+Southeast Asia", "US+Southeast Asia");
+    s_expect("KR+JP", "KR+JP");
+    // Thirteen two-letter members are the most that fit in KMX_MARKET_MAX - 1 bytes.
+    s_expect("AD+AE+AF+AG+AI+AL+AM+AO+AQ+AR+AS+AT+AU", "AD+AE+AF+AG+AI+AL+AM+AO+AQ+AR+AS+AT+AU");
+}
+
+static void test_market_canonical_keeps_panels(void **state) {
+    (void)state;
+    s_expect("panel:26 countries (KOFICE panel)", "panel:26 countries (KOFICE panel)");
+    s_expect("Panel: 26 countries ", "panel:26 countries");
+    s_expect("panel:JP+CN", "panel:JP+CN");
+    s_expect_err("panel:", KMX_ERR_INVAL);
+    s_expect_err("panel:   ", KMX_ERR_INVAL);
+    s_expect_err("panel:v1.2", KMX_ERR_INVAL);
+    s_expect_err("panel:tab\there", KMX_ERR_INVAL);
+    s_expect_err("panel:caf\303\251", KMX_ERR_INVAL);
+    s_expect_err("panel:this survey panel name is far too long", KMX_ERR_OVERFLOW);
+}
+
+static void test_market_canonical_rejects_unknown(void **state) {
+    (void)state;
+    s_expect_err("XX", KMX_ERR_INVAL);
+    s_expect_err("UK.", KMX_ERR_INVAL);
+    s_expect_err("Atlantis", KMX_ERR_INVAL);
+    s_expect_err("", KMX_ERR_INVAL);
+    s_expect_err("   ", KMX_ERR_INVAL);
+    s_expect_err(NULL, KMX_ERR_INVAL);
+    s_expect_err("J", KMX_ERR_INVAL);
+    s_expect_err("JPN", KMX_ERR_INVAL);
+    s_expect_err("America", KMX_ERR_INVAL);
+    s_expect_err("Multiple", KMX_ERR_INVAL);
+    s_expect_err("26 countries", KMX_ERR_INVAL);
+    s_expect_err("Japanese", KMX_ERR_INVAL);
+    s_expect_err("Jap", KMX_ERR_INVAL);
+}
+
+static void test_market_canonical_rejects_bad_groups(void **state) {
+    (void)state;
+    s_expect_err("JP+", KMX_ERR_INVAL);
+    s_expect_err("+JP", KMX_ERR_INVAL);
+    s_expect_err("JP++CN", KMX_ERR_INVAL);
+    s_expect_err("+", KMX_ERR_INVAL);
+    s_expect_err("JP+JP", KMX_ERR_INVAL);
+    s_expect_err("JP+Japan", KMX_ERR_INVAL);
+    s_expect_err("Europe+europe", KMX_ERR_INVAL);
+    s_expect_err("JP+XX", KMX_ERR_INVAL);
+    s_expect_err("WORLD+JP", KMX_ERR_INVAL);
+    s_expect_err("JP+panel:x", KMX_ERR_INVAL);
+    s_expect_err("AD+AE+AF+AG+AI+AL+AM+AO+AQ+AR+AS+AT+AU+AW", KMX_ERR_OVERFLOW);
+    s_expect_err("Greater China+Southeast Asia+North America", KMX_ERR_OVERFLOW);
+    // An unknown member is reported as such even past the size limit.
+    s_expect_err("AD+AE+AF+AG+AI+AL+AM+AO+AQ+AR+AS+AT+AU+AW+XX", KMX_ERR_INVAL);
+}
+
+static void test_market_canonical_checks_output_size(void **state) {
+    (void)state;
+    char out[8];
+    assert_int_equal(kmx_market_canonical("JP", out, 3), 0);
+    assert_string_equal(out, "JP");
+    assert_int_equal(kmx_market_canonical("JP", out, 2), KMX_ERR_OVERFLOW);
+    assert_string_equal(out, "");
+    assert_int_equal(kmx_market_canonical("Southeast Asia", out, sizeof out), KMX_ERR_OVERFLOW);
+    assert_int_equal(kmx_market_canonical("JP", out, 0), KMX_ERR_INVAL);
+    assert_int_equal(kmx_market_canonical("JP", NULL, 8), KMX_ERR_INVAL);
+}
+
+static void test_market_canonical_never_contains_dots(void **state) {
+    (void)state;
+    char out[KMX_MARKET_MAX];
+    const char *inputs[] = {"U.S.", "U.S.A.", "Virgin Islands, U.S.", "U.K."};
+    const char *want[] = {"US", "US", "VI", "GB"};
+    for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++) {
+        assert_int_equal(kmx_market_canonical(inputs[i], out, sizeof out), 0);
+        assert_string_equal(out, want[i]);
+        assert_null(strchr(out, '.'));
+    }
+}
+
+static void test_market_region_of_countries(void **state) {
+    (void)state;
+    assert_string_equal(kmx_market_region("CN"), "Greater China");
+    assert_string_equal(kmx_market_region("HK"), "Greater China");
+    assert_string_equal(kmx_market_region("MO"), "Greater China");
+    assert_string_equal(kmx_market_region("TW"), "Greater China");
+    assert_string_equal(kmx_market_region("JP"), "Japan");
+    assert_string_equal(kmx_market_region("TH"), "Southeast Asia");
+    assert_string_equal(kmx_market_region("VN"), "Southeast Asia");
+    assert_string_equal(kmx_market_region("TL"), "Southeast Asia");
+    assert_string_equal(kmx_market_region("US"), "North America");
+    assert_string_equal(kmx_market_region("CA"), "North America");
+    assert_string_equal(kmx_market_region("MX"), "Latin America");
+    assert_string_equal(kmx_market_region("BR"), "Latin America");
+    assert_string_equal(kmx_market_region("PR"), "Latin America");
+    assert_string_equal(kmx_market_region("FR"), "Europe");
+    assert_string_equal(kmx_market_region("RU"), "Europe");
+    assert_string_equal(kmx_market_region("TR"), "Europe");
+    assert_string_equal(kmx_market_region("SA"), "Middle East");
+    assert_string_equal(kmx_market_region("AE"), "Middle East");
+    assert_string_equal(kmx_market_region("AU"), "Oceania");
+    assert_string_equal(kmx_market_region("NG"), "Africa");
+    assert_string_equal(kmx_market_region("EG"), "Africa");
+    assert_string_equal(kmx_market_region("KR"), "Other");
+    assert_string_equal(kmx_market_region("IN"), "Other");
+    assert_string_equal(kmx_market_region("KZ"), "Other");
+}
+
+static void test_market_region_of_world_regions_groups_panels(void **state) {
+    (void)state;
+    assert_string_equal(kmx_market_region("WORLD"), "World");
+    assert_string_equal(kmx_market_region("Southeast Asia"), "Southeast Asia");
+    assert_string_equal(kmx_market_region("Europe"), "Europe");
+    assert_string_equal(kmx_market_region("JP+CN+US"), "Multiple");
+    assert_string_equal(kmx_market_region("North America+Europe"), "Multiple");
+    assert_string_equal(kmx_market_region("US+CA"), "North America");
+    assert_string_equal(kmx_market_region("CN+HK+TW"), "Greater China");
+    assert_string_equal(kmx_market_region("Europe+FR"), "Europe");
+    assert_string_equal(kmx_market_region("panel:26 countries"), "Multiple");
+    assert_string_equal(kmx_market_region("XX"), "Other");
+    assert_string_equal(kmx_market_region(NULL), "Other");
+}
+
+static void test_region_canonical(void **state) {
+    (void)state;
+    char out[KMX_MARKET_MAX];
+    const char *cases[][2] = {
+        {"north america", "North America"},
+        {"Greater China", "Greater China"},
+        {" japan ", "Japan"},
+        {"SOUTHEAST ASIA", "Southeast Asia"},
+        {"europe", "Europe"},
+        {"Latin America", "Latin America"},
+        {"middle east", "Middle East"},
+        {"oceania", "Oceania"},
+        {"Africa", "Africa"},
+        {"other", "Other"},
+        {"world", "World"},
+        {"multiple", "Multiple"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        assert_int_equal(kmx_region_canonical(cases[i][0], out, sizeof out), 0);
+        assert_string_equal(out, cases[i][1]);
+    }
+    assert_int_equal(kmx_region_canonical("JP", out, sizeof out), KMX_ERR_INVAL);
+    assert_int_equal(kmx_region_canonical("Asia", out, sizeof out), KMX_ERR_INVAL);
+    assert_int_equal(kmx_region_canonical("", out, sizeof out), KMX_ERR_INVAL);
+    assert_int_equal(kmx_region_canonical(NULL, out, sizeof out), KMX_ERR_INVAL);
+    assert_int_not_equal(kmx_region_canonical("Europe", out, 3), 0);
+}
+
+static void test_market_is_country(void **state) {
+    (void)state;
+    assert_true(kmx_market_is_country("JP"));
+    assert_true(kmx_market_is_country("KR"));
+    assert_true(kmx_market_is_country("SS"));
+    assert_false(kmx_market_is_country("jp"));
+    assert_false(kmx_market_is_country("XX"));
+    assert_false(kmx_market_is_country("UK"));
+    assert_false(kmx_market_is_country("EU"));
+    assert_false(kmx_market_is_country("WORLD"));
+    assert_false(kmx_market_is_country("J"));
+    assert_false(kmx_market_is_country(""));
+    assert_false(kmx_market_is_country(NULL));
+}
+
+// Walks every two-letter code: exactly the 249 assigned ones exist, each has a name that
+// canonicalises back to the code and a region that is one of the ten country regions.
+static void test_market_country_table_is_complete(void **state) {
+    (void)state;
+    const char *regions[] = {"Greater China", "Japan",  "Southeast Asia", "North America",
+                             "Latin America", "Europe", "Middle East",    "Oceania",
+                             "Africa",        "Other"};
+    int count = 0;
+    char code[3] = {0};
+    char out[KMX_MARKET_MAX];
+    for (code[0] = 'A'; code[0] <= 'Z'; code[0]++) {
+        for (code[1] = 'A'; code[1] <= 'Z'; code[1]++) {
+            const char *name = kmx_market_country_name(code);
+            if (!kmx_market_is_country(code)) {
+                assert_null(name);
+                continue;
+            }
+            count++;
+            assert_non_null(name);
+            assert_int_equal(kmx_market_canonical(name, out, sizeof out), 0);
+            assert_string_equal(out, code);
+            const char *region = kmx_market_region(code);
+            int known = 0;
+            for (size_t i = 0; i < sizeof regions / sizeof regions[0]; i++)
+                known |= strcmp(region, regions[i]) == 0;
+            if (!known)
+                fail_msg("%s has region %s", code, region);
+        }
+    }
+    assert_int_equal(count, 249);
+}
+
+static void test_market_country_name(void **state) {
+    (void)state;
+    assert_string_equal(kmx_market_country_name("JP"), "Japan");
+    assert_string_equal(kmx_market_country_name("KR"), "Korea, Republic of");
+    assert_string_equal(kmx_market_country_name("US"), "United States");
+    assert_string_equal(kmx_market_country_name("GB"), "United Kingdom");
+    assert_string_equal(kmx_market_country_name("AX"), "\303\205land Islands");
+    assert_null(kmx_market_country_name("jp"));
+    assert_null(kmx_market_country_name("XX"));
+    assert_null(kmx_market_country_name(NULL));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_market_canonical_accepts_codes_in_any_case),
+        cmocka_unit_test(test_market_canonical_accepts_names_and_aliases),
+        cmocka_unit_test(test_market_canonical_accepts_world),
+        cmocka_unit_test(test_market_canonical_accepts_regions),
+        cmocka_unit_test(test_market_canonical_accepts_groups),
+        cmocka_unit_test(test_market_canonical_keeps_panels),
+        cmocka_unit_test(test_market_canonical_rejects_unknown),
+        cmocka_unit_test(test_market_canonical_rejects_bad_groups),
+        cmocka_unit_test(test_market_canonical_checks_output_size),
+        cmocka_unit_test(test_market_canonical_never_contains_dots),
+        cmocka_unit_test(test_market_region_of_countries),
+        cmocka_unit_test(test_market_region_of_world_regions_groups_panels),
+        cmocka_unit_test(test_region_canonical),
+        cmocka_unit_test(test_market_is_country),
+        cmocka_unit_test(test_market_country_table_is_complete),
+        cmocka_unit_test(test_market_country_name),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
