@@ -1,0 +1,48 @@
+/*  kmx_csv - a streaming RFC 4180 reader: quoted fields holding commas, quotes doubled
+    inside quotes, line breaks inside quotes, CRLF or LF line ends, a leading UTF-8 BOM
+    skipped. Field and row sizes are bounded so a hostile file cannot exhaust memory;
+    every error names the line it happened on.  */
+#ifndef KMX_CSV_H
+#define KMX_CSV_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#define KMX_CSV_FIELD_MAX (64u * 1024u) // default longest field, bytes
+#define KMX_CSV_ROW_MAX (1024u * 1024u) // default longest row (all fields), bytes
+#define KMX_CSV_FIELDS_MAX 256u         // default most fields in one row
+
+typedef struct kmx_csv_reader kmx_csv_reader_t;
+
+typedef struct {
+    size_t field_max;  // longest field in bytes; 0 = KMX_CSV_FIELD_MAX
+    size_t row_max;    // longest row in bytes (sum of fields); 0 = KMX_CSV_ROW_MAX
+    size_t fields_max; // most fields in a row; 0 = KMX_CSV_FIELDS_MAX
+} kmx_csv_limits_t;
+
+// Creates a reader of file, which stays borrowed (the caller closes it after destroying
+// the reader). limits may be NULL for the defaults. Returns NULL when out of memory.
+kmx_csv_reader_t *kmx_csv_reader_new(FILE *file);
+kmx_csv_reader_t *kmx_csv_reader_new_limits(FILE *file, const kmx_csv_limits_t *limits);
+void kmx_csv_reader_destroy(kmx_csv_reader_t **self_p);
+
+// Reads the next row. Blank lines are skipped. Returns 1 with *fields pointing at
+// *nfields NUL-terminated strings (owned by the reader, valid until the next call),
+// 0 at end of input, or a negative kmx_err_t:
+//   KMX_ERR_INVAL   bad quoting (a quote inside an unquoted field, text after a closing
+//                   quote, a quoted field still open at end of input);
+//   KMX_ERR_TOO_BIG a field, the row or the field count exceeds the limits;
+//   KMX_ERR_IO      the file could not be read;
+//   KMX_ERR_NOMEM   out of memory.
+// After KMX_ERR_INVAL or KMX_ERR_TOO_BIG the rest of the offending line is skipped, so
+// the next call resumes at the following line. kmx_csv_error() says what went wrong.
+int kmx_csv_next(kmx_csv_reader_t *self, const char ***fields, size_t *nfields);
+
+// Returns the 1-based line number on which the last row (or error) started.
+size_t kmx_csv_line(const kmx_csv_reader_t *self);
+
+// Returns a sentence describing the last error, naming its line ("line 7: unterminated
+// quoted field"), or "" when there was none. Valid until the next call.
+const char *kmx_csv_error(const kmx_csv_reader_t *self);
+
+#endif

@@ -1,0 +1,76 @@
+/*  kmx_import - turns CSV rows into kmx.v1.Record messages for `kmx import`.
+    A header row is mapped once to record fields (with aliases); each data row is then
+    converted exactly: kind and period parsed, the value scaled into ten-thousandths of
+    its base unit by decimal arithmetic, status and confidence read by name.
+
+    Header names are matched case-insensitively after trimming blanks; '-' and ' ' count
+    as '_'. Columns and their aliases:
+        kind                                 export | exports | consumption (required)
+        period                               2023, 2025-H1, 2024-Q3, 2024-03, 2023-01/2023-04
+                                             (required)
+        market                               JP, WORLD, a region, JP+CN+US, ...
+        category | category_or_dimension | dimension              (required)
+        item | series                                             (required)
+        company
+        artist
+        value | amount                       decimal, "1,801.45" allowed (required)
+        unit                                 USD, USD_million, KRW_billion, ... (required)
+        source
+        status                               preliminary | revised | final
+        as_of | asof                         YYYY-MM-DD
+        note | notes
+        url
+        confidence                           low | medium | high
+    Ignorable columns (read and dropped): id, seq, updated_ms, comment, comments, and any
+    column whose name starts with "x_" or "_". Any other column is an error naming it.
+    Empty cells leave the field unset.  */
+#ifndef KMX_IMPORT_H
+#define KMX_IMPORT_H
+
+#include "kmx.pb-c.h"
+
+#include <stddef.h>
+
+#define KMX_IMPORT_COLUMN_MAX 64  // longest column name kept in an error, with NUL
+#define KMX_IMPORT_REASON_MAX 200 // longest reason, with NUL
+
+typedef struct kmx_import kmx_import_t;
+
+// Where and why a header or row was refused.
+typedef struct {
+    size_t row;                          // line number the row started on (header = 1)
+    char column[KMX_IMPORT_COLUMN_MAX];  // the column as written in the header, or ""
+    char reason[KMX_IMPORT_REASON_MAX];  // a sentence saying what is wrong
+} kmx_import_error_t;
+
+// Maps a header row (ncols names, borrowed) to record fields. On 0, *out is yours; release
+// it with kmx_import_destroy(). Returns KMX_ERR_INVAL with *err filled (row 1) for an
+// unknown or duplicated column or a missing required one, or KMX_ERR_NOMEM.
+int kmx_import_new(const char *const *header, size_t ncols, kmx_import_t **out,
+                   kmx_import_error_t *err);
+void kmx_import_destroy(kmx_import_t **self_p);
+
+// Converts one data row (nfields cells, borrowed) that started on line `row` into a new
+// Record. On 0, *out is yours: every string and submessage is malloc'd, so free it with
+// kmx__v1__record__free_unpacked(*out, NULL) (or kmx_import_record_free). Returns
+// KMX_ERR_INVAL with *err filled (row, column, reason) for a wrong cell count, a missing
+// required cell, or a kind, period, unit, value, status, as_of or confidence that does
+// not parse; KMX_ERR_NOMEM when out of memory.
+int kmx_import_row(const kmx_import_t *self, const char *const *fields, size_t nfields,
+                   size_t row, Kmx__V1__Record **out, kmx_import_error_t *err);
+
+// Frees a record made by kmx_import_row and clears the pointer. Accepts NULL.
+void kmx_import_record_free(Kmx__V1__Record **rec_p);
+
+// Parses "preliminary", "revised", "final" (any case). Returns 0 or KMX_ERR_INVAL.
+int kmx_import_status_parse(const char *text, Kmx__V1__Status *out);
+
+// Parses "low", "medium", "high" (any case). Returns 0 or KMX_ERR_INVAL.
+int kmx_import_confidence_parse(const char *text, Kmx__V1__Confidence *out);
+
+// Returns the lower-case name of a status or confidence ("final", "high"), or NULL when
+// unspecified or unknown.
+const char *kmx_import_status_name(Kmx__V1__Status status);
+const char *kmx_import_confidence_name(Kmx__V1__Confidence confidence);
+
+#endif
