@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The embedded default: builds kmx, starts broker, storage, ingest and query on loopback
+# with data in ./.kmx, loads the sample data and shows a first query.
+#   scripts/run.sh          start (or restart) the set and load data/kmusic-facts.csv
+#   scripts/run.sh stop     stop every service this script started
+#   scripts/run.sh status   ping every service
+# Ports and paths come from the usual KMX_* variables (see docs/architecture.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+state=$root/.kmx
+bin=$root/build/run/bin
+
+stop() {
+  for f in "$state"/*.pid; do
+    [[ -e $f ]] || continue
+    pid=$(cat "$f")
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    rm -f "$f"
+  done
+}
+
+start() { # name, then the command line
+  local name=$1; shift
+  "$@" >>"$state/logs/$name.log" 2>&1 &
+  echo $! >"$state/$name.pid"
+}
+
+case "${1:-start}" in
+  stop) stop; echo "kmx stopped"; exit 0 ;;
+  status) exec "$bin/kmx" ping ;;
+  start) ;;
+  *) echo "usage: scripts/run.sh [start|stop|status]" >&2; exit 1 ;;
+esac
+
+scripts/setup.sh
+cmake -S . -B build/run -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKMX_BUILD_TESTS=OFF \
+      >/dev/null
+cmake --build build/run -j"$(nproc 2>/dev/null || echo 2)" >/dev/null
+
+stop
+mkdir -p "$state/logs"
+export KMX_DATA_DIR=${KMX_DATA_DIR:-$state/data}
+start broker "$bin/kmx-broker"
+start storage "$bin/kmx-storage"
+start ingest "$bin/kmx-ingest"
+start query "$bin/kmx-query"
+
+for _ in $(seq 50); do
+  "$bin/kmx" ping >/dev/null 2>&1 && break
+  sleep 0.2
+done
+"$bin/kmx" ping
+
+"$bin/kmx" import data/kmusic-facts.csv
+echo
+echo "Customs album exports by market and year (USD):"
+"$bin/kmx" query exports --category physical_album_customs --granularity year --by year,market
+echo
+echo "kmx is running (logs in .kmx/logs). Try: $bin/kmx query exports --by market"
+echo "Stop it with: scripts/run.sh stop"

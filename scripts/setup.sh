@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages kmx needs to build, test and run. Idempotent: packages
+# already present are not fetched again. Works as root or through sudo.
+#   scripts/setup.sh            build + test + run dependencies
+#   scripts/setup.sh --bench    also PostgreSQL for the side-by-side benchmarks
+set -euo pipefail
+
+packages=(build-essential cmake pkg-config protobuf-c-compiler libprotobuf-c-dev
+          libzmq3-dev liblmdb-dev lmdb-utils libcmocka-dev python3 python3-zmq)
+if [[ "${1:-}" == "--bench" ]]; then
+  packages+=(postgresql libpq-dev)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [[ ${#missing[@]} -eq 0 ]]; then
+  exit 0
+fi
+
+sudo=""
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null || { echo "setup: run as root or install sudo" >&2; exit 1; }
+  sudo="sudo"
+fi
+echo "setup: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Builds kmx twice (plain, and with ASan + UBSan) and runs every test in both builds:
+# cmocka unit tests and the integration tests that start the real binaries.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+
+jobs=$(nproc 2>/dev/null || echo 2)
+status=0
+for variant in release asan; do
+  dir=build/$variant
+  flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DKMX_WERROR=ON)
+  [[ $variant == asan ]] && flags=(-DCMAKE_BUILD_TYPE=Debug -DKMX_WERROR=ON -DKMX_SANITIZE=ON)
+  echo "== build $variant" >&2
+  cmake -S . -B "$dir" "${flags[@]}" >/dev/null
+  cmake --build "$dir" -j"$jobs"
+  echo "== test $variant" >&2
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --test-dir "$dir" --output-on-failure -j"$jobs" || status=1
+done
+exit $status

@@ -1,0 +1,177 @@
+"""Harness for kmx integration tests: real binaries on free loopback ports.
+
+A Cluster starts kmx-broker, kmx-storage and any number of kmx-ingest and kmx-query
+workers in a fresh temporary data directory, runs the kmx CLI against them, and stops
+everything at the end. Every wait is bounded; nothing listens beyond 127.0.0.1.
+"""
+import csv
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+from decimal import Decimal
+
+BIN = os.environ.get("KMX_BIN_DIR", "")
+SOURCE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SAMPLE = os.path.join(SOURCE_DIR, "data", "kmusic-facts.csv")
+MAGNITUDE = {"thousand": 10**3, "million": 10**6, "billion": 10**9, "trillion": 10**12}
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def normalize_unit(unit, value):
+    """Mirrors kmx's unit folding: ('USD_million', '1.5') -> ('USD', Decimal('1500000'))."""
+    base, _, suffix = unit.rpartition("_")
+    if base and suffix.lower() in MAGNITUDE:
+        return base.upper() if len(base) == 3 else base, Decimal(value) * MAGNITUDE[suffix.lower()]
+    return (unit.upper() if len(unit) == 3 else unit), Decimal(value)
+
+
+def sample_rows(path=SAMPLE):
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def sums_by(rows, kind, key):
+    """Sums of a CSV file's values per (key(row), unit), computed independently of kmx."""
+    out = {}
+    for r in rows:
+        if r["kind"] != kind:
+            continue
+        unit, value = normalize_unit(r["unit"], r["value"])
+        k = (key(r), unit)
+        out[k] = out.get(k, Decimal(0)) + value
+    return out
+
+
+class Cluster:
+    def __init__(self, ingest=1, query=1, log_level="info"):
+        self.dir = tempfile.mkdtemp(prefix="kmx-it-")
+        self.data_dir = os.path.join(self.dir, "data")
+        p = {name: free_port() for name in ("broker", "events", "publish", "storage")}
+        self.env = dict(os.environ)
+        self.env.update({
+            "KMX_BROKER_BIND": "tcp://127.0.0.1:%d" % p["broker"],
+            "KMX_EVENTS_BIND": "tcp://127.0.0.1:%d" % p["events"],
+            "KMX_PUBLISH_BIND": "tcp://127.0.0.1:%d" % p["publish"],
+            "KMX_BROKER": "tcp://127.0.0.1:%d" % p["broker"],
+            "KMX_EVENTS": "tcp://127.0.0.1:%d" % p["events"],
+            "KMX_PUBLISH": "tcp://127.0.0.1:%d" % p["publish"],
+            "KMX_STORAGE_BIND": "tcp://127.0.0.1:%d" % p["storage"],
+            "KMX_STORAGE": "tcp://127.0.0.1:%d" % p["storage"],
+            "KMX_DATA_DIR": self.data_dir,
+            "KMX_LOG_LEVEL": log_level,
+            "KMX_TIMEOUT": "5000",
+        })
+        self.ports = p
+        self.procs = {}
+        self.n_ingest, self.n_query = ingest, query
+
+    # -- processes ------------------------------------------------------------------
+    def spawn(self, name, binary, *args):
+        log = open(os.path.join(self.dir, name + ".log"), "ab")
+        proc = subprocess.Popen([os.path.join(BIN, binary), *args], env=self.env,
+                                stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        self.procs[name] = proc
+        return proc
+
+    def start(self):
+        self.spawn("broker", "kmx-broker")
+        self.spawn("storage", "kmx-storage")
+        for i in range(self.n_ingest):
+            self.spawn("ingest%d" % i, "kmx-ingest")
+        for i in range(self.n_query):
+            self.spawn("query%d" % i, "kmx-query")
+        self.wait_ready()
+        return self
+
+    def wait_ready(self, services=("kmx.ingest", "kmx.query"), deadline=15.0):
+        end = time.time() + deadline
+        while time.time() < end:
+            r = self.kmx("ping", check=False, timeout=10)
+            if r.returncode == 0:
+                return
+            time.sleep(0.2)
+        raise AssertionError("services did not answer ping: %s" % self.logs())
+
+    def stop(self, name, sig=signal.SIGTERM, timeout=10):
+        proc = self.procs.pop(name)
+        if proc.poll() is None:
+            proc.send_signal(sig)
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise AssertionError("%s did not stop within %ss" % (name, timeout))
+
+    def close(self):
+        codes = {}
+        for name in list(self.procs):
+            codes[name] = self.stop(name)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return codes
+
+    def logs(self):
+        out = []
+        for f in sorted(os.listdir(self.dir)):
+            if f.endswith(".log"):
+                with open(os.path.join(self.dir, f), errors="replace") as fh:
+                    out.append("--- %s\n%s" % (f, fh.read()[-3000:]))
+        return "\n".join(out)
+
+    # -- the CLI --------------------------------------------------------------------
+    def kmx(self, *args, check=True, timeout=60, input=None):
+        r = subprocess.run([os.path.join(BIN, "kmx"), *args], env=self.env, input=input,
+                           capture_output=True, text=True, timeout=timeout)
+        if check and r.returncode != 0:
+            raise AssertionError("kmx %s exited %d\nstdout: %s\nstderr: %s\n%s" % (
+                " ".join(args), r.returncode, r.stdout[-2000:], r.stderr[-2000:], self.logs()))
+        return r
+
+    def kmx_json(self, *args, **kw):
+        r = self.kmx(*args, "--format", "json", **kw)
+        return json.loads(r.stdout)
+
+    def kmx_lines(self, *args, **kw):
+        r = self.kmx(*args, "--format", "json", **kw)
+        return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+
+    def watch(self, *args):
+        """Starts `kmx watch ... --format json` in the background; returns the process."""
+        return subprocess.Popen([os.path.join(BIN, "kmx"), "watch", *args, "--format", "json"],
+                                env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+
+
+def query_sums(rows_json, field):
+    """{(row[field], unit): Decimal(sum)} from a `kmx query --format json` answer."""
+    return {(r[field], r["unit"]): Decimal(r["sum"]) for r in rows_json["rows"]}
+
+
+class Result(unittest.TextTestResult):
+    pass
+
+
+def main():
+    global BIN
+    if len(sys.argv) > 1 and sys.argv[1].startswith("--bindir="):
+        BIN = sys.argv.pop(1).split("=", 1)[1]
+    if not BIN:
+        sys.exit("usage: %s --bindir=DIR [unittest args]" % sys.argv[0])
+    prog = unittest.main(module="__main__", exit=False, verbosity=2)
+    r = prog.result
+    failed = len(r.failures) + len(r.errors)
+    print("%d passed, %d failed" % (r.testsRun - failed - len(r.skipped), failed))
+    sys.exit(1 if failed or r.testsRun == 0 else 0)

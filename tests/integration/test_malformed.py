@@ -1,0 +1,96 @@
+"""Malformed requests from the network get an error reply or are dropped, and every
+service keeps answering `kmx ping` afterwards.
+
+Uses raw ZeroMQ sockets (pyzmq) to send what no well-behaved client would.
+"""
+import os
+import random
+import unittest
+
+import zmq
+
+import kmxtest
+from kmxtest import Cluster
+
+MDPC = b"MDPC01"
+MDPW = b"MDPW01"
+
+
+class Malformed(unittest.TestCase):
+    def setUp(self):
+        self.c = Cluster().start()
+        self.ctx = zmq.Context()
+
+    def tearDown(self):
+        self.ctx.destroy(linger=0)
+        codes = self.c.close()
+        self.assertEqual({k: v for k, v in codes.items() if v != 0}, {})
+
+    def dealer(self, endpoint):
+        s = self.ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.RCVTIMEO, 8000)
+        s.connect(endpoint)
+        return s
+
+    def mdp_call(self, service, body):
+        s = self.dealer(self.c.env["KMX_BROKER"])
+        s.send_multipart([b"", MDPC, service, body])
+        frames = s.recv_multipart()
+        s.close()
+        self.assertEqual(frames[:3], [b"", MDPC, service])
+        return frames[3]
+
+    def assert_error_reply(self, body, code):
+        # Response.error (field 2) whose code (field 1) is `code`: 0x12 len 0x08 code ...
+        self.assertEqual(body[0], 0x12, body)
+        self.assertIn(bytes([0x08, code]), body[:6])
+
+    def test_garbage_bodies_get_error_replies(self):
+        BAD_REQUEST, UNAVAILABLE = 1, 3
+        for service in (b"kmx.ingest", b"kmx.query", b"kmx.broker"):
+            self.assert_error_reply(self.mdp_call(service, b"\xff\xff\xff\xff garbage"),
+                                    BAD_REQUEST)
+            # A truncated protobuf body: a put whose length prefix overruns the frame.
+            self.assert_error_reply(self.mdp_call(service, b"\x5a\x40\x0a\x10abc"),
+                                    BAD_REQUEST)
+        # An unknown service is answered by the broker, not left hanging.
+        self.assert_error_reply(self.mdp_call(b"kmx.nosuch", b""), UNAVAILABLE)
+        self.c.kmx("ping")
+
+    def test_protocol_garbage_is_dropped(self):
+        rnd = random.Random(1234)
+        broker = self.dealer(self.c.env["KMX_BROKER"])
+        storage = self.dealer(self.c.env["KMX_STORAGE"])
+        shapes = [
+            [b"garbage"],
+            [b"", b"MDPC99", b"kmx.query", b"x"],
+            [b"", MDPC],
+            [b"", MDPW, b"\x09"],
+            [b"", MDPW, b"\x03", b"client-that-does-not-exist", b"", b"reply"],
+            [b"", MDPW, b"\x02"],
+            [b"", MDPC, b"kmx.ingest"],
+            [b"", MDPC, b"", b""],
+        ]
+        for frames in shapes:
+            broker.send_multipart(frames)
+        for _ in range(200):
+            n = rnd.randint(1, 6)
+            broker.send_multipart([os.urandom(rnd.randint(0, 40)) for _ in range(n)])
+            storage.send_multipart([os.urandom(rnd.randint(0, 40)) for _ in range(n)])
+        # Storage with a well-formed correlation id but a garbage body answers an error.
+        storage.send_multipart([b"\x00" * 7 + b"\x01", b"\xff\xfe garbage"])
+        frames = storage.recv_multipart()
+        self.assertEqual(frames[0], b"\x00" * 7 + b"\x01")
+        self.assert_error_reply(frames[1], 1)
+        broker.close()
+        storage.close()
+        # Every service is still alive and answering.
+        for service in ("kmx.broker", "kmx.ingest", "kmx.query"):
+            self.c.kmx("ping", service)
+        summary = self.c.kmx_json("import", kmxtest.SAMPLE)
+        self.assertEqual(summary["rejected"], 0)
+
+
+if __name__ == "__main__":
+    kmxtest.main()
