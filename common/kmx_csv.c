@@ -158,7 +158,7 @@ static void s_skip_line(kmx_csv_reader_t *self)
 
 static int s_append(kmx_csv_reader_t *self, char c)
 {
-    if (self->field_len >= self->limits.field_max)
+    if (c != '\0' && self->field_len >= self->limits.field_max)
         return s_fail(self, KMX_ERR_TOO_BIG, "field %zu is longer than %zu bytes",
                       self->nfields + 1, self->limits.field_max);
     if (c != '\0' && self->row_len - self->nfields >= self->limits.row_max)
