@@ -1,3 +1,451 @@
-/* placeholder: replaced by the real module */
+/*  kmx_mdp - Majordomo 7/MDP endpoints. The worker keeps one DEALER to the broker, says
+    READY, trades heartbeats and starts over with a fresh socket when the broker goes quiet
+    or tells it to DISCONNECT. The client is a Lazy Pirate: one DEALER per try, thrown away
+    on timeout so a late reply can never be mistaken for the answer to a later call.  */
 #include "kmx_mdp.h"
-typedef int kmx_placeholder_t;
+#include "kmx_err.h"
+#include "kmx_log.h"
+#include "kmx_msg.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define S_MAX_FRAMES 8          // more frames than any MDP message has: the rest is dropped
+#define S_ADDR_MAX 255          // ZeroMQ routing ids are at most 255 bytes
+#define S_LINGER_MS 200         // long enough to flush a DISCONNECT, short enough to exit
+#define S_ENVELOPE_MAX 1024     // room for MDP frames on top of the largest body
+#define S_DEFAULT_TIMEOUT 3000  // client per-try timeout, ms
+#define S_DEFAULT_TRIES 3       // client tries per call
+
+struct kmx_mdp_worker {
+    void *ctx;                  // borrowed ZeroMQ context
+    char *broker;               // broker endpoint
+    char *service;              // service offered
+    char *identity;             // routing id, or NULL to let ZeroMQ choose
+    void *sock;                 // DEALER to the broker, NULL until (re)connected
+    int64_t heartbeat_at;       // when our next heartbeat is due, monotonic ms
+    int64_t expiry_at;          // when the broker counts as dead unless it speaks
+    uint8_t reply_to[S_ADDR_MAX]; // client envelope of the last request
+    size_t reply_to_len;        // its length
+    int has_request;            // a request is waiting for kmx_mdp_worker_send
+};
+
+struct kmx_mdp_client {
+    void *ctx;                  // borrowed ZeroMQ context
+    char *broker;               // broker endpoint
+    void *sock;                 // DEALER of the current try, NULL after a timeout
+    int timeout_ms;             // per-try timeout
+    int tries;                  // tries per call
+};
+
+// One outgoing frame: borrowed bytes, copied by ZeroMQ.
+typedef struct {
+    const void *data;           // frame bytes (may be NULL when size is 0)
+    size_t size;                // frame length
+} s_part_t;
+
+static int64_t s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void s_close_socket(void **sock_p)
+{
+    if (*sock_p) {
+        zmq_close(*sock_p);
+        *sock_p = NULL;
+    }
+}
+
+static void s_close_frames(zmq_msg_t *frames, int count)
+{
+    for (int i = 0; i < count; i++)
+        zmq_msg_close(&frames[i]);
+}
+
+// Sends parts as one multi-part message. Returns 0, KMX_ERR_TIMEOUT when the socket would
+// block, or KMX_ERR_IO.
+static int s_send_parts(void *sock, const s_part_t *parts, int count)
+{
+    for (int i = 0; i < count; i++) {
+        int flags = i + 1 < count ? ZMQ_SNDMORE : 0;
+        if (zmq_send(sock, parts[i].data, parts[i].size, flags) < 0)
+            return errno == EAGAIN ? KMX_ERR_TIMEOUT : KMX_ERR_IO;
+    }
+    return 0;
+}
+
+// Reads one whole message into frames (up to max). Returns the frame count, 0 if nothing
+// was waiting, KMX_ERR_TOO_BIG if it had more than max frames (all dropped), or
+// KMX_ERR_INTERNAL on interruption or a terminated context.
+static int s_recv_frames(void *sock, zmq_msg_t *frames, int max)
+{
+    int count = 0;
+    int more = 1;
+    while (more) {
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        if (zmq_msg_recv(&part, sock, count == 0 ? ZMQ_DONTWAIT : 0) < 0) {
+            int err = errno;
+            zmq_msg_close(&part);
+            s_close_frames(frames, count < max ? count : max);
+            if (err == EAGAIN && count == 0)
+                return 0;
+            return KMX_ERR_INTERNAL;
+        }
+        more = zmq_msg_more(&part);
+        if (count < max)
+            frames[count] = part;
+        else
+            zmq_msg_close(&part);
+        count++;
+    }
+    if (count > max) {
+        s_close_frames(frames, max);
+        return KMX_ERR_TOO_BIG;
+    }
+    return count;
+}
+
+static int s_frame_is(zmq_msg_t *frame, const char *text)
+{
+    size_t len = strlen(text);
+    return zmq_msg_size(frame) == len && memcmp(zmq_msg_data(frame), text, len) == 0;
+}
+
+static void *s_dealer_new(void *ctx, const char *endpoint, const char *identity, int sndtimeo)
+{
+    void *sock = zmq_socket(ctx, ZMQ_DEALER);
+    if (!sock)
+        return NULL;
+    int linger = S_LINGER_MS;
+    int64_t max_size = (int64_t)KMX_MSG_MAX + S_ENVELOPE_MAX;
+    int rc = zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    if (rc == 0)
+        rc = zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &max_size, sizeof max_size);
+    if (rc == 0)
+        rc = zmq_setsockopt(sock, ZMQ_SNDTIMEO, &sndtimeo, sizeof sndtimeo);
+    if (rc == 0 && identity)
+        rc = zmq_setsockopt(sock, ZMQ_ROUTING_ID, identity, strlen(identity));
+    if (rc == 0)
+        rc = zmq_connect(sock, endpoint);
+    if (rc != 0) {
+        kmx_log_error("mdp: cannot open socket endpoint=%s err=%s", endpoint,
+                      zmq_strerror(errno));
+        zmq_close(sock);
+        return NULL;
+    }
+    return sock;
+}
+
+// ---- worker ---------------------------------------------------------------------------
+
+static int s_worker_command(kmx_mdp_worker_t *self, uint8_t command)
+{
+    s_part_t parts[] = {{"", 0}, {KMX_MDPW, strlen(KMX_MDPW)}, {&command, 1}};
+    return s_send_parts(self->sock, parts, 3);
+}
+
+// Opens a fresh socket and registers with the broker. A pending request is forgotten: the
+// broker that sent it no longer counts this worker as busy, so a reply would be refused.
+static int s_worker_connect(kmx_mdp_worker_t *self)
+{
+    s_close_socket(&self->sock);
+    self->has_request = 0;
+    self->sock = s_dealer_new(self->ctx, self->broker, self->identity, KMX_MDP_HEARTBEAT_MS);
+    if (!self->sock)
+        return KMX_ERR_IO;
+    uint8_t ready = KMX_MDPW_READY;
+    s_part_t parts[] = {{"", 0},
+                        {KMX_MDPW, strlen(KMX_MDPW)},
+                        {&ready, 1},
+                        {self->service, strlen(self->service)}};
+    int rc = s_send_parts(self->sock, parts, 4);
+    if (rc != 0) {
+        s_close_socket(&self->sock);
+        return rc;
+    }
+    int64_t now = s_now_ms();
+    self->heartbeat_at = now + KMX_MDP_HEARTBEAT_MS;
+    self->expiry_at = now + (int64_t)KMX_MDP_HEARTBEAT_MS * KMX_MDP_LIVENESS;
+    kmx_log_debug("mdp: worker registered service=%s broker=%s", self->service, self->broker);
+    return 0;
+}
+
+static char *s_strdup(const char *text)
+{
+    size_t len = strlen(text) + 1;
+    char *copy = malloc(len);
+    if (copy)
+        memcpy(copy, text, len);
+    return copy;
+}
+
+kmx_mdp_worker_t *kmx_mdp_worker_new(void *ctx, const char *broker, const char *service,
+                                     const char *identity)
+{
+    if (!ctx || !broker || !service || !*service || strlen(service) > S_ADDR_MAX)
+        return NULL;
+    if (identity && (!*identity || strlen(identity) > S_ADDR_MAX))
+        return NULL;
+    kmx_mdp_worker_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->ctx = ctx;
+    self->broker = s_strdup(broker);
+    self->service = s_strdup(service);
+    self->identity = identity ? s_strdup(identity) : NULL;
+    if (!self->broker || !self->service || (identity && !self->identity) ||
+        s_worker_connect(self) != 0) {
+        kmx_mdp_worker_destroy(&self);
+        return NULL;
+    }
+    return self;
+}
+
+void kmx_mdp_worker_destroy(kmx_mdp_worker_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    kmx_mdp_worker_t *self = *self_p;
+    if (self->sock) {
+        int nowait = 0;
+        zmq_setsockopt(self->sock, ZMQ_SNDTIMEO, &nowait, sizeof nowait);
+        s_worker_command(self, KMX_MDPW_DISCONNECT);
+        s_close_socket(&self->sock);
+    }
+    free(self->broker);
+    free(self->service);
+    free(self->identity);
+    free(self);
+    *self_p = NULL;
+}
+
+// Keeps the request's client envelope and hands its body to the caller. Returns 1, or 0
+// when the frames are not a well-formed REQUEST.
+static int s_worker_take_request(kmx_mdp_worker_t *self, zmq_msg_t *frames, int count,
+                                 zmq_msg_t *body)
+{
+    size_t addr_len = count == 6 ? zmq_msg_size(&frames[3]) : 0;
+    if (addr_len == 0 || addr_len > S_ADDR_MAX || zmq_msg_size(&frames[4]) != 0) {
+        kmx_log_warn("mdp: malformed REQUEST from broker frames=%d", count);
+        return 0;
+    }
+    memcpy(self->reply_to, zmq_msg_data(&frames[3]), addr_len);
+    self->reply_to_len = addr_len;
+    self->has_request = 1;
+    zmq_msg_init(body);
+    zmq_msg_move(body, &frames[5]);
+    return 1;
+}
+
+// Handles one message from the broker. Returns 1 with *body set for a request, 0 when the
+// message was handled or dropped, KMX_ERR_INTERNAL when interrupted.
+static int s_worker_handle(kmx_mdp_worker_t *self, zmq_msg_t *body)
+{
+    zmq_msg_t frames[S_MAX_FRAMES];
+    int count = s_recv_frames(self->sock, frames, S_MAX_FRAMES);
+    if (count == KMX_ERR_INTERNAL)
+        return count;
+    if (count < 3 || zmq_msg_size(&frames[0]) != 0 || !s_frame_is(&frames[1], KMX_MDPW) ||
+        zmq_msg_size(&frames[2]) != 1) {
+        kmx_log_warn("mdp: dropping non-MDP message from broker frames=%d", count);
+        s_close_frames(frames, count > 0 ? count : 0);
+        return 0;
+    }
+    self->expiry_at = s_now_ms() + (int64_t)KMX_MDP_HEARTBEAT_MS * KMX_MDP_LIVENESS;
+    uint8_t command = *(uint8_t *)zmq_msg_data(&frames[2]);
+    int rc = 0;
+    if (command == KMX_MDPW_REQUEST)
+        rc = s_worker_take_request(self, frames, count, body);
+    else if (command == KMX_MDPW_DISCONNECT) {
+        kmx_log_info("mdp: broker asked to reconnect service=%s", self->service);
+        s_close_socket(&self->sock);
+    } else if (command != KMX_MDPW_HEARTBEAT)
+        kmx_log_warn("mdp: unexpected command from broker command=%u", command);
+    s_close_frames(frames, count);
+    return rc;
+}
+
+// Sends a heartbeat when due and starts over when the broker has been silent too long.
+static int s_worker_tick(kmx_mdp_worker_t *self)
+{
+    int64_t now = s_now_ms();
+    if (self->sock && now >= self->expiry_at) {
+        kmx_log_warn("mdp: broker silent, reconnecting service=%s broker=%s", self->service,
+                     self->broker);
+        s_close_socket(&self->sock);
+    }
+    if (!self->sock)
+        return s_worker_connect(self);
+    if (now >= self->heartbeat_at) {
+        self->heartbeat_at = now + KMX_MDP_HEARTBEAT_MS;
+        if (s_worker_command(self, KMX_MDPW_HEARTBEAT) == KMX_ERR_IO)
+            return KMX_ERR_IO;
+    }
+    return 0;
+}
+
+int kmx_mdp_worker_recv(kmx_mdp_worker_t *self, int timeout_ms, zmq_msg_t *body)
+{
+    assert(self && body);
+    int64_t deadline = timeout_ms < 0 ? -1 : s_now_ms() + timeout_ms;
+    for (;;) {
+        if (s_worker_tick(self) != 0)
+            return KMX_ERR_INTERNAL;
+        int64_t now = s_now_ms();
+        int64_t wait = self->heartbeat_at - now;
+        if (deadline >= 0 && deadline - now < wait)
+            wait = deadline - now;
+        zmq_pollitem_t item = {self->sock, 0, ZMQ_POLLIN, 0};
+        int rc = zmq_poll(&item, 1, wait > 0 ? (long)wait : 0);
+        if (rc < 0)
+            return KMX_ERR_INTERNAL;
+        if (rc > 0) {
+            rc = s_worker_handle(self, body);
+            if (rc != 0)
+                return rc;
+        }
+        if (deadline >= 0 && s_now_ms() >= deadline)
+            return 0;
+    }
+}
+
+int kmx_mdp_worker_send(kmx_mdp_worker_t *self, const void *data, size_t size)
+{
+    assert(self);
+    if (!self->has_request || !self->sock || (size > 0 && !data))
+        return KMX_ERR_IO;
+    self->has_request = 0;
+    uint8_t reply = KMX_MDPW_REPLY;
+    s_part_t parts[] = {{"", 0},
+                        {KMX_MDPW, strlen(KMX_MDPW)},
+                        {&reply, 1},
+                        {self->reply_to, self->reply_to_len},
+                        {"", 0},
+                        {data, size}};
+    if (s_send_parts(self->sock, parts, 6) != 0) {
+        kmx_log_warn("mdp: reply not sent service=%s err=%s", self->service,
+                     zmq_strerror(errno));
+        return KMX_ERR_IO;
+    }
+    return 0;
+}
+
+// ---- client ---------------------------------------------------------------------------
+
+kmx_mdp_client_t *kmx_mdp_client_new(void *ctx, const char *broker)
+{
+    if (!ctx || !broker)
+        return NULL;
+    kmx_mdp_client_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->ctx = ctx;
+    self->timeout_ms = S_DEFAULT_TIMEOUT;
+    self->tries = S_DEFAULT_TRIES;
+    self->broker = s_strdup(broker);
+    if (self->broker)
+        self->sock = s_dealer_new(ctx, broker, NULL, self->timeout_ms);
+    if (!self->sock) {
+        kmx_mdp_client_destroy(&self);
+        return NULL;
+    }
+    return self;
+}
+
+void kmx_mdp_client_destroy(kmx_mdp_client_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    kmx_mdp_client_t *self = *self_p;
+    s_close_socket(&self->sock);
+    free(self->broker);
+    free(self);
+    *self_p = NULL;
+}
+
+void kmx_mdp_client_set_timeout(kmx_mdp_client_t *self, int timeout_ms)
+{
+    assert(self);
+    self->timeout_ms = timeout_ms > 0 ? timeout_ms : 1;
+    if (self->sock)
+        zmq_setsockopt(self->sock, ZMQ_SNDTIMEO, &self->timeout_ms, sizeof self->timeout_ms);
+}
+
+void kmx_mdp_client_set_retries(kmx_mdp_client_t *self, int tries)
+{
+    assert(self);
+    self->tries = tries > 0 ? tries : 1;
+}
+
+// Waits for the reply to service on the current socket. Returns 0 with *reply set,
+// KMX_ERR_TIMEOUT, KMX_ERR_IO or KMX_ERR_DECODE.
+static int s_client_wait(kmx_mdp_client_t *self, const char *service, zmq_msg_t *reply)
+{
+    int64_t deadline = s_now_ms() + self->timeout_ms;
+    for (;;) {
+        int64_t wait = deadline - s_now_ms();
+        if (wait <= 0)
+            return KMX_ERR_TIMEOUT;
+        zmq_pollitem_t item = {self->sock, 0, ZMQ_POLLIN, 0};
+        int rc = zmq_poll(&item, 1, (long)wait);
+        if (rc < 0)
+            return KMX_ERR_IO;
+        if (rc == 0)
+            continue;
+        zmq_msg_t frames[S_MAX_FRAMES];
+        int count = s_recv_frames(self->sock, frames, S_MAX_FRAMES);
+        if (count == 0)
+            continue;
+        if (count == KMX_ERR_INTERNAL)
+            return KMX_ERR_IO;
+        if (count != 4 || zmq_msg_size(&frames[0]) != 0 || !s_frame_is(&frames[1], KMX_MDPC)) {
+            kmx_log_warn("mdp: reply is not MDP frames=%d", count);
+            s_close_frames(frames, count > 0 ? count : 0);
+            return KMX_ERR_DECODE;
+        }
+        int match = s_frame_is(&frames[2], service);
+        if (match) {
+            zmq_msg_init(reply);
+            zmq_msg_move(reply, &frames[3]);
+        } else
+            kmx_log_debug("mdp: dropping reply for another service expected=%s", service);
+        s_close_frames(frames, count);
+        if (match)
+            return 0;
+    }
+}
+
+int kmx_mdp_client_call(kmx_mdp_client_t *self, const char *service, const void *body,
+                        size_t size, zmq_msg_t *reply)
+{
+    assert(self && reply);
+    if (!service || !*service || strlen(service) > S_ADDR_MAX || (size > 0 && !body) ||
+        size > KMX_MSG_MAX)
+        return KMX_ERR_INVAL;
+    s_part_t parts[] = {{"", 0}, {KMX_MDPC, strlen(KMX_MDPC)}, {service, strlen(service)},
+                        {body, size}};
+    for (int attempt = 1; attempt <= self->tries; attempt++) {
+        if (!self->sock)
+            self->sock = s_dealer_new(self->ctx, self->broker, NULL, self->timeout_ms);
+        if (!self->sock)
+            return KMX_ERR_IO;
+        int rc = s_send_parts(self->sock, parts, 4);
+        if (rc == 0)
+            rc = s_client_wait(self, service, reply);
+        if (rc != KMX_ERR_TIMEOUT)
+            return rc;
+        kmx_log_debug("mdp: no reply, retrying service=%s try=%d of=%d", service, attempt,
+                      self->tries);
+        // A fresh socket per try: the old one may hold a half-sent request or a late reply.
+        s_close_socket(&self->sock);
+    }
+    return KMX_ERR_TIMEOUT;
+}
