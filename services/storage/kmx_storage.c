@@ -1,0 +1,701 @@
+/*  kmx_storage - the service loop of kmx-storage. Each wake-up drains the waiting requests,
+    commits every put in them in one transaction (group commit), answers all of them, and
+    only then publishes the committed events, so nothing uncommitted is ever announced.  */
+#include "kmx_storage.h"
+
+#include "kmx_err.h"
+#include "kmx_log.h"
+#include "kmx_market.h"
+#include "kmx_msg.h"
+#include "kmx_record.h"
+#include "kmx_store.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define S_NO_SLOT SIZE_MAX   // a put record that never reached the store
+#define S_ROUTING_ID_MAX 256 // ZeroMQ routing ids are at most 255 bytes
+#define S_HEARTBEAT_TOPIC "kmx.heartbeat"
+
+// One put record's fate before the store sees it.
+typedef struct {
+    size_t slot;                  // index into the batch arrays, or S_NO_SLOT
+    int valid;                    // nonzero when kmx_record_normalize accepted it
+    kmx_record_problem_t problem; // why validation refused it (slot == S_NO_SLOT)
+} s_rec_state_t;
+
+// One request drained from the ROUTER in this batch.
+typedef struct {
+    uint8_t rid[S_ROUTING_ID_MAX]; // the worker's routing id
+    size_t rid_len;                // bytes in rid
+    uint8_t corr[8];               // the correlation id, echoed in the reply
+    int has_corr;                  // nonzero when a valid correlation frame arrived
+    int bad_frames;                // nonzero when the frame layout was wrong
+    Kmx__V1__Request *req;         // the decoded body, or NULL
+    s_rec_state_t *recs;           // for puts: one state per record
+    size_t n_rejected;             // for puts: records validation refused
+    int put_err;                   // for puts: error answered instead of results, or 0
+} s_item_t;
+
+typedef struct {
+    uint64_t requests;  // requests answered
+    uint64_t errors;    // error responses sent
+    uint64_t puts;      // put requests
+    uint64_t stored;    // records stored (new or changed)
+    uint64_t unchanged; // records identical to what was stored
+    uint64_t rejected;  // records refused
+    uint64_t gets;      // get requests
+    uint64_t scans;     // scan requests
+    uint64_t replays;   // replay requests
+    uint64_t batches;   // write transactions committed
+    uint64_t published; // events published, heartbeats included
+} s_counters_t;
+
+struct kmx_storage {
+    void *router;                           // ROUTER for the workers
+    void *pub;                              // PUB towards the broker's XSUB
+    kmx_store_t *store;                     // the LMDB engine
+    char endpoint[256];                     // the ROUTER's bound endpoint
+    char worker[128];                       // "kmx-storage-<host>-<pid>", for pongs
+    int heartbeat_ms;                       // idle time before a heartbeat
+    uint64_t last_publish_ms;               // monotonic time of the last publish
+    s_item_t items[KMX_STORAGE_BATCH_MAX];  // the batch being served
+    size_t n_items;                         // requests in the batch
+    Kmx__V1__Record **recs;                 // the batch's valid put records (borrowed)
+    kmx_put_outcome_t *outcomes;            // their outcomes, same index
+    size_t n_recs;                          // records in recs
+    size_t cap_recs;                        // capacity of recs and outcomes
+    kmx_store_events_t events;              // committed events waiting to be published
+    s_counters_t count;                     // service counters
+    int terminated;                         // the context was shut down under us
+};
+
+typedef int (*s_handler_fn)(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t *len);
+
+static uint64_t s_clock_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t s_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static const char *s_request_id(const s_item_t *item)
+{
+    return item->req ? item->req->request_id : NULL;
+}
+
+static int s_error(kmx_storage_t *self, const s_item_t *item, int err, const char *msg,
+                   uint8_t **out, size_t *len)
+{
+    self->count.errors++;
+    return kmx_msg_pack_error(s_request_id(item), err, msg, out, len);
+}
+
+// ---- put -------------------------------------------------------------------------
+
+static int s_reserve_recs(kmx_storage_t *self, size_t extra)
+{
+    if (self->n_recs + extra <= self->cap_recs)
+        return 0;
+    size_t cap = self->cap_recs ? self->cap_recs : 256;
+    while (cap < self->n_recs + extra)
+        cap *= 2;
+    Kmx__V1__Record **recs = realloc(self->recs, cap * sizeof *recs);
+    if (!recs)
+        return KMX_ERR_NOMEM;
+    self->recs = recs;
+    kmx_put_outcome_t *outcomes = realloc(self->outcomes, cap * sizeof *outcomes);
+    if (!outcomes)
+        return KMX_ERR_NOMEM;
+    self->outcomes = outcomes;
+    self->cap_recs = cap;
+    return 0;
+}
+
+// Validates a put request's records and adds the valid ones to the batch.
+static void s_prepare_put(kmx_storage_t *self, s_item_t *item)
+{
+    const Kmx__V1__PutRequest *put = item->req->put;
+    size_t n = put->n_records;
+    if (n > KMX_STORAGE_RECORDS_MAX) {
+        item->put_err = KMX_ERR_TOO_BIG;
+        return;
+    }
+    item->recs = calloc(n ? n : 1, sizeof *item->recs);
+    if (!item->recs || s_reserve_recs(self, n) != 0) {
+        item->put_err = KMX_ERR_NOMEM;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        item->recs[i].slot = S_NO_SLOT;
+        item->recs[i].valid = kmx_record_normalize(put->records[i], &item->recs[i].problem) == 0;
+        item->n_rejected += !item->recs[i].valid;
+    }
+    if (put->atomic && item->n_rejected > 0) {
+        item->put_err = KMX_ERR_INVAL; // all or nothing: nothing of it is stored
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (item->recs[i].valid) {
+            item->recs[i].slot = self->n_recs;
+            self->recs[self->n_recs++] = put->records[i];
+        }
+    }
+}
+
+// Commits every valid put record of the batch in one transaction.
+static void s_commit_puts(kmx_storage_t *self)
+{
+    for (size_t i = 0; i < self->n_items; i++) {
+        s_item_t *item = &self->items[i];
+        if (item->req && item->req->body_case == KMX__V1__REQUEST__BODY_PUT && item->req->put)
+            s_prepare_put(self, item);
+    }
+    if (self->n_recs == 0)
+        return;
+    int err = kmx_store_put_batch(self->store, self->recs, self->n_recs, self->outcomes,
+                                  &self->events);
+    if (err == 0) {
+        self->count.batches++;
+        kmx_log_debug("batch committed records=%zu events=%zu last_seq=%llu", self->n_recs,
+                      self->events.n, (unsigned long long)kmx_store_last_seq(self->store));
+        return;
+    }
+    kmx_log_error("batch not committed records=%zu: %s", self->n_recs, kmx_strerror(err));
+    for (size_t i = 0; i < self->n_items; i++) {
+        s_item_t *item = &self->items[i];
+        if (item->recs && item->put_err == 0)
+            item->put_err = err;
+    }
+}
+
+// Fills r with the result of record i of a put request.
+static void s_record_result(kmx_storage_t *self, const s_item_t *item, size_t i,
+                            Kmx__V1__RecordResult *r, Kmx__V1__PutResult *totals)
+{
+    const s_rec_state_t *st = &item->recs[i];
+    r->has_index = r->has_outcome = 1;
+    r->index = (uint32_t)i;
+    if (st->slot == S_NO_SLOT) {
+        r->outcome = KMX__V1__RECORD_RESULT__OUTCOME__REJECTED;
+        r->field = (char *)(st->problem.field ? st->problem.field : "record");
+        r->reason = (char *)st->problem.reason;
+    } else {
+        const kmx_put_outcome_t *o = &self->outcomes[st->slot];
+        r->outcome = o->outcome;
+        if (o->outcome == KMX__V1__RECORD_RESULT__OUTCOME__STORED) {
+            r->has_seq = 1;
+            r->seq = o->seq;
+        } else if (o->outcome == KMX__V1__RECORD_RESULT__OUTCOME__REJECTED) {
+            r->field = "key";
+            r->reason = "the record has no usable key or topic";
+        }
+    }
+    if (totals) {
+        totals->stored += r->outcome == KMX__V1__RECORD_RESULT__OUTCOME__STORED;
+        totals->unchanged += r->outcome == KMX__V1__RECORD_RESULT__OUTCOME__UNCHANGED;
+        totals->rejected += r->outcome == KMX__V1__RECORD_RESULT__OUTCOME__REJECTED;
+    }
+}
+
+// Answers an atomic put that validation refused: the error lists each rejected record.
+static int s_put_refused(kmx_storage_t *self, s_item_t *item, Kmx__V1__RecordResult *results,
+                         Kmx__V1__RecordResult **ptrs, uint8_t **out, size_t *len)
+{
+    Kmx__V1__Response resp = KMX__V1__RESPONSE__INIT;
+    Kmx__V1__Error error = KMX__V1__ERROR__INIT;
+    char msg[96];
+    snprintf(msg, sizeof msg, "batch refused: %zu of %zu records are invalid", item->n_rejected,
+             item->req->put->n_records);
+    kmx_msg_set_error(&resp, &error, s_request_id(item), KMX_ERR_INVAL, msg);
+    size_t k = 0;
+    for (size_t i = 0; i < item->req->put->n_records; i++) {
+        if (results[i].outcome == KMX__V1__RECORD_RESULT__OUTCOME__REJECTED)
+            ptrs[k++] = &results[i];
+    }
+    error.n_records = k;
+    error.records = ptrs;
+    self->count.errors++;
+    self->count.rejected += k;
+    return kmx_msg_pack_response(&resp, out, len);
+}
+
+static int s_on_put(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t *len)
+{
+    self->count.puts++;
+    if (item->put_err == KMX_ERR_TOO_BIG)
+        return s_error(self, item, KMX_ERR_TOO_BIG, "too many records in one put", out, len);
+    if (item->put_err != 0 && item->put_err != KMX_ERR_INVAL)
+        return s_error(self, item, item->put_err, "storage could not commit the batch", out, len);
+    size_t n = item->req->put->n_records;
+    Kmx__V1__RecordResult *results = calloc(n ? n : 1, sizeof *results);
+    Kmx__V1__RecordResult **ptrs = calloc(n ? n : 1, sizeof *ptrs);
+    int err = KMX_ERR_NOMEM;
+    if (!results || !ptrs)
+        goto out;
+    Kmx__V1__PutResult put = KMX__V1__PUT_RESULT__INIT;
+    put.has_stored = put.has_unchanged = put.has_rejected = put.has_last_seq = 1;
+    for (size_t i = 0; i < n; i++) {
+        Kmx__V1__RecordResult init = KMX__V1__RECORD_RESULT__INIT;
+        results[i] = init;
+        s_record_result(self, item, i, &results[i], &put);
+        ptrs[i] = &results[i];
+    }
+    if (item->put_err == KMX_ERR_INVAL) {
+        err = s_put_refused(self, item, results, ptrs, out, len);
+        goto out;
+    }
+    self->count.stored += put.stored;
+    self->count.unchanged += put.unchanged;
+    self->count.rejected += put.rejected;
+    put.last_seq = kmx_store_last_seq(self->store);
+    put.n_results = n;
+    put.results = ptrs;
+    Kmx__V1__Response resp = KMX__V1__RESPONSE__INIT;
+    resp.request_id = item->req->request_id;
+    resp.result_case = KMX__V1__RESPONSE__RESULT_PUT;
+    resp.put = &put;
+    err = kmx_msg_pack_response(&resp, out, len);
+out:
+    free(results);
+    free(ptrs);
+    return err;
+}
+
+// ---- get, scan, replay -------------------------------------------------------------
+
+static int s_on_get(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t *len)
+{
+    self->count.gets++;
+    Kmx__V1__Record *key = item->req->get ? item->req->get->key : NULL;
+    if (!key)
+        return s_error(self, item, KMX_ERR_INVAL, "get needs a key", out, len);
+    char market[KMX_MARKET_MAX];
+    Kmx__V1__Record lookup = *key;
+    if (key->market && kmx_market_canonical(key->market, market, sizeof market) == 0)
+        lookup.market = market;
+    Kmx__V1__StoredRecord *found = NULL;
+    int err = kmx_store_get(self->store, &lookup, &found);
+    if (err == KMX_ERR_INVAL)
+        return s_error(self, item, err, "key needs kind, period and market", out, len);
+    if (err != 0)
+        return s_error(self, item, err, kmx_strerror(err), out, len);
+    Kmx__V1__GetResult get = KMX__V1__GET_RESULT__INIT;
+    Kmx__V1__Response resp = KMX__V1__RESPONSE__INIT;
+    get.record = found;
+    resp.request_id = item->req->request_id;
+    resp.result_case = KMX__V1__RESPONSE__RESULT_GET;
+    resp.get = &get;
+    err = kmx_msg_pack_response(&resp, out, len);
+    kmx__v1__stored_record__free_unpacked(found, NULL);
+    return err;
+}
+
+static uint32_t s_cap(int has, uint32_t asked, uint32_t dflt, uint32_t max)
+{
+    if (!has || asked == 0)
+        return dflt;
+    return asked > max ? max : asked;
+}
+
+static int s_on_scan(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t *len)
+{
+    self->count.scans++;
+    const Kmx__V1__ScanRequest *sr = item->req->scan;
+    kmx_store_scan_t q = {0};
+    q.filter = sr->filter;
+    if (sr->has_page_token) {
+        q.after = sr->page_token.data;
+        q.after_len = sr->page_token.len;
+    }
+    q.limit = s_cap(sr->has_limit, sr->limit, KMX_STORAGE_SCAN_DEFAULT, KMX_STORAGE_SCAN_MAX);
+    kmx_store_scan_page_t page;
+    kmx_store_scan_page_init(&page);
+    int err = kmx_store_scan(self->store, &q, &page);
+    if (err == KMX_ERR_INVAL)
+        return s_error(self, item, err, "invalid filter or page token", out, len);
+    if (err != 0)
+        return s_error(self, item, err, kmx_strerror(err), out, len);
+    Kmx__V1__ScanResult scan = KMX__V1__SCAN_RESULT__INIT;
+    Kmx__V1__Response resp = KMX__V1__RESPONSE__INIT;
+    scan.n_records = page.n;
+    scan.records = page.records;
+    scan.has_next_page_token = 1;
+    scan.next_page_token.len = page.next_len;
+    scan.next_page_token.data = page.next;
+    resp.request_id = item->req->request_id;
+    resp.result_case = KMX__V1__RESPONSE__RESULT_SCAN;
+    resp.scan = &scan;
+    err = kmx_msg_pack_response(&resp, out, len);
+    kmx_store_scan_page_fini(&page);
+    return err;
+}
+
+static int s_on_replay(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t *len)
+{
+    self->count.replays++;
+    const Kmx__V1__ReplayRequest *rr = item->req->replay;
+    kmx_store_replay_t q = {0};
+    q.since = rr->has_since ? rr->since : 0;
+    q.limit = s_cap(rr->has_limit, rr->limit, KMX_STORAGE_REPLAY_DEFAULT, KMX_STORAGE_REPLAY_MAX);
+    q.prefixes = rr->prefixes;
+    q.n_prefixes = rr->n_prefixes;
+    kmx_store_replay_page_t page;
+    kmx_store_replay_page_init(&page);
+    int err = kmx_store_replay(self->store, &q, &page);
+    if (err != 0)
+        return s_error(self, item, err, kmx_strerror(err), out, len);
+    Kmx__V1__ReplayResult replay = KMX__V1__REPLAY_RESULT__INIT;
+    Kmx__V1__Response resp = KMX__V1__RESPONSE__INIT;
+    replay.n_events = page.n;
+    replay.events = page.events;
+    replay.has_first_seq = replay.has_last_seq = 1;
+    replay.first_seq = page.first_seq;
+    replay.last_seq = page.last_seq;
+    resp.request_id = item->req->request_id;
+    resp.result_case = KMX__V1__RESPONSE__RESULT_REPLAY;
+    resp.replay = &replay;
+    err = kmx_msg_pack_response(&resp, out, len);
+    kmx_store_replay_page_fini(&page);
+    return err;
+}
+
+// ---- ping and stats ----------------------------------------------------------------
+
+static int s_on_ping(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t *len)
+{
+    Kmx__V1__PongResult pong = KMX__V1__PONG_RESULT__INIT;
+    Kmx__V1__Response resp = KMX__V1__RESPONSE__INIT;
+    pong.service = "kmx.storage";
+    pong.worker = self->worker;
+    pong.version = KMX_VERSION;
+    resp.request_id = item->req->request_id;
+    resp.result_case = KMX__V1__RESPONSE__RESULT_PONG;
+    resp.pong = &pong;
+    return kmx_msg_pack_response(&resp, out, len);
+}
+
+static int s_on_stats(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t *len)
+{
+    kmx_store_stats_t st;
+    int err = kmx_store_stats(self->store, &st);
+    if (err != 0)
+        return s_error(self, item, err, kmx_strerror(err), out, len);
+    const struct {
+        const char *name;
+        uint64_t value;
+    } rows[] = {
+        {"records", st.records},       {"events", st.events},
+        {"last_seq", st.last_seq},     {"map_size", st.map_size},
+        {"used_pages", st.used_pages}, {"page_size", st.page_size},
+        {"requests", self->count.requests}, {"errors", self->count.errors},
+        {"puts", self->count.puts},    {"stored", self->count.stored},
+        {"unchanged", self->count.unchanged}, {"rejected", self->count.rejected},
+        {"gets", self->count.gets},    {"scans", self->count.scans},
+        {"replays", self->count.replays}, {"batches", self->count.batches},
+        {"published", self->count.published},
+    };
+    enum { N = sizeof rows / sizeof rows[0] };
+    Kmx__V1__Counter counters[N];
+    Kmx__V1__Counter *ptrs[N];
+    for (size_t i = 0; i < N; i++) {
+        Kmx__V1__Counter init = KMX__V1__COUNTER__INIT;
+        counters[i] = init;
+        counters[i].name = (char *)rows[i].name;
+        counters[i].has_value = 1;
+        counters[i].value = rows[i].value;
+        ptrs[i] = &counters[i];
+    }
+    Kmx__V1__StatsResult stats = KMX__V1__STATS_RESULT__INIT;
+    Kmx__V1__Response resp = KMX__V1__RESPONSE__INIT;
+    stats.service = "kmx.storage";
+    stats.worker = self->worker;
+    stats.n_counters = N;
+    stats.counters = ptrs;
+    resp.request_id = item->req->request_id;
+    resp.result_case = KMX__V1__RESPONSE__RESULT_STATS;
+    resp.stats = &stats;
+    return kmx_msg_pack_response(&resp, out, len);
+}
+
+static const struct {
+    Kmx__V1__Request__BodyCase body; // the request type
+    s_handler_fn fn;                 // its handler
+} s_handlers[] = {
+    {KMX__V1__REQUEST__BODY_PUT, s_on_put},     {KMX__V1__REQUEST__BODY_GET, s_on_get},
+    {KMX__V1__REQUEST__BODY_SCAN, s_on_scan},   {KMX__V1__REQUEST__BODY_REPLAY, s_on_replay},
+    {KMX__V1__REQUEST__BODY_PING, s_on_ping},   {KMX__V1__REQUEST__BODY_STATS, s_on_stats},
+};
+
+// Builds the packed reply to one drained request.
+static int s_dispatch(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t *len)
+{
+    if (item->bad_frames)
+        return s_error(self, item, KMX_ERR_INVAL, "expected [correlation id][request]", out, len);
+    if (!item->req)
+        return s_error(self, item, KMX_ERR_DECODE, "request does not decode", out, len);
+    for (size_t i = 0; i < sizeof s_handlers / sizeof s_handlers[0]; i++) {
+        // A oneof case with a NULL body cannot come from protobuf-c; checked anyway.
+        if (s_handlers[i].body == item->req->body_case && item->req->ping)
+            return s_handlers[i].fn(self, item, out, len);
+    }
+    return s_error(self, item, KMX_ERR_UNSUPPORTED, "kmx.storage does not handle this request",
+                   out, len);
+}
+
+// ---- frames ------------------------------------------------------------------------
+
+// Receives one message's frames into item. Returns 1 when a message was read, 0 when
+// none is waiting, KMX_ERR_IO when the socket failed.
+static int s_recv_item(kmx_storage_t *self, s_item_t *item)
+{
+    memset(item, 0, sizeof *item);
+    size_t frames = 0;
+    int more = 1;
+    while (more) {
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        if (zmq_msg_recv(&part, self->router, frames == 0 ? ZMQ_DONTWAIT : 0) < 0) {
+            int e = errno;
+            zmq_msg_close(&part);
+            if (frames == 0 && (e == EAGAIN || e == EINTR))
+                return 0;
+            self->terminated = e == ETERM;
+            if (!self->terminated)
+                kmx_log_error("router receive failed: %s", zmq_strerror(e));
+            return KMX_ERR_IO;
+        }
+        const void *data = zmq_msg_data(&part);
+        size_t size = zmq_msg_size(&part);
+        if (frames == 0 && size <= sizeof item->rid) {
+            memcpy(item->rid, data, size);
+            item->rid_len = size;
+        } else if (frames == 1 && size == sizeof item->corr) {
+            memcpy(item->corr, data, size);
+            item->has_corr = 1;
+        } else if (frames == 2 && item->has_corr) {
+            item->req = kmx_msg_request_unpack(data, size);
+        }
+        more = zmq_msg_more(&part);
+        zmq_msg_close(&part);
+        frames++;
+    }
+    item->bad_frames = frames != 3 || !item->has_corr;
+    return 1;
+}
+
+static int s_send_reply(kmx_storage_t *self, const s_item_t *item, const uint8_t *body, size_t len)
+{
+    if (zmq_send(self->router, item->rid, item->rid_len, ZMQ_SNDMORE) < 0 ||
+        zmq_send(self->router, item->corr, sizeof item->corr, ZMQ_SNDMORE) < 0 ||
+        zmq_send(self->router, body, len, 0) < 0) {
+        kmx_log_warn("reply not sent: %s", zmq_strerror(errno));
+        return KMX_ERR_IO;
+    }
+    return 0;
+}
+
+static void s_reply_all(kmx_storage_t *self)
+{
+    for (size_t i = 0; i < self->n_items; i++) {
+        s_item_t *item = &self->items[i];
+        if (!item->has_corr) {
+            kmx_log_debug("dropped a message without a correlation id");
+            continue;
+        }
+        uint8_t *body = NULL;
+        size_t len = 0;
+        self->count.requests++;
+        if (s_dispatch(self, item, &body, &len) != 0) {
+            kmx_log_error("could not build a reply type=%s",
+                          item->req ? kmx_msg_body_name(item->req) : "none");
+            continue;
+        }
+        s_send_reply(self, item, body, len);
+        free(body);
+    }
+}
+
+static void s_publish(kmx_storage_t *self, const char *topic, const uint8_t *data, size_t len)
+{
+    if (zmq_send(self->pub, topic, strlen(topic), ZMQ_SNDMORE) < 0 ||
+        zmq_send(self->pub, data, len, 0) < 0) {
+        kmx_log_warn("publish failed topic=%s: %s", topic, zmq_strerror(errno));
+        return;
+    }
+    self->count.published++;
+    self->last_publish_ms = s_clock_ms();
+}
+
+static void s_publish_events(kmx_storage_t *self)
+{
+    for (size_t i = 0; i < self->events.n; i++) {
+        const kmx_store_event_t *ev = &self->events.items[i];
+        s_publish(self, ev->topic, ev->data, ev->len);
+    }
+    kmx_store_events_fini(&self->events);
+}
+
+static void s_publish_heartbeat(kmx_storage_t *self)
+{
+    Kmx__V1__UpdateEvent ev = KMX__V1__UPDATE_EVENT__INIT;
+    ev.has_seq = ev.has_type = ev.has_committed_ms = 1;
+    ev.seq = kmx_store_last_seq(self->store);
+    ev.type = KMX__V1__EVENT_TYPE__HEARTBEAT;
+    ev.topic = S_HEARTBEAT_TOPIC;
+    ev.committed_ms = s_wall_ms();
+    uint8_t buf[64];
+    size_t len = kmx__v1__update_event__pack(&ev, buf);
+    s_publish(self, S_HEARTBEAT_TOPIC, buf, len);
+}
+
+static void s_batch_clear(kmx_storage_t *self)
+{
+    for (size_t i = 0; i < self->n_items; i++) {
+        s_item_t *item = &self->items[i];
+        if (item->req)
+            kmx__v1__request__free_unpacked(item->req, NULL);
+        free(item->recs);
+        item->req = NULL;
+        item->recs = NULL;
+    }
+    self->n_items = 0;
+    self->n_recs = 0;
+}
+
+// Drains waiting requests (bounded), commits, replies, then publishes.
+static void s_serve_batch(kmx_storage_t *self)
+{
+    size_t records = 0;
+    while (self->n_items < KMX_STORAGE_BATCH_MAX && records < KMX_STORAGE_RECORDS_MAX) {
+        s_item_t *item = &self->items[self->n_items];
+        if (s_recv_item(self, item) <= 0)
+            break;
+        self->n_items++;
+        if (item->req && item->req->body_case == KMX__V1__REQUEST__BODY_PUT && item->req->put)
+            records += item->req->put->n_records;
+    }
+    s_commit_puts(self);
+    s_reply_all(self);
+    s_publish_events(self);
+    s_batch_clear(self);
+}
+
+// ---- lifecycle ---------------------------------------------------------------------
+
+static int s_open_sockets(kmx_storage_t *self, void *ctx, const kmx_storage_config_t *cfg)
+{
+    int linger = 1000;
+    self->router = zmq_socket(ctx, ZMQ_ROUTER);
+    self->pub = zmq_socket(ctx, ZMQ_PUB);
+    if (!self->router || !self->pub) {
+        kmx_log_error("cannot create sockets: %s", zmq_strerror(errno));
+        return KMX_ERR_IO;
+    }
+    zmq_setsockopt(self->router, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(self->pub, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_bind(self->router, cfg->bind) != 0) {
+        kmx_log_error("cannot bind endpoint=%s: %s", cfg->bind, zmq_strerror(errno));
+        return KMX_ERR_IO;
+    }
+    if (zmq_connect(self->pub, cfg->publish) != 0) {
+        kmx_log_error("cannot connect endpoint=%s: %s", cfg->publish, zmq_strerror(errno));
+        return KMX_ERR_IO;
+    }
+    size_t size = sizeof self->endpoint;
+    if (zmq_getsockopt(self->router, ZMQ_LAST_ENDPOINT, self->endpoint, &size) != 0)
+        snprintf(self->endpoint, sizeof self->endpoint, "%s", cfg->bind);
+    return 0;
+}
+
+int kmx_storage_new(void *ctx, const kmx_storage_config_t *cfg, kmx_storage_t **out)
+{
+    if (!ctx || !cfg || !cfg->bind || !cfg->publish || !cfg->data_dir || !out)
+        return KMX_ERR_INVAL;
+    *out = NULL;
+    kmx_storage_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return KMX_ERR_NOMEM;
+    self->heartbeat_ms = cfg->heartbeat_ms > 0 ? cfg->heartbeat_ms : KMX_STORAGE_HEARTBEAT_MS;
+    char host[64] = "localhost";
+    gethostname(host, sizeof host - 1);
+    snprintf(self->worker, sizeof self->worker, "kmx-storage-%s-%ld", host, (long)getpid());
+    kmx_store_events_init(&self->events);
+    kmx_store_config_t scfg = {cfg->map_size, 0};
+    int err = kmx_store_open(cfg->data_dir, &scfg, &self->store);
+    if (err == 0)
+        err = s_open_sockets(self, ctx, cfg);
+    if (err != 0) {
+        kmx_storage_destroy(&self);
+        return err;
+    }
+    self->last_publish_ms = s_clock_ms();
+    kmx_log_info("storage ready bind=%s publish=%s data_dir=%s", self->endpoint, cfg->publish,
+                 cfg->data_dir);
+    *out = self;
+    return 0;
+}
+
+void kmx_storage_destroy(kmx_storage_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    kmx_storage_t *self = *self_p;
+    s_batch_clear(self);
+    kmx_store_events_fini(&self->events);
+    if (self->router)
+        zmq_close(self->router);
+    if (self->pub)
+        zmq_close(self->pub);
+    kmx_store_close(&self->store);
+    free(self->recs);
+    free(self->outcomes);
+    free(self);
+    *self_p = NULL;
+}
+
+int kmx_storage_endpoint(const kmx_storage_t *self, char *buf, size_t size)
+{
+    int n = snprintf(buf, size, "%s", self->endpoint);
+    return n < 0 || (size_t)n >= size ? KMX_ERR_OVERFLOW : 0;
+}
+
+int kmx_storage_run(kmx_storage_t *self, volatile sig_atomic_t *stop)
+{
+    while (!stop || !*stop) {
+        uint64_t idle = s_clock_ms() - self->last_publish_ms;
+        long timeout = idle >= (uint64_t)self->heartbeat_ms ? 0 : (long)(self->heartbeat_ms - idle);
+        zmq_pollitem_t items[] = {{self->router, 0, ZMQ_POLLIN, 0}};
+        int rc = zmq_poll(items, 1, timeout);
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc < 0 && errno == ETERM)
+            break;
+        if (rc < 0) {
+            kmx_log_error("poll failed: %s", zmq_strerror(errno));
+            return KMX_ERR_IO;
+        }
+        if (items[0].revents & ZMQ_POLLIN)
+            s_serve_batch(self);
+        if (self->terminated)
+            break;
+        if (s_clock_ms() - self->last_publish_ms >= (uint64_t)self->heartbeat_ms)
+            s_publish_heartbeat(self);
+    }
+    kmx_log_info("storage stopping last_seq=%llu",
+                 (unsigned long long)kmx_store_last_seq(self->store));
+    return 0;
+}

@@ -1,0 +1,45 @@
+/*  kmx_storage - the kmx-storage service loop: a ROUTER answering ingest and query
+    workers, group commit of every waiting put into one LMDB transaction, and a PUB
+    publishing each committed change (and an idle heartbeat) after the commit.  */
+#ifndef KMX_STORAGE_H
+#define KMX_STORAGE_H
+
+#include <signal.h>
+#include <stddef.h>
+
+#define KMX_STORAGE_BATCH_MAX 256       // requests drained per group commit
+#define KMX_STORAGE_RECORDS_MAX 10000   // records one put request may carry
+#define KMX_STORAGE_SCAN_DEFAULT 100    // scan page size when the request names none
+#define KMX_STORAGE_SCAN_MAX 1000       // largest scan page served
+#define KMX_STORAGE_REPLAY_DEFAULT 1000 // replay page size when the request names none
+#define KMX_STORAGE_REPLAY_MAX 1000     // largest replay page served
+#define KMX_STORAGE_HEARTBEAT_MS 1000   // idle time before a heartbeat is published
+
+typedef struct kmx_storage kmx_storage_t;
+
+typedef struct {
+    const char *bind;      // ROUTER endpoint to bind ("tcp://127.0.0.1:5560")
+    const char *publish;   // endpoint the PUB socket connects to (the broker's XSUB)
+    const char *data_dir;  // LMDB environment directory, created if missing
+    size_t map_size;       // initial LMDB map size in bytes; 0 = the store's default
+    int heartbeat_ms;      // idle time before a heartbeat; 0 = KMX_STORAGE_HEARTBEAT_MS
+} kmx_storage_config_t;
+
+// Opens the store and the sockets in ctx (borrowed; it must outlive the service).
+// On 0 *out is yours: release it with kmx_storage_destroy. Returns the store's error
+// (KMX_ERR_VERSION, KMX_ERR_IO, ...), KMX_ERR_IO when a socket cannot bind or connect,
+// KMX_ERR_INVAL or KMX_ERR_NOMEM.
+int kmx_storage_new(void *ctx, const kmx_storage_config_t *cfg, kmx_storage_t **out);
+
+// Closes the sockets and the store and clears *self_p. Accepts NULL.
+void kmx_storage_destroy(kmx_storage_t **self_p);
+
+// Writes the ROUTER's bound endpoint (with the real port when bound to ":*").
+// Returns 0 or KMX_ERR_OVERFLOW.
+int kmx_storage_endpoint(const kmx_storage_t *self, char *buf, size_t size);
+
+// Serves requests until *stop (may be NULL) becomes nonzero or ctx is shut down; the
+// batch in flight is committed and answered first. Returns 0 or KMX_ERR_IO.
+int kmx_storage_run(kmx_storage_t *self, volatile sig_atomic_t *stop);
+
+#endif

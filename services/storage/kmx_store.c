@@ -1,0 +1,881 @@
+/*  kmx_store - the LMDB engine behind kmx-storage. One write transaction per batch keeps
+    records, the event log and last_seq consistent: a sequence number exists on disk
+    exactly when its change does. Reads use short read-only transactions.  */
+#include "kmx_store.h"
+
+#include "kmx_err.h"
+#include "kmx_log.h"
+#include "kmx_market.h"
+#include "kmx_period.h"
+#include "kmx_schema.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define S_GROW_ATTEMPTS 32 // map doublings tried before a batch gives up
+
+struct kmx_store {
+    MDB_env *env;        // the environment; owns the map
+    MDB_dbi records;     // KMX_DB_RECORDS
+    MDB_dbi events;      // KMX_DB_EVENTS
+    MDB_dbi meta;        // KMX_DB_META
+    uint64_t last_seq;   // newest committed sequence number
+    size_t map_size;     // current map size in bytes
+    size_t map_size_max; // growth limit; 0 = none
+};
+
+// State of one write transaction in kmx_store_put_batch.
+typedef struct {
+    kmx_store_t *store;         // the store being written
+    MDB_txn *txn;               // the open write transaction
+    uint64_t seq;               // last sequence number assigned so far
+    uint64_t now_ms;            // commit time stamped on records and events
+    kmx_store_events_t *events; // where committed events go; may be NULL
+    int mdb_rc;                 // the LMDB error that ended the transaction, or 0
+} s_batch_t;
+
+// ---- helpers -------------------------------------------------------------------
+
+// Converts an LMDB or errno code to a kmx code, logging the original once.
+static int s_mdb_err(int rc, const char *what)
+{
+    kmx_log_error("lmdb %s failed: %s (rc=%d)", what, mdb_strerror(rc), rc);
+    switch (rc) {
+    case MDB_NOTFOUND:
+        return KMX_ERR_NOT_FOUND;
+    case MDB_MAP_FULL:
+        return KMX_ERR_FULL;
+    case MDB_VERSION_MISMATCH:
+        return KMX_ERR_VERSION;
+    case ENOMEM:
+        return KMX_ERR_NOMEM;
+    case EIO:
+    case ENOSPC:
+    case EACCES:
+        return KMX_ERR_IO;
+    default:
+        return KMX_ERR_STORAGE;
+    }
+}
+
+static uint64_t s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void s_put_be(uint8_t *p, uint64_t v, size_t bytes)
+{
+    for (size_t i = bytes; i > 0; i--) {
+        p[i - 1] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+static uint64_t s_get_be(const uint8_t *p, size_t bytes)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < bytes; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+// Makes room for one more element of size elem in *items. Returns 0 or KMX_ERR_NOMEM.
+static int s_reserve(void **items, size_t *cap, size_t n, size_t elem)
+{
+    if (n < *cap)
+        return 0;
+    size_t next = *cap ? *cap * 2 : 16;
+    void *grown = realloc(*items, next * elem);
+    if (!grown)
+        return KMX_ERR_NOMEM;
+    *items = grown;
+    *cap = next;
+    return 0;
+}
+
+// ---- open and close --------------------------------------------------------------
+
+static int s_make_dir(const char *dir)
+{
+    struct stat st;
+    if (mkdir(dir, 0700) == 0)
+        return 0;
+    if (errno == EEXIST && stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+        return 0;
+    kmx_log_error("cannot create data directory dir=%s: %s", dir, strerror(errno));
+    return KMX_ERR_IO;
+}
+
+// Records the schema version in a new store, or checks an existing store's version.
+static int s_check_schema(kmx_store_t *self, MDB_txn *txn, const char *dir)
+{
+    MDB_val key = {strlen(KMX_META_SCHEMA_VERSION), KMX_META_SCHEMA_VERSION};
+    MDB_val val;
+    int rc = mdb_get(txn, self->meta, &key, &val);
+    if (rc == MDB_NOTFOUND) {
+        MDB_stat st;
+        rc = mdb_stat(txn, self->records, &st);
+        if (rc != 0)
+            return s_mdb_err(rc, "stat");
+        if (st.ms_entries != 0) {
+            kmx_log_error("store has records but no schema version dir=%s", dir);
+            return KMX_ERR_VERSION;
+        }
+        uint8_t buf[4];
+        s_put_be(buf, KMX_SCHEMA_VERSION, 4);
+        MDB_val put = {sizeof buf, buf};
+        rc = mdb_put(txn, self->meta, &key, &put, 0);
+        return rc == 0 ? 0 : s_mdb_err(rc, "put schema version");
+    }
+    if (rc != 0)
+        return s_mdb_err(rc, "get schema version");
+    uint64_t version = val.mv_size == 4 ? s_get_be(val.mv_data, 4) : 0;
+    if (version != KMX_SCHEMA_VERSION) {
+        kmx_log_error("store schema version %llu is not the supported version %u dir=%s",
+                      (unsigned long long)version, KMX_SCHEMA_VERSION, dir);
+        return KMX_ERR_VERSION;
+    }
+    return 0;
+}
+
+static int s_read_last_seq(kmx_store_t *self, MDB_txn *txn)
+{
+    MDB_val key = {strlen(KMX_META_LAST_SEQ), KMX_META_LAST_SEQ};
+    MDB_val val;
+    int rc = mdb_get(txn, self->meta, &key, &val);
+    if (rc == MDB_NOTFOUND) {
+        self->last_seq = 0;
+        return 0;
+    }
+    if (rc != 0)
+        return s_mdb_err(rc, "get last_seq");
+    if (val.mv_size != 8) {
+        kmx_log_error("meta last_seq has %zu bytes, expected 8", val.mv_size);
+        return KMX_ERR_STORAGE;
+    }
+    self->last_seq = s_get_be(val.mv_data, 8);
+    return 0;
+}
+
+// Opens the named databases and checks the schema, in one write transaction.
+static int s_open_dbs(kmx_store_t *self, const char *dir)
+{
+    MDB_txn *txn = NULL;
+    int rc = mdb_txn_begin(self->env, NULL, 0, &txn);
+    if (rc != 0)
+        return s_mdb_err(rc, "begin");
+    int err = 0;
+    if ((rc = mdb_dbi_open(txn, KMX_DB_RECORDS, MDB_CREATE, &self->records)) != 0 ||
+        (rc = mdb_dbi_open(txn, KMX_DB_EVENTS, MDB_CREATE, &self->events)) != 0 ||
+        (rc = mdb_dbi_open(txn, KMX_DB_META, MDB_CREATE, &self->meta)) != 0) {
+        err = s_mdb_err(rc, "open database");
+        goto out;
+    }
+    if ((err = s_check_schema(self, txn, dir)) != 0 || (err = s_read_last_seq(self, txn)) != 0)
+        goto out;
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+    if (rc != 0)
+        err = s_mdb_err(rc, "commit");
+out:
+    if (txn)
+        mdb_txn_abort(txn);
+    return err;
+}
+
+static int s_open_env(kmx_store_t *self, const char *dir, size_t map_size)
+{
+    int rc = mdb_env_create(&self->env);
+    if (rc != 0)
+        return s_mdb_err(rc, "env create");
+    if ((rc = mdb_env_set_maxdbs(self->env, KMX_SCHEMA_MAX_DBS)) != 0 ||
+        (rc = mdb_env_set_mapsize(self->env, map_size)) != 0)
+        return s_mdb_err(rc, "env setup");
+    // MDB_NOTLS: read transactions are not tied to threads; no MDB_NOSYNC, so every
+    // commit is durable before its reply or event leaves the process.
+    rc = mdb_env_open(self->env, dir, MDB_NOTLS, 0600);
+    if (rc != 0)
+        return s_mdb_err(rc, "env open");
+    int dead = 0;
+    rc = mdb_reader_check(self->env, &dead);
+    if (rc != 0)
+        return s_mdb_err(rc, "reader check");
+    if (dead > 0)
+        kmx_log_warn("cleared stale lmdb readers count=%d", dead);
+    MDB_envinfo info;
+    if ((rc = mdb_env_info(self->env, &info)) != 0)
+        return s_mdb_err(rc, "env info");
+    self->map_size = info.me_mapsize;
+    return 0;
+}
+
+int kmx_store_open(const char *dir, const kmx_store_config_t *cfg, kmx_store_t **out)
+{
+    if (!dir || !out)
+        return KMX_ERR_INVAL;
+    *out = NULL;
+    int err = s_make_dir(dir);
+    if (err != 0)
+        return err;
+    kmx_store_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return KMX_ERR_NOMEM;
+    size_t map_size = cfg && cfg->map_size ? cfg->map_size : KMX_STORE_MAP_DEFAULT;
+    self->map_size_max = cfg ? cfg->map_size_max : 0;
+    if ((err = s_open_env(self, dir, map_size)) != 0 || (err = s_open_dbs(self, dir)) != 0) {
+        kmx_store_close(&self);
+        return err;
+    }
+    kmx_log_info("store open dir=%s last_seq=%llu map_size=%zu", dir,
+                 (unsigned long long)self->last_seq, self->map_size);
+    *out = self;
+    return 0;
+}
+
+void kmx_store_close(kmx_store_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    kmx_store_t *self = *self_p;
+    if (self->env)
+        mdb_env_close(self->env);
+    free(self);
+    *self_p = NULL;
+}
+
+uint64_t kmx_store_last_seq(const kmx_store_t *self)
+{
+    return self ? self->last_seq : 0;
+}
+
+// ---- event lists and pages -------------------------------------------------------
+
+void kmx_store_events_init(kmx_store_events_t *events)
+{
+    memset(events, 0, sizeof *events);
+}
+
+static void s_events_truncate(kmx_store_events_t *events, size_t n)
+{
+    while (events->n > n) {
+        events->n--;
+        free(events->items[events->n].data);
+        events->items[events->n].data = NULL;
+    }
+}
+
+void kmx_store_events_fini(kmx_store_events_t *events)
+{
+    if (!events)
+        return;
+    s_events_truncate(events, 0);
+    free(events->items);
+    memset(events, 0, sizeof *events);
+}
+
+void kmx_store_scan_page_init(kmx_store_scan_page_t *page)
+{
+    memset(page, 0, sizeof *page);
+}
+
+void kmx_store_scan_page_fini(kmx_store_scan_page_t *page)
+{
+    if (!page)
+        return;
+    for (size_t i = 0; i < page->n; i++)
+        kmx__v1__stored_record__free_unpacked(page->records[i], NULL);
+    free(page->records);
+    memset(page, 0, sizeof *page);
+}
+
+void kmx_store_replay_page_init(kmx_store_replay_page_t *page)
+{
+    memset(page, 0, sizeof *page);
+}
+
+void kmx_store_replay_page_fini(kmx_store_replay_page_t *page)
+{
+    if (!page)
+        return;
+    for (size_t i = 0; i < page->n; i++)
+        kmx__v1__update_event__free_unpacked(page->events[i], NULL);
+    free(page->events);
+    memset(page, 0, sizeof *page);
+}
+
+// ---- writing ---------------------------------------------------------------------
+
+// Fails the transaction with an LMDB code, remembering it for the retry decision.
+static int s_batch_fail(s_batch_t *b, int rc, const char *what)
+{
+    b->mdb_rc = rc;
+    if (rc == MDB_MAP_FULL || rc == MDB_MAP_RESIZED)
+        return KMX_ERR_FULL; // handled by the caller, which grows the map
+    return s_mdb_err(rc, what);
+}
+
+static int s_write_record(s_batch_t *b, MDB_val *key, Kmx__V1__Record *rec)
+{
+    Kmx__V1__StoredRecord stored = KMX__V1__STORED_RECORD__INIT;
+    stored.record = rec;
+    stored.has_seq = stored.has_updated_ms = 1;
+    stored.seq = b->seq;
+    stored.updated_ms = b->now_ms;
+    MDB_val val = {kmx__v1__stored_record__get_packed_size(&stored), NULL};
+    int rc = mdb_put(b->txn, b->store->records, key, &val, MDB_RESERVE);
+    if (rc != 0)
+        return s_batch_fail(b, rc, "put record");
+    kmx__v1__stored_record__pack(&stored, val.mv_data);
+    return 0;
+}
+
+static int s_write_event(s_batch_t *b, const char *topic, Kmx__V1__Record *rec,
+                         Kmx__V1__Value *previous)
+{
+    Kmx__V1__UpdateEvent ev = KMX__V1__UPDATE_EVENT__INIT;
+    ev.has_seq = ev.has_type = ev.has_committed_ms = 1;
+    ev.seq = b->seq;
+    ev.type = KMX__V1__EVENT_TYPE__UPSERT;
+    ev.topic = (char *)topic;
+    ev.record = rec;
+    ev.previous = previous;
+    ev.committed_ms = b->now_ms;
+    size_t len = kmx__v1__update_event__get_packed_size(&ev);
+    uint8_t *data = malloc(len ? len : 1);
+    if (!data)
+        return KMX_ERR_NOMEM;
+    kmx__v1__update_event__pack(&ev, data);
+    uint8_t kbuf[8];
+    kmx_rkey_event(b->seq, kbuf);
+    MDB_val key = {sizeof kbuf, kbuf}, val = {len, data};
+    int rc = mdb_put(b->txn, b->store->events, &key, &val, MDB_APPEND);
+    if (rc != 0) {
+        free(data);
+        return s_batch_fail(b, rc, "append event");
+    }
+    kmx_store_events_t *list = b->events;
+    if (!list) {
+        free(data);
+        return 0;
+    }
+    if (s_reserve((void **)&list->items, &list->cap, list->n, sizeof *list->items) != 0) {
+        free(data);
+        return KMX_ERR_NOMEM;
+    }
+    kmx_store_event_t *slot = &list->items[list->n++];
+    snprintf(slot->topic, sizeof slot->topic, "%s", topic);
+    slot->data = data;
+    slot->len = len;
+    slot->seq = b->seq;
+    return 0;
+}
+
+// Reads the stored version of key, if any. *old is NULL when absent (or unreadable,
+// which the update then repairs).
+static int s_read_old(s_batch_t *b, MDB_val *key, Kmx__V1__StoredRecord **old)
+{
+    MDB_val val;
+    *old = NULL;
+    int rc = mdb_get(b->txn, b->store->records, key, &val);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return s_batch_fail(b, rc, "get record");
+    *old = kmx__v1__stored_record__unpack(NULL, val.mv_size, val.mv_data);
+    if (!*old)
+        kmx_log_warn("stored record does not decode; overwriting it");
+    return 0;
+}
+
+static int s_put_one(s_batch_t *b, Kmx__V1__Record *rec, kmx_put_outcome_t *outcome)
+{
+    uint8_t kbuf[KMX_RKEY_MAX];
+    char topic[KMX_TOPIC_MAX];
+    size_t klen = 0;
+    outcome->outcome = KMX__V1__RECORD_RESULT__OUTCOME__REJECTED;
+    outcome->seq = 0;
+    if (!rec || kmx_rkey_record(rec, kbuf, sizeof kbuf, &klen) != 0 ||
+        kmx_record_topic(rec, topic, sizeof topic) != 0)
+        return 0;
+    MDB_val key = {klen, kbuf};
+    Kmx__V1__StoredRecord *old = NULL;
+    int err = s_read_old(b, &key, &old);
+    if (err != 0)
+        return err;
+    if (old && old->record && kmx_record_same_content(old->record, rec)) {
+        outcome->outcome = KMX__V1__RECORD_RESULT__OUTCOME__UNCHANGED;
+        kmx__v1__stored_record__free_unpacked(old, NULL);
+        return 0;
+    }
+    b->seq++;
+    err = s_write_record(b, &key, rec);
+    if (err == 0)
+        err = s_write_event(b, topic, rec, old && old->record ? old->record->value : NULL);
+    if (old)
+        kmx__v1__stored_record__free_unpacked(old, NULL);
+    if (err != 0)
+        return err;
+    outcome->outcome = KMX__V1__RECORD_RESULT__OUTCOME__STORED;
+    outcome->seq = b->seq;
+    return 0;
+}
+
+static int s_write_last_seq(s_batch_t *b)
+{
+    uint8_t buf[8];
+    s_put_be(buf, b->seq, 8);
+    MDB_val key = {strlen(KMX_META_LAST_SEQ), KMX_META_LAST_SEQ}, val = {sizeof buf, buf};
+    int rc = mdb_put(b->txn, b->store->meta, &key, &val, 0);
+    return rc == 0 ? 0 : s_batch_fail(b, rc, "put last_seq");
+}
+
+// Runs the whole batch in one write transaction. Returns 0 once committed.
+static int s_put_txn(s_batch_t *b, Kmx__V1__Record **recs, size_t n, kmx_put_outcome_t *outcomes)
+{
+    int rc = mdb_txn_begin(b->store->env, NULL, 0, &b->txn);
+    if (rc != 0) {
+        b->txn = NULL;
+        return s_batch_fail(b, rc, "begin");
+    }
+    int err = 0;
+    for (size_t i = 0; i < n && err == 0; i++)
+        err = s_put_one(b, recs[i], &outcomes[i]);
+    if (err == 0 && b->seq != b->store->last_seq)
+        err = s_write_last_seq(b);
+    if (err != 0) {
+        mdb_txn_abort(b->txn);
+        b->txn = NULL;
+        return err;
+    }
+    rc = mdb_txn_commit(b->txn);
+    b->txn = NULL;
+    return rc == 0 ? 0 : s_batch_fail(b, rc, "commit");
+}
+
+// Grows the map after MDB_MAP_FULL (or adopts another process's size after
+// MDB_MAP_RESIZED). Safe because this thread holds no transaction now.
+static int s_grow_map(kmx_store_t *self, int mdb_rc)
+{
+    size_t next = 0;
+    if (mdb_rc == MDB_MAP_FULL) {
+        size_t max = self->map_size_max;
+        if (self->map_size > SIZE_MAX / 2 || (max && self->map_size >= max)) {
+            kmx_log_error("lmdb map is full and may not grow map_size=%zu", self->map_size);
+            return KMX_ERR_FULL;
+        }
+        next = self->map_size * 2;
+        if (max && next > max)
+            next = max;
+    }
+    int rc = mdb_env_set_mapsize(self->env, next);
+    if (rc != 0)
+        return s_mdb_err(rc, "set mapsize");
+    MDB_envinfo info;
+    if ((rc = mdb_env_info(self->env, &info)) != 0)
+        return s_mdb_err(rc, "env info");
+    kmx_log_info("lmdb map grown from=%zu to=%zu", self->map_size, info.me_mapsize);
+    self->map_size = info.me_mapsize;
+    return 0;
+}
+
+int kmx_store_put_batch(kmx_store_t *self, Kmx__V1__Record **recs, size_t n,
+                        kmx_put_outcome_t *outcomes, kmx_store_events_t *events)
+{
+    if (!self || (n > 0 && (!recs || !outcomes)))
+        return KMX_ERR_INVAL;
+    size_t base = events ? events->n : 0;
+    for (int attempt = 0; attempt < S_GROW_ATTEMPTS; attempt++) {
+        s_batch_t b = {self, NULL, self->last_seq, s_now_ms(), events, 0};
+        int err = s_put_txn(&b, recs, n, outcomes);
+        if (err == 0) {
+            self->last_seq = b.seq;
+            return 0;
+        }
+        if (events)
+            s_events_truncate(events, base);
+        if (b.mdb_rc != MDB_MAP_FULL && b.mdb_rc != MDB_MAP_RESIZED)
+            return err;
+        if ((err = s_grow_map(self, b.mdb_rc)) != 0)
+            return err;
+    }
+    kmx_log_error("put batch gave up after %d map resizes", S_GROW_ATTEMPTS);
+    return KMX_ERR_FULL;
+}
+
+// ---- reading ---------------------------------------------------------------------
+
+static int s_begin_read(kmx_store_t *self, MDB_txn **txn)
+{
+    int rc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, txn);
+    if (rc == MDB_MAP_RESIZED) {
+        // Another process grew the map; adopt its size and try once more.
+        if (mdb_env_set_mapsize(self->env, 0) == 0)
+            rc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, txn);
+    }
+    return rc == 0 ? 0 : s_mdb_err(rc, "begin read");
+}
+
+int kmx_store_get(kmx_store_t *self, const Kmx__V1__Record *key, Kmx__V1__StoredRecord **out)
+{
+    if (!self || !key || !out)
+        return KMX_ERR_INVAL;
+    *out = NULL;
+    uint8_t kbuf[KMX_RKEY_MAX];
+    size_t klen = 0;
+    if (kmx_rkey_record(key, kbuf, sizeof kbuf, &klen) != 0)
+        return KMX_ERR_INVAL;
+    MDB_txn *txn = NULL;
+    int err = s_begin_read(self, &txn);
+    if (err != 0)
+        return err;
+    MDB_val k = {klen, kbuf}, val;
+    int rc = mdb_get(txn, self->records, &k, &val);
+    if (rc == 0) {
+        *out = kmx__v1__stored_record__unpack(NULL, val.mv_size, val.mv_data);
+        err = *out ? 0 : KMX_ERR_DECODE;
+    } else {
+        err = rc == MDB_NOTFOUND ? KMX_ERR_NOT_FOUND : s_mdb_err(rc, "get");
+    }
+    mdb_txn_abort(txn);
+    return err;
+}
+
+static int s_in_list(char *const *list, size_t n, const char *value)
+{
+    if (n == 0)
+        return 1;
+    const char *v = value ? value : "";
+    for (size_t i = 0; i < n; i++) {
+        if (list[i] && strcasecmp(list[i], v) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+// Returns nonzero when the filter names a period (an empty Period message does not).
+static int s_filter_period(const Kmx__V1__Filter *f, kmx_period_t *out)
+{
+    if (!f->period || (!f->period->has_start && !f->period->has_end))
+        return 0;
+    out->start = f->period->start;
+    out->end = f->period->has_end ? f->period->end : f->period->start;
+    return 1;
+}
+
+// Returns nonzero when the filter restricts granularity; *gran is then the wanted one.
+static int s_filter_gran(const Kmx__V1__Filter *f, kmx_gran_t *gran)
+{
+    const char *g = f->granularity;
+    if (!g || g[0] == '\0' || strcasecmp(g, "any") == 0)
+        return 0;
+    return kmx_gran_parse(g, gran) == 0 ? 1 : -1;
+}
+
+int kmx_store_filter_check(const Kmx__V1__Filter *filter)
+{
+    if (!filter)
+        return 0;
+    kmx_period_t p;
+    kmx_gran_t g;
+    if (s_filter_period(filter, &p) && !kmx_period_is_valid(&p))
+        return KMX_ERR_INVAL;
+    if (s_filter_gran(filter, &g) < 0)
+        return KMX_ERR_INVAL;
+    return 0;
+}
+
+static int s_match_period(const Kmx__V1__Filter *f, const Kmx__V1__Record *rec)
+{
+    kmx_period_t outer, inner;
+    kmx_gran_t want;
+    int has_period = s_filter_period(f, &outer);
+    int has_gran = s_filter_gran(f, &want) > 0;
+    if (!has_period && !has_gran)
+        return 1;
+    if (!rec->period)
+        return 0;
+    inner.start = rec->period->start;
+    inner.end = rec->period->end;
+    if (has_period && !kmx_period_contains(&outer, &inner))
+        return 0;
+    return !has_gran || kmx_period_granularity(&inner) == want;
+}
+
+int kmx_store_filter_match(const Kmx__V1__Filter *f, const Kmx__V1__Record *rec)
+{
+    if (!rec)
+        return 0;
+    if (!f)
+        return 1;
+    if (f->has_kind && f->kind != KMX__V1__KIND__KIND_UNSPECIFIED && rec->kind != f->kind)
+        return 0;
+    if (!s_match_period(f, rec))
+        return 0;
+    const char *unit = rec->value ? rec->value->unit : NULL;
+    const char *market = rec->market ? rec->market : "";
+    return s_in_list(f->markets, f->n_markets, market) &&
+           (f->n_regions == 0 || s_in_list(f->regions, f->n_regions, kmx_market_region(market))) &&
+           s_in_list(f->categories, f->n_categories, rec->category) &&
+           s_in_list(f->items, f->n_items, rec->item) &&
+           s_in_list(f->companies, f->n_companies, rec->company) &&
+           s_in_list(f->artists, f->n_artists, rec->artist) &&
+           s_in_list(f->units, f->n_units, unit) && s_in_list(f->sources, f->n_sources, rec->source);
+}
+
+// Key range a scan may touch, derived from the filter: [lo, ...] while the kind byte
+// equals kind and the period start stays <= end_max.
+typedef struct {
+    uint8_t lo[5];     // lower bound key: kind, then period start when known
+    size_t lo_len;     // 0 = no lower bound
+    int kind;          // fixed kind byte, or -1
+    uint32_t end_max;  // records starting after this month cannot match; 0 = no limit
+} s_range_t;
+
+static void s_range_from(const Kmx__V1__Filter *f, s_range_t *r)
+{
+    memset(r, 0, sizeof *r);
+    r->kind = -1;
+    if (!f || !f->has_kind || f->kind == KMX__V1__KIND__KIND_UNSPECIFIED)
+        return;
+    r->kind = (int)f->kind & 0xff;
+    r->lo[0] = (uint8_t)r->kind;
+    r->lo_len = 1;
+    kmx_period_t p;
+    if (s_filter_period(f, &p)) {
+        s_put_be(r->lo + 1, p.start, 4);
+        r->lo_len = 5;
+        r->end_max = p.end;
+    }
+}
+
+// Returns nonzero while key is still inside the range.
+static int s_range_holds(const s_range_t *r, const MDB_val *key)
+{
+    const uint8_t *k = key->mv_data;
+    if (r->kind < 0)
+        return 1;
+    if (key->mv_size < 9 || k[0] != (uint8_t)r->kind)
+        return 0;
+    return r->end_max == 0 || s_get_be(k + 1, 4) <= r->end_max;
+}
+
+static int s_key_cmp(const MDB_val *a, const uint8_t *b, size_t blen)
+{
+    size_t n = a->mv_size < blen ? a->mv_size : blen;
+    int c = memcmp(a->mv_data, b, n);
+    if (c != 0)
+        return c;
+    return (a->mv_size > blen) - (a->mv_size < blen);
+}
+
+// Positions cur at the first key the scan should visit. Returns an LMDB code.
+static int s_scan_seek(MDB_cursor *cur, const kmx_store_scan_t *q, const s_range_t *r,
+                       MDB_val *key, MDB_val *val)
+{
+    int rc;
+    if (q->after_len > 0) {
+        key->mv_size = q->after_len;
+        key->mv_data = (void *)q->after;
+        rc = mdb_cursor_get(cur, key, val, MDB_SET_RANGE);
+        if (rc == 0 && s_key_cmp(key, q->after, q->after_len) == 0)
+            rc = mdb_cursor_get(cur, key, val, MDB_NEXT);
+    } else if (r->lo_len == 0) {
+        return mdb_cursor_get(cur, key, val, MDB_FIRST);
+    } else {
+        rc = MDB_SUCCESS;
+        key->mv_size = 0;
+    }
+    if (rc == 0 && r->lo_len > 0 && (key->mv_size == 0 || s_key_cmp(key, r->lo, r->lo_len) < 0)) {
+        key->mv_size = r->lo_len;
+        key->mv_data = (void *)r->lo;
+        rc = mdb_cursor_get(cur, key, val, MDB_SET_RANGE);
+    }
+    return rc;
+}
+
+// Decodes one visited record and keeps it in page when it matches.
+static int s_scan_visit(const kmx_store_scan_t *q, const MDB_val *val, kmx_store_scan_page_t *page,
+                        size_t *cap)
+{
+    Kmx__V1__StoredRecord *sr = kmx__v1__stored_record__unpack(NULL, val->mv_size, val->mv_data);
+    if (!sr) {
+        kmx_log_warn("scan skipped a stored record that does not decode");
+        return 0;
+    }
+    if (!kmx_store_filter_match(q->filter, sr->record)) {
+        kmx__v1__stored_record__free_unpacked(sr, NULL);
+        return 0;
+    }
+    if (s_reserve((void **)&page->records, cap, page->n, sizeof *page->records) != 0) {
+        kmx__v1__stored_record__free_unpacked(sr, NULL);
+        return KMX_ERR_NOMEM;
+    }
+    page->records[page->n++] = sr;
+    return 0;
+}
+
+static int s_scan_walk(MDB_cursor *cur, const kmx_store_scan_t *q, kmx_store_scan_page_t *page)
+{
+    s_range_t r;
+    s_range_from(q->filter, &r);
+    uint32_t limit = q->limit ? q->limit : 1;
+    size_t cap = 0, visits = 0;
+    MDB_val key, val;
+    int rc = s_scan_seek(cur, q, &r, &key, &val);
+    while (rc == 0 && s_range_holds(&r, &key)) {
+        size_t klen = key.mv_size < KMX_RKEY_MAX ? key.mv_size : KMX_RKEY_MAX;
+        memcpy(page->next, key.mv_data, klen);
+        page->next_len = klen;
+        int err = s_scan_visit(q, &val, page, &cap);
+        if (err != 0)
+            return err;
+        rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+        if (page->n >= limit || ++visits >= KMX_STORE_SCAN_VISIT_MAX)
+            break;
+    }
+    if (rc == MDB_NOTFOUND || (rc == 0 && !s_range_holds(&r, &key)))
+        page->next_len = 0; // nothing left to visit: this was the last page
+    else if (rc != 0)
+        return s_mdb_err(rc, "scan");
+    return 0;
+}
+
+int kmx_store_scan(kmx_store_t *self, const kmx_store_scan_t *q, kmx_store_scan_page_t *page)
+{
+    if (!self || !q || !page || (q->after_len > 0 && !q->after))
+        return KMX_ERR_INVAL;
+    if (q->after_len > KMX_RKEY_MAX || kmx_store_filter_check(q->filter) != 0)
+        return KMX_ERR_INVAL;
+    MDB_txn *txn = NULL;
+    int err = s_begin_read(self, &txn);
+    if (err != 0)
+        return err;
+    MDB_cursor *cur = NULL;
+    int rc = mdb_cursor_open(txn, self->records, &cur);
+    if (rc != 0)
+        err = s_mdb_err(rc, "cursor open");
+    else
+        err = s_scan_walk(cur, q, page);
+    if (cur)
+        mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    if (err != 0)
+        kmx_store_scan_page_fini(page);
+    return err;
+}
+
+static int s_topic_wanted(const kmx_store_replay_t *q, const char *topic)
+{
+    if (q->n_prefixes == 0)
+        return 1;
+    const char *t = topic ? topic : "";
+    for (size_t i = 0; i < q->n_prefixes; i++) {
+        const char *p = q->prefixes[i] ? q->prefixes[i] : "";
+        if (strncmp(t, p, strlen(p)) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static int s_replay_walk(MDB_cursor *cur, const kmx_store_replay_t *q,
+                         kmx_store_replay_page_t *page)
+{
+    MDB_val key, val;
+    int rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0 || kmx_rkey_event_seq(key.mv_data, key.mv_size, &page->first_seq) != 0)
+        return rc ? s_mdb_err(rc, "replay") : KMX_ERR_STORAGE;
+    if (q->since < UINT64_MAX && q->since + 1 < page->first_seq)
+        return KMX_ERR_RESYNC;
+    if (q->since == UINT64_MAX)
+        return 0;
+    uint8_t kbuf[8];
+    kmx_rkey_event(q->since + 1, kbuf);
+    key.mv_size = sizeof kbuf;
+    key.mv_data = kbuf;
+    uint32_t limit = q->limit ? q->limit : 1;
+    size_t cap = 0;
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); rc == 0 && page->n < limit;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        Kmx__V1__UpdateEvent *ev = kmx__v1__update_event__unpack(NULL, val.mv_size, val.mv_data);
+        if (!ev)
+            return KMX_ERR_DECODE;
+        if (!s_topic_wanted(q, ev->topic)) {
+            kmx__v1__update_event__free_unpacked(ev, NULL);
+            continue;
+        }
+        if (s_reserve((void **)&page->events, &cap, page->n, sizeof *page->events) != 0) {
+            kmx__v1__update_event__free_unpacked(ev, NULL);
+            return KMX_ERR_NOMEM;
+        }
+        page->events[page->n++] = ev;
+    }
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : s_mdb_err(rc, "replay");
+}
+
+int kmx_store_replay(kmx_store_t *self, const kmx_store_replay_t *q,
+                     kmx_store_replay_page_t *page)
+{
+    if (!self || !q || !page || (q->n_prefixes > 0 && !q->prefixes))
+        return KMX_ERR_INVAL;
+    MDB_txn *txn = NULL;
+    int err = s_begin_read(self, &txn);
+    if (err != 0)
+        return err;
+    page->last_seq = self->last_seq;
+    MDB_cursor *cur = NULL;
+    int rc = mdb_cursor_open(txn, self->events, &cur);
+    if (rc != 0)
+        err = s_mdb_err(rc, "cursor open");
+    else
+        err = s_replay_walk(cur, q, page);
+    if (cur)
+        mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    if (err != 0) {
+        uint64_t first = page->first_seq, last = page->last_seq;
+        kmx_store_replay_page_fini(page);
+        page->first_seq = first;
+        page->last_seq = last;
+    }
+    return err;
+}
+
+int kmx_store_stats(kmx_store_t *self, kmx_store_stats_t *out)
+{
+    if (!self || !out)
+        return KMX_ERR_INVAL;
+    memset(out, 0, sizeof *out);
+    MDB_txn *txn = NULL;
+    int err = s_begin_read(self, &txn);
+    if (err != 0)
+        return err;
+    MDB_stat rs, es, env_st;
+    MDB_envinfo info;
+    int rc = mdb_stat(txn, self->records, &rs);
+    if (rc == 0)
+        rc = mdb_stat(txn, self->events, &es);
+    if (rc == 0)
+        rc = mdb_env_stat(self->env, &env_st);
+    if (rc == 0)
+        rc = mdb_env_info(self->env, &info);
+    mdb_txn_abort(txn);
+    if (rc != 0)
+        return s_mdb_err(rc, "stats");
+    out->records = rs.ms_entries;
+    out->events = es.ms_entries;
+    out->last_seq = self->last_seq;
+    out->map_size = info.me_mapsize;
+    out->used_pages = (uint64_t)info.me_last_pgno + 1;
+    out->page_size = env_st.ms_psize;
+    return 0;
+}

@@ -1,0 +1,146 @@
+/*  kmx_store - kmx-storage's LMDB engine: records keyed by their natural key, a gap-free
+    event log written in the same transaction as each change, and filtered reads.
+    No sockets here; one thread owns a store (single writer).  */
+#ifndef KMX_STORE_H
+#define KMX_STORE_H
+
+#include "kmx.pb-c.h"
+#include "kmx_record.h"
+#include "kmx_rkey.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define KMX_STORE_MAP_DEFAULT (1024u * 1024u * 1024u) // initial map size when cfg says 0
+#define KMX_STORE_SCAN_VISIT_MAX 100000u // records examined per scan page at most
+
+typedef struct kmx_store kmx_store_t;
+
+typedef struct {
+    size_t map_size;     // initial map size in bytes; 0 = KMX_STORE_MAP_DEFAULT
+    size_t map_size_max; // the map never grows past this; 0 = no limit but the address space
+} kmx_store_config_t;
+
+// What a put did to one record; outcome uses the wire enum.
+typedef struct {
+    Kmx__V1__RecordResult__Outcome outcome; // STORED, UNCHANGED, or REJECTED (no key)
+    uint64_t seq;                           // the event's sequence number when STORED
+} kmx_put_outcome_t;
+
+// One committed change, ready to publish as [topic][data].
+typedef struct {
+    char topic[KMX_TOPIC_MAX]; // "<kind>.<market>.<period>.<category>"
+    uint8_t *data;             // packed kmx.v1.UpdateEvent, malloc'd, owned by the list
+    size_t len;                // bytes in data
+    uint64_t seq;              // the event's sequence number
+} kmx_store_event_t;
+
+// Events produced by puts, in sequence order. Caller-allocated: kmx_store_events_init
+// before use, kmx_store_events_fini after.
+typedef struct {
+    kmx_store_event_t *items; // n entries, capacity cap
+    size_t n;                 // events held
+    size_t cap;               // allocated entries
+} kmx_store_events_t;
+
+// One page of a scan. Caller-allocated; release with kmx_store_scan_page_fini.
+typedef struct {
+    Kmx__V1__StoredRecord **records; // n unpacked records, owned by the page
+    size_t n;                        // records held
+    uint8_t next[KMX_RKEY_MAX];      // page token: the last key visited
+    size_t next_len;                 // 0 when the scan reached the end
+} kmx_store_scan_page_t;
+
+// What to scan.
+typedef struct {
+    const Kmx__V1__Filter *filter; // borrowed; NULL matches everything
+    const uint8_t *after;          // resume strictly after this key (a page token); may be NULL
+    size_t after_len;              // bytes in after; 0 = from the start
+    uint32_t limit;                // at most this many matches; 0 = 1
+} kmx_store_scan_t;
+
+// What to replay.
+typedef struct {
+    uint64_t since;              // events with seq > since
+    uint32_t limit;              // at most this many events; 0 = 1
+    char *const *prefixes;       // topic prefixes (borrowed); none = all topics
+    size_t n_prefixes;           // entries in prefixes
+} kmx_store_replay_t;
+
+// One page of a replay. Caller-allocated; release with kmx_store_replay_page_fini.
+typedef struct {
+    Kmx__V1__UpdateEvent **events; // n unpacked events in sequence order, owned by the page
+    size_t n;                      // events held
+    uint64_t first_seq;            // oldest sequence kept in the log (0 when empty)
+    uint64_t last_seq;             // newest committed sequence
+} kmx_store_replay_page_t;
+
+typedef struct {
+    uint64_t records;    // records stored
+    uint64_t events;     // events in the log
+    uint64_t last_seq;   // newest committed sequence
+    uint64_t map_size;   // current map size in bytes
+    uint64_t used_pages; // pages in use (last page number + 1)
+    uint64_t page_size;  // bytes per page
+} kmx_store_stats_t;
+
+// Opens (creating dir and the databases if needed) the store in dir. cfg may be NULL.
+// Clears stale reader slots left by dead processes. On 0 *out is yours; release it with
+// kmx_store_close. Returns KMX_ERR_VERSION for a store of another schema version,
+// KMX_ERR_IO when dir cannot be created, KMX_ERR_STORAGE or KMX_ERR_NOMEM otherwise.
+int kmx_store_open(const char *dir, const kmx_store_config_t *cfg, kmx_store_t **out);
+
+// Closes the environment and clears *self_p. Accepts NULL.
+void kmx_store_close(kmx_store_t **self_p);
+
+// Applies n normalised records in one write transaction. For each: new key -> STORED with
+// the next sequence number; same content as stored -> UNCHANGED; else updated -> STORED.
+// Each STORED record appends an UpdateEvent (with the previous value on update) to the
+// event log in the same transaction and, after the commit, to events (may be NULL).
+// outcomes (n entries) are final only when 0 is returned. A full map is grown and the
+// transaction retried. Returns KMX_ERR_FULL when the map cannot grow further,
+// KMX_ERR_STORAGE or KMX_ERR_NOMEM; then nothing was written and events is unchanged.
+int kmx_store_put_batch(kmx_store_t *self, Kmx__V1__Record **recs, size_t n,
+                        kmx_put_outcome_t *outcomes, kmx_store_events_t *events);
+
+// Looks up the record with key's natural key. On 0 *out is yours: free it with
+// kmx__v1__stored_record__free_unpacked(*out, NULL). Returns KMX_ERR_NOT_FOUND,
+// KMX_ERR_INVAL (key fields missing), KMX_ERR_DECODE or KMX_ERR_STORAGE.
+int kmx_store_get(kmx_store_t *self, const Kmx__V1__Record *key, Kmx__V1__StoredRecord **out);
+
+// Walks records in key order after q->after, keeping those q->filter matches, until
+// q->limit matches or KMX_STORE_SCAN_VISIT_MAX visits. page->next is the last key visited
+// (pass it back as q->after) or empty at the end; a page may hold fewer than limit records
+// and still have a next token. Fills page (init it with kmx_store_scan_page_init first).
+// Returns KMX_ERR_INVAL for a bad filter or token, KMX_ERR_NOMEM, KMX_ERR_STORAGE.
+int kmx_store_scan(kmx_store_t *self, const kmx_store_scan_t *q, kmx_store_scan_page_t *page);
+
+// Returns nonzero when rec passes filter (NULL filter = everything). filter must have
+// passed kmx_store_filter_check.
+int kmx_store_filter_match(const Kmx__V1__Filter *filter, const Kmx__V1__Record *rec);
+
+// Checks a filter's granularity and period. Returns 0 or KMX_ERR_INVAL.
+int kmx_store_filter_check(const Kmx__V1__Filter *filter);
+
+// Collects events with seq > q->since in order whose topic starts with one of q->prefixes,
+// up to q->limit. Returns KMX_ERR_RESYNC when events after since are no longer kept,
+// KMX_ERR_NOMEM, KMX_ERR_DECODE or KMX_ERR_STORAGE.
+int kmx_store_replay(kmx_store_t *self, const kmx_store_replay_t *q,
+                     kmx_store_replay_page_t *page);
+
+// Returns the newest committed sequence number (0 for an empty store).
+uint64_t kmx_store_last_seq(const kmx_store_t *self);
+
+// Fills *out. Returns 0 or KMX_ERR_STORAGE.
+int kmx_store_stats(kmx_store_t *self, kmx_store_stats_t *out);
+
+void kmx_store_events_init(kmx_store_events_t *events);
+// Frees every event's data and empties the list (it stays usable).
+void kmx_store_events_fini(kmx_store_events_t *events);
+
+void kmx_store_scan_page_init(kmx_store_scan_page_t *page);
+void kmx_store_scan_page_fini(kmx_store_scan_page_t *page);
+void kmx_store_replay_page_init(kmx_store_replay_page_t *page);
+void kmx_store_replay_page_fini(kmx_store_replay_page_t *page);
+
+#endif
