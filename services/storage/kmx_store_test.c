@@ -1,0 +1,606 @@
+/*  Tests for kmx_store against a real LMDB environment in a mkdtemp directory: puts with
+    gap-free sequences, unchanged and updated records, the event log, reopening, schema
+    version checks, map growth, filtered and paged scans, and replay.  */
+#define _XOPEN_SOURCE 700 // nftw, to remove the test directory
+#include "kmx_store.h"
+
+#include "kmx_err.h"
+#include "kmx_schema.h"
+
+#include <ftw.h>
+#include <lmdb.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#define S_STORED KMX__V1__RECORD_RESULT__OUTCOME__STORED
+#define S_UNCHANGED KMX__V1__RECORD_RESULT__OUTCOME__UNCHANGED
+#define S_REJECTED KMX__V1__RECORD_RESULT__OUTCOME__REJECTED
+
+typedef struct {
+    char dir[64];       // the mkdtemp directory
+    kmx_store_t *store; // open store in dir
+} s_fixture_t;
+
+typedef struct {
+    Kmx__V1__Kind kind;
+    uint32_t start, end;
+    const char *market, *category, *item, *unit;
+    int64_t amount;
+} s_spec_t;
+
+typedef struct {
+    Kmx__V1__Record rec;
+    Kmx__V1__Period period;
+    Kmx__V1__Value value;
+} s_rec_t;
+
+static void s_rec_init(s_rec_t *r, s_spec_t spec)
+{
+    Kmx__V1__Record rec = KMX__V1__RECORD__INIT;
+    Kmx__V1__Period period = KMX__V1__PERIOD__INIT;
+    Kmx__V1__Value value = KMX__V1__VALUE__INIT;
+    r->rec = rec;
+    r->period = period;
+    r->value = value;
+    r->period.has_start = r->period.has_end = 1;
+    r->period.start = spec.start;
+    r->period.end = spec.end ? spec.end : spec.start;
+    r->value.has_amount = 1;
+    r->value.amount = spec.amount;
+    r->value.unit = (char *)(spec.unit ? spec.unit : "USD");
+    r->rec.has_kind = 1;
+    r->rec.kind = spec.kind ? spec.kind : KMX__V1__KIND__EXPORT;
+    r->rec.period = &r->period;
+    r->rec.market = (char *)(spec.market ? spec.market : "JP");
+    r->rec.category = (char *)(spec.category ? spec.category : "album");
+    r->rec.item = (char *)(spec.item ? spec.item : "exports");
+    r->rec.source = "kmx test";
+    r->rec.value = &r->value;
+}
+
+static int s_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static int s_setup(void **state)
+{
+    s_fixture_t *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    snprintf(f->dir, sizeof f->dir, "/tmp/kmx-store-test-XXXXXX");
+    if (!mkdtemp(f->dir)) {
+        free(f);
+        return -1;
+    }
+    if (kmx_store_open(f->dir, NULL, &f->store) != 0) {
+        nftw(f->dir, s_rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int s_teardown(void **state)
+{
+    s_fixture_t *f = *state;
+    kmx_store_close(&f->store);
+    nftw(f->dir, s_rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+static void s_put_one(kmx_store_t *store, s_rec_t *r, Kmx__V1__RecordResult__Outcome want,
+                      uint64_t want_seq)
+{
+    Kmx__V1__Record *recs[] = {&r->rec};
+    kmx_put_outcome_t out;
+    assert_int_equal(kmx_store_put_batch(store, recs, 1, &out, NULL), 0);
+    assert_int_equal(out.outcome, want);
+    assert_true(out.seq == want_seq);
+}
+
+static void test_store_put_get_gap_free(void **state)
+{
+    s_fixture_t *f = *state;
+    s_rec_t r[3];
+    s_rec_init(&r[0], (s_spec_t){.start = 202401, .end = 202412, .amount = 10});
+    s_rec_init(&r[1], (s_spec_t){.start = 202401, .end = 202412, .market = "US", .amount = 20});
+    s_rec_init(&r[2], (s_spec_t){.kind = KMX__V1__KIND__CONSUMPTION, .start = 202403,
+                                 .market = "KR", .category = "streaming", .unit = "users",
+                                 .amount = 30});
+    Kmx__V1__Record *recs[] = {&r[0].rec, &r[1].rec, &r[2].rec};
+    kmx_put_outcome_t out[3];
+    kmx_store_events_t events;
+    kmx_store_events_init(&events);
+    assert_int_equal(kmx_store_put_batch(f->store, recs, 3, out, &events), 0);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(out[i].outcome, S_STORED);
+        assert_true(out[i].seq == i + 1);
+        Kmx__V1__StoredRecord *got = NULL;
+        assert_int_equal(kmx_store_get(f->store, &r[i].rec, &got), 0);
+        assert_true(got->seq == i + 1);
+        assert_true(got->updated_ms > 0);
+        assert_true(got->record->value->amount == (int64_t)(10 * (i + 1)));
+        kmx__v1__stored_record__free_unpacked(got, NULL);
+    }
+    assert_true(kmx_store_last_seq(f->store) == 3);
+    assert_int_equal(events.n, 3);
+    assert_string_equal(events.items[0].topic, "export.JP.2024.album");
+    assert_string_equal(events.items[2].topic, "consumption.KR.2024-03.streaming");
+    Kmx__V1__UpdateEvent *ev = kmx__v1__update_event__unpack(NULL, events.items[1].len,
+                                                             events.items[1].data);
+    assert_non_null(ev);
+    assert_true(ev->seq == 2);
+    assert_int_equal(ev->type, KMX__V1__EVENT_TYPE__UPSERT);
+    assert_string_equal(ev->record->market, "US");
+    assert_null(ev->previous);
+    kmx__v1__update_event__free_unpacked(ev, NULL);
+    kmx_store_events_fini(&events);
+}
+
+static void test_store_get_missing_and_bad_key(void **state)
+{
+    s_fixture_t *f = *state;
+    s_rec_t r;
+    s_rec_init(&r, (s_spec_t){.start = 202401, .amount = 1});
+    Kmx__V1__StoredRecord *got = NULL;
+    assert_int_equal(kmx_store_get(f->store, &r.rec, &got), KMX_ERR_NOT_FOUND);
+    assert_null(got);
+    r.rec.market = NULL;
+    assert_int_equal(kmx_store_get(f->store, &r.rec, &got), KMX_ERR_INVAL);
+}
+
+static void test_store_unchanged_and_update_keep_previous(void **state)
+{
+    s_fixture_t *f = *state;
+    s_rec_t r;
+    s_rec_init(&r, (s_spec_t){.start = 202501, .end = 202506, .amount = 5000});
+    s_put_one(f->store, &r, S_STORED, 1);
+    s_put_one(f->store, &r, S_UNCHANGED, 0);
+    assert_true(kmx_store_last_seq(f->store) == 1);
+
+    r.value.amount = 7000;
+    kmx_store_events_t events;
+    kmx_store_events_init(&events);
+    Kmx__V1__Record *recs[] = {&r.rec};
+    kmx_put_outcome_t out;
+    assert_int_equal(kmx_store_put_batch(f->store, recs, 1, &out, &events), 0);
+    assert_int_equal(out.outcome, S_STORED);
+    assert_true(out.seq == 2);
+    assert_int_equal(events.n, 1);
+    Kmx__V1__UpdateEvent *ev = kmx__v1__update_event__unpack(NULL, events.items[0].len,
+                                                             events.items[0].data);
+    assert_non_null(ev);
+    assert_non_null(ev->previous);
+    assert_true(ev->previous->amount == 5000);
+    assert_true(ev->record->value->amount == 7000);
+    kmx__v1__update_event__free_unpacked(ev, NULL);
+    kmx_store_events_fini(&events);
+
+    // The event log holds the same previous value.
+    kmx_store_replay_t q = {.since = 1, .limit = 10};
+    kmx_store_replay_page_t page;
+    kmx_store_replay_page_init(&page);
+    assert_int_equal(kmx_store_replay(f->store, &q, &page), 0);
+    assert_int_equal(page.n, 1);
+    assert_true(page.events[0]->seq == 2);
+    assert_true(page.events[0]->previous->amount == 5000);
+    kmx_store_replay_page_fini(&page);
+
+    Kmx__V1__StoredRecord *got = NULL;
+    assert_int_equal(kmx_store_get(f->store, &r.rec, &got), 0);
+    assert_true(got->record->value->amount == 7000);
+    assert_true(got->seq == 2);
+    kmx__v1__stored_record__free_unpacked(got, NULL);
+}
+
+static void test_store_same_key_twice_in_one_batch(void **state)
+{
+    s_fixture_t *f = *state;
+    s_rec_t a, b, c;
+    s_rec_init(&a, (s_spec_t){.start = 202401, .amount = 1});
+    s_rec_init(&b, (s_spec_t){.start = 202401, .amount = 1});
+    s_rec_init(&c, (s_spec_t){.start = 202401, .amount = 2});
+    Kmx__V1__Record *recs[] = {&a.rec, &b.rec, &c.rec};
+    kmx_put_outcome_t out[3];
+    assert_int_equal(kmx_store_put_batch(f->store, recs, 3, out, NULL), 0);
+    assert_int_equal(out[0].outcome, S_STORED);
+    assert_int_equal(out[1].outcome, S_UNCHANGED);
+    assert_int_equal(out[2].outcome, S_STORED);
+    assert_true(out[2].seq == 2);
+}
+
+static void test_store_unkeyed_record_rejected_without_seq(void **state)
+{
+    s_fixture_t *f = *state;
+    s_rec_t a, bad, c;
+    s_rec_init(&a, (s_spec_t){.start = 202401, .amount = 1});
+    s_rec_init(&bad, (s_spec_t){.start = 202402, .amount = 1});
+    bad.rec.market = NULL;
+    s_rec_init(&c, (s_spec_t){.start = 202403, .amount = 1});
+    Kmx__V1__Record *recs[] = {&a.rec, &bad.rec, &c.rec};
+    kmx_put_outcome_t out[3];
+    assert_int_equal(kmx_store_put_batch(f->store, recs, 3, out, NULL), 0);
+    assert_int_equal(out[1].outcome, S_REJECTED);
+    assert_true(out[0].seq == 1);
+    assert_true(out[2].seq == 2);
+}
+
+static void test_store_reopen_keeps_records_and_last_seq(void **state)
+{
+    s_fixture_t *f = *state;
+    s_rec_t r[4];
+    for (int i = 0; i < 4; i++)
+        s_rec_init(&r[i], (s_spec_t){.start = (uint32_t)(202401 + i), .amount = i + 1});
+    for (int i = 0; i < 4; i++)
+        s_put_one(f->store, &r[i], S_STORED, (uint64_t)i + 1);
+    kmx_store_close(&f->store);
+    assert_null(f->store);
+    assert_int_equal(kmx_store_open(f->dir, NULL, &f->store), 0);
+    assert_true(kmx_store_last_seq(f->store) == 4);
+    Kmx__V1__StoredRecord *got = NULL;
+    assert_int_equal(kmx_store_get(f->store, &r[2].rec, &got), 0);
+    assert_true(got->seq == 3);
+    kmx__v1__stored_record__free_unpacked(got, NULL);
+    s_put_one(f->store, &r[0], S_UNCHANGED, 0);
+    r[0].value.amount = 99;
+    s_put_one(f->store, &r[0], S_STORED, 5);
+    kmx_store_stats_t st;
+    assert_int_equal(kmx_store_stats(f->store, &st), 0);
+    assert_true(st.records == 4);
+    assert_true(st.events == 5);
+    assert_true(st.last_seq == 5);
+}
+
+// Rewrites the schema version stored in dir (with the store closed).
+static void s_write_version(const char *dir, uint32_t version)
+{
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, KMX_SCHEMA_MAX_DBS), 0);
+    assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, KMX_DB_META, 0, &dbi), 0);
+    uint8_t buf[4] = {(uint8_t)(version >> 24), (uint8_t)(version >> 16), (uint8_t)(version >> 8),
+                      (uint8_t)version};
+    MDB_val key = {strlen(KMX_META_SCHEMA_VERSION), KMX_META_SCHEMA_VERSION};
+    MDB_val val = {sizeof buf, buf};
+    assert_int_equal(mdb_put(txn, dbi, &key, &val, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+static void test_store_refuses_other_schema_versions(void **state)
+{
+    s_fixture_t *f = *state;
+    kmx_store_close(&f->store);
+    kmx_store_t *other = NULL;
+    s_write_version(f->dir, KMX_SCHEMA_VERSION + 1);
+    assert_int_equal(kmx_store_open(f->dir, NULL, &other), KMX_ERR_VERSION);
+    assert_null(other);
+    s_write_version(f->dir, KMX_SCHEMA_VERSION - 1);
+    assert_int_equal(kmx_store_open(f->dir, NULL, &other), KMX_ERR_VERSION);
+    s_write_version(f->dir, KMX_SCHEMA_VERSION);
+    assert_int_equal(kmx_store_open(f->dir, NULL, &f->store), 0);
+}
+
+static void test_store_map_grows_from_64k(void **state)
+{
+    s_fixture_t *f = *state;
+    kmx_store_close(&f->store);
+    kmx_store_config_t cfg = {.map_size = 64 * 1024};
+    assert_int_equal(kmx_store_open(f->dir, &cfg, &f->store), 0);
+    enum { BATCHES = 20, PER = 150 };
+    static s_rec_t r[PER];
+    static char items[PER][32];
+    uint64_t seq = 0;
+    for (int b = 0; b < BATCHES; b++) {
+        Kmx__V1__Record *recs[PER];
+        kmx_put_outcome_t out[PER];
+        for (int i = 0; i < PER; i++) {
+            snprintf(items[i], sizeof items[i], "item %d", b * PER + i);
+            s_rec_init(&r[i], (s_spec_t){.start = 202001, .item = items[i], .amount = i});
+            r[i].rec.note = "a note long enough to make every record take some room in the map";
+            recs[i] = &r[i].rec;
+        }
+        assert_int_equal(kmx_store_put_batch(f->store, recs, PER, out, NULL), 0);
+        for (int i = 0; i < PER; i++)
+            assert_true(out[i].outcome == S_STORED && out[i].seq == ++seq);
+    }
+    kmx_store_stats_t st;
+    assert_int_equal(kmx_store_stats(f->store, &st), 0);
+    assert_true(st.records == BATCHES * PER);
+    assert_true(st.last_seq == BATCHES * PER);
+    assert_true(st.map_size > 64 * 1024);
+    kmx_store_close(&f->store);
+    assert_int_equal(kmx_store_open(f->dir, &cfg, &f->store), 0);
+    assert_true(kmx_store_last_seq(f->store) == BATCHES * PER);
+}
+
+// ---- scans ---------------------------------------------------------------------------
+
+enum { S_SCAN_N = 8 };
+
+static void s_scan_fill(kmx_store_t *store, s_rec_t *r)
+{
+    const s_spec_t specs[S_SCAN_N] = {
+        {.start = 202301, .end = 202312, .market = "JP", .amount = 1},
+        {.start = 202401, .end = 202412, .market = "JP", .amount = 2},
+        {.start = 202401, .end = 202406, .market = "US", .amount = 3},
+        {.start = 202407, .end = 202409, .market = "CN", .category = "digital", .amount = 4},
+        {.start = 202403, .market = "JP", .unit = "KRW", .amount = 5},
+        {.start = 202501, .end = 202512, .market = "TH", .amount = 6},
+        {.kind = KMX__V1__KIND__CONSUMPTION, .start = 202401, .end = 202412, .market = "KR",
+         .category = "streaming", .unit = "users", .amount = 7},
+        {.kind = KMX__V1__KIND__CONSUMPTION, .start = 202301, .end = 202312, .market = "KR",
+         .category = "streaming", .unit = "users", .amount = 8},
+    };
+    Kmx__V1__Record *recs[S_SCAN_N];
+    kmx_put_outcome_t out[S_SCAN_N];
+    for (int i = 0; i < S_SCAN_N; i++) {
+        s_rec_init(&r[i], specs[i]);
+        recs[i] = &r[i].rec;
+    }
+    assert_int_equal(kmx_store_put_batch(store, recs, S_SCAN_N, out, NULL), 0);
+}
+
+// Scans every page of filter with the given page size; returns the bitmask of amounts seen.
+static unsigned s_scan_all(kmx_store_t *store, const Kmx__V1__Filter *filter, uint32_t limit,
+                           size_t *pages)
+{
+    uint8_t token[KMX_RKEY_MAX];
+    size_t token_len = 0;
+    unsigned seen = 0;
+    *pages = 0;
+    for (int guard = 0; guard < 100; guard++) {
+        kmx_store_scan_t q = {filter, token, token_len, limit};
+        kmx_store_scan_page_t page;
+        kmx_store_scan_page_init(&page);
+        assert_int_equal(kmx_store_scan(store, &q, &page), 0);
+        assert_true(page.n <= limit);
+        for (size_t i = 0; i < page.n; i++) {
+            unsigned bit = 1u << page.records[i]->record->value->amount;
+            assert_false(seen & bit); // never the same record twice
+            seen |= bit;
+        }
+        (*pages)++;
+        memcpy(token, page.next, page.next_len);
+        token_len = page.next_len;
+        kmx_store_scan_page_fini(&page);
+        if (token_len == 0)
+            return seen;
+    }
+    fail_msg("scan did not finish");
+    return 0;
+}
+
+#define S_BITS(...) s_bits((const int[]){__VA_ARGS__, -1})
+static unsigned s_bits(const int *amounts)
+{
+    unsigned m = 0;
+    for (; *amounts >= 0; amounts++)
+        m |= 1u << *amounts;
+    return m;
+}
+
+static void test_store_scan_filters(void **state)
+{
+    s_fixture_t *f = *state;
+    s_rec_t r[S_SCAN_N];
+    s_scan_fill(f->store, r);
+    size_t pages = 0;
+    assert_int_equal(s_scan_all(f->store, NULL, 100, &pages), S_BITS(1, 2, 3, 4, 5, 6, 7, 8));
+
+    Kmx__V1__Filter flt = KMX__V1__FILTER__INIT;
+    Kmx__V1__Period p2024 = KMX__V1__PERIOD__INIT;
+    p2024.has_start = p2024.has_end = 1;
+    p2024.start = 202401;
+    p2024.end = 202412;
+    flt.has_kind = 1;
+    flt.kind = KMX__V1__KIND__EXPORT;
+    assert_int_equal(s_scan_all(f->store, &flt, 100, &pages), S_BITS(1, 2, 3, 4, 5, 6));
+    flt.period = &p2024;
+    assert_int_equal(s_scan_all(f->store, &flt, 100, &pages), S_BITS(2, 3, 4, 5));
+    flt.has_kind = 0;
+    assert_int_equal(s_scan_all(f->store, &flt, 100, &pages), S_BITS(2, 3, 4, 5, 7));
+
+    char *markets[] = {"JP", "cn"};
+    flt.n_markets = 2;
+    flt.markets = markets;
+    assert_int_equal(s_scan_all(f->store, &flt, 100, &pages), S_BITS(2, 4, 5));
+    flt.n_markets = 0;
+
+    char *units[] = {"KRW"};
+    flt.n_units = 1;
+    flt.units = units;
+    assert_int_equal(s_scan_all(f->store, &flt, 100, &pages), S_BITS(5));
+    flt.n_units = 0;
+
+    char *cats[] = {"digital"};
+    flt.n_categories = 1;
+    flt.categories = cats;
+    assert_int_equal(s_scan_all(f->store, &flt, 100, &pages), S_BITS(4));
+    flt.n_categories = 0;
+
+    flt.granularity = "half";
+    assert_int_equal(s_scan_all(f->store, &flt, 100, &pages), S_BITS(3));
+    flt.granularity = "year";
+    assert_int_equal(s_scan_all(f->store, &flt, 100, &pages), S_BITS(2, 7));
+    flt.granularity = "any";
+    assert_int_equal(s_scan_all(f->store, &flt, 100, &pages), S_BITS(2, 3, 4, 5, 7));
+    flt.granularity = NULL;
+
+    char *regions[] = {"North America", "greater china"};
+    flt.n_regions = 2;
+    flt.regions = regions;
+    assert_int_equal(s_scan_all(f->store, &flt, 100, &pages), S_BITS(3, 4));
+    flt.n_regions = 0;
+
+    char *items[] = {"nothing like this"};
+    flt.n_items = 1;
+    flt.items = items;
+    assert_int_equal(s_scan_all(f->store, &flt, 100, &pages), 0);
+}
+
+static void test_store_scan_pages(void **state)
+{
+    s_fixture_t *f = *state;
+    s_rec_t r[S_SCAN_N];
+    s_scan_fill(f->store, r);
+    size_t pages = 0;
+    assert_int_equal(s_scan_all(f->store, NULL, 3, &pages), S_BITS(1, 2, 3, 4, 5, 6, 7, 8));
+    assert_int_equal(pages, 3);
+    assert_int_equal(s_scan_all(f->store, NULL, 1, &pages), S_BITS(1, 2, 3, 4, 5, 6, 7, 8));
+    assert_int_equal(pages, 8);
+
+    Kmx__V1__Filter flt = KMX__V1__FILTER__INIT;
+    flt.has_kind = 1;
+    flt.kind = KMX__V1__KIND__EXPORT;
+    assert_int_equal(s_scan_all(f->store, &flt, 2, &pages), S_BITS(1, 2, 3, 4, 5, 6));
+    assert_int_equal(pages, 3);
+    flt.kind = KMX__V1__KIND__CONSUMPTION;
+    assert_int_equal(s_scan_all(f->store, &flt, 1, &pages), S_BITS(7, 8));
+    assert_int_equal(pages, 2);
+}
+
+static void test_store_scan_rejects_bad_filter_and_token(void **state)
+{
+    s_fixture_t *f = *state;
+    Kmx__V1__Filter flt = KMX__V1__FILTER__INIT;
+    flt.granularity = "fortnight";
+    kmx_store_scan_t q = {&flt, NULL, 0, 10};
+    kmx_store_scan_page_t page;
+    kmx_store_scan_page_init(&page);
+    assert_int_equal(kmx_store_scan(f->store, &q, &page), KMX_ERR_INVAL);
+    Kmx__V1__Period bad = KMX__V1__PERIOD__INIT;
+    bad.has_start = bad.has_end = 1;
+    bad.start = 202413;
+    bad.end = 202401;
+    flt.granularity = NULL;
+    flt.period = &bad;
+    assert_int_equal(kmx_store_scan(f->store, &q, &page), KMX_ERR_INVAL);
+    static uint8_t big[KMX_RKEY_MAX + 1];
+    kmx_store_scan_t q2 = {NULL, big, sizeof big, 10};
+    assert_int_equal(kmx_store_scan(f->store, &q2, &page), KMX_ERR_INVAL);
+    // A token that is not a stored key still resumes in key order.
+    uint8_t odd[] = {1, 0xff};
+    s_rec_t r[S_SCAN_N];
+    s_scan_fill(f->store, r);
+    kmx_store_scan_t q3 = {NULL, odd, sizeof odd, 100};
+    assert_int_equal(kmx_store_scan(f->store, &q3, &page), 0);
+    assert_int_equal(page.n, 2); // only the consumption records sort after it
+    kmx_store_scan_page_fini(&page);
+}
+
+// ---- replay ----------------------------------------------------------------------------
+
+static void test_store_replay_since(void **state)
+{
+    s_fixture_t *f = *state;
+    s_rec_t r[S_SCAN_N];
+    s_scan_fill(f->store, r);
+    kmx_store_replay_page_t page;
+    kmx_store_replay_page_init(&page);
+    kmx_store_replay_t q = {.since = 0, .limit = 100};
+    assert_int_equal(kmx_store_replay(f->store, &q, &page), 0);
+    assert_int_equal(page.n, S_SCAN_N);
+    assert_true(page.first_seq == 1 && page.last_seq == S_SCAN_N);
+    for (size_t i = 0; i < page.n; i++)
+        assert_true(page.events[i]->seq == i + 1);
+    kmx_store_replay_page_fini(&page);
+
+    q.since = 5;
+    q.limit = 2;
+    assert_int_equal(kmx_store_replay(f->store, &q, &page), 0);
+    assert_int_equal(page.n, 2);
+    assert_true(page.events[0]->seq == 6 && page.events[1]->seq == 7);
+    kmx_store_replay_page_fini(&page);
+
+    char *prefixes[] = {"consumption.", "export.CN"};
+    q.since = 0;
+    q.limit = 100;
+    q.prefixes = prefixes;
+    q.n_prefixes = 2;
+    assert_int_equal(kmx_store_replay(f->store, &q, &page), 0);
+    assert_int_equal(page.n, 3);
+    assert_string_equal(page.events[0]->topic, "export.CN.2024-Q3.digital");
+    assert_string_equal(page.events[1]->topic, "consumption.KR.2024.streaming");
+    kmx_store_replay_page_fini(&page);
+
+    q.since = S_SCAN_N;
+    q.n_prefixes = 0;
+    assert_int_equal(kmx_store_replay(f->store, &q, &page), 0);
+    assert_int_equal(page.n, 0);
+    assert_true(page.last_seq == S_SCAN_N);
+    kmx_store_replay_page_fini(&page);
+    q.since = UINT64_MAX;
+    assert_int_equal(kmx_store_replay(f->store, &q, &page), 0);
+    assert_int_equal(page.n, 0);
+    kmx_store_replay_page_fini(&page);
+}
+
+static void test_store_replay_empty_store(void **state)
+{
+    s_fixture_t *f = *state;
+    kmx_store_replay_page_t page;
+    kmx_store_replay_page_init(&page);
+    kmx_store_replay_t q = {.since = 0, .limit = 10};
+    assert_int_equal(kmx_store_replay(f->store, &q, &page), 0);
+    assert_int_equal(page.n, 0);
+    assert_true(page.first_seq == 0 && page.last_seq == 0);
+    kmx_store_replay_page_fini(&page);
+}
+
+static void test_store_open_creates_directory(void **state)
+{
+    s_fixture_t *f = *state;
+    char sub[128];
+    snprintf(sub, sizeof sub, "%s/nested", f->dir);
+    kmx_store_t *s = NULL;
+    assert_int_equal(kmx_store_open(sub, NULL, &s), 0);
+    kmx_store_close(&s);
+    assert_null(s);
+    kmx_store_close(NULL);
+    assert_int_equal(access(sub, F_OK), 0);
+    char file[160];
+    snprintf(file, sizeof file, "%s/data.mdb", sub);
+    assert_int_equal(kmx_store_open(file, NULL, &s), KMX_ERR_IO);
+}
+
+#define S_T(fn) cmocka_unit_test_setup_teardown(fn, s_setup, s_teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        S_T(test_store_put_get_gap_free),
+        S_T(test_store_get_missing_and_bad_key),
+        S_T(test_store_unchanged_and_update_keep_previous),
+        S_T(test_store_same_key_twice_in_one_batch),
+        S_T(test_store_unkeyed_record_rejected_without_seq),
+        S_T(test_store_reopen_keeps_records_and_last_seq),
+        S_T(test_store_refuses_other_schema_versions),
+        S_T(test_store_map_grows_from_64k),
+        S_T(test_store_scan_filters),
+        S_T(test_store_scan_pages),
+        S_T(test_store_scan_rejects_bad_filter_and_token),
+        S_T(test_store_replay_since),
+        S_T(test_store_replay_empty_store),
+        S_T(test_store_open_creates_directory),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
