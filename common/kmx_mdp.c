@@ -253,6 +253,10 @@ static int s_worker_handle(kmx_mdp_worker_t *self, zmq_msg_t *body)
     int count = s_recv_frames(self->sock, frames, S_MAX_FRAMES);
     if (count == KMX_ERR_INTERNAL)
         return count;
+    if (count == KMX_ERR_TOO_BIG) {
+        kmx_log_warn("mdp: dropping message with too many frames from broker");
+        return 0;
+    }
     if (count < 3 || zmq_msg_size(&frames[0]) != 0 || !s_frame_is(&frames[1], KMX_MDPW) ||
         zmq_msg_size(&frames[2]) != 1) {
         kmx_log_warn("mdp: dropping non-MDP message from broker frames=%d", count);

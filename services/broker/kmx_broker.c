@@ -1,0 +1,1006 @@
+/*  kmx_broker - Majordomo 7/MDP broker plus the XSUB/XPUB notification proxy, all on one
+    thread. Each service keeps a FIFO of waiting workers (the head has been idle longest,
+    so it gets the next request) and a bounded FIFO of pending requests. Everything read
+    from the network is validated frame by frame; a bad peer is dropped, never trusted.  */
+#include "kmx_broker.h"
+#include "kmx_err.h"
+#include "kmx_log.h"
+#include "kmx_mdp.h"
+#include "kmx_msg.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define S_MAX_FRAMES 8          // longer messages are not MDP and are dropped whole
+#define S_ID_MAX 255            // ZeroMQ routing ids and MDP service names: 1..255 bytes
+#define S_ID_TEXT_MAX (2 * S_ID_MAX + 3) // a routing id written as "0x" + hex
+#define S_ENDPOINT_MAX 256      // longest endpoint text we keep
+#define S_BATCH 1000            // messages per socket per poll step, so no socket starves
+#define S_SERVICES_MAX 4096     // distinct service names held at once
+#define S_WORKERS_MAX 10000     // workers registered at once
+#define S_SWEEP_MS 50           // how often deadlines and expiry are checked
+#define S_XPUB_HWM 100000       // subscribers may lag this many messages before losing any
+#define S_ENVELOPE_MAX 1024     // room for MDP frames on top of the largest body
+
+typedef struct s_stat s_stat_t;
+typedef struct s_worker s_worker_t;
+typedef struct s_service s_service_t;
+typedef struct s_request s_request_t;
+
+// Statistics of one worker, kept after it leaves so its work stays visible.
+struct s_stat {
+    s_stat_t *next;                  // next newer entry
+    char service[S_ID_MAX + 1];      // service it served
+    char worker[S_ID_TEXT_MAX];      // its routing id as text
+    uint64_t requests;               // replies it returned
+    int alive;                       // still registered
+};
+
+struct s_worker {
+    s_worker_t *next;                // next in the broker's list of all workers
+    s_worker_t *wait_prev;           // neighbours in the service's waiting list
+    s_worker_t *wait_next;
+    uint8_t id[S_ID_MAX];            // routing id
+    size_t id_len;                   // its length
+    s_service_t *service;            // service it registered for
+    s_stat_t *stat;                  // its statistics entry
+    int64_t expiry;                  // expired unless it speaks before this, monotonic ms
+    int waiting;                     // idle, in service->wait_head list
+};
+
+struct s_request {
+    s_request_t *next;               // next newer request of the service
+    uint8_t client[S_ID_MAX];        // client routing id
+    size_t client_len;               // its length
+    zmq_msg_t body;                  // request body, owned
+    int64_t deadline;                // answered UNAVAILABLE after this if no worker exists
+};
+
+struct s_service {
+    s_service_t *next;               // next in the broker's list
+    char name[S_ID_MAX + 1];         // service name
+    s_request_t *head;               // oldest pending request
+    s_request_t *tail;               // newest pending request
+    size_t pending;                  // requests queued
+    s_worker_t *wait_head;           // worker idle longest
+    s_worker_t *wait_tail;           // worker idle shortest
+    size_t workers;                  // registered workers, idle or busy
+};
+
+struct kmx_broker {
+    kmx_broker_config_t cfg;         // copy of the configuration (endpoints not used later)
+    void *router;                    // MDP socket
+    void *xsub;                      // publishers connect here; NULL without the proxy
+    void *xpub;                      // subscribers connect here; NULL without the proxy
+    char endpoints[3][S_ENDPOINT_MAX]; // bound endpoints by kmx_broker_socket_t
+    s_service_t *services;           // every service with workers or requests
+    size_t service_count;            // length of services
+    s_worker_t *workers;             // every registered worker
+    size_t worker_count;             // length of workers
+    s_stat_t *stats;                 // statistics, oldest first
+    size_t dead_stats;               // entries of departed workers
+    int64_t heartbeat_at;            // next heartbeat round
+    int64_t sweep_at;                // next expiry and deadline check
+    char name[128];                  // "broker-<host>-<pid>"
+    uint64_t routed;                 // requests handed to workers
+    uint64_t replies;                // replies returned to clients by workers
+    uint64_t events;                 // messages forwarded from XSUB to XPUB
+    uint64_t unavailable;            // requests answered UNAVAILABLE by the broker
+    uint64_t dropped;                // malformed or undeliverable messages dropped
+};
+
+// One outgoing frame: borrowed bytes, copied by ZeroMQ.
+typedef struct {
+    const void *data;                // frame bytes
+    size_t size;                     // frame length
+} s_part_t;
+
+static int64_t s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void s_close_frames(zmq_msg_t *frames, int count)
+{
+    for (int i = 0; i < count; i++)
+        zmq_msg_close(&frames[i]);
+}
+
+static int s_frame_is(zmq_msg_t *frame, const char *text)
+{
+    size_t len = strlen(text);
+    return zmq_msg_size(frame) == len && memcmp(zmq_msg_data(frame), text, len) == 0;
+}
+
+// Writes a routing id as text: itself when printable, else "0x" and hex. Never fails.
+static void s_id_text(const uint8_t *id, size_t len, char *out)
+{
+    int printable = len > 0;
+    for (size_t i = 0; i < len; i++)
+        printable = printable && id[i] > 0x20 && id[i] < 0x7f;
+    if (printable) {
+        memcpy(out, id, len);
+        out[len] = '\0';
+        return;
+    }
+    static const char hex[] = "0123456789abcdef";
+    out[0] = '0';
+    out[1] = 'x';
+    for (size_t i = 0; i < len; i++) {
+        out[2 + 2 * i] = hex[id[i] >> 4];
+        out[3 + 2 * i] = hex[id[i] & 0xf];
+    }
+    out[2 + 2 * len] = '\0';
+}
+
+// Copies a service name frame into out. Returns 0, or KMX_ERR_INVAL for an empty, too long
+// or non-text name (control bytes would end up in logs and error messages).
+static int s_name_take(zmq_msg_t *frame, char *out)
+{
+    size_t len = zmq_msg_size(frame);
+    const uint8_t *data = zmq_msg_data(frame);
+    if (len == 0 || len > S_ID_MAX)
+        return KMX_ERR_INVAL;
+    for (size_t i = 0; i < len; i++) {
+        if (data[i] < 0x20 || data[i] == 0x7f)
+            return KMX_ERR_INVAL;
+    }
+    memcpy(out, data, len);
+    out[len] = '\0';
+    return 0;
+}
+
+// ---- sending --------------------------------------------------------------------------
+
+// Sends parts, then last (if not NULL), as one message on the ROUTER; the first part is the
+// peer's routing id. Never blocks. Returns 0 or KMX_ERR_IO (peer gone or too slow). last
+// stays the caller's to close either way.
+static int s_send(kmx_broker_t *self, const s_part_t *parts, int count, zmq_msg_t *last)
+{
+    int total = count + (last != NULL);
+    for (int i = 0; i < count; i++) {
+        int flags = ZMQ_DONTWAIT | (i + 1 < total ? ZMQ_SNDMORE : 0);
+        if (zmq_send(self->router, parts[i].data, parts[i].size, flags) < 0)
+            return KMX_ERR_IO;
+    }
+    if (last && zmq_msg_send(last, self->router, ZMQ_DONTWAIT) < 0)
+        return KMX_ERR_IO;
+    return 0;
+}
+
+static int s_send_worker_command(kmx_broker_t *self, const uint8_t *id, size_t id_len,
+                                 uint8_t command)
+{
+    s_part_t parts[] = {{id, id_len}, {"", 0}, {KMX_MDPW, strlen(KMX_MDPW)}, {&command, 1}};
+    return s_send(self, parts, 4, NULL);
+}
+
+// Sends an MDP client reply with body bytes.
+static void s_reply_client(kmx_broker_t *self, const uint8_t *client, size_t client_len,
+                           const char *service, const void *body, size_t size)
+{
+    s_part_t parts[] = {{client, client_len},
+                        {"", 0},
+                        {KMX_MDPC, strlen(KMX_MDPC)},
+                        {service, strlen(service)},
+                        {body, size}};
+    if (s_send(self, parts, 5, NULL) != 0) {
+        self->dropped++;
+        kmx_log_debug("broker: client gone, reply dropped service=%s", service);
+    }
+}
+
+// Answers a client with an error Response in the broker's own name.
+static void s_reply_error(kmx_broker_t *self, const uint8_t *client, size_t client_len,
+                          const char *service, int err, const char *message)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (kmx_msg_pack_error(NULL, err, message, &buf, &len) != 0) {
+        kmx_log_error("broker: cannot pack error reply service=%s", service);
+        return;
+    }
+    s_reply_client(self, client, client_len, service, buf, len);
+    free(buf);
+}
+
+// ---- statistics -----------------------------------------------------------------------
+
+// Forgets the oldest departed workers beyond the history limit.
+static void s_stats_trim(kmx_broker_t *self)
+{
+    s_stat_t **link = &self->stats;
+    while (self->dead_stats > self->cfg.history_max && *link) {
+        s_stat_t *st = *link;
+        if (st->alive) {
+            link = &st->next;
+            continue;
+        }
+        *link = st->next;
+        free(st);
+        self->dead_stats--;
+    }
+}
+
+// Finds the entry of a returning worker or appends a new one. Returns NULL without memory.
+static s_stat_t *s_stat_require(kmx_broker_t *self, const char *service, const char *worker)
+{
+    s_stat_t **link = &self->stats;
+    for (; *link; link = &(*link)->next) {
+        s_stat_t *st = *link;
+        if (!st->alive && strcmp(st->service, service) == 0 && strcmp(st->worker, worker) == 0) {
+            st->alive = 1;
+            self->dead_stats--;
+            return st;
+        }
+    }
+    s_stat_t *st = calloc(1, sizeof *st);
+    if (!st)
+        return NULL;
+    snprintf(st->service, sizeof st->service, "%s", service);
+    snprintf(st->worker, sizeof st->worker, "%s", worker);
+    st->alive = 1;
+    *link = st;
+    return st;
+}
+
+// ---- services and workers -------------------------------------------------------------
+
+static s_service_t *s_service_find(kmx_broker_t *self, const char *name)
+{
+    for (s_service_t *svc = self->services; svc; svc = svc->next) {
+        if (strcmp(svc->name, name) == 0)
+            return svc;
+    }
+    return NULL;
+}
+
+// Returns the service, creating it. NULL when the service table is full or memory is out.
+static s_service_t *s_service_require(kmx_broker_t *self, const char *name)
+{
+    s_service_t *svc = s_service_find(self, name);
+    if (svc || self->service_count >= S_SERVICES_MAX)
+        return svc;
+    svc = calloc(1, sizeof *svc);
+    if (!svc)
+        return NULL;
+    snprintf(svc->name, sizeof svc->name, "%s", name);
+    svc->next = self->services;
+    self->services = svc;
+    self->service_count++;
+    return svc;
+}
+
+static void s_request_free(s_request_t *req)
+{
+    zmq_msg_close(&req->body);
+    free(req);
+}
+
+static s_request_t *s_request_pop(s_service_t *svc)
+{
+    s_request_t *req = svc->head;
+    if (req) {
+        svc->head = req->next;
+        if (!svc->head)
+            svc->tail = NULL;
+        svc->pending--;
+        req->next = NULL;
+    }
+    return req;
+}
+
+static void s_request_push_front(s_service_t *svc, s_request_t *req)
+{
+    req->next = svc->head;
+    svc->head = req;
+    if (!svc->tail)
+        svc->tail = req;
+    svc->pending++;
+}
+
+static void s_wait_remove(s_service_t *svc, s_worker_t *w)
+{
+    if (!w->waiting)
+        return;
+    if (w->wait_prev)
+        w->wait_prev->wait_next = w->wait_next;
+    else
+        svc->wait_head = w->wait_next;
+    if (w->wait_next)
+        w->wait_next->wait_prev = w->wait_prev;
+    else
+        svc->wait_tail = w->wait_prev;
+    w->wait_prev = w->wait_next = NULL;
+    w->waiting = 0;
+}
+
+static void s_wait_append(s_service_t *svc, s_worker_t *w)
+{
+    if (w->waiting)
+        return;
+    w->wait_prev = svc->wait_tail;
+    w->wait_next = NULL;
+    if (svc->wait_tail)
+        svc->wait_tail->wait_next = w;
+    else
+        svc->wait_head = w;
+    svc->wait_tail = w;
+    w->waiting = 1;
+}
+
+static s_worker_t *s_worker_find(kmx_broker_t *self, const uint8_t *id, size_t id_len)
+{
+    for (s_worker_t *w = self->workers; w; w = w->next) {
+        if (w->id_len == id_len && memcmp(w->id, id, id_len) == 0)
+            return w;
+    }
+    return NULL;
+}
+
+// Forgets a worker. Its statistics stay, marked departed. A request it was serving is lost;
+// the client's retry brings it back.
+static void s_worker_delete(kmx_broker_t *self, s_worker_t *w)
+{
+    s_wait_remove(w->service, w);
+    w->service->workers--;
+    w->stat->alive = 0;
+    self->dead_stats++;
+    for (s_worker_t **link = &self->workers; *link; link = &(*link)->next) {
+        if (*link == w) {
+            *link = w->next;
+            break;
+        }
+    }
+    self->worker_count--;
+    free(w);
+    s_stats_trim(self);
+}
+
+// Tells a peer it broke the protocol and forgets it.
+static void s_worker_reject(kmx_broker_t *self, const uint8_t *id, size_t id_len,
+                            const char *why)
+{
+    char text[S_ID_TEXT_MAX];
+    s_id_text(id, id_len, text);
+    kmx_log_warn("broker: worker protocol violation, disconnecting peer=%s reason=%s", text,
+                 why);
+    s_send_worker_command(self, id, id_len, KMX_MDPW_DISCONNECT);
+    s_worker_t *w = s_worker_find(self, id, id_len);
+    if (w)
+        s_worker_delete(self, w);
+}
+
+// Hands pending requests to idle workers, longest idle first.
+static void s_dispatch(kmx_broker_t *self, s_service_t *svc)
+{
+    while (svc->head && svc->wait_head) {
+        s_worker_t *w = svc->wait_head;
+        s_wait_remove(svc, w);
+        s_request_t *req = s_request_pop(svc);
+        uint8_t command = KMX_MDPW_REQUEST;
+        s_part_t parts[] = {{w->id, w->id_len},       {"", 0},
+                            {KMX_MDPW, strlen(KMX_MDPW)}, {&command, 1},
+                            {req->client, req->client_len}, {"", 0}};
+        if (s_send(self, parts, 6, &req->body) != 0) {
+            // The worker is gone or stuck; if it lives its next heartbeat gets DISCONNECT.
+            kmx_log_warn("broker: worker unreachable, dropping it service=%s worker=%s",
+                         svc->name, w->stat->worker);
+            s_request_push_front(svc, req);
+            s_worker_delete(self, w);
+            continue;
+        }
+        self->routed++;
+        s_request_free(req);
+    }
+}
+
+static void s_worker_new(kmx_broker_t *self, s_service_t *svc, const uint8_t *id,
+                         size_t id_len)
+{
+    char text[S_ID_TEXT_MAX];
+    s_id_text(id, id_len, text);
+    s_worker_t *w = self->worker_count < S_WORKERS_MAX ? calloc(1, sizeof *w) : NULL;
+    s_stat_t *st = w ? s_stat_require(self, svc->name, text) : NULL;
+    if (!st) {
+        free(w);
+        kmx_log_warn("broker: cannot take more workers peer=%s", text);
+        s_send_worker_command(self, id, id_len, KMX_MDPW_DISCONNECT);
+        return;
+    }
+    memcpy(w->id, id, id_len);
+    w->id_len = id_len;
+    w->service = svc;
+    w->stat = st;
+    w->expiry = s_now_ms() + (int64_t)self->cfg.heartbeat_ms * self->cfg.liveness;
+    w->next = self->workers;
+    self->workers = w;
+    self->worker_count++;
+    svc->workers++;
+    s_wait_append(svc, w);
+    kmx_log_info("broker: worker ready service=%s worker=%s", svc->name, text);
+    s_dispatch(self, svc);
+}
+
+// ---- the kmx.broker service -----------------------------------------------------------
+
+static int s_pack_pong(kmx_broker_t *self, const char *request_id, uint8_t **out, size_t *len)
+{
+    Kmx__V1__PongResult pong = KMX__V1__PONG_RESULT__INIT;
+    pong.service = (char *)KMX_BROKER_SERVICE;
+    pong.worker = self->name;
+    pong.version = (char *)KMX_VERSION;
+    Kmx__V1__Response resp = KMX__V1__RESPONSE__INIT;
+    resp.request_id = (char *)request_id;
+    resp.result_case = KMX__V1__RESPONSE__RESULT_PONG;
+    resp.pong = &pong;
+    return kmx_msg_pack_response(&resp, out, len);
+}
+
+static size_t s_count_services(const kmx_broker_t *self)
+{
+    size_t n = 0;
+    for (const s_service_t *svc = self->services; svc; svc = svc->next)
+        n += svc->workers > 0;
+    return n;
+}
+
+static size_t s_count_pending(const kmx_broker_t *self)
+{
+    size_t n = 0;
+    for (const s_service_t *svc = self->services; svc; svc = svc->next)
+        n += svc->pending;
+    return n;
+}
+
+#define S_COUNTERS 8
+
+static void s_fill_counters(const kmx_broker_t *self, Kmx__V1__Counter *c, Kmx__V1__Counter **cp)
+{
+    const char *names[S_COUNTERS] = {"requests", "replies",  "workers",     "services",
+                                     "events",   "pending",  "unavailable", "dropped"};
+    uint64_t values[S_COUNTERS] = {self->routed,  self->replies,
+                                   self->worker_count, s_count_services(self),
+                                   self->events,  s_count_pending(self),
+                                   self->unavailable,  self->dropped};
+    for (int i = 0; i < S_COUNTERS; i++) {
+        kmx__v1__counter__init(&c[i]);
+        c[i].name = (char *)names[i];
+        c[i].has_value = 1;
+        c[i].value = values[i];
+        cp[i] = &c[i];
+    }
+}
+
+static int s_pack_stats(kmx_broker_t *self, const char *request_id, uint8_t **out, size_t *len)
+{
+    size_t n = 0;
+    for (s_stat_t *st = self->stats; st; st = st->next)
+        n++;
+    Kmx__V1__WorkerStats *ws = calloc(n + 1, sizeof *ws);
+    Kmx__V1__WorkerStats **wp = calloc(n + 1, sizeof *wp);
+    int rc = KMX_ERR_NOMEM;
+    if (ws && wp) {
+        size_t i = 0;
+        for (s_stat_t *st = self->stats; st; st = st->next, i++) {
+            kmx__v1__worker_stats__init(&ws[i]);
+            ws[i].service = st->service;
+            ws[i].worker = st->worker;
+            ws[i].has_requests = 1;
+            ws[i].requests = st->requests;
+            ws[i].has_alive = 1;
+            ws[i].alive = st->alive != 0;
+            wp[i] = &ws[i];
+        }
+        Kmx__V1__Counter c[S_COUNTERS];
+        Kmx__V1__Counter *cp[S_COUNTERS];
+        s_fill_counters(self, c, cp);
+        Kmx__V1__StatsResult stats = KMX__V1__STATS_RESULT__INIT;
+        stats.service = (char *)KMX_BROKER_SERVICE;
+        stats.worker = self->name;
+        stats.n_counters = S_COUNTERS;
+        stats.counters = cp;
+        stats.n_workers = n;
+        stats.workers = wp;
+        Kmx__V1__Response resp = KMX__V1__RESPONSE__INIT;
+        resp.request_id = (char *)request_id;
+        resp.result_case = KMX__V1__RESPONSE__RESULT_STATS;
+        resp.stats = &stats;
+        rc = kmx_msg_pack_response(&resp, out, len);
+    }
+    free(ws);
+    free(wp);
+    return rc;
+}
+
+static void s_on_internal(kmx_broker_t *self, const uint8_t *client, size_t client_len,
+                          zmq_msg_t *body)
+{
+    Kmx__V1__Request *req = kmx_msg_request_unpack(zmq_msg_data(body), zmq_msg_size(body));
+    uint8_t *out = NULL;
+    size_t len = 0;
+    int rc;
+    if (!req)
+        rc = kmx_msg_pack_error(NULL, KMX_ERR_DECODE, "body is not a kmx.v1.Request", &out,
+                                &len);
+    else if (req->body_case == KMX__V1__REQUEST__BODY_PING)
+        rc = s_pack_pong(self, req->request_id, &out, &len);
+    else if (req->body_case == KMX__V1__REQUEST__BODY_STATS)
+        rc = s_pack_stats(self, req->request_id, &out, &len);
+    else
+        rc = kmx_msg_pack_error(req->request_id, KMX_ERR_UNSUPPORTED,
+                                "kmx.broker answers ping and stats only", &out, &len);
+    if (req)
+        kmx__v1__request__free_unpacked(req, NULL);
+    if (rc == 0)
+        s_reply_client(self, client, client_len, KMX_BROKER_SERVICE, out, len);
+    else
+        kmx_log_error("broker: cannot pack reply err=%s", kmx_strerror(rc));
+    free(out);
+}
+
+// ---- incoming messages ----------------------------------------------------------------
+
+// [client][empty][MDPC01][service][body]
+static void s_on_client(kmx_broker_t *self, zmq_msg_t *frames, int count)
+{
+    char name[S_ID_MAX + 1];
+    if (count != 5 || s_name_take(&frames[3], name) != 0) {
+        self->dropped++;
+        kmx_log_debug("broker: dropping malformed client request frames=%d", count);
+        return;
+    }
+    const uint8_t *client = zmq_msg_data(&frames[0]);
+    size_t client_len = zmq_msg_size(&frames[0]);
+    if (strcmp(name, KMX_BROKER_SERVICE) == 0) {
+        s_on_internal(self, client, client_len, &frames[4]);
+        return;
+    }
+    s_service_t *svc = s_service_require(self, name);
+    if (!svc || svc->pending >= self->cfg.queue_max) {
+        kmx_log_warn("broker: request refused, queue full service=%s", name);
+        self->unavailable++;
+        s_reply_error(self, client, client_len, name, KMX_ERR_UNAVAILABLE,
+                      "broker queue full, try again later");
+        return;
+    }
+    s_request_t *req = calloc(1, sizeof *req);
+    if (!req) {
+        self->dropped++;
+        return;
+    }
+    memcpy(req->client, client, client_len);
+    req->client_len = client_len;
+    zmq_msg_init(&req->body);
+    zmq_msg_move(&req->body, &frames[4]);
+    req->deadline = s_now_ms() + self->cfg.request_timeout_ms;
+    if (svc->tail)
+        svc->tail->next = req;
+    else
+        svc->head = req;
+    svc->tail = req;
+    svc->pending++;
+    s_dispatch(self, svc);
+}
+
+// [worker][empty][MDPW01][READY][service]
+static void s_on_ready(kmx_broker_t *self, s_worker_t *w, zmq_msg_t *frames, int count)
+{
+    const uint8_t *id = zmq_msg_data(&frames[0]);
+    size_t id_len = zmq_msg_size(&frames[0]);
+    char name[S_ID_MAX + 1];
+    if (count != 5 || s_name_take(&frames[4], name) != 0 ||
+        strcmp(name, KMX_BROKER_SERVICE) == 0) {
+        s_worker_reject(self, id, id_len, "bad READY");
+        return;
+    }
+    // A worker that reconnected keeps its routing id; start its session over.
+    if (w)
+        s_worker_delete(self, w);
+    s_service_t *svc = s_service_require(self, name);
+    if (!svc) {
+        s_worker_reject(self, id, id_len, "too many services");
+        return;
+    }
+    s_worker_new(self, svc, id, id_len);
+}
+
+// [worker][empty][MDPW01][REPLY][client][empty][body]
+static void s_on_reply(kmx_broker_t *self, s_worker_t *w, zmq_msg_t *frames, int count)
+{
+    const uint8_t *id = zmq_msg_data(&frames[0]);
+    size_t id_len = zmq_msg_size(&frames[0]);
+    if (!w || count != 7 || zmq_msg_size(&frames[4]) == 0 ||
+        zmq_msg_size(&frames[4]) > S_ID_MAX || zmq_msg_size(&frames[5]) != 0) {
+        s_worker_reject(self, id, id_len, w ? "bad REPLY" : "REPLY before READY");
+        return;
+    }
+    s_part_t parts[] = {{zmq_msg_data(&frames[4]), zmq_msg_size(&frames[4])},
+                        {"", 0},
+                        {KMX_MDPC, strlen(KMX_MDPC)},
+                        {w->service->name, strlen(w->service->name)}};
+    if (s_send(self, parts, 4, &frames[6]) != 0) {
+        self->dropped++;
+        kmx_log_debug("broker: client gone, reply dropped service=%s", w->service->name);
+    }
+    self->replies++;
+    w->stat->requests++;
+    s_wait_append(w->service, w);
+    s_dispatch(self, w->service);
+}
+
+// [worker][empty][MDPW01][command][...]
+static void s_on_worker(kmx_broker_t *self, zmq_msg_t *frames, int count)
+{
+    const uint8_t *id = zmq_msg_data(&frames[0]);
+    size_t id_len = zmq_msg_size(&frames[0]);
+    s_worker_t *w = s_worker_find(self, id, id_len);
+    if (w)
+        w->expiry = s_now_ms() + (int64_t)self->cfg.heartbeat_ms * self->cfg.liveness;
+    uint8_t command = 0;
+    if (count >= 4 && zmq_msg_size(&frames[3]) == 1)
+        command = *(const uint8_t *)zmq_msg_data(&frames[3]);
+    switch (command) {
+    case KMX_MDPW_READY:
+        s_on_ready(self, w, frames, count);
+        break;
+    case KMX_MDPW_REPLY:
+        s_on_reply(self, w, frames, count);
+        break;
+    case KMX_MDPW_HEARTBEAT:
+        if (!w || count != 4)
+            s_worker_reject(self, id, id_len, w ? "bad HEARTBEAT" : "HEARTBEAT before READY");
+        break;
+    case KMX_MDPW_DISCONNECT:
+        if (w) {
+            kmx_log_info("broker: worker left service=%s worker=%s", w->service->name,
+                         w->stat->worker);
+            s_worker_delete(self, w);
+        }
+        break;
+    default:
+        s_worker_reject(self, id, id_len, "unknown command");
+    }
+}
+
+static void s_on_message(kmx_broker_t *self, zmq_msg_t *frames, int count)
+{
+    if (count >= 3 && zmq_msg_size(&frames[1]) == 0) {
+        if (s_frame_is(&frames[2], KMX_MDPC)) {
+            s_on_client(self, frames, count);
+            return;
+        }
+        if (s_frame_is(&frames[2], KMX_MDPW)) {
+            s_on_worker(self, frames, count);
+            return;
+        }
+    }
+    self->dropped++;
+    char text[S_ID_TEXT_MAX];
+    s_id_text(zmq_msg_data(&frames[0]), zmq_msg_size(&frames[0]), text);
+    kmx_log_debug("broker: dropping non-MDP message peer=%s frames=%d", text, count);
+}
+
+// Reads one whole message into frames (up to max). Returns the frame count, 0 if nothing
+// was waiting, KMX_ERR_TOO_BIG if it had more than max frames (all dropped), or
+// KMX_ERR_INTERNAL when the context was terminated.
+static int s_recv_frames(void *sock, zmq_msg_t *frames, int max)
+{
+    int count = 0;
+    int more = 1;
+    while (more) {
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        if (zmq_msg_recv(&part, sock, ZMQ_DONTWAIT) < 0) {
+            int err = errno;
+            zmq_msg_close(&part);
+            s_close_frames(frames, count < max ? count : max);
+            return err == EAGAIN && count == 0 ? 0 : KMX_ERR_INTERNAL;
+        }
+        more = zmq_msg_more(&part);
+        if (count < max)
+            frames[count] = part;
+        else
+            zmq_msg_close(&part);
+        count++;
+    }
+    if (count > max) {
+        s_close_frames(frames, max);
+        return KMX_ERR_TOO_BIG;
+    }
+    return count;
+}
+
+static int s_drain_router(kmx_broker_t *self)
+{
+    for (int i = 0; i < S_BATCH; i++) {
+        zmq_msg_t frames[S_MAX_FRAMES];
+        int count = s_recv_frames(self->router, frames, S_MAX_FRAMES);
+        if (count == 0)
+            return 0;
+        if (count == KMX_ERR_INTERNAL)
+            return count;
+        if (count == KMX_ERR_TOO_BIG) {
+            self->dropped++;
+            kmx_log_debug("broker: dropping message with too many frames");
+            continue;
+        }
+        s_on_message(self, frames, count);
+        s_close_frames(frames, count);
+    }
+    return 0;
+}
+
+// Moves whole messages from one proxy socket to the other, frame by frame, so multi-part
+// messages arrive whole. Returns 0 or KMX_ERR_INTERNAL.
+static int s_forward(void *from, void *to, uint64_t *counter)
+{
+    for (int i = 0; i < S_BATCH; i++) {
+        int more = 1;
+        int first = 1;
+        int sent = 1;
+        while (more) {
+            zmq_msg_t part;
+            zmq_msg_init(&part);
+            if (zmq_msg_recv(&part, from, ZMQ_DONTWAIT) < 0) {
+                int err = errno;
+                zmq_msg_close(&part);
+                return first && err == EAGAIN ? 0 : KMX_ERR_INTERNAL;
+            }
+            first = 0;
+            more = zmq_msg_more(&part);
+            if (sent && zmq_msg_send(&part, to, ZMQ_DONTWAIT | (more ? ZMQ_SNDMORE : 0)) < 0)
+                sent = 0;
+            zmq_msg_close(&part);
+        }
+        if (sent && counter)
+            (*counter)++;
+    }
+    return 0;
+}
+
+// ---- timers ---------------------------------------------------------------------------
+
+static void s_send_heartbeats(kmx_broker_t *self)
+{
+    s_worker_t *next = NULL;
+    for (s_worker_t *w = self->workers; w; w = next) {
+        next = w->next;
+        if (w->waiting && s_send_worker_command(self, w->id, w->id_len, KMX_MDPW_HEARTBEAT) != 0) {
+            kmx_log_info("broker: worker unreachable service=%s worker=%s", w->service->name,
+                         w->stat->worker);
+            s_worker_delete(self, w);
+        }
+    }
+}
+
+static void s_purge_workers(kmx_broker_t *self, int64_t now)
+{
+    s_worker_t *next = NULL;
+    for (s_worker_t *w = self->workers; w; w = next) {
+        next = w->next;
+        if (now >= w->expiry) {
+            kmx_log_warn("broker: worker expired service=%s worker=%s", w->service->name,
+                         w->stat->worker);
+            s_worker_delete(self, w);
+        }
+    }
+}
+
+// Answers requests that waited too long for a service without workers, and forgets
+// services that have neither workers nor requests.
+static void s_expire_requests(kmx_broker_t *self, int64_t now)
+{
+    for (s_service_t **link = &self->services; *link;) {
+        s_service_t *svc = *link;
+        while (svc->workers == 0 && svc->head && now >= svc->head->deadline) {
+            s_request_t *req = s_request_pop(svc);
+            char message[S_ID_MAX + 64];
+            snprintf(message, sizeof message, "no worker for service '%s'", svc->name);
+            kmx_log_info("broker: no worker, request answered UNAVAILABLE service=%s",
+                         svc->name);
+            s_reply_error(self, req->client, req->client_len, svc->name, KMX_ERR_UNAVAILABLE,
+                          message);
+            self->unavailable++;
+            s_request_free(req);
+        }
+        if (svc->workers == 0 && !svc->head) {
+            *link = svc->next;
+            self->service_count--;
+            free(svc);
+        } else
+            link = &svc->next;
+    }
+}
+
+static void s_tick(kmx_broker_t *self)
+{
+    int64_t now = s_now_ms();
+    if (now >= self->heartbeat_at) {
+        s_send_heartbeats(self);
+        self->heartbeat_at = now + self->cfg.heartbeat_ms;
+    }
+    if (now >= self->sweep_at) {
+        s_purge_workers(self, now);
+        s_expire_requests(self, now);
+        self->sweep_at = now + S_SWEEP_MS;
+    }
+}
+
+// ---- lifecycle ------------------------------------------------------------------------
+
+void kmx_broker_config_init(kmx_broker_config_t *cfg)
+{
+    assert(cfg);
+    cfg->bind = "tcp://127.0.0.1:5555";
+    cfg->publish_bind = "tcp://127.0.0.1:5558";
+    cfg->events_bind = "tcp://127.0.0.1:5557";
+    cfg->heartbeat_ms = KMX_MDP_HEARTBEAT_MS;
+    cfg->liveness = KMX_MDP_LIVENESS;
+    cfg->request_timeout_ms = 3000;
+    cfg->queue_max = 10000;
+    cfg->history_max = 1024;
+}
+
+// Opens and binds one socket, recording the endpoint it really got.
+static void *s_bind(void *ctx, int type, const char *endpoint, char *bound)
+{
+    void *sock = zmq_socket(ctx, type);
+    if (!sock) {
+        kmx_log_error("broker: cannot create socket err=%s", zmq_strerror(errno));
+        return NULL;
+    }
+    int zero = 0;
+    int one = 1;
+    int hwm = S_XPUB_HWM;
+    int64_t max_size = (int64_t)KMX_MSG_MAX + S_ENVELOPE_MAX;
+    int rc = zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
+    if (rc == 0 && type != ZMQ_XPUB)
+        rc = zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &max_size, sizeof max_size);
+    if (rc == 0 && type == ZMQ_ROUTER)
+        rc = zmq_setsockopt(sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    if (rc == 0 && type == ZMQ_ROUTER)
+        rc = zmq_setsockopt(sock, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
+    if (rc == 0 && type == ZMQ_XPUB)
+        rc = zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    if (rc == 0)
+        rc = zmq_bind(sock, endpoint);
+    size_t size = S_ENDPOINT_MAX;
+    if (rc == 0)
+        rc = zmq_getsockopt(sock, ZMQ_LAST_ENDPOINT, bound, &size);
+    if (rc != 0) {
+        kmx_log_error("broker: cannot bind endpoint=%s err=%s", endpoint, zmq_strerror(errno));
+        zmq_close(sock);
+        return NULL;
+    }
+    return sock;
+}
+
+static int s_config_is_valid(const kmx_broker_config_t *cfg)
+{
+    return cfg->bind && cfg->heartbeat_ms > 0 && cfg->liveness > 0 &&
+           cfg->request_timeout_ms >= 0 && cfg->queue_max > 0 &&
+           (cfg->publish_bind == NULL) == (cfg->events_bind == NULL);
+}
+
+kmx_broker_t *kmx_broker_new(void *ctx, const kmx_broker_config_t *cfg)
+{
+    assert(ctx && cfg);
+    if (!s_config_is_valid(cfg)) {
+        kmx_log_error("broker: invalid configuration");
+        return NULL;
+    }
+    kmx_broker_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->cfg = *cfg;
+    self->router = s_bind(ctx, ZMQ_ROUTER, cfg->bind, self->endpoints[KMX_BROKER_ROUTER]);
+    int ok = self->router != NULL;
+    if (ok && cfg->publish_bind) {
+        self->xsub = s_bind(ctx, ZMQ_XSUB, cfg->publish_bind, self->endpoints[KMX_BROKER_XSUB]);
+        self->xpub = self->xsub ? s_bind(ctx, ZMQ_XPUB, cfg->events_bind,
+                                         self->endpoints[KMX_BROKER_XPUB])
+                                : NULL;
+        ok = self->xpub != NULL;
+    }
+    char host[64] = "localhost";
+    gethostname(host, sizeof host - 1);
+    host[sizeof host - 1] = '\0';
+    snprintf(self->name, sizeof self->name, "broker-%s-%ld", host, (long)getpid());
+    int64_t now = s_now_ms();
+    self->heartbeat_at = now + cfg->heartbeat_ms;
+    self->sweep_at = now + S_SWEEP_MS;
+    if (!ok)
+        kmx_broker_destroy(&self);
+    return self;
+}
+
+void kmx_broker_destroy(kmx_broker_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    kmx_broker_t *self = *self_p;
+    while (self->workers)
+        s_worker_delete(self, self->workers);
+    while (self->services) {
+        s_service_t *svc = self->services;
+        self->services = svc->next;
+        for (s_request_t *req = s_request_pop(svc); req; req = s_request_pop(svc))
+            s_request_free(req);
+        free(svc);
+    }
+    while (self->stats) {
+        s_stat_t *st = self->stats;
+        self->stats = st->next;
+        free(st);
+    }
+    if (self->router)
+        zmq_close(self->router);
+    if (self->xsub)
+        zmq_close(self->xsub);
+    if (self->xpub)
+        zmq_close(self->xpub);
+    free(self);
+    *self_p = NULL;
+}
+
+const char *kmx_broker_endpoint(const kmx_broker_t *self, kmx_broker_socket_t which)
+{
+    assert(self);
+    if (which == KMX_BROKER_ROUTER)
+        return self->endpoints[which];
+    if ((which == KMX_BROKER_XSUB || which == KMX_BROKER_XPUB) && self->xsub)
+        return self->endpoints[which];
+    return NULL;
+}
+
+int kmx_broker_poll_once(kmx_broker_t *self, int timeout_ms)
+{
+    assert(self);
+    zmq_pollitem_t items[3] = {{self->router, 0, ZMQ_POLLIN, 0},
+                               {self->xsub, 0, ZMQ_POLLIN, 0},
+                               {self->xpub, 0, ZMQ_POLLIN, 0}};
+    int count = self->xsub ? 3 : 1;
+    int64_t now = s_now_ms();
+    int64_t next = self->heartbeat_at < self->sweep_at ? self->heartbeat_at : self->sweep_at;
+    int64_t wait = next > now ? next - now : 0;
+    if (timeout_ms >= 0 && timeout_ms < wait)
+        wait = timeout_ms;
+    if (zmq_poll(items, count, (long)wait) < 0) {
+        if (errno == EINTR)
+            return 0;
+        kmx_log_error("broker: poll failed err=%s", zmq_strerror(errno));
+        return KMX_ERR_INTERNAL;
+    }
+    int rc = 0;
+    if (items[0].revents & ZMQ_POLLIN)
+        rc = s_drain_router(self);
+    if (rc == 0 && count > 1 && (items[1].revents & ZMQ_POLLIN))
+        rc = s_forward(self->xsub, self->xpub, &self->events);
+    if (rc == 0 && count > 1 && (items[2].revents & ZMQ_POLLIN))
+        rc = s_forward(self->xpub, self->xsub, NULL);
+    if (rc != 0)
+        return errno == EINTR ? 0 : KMX_ERR_INTERNAL;
+    s_tick(self);
+    return 0;
+}
+
+int kmx_broker_run(kmx_broker_t *self, const volatile sig_atomic_t *stop)
+{
+    assert(self && stop);
+    while (!*stop) {
+        int rc = kmx_broker_poll_once(self, 500);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
