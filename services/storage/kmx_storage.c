@@ -189,10 +189,12 @@ static void s_record_result(kmx_storage_t *self, const s_item_t *item, size_t i,
     const s_rec_state_t *st = &item->recs[i];
     r->has_index = r->has_outcome = 1;
     r->index = (uint32_t)i;
-    if (st->slot == S_NO_SLOT) {
+    if (!st->valid) {
         r->outcome = KMX__V1__RECORD_RESULT__OUTCOME__REJECTED;
         r->field = (char *)(st->problem.field ? st->problem.field : "record");
         r->reason = (char *)st->problem.reason;
+    } else if (st->slot == S_NO_SLOT) {
+        r->has_outcome = 0; // valid, but its atomic batch was refused
     } else {
         const kmx_put_outcome_t *o = &self->outcomes[st->slot];
         r->outcome = o->outcome;
@@ -223,7 +225,7 @@ static int s_put_refused(kmx_storage_t *self, s_item_t *item, Kmx__V1__RecordRes
     kmx_msg_set_error(&resp, &error, s_request_id(item), KMX_ERR_INVAL, msg);
     size_t k = 0;
     for (size_t i = 0; i < item->req->put->n_records; i++) {
-        if (results[i].outcome == KMX__V1__RECORD_RESULT__OUTCOME__REJECTED)
+        if (!item->recs[i].valid)
             ptrs[k++] = &results[i];
     }
     error.n_records = k;

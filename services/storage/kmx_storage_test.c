@@ -1,0 +1,443 @@
+/*  Tests for the kmx-storage service loop: the loop runs in a thread over a real LMDB
+    environment; a DEALER on tcp://127.0.0.1 sends requests and a SUB (bound here, as the
+    broker's XSUB would be) receives the published events.  */
+#define _XOPEN_SOURCE 700 // nftw, to remove the test directory
+#include "kmx_storage.h"
+
+#include "kmx_err.h"
+#include "kmx_msg.h"
+
+#include <ftw.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include <cmocka.h>
+
+typedef struct {
+    char dir[64];           // LMDB directory from mkdtemp
+    void *ctx;              // ZeroMQ context shared with the service
+    void *dealer;           // plays an ingest or query worker
+    void *sub;              // plays the broker's XSUB
+    kmx_storage_t *storage; // the service under test
+    pthread_t thread;       // runs kmx_storage_run
+    uint64_t corr;          // next correlation id
+} s_fixture_t;
+
+typedef struct {
+    Kmx__V1__Record rec;
+    Kmx__V1__Period period;
+    Kmx__V1__Value value;
+} s_rec_t;
+
+static void s_rec_init(s_rec_t *r, const char *market, uint32_t month, int64_t amount,
+                       const char *unit)
+{
+    Kmx__V1__Record rec = KMX__V1__RECORD__INIT;
+    Kmx__V1__Period period = KMX__V1__PERIOD__INIT;
+    Kmx__V1__Value value = KMX__V1__VALUE__INIT;
+    r->rec = rec;
+    r->period = period;
+    r->value = value;
+    r->period.has_start = r->period.has_end = 1;
+    r->period.start = r->period.end = month;
+    r->value.has_amount = 1;
+    r->value.amount = amount;
+    r->value.unit = (char *)unit;
+    r->rec.has_kind = 1;
+    r->rec.kind = KMX__V1__KIND__EXPORT;
+    r->rec.period = &r->period;
+    r->rec.market = (char *)market;
+    r->rec.category = "album";
+    r->rec.item = "album exports";
+    r->rec.source = "kmx test";
+    r->rec.value = &r->value;
+}
+
+static int s_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void *s_run(void *arg)
+{
+    kmx_storage_run(arg, NULL);
+    return NULL;
+}
+
+static int s_setup(void **state)
+{
+    s_fixture_t *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    snprintf(f->dir, sizeof f->dir, "/tmp/kmx-storage-test-XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    int timeout = 5000;
+    char pub_ep[256], ep[256];
+    size_t size = sizeof pub_ep;
+    f->ctx = zmq_ctx_new();
+    f->sub = zmq_socket(f->ctx, ZMQ_SUB);
+    zmq_setsockopt(f->sub, ZMQ_SUBSCRIBE, "", 0);
+    zmq_setsockopt(f->sub, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    if (zmq_bind(f->sub, "tcp://127.0.0.1:*") != 0 ||
+        zmq_getsockopt(f->sub, ZMQ_LAST_ENDPOINT, pub_ep, &size) != 0)
+        return -1;
+    kmx_storage_config_t cfg = {"tcp://127.0.0.1:*", pub_ep, f->dir, 0, 100};
+    if (kmx_storage_new(f->ctx, &cfg, &f->storage) != 0 ||
+        kmx_storage_endpoint(f->storage, ep, sizeof ep) != 0)
+        return -1;
+    f->dealer = zmq_socket(f->ctx, ZMQ_DEALER);
+    zmq_setsockopt(f->dealer, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    if (zmq_connect(f->dealer, ep) != 0)
+        return -1;
+    if (pthread_create(&f->thread, NULL, s_run, f->storage) != 0)
+        return -1;
+    f->corr = 1000;
+    *state = f;
+    return 0;
+}
+
+static int s_teardown(void **state)
+{
+    s_fixture_t *f = *state;
+    zmq_ctx_shutdown(f->ctx); // wakes the service loop with ETERM
+    pthread_join(f->thread, NULL);
+    zmq_close(f->dealer);
+    zmq_close(f->sub);
+    kmx_storage_destroy(&f->storage);
+    zmq_ctx_term(f->ctx);
+    nftw(f->dir, s_rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+static void s_send_frames(void *sock, const void *const *frames, const size_t *sizes, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        assert_true(zmq_send(sock, frames[i], sizes[i], i + 1 < n ? ZMQ_SNDMORE : 0) >= 0);
+}
+
+static void s_send_request(s_fixture_t *f, const Kmx__V1__Request *req, uint8_t corr[8])
+{
+    uint64_t id = f->corr++;
+    for (int i = 7; i >= 0; i--, id >>= 8)
+        corr[i] = (uint8_t)id;
+    uint8_t *body = NULL;
+    size_t len = 0;
+    assert_int_equal(kmx_msg_pack_request(req, &body, &len), 0);
+    const void *frames[] = {corr, body};
+    size_t sizes[] = {8, len};
+    s_send_frames(f->dealer, frames, sizes, 2);
+    free(body);
+}
+
+// Receives one reply, checks its correlation id and returns the decoded response.
+static Kmx__V1__Response *s_recv_reply(s_fixture_t *f, const uint8_t corr[8])
+{
+    uint8_t got[8];
+    assert_int_equal(zmq_recv(f->dealer, got, sizeof got, 0), 8);
+    assert_memory_equal(got, corr, 8);
+    int more = 0;
+    size_t size = sizeof more;
+    zmq_getsockopt(f->dealer, ZMQ_RCVMORE, &more, &size);
+    assert_true(more);
+    zmq_msg_t msg;
+    zmq_msg_init(&msg);
+    assert_true(zmq_msg_recv(&msg, f->dealer, 0) >= 0);
+    Kmx__V1__Response *resp = kmx_msg_response_unpack(zmq_msg_data(&msg), zmq_msg_size(&msg));
+    zmq_msg_close(&msg);
+    assert_non_null(resp);
+    return resp;
+}
+
+static Kmx__V1__Response *s_call(s_fixture_t *f, const Kmx__V1__Request *req)
+{
+    uint8_t corr[8];
+    s_send_request(f, req, corr);
+    return s_recv_reply(f, corr);
+}
+
+static Kmx__V1__Response *s_put(s_fixture_t *f, Kmx__V1__Record **recs, size_t n, int atomic)
+{
+    Kmx__V1__PutRequest put = KMX__V1__PUT_REQUEST__INIT;
+    Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
+    put.n_records = n;
+    put.records = recs;
+    put.has_atomic = 1;
+    put.atomic = atomic;
+    req.request_id = "put-1";
+    req.body_case = KMX__V1__REQUEST__BODY_PUT;
+    req.put = &put;
+    return s_call(f, &req);
+}
+
+static Kmx__V1__Response *s_get(s_fixture_t *f, Kmx__V1__Record *key)
+{
+    Kmx__V1__GetRequest get = KMX__V1__GET_REQUEST__INIT;
+    Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
+    get.key = key;
+    req.body_case = KMX__V1__REQUEST__BODY_GET;
+    req.get = &get;
+    return s_call(f, &req);
+}
+
+// Receives published events until one whose topic starts with prefix (bounded).
+static Kmx__V1__UpdateEvent *s_wait_event(s_fixture_t *f, const char *prefix)
+{
+    for (int i = 0; i < 200; i++) {
+        char topic[256];
+        int n = zmq_recv(f->sub, topic, sizeof topic - 1, 0);
+        assert_true(n >= 0);
+        topic[n < (int)sizeof topic - 1 ? n : (int)sizeof topic - 1] = '\0';
+        zmq_msg_t msg;
+        zmq_msg_init(&msg);
+        assert_true(zmq_msg_recv(&msg, f->sub, 0) >= 0);
+        Kmx__V1__UpdateEvent *ev =
+            kmx__v1__update_event__unpack(NULL, zmq_msg_size(&msg), zmq_msg_data(&msg));
+        zmq_msg_close(&msg);
+        assert_non_null(ev);
+        if (strncmp(topic, prefix, strlen(prefix)) == 0) {
+            assert_string_equal(ev->topic, topic);
+            return ev;
+        }
+        kmx__v1__update_event__free_unpacked(ev, NULL);
+    }
+    fail_msg("no event with topic prefix %s", prefix);
+    return NULL;
+}
+
+static uint64_t s_counter(const Kmx__V1__StatsResult *st, const char *name)
+{
+    for (size_t i = 0; i < st->n_counters; i++) {
+        if (strcmp(st->counters[i]->name, name) == 0)
+            return st->counters[i]->value;
+    }
+    fail_msg("no counter %s", name);
+    return 0;
+}
+
+static void test_storage_put_publishes_after_commit(void **state)
+{
+    s_fixture_t *f = *state;
+    // The heartbeat proves the subscription is live before anything is stored.
+    Kmx__V1__UpdateEvent *hb = s_wait_event(f, "kmx.heartbeat");
+    assert_int_equal(hb->type, KMX__V1__EVENT_TYPE__HEARTBEAT);
+    assert_true(hb->seq == 0);
+    kmx__v1__update_event__free_unpacked(hb, NULL);
+
+    s_rec_t good, bad;
+    s_rec_init(&good, "japan", 202503, 1234500, "USD");
+    s_rec_init(&bad, "JP", 202504, 1, "bananas");
+    Kmx__V1__Record *recs[] = {&good.rec, &bad.rec};
+    Kmx__V1__Response *resp = s_put(f, recs, 2, 0);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_PUT);
+    assert_string_equal(resp->request_id, "put-1");
+    const Kmx__V1__PutResult *put = resp->put;
+    assert_int_equal(put->stored, 1);
+    assert_int_equal(put->rejected, 1);
+    assert_true(put->last_seq == 1);
+    assert_int_equal(put->n_results, 2);
+    assert_int_equal(put->results[0]->outcome, KMX__V1__RECORD_RESULT__OUTCOME__STORED);
+    assert_true(put->results[0]->seq == 1);
+    assert_int_equal(put->results[1]->index, 1);
+    assert_int_equal(put->results[1]->outcome, KMX__V1__RECORD_RESULT__OUTCOME__REJECTED);
+    assert_string_equal(put->results[1]->field, "unit");
+    kmx__v1__response__free_unpacked(resp, NULL);
+
+    Kmx__V1__UpdateEvent *ev = s_wait_event(f, "export.");
+    assert_true(ev->seq == 1);
+    assert_int_equal(ev->type, KMX__V1__EVENT_TYPE__UPSERT);
+    assert_string_equal(ev->topic, "export.JP.2025-03.album");
+    assert_string_equal(ev->record->market, "JP");
+    kmx__v1__update_event__free_unpacked(ev, NULL);
+
+    s_rec_t key;
+    s_rec_init(&key, "JP", 202503, 0, "USD");
+    resp = s_get(f, &key.rec);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_GET);
+    assert_true(resp->get->record->record->value->amount == 1234500);
+    assert_true(resp->get->record->seq == 1);
+    kmx__v1__response__free_unpacked(resp, NULL);
+
+    // The same record again changes nothing and publishes nothing but heartbeats.
+    Kmx__V1__Record *again[] = {&good.rec};
+    resp = s_put(f, again, 1, 0);
+    assert_int_equal(resp->put->unchanged, 1);
+    assert_true(resp->put->last_seq == 1);
+    kmx__v1__response__free_unpacked(resp, NULL);
+    hb = s_wait_event(f, "kmx.heartbeat");
+    assert_true(hb->seq == 1);
+    kmx__v1__update_event__free_unpacked(hb, NULL);
+}
+
+static void test_storage_atomic_put_refuses_whole_batch(void **state)
+{
+    s_fixture_t *f = *state;
+    s_rec_t good, bad;
+    s_rec_init(&good, "US", 202401, 5, "USD");
+    s_rec_init(&bad, "Atlantis", 202402, 5, "USD");
+    Kmx__V1__Record *recs[] = {&good.rec, &bad.rec};
+    Kmx__V1__Response *resp = s_put(f, recs, 2, 1);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_ERROR);
+    assert_int_equal(resp->error->code, KMX__V1__ERROR_CODE__BAD_REQUEST);
+    assert_int_equal(resp->error->n_records, 1);
+    assert_int_equal(resp->error->records[0]->index, 1);
+    assert_string_equal(resp->error->records[0]->field, "market");
+    kmx__v1__response__free_unpacked(resp, NULL);
+    resp = s_get(f, &good.rec);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_ERROR);
+    assert_int_equal(resp->error->code, KMX__V1__ERROR_CODE__NOT_FOUND);
+    kmx__v1__response__free_unpacked(resp, NULL);
+}
+
+static void test_storage_pipelined_puts_get_gap_free_seqs(void **state)
+{
+    s_fixture_t *f = *state;
+    enum { N = 20 };
+    s_rec_t r[N];
+    uint8_t corr[N][8];
+    for (int i = 0; i < N; i++) {
+        s_rec_init(&r[i], "CN", (uint32_t)(202001 + (i % 12) + 100 * (i / 12)), i + 1, "USD");
+        Kmx__V1__Record *one[] = {&r[i].rec};
+        Kmx__V1__PutRequest put = KMX__V1__PUT_REQUEST__INIT;
+        Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
+        put.n_records = 1;
+        put.records = one;
+        req.body_case = KMX__V1__REQUEST__BODY_PUT;
+        req.put = &put;
+        s_send_request(f, &req, corr[i]);
+    }
+    uint64_t seen = 0;
+    for (int i = 0; i < N; i++) {
+        Kmx__V1__Response *resp = s_recv_reply(f, corr[i]);
+        assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_PUT);
+        uint64_t seq = resp->put->results[0]->seq;
+        assert_true(seq >= 1 && seq <= N);
+        assert_false(seen & (UINT64_C(1) << seq));
+        seen |= UINT64_C(1) << seq;
+        kmx__v1__response__free_unpacked(resp, NULL);
+    }
+    assert_true(seen == ((UINT64_C(1) << (N + 1)) - 2));
+
+    Kmx__V1__ReplayRequest replay = KMX__V1__REPLAY_REQUEST__INIT;
+    Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
+    replay.has_since = 1;
+    replay.since = N - 5;
+    req.body_case = KMX__V1__REQUEST__BODY_REPLAY;
+    req.replay = &replay;
+    Kmx__V1__Response *resp = s_call(f, &req);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_REPLAY);
+    assert_int_equal(resp->replay->n_events, 5);
+    assert_true(resp->replay->events[0]->seq == N - 4);
+    assert_true(resp->replay->last_seq == N);
+    kmx__v1__response__free_unpacked(resp, NULL);
+
+    Kmx__V1__ScanRequest scan = KMX__V1__SCAN_REQUEST__INIT;
+    req.body_case = KMX__V1__REQUEST__BODY_SCAN;
+    req.scan = &scan;
+    scan.has_limit = 1;
+    scan.limit = 15;
+    resp = s_call(f, &req);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_SCAN);
+    assert_int_equal(resp->scan->n_records, 15);
+    assert_true(resp->scan->next_page_token.len > 0);
+    uint8_t token[512];
+    size_t token_len = resp->scan->next_page_token.len;
+    memcpy(token, resp->scan->next_page_token.data, token_len);
+    kmx__v1__response__free_unpacked(resp, NULL);
+    scan.has_page_token = 1;
+    scan.page_token.data = token;
+    scan.page_token.len = token_len;
+    resp = s_call(f, &req);
+    assert_int_equal(resp->scan->n_records, 5);
+    assert_int_equal(resp->scan->next_page_token.len, 0);
+    kmx__v1__response__free_unpacked(resp, NULL);
+}
+
+static void test_storage_survives_garbage(void **state)
+{
+    s_fixture_t *f = *state;
+    const uint8_t corr[8] = {0, 0, 0, 0, 0, 0, 0, 42};
+    const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0x0f, 0x12, 0x99};
+    // [corr][undecodable body] -> BAD_REQUEST with the same correlation id.
+    const void *f1[] = {corr, junk};
+    size_t s1[] = {8, sizeof junk};
+    s_send_frames(f->dealer, f1, s1, 2);
+    Kmx__V1__Response *resp = s_recv_reply(f, corr);
+    assert_int_equal(resp->error->code, KMX__V1__ERROR_CODE__BAD_REQUEST);
+    kmx__v1__response__free_unpacked(resp, NULL);
+    // No correlation frame: dropped silently. Empty frames and short ids likewise.
+    const void *f2[] = {junk};
+    size_t s2[] = {sizeof junk};
+    s_send_frames(f->dealer, f2, s2, 1);
+    const void *f3[] = {junk, junk};
+    size_t s3[] = {0, 3};
+    s_send_frames(f->dealer, f3, s3, 2);
+    // Too many frames after a correlation id: BAD_REQUEST.
+    const void *f4[] = {corr, junk, junk, junk};
+    size_t s4[] = {8, sizeof junk, 1, 0};
+    s_send_frames(f->dealer, f4, s4, 4);
+    resp = s_recv_reply(f, corr);
+    assert_int_equal(resp->error->code, KMX__V1__ERROR_CODE__BAD_REQUEST);
+    kmx__v1__response__free_unpacked(resp, NULL);
+    // An empty body and a request with no body.
+    const void *f5[] = {corr, junk};
+    size_t s5[] = {8, 0};
+    s_send_frames(f->dealer, f5, s5, 2);
+    resp = s_recv_reply(f, corr);
+    assert_int_equal(resp->error->code, KMX__V1__ERROR_CODE__BAD_REQUEST);
+    kmx__v1__response__free_unpacked(resp, NULL);
+    Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
+    req.request_id = "no-body";
+    resp = s_call(f, &req);
+    assert_int_equal(resp->error->code, KMX__V1__ERROR_CODE__UNSUPPORTED);
+    kmx__v1__response__free_unpacked(resp, NULL);
+    // A get without a key.
+    Kmx__V1__GetRequest get = KMX__V1__GET_REQUEST__INIT;
+    req.body_case = KMX__V1__REQUEST__BODY_GET;
+    req.get = &get;
+    resp = s_call(f, &req);
+    assert_int_equal(resp->error->code, KMX__V1__ERROR_CODE__BAD_REQUEST);
+    kmx__v1__response__free_unpacked(resp, NULL);
+
+    // Still alive: ping and stats answer.
+    Kmx__V1__PingRequest ping = KMX__V1__PING_REQUEST__INIT;
+    req.body_case = KMX__V1__REQUEST__BODY_PING;
+    req.ping = &ping;
+    resp = s_call(f, &req);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_PONG);
+    assert_string_equal(resp->pong->service, "kmx.storage");
+    kmx__v1__response__free_unpacked(resp, NULL);
+    Kmx__V1__StatsRequest stats = KMX__V1__STATS_REQUEST__INIT;
+    req.body_case = KMX__V1__REQUEST__BODY_STATS;
+    req.stats = &stats;
+    resp = s_call(f, &req);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_STATS);
+    assert_true(s_counter(resp->stats, "records") == 0);
+    assert_true(s_counter(resp->stats, "errors") >= 5);
+    assert_true(s_counter(resp->stats, "map_size") > 0);
+    kmx__v1__response__free_unpacked(resp, NULL);
+}
+
+#define S_T(fn) cmocka_unit_test_setup_teardown(fn, s_setup, s_teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        S_T(test_storage_put_publishes_after_commit),
+        S_T(test_storage_atomic_put_refuses_whole_batch),
+        S_T(test_storage_pipelined_puts_get_gap_free_seqs),
+        S_T(test_storage_survives_garbage),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
