@@ -1,0 +1,81 @@
+# kmx image: every kmx binary (kmx-broker, kmx-storage, kmx-ingest, kmx-query and the kmx
+# CLI) in one small Debian image; the container command picks the service (default
+# kmx-broker). See docs/deploy.md.
+#
+#   docker build -t kmx .                                   packages from the Debian archive
+#   docker build --network none --build-arg BASE=bookworm-local --build-arg DEBS=1 -t kmx .
+#                                                           offline: a locally imported base
+#                                                           image and the .deb files in
+#                                                           deploy/debs/{build,runtime}/
+#                                                           (deploy/fetch-debs.sh fills them)
+#
+# Only plain Dockerfile features are used, so the classic builder of Docker 20.10 works.
+
+# The base image of both stages. Offline builds substitute an image made with
+# debootstrap and `docker import` (it must be Debian 12 with apt, like the default).
+ARG BASE=debian:bookworm-slim
+# 1 installs the .deb files shipped in the build context instead of using the network.
+ARG DEBS=0
+# Where those .deb files are, relative to the build context.
+ARG DEBS_DIR=deploy/debs
+
+# ---- build stage -----------------------------------------------------------------------
+FROM ${BASE} AS build
+ARG DEBS
+ARG DEBS_DIR
+ENV DEBIAN_FRONTEND=noninteractive
+# The Dockerfile itself is listed so the COPY has a source even when the folder of .deb
+# files does not exist (a network build); the folder's contents land in /tmp/debs/.
+COPY Dockerfile ${DEBS_DIR}/build* /tmp/debs/
+RUN set -eux; \
+    if [ "$DEBS" = "1" ]; then \
+        apt-get install -y --no-install-recommends /tmp/debs/*.deb; \
+    else \
+        apt-get update; \
+        apt-get install -y --no-install-recommends build-essential cmake pkg-config \
+            libzmq3-dev libprotobuf-c-dev protobuf-c-compiler liblmdb-dev libcmocka-dev; \
+        rm -rf /var/lib/apt/lists/*; \
+    fi; \
+    rm -rf /tmp/debs
+
+COPY . /src
+RUN set -eux; \
+    cmake -S /src -B /tmp/kmx-build -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+          -DKMX_BUILD_TESTS=OFF -DCMAKE_INSTALL_PREFIX=/usr/local; \
+    cmake --build /tmp/kmx-build -j"$(nproc)"; \
+    cmake --install /tmp/kmx-build --strip; \
+    ls -l /usr/local/bin/kmx /usr/local/bin/kmx-broker /usr/local/bin/kmx-storage \
+          /usr/local/bin/kmx-ingest /usr/local/bin/kmx-query
+
+# ---- runtime stage ---------------------------------------------------------------------
+FROM ${BASE} AS runtime
+ARG DEBS
+ARG DEBS_DIR
+ENV DEBIAN_FRONTEND=noninteractive
+COPY Dockerfile ${DEBS_DIR}/runtime* /tmp/debs/
+RUN set -eux; \
+    if [ "$DEBS" = "1" ]; then \
+        apt-get install -y --no-install-recommends /tmp/debs/*.deb; \
+    else \
+        apt-get update; \
+        apt-get install -y --no-install-recommends libzmq5 libprotobuf-c1 liblmdb0; \
+        rm -rf /var/lib/apt/lists/*; \
+    fi; \
+    rm -rf /tmp/debs; \
+    groupadd --system kmx; \
+    useradd --system --gid kmx --home-dir /var/lib/kmx --no-create-home \
+            --shell /usr/sbin/nologin kmx; \
+    install -d -o kmx -g kmx -m 0750 /var/lib/kmx
+
+COPY --from=build /usr/local/bin/kmx /usr/local/bin/kmx-broker /usr/local/bin/kmx-storage \
+                  /usr/local/bin/kmx-ingest /usr/local/bin/kmx-query /usr/local/bin/
+
+# An empty named volume mounted on /var/lib/kmx starts as a copy of this directory, so it
+# is owned by kmx too. No VOLUME line: only storage keeps data, and a VOLUME here would
+# give every broker and worker container an anonymous volume of its own.
+ENV KMX_DATA_DIR=/var/lib/kmx
+WORKDIR /var/lib/kmx
+USER kmx
+# broker: 5555 requests, 5557 events (XPUB), 5558 publishers (XSUB); storage: 5560.
+EXPOSE 5555 5557 5558 5560
+CMD ["kmx-broker"]
