@@ -103,12 +103,35 @@ static int s_reserve(void **items, size_t *cap, size_t n, size_t elem)
 
 // ---- open and close --------------------------------------------------------------
 
-static int s_make_dir(const char *dir)
+static int s_mkdir_one(const char *path)
 {
     struct stat st;
-    if (mkdir(dir, 0700) == 0)
+    if (mkdir(path, 0700) == 0)
         return 0;
-    if (errno == EEXIST && stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+    if (errno == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return 0;
+    return -1;
+}
+
+// Creates dir and any missing parents, like mkdir -p.
+static int s_make_dir(const char *dir)
+{
+    char path[4096];
+    int n = snprintf(path, sizeof path, "%s", dir);
+    if (n <= 0 || (size_t)n >= sizeof path) {
+        kmx_log_error("data directory path is empty or too long");
+        return KMX_ERR_INVAL;
+    }
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        int rc = s_mkdir_one(path);
+        *p = '/';
+        if (rc != 0)
+            break; // the full path below reports the failure
+    }
+    if (s_mkdir_one(path) == 0)
         return 0;
     kmx_log_error("cannot create data directory dir=%s: %s", dir, strerror(errno));
     return KMX_ERR_IO;

@@ -570,7 +570,7 @@ static void test_store_open_creates_directory(void **state)
 {
     s_fixture_t *f = *state;
     char sub[128];
-    snprintf(sub, sizeof sub, "%s/nested", f->dir);
+    snprintf(sub, sizeof sub, "%s/nested/deeper", f->dir);
     kmx_store_t *s = NULL;
     assert_int_equal(kmx_store_open(sub, NULL, &s), 0);
     kmx_store_close(&s);
