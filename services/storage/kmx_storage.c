@@ -287,8 +287,11 @@ static int s_on_get(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t *
         return s_error(self, item, KMX_ERR_INVAL, "get needs a key", out, len);
     char market[KMX_MARKET_MAX];
     Kmx__V1__Record lookup = *key;
+    // Keys from users may name markets loosely ("japan"); stored keys are canonical.
     if (key->market && kmx_market_canonical(key->market, market, sizeof market) == 0)
         lookup.market = market;
+    if ((!key->market || !key->market[0]) && key->kind == KMX__V1__KIND__CONSUMPTION)
+        lookup.market = "KR"; // as kmx_record_normalize defaults it
     Kmx__V1__StoredRecord *found = NULL;
     int err = kmx_store_get(self->store, &lookup, &found);
     if (err == KMX_ERR_INVAL)
@@ -609,6 +612,9 @@ static int s_open_sockets(kmx_storage_t *self, void *ctx, const kmx_storage_conf
     }
     zmq_setsockopt(self->router, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(self->pub, ZMQ_LINGER, &linger, sizeof linger);
+    // A peer sending more than any body may be is disconnected before it costs memory.
+    int64_t max_msg = KMX_MSG_MAX;
+    zmq_setsockopt(self->router, ZMQ_MAXMSGSIZE, &max_msg, sizeof max_msg);
     if (zmq_bind(self->router, cfg->bind) != 0) {
         kmx_log_error("cannot bind endpoint=%s: %s", cfg->bind, zmq_strerror(errno));
         return KMX_ERR_IO;
