@@ -8,8 +8,7 @@
 
 #include <string.h>
 
-static void s_put_u32(uint8_t *p, uint32_t v)
-{
+static void s_put_u32(uint8_t *p, uint32_t v) {
     p[0] = (uint8_t)(v >> 24);
     p[1] = (uint8_t)(v >> 16);
     p[2] = (uint8_t)(v >> 8);
@@ -18,8 +17,7 @@ static void s_put_u32(uint8_t *p, uint32_t v)
 
 // Appends text (NULL counts as empty) and, unless last, a NUL separator. Returns 0 or
 // KMX_ERR_OVERFLOW.
-static int s_put_text(uint8_t *buf, size_t size, size_t *pos, const char *text, int last)
-{
+static int s_put_text(uint8_t *buf, size_t size, size_t *pos, const char *text, int last) {
     size_t n = text ? strlen(text) : 0;
     size_t need = n + (last ? 0 : 1);
     if (need > size - *pos)
@@ -32,8 +30,7 @@ static int s_put_text(uint8_t *buf, size_t size, size_t *pos, const char *text, 
     return 0;
 }
 
-int kmx_rkey_record(const Kmx__V1__Record *rec, uint8_t *buf, size_t size, size_t *len)
-{
+int kmx_rkey_record(const Kmx__V1__Record *rec, uint8_t *buf, size_t size, size_t *len) {
     if (!rec || !buf || !len)
         return KMX_ERR_INVAL;
     if (rec->kind == KMX__V1__KIND__KIND_UNSPECIFIED || rec->kind > 255 || !rec->period ||
@@ -57,16 +54,14 @@ int kmx_rkey_record(const Kmx__V1__Record *rec, uint8_t *buf, size_t size, size_
     return 0;
 }
 
-void kmx_rkey_event(uint64_t seq, uint8_t out[8])
-{
+void kmx_rkey_event(uint64_t seq, uint8_t out[8]) {
     for (int i = 7; i >= 0; i--) {
         out[i] = (uint8_t)seq;
         seq >>= 8;
     }
 }
 
-int kmx_rkey_event_seq(const void *key, size_t len, uint64_t *seq)
-{
+int kmx_rkey_event_seq(const void *key, size_t len, uint64_t *seq) {
     if (!key || len != 8 || !seq)
         return KMX_ERR_INVAL;
     const uint8_t *p = key;

@@ -20,8 +20,7 @@ typedef struct {
 } s_keyed_t;
 
 static void s_make(s_keyed_t *k, Kmx__V1__Kind kind, uint32_t start, uint32_t end,
-                   const char *market, const char *category)
-{
+                   const char *market, const char *category) {
     Kmx__V1__Record rec = KMX__V1__RECORD__INIT;
     Kmx__V1__Period period = KMX__V1__PERIOD__INIT;
     k->rec = rec;
@@ -37,8 +36,7 @@ static void s_make(s_keyed_t *k, Kmx__V1__Kind kind, uint32_t start, uint32_t en
     assert_int_equal(kmx_rkey_record(&k->rec, k->key, sizeof k->key, &k->len), 0);
 }
 
-static int s_cmp(const s_keyed_t *a, const s_keyed_t *b)
-{
+static int s_cmp(const s_keyed_t *a, const s_keyed_t *b) {
     size_t n = a->len < b->len ? a->len : b->len;
     int c = memcmp(a->key, b->key, n);
     if (c != 0)
@@ -46,24 +44,21 @@ static int s_cmp(const s_keyed_t *a, const s_keyed_t *b)
     return (a->len > b->len) - (a->len < b->len);
 }
 
-static void test_rkey_record_layout(void **state)
-{
+static void test_rkey_record_layout(void **state) {
     (void)state;
     s_keyed_t k;
     s_make(&k, KMX__V1__KIND__EXPORT, 202501, 202506, "JP", "album");
     k.rec.item = "exports";
     k.rec.source = "KCCA";
     assert_int_equal(kmx_rkey_record(&k.rec, k.key, sizeof k.key, &k.len), 0);
-    const uint8_t want[] = {1,    0x00, 0x03, 0x17, 0x05, 0x00, 0x03, 0x17, 0x0A, 'J',
-                            'P',  0,    'a',  'l',  'b',  'u',  'm',  0,    'e',  'x',
-                            'p',  'o',  'r',  't',  's',  0,    0,    0,    'K',  'C',
-                            'C',  'A'};
+    const uint8_t want[] = {1,   0x00, 0x03, 0x17, 0x05, 0x00, 0x03, 0x17, 0x0A, 'J', 'P',
+                            0,   'a',  'l',  'b',  'u',  'm',  0,    'e',  'x',  'p', 'o',
+                            'r', 't',  's',  0,    0,    0,    'K',  'C',  'C',  'A'};
     assert_int_equal(k.len, sizeof want);
     assert_memory_equal(k.key, want, sizeof want);
 }
 
-static void test_rkey_record_orders_kind_then_period(void **state)
-{
+static void test_rkey_record_orders_kind_then_period(void **state) {
     (void)state;
     s_keyed_t a, b, c, d, e;
     s_make(&a, KMX__V1__KIND__EXPORT, 202301, 202312, "WORLD", "x");
@@ -77,8 +72,7 @@ static void test_rkey_record_orders_kind_then_period(void **state)
     assert_true(s_cmp(&d, &e) < 0);
 }
 
-static void test_rkey_record_text_order_is_prefix_safe(void **state)
-{
+static void test_rkey_record_text_order_is_prefix_safe(void **state) {
     (void)state;
     s_keyed_t a, b, c;
     s_make(&a, KMX__V1__KIND__EXPORT, 202401, 202412, "JP", "zzz");
@@ -88,8 +82,7 @@ static void test_rkey_record_text_order_is_prefix_safe(void **state)
     assert_int_equal(s_cmp(&a, &c), 0);
 }
 
-static void test_rkey_record_null_and_empty_text_are_equal(void **state)
-{
+static void test_rkey_record_null_and_empty_text_are_equal(void **state) {
     (void)state;
     s_keyed_t a, b;
     s_make(&a, KMX__V1__KIND__EXPORT, 202401, 202412, "JP", NULL);
@@ -97,8 +90,7 @@ static void test_rkey_record_null_and_empty_text_are_equal(void **state)
     assert_int_equal(s_cmp(&a, &b), 0);
 }
 
-static void test_rkey_record_rejects_missing_key_fields(void **state)
-{
+static void test_rkey_record_rejects_missing_key_fields(void **state) {
     (void)state;
     s_keyed_t k;
     s_make(&k, KMX__V1__KIND__EXPORT, 202401, 202412, "JP", "a");
@@ -117,8 +109,7 @@ static void test_rkey_record_rejects_missing_key_fields(void **state)
     assert_int_equal(kmx_rkey_record(NULL, buf, sizeof buf, &len), KMX_ERR_INVAL);
 }
 
-static void test_rkey_record_overflow(void **state)
-{
+static void test_rkey_record_overflow(void **state) {
     (void)state;
     s_keyed_t k;
     s_make(&k, KMX__V1__KIND__EXPORT, 202401, 202412, "JP", "album");
@@ -134,11 +125,10 @@ static void test_rkey_record_overflow(void **state)
     assert_int_equal(kmx_rkey_record(&k.rec, buf, sizeof buf, &len), KMX_ERR_OVERFLOW);
 }
 
-static void test_rkey_event_round_trip_and_order(void **state)
-{
+static void test_rkey_event_round_trip_and_order(void **state) {
     (void)state;
-    const uint64_t seqs[] = {0, 1, 255, 256, 65535, 1u << 31, UINT64_C(1) << 40,
-                             UINT64_MAX - 1, UINT64_MAX};
+    const uint64_t seqs[] = {
+        0, 1, 255, 256, 65535, 1u << 31, UINT64_C(1) << 40, UINT64_MAX - 1, UINT64_MAX};
     size_t n = sizeof seqs / sizeof seqs[0];
     uint8_t prev[8] = {0};
     for (size_t i = 0; i < n; i++) {
@@ -157,8 +147,7 @@ static void test_rkey_event_round_trip_and_order(void **state)
     assert_memory_equal(key, want, 8);
 }
 
-static void test_rkey_event_seq_rejects_bad_length(void **state)
-{
+static void test_rkey_event_seq_rejects_bad_length(void **state) {
     (void)state;
     uint8_t key[9] = {0};
     uint64_t seq = 0;
@@ -167,8 +156,7 @@ static void test_rkey_event_seq_rejects_bad_length(void **state)
     assert_int_equal(kmx_rkey_event_seq(NULL, 8, &seq), KMX_ERR_INVAL);
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rkey_record_layout),
         cmocka_unit_test(test_rkey_record_orders_kind_then_period),

@@ -58,56 +58,51 @@ typedef struct {
 } s_counters_t;
 
 struct kmx_storage {
-    void *router;                           // ROUTER for the workers
-    void *pub;                              // PUB towards the broker's XSUB
-    kmx_store_t *store;                     // the LMDB engine
-    char endpoint[256];                     // the ROUTER's bound endpoint
-    char worker[128];                       // "kmx-storage-<host>-<pid>", for pongs
-    int heartbeat_ms;                       // idle time before a heartbeat
-    uint64_t last_publish_ms;               // monotonic time of the last publish
-    s_item_t items[KMX_STORAGE_BATCH_MAX];  // the batch being served
-    size_t n_items;                         // requests in the batch
-    Kmx__V1__Record **recs;                 // the batch's valid put records (borrowed)
-    kmx_put_outcome_t *outcomes;            // their outcomes, same index
-    size_t n_recs;                          // records in recs
-    size_t cap_recs;                        // capacity of recs and outcomes
-    kmx_store_events_t events;              // committed events waiting to be published
-    s_counters_t count;                     // service counters
-    int terminated;                         // the context was shut down under us
+    void *router;                          // ROUTER for the workers
+    void *pub;                             // PUB towards the broker's XSUB
+    kmx_store_t *store;                    // the LMDB engine
+    char endpoint[256];                    // the ROUTER's bound endpoint
+    char worker[128];                      // "kmx-storage-<host>-<pid>", for pongs
+    int heartbeat_ms;                      // idle time before a heartbeat
+    uint64_t last_publish_ms;              // monotonic time of the last publish
+    s_item_t items[KMX_STORAGE_BATCH_MAX]; // the batch being served
+    size_t n_items;                        // requests in the batch
+    Kmx__V1__Record **recs;                // the batch's valid put records (borrowed)
+    kmx_put_outcome_t *outcomes;           // their outcomes, same index
+    size_t n_recs;                         // records in recs
+    size_t cap_recs;                       // capacity of recs and outcomes
+    kmx_store_events_t events;             // committed events waiting to be published
+    s_counters_t count;                    // service counters
+    int terminated;                        // the context was shut down under us
 };
 
 typedef int (*s_handler_fn)(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t *len);
 
-static uint64_t s_clock_ms(void)
-{
+static uint64_t s_clock_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static uint64_t s_wall_ms(void)
-{
+static uint64_t s_wall_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static const char *s_request_id(const s_item_t *item)
-{
+static const char *s_request_id(const s_item_t *item) {
     return item->req ? item->req->request_id : NULL;
 }
 
 static int s_error(kmx_storage_t *self, const s_item_t *item, int err, const char *msg,
-                   uint8_t **out, size_t *len)
-{
+                   uint8_t **out, size_t *len) {
     self->count.errors++;
     return kmx_msg_pack_error(s_request_id(item), err, msg, out, len);
 }
 
 // ---- put -------------------------------------------------------------------------
 
-static int s_reserve_recs(kmx_storage_t *self, size_t extra)
-{
+static int s_reserve_recs(kmx_storage_t *self, size_t extra) {
     if (self->n_recs + extra <= self->cap_recs)
         return 0;
     size_t cap = self->cap_recs ? self->cap_recs : 256;
@@ -126,8 +121,7 @@ static int s_reserve_recs(kmx_storage_t *self, size_t extra)
 }
 
 // Validates a put request's records and adds the valid ones to the batch.
-static void s_prepare_put(kmx_storage_t *self, s_item_t *item)
-{
+static void s_prepare_put(kmx_storage_t *self, s_item_t *item) {
     const Kmx__V1__PutRequest *put = item->req->put;
     size_t n = put->n_records;
     if (n > KMX_STORAGE_RECORDS_MAX) {
@@ -157,8 +151,7 @@ static void s_prepare_put(kmx_storage_t *self, s_item_t *item)
 }
 
 // Commits every valid put record of the batch in one transaction.
-static void s_commit_puts(kmx_storage_t *self)
-{
+static void s_commit_puts(kmx_storage_t *self) {
     for (size_t i = 0; i < self->n_items; i++) {
         s_item_t *item = &self->items[i];
         if (item->req && item->req->body_case == KMX__V1__REQUEST__BODY_PUT && item->req->put)
@@ -166,8 +159,8 @@ static void s_commit_puts(kmx_storage_t *self)
     }
     if (self->n_recs == 0)
         return;
-    int err = kmx_store_put_batch(self->store, self->recs, self->n_recs, self->outcomes,
-                                  &self->events);
+    int err =
+        kmx_store_put_batch(self->store, self->recs, self->n_recs, self->outcomes, &self->events);
     if (err == 0) {
         self->count.batches++;
         kmx_log_debug("batch committed records=%zu events=%zu last_seq=%llu", self->n_recs,
@@ -184,8 +177,7 @@ static void s_commit_puts(kmx_storage_t *self)
 
 // Fills r with the result of record i of a put request.
 static void s_record_result(kmx_storage_t *self, const s_item_t *item, size_t i,
-                            Kmx__V1__RecordResult *r, Kmx__V1__PutResult *totals)
-{
+                            Kmx__V1__RecordResult *r, Kmx__V1__PutResult *totals) {
     const s_rec_state_t *st = &item->recs[i];
     r->has_index = r->has_outcome = 1;
     r->index = (uint32_t)i;
@@ -215,8 +207,7 @@ static void s_record_result(kmx_storage_t *self, const s_item_t *item, size_t i,
 
 // Answers an atomic put that validation refused: the error lists each rejected record.
 static int s_put_refused(kmx_storage_t *self, s_item_t *item, Kmx__V1__RecordResult *results,
-                         Kmx__V1__RecordResult **ptrs, uint8_t **out, size_t *len)
-{
+                         Kmx__V1__RecordResult **ptrs, uint8_t **out, size_t *len) {
     Kmx__V1__Response resp = KMX__V1__RESPONSE__INIT;
     Kmx__V1__Error error = KMX__V1__ERROR__INIT;
     char msg[96];
@@ -235,8 +226,7 @@ static int s_put_refused(kmx_storage_t *self, s_item_t *item, Kmx__V1__RecordRes
     return kmx_msg_pack_response(&resp, out, len);
 }
 
-static int s_on_put(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t *len)
-{
+static int s_on_put(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t *len) {
     self->count.puts++;
     if (item->put_err == KMX_ERR_TOO_BIG)
         return s_error(self, item, KMX_ERR_TOO_BIG, "too many records in one put", out, len);
@@ -279,8 +269,7 @@ out:
 
 // ---- get, scan, replay -------------------------------------------------------------
 
-static int s_on_get(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t *len)
-{
+static int s_on_get(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t *len) {
     self->count.gets++;
     Kmx__V1__Record *key = item->req->get ? item->req->get->key : NULL;
     if (!key)
@@ -309,15 +298,13 @@ static int s_on_get(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t *
     return err;
 }
 
-static uint32_t s_cap(int has, uint32_t asked, uint32_t dflt, uint32_t max)
-{
+static uint32_t s_cap(int has, uint32_t asked, uint32_t dflt, uint32_t max) {
     if (!has || asked == 0)
         return dflt;
     return asked > max ? max : asked;
 }
 
-static int s_on_scan(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t *len)
-{
+static int s_on_scan(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t *len) {
     self->count.scans++;
     const Kmx__V1__ScanRequest *sr = item->req->scan;
     kmx_store_scan_t q = {0};
@@ -349,8 +336,7 @@ static int s_on_scan(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t 
     return err;
 }
 
-static int s_on_replay(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t *len)
-{
+static int s_on_replay(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t *len) {
     self->count.replays++;
     const Kmx__V1__ReplayRequest *rr = item->req->replay;
     kmx_store_replay_t q = {0};
@@ -380,8 +366,7 @@ static int s_on_replay(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_
 
 // ---- ping and stats ----------------------------------------------------------------
 
-static int s_on_ping(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t *len)
-{
+static int s_on_ping(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t *len) {
     Kmx__V1__PongResult pong = KMX__V1__PONG_RESULT__INIT;
     Kmx__V1__Response resp = KMX__V1__RESPONSE__INIT;
     pong.service = "kmx.storage";
@@ -393,8 +378,7 @@ static int s_on_ping(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t 
     return kmx_msg_pack_response(&resp, out, len);
 }
 
-static int s_on_stats(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t *len)
-{
+static int s_on_stats(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t *len) {
     kmx_store_stats_t st;
     int err = kmx_store_stats(self->store, &st);
     if (err != 0)
@@ -403,14 +387,22 @@ static int s_on_stats(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t
         const char *name;
         uint64_t value;
     } rows[] = {
-        {"records", st.records},       {"events", st.events},
-        {"last_seq", st.last_seq},     {"map_size", st.map_size},
-        {"used_pages", st.used_pages}, {"page_size", st.page_size},
-        {"requests", self->count.requests}, {"errors", self->count.errors},
-        {"puts", self->count.puts},    {"stored", self->count.stored},
-        {"unchanged", self->count.unchanged}, {"rejected", self->count.rejected},
-        {"gets", self->count.gets},    {"scans", self->count.scans},
-        {"replays", self->count.replays}, {"batches", self->count.batches},
+        {"records", st.records},
+        {"events", st.events},
+        {"last_seq", st.last_seq},
+        {"map_size", st.map_size},
+        {"used_pages", st.used_pages},
+        {"page_size", st.page_size},
+        {"requests", self->count.requests},
+        {"errors", self->count.errors},
+        {"puts", self->count.puts},
+        {"stored", self->count.stored},
+        {"unchanged", self->count.unchanged},
+        {"rejected", self->count.rejected},
+        {"gets", self->count.gets},
+        {"scans", self->count.scans},
+        {"replays", self->count.replays},
+        {"batches", self->count.batches},
         {"published", self->count.published},
     };
     enum { N = sizeof rows / sizeof rows[0] };
@@ -440,14 +432,13 @@ static const struct {
     Kmx__V1__Request__BodyCase body; // the request type
     s_handler_fn fn;                 // its handler
 } s_handlers[] = {
-    {KMX__V1__REQUEST__BODY_PUT, s_on_put},     {KMX__V1__REQUEST__BODY_GET, s_on_get},
-    {KMX__V1__REQUEST__BODY_SCAN, s_on_scan},   {KMX__V1__REQUEST__BODY_REPLAY, s_on_replay},
-    {KMX__V1__REQUEST__BODY_PING, s_on_ping},   {KMX__V1__REQUEST__BODY_STATS, s_on_stats},
+    {KMX__V1__REQUEST__BODY_PUT, s_on_put},   {KMX__V1__REQUEST__BODY_GET, s_on_get},
+    {KMX__V1__REQUEST__BODY_SCAN, s_on_scan}, {KMX__V1__REQUEST__BODY_REPLAY, s_on_replay},
+    {KMX__V1__REQUEST__BODY_PING, s_on_ping}, {KMX__V1__REQUEST__BODY_STATS, s_on_stats},
 };
 
 // Builds the packed reply to one drained request.
-static int s_dispatch(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t *len)
-{
+static int s_dispatch(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t *len) {
     if (item->bad_frames)
         return s_error(self, item, KMX_ERR_INVAL, "expected [correlation id][request]", out, len);
     if (!item->req)
@@ -457,16 +448,15 @@ static int s_dispatch(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t
         if (s_handlers[i].body == item->req->body_case && item->req->ping)
             return s_handlers[i].fn(self, item, out, len);
     }
-    return s_error(self, item, KMX_ERR_UNSUPPORTED, "kmx.storage does not handle this request",
-                   out, len);
+    return s_error(self, item, KMX_ERR_UNSUPPORTED, "kmx.storage does not handle this request", out,
+                   len);
 }
 
 // ---- frames ------------------------------------------------------------------------
 
 // Receives one message's frames into item. Returns 1 when a message was read, 0 when
 // none is waiting, KMX_ERR_IO when the socket failed.
-static int s_recv_item(kmx_storage_t *self, s_item_t *item)
-{
+static int s_recv_item(kmx_storage_t *self, s_item_t *item) {
     memset(item, 0, sizeof *item);
     size_t frames = 0;
     int more = 1;
@@ -502,8 +492,8 @@ static int s_recv_item(kmx_storage_t *self, s_item_t *item)
     return 1;
 }
 
-static int s_send_reply(kmx_storage_t *self, const s_item_t *item, const uint8_t *body, size_t len)
-{
+static int s_send_reply(kmx_storage_t *self, const s_item_t *item, const uint8_t *body,
+                        size_t len) {
     if (zmq_send(self->router, item->rid, item->rid_len, ZMQ_SNDMORE) < 0 ||
         zmq_send(self->router, item->corr, sizeof item->corr, ZMQ_SNDMORE) < 0 ||
         zmq_send(self->router, body, len, 0) < 0) {
@@ -513,8 +503,7 @@ static int s_send_reply(kmx_storage_t *self, const s_item_t *item, const uint8_t
     return 0;
 }
 
-static void s_reply_all(kmx_storage_t *self)
-{
+static void s_reply_all(kmx_storage_t *self) {
     for (size_t i = 0; i < self->n_items; i++) {
         s_item_t *item = &self->items[i];
         if (!item->has_corr) {
@@ -534,8 +523,7 @@ static void s_reply_all(kmx_storage_t *self)
     }
 }
 
-static void s_publish(kmx_storage_t *self, const char *topic, const uint8_t *data, size_t len)
-{
+static void s_publish(kmx_storage_t *self, const char *topic, const uint8_t *data, size_t len) {
     if (zmq_send(self->pub, topic, strlen(topic), ZMQ_SNDMORE) < 0 ||
         zmq_send(self->pub, data, len, 0) < 0) {
         kmx_log_warn("publish failed topic=%s: %s", topic, zmq_strerror(errno));
@@ -545,8 +533,7 @@ static void s_publish(kmx_storage_t *self, const char *topic, const uint8_t *dat
     self->last_publish_ms = s_clock_ms();
 }
 
-static void s_publish_events(kmx_storage_t *self)
-{
+static void s_publish_events(kmx_storage_t *self) {
     for (size_t i = 0; i < self->events.n; i++) {
         const kmx_store_event_t *ev = &self->events.items[i];
         s_publish(self, ev->topic, ev->data, ev->len);
@@ -554,8 +541,7 @@ static void s_publish_events(kmx_storage_t *self)
     kmx_store_events_fini(&self->events);
 }
 
-static void s_publish_heartbeat(kmx_storage_t *self)
-{
+static void s_publish_heartbeat(kmx_storage_t *self) {
     Kmx__V1__UpdateEvent ev = KMX__V1__UPDATE_EVENT__INIT;
     ev.has_seq = ev.has_type = ev.has_committed_ms = 1;
     ev.seq = kmx_store_last_seq(self->store);
@@ -567,8 +553,7 @@ static void s_publish_heartbeat(kmx_storage_t *self)
     s_publish(self, S_HEARTBEAT_TOPIC, buf, len);
 }
 
-static void s_batch_clear(kmx_storage_t *self)
-{
+static void s_batch_clear(kmx_storage_t *self) {
     for (size_t i = 0; i < self->n_items; i++) {
         s_item_t *item = &self->items[i];
         if (item->req)
@@ -582,8 +567,7 @@ static void s_batch_clear(kmx_storage_t *self)
 }
 
 // Drains waiting requests (bounded), commits, replies, then publishes.
-static void s_serve_batch(kmx_storage_t *self)
-{
+static void s_serve_batch(kmx_storage_t *self) {
     size_t records = 0;
     while (self->n_items < KMX_STORAGE_BATCH_MAX && records < KMX_STORAGE_RECORDS_MAX) {
         s_item_t *item = &self->items[self->n_items];
@@ -601,8 +585,7 @@ static void s_serve_batch(kmx_storage_t *self)
 
 // ---- lifecycle ---------------------------------------------------------------------
 
-static int s_open_sockets(kmx_storage_t *self, void *ctx, const kmx_storage_config_t *cfg)
-{
+static int s_open_sockets(kmx_storage_t *self, void *ctx, const kmx_storage_config_t *cfg) {
     int linger = 1000;
     self->router = zmq_socket(ctx, ZMQ_ROUTER);
     self->pub = zmq_socket(ctx, ZMQ_PUB);
@@ -629,8 +612,7 @@ static int s_open_sockets(kmx_storage_t *self, void *ctx, const kmx_storage_conf
     return 0;
 }
 
-int kmx_storage_new(void *ctx, const kmx_storage_config_t *cfg, kmx_storage_t **out)
-{
+int kmx_storage_new(void *ctx, const kmx_storage_config_t *cfg, kmx_storage_t **out) {
     if (!ctx || !cfg || !cfg->bind || !cfg->publish || !cfg->data_dir || !out)
         return KMX_ERR_INVAL;
     *out = NULL;
@@ -657,8 +639,7 @@ int kmx_storage_new(void *ctx, const kmx_storage_config_t *cfg, kmx_storage_t **
     return 0;
 }
 
-void kmx_storage_destroy(kmx_storage_t **self_p)
-{
+void kmx_storage_destroy(kmx_storage_t **self_p) {
     if (!self_p || !*self_p)
         return;
     kmx_storage_t *self = *self_p;
@@ -675,14 +656,12 @@ void kmx_storage_destroy(kmx_storage_t **self_p)
     *self_p = NULL;
 }
 
-int kmx_storage_endpoint(const kmx_storage_t *self, char *buf, size_t size)
-{
+int kmx_storage_endpoint(const kmx_storage_t *self, char *buf, size_t size) {
     int n = snprintf(buf, size, "%s", self->endpoint);
     return n < 0 || (size_t)n >= size ? KMX_ERR_OVERFLOW : 0;
 }
 
-int kmx_storage_run(kmx_storage_t *self, volatile sig_atomic_t *stop)
-{
+int kmx_storage_run(kmx_storage_t *self, volatile sig_atomic_t *stop) {
     while (!stop || !*stop) {
         uint64_t idle = s_clock_ms() - self->last_publish_ms;
         long timeout = idle >= (uint64_t)self->heartbeat_ms ? 0 : (long)(self->heartbeat_ms - idle);

@@ -37,8 +37,7 @@ typedef struct {
 } s_rec_t;
 
 static void s_rec_init(s_rec_t *r, const char *market, uint32_t month, int64_t amount,
-                       const char *unit)
-{
+                       const char *unit) {
     Kmx__V1__Record rec = KMX__V1__RECORD__INIT;
     Kmx__V1__Period period = KMX__V1__PERIOD__INIT;
     Kmx__V1__Value value = KMX__V1__VALUE__INIT;
@@ -60,22 +59,19 @@ static void s_rec_init(s_rec_t *r, const char *market, uint32_t month, int64_t a
     r->rec.value = &r->value;
 }
 
-static int s_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
+static int s_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
     (void)st;
     (void)flag;
     (void)ftw;
     return remove(path);
 }
 
-static void *s_run(void *arg)
-{
+static void *s_run(void *arg) {
     kmx_storage_run(arg, NULL);
     return NULL;
 }
 
-static int s_setup(void **state)
-{
+static int s_setup(void **state) {
     s_fixture_t *f = calloc(1, sizeof *f);
     if (!f)
         return -1;
@@ -107,8 +103,7 @@ static int s_setup(void **state)
     return 0;
 }
 
-static int s_teardown(void **state)
-{
+static int s_teardown(void **state) {
     s_fixture_t *f = *state;
     zmq_ctx_shutdown(f->ctx); // wakes the service loop with ETERM
     pthread_join(f->thread, NULL);
@@ -121,14 +116,12 @@ static int s_teardown(void **state)
     return 0;
 }
 
-static void s_send_frames(void *sock, const void *const *frames, const size_t *sizes, size_t n)
-{
+static void s_send_frames(void *sock, const void *const *frames, const size_t *sizes, size_t n) {
     for (size_t i = 0; i < n; i++)
         assert_true(zmq_send(sock, frames[i], sizes[i], i + 1 < n ? ZMQ_SNDMORE : 0) >= 0);
 }
 
-static void s_send_request(s_fixture_t *f, const Kmx__V1__Request *req, uint8_t corr[8])
-{
+static void s_send_request(s_fixture_t *f, const Kmx__V1__Request *req, uint8_t corr[8]) {
     uint64_t id = f->corr++;
     for (int i = 7; i >= 0; i--, id >>= 8)
         corr[i] = (uint8_t)id;
@@ -142,8 +135,7 @@ static void s_send_request(s_fixture_t *f, const Kmx__V1__Request *req, uint8_t 
 }
 
 // Receives one reply, checks its correlation id and returns the decoded response.
-static Kmx__V1__Response *s_recv_reply(s_fixture_t *f, const uint8_t corr[8])
-{
+static Kmx__V1__Response *s_recv_reply(s_fixture_t *f, const uint8_t corr[8]) {
     uint8_t got[8];
     assert_int_equal(zmq_recv(f->dealer, got, sizeof got, 0), 8);
     assert_memory_equal(got, corr, 8);
@@ -160,15 +152,13 @@ static Kmx__V1__Response *s_recv_reply(s_fixture_t *f, const uint8_t corr[8])
     return resp;
 }
 
-static Kmx__V1__Response *s_call(s_fixture_t *f, const Kmx__V1__Request *req)
-{
+static Kmx__V1__Response *s_call(s_fixture_t *f, const Kmx__V1__Request *req) {
     uint8_t corr[8];
     s_send_request(f, req, corr);
     return s_recv_reply(f, corr);
 }
 
-static Kmx__V1__Response *s_put(s_fixture_t *f, Kmx__V1__Record **recs, size_t n, int atomic)
-{
+static Kmx__V1__Response *s_put(s_fixture_t *f, Kmx__V1__Record **recs, size_t n, int atomic) {
     Kmx__V1__PutRequest put = KMX__V1__PUT_REQUEST__INIT;
     Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
     put.n_records = n;
@@ -181,8 +171,7 @@ static Kmx__V1__Response *s_put(s_fixture_t *f, Kmx__V1__Record **recs, size_t n
     return s_call(f, &req);
 }
 
-static Kmx__V1__Response *s_get(s_fixture_t *f, Kmx__V1__Record *key)
-{
+static Kmx__V1__Response *s_get(s_fixture_t *f, Kmx__V1__Record *key) {
     Kmx__V1__GetRequest get = KMX__V1__GET_REQUEST__INIT;
     Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
     get.key = key;
@@ -192,8 +181,7 @@ static Kmx__V1__Response *s_get(s_fixture_t *f, Kmx__V1__Record *key)
 }
 
 // Receives published events until one whose topic starts with prefix (bounded).
-static Kmx__V1__UpdateEvent *s_wait_event(s_fixture_t *f, const char *prefix)
-{
+static Kmx__V1__UpdateEvent *s_wait_event(s_fixture_t *f, const char *prefix) {
     for (int i = 0; i < 200; i++) {
         char topic[256];
         int n = zmq_recv(f->sub, topic, sizeof topic - 1, 0);
@@ -216,8 +204,7 @@ static Kmx__V1__UpdateEvent *s_wait_event(s_fixture_t *f, const char *prefix)
     return NULL;
 }
 
-static uint64_t s_counter(const Kmx__V1__StatsResult *st, const char *name)
-{
+static uint64_t s_counter(const Kmx__V1__StatsResult *st, const char *name) {
     for (size_t i = 0; i < st->n_counters; i++) {
         if (strcmp(st->counters[i]->name, name) == 0)
             return st->counters[i]->value;
@@ -226,8 +213,7 @@ static uint64_t s_counter(const Kmx__V1__StatsResult *st, const char *name)
     return 0;
 }
 
-static void test_storage_put_publishes_after_commit(void **state)
-{
+static void test_storage_put_publishes_after_commit(void **state) {
     s_fixture_t *f = *state;
     // The heartbeat proves the subscription is live before anything is stored.
     Kmx__V1__UpdateEvent *hb = s_wait_event(f, "kmx.heartbeat");
@@ -280,8 +266,7 @@ static void test_storage_put_publishes_after_commit(void **state)
     kmx__v1__update_event__free_unpacked(hb, NULL);
 }
 
-static void test_storage_atomic_put_refuses_whole_batch(void **state)
-{
+static void test_storage_atomic_put_refuses_whole_batch(void **state) {
     s_fixture_t *f = *state;
     s_rec_t good, bad;
     s_rec_init(&good, "US", 202401, 5, "USD");
@@ -300,8 +285,7 @@ static void test_storage_atomic_put_refuses_whole_batch(void **state)
     kmx__v1__response__free_unpacked(resp, NULL);
 }
 
-static void test_storage_pipelined_puts_get_gap_free_seqs(void **state)
-{
+static void test_storage_pipelined_puts_get_gap_free_seqs(void **state) {
     s_fixture_t *f = *state;
     enum { N = 20 };
     s_rec_t r[N];
@@ -364,8 +348,7 @@ static void test_storage_pipelined_puts_get_gap_free_seqs(void **state)
     kmx__v1__response__free_unpacked(resp, NULL);
 }
 
-static void test_storage_survives_garbage(void **state)
-{
+static void test_storage_survives_garbage(void **state) {
     s_fixture_t *f = *state;
     const uint8_t corr[8] = {0, 0, 0, 0, 0, 0, 0, 42};
     const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0x0f, 0x12, 0x99};
@@ -431,8 +414,7 @@ static void test_storage_survives_garbage(void **state)
 
 #define S_T(fn) cmocka_unit_test_setup_teardown(fn, s_setup, s_teardown)
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         S_T(test_storage_put_publishes_after_commit),
         S_T(test_storage_atomic_put_refuses_whole_batch),

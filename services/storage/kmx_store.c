@@ -43,8 +43,7 @@ typedef struct {
 // ---- helpers -------------------------------------------------------------------
 
 // Converts an LMDB or errno code to a kmx code, logging the original once.
-static int s_mdb_err(int rc, const char *what)
-{
+static int s_mdb_err(int rc, const char *what) {
     kmx_log_error("lmdb %s failed: %s (rc=%d)", what, mdb_strerror(rc), rc);
     switch (rc) {
     case MDB_NOTFOUND:
@@ -64,23 +63,20 @@ static int s_mdb_err(int rc, const char *what)
     }
 }
 
-static uint64_t s_now_ms(void)
-{
+static uint64_t s_now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static void s_put_be(uint8_t *p, uint64_t v, size_t bytes)
-{
+static void s_put_be(uint8_t *p, uint64_t v, size_t bytes) {
     for (size_t i = bytes; i > 0; i--) {
         p[i - 1] = (uint8_t)v;
         v >>= 8;
     }
 }
 
-static uint64_t s_get_be(const uint8_t *p, size_t bytes)
-{
+static uint64_t s_get_be(const uint8_t *p, size_t bytes) {
     uint64_t v = 0;
     for (size_t i = 0; i < bytes; i++)
         v = (v << 8) | p[i];
@@ -88,8 +84,7 @@ static uint64_t s_get_be(const uint8_t *p, size_t bytes)
 }
 
 // Makes room for one more element of size elem in *items. Returns 0 or KMX_ERR_NOMEM.
-static int s_reserve(void **items, size_t *cap, size_t n, size_t elem)
-{
+static int s_reserve(void **items, size_t *cap, size_t n, size_t elem) {
     if (n < *cap)
         return 0;
     size_t next = *cap ? *cap * 2 : 16;
@@ -103,8 +98,7 @@ static int s_reserve(void **items, size_t *cap, size_t n, size_t elem)
 
 // ---- open and close --------------------------------------------------------------
 
-static int s_mkdir_one(const char *path)
-{
+static int s_mkdir_one(const char *path) {
     struct stat st;
     if (mkdir(path, 0700) == 0)
         return 0;
@@ -114,8 +108,7 @@ static int s_mkdir_one(const char *path)
 }
 
 // Creates dir and any missing parents, like mkdir -p.
-static int s_make_dir(const char *dir)
-{
+static int s_make_dir(const char *dir) {
     char path[4096];
     int n = snprintf(path, sizeof path, "%s", dir);
     if (n <= 0 || (size_t)n >= sizeof path) {
@@ -138,8 +131,7 @@ static int s_make_dir(const char *dir)
 }
 
 // Records the schema version in a new store, or checks an existing store's version.
-static int s_check_schema(kmx_store_t *self, MDB_txn *txn, const char *dir)
-{
+static int s_check_schema(kmx_store_t *self, MDB_txn *txn, const char *dir) {
     MDB_val key = {strlen(KMX_META_SCHEMA_VERSION), KMX_META_SCHEMA_VERSION};
     MDB_val val;
     int rc = mdb_get(txn, self->meta, &key, &val);
@@ -169,8 +161,7 @@ static int s_check_schema(kmx_store_t *self, MDB_txn *txn, const char *dir)
     return 0;
 }
 
-static int s_read_last_seq(kmx_store_t *self, MDB_txn *txn)
-{
+static int s_read_last_seq(kmx_store_t *self, MDB_txn *txn) {
     MDB_val key = {strlen(KMX_META_LAST_SEQ), KMX_META_LAST_SEQ};
     MDB_val val;
     int rc = mdb_get(txn, self->meta, &key, &val);
@@ -189,8 +180,7 @@ static int s_read_last_seq(kmx_store_t *self, MDB_txn *txn)
 }
 
 // Opens the named databases and checks the schema, in one write transaction.
-static int s_open_dbs(kmx_store_t *self, const char *dir)
-{
+static int s_open_dbs(kmx_store_t *self, const char *dir) {
     MDB_txn *txn = NULL;
     int rc = mdb_txn_begin(self->env, NULL, 0, &txn);
     if (rc != 0)
@@ -214,8 +204,7 @@ out:
     return err;
 }
 
-static int s_open_env(kmx_store_t *self, const char *dir, size_t map_size)
-{
+static int s_open_env(kmx_store_t *self, const char *dir, size_t map_size) {
     int rc = mdb_env_create(&self->env);
     if (rc != 0)
         return s_mdb_err(rc, "env create");
@@ -240,8 +229,7 @@ static int s_open_env(kmx_store_t *self, const char *dir, size_t map_size)
     return 0;
 }
 
-int kmx_store_open(const char *dir, const kmx_store_config_t *cfg, kmx_store_t **out)
-{
+int kmx_store_open(const char *dir, const kmx_store_config_t *cfg, kmx_store_t **out) {
     if (!dir || !out)
         return KMX_ERR_INVAL;
     *out = NULL;
@@ -263,8 +251,7 @@ int kmx_store_open(const char *dir, const kmx_store_config_t *cfg, kmx_store_t *
     return 0;
 }
 
-void kmx_store_close(kmx_store_t **self_p)
-{
+void kmx_store_close(kmx_store_t **self_p) {
     if (!self_p || !*self_p)
         return;
     kmx_store_t *self = *self_p;
@@ -274,20 +261,17 @@ void kmx_store_close(kmx_store_t **self_p)
     *self_p = NULL;
 }
 
-uint64_t kmx_store_last_seq(const kmx_store_t *self)
-{
+uint64_t kmx_store_last_seq(const kmx_store_t *self) {
     return self ? self->last_seq : 0;
 }
 
 // ---- event lists and pages -------------------------------------------------------
 
-void kmx_store_events_init(kmx_store_events_t *events)
-{
+void kmx_store_events_init(kmx_store_events_t *events) {
     memset(events, 0, sizeof *events);
 }
 
-static void s_events_truncate(kmx_store_events_t *events, size_t n)
-{
+static void s_events_truncate(kmx_store_events_t *events, size_t n) {
     while (events->n > n) {
         events->n--;
         free(events->items[events->n].data);
@@ -295,8 +279,7 @@ static void s_events_truncate(kmx_store_events_t *events, size_t n)
     }
 }
 
-void kmx_store_events_fini(kmx_store_events_t *events)
-{
+void kmx_store_events_fini(kmx_store_events_t *events) {
     if (!events)
         return;
     s_events_truncate(events, 0);
@@ -304,13 +287,11 @@ void kmx_store_events_fini(kmx_store_events_t *events)
     memset(events, 0, sizeof *events);
 }
 
-void kmx_store_scan_page_init(kmx_store_scan_page_t *page)
-{
+void kmx_store_scan_page_init(kmx_store_scan_page_t *page) {
     memset(page, 0, sizeof *page);
 }
 
-void kmx_store_scan_page_fini(kmx_store_scan_page_t *page)
-{
+void kmx_store_scan_page_fini(kmx_store_scan_page_t *page) {
     if (!page)
         return;
     for (size_t i = 0; i < page->n; i++)
@@ -319,13 +300,11 @@ void kmx_store_scan_page_fini(kmx_store_scan_page_t *page)
     memset(page, 0, sizeof *page);
 }
 
-void kmx_store_replay_page_init(kmx_store_replay_page_t *page)
-{
+void kmx_store_replay_page_init(kmx_store_replay_page_t *page) {
     memset(page, 0, sizeof *page);
 }
 
-void kmx_store_replay_page_fini(kmx_store_replay_page_t *page)
-{
+void kmx_store_replay_page_fini(kmx_store_replay_page_t *page) {
     if (!page)
         return;
     for (size_t i = 0; i < page->n; i++)
@@ -337,16 +316,14 @@ void kmx_store_replay_page_fini(kmx_store_replay_page_t *page)
 // ---- writing ---------------------------------------------------------------------
 
 // Fails the transaction with an LMDB code, remembering it for the retry decision.
-static int s_batch_fail(s_batch_t *b, int rc, const char *what)
-{
+static int s_batch_fail(s_batch_t *b, int rc, const char *what) {
     b->mdb_rc = rc;
     if (rc == MDB_MAP_FULL || rc == MDB_MAP_RESIZED)
         return KMX_ERR_FULL; // handled by the caller, which grows the map
     return s_mdb_err(rc, what);
 }
 
-static int s_write_record(s_batch_t *b, MDB_val *key, Kmx__V1__Record *rec)
-{
+static int s_write_record(s_batch_t *b, MDB_val *key, Kmx__V1__Record *rec) {
     Kmx__V1__StoredRecord stored = KMX__V1__STORED_RECORD__INIT;
     stored.record = rec;
     stored.has_seq = stored.has_updated_ms = 1;
@@ -361,8 +338,7 @@ static int s_write_record(s_batch_t *b, MDB_val *key, Kmx__V1__Record *rec)
 }
 
 static int s_write_event(s_batch_t *b, const char *topic, Kmx__V1__Record *rec,
-                         Kmx__V1__Value *previous)
-{
+                         Kmx__V1__Value *previous) {
     Kmx__V1__UpdateEvent ev = KMX__V1__UPDATE_EVENT__INIT;
     ev.has_seq = ev.has_type = ev.has_committed_ms = 1;
     ev.seq = b->seq;
@@ -403,8 +379,7 @@ static int s_write_event(s_batch_t *b, const char *topic, Kmx__V1__Record *rec,
 
 // Reads the stored version of key, if any. *old is NULL when absent (or unreadable,
 // which the update then repairs).
-static int s_read_old(s_batch_t *b, MDB_val *key, Kmx__V1__StoredRecord **old)
-{
+static int s_read_old(s_batch_t *b, MDB_val *key, Kmx__V1__StoredRecord **old) {
     MDB_val val;
     *old = NULL;
     int rc = mdb_get(b->txn, b->store->records, key, &val);
@@ -418,8 +393,7 @@ static int s_read_old(s_batch_t *b, MDB_val *key, Kmx__V1__StoredRecord **old)
     return 0;
 }
 
-static int s_put_one(s_batch_t *b, Kmx__V1__Record *rec, kmx_put_outcome_t *outcome)
-{
+static int s_put_one(s_batch_t *b, Kmx__V1__Record *rec, kmx_put_outcome_t *outcome) {
     uint8_t kbuf[KMX_RKEY_MAX];
     char topic[KMX_TOPIC_MAX];
     size_t klen = 0;
@@ -451,8 +425,7 @@ static int s_put_one(s_batch_t *b, Kmx__V1__Record *rec, kmx_put_outcome_t *outc
     return 0;
 }
 
-static int s_write_last_seq(s_batch_t *b)
-{
+static int s_write_last_seq(s_batch_t *b) {
     uint8_t buf[8];
     s_put_be(buf, b->seq, 8);
     MDB_val key = {strlen(KMX_META_LAST_SEQ), KMX_META_LAST_SEQ}, val = {sizeof buf, buf};
@@ -461,8 +434,7 @@ static int s_write_last_seq(s_batch_t *b)
 }
 
 // Runs the whole batch in one write transaction. Returns 0 once committed.
-static int s_put_txn(s_batch_t *b, Kmx__V1__Record **recs, size_t n, kmx_put_outcome_t *outcomes)
-{
+static int s_put_txn(s_batch_t *b, Kmx__V1__Record **recs, size_t n, kmx_put_outcome_t *outcomes) {
     int rc = mdb_txn_begin(b->store->env, NULL, 0, &b->txn);
     if (rc != 0) {
         b->txn = NULL;
@@ -485,8 +457,7 @@ static int s_put_txn(s_batch_t *b, Kmx__V1__Record **recs, size_t n, kmx_put_out
 
 // Grows the map after MDB_MAP_FULL (or adopts another process's size after
 // MDB_MAP_RESIZED). Safe because this thread holds no transaction now.
-static int s_grow_map(kmx_store_t *self, int mdb_rc)
-{
+static int s_grow_map(kmx_store_t *self, int mdb_rc) {
     size_t next = 0;
     if (mdb_rc == MDB_MAP_FULL) {
         size_t max = self->map_size_max;
@@ -510,8 +481,7 @@ static int s_grow_map(kmx_store_t *self, int mdb_rc)
 }
 
 int kmx_store_put_batch(kmx_store_t *self, Kmx__V1__Record **recs, size_t n,
-                        kmx_put_outcome_t *outcomes, kmx_store_events_t *events)
-{
+                        kmx_put_outcome_t *outcomes, kmx_store_events_t *events) {
     if (!self || (n > 0 && (!recs || !outcomes)))
         return KMX_ERR_INVAL;
     size_t base = events ? events->n : 0;
@@ -535,8 +505,7 @@ int kmx_store_put_batch(kmx_store_t *self, Kmx__V1__Record **recs, size_t n,
 
 // ---- reading ---------------------------------------------------------------------
 
-static int s_begin_read(kmx_store_t *self, MDB_txn **txn)
-{
+static int s_begin_read(kmx_store_t *self, MDB_txn **txn) {
     int rc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, txn);
     if (rc == MDB_MAP_RESIZED) {
         // Another process grew the map; adopt its size and try once more.
@@ -546,8 +515,7 @@ static int s_begin_read(kmx_store_t *self, MDB_txn **txn)
     return rc == 0 ? 0 : s_mdb_err(rc, "begin read");
 }
 
-int kmx_store_get(kmx_store_t *self, const Kmx__V1__Record *key, Kmx__V1__StoredRecord **out)
-{
+int kmx_store_get(kmx_store_t *self, const Kmx__V1__Record *key, Kmx__V1__StoredRecord **out) {
     if (!self || !key || !out)
         return KMX_ERR_INVAL;
     *out = NULL;
@@ -571,8 +539,7 @@ int kmx_store_get(kmx_store_t *self, const Kmx__V1__Record *key, Kmx__V1__Stored
     return err;
 }
 
-static int s_in_list(char *const *list, size_t n, const char *value)
-{
+static int s_in_list(char *const *list, size_t n, const char *value) {
     if (n == 0)
         return 1;
     const char *v = value ? value : "";
@@ -584,8 +551,7 @@ static int s_in_list(char *const *list, size_t n, const char *value)
 }
 
 // Returns nonzero when the filter names a period (an empty Period message does not).
-static int s_filter_period(const Kmx__V1__Filter *f, kmx_period_t *out)
-{
+static int s_filter_period(const Kmx__V1__Filter *f, kmx_period_t *out) {
     if (!f->period || (!f->period->has_start && !f->period->has_end))
         return 0;
     out->start = f->period->start;
@@ -594,16 +560,14 @@ static int s_filter_period(const Kmx__V1__Filter *f, kmx_period_t *out)
 }
 
 // Returns nonzero when the filter restricts granularity; *gran is then the wanted one.
-static int s_filter_gran(const Kmx__V1__Filter *f, kmx_gran_t *gran)
-{
+static int s_filter_gran(const Kmx__V1__Filter *f, kmx_gran_t *gran) {
     const char *g = f->granularity;
     if (!g || g[0] == '\0' || strcasecmp(g, "any") == 0)
         return 0;
     return kmx_gran_parse(g, gran) == 0 ? 1 : -1;
 }
 
-int kmx_store_filter_check(const Kmx__V1__Filter *filter)
-{
+int kmx_store_filter_check(const Kmx__V1__Filter *filter) {
     if (!filter)
         return 0;
     kmx_period_t p;
@@ -615,8 +579,7 @@ int kmx_store_filter_check(const Kmx__V1__Filter *filter)
     return 0;
 }
 
-static int s_match_period(const Kmx__V1__Filter *f, const Kmx__V1__Record *rec)
-{
+static int s_match_period(const Kmx__V1__Filter *f, const Kmx__V1__Record *rec) {
     kmx_period_t outer, inner;
     kmx_gran_t want;
     int has_period = s_filter_period(f, &outer);
@@ -632,8 +595,7 @@ static int s_match_period(const Kmx__V1__Filter *f, const Kmx__V1__Record *rec)
     return !has_gran || kmx_period_granularity(&inner) == want;
 }
 
-int kmx_store_filter_match(const Kmx__V1__Filter *f, const Kmx__V1__Record *rec)
-{
+int kmx_store_filter_match(const Kmx__V1__Filter *f, const Kmx__V1__Record *rec) {
     if (!rec)
         return 0;
     if (!f)
@@ -650,20 +612,20 @@ int kmx_store_filter_match(const Kmx__V1__Filter *f, const Kmx__V1__Record *rec)
            s_in_list(f->items, f->n_items, rec->item) &&
            s_in_list(f->companies, f->n_companies, rec->company) &&
            s_in_list(f->artists, f->n_artists, rec->artist) &&
-           s_in_list(f->units, f->n_units, unit) && s_in_list(f->sources, f->n_sources, rec->source);
+           s_in_list(f->units, f->n_units, unit) &&
+           s_in_list(f->sources, f->n_sources, rec->source);
 }
 
 // Key range a scan may touch, derived from the filter: [lo, ...] while the kind byte
 // equals kind and the period start stays <= end_max.
 typedef struct {
-    uint8_t lo[5];     // lower bound key: kind, then period start when known
-    size_t lo_len;     // 0 = no lower bound
-    int kind;          // fixed kind byte, or -1
-    uint32_t end_max;  // records starting after this month cannot match; 0 = no limit
+    uint8_t lo[5];    // lower bound key: kind, then period start when known
+    size_t lo_len;    // 0 = no lower bound
+    int kind;         // fixed kind byte, or -1
+    uint32_t end_max; // records starting after this month cannot match; 0 = no limit
 } s_range_t;
 
-static void s_range_from(const Kmx__V1__Filter *f, s_range_t *r)
-{
+static void s_range_from(const Kmx__V1__Filter *f, s_range_t *r) {
     memset(r, 0, sizeof *r);
     r->kind = -1;
     if (!f || !f->has_kind || f->kind == KMX__V1__KIND__KIND_UNSPECIFIED)
@@ -680,8 +642,7 @@ static void s_range_from(const Kmx__V1__Filter *f, s_range_t *r)
 }
 
 // Returns nonzero while key is still inside the range.
-static int s_range_holds(const s_range_t *r, const MDB_val *key)
-{
+static int s_range_holds(const s_range_t *r, const MDB_val *key) {
     const uint8_t *k = key->mv_data;
     if (r->kind < 0)
         return 1;
@@ -690,8 +651,7 @@ static int s_range_holds(const s_range_t *r, const MDB_val *key)
     return r->end_max == 0 || s_get_be(k + 1, 4) <= r->end_max;
 }
 
-static int s_key_cmp(const MDB_val *a, const uint8_t *b, size_t blen)
-{
+static int s_key_cmp(const MDB_val *a, const uint8_t *b, size_t blen) {
     size_t n = a->mv_size < blen ? a->mv_size : blen;
     int c = memcmp(a->mv_data, b, n);
     if (c != 0)
@@ -700,9 +660,8 @@ static int s_key_cmp(const MDB_val *a, const uint8_t *b, size_t blen)
 }
 
 // Positions cur at the first key the scan should visit. Returns an LMDB code.
-static int s_scan_seek(MDB_cursor *cur, const kmx_store_scan_t *q, const s_range_t *r,
-                       MDB_val *key, MDB_val *val)
-{
+static int s_scan_seek(MDB_cursor *cur, const kmx_store_scan_t *q, const s_range_t *r, MDB_val *key,
+                       MDB_val *val) {
     int rc;
     if (q->after_len > 0) {
         key->mv_size = q->after_len;
@@ -726,8 +685,7 @@ static int s_scan_seek(MDB_cursor *cur, const kmx_store_scan_t *q, const s_range
 
 // Decodes one visited record and keeps it in page when it matches.
 static int s_scan_visit(const kmx_store_scan_t *q, const MDB_val *val, kmx_store_scan_page_t *page,
-                        size_t *cap)
-{
+                        size_t *cap) {
     Kmx__V1__StoredRecord *sr = kmx__v1__stored_record__unpack(NULL, val->mv_size, val->mv_data);
     if (!sr) {
         kmx_log_warn("scan skipped a stored record that does not decode");
@@ -745,8 +703,7 @@ static int s_scan_visit(const kmx_store_scan_t *q, const MDB_val *val, kmx_store
     return 0;
 }
 
-static int s_scan_walk(MDB_cursor *cur, const kmx_store_scan_t *q, kmx_store_scan_page_t *page)
-{
+static int s_scan_walk(MDB_cursor *cur, const kmx_store_scan_t *q, kmx_store_scan_page_t *page) {
     s_range_t r;
     s_range_from(q->filter, &r);
     uint32_t limit = q->limit ? q->limit : 1;
@@ -771,8 +728,7 @@ static int s_scan_walk(MDB_cursor *cur, const kmx_store_scan_t *q, kmx_store_sca
     return 0;
 }
 
-int kmx_store_scan(kmx_store_t *self, const kmx_store_scan_t *q, kmx_store_scan_page_t *page)
-{
+int kmx_store_scan(kmx_store_t *self, const kmx_store_scan_t *q, kmx_store_scan_page_t *page) {
     if (!self || !q || !page || (q->after_len > 0 && !q->after))
         return KMX_ERR_INVAL;
     if (q->after_len > KMX_RKEY_MAX || kmx_store_filter_check(q->filter) != 0)
@@ -795,8 +751,7 @@ int kmx_store_scan(kmx_store_t *self, const kmx_store_scan_t *q, kmx_store_scan_
     return err;
 }
 
-static int s_topic_wanted(const kmx_store_replay_t *q, const char *topic)
-{
+static int s_topic_wanted(const kmx_store_replay_t *q, const char *topic) {
     if (q->n_prefixes == 0)
         return 1;
     const char *t = topic ? topic : "";
@@ -809,8 +764,7 @@ static int s_topic_wanted(const kmx_store_replay_t *q, const char *topic)
 }
 
 static int s_replay_walk(MDB_cursor *cur, const kmx_store_replay_t *q,
-                         kmx_store_replay_page_t *page)
-{
+                         kmx_store_replay_page_t *page) {
     MDB_val key, val;
     int rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
     if (rc == MDB_NOTFOUND)
@@ -846,8 +800,7 @@ static int s_replay_walk(MDB_cursor *cur, const kmx_store_replay_t *q,
 }
 
 int kmx_store_replay(kmx_store_t *self, const kmx_store_replay_t *q,
-                     kmx_store_replay_page_t *page)
-{
+                     kmx_store_replay_page_t *page) {
     if (!self || !q || !page || (q->n_prefixes > 0 && !q->prefixes))
         return KMX_ERR_INVAL;
     MDB_txn *txn = NULL;
@@ -873,8 +826,7 @@ int kmx_store_replay(kmx_store_t *self, const kmx_store_replay_t *q,
     return err;
 }
 
-int kmx_store_stats(kmx_store_t *self, kmx_store_stats_t *out)
-{
+int kmx_store_stats(kmx_store_t *self, kmx_store_stats_t *out) {
     if (!self || !out)
         return KMX_ERR_INVAL;
     memset(out, 0, sizeof *out);

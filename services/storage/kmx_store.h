@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #define KMX_STORE_MAP_DEFAULT (1024u * 1024u * 1024u) // initial map size when cfg says 0
-#define KMX_STORE_SCAN_VISIT_MAX 100000u // records examined per scan page at most
+#define KMX_STORE_SCAN_VISIT_MAX 100000u              // records examined per scan page at most
 
 typedef struct kmx_store kmx_store_t;
 
@@ -61,10 +61,10 @@ typedef struct {
 
 // What to replay.
 typedef struct {
-    uint64_t since;              // events with seq > since
-    uint32_t limit;              // at most this many events; 0 = 1
-    char *const *prefixes;       // topic prefixes (borrowed); none = all topics
-    size_t n_prefixes;           // entries in prefixes
+    uint64_t since;        // events with seq > since
+    uint32_t limit;        // at most this many events; 0 = 1
+    char *const *prefixes; // topic prefixes (borrowed); none = all topics
+    size_t n_prefixes;     // entries in prefixes
 } kmx_store_replay_t;
 
 // One page of a replay. Caller-allocated; release with kmx_store_replay_page_fini.
@@ -125,8 +125,7 @@ int kmx_store_filter_check(const Kmx__V1__Filter *filter);
 // Collects events with seq > q->since in order whose topic starts with one of q->prefixes,
 // up to q->limit. Returns KMX_ERR_RESYNC when events after since are no longer kept,
 // KMX_ERR_NOMEM, KMX_ERR_DECODE or KMX_ERR_STORAGE.
-int kmx_store_replay(kmx_store_t *self, const kmx_store_replay_t *q,
-                     kmx_store_replay_page_t *page);
+int kmx_store_replay(kmx_store_t *self, const kmx_store_replay_t *q, kmx_store_replay_page_t *page);
 
 // Returns the newest committed sequence number (0 for an empty store).
 uint64_t kmx_store_last_seq(const kmx_store_t *self);

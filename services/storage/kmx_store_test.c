@@ -42,8 +42,7 @@ typedef struct {
     Kmx__V1__Value value;
 } s_rec_t;
 
-static void s_rec_init(s_rec_t *r, s_spec_t spec)
-{
+static void s_rec_init(s_rec_t *r, s_spec_t spec) {
     Kmx__V1__Record rec = KMX__V1__RECORD__INIT;
     Kmx__V1__Period period = KMX__V1__PERIOD__INIT;
     Kmx__V1__Value value = KMX__V1__VALUE__INIT;
@@ -66,16 +65,14 @@ static void s_rec_init(s_rec_t *r, s_spec_t spec)
     r->rec.value = &r->value;
 }
 
-static int s_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
+static int s_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
     (void)st;
     (void)flag;
     (void)ftw;
     return remove(path);
 }
 
-static int s_setup(void **state)
-{
+static int s_setup(void **state) {
     s_fixture_t *f = calloc(1, sizeof *f);
     if (!f)
         return -1;
@@ -93,8 +90,7 @@ static int s_setup(void **state)
     return 0;
 }
 
-static int s_teardown(void **state)
-{
+static int s_teardown(void **state) {
     s_fixture_t *f = *state;
     kmx_store_close(&f->store);
     nftw(f->dir, s_rm_entry, 8, FTW_DEPTH | FTW_PHYS);
@@ -103,8 +99,7 @@ static int s_teardown(void **state)
 }
 
 static void s_put_one(kmx_store_t *store, s_rec_t *r, Kmx__V1__RecordResult__Outcome want,
-                      uint64_t want_seq)
-{
+                      uint64_t want_seq) {
     Kmx__V1__Record *recs[] = {&r->rec};
     kmx_put_outcome_t out;
     assert_int_equal(kmx_store_put_batch(store, recs, 1, &out, NULL), 0);
@@ -112,14 +107,16 @@ static void s_put_one(kmx_store_t *store, s_rec_t *r, Kmx__V1__RecordResult__Out
     assert_true(out.seq == want_seq);
 }
 
-static void test_store_put_get_gap_free(void **state)
-{
+static void test_store_put_get_gap_free(void **state) {
     s_fixture_t *f = *state;
     s_rec_t r[3];
     s_rec_init(&r[0], (s_spec_t){.start = 202401, .end = 202412, .amount = 10});
     s_rec_init(&r[1], (s_spec_t){.start = 202401, .end = 202412, .market = "US", .amount = 20});
-    s_rec_init(&r[2], (s_spec_t){.kind = KMX__V1__KIND__CONSUMPTION, .start = 202403,
-                                 .market = "KR", .category = "streaming", .unit = "users",
+    s_rec_init(&r[2], (s_spec_t){.kind = KMX__V1__KIND__CONSUMPTION,
+                                 .start = 202403,
+                                 .market = "KR",
+                                 .category = "streaming",
+                                 .unit = "users",
                                  .amount = 30});
     Kmx__V1__Record *recs[] = {&r[0].rec, &r[1].rec, &r[2].rec};
     kmx_put_outcome_t out[3];
@@ -140,8 +137,8 @@ static void test_store_put_get_gap_free(void **state)
     assert_int_equal(events.n, 3);
     assert_string_equal(events.items[0].topic, "export.JP.2024.album");
     assert_string_equal(events.items[2].topic, "consumption.KR.2024-03.streaming");
-    Kmx__V1__UpdateEvent *ev = kmx__v1__update_event__unpack(NULL, events.items[1].len,
-                                                             events.items[1].data);
+    Kmx__V1__UpdateEvent *ev =
+        kmx__v1__update_event__unpack(NULL, events.items[1].len, events.items[1].data);
     assert_non_null(ev);
     assert_true(ev->seq == 2);
     assert_int_equal(ev->type, KMX__V1__EVENT_TYPE__UPSERT);
@@ -151,8 +148,7 @@ static void test_store_put_get_gap_free(void **state)
     kmx_store_events_fini(&events);
 }
 
-static void test_store_get_missing_and_bad_key(void **state)
-{
+static void test_store_get_missing_and_bad_key(void **state) {
     s_fixture_t *f = *state;
     s_rec_t r;
     s_rec_init(&r, (s_spec_t){.start = 202401, .amount = 1});
@@ -163,8 +159,7 @@ static void test_store_get_missing_and_bad_key(void **state)
     assert_int_equal(kmx_store_get(f->store, &r.rec, &got), KMX_ERR_INVAL);
 }
 
-static void test_store_unchanged_and_update_keep_previous(void **state)
-{
+static void test_store_unchanged_and_update_keep_previous(void **state) {
     s_fixture_t *f = *state;
     s_rec_t r;
     s_rec_init(&r, (s_spec_t){.start = 202501, .end = 202506, .amount = 5000});
@@ -181,8 +176,8 @@ static void test_store_unchanged_and_update_keep_previous(void **state)
     assert_int_equal(out.outcome, S_STORED);
     assert_true(out.seq == 2);
     assert_int_equal(events.n, 1);
-    Kmx__V1__UpdateEvent *ev = kmx__v1__update_event__unpack(NULL, events.items[0].len,
-                                                             events.items[0].data);
+    Kmx__V1__UpdateEvent *ev =
+        kmx__v1__update_event__unpack(NULL, events.items[0].len, events.items[0].data);
     assert_non_null(ev);
     assert_non_null(ev->previous);
     assert_true(ev->previous->amount == 5000);
@@ -207,8 +202,7 @@ static void test_store_unchanged_and_update_keep_previous(void **state)
     kmx__v1__stored_record__free_unpacked(got, NULL);
 }
 
-static void test_store_same_key_twice_in_one_batch(void **state)
-{
+static void test_store_same_key_twice_in_one_batch(void **state) {
     s_fixture_t *f = *state;
     s_rec_t a, b, c;
     s_rec_init(&a, (s_spec_t){.start = 202401, .amount = 1});
@@ -223,8 +217,7 @@ static void test_store_same_key_twice_in_one_batch(void **state)
     assert_true(out[2].seq == 2);
 }
 
-static void test_store_unkeyed_record_rejected_without_seq(void **state)
-{
+static void test_store_unkeyed_record_rejected_without_seq(void **state) {
     s_fixture_t *f = *state;
     s_rec_t a, bad, c;
     s_rec_init(&a, (s_spec_t){.start = 202401, .amount = 1});
@@ -239,8 +232,7 @@ static void test_store_unkeyed_record_rejected_without_seq(void **state)
     assert_true(out[2].seq == 2);
 }
 
-static void test_store_reopen_keeps_records_and_last_seq(void **state)
-{
+static void test_store_reopen_keeps_records_and_last_seq(void **state) {
     s_fixture_t *f = *state;
     s_rec_t r[4];
     for (int i = 0; i < 4; i++)
@@ -266,8 +258,7 @@ static void test_store_reopen_keeps_records_and_last_seq(void **state)
 }
 
 // Rewrites the schema version stored in dir (with the store closed).
-static void s_write_version(const char *dir, uint32_t version)
-{
+static void s_write_version(const char *dir, uint32_t version) {
     MDB_env *env = NULL;
     MDB_txn *txn = NULL;
     MDB_dbi dbi;
@@ -285,8 +276,7 @@ static void s_write_version(const char *dir, uint32_t version)
     mdb_env_close(env);
 }
 
-static void test_store_refuses_other_schema_versions(void **state)
-{
+static void test_store_refuses_other_schema_versions(void **state) {
     s_fixture_t *f = *state;
     kmx_store_close(&f->store);
     kmx_store_t *other = NULL;
@@ -299,8 +289,7 @@ static void test_store_refuses_other_schema_versions(void **state)
     assert_int_equal(kmx_store_open(f->dir, NULL, &f->store), 0);
 }
 
-static void test_store_map_grows_from_64k(void **state)
-{
+static void test_store_map_grows_from_64k(void **state) {
     s_fixture_t *f = *state;
     kmx_store_close(&f->store);
     kmx_store_config_t cfg = {.map_size = 64 * 1024};
@@ -336,8 +325,7 @@ static void test_store_map_grows_from_64k(void **state)
 
 enum { S_SCAN_N = 8 };
 
-static void s_scan_fill(kmx_store_t *store, s_rec_t *r)
-{
+static void s_scan_fill(kmx_store_t *store, s_rec_t *r) {
     const s_spec_t specs[S_SCAN_N] = {
         {.start = 202301, .end = 202312, .market = "JP", .amount = 1},
         {.start = 202401, .end = 202412, .market = "JP", .amount = 2},
@@ -345,10 +333,20 @@ static void s_scan_fill(kmx_store_t *store, s_rec_t *r)
         {.start = 202407, .end = 202409, .market = "CN", .category = "digital", .amount = 4},
         {.start = 202403, .market = "JP", .unit = "KRW", .amount = 5},
         {.start = 202501, .end = 202512, .market = "TH", .amount = 6},
-        {.kind = KMX__V1__KIND__CONSUMPTION, .start = 202401, .end = 202412, .market = "KR",
-         .category = "streaming", .unit = "users", .amount = 7},
-        {.kind = KMX__V1__KIND__CONSUMPTION, .start = 202301, .end = 202312, .market = "KR",
-         .category = "streaming", .unit = "users", .amount = 8},
+        {.kind = KMX__V1__KIND__CONSUMPTION,
+         .start = 202401,
+         .end = 202412,
+         .market = "KR",
+         .category = "streaming",
+         .unit = "users",
+         .amount = 7},
+        {.kind = KMX__V1__KIND__CONSUMPTION,
+         .start = 202301,
+         .end = 202312,
+         .market = "KR",
+         .category = "streaming",
+         .unit = "users",
+         .amount = 8},
     };
     Kmx__V1__Record *recs[S_SCAN_N];
     kmx_put_outcome_t out[S_SCAN_N];
@@ -361,8 +359,7 @@ static void s_scan_fill(kmx_store_t *store, s_rec_t *r)
 
 // Scans every page of filter with the given page size; returns the bitmask of amounts seen.
 static unsigned s_scan_all(kmx_store_t *store, const Kmx__V1__Filter *filter, uint32_t limit,
-                           size_t *pages)
-{
+                           size_t *pages) {
     uint8_t token[KMX_RKEY_MAX];
     size_t token_len = 0;
     unsigned seen = 0;
@@ -390,16 +387,14 @@ static unsigned s_scan_all(kmx_store_t *store, const Kmx__V1__Filter *filter, ui
 }
 
 #define S_BITS(...) s_bits((const int[]){__VA_ARGS__, -1})
-static unsigned s_bits(const int *amounts)
-{
+static unsigned s_bits(const int *amounts) {
     unsigned m = 0;
     for (; *amounts >= 0; amounts++)
         m |= 1u << *amounts;
     return m;
 }
 
-static void test_store_scan_filters(void **state)
-{
+static void test_store_scan_filters(void **state) {
     s_fixture_t *f = *state;
     s_rec_t r[S_SCAN_N];
     s_scan_fill(f->store, r);
@@ -457,8 +452,7 @@ static void test_store_scan_filters(void **state)
     assert_int_equal(s_scan_all(f->store, &flt, 100, &pages), 0);
 }
 
-static void test_store_scan_pages(void **state)
-{
+static void test_store_scan_pages(void **state) {
     s_fixture_t *f = *state;
     s_rec_t r[S_SCAN_N];
     s_scan_fill(f->store, r);
@@ -478,8 +472,7 @@ static void test_store_scan_pages(void **state)
     assert_int_equal(pages, 2);
 }
 
-static void test_store_scan_rejects_bad_filter_and_token(void **state)
-{
+static void test_store_scan_rejects_bad_filter_and_token(void **state) {
     s_fixture_t *f = *state;
     Kmx__V1__Filter flt = KMX__V1__FILTER__INIT;
     flt.granularity = "fortnight";
@@ -509,8 +502,7 @@ static void test_store_scan_rejects_bad_filter_and_token(void **state)
 
 // ---- replay ----------------------------------------------------------------------------
 
-static void test_store_replay_since(void **state)
-{
+static void test_store_replay_since(void **state) {
     s_fixture_t *f = *state;
     s_rec_t r[S_SCAN_N];
     s_scan_fill(f->store, r);
@@ -554,8 +546,7 @@ static void test_store_replay_since(void **state)
     kmx_store_replay_page_fini(&page);
 }
 
-static void test_store_replay_empty_store(void **state)
-{
+static void test_store_replay_empty_store(void **state) {
     s_fixture_t *f = *state;
     kmx_store_replay_page_t page;
     kmx_store_replay_page_init(&page);
@@ -566,8 +557,7 @@ static void test_store_replay_empty_store(void **state)
     kmx_store_replay_page_fini(&page);
 }
 
-static void test_store_open_creates_directory(void **state)
-{
+static void test_store_open_creates_directory(void **state) {
     s_fixture_t *f = *state;
     char sub[128];
     snprintf(sub, sizeof sub, "%s/nested/deeper", f->dir);
@@ -584,8 +574,7 @@ static void test_store_open_creates_directory(void **state)
 
 #define S_T(fn) cmocka_unit_test_setup_teardown(fn, s_setup, s_teardown)
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         S_T(test_store_put_get_gap_free),
         S_T(test_store_get_missing_and_bad_key),

@@ -22,38 +22,35 @@ typedef struct {
     const char *log_level; // --log-level / KMX_LOG_LEVEL
 } s_options_t;
 
-static void s_on_signal(int sig)
-{
+static void s_on_signal(int sig) {
     (void)sig;
     s_stop = 1;
 }
 
-static const char *s_env_or(const char *name, const char *fallback)
-{
+static const char *s_env_or(const char *name, const char *fallback) {
     const char *v = getenv(name);
     return v && v[0] ? v : fallback;
 }
 
-static void s_usage(FILE *out)
-{
-    fputs("usage: kmx-storage [options]\n"
-          "  --bind ENDPOINT      ROUTER for workers      (KMX_STORAGE_BIND, tcp://127.0.0.1:5560)\n"
-          "  --publish ENDPOINT   broker XSUB to publish to (KMX_PUBLISH, tcp://127.0.0.1:5558)\n"
-          "  --data-dir DIR       LMDB directory           (KMX_DATA_DIR, ./kmx-data)\n"
-          "  --map-size BYTES     initial LMDB map size    (KMX_MAP_SIZE, 1073741824)\n"
-          "  --log-level LEVEL    error, warn, info, debug (KMX_LOG_LEVEL, info)\n"
-          "  --help, --version\n",
-          out);
+static void s_usage(FILE *out) {
+    fputs(
+        "usage: kmx-storage [options]\n"
+        "  --bind ENDPOINT      ROUTER for workers      (KMX_STORAGE_BIND, tcp://127.0.0.1:5560)\n"
+        "  --publish ENDPOINT   broker XSUB to publish to (KMX_PUBLISH, tcp://127.0.0.1:5558)\n"
+        "  --data-dir DIR       LMDB directory           (KMX_DATA_DIR, ./kmx-data)\n"
+        "  --map-size BYTES     initial LMDB map size    (KMX_MAP_SIZE, 1073741824)\n"
+        "  --log-level LEVEL    error, warn, info, debug (KMX_LOG_LEVEL, info)\n"
+        "  --help, --version\n",
+        out);
 }
 
 // Returns 0 to run, 1 to exit successfully (help, version), 2 on a usage error.
-static int s_parse(int argc, char **argv, s_options_t *o)
-{
+static int s_parse(int argc, char **argv, s_options_t *o) {
     static const struct option longs[] = {
-        {"bind", required_argument, NULL, 'b'},     {"publish", required_argument, NULL, 'p'},
-        {"data-dir", required_argument, NULL, 'd'}, {"map-size", required_argument, NULL, 'm'},
+        {"bind", required_argument, NULL, 'b'},      {"publish", required_argument, NULL, 'p'},
+        {"data-dir", required_argument, NULL, 'd'},  {"map-size", required_argument, NULL, 'm'},
         {"log-level", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},        {NULL, 0, NULL, 0}};
+        {"version", no_argument, NULL, 'V'},         {NULL, 0, NULL, 0}};
     o->bind = s_env_or("KMX_STORAGE_BIND", "tcp://127.0.0.1:5560");
     o->publish = s_env_or("KMX_PUBLISH", "tcp://127.0.0.1:5558");
     o->data_dir = s_env_or("KMX_DATA_DIR", "./kmx-data");
@@ -62,14 +59,30 @@ static int s_parse(int argc, char **argv, s_options_t *o)
     int c;
     while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
         switch (c) {
-        case 'b': o->bind = optarg; break;
-        case 'p': o->publish = optarg; break;
-        case 'd': o->data_dir = optarg; break;
-        case 'm': o->map_size = optarg; break;
-        case 'l': o->log_level = optarg; break;
-        case 'h': s_usage(stdout); return 1;
-        case 'V': printf("kmx-storage %s\n", KMX_VERSION); return 1;
-        default: s_usage(stderr); return 2;
+        case 'b':
+            o->bind = optarg;
+            break;
+        case 'p':
+            o->publish = optarg;
+            break;
+        case 'd':
+            o->data_dir = optarg;
+            break;
+        case 'm':
+            o->map_size = optarg;
+            break;
+        case 'l':
+            o->log_level = optarg;
+            break;
+        case 'h':
+            s_usage(stdout);
+            return 1;
+        case 'V':
+            printf("kmx-storage %s\n", KMX_VERSION);
+            return 1;
+        default:
+            s_usage(stderr);
+            return 2;
         }
     }
     if (optind < argc) {
@@ -79,8 +92,7 @@ static int s_parse(int argc, char **argv, s_options_t *o)
     return 0;
 }
 
-static int s_parse_size(const char *text, size_t *out)
-{
+static int s_parse_size(const char *text, size_t *out) {
     char *end = NULL;
     errno = 0;
     unsigned long long v = strtoull(text, &end, 10);
@@ -91,8 +103,7 @@ static int s_parse_size(const char *text, size_t *out)
     return 0;
 }
 
-static void s_install_signals(void)
-{
+static void s_install_signals(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = s_on_signal; // no SA_RESTART: zmq_poll must wake up with EINTR
@@ -101,8 +112,7 @@ static void s_install_signals(void)
     sigaction(SIGINT, &sa, NULL);
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     s_options_t o;
     int rc = s_parse(argc, argv, &o);
     if (rc != 0)
