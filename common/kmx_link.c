@@ -1,3 +1,213 @@
-/* placeholder: replaced by the real module */
+/*  kmx_link - a worker's request/reply link to kmx-storage over one DEALER socket.
+    Every call gets a fresh correlation id; a reply carrying any other id is a late
+    answer to a call that already timed out and is dropped, so a slow storage can never
+    make a worker hand one client's answer to another.  */
 #include "kmx_link.h"
-typedef int kmx_placeholder_t;
+#include "kmx_err.h"
+#include "kmx_log.h"
+#include "kmx_msg.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#define S_ID_SIZE 8 // correlation id frame: 8 bytes big-endian
+
+struct kmx_link {
+    void *sock;       // DEALER connected to storage's ROUTER
+    uint64_t next_id; // correlation id of the next call
+};
+
+static int64_t s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int s_remaining(int64_t deadline)
+{
+    int64_t left = deadline - s_now_ms();
+    return left > 0 ? (int)left : 0;
+}
+
+static void s_encode_id(uint64_t id, uint8_t out[S_ID_SIZE])
+{
+    for (int i = S_ID_SIZE - 1; i >= 0; i--) {
+        out[i] = (uint8_t)(id & 0xff);
+        id >>= 8;
+    }
+}
+
+static uint64_t s_decode_id(const uint8_t in[S_ID_SIZE])
+{
+    uint64_t id = 0;
+    for (int i = 0; i < S_ID_SIZE; i++)
+        id = (id << 8) | in[i];
+    return id;
+}
+
+static int s_set_int(void *sock, int option, int value)
+{
+    return zmq_setsockopt(sock, option, &value, sizeof value);
+}
+
+kmx_link_t *kmx_link_new(void *ctx, const char *endpoint)
+{
+    if (!ctx || !endpoint)
+        return NULL;
+    kmx_link_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->sock = zmq_socket(ctx, ZMQ_DEALER);
+    int64_t max_size = (int64_t)KMX_MSG_MAX + 64;
+    // IMMEDIATE keeps requests from queueing while storage is down: the call then
+    // times out instead of storage applying a pile of stale requests when it returns.
+    if (!self->sock || s_set_int(self->sock, ZMQ_LINGER, 0) != 0
+        || s_set_int(self->sock, ZMQ_IMMEDIATE, 1) != 0
+        || zmq_setsockopt(self->sock, ZMQ_MAXMSGSIZE, &max_size, sizeof max_size) != 0
+        || zmq_connect(self->sock, endpoint) != 0) {
+        kmx_log_error("storage link failed endpoint=%s error=%s", endpoint,
+                      zmq_strerror(zmq_errno()));
+        kmx_link_destroy(&self);
+        return NULL;
+    }
+    // Start from a clock-derived id so a restarted worker does not reuse recent ids.
+    self->next_id = (uint64_t)s_now_ms() << 16;
+    return self;
+}
+
+void kmx_link_destroy(kmx_link_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    kmx_link_t *self = *self_p;
+    if (self->sock)
+        zmq_close(self->sock);
+    free(self);
+    *self_p = NULL;
+}
+
+// Waits until the socket reports events or the deadline passes. Returns 1 when ready,
+// 0 on timeout, KMX_ERR_IO on a socket error. Signals do not shorten the wait.
+static int s_wait(void *sock, short events, int64_t deadline)
+{
+    for (;;) {
+        zmq_pollitem_t item = {sock, 0, events, 0};
+        int rc = zmq_poll(&item, 1, s_remaining(deadline));
+        if (rc > 0)
+            return 1;
+        if (rc == 0)
+            return 0;
+        if (zmq_errno() != EINTR)
+            return KMX_ERR_IO;
+        if (s_remaining(deadline) == 0)
+            return 0;
+    }
+}
+
+static int s_send(kmx_link_t *self, uint64_t id, const uint8_t *buf, size_t len,
+                  int64_t deadline)
+{
+    int rc = s_wait(self->sock, ZMQ_POLLOUT, deadline);
+    if (rc <= 0)
+        return rc == 0 ? KMX_ERR_TIMEOUT : rc;
+    uint8_t id_frame[S_ID_SIZE];
+    s_encode_id(id, id_frame);
+    if (zmq_send(self->sock, id_frame, sizeof id_frame, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return zmq_errno() == EAGAIN ? KMX_ERR_TIMEOUT : KMX_ERR_IO;
+    // Once the first frame is queued the second cannot fail for lack of room.
+    if (zmq_send(self->sock, buf, len, ZMQ_DONTWAIT) < 0)
+        return KMX_ERR_IO;
+    return 0;
+}
+
+// Receives one whole multipart message. Returns 1 with *id and *body set when it has the
+// link's two-frame shape, 0 for a malformed message (already discarded), or KMX_ERR_IO.
+static int s_recv_one(void *sock, uint64_t *id, zmq_msg_t *body)
+{
+    zmq_msg_t part;
+    int frames = 0;
+    int shaped = 1;
+    int more = 1;
+    while (more) {
+        zmq_msg_init(&part);
+        if (zmq_msg_recv(&part, sock, ZMQ_DONTWAIT) < 0) {
+            int err = zmq_errno();
+            zmq_msg_close(&part);
+            if (frames > 0)
+                zmq_msg_close(body);
+            return frames == 0 && err == EAGAIN ? 0 : KMX_ERR_IO;
+        }
+        more = zmq_msg_more(&part);
+        if (frames == 0) {
+            shaped = zmq_msg_size(&part) == S_ID_SIZE;
+            if (shaped)
+                *id = s_decode_id(zmq_msg_data(&part));
+            zmq_msg_close(&part);
+            zmq_msg_init(body);
+        } else if (frames == 1) {
+            zmq_msg_move(body, &part);
+            zmq_msg_close(&part);
+        } else {
+            shaped = 0;
+            zmq_msg_close(&part);
+        }
+        frames++;
+    }
+    if (frames == 2 && shaped)
+        return 1;
+    zmq_msg_close(body);
+    return 0;
+}
+
+// Reads replies until the one for want arrives or the deadline passes.
+static int s_await(kmx_link_t *self, uint64_t want, int64_t deadline, Kmx__V1__Response **out)
+{
+    for (;;) {
+        int rc = s_wait(self->sock, ZMQ_POLLIN, deadline);
+        if (rc <= 0)
+            return rc == 0 ? KMX_ERR_TIMEOUT : rc;
+        uint64_t id = 0;
+        zmq_msg_t body;
+        rc = s_recv_one(self->sock, &id, &body);
+        if (rc < 0)
+            return rc;
+        if (rc == 0) {
+            kmx_log_warn("storage link dropped a malformed reply");
+            continue;
+        }
+        if (id != want) {
+            kmx_log_debug("storage link dropped a late reply id=%llu awaited=%llu",
+                          (unsigned long long)id, (unsigned long long)want);
+            zmq_msg_close(&body);
+            continue;
+        }
+        *out = kmx_msg_response_unpack(zmq_msg_data(&body), zmq_msg_size(&body));
+        zmq_msg_close(&body);
+        return *out ? 0 : KMX_ERR_DECODE;
+    }
+}
+
+int kmx_link_call(kmx_link_t *self, const Kmx__V1__Request *req, int timeout_ms,
+                  Kmx__V1__Response **out)
+{
+    if (!self || !req || !out)
+        return KMX_ERR_INVAL;
+    *out = NULL;
+    int64_t deadline = s_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = kmx_msg_pack_request(req, &buf, &len);
+    if (rc != 0)
+        return rc;
+    uint64_t id = self->next_id++;
+    rc = s_send(self, id, buf, len, deadline);
+    free(buf);
+    if (rc != 0)
+        return rc;
+    return s_await(self, id, deadline, out);
+}
