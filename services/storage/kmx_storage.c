@@ -378,21 +378,21 @@ static int s_on_ping(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t 
     return kmx_msg_pack_response(&resp, out, len);
 }
 
-static int s_on_stats(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t *len) {
-    kmx_store_stats_t st;
-    int err = kmx_store_stats(self->store, &st);
-    if (err != 0)
-        return s_error(self, item, err, kmx_strerror(err), out, len);
+#define S_COUNTERS 17 // counters a stats reply carries
+
+// Fills the stats counters; name strings are static.
+static void s_fill_counters(const kmx_storage_t *self, const kmx_store_stats_t *st,
+                            Kmx__V1__Counter *counters, Kmx__V1__Counter **ptrs) {
     const struct {
-        const char *name;
-        uint64_t value;
-    } rows[] = {
-        {"records", st.records},
-        {"events", st.events},
-        {"last_seq", st.last_seq},
-        {"map_size", st.map_size},
-        {"used_pages", st.used_pages},
-        {"page_size", st.page_size},
+        const char *name; // counter name on the wire
+        uint64_t value;   // its value now
+    } rows[S_COUNTERS] = {
+        {"records", st->records},
+        {"events", st->events},
+        {"last_seq", st->last_seq},
+        {"map_size", st->map_size},
+        {"used_pages", st->used_pages},
+        {"page_size", st->page_size},
         {"requests", self->count.requests},
         {"errors", self->count.errors},
         {"puts", self->count.puts},
@@ -405,10 +405,7 @@ static int s_on_stats(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t
         {"batches", self->count.batches},
         {"published", self->count.published},
     };
-    enum { N = sizeof rows / sizeof rows[0] };
-    Kmx__V1__Counter counters[N];
-    Kmx__V1__Counter *ptrs[N];
-    for (size_t i = 0; i < N; i++) {
+    for (size_t i = 0; i < S_COUNTERS; i++) {
         Kmx__V1__Counter init = KMX__V1__COUNTER__INIT;
         counters[i] = init;
         counters[i].name = (char *)rows[i].name;
@@ -416,11 +413,21 @@ static int s_on_stats(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t
         counters[i].value = rows[i].value;
         ptrs[i] = &counters[i];
     }
+}
+
+static int s_on_stats(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t *len) {
+    kmx_store_stats_t st;
+    int err = kmx_store_stats(self->store, &st);
+    if (err != 0)
+        return s_error(self, item, err, kmx_strerror(err), out, len);
+    Kmx__V1__Counter counters[S_COUNTERS];
+    Kmx__V1__Counter *ptrs[S_COUNTERS];
+    s_fill_counters(self, &st, counters, ptrs);
     Kmx__V1__StatsResult stats = KMX__V1__STATS_RESULT__INIT;
     Kmx__V1__Response resp = KMX__V1__RESPONSE__INIT;
     stats.service = "kmx.storage";
     stats.worker = self->worker;
-    stats.n_counters = N;
+    stats.n_counters = S_COUNTERS;
     stats.counters = ptrs;
     resp.request_id = item->req->request_id;
     resp.result_case = KMX__V1__RESPONSE__RESULT_STATS;

@@ -44,6 +44,15 @@ static void s_usage(FILE *out) {
         out);
 }
 
+// Starts from the environment, falling back to the loopback defaults.
+static void s_defaults(s_options_t *o) {
+    o->bind = s_env_or("KMX_STORAGE_BIND", "tcp://127.0.0.1:5560");
+    o->publish = s_env_or("KMX_PUBLISH", "tcp://127.0.0.1:5558");
+    o->data_dir = s_env_or("KMX_DATA_DIR", "./kmx-data");
+    o->map_size = s_env_or("KMX_MAP_SIZE", "1073741824");
+    o->log_level = getenv("KMX_LOG_LEVEL");
+}
+
 // Returns 0 to run, 1 to exit successfully (help, version), 2 on a usage error.
 static int s_parse(int argc, char **argv, s_options_t *o) {
     static const struct option longs[] = {
@@ -51,11 +60,7 @@ static int s_parse(int argc, char **argv, s_options_t *o) {
         {"data-dir", required_argument, NULL, 'd'},  {"map-size", required_argument, NULL, 'm'},
         {"log-level", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},         {NULL, 0, NULL, 0}};
-    o->bind = s_env_or("KMX_STORAGE_BIND", "tcp://127.0.0.1:5560");
-    o->publish = s_env_or("KMX_PUBLISH", "tcp://127.0.0.1:5558");
-    o->data_dir = s_env_or("KMX_DATA_DIR", "./kmx-data");
-    o->map_size = s_env_or("KMX_MAP_SIZE", "1073741824");
-    o->log_level = getenv("KMX_LOG_LEVEL");
+    s_defaults(o);
     int c;
     while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
         switch (c) {
