@@ -321,6 +321,38 @@ static void test_store_map_grows_from_64k(void **state) {
     assert_true(kmx_store_last_seq(f->store) == BATCHES * PER);
 }
 
+static void test_store_full_map_fails_whole_batch(void **state) {
+    s_fixture_t *f = *state;
+    kmx_store_close(&f->store);
+    kmx_store_config_t cfg = {.map_size = 64 * 1024, .map_size_max = 128 * 1024};
+    assert_int_equal(kmx_store_open(f->dir, &cfg, &f->store), 0);
+    s_rec_t first;
+    s_rec_init(&first, (s_spec_t){.start = 201901, .amount = 1});
+    s_put_one(f->store, &first, S_STORED, 1);
+    enum { PER = 2000 };
+    static s_rec_t r[PER];
+    static char items[PER][32];
+    static Kmx__V1__Record *recs[PER];
+    static kmx_put_outcome_t out[PER];
+    for (int i = 0; i < PER; i++) {
+        snprintf(items[i], sizeof items[i], "item %d", i);
+        s_rec_init(&r[i], (s_spec_t){.start = 202001, .item = items[i], .amount = i});
+        r[i].rec.note = "a note long enough to make every record take some room in the map";
+        recs[i] = &r[i].rec;
+    }
+    kmx_store_events_t events;
+    kmx_store_events_init(&events);
+    assert_int_equal(kmx_store_put_batch(f->store, recs, PER, out, &events), KMX_ERR_FULL);
+    assert_int_equal(events.n, 0);
+    assert_true(kmx_store_last_seq(f->store) == 1);
+    // Nothing of the failed batch exists; the next change takes the next number.
+    Kmx__V1__StoredRecord *got = NULL;
+    assert_int_equal(kmx_store_get(f->store, &r[0].rec, &got), KMX_ERR_NOT_FOUND);
+    first.value.amount = 2;
+    s_put_one(f->store, &first, S_STORED, 2);
+    kmx_store_events_fini(&events);
+}
+
 // ---- scans ---------------------------------------------------------------------------
 
 enum { S_SCAN_N = 8 };
@@ -584,6 +616,7 @@ int main(void) {
         S_T(test_store_reopen_keeps_records_and_last_seq),
         S_T(test_store_refuses_other_schema_versions),
         S_T(test_store_map_grows_from_64k),
+        S_T(test_store_full_map_fails_whole_batch),
         S_T(test_store_scan_filters),
         S_T(test_store_scan_pages),
         S_T(test_store_scan_rejects_bad_filter_and_token),
