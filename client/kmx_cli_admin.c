@@ -1,0 +1,265 @@
+/*  kmx ping and kmx stats: operational commands. Both ask several services and report
+    each one, failing (exit 2) when any did not answer.  */
+#include "kmx_cli.h"
+
+#include "kmx_err.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *const s_services[] = {KMX_SERVICE_BROKER, KMX_SERVICE_INGEST,
+                                         KMX_SERVICE_QUERY};
+#define S_NSERVICES (sizeof(s_services) / sizeof(s_services[0]))
+
+static int64_t s_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+// Parses the options of a command taking an optional SERVICE word. Returns -1 to
+// continue, else an exit code.
+static int s_admin_options(kmx_cli_opts_t *opts, int argc, char **argv, const char *usage,
+                           const char **service)
+{
+    static const struct option longopts[] = {KMX_CLI_COMMON_OPTIONS, {NULL, 0, NULL, 0}};
+    int opt;
+    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        int rc = kmx_cli_common_option(opts, opt, optarg);
+        if (rc == 0)
+            fputs(usage, stderr);
+        if (rc <= 0)
+            return KMX_EXIT_INPUT;
+    }
+    if (opts->help) {
+        fputs(usage, stdout);
+        return KMX_EXIT_OK;
+    }
+    if (optind + 1 < argc || (!service && optind < argc)) {
+        fputs(usage, stderr);
+        return KMX_EXIT_INPUT;
+    }
+    if (service)
+        *service = optind < argc ? argv[optind] : NULL;
+    return -1;
+}
+
+// ---- ping -------------------------------------------------------------------------------
+
+static const char s_ping_usage[] =
+    "usage: kmx ping [SERVICE] [--format table|json]\n"
+    "Pings kmx.broker, kmx.ingest and kmx.query (or only SERVICE; \"ingest\" means\n"
+    "kmx.ingest) and prints \"kmx.ingest ok (worker W, 1.2 ms)\" for each that answers.\n"
+    "Exit 2 when any does not.\n";
+
+// Pings one service and prints the outcome. Returns true when it answered.
+static bool s_ping_one(const kmx_cli_opts_t *opts, kmx_client_t *client, const char *service,
+                       bool first)
+{
+    int64_t t0 = s_now_us();
+    Kmx__V1__Response *resp = NULL;
+    int rc = kmx_client_ping(client, service, &resp);
+    int64_t us = s_now_us() - t0;
+    const Kmx__V1__PongResult *pong = rc == 0 ? resp->pong : NULL;
+    const char *worker = pong && pong->worker && *pong->worker ? pong->worker : NULL;
+    char ms[32];
+    snprintf(ms, sizeof(ms), "%" PRId64 ".%" PRId64, us / 1000, (us % 1000) / 100);
+    if (opts->format == KMX_FORMAT_JSON) {
+        fputs(first ? "" : ",", stdout);
+        fputs("{\"service\":", stdout);
+        kmx_format_json_string(stdout, service);
+        printf(",\"ok\":%s,\"worker\":", rc == 0 ? "true" : "false");
+        kmx_format_json_string(stdout, worker);
+        fputs(",\"version\":", stdout);
+        kmx_format_json_string(stdout, pong ? pong->version : NULL);
+        printf(",\"ms\":%s,\"error\":", ms);
+        kmx_format_json_string(stdout, rc == 0 ? NULL : kmx_client_last_error(client));
+        fputc('}', stdout);
+    } else if (rc == 0 && worker) {
+        printf("%s ok (worker %s, %s ms)\n", service, worker, ms);
+    } else if (rc == 0) {
+        printf("%s ok (%s ms)\n", service, ms);
+    }
+    if (rc < 0)
+        kmx_cli_error("%s failed: %s", service, kmx_client_last_error(client));
+    fflush(stdout);
+    if (resp)
+        kmx__v1__response__free_unpacked(resp, NULL);
+    return rc == 0;
+}
+
+int kmx_cli_ping(kmx_cli_opts_t *opts, int argc, char **argv)
+{
+    const char *service = NULL;
+    int rc = s_admin_options(opts, argc, argv, s_ping_usage, &service);
+    if (rc >= 0)
+        return rc;
+    char named[64];
+    if (service && !strchr(service, '.')) {
+        snprintf(named, sizeof(named), "kmx.%s", service);
+        service = named;
+    }
+    kmx_client_t *client = kmx_cli_connect(opts);
+    if (!client)
+        return KMX_EXIT_SERVER;
+    bool ok = true;
+    if (opts->format == KMX_FORMAT_JSON)
+        fputs("{\"services\":[", stdout);
+    if (service) {
+        ok = s_ping_one(opts, client, service, true);
+    } else {
+        for (size_t i = 0; i < S_NSERVICES; i++)
+            ok = s_ping_one(opts, client, s_services[i], i == 0) && ok;
+    }
+    if (opts->format == KMX_FORMAT_JSON)
+        printf("],\"ok\":%s}\n", ok ? "true" : "false");
+    kmx_client_destroy(&client);
+    return ok ? KMX_EXIT_OK : KMX_EXIT_SERVER;
+}
+
+// ---- stats ----------------------------------------------------------------------------
+
+static const char s_stats_usage[] =
+    "usage: kmx stats [--format table|json|csv]\n"
+    "Prints every worker the broker knows with the requests it served, and the counters\n"
+    "of kmx.ingest and kmx.query (which includes storage's). Exit 2 when any service\n"
+    "does not answer.\n";
+
+static void s_stats_json(const char *service, const Kmx__V1__StatsResult *st, bool first)
+{
+    fputs(first ? "{\"service\":" : ",{\"service\":", stdout);
+    kmx_format_json_string(stdout, st->service && *st->service ? st->service : service);
+    fputs(",\"worker\":", stdout);
+    kmx_format_json_string(stdout, st->worker && *st->worker ? st->worker : NULL);
+    fputs(",\"counters\":{", stdout);
+    for (size_t i = 0; i < st->n_counters; i++) {
+        fputs(i ? "," : "", stdout);
+        kmx_format_json_string(stdout, st->counters[i]->name ? st->counters[i]->name : "");
+        printf(":%" PRIu64, st->counters[i]->value);
+    }
+    fputs("},\"workers\":[", stdout);
+    for (size_t i = 0; i < st->n_workers; i++) {
+        const Kmx__V1__WorkerStats *w = st->workers[i];
+        fputs(i ? ",{\"service\":" : "{\"service\":", stdout);
+        kmx_format_json_string(stdout, w->service);
+        fputs(",\"worker\":", stdout);
+        kmx_format_json_string(stdout, w->worker);
+        printf(",\"requests\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"alive\":%s}", w->requests,
+               w->errors, w->alive ? "true" : "false");
+    }
+    fputs("]}", stdout);
+}
+
+// Adds a result's workers and counters to the two tables.
+static int s_stats_rows(const char *service, const Kmx__V1__StatsResult *st,
+                        kmx_format_table_t *workers, kmx_format_table_t *counters)
+{
+    const char *svc = st->service && *st->service ? st->service : service;
+    for (size_t i = 0; i < st->n_workers; i++) {
+        const Kmx__V1__WorkerStats *w = st->workers[i];
+        char req[24], err[24];
+        snprintf(req, sizeof(req), "%" PRIu64, w->requests);
+        snprintf(err, sizeof(err), "%" PRIu64, w->errors);
+        const char *cells[] = {w->service, w->worker, req, err, w->alive ? "yes" : "no"};
+        if (kmx_format_table_add(workers, cells) < 0)
+            return KMX_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < st->n_counters; i++) {
+        char value[24];
+        snprintf(value, sizeof(value), "%" PRIu64, st->counters[i]->value);
+        const char *cells[] = {svc, st->worker, st->counters[i]->name, value};
+        if (kmx_format_table_add(counters, cells) < 0)
+            return KMX_ERR_NOMEM;
+    }
+    return 0;
+}
+
+static void s_stats_csv(const char *service, const Kmx__V1__StatsResult *st)
+{
+    const char *svc = st->service && *st->service ? st->service : service;
+    for (size_t i = 0; i < st->n_workers; i++) {
+        const Kmx__V1__WorkerStats *w = st->workers[i];
+        char req[24], err[24];
+        snprintf(req, sizeof(req), "%" PRIu64, w->requests);
+        snprintf(err, sizeof(err), "%" PRIu64, w->errors);
+        const char *a[] = {w->service, w->worker, "requests", req};
+        const char *b[] = {w->service, w->worker, "errors", err};
+        const char *c[] = {w->service, w->worker, "alive", w->alive ? "1" : "0"};
+        kmx_format_csv_row(stdout, a, 4);
+        kmx_format_csv_row(stdout, b, 4);
+        kmx_format_csv_row(stdout, c, 4);
+    }
+    for (size_t i = 0; i < st->n_counters; i++) {
+        char value[24];
+        snprintf(value, sizeof(value), "%" PRIu64, st->counters[i]->value);
+        const char *cells[] = {svc, st->worker, st->counters[i]->name, value};
+        kmx_format_csv_row(stdout, cells, 4);
+    }
+}
+
+typedef struct {
+    kmx_format_table_t *workers;  // broker's worker list
+    kmx_format_table_t *counters; // every service's counters
+    size_t answered;              // services that answered
+} s_stats_t;
+
+// Asks one service and prints or collects its answer. Returns true when it answered.
+static bool s_stats_one(const kmx_cli_opts_t *opts, kmx_client_t *client, const char *service,
+                        s_stats_t *acc)
+{
+    Kmx__V1__Response *resp = NULL;
+    int rc = kmx_client_stats(client, service, &resp);
+    if (rc < 0) {
+        kmx_cli_error("%s failed: %s", service, kmx_client_last_error(client));
+    } else if (opts->format == KMX_FORMAT_JSON) {
+        s_stats_json(service, resp->stats, acc->answered == 0);
+    } else if (opts->format == KMX_FORMAT_CSV) {
+        s_stats_csv(service, resp->stats);
+    } else if (s_stats_rows(service, resp->stats, acc->workers, acc->counters) < 0) {
+        kmx_cli_error("out of memory");
+        rc = KMX_ERR_NOMEM;
+    }
+    if (rc == 0)
+        acc->answered++;
+    if (resp)
+        kmx__v1__response__free_unpacked(resp, NULL);
+    return rc == 0;
+}
+
+int kmx_cli_stats(kmx_cli_opts_t *opts, int argc, char **argv)
+{
+    int rc = s_admin_options(opts, argc, argv, s_stats_usage, NULL);
+    if (rc >= 0)
+        return rc;
+    static const char *const wh[] = {"service", "worker", "requests", "errors", "alive"};
+    static const char *const ch[] = {"service", "worker", "counter", "value"};
+    s_stats_t acc = {kmx_format_table_new(wh, 5), kmx_format_table_new(ch, 4), 0};
+    kmx_client_t *client = acc.workers && acc.counters ? kmx_cli_connect(opts) : NULL;
+    bool ok = client != NULL;
+    if (client) {
+        kmx_format_table_align_right(acc.workers, 2);
+        kmx_format_table_align_right(acc.workers, 3);
+        kmx_format_table_align_right(acc.counters, 3);
+        if (opts->format == KMX_FORMAT_JSON)
+            fputs("{\"services\":[", stdout);
+        if (opts->format == KMX_FORMAT_CSV)
+            kmx_format_csv_row(stdout, ch, 4);
+        for (size_t i = 0; i < S_NSERVICES; i++)
+            ok = s_stats_one(opts, client, s_services[i], &acc) && ok;
+        if (opts->format == KMX_FORMAT_JSON)
+            printf("],\"ok\":%s}\n", ok ? "true" : "false");
+    }
+    if (client && opts->format == KMX_FORMAT_TABLE) {
+        kmx_format_table_print(acc.workers, stdout);
+        fputc('\n', stdout);
+        kmx_format_table_print(acc.counters, stdout);
+    }
+    kmx_format_table_destroy(&acc.workers);
+    kmx_format_table_destroy(&acc.counters);
+    kmx_client_destroy(&client);
+    return ok ? KMX_EXIT_OK : KMX_EXIT_SERVER;
+}

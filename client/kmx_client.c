@@ -1,0 +1,226 @@
+/*  libkmx - request/response calls to kmx services over the broker. Owns its ZeroMQ
+    context so embedding programs need not know about ZeroMQ; turns Error responses into
+    kmx_err_t codes while still handing the Response back for its details.  */
+#include "kmx_client.h"
+
+#include "kmx_err.h"
+#include "kmx_mdp.h"
+#include "kmx_msg.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define S_DEFAULT_TIMEOUT_MS 5000
+#define S_DEFAULT_TRIES 3
+
+struct kmx_client {
+    void *ctx;                // owned ZeroMQ context
+    kmx_mdp_client_t *mdp;    // MDP client socket with retries
+    uint64_t next_id;         // counter for request ids
+    char last_error[256];     // message of the last failure
+};
+
+kmx_client_t *kmx_client_new(const char *broker, int timeout_ms, int tries)
+{
+    if (!broker || !*broker)
+        return NULL;
+    kmx_client_t *self = calloc(1, sizeof(*self));
+    if (!self)
+        return NULL;
+    self->ctx = zmq_ctx_new();
+    // Sockets default to linger 0 so an unanswered request cannot hold up destroy.
+    if (self->ctx && zmq_ctx_set(self->ctx, ZMQ_BLOCKY, 0) == 0)
+        self->mdp = kmx_mdp_client_new(self->ctx, broker);
+    if (!self->mdp) {
+        kmx_client_destroy(&self);
+        return NULL;
+    }
+    kmx_mdp_client_set_timeout(self->mdp, timeout_ms > 0 ? timeout_ms : S_DEFAULT_TIMEOUT_MS);
+    kmx_mdp_client_set_retries(self->mdp, tries > 0 ? tries : S_DEFAULT_TRIES);
+    return self;
+}
+
+void kmx_client_destroy(kmx_client_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    kmx_client_t *self = *self_p;
+    kmx_mdp_client_destroy(&self->mdp);
+    if (self->ctx)
+        zmq_ctx_term(self->ctx);
+    free(self);
+    *self_p = NULL;
+}
+
+const char *kmx_client_last_error(const kmx_client_t *self)
+{
+    assert(self);
+    return self->last_error;
+}
+
+int kmx_client_error_code(Kmx__V1__ErrorCode code)
+{
+    switch (code) {
+    case KMX__V1__ERROR_CODE__BAD_REQUEST:
+        return KMX_ERR_INVAL;
+    case KMX__V1__ERROR_CODE__NOT_FOUND:
+        return KMX_ERR_NOT_FOUND;
+    case KMX__V1__ERROR_CODE__UNAVAILABLE:
+        return KMX_ERR_UNAVAILABLE;
+    case KMX__V1__ERROR_CODE__TOO_LARGE:
+        return KMX_ERR_TOO_BIG;
+    case KMX__V1__ERROR_CODE__UNSUPPORTED:
+        return KMX_ERR_UNSUPPORTED;
+    case KMX__V1__ERROR_CODE__RESYNC_NEEDED:
+        return KMX_ERR_RESYNC;
+    case KMX__V1__ERROR_CODE__STORAGE_FULL:
+        return KMX_ERR_FULL;
+    default:
+        return KMX_ERR_INTERNAL;
+    }
+}
+
+static int s_fail(kmx_client_t *self, int rc, const char *service, const char *message)
+{
+    snprintf(self->last_error, sizeof(self->last_error), "%s: %s", service,
+             message && *message ? message : kmx_strerror(rc));
+    return rc;
+}
+
+// Sends the packed request and unpacks the reply. Returns 0 with *out set, or an error.
+static int s_exchange(kmx_client_t *self, const char *service, const Kmx__V1__Request *req,
+                      Kmx__V1__Response **out)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = kmx_msg_pack_request(req, &buf, &len);
+    if (rc < 0)
+        return s_fail(self, rc, service, NULL);
+    zmq_msg_t reply;
+    rc = kmx_mdp_client_call(self->mdp, service, buf, len, &reply);
+    free(buf);
+    if (rc < 0)
+        return s_fail(self, rc, service, rc == KMX_ERR_TIMEOUT ? "no reply (timed out)" : NULL);
+    *out = kmx_msg_response_unpack(zmq_msg_data(&reply), zmq_msg_size(&reply));
+    zmq_msg_close(&reply);
+    if (!*out)
+        return s_fail(self, KMX_ERR_DECODE, service, "undecodable reply");
+    return 0;
+}
+
+int kmx_client_call(kmx_client_t *self, const char *service, const Kmx__V1__Request *req,
+                    Kmx__V1__Response **out)
+{
+    assert(self && service && req && out);
+    *out = NULL;
+    self->last_error[0] = '\0';
+    Kmx__V1__Request copy = *req;
+    char id[48];
+    if (!copy.request_id || !*copy.request_id) {
+        snprintf(id, sizeof(id), "kmx-%ld-%llu", (long)getpid(),
+                 (unsigned long long)++self->next_id);
+        copy.request_id = id;
+    }
+    int rc = s_exchange(self, service, &copy, out);
+    if (rc < 0)
+        return rc;
+    Kmx__V1__Response *resp = *out;
+    if (resp->result_case == KMX__V1__RESPONSE__RESULT_ERROR) {
+        const Kmx__V1__Error *err = resp->error;
+        rc = kmx_client_error_code(err->has_code ? err->code : KMX__V1__ERROR_CODE__INTERNAL);
+        return s_fail(self, rc, service, err->message);
+    }
+    if (resp->result_case == KMX__V1__RESPONSE__RESULT__NOT_SET)
+        return s_fail(self, KMX_ERR_DECODE, service, "empty reply");
+    return 0;
+}
+
+// Calls and checks that the result has the expected type.
+static int s_call_expect(kmx_client_t *self, const char *service, const Kmx__V1__Request *req,
+                         Kmx__V1__Response__ResultCase expect, Kmx__V1__Response **out)
+{
+    int rc = kmx_client_call(self, service, req, out);
+    if (rc == 0 && (*out)->result_case != expect)
+        return s_fail(self, KMX_ERR_DECODE, service, "reply of the wrong type");
+    return rc;
+}
+
+int kmx_client_ping(kmx_client_t *self, const char *service, Kmx__V1__Response **out)
+{
+    Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
+    Kmx__V1__PingRequest ping = KMX__V1__PING_REQUEST__INIT;
+    req.body_case = KMX__V1__REQUEST__BODY_PING;
+    req.ping = &ping;
+    return s_call_expect(self, service, &req, KMX__V1__RESPONSE__RESULT_PONG, out);
+}
+
+int kmx_client_put(kmx_client_t *self, Kmx__V1__Record *const *records, size_t n, bool atomic,
+                   Kmx__V1__Response **out)
+{
+    Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
+    Kmx__V1__PutRequest put = KMX__V1__PUT_REQUEST__INIT;
+    put.n_records = n;
+    put.records = (Kmx__V1__Record **)records;
+    put.has_atomic = atomic;
+    put.atomic = atomic;
+    req.body_case = KMX__V1__REQUEST__BODY_PUT;
+    req.put = &put;
+    return s_call_expect(self, KMX_SERVICE_INGEST, &req, KMX__V1__RESPONSE__RESULT_PUT, out);
+}
+
+int kmx_client_get(kmx_client_t *self, const Kmx__V1__Record *key, Kmx__V1__Response **out)
+{
+    Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
+    Kmx__V1__GetRequest get = KMX__V1__GET_REQUEST__INIT;
+    get.key = (Kmx__V1__Record *)key;
+    req.body_case = KMX__V1__REQUEST__BODY_GET;
+    req.get = &get;
+    return s_call_expect(self, KMX_SERVICE_QUERY, &req, KMX__V1__RESPONSE__RESULT_GET, out);
+}
+
+int kmx_client_query(kmx_client_t *self, const Kmx__V1__QueryRequest *query,
+                     Kmx__V1__Response **out)
+{
+    Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
+    req.body_case = KMX__V1__REQUEST__BODY_QUERY;
+    req.query = (Kmx__V1__QueryRequest *)query;
+    return s_call_expect(self, KMX_SERVICE_QUERY, &req, KMX__V1__RESPONSE__RESULT_QUERY, out);
+}
+
+int kmx_client_scan(kmx_client_t *self, const Kmx__V1__ScanRequest *scan,
+                    Kmx__V1__Response **out)
+{
+    Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
+    req.body_case = KMX__V1__REQUEST__BODY_SCAN;
+    req.scan = (Kmx__V1__ScanRequest *)scan;
+    return s_call_expect(self, KMX_SERVICE_QUERY, &req, KMX__V1__RESPONSE__RESULT_SCAN, out);
+}
+
+int kmx_client_replay(kmx_client_t *self, uint64_t since, uint32_t limit,
+                      char *const *prefixes, size_t n, Kmx__V1__Response **out)
+{
+    Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
+    Kmx__V1__ReplayRequest replay = KMX__V1__REPLAY_REQUEST__INIT;
+    replay.has_since = 1;
+    replay.since = since;
+    replay.has_limit = limit > 0;
+    replay.limit = limit;
+    replay.n_prefixes = n;
+    replay.prefixes = (char **)prefixes;
+    req.body_case = KMX__V1__REQUEST__BODY_REPLAY;
+    req.replay = &replay;
+    return s_call_expect(self, KMX_SERVICE_QUERY, &req, KMX__V1__RESPONSE__RESULT_REPLAY, out);
+}
+
+int kmx_client_stats(kmx_client_t *self, const char *service, Kmx__V1__Response **out)
+{
+    Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
+    Kmx__V1__StatsRequest stats = KMX__V1__STATS_REQUEST__INIT;
+    req.body_case = KMX__V1__REQUEST__BODY_STATS;
+    req.stats = &stats;
+    return s_call_expect(self, service, &req, KMX__V1__RESPONSE__RESULT_STATS, out);
+}

@@ -1,0 +1,70 @@
+/*  libkmx - the kmx client library: sends kmx.v1 Requests to the services behind a kmx
+    broker (Majordomo MDPC01 with Lazy Pirate retries) and returns their Responses.
+    One client belongs to one thread. Link with pkg-config `kmx`.  */
+#ifndef KMX_CLIENT_H
+#define KMX_CLIENT_H
+
+#include "kmx.pb-c.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KMX_SERVICE_BROKER "kmx.broker"
+#define KMX_SERVICE_INGEST "kmx.ingest"
+#define KMX_SERVICE_QUERY "kmx.query"
+
+typedef struct kmx_client kmx_client_t;
+
+// Creates a client of the broker at endpoint ("tcp://127.0.0.1:5555"). Each call waits
+// up to timeout_ms per try and tries `tries` times (values <= 0 take 5000 ms and 3).
+// Returns NULL when the socket cannot be set up.
+kmx_client_t *kmx_client_new(const char *broker, int timeout_ms, int tries);
+void kmx_client_destroy(kmx_client_t **self_p);
+
+// Sends req to service and waits for the reply. A request_id is filled in when req has
+// none. Whenever a Response arrived, *out is set and is yours: free it with
+// kmx__v1__response__free_unpacked(*out, NULL). Returns 0 for a result, or the kmx code
+// of an Error response (see kmx_client_error_code; *out then holds the Error with its
+// message and any rejected records), KMX_ERR_TIMEOUT when no try was answered,
+// KMX_ERR_DECODE for an undecodable reply, KMX_ERR_IO or KMX_ERR_NOMEM.
+int kmx_client_call(kmx_client_t *self, const char *service, const Kmx__V1__Request *req,
+                    Kmx__V1__Response **out);
+
+// Maps a wire error code to a kmx_err_t (BAD_REQUEST -> KMX_ERR_INVAL, ...).
+int kmx_client_error_code(Kmx__V1__ErrorCode code);
+
+// The message of the last Error response or failure, or "" (valid until the next call).
+const char *kmx_client_last_error(const kmx_client_t *self);
+
+// Convenience calls. Each builds the request, calls the right service and, like
+// kmx_client_call, sets *out whenever a Response arrived. They also return
+// KMX_ERR_DECODE when the response carries a result of the wrong type.
+
+// Pings service ("kmx.broker", "kmx.ingest", "kmx.query"); the result is resp->pong.
+int kmx_client_ping(kmx_client_t *self, const char *service, Kmx__V1__Response **out);
+
+// Stores n records (borrowed) through kmx.ingest; the result is resp->put.
+int kmx_client_put(kmx_client_t *self, Kmx__V1__Record *const *records, size_t n, bool atomic,
+                   Kmx__V1__Response **out);
+
+// Reads the record with key's natural key (borrowed); the result is resp->get.
+int kmx_client_get(kmx_client_t *self, const Kmx__V1__Record *key, Kmx__V1__Response **out);
+
+// Runs an aggregate query (borrowed); the result is resp->query.
+int kmx_client_query(kmx_client_t *self, const Kmx__V1__QueryRequest *query,
+                     Kmx__V1__Response **out);
+
+// Reads one page of records (borrowed request); the result is resp->scan.
+int kmx_client_scan(kmx_client_t *self, const Kmx__V1__ScanRequest *scan,
+                    Kmx__V1__Response **out);
+
+// Reads events with seq > since whose topic starts with one of the n prefixes (none =
+// all), at most limit of them (0 = server default); the result is resp->replay.
+int kmx_client_replay(kmx_client_t *self, uint64_t since, uint32_t limit,
+                      char *const *prefixes, size_t n, Kmx__V1__Response **out);
+
+// Asks service for its statistics; the result is resp->stats.
+int kmx_client_stats(kmx_client_t *self, const char *service, Kmx__V1__Response **out);
+
+#endif
