@@ -1,0 +1,32 @@
+/*  kmx_ingest - the request handlers of kmx-ingest: validate put batches, forward the
+    valid records to storage over the link and merge storage's per-record results back
+    to the caller's indexes; answer ping and stats. Holds only counters, no data.  */
+#ifndef KMX_INGEST_H
+#define KMX_INGEST_H
+
+#include "kmx_link.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define KMX_INGEST_SERVICE "kmx.ingest"
+#define KMX_INGEST_BATCH_MAX 10000  // records one put may carry
+#define KMX_INGEST_TIMEOUT_MS 5000  // how long a put waits for storage
+
+typedef struct kmx_ingest kmx_ingest_t;
+
+// Creates the handlers. link is borrowed and must outlive the result; worker (copied)
+// names this worker in pongs and stats. Returns NULL when out of memory.
+kmx_ingest_t *kmx_ingest_new(kmx_link_t *link, const char *worker);
+void kmx_ingest_destroy(kmx_ingest_t **self_p);
+
+// Sets how long a call waits for storage (default KMX_INGEST_TIMEOUT_MS).
+void kmx_ingest_set_timeout(kmx_ingest_t *self, int timeout_ms);
+
+// Handles one request body (borrowed, any bytes) and writes the packed Response to a
+// malloc'd *out that the caller frees. Every input gets a reply: malformed bodies get a
+// BAD_REQUEST error. Returns 0, or KMX_ERR_NOMEM when no reply could be built.
+int kmx_ingest_handle(kmx_ingest_t *self, const void *body, size_t size, uint8_t **out,
+                      size_t *len);
+
+#endif
