@@ -85,7 +85,7 @@ static bool s_ping_one(const kmx_cli_opts_t *opts, kmx_client_t *client, const c
         printf("%s ok (%s ms)\n", service, ms);
     }
     if (rc < 0)
-        kmx_cli_error("%s failed: %s", service, kmx_client_last_error(client));
+        kmx_cli_error("%s", kmx_client_last_error(client));
     fflush(stdout);
     if (resp)
         kmx__v1__response__free_unpacked(resp, NULL);
@@ -214,7 +214,7 @@ static bool s_stats_one(const kmx_cli_opts_t *opts, kmx_client_t *client, const 
     Kmx__V1__Response *resp = NULL;
     int rc = kmx_client_stats(client, service, &resp);
     if (rc < 0) {
-        kmx_cli_error("%s failed: %s", service, kmx_client_last_error(client));
+        kmx_cli_error("%s", kmx_client_last_error(client));
     } else if (opts->format == KMX_FORMAT_JSON) {
         s_stats_json(service, resp->stats, acc->answered == 0);
     } else if (opts->format == KMX_FORMAT_CSV) {
