@@ -56,9 +56,9 @@ static const char s_ping_usage[] =
     "kmx.ingest) and prints \"kmx.ingest ok (worker W, 1.2 ms)\" for each that answers.\n"
     "Exit 2 when any does not.\n";
 
-// Pings one service and prints the outcome. Returns true when it answered.
-static bool s_ping_one(const kmx_cli_opts_t *opts, kmx_client_t *client, const char *service,
-                       bool first)
+// Pings one service and prints the outcome. Returns 0 when it answered, else the error.
+static int s_ping_one(const kmx_cli_opts_t *opts, kmx_client_t *client, const char *service,
+                      bool first)
 {
     int64_t t0 = s_now_us();
     Kmx__V1__Response *resp = NULL;
@@ -89,7 +89,21 @@ static bool s_ping_one(const kmx_cli_opts_t *opts, kmx_client_t *client, const c
     fflush(stdout);
     if (resp)
         kmx__v1__response__free_unpacked(resp, NULL);
-    return rc == 0;
+    return rc;
+}
+
+// Reports a service not asked because the broker itself did not answer: asking would
+// only wait out another timeout.
+static void s_ping_skipped(const kmx_cli_opts_t *opts, const char *service)
+{
+    static const char reason[] = "not asked: the broker did not answer";
+    if (opts->format == KMX_FORMAT_JSON) {
+        fputs(",{\"service\":", stdout);
+        kmx_format_json_string(stdout, service);
+        printf(",\"ok\":false,\"worker\":null,\"version\":null,\"ms\":null,\"error\":\"%s\"}",
+               reason);
+    }
+    kmx_cli_error("%s: %s", service, reason);
 }
 
 int kmx_cli_ping(kmx_cli_opts_t *opts, int argc, char **argv)
@@ -110,10 +124,18 @@ int kmx_cli_ping(kmx_cli_opts_t *opts, int argc, char **argv)
     if (opts->format == KMX_FORMAT_JSON)
         fputs("{\"services\":[", stdout);
     if (service) {
-        ok = s_ping_one(opts, client, service, true);
+        ok = s_ping_one(opts, client, service, true) == 0;
     } else {
-        for (size_t i = 0; i < S_NSERVICES; i++)
-            ok = s_ping_one(opts, client, s_services[i], i == 0) && ok;
+        bool broker_down = false;
+        for (size_t i = 0; i < S_NSERVICES; i++) {
+            if (broker_down) {
+                s_ping_skipped(opts, s_services[i]);
+                continue;
+            }
+            rc = s_ping_one(opts, client, s_services[i], i == 0);
+            ok = ok && rc == 0;
+            broker_down = i == 0 && rc == KMX_ERR_TIMEOUT;
+        }
     }
     if (opts->format == KMX_FORMAT_JSON)
         printf("],\"ok\":%s}\n", ok ? "true" : "false");
@@ -205,13 +227,15 @@ typedef struct {
     kmx_format_table_t *workers;  // broker's worker list
     kmx_format_table_t *counters; // every service's counters
     size_t answered;              // services that answered
+    size_t asked;                 // services asked
 } s_stats_t;
 
-// Asks one service and prints or collects its answer. Returns true when it answered.
-static bool s_stats_one(const kmx_cli_opts_t *opts, kmx_client_t *client, const char *service,
+// Asks one service and prints or collects its answer. Returns 0 when it answered.
+static int s_stats_one(const kmx_cli_opts_t *opts, kmx_client_t *client, const char *service,
                         s_stats_t *acc)
 {
     Kmx__V1__Response *resp = NULL;
+    acc->asked++;
     int rc = kmx_client_stats(client, service, &resp);
     if (rc < 0) {
         kmx_cli_error("%s", kmx_client_last_error(client));
@@ -227,7 +251,7 @@ static bool s_stats_one(const kmx_cli_opts_t *opts, kmx_client_t *client, const 
         acc->answered++;
     if (resp)
         kmx__v1__response__free_unpacked(resp, NULL);
-    return rc == 0;
+    return rc;
 }
 
 int kmx_cli_stats(kmx_cli_opts_t *opts, int argc, char **argv)
@@ -237,7 +261,7 @@ int kmx_cli_stats(kmx_cli_opts_t *opts, int argc, char **argv)
         return rc;
     static const char *const wh[] = {"service", "worker", "requests", "errors", "alive"};
     static const char *const ch[] = {"service", "worker", "counter", "value"};
-    s_stats_t acc = {kmx_format_table_new(wh, 5), kmx_format_table_new(ch, 4), 0};
+    s_stats_t acc = {kmx_format_table_new(wh, 5), kmx_format_table_new(ch, 4), 0, 0};
     kmx_client_t *client = acc.workers && acc.counters ? kmx_cli_connect(opts) : NULL;
     bool ok = client != NULL;
     if (client) {
@@ -248,12 +272,18 @@ int kmx_cli_stats(kmx_cli_opts_t *opts, int argc, char **argv)
             fputs("{\"services\":[", stdout);
         if (opts->format == KMX_FORMAT_CSV)
             kmx_format_csv_row(stdout, ch, 4);
-        for (size_t i = 0; i < S_NSERVICES; i++)
-            ok = s_stats_one(opts, client, s_services[i], &acc) && ok;
+        int last = 0;
+        // When the broker itself is silent, asking the others would only time out again.
+        for (size_t i = 0; i < S_NSERVICES && last != KMX_ERR_TIMEOUT; i++) {
+            last = s_stats_one(opts, client, s_services[i], &acc);
+            ok = ok && last == 0;
+        }
+        for (size_t i = acc.asked; i < S_NSERVICES; i++)
+            kmx_cli_error("%s: not asked: the broker did not answer", s_services[i]);
         if (opts->format == KMX_FORMAT_JSON)
             printf("],\"ok\":%s}\n", ok ? "true" : "false");
     }
-    if (client && opts->format == KMX_FORMAT_TABLE) {
+    if (client && opts->format == KMX_FORMAT_TABLE && acc.answered > 0) {
         kmx_format_table_print(acc.workers, stdout);
         fputc('\n', stdout);
         kmx_format_table_print(acc.counters, stdout);

@@ -208,8 +208,12 @@ static int s_read_rows(s_import_t *im, kmx_csv_reader_t *reader, const kmx_impor
             return KMX_EXIT_INPUT;
         }
         im->rows++;
-        if (rc < 0)
-            rc = s_reject(im, kmx_csv_line(reader), "", kmx_csv_error(reader));
+        if (rc < 0) {
+            // The reader's message starts with "line N: ", which the report already says.
+            const char *msg = kmx_csv_error(reader);
+            const char *colon = strstr(msg, ": ");
+            rc = s_reject(im, kmx_csv_line(reader), "", colon ? colon + 2 : msg);
+        }
         else
             rc = s_take_row(im, map, fields, nfields, kmx_csv_line(reader));
         if (rc < 0) {
