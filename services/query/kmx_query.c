@@ -1,0 +1,419 @@
+/*  kmx_query - read handlers. Storage owns the data, so every handler is a check followed
+    by one or more link calls. A query streams scan pages through kmx_filter and kmx_agg
+    one page at a time: memory stays bounded by the page size and the group limit, never
+    by the number of records stored.  */
+#include "kmx_query.h"
+#include "kmx_agg.h"
+#include "kmx_err.h"
+#include "kmx_filter.h"
+#include "kmx_log.h"
+#include "kmx_market.h"
+#include "kmx_msg.h"
+#include "kmx_period.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_WHY_MAX 512 // room for a validation message naming the fault
+
+typedef struct {
+    uint64_t requests; // requests answered
+    uint64_t errors;   // error replies sent
+    uint64_t gets;     // get requests
+    uint64_t scans;    // scan requests
+    uint64_t replays;  // replay requests
+    uint64_t queries;  // query requests
+    uint64_t pages;    // scan pages read from storage for queries
+    uint64_t matched;  // records matched by queries
+} s_counters_t;
+
+struct kmx_query {
+    kmx_link_t *link;   // link to storage, borrowed
+    char worker[128];   // this worker's name, for pongs and stats
+    int timeout_ms;     // how long one storage call waits
+    s_counters_t count; // what this worker has done
+};
+
+typedef int (*s_handler_fn)(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **out,
+                            size_t *len);
+
+kmx_query_t *kmx_query_new(kmx_link_t *link, const char *worker)
+{
+    kmx_query_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->link = link;
+    snprintf(self->worker, sizeof self->worker, "%s", worker ? worker : "query");
+    self->timeout_ms = KMX_QUERY_TIMEOUT_MS;
+    return self;
+}
+
+void kmx_query_destroy(kmx_query_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    free(*self_p);
+    *self_p = NULL;
+}
+
+void kmx_query_set_timeout(kmx_query_t *self, int timeout_ms)
+{
+    if (self && timeout_ms > 0)
+        self->timeout_ms = timeout_ms;
+}
+
+static int s_error(kmx_query_t *self, const Kmx__V1__Request *req, int err, const char *msg,
+                   uint8_t **out, size_t *len)
+{
+    self->count.errors++;
+    return kmx_msg_pack_error(req ? req->request_id : NULL, err, msg, out, len);
+}
+
+// Maps a failed storage call to the caller's error.
+static int s_link_error(kmx_query_t *self, const Kmx__V1__Request *req, int rc, uint8_t **out,
+                        size_t *len)
+{
+    kmx_log_warn("storage call failed error=%s", kmx_err_name(rc));
+    if (rc == KMX_ERR_DECODE)
+        return s_error(self, req, KMX_ERR_INTERNAL, "storage sent a reply that does not decode",
+                       out, len);
+    if (rc == KMX_ERR_NOMEM)
+        return s_error(self, req, KMX_ERR_NOMEM, "out of memory", out, len);
+    return s_error(self, req, KMX_ERR_UNAVAILABLE, "storage did not answer; retry", out, len);
+}
+
+// Packs storage's reply for the caller, under the caller's request id.
+static int s_relay(kmx_query_t *self, const Kmx__V1__Request *req, Kmx__V1__Response *resp,
+                   uint8_t **out, size_t *len)
+{
+    if (resp->result_case == KMX__V1__RESPONSE__RESULT_ERROR)
+        self->count.errors++;
+    char *own = resp->request_id;
+    resp->request_id = req->request_id;
+    int rc = kmx_msg_pack_response(resp, out, len);
+    resp->request_id = own; // free_unpacked must free storage's string, not the caller's
+    return rc;
+}
+
+// Calls storage with fwd and relays its answer when it is an error or of type expect.
+static int s_forward(kmx_query_t *self, const Kmx__V1__Request *req,
+                     const Kmx__V1__Request *fwd, Kmx__V1__Response__ResultCase expect,
+                     uint8_t **out, size_t *len)
+{
+    Kmx__V1__Response *resp = NULL;
+    int rc = kmx_link_call(self->link, fwd, self->timeout_ms, &resp);
+    if (rc != 0)
+        return s_link_error(self, req, rc, out, len);
+    if (resp->result_case == KMX__V1__RESPONSE__RESULT_GET && expect == resp->result_case
+        && !resp->get->record)
+        rc = s_error(self, req, KMX_ERR_NOT_FOUND, "no such record", out, len);
+    else if (resp->result_case == expect || resp->result_case == KMX__V1__RESPONSE__RESULT_ERROR)
+        rc = s_relay(self, req, resp, out, len);
+    else
+        rc = s_error(self, req, KMX_ERR_INTERNAL, "storage sent an unexpected reply", out, len);
+    kmx__v1__response__free_unpacked(resp, NULL);
+    return rc;
+}
+
+// ---- ping and stats ----------------------------------------------------------------
+
+static int s_on_ping(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **out, size_t *len)
+{
+    Kmx__V1__PongResult pong = KMX__V1__PONG_RESULT__INIT;
+    pong.service = KMX_QUERY_SERVICE;
+    pong.worker = self->worker;
+    pong.version = KMX_VERSION;
+    Kmx__V1__Response resp = KMX__V1__RESPONSE__INIT;
+    resp.request_id = req->request_id;
+    resp.result_case = KMX__V1__RESPONSE__RESULT_PONG;
+    resp.pong = &pong;
+    return kmx_msg_pack_response(&resp, out, len);
+}
+
+static int s_on_stats(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **out,
+                      size_t *len)
+{
+    const struct {
+        char *name;
+        uint64_t value;
+    } values[] = {
+        {"requests", self->count.requests}, {"errors", self->count.errors},
+        {"gets", self->count.gets},         {"scans", self->count.scans},
+        {"replays", self->count.replays},   {"queries", self->count.queries},
+        {"pages", self->count.pages},       {"records_matched", self->count.matched},
+    };
+    enum { N = sizeof values / sizeof values[0] };
+    Kmx__V1__Counter counters[N];
+    Kmx__V1__Counter *ptrs[N];
+    for (size_t i = 0; i < N; i++) {
+        kmx__v1__counter__init(&counters[i]);
+        counters[i].name = values[i].name;
+        counters[i].has_value = 1;
+        counters[i].value = values[i].value;
+        ptrs[i] = &counters[i];
+    }
+    Kmx__V1__StatsResult stats = KMX__V1__STATS_RESULT__INIT;
+    stats.service = KMX_QUERY_SERVICE;
+    stats.worker = self->worker;
+    stats.n_counters = N;
+    stats.counters = ptrs;
+    Kmx__V1__Response resp = KMX__V1__RESPONSE__INIT;
+    resp.request_id = req->request_id;
+    resp.result_case = KMX__V1__RESPONSE__RESULT_STATS;
+    resp.stats = &stats;
+    return kmx_msg_pack_response(&resp, out, len);
+}
+
+// ---- get, scan, replay -------------------------------------------------------------
+
+// Checks a get key and writes its canonical market to market. Returns 0 or KMX_ERR_INVAL
+// with why filled.
+static int s_check_key(const Kmx__V1__Record *key, char *market, char *why, size_t sz)
+{
+    if (key->kind != KMX__V1__KIND__EXPORT && key->kind != KMX__V1__KIND__CONSUMPTION) {
+        snprintf(why, sz, "get key needs kind export or consumption");
+        return KMX_ERR_INVAL;
+    }
+    kmx_period_t p = {key->period ? key->period->start : 0, key->period ? key->period->end : 0};
+    if (!key->period || !kmx_period_is_valid(&p)) {
+        snprintf(why, sz, "get key needs a valid period");
+        return KMX_ERR_INVAL;
+    }
+    const char *text = key->market && key->market[0] ? key->market : NULL;
+    if (!text && key->kind == KMX__V1__KIND__CONSUMPTION)
+        text = "KR"; // as kmx_record_normalize defaults consumption records
+    if (!text) {
+        snprintf(why, sz, "get key needs a market");
+        return KMX_ERR_INVAL;
+    }
+    if (kmx_market_canonical(text, market, KMX_MARKET_MAX) != 0) {
+        snprintf(why, sz, "unknown market '%.200s' in get key", text);
+        return KMX_ERR_INVAL;
+    }
+    return 0;
+}
+
+static int s_on_get(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **out, size_t *len)
+{
+    self->count.gets++;
+    const Kmx__V1__Record *key = req->get->key;
+    if (!key)
+        return s_error(self, req, KMX_ERR_INVAL, "get needs a key", out, len);
+    char market[KMX_MARKET_MAX];
+    char why[S_WHY_MAX];
+    if (s_check_key(key, market, why, sizeof why) != 0)
+        return s_error(self, req, KMX_ERR_INVAL, why, out, len);
+    Kmx__V1__Record lookup = *key; // shallow: only the market is replaced
+    lookup.market = market;
+    Kmx__V1__GetRequest get = KMX__V1__GET_REQUEST__INIT;
+    get.key = &lookup;
+    Kmx__V1__Request fwd = KMX__V1__REQUEST__INIT;
+    fwd.request_id = req->request_id;
+    fwd.body_case = KMX__V1__REQUEST__BODY_GET;
+    fwd.get = &get;
+    return s_forward(self, req, &fwd, KMX__V1__RESPONSE__RESULT_GET, out, len);
+}
+
+static int s_on_scan(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **out, size_t *len)
+{
+    self->count.scans++;
+    const Kmx__V1__ScanRequest *in = req->scan;
+    if (in->has_page_token && in->page_token.len > KMX_QUERY_TOKEN_MAX)
+        return s_error(self, req, KMX_ERR_INVAL, "page token is too long", out, len);
+    char why[S_WHY_MAX];
+    kmx_filter_t *filter = NULL;
+    int rc = kmx_filter_new(in->filter, &filter, why, sizeof why);
+    if (rc != 0)
+        return s_error(self, req, rc, rc == KMX_ERR_NOMEM ? "out of memory" : why, out, len);
+    Kmx__V1__ScanRequest scan = *in; // shallow: only the filter is replaced
+    scan.filter = (Kmx__V1__Filter *)kmx_filter_wire(filter);
+    Kmx__V1__Request fwd = KMX__V1__REQUEST__INIT;
+    fwd.request_id = req->request_id;
+    fwd.body_case = KMX__V1__REQUEST__BODY_SCAN;
+    fwd.scan = &scan;
+    rc = s_forward(self, req, &fwd, KMX__V1__RESPONSE__RESULT_SCAN, out, len);
+    kmx_filter_destroy(&filter);
+    return rc;
+}
+
+static int s_on_replay(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **out,
+                       size_t *len)
+{
+    self->count.replays++;
+    return s_forward(self, req, req, KMX__V1__RESPONSE__RESULT_REPLAY, out, len);
+}
+
+// ---- query -------------------------------------------------------------------------
+
+// One walk over storage's scan pages.
+typedef struct {
+    const Kmx__V1__Request *req;       // the caller's request
+    const kmx_filter_t *filter;        // what to keep
+    kmx_agg_t *agg;                    // where kept records go
+    uint8_t token[KMX_QUERY_TOKEN_MAX]; // where the next page starts
+    size_t token_len;                  // bytes in token; 0 = from the start
+    Kmx__V1__Response *refusal;        // storage's error reply, when it sent one
+} s_walk_t;
+
+// Reads one page into the aggregation. Returns 1 when more pages follow, 0 after the
+// last page, or a negative code (with w->refusal set when storage answered an error).
+static int s_walk_page(kmx_query_t *self, s_walk_t *w)
+{
+    Kmx__V1__ScanRequest scan = KMX__V1__SCAN_REQUEST__INIT;
+    scan.filter = (Kmx__V1__Filter *)kmx_filter_wire(w->filter);
+    scan.has_limit = 1;
+    scan.limit = KMX_QUERY_PAGE;
+    scan.has_page_token = w->token_len > 0;
+    scan.page_token.len = w->token_len;
+    scan.page_token.data = w->token;
+    Kmx__V1__Request fwd = KMX__V1__REQUEST__INIT;
+    fwd.request_id = w->req->request_id;
+    fwd.body_case = KMX__V1__REQUEST__BODY_SCAN;
+    fwd.scan = &scan;
+    Kmx__V1__Response *resp = NULL;
+    int rc = kmx_link_call(self->link, &fwd, self->timeout_ms, &resp);
+    if (rc != 0)
+        return rc;
+    self->count.pages++;
+    if (resp->result_case != KMX__V1__RESPONSE__RESULT_SCAN) {
+        if (resp->result_case == KMX__V1__RESPONSE__RESULT_ERROR) {
+            w->refusal = resp;
+            return KMX_ERR_UNAVAILABLE;
+        }
+        kmx__v1__response__free_unpacked(resp, NULL);
+        return KMX_ERR_INTERNAL;
+    }
+    const Kmx__V1__ScanResult *page = resp->scan;
+    for (size_t i = 0; i < page->n_records && rc == 0; i++) {
+        const Kmx__V1__StoredRecord *sr = page->records[i];
+        if (sr && sr->record && kmx_filter_match(w->filter, sr->record))
+            rc = kmx_agg_add(w->agg, sr->record);
+    }
+    size_t next = page->has_next_page_token ? page->next_page_token.len : 0;
+    if (rc == 0 && next > sizeof w->token)
+        rc = KMX_ERR_INTERNAL;
+    if (rc == 0 && next > 0)
+        memcpy(w->token, page->next_page_token.data, next);
+    w->token_len = next;
+    kmx__v1__response__free_unpacked(resp, NULL);
+    return rc != 0 ? rc : next > 0;
+}
+
+// Maps a failed walk to the caller's error.
+static int s_walk_error(kmx_query_t *self, s_walk_t *w, int rc, uint8_t **out, size_t *len)
+{
+    if (w->refusal)
+        return s_relay(self, w->req, w->refusal, out, len);
+    switch (rc) {
+    case KMX_ERR_TOO_BIG:
+        return s_error(self, w->req, rc, "the query makes too many groups; group by less",
+                       out, len);
+    case KMX_ERR_INTERNAL:
+        return s_error(self, w->req, rc, "storage sent an unexpected scan page", out, len);
+    case KMX_ERR_NOMEM:
+        return s_error(self, w->req, rc, "out of memory", out, len);
+    default:
+        return s_link_error(self, w->req, rc, out, len);
+    }
+}
+
+static int s_reply_rows(kmx_query_t *self, const Kmx__V1__Request *req, kmx_agg_t *agg,
+                        uint8_t **out, size_t *len)
+{
+    Kmx__V1__QueryResult result = KMX__V1__QUERY_RESULT__INIT;
+    uint32_t top = req->query->has_top ? req->query->top : 0;
+    if (kmx_agg_result(agg, top, &result) != 0)
+        return s_error(self, req, KMX_ERR_NOMEM, "out of memory", out, len);
+    self->count.matched += result.matched;
+    kmx_log_info("query matched=%llu groups=%zu rows=%zu",
+                 (unsigned long long)result.matched, kmx_agg_groups(agg), result.n_rows);
+    Kmx__V1__Response resp = KMX__V1__RESPONSE__INIT;
+    resp.request_id = req->request_id;
+    resp.result_case = KMX__V1__RESPONSE__RESULT_QUERY;
+    resp.query = &result;
+    return kmx_msg_pack_response(&resp, out, len);
+}
+
+static int s_on_query(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **out,
+                      size_t *len)
+{
+    self->count.queries++;
+    const Kmx__V1__QueryRequest *q = req->query;
+    if (kmx_agg_check_fields(q->group_by, q->n_group_by) != 0)
+        return s_error(self, req, KMX_ERR_INVAL, "unknown group field, or more than 10", out,
+                       len);
+    char why[S_WHY_MAX];
+    s_walk_t *w = calloc(1, sizeof *w);
+    if (!w)
+        return s_error(self, req, KMX_ERR_NOMEM, "out of memory", out, len);
+    w->req = req;
+    kmx_filter_t *filter = NULL;
+    int rc = kmx_filter_new(q->filter, &filter, why, sizeof why);
+    if (rc != 0) {
+        rc = s_error(self, req, rc, rc == KMX_ERR_NOMEM ? "out of memory" : why, out, len);
+        goto out;
+    }
+    w->filter = filter;
+    w->agg = kmx_agg_new(q->group_by, q->n_group_by);
+    if (!w->agg) {
+        rc = s_error(self, req, KMX_ERR_NOMEM, "out of memory", out, len);
+        goto out;
+    }
+    int more = 1;
+    for (int pages = 0; more == 1 && pages < KMX_QUERY_PAGES_MAX; pages++)
+        more = s_walk_page(self, w);
+    if (more == 1)
+        rc = s_error(self, req, KMX_ERR_TOO_BIG, "the query reads too many pages; narrow it",
+                     out, len);
+    else if (more < 0)
+        rc = s_walk_error(self, w, more, out, len);
+    else
+        rc = s_reply_rows(self, req, w->agg, out, len);
+out:
+    if (w->refusal)
+        kmx__v1__response__free_unpacked(w->refusal, NULL);
+    kmx_agg_destroy(&w->agg);
+    kmx_filter_destroy(&filter);
+    free(w);
+    return rc;
+}
+
+// ---- dispatch ----------------------------------------------------------------------
+
+static const struct {
+    Kmx__V1__Request__BodyCase body; // request type
+    s_handler_fn fn;                 // its handler
+} s_handlers[] = {
+    {KMX__V1__REQUEST__BODY_GET, s_on_get},       {KMX__V1__REQUEST__BODY_SCAN, s_on_scan},
+    {KMX__V1__REQUEST__BODY_REPLAY, s_on_replay}, {KMX__V1__REQUEST__BODY_QUERY, s_on_query},
+    {KMX__V1__REQUEST__BODY_PING, s_on_ping},     {KMX__V1__REQUEST__BODY_STATS, s_on_stats},
+};
+
+static int s_dispatch(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **out,
+                      size_t *len)
+{
+    for (size_t i = 0; i < sizeof s_handlers / sizeof s_handlers[0]; i++) {
+        // Every oneof member is a pointer in one union, so ping stands for whichever is set.
+        if (s_handlers[i].body == req->body_case && req->ping)
+            return s_handlers[i].fn(self, req, out, len);
+    }
+    char msg[96];
+    snprintf(msg, sizeof msg, "kmx.query does not handle '%s' requests",
+             kmx_msg_body_name(req));
+    return s_error(self, req, KMX_ERR_UNSUPPORTED, msg, out, len);
+}
+
+int kmx_query_handle(kmx_query_t *self, const void *body, size_t size, uint8_t **out,
+                     size_t *len)
+{
+    if (!self || !out || !len)
+        return KMX_ERR_INVAL;
+    self->count.requests++;
+    Kmx__V1__Request *req = kmx_msg_request_unpack(body, size);
+    if (!req)
+        return s_error(self, NULL, KMX_ERR_DECODE, "request body does not decode", out, len);
+    int rc = s_dispatch(self, req, out, len);
+    kmx__v1__request__free_unpacked(req, NULL);
+    return rc;
+}
