@@ -377,7 +377,8 @@ static int s_import_file(s_import_t *im, FILE *file)
     if (rc < 0)
         rc = im->atomic ? s_flush_atomic(im) : s_flush(im);
     if (im->client && rc <= KMX_EXIT_OK) {
-        qsort(im->rejects, im->nrejects, sizeof(*im->rejects), s_cmp_reject);
+        if (im->nrejects > 1)
+            qsort(im->rejects, im->nrejects, sizeof(*im->rejects), s_cmp_reject);
         s_print_summary(im);
         rc = im->nrejects > 0 ? KMX_EXIT_INPUT : KMX_EXIT_OK;
     } else if (im->client && rc == KMX_EXIT_SERVER) {
