@@ -151,7 +151,21 @@ static const char s_stats_usage[] =
     "of kmx.ingest and kmx.query (which includes storage's). Exit 2 when any service\n"
     "does not answer.\n";
 
-static void s_stats_json(const char *service, const Kmx__V1__StatsResult *st, bool first)
+static void s_workers_json(const Kmx__V1__StatsResult *st, bool *first)
+{
+    for (size_t i = 0; i < st->n_workers; i++) {
+        const Kmx__V1__WorkerStats *w = st->workers[i];
+        fputs(*first ? "{\"service\":" : ",{\"service\":", stdout);
+        *first = false;
+        kmx_format_json_string(stdout, w->service);
+        fputs(",\"worker\":", stdout);
+        kmx_format_json_string(stdout, w->worker);
+        printf(",\"requests\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"alive\":%s}", w->requests,
+               w->errors, w->alive ? "true" : "false");
+    }
+}
+
+static void s_service_json(const char *service, const Kmx__V1__StatsResult *st, bool first)
 {
     fputs(first ? "{\"service\":" : ",{\"service\":", stdout);
     kmx_format_json_string(stdout, st->service && *st->service ? st->service : service);
@@ -164,15 +178,8 @@ static void s_stats_json(const char *service, const Kmx__V1__StatsResult *st, bo
         printf(":%" PRIu64, st->counters[i]->value);
     }
     fputs("},\"workers\":[", stdout);
-    for (size_t i = 0; i < st->n_workers; i++) {
-        const Kmx__V1__WorkerStats *w = st->workers[i];
-        fputs(i ? ",{\"service\":" : "{\"service\":", stdout);
-        kmx_format_json_string(stdout, w->service);
-        fputs(",\"worker\":", stdout);
-        kmx_format_json_string(stdout, w->worker);
-        printf(",\"requests\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"alive\":%s}", w->requests,
-               w->errors, w->alive ? "true" : "false");
-    }
+    bool none = true;
+    s_workers_json(st, &none);
     fputs("]}", stdout);
 }
 
@@ -223,35 +230,73 @@ static void s_stats_csv(const char *service, const Kmx__V1__StatsResult *st)
     }
 }
 
+// The answers of the services asked, in s_services order; NULL where none came.
 typedef struct {
-    kmx_format_table_t *workers;  // broker's worker list
-    kmx_format_table_t *counters; // every service's counters
-    size_t answered;              // services that answered
-    size_t asked;                 // services asked
+    Kmx__V1__Response *resps[S_NSERVICES]; // each answer, freed by the caller
+    bool ok;                               // every service answered
 } s_stats_t;
 
-// Asks one service and prints or collects its answer. Returns 0 when it answered.
-static int s_stats_one(const kmx_cli_opts_t *opts, kmx_client_t *client, const char *service,
-                        s_stats_t *acc)
+static void s_stats_print_json(const s_stats_t *acc)
 {
-    Kmx__V1__Response *resp = NULL;
-    acc->asked++;
-    int rc = kmx_client_stats(client, service, &resp);
-    if (rc < 0) {
-        kmx_cli_error("%s", kmx_client_last_error(client));
-    } else if (opts->format == KMX_FORMAT_JSON) {
-        s_stats_json(service, resp->stats, acc->answered == 0);
-    } else if (opts->format == KMX_FORMAT_CSV) {
-        s_stats_csv(service, resp->stats);
-    } else if (s_stats_rows(service, resp->stats, acc->workers, acc->counters) < 0) {
-        kmx_cli_error("out of memory");
-        rc = KMX_ERR_NOMEM;
+    // Every worker the broker (or anyone) reported, at the top level for scripts.
+    fputs("{\"workers\":[", stdout);
+    bool first = true;
+    for (size_t i = 0; i < S_NSERVICES; i++) {
+        if (acc->resps[i])
+            s_workers_json(acc->resps[i]->stats, &first);
     }
-    if (rc == 0)
-        acc->answered++;
-    if (resp)
-        kmx__v1__response__free_unpacked(resp, NULL);
+    fputs("],\"services\":[", stdout);
+    first = true;
+    for (size_t i = 0; i < S_NSERVICES; i++) {
+        if (acc->resps[i]) {
+            s_service_json(s_services[i], acc->resps[i]->stats, first);
+            first = false;
+        }
+    }
+    printf("],\"ok\":%s}\n", acc->ok ? "true" : "false");
+}
+
+static int s_stats_print_table(const s_stats_t *acc)
+{
+    static const char *const wh[] = {"service", "worker", "requests", "errors", "alive"};
+    static const char *const ch[] = {"service", "worker", "counter", "value"};
+    kmx_format_table_t *workers = kmx_format_table_new(wh, 5);
+    kmx_format_table_t *counters = kmx_format_table_new(ch, 4);
+    int rc = workers && counters ? 0 : KMX_ERR_NOMEM;
+    bool any = false;
+    for (size_t i = 0; i < S_NSERVICES && rc == 0; i++) {
+        if (acc->resps[i]) {
+            rc = s_stats_rows(s_services[i], acc->resps[i]->stats, workers, counters);
+            any = true;
+        }
+    }
+    if (rc == 0 && any) {
+        kmx_format_table_align_right(workers, 2);
+        kmx_format_table_align_right(workers, 3);
+        kmx_format_table_align_right(counters, 3);
+        kmx_format_table_print(workers, stdout);
+        fputc('\n', stdout);
+        kmx_format_table_print(counters, stdout);
+    }
+    kmx_format_table_destroy(&workers);
+    kmx_format_table_destroy(&counters);
     return rc;
+}
+
+static void s_stats_print(const kmx_cli_opts_t *opts, const s_stats_t *acc)
+{
+    if (opts->format == KMX_FORMAT_JSON) {
+        s_stats_print_json(acc);
+    } else if (opts->format == KMX_FORMAT_CSV) {
+        static const char *const ch[] = {"service", "worker", "counter", "value"};
+        kmx_format_csv_row(stdout, ch, 4);
+        for (size_t i = 0; i < S_NSERVICES; i++) {
+            if (acc->resps[i])
+                s_stats_csv(s_services[i], acc->resps[i]->stats);
+        }
+    } else if (s_stats_print_table(acc) < 0) {
+        kmx_cli_error("out of memory");
+    }
 }
 
 int kmx_cli_stats(kmx_cli_opts_t *opts, int argc, char **argv)
@@ -259,37 +304,32 @@ int kmx_cli_stats(kmx_cli_opts_t *opts, int argc, char **argv)
     int rc = s_admin_options(opts, argc, argv, s_stats_usage, NULL);
     if (rc >= 0)
         return rc;
-    static const char *const wh[] = {"service", "worker", "requests", "errors", "alive"};
-    static const char *const ch[] = {"service", "worker", "counter", "value"};
-    s_stats_t acc = {kmx_format_table_new(wh, 5), kmx_format_table_new(ch, 4), 0, 0};
-    kmx_client_t *client = acc.workers && acc.counters ? kmx_cli_connect(opts) : NULL;
-    bool ok = client != NULL;
-    if (client) {
-        kmx_format_table_align_right(acc.workers, 2);
-        kmx_format_table_align_right(acc.workers, 3);
-        kmx_format_table_align_right(acc.counters, 3);
-        if (opts->format == KMX_FORMAT_JSON)
-            fputs("{\"services\":[", stdout);
-        if (opts->format == KMX_FORMAT_CSV)
-            kmx_format_csv_row(stdout, ch, 4);
-        int last = 0;
-        // When the broker itself is silent, asking the others would only time out again.
-        for (size_t i = 0; i < S_NSERVICES && last != KMX_ERR_TIMEOUT; i++) {
-            last = s_stats_one(opts, client, s_services[i], &acc);
-            ok = ok && last == 0;
-        }
-        for (size_t i = acc.asked; i < S_NSERVICES; i++)
+    kmx_client_t *client = kmx_cli_connect(opts);
+    if (!client)
+        return KMX_EXIT_SERVER;
+    s_stats_t acc = {.ok = true};
+    bool broker_down = false;
+    for (size_t i = 0; i < S_NSERVICES; i++) {
+        if (broker_down) {
+            // Asking the others would only time out again.
             kmx_cli_error("%s: not asked: the broker did not answer", s_services[i]);
-        if (opts->format == KMX_FORMAT_JSON)
-            printf("],\"ok\":%s}\n", ok ? "true" : "false");
+            continue;
+        }
+        rc = kmx_client_stats(client, s_services[i], &acc.resps[i]);
+        if (rc < 0) {
+            kmx_cli_error("%s", kmx_client_last_error(client));
+            if (acc.resps[i])
+                kmx__v1__response__free_unpacked(acc.resps[i], NULL);
+            acc.resps[i] = NULL;
+            acc.ok = false;
+        }
+        broker_down = i == 0 && rc == KMX_ERR_TIMEOUT;
     }
-    if (client && opts->format == KMX_FORMAT_TABLE && acc.answered > 0) {
-        kmx_format_table_print(acc.workers, stdout);
-        fputc('\n', stdout);
-        kmx_format_table_print(acc.counters, stdout);
+    s_stats_print(opts, &acc);
+    for (size_t i = 0; i < S_NSERVICES; i++) {
+        if (acc.resps[i])
+            kmx__v1__response__free_unpacked(acc.resps[i], NULL);
     }
-    kmx_format_table_destroy(&acc.workers);
-    kmx_format_table_destroy(&acc.counters);
     kmx_client_destroy(&client);
-    return ok ? KMX_EXIT_OK : KMX_EXIT_SERVER;
+    return acc.ok ? KMX_EXIT_OK : KMX_EXIT_SERVER;
 }
