@@ -479,6 +479,34 @@ static int s_list_record(const kmx_cli_opts_t *opts, kmx_format_table_t *table,
     return kmx_format_table_add(table, cells);
 }
 
+// Keeps a copy of the next page token in scan (the response owning it is about to be
+// freed). Returns 1 when there is another page, 0 after the last, or an exit code > 1.
+static int s_next_page(Kmx__V1__ScanRequest *scan, const Kmx__V1__ScanResult *res)
+{
+    size_t len = res->has_next_page_token ? res->next_page_token.len : 0;
+    if (len > 0 && scan->page_token.len == len &&
+        memcmp(scan->page_token.data, res->next_page_token.data, len) == 0) {
+        // A server repeating its token would keep us paging forever.
+        kmx_cli_error("the server repeated a page token");
+        return KMX_EXIT_SERVER;
+    }
+    free(scan->page_token.data);
+    scan->page_token.data = NULL;
+    scan->page_token.len = 0;
+    scan->has_page_token = 0;
+    if (len == 0)
+        return 0;
+    scan->page_token.data = malloc(len);
+    if (!scan->page_token.data) {
+        kmx_cli_error("out of memory");
+        return KMX_EXIT_SERVER;
+    }
+    memcpy(scan->page_token.data, res->next_page_token.data, len);
+    scan->page_token.len = len;
+    scan->has_page_token = 1;
+    return 1;
+}
+
 // Walks every scan page. Returns 0 or an exit code.
 static int s_list_pages(kmx_cli_opts_t *opts, kmx_client_t *client, s_args_t *a,
                         kmx_format_table_t *table)
@@ -487,40 +515,31 @@ static int s_list_pages(kmx_cli_opts_t *opts, kmx_client_t *client, s_args_t *a,
     scan.filter = &a->filter;
     scan.has_limit = 1;
     scan.limit = S_SCAN_PAGE;
-    uint8_t *token = NULL;
-    int rc = 0;
-    while (rc == 0 && !kmx_cli_stop) {
+    int more = 1;
+    int exit_code = 0;
+    while (more == 1 && exit_code == 0) {
+        if (kmx_cli_stop) {
+            kmx_cli_error("interrupted");
+            exit_code = KMX_EXIT_INPUT;
+            break;
+        }
         Kmx__V1__Response *resp = NULL;
-        rc = kmx_client_scan(client, &scan, &resp);
+        int rc = kmx_client_scan(client, &scan, &resp);
         if (rc < 0) {
-            rc = kmx_cli_call_failed(client, rc);
+            exit_code = kmx_cli_call_failed(client, rc);
         } else {
             const Kmx__V1__ScanResult *res = resp->scan;
             for (size_t i = 0; i < res->n_records && rc == 0; i++)
-                rc = s_list_record(opts, table, res->records[i]) < 0 ? KMX_EXIT_SERVER : 0;
-            size_t len = res->has_next_page_token ? res->next_page_token.len : 0;
-            bool same = len > 0 && scan.page_token.len == len &&
-                        memcmp(token, res->next_page_token.data, len) == 0;
-            free(token);
-            token = len > 0 ? malloc(len) : NULL;
-            if (token)
-                memcpy(token, res->next_page_token.data, len);
-            if (same || (len > 0 && !token)) {
-                kmx_cli_error(same ? "server repeated a page token" : "out of memory");
-                rc = KMX_EXIT_SERVER;
-            }
-            scan.has_page_token = len > 0;
-            scan.page_token.data = token;
-            scan.page_token.len = len;
-            if (len == 0)
-                rc = rc ? rc : 1;
+                rc = s_list_record(opts, table, res->records[i]);
+            more = rc < 0 ? KMX_EXIT_SERVER : s_next_page(&scan, res);
+            exit_code = more > 1 ? more : 0;
         }
         if (resp)
             kmx__v1__response__free_unpacked(resp, NULL);
         fflush(stdout);
     }
-    free(token);
-    return rc == 1 ? 0 : rc;
+    free(scan.page_token.data);
+    return exit_code;
 }
 
 int kmx_cli_list(kmx_cli_opts_t *opts, int argc, char **argv)
