@@ -33,12 +33,19 @@ RUN set -eux; \
     else \
         apt-get update; \
         apt-get install -y --no-install-recommends build-essential cmake pkg-config \
-            libzmq3-dev libprotobuf-c-dev protobuf-c-compiler liblmdb-dev libcmocka-dev; \
+            libzmq3-dev libprotobuf-c-dev protobuf-c-compiler liblmdb-dev; \
         rm -rf /var/lib/apt/lists/*; \
     fi; \
     rm -rf /tmp/debs
 
-COPY . /src
+# Only what the binaries are built from (tests are off), so edits to docs, data or tests
+# keep the compiled layer cached.
+COPY CMakeLists.txt /src/
+COPY cmake /src/cmake
+COPY proto /src/proto
+COPY common /src/common
+COPY services /src/services
+COPY client /src/client
 RUN set -eux; \
     cmake -S /src -B /tmp/kmx-build -DCMAKE_BUILD_TYPE=RelWithDebInfo \
           -DKMX_BUILD_TESTS=OFF -DCMAKE_INSTALL_PREFIX=/usr/local; \
@@ -62,8 +69,10 @@ RUN set -eux; \
         rm -rf /var/lib/apt/lists/*; \
     fi; \
     rm -rf /tmp/debs; \
-    groupadd --system kmx; \
-    useradd --system --gid kmx --home-dir /var/lib/kmx --no-create-home \
+    # A fixed id well above the host's system users: with host networking and a shared
+    # process namespace (deploy/compose.hostnet.yml) it must not match a host account.
+    groupadd --system --gid 10001 kmx; \
+    useradd --system --uid 10001 --gid kmx --home-dir /var/lib/kmx --no-create-home \
             --shell /usr/sbin/nologin kmx; \
     install -d -o kmx -g kmx -m 0750 /var/lib/kmx
 

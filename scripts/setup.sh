@@ -3,13 +3,19 @@
 # already present are not fetched again. Works as root or through sudo.
 #   scripts/setup.sh            build + test + run dependencies
 #   scripts/setup.sh --bench    also PostgreSQL for the side-by-side benchmarks
+#   scripts/setup.sh --docker   also the Docker engine, docker-compose and debootstrap
+#                               (the container test, tests/docker/test_compose.sh)
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config protobuf-c-compiler libprotobuf-c-dev
           libzmq3-dev liblmdb-dev lmdb-utils libcmocka-dev python3 python3-zmq)
-if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(postgresql libpq-dev)
-fi
+for arg in "$@"; do
+  case $arg in
+    --bench) packages+=(postgresql libpq-dev) ;;
+    --docker) packages+=(docker.io docker-compose debootstrap) ;;
+    *) echo "setup: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${packages[@]}"; do

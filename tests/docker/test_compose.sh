@@ -1,0 +1,382 @@
+#!/usr/bin/env bash
+# kmx under docker-compose, for real: builds the kmx image offline, starts the set with
+# `--scale ingest=3 --scale query=2` on the host network, and drives it with the host's kmx
+# CLI. Checks query answers against the sample CSV, that every replica served requests,
+# that an import survives losing an ingest container with every record stored once, that
+# storage restarts with its volume and a gap-free event sequence, and that
+# `docker-compose down` stops everything cleanly.
+#
+#   tests/docker/test_compose.sh BUILD_DIR      (the kmx CLI is BUILD_DIR/bin/kmx)
+#
+# Needs root. Installs docker.io, docker-compose and debootstrap (scripts/setup.sh --docker),
+# starts its own dockerd (no bridge, no iptables; its own socket, state and data root) and
+# stops it again by PID. Never creates a network: every container uses the host network.
+# The debootstrap base image is cached as a `docker save` tarball in KMX_DOCKER_CACHE.
+# When Docker cannot run here the test fails; it never skips.
+#
+# Settings (environment): KMX_DOCKER_CACHE (/var/cache/kmx-docker), KMX_DOCKER_ROOT
+# (/var/lib/kmx-docker), KMX_DOCKER_EXEC (/run/kmx-docker), KMX_TEST_PORT_BASE (25555:
+# broker +0, events +2, publish +3, storage +5), KMX_TEST_ROWS (20000), KMX_TEST_PROJECT
+# (kmxtest), KMX_DEBIAN_MIRROR (from the apt sources).
+set -uo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+here=$root/tests/docker
+[[ $# -eq 1 ]] || { echo "usage: $0 BUILD_DIR" >&2; exit 2; }
+kmx_bin=$1/bin/kmx
+[[ -x $kmx_bin ]] || kmx_bin=$1/kmx
+[[ -x $kmx_bin ]] || { echo "test_compose: no kmx CLI in $1/bin" >&2; exit 2; }
+kmx_bin=$(cd "$(dirname "$kmx_bin")" && pwd)/kmx
+
+cache=${KMX_DOCKER_CACHE:-/var/cache/kmx-docker}
+data_root=${KMX_DOCKER_ROOT:-/var/lib/kmx-docker}
+exec_root=${KMX_DOCKER_EXEC:-/run/kmx-docker}
+sock=$exec_root.sock
+pidfile=$exec_root.pid
+port_base=${KMX_TEST_PORT_BASE:-25555}
+rows=${KMX_TEST_ROWS:-20000}
+project=${KMX_TEST_PROJECT:-kmxtest}
+base_image=kmx-base:bookworm
+image=$project-kmx:latest
+big_source="kmx docker test synthetic"
+late_source="kmx docker test after restart"
+
+passed=0
+failed=0
+started=$SECONDS
+tmp=$(mktemp -d /tmp/kmx-docker-test.XXXXXX)
+dockerd_pid=""
+compose_up=0
+
+say() { printf '[%3ds] %s\n' $((SECONDS - started)) "$*"; }
+pass() { passed=$((passed + 1)); say "PASS $*"; }
+fail() { failed=$((failed + 1)); say "FAIL $*"; }
+die() { fail "$*"; exit 1; }
+check() { # description, then a command that must succeed
+  local what=$1; shift
+  if "$@" >"$tmp/check.out" 2>&1; then
+    pass "$what"; sed 's/^/       /' "$tmp/check.out"
+  else
+    fail "$what"; sed 's/^/       /' "$tmp/check.out"
+  fi
+}
+
+# Debian's docker client matches its engine (20.10); another one may come first on PATH.
+docker_bin=/usr/bin/docker
+export DOCKER_HOST=unix://$sock
+d() { "$docker_bin" "$@"; }
+compose() { docker-compose -f "$root/docker-compose.yml" -f "$root/deploy/compose.hostnet.yml" "$@"; }
+kmx() { "$kmx_bin" "$@"; }
+pycheck() { python3 "$here/compose_check.py" "$@"; }
+
+export COMPOSE_PROJECT_NAME=$project
+export KMX_IMAGE=$image
+export KMX_VOLUME=$project-data
+export KMX_BROKER_PORT=$port_base
+export KMX_EVENTS_PORT=$((port_base + 2))
+export KMX_PUBLISH_PORT=$((port_base + 3))
+export KMX_STORAGE_PORT=$((port_base + 5))
+export KMX_HEALTH_INTERVAL=1s
+export KMX_BROKER=tcp://127.0.0.1:$KMX_BROKER_PORT
+export KMX_EVENTS=tcp://127.0.0.1:$KMX_EVENTS_PORT
+export KMX_TIMEOUT=5000
+export KMX_RETRIES=3
+
+stop_dockerd() {
+  local pid=$1 i
+  kill "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null
+  # The engine leaves its network namespace mount behind.
+  mountpoint -q "$exec_root/netns/default" 2>/dev/null && umount "$exec_root/netns/default"
+  rm -f "$sock"
+}
+
+cleanup() {
+  local rc=$?
+  set +e
+  if [[ -n $dockerd_pid ]]; then
+    if [[ $compose_up -eq 1 ]]; then
+      if [[ $failed -gt 0 ]]; then
+        say "service logs (last lines):"
+        compose logs --no-color --tail 15 2>&1 | sed 's/^/       /'
+      fi
+      compose down -v -t 5 >/dev/null 2>&1
+    fi
+    d volume rm -f "$KMX_VOLUME" >/dev/null 2>&1
+    jobs -p | xargs -r kill 2>/dev/null
+    stop_dockerd "$dockerd_pid"
+  fi
+  rm -rf "$tmp"
+  [[ $rc -ne 0 && $failed -eq 0 ]] && failed=1
+  say "done"
+  echo "$passed passed, $failed failed"
+  [[ $failed -eq 0 ]] && exit 0 || exit 1
+}
+trap cleanup EXIT
+trap 'say "interrupted"; exit 1' INT TERM
+
+[[ $(id -u) -eq 0 ]] || die "needs root: it installs packages and runs dockerd"
+
+# ---- packages and engine ------------------------------------------------------------
+"$root/scripts/setup.sh" --docker || die "scripts/setup.sh --docker failed"
+for tool in dockerd docker-compose debootstrap; do
+  command -v "$tool" >/dev/null || die "$tool is not installed"
+done
+[[ -x $docker_bin ]] || docker_bin=$(command -v docker) || die "no docker client"
+
+# A dockerd left by an interrupted run of this test: it is ours (its own pidfile).
+if [[ -s $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+  say "stopping the dockerd of an earlier run (pid $(cat "$pidfile"))"
+  stop_dockerd "$(cat "$pidfile")"
+fi
+mkdir -p "$data_root" "$cache"
+cat >"$tmp/daemon.json" <<'EOF'
+{"bridge": "none", "iptables": false, "ip6tables": false, "ip-forward": false, "ip-masq": false}
+EOF
+dockerd --config-file "$tmp/daemon.json" -H "unix://$sock" --pidfile "$pidfile" \
+  --exec-root "$exec_root" --data-root "$data_root" >"$tmp/dockerd.log" 2>&1 &
+dockerd_pid=$!
+for ((i = 0; i < 150; i++)); do
+  d info >/dev/null 2>&1 && break
+  kill -0 "$dockerd_pid" 2>/dev/null || break
+  sleep 0.2
+done
+if ! d info >/dev/null 2>&1; then
+  tail -20 "$tmp/dockerd.log" | sed 's/^/       /'
+  die "dockerd did not start: Docker cannot run on this machine"
+fi
+pass "dockerd running (pid $dockerd_pid, no bridge, no iptables)"
+
+# ---- base image ---------------------------------------------------------------------
+mirror=${KMX_DEBIAN_MIRROR:-}
+if [[ -z $mirror ]]; then
+  mirror=$(awk '/^URIs:/ {u = $2} /^Suites:/ && / bookworm( |$)/ {print u; exit}' \
+    /etc/apt/sources.list.d/*.sources 2>/dev/null)
+fi
+if [[ -z $mirror ]]; then
+  mirror=$(awk '$1 == "deb" && $3 == "bookworm" {print $2; exit}' /etc/apt/sources.list \
+    /etc/apt/sources.list.d/*.list 2>/dev/null)
+fi
+mirror=${mirror:-http://deb.debian.org/debian}
+
+if ! d image inspect "$base_image" >/dev/null 2>&1; then
+  if [[ -s $cache/base.tar && -s $cache/base-dpkg-status ]]; then
+    d load -i "$cache/base.tar" >/dev/null || die "docker load of $cache/base.tar failed"
+    say "base image loaded from $cache/base.tar"
+  else
+    say "debootstrap bookworm from $mirror"
+    debootstrap --variant=minbase bookworm "$tmp/rootfs" "$mirror" >"$tmp/debootstrap.log" 2>&1 ||
+      { tail -5 "$tmp/debootstrap.log"; die "debootstrap failed"; }
+    : >"$tmp/rootfs/etc/resolv.conf"
+    tar -C "$tmp/rootfs" -c . | d import - "$base_image" >/dev/null || die "docker import failed"
+    d save -o "$cache/base.tar.part" "$base_image" && mv "$cache/base.tar.part" "$cache/base.tar"
+    cp "$tmp/rootfs/var/lib/dpkg/status" "$cache/base-dpkg-status"
+    rm -rf "$tmp/rootfs"
+  fi
+fi
+[[ -s $cache/base-dpkg-status ]] || die "no $cache/base-dpkg-status: remove $cache/base.tar and rerun"
+pass "base image $base_image (debootstrap, cached in $cache)"
+
+# ---- image --------------------------------------------------------------------------
+mkdir -p "$tmp/baseroot/var/lib/dpkg"
+cp "$cache/base-dpkg-status" "$tmp/baseroot/var/lib/dpkg/status"
+"$root/deploy/fetch-debs.sh" "$tmp/baseroot" 2>"$tmp/fetch.log" ||
+  { cat "$tmp/fetch.log"; die "deploy/fetch-debs.sh failed"; }
+t0=$SECONDS
+if d build --network none --build-arg BASE="$base_image" --build-arg DEBS=1 -t "$image" \
+  "$root" >"$tmp/build.log" 2>&1; then
+  pass "image $image built with --network none from .deb files ($((SECONDS - t0)) s)"
+else
+  tail -30 "$tmp/build.log" | sed 's/^/       /'
+  die "docker build failed"
+fi
+check "image runs as a non-root user" \
+  bash -c "[[ \$('$docker_bin' run --rm --network host '$image' id -u) != 0 ]]"
+
+# Swarm takes the same files, rendered by deploy/stack-config.sh; a docker client with
+# `stack config` (20.10's has none) validates the result without a swarm.
+for cli in /usr/local/bin/docker "$docker_bin"; do
+  if [[ -x $cli ]] && "$cli" stack config --help >/dev/null 2>&1; then
+    check "deploy/stack-config.sh renders a file docker stack accepts" \
+      bash -c "'$root/deploy/stack-config.sh' >'$tmp/stack.yml' && '$cli' stack config -c '$tmp/stack.yml' >/dev/null"
+    break
+  fi
+done
+
+# ---- start the set ------------------------------------------------------------------
+for port in $KMX_BROKER_PORT $KMX_EVENTS_PORT $KMX_PUBLISH_PORT $KMX_STORAGE_PORT; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    die "port $port is in use; set KMX_TEST_PORT_BASE"
+  fi
+done
+compose down -v -t 5 >/dev/null 2>&1
+d volume rm -f "$KMX_VOLUME" >/dev/null 2>&1
+d network ls -q | sort >"$tmp/networks.before"
+compose_up=1
+t0=$SECONDS
+compose up -d --no-build --scale ingest=3 --scale query=2 >"$tmp/up.log" 2>&1 ||
+  { sed 's/^/       /' "$tmp/up.log"; die "docker-compose up failed"; }
+pass "docker-compose up --scale ingest=3 --scale query=2 ($((SECONDS - t0)) s)"
+d network ls -q | sort >"$tmp/networks.after"
+check "no network was created" diff "$tmp/networks.before" "$tmp/networks.after"
+
+containers() { # service: ids of its running containers
+  d ps -q --filter "label=com.docker.compose.project=$project" \
+    --filter "label=com.docker.compose.service=$1"
+}
+health_all() { # every container of the project healthy?
+  local ids
+  ids=$(d ps -aq --filter "label=com.docker.compose.project=$project")
+  [[ $(echo "$ids" | wc -w) -eq 7 ]] || return 1
+  # shellcheck disable=SC2086
+  [[ -z $(d inspect -f '{{.State.Health.Status}}' $ids | grep -v '^healthy$') ]]
+}
+ready() { # the broker knows 3 live ingest and 2 live query workers, and they answer
+  kmx stats --format json >"$tmp/ready.json" 2>/dev/null &&
+    pycheck alive "$tmp/ready.json" kmx.ingest=3 kmx.query=2 >/dev/null 2>&1
+}
+t0=$SECONDS
+for ((i = 0; i < 90; i++)); do
+  health_all && ready && break
+  sleep 1
+done
+if health_all && ready; then
+  pass "7 containers healthy, broker sees 3 ingest + 2 query workers ($((SECONDS - t0)) s)"
+else
+  d ps -a --filter "label=com.docker.compose.project=$project" \
+    --format '{{.Names}} {{.Status}}' | sed 's/^/       /'
+  sed 's/^/       /' "$tmp/ready.json" 2>/dev/null
+  die "the set did not become ready"
+fi
+
+# ---- sample data and query answers --------------------------------------------------
+sample=$root/data/kmusic-facts.csv
+sample_rows=$(($(wc -l <"$sample") - 1))
+# Small batches: many put requests, so each ingest replica gets several.
+if kmx import "$sample" --batch 4 --format json >"$tmp/import.json" 2>"$tmp/import.err"; then
+  check "kmx import of the sample: $sample_rows rows stored" \
+    python3 -c "import json,sys; s=json.load(open('$tmp/import.json')); print(s); sys.exit(s['stored'] != $sample_rows or s['rejected'] != 0)"
+else
+  fail "kmx import of the sample exited $?"; cat "$tmp/import.err" "$tmp/import.json"
+fi
+ok=1
+for ((i = 0; i < 6; i++)); do
+  kmx query exports --by market --format json >"$tmp/exports.json" &&
+    kmx query consumption --by market --format json >"$tmp/consumption.json" &&
+    pycheck sums "$sample" "$tmp/exports.json" "$tmp/consumption.json" >"$tmp/sums.out" 2>&1 ||
+    { ok=0; break; }
+done
+if [[ $ok -eq 1 ]]; then pass "query sums by market equal the CSV's (6 times each kind)"
+else fail "query sums by market"; sed 's/^/       /' "$tmp/sums.out"; fi
+
+kmx stats --format json >"$tmp/stats.json" 2>&1
+check "kmx stats: all 3 ingest and 2 query replicas served requests" \
+  pycheck workers "$tmp/stats.json" kmx.ingest=3 kmx.query=2
+# Each stats request reaches one worker (least recently used first); a few rounds reach all.
+: >"$tmp/stats.jsonl"
+for ((i = 0; i < 12; i++)); do kmx stats --format json >>"$tmp/stats.jsonl" 2>/dev/null; done
+check "every ingest replica stored batches" pycheck counters "$tmp/stats.jsonl" kmx.ingest batches 3
+check "every query replica answered queries" pycheck counters "$tmp/stats.jsonl" kmx.query queries 2
+
+# ---- a larger import while one ingest container dies --------------------------------
+pycheck gen "$rows" "$big_source" "$tmp/big.csv"
+ingest_requests() {
+  kmx stats --format json 2>/dev/null | python3 -c '
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from compose_check import services_workers
+print(sum(int(w["requests"]) for w in services_workers(json.load(sys.stdin))
+          if w["service"] == "kmx.ingest"))' "$here" 2>/dev/null || echo 0
+}
+before=$(ingest_requests)
+t0=$SECONDS
+kmx import "$tmp/big.csv" --batch 50 --format json >"$tmp/big.json" 2>"$tmp/big.err" &
+import_pid=$!
+for ((i = 0; i < 300; i++)); do
+  (($(ingest_requests) >= before + 40)) && break
+  kill -0 "$import_pid" 2>/dev/null || break
+  sleep 0.1
+done
+victim=$(containers ingest | sed -n 2p)
+if kill -0 "$import_pid" 2>/dev/null && [[ -n $victim ]]; then
+  d kill "$victim" >/dev/null
+  pass "killed ingest container $(d inspect -f '{{.Name}}' "$victim") in the middle of the import"
+else
+  fail "the import ended before an ingest container could be stopped (raise KMX_TEST_ROWS)"
+fi
+wait "$import_pid"
+import_rc=$?
+if [[ $import_rc -eq 0 ]]; then
+  check "the import of $rows rows completed ($((SECONDS - t0)) s)" \
+    python3 -c "import json,sys; s=json.load(open('$tmp/big.json')); print(s); sys.exit(s['stored'] + s['unchanged'] != $rows or s['rejected'] != 0)"
+else
+  fail "the import of $rows rows exited $import_rc"; tail -5 "$tmp/big.err" | sed 's/^/       /'
+fi
+kmx list exports --source "$big_source" --format json >"$tmp/big.jsonl" 2>"$tmp/list.err"
+check "every one of the $rows records is stored exactly once" \
+  pycheck records "$tmp/big.jsonl" "$rows" "$big_source"
+
+# ---- storage restart: the volume persists, the event sequence continues ------------
+total=$((sample_rows + rows))
+kmx list --format json >"$tmp/all.jsonl" 2>/dev/null
+last=$(pycheck maxseq "$tmp/all.jsonl")
+late=50
+pycheck gen "$late" "$late_source" "$tmp/late.csv"
+# A subscriber that stays connected through the restart: it must see the next events.
+timeout 120 "$kmx_bin" watch --since "$last" --count "$late" --format json \
+  >"$tmp/watch_live.jsonl" 2>"$tmp/watch_live.err" &
+watch_pid=$!
+sleep 1
+storage=$(containers storage)
+t0=$SECONDS
+d restart -t 30 "$storage" >/dev/null || fail "docker restart of storage"
+probe() {
+  kmx --retries 1 --timeout 2000 get --kind export --period 2000 --market KR \
+    --category kmx_health --item probe 2>&1 | grep -q 'no such record'
+}
+for ((i = 0; i < 60; i++)); do probe && break; sleep 0.5; done
+if probe; then pass "storage restarted and answers again ($((SECONDS - t0)) s)"
+else fail "storage does not answer after its restart"; fi
+kmx list --format json >"$tmp/all2.jsonl" 2>/dev/null
+check "every record is still there after the restart (volume)" pycheck records "$tmp/all2.jsonl" "$total"
+if kmx import "$tmp/late.csv" --format json >"$tmp/late.json" 2>&1; then
+  pass "imported $late more records after the restart"
+else
+  fail "import after the restart"; sed 's/^/       /' "$tmp/late.json"
+fi
+wait "$watch_pid"
+check "the subscriber that stayed saw seq $((last + 1))..$((last + late)) gap-free (exit $?)" \
+  pycheck events "$tmp/watch_live.jsonl" $((last + 1)) "$late"
+from=$((last > 10 ? last - 10 : 0))
+timeout 60 "$kmx_bin" watch --since "$from" --count $((last - from + late)) --format json \
+  >"$tmp/watch_since.jsonl" 2>"$tmp/watch_since.err"
+check "kmx watch --since $from replays across the restart gap-free" \
+  pycheck events "$tmp/watch_since.jsonl" $((from + 1)) $((last - from + late))
+
+# ---- stop --------------------------------------------------------------------------
+victim_id=$(d inspect -f '{{.Id}}' "$victim" 2>/dev/null || echo none)
+t0=$SECONDS
+compose stop -t 30 >"$tmp/stop.log" 2>&1
+stop_s=$((SECONDS - t0))
+# Exit status 0 means the service stopped on SIGTERM (through tini); 137 would mean
+# Docker had to kill it after the grace period.
+bad=$(d ps -aq --no-trunc --filter "label=com.docker.compose.project=$project" |
+  grep -v "^$victim_id$" | xargs -r "$docker_bin" inspect -f '{{.Name}} {{.State.ExitCode}}' |
+  grep -v ' 0$')
+if [[ -z $bad ]]; then pass "every container stopped cleanly on SIGTERM ($stop_s s)"
+else fail "containers that did not stop cleanly: $bad"; fi
+t0=$SECONDS
+compose down -v -t 30 >"$tmp/down.log" 2>&1 || fail "docker-compose down"
+down_s=$((SECONDS - t0))
+left=$(d ps -aq --filter "label=com.docker.compose.project=$project")
+if [[ -z $left ]] && ! d volume inspect "$KMX_VOLUME" >/dev/null 2>&1; then
+  pass "docker-compose down left no containers and no volume ($down_s s)"
+  compose_up=0
+else
+  fail "docker-compose down left containers: $left"
+fi
+say "total $((SECONDS - started)) s"
