@@ -1,10 +1,329 @@
+/*  kmx_ingest tests: the handlers against a real kmx-storage service running in a thread
+    on tcp://127.0.0.1:* with an LMDB directory from mkdtemp, and against a storage that
+    never answers. Covers index merging, atomic refusal, limits and malformed input.  */
+#define _XOPEN_SOURCE 700 // nftw, to remove the test directory
+#include "kmx_ingest.h"
+#include "kmx_err.h"
+#include "kmx_msg.h"
+#include "kmx_storage.h"
+
+#include <ftw.h>
+#include <pthread.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
 #include <cmocka.h>
-static void test_placeholder(void **state) { (void)state; }
+
+typedef struct {
+    char dir[64];           // LMDB directory from mkdtemp
+    void *ctx;              // ZeroMQ context shared with the storage thread
+    kmx_storage_t *storage; // the real storage service
+    pthread_t thread;       // runs kmx_storage_run
+    kmx_link_t *link;       // the handlers' link to storage
+    kmx_ingest_t *ingest;   // the handlers under test
+} s_fixture_t;
+
+typedef struct {
+    Kmx__V1__Record rec;
+    Kmx__V1__Period period;
+    Kmx__V1__Value value;
+} s_rec_t;
+
+static void s_rec(s_rec_t *r, const char *market, uint32_t month, int64_t amount)
+{
+    kmx__v1__record__init(&r->rec);
+    kmx__v1__period__init(&r->period);
+    kmx__v1__value__init(&r->value);
+    r->period.has_start = r->period.has_end = 1;
+    r->period.start = r->period.end = month;
+    r->value.has_amount = 1;
+    r->value.amount = amount;
+    r->value.unit = "USD";
+    r->rec.has_kind = 1;
+    r->rec.kind = KMX__V1__KIND__EXPORT;
+    r->rec.period = &r->period;
+    r->rec.market = (char *)market;
+    r->rec.category = "album";
+    r->rec.item = "album exports";
+    r->rec.source = "kmx test";
+    r->rec.value = &r->value;
+}
+
+static int s_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void *s_run(void *arg)
+{
+    kmx_storage_run(arg, NULL);
+    return NULL;
+}
+
+static int s_setup(void **state)
+{
+    s_fixture_t *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    snprintf(f->dir, sizeof f->dir, "/tmp/kmx-ingest-test-XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    f->ctx = zmq_ctx_new();
+    char ep[256];
+    // Nothing listens for events here; the PUB just drops them.
+    kmx_storage_config_t cfg = {.bind = "tcp://127.0.0.1:*",
+                                .publish = "inproc://kmx-ingest-test-events",
+                                .data_dir = f->dir,
+                                .heartbeat_ms = 100};
+    if (kmx_storage_new(f->ctx, &cfg, &f->storage) != 0
+        || kmx_storage_endpoint(f->storage, ep, sizeof ep) != 0)
+        return -1;
+    if (pthread_create(&f->thread, NULL, s_run, f->storage) != 0)
+        return -1;
+    f->link = kmx_link_new(f->ctx, ep);
+    f->ingest = kmx_ingest_new(f->link, "ingest-test");
+    if (!f->link || !f->ingest)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int s_teardown(void **state)
+{
+    s_fixture_t *f = *state;
+    kmx_ingest_destroy(&f->ingest);
+    kmx_link_destroy(&f->link);
+    zmq_ctx_shutdown(f->ctx); // wakes the storage loop with ETERM
+    pthread_join(f->thread, NULL);
+    kmx_storage_destroy(&f->storage);
+    zmq_ctx_term(f->ctx);
+    nftw(f->dir, s_rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+// Runs raw bytes through the handlers and decodes the reply.
+static Kmx__V1__Response *s_handle_raw(kmx_ingest_t *ingest, const void *body, size_t size)
+{
+    uint8_t *out = NULL;
+    size_t len = 0;
+    assert_int_equal(kmx_ingest_handle(ingest, body, size, &out, &len), 0);
+    Kmx__V1__Response *resp = kmx_msg_response_unpack(out, len);
+    free(out);
+    assert_non_null(resp);
+    return resp;
+}
+
+static Kmx__V1__Response *s_handle(kmx_ingest_t *ingest, const Kmx__V1__Request *req)
+{
+    uint8_t *body = NULL;
+    size_t size = 0;
+    assert_int_equal(kmx_msg_pack_request(req, &body, &size), 0);
+    Kmx__V1__Response *resp = s_handle_raw(ingest, body, size);
+    free(body);
+    return resp;
+}
+
+static Kmx__V1__Response *s_put(kmx_ingest_t *ingest, Kmx__V1__Record **recs, size_t n,
+                                int atomic)
+{
+    Kmx__V1__PutRequest put = KMX__V1__PUT_REQUEST__INIT;
+    put.n_records = n;
+    put.records = recs;
+    put.has_atomic = 1;
+    put.atomic = atomic;
+    Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
+    req.request_id = "put-1";
+    req.body_case = KMX__V1__REQUEST__BODY_PUT;
+    req.put = &put;
+    return s_handle(ingest, &req);
+}
+
+static void s_expect_error(Kmx__V1__Response *resp, Kmx__V1__ErrorCode code)
+{
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_ERROR);
+    assert_int_equal(resp->error->code, code);
+    assert_non_null(resp->error->message);
+    kmx__v1__response__free_unpacked(resp, NULL);
+}
+
+static void test_ingest_answers_garbage_with_bad_request(void **state)
+{
+    s_fixture_t *f = *state;
+    const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0x0f};
+    s_expect_error(s_handle_raw(f->ingest, junk, sizeof junk),
+                   KMX__V1__ERROR_CODE__BAD_REQUEST);
+    s_expect_error(s_handle_raw(f->ingest, junk, 0), KMX__V1__ERROR_CODE__BAD_REQUEST);
+    // A request with no body at all is not something ingest serves.
+    Kmx__V1__Request empty = KMX__V1__REQUEST__INIT;
+    empty.request_id = "nothing";
+    s_expect_error(s_handle(f->ingest, &empty), KMX__V1__ERROR_CODE__UNSUPPORTED);
+}
+
+static void test_ingest_refuses_requests_of_other_services(void **state)
+{
+    s_fixture_t *f = *state;
+    Kmx__V1__QueryRequest query = KMX__V1__QUERY_REQUEST__INIT;
+    Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
+    req.request_id = "q";
+    req.body_case = KMX__V1__REQUEST__BODY_QUERY;
+    req.query = &query;
+    Kmx__V1__Response *resp = s_handle(f->ingest, &req);
+    assert_string_equal(resp->request_id, "q");
+    s_expect_error(resp, KMX__V1__ERROR_CODE__UNSUPPORTED);
+}
+
+static void test_ingest_ping_and_stats_describe_the_worker(void **state)
+{
+    s_fixture_t *f = *state;
+    Kmx__V1__PingRequest ping = KMX__V1__PING_REQUEST__INIT;
+    Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
+    req.body_case = KMX__V1__REQUEST__BODY_PING;
+    req.ping = &ping;
+    Kmx__V1__Response *resp = s_handle(f->ingest, &req);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_PONG);
+    assert_string_equal(resp->pong->service, "kmx.ingest");
+    assert_string_equal(resp->pong->worker, "ingest-test");
+    assert_string_equal(resp->pong->version, KMX_VERSION);
+    kmx__v1__response__free_unpacked(resp, NULL);
+
+    Kmx__V1__StatsRequest stats = KMX__V1__STATS_REQUEST__INIT;
+    req.body_case = KMX__V1__REQUEST__BODY_STATS;
+    req.stats = &stats;
+    resp = s_handle(f->ingest, &req);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_STATS);
+    assert_string_equal(resp->stats->service, "kmx.ingest");
+    assert_true(resp->stats->n_counters >= 5);
+    assert_string_equal(resp->stats->counters[0]->name, "requests");
+    assert_int_equal(resp->stats->counters[0]->value, 2);
+    kmx__v1__response__free_unpacked(resp, NULL);
+}
+
+static void test_ingest_put_merges_results_to_caller_indexes(void **state)
+{
+    s_fixture_t *f = *state;
+    s_rec_t r[4];
+    s_rec(&r[0], "JP", 202401, 10000);
+    r[0].rec.source = NULL; // refused: no source
+    s_rec(&r[1], "japan", 202402, 20000);
+    s_rec(&r[2], "Narnia", 202403, 30000); // refused: unknown market
+    s_rec(&r[3], "US", 202404, 40000);
+    Kmx__V1__Record *recs[] = {&r[0].rec, &r[1].rec, &r[2].rec, &r[3].rec};
+
+    Kmx__V1__Response *resp = s_put(f->ingest, recs, 4, 0);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_PUT);
+    assert_string_equal(resp->request_id, "put-1");
+    Kmx__V1__PutResult *put = resp->put;
+    assert_int_equal(put->stored, 2);
+    assert_int_equal(put->unchanged, 0);
+    assert_int_equal(put->rejected, 2);
+    assert_true(put->last_seq >= 2);
+    assert_int_equal(put->n_results, 4);
+    const Kmx__V1__RecordResult__Outcome want[] = {
+        KMX__V1__RECORD_RESULT__OUTCOME__REJECTED, KMX__V1__RECORD_RESULT__OUTCOME__STORED,
+        KMX__V1__RECORD_RESULT__OUTCOME__REJECTED, KMX__V1__RECORD_RESULT__OUTCOME__STORED};
+    for (uint32_t i = 0; i < 4; i++) {
+        assert_int_equal(put->results[i]->index, i);
+        assert_int_equal(put->results[i]->outcome, want[i]);
+    }
+    assert_string_equal(put->results[0]->field, "source");
+    assert_string_equal(put->results[2]->field, "market");
+    assert_true(put->results[1]->seq > 0);
+    kmx__v1__response__free_unpacked(resp, NULL);
+
+    // Sent again, the valid records change nothing: retries are safe.
+    resp = s_put(f->ingest, recs, 4, 0);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_PUT);
+    assert_int_equal(resp->put->stored, 0);
+    assert_int_equal(resp->put->unchanged, 2);
+    assert_int_equal(resp->put->results[3]->outcome, KMX__V1__RECORD_RESULT__OUTCOME__UNCHANGED);
+    kmx__v1__response__free_unpacked(resp, NULL);
+}
+
+static void test_ingest_atomic_batch_with_bad_record_stores_nothing(void **state)
+{
+    s_fixture_t *f = *state;
+    s_rec_t r[2];
+    s_rec(&r[0], "CN", 202405, 10000);
+    s_rec(&r[1], "CN", 202406, 10000);
+    r[1].value.unit = "bananas";
+    Kmx__V1__Record *recs[] = {&r[0].rec, &r[1].rec};
+    Kmx__V1__Response *resp = s_put(f->ingest, recs, 2, 1);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_ERROR);
+    assert_int_equal(resp->error->code, KMX__V1__ERROR_CODE__BAD_REQUEST);
+    assert_int_equal(resp->error->n_records, 1);
+    assert_int_equal(resp->error->records[0]->index, 1);
+    assert_int_equal(resp->error->records[0]->outcome,
+                     KMX__V1__RECORD_RESULT__OUTCOME__REJECTED);
+    kmx__v1__response__free_unpacked(resp, NULL);
+
+    // The good record was not stored: putting it alone now stores it.
+    resp = s_put(f->ingest, recs, 1, 1);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_PUT);
+    assert_int_equal(resp->put->stored, 1);
+    kmx__v1__response__free_unpacked(resp, NULL);
+}
+
+static void test_ingest_refuses_oversized_batch(void **state)
+{
+    s_fixture_t *f = *state;
+    s_rec_t r;
+    s_rec(&r, "JP", 202401, 1);
+    size_t n = KMX_INGEST_BATCH_MAX + 1;
+    Kmx__V1__Record **recs = calloc(n, sizeof *recs);
+    assert_non_null(recs);
+    for (size_t i = 0; i < n; i++)
+        recs[i] = &r.rec;
+    s_expect_error(s_put(f->ingest, recs, n, 0), KMX__V1__ERROR_CODE__TOO_LARGE);
+    free(recs);
+}
+
+static void test_ingest_answers_unavailable_when_storage_is_silent(void **state)
+{
+    s_fixture_t *f = *state;
+    // A ROUTER that accepts connections and never reads plays a hung storage.
+    void *hung = zmq_socket(f->ctx, ZMQ_ROUTER);
+    int linger = 0;
+    zmq_setsockopt(hung, ZMQ_LINGER, &linger, sizeof linger);
+    assert_int_equal(zmq_bind(hung, "tcp://127.0.0.1:*"), 0);
+    char ep[256];
+    size_t size = sizeof ep;
+    assert_int_equal(zmq_getsockopt(hung, ZMQ_LAST_ENDPOINT, ep, &size), 0);
+    kmx_link_t *link = kmx_link_new(f->ctx, ep);
+    kmx_ingest_t *ingest = kmx_ingest_new(link, "ingest-hung");
+    assert_non_null(ingest);
+    kmx_ingest_set_timeout(ingest, 200);
+    s_rec_t r;
+    s_rec(&r, "JP", 202401, 1);
+    Kmx__V1__Record *recs[] = {&r.rec};
+    s_expect_error(s_put(ingest, recs, 1, 0), KMX__V1__ERROR_CODE__UNAVAILABLE);
+    s_expect_error(s_put(ingest, recs, 1, 0), KMX__V1__ERROR_CODE__UNAVAILABLE);
+    kmx_ingest_destroy(&ingest);
+    kmx_link_destroy(&link);
+    zmq_close(hung);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_placeholder)};
+#define S_T(name) cmocka_unit_test_setup_teardown(name, s_setup, s_teardown)
+    const struct CMUnitTest tests[] = {
+        S_T(test_ingest_answers_garbage_with_bad_request),
+        S_T(test_ingest_refuses_requests_of_other_services),
+        S_T(test_ingest_ping_and_stats_describe_the_worker),
+        S_T(test_ingest_put_merges_results_to_caller_indexes),
+        S_T(test_ingest_atomic_batch_with_bad_record_stores_nothing),
+        S_T(test_ingest_refuses_oversized_batch),
+        S_T(test_ingest_answers_unavailable_when_storage_is_silent),
+    };
+#undef S_T
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

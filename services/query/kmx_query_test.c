@@ -1,0 +1,410 @@
+/*  kmx_query tests: the handlers against a real kmx-storage service running in a thread
+    on tcp://127.0.0.1:* with an LMDB directory from mkdtemp (records are seeded straight
+    through a storage link), and against a storage that never answers.  */
+#define _XOPEN_SOURCE 700 // nftw, to remove the test directory
+#include "kmx_query.h"
+#include "kmx_err.h"
+#include "kmx_msg.h"
+#include "kmx_storage.h"
+
+#include <ftw.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include <cmocka.h>
+
+#define S_MANY 2500 // records seeded to make a query walk several scan pages
+
+typedef struct {
+    char dir[64];           // LMDB directory from mkdtemp
+    void *ctx;              // ZeroMQ context shared with the storage thread
+    kmx_storage_t *storage; // the real storage service
+    pthread_t thread;       // runs kmx_storage_run
+    kmx_link_t *link;       // the handlers' link to storage, also used to seed
+    kmx_query_t *query;     // the handlers under test
+} s_fixture_t;
+
+typedef struct {
+    Kmx__V1__Record rec;
+    Kmx__V1__Period period;
+    Kmx__V1__Value value;
+    char item[32];
+} s_rec_t;
+
+static void s_rec(s_rec_t *r, const char *market, uint32_t start, uint32_t end, int64_t amount,
+                  const char *unit)
+{
+    kmx__v1__record__init(&r->rec);
+    kmx__v1__period__init(&r->period);
+    kmx__v1__value__init(&r->value);
+    r->period.has_start = r->period.has_end = 1;
+    r->period.start = start;
+    r->period.end = end;
+    r->value.has_amount = 1;
+    r->value.amount = amount;
+    r->value.unit = (char *)unit;
+    r->rec.has_kind = 1;
+    r->rec.kind = KMX__V1__KIND__EXPORT;
+    r->rec.period = &r->period;
+    r->rec.market = (char *)market;
+    r->rec.category = "album";
+    snprintf(r->item, sizeof r->item, "album exports");
+    r->rec.item = r->item;
+    r->rec.source = "kmx test";
+    r->rec.value = &r->value;
+}
+
+static int s_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void *s_run(void *arg)
+{
+    kmx_storage_run(arg, NULL);
+    return NULL;
+}
+
+// Stores records through the link, as kmx-ingest would.
+static void s_seed(s_fixture_t *f, s_rec_t *recs, size_t n)
+{
+    Kmx__V1__Record **ptrs = calloc(n, sizeof *ptrs);
+    assert_non_null(ptrs);
+    for (size_t i = 0; i < n; i++)
+        ptrs[i] = &recs[i].rec;
+    Kmx__V1__PutRequest put = KMX__V1__PUT_REQUEST__INIT;
+    put.n_records = n;
+    put.records = ptrs;
+    Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
+    req.body_case = KMX__V1__REQUEST__BODY_PUT;
+    req.put = &put;
+    Kmx__V1__Response *resp = NULL;
+    assert_int_equal(kmx_link_call(f->link, &req, 20000, &resp), 0);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_PUT);
+    assert_int_equal(resp->put->stored, n);
+    kmx__v1__response__free_unpacked(resp, NULL);
+    free(ptrs);
+}
+
+// Seeds: JP 2024 year 10.5 USD, JP 2024-H1 4 USD, US 2024-H1 2.25 USD, JP 2024 year 7 KRW.
+static void s_seed_small(s_fixture_t *f)
+{
+    s_rec_t r[4];
+    s_rec(&r[0], "JP", 202401, 202412, 105000, "USD");
+    s_rec(&r[1], "JP", 202401, 202406, 40000, "USD");
+    s_rec(&r[2], "US", 202401, 202406, 22500, "USD");
+    s_rec(&r[3], "JP", 202401, 202412, 70000, "KRW");
+    // The unit is not part of the natural key: another item keeps it a separate record.
+    snprintf(r[3].item, sizeof r[3].item, "album exports in won");
+    s_seed(f, r, 4);
+}
+
+static int s_setup(void **state)
+{
+    s_fixture_t *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    snprintf(f->dir, sizeof f->dir, "/tmp/kmx-query-test-XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    f->ctx = zmq_ctx_new();
+    char ep[256];
+    // Nothing listens for events here; the PUB just drops them.
+    kmx_storage_config_t cfg = {.bind = "tcp://127.0.0.1:*",
+                                .publish = "inproc://kmx-query-test-events",
+                                .data_dir = f->dir,
+                                .heartbeat_ms = 100};
+    if (kmx_storage_new(f->ctx, &cfg, &f->storage) != 0
+        || kmx_storage_endpoint(f->storage, ep, sizeof ep) != 0)
+        return -1;
+    if (pthread_create(&f->thread, NULL, s_run, f->storage) != 0)
+        return -1;
+    f->link = kmx_link_new(f->ctx, ep);
+    f->query = kmx_query_new(f->link, "query-test");
+    if (!f->link || !f->query)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int s_teardown(void **state)
+{
+    s_fixture_t *f = *state;
+    kmx_query_destroy(&f->query);
+    kmx_link_destroy(&f->link);
+    zmq_ctx_shutdown(f->ctx); // wakes the storage loop with ETERM
+    pthread_join(f->thread, NULL);
+    kmx_storage_destroy(&f->storage);
+    zmq_ctx_term(f->ctx);
+    nftw(f->dir, s_rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+static Kmx__V1__Response *s_handle_raw(kmx_query_t *query, const void *body, size_t size)
+{
+    uint8_t *out = NULL;
+    size_t len = 0;
+    assert_int_equal(kmx_query_handle(query, body, size, &out, &len), 0);
+    Kmx__V1__Response *resp = kmx_msg_response_unpack(out, len);
+    free(out);
+    assert_non_null(resp);
+    return resp;
+}
+
+static Kmx__V1__Response *s_handle(kmx_query_t *query, const Kmx__V1__Request *req)
+{
+    uint8_t *body = NULL;
+    size_t size = 0;
+    assert_int_equal(kmx_msg_pack_request(req, &body, &size), 0);
+    Kmx__V1__Response *resp = s_handle_raw(query, body, size);
+    free(body);
+    return resp;
+}
+
+static Kmx__V1__Response *s_query(kmx_query_t *query, Kmx__V1__Filter *filter,
+                                  Kmx__V1__GroupField *by, size_t n_by, uint32_t top)
+{
+    Kmx__V1__QueryRequest q = KMX__V1__QUERY_REQUEST__INIT;
+    q.filter = filter;
+    q.n_group_by = n_by;
+    q.group_by = by;
+    q.has_top = top > 0;
+    q.top = top;
+    Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
+    req.request_id = "q-1";
+    req.body_case = KMX__V1__REQUEST__BODY_QUERY;
+    req.query = &q;
+    return s_handle(query, &req);
+}
+
+static void s_expect_error(Kmx__V1__Response *resp, Kmx__V1__ErrorCode code, const char *text)
+{
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_ERROR);
+    assert_int_equal(resp->error->code, code);
+    if (text)
+        assert_non_null(strstr(resp->error->message, text));
+    kmx__v1__response__free_unpacked(resp, NULL);
+}
+
+static void test_query_sums_across_scan_pages(void **state)
+{
+    s_fixture_t *f = *state;
+    s_rec_t *recs = calloc(S_MANY, sizeof *recs);
+    assert_non_null(recs);
+    for (int i = 0; i < S_MANY; i++) {
+        s_rec(&recs[i], i % 2 ? "JP" : "CN", 202401, 202412, 1000, "USD"); // 0.1 each
+        snprintf(recs[i].item, sizeof recs[i].item, "item %d", i);
+    }
+    s_seed(f, recs, S_MANY);
+    free(recs);
+    Kmx__V1__GroupField by[] = {KMX__V1__GROUP_FIELD__BY_MARKET};
+    Kmx__V1__Response *resp = s_query(f->query, NULL, by, 1, 0);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_QUERY);
+    assert_string_equal(resp->request_id, "q-1");
+    Kmx__V1__QueryResult *res = resp->query;
+    assert_int_equal(res->matched, S_MANY);
+    assert_int_equal(res->n_rows, 2);
+    assert_string_equal(res->rows[0]->keys[0], "CN");
+    assert_string_equal(res->rows[0]->sum, "125");
+    assert_int_equal(res->rows[0]->count, S_MANY / 2);
+    assert_string_equal(res->rows[1]->keys[0], "JP");
+    assert_string_equal(res->rows[1]->sum, "125");
+    kmx__v1__response__free_unpacked(resp, NULL);
+}
+
+static void test_query_filters_groups_and_splits_units(void **state)
+{
+    s_fixture_t *f = *state;
+    s_seed_small(f);
+    char *markets[] = {"japan"};
+    Kmx__V1__Filter filter = KMX__V1__FILTER__INIT;
+    filter.n_markets = 1;
+    filter.markets = markets;
+    Kmx__V1__GroupField by[] = {KMX__V1__GROUP_FIELD__BY_MARKET, KMX__V1__GROUP_FIELD__BY_YEAR};
+    Kmx__V1__Response *resp = s_query(f->query, &filter, by, 2, 0);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_QUERY);
+    Kmx__V1__QueryResult *res = resp->query;
+    // Granularity "any": the year and its half both count (the documented double count).
+    assert_int_equal(res->matched, 3);
+    assert_int_equal(res->n_rows, 2);
+    assert_string_equal(res->rows[0]->unit, "KRW");
+    assert_string_equal(res->rows[0]->sum, "7");
+    assert_string_equal(res->rows[1]->unit, "USD");
+    assert_string_equal(res->rows[1]->sum, "14.5");
+    assert_string_equal(res->rows[1]->keys[1], "2024");
+    kmx__v1__response__free_unpacked(resp, NULL);
+
+    filter.granularity = "half";
+    resp = s_query(f->query, &filter, NULL, 0, 0);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_QUERY);
+    assert_int_equal(resp->query->matched, 1);
+    assert_string_equal(resp->query->rows[0]->sum, "4");
+    kmx__v1__response__free_unpacked(resp, NULL);
+}
+
+static void test_query_top_keeps_largest(void **state)
+{
+    s_fixture_t *f = *state;
+    s_seed_small(f);
+    Kmx__V1__Filter filter = KMX__V1__FILTER__INIT;
+    char *units[] = {"USD"};
+    filter.n_units = 1;
+    filter.units = units;
+    Kmx__V1__GroupField by[] = {KMX__V1__GROUP_FIELD__BY_MARKET};
+    Kmx__V1__Response *resp = s_query(f->query, &filter, by, 1, 1);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_QUERY);
+    assert_int_equal(resp->query->n_rows, 1);
+    assert_string_equal(resp->query->rows[0]->keys[0], "JP");
+    assert_string_equal(resp->query->rows[0]->sum, "14.5");
+    kmx__v1__response__free_unpacked(resp, NULL);
+}
+
+static void test_query_refuses_bad_filters(void **state)
+{
+    s_fixture_t *f = *state;
+    char *markets[] = {"Narnia"};
+    Kmx__V1__Filter filter = KMX__V1__FILTER__INIT;
+    filter.n_markets = 1;
+    filter.markets = markets;
+    s_expect_error(s_query(f->query, &filter, NULL, 0, 0), KMX__V1__ERROR_CODE__BAD_REQUEST,
+                   "Narnia");
+    Kmx__V1__Period p = KMX__V1__PERIOD__INIT;
+    p.has_start = p.has_end = 1;
+    p.start = 202501;
+    p.end = 202401;
+    Kmx__V1__Filter inverted = KMX__V1__FILTER__INIT;
+    inverted.period = &p;
+    s_expect_error(s_query(f->query, &inverted, NULL, 0, 0), KMX__V1__ERROR_CODE__BAD_REQUEST,
+                   "inverted");
+    Kmx__V1__Filter gran = KMX__V1__FILTER__INIT;
+    gran.granularity = "fortnight";
+    s_expect_error(s_query(f->query, &gran, NULL, 0, 0), KMX__V1__ERROR_CODE__BAD_REQUEST,
+                   "granularity");
+    Kmx__V1__GroupField by[] = {(Kmx__V1__GroupField)77};
+    s_expect_error(s_query(f->query, NULL, by, 1, 0), KMX__V1__ERROR_CODE__BAD_REQUEST, NULL);
+}
+
+static void test_query_get_scan_and_replay_reach_storage(void **state)
+{
+    s_fixture_t *f = *state;
+    s_seed_small(f);
+    s_rec_t key;
+    s_rec(&key, "japan", 202401, 202406, 0, "USD");
+    Kmx__V1__GetRequest get = KMX__V1__GET_REQUEST__INIT;
+    get.key = &key.rec;
+    Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
+    req.request_id = "g";
+    req.body_case = KMX__V1__REQUEST__BODY_GET;
+    req.get = &get;
+    Kmx__V1__Response *resp = s_handle(f->query, &req);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_GET);
+    assert_string_equal(resp->request_id, "g");
+    assert_int_equal(resp->get->record->record->value->amount, 40000);
+    kmx__v1__response__free_unpacked(resp, NULL);
+    key.period.start = key.period.end = 202403;
+    s_expect_error(s_handle(f->query, &req), KMX__V1__ERROR_CODE__NOT_FOUND, NULL);
+    key.rec.market = "Narnia";
+    s_expect_error(s_handle(f->query, &req), KMX__V1__ERROR_CODE__BAD_REQUEST, "Narnia");
+
+    Kmx__V1__ScanRequest scan = KMX__V1__SCAN_REQUEST__INIT;
+    scan.has_limit = 1;
+    scan.limit = 3;
+    req.body_case = KMX__V1__REQUEST__BODY_SCAN;
+    req.scan = &scan;
+    resp = s_handle(f->query, &req);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_SCAN);
+    assert_int_equal(resp->scan->n_records, 3);
+    assert_true(resp->scan->next_page_token.len > 0);
+    kmx__v1__response__free_unpacked(resp, NULL);
+
+    Kmx__V1__ReplayRequest replay = KMX__V1__REPLAY_REQUEST__INIT;
+    replay.has_since = 1;
+    replay.since = 0;
+    req.body_case = KMX__V1__REQUEST__BODY_REPLAY;
+    req.replay = &replay;
+    resp = s_handle(f->query, &req);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_REPLAY);
+    assert_int_equal(resp->replay->n_events, 4);
+    kmx__v1__response__free_unpacked(resp, NULL);
+}
+
+static void test_query_answers_bad_bodies_and_other_services(void **state)
+{
+    s_fixture_t *f = *state;
+    const uint8_t junk[] = {0x0a, 0xff, 0xff};
+    s_expect_error(s_handle_raw(f->query, junk, sizeof junk), KMX__V1__ERROR_CODE__BAD_REQUEST,
+                   NULL);
+    Kmx__V1__PutRequest put = KMX__V1__PUT_REQUEST__INIT;
+    Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
+    req.body_case = KMX__V1__REQUEST__BODY_PUT;
+    req.put = &put;
+    s_expect_error(s_handle(f->query, &req), KMX__V1__ERROR_CODE__UNSUPPORTED, NULL);
+    Kmx__V1__PingRequest ping = KMX__V1__PING_REQUEST__INIT;
+    req.body_case = KMX__V1__REQUEST__BODY_PING;
+    req.ping = &ping;
+    Kmx__V1__Response *resp = s_handle(f->query, &req);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_PONG);
+    assert_string_equal(resp->pong->service, "kmx.query");
+    assert_string_equal(resp->pong->worker, "query-test");
+    kmx__v1__response__free_unpacked(resp, NULL);
+    Kmx__V1__StatsRequest stats = KMX__V1__STATS_REQUEST__INIT;
+    req.body_case = KMX__V1__REQUEST__BODY_STATS;
+    req.stats = &stats;
+    resp = s_handle(f->query, &req);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_STATS);
+    assert_string_equal(resp->stats->counters[1]->name, "errors");
+    assert_int_equal(resp->stats->counters[1]->value, 2);
+    kmx__v1__response__free_unpacked(resp, NULL);
+}
+
+static void test_query_answers_unavailable_when_storage_is_silent(void **state)
+{
+    s_fixture_t *f = *state;
+    void *hung = zmq_socket(f->ctx, ZMQ_ROUTER); // accepts connections, never reads
+    int linger = 0;
+    zmq_setsockopt(hung, ZMQ_LINGER, &linger, sizeof linger);
+    assert_int_equal(zmq_bind(hung, "tcp://127.0.0.1:*"), 0);
+    char ep[256];
+    size_t size = sizeof ep;
+    assert_int_equal(zmq_getsockopt(hung, ZMQ_LAST_ENDPOINT, ep, &size), 0);
+    kmx_link_t *link = kmx_link_new(f->ctx, ep);
+    kmx_query_t *query = kmx_query_new(link, "query-hung");
+    assert_non_null(query);
+    kmx_query_set_timeout(query, 200);
+    s_expect_error(s_query(query, NULL, NULL, 0, 0), KMX__V1__ERROR_CODE__UNAVAILABLE, NULL);
+    Kmx__V1__ReplayRequest replay = KMX__V1__REPLAY_REQUEST__INIT;
+    Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
+    req.body_case = KMX__V1__REQUEST__BODY_REPLAY;
+    req.replay = &replay;
+    s_expect_error(s_handle(query, &req), KMX__V1__ERROR_CODE__UNAVAILABLE, NULL);
+    kmx_query_destroy(&query);
+    kmx_link_destroy(&link);
+    zmq_close(hung);
+}
+
+int main(void)
+{
+#define S_T(name) cmocka_unit_test_setup_teardown(name, s_setup, s_teardown)
+    const struct CMUnitTest tests[] = {
+        S_T(test_query_sums_across_scan_pages),
+        S_T(test_query_filters_groups_and_splits_units),
+        S_T(test_query_top_keeps_largest),
+        S_T(test_query_refuses_bad_filters),
+        S_T(test_query_get_scan_and_replay_reach_storage),
+        S_T(test_query_answers_bad_bodies_and_other_services),
+        S_T(test_query_answers_unavailable_when_storage_is_silent),
+    };
+#undef S_T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
