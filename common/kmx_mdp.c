@@ -14,65 +14,61 @@
 #include <string.h>
 #include <time.h>
 
-#define S_MAX_FRAMES 8          // more frames than any MDP message has: the rest is dropped
-#define S_ADDR_MAX 255          // ZeroMQ routing ids are at most 255 bytes
-#define S_LINGER_MS 200         // long enough to flush a DISCONNECT, short enough to exit
-#define S_ENVELOPE_MAX 1024     // room for MDP frames on top of the largest body
-#define S_DEFAULT_TIMEOUT 3000  // client per-try timeout, ms
-#define S_DEFAULT_TRIES 3       // client tries per call
+#define S_MAX_FRAMES 8         // more frames than any MDP message has: the rest is dropped
+#define S_ADDR_MAX 255         // ZeroMQ routing ids are at most 255 bytes
+#define S_LINGER_MS 200        // long enough to flush a DISCONNECT, short enough to exit
+#define S_ENVELOPE_MAX 1024    // room for MDP frames on top of the largest body
+#define S_DEFAULT_TIMEOUT 3000 // client per-try timeout, ms
+#define S_DEFAULT_TRIES 3      // client tries per call
 
 struct kmx_mdp_worker {
-    void *ctx;                  // borrowed ZeroMQ context
-    char *broker;               // broker endpoint
-    char *service;              // service offered
-    char *identity;             // routing id, or NULL to let ZeroMQ choose
-    void *sock;                 // DEALER to the broker, NULL until (re)connected
-    int64_t heartbeat_at;       // when our next heartbeat is due, monotonic ms
-    int64_t expiry_at;          // when the broker counts as dead unless it speaks
+    void *ctx;                    // borrowed ZeroMQ context
+    char *broker;                 // broker endpoint
+    char *service;                // service offered
+    char *identity;               // routing id, or NULL to let ZeroMQ choose
+    void *sock;                   // DEALER to the broker, NULL until (re)connected
+    int64_t heartbeat_at;         // when our next heartbeat is due, monotonic ms
+    int64_t expiry_at;            // when the broker counts as dead unless it speaks
     uint8_t reply_to[S_ADDR_MAX]; // client envelope of the last request
-    size_t reply_to_len;        // its length
-    int has_request;            // a request is waiting for kmx_mdp_worker_send
+    size_t reply_to_len;          // its length
+    int has_request;              // a request is waiting for kmx_mdp_worker_send
 };
 
 struct kmx_mdp_client {
-    void *ctx;                  // borrowed ZeroMQ context
-    char *broker;               // broker endpoint
-    void *sock;                 // DEALER of the current try, NULL after a timeout
-    int timeout_ms;             // per-try timeout
-    int tries;                  // tries per call
+    void *ctx;      // borrowed ZeroMQ context
+    char *broker;   // broker endpoint
+    void *sock;     // DEALER of the current try, NULL after a timeout
+    int timeout_ms; // per-try timeout
+    int tries;      // tries per call
 };
 
 // One outgoing frame: borrowed bytes, copied by ZeroMQ.
 typedef struct {
-    const void *data;           // frame bytes (may be NULL when size is 0)
-    size_t size;                // frame length
+    const void *data; // frame bytes (may be NULL when size is 0)
+    size_t size;      // frame length
 } s_part_t;
 
-static int64_t s_now_ms(void)
-{
+static int64_t s_now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void s_close_socket(void **sock_p)
-{
+static void s_close_socket(void **sock_p) {
     if (*sock_p) {
         zmq_close(*sock_p);
         *sock_p = NULL;
     }
 }
 
-static void s_close_frames(zmq_msg_t *frames, int count)
-{
+static void s_close_frames(zmq_msg_t *frames, int count) {
     for (int i = 0; i < count; i++)
         zmq_msg_close(&frames[i]);
 }
 
 // Sends parts as one multi-part message. Returns 0, KMX_ERR_TIMEOUT when the socket would
 // block, or KMX_ERR_IO.
-static int s_send_parts(void *sock, const s_part_t *parts, int count)
-{
+static int s_send_parts(void *sock, const s_part_t *parts, int count) {
     for (int i = 0; i < count; i++) {
         int flags = i + 1 < count ? ZMQ_SNDMORE : 0;
         if (zmq_send(sock, parts[i].data, parts[i].size, flags) < 0)
@@ -84,8 +80,7 @@ static int s_send_parts(void *sock, const s_part_t *parts, int count)
 // Reads one whole message into frames (up to max). Returns the frame count, 0 if nothing
 // was waiting, KMX_ERR_TOO_BIG if it had more than max frames (all dropped), or
 // KMX_ERR_INTERNAL on interruption or a terminated context.
-static int s_recv_frames(void *sock, zmq_msg_t *frames, int max)
-{
+static int s_recv_frames(void *sock, zmq_msg_t *frames, int max) {
     int count = 0;
     int more = 1;
     while (more) {
@@ -113,14 +108,12 @@ static int s_recv_frames(void *sock, zmq_msg_t *frames, int max)
     return count;
 }
 
-static int s_frame_is(zmq_msg_t *frame, const char *text)
-{
+static int s_frame_is(zmq_msg_t *frame, const char *text) {
     size_t len = strlen(text);
     return zmq_msg_size(frame) == len && memcmp(zmq_msg_data(frame), text, len) == 0;
 }
 
-static void *s_dealer_new(void *ctx, const char *endpoint, const char *identity, int sndtimeo)
-{
+static void *s_dealer_new(void *ctx, const char *endpoint, const char *identity, int sndtimeo) {
     void *sock = zmq_socket(ctx, ZMQ_DEALER);
     if (!sock)
         return NULL;
@@ -136,8 +129,7 @@ static void *s_dealer_new(void *ctx, const char *endpoint, const char *identity,
     if (rc == 0)
         rc = zmq_connect(sock, endpoint);
     if (rc != 0) {
-        kmx_log_error("mdp: cannot open socket endpoint=%s err=%s", endpoint,
-                      zmq_strerror(errno));
+        kmx_log_error("mdp: cannot open socket endpoint=%s err=%s", endpoint, zmq_strerror(errno));
         zmq_close(sock);
         return NULL;
     }
@@ -146,26 +138,22 @@ static void *s_dealer_new(void *ctx, const char *endpoint, const char *identity,
 
 // ---- worker ---------------------------------------------------------------------------
 
-static int s_worker_command(kmx_mdp_worker_t *self, uint8_t command)
-{
+static int s_worker_command(kmx_mdp_worker_t *self, uint8_t command) {
     s_part_t parts[] = {{"", 0}, {KMX_MDPW, strlen(KMX_MDPW)}, {&command, 1}};
     return s_send_parts(self->sock, parts, 3);
 }
 
 // Opens a fresh socket and registers with the broker. A pending request is forgotten: the
 // broker that sent it no longer counts this worker as busy, so a reply would be refused.
-static int s_worker_connect(kmx_mdp_worker_t *self)
-{
+static int s_worker_connect(kmx_mdp_worker_t *self) {
     s_close_socket(&self->sock);
     self->has_request = 0;
     self->sock = s_dealer_new(self->ctx, self->broker, self->identity, KMX_MDP_HEARTBEAT_MS);
     if (!self->sock)
         return KMX_ERR_IO;
     uint8_t ready = KMX_MDPW_READY;
-    s_part_t parts[] = {{"", 0},
-                        {KMX_MDPW, strlen(KMX_MDPW)},
-                        {&ready, 1},
-                        {self->service, strlen(self->service)}};
+    s_part_t parts[] = {
+        {"", 0}, {KMX_MDPW, strlen(KMX_MDPW)}, {&ready, 1}, {self->service, strlen(self->service)}};
     int rc = s_send_parts(self->sock, parts, 4);
     if (rc != 0) {
         s_close_socket(&self->sock);
@@ -178,8 +166,7 @@ static int s_worker_connect(kmx_mdp_worker_t *self)
     return 0;
 }
 
-static char *s_strdup(const char *text)
-{
+static char *s_strdup(const char *text) {
     size_t len = strlen(text) + 1;
     char *copy = malloc(len);
     if (copy)
@@ -188,8 +175,7 @@ static char *s_strdup(const char *text)
 }
 
 kmx_mdp_worker_t *kmx_mdp_worker_new(void *ctx, const char *broker, const char *service,
-                                     const char *identity)
-{
+                                     const char *identity) {
     if (!ctx || !broker || !service || !*service || strlen(service) > S_ADDR_MAX)
         return NULL;
     if (identity && (!*identity || strlen(identity) > S_ADDR_MAX))
@@ -209,8 +195,7 @@ kmx_mdp_worker_t *kmx_mdp_worker_new(void *ctx, const char *broker, const char *
     return self;
 }
 
-void kmx_mdp_worker_destroy(kmx_mdp_worker_t **self_p)
-{
+void kmx_mdp_worker_destroy(kmx_mdp_worker_t **self_p) {
     if (!self_p || !*self_p)
         return;
     kmx_mdp_worker_t *self = *self_p;
@@ -230,8 +215,7 @@ void kmx_mdp_worker_destroy(kmx_mdp_worker_t **self_p)
 // Keeps the request's client envelope and hands its body to the caller. Returns 1, or 0
 // when the frames are not a well-formed REQUEST.
 static int s_worker_take_request(kmx_mdp_worker_t *self, zmq_msg_t *frames, int count,
-                                 zmq_msg_t *body)
-{
+                                 zmq_msg_t *body) {
     size_t addr_len = count == 6 ? zmq_msg_size(&frames[3]) : 0;
     if (addr_len == 0 || addr_len > S_ADDR_MAX || zmq_msg_size(&frames[4]) != 0) {
         kmx_log_warn("mdp: malformed REQUEST from broker frames=%d", count);
@@ -247,8 +231,7 @@ static int s_worker_take_request(kmx_mdp_worker_t *self, zmq_msg_t *frames, int 
 
 // Handles one message from the broker. Returns 1 with *body set for a request, 0 when the
 // message was handled or dropped, KMX_ERR_INTERNAL when interrupted.
-static int s_worker_handle(kmx_mdp_worker_t *self, zmq_msg_t *body)
-{
+static int s_worker_handle(kmx_mdp_worker_t *self, zmq_msg_t *body) {
     zmq_msg_t frames[S_MAX_FRAMES];
     int count = s_recv_frames(self->sock, frames, S_MAX_FRAMES);
     if (count == KMX_ERR_INTERNAL)
@@ -278,8 +261,7 @@ static int s_worker_handle(kmx_mdp_worker_t *self, zmq_msg_t *body)
 }
 
 // Sends a heartbeat when due and starts over when the broker has been silent too long.
-static int s_worker_tick(kmx_mdp_worker_t *self)
-{
+static int s_worker_tick(kmx_mdp_worker_t *self) {
     int64_t now = s_now_ms();
     if (self->sock && now >= self->expiry_at) {
         kmx_log_warn("mdp: broker silent, reconnecting service=%s broker=%s", self->service,
@@ -296,8 +278,7 @@ static int s_worker_tick(kmx_mdp_worker_t *self)
     return 0;
 }
 
-int kmx_mdp_worker_recv(kmx_mdp_worker_t *self, int timeout_ms, zmq_msg_t *body)
-{
+int kmx_mdp_worker_recv(kmx_mdp_worker_t *self, int timeout_ms, zmq_msg_t *body) {
     assert(self && body);
     int64_t deadline = timeout_ms < 0 ? -1 : s_now_ms() + timeout_ms;
     for (;;) {
@@ -321,22 +302,17 @@ int kmx_mdp_worker_recv(kmx_mdp_worker_t *self, int timeout_ms, zmq_msg_t *body)
     }
 }
 
-int kmx_mdp_worker_send(kmx_mdp_worker_t *self, const void *data, size_t size)
-{
+int kmx_mdp_worker_send(kmx_mdp_worker_t *self, const void *data, size_t size) {
     assert(self);
     if (!self->has_request || !self->sock || (size > 0 && !data))
         return KMX_ERR_IO;
     self->has_request = 0;
     uint8_t reply = KMX_MDPW_REPLY;
-    s_part_t parts[] = {{"", 0},
-                        {KMX_MDPW, strlen(KMX_MDPW)},
-                        {&reply, 1},
-                        {self->reply_to, self->reply_to_len},
-                        {"", 0},
-                        {data, size}};
+    s_part_t parts[] = {{"", 0},     {KMX_MDPW, strlen(KMX_MDPW)},
+                        {&reply, 1}, {self->reply_to, self->reply_to_len},
+                        {"", 0},     {data, size}};
     if (s_send_parts(self->sock, parts, 6) != 0) {
-        kmx_log_warn("mdp: reply not sent service=%s err=%s", self->service,
-                     zmq_strerror(errno));
+        kmx_log_warn("mdp: reply not sent service=%s err=%s", self->service, zmq_strerror(errno));
         return KMX_ERR_IO;
     }
     return 0;
@@ -344,8 +320,7 @@ int kmx_mdp_worker_send(kmx_mdp_worker_t *self, const void *data, size_t size)
 
 // ---- client ---------------------------------------------------------------------------
 
-kmx_mdp_client_t *kmx_mdp_client_new(void *ctx, const char *broker)
-{
+kmx_mdp_client_t *kmx_mdp_client_new(void *ctx, const char *broker) {
     if (!ctx || !broker)
         return NULL;
     kmx_mdp_client_t *self = calloc(1, sizeof *self);
@@ -364,8 +339,7 @@ kmx_mdp_client_t *kmx_mdp_client_new(void *ctx, const char *broker)
     return self;
 }
 
-void kmx_mdp_client_destroy(kmx_mdp_client_t **self_p)
-{
+void kmx_mdp_client_destroy(kmx_mdp_client_t **self_p) {
     if (!self_p || !*self_p)
         return;
     kmx_mdp_client_t *self = *self_p;
@@ -375,24 +349,21 @@ void kmx_mdp_client_destroy(kmx_mdp_client_t **self_p)
     *self_p = NULL;
 }
 
-void kmx_mdp_client_set_timeout(kmx_mdp_client_t *self, int timeout_ms)
-{
+void kmx_mdp_client_set_timeout(kmx_mdp_client_t *self, int timeout_ms) {
     assert(self);
     self->timeout_ms = timeout_ms > 0 ? timeout_ms : 1;
     if (self->sock)
         zmq_setsockopt(self->sock, ZMQ_SNDTIMEO, &self->timeout_ms, sizeof self->timeout_ms);
 }
 
-void kmx_mdp_client_set_retries(kmx_mdp_client_t *self, int tries)
-{
+void kmx_mdp_client_set_retries(kmx_mdp_client_t *self, int tries) {
     assert(self);
     self->tries = tries > 0 ? tries : 1;
 }
 
 // Waits for the reply to service on the current socket. Returns 0 with *reply set,
 // KMX_ERR_TIMEOUT, KMX_ERR_IO or KMX_ERR_DECODE.
-static int s_client_wait(kmx_mdp_client_t *self, const char *service, zmq_msg_t *reply)
-{
+static int s_client_wait(kmx_mdp_client_t *self, const char *service, zmq_msg_t *reply) {
     int64_t deadline = s_now_ms() + self->timeout_ms;
     for (;;) {
         int64_t wait = deadline - s_now_ms();
@@ -427,15 +398,14 @@ static int s_client_wait(kmx_mdp_client_t *self, const char *service, zmq_msg_t 
     }
 }
 
-int kmx_mdp_client_call(kmx_mdp_client_t *self, const char *service, const void *body,
-                        size_t size, zmq_msg_t *reply)
-{
+int kmx_mdp_client_call(kmx_mdp_client_t *self, const char *service, const void *body, size_t size,
+                        zmq_msg_t *reply) {
     assert(self && reply);
     if (!service || !*service || strlen(service) > S_ADDR_MAX || (size > 0 && !body) ||
         size > KMX_MSG_MAX)
         return KMX_ERR_INVAL;
-    s_part_t parts[] = {{"", 0}, {KMX_MDPC, strlen(KMX_MDPC)}, {service, strlen(service)},
-                        {body, size}};
+    s_part_t parts[] = {
+        {"", 0}, {KMX_MDPC, strlen(KMX_MDPC)}, {service, strlen(service)}, {body, size}};
     for (int attempt = 1; attempt <= self->tries; attempt++) {
         if (!self->sock)
             self->sock = s_dealer_new(self->ctx, self->broker, NULL, self->timeout_ms);

@@ -1,10 +1,11 @@
 /*  kmx_mdp_test - the MDP worker and client against a scripted broker: a plain ROUTER on a
     loopback port that this test drives frame by frame, so every byte on the wire is checked
     and malformed broker messages can be injected.  */
-#include "kmx_mdp.h"
 #include "kmx_err.h"
+#include "kmx_mdp.h"
 
 #include <pthread.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -12,25 +13,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <setjmp.h>
+// cmocka.h needs the headers above, setjmp.h in particular.
 #include <cmocka.h>
 
 #define T_MAX_FRAMES 16
 #define T_WAIT_MS 3000
 
 typedef struct {
-    void *ctx;                 // ZeroMQ context of the test
-    void *router;              // the scripted broker
-    char endpoint[256];        // where it is bound
+    void *ctx;          // ZeroMQ context of the test
+    void *router;       // the scripted broker
+    char endpoint[256]; // where it is bound
 } t_env_t;
 
 typedef struct {
     zmq_msg_t frames[T_MAX_FRAMES]; // received frames
-    int count;                 // how many
+    int count;                      // how many
 } t_msg_t;
 
-static int t_setup(void **state)
-{
+static int t_setup(void **state) {
     t_env_t *env = calloc(1, sizeof *env);
     assert_non_null(env);
     env->ctx = zmq_ctx_new();
@@ -48,8 +48,7 @@ static int t_setup(void **state)
     return 0;
 }
 
-static int t_teardown(void **state)
-{
+static int t_teardown(void **state) {
     t_env_t *env = *state;
     zmq_close(env->router);
     zmq_ctx_term(env->ctx);
@@ -58,8 +57,7 @@ static int t_teardown(void **state)
 }
 
 // Receives one whole message within T_WAIT_MS; returns its frame count (0 on timeout).
-static int t_recv(void *sock, t_msg_t *msg)
-{
+static int t_recv(void *sock, t_msg_t *msg) {
     zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
     msg->count = 0;
     if (zmq_poll(&item, 1, T_WAIT_MS) <= 0)
@@ -76,29 +74,25 @@ static int t_recv(void *sock, t_msg_t *msg)
     return msg->count;
 }
 
-static void t_msg_close(t_msg_t *msg)
-{
+static void t_msg_close(t_msg_t *msg) {
     for (int i = 0; i < msg->count; i++)
         zmq_msg_close(&msg->frames[i]);
     msg->count = 0;
 }
 
-static void t_assert_frame(t_msg_t *msg, int index, const void *data, size_t size)
-{
+static void t_assert_frame(t_msg_t *msg, int index, const void *data, size_t size) {
     assert_true(index < msg->count);
     assert_int_equal(zmq_msg_size(&msg->frames[index]), size);
     if (size > 0)
         assert_memory_equal(zmq_msg_data(&msg->frames[index]), data, size);
 }
 
-static void t_assert_text(t_msg_t *msg, int index, const char *text)
-{
+static void t_assert_text(t_msg_t *msg, int index, const char *text) {
     t_assert_frame(msg, index, text, strlen(text));
 }
 
 // Sends count frames given as (data, size) pairs.
-static void t_send(void *sock, int count, ...)
-{
+static void t_send(void *sock, int count, ...) {
     va_list args;
     va_start(args, count);
     for (int i = 0; i < count; i++) {
@@ -117,8 +111,7 @@ static const uint8_t t_reply = KMX_MDPW_REPLY;
 static const uint8_t t_disconnect = KMX_MDPW_DISCONNECT;
 
 // Expects [identity][empty][MDPW01][READY][service] on the scripted broker.
-static void t_expect_ready(t_env_t *env, const char *identity, const char *service)
-{
+static void t_expect_ready(t_env_t *env, const char *identity, const char *service) {
     t_msg_t msg;
     assert_int_equal(t_recv(env->router, &msg), 5);
     t_assert_text(&msg, 0, identity);
@@ -130,14 +123,12 @@ static void t_expect_ready(t_env_t *env, const char *identity, const char *servi
 }
 
 static void t_send_request(t_env_t *env, const char *identity, const char *client,
-                           const char *body)
-{
+                           const char *body) {
     t_send(env->router, 7, T_S(identity), "", (size_t)0, T_S(KMX_MDPW), &t_request, (size_t)1,
            T_S(client), "", (size_t)0, T_S(body));
 }
 
-static void test_mdp_worker_registers_with_identity(void **state)
-{
+static void test_mdp_worker_registers_with_identity(void **state) {
     t_env_t *env = *state;
     kmx_mdp_worker_t *worker = kmx_mdp_worker_new(env->ctx, env->endpoint, "kmx.test", "w-1");
     assert_non_null(worker);
@@ -151,8 +142,7 @@ static void test_mdp_worker_registers_with_identity(void **state)
     t_msg_close(&msg);
 }
 
-static void test_mdp_worker_answers_the_requesting_client(void **state)
-{
+static void test_mdp_worker_answers_the_requesting_client(void **state) {
     t_env_t *env = *state;
     kmx_mdp_worker_t *worker = kmx_mdp_worker_new(env->ctx, env->endpoint, "kmx.test", "w-2");
     assert_non_null(worker);
@@ -182,8 +172,7 @@ static void test_mdp_worker_answers_the_requesting_client(void **state)
     kmx_mdp_worker_destroy(&worker);
 }
 
-static void test_mdp_worker_skips_malformed_broker_messages(void **state)
-{
+static void test_mdp_worker_skips_malformed_broker_messages(void **state) {
     t_env_t *env = *state;
     kmx_mdp_worker_t *worker = kmx_mdp_worker_new(env->ctx, env->endpoint, "kmx.test", "w-3");
     assert_non_null(worker);
@@ -194,8 +183,7 @@ static void test_mdp_worker_skips_malformed_broker_messages(void **state)
     t_send(env->router, 4, T_S("w-3"), "", (size_t)0, T_S(KMX_MDPW), T_S("\x09\x09"));
     for (int i = 0; i < 3; i++) // a message far longer than any MDP message
         t_send(env->router, 12, T_S("w-3"), "", (size_t)0, T_S(KMX_MDPW), &t_request, (size_t)1,
-               T_S("c"), "", (size_t)0, T_S("x"), T_S("x"), T_S("x"), T_S("x"), T_S("x"),
-               T_S("x"));
+               T_S("c"), "", (size_t)0, T_S("x"), T_S("x"), T_S("x"), T_S("x"), T_S("x"), T_S("x"));
     t_send_request(env, "w-3", "client-b", "good");
 
     zmq_msg_t body;
@@ -209,8 +197,7 @@ static void test_mdp_worker_skips_malformed_broker_messages(void **state)
     kmx_mdp_worker_destroy(&worker);
 }
 
-static void test_mdp_worker_reconnects_after_disconnect(void **state)
-{
+static void test_mdp_worker_reconnects_after_disconnect(void **state) {
     t_env_t *env = *state;
     kmx_mdp_worker_t *worker = kmx_mdp_worker_new(env->ctx, env->endpoint, "kmx.test", "w-4");
     assert_non_null(worker);
@@ -231,8 +218,7 @@ static void test_mdp_worker_reconnects_after_disconnect(void **state)
     kmx_mdp_worker_destroy(&worker);
 }
 
-static void test_mdp_worker_rejects_bad_arguments(void **state)
-{
+static void test_mdp_worker_rejects_bad_arguments(void **state) {
     t_env_t *env = *state;
     assert_null(kmx_mdp_worker_new(env->ctx, env->endpoint, "", NULL));
     assert_null(kmx_mdp_worker_new(env->ctx, "not an endpoint", "kmx.test", NULL));
@@ -248,14 +234,13 @@ static void test_mdp_worker_rejects_bad_arguments(void **state)
 typedef enum { T_ANSWER_GOOD, T_ANSWER_GARBAGE } t_answer_t;
 
 typedef struct {
-    t_env_t *env;              // scripted broker
-    t_answer_t answer;         // how to answer
-    int ok;                    // the request arrived as expected
+    t_env_t *env;      // scripted broker
+    t_answer_t answer; // how to answer
+    int ok;            // the request arrived as expected
 } t_server_t;
 
 // Answers one client request: first for another service (must be ignored), then properly.
-static void *t_server_run(void *arg)
-{
+static void *t_server_run(void *arg) {
     t_server_t *server = arg;
     t_msg_t msg;
     if (t_recv(server->env->router, &msg) != 5)
@@ -279,8 +264,7 @@ static void *t_server_run(void *arg)
     return NULL;
 }
 
-static void test_mdp_client_call_returns_the_matching_reply(void **state)
-{
+static void test_mdp_client_call_returns_the_matching_reply(void **state) {
     t_env_t *env = *state;
     t_server_t server = {env, T_ANSWER_GOOD, 0};
     pthread_t thread;
@@ -299,8 +283,7 @@ static void test_mdp_client_call_returns_the_matching_reply(void **state)
     assert_null(client);
 }
 
-static void test_mdp_client_call_rejects_non_mdp_reply(void **state)
-{
+static void test_mdp_client_call_rejects_non_mdp_reply(void **state) {
     t_env_t *env = *state;
     t_server_t server = {env, T_ANSWER_GARBAGE, 0};
     pthread_t thread;
@@ -314,16 +297,14 @@ static void test_mdp_client_call_rejects_non_mdp_reply(void **state)
     kmx_mdp_client_destroy(&client);
 }
 
-static void test_mdp_client_retries_on_fresh_sockets_then_times_out(void **state)
-{
+static void test_mdp_client_retries_on_fresh_sockets_then_times_out(void **state) {
     t_env_t *env = *state;
     kmx_mdp_client_t *client = kmx_mdp_client_new(env->ctx, env->endpoint);
     assert_non_null(client);
     kmx_mdp_client_set_timeout(client, 100);
     kmx_mdp_client_set_retries(client, 2);
     zmq_msg_t reply;
-    assert_int_equal(kmx_mdp_client_call(client, "kmx.echo", "ping", 4, &reply),
-                     KMX_ERR_TIMEOUT);
+    assert_int_equal(kmx_mdp_client_call(client, "kmx.echo", "ping", 4, &reply), KMX_ERR_TIMEOUT);
     // The silent broker saw both tries, each from a new socket.
     t_msg_t first;
     t_msg_t second;
@@ -338,8 +319,7 @@ static void test_mdp_client_retries_on_fresh_sockets_then_times_out(void **state
     kmx_mdp_client_destroy(&client);
 }
 
-static void test_mdp_client_times_out_without_broker(void **state)
-{
+static void test_mdp_client_times_out_without_broker(void **state) {
     t_env_t *env = *state;
     // A port that was free a moment ago and has nobody listening now.
     void *probe = zmq_socket(env->ctx, ZMQ_ROUTER);
@@ -358,8 +338,7 @@ static void test_mdp_client_times_out_without_broker(void **state)
     kmx_mdp_client_destroy(&client);
 }
 
-static void test_mdp_client_rejects_bad_arguments(void **state)
-{
+static void test_mdp_client_rejects_bad_arguments(void **state) {
     t_env_t *env = *state;
     kmx_mdp_client_t *client = kmx_mdp_client_new(env->ctx, env->endpoint);
     assert_non_null(client);
@@ -371,29 +350,26 @@ static void test_mdp_client_rejects_bad_arguments(void **state)
     assert_null(kmx_mdp_client_new(env->ctx, "nonsense"));
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_mdp_worker_registers_with_identity, t_setup,
                                         t_teardown),
         cmocka_unit_test_setup_teardown(test_mdp_worker_answers_the_requesting_client, t_setup,
                                         t_teardown),
-        cmocka_unit_test_setup_teardown(test_mdp_worker_skips_malformed_broker_messages,
-                                        t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_mdp_worker_skips_malformed_broker_messages, t_setup,
+                                        t_teardown),
         cmocka_unit_test_setup_teardown(test_mdp_worker_reconnects_after_disconnect, t_setup,
                                         t_teardown),
-        cmocka_unit_test_setup_teardown(test_mdp_worker_rejects_bad_arguments, t_setup,
+        cmocka_unit_test_setup_teardown(test_mdp_worker_rejects_bad_arguments, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_mdp_client_call_returns_the_matching_reply, t_setup,
                                         t_teardown),
-        cmocka_unit_test_setup_teardown(test_mdp_client_call_returns_the_matching_reply,
-                                        t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_mdp_client_call_rejects_non_mdp_reply, t_setup,
                                         t_teardown),
         cmocka_unit_test_setup_teardown(test_mdp_client_retries_on_fresh_sockets_then_times_out,
                                         t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_mdp_client_times_out_without_broker, t_setup,
                                         t_teardown),
-        cmocka_unit_test_setup_teardown(test_mdp_client_rejects_bad_arguments, t_setup,
-                                        t_teardown),
+        cmocka_unit_test_setup_teardown(test_mdp_client_rejects_bad_arguments, t_setup, t_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

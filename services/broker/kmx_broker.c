@@ -18,16 +18,16 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#define S_MAX_FRAMES 8          // longer messages are not MDP and are dropped whole
-#define S_ID_MAX 255            // ZeroMQ routing ids and MDP service names: 1..255 bytes
+#define S_MAX_FRAMES 8                   // longer messages are not MDP and are dropped whole
+#define S_ID_MAX 255                     // ZeroMQ routing ids and MDP service names: 1..255 bytes
 #define S_ID_TEXT_MAX (2 * S_ID_MAX + 3) // a routing id written as "0x" + hex
-#define S_ENDPOINT_MAX 256      // longest endpoint text we keep
-#define S_BATCH 1000            // messages per socket per poll step, so no socket starves
-#define S_SERVICES_MAX 4096     // distinct service names held at once
-#define S_WORKERS_MAX 10000     // workers registered at once
-#define S_SWEEP_MS 50           // how often deadlines and expiry are checked
-#define S_XPUB_HWM 100000       // subscribers may lag this many messages before losing any
-#define S_ENVELOPE_MAX 1024     // room for MDP frames on top of the largest body
+#define S_ENDPOINT_MAX 256               // longest endpoint text we keep
+#define S_BATCH 1000                     // messages per socket per poll step, so no socket starves
+#define S_SERVICES_MAX 4096              // distinct service names held at once
+#define S_WORKERS_MAX 10000              // workers registered at once
+#define S_SWEEP_MS 50                    // how often deadlines and expiry are checked
+#define S_XPUB_HWM 100000                // subscribers may lag this many messages before losing any
+#define S_ENVELOPE_MAX 1024              // room for MDP frames on top of the largest body
 
 typedef struct s_stat s_stat_t;
 typedef struct s_worker s_worker_t;
@@ -36,94 +36,90 @@ typedef struct s_request s_request_t;
 
 // Statistics of one worker, kept after it leaves so its work stays visible.
 struct s_stat {
-    s_stat_t *next;                  // next newer entry
-    char service[S_ID_MAX + 1];      // service it served
-    char worker[S_ID_TEXT_MAX];      // its routing id as text
-    uint64_t requests;               // replies it returned
-    int alive;                       // still registered
+    s_stat_t *next;             // next newer entry
+    char service[S_ID_MAX + 1]; // service it served
+    char worker[S_ID_TEXT_MAX]; // its routing id as text
+    uint64_t requests;          // replies it returned
+    int alive;                  // still registered
 };
 
 struct s_worker {
-    s_worker_t *next;                // next in the broker's list of all workers
-    s_worker_t *wait_prev;           // neighbours in the service's waiting list
+    s_worker_t *next;      // next in the broker's list of all workers
+    s_worker_t *wait_prev; // neighbours in the service's waiting list
     s_worker_t *wait_next;
-    uint8_t id[S_ID_MAX];            // routing id
-    size_t id_len;                   // its length
-    s_service_t *service;            // service it registered for
-    s_stat_t *stat;                  // its statistics entry
-    int64_t expiry;                  // expired unless it speaks before this, monotonic ms
-    int waiting;                     // idle, in service->wait_head list
+    uint8_t id[S_ID_MAX]; // routing id
+    size_t id_len;        // its length
+    s_service_t *service; // service it registered for
+    s_stat_t *stat;       // its statistics entry
+    int64_t expiry;       // expired unless it speaks before this, monotonic ms
+    int waiting;          // idle, in service->wait_head list
 };
 
 struct s_request {
-    s_request_t *next;               // next newer request of the service
-    uint8_t client[S_ID_MAX];        // client routing id
-    size_t client_len;               // its length
-    zmq_msg_t body;                  // request body, owned
-    int64_t deadline;                // answered UNAVAILABLE after this if no worker exists
+    s_request_t *next;        // next newer request of the service
+    uint8_t client[S_ID_MAX]; // client routing id
+    size_t client_len;        // its length
+    zmq_msg_t body;           // request body, owned
+    int64_t deadline;         // answered UNAVAILABLE after this if no worker exists
 };
 
 struct s_service {
-    s_service_t *next;               // next in the broker's list
-    char name[S_ID_MAX + 1];         // service name
-    s_request_t *head;               // oldest pending request
-    s_request_t *tail;               // newest pending request
-    size_t pending;                  // requests queued
-    s_worker_t *wait_head;           // worker idle longest
-    s_worker_t *wait_tail;           // worker idle shortest
-    size_t workers;                  // registered workers, idle or busy
+    s_service_t *next;       // next in the broker's list
+    char name[S_ID_MAX + 1]; // service name
+    s_request_t *head;       // oldest pending request
+    s_request_t *tail;       // newest pending request
+    size_t pending;          // requests queued
+    s_worker_t *wait_head;   // worker idle longest
+    s_worker_t *wait_tail;   // worker idle shortest
+    size_t workers;          // registered workers, idle or busy
 };
 
 struct kmx_broker {
-    kmx_broker_config_t cfg;         // copy of the configuration (endpoints not used later)
-    void *router;                    // MDP socket
-    void *xsub;                      // publishers connect here; NULL without the proxy
-    void *xpub;                      // subscribers connect here; NULL without the proxy
+    kmx_broker_config_t cfg;           // copy of the configuration (endpoints not used later)
+    void *router;                      // MDP socket
+    void *xsub;                        // publishers connect here; NULL without the proxy
+    void *xpub;                        // subscribers connect here; NULL without the proxy
     char endpoints[3][S_ENDPOINT_MAX]; // bound endpoints by kmx_broker_socket_t
-    s_service_t *services;           // every service with workers or requests
-    size_t service_count;            // length of services
-    s_worker_t *workers;             // every registered worker
-    size_t worker_count;             // length of workers
-    s_stat_t *stats;                 // statistics, oldest first
-    size_t dead_stats;               // entries of departed workers
-    int64_t heartbeat_at;            // next heartbeat round
-    int64_t sweep_at;                // next expiry and deadline check
-    char name[128];                  // "broker-<host>-<pid>"
-    uint64_t routed;                 // requests handed to workers
-    uint64_t replies;                // replies returned to clients by workers
-    uint64_t events;                 // messages forwarded from XSUB to XPUB
-    uint64_t unavailable;            // requests answered UNAVAILABLE by the broker
-    uint64_t dropped;                // malformed or undeliverable messages dropped
+    s_service_t *services;             // every service with workers or requests
+    size_t service_count;              // length of services
+    s_worker_t *workers;               // every registered worker
+    size_t worker_count;               // length of workers
+    s_stat_t *stats;                   // statistics, oldest first
+    size_t dead_stats;                 // entries of departed workers
+    int64_t heartbeat_at;              // next heartbeat round
+    int64_t sweep_at;                  // next expiry and deadline check
+    char name[128];                    // "broker-<host>-<pid>"
+    uint64_t routed;                   // requests handed to workers
+    uint64_t replies;                  // replies returned to clients by workers
+    uint64_t events;                   // messages forwarded from XSUB to XPUB
+    uint64_t unavailable;              // requests answered UNAVAILABLE by the broker
+    uint64_t dropped;                  // malformed or undeliverable messages dropped
 };
 
 // One outgoing frame: borrowed bytes, copied by ZeroMQ.
 typedef struct {
-    const void *data;                // frame bytes
-    size_t size;                     // frame length
+    const void *data; // frame bytes
+    size_t size;      // frame length
 } s_part_t;
 
-static int64_t s_now_ms(void)
-{
+static int64_t s_now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void s_close_frames(zmq_msg_t *frames, int count)
-{
+static void s_close_frames(zmq_msg_t *frames, int count) {
     for (int i = 0; i < count; i++)
         zmq_msg_close(&frames[i]);
 }
 
-static int s_frame_is(zmq_msg_t *frame, const char *text)
-{
+static int s_frame_is(zmq_msg_t *frame, const char *text) {
     size_t len = strlen(text);
     return zmq_msg_size(frame) == len && memcmp(zmq_msg_data(frame), text, len) == 0;
 }
 
 // Writes a routing id as text: itself when printable, else "0x" and hex. Never fails.
-static void s_id_text(const uint8_t *id, size_t len, char *out)
-{
+static void s_id_text(const uint8_t *id, size_t len, char *out) {
     int printable = len > 0;
     for (size_t i = 0; i < len; i++)
         printable = printable && id[i] > 0x20 && id[i] < 0x7f;
@@ -144,8 +140,7 @@ static void s_id_text(const uint8_t *id, size_t len, char *out)
 
 // Copies a service name frame into out. Returns 0, or KMX_ERR_INVAL for an empty, too long
 // or non-text name (control bytes would end up in logs and error messages).
-static int s_name_take(zmq_msg_t *frame, char *out)
-{
+static int s_name_take(zmq_msg_t *frame, char *out) {
     size_t len = zmq_msg_size(frame);
     const uint8_t *data = zmq_msg_data(frame);
     if (len == 0 || len > S_ID_MAX)
@@ -164,8 +159,7 @@ static int s_name_take(zmq_msg_t *frame, char *out)
 // Sends parts, then last (if not NULL), as one message on the ROUTER; the first part is the
 // peer's routing id. Never blocks. Returns 0 or KMX_ERR_IO (peer gone or too slow). last
 // stays the caller's to close either way.
-static int s_send(kmx_broker_t *self, const s_part_t *parts, int count, zmq_msg_t *last)
-{
+static int s_send(kmx_broker_t *self, const s_part_t *parts, int count, zmq_msg_t *last) {
     int total = count + (last != NULL);
     for (int i = 0; i < count; i++) {
         int flags = ZMQ_DONTWAIT | (i + 1 < total ? ZMQ_SNDMORE : 0);
@@ -178,16 +172,14 @@ static int s_send(kmx_broker_t *self, const s_part_t *parts, int count, zmq_msg_
 }
 
 static int s_send_worker_command(kmx_broker_t *self, const uint8_t *id, size_t id_len,
-                                 uint8_t command)
-{
+                                 uint8_t command) {
     s_part_t parts[] = {{id, id_len}, {"", 0}, {KMX_MDPW, strlen(KMX_MDPW)}, {&command, 1}};
     return s_send(self, parts, 4, NULL);
 }
 
 // Sends an MDP client reply with body bytes.
 static void s_reply_client(kmx_broker_t *self, const uint8_t *client, size_t client_len,
-                           const char *service, const void *body, size_t size)
-{
+                           const char *service, const void *body, size_t size) {
     s_part_t parts[] = {{client, client_len},
                         {"", 0},
                         {KMX_MDPC, strlen(KMX_MDPC)},
@@ -201,8 +193,7 @@ static void s_reply_client(kmx_broker_t *self, const uint8_t *client, size_t cli
 
 // Answers a client with an error Response in the broker's own name.
 static void s_reply_error(kmx_broker_t *self, const uint8_t *client, size_t client_len,
-                          const char *service, int err, const char *message)
-{
+                          const char *service, int err, const char *message) {
     uint8_t *buf = NULL;
     size_t len = 0;
     if (kmx_msg_pack_error(NULL, err, message, &buf, &len) != 0) {
@@ -216,8 +207,7 @@ static void s_reply_error(kmx_broker_t *self, const uint8_t *client, size_t clie
 // ---- statistics -----------------------------------------------------------------------
 
 // Forgets the oldest departed workers beyond the history limit.
-static void s_stats_trim(kmx_broker_t *self)
-{
+static void s_stats_trim(kmx_broker_t *self) {
     s_stat_t **link = &self->stats;
     while (self->dead_stats > self->cfg.history_max && *link) {
         s_stat_t *st = *link;
@@ -232,8 +222,7 @@ static void s_stats_trim(kmx_broker_t *self)
 }
 
 // Finds the entry of a returning worker or appends a new one. Returns NULL without memory.
-static s_stat_t *s_stat_require(kmx_broker_t *self, const char *service, const char *worker)
-{
+static s_stat_t *s_stat_require(kmx_broker_t *self, const char *service, const char *worker) {
     s_stat_t **link = &self->stats;
     for (; *link; link = &(*link)->next) {
         s_stat_t *st = *link;
@@ -255,8 +244,7 @@ static s_stat_t *s_stat_require(kmx_broker_t *self, const char *service, const c
 
 // ---- services and workers -------------------------------------------------------------
 
-static s_service_t *s_service_find(kmx_broker_t *self, const char *name)
-{
+static s_service_t *s_service_find(kmx_broker_t *self, const char *name) {
     for (s_service_t *svc = self->services; svc; svc = svc->next) {
         if (strcmp(svc->name, name) == 0)
             return svc;
@@ -265,8 +253,7 @@ static s_service_t *s_service_find(kmx_broker_t *self, const char *name)
 }
 
 // Returns the service, creating it. NULL when the service table is full or memory is out.
-static s_service_t *s_service_require(kmx_broker_t *self, const char *name)
-{
+static s_service_t *s_service_require(kmx_broker_t *self, const char *name) {
     s_service_t *svc = s_service_find(self, name);
     if (svc || self->service_count >= S_SERVICES_MAX)
         return svc;
@@ -280,14 +267,12 @@ static s_service_t *s_service_require(kmx_broker_t *self, const char *name)
     return svc;
 }
 
-static void s_request_free(s_request_t *req)
-{
+static void s_request_free(s_request_t *req) {
     zmq_msg_close(&req->body);
     free(req);
 }
 
-static s_request_t *s_request_pop(s_service_t *svc)
-{
+static s_request_t *s_request_pop(s_service_t *svc) {
     s_request_t *req = svc->head;
     if (req) {
         svc->head = req->next;
@@ -299,8 +284,7 @@ static s_request_t *s_request_pop(s_service_t *svc)
     return req;
 }
 
-static void s_request_push_front(s_service_t *svc, s_request_t *req)
-{
+static void s_request_push_front(s_service_t *svc, s_request_t *req) {
     req->next = svc->head;
     svc->head = req;
     if (!svc->tail)
@@ -308,8 +292,7 @@ static void s_request_push_front(s_service_t *svc, s_request_t *req)
     svc->pending++;
 }
 
-static void s_wait_remove(s_service_t *svc, s_worker_t *w)
-{
+static void s_wait_remove(s_service_t *svc, s_worker_t *w) {
     if (!w->waiting)
         return;
     if (w->wait_prev)
@@ -324,8 +307,7 @@ static void s_wait_remove(s_service_t *svc, s_worker_t *w)
     w->waiting = 0;
 }
 
-static void s_wait_append(s_service_t *svc, s_worker_t *w)
-{
+static void s_wait_append(s_service_t *svc, s_worker_t *w) {
     if (w->waiting)
         return;
     w->wait_prev = svc->wait_tail;
@@ -338,8 +320,7 @@ static void s_wait_append(s_service_t *svc, s_worker_t *w)
     w->waiting = 1;
 }
 
-static s_worker_t *s_worker_find(kmx_broker_t *self, const uint8_t *id, size_t id_len)
-{
+static s_worker_t *s_worker_find(kmx_broker_t *self, const uint8_t *id, size_t id_len) {
     for (s_worker_t *w = self->workers; w; w = w->next) {
         if (w->id_len == id_len && memcmp(w->id, id, id_len) == 0)
             return w;
@@ -349,8 +330,7 @@ static s_worker_t *s_worker_find(kmx_broker_t *self, const uint8_t *id, size_t i
 
 // Forgets a worker. Its statistics stay, marked departed. A request it was serving is lost;
 // the client's retry brings it back.
-static void s_worker_delete(kmx_broker_t *self, s_worker_t *w)
-{
+static void s_worker_delete(kmx_broker_t *self, s_worker_t *w) {
     s_wait_remove(w->service, w);
     w->service->workers--;
     w->stat->alive = 0;
@@ -367,13 +347,10 @@ static void s_worker_delete(kmx_broker_t *self, s_worker_t *w)
 }
 
 // Tells a peer it broke the protocol and forgets it.
-static void s_worker_reject(kmx_broker_t *self, const uint8_t *id, size_t id_len,
-                            const char *why)
-{
+static void s_worker_reject(kmx_broker_t *self, const uint8_t *id, size_t id_len, const char *why) {
     char text[S_ID_TEXT_MAX];
     s_id_text(id, id_len, text);
-    kmx_log_warn("broker: worker protocol violation, disconnecting peer=%s reason=%s", text,
-                 why);
+    kmx_log_warn("broker: worker protocol violation, disconnecting peer=%s reason=%s", text, why);
     s_send_worker_command(self, id, id_len, KMX_MDPW_DISCONNECT);
     s_worker_t *w = s_worker_find(self, id, id_len);
     if (w)
@@ -381,20 +358,22 @@ static void s_worker_reject(kmx_broker_t *self, const uint8_t *id, size_t id_len
 }
 
 // Hands pending requests to idle workers, longest idle first.
-static void s_dispatch(kmx_broker_t *self, s_service_t *svc)
-{
+static void s_dispatch(kmx_broker_t *self, s_service_t *svc) {
     while (svc->head && svc->wait_head) {
         s_worker_t *w = svc->wait_head;
         s_wait_remove(svc, w);
         s_request_t *req = s_request_pop(svc);
         uint8_t command = KMX_MDPW_REQUEST;
-        s_part_t parts[] = {{w->id, w->id_len},       {"", 0},
-                            {KMX_MDPW, strlen(KMX_MDPW)}, {&command, 1},
-                            {req->client, req->client_len}, {"", 0}};
+        s_part_t parts[] = {{w->id, w->id_len},
+                            {"", 0},
+                            {KMX_MDPW, strlen(KMX_MDPW)},
+                            {&command, 1},
+                            {req->client, req->client_len},
+                            {"", 0}};
         if (s_send(self, parts, 6, &req->body) != 0) {
             // The worker is gone or stuck; if it lives its next heartbeat gets DISCONNECT.
-            kmx_log_warn("broker: worker unreachable, dropping it service=%s worker=%s",
-                         svc->name, w->stat->worker);
+            kmx_log_warn("broker: worker unreachable, dropping it service=%s worker=%s", svc->name,
+                         w->stat->worker);
             s_request_push_front(svc, req);
             s_worker_delete(self, w);
             continue;
@@ -404,9 +383,7 @@ static void s_dispatch(kmx_broker_t *self, s_service_t *svc)
     }
 }
 
-static void s_worker_new(kmx_broker_t *self, s_service_t *svc, const uint8_t *id,
-                         size_t id_len)
-{
+static void s_worker_new(kmx_broker_t *self, s_service_t *svc, const uint8_t *id, size_t id_len) {
     char text[S_ID_TEXT_MAX];
     s_id_text(id, id_len, text);
     s_worker_t *w = self->worker_count < S_WORKERS_MAX ? calloc(1, sizeof *w) : NULL;
@@ -433,8 +410,7 @@ static void s_worker_new(kmx_broker_t *self, s_service_t *svc, const uint8_t *id
 
 // ---- the kmx.broker service -----------------------------------------------------------
 
-static int s_pack_pong(kmx_broker_t *self, const char *request_id, uint8_t **out, size_t *len)
-{
+static int s_pack_pong(kmx_broker_t *self, const char *request_id, uint8_t **out, size_t *len) {
     Kmx__V1__PongResult pong = KMX__V1__PONG_RESULT__INIT;
     pong.service = (char *)KMX_BROKER_SERVICE;
     pong.worker = self->name;
@@ -446,16 +422,14 @@ static int s_pack_pong(kmx_broker_t *self, const char *request_id, uint8_t **out
     return kmx_msg_pack_response(&resp, out, len);
 }
 
-static size_t s_count_services(const kmx_broker_t *self)
-{
+static size_t s_count_services(const kmx_broker_t *self) {
     size_t n = 0;
     for (const s_service_t *svc = self->services; svc; svc = svc->next)
         n += svc->workers > 0;
     return n;
 }
 
-static size_t s_count_pending(const kmx_broker_t *self)
-{
+static size_t s_count_pending(const kmx_broker_t *self) {
     size_t n = 0;
     for (const s_service_t *svc = self->services; svc; svc = svc->next)
         n += svc->pending;
@@ -464,14 +438,12 @@ static size_t s_count_pending(const kmx_broker_t *self)
 
 #define S_COUNTERS 8
 
-static void s_fill_counters(const kmx_broker_t *self, Kmx__V1__Counter *c, Kmx__V1__Counter **cp)
-{
-    const char *names[S_COUNTERS] = {"requests", "replies",  "workers",     "services",
-                                     "events",   "pending",  "unavailable", "dropped"};
-    uint64_t values[S_COUNTERS] = {self->routed,  self->replies,
-                                   self->worker_count, s_count_services(self),
-                                   self->events,  s_count_pending(self),
-                                   self->unavailable,  self->dropped};
+static void s_fill_counters(const kmx_broker_t *self, Kmx__V1__Counter *c, Kmx__V1__Counter **cp) {
+    const char *names[S_COUNTERS] = {"requests", "replies", "workers",     "services",
+                                     "events",   "pending", "unavailable", "dropped"};
+    uint64_t values[S_COUNTERS] = {self->routed,           self->replies, self->worker_count,
+                                   s_count_services(self), self->events,  s_count_pending(self),
+                                   self->unavailable,      self->dropped};
     for (int i = 0; i < S_COUNTERS; i++) {
         kmx__v1__counter__init(&c[i]);
         c[i].name = (char *)names[i];
@@ -481,8 +453,7 @@ static void s_fill_counters(const kmx_broker_t *self, Kmx__V1__Counter *c, Kmx__
     }
 }
 
-static int s_pack_stats(kmx_broker_t *self, const char *request_id, uint8_t **out, size_t *len)
-{
+static int s_pack_stats(kmx_broker_t *self, const char *request_id, uint8_t **out, size_t *len) {
     size_t n = 0;
     for (s_stat_t *st = self->stats; st; st = st->next)
         n++;
@@ -523,15 +494,13 @@ static int s_pack_stats(kmx_broker_t *self, const char *request_id, uint8_t **ou
 }
 
 static void s_on_internal(kmx_broker_t *self, const uint8_t *client, size_t client_len,
-                          zmq_msg_t *body)
-{
+                          zmq_msg_t *body) {
     Kmx__V1__Request *req = kmx_msg_request_unpack(zmq_msg_data(body), zmq_msg_size(body));
     uint8_t *out = NULL;
     size_t len = 0;
     int rc;
     if (!req)
-        rc = kmx_msg_pack_error(NULL, KMX_ERR_DECODE, "body is not a kmx.v1.Request", &out,
-                                &len);
+        rc = kmx_msg_pack_error(NULL, KMX_ERR_DECODE, "body is not a kmx.v1.Request", &out, &len);
     else if (req->body_case == KMX__V1__REQUEST__BODY_PING)
         rc = s_pack_pong(self, req->request_id, &out, &len);
     else if (req->body_case == KMX__V1__REQUEST__BODY_STATS)
@@ -551,8 +520,7 @@ static void s_on_internal(kmx_broker_t *self, const uint8_t *client, size_t clie
 // ---- incoming messages ----------------------------------------------------------------
 
 // [client][empty][MDPC01][service][body]
-static void s_on_client(kmx_broker_t *self, zmq_msg_t *frames, int count)
-{
+static void s_on_client(kmx_broker_t *self, zmq_msg_t *frames, int count) {
     char name[S_ID_MAX + 1];
     if (count != 5 || s_name_take(&frames[3], name) != 0) {
         self->dropped++;
@@ -593,13 +561,11 @@ static void s_on_client(kmx_broker_t *self, zmq_msg_t *frames, int count)
 }
 
 // [worker][empty][MDPW01][READY][service]
-static void s_on_ready(kmx_broker_t *self, s_worker_t *w, zmq_msg_t *frames, int count)
-{
+static void s_on_ready(kmx_broker_t *self, s_worker_t *w, zmq_msg_t *frames, int count) {
     const uint8_t *id = zmq_msg_data(&frames[0]);
     size_t id_len = zmq_msg_size(&frames[0]);
     char name[S_ID_MAX + 1];
-    if (count != 5 || s_name_take(&frames[4], name) != 0 ||
-        strcmp(name, KMX_BROKER_SERVICE) == 0) {
+    if (count != 5 || s_name_take(&frames[4], name) != 0 || strcmp(name, KMX_BROKER_SERVICE) == 0) {
         s_worker_reject(self, id, id_len, "bad READY");
         return;
     }
@@ -615,12 +581,11 @@ static void s_on_ready(kmx_broker_t *self, s_worker_t *w, zmq_msg_t *frames, int
 }
 
 // [worker][empty][MDPW01][REPLY][client][empty][body]
-static void s_on_reply(kmx_broker_t *self, s_worker_t *w, zmq_msg_t *frames, int count)
-{
+static void s_on_reply(kmx_broker_t *self, s_worker_t *w, zmq_msg_t *frames, int count) {
     const uint8_t *id = zmq_msg_data(&frames[0]);
     size_t id_len = zmq_msg_size(&frames[0]);
-    if (!w || count != 7 || zmq_msg_size(&frames[4]) == 0 ||
-        zmq_msg_size(&frames[4]) > S_ID_MAX || zmq_msg_size(&frames[5]) != 0) {
+    if (!w || count != 7 || zmq_msg_size(&frames[4]) == 0 || zmq_msg_size(&frames[4]) > S_ID_MAX ||
+        zmq_msg_size(&frames[5]) != 0) {
         s_worker_reject(self, id, id_len, w ? "bad REPLY" : "REPLY before READY");
         return;
     }
@@ -639,8 +604,7 @@ static void s_on_reply(kmx_broker_t *self, s_worker_t *w, zmq_msg_t *frames, int
 }
 
 // [worker][empty][MDPW01][command][...]
-static void s_on_worker(kmx_broker_t *self, zmq_msg_t *frames, int count)
-{
+static void s_on_worker(kmx_broker_t *self, zmq_msg_t *frames, int count) {
     const uint8_t *id = zmq_msg_data(&frames[0]);
     size_t id_len = zmq_msg_size(&frames[0]);
     s_worker_t *w = s_worker_find(self, id, id_len);
@@ -672,8 +636,7 @@ static void s_on_worker(kmx_broker_t *self, zmq_msg_t *frames, int count)
     }
 }
 
-static void s_on_message(kmx_broker_t *self, zmq_msg_t *frames, int count)
-{
+static void s_on_message(kmx_broker_t *self, zmq_msg_t *frames, int count) {
     if (count >= 3 && zmq_msg_size(&frames[1]) == 0) {
         if (s_frame_is(&frames[2], KMX_MDPC)) {
             s_on_client(self, frames, count);
@@ -693,8 +656,7 @@ static void s_on_message(kmx_broker_t *self, zmq_msg_t *frames, int count)
 // Reads one whole message into frames (up to max). Returns the frame count, 0 if nothing
 // was waiting, KMX_ERR_TOO_BIG if it had more than max frames (all dropped), or
 // KMX_ERR_INTERNAL when the context was terminated.
-static int s_recv_frames(void *sock, zmq_msg_t *frames, int max)
-{
+static int s_recv_frames(void *sock, zmq_msg_t *frames, int max) {
     int count = 0;
     int more = 1;
     while (more) {
@@ -720,8 +682,7 @@ static int s_recv_frames(void *sock, zmq_msg_t *frames, int max)
     return count;
 }
 
-static int s_drain_router(kmx_broker_t *self)
-{
+static int s_drain_router(kmx_broker_t *self) {
     for (int i = 0; i < S_BATCH; i++) {
         zmq_msg_t frames[S_MAX_FRAMES];
         int count = s_recv_frames(self->router, frames, S_MAX_FRAMES);
@@ -742,8 +703,7 @@ static int s_drain_router(kmx_broker_t *self)
 
 // Moves whole messages from one proxy socket to the other, frame by frame, so multi-part
 // messages arrive whole. Returns 0 or KMX_ERR_INTERNAL.
-static int s_forward(void *from, void *to, uint64_t *counter)
-{
+static int s_forward(void *from, void *to, uint64_t *counter) {
     for (int i = 0; i < S_BATCH; i++) {
         int more = 1;
         int first = 1;
@@ -770,8 +730,7 @@ static int s_forward(void *from, void *to, uint64_t *counter)
 
 // ---- timers ---------------------------------------------------------------------------
 
-static void s_send_heartbeats(kmx_broker_t *self)
-{
+static void s_send_heartbeats(kmx_broker_t *self) {
     s_worker_t *next = NULL;
     for (s_worker_t *w = self->workers; w; w = next) {
         next = w->next;
@@ -783,8 +742,7 @@ static void s_send_heartbeats(kmx_broker_t *self)
     }
 }
 
-static void s_purge_workers(kmx_broker_t *self, int64_t now)
-{
+static void s_purge_workers(kmx_broker_t *self, int64_t now) {
     s_worker_t *next = NULL;
     for (s_worker_t *w = self->workers; w; w = next) {
         next = w->next;
@@ -798,16 +756,14 @@ static void s_purge_workers(kmx_broker_t *self, int64_t now)
 
 // Answers requests that waited too long for a service without workers, and forgets
 // services that have neither workers nor requests.
-static void s_expire_requests(kmx_broker_t *self, int64_t now)
-{
+static void s_expire_requests(kmx_broker_t *self, int64_t now) {
     for (s_service_t **link = &self->services; *link;) {
         s_service_t *svc = *link;
         while (svc->workers == 0 && svc->head && now >= svc->head->deadline) {
             s_request_t *req = s_request_pop(svc);
             char message[S_ID_MAX + 64];
             snprintf(message, sizeof message, "no worker for service '%s'", svc->name);
-            kmx_log_info("broker: no worker, request answered UNAVAILABLE service=%s",
-                         svc->name);
+            kmx_log_info("broker: no worker, request answered UNAVAILABLE service=%s", svc->name);
             s_reply_error(self, req->client, req->client_len, svc->name, KMX_ERR_UNAVAILABLE,
                           message);
             self->unavailable++;
@@ -822,8 +778,7 @@ static void s_expire_requests(kmx_broker_t *self, int64_t now)
     }
 }
 
-static void s_tick(kmx_broker_t *self)
-{
+static void s_tick(kmx_broker_t *self) {
     int64_t now = s_now_ms();
     if (now >= self->heartbeat_at) {
         s_send_heartbeats(self);
@@ -838,8 +793,7 @@ static void s_tick(kmx_broker_t *self)
 
 // ---- lifecycle ------------------------------------------------------------------------
 
-void kmx_broker_config_init(kmx_broker_config_t *cfg)
-{
+void kmx_broker_config_init(kmx_broker_config_t *cfg) {
     assert(cfg);
     cfg->bind = "tcp://127.0.0.1:5555";
     cfg->publish_bind = "tcp://127.0.0.1:5558";
@@ -852,8 +806,7 @@ void kmx_broker_config_init(kmx_broker_config_t *cfg)
 }
 
 // Opens and binds one socket, recording the endpoint it really got.
-static void *s_bind(void *ctx, int type, const char *endpoint, char *bound)
-{
+static void *s_bind(void *ctx, int type, const char *endpoint, char *bound) {
     void *sock = zmq_socket(ctx, type);
     if (!sock) {
         kmx_log_error("broker: cannot create socket err=%s", zmq_strerror(errno));
@@ -885,15 +838,13 @@ static void *s_bind(void *ctx, int type, const char *endpoint, char *bound)
     return sock;
 }
 
-static int s_config_is_valid(const kmx_broker_config_t *cfg)
-{
+static int s_config_is_valid(const kmx_broker_config_t *cfg) {
     return cfg->bind && cfg->heartbeat_ms > 0 && cfg->liveness > 0 &&
            cfg->request_timeout_ms >= 0 && cfg->queue_max > 0 &&
            (cfg->publish_bind == NULL) == (cfg->events_bind == NULL);
 }
 
-kmx_broker_t *kmx_broker_new(void *ctx, const kmx_broker_config_t *cfg)
-{
+kmx_broker_t *kmx_broker_new(void *ctx, const kmx_broker_config_t *cfg) {
     assert(ctx && cfg);
     if (!s_config_is_valid(cfg)) {
         kmx_log_error("broker: invalid configuration");
@@ -907,9 +858,9 @@ kmx_broker_t *kmx_broker_new(void *ctx, const kmx_broker_config_t *cfg)
     int ok = self->router != NULL;
     if (ok && cfg->publish_bind) {
         self->xsub = s_bind(ctx, ZMQ_XSUB, cfg->publish_bind, self->endpoints[KMX_BROKER_XSUB]);
-        self->xpub = self->xsub ? s_bind(ctx, ZMQ_XPUB, cfg->events_bind,
-                                         self->endpoints[KMX_BROKER_XPUB])
-                                : NULL;
+        self->xpub = self->xsub
+                         ? s_bind(ctx, ZMQ_XPUB, cfg->events_bind, self->endpoints[KMX_BROKER_XPUB])
+                         : NULL;
         ok = self->xpub != NULL;
     }
     char host[64] = "localhost";
@@ -924,8 +875,7 @@ kmx_broker_t *kmx_broker_new(void *ctx, const kmx_broker_config_t *cfg)
     return self;
 }
 
-void kmx_broker_destroy(kmx_broker_t **self_p)
-{
+void kmx_broker_destroy(kmx_broker_t **self_p) {
     if (!self_p || !*self_p)
         return;
     kmx_broker_t *self = *self_p;
@@ -953,8 +903,7 @@ void kmx_broker_destroy(kmx_broker_t **self_p)
     *self_p = NULL;
 }
 
-const char *kmx_broker_endpoint(const kmx_broker_t *self, kmx_broker_socket_t which)
-{
+const char *kmx_broker_endpoint(const kmx_broker_t *self, kmx_broker_socket_t which) {
     assert(self);
     if (which == KMX_BROKER_ROUTER)
         return self->endpoints[which];
@@ -963,8 +912,7 @@ const char *kmx_broker_endpoint(const kmx_broker_t *self, kmx_broker_socket_t wh
     return NULL;
 }
 
-int kmx_broker_poll_once(kmx_broker_t *self, int timeout_ms)
-{
+int kmx_broker_poll_once(kmx_broker_t *self, int timeout_ms) {
     assert(self);
     zmq_pollitem_t items[3] = {{self->router, 0, ZMQ_POLLIN, 0},
                                {self->xsub, 0, ZMQ_POLLIN, 0},
@@ -994,8 +942,7 @@ int kmx_broker_poll_once(kmx_broker_t *self, int timeout_ms)
     return 0;
 }
 
-int kmx_broker_run(kmx_broker_t *self, const volatile sig_atomic_t *stop)
-{
+int kmx_broker_run(kmx_broker_t *self, const volatile sig_atomic_t *stop) {
     assert(self && stop);
     while (!*stop) {
         int rc = kmx_broker_poll_once(self, 500);

@@ -12,14 +12,14 @@
 typedef struct kmx_broker kmx_broker_t;
 
 typedef struct {
-    const char *bind;          // ROUTER endpoint for MDP clients and workers
-    const char *publish_bind;  // XSUB endpoint for publishers; NULL = no proxy
-    const char *events_bind;   // XPUB endpoint for subscribers; NULL = no proxy
-    int heartbeat_ms;          // heartbeat interval to idle workers
-    int liveness;              // heartbeats a worker may miss before it is expired
-    int request_timeout_ms;    // how long a request waits for a service with no worker
-    size_t queue_max;          // pending requests kept per service
-    size_t history_max;        // departed workers kept in the statistics
+    const char *bind;         // ROUTER endpoint for MDP clients and workers
+    const char *publish_bind; // XSUB endpoint for publishers; NULL = no proxy
+    const char *events_bind;  // XPUB endpoint for subscribers; NULL = no proxy
+    int heartbeat_ms;         // heartbeat interval to idle workers
+    int liveness;             // heartbeats a worker may miss before it is expired
+    int request_timeout_ms;   // how long a request waits for a service with no worker
+    size_t queue_max;         // pending requests kept per service
+    size_t history_max;       // departed workers kept in the statistics
 } kmx_broker_config_t;
 
 // Fills cfg with the defaults: the loopback endpoints of docs/architecture.md, heartbeat

@@ -7,6 +7,7 @@
 #include "kmx_msg.h"
 
 #include <pthread.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -16,42 +17,40 @@
 #include <string.h>
 #include <time.h>
 
-#include <setjmp.h>
+// cmocka.h needs the headers above, setjmp.h in particular.
 #include <cmocka.h>
 
 #define T_WORKERS_MAX 4
 #define T_CALL_MS 3000
 
 typedef struct {
-    void *ctx;                  // context shared by the broker, workers and clients
-    const char *endpoint;       // where workers of this entry connect
-    char service[64];           // service they offer
-    char identity[64];          // routing id
-    int delay_ms;               // wait before registering
-    atomic_int stop;            // set by the test to end the thread
-    atomic_int served;          // requests answered
-    pthread_t thread;           // the worker thread
-    int running;                // thread was started
+    void *ctx;            // context shared by the broker, workers and clients
+    const char *endpoint; // where workers of this entry connect
+    char service[64];     // service they offer
+    char identity[64];    // routing id
+    int delay_ms;         // wait before registering
+    atomic_int stop;      // set by the test to end the thread
+    atomic_int served;    // requests answered
+    pthread_t thread;     // the worker thread
+    int running;          // thread was started
 } t_worker_t;
 
 typedef struct {
-    void *ctx;                  // ZeroMQ context of the test
-    kmx_broker_t *broker;       // broker under test
-    pthread_t thread;           // runs the broker's poll loop
-    atomic_int stop;            // ends the broker thread
-    int running;                // broker thread was started
+    void *ctx;                         // ZeroMQ context of the test
+    kmx_broker_t *broker;              // broker under test
+    pthread_t thread;                  // runs the broker's poll loop
+    atomic_int stop;                   // ends the broker thread
+    int running;                       // broker thread was started
     t_worker_t workers[T_WORKERS_MAX]; // echo workers
-    kmx_mdp_client_t *client;   // client of the broker
+    kmx_mdp_client_t *client;          // client of the broker
 } t_env_t;
 
-static void t_sleep_ms(int ms)
-{
+static void t_sleep_ms(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
 }
 
-static void *t_broker_run(void *arg)
-{
+static void *t_broker_run(void *arg) {
     t_env_t *env = arg;
     while (!atomic_load(&env->stop)) {
         if (kmx_broker_poll_once(env->broker, 20) != 0)
@@ -61,12 +60,10 @@ static void *t_broker_run(void *arg)
 }
 
 // Echo worker: replies "<identity>:<body>" so the test sees who served each request.
-static void *t_worker_run(void *arg)
-{
+static void *t_worker_run(void *arg) {
     t_worker_t *tw = arg;
     t_sleep_ms(tw->delay_ms);
-    kmx_mdp_worker_t *worker = kmx_mdp_worker_new(tw->ctx, tw->endpoint, tw->service,
-                                                  tw->identity);
+    kmx_mdp_worker_t *worker = kmx_mdp_worker_new(tw->ctx, tw->endpoint, tw->service, tw->identity);
     if (!worker)
         return NULL;
     while (!atomic_load(&tw->stop)) {
@@ -85,21 +82,18 @@ static void *t_worker_run(void *arg)
     return NULL;
 }
 
-static void t_broker_start(t_env_t *env, const kmx_broker_config_t *cfg)
-{
+static void t_broker_start(t_env_t *env, const kmx_broker_config_t *cfg) {
     env->broker = kmx_broker_new(env->ctx, cfg);
     assert_non_null(env->broker);
     assert_int_equal(pthread_create(&env->thread, NULL, t_broker_run, env), 0);
     env->running = 1;
-    env->client = kmx_mdp_client_new(env->ctx, kmx_broker_endpoint(env->broker,
-                                                                   KMX_BROKER_ROUTER));
+    env->client = kmx_mdp_client_new(env->ctx, kmx_broker_endpoint(env->broker, KMX_BROKER_ROUTER));
     assert_non_null(env->client);
     kmx_mdp_client_set_timeout(env->client, T_CALL_MS);
     kmx_mdp_client_set_retries(env->client, 1);
 }
 
-static void t_config(kmx_broker_config_t *cfg)
-{
+static void t_config(kmx_broker_config_t *cfg) {
     kmx_broker_config_init(cfg);
     cfg->bind = "tcp://127.0.0.1:*";
     cfg->publish_bind = "tcp://127.0.0.1:*";
@@ -108,8 +102,7 @@ static void t_config(kmx_broker_config_t *cfg)
 }
 
 static t_worker_t *t_worker_start(t_env_t *env, int index, const char *service,
-                                  const char *identity, int delay_ms)
-{
+                                  const char *identity, int delay_ms) {
     t_worker_t *tw = &env->workers[index];
     tw->ctx = env->ctx;
     tw->endpoint = kmx_broker_endpoint(env->broker, KMX_BROKER_ROUTER);
@@ -123,8 +116,7 @@ static t_worker_t *t_worker_start(t_env_t *env, int index, const char *service,
     return tw;
 }
 
-static void t_worker_stop(t_worker_t *tw)
-{
+static void t_worker_stop(t_worker_t *tw) {
     if (!tw->running)
         return;
     atomic_store(&tw->stop, 1);
@@ -132,8 +124,7 @@ static void t_worker_stop(t_worker_t *tw)
     tw->running = 0;
 }
 
-static int t_setup(void **state)
-{
+static int t_setup(void **state) {
     t_env_t *env = calloc(1, sizeof *env);
     assert_non_null(env);
     env->ctx = zmq_ctx_new();
@@ -142,8 +133,7 @@ static int t_setup(void **state)
     return 0;
 }
 
-static int t_teardown(void **state)
-{
+static int t_teardown(void **state) {
     t_env_t *env = *state;
     for (int i = 0; i < T_WORKERS_MAX; i++)
         t_worker_stop(&env->workers[i]);
@@ -159,8 +149,7 @@ static int t_teardown(void **state)
 }
 
 // Calls service with a text body; returns the reply as a malloc'd string or NULL.
-static char *t_call_text(t_env_t *env, const char *service, const char *body)
-{
+static char *t_call_text(t_env_t *env, const char *service, const char *body) {
     zmq_msg_t reply;
     if (kmx_mdp_client_call(env->client, service, body, strlen(body), &reply) != 0)
         return NULL;
@@ -174,9 +163,7 @@ static char *t_call_text(t_env_t *env, const char *service, const char *body)
 }
 
 // Calls service with a packed Request; returns the unpacked Response or NULL.
-static Kmx__V1__Response *t_call_request(t_env_t *env, const char *service,
-                                         Kmx__V1__Request *req)
-{
+static Kmx__V1__Response *t_call_request(t_env_t *env, const char *service, Kmx__V1__Request *req) {
     uint8_t *buf = NULL;
     size_t len = 0;
     assert_int_equal(kmx_msg_pack_request(req, &buf, &len), 0);
@@ -185,14 +172,12 @@ static Kmx__V1__Response *t_call_request(t_env_t *env, const char *service,
     free(buf);
     if (rc != 0)
         return NULL;
-    Kmx__V1__Response *resp = kmx_msg_response_unpack(zmq_msg_data(&reply),
-                                                      zmq_msg_size(&reply));
+    Kmx__V1__Response *resp = kmx_msg_response_unpack(zmq_msg_data(&reply), zmq_msg_size(&reply));
     zmq_msg_close(&reply);
     return resp;
 }
 
-static Kmx__V1__Response *t_broker_stats(t_env_t *env)
-{
+static Kmx__V1__Response *t_broker_stats(t_env_t *env) {
     Kmx__V1__StatsRequest stats = KMX__V1__STATS_REQUEST__INIT;
     Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
     req.body_case = KMX__V1__REQUEST__BODY_STATS;
@@ -204,8 +189,7 @@ static Kmx__V1__Response *t_broker_stats(t_env_t *env)
 }
 
 static const Kmx__V1__WorkerStats *t_find_worker(const Kmx__V1__Response *resp,
-                                                 const char *worker)
-{
+                                                 const char *worker) {
     for (size_t i = 0; i < resp->stats->n_workers; i++) {
         const Kmx__V1__WorkerStats *ws = resp->stats->workers[i];
         if (ws->worker && strcmp(ws->worker, worker) == 0)
@@ -214,8 +198,7 @@ static const Kmx__V1__WorkerStats *t_find_worker(const Kmx__V1__Response *resp,
     return NULL;
 }
 
-static uint64_t t_counter(const Kmx__V1__Response *resp, const char *name)
-{
+static uint64_t t_counter(const Kmx__V1__Response *resp, const char *name) {
     for (size_t i = 0; i < resp->stats->n_counters; i++) {
         if (strcmp(resp->stats->counters[i]->name, name) == 0)
             return resp->stats->counters[i]->value;
@@ -225,8 +208,7 @@ static uint64_t t_counter(const Kmx__V1__Response *resp, const char *name)
 }
 
 // Waits (bounded) until the broker counts at least n workers.
-static void t_wait_workers(t_env_t *env, uint64_t n)
-{
+static void t_wait_workers(t_env_t *env, uint64_t n) {
     uint64_t seen = 0;
     for (int i = 0; i < 200 && seen < n; i++) {
         Kmx__V1__Response *resp = t_broker_stats(env);
@@ -238,8 +220,7 @@ static void t_wait_workers(t_env_t *env, uint64_t n)
     assert_true(seen >= n);
 }
 
-static void test_broker_routes_request_to_worker_and_back(void **state)
-{
+static void test_broker_routes_request_to_worker_and_back(void **state) {
     t_env_t *env = *state;
     kmx_broker_config_t cfg;
     t_config(&cfg);
@@ -251,8 +232,7 @@ static void test_broker_routes_request_to_worker_and_back(void **state)
     free(reply);
 }
 
-static void test_broker_request_waits_for_a_late_worker(void **state)
-{
+static void test_broker_request_waits_for_a_late_worker(void **state) {
     t_env_t *env = *state;
     kmx_broker_config_t cfg;
     t_config(&cfg);
@@ -264,8 +244,7 @@ static void test_broker_request_waits_for_a_late_worker(void **state)
     free(reply);
 }
 
-static void test_broker_gives_the_next_request_to_the_longest_idle_worker(void **state)
-{
+static void test_broker_gives_the_next_request_to_the_longest_idle_worker(void **state) {
     t_env_t *env = *state;
     kmx_broker_config_t cfg;
     t_config(&cfg);
@@ -287,8 +266,7 @@ static void test_broker_gives_the_next_request_to_the_longest_idle_worker(void *
     }
 }
 
-static void test_broker_answers_unavailable_for_a_service_without_workers(void **state)
-{
+static void test_broker_answers_unavailable_for_a_service_without_workers(void **state) {
     t_env_t *env = *state;
     kmx_broker_config_t cfg;
     t_config(&cfg);
@@ -306,8 +284,7 @@ static void test_broker_answers_unavailable_for_a_service_without_workers(void *
     kmx__v1__response__free_unpacked(resp, NULL);
 }
 
-static void test_broker_ping_names_the_broker(void **state)
-{
+static void test_broker_ping_names_the_broker(void **state) {
     t_env_t *env = *state;
     kmx_broker_config_t cfg;
     t_config(&cfg);
@@ -327,19 +304,16 @@ static void test_broker_ping_names_the_broker(void **state)
     kmx__v1__response__free_unpacked(resp, NULL);
 }
 
-static void test_broker_rejects_undecodable_and_unsupported_bodies(void **state)
-{
+static void test_broker_rejects_undecodable_and_unsupported_bodies(void **state) {
     t_env_t *env = *state;
     kmx_broker_config_t cfg;
     t_config(&cfg);
     t_broker_start(env, &cfg);
     static const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0x0f, 0x12};
     zmq_msg_t reply;
-    assert_int_equal(kmx_mdp_client_call(env->client, KMX_BROKER_SERVICE, junk, sizeof junk,
-                                         &reply),
-                     0);
-    Kmx__V1__Response *resp = kmx_msg_response_unpack(zmq_msg_data(&reply),
-                                                      zmq_msg_size(&reply));
+    assert_int_equal(
+        kmx_mdp_client_call(env->client, KMX_BROKER_SERVICE, junk, sizeof junk, &reply), 0);
+    Kmx__V1__Response *resp = kmx_msg_response_unpack(zmq_msg_data(&reply), zmq_msg_size(&reply));
     zmq_msg_close(&reply);
     assert_non_null(resp);
     assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_ERROR);
@@ -357,8 +331,7 @@ static void test_broker_rejects_undecodable_and_unsupported_bodies(void **state)
     kmx__v1__response__free_unpacked(resp, NULL);
 }
 
-static void test_broker_stats_list_workers_even_after_they_leave(void **state)
-{
+static void test_broker_stats_list_workers_even_after_they_leave(void **state) {
     t_env_t *env = *state;
     kmx_broker_config_t cfg;
     t_config(&cfg);
@@ -397,8 +370,7 @@ static void test_broker_stats_list_workers_even_after_they_leave(void **state)
 }
 
 // Sends count frames given as (data, size) pairs.
-static void t_send(void *sock, int count, ...)
-{
+static void t_send(void *sock, int count, ...) {
     va_list args;
     va_start(args, count);
     for (int i = 0; i < count; i++) {
@@ -412,8 +384,7 @@ static void t_send(void *sock, int count, ...)
 #define T_S(text) (const void *)(text), strlen(text)
 
 // Waits for a message on a raw DEALER; returns 1 if its command frame is `command`.
-static int t_expect_command(void *dealer, uint8_t command)
-{
+static int t_expect_command(void *dealer, uint8_t command) {
     zmq_pollitem_t item = {dealer, 0, ZMQ_POLLIN, 0};
     if (zmq_poll(&item, 1, T_CALL_MS) <= 0)
         return 0;
@@ -437,19 +408,16 @@ static int t_expect_command(void *dealer, uint8_t command)
     return ok;
 }
 
-static void *t_raw_dealer(t_env_t *env)
-{
+static void *t_raw_dealer(t_env_t *env) {
     void *dealer = zmq_socket(env->ctx, ZMQ_DEALER);
     assert_non_null(dealer);
     int zero = 0;
     assert_int_equal(zmq_setsockopt(dealer, ZMQ_LINGER, &zero, sizeof zero), 0);
-    assert_int_equal(zmq_connect(dealer, kmx_broker_endpoint(env->broker, KMX_BROKER_ROUTER)),
-                     0);
+    assert_int_equal(zmq_connect(dealer, kmx_broker_endpoint(env->broker, KMX_BROKER_ROUTER)), 0);
     return dealer;
 }
 
-static void test_broker_survives_garbage_and_still_serves(void **state)
-{
+static void test_broker_survives_garbage_and_still_serves(void **state) {
     t_env_t *env = *state;
     kmx_broker_config_t cfg;
     t_config(&cfg);
@@ -469,8 +437,8 @@ static void test_broker_survives_garbage_and_still_serves(void **state)
     t_send(raw, 4, "", (size_t)0, T_S(KMX_MDPC), "", (size_t)0, T_S("body"));
     t_send(raw, 4, "", (size_t)0, T_S(KMX_MDPC), T_S("bad\nname"), T_S("body"));
     t_send(raw, 4, T_S("no empty"), T_S(KMX_MDPC), T_S("kmx.echo"), T_S("body"));
-    t_send(raw, 10, "", (size_t)0, T_S(KMX_MDPC), T_S("a"), T_S("b"), T_S("c"), T_S("d"),
-           T_S("e"), T_S("f"), T_S("g"), T_S("h"));
+    t_send(raw, 10, "", (size_t)0, T_S(KMX_MDPC), T_S("a"), T_S("b"), T_S("c"), T_S("d"), T_S("e"),
+           T_S("f"), T_S("g"), T_S("h"));
     uint32_t seed = 12345;
     for (int i = 0; i < 200; i++) {
         uint8_t bytes[16];
@@ -506,8 +474,7 @@ static void test_broker_survives_garbage_and_still_serves(void **state)
     free(text);
 }
 
-static void test_broker_expires_silent_workers(void **state)
-{
+static void test_broker_expires_silent_workers(void **state) {
     t_env_t *env = *state;
     kmx_broker_config_t cfg;
     t_config(&cfg);
@@ -546,8 +513,7 @@ static void test_broker_expires_silent_workers(void **state)
     zmq_close(raw);
 }
 
-static void test_broker_forwards_whole_messages_from_publishers_to_subscribers(void **state)
-{
+static void test_broker_forwards_whole_messages_from_publishers_to_subscribers(void **state) {
     t_env_t *env = *state;
     kmx_broker_config_t cfg;
     t_config(&cfg);
@@ -594,8 +560,7 @@ static void test_broker_forwards_whole_messages_from_publishers_to_subscribers(v
     kmx__v1__response__free_unpacked(resp, NULL);
 }
 
-static void test_broker_refuses_unbindable_endpoint(void **state)
-{
+static void test_broker_refuses_unbindable_endpoint(void **state) {
     t_env_t *env = *state;
     kmx_broker_config_t cfg;
     t_config(&cfg);
@@ -615,8 +580,7 @@ static void test_broker_refuses_unbindable_endpoint(void **state)
 
 #define T_CASE(fn) cmocka_unit_test_setup_teardown(fn, t_setup, t_teardown)
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         T_CASE(test_broker_routes_request_to_worker_and_back),
         T_CASE(test_broker_request_waits_for_a_late_worker),

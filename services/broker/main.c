@@ -13,14 +13,12 @@
 
 static volatile sig_atomic_t s_stop = 0;
 
-static void s_on_signal(int sig)
-{
+static void s_on_signal(int sig) {
     (void)sig;
     s_stop = 1;
 }
 
-static void s_usage(FILE *out)
-{
+static void s_usage(FILE *out) {
     fputs("usage: kmx-broker [options]\n"
           "  --bind ENDPOINT          ROUTER for MDP clients and workers\n"
           "                           (KMX_BROKER_BIND, default tcp://127.0.0.1:5555)\n"
@@ -37,8 +35,7 @@ static void s_usage(FILE *out)
 }
 
 // Parses a timeout in milliseconds. Returns 0 or KMX_ERR_INVAL.
-static int s_parse_ms(const char *text, int *out)
-{
+static int s_parse_ms(const char *text, int *out) {
     char *end = NULL;
     errno = 0;
     long value = strtol(text, &end, 10);
@@ -48,8 +45,7 @@ static int s_parse_ms(const char *text, int *out)
     return 0;
 }
 
-static void s_env(const char *name, const char **target)
-{
+static void s_env(const char *name, const char **target) {
     const char *value = getenv(name);
     if (value && *value)
         *target = value;
@@ -57,8 +53,7 @@ static void s_env(const char *name, const char **target)
 
 // Reads environment then flags (flags win). Returns 0, 1 when the program should exit
 // successfully (--help, --version), or KMX_ERR_INVAL.
-static int s_configure(int argc, char **argv, kmx_broker_config_t *cfg)
-{
+static int s_configure(int argc, char **argv, kmx_broker_config_t *cfg) {
     const char *timeout = NULL;
     const char *level = NULL;
     s_env("KMX_BROKER_BIND", &cfg->bind);
@@ -82,8 +77,8 @@ static int s_configure(int argc, char **argv, kmx_broker_config_t *cfg)
                               : strcmp(arg, "--log-level") == 0       ? &level
                                                                       : NULL;
         if (!target || i + 1 >= argc) {
-            fprintf(stderr, "kmx-broker: %s '%s'\n", target ? "missing value for" : "unknown option",
-                    arg);
+            fprintf(stderr, "kmx-broker: %s '%s'\n",
+                    target ? "missing value for" : "unknown option", arg);
             s_usage(stderr);
             return KMX_ERR_INVAL;
         }
@@ -100,8 +95,7 @@ static int s_configure(int argc, char **argv, kmx_broker_config_t *cfg)
     return 0;
 }
 
-static void s_install_signals(void)
-{
+static void s_install_signals(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = s_on_signal;
@@ -110,8 +104,7 @@ static void s_install_signals(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     kmx_log_init("kmx-broker");
     kmx_broker_config_t cfg;
     kmx_broker_config_init(&cfg);
