@@ -21,42 +21,36 @@ struct kmx_link {
     uint64_t next_id; // correlation id of the next call
 };
 
-static int64_t s_now_ms(void)
-{
+static int64_t s_now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int s_remaining(int64_t deadline)
-{
+static int s_remaining(int64_t deadline) {
     int64_t left = deadline - s_now_ms();
     return left > 0 ? (int)left : 0;
 }
 
-static void s_encode_id(uint64_t id, uint8_t out[S_ID_SIZE])
-{
+static void s_encode_id(uint64_t id, uint8_t out[S_ID_SIZE]) {
     for (int i = S_ID_SIZE - 1; i >= 0; i--) {
         out[i] = (uint8_t)(id & 0xff);
         id >>= 8;
     }
 }
 
-static uint64_t s_decode_id(const uint8_t in[S_ID_SIZE])
-{
+static uint64_t s_decode_id(const uint8_t in[S_ID_SIZE]) {
     uint64_t id = 0;
     for (int i = 0; i < S_ID_SIZE; i++)
         id = (id << 8) | in[i];
     return id;
 }
 
-static int s_set_int(void *sock, int option, int value)
-{
+static int s_set_int(void *sock, int option, int value) {
     return zmq_setsockopt(sock, option, &value, sizeof value);
 }
 
-kmx_link_t *kmx_link_new(void *ctx, const char *endpoint)
-{
+kmx_link_t *kmx_link_new(void *ctx, const char *endpoint) {
     if (!ctx || !endpoint)
         return NULL;
     kmx_link_t *self = calloc(1, sizeof *self);
@@ -66,10 +60,10 @@ kmx_link_t *kmx_link_new(void *ctx, const char *endpoint)
     int64_t max_size = (int64_t)KMX_MSG_MAX + 64;
     // IMMEDIATE keeps requests from queueing while storage is down: the call then
     // times out instead of storage applying a pile of stale requests when it returns.
-    if (!self->sock || s_set_int(self->sock, ZMQ_LINGER, 0) != 0
-        || s_set_int(self->sock, ZMQ_IMMEDIATE, 1) != 0
-        || zmq_setsockopt(self->sock, ZMQ_MAXMSGSIZE, &max_size, sizeof max_size) != 0
-        || zmq_connect(self->sock, endpoint) != 0) {
+    if (!self->sock || s_set_int(self->sock, ZMQ_LINGER, 0) != 0 ||
+        s_set_int(self->sock, ZMQ_IMMEDIATE, 1) != 0 ||
+        zmq_setsockopt(self->sock, ZMQ_MAXMSGSIZE, &max_size, sizeof max_size) != 0 ||
+        zmq_connect(self->sock, endpoint) != 0) {
         kmx_log_error("storage link failed endpoint=%s error=%s", endpoint,
                       zmq_strerror(zmq_errno()));
         kmx_link_destroy(&self);
@@ -80,8 +74,7 @@ kmx_link_t *kmx_link_new(void *ctx, const char *endpoint)
     return self;
 }
 
-void kmx_link_destroy(kmx_link_t **self_p)
-{
+void kmx_link_destroy(kmx_link_t **self_p) {
     if (!self_p || !*self_p)
         return;
     kmx_link_t *self = *self_p;
@@ -93,8 +86,7 @@ void kmx_link_destroy(kmx_link_t **self_p)
 
 // Waits until the socket reports events or the deadline passes. Returns 1 when ready,
 // 0 on timeout, KMX_ERR_IO on a socket error. Signals do not shorten the wait.
-static int s_wait(void *sock, short events, int64_t deadline)
-{
+static int s_wait(void *sock, short events, int64_t deadline) {
     for (;;) {
         zmq_pollitem_t item = {sock, 0, events, 0};
         int rc = zmq_poll(&item, 1, s_remaining(deadline));
@@ -109,9 +101,7 @@ static int s_wait(void *sock, short events, int64_t deadline)
     }
 }
 
-static int s_send(kmx_link_t *self, uint64_t id, const uint8_t *buf, size_t len,
-                  int64_t deadline)
-{
+static int s_send(kmx_link_t *self, uint64_t id, const uint8_t *buf, size_t len, int64_t deadline) {
     int rc = s_wait(self->sock, ZMQ_POLLOUT, deadline);
     if (rc <= 0)
         return rc == 0 ? KMX_ERR_TIMEOUT : rc;
@@ -127,8 +117,7 @@ static int s_send(kmx_link_t *self, uint64_t id, const uint8_t *buf, size_t len,
 
 // Receives one whole multipart message. Returns 1 with *id and *body set when it has the
 // link's two-frame shape, 0 for a malformed message (already discarded), or KMX_ERR_IO.
-static int s_recv_one(void *sock, uint64_t *id, zmq_msg_t *body)
-{
+static int s_recv_one(void *sock, uint64_t *id, zmq_msg_t *body) {
     zmq_msg_t part;
     int frames = 0;
     int shaped = 1;
@@ -165,8 +154,7 @@ static int s_recv_one(void *sock, uint64_t *id, zmq_msg_t *body)
 }
 
 // Reads replies until the one for want arrives or the deadline passes.
-static int s_await(kmx_link_t *self, uint64_t want, int64_t deadline, Kmx__V1__Response **out)
-{
+static int s_await(kmx_link_t *self, uint64_t want, int64_t deadline, Kmx__V1__Response **out) {
     for (;;) {
         int rc = s_wait(self->sock, ZMQ_POLLIN, deadline);
         if (rc <= 0)
@@ -193,8 +181,7 @@ static int s_await(kmx_link_t *self, uint64_t want, int64_t deadline, Kmx__V1__R
 }
 
 int kmx_link_call(kmx_link_t *self, const Kmx__V1__Request *req, int timeout_ms,
-                  Kmx__V1__Response **out)
-{
+                  Kmx__V1__Response **out) {
     if (!self || !req || !out)
         return KMX_ERR_INVAL;
     *out = NULL;

@@ -1,12 +1,12 @@
 /*  kmx_link tests: a fake storage ROUTER on tcp://127.0.0.1:* in a thread that answers,
     answers late (the stale reply must be dropped), answers garbage, or stays silent.  */
-#include "kmx_link.h"
 #include "kmx_err.h"
+#include "kmx_link.h"
 
 #include <pthread.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,12 +23,12 @@ typedef enum {
 } peer_mode_t;
 
 typedef struct {
-    void *ctx;              // shared context
-    void *router;           // the fake storage's socket, owned by the peer thread
-    char endpoint[64];      // where the link connects
-    peer_mode_t mode;       // how the peer behaves
-    int expect;             // requests the peer reads before it exits
-    pthread_t thread;       // the peer thread
+    void *ctx;         // shared context
+    void *router;      // the fake storage's socket, owned by the peer thread
+    char endpoint[64]; // where the link connects
+    peer_mode_t mode;  // how the peer behaves
+    int expect;        // requests the peer reads before it exits
+    pthread_t thread;  // the peer thread
 } fixture_t;
 
 typedef struct {
@@ -38,8 +38,7 @@ typedef struct {
 } held_t;
 
 // Reads one request [routing][id][body]. Returns 0, or -1 when none came in 10 s.
-static int s_peer_read(void *router, held_t *held)
-{
+static int s_peer_read(void *router, held_t *held) {
     zmq_pollitem_t item = {router, 0, ZMQ_POLLIN, 0};
     if (zmq_poll(&item, 1, 10000) <= 0)
         return -1;
@@ -59,8 +58,7 @@ static int s_peer_read(void *router, held_t *held)
     return 0;
 }
 
-static void s_peer_reply(void *router, held_t *held, int garbage)
-{
+static void s_peer_reply(void *router, held_t *held, int garbage) {
     Kmx__V1__Response resp = KMX__V1__RESPONSE__INIT;
     Kmx__V1__PongResult pong = KMX__V1__PONG_RESULT__INIT;
     pong.service = "kmx.storage";
@@ -79,8 +77,7 @@ static void s_peer_reply(void *router, held_t *held, int garbage)
 }
 
 // Sends a message the link must discard: a correlation id of the wrong size.
-static void s_peer_malformed(void *router, held_t *held)
-{
+static void s_peer_malformed(void *router, held_t *held) {
     zmq_msg_t routing;
     zmq_msg_init(&routing);
     zmq_msg_copy(&routing, &held->routing);
@@ -89,14 +86,12 @@ static void s_peer_malformed(void *router, held_t *held)
     zmq_send(router, "x", 1, 0);
 }
 
-static void s_peer_forget(held_t *held)
-{
+static void s_peer_forget(held_t *held) {
     zmq_msg_close(&held->routing);
     zmq_msg_close(&held->id);
 }
 
-static void *s_peer_main(void *arg)
-{
+static void *s_peer_main(void *arg) {
     fixture_t *fx = arg;
     held_t held[4];
     for (int i = 0; i < fx->expect && i < 4; i++) {
@@ -118,8 +113,7 @@ static void *s_peer_main(void *arg)
     return NULL;
 }
 
-static int s_setup(void **state)
-{
+static int s_setup(void **state) {
     fixture_t *fx = calloc(1, sizeof *fx);
     assert_non_null(fx);
     fx->ctx = zmq_ctx_new();
@@ -128,8 +122,7 @@ static int s_setup(void **state)
     return 0;
 }
 
-static void s_start_peer(fixture_t *fx, peer_mode_t mode, int expect)
-{
+static void s_start_peer(fixture_t *fx, peer_mode_t mode, int expect) {
     fx->router = zmq_socket(fx->ctx, ZMQ_ROUTER);
     assert_non_null(fx->router);
     int linger = 0;
@@ -142,8 +135,7 @@ static void s_start_peer(fixture_t *fx, peer_mode_t mode, int expect)
     assert_int_equal(pthread_create(&fx->thread, NULL, s_peer_main, fx), 0);
 }
 
-static int s_teardown(void **state)
-{
+static int s_teardown(void **state) {
     fixture_t *fx = *state;
     if (fx->router) {
         pthread_join(fx->thread, NULL);
@@ -155,8 +147,7 @@ static int s_teardown(void **state)
 }
 
 static int s_call(kmx_link_t *link, const char *request_id, int timeout_ms,
-                  Kmx__V1__Response **out)
-{
+                  Kmx__V1__Response **out) {
     Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
     Kmx__V1__PingRequest ping = KMX__V1__PING_REQUEST__INIT;
     req.request_id = (char *)request_id;
@@ -165,8 +156,7 @@ static int s_call(kmx_link_t *link, const char *request_id, int timeout_ms,
     return kmx_link_call(link, &req, timeout_ms, out);
 }
 
-static void test_link_call_returns_matching_reply(void **state)
-{
+static void test_link_call_returns_matching_reply(void **state) {
     fixture_t *fx = *state;
     s_start_peer(fx, PEER_ANSWER, 2);
     kmx_link_t *link = kmx_link_new(fx->ctx, fx->endpoint);
@@ -185,8 +175,7 @@ static void test_link_call_returns_matching_reply(void **state)
     assert_null(link);
 }
 
-static void test_link_drops_late_reply(void **state)
-{
+static void test_link_drops_late_reply(void **state) {
     fixture_t *fx = *state;
     s_start_peer(fx, PEER_LATE, 3);
     kmx_link_t *link = kmx_link_new(fx->ctx, fx->endpoint);
@@ -206,8 +195,7 @@ static void test_link_drops_late_reply(void **state)
     kmx_link_destroy(&link);
 }
 
-static void test_link_times_out_when_storage_is_silent(void **state)
-{
+static void test_link_times_out_when_storage_is_silent(void **state) {
     fixture_t *fx = *state;
     s_start_peer(fx, PEER_SILENT, 1);
     kmx_link_t *link = kmx_link_new(fx->ctx, fx->endpoint);
@@ -218,8 +206,7 @@ static void test_link_times_out_when_storage_is_silent(void **state)
     kmx_link_destroy(&link);
 }
 
-static void test_link_times_out_when_storage_is_down(void **state)
-{
+static void test_link_times_out_when_storage_is_down(void **state) {
     fixture_t *fx = *state;
     // Bind and close at once to get a loopback port that nobody listens on.
     void *probe = zmq_socket(fx->ctx, ZMQ_ROUTER);
@@ -238,8 +225,7 @@ static void test_link_times_out_when_storage_is_down(void **state)
     kmx_link_destroy(&link);
 }
 
-static void test_link_reports_undecodable_reply(void **state)
-{
+static void test_link_reports_undecodable_reply(void **state) {
     fixture_t *fx = *state;
     s_start_peer(fx, PEER_GARBAGE, 1);
     kmx_link_t *link = kmx_link_new(fx->ctx, fx->endpoint);
@@ -250,8 +236,7 @@ static void test_link_reports_undecodable_reply(void **state)
     kmx_link_destroy(&link);
 }
 
-static void test_link_rejects_bad_arguments(void **state)
-{
+static void test_link_rejects_bad_arguments(void **state) {
     fixture_t *fx = *state;
     assert_null(kmx_link_new(fx->ctx, "not an endpoint"));
     assert_null(kmx_link_new(NULL, "tcp://127.0.0.1:1"));
@@ -260,18 +245,15 @@ static void test_link_rejects_bad_arguments(void **state)
     kmx_link_destroy(&none);
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_link_call_returns_matching_reply, s_setup,
-                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_link_call_returns_matching_reply, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_link_drops_late_reply, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_link_times_out_when_storage_is_silent, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_link_times_out_when_storage_is_down, s_setup,
                                         s_teardown),
-        cmocka_unit_test_setup_teardown(test_link_reports_undecodable_reply, s_setup,
-                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_link_reports_undecodable_reply, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_link_rejects_bad_arguments, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -30,22 +30,21 @@ struct kmx_ingest {
 
 // The working state of one put batch.
 typedef struct {
-    size_t n;                          // records in the request
-    kmx_record_problem_t *problems;    // per request record: why it was refused
-    Kmx__V1__Record **valid;           // the records that passed, borrowed from the request
-    uint32_t *origin;                  // valid[j] is request record origin[j]
-    size_t n_valid;                    // records in valid
-    Kmx__V1__RecordResult *results;    // merged per-record results
-    Kmx__V1__RecordResult **ptrs;      // pointers to them, for the reply
-    size_t n_results;                  // results in use
-    uint32_t n_rejected;               // records refused here
+    size_t n;                       // records in the request
+    kmx_record_problem_t *problems; // per request record: why it was refused
+    Kmx__V1__Record **valid;        // the records that passed, borrowed from the request
+    uint32_t *origin;               // valid[j] is request record origin[j]
+    size_t n_valid;                 // records in valid
+    Kmx__V1__RecordResult *results; // merged per-record results
+    Kmx__V1__RecordResult **ptrs;   // pointers to them, for the reply
+    size_t n_results;               // results in use
+    uint32_t n_rejected;            // records refused here
 } s_batch_t;
 
 typedef int (*s_handler_fn)(kmx_ingest_t *self, const Kmx__V1__Request *req, uint8_t **out,
                             size_t *len);
 
-kmx_ingest_t *kmx_ingest_new(kmx_link_t *link, const char *worker)
-{
+kmx_ingest_t *kmx_ingest_new(kmx_link_t *link, const char *worker) {
     kmx_ingest_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
@@ -55,31 +54,27 @@ kmx_ingest_t *kmx_ingest_new(kmx_link_t *link, const char *worker)
     return self;
 }
 
-void kmx_ingest_destroy(kmx_ingest_t **self_p)
-{
+void kmx_ingest_destroy(kmx_ingest_t **self_p) {
     if (!self_p || !*self_p)
         return;
     free(*self_p);
     *self_p = NULL;
 }
 
-void kmx_ingest_set_timeout(kmx_ingest_t *self, int timeout_ms)
-{
+void kmx_ingest_set_timeout(kmx_ingest_t *self, int timeout_ms) {
     if (self && timeout_ms > 0)
         self->timeout_ms = timeout_ms;
 }
 
 static int s_error(kmx_ingest_t *self, const Kmx__V1__Request *req, int err, const char *msg,
-                   uint8_t **out, size_t *len)
-{
+                   uint8_t **out, size_t *len) {
     self->count.errors++;
     return kmx_msg_pack_error(req ? req->request_id : NULL, err, msg, out, len);
 }
 
 // Maps a failed storage call to the caller's error.
 static int s_link_error(kmx_ingest_t *self, const Kmx__V1__Request *req, int rc, uint8_t **out,
-                        size_t *len)
-{
+                        size_t *len) {
     kmx_log_warn("storage call failed error=%s", kmx_err_name(rc));
     if (rc == KMX_ERR_DECODE)
         return s_error(self, req, KMX_ERR_INTERNAL, "storage sent a reply that does not decode",
@@ -91,9 +86,7 @@ static int s_link_error(kmx_ingest_t *self, const Kmx__V1__Request *req, int rc,
 
 // ---- ping and stats ----------------------------------------------------------------
 
-static int s_on_ping(kmx_ingest_t *self, const Kmx__V1__Request *req, uint8_t **out,
-                     size_t *len)
-{
+static int s_on_ping(kmx_ingest_t *self, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
     Kmx__V1__PongResult pong = KMX__V1__PONG_RESULT__INIT;
     pong.service = KMX_INGEST_SERVICE;
     pong.worker = self->worker;
@@ -105,15 +98,15 @@ static int s_on_ping(kmx_ingest_t *self, const Kmx__V1__Request *req, uint8_t **
     return kmx_msg_pack_response(&resp, out, len);
 }
 
-static int s_on_stats(kmx_ingest_t *self, const Kmx__V1__Request *req, uint8_t **out,
-                      size_t *len)
-{
+static int s_on_stats(kmx_ingest_t *self, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
     const struct {
         char *name;
         uint64_t value;
     } values[] = {
-        {"requests", self->count.requests},   {"errors", self->count.errors},
-        {"batches", self->count.batches},     {"records_stored", self->count.stored},
+        {"requests", self->count.requests},
+        {"errors", self->count.errors},
+        {"batches", self->count.batches},
+        {"records_stored", self->count.stored},
         {"records_unchanged", self->count.unchanged},
         {"records_rejected", self->count.rejected},
     };
@@ -141,8 +134,7 @@ static int s_on_stats(kmx_ingest_t *self, const Kmx__V1__Request *req, uint8_t *
 
 // ---- put ---------------------------------------------------------------------------
 
-static void s_batch_fini(s_batch_t *b)
-{
+static void s_batch_fini(s_batch_t *b) {
     free(b->problems);
     free(b->valid);
     free(b->origin);
@@ -151,8 +143,7 @@ static void s_batch_fini(s_batch_t *b)
     memset(b, 0, sizeof *b);
 }
 
-static int s_batch_init(s_batch_t *b, size_t n)
-{
+static int s_batch_init(s_batch_t *b, size_t n) {
     memset(b, 0, sizeof *b);
     size_t alloc = n ? n : 1;
     b->n = n;
@@ -168,8 +159,7 @@ static int s_batch_init(s_batch_t *b, size_t n)
 }
 
 // Appends a result; the batch never holds more results than the request had records.
-static Kmx__V1__RecordResult *s_add_result(s_batch_t *b)
-{
+static Kmx__V1__RecordResult *s_add_result(s_batch_t *b) {
     if (b->n_results >= b->n)
         return NULL;
     Kmx__V1__RecordResult *r = &b->results[b->n_results];
@@ -179,8 +169,7 @@ static Kmx__V1__RecordResult *s_add_result(s_batch_t *b)
 }
 
 // Normalises every record, keeping the valid ones and a REJECTED result for the others.
-static void s_validate(s_batch_t *b, Kmx__V1__Record **records)
-{
+static void s_validate(s_batch_t *b, Kmx__V1__Record **records) {
     for (size_t i = 0; i < b->n; i++) {
         kmx_record_problem_t *p = &b->problems[i];
         int rc = KMX_ERR_INVAL;
@@ -207,8 +196,7 @@ static void s_validate(s_batch_t *b, Kmx__V1__Record **records)
 
 // Adds storage's results (borrowed from its reply) with indexes mapped back to the
 // request's positions. Results naming no record storage was sent are dropped.
-static void s_merge(s_batch_t *b, Kmx__V1__RecordResult **results, size_t n)
-{
+static void s_merge(s_batch_t *b, Kmx__V1__RecordResult **results, size_t n) {
     for (size_t i = 0; i < n; i++) {
         const Kmx__V1__RecordResult *src = results[i];
         if (!src || !src->has_index || src->index >= b->n_valid)
@@ -221,22 +209,19 @@ static void s_merge(s_batch_t *b, Kmx__V1__RecordResult **results, size_t n)
     }
 }
 
-static int s_cmp_index(const void *pa, const void *pb)
-{
+static int s_cmp_index(const void *pa, const void *pb) {
     const Kmx__V1__RecordResult *a = *(Kmx__V1__RecordResult *const *)pa;
     const Kmx__V1__RecordResult *b = *(Kmx__V1__RecordResult *const *)pb;
     return (a->index > b->index) - (a->index < b->index);
 }
 
-static void s_sort_results(s_batch_t *b)
-{
+static void s_sort_results(s_batch_t *b) {
     qsort(b->ptrs, b->n_results, sizeof *b->ptrs, s_cmp_index);
 }
 
 // Replies Error{code, message, records} with the batch's results.
 static int s_reply_refused(kmx_ingest_t *self, const Kmx__V1__Request *req, s_batch_t *b,
-                           const Kmx__V1__Error *base, uint8_t **out, size_t *len)
-{
+                           const Kmx__V1__Error *base, uint8_t **out, size_t *len) {
     s_sort_results(b);
     Kmx__V1__Error err = *base;
     err.n_records = b->n_results;
@@ -250,8 +235,7 @@ static int s_reply_refused(kmx_ingest_t *self, const Kmx__V1__Request *req, s_ba
 }
 
 static int s_reply_atomic_refusal(kmx_ingest_t *self, const Kmx__V1__Request *req, s_batch_t *b,
-                                  uint8_t **out, size_t *len)
-{
+                                  uint8_t **out, size_t *len) {
     char msg[160];
     snprintf(msg, sizeof msg, "%u of %zu records are invalid; atomic batch not stored",
              b->n_rejected, b->n);
@@ -263,8 +247,7 @@ static int s_reply_atomic_refusal(kmx_ingest_t *self, const Kmx__V1__Request *re
 }
 
 static int s_reply_put(const Kmx__V1__Request *req, s_batch_t *b, const Kmx__V1__PutResult *sr,
-                       uint8_t **out, size_t *len)
-{
+                       uint8_t **out, size_t *len) {
     s_sort_results(b);
     Kmx__V1__PutResult put = KMX__V1__PUT_RESULT__INIT;
     put.has_stored = put.has_unchanged = put.has_rejected = put.has_last_seq = 1;
@@ -281,8 +264,7 @@ static int s_reply_put(const Kmx__V1__Request *req, s_batch_t *b, const Kmx__V1_
     return kmx_msg_pack_response(&resp, out, len);
 }
 
-static void s_count_put(kmx_ingest_t *self, const s_batch_t *b, const Kmx__V1__PutResult *sr)
-{
+static void s_count_put(kmx_ingest_t *self, const s_batch_t *b, const Kmx__V1__PutResult *sr) {
     uint32_t stored = sr ? sr->stored : 0;
     uint32_t unchanged = sr ? sr->unchanged : 0;
     uint32_t rejected = b->n_rejected + (sr ? sr->rejected : 0);
@@ -294,9 +276,8 @@ static void s_count_put(kmx_ingest_t *self, const s_batch_t *b, const Kmx__V1__P
 }
 
 // Sends the valid records to storage and answers with the merged outcome.
-static int s_store(kmx_ingest_t *self, const Kmx__V1__Request *req, s_batch_t *b,
-                   uint8_t **out, size_t *len)
-{
+static int s_store(kmx_ingest_t *self, const Kmx__V1__Request *req, s_batch_t *b, uint8_t **out,
+                   size_t *len) {
     Kmx__V1__PutRequest put = KMX__V1__PUT_REQUEST__INIT;
     put.n_records = b->n_valid;
     put.records = b->valid;
@@ -327,14 +308,12 @@ static int s_store(kmx_ingest_t *self, const Kmx__V1__Request *req, s_batch_t *b
     return rc;
 }
 
-static int s_on_put(kmx_ingest_t *self, const Kmx__V1__Request *req, uint8_t **out,
-                    size_t *len)
-{
+static int s_on_put(kmx_ingest_t *self, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
     const Kmx__V1__PutRequest *put = req->put;
     if (put->n_records > KMX_INGEST_BATCH_MAX) {
         char msg[96];
-        snprintf(msg, sizeof msg, "a put carries at most %d records, not %zu",
-                 KMX_INGEST_BATCH_MAX, put->n_records);
+        snprintf(msg, sizeof msg, "a put carries at most %d records, not %zu", KMX_INGEST_BATCH_MAX,
+                 put->n_records);
         return s_error(self, req, KMX_ERR_TOO_BIG, msg, out, len);
     }
     self->count.batches++;
@@ -368,23 +347,19 @@ static const struct {
     {KMX__V1__REQUEST__BODY_STATS, s_on_stats},
 };
 
-static int s_dispatch(kmx_ingest_t *self, const Kmx__V1__Request *req, uint8_t **out,
-                      size_t *len)
-{
+static int s_dispatch(kmx_ingest_t *self, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
     for (size_t i = 0; i < sizeof s_handlers / sizeof s_handlers[0]; i++) {
         // Every oneof member is a pointer in one union, so ping stands for whichever is set.
         if (s_handlers[i].body == req->body_case && req->ping)
             return s_handlers[i].fn(self, req, out, len);
     }
     char msg[96];
-    snprintf(msg, sizeof msg, "kmx.ingest does not handle '%s' requests",
-             kmx_msg_body_name(req));
+    snprintf(msg, sizeof msg, "kmx.ingest does not handle '%s' requests", kmx_msg_body_name(req));
     return s_error(self, req, KMX_ERR_UNSUPPORTED, msg, out, len);
 }
 
 int kmx_ingest_handle(kmx_ingest_t *self, const void *body, size_t size, uint8_t **out,
-                      size_t *len)
-{
+                      size_t *len) {
     if (!self || !out || !len)
         return KMX_ERR_INVAL;
     self->count.requests++;

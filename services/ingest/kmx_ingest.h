@@ -10,8 +10,8 @@
 #include <stdint.h>
 
 #define KMX_INGEST_SERVICE "kmx.ingest"
-#define KMX_INGEST_BATCH_MAX 10000  // records one put may carry
-#define KMX_INGEST_TIMEOUT_MS 5000  // how long a put waits for storage
+#define KMX_INGEST_BATCH_MAX 10000 // records one put may carry
+#define KMX_INGEST_TIMEOUT_MS 5000 // how long a put waits for storage
 
 typedef struct kmx_ingest kmx_ingest_t;
 

@@ -2,8 +2,8 @@
     on tcp://127.0.0.1:* with an LMDB directory from mkdtemp, and against a storage that
     never answers. Covers index merging, atomic refusal, limits and malformed input.  */
 #define _XOPEN_SOURCE 700 // nftw, to remove the test directory
-#include "kmx_ingest.h"
 #include "kmx_err.h"
+#include "kmx_ingest.h"
 #include "kmx_msg.h"
 #include "kmx_storage.h"
 
@@ -35,8 +35,7 @@ typedef struct {
     Kmx__V1__Value value;
 } s_rec_t;
 
-static void s_rec(s_rec_t *r, const char *market, uint32_t month, int64_t amount)
-{
+static void s_rec(s_rec_t *r, const char *market, uint32_t month, int64_t amount) {
     kmx__v1__record__init(&r->rec);
     kmx__v1__period__init(&r->period);
     kmx__v1__value__init(&r->value);
@@ -55,22 +54,19 @@ static void s_rec(s_rec_t *r, const char *market, uint32_t month, int64_t amount
     r->rec.value = &r->value;
 }
 
-static int s_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
+static int s_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
     (void)st;
     (void)flag;
     (void)ftw;
     return remove(path);
 }
 
-static void *s_run(void *arg)
-{
+static void *s_run(void *arg) {
     kmx_storage_run(arg, NULL);
     return NULL;
 }
 
-static int s_setup(void **state)
-{
+static int s_setup(void **state) {
     s_fixture_t *f = calloc(1, sizeof *f);
     if (!f)
         return -1;
@@ -84,8 +80,8 @@ static int s_setup(void **state)
                                 .publish = "inproc://kmx-ingest-test-events",
                                 .data_dir = f->dir,
                                 .heartbeat_ms = 100};
-    if (kmx_storage_new(f->ctx, &cfg, &f->storage) != 0
-        || kmx_storage_endpoint(f->storage, ep, sizeof ep) != 0)
+    if (kmx_storage_new(f->ctx, &cfg, &f->storage) != 0 ||
+        kmx_storage_endpoint(f->storage, ep, sizeof ep) != 0)
         return -1;
     if (pthread_create(&f->thread, NULL, s_run, f->storage) != 0)
         return -1;
@@ -97,8 +93,7 @@ static int s_setup(void **state)
     return 0;
 }
 
-static int s_teardown(void **state)
-{
+static int s_teardown(void **state) {
     s_fixture_t *f = *state;
     kmx_ingest_destroy(&f->ingest);
     kmx_link_destroy(&f->link);
@@ -112,8 +107,7 @@ static int s_teardown(void **state)
 }
 
 // Runs raw bytes through the handlers and decodes the reply.
-static Kmx__V1__Response *s_handle_raw(kmx_ingest_t *ingest, const void *body, size_t size)
-{
+static Kmx__V1__Response *s_handle_raw(kmx_ingest_t *ingest, const void *body, size_t size) {
     uint8_t *out = NULL;
     size_t len = 0;
     assert_int_equal(kmx_ingest_handle(ingest, body, size, &out, &len), 0);
@@ -123,8 +117,7 @@ static Kmx__V1__Response *s_handle_raw(kmx_ingest_t *ingest, const void *body, s
     return resp;
 }
 
-static Kmx__V1__Response *s_handle(kmx_ingest_t *ingest, const Kmx__V1__Request *req)
-{
+static Kmx__V1__Response *s_handle(kmx_ingest_t *ingest, const Kmx__V1__Request *req) {
     uint8_t *body = NULL;
     size_t size = 0;
     assert_int_equal(kmx_msg_pack_request(req, &body, &size), 0);
@@ -134,8 +127,7 @@ static Kmx__V1__Response *s_handle(kmx_ingest_t *ingest, const Kmx__V1__Request 
 }
 
 static Kmx__V1__Response *s_put(kmx_ingest_t *ingest, Kmx__V1__Record **recs, size_t n,
-                                int atomic)
-{
+                                int atomic) {
     Kmx__V1__PutRequest put = KMX__V1__PUT_REQUEST__INIT;
     put.n_records = n;
     put.records = recs;
@@ -148,20 +140,17 @@ static Kmx__V1__Response *s_put(kmx_ingest_t *ingest, Kmx__V1__Record **recs, si
     return s_handle(ingest, &req);
 }
 
-static void s_expect_error(Kmx__V1__Response *resp, Kmx__V1__ErrorCode code)
-{
+static void s_expect_error(Kmx__V1__Response *resp, Kmx__V1__ErrorCode code) {
     assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_ERROR);
     assert_int_equal(resp->error->code, code);
     assert_non_null(resp->error->message);
     kmx__v1__response__free_unpacked(resp, NULL);
 }
 
-static void test_ingest_answers_garbage_with_bad_request(void **state)
-{
+static void test_ingest_answers_garbage_with_bad_request(void **state) {
     s_fixture_t *f = *state;
     const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0x0f};
-    s_expect_error(s_handle_raw(f->ingest, junk, sizeof junk),
-                   KMX__V1__ERROR_CODE__BAD_REQUEST);
+    s_expect_error(s_handle_raw(f->ingest, junk, sizeof junk), KMX__V1__ERROR_CODE__BAD_REQUEST);
     s_expect_error(s_handle_raw(f->ingest, junk, 0), KMX__V1__ERROR_CODE__BAD_REQUEST);
     // A request with no body at all is not something ingest serves.
     Kmx__V1__Request empty = KMX__V1__REQUEST__INIT;
@@ -169,8 +158,7 @@ static void test_ingest_answers_garbage_with_bad_request(void **state)
     s_expect_error(s_handle(f->ingest, &empty), KMX__V1__ERROR_CODE__UNSUPPORTED);
 }
 
-static void test_ingest_refuses_requests_of_other_services(void **state)
-{
+static void test_ingest_refuses_requests_of_other_services(void **state) {
     s_fixture_t *f = *state;
     Kmx__V1__QueryRequest query = KMX__V1__QUERY_REQUEST__INIT;
     Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
@@ -182,8 +170,7 @@ static void test_ingest_refuses_requests_of_other_services(void **state)
     s_expect_error(resp, KMX__V1__ERROR_CODE__UNSUPPORTED);
 }
 
-static void test_ingest_ping_and_stats_describe_the_worker(void **state)
-{
+static void test_ingest_ping_and_stats_describe_the_worker(void **state) {
     s_fixture_t *f = *state;
     Kmx__V1__PingRequest ping = KMX__V1__PING_REQUEST__INIT;
     Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
@@ -208,8 +195,7 @@ static void test_ingest_ping_and_stats_describe_the_worker(void **state)
     kmx__v1__response__free_unpacked(resp, NULL);
 }
 
-static void test_ingest_put_merges_results_to_caller_indexes(void **state)
-{
+static void test_ingest_put_merges_results_to_caller_indexes(void **state) {
     s_fixture_t *f = *state;
     s_rec_t r[4];
     s_rec(&r[0], "JP", 202401, 10000);
@@ -249,8 +235,7 @@ static void test_ingest_put_merges_results_to_caller_indexes(void **state)
     kmx__v1__response__free_unpacked(resp, NULL);
 }
 
-static void test_ingest_atomic_batch_with_bad_record_stores_nothing(void **state)
-{
+static void test_ingest_atomic_batch_with_bad_record_stores_nothing(void **state) {
     s_fixture_t *f = *state;
     s_rec_t r[2];
     s_rec(&r[0], "CN", 202405, 10000);
@@ -262,8 +247,7 @@ static void test_ingest_atomic_batch_with_bad_record_stores_nothing(void **state
     assert_int_equal(resp->error->code, KMX__V1__ERROR_CODE__BAD_REQUEST);
     assert_int_equal(resp->error->n_records, 1);
     assert_int_equal(resp->error->records[0]->index, 1);
-    assert_int_equal(resp->error->records[0]->outcome,
-                     KMX__V1__RECORD_RESULT__OUTCOME__REJECTED);
+    assert_int_equal(resp->error->records[0]->outcome, KMX__V1__RECORD_RESULT__OUTCOME__REJECTED);
     kmx__v1__response__free_unpacked(resp, NULL);
 
     // The good record was not stored: putting it alone now stores it.
@@ -273,8 +257,7 @@ static void test_ingest_atomic_batch_with_bad_record_stores_nothing(void **state
     kmx__v1__response__free_unpacked(resp, NULL);
 }
 
-static void test_ingest_refuses_oversized_batch(void **state)
-{
+static void test_ingest_refuses_oversized_batch(void **state) {
     s_fixture_t *f = *state;
     s_rec_t r;
     s_rec(&r, "JP", 202401, 1);
@@ -287,8 +270,7 @@ static void test_ingest_refuses_oversized_batch(void **state)
     free(recs);
 }
 
-static void test_ingest_answers_unavailable_when_storage_is_silent(void **state)
-{
+static void test_ingest_answers_unavailable_when_storage_is_silent(void **state) {
     s_fixture_t *f = *state;
     // A ROUTER that accepts connections and never reads plays a hung storage.
     void *hung = zmq_socket(f->ctx, ZMQ_ROUTER);
@@ -312,8 +294,38 @@ static void test_ingest_answers_unavailable_when_storage_is_silent(void **state)
     zmq_close(hung);
 }
 
-int main(void)
-{
+static void test_ingest_survives_mutated_bodies(void **state) {
+    s_fixture_t *f = *state;
+    s_rec_t r[2];
+    s_rec(&r[0], "JP", 202401, 10000);
+    s_rec(&r[1], "KR", 202402, 20000);
+    Kmx__V1__Record *recs[] = {&r[0].rec, &r[1].rec};
+    Kmx__V1__PutRequest put = KMX__V1__PUT_REQUEST__INIT;
+    put.n_records = 2;
+    put.records = recs;
+    Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
+    req.request_id = "fuzz";
+    req.body_case = KMX__V1__REQUEST__BODY_PUT;
+    req.put = &put;
+    uint8_t *good = NULL;
+    size_t size = 0;
+    assert_int_equal(kmx_msg_pack_request(&req, &good, &size), 0);
+    uint8_t *body = malloc(size);
+    assert_non_null(body);
+    unsigned seed = 12345;
+    // Every mutation must still get a reply that decodes; the sanitizers catch the rest.
+    for (int round = 0; round < 2000; round++) {
+        memcpy(body, good, size);
+        for (int flips = 1 + rand_r(&seed) % 4; flips > 0; flips--)
+            body[rand_r(&seed) % size] = (uint8_t)rand_r(&seed);
+        size_t cut = round % 3 == 0 ? (size_t)rand_r(&seed) % size : size;
+        kmx__v1__response__free_unpacked(s_handle_raw(f->ingest, body, cut), NULL);
+    }
+    free(body);
+    free(good);
+}
+
+int main(void) {
 #define S_T(name) cmocka_unit_test_setup_teardown(name, s_setup, s_teardown)
     const struct CMUnitTest tests[] = {
         S_T(test_ingest_answers_garbage_with_bad_request),
@@ -323,6 +335,7 @@ int main(void)
         S_T(test_ingest_atomic_batch_with_bad_record_stores_nothing),
         S_T(test_ingest_refuses_oversized_batch),
         S_T(test_ingest_answers_unavailable_when_storage_is_silent),
+        S_T(test_ingest_survives_mutated_bodies),
     };
 #undef S_T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,14 +15,14 @@
 #define S_SUM_TEXT 48 // kmx_decimal_format128 needs at most 46 bytes
 
 typedef struct {
-    char *key;                  // field values then unit, each NUL-terminated
-    size_t key_len;             // bytes in key, NULs included
-    uint64_t hash;              // FNV-1a of key
-    kmx_i128 sum;               // exact sum of amounts, ten-thousandths
-    uint64_t count;             // records in the group
-    int64_t min;                // smallest amount
-    int64_t max;                // largest amount
-    char sum_text[S_SUM_TEXT];  // sum as decimal text, written by kmx_agg_result
+    char *key;                 // field values then unit, each NUL-terminated
+    size_t key_len;            // bytes in key, NULs included
+    uint64_t hash;             // FNV-1a of key
+    kmx_i128 sum;              // exact sum of amounts, ten-thousandths
+    uint64_t count;            // records in the group
+    int64_t min;               // smallest amount
+    int64_t max;               // largest amount
+    char sum_text[S_SUM_TEXT]; // sum as decimal text, written by kmx_agg_result
 } s_group_t;
 
 struct kmx_agg {
@@ -46,20 +46,18 @@ typedef struct {
     char year[16];                            // start year
 } s_values_t;
 
-int kmx_agg_check_fields(const Kmx__V1__GroupField *fields, size_t n)
-{
+int kmx_agg_check_fields(const Kmx__V1__GroupField *fields, size_t n) {
     if (n > KMX_AGG_FIELDS_MAX || (n > 0 && !fields))
         return KMX_ERR_INVAL;
     for (size_t i = 0; i < n; i++) {
-        if (fields[i] < KMX__V1__GROUP_FIELD__BY_MARKET
-            || fields[i] > KMX__V1__GROUP_FIELD__BY_UNIT)
+        if (fields[i] < KMX__V1__GROUP_FIELD__BY_MARKET ||
+            fields[i] > KMX__V1__GROUP_FIELD__BY_UNIT)
             return KMX_ERR_INVAL;
     }
     return 0;
 }
 
-kmx_agg_t *kmx_agg_new(const Kmx__V1__GroupField *fields, size_t n)
-{
+kmx_agg_t *kmx_agg_new(const Kmx__V1__GroupField *fields, size_t n) {
     if (kmx_agg_check_fields(fields, n) != 0)
         return NULL;
     kmx_agg_t *self = calloc(1, sizeof *self);
@@ -75,8 +73,7 @@ kmx_agg_t *kmx_agg_new(const Kmx__V1__GroupField *fields, size_t n)
     return self;
 }
 
-static void s_free_result(kmx_agg_t *self)
-{
+static void s_free_result(kmx_agg_t *self) {
     free(self->rows);
     free(self->row_ptrs);
     free(self->keys);
@@ -85,8 +82,7 @@ static void s_free_result(kmx_agg_t *self)
     self->keys = NULL;
 }
 
-void kmx_agg_destroy(kmx_agg_t **self_p)
-{
+void kmx_agg_destroy(kmx_agg_t **self_p) {
     if (!self_p || !*self_p)
         return;
     kmx_agg_t *self = *self_p;
@@ -99,14 +95,12 @@ void kmx_agg_destroy(kmx_agg_t **self_p)
     *self_p = NULL;
 }
 
-static const char *s_str(const char *s)
-{
+static const char *s_str(const char *s) {
     return s ? s : "";
 }
 
 static const char *s_field_value(Kmx__V1__GroupField field, const Kmx__V1__Record *rec,
-                                 s_values_t *v)
-{
+                                 s_values_t *v) {
     switch (field) {
     case KMX__V1__GROUP_FIELD__BY_MARKET:
         return s_str(rec->market);
@@ -131,8 +125,7 @@ static const char *s_field_value(Kmx__V1__GroupField field, const Kmx__V1__Recor
     }
 }
 
-static void s_values(const kmx_agg_t *self, const Kmx__V1__Record *rec, s_values_t *v)
-{
+static void s_values(const kmx_agg_t *self, const Kmx__V1__Record *rec, s_values_t *v) {
     kmx_period_t p = {rec->period->start, rec->period->end};
     // Stored periods are valid; a damaged one still gets a stable, visible key.
     if (kmx_period_format(&p, v->period, sizeof v->period) != 0)
@@ -144,8 +137,7 @@ static void s_values(const kmx_agg_t *self, const Kmx__V1__Record *rec, s_values
 }
 
 // Builds the composite key into a malloc'd buffer. Returns it, or NULL out of memory.
-static char *s_key(const s_values_t *v, size_t n_vals, size_t *len, uint64_t *hash)
-{
+static char *s_key(const s_values_t *v, size_t n_vals, size_t *len, uint64_t *hash) {
     size_t total = 0;
     for (size_t i = 0; i < n_vals; i++)
         total += strlen(v->vals[i]) + 1;
@@ -167,8 +159,7 @@ static char *s_key(const s_values_t *v, size_t n_vals, size_t *len, uint64_t *ha
 }
 
 // Returns the slot holding key, or the free slot where it belongs.
-static size_t s_find(const kmx_agg_t *self, const char *key, size_t len, uint64_t hash)
-{
+static size_t s_find(const kmx_agg_t *self, const char *key, size_t len, uint64_t hash) {
     size_t mask = self->n_slots - 1;
     size_t i = (size_t)hash & mask;
     while (self->slots[i] != 0) {
@@ -181,8 +172,7 @@ static size_t s_find(const kmx_agg_t *self, const char *key, size_t len, uint64_
 }
 
 // Doubles the hash table once it is half full, keeping probe chains short.
-static int s_grow_slots(kmx_agg_t *self)
-{
+static int s_grow_slots(kmx_agg_t *self) {
     if ((self->n_groups + 1) * 2 <= self->n_slots)
         return 0;
     size_t n = self->n_slots * 2;
@@ -201,8 +191,7 @@ static int s_grow_slots(kmx_agg_t *self)
     return 0;
 }
 
-static int s_grow_groups(kmx_agg_t *self)
-{
+static int s_grow_groups(kmx_agg_t *self) {
     if (self->n_groups < self->cap_groups)
         return 0;
     size_t cap = self->cap_groups ? self->cap_groups * 2 : 16;
@@ -215,8 +204,7 @@ static int s_grow_groups(kmx_agg_t *self)
 }
 
 // Opens a group for key (taken over on success). Returns its index or a negative code.
-static int s_open_group(kmx_agg_t *self, char *key, size_t len, uint64_t hash)
-{
+static int s_open_group(kmx_agg_t *self, char *key, size_t len, uint64_t hash) {
     if (self->n_groups >= KMX_AGG_GROUPS_MAX)
         return KMX_ERR_TOO_BIG;
     if (s_grow_slots(self) != 0 || s_grow_groups(self) != 0)
@@ -230,8 +218,7 @@ static int s_open_group(kmx_agg_t *self, char *key, size_t len, uint64_t hash)
     return (int)self->n_groups++;
 }
 
-int kmx_agg_add(kmx_agg_t *self, const Kmx__V1__Record *rec)
-{
+int kmx_agg_add(kmx_agg_t *self, const Kmx__V1__Record *rec) {
     if (!self || !rec)
         return KMX_ERR_INVAL;
     self->matched++;
@@ -267,8 +254,7 @@ int kmx_agg_add(kmx_agg_t *self, const Kmx__V1__Record *rec)
     return 0;
 }
 
-int kmx_agg_add_stored(kmx_agg_t *self, Kmx__V1__StoredRecord *const *recs, size_t n)
-{
+int kmx_agg_add_stored(kmx_agg_t *self, Kmx__V1__StoredRecord *const *recs, size_t n) {
     for (size_t i = 0; i < n; i++) {
         if (!recs[i] || !recs[i]->record)
             continue;
@@ -279,19 +265,16 @@ int kmx_agg_add_stored(kmx_agg_t *self, Kmx__V1__StoredRecord *const *recs, size
     return 0;
 }
 
-uint64_t kmx_agg_matched(const kmx_agg_t *self)
-{
+uint64_t kmx_agg_matched(const kmx_agg_t *self) {
     return self ? self->matched : 0;
 }
 
-size_t kmx_agg_groups(const kmx_agg_t *self)
-{
+size_t kmx_agg_groups(const kmx_agg_t *self) {
     return self ? self->n_groups : 0;
 }
 
 // Compares composite keys segment by segment, so "a" sorts before "a b" whatever follows.
-static int s_cmp_keys(const s_group_t *a, const s_group_t *b)
-{
+static int s_cmp_keys(const s_group_t *a, const s_group_t *b) {
     size_t ia = 0, ib = 0;
     while (ia < a->key_len && ib < b->key_len) {
         int c = strcmp(a->key + ia, b->key + ib);
@@ -303,13 +286,11 @@ static int s_cmp_keys(const s_group_t *a, const s_group_t *b)
     return (ia < a->key_len) - (ib < b->key_len);
 }
 
-static int s_cmp_by_keys(const void *pa, const void *pb)
-{
+static int s_cmp_by_keys(const void *pa, const void *pb) {
     return s_cmp_keys(*(const s_group_t *const *)pa, *(const s_group_t *const *)pb);
 }
 
-static int s_cmp_by_sum(const void *pa, const void *pb)
-{
+static int s_cmp_by_sum(const void *pa, const void *pb) {
     const s_group_t *a = *(const s_group_t *const *)pa;
     const s_group_t *b = *(const s_group_t *const *)pb;
     if (a->sum != b->sum)
@@ -317,8 +298,7 @@ static int s_cmp_by_sum(const void *pa, const void *pb)
     return s_cmp_keys(a, b);
 }
 
-static void s_fill_row(const kmx_agg_t *self, s_group_t *g, Kmx__V1__Row *row, char **keys)
-{
+static void s_fill_row(const kmx_agg_t *self, s_group_t *g, Kmx__V1__Row *row, char **keys) {
     kmx__v1__row__init(row);
     const char *at = g->key;
     for (size_t f = 0; f < self->n_fields; f++) {
@@ -337,8 +317,7 @@ static void s_fill_row(const kmx_agg_t *self, s_group_t *g, Kmx__V1__Row *row, c
     row->max = g->max;
 }
 
-int kmx_agg_result(kmx_agg_t *self, uint32_t top, Kmx__V1__QueryResult *out)
-{
+int kmx_agg_result(kmx_agg_t *self, uint32_t top, Kmx__V1__QueryResult *out) {
     if (!self || !out)
         return KMX_ERR_INVAL;
     s_free_result(self);

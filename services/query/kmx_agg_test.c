@@ -3,9 +3,9 @@
 #include "kmx_agg.h"
 #include "kmx_err.h"
 
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,8 +20,7 @@ typedef struct {
 } s_rec_t;
 
 static void s_make(s_rec_t *r, const char *market, uint32_t start, uint32_t end,
-                   const char *category, int64_t amount, const char *unit)
-{
+                   const char *category, int64_t amount, const char *unit) {
     kmx__v1__record__init(&r->rec);
     kmx__v1__period__init(&r->period);
     kmx__v1__value__init(&r->value);
@@ -40,15 +39,13 @@ static void s_make(s_rec_t *r, const char *market, uint32_t start, uint32_t end,
 }
 
 static void s_add(kmx_agg_t *agg, const char *market, uint32_t start, uint32_t end,
-                  const char *category, int64_t amount, const char *unit)
-{
+                  const char *category, int64_t amount, const char *unit) {
     s_rec_t r;
     s_make(&r, market, start, end, category, amount, unit);
     assert_int_equal(kmx_agg_add(agg, &r.rec), 0);
 }
 
-static void test_agg_sums_are_exact(void **state)
-{
+static void test_agg_sums_are_exact(void **state) {
     (void)state;
     kmx_agg_t *agg = kmx_agg_new(NULL, 0);
     assert_non_null(agg);
@@ -68,8 +65,7 @@ static void test_agg_sums_are_exact(void **state)
     assert_null(agg);
 }
 
-static void test_agg_sum_exceeds_64_bits(void **state)
-{
+static void test_agg_sum_exceeds_64_bits(void **state) {
     (void)state;
     kmx_agg_t *agg = kmx_agg_new(NULL, 0);
     assert_non_null(agg);
@@ -85,11 +81,9 @@ static void test_agg_sum_exceeds_64_bits(void **state)
     kmx_agg_destroy(&agg);
 }
 
-static void test_agg_groups_by_two_fields(void **state)
-{
+static void test_agg_groups_by_two_fields(void **state) {
     (void)state;
-    Kmx__V1__GroupField by[] = {KMX__V1__GROUP_FIELD__BY_MARKET,
-                                KMX__V1__GROUP_FIELD__BY_YEAR};
+    Kmx__V1__GroupField by[] = {KMX__V1__GROUP_FIELD__BY_MARKET, KMX__V1__GROUP_FIELD__BY_YEAR};
     kmx_agg_t *agg = kmx_agg_new(by, 2);
     assert_non_null(agg);
     s_add(agg, "US", 202401, 202406, "album", 10000, "USD");
@@ -113,8 +107,7 @@ static void test_agg_groups_by_two_fields(void **state)
     kmx_agg_destroy(&agg);
 }
 
-static void test_agg_splits_by_unit(void **state)
-{
+static void test_agg_splits_by_unit(void **state) {
     (void)state;
     Kmx__V1__GroupField by[] = {KMX__V1__GROUP_FIELD__BY_MARKET};
     kmx_agg_t *agg = kmx_agg_new(by, 1);
@@ -133,8 +126,7 @@ static void test_agg_splits_by_unit(void **state)
     kmx_agg_destroy(&agg);
 }
 
-static void test_agg_top_keeps_largest_sums(void **state)
-{
+static void test_agg_top_keeps_largest_sums(void **state) {
     (void)state;
     Kmx__V1__GroupField by[] = {KMX__V1__GROUP_FIELD__BY_CATEGORY};
     kmx_agg_t *agg = kmx_agg_new(by, 1);
@@ -159,11 +151,9 @@ static void test_agg_top_keeps_largest_sums(void **state)
     kmx_agg_destroy(&agg);
 }
 
-static void test_agg_groups_by_period_and_region(void **state)
-{
+static void test_agg_groups_by_period_and_region(void **state) {
     (void)state;
-    Kmx__V1__GroupField by[] = {KMX__V1__GROUP_FIELD__BY_REGION,
-                                KMX__V1__GROUP_FIELD__BY_PERIOD};
+    Kmx__V1__GroupField by[] = {KMX__V1__GROUP_FIELD__BY_REGION, KMX__V1__GROUP_FIELD__BY_PERIOD};
     kmx_agg_t *agg = kmx_agg_new(by, 2);
     assert_non_null(agg);
     s_add(agg, "US", 202501, 202506, "album", 10000, "USD");
@@ -177,8 +167,7 @@ static void test_agg_groups_by_period_and_region(void **state)
     kmx_agg_destroy(&agg);
 }
 
-static void test_agg_empty_input_has_no_rows(void **state)
-{
+static void test_agg_empty_input_has_no_rows(void **state) {
     (void)state;
     Kmx__V1__GroupField by[] = {KMX__V1__GROUP_FIELD__BY_MARKET};
     kmx_agg_t *agg = kmx_agg_new(by, 1);
@@ -192,8 +181,7 @@ static void test_agg_empty_input_has_no_rows(void **state)
     kmx_agg_destroy(&agg);
 }
 
-static void test_agg_counts_records_without_value(void **state)
-{
+static void test_agg_counts_records_without_value(void **state) {
     (void)state;
     kmx_agg_t *agg = kmx_agg_new(NULL, 0);
     assert_non_null(agg);
@@ -209,8 +197,7 @@ static void test_agg_counts_records_without_value(void **state)
     kmx_agg_destroy(&agg);
 }
 
-static void test_agg_refuses_unknown_fields_and_too_many_groups(void **state)
-{
+static void test_agg_refuses_unknown_fields_and_too_many_groups(void **state) {
     (void)state;
     Kmx__V1__GroupField bad[] = {KMX__V1__GROUP_FIELD__GROUP_UNSPECIFIED};
     assert_int_equal(kmx_agg_check_fields(bad, 1), KMX_ERR_INVAL);
@@ -239,8 +226,7 @@ static void test_agg_refuses_unknown_fields_and_too_many_groups(void **state)
     kmx_agg_destroy(&agg);
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_agg_sums_are_exact),
         cmocka_unit_test(test_agg_sum_exceeds_64_bits),

@@ -16,22 +16,20 @@
 typedef enum { S_TEXT, S_MARKET, S_REGION, S_UNIT } s_kind_t;
 
 struct kmx_filter {
-    Kmx__V1__Filter wire;     // canonical filter; its lists point at copies owned here
-    Kmx__V1__Period period;   // canonical period range, when wire.period is set
-    int has_gran;             // nonzero when a granularity other than "any" was asked for
-    kmx_gran_t gran;          // the granularity asked for
-    char gran_name[16];       // its canonical name, pointed at by wire.granularity
+    Kmx__V1__Filter wire;   // canonical filter; its lists point at copies owned here
+    Kmx__V1__Period period; // canonical period range, when wire.period is set
+    int has_gran;           // nonzero when a granularity other than "any" was asked for
+    kmx_gran_t gran;        // the granularity asked for
+    char gran_name[16];     // its canonical name, pointed at by wire.granularity
 };
 
-static void s_free_list(char **list, size_t n)
-{
+static void s_free_list(char **list, size_t n) {
     for (size_t i = 0; list && i < n; i++)
         free(list[i]);
     free(list);
 }
 
-void kmx_filter_destroy(kmx_filter_t **self_p)
-{
+void kmx_filter_destroy(kmx_filter_t **self_p) {
     if (!self_p || !*self_p)
         return;
     Kmx__V1__Filter *w = &(*self_p)->wire;
@@ -48,8 +46,7 @@ void kmx_filter_destroy(kmx_filter_t **self_p)
 }
 
 // Writes the canonical spelling of one entry into buf. Returns 0 or KMX_ERR_INVAL.
-static int s_canonical(s_kind_t kind, const char *text, char *buf, size_t size)
-{
+static int s_canonical(s_kind_t kind, const char *text, char *buf, size_t size) {
     int64_t multiplier = 0;
     switch (kind) {
     case S_MARKET:
@@ -68,15 +65,13 @@ static int s_canonical(s_kind_t kind, const char *text, char *buf, size_t size)
     return 0;
 }
 
-static const char *s_kind_label(s_kind_t kind)
-{
+static const char *s_kind_label(s_kind_t kind) {
     return kind == S_MARKET ? "market" : kind == S_REGION ? "region" : "entry";
 }
 
 // Copies a wire list into *out in canonical spelling.
 static int s_copy_list(char *const *in, size_t n, s_kind_t kind, char ***out, size_t *n_out,
-                       char *why, size_t why_size)
-{
+                       char *why, size_t why_size) {
     if (n > KMX_FILTER_LIST_MAX) {
         snprintf(why, why_size, "a filter list holds %zu entries; at most %d are allowed", n,
                  KMX_FILTER_LIST_MAX);
@@ -105,41 +100,34 @@ static int s_copy_list(char *const *in, size_t n, s_kind_t kind, char ***out, si
     return 0;
 }
 
-static int s_copy_lists(const Kmx__V1__Filter *in, Kmx__V1__Filter *w, char *why, size_t sz)
-{
-    int rc = s_copy_list(in->markets, in->n_markets, S_MARKET, &w->markets, &w->n_markets,
+static int s_copy_lists(const Kmx__V1__Filter *in, Kmx__V1__Filter *w, char *why, size_t sz) {
+    int rc = s_copy_list(in->markets, in->n_markets, S_MARKET, &w->markets, &w->n_markets, why, sz);
+    if (rc == 0)
+        rc = s_copy_list(in->regions, in->n_regions, S_REGION, &w->regions, &w->n_regions, why, sz);
+    if (rc == 0)
+        rc = s_copy_list(in->categories, in->n_categories, S_TEXT, &w->categories, &w->n_categories,
                          why, sz);
-    if (rc == 0)
-        rc = s_copy_list(in->regions, in->n_regions, S_REGION, &w->regions, &w->n_regions, why,
-                         sz);
-    if (rc == 0)
-        rc = s_copy_list(in->categories, in->n_categories, S_TEXT, &w->categories,
-                         &w->n_categories, why, sz);
     if (rc == 0)
         rc = s_copy_list(in->items, in->n_items, S_TEXT, &w->items, &w->n_items, why, sz);
     if (rc == 0)
-        rc = s_copy_list(in->companies, in->n_companies, S_TEXT, &w->companies,
-                         &w->n_companies, why, sz);
+        rc = s_copy_list(in->companies, in->n_companies, S_TEXT, &w->companies, &w->n_companies,
+                         why, sz);
     if (rc == 0)
-        rc = s_copy_list(in->artists, in->n_artists, S_TEXT, &w->artists, &w->n_artists, why,
-                         sz);
+        rc = s_copy_list(in->artists, in->n_artists, S_TEXT, &w->artists, &w->n_artists, why, sz);
     if (rc == 0)
         rc = s_copy_list(in->units, in->n_units, S_UNIT, &w->units, &w->n_units, why, sz);
     if (rc == 0)
-        rc = s_copy_list(in->sources, in->n_sources, S_TEXT, &w->sources, &w->n_sources, why,
-                         sz);
+        rc = s_copy_list(in->sources, in->n_sources, S_TEXT, &w->sources, &w->n_sources, why, sz);
     return rc;
 }
 
 // A period names one end or both; one end alone means that single month or span start.
-static int s_check_period(kmx_filter_t *self, const Kmx__V1__Period *p, char *why, size_t sz)
-{
+static int s_check_period(kmx_filter_t *self, const Kmx__V1__Period *p, char *why, size_t sz) {
     if (!p || (!p->has_start && !p->has_end))
         return 0;
     kmx_period_t range = {p->has_start ? p->start : p->end, p->has_end ? p->end : p->start};
     if (range.start > range.end) {
-        snprintf(why, sz, "filter period is inverted: %u comes after %u", range.start,
-                 range.end);
+        snprintf(why, sz, "filter period is inverted: %u comes after %u", range.start, range.end);
         return KMX_ERR_INVAL;
     }
     if (!kmx_period_is_valid(&range)) {
@@ -155,8 +143,7 @@ static int s_check_period(kmx_filter_t *self, const Kmx__V1__Period *p, char *wh
     return 0;
 }
 
-static int s_check_scalars(kmx_filter_t *self, const Kmx__V1__Filter *in, char *why, size_t sz)
-{
+static int s_check_scalars(kmx_filter_t *self, const Kmx__V1__Filter *in, char *why, size_t sz) {
     if (in->has_kind && in->kind != KMX__V1__KIND__KIND_UNSPECIFIED) {
         if (in->kind != KMX__V1__KIND__EXPORT && in->kind != KMX__V1__KIND__CONSUMPTION) {
             snprintf(why, sz, "unknown kind %d in filter", (int)in->kind);
@@ -169,8 +156,7 @@ static int s_check_scalars(kmx_filter_t *self, const Kmx__V1__Filter *in, char *
     if (g && g[0] != '\0' && strcasecmp(g, "any") != 0) {
         if (strlen(g) > 32 || kmx_gran_parse(g, &self->gran) != 0) {
             snprintf(why, sz,
-                     "unknown granularity '%.32s' (year, half, quarter, month, range or any)",
-                     g);
+                     "unknown granularity '%.32s' (year, half, quarter, month, range or any)", g);
             return KMX_ERR_INVAL;
         }
         self->has_gran = 1;
@@ -180,8 +166,7 @@ static int s_check_scalars(kmx_filter_t *self, const Kmx__V1__Filter *in, char *
     return s_check_period(self, in->period, why, sz);
 }
 
-int kmx_filter_new(const Kmx__V1__Filter *in, kmx_filter_t **out, char *why, size_t why_size)
-{
+int kmx_filter_new(const Kmx__V1__Filter *in, kmx_filter_t **out, char *why, size_t why_size) {
     if (!out || !why || why_size == 0)
         return KMX_ERR_INVAL;
     *out = NULL;
@@ -204,13 +189,11 @@ int kmx_filter_new(const Kmx__V1__Filter *in, kmx_filter_t **out, char *why, siz
     return 0;
 }
 
-const Kmx__V1__Filter *kmx_filter_wire(const kmx_filter_t *self)
-{
+const Kmx__V1__Filter *kmx_filter_wire(const kmx_filter_t *self) {
     return self ? &self->wire : NULL;
 }
 
-static int s_in_list(char *const *list, size_t n, const char *value)
-{
+static int s_in_list(char *const *list, size_t n, const char *value) {
     if (n == 0)
         return 1;
     const char *v = value ? value : "";
@@ -221,8 +204,7 @@ static int s_in_list(char *const *list, size_t n, const char *value)
     return 0;
 }
 
-static int s_match_period(const kmx_filter_t *self, const Kmx__V1__Record *rec)
-{
+static int s_match_period(const kmx_filter_t *self, const Kmx__V1__Record *rec) {
     if (!self->wire.period && !self->has_gran)
         return 1;
     if (!rec->period)
@@ -234,8 +216,7 @@ static int s_match_period(const kmx_filter_t *self, const Kmx__V1__Record *rec)
     return !self->has_gran || kmx_period_granularity(&inner) == self->gran;
 }
 
-int kmx_filter_match(const kmx_filter_t *self, const Kmx__V1__Record *rec)
-{
+int kmx_filter_match(const kmx_filter_t *self, const Kmx__V1__Record *rec) {
     if (!rec)
         return 0;
     if (!self)
@@ -247,13 +228,12 @@ int kmx_filter_match(const kmx_filter_t *self, const Kmx__V1__Record *rec)
         return 0;
     const char *market = rec->market ? rec->market : "";
     const char *unit = rec->value ? rec->value->unit : NULL;
-    return s_in_list(f->markets, f->n_markets, market)
-           && (f->n_regions == 0
-               || s_in_list(f->regions, f->n_regions, kmx_market_region(market)))
-           && s_in_list(f->categories, f->n_categories, rec->category)
-           && s_in_list(f->items, f->n_items, rec->item)
-           && s_in_list(f->companies, f->n_companies, rec->company)
-           && s_in_list(f->artists, f->n_artists, rec->artist)
-           && s_in_list(f->units, f->n_units, unit)
-           && s_in_list(f->sources, f->n_sources, rec->source);
+    return s_in_list(f->markets, f->n_markets, market) &&
+           (f->n_regions == 0 || s_in_list(f->regions, f->n_regions, kmx_market_region(market))) &&
+           s_in_list(f->categories, f->n_categories, rec->category) &&
+           s_in_list(f->items, f->n_items, rec->item) &&
+           s_in_list(f->companies, f->n_companies, rec->company) &&
+           s_in_list(f->artists, f->n_artists, rec->artist) &&
+           s_in_list(f->units, f->n_units, unit) &&
+           s_in_list(f->sources, f->n_sources, rec->source);
 }

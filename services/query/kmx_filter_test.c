@@ -1,7 +1,7 @@
 /*  kmx_filter tests: canonical markets, regions and units, period and granularity checks,
     limits, and matching records the way storage does.  */
-#include "kmx_filter.h"
 #include "kmx_err.h"
+#include "kmx_filter.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,8 +18,7 @@ typedef struct {
     Kmx__V1__Value value;
 } s_rec_t;
 
-static void s_rec(s_rec_t *r, const char *market, uint32_t start, uint32_t end, const char *unit)
-{
+static void s_rec(s_rec_t *r, const char *market, uint32_t start, uint32_t end, const char *unit) {
     kmx__v1__record__init(&r->rec);
     kmx__v1__period__init(&r->period);
     kmx__v1__value__init(&r->value);
@@ -37,13 +36,11 @@ static void s_rec(s_rec_t *r, const char *market, uint32_t start, uint32_t end, 
     r->rec.value = &r->value;
 }
 
-static int s_new(const Kmx__V1__Filter *in, kmx_filter_t **out, char *why, size_t size)
-{
+static int s_new(const Kmx__V1__Filter *in, kmx_filter_t **out, char *why, size_t size) {
     return kmx_filter_new(in, out, why, size);
 }
 
-static void test_filter_canonicalises_markets_regions_and_units(void **state)
-{
+static void test_filter_canonicalises_markets_regions_and_units(void **state) {
     (void)state;
     char *markets[] = {"japan", "us"};
     char *regions[] = {"north america"};
@@ -73,8 +70,7 @@ static void test_filter_canonicalises_markets_regions_and_units(void **state)
     assert_null(f);
 }
 
-static void test_filter_names_unknown_market(void **state)
-{
+static void test_filter_names_unknown_market(void **state) {
     (void)state;
     char *markets[] = {"JP", "Narnia"};
     Kmx__V1__Filter in = KMX__V1__FILTER__INIT;
@@ -93,8 +89,7 @@ static void test_filter_names_unknown_market(void **state)
     assert_non_null(strstr(why, "Atlantis"));
 }
 
-static void test_filter_checks_period_and_granularity(void **state)
-{
+static void test_filter_checks_period_and_granularity(void **state) {
     (void)state;
     Kmx__V1__Period p = KMX__V1__PERIOD__INIT;
     p.has_start = p.has_end = 1;
@@ -134,8 +129,7 @@ static void test_filter_checks_period_and_granularity(void **state)
     kmx_filter_destroy(&f);
 }
 
-static void test_filter_single_period_end_means_that_month(void **state)
-{
+static void test_filter_single_period_end_means_that_month(void **state) {
     (void)state;
     Kmx__V1__Period p = KMX__V1__PERIOD__INIT;
     p.has_start = 1;
@@ -151,8 +145,7 @@ static void test_filter_single_period_end_means_that_month(void **state)
     kmx_filter_destroy(&f);
 }
 
-static void test_filter_matches_everything_when_empty(void **state)
-{
+static void test_filter_matches_everything_when_empty(void **state) {
     (void)state;
     char why[256];
     kmx_filter_t *f = NULL;
@@ -164,8 +157,7 @@ static void test_filter_matches_everything_when_empty(void **state)
     kmx_filter_destroy(&f);
 }
 
-static void test_filter_lists_ignore_case_and_kind_filters(void **state)
-{
+static void test_filter_lists_ignore_case_and_kind_filters(void **state) {
     (void)state;
     char *cats[] = {"PHYSICAL_ALBUM_CUSTOMS"};
     Kmx__V1__Filter in = KMX__V1__FILTER__INIT;
@@ -186,8 +178,7 @@ static void test_filter_lists_ignore_case_and_kind_filters(void **state)
     assert_int_equal(s_new(&in, &f, why, sizeof why), KMX_ERR_INVAL);
 }
 
-static void test_filter_bounds_lists_and_entries(void **state)
-{
+static void test_filter_bounds_lists_and_entries(void **state) {
     (void)state;
     size_t n = KMX_FILTER_LIST_MAX + 1;
     char **items = calloc(n, sizeof *items);
@@ -210,8 +201,7 @@ static void test_filter_bounds_lists_and_entries(void **state)
     free(items);
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_filter_canonicalises_markets_regions_and_units),
         cmocka_unit_test(test_filter_names_unknown_market),

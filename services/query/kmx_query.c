@@ -38,8 +38,7 @@ struct kmx_query {
 typedef int (*s_handler_fn)(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **out,
                             size_t *len);
 
-kmx_query_t *kmx_query_new(kmx_link_t *link, const char *worker)
-{
+kmx_query_t *kmx_query_new(kmx_link_t *link, const char *worker) {
     kmx_query_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
@@ -49,31 +48,27 @@ kmx_query_t *kmx_query_new(kmx_link_t *link, const char *worker)
     return self;
 }
 
-void kmx_query_destroy(kmx_query_t **self_p)
-{
+void kmx_query_destroy(kmx_query_t **self_p) {
     if (!self_p || !*self_p)
         return;
     free(*self_p);
     *self_p = NULL;
 }
 
-void kmx_query_set_timeout(kmx_query_t *self, int timeout_ms)
-{
+void kmx_query_set_timeout(kmx_query_t *self, int timeout_ms) {
     if (self && timeout_ms > 0)
         self->timeout_ms = timeout_ms;
 }
 
 static int s_error(kmx_query_t *self, const Kmx__V1__Request *req, int err, const char *msg,
-                   uint8_t **out, size_t *len)
-{
+                   uint8_t **out, size_t *len) {
     self->count.errors++;
     return kmx_msg_pack_error(req ? req->request_id : NULL, err, msg, out, len);
 }
 
 // Maps a failed storage call to the caller's error.
 static int s_link_error(kmx_query_t *self, const Kmx__V1__Request *req, int rc, uint8_t **out,
-                        size_t *len)
-{
+                        size_t *len) {
     kmx_log_warn("storage call failed error=%s", kmx_err_name(rc));
     if (rc == KMX_ERR_DECODE)
         return s_error(self, req, KMX_ERR_INTERNAL, "storage sent a reply that does not decode",
@@ -85,8 +80,7 @@ static int s_link_error(kmx_query_t *self, const Kmx__V1__Request *req, int rc, 
 
 // Packs storage's reply for the caller, under the caller's request id.
 static int s_relay(kmx_query_t *self, const Kmx__V1__Request *req, Kmx__V1__Response *resp,
-                   uint8_t **out, size_t *len)
-{
+                   uint8_t **out, size_t *len) {
     if (resp->result_case == KMX__V1__RESPONSE__RESULT_ERROR)
         self->count.errors++;
     char *own = resp->request_id;
@@ -97,16 +91,14 @@ static int s_relay(kmx_query_t *self, const Kmx__V1__Request *req, Kmx__V1__Resp
 }
 
 // Calls storage with fwd and relays its answer when it is an error or of type expect.
-static int s_forward(kmx_query_t *self, const Kmx__V1__Request *req,
-                     const Kmx__V1__Request *fwd, Kmx__V1__Response__ResultCase expect,
-                     uint8_t **out, size_t *len)
-{
+static int s_forward(kmx_query_t *self, const Kmx__V1__Request *req, const Kmx__V1__Request *fwd,
+                     Kmx__V1__Response__ResultCase expect, uint8_t **out, size_t *len) {
     Kmx__V1__Response *resp = NULL;
     int rc = kmx_link_call(self->link, fwd, self->timeout_ms, &resp);
     if (rc != 0)
         return s_link_error(self, req, rc, out, len);
-    if (resp->result_case == KMX__V1__RESPONSE__RESULT_GET && expect == resp->result_case
-        && !resp->get->record)
+    if (resp->result_case == KMX__V1__RESPONSE__RESULT_GET && expect == resp->result_case &&
+        !resp->get->record)
         rc = s_error(self, req, KMX_ERR_NOT_FOUND, "no such record", out, len);
     else if (resp->result_case == expect || resp->result_case == KMX__V1__RESPONSE__RESULT_ERROR)
         rc = s_relay(self, req, resp, out, len);
@@ -118,8 +110,7 @@ static int s_forward(kmx_query_t *self, const Kmx__V1__Request *req,
 
 // ---- ping and stats ----------------------------------------------------------------
 
-static int s_on_ping(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **out, size_t *len)
-{
+static int s_on_ping(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
     Kmx__V1__PongResult pong = KMX__V1__PONG_RESULT__INIT;
     pong.service = KMX_QUERY_SERVICE;
     pong.worker = self->worker;
@@ -131,9 +122,7 @@ static int s_on_ping(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **o
     return kmx_msg_pack_response(&resp, out, len);
 }
 
-static int s_on_stats(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **out,
-                      size_t *len)
-{
+static int s_on_stats(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
     const struct {
         char *name;
         uint64_t value;
@@ -169,8 +158,7 @@ static int s_on_stats(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **
 
 // Checks a get key and writes its canonical market to market. Returns 0 or KMX_ERR_INVAL
 // with why filled.
-static int s_check_key(const Kmx__V1__Record *key, char *market, char *why, size_t sz)
-{
+static int s_check_key(const Kmx__V1__Record *key, char *market, char *why, size_t sz) {
     if (key->kind != KMX__V1__KIND__EXPORT && key->kind != KMX__V1__KIND__CONSUMPTION) {
         snprintf(why, sz, "get key needs kind export or consumption");
         return KMX_ERR_INVAL;
@@ -194,8 +182,7 @@ static int s_check_key(const Kmx__V1__Record *key, char *market, char *why, size
     return 0;
 }
 
-static int s_on_get(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **out, size_t *len)
-{
+static int s_on_get(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
     self->count.gets++;
     const Kmx__V1__Record *key = req->get->key;
     if (!key)
@@ -215,8 +202,7 @@ static int s_on_get(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **ou
     return s_forward(self, req, &fwd, KMX__V1__RESPONSE__RESULT_GET, out, len);
 }
 
-static int s_on_scan(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **out, size_t *len)
-{
+static int s_on_scan(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
     self->count.scans++;
     const Kmx__V1__ScanRequest *in = req->scan;
     if (in->has_page_token && in->page_token.len > KMX_QUERY_TOKEN_MAX)
@@ -237,9 +223,7 @@ static int s_on_scan(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **o
     return rc;
 }
 
-static int s_on_replay(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **out,
-                       size_t *len)
-{
+static int s_on_replay(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
     self->count.replays++;
     return s_forward(self, req, req, KMX__V1__RESPONSE__RESULT_REPLAY, out, len);
 }
@@ -248,18 +232,17 @@ static int s_on_replay(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t *
 
 // One walk over storage's scan pages.
 typedef struct {
-    const Kmx__V1__Request *req;       // the caller's request
-    const kmx_filter_t *filter;        // what to keep
-    kmx_agg_t *agg;                    // where kept records go
+    const Kmx__V1__Request *req;        // the caller's request
+    const kmx_filter_t *filter;         // what to keep
+    kmx_agg_t *agg;                     // where kept records go
     uint8_t token[KMX_QUERY_TOKEN_MAX]; // where the next page starts
-    size_t token_len;                  // bytes in token; 0 = from the start
-    Kmx__V1__Response *refusal;        // storage's error reply, when it sent one
+    size_t token_len;                   // bytes in token; 0 = from the start
+    Kmx__V1__Response *refusal;         // storage's error reply, when it sent one
 } s_walk_t;
 
 // Reads one page into the aggregation. Returns 1 when more pages follow, 0 after the
 // last page, or a negative code (with w->refusal set when storage answered an error).
-static int s_walk_page(kmx_query_t *self, s_walk_t *w)
-{
+static int s_walk_page(kmx_query_t *self, s_walk_t *w) {
     Kmx__V1__ScanRequest scan = KMX__V1__SCAN_REQUEST__INIT;
     scan.filter = (Kmx__V1__Filter *)kmx_filter_wire(w->filter);
     scan.has_limit = 1;
@@ -301,14 +284,13 @@ static int s_walk_page(kmx_query_t *self, s_walk_t *w)
 }
 
 // Maps a failed walk to the caller's error.
-static int s_walk_error(kmx_query_t *self, s_walk_t *w, int rc, uint8_t **out, size_t *len)
-{
+static int s_walk_error(kmx_query_t *self, s_walk_t *w, int rc, uint8_t **out, size_t *len) {
     if (w->refusal)
         return s_relay(self, w->req, w->refusal, out, len);
     switch (rc) {
     case KMX_ERR_TOO_BIG:
-        return s_error(self, w->req, rc, "the query makes too many groups; group by less",
-                       out, len);
+        return s_error(self, w->req, rc, "the query makes too many groups; group by less", out,
+                       len);
     case KMX_ERR_INTERNAL:
         return s_error(self, w->req, rc, "storage sent an unexpected scan page", out, len);
     case KMX_ERR_NOMEM:
@@ -319,15 +301,14 @@ static int s_walk_error(kmx_query_t *self, s_walk_t *w, int rc, uint8_t **out, s
 }
 
 static int s_reply_rows(kmx_query_t *self, const Kmx__V1__Request *req, kmx_agg_t *agg,
-                        uint8_t **out, size_t *len)
-{
+                        uint8_t **out, size_t *len) {
     Kmx__V1__QueryResult result = KMX__V1__QUERY_RESULT__INIT;
     uint32_t top = req->query->has_top ? req->query->top : 0;
     if (kmx_agg_result(agg, top, &result) != 0)
         return s_error(self, req, KMX_ERR_NOMEM, "out of memory", out, len);
     self->count.matched += result.matched;
-    kmx_log_info("query matched=%llu groups=%zu rows=%zu",
-                 (unsigned long long)result.matched, kmx_agg_groups(agg), result.n_rows);
+    kmx_log_info("query matched=%llu groups=%zu rows=%zu", (unsigned long long)result.matched,
+                 kmx_agg_groups(agg), result.n_rows);
     Kmx__V1__Response resp = KMX__V1__RESPONSE__INIT;
     resp.request_id = req->request_id;
     resp.result_case = KMX__V1__RESPONSE__RESULT_QUERY;
@@ -335,14 +316,11 @@ static int s_reply_rows(kmx_query_t *self, const Kmx__V1__Request *req, kmx_agg_
     return kmx_msg_pack_response(&resp, out, len);
 }
 
-static int s_on_query(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **out,
-                      size_t *len)
-{
+static int s_on_query(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
     self->count.queries++;
     const Kmx__V1__QueryRequest *q = req->query;
     if (kmx_agg_check_fields(q->group_by, q->n_group_by) != 0)
-        return s_error(self, req, KMX_ERR_INVAL, "unknown group field, or more than 10", out,
-                       len);
+        return s_error(self, req, KMX_ERR_INVAL, "unknown group field, or more than 10", out, len);
     char why[S_WHY_MAX];
     s_walk_t *w = calloc(1, sizeof *w);
     if (!w)
@@ -364,8 +342,8 @@ static int s_on_query(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **
     for (int pages = 0; more == 1 && pages < KMX_QUERY_PAGES_MAX; pages++)
         more = s_walk_page(self, w);
     if (more == 1)
-        rc = s_error(self, req, KMX_ERR_TOO_BIG, "the query reads too many pages; narrow it",
-                     out, len);
+        rc = s_error(self, req, KMX_ERR_TOO_BIG, "the query reads too many pages; narrow it", out,
+                     len);
     else if (more < 0)
         rc = s_walk_error(self, w, more, out, len);
     else
@@ -390,23 +368,18 @@ static const struct {
     {KMX__V1__REQUEST__BODY_PING, s_on_ping},     {KMX__V1__REQUEST__BODY_STATS, s_on_stats},
 };
 
-static int s_dispatch(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **out,
-                      size_t *len)
-{
+static int s_dispatch(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
     for (size_t i = 0; i < sizeof s_handlers / sizeof s_handlers[0]; i++) {
         // Every oneof member is a pointer in one union, so ping stands for whichever is set.
         if (s_handlers[i].body == req->body_case && req->ping)
             return s_handlers[i].fn(self, req, out, len);
     }
     char msg[96];
-    snprintf(msg, sizeof msg, "kmx.query does not handle '%s' requests",
-             kmx_msg_body_name(req));
+    snprintf(msg, sizeof msg, "kmx.query does not handle '%s' requests", kmx_msg_body_name(req));
     return s_error(self, req, KMX_ERR_UNSUPPORTED, msg, out, len);
 }
 
-int kmx_query_handle(kmx_query_t *self, const void *body, size_t size, uint8_t **out,
-                     size_t *len)
-{
+int kmx_query_handle(kmx_query_t *self, const void *body, size_t size, uint8_t **out, size_t *len) {
     if (!self || !out || !len)
         return KMX_ERR_INVAL;
     self->count.requests++;

@@ -28,7 +28,6 @@ void kmx_query_set_timeout(kmx_query_t *self, int timeout_ms);
 // Handles one request body (borrowed, any bytes) and writes the packed Response to a
 // malloc'd *out that the caller frees. Every input gets a reply: malformed bodies get a
 // BAD_REQUEST error. Returns 0, or KMX_ERR_NOMEM when no reply could be built.
-int kmx_query_handle(kmx_query_t *self, const void *body, size_t size, uint8_t **out,
-                     size_t *len);
+int kmx_query_handle(kmx_query_t *self, const void *body, size_t size, uint8_t **out, size_t *len);
 
 #endif

@@ -2,9 +2,9 @@
     on tcp://127.0.0.1:* with an LMDB directory from mkdtemp (records are seeded straight
     through a storage link), and against a storage that never answers.  */
 #define _XOPEN_SOURCE 700 // nftw, to remove the test directory
-#include "kmx_query.h"
 #include "kmx_err.h"
 #include "kmx_msg.h"
+#include "kmx_query.h"
 #include "kmx_storage.h"
 
 #include <ftw.h>
@@ -39,8 +39,7 @@ typedef struct {
 } s_rec_t;
 
 static void s_rec(s_rec_t *r, const char *market, uint32_t start, uint32_t end, int64_t amount,
-                  const char *unit)
-{
+                  const char *unit) {
     kmx__v1__record__init(&r->rec);
     kmx__v1__period__init(&r->period);
     kmx__v1__value__init(&r->value);
@@ -61,23 +60,20 @@ static void s_rec(s_rec_t *r, const char *market, uint32_t start, uint32_t end, 
     r->rec.value = &r->value;
 }
 
-static int s_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
+static int s_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
     (void)st;
     (void)flag;
     (void)ftw;
     return remove(path);
 }
 
-static void *s_run(void *arg)
-{
+static void *s_run(void *arg) {
     kmx_storage_run(arg, NULL);
     return NULL;
 }
 
 // Stores records through the link, as kmx-ingest would.
-static void s_seed(s_fixture_t *f, s_rec_t *recs, size_t n)
-{
+static void s_seed(s_fixture_t *f, s_rec_t *recs, size_t n) {
     Kmx__V1__Record **ptrs = calloc(n, sizeof *ptrs);
     assert_non_null(ptrs);
     for (size_t i = 0; i < n; i++)
@@ -97,8 +93,7 @@ static void s_seed(s_fixture_t *f, s_rec_t *recs, size_t n)
 }
 
 // Seeds: JP 2024 year 10.5 USD, JP 2024-H1 4 USD, US 2024-H1 2.25 USD, JP 2024 year 7 KRW.
-static void s_seed_small(s_fixture_t *f)
-{
+static void s_seed_small(s_fixture_t *f) {
     s_rec_t r[4];
     s_rec(&r[0], "JP", 202401, 202412, 105000, "USD");
     s_rec(&r[1], "JP", 202401, 202406, 40000, "USD");
@@ -109,8 +104,7 @@ static void s_seed_small(s_fixture_t *f)
     s_seed(f, r, 4);
 }
 
-static int s_setup(void **state)
-{
+static int s_setup(void **state) {
     s_fixture_t *f = calloc(1, sizeof *f);
     if (!f)
         return -1;
@@ -124,8 +118,8 @@ static int s_setup(void **state)
                                 .publish = "inproc://kmx-query-test-events",
                                 .data_dir = f->dir,
                                 .heartbeat_ms = 100};
-    if (kmx_storage_new(f->ctx, &cfg, &f->storage) != 0
-        || kmx_storage_endpoint(f->storage, ep, sizeof ep) != 0)
+    if (kmx_storage_new(f->ctx, &cfg, &f->storage) != 0 ||
+        kmx_storage_endpoint(f->storage, ep, sizeof ep) != 0)
         return -1;
     if (pthread_create(&f->thread, NULL, s_run, f->storage) != 0)
         return -1;
@@ -137,8 +131,7 @@ static int s_setup(void **state)
     return 0;
 }
 
-static int s_teardown(void **state)
-{
+static int s_teardown(void **state) {
     s_fixture_t *f = *state;
     kmx_query_destroy(&f->query);
     kmx_link_destroy(&f->link);
@@ -151,8 +144,7 @@ static int s_teardown(void **state)
     return 0;
 }
 
-static Kmx__V1__Response *s_handle_raw(kmx_query_t *query, const void *body, size_t size)
-{
+static Kmx__V1__Response *s_handle_raw(kmx_query_t *query, const void *body, size_t size) {
     uint8_t *out = NULL;
     size_t len = 0;
     assert_int_equal(kmx_query_handle(query, body, size, &out, &len), 0);
@@ -162,8 +154,7 @@ static Kmx__V1__Response *s_handle_raw(kmx_query_t *query, const void *body, siz
     return resp;
 }
 
-static Kmx__V1__Response *s_handle(kmx_query_t *query, const Kmx__V1__Request *req)
-{
+static Kmx__V1__Response *s_handle(kmx_query_t *query, const Kmx__V1__Request *req) {
     uint8_t *body = NULL;
     size_t size = 0;
     assert_int_equal(kmx_msg_pack_request(req, &body, &size), 0);
@@ -173,8 +164,7 @@ static Kmx__V1__Response *s_handle(kmx_query_t *query, const Kmx__V1__Request *r
 }
 
 static Kmx__V1__Response *s_query(kmx_query_t *query, Kmx__V1__Filter *filter,
-                                  Kmx__V1__GroupField *by, size_t n_by, uint32_t top)
-{
+                                  Kmx__V1__GroupField *by, size_t n_by, uint32_t top) {
     Kmx__V1__QueryRequest q = KMX__V1__QUERY_REQUEST__INIT;
     q.filter = filter;
     q.n_group_by = n_by;
@@ -188,8 +178,7 @@ static Kmx__V1__Response *s_query(kmx_query_t *query, Kmx__V1__Filter *filter,
     return s_handle(query, &req);
 }
 
-static void s_expect_error(Kmx__V1__Response *resp, Kmx__V1__ErrorCode code, const char *text)
-{
+static void s_expect_error(Kmx__V1__Response *resp, Kmx__V1__ErrorCode code, const char *text) {
     assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_ERROR);
     assert_int_equal(resp->error->code, code);
     if (text)
@@ -197,8 +186,7 @@ static void s_expect_error(Kmx__V1__Response *resp, Kmx__V1__ErrorCode code, con
     kmx__v1__response__free_unpacked(resp, NULL);
 }
 
-static void test_query_sums_across_scan_pages(void **state)
-{
+static void test_query_sums_across_scan_pages(void **state) {
     s_fixture_t *f = *state;
     s_rec_t *recs = calloc(S_MANY, sizeof *recs);
     assert_non_null(recs);
@@ -223,8 +211,7 @@ static void test_query_sums_across_scan_pages(void **state)
     kmx__v1__response__free_unpacked(resp, NULL);
 }
 
-static void test_query_filters_groups_and_splits_units(void **state)
-{
+static void test_query_filters_groups_and_splits_units(void **state) {
     s_fixture_t *f = *state;
     s_seed_small(f);
     char *markets[] = {"japan"};
@@ -253,8 +240,7 @@ static void test_query_filters_groups_and_splits_units(void **state)
     kmx__v1__response__free_unpacked(resp, NULL);
 }
 
-static void test_query_top_keeps_largest(void **state)
-{
+static void test_query_top_keeps_largest(void **state) {
     s_fixture_t *f = *state;
     s_seed_small(f);
     Kmx__V1__Filter filter = KMX__V1__FILTER__INIT;
@@ -270,8 +256,7 @@ static void test_query_top_keeps_largest(void **state)
     kmx__v1__response__free_unpacked(resp, NULL);
 }
 
-static void test_query_refuses_bad_filters(void **state)
-{
+static void test_query_refuses_bad_filters(void **state) {
     s_fixture_t *f = *state;
     char *markets[] = {"Narnia"};
     Kmx__V1__Filter filter = KMX__V1__FILTER__INIT;
@@ -295,8 +280,7 @@ static void test_query_refuses_bad_filters(void **state)
     s_expect_error(s_query(f->query, NULL, by, 1, 0), KMX__V1__ERROR_CODE__BAD_REQUEST, NULL);
 }
 
-static void test_query_get_scan_and_replay_reach_storage(void **state)
-{
+static void test_query_get_scan_and_replay_reach_storage(void **state) {
     s_fixture_t *f = *state;
     s_seed_small(f);
     s_rec_t key;
@@ -339,8 +323,7 @@ static void test_query_get_scan_and_replay_reach_storage(void **state)
     kmx__v1__response__free_unpacked(resp, NULL);
 }
 
-static void test_query_answers_bad_bodies_and_other_services(void **state)
-{
+static void test_query_answers_bad_bodies_and_other_services(void **state) {
     s_fixture_t *f = *state;
     const uint8_t junk[] = {0x0a, 0xff, 0xff};
     s_expect_error(s_handle_raw(f->query, junk, sizeof junk), KMX__V1__ERROR_CODE__BAD_REQUEST,
@@ -368,8 +351,7 @@ static void test_query_answers_bad_bodies_and_other_services(void **state)
     kmx__v1__response__free_unpacked(resp, NULL);
 }
 
-static void test_query_answers_unavailable_when_storage_is_silent(void **state)
-{
+static void test_query_answers_unavailable_when_storage_is_silent(void **state) {
     s_fixture_t *f = *state;
     void *hung = zmq_socket(f->ctx, ZMQ_ROUTER); // accepts connections, never reads
     int linger = 0;
@@ -393,8 +375,47 @@ static void test_query_answers_unavailable_when_storage_is_silent(void **state)
     zmq_close(hung);
 }
 
-int main(void)
-{
+static void test_query_survives_mutated_bodies(void **state) {
+    s_fixture_t *f = *state;
+    s_seed_small(f);
+    char *markets[] = {"JP", "US"};
+    Kmx__V1__Period p = KMX__V1__PERIOD__INIT;
+    p.has_start = p.has_end = 1;
+    p.start = 202401;
+    p.end = 202412;
+    Kmx__V1__Filter filter = KMX__V1__FILTER__INIT;
+    filter.n_markets = 2;
+    filter.markets = markets;
+    filter.period = &p;
+    filter.granularity = "year";
+    Kmx__V1__GroupField by[] = {KMX__V1__GROUP_FIELD__BY_MARKET, KMX__V1__GROUP_FIELD__BY_PERIOD};
+    Kmx__V1__QueryRequest q = KMX__V1__QUERY_REQUEST__INIT;
+    q.filter = &filter;
+    q.n_group_by = 2;
+    q.group_by = by;
+    Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
+    req.request_id = "fuzz";
+    req.body_case = KMX__V1__REQUEST__BODY_QUERY;
+    req.query = &q;
+    uint8_t *good = NULL;
+    size_t size = 0;
+    assert_int_equal(kmx_msg_pack_request(&req, &good, &size), 0);
+    uint8_t *body = malloc(size);
+    assert_non_null(body);
+    unsigned seed = 4242;
+    // Every mutation must still get a reply that decodes; the sanitizers catch the rest.
+    for (int round = 0; round < 1000; round++) {
+        memcpy(body, good, size);
+        for (int flips = 1 + rand_r(&seed) % 4; flips > 0; flips--)
+            body[rand_r(&seed) % size] = (uint8_t)rand_r(&seed);
+        size_t cut = round % 3 == 0 ? (size_t)rand_r(&seed) % size : size;
+        kmx__v1__response__free_unpacked(s_handle_raw(f->query, body, cut), NULL);
+    }
+    free(body);
+    free(good);
+}
+
+int main(void) {
 #define S_T(name) cmocka_unit_test_setup_teardown(name, s_setup, s_teardown)
     const struct CMUnitTest tests[] = {
         S_T(test_query_sums_across_scan_pages),
@@ -404,6 +425,7 @@ int main(void)
         S_T(test_query_get_scan_and_replay_reach_storage),
         S_T(test_query_answers_bad_bodies_and_other_services),
         S_T(test_query_answers_unavailable_when_storage_is_silent),
+        S_T(test_query_survives_mutated_bodies),
     };
 #undef S_T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,10 +2,10 @@
     query requests from the broker and answers them from kmx-storage's records.
     Configuration comes from flags, then environment variables, then loopback defaults.  */
 #include "kmx_err.h"
-#include "kmx_query.h"
 #include "kmx_link.h"
 #include "kmx_log.h"
 #include "kmx_mdp.h"
+#include "kmx_query.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -25,14 +25,12 @@ typedef struct {
 
 static volatile sig_atomic_t s_stop = 0;
 
-static void s_on_signal(int sig)
-{
+static void s_on_signal(int sig) {
     (void)sig;
     s_stop = 1;
 }
 
-static void s_usage(FILE *to)
-{
+static void s_usage(FILE *to) {
     fprintf(to,
             "usage: " S_NAME " [options]\n"
             "Stateless worker of service kmx.query: answers get, scan, replay and query.\n"
@@ -43,15 +41,13 @@ static void s_usage(FILE *to)
             "  --version            show the version\n");
 }
 
-static const char *s_env(const char *name, const char *fallback)
-{
+static const char *s_env(const char *name, const char *fallback) {
     const char *v = getenv(name);
     return v && *v ? v : fallback;
 }
 
 // Reads "--flag value" or "--flag=value" at argv[*i]. Returns the value or NULL.
-static const char *s_flag(int argc, char **argv, int *i, const char *flag)
-{
+static const char *s_flag(int argc, char **argv, int *i, const char *flag) {
     size_t n = strlen(flag);
     if (strncmp(argv[*i], flag, n) != 0)
         return NULL;
@@ -63,8 +59,7 @@ static const char *s_flag(int argc, char **argv, int *i, const char *flag)
 }
 
 // Fills cfg. Returns -1 to continue, or the exit status when the process should end now.
-static int s_parse(int argc, char **argv, s_config_t *cfg)
-{
+static int s_parse(int argc, char **argv, s_config_t *cfg) {
     cfg->broker = s_env("KMX_BROKER", "tcp://127.0.0.1:5555");
     cfg->storage = s_env("KMX_STORAGE", "tcp://127.0.0.1:5560");
     cfg->log_level = NULL;
@@ -95,8 +90,7 @@ static int s_parse(int argc, char **argv, s_config_t *cfg)
     return -1;
 }
 
-static void s_install_signals(void)
-{
+static void s_install_signals(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = s_on_signal;
@@ -107,8 +101,7 @@ static void s_install_signals(void)
 }
 
 // Serves requests until a signal asks to stop.
-static void s_serve(kmx_mdp_worker_t *worker, kmx_query_t *query)
-{
+static void s_serve(kmx_mdp_worker_t *worker, kmx_query_t *query) {
     while (!s_stop) {
         zmq_msg_t body;
         int rc = kmx_mdp_worker_recv(worker, S_POLL_MS, &body);
@@ -128,8 +121,7 @@ static void s_serve(kmx_mdp_worker_t *worker, kmx_query_t *query)
     }
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     kmx_log_init(S_NAME);
     s_config_t cfg;
     int status = s_parse(argc, argv, &cfg);
@@ -152,8 +144,8 @@ int main(int argc, char **argv)
         kmx_log_error("startup failed broker=%s storage=%s", cfg.broker, cfg.storage);
         goto out;
     }
-    kmx_log_info("serving service=%s worker=%s broker=%s storage=%s", KMX_QUERY_SERVICE,
-                 identity, cfg.broker, cfg.storage);
+    kmx_log_info("serving service=%s worker=%s broker=%s storage=%s", KMX_QUERY_SERVICE, identity,
+                 cfg.broker, cfg.storage);
     s_serve(worker, query);
     kmx_log_info("stopping worker=%s", identity);
     status = 0;
