@@ -1,6 +1,6 @@
 /*  kmx_schema - the on-disk layout of kmx-storage's LMDB environment: database names,
     meta keys and the schema version. Keys themselves are built only by kmx_rkey_*.
-    Bump KMX_SCHEMA_VERSION whenever a key or value encoding changes.  */
+    Bump KMX_SCHEMA_VERSION whenever a database, a key or a value encoding changes.  */
 #ifndef KMX_SCHEMA_H
 #define KMX_SCHEMA_H
 
@@ -11,12 +11,27 @@
 // Bookkeeping: the keys below.
 #define KMX_DB_META "meta"
 
+// Secondary indexes (MDB_DUPSORT): index key (kmx_rkey_index) -> record keys, one
+// duplicate per record. The order matches kmx_rkey_index_t.
+#define KMX_DB_IDX_MARKET "idx_market"
+#define KMX_DB_IDX_PERIOD "idx_period"
+#define KMX_DB_IDX_CATEGORY "idx_category"
+#define KMX_DB_IDX_COMPANY "idx_company"
+#define KMX_DB_IDX_ARTIST "idx_artist"
+
+// Roll-up key (kmx_rkey_rollup: kind, period, market, category, unit) ->
+// [sum: 16 bytes, two's complement big-endian, ten-thousandths][count: u64 big-endian].
+// An entry exists exactly when its count is nonzero.
+#define KMX_DB_ROLLUPS "rollups"
+#define KMX_ROLLUP_VALUE_LEN 24 // bytes in a roll-up value
+
 // Meta key -> schema version as 4 bytes big-endian, written when the store is created.
 #define KMX_META_SCHEMA_VERSION "schema_version"
 // Meta key -> newest committed sequence number as 8 bytes big-endian.
 #define KMX_META_LAST_SEQ "last_seq"
 
-#define KMX_SCHEMA_VERSION 1u // the layout this build reads and writes
-#define KMX_SCHEMA_MAX_DBS 4  // named databases the environment may hold
+// Version history: 1 = records, events, meta; 2 = adds the five indexes and roll-ups.
+#define KMX_SCHEMA_VERSION 2u // the layout this build reads and writes
+#define KMX_SCHEMA_MAX_DBS 10 // named databases the environment may hold
 
 #endif

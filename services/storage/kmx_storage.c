@@ -1,9 +1,11 @@
-/*  kmx_storage - the service loop of kmx-storage. Each wake-up drains the waiting requests,
-    commits every put in them in one transaction (group commit), answers all of them, and
-    only then publishes the committed events, so nothing uncommitted is ever announced.  */
+/*  kmx_storage - the service loop of kmx-storage. Each wake-up drains the waiting requests
+    (waiting a bounded moment for more writers when writers are concurrent), commits every
+    put and delete in them in one transaction (group commit), answers all of them, and only
+    then publishes the committed events, so nothing uncommitted is ever announced.  */
 #include "kmx_storage.h"
 
 #include "kmx_err.h"
+#include "kmx_group.h"
 #include "kmx_log.h"
 #include "kmx_market.h"
 #include "kmx_msg.h"
@@ -22,8 +24,9 @@
 #define S_NO_SLOT SIZE_MAX   // a put record that never reached the store
 #define S_ROUTING_ID_MAX 256 // ZeroMQ routing ids are at most 255 bytes
 #define S_HEARTBEAT_TOPIC "kmx.heartbeat"
+#define S_WAIT_SLICE_US 50   // sleep between polls while a batch waits for more writers
 
-// One put record's fate before the store sees it.
+// One put record's (or delete key's) fate before the store sees it.
 typedef struct {
     size_t slot;                  // index into the batch arrays, or S_NO_SLOT
     int valid;                    // nonzero when kmx_record_normalize accepted it
@@ -38,9 +41,9 @@ typedef struct {
     int has_corr;                  // nonzero when a valid correlation frame arrived
     int bad_frames;                // nonzero when the frame layout was wrong
     Kmx__V1__Request *req;         // the decoded body, or NULL
-    s_rec_state_t *recs;           // for puts: one state per record
-    size_t n_rejected;             // for puts: records validation refused
-    int put_err;                   // for puts: error answered instead of results, or 0
+    s_rec_state_t *recs;           // for puts and deletes: one state per record or key
+    size_t n_rejected;             // for puts and deletes: records validation refused
+    int put_err;                   // for puts and deletes: error answered instead, or 0
 } s_item_t;
 
 typedef struct {
@@ -53,6 +56,10 @@ typedef struct {
     uint64_t gets;      // get requests
     uint64_t scans;     // scan requests
     uint64_t replays;   // replay requests
+    uint64_t deletes;   // delete requests
+    uint64_t deleted;   // records deleted
+    uint64_t aggregates; // aggregate requests
+    uint64_t waits;     // batches that waited for more writers
     uint64_t batches;   // write transactions committed
     uint64_t published; // events published, heartbeats included
 } s_counters_t;
@@ -67,10 +74,12 @@ struct kmx_storage {
     uint64_t last_publish_ms;              // monotonic time of the last publish
     s_item_t items[KMX_STORAGE_BATCH_MAX]; // the batch being served
     size_t n_items;                        // requests in the batch
-    Kmx__V1__Record **recs;                // the batch's valid put records (borrowed)
+    kmx_store_op_t *ops;                   // the batch's valid puts and deletes (borrowed)
     kmx_put_outcome_t *outcomes;           // their outcomes, same index
-    size_t n_recs;                         // records in recs
-    size_t cap_recs;                       // capacity of recs and outcomes
+    size_t n_recs;                         // changes in ops
+    size_t cap_recs;                       // capacity of ops and outcomes
+    uint64_t batch_wait_us;                // longest wait for more writers per batch
+    int concurrent;                        // the last batch had more than one writer
     kmx_store_events_t events;             // committed events waiting to be published
     s_counters_t count;                    // service counters
     int terminated;                        // the context was shut down under us
@@ -108,10 +117,10 @@ static int s_reserve_recs(kmx_storage_t *self, size_t extra) {
     size_t cap = self->cap_recs ? self->cap_recs : 256;
     while (cap < self->n_recs + extra)
         cap *= 2;
-    Kmx__V1__Record **recs = realloc(self->recs, cap * sizeof *recs);
-    if (!recs)
+    kmx_store_op_t *ops = realloc(self->ops, cap * sizeof *ops);
+    if (!ops)
         return KMX_ERR_NOMEM;
-    self->recs = recs;
+    self->ops = ops;
     kmx_put_outcome_t *outcomes = realloc(self->outcomes, cap * sizeof *outcomes);
     if (!outcomes)
         return KMX_ERR_NOMEM;
@@ -120,10 +129,36 @@ static int s_reserve_recs(kmx_storage_t *self, size_t extra) {
     return 0;
 }
 
-// Validates a put request's records and adds the valid ones to the batch.
-static void s_prepare_put(kmx_storage_t *self, s_item_t *item) {
-    const Kmx__V1__PutRequest *put = item->req->put;
-    size_t n = put->n_records;
+static int s_is_put(const s_item_t *item) {
+    return item->req && item->req->body_case == KMX__V1__REQUEST__BODY_PUT && item->req->put;
+}
+
+static int s_is_delete(const s_item_t *item) {
+    return item->req && item->req->body_case == KMX__V1__REQUEST__BODY_DELETE &&
+           item->req->delete_;
+}
+
+// Normalises a delete key like a stored record's key (canonical market, trimmed text,
+// KR for consumption), lending it a placeholder value: only key fields matter here.
+static int s_normalize_key(Kmx__V1__Record *key, kmx_record_problem_t *problem) {
+    Kmx__V1__Value *value = key->value;
+    Kmx__V1__Value stand_in = KMX__V1__VALUE__INIT;
+    char unit[] = "USD";
+    stand_in.has_amount = 1;
+    stand_in.unit = unit;
+    key->value = &stand_in;
+    int err = kmx_record_normalize(key, problem);
+    if (stand_in.unit != unit)
+        free(stand_in.unit);
+    key->value = value;
+    return err;
+}
+
+// Validates a put's records or a delete's keys and adds the valid ones to the batch.
+static void s_prepare_write(kmx_storage_t *self, s_item_t *item) {
+    int del = s_is_delete(item);
+    Kmx__V1__Record **recs = del ? item->req->delete_->keys : item->req->put->records;
+    size_t n = del ? item->req->delete_->n_keys : item->req->put->n_records;
     if (n > KMX_STORAGE_RECORDS_MAX) {
         item->put_err = KMX_ERR_TOO_BIG;
         return;
@@ -134,33 +169,36 @@ static void s_prepare_put(kmx_storage_t *self, s_item_t *item) {
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        item->recs[i].slot = S_NO_SLOT;
-        item->recs[i].valid = kmx_record_normalize(put->records[i], &item->recs[i].problem) == 0;
-        item->n_rejected += !item->recs[i].valid;
+        s_rec_state_t *st = &item->recs[i];
+        st->slot = S_NO_SLOT;
+        st->valid = (del ? s_normalize_key(recs[i], &st->problem)
+                         : kmx_record_normalize(recs[i], &st->problem)) == 0;
+        item->n_rejected += !st->valid;
     }
-    if (put->atomic && item->n_rejected > 0) {
+    if (!del && item->req->put->atomic && item->n_rejected > 0) {
         item->put_err = KMX_ERR_INVAL; // all or nothing: nothing of it is stored
         return;
     }
     for (size_t i = 0; i < n; i++) {
         if (item->recs[i].valid) {
             item->recs[i].slot = self->n_recs;
-            self->recs[self->n_recs++] = put->records[i];
+            self->ops[self->n_recs].kind = del ? KMX_STORE_OP_DELETE : KMX_STORE_OP_PUT;
+            self->ops[self->n_recs++].rec = recs[i];
         }
     }
 }
 
-// Commits every valid put record of the batch in one transaction.
-static void s_commit_puts(kmx_storage_t *self) {
+// Commits every valid put record and delete key of the batch in one transaction.
+static void s_commit_writes(kmx_storage_t *self) {
     for (size_t i = 0; i < self->n_items; i++) {
         s_item_t *item = &self->items[i];
-        if (item->req && item->req->body_case == KMX__V1__REQUEST__BODY_PUT && item->req->put)
-            s_prepare_put(self, item);
+        if (s_is_put(item) || s_is_delete(item))
+            s_prepare_write(self, item);
     }
     if (self->n_recs == 0)
         return;
     int err =
-        kmx_store_put_batch(self->store, self->recs, self->n_recs, self->outcomes, &self->events);
+        kmx_store_write_batch(self->store, self->ops, self->n_recs, self->outcomes, &self->events);
     if (err == 0) {
         self->count.batches++;
         kmx_log_debug("batch committed records=%zu events=%zu last_seq=%llu", self->n_recs,
@@ -196,6 +234,9 @@ static void s_record_result(kmx_storage_t *self, const s_item_t *item, size_t i,
         } else if (o->outcome == KMX__V1__RECORD_RESULT__OUTCOME__REJECTED) {
             r->field = "key";
             r->reason = "the record has no usable key or topic";
+        } else if (o->outcome == KMX__V1__RECORD_RESULT__OUTCOME__NOT_FOUND) {
+            r->field = "key";
+            r->reason = "no record has this key";
         }
     }
     if (totals) {
@@ -226,13 +267,53 @@ static int s_put_refused(kmx_storage_t *self, s_item_t *item, Kmx__V1__RecordRes
     return kmx_msg_pack_response(&resp, out, len);
 }
 
-static int s_on_put(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t *len) {
-    self->count.puts++;
+static size_t s_write_count(const s_item_t *item) {
+    return s_is_delete(item) ? item->req->delete_->n_keys : item->req->put->n_records;
+}
+
+// Answers a delete that removed nothing: NOT_FOUND (or BAD_REQUEST when every key was
+// invalid) listing every key's result.
+static int s_delete_none(kmx_storage_t *self, s_item_t *item, Kmx__V1__RecordResult **ptrs,
+                         size_t n, size_t rejected, uint8_t **out, size_t *len) {
+    Kmx__V1__Response resp = KMX__V1__RESPONSE__INIT;
+    Kmx__V1__Error error = KMX__V1__ERROR__INIT;
+    int code = rejected == n ? KMX_ERR_INVAL : KMX_ERR_NOT_FOUND;
+    kmx_msg_set_error(&resp, &error, s_request_id(item), code,
+                      code == KMX_ERR_INVAL ? "no valid key to delete" : "no record has that key");
+    error.n_records = n;
+    error.records = ptrs;
+    self->count.errors++;
+    return kmx_msg_pack_response(&resp, out, len);
+}
+
+// Packs a PutResult with every record's (or key's) result.
+static int s_write_result(kmx_storage_t *self, s_item_t *item, Kmx__V1__PutResult *put,
+                          Kmx__V1__RecordResult **ptrs, size_t n, uint8_t **out, size_t *len) {
+    self->count.unchanged += put->unchanged;
+    self->count.rejected += put->rejected;
+    if (s_is_delete(item))
+        self->count.deleted += put->stored;
+    else
+        self->count.stored += put->stored;
+    if (s_is_delete(item) && n > 0 && put->stored == 0)
+        return s_delete_none(self, item, ptrs, n, put->rejected, out, len);
+    put->last_seq = kmx_store_last_seq(self->store);
+    put->n_results = n;
+    put->results = ptrs;
+    Kmx__V1__Response resp = KMX__V1__RESPONSE__INIT;
+    resp.request_id = item->req->request_id;
+    resp.result_case = KMX__V1__RESPONSE__RESULT_PUT;
+    resp.put = put;
+    return kmx_msg_pack_response(&resp, out, len);
+}
+
+// Answers a put or a delete from the batch's outcomes.
+static int s_on_write(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t *len) {
     if (item->put_err == KMX_ERR_TOO_BIG)
-        return s_error(self, item, KMX_ERR_TOO_BIG, "too many records in one put", out, len);
+        return s_error(self, item, KMX_ERR_TOO_BIG, "too many records in one request", out, len);
     if (item->put_err != 0 && item->put_err != KMX_ERR_INVAL)
         return s_error(self, item, item->put_err, "storage could not commit the batch", out, len);
-    size_t n = item->req->put->n_records;
+    size_t n = s_write_count(item);
     Kmx__V1__RecordResult *results = calloc(n ? n : 1, sizeof *results);
     Kmx__V1__RecordResult **ptrs = calloc(n ? n : 1, sizeof *ptrs);
     int err = KMX_ERR_NOMEM;
@@ -246,24 +327,59 @@ static int s_on_put(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t *
         s_record_result(self, item, i, &results[i], &put);
         ptrs[i] = &results[i];
     }
-    if (item->put_err == KMX_ERR_INVAL) {
+    if (item->put_err == KMX_ERR_INVAL)
         err = s_put_refused(self, item, results, ptrs, out, len);
-        goto out;
-    }
-    self->count.stored += put.stored;
-    self->count.unchanged += put.unchanged;
-    self->count.rejected += put.rejected;
-    put.last_seq = kmx_store_last_seq(self->store);
-    put.n_results = n;
-    put.results = ptrs;
-    Kmx__V1__Response resp = KMX__V1__RESPONSE__INIT;
-    resp.request_id = item->req->request_id;
-    resp.result_case = KMX__V1__RESPONSE__RESULT_PUT;
-    resp.put = &put;
-    err = kmx_msg_pack_response(&resp, out, len);
+    else
+        err = s_write_result(self, item, &put, ptrs, n, out, len);
 out:
     free(results);
     free(ptrs);
+    return err;
+}
+
+static int s_on_put(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t *len) {
+    self->count.puts++;
+    return s_on_write(self, item, out, len);
+}
+
+static int s_on_delete(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t *len) {
+    self->count.deletes++;
+    return s_on_write(self, item, out, len);
+}
+
+// ---- aggregate -----------------------------------------------------------------------
+
+static int s_on_aggregate(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t *len) {
+    self->count.aggregates++;
+    const Kmx__V1__AggregateRequest *ar = item->req->aggregate;
+    if (kmx_group_check_fields(ar->group_by, ar->n_group_by) != 0)
+        return s_error(self, item, KMX_ERR_INVAL, "unknown or too many group fields", out, len);
+    kmx_group_t *group = kmx_group_new(ar->group_by, ar->n_group_by);
+    if (!group)
+        return s_error(self, item, KMX_ERR_NOMEM, "out of memory", out, len);
+    kmx_store_agg_info_t info = {0, 0};
+    int rollup = kmx_group_fields_rollup(ar->group_by, ar->n_group_by);
+    int err = kmx_store_aggregate(self->store, ar->filter, group, rollup, &info);
+    Kmx__V1__QueryResult result = KMX__V1__QUERY_RESULT__INIT;
+    if (err == 0)
+        err = kmx_group_result(group, &result);
+    if (err == KMX_ERR_INVAL)
+        err = s_error(self, item, err, "invalid filter", out, len);
+    else if (err == KMX_ERR_TOO_BIG)
+        err = s_error(self, item, err, "too many groups; narrow the filter", out, len);
+    else if (err != 0)
+        err = s_error(self, item, err, kmx_strerror(err), out, len);
+    else {
+        result.has_from_rollups = result.has_last_seq = 1;
+        result.from_rollups = info.from_rollups != 0;
+        result.last_seq = info.last_seq;
+        Kmx__V1__Response resp = KMX__V1__RESPONSE__INIT;
+        resp.request_id = item->req->request_id;
+        resp.result_case = KMX__V1__RESPONSE__RESULT_QUERY;
+        resp.query = &result;
+        err = kmx_msg_pack_response(&resp, out, len);
+    }
+    kmx_group_destroy(&group);
     return err;
 }
 
@@ -325,7 +441,8 @@ static int s_on_scan(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t 
     Kmx__V1__Response resp = KMX__V1__RESPONSE__INIT;
     scan.n_records = page.n;
     scan.records = page.records;
-    scan.has_next_page_token = 1;
+    scan.has_next_page_token = scan.has_last_seq = 1;
+    scan.last_seq = page.last_seq;
     scan.next_page_token.len = page.next_len;
     scan.next_page_token.data = page.next;
     resp.request_id = item->req->request_id;
@@ -347,6 +464,16 @@ static int s_on_replay(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_
     kmx_store_replay_page_t page;
     kmx_store_replay_page_init(&page);
     int err = kmx_store_replay(self->store, &q, &page);
+    if (err == KMX_ERR_RESYNC) {
+        char msg[320];
+        snprintf(msg, sizeof msg,
+                 "resync needed: events after seq %llu are no longer kept (oldest kept %llu, "
+                 "newest %llu). Take a snapshot: scan every page, keep the first page's "
+                 "last_seq, then replay since that last_seq",
+                 (unsigned long long)q.since, (unsigned long long)page.first_seq,
+                 (unsigned long long)page.last_seq);
+        return s_error(self, item, err, msg, out, len);
+    }
     if (err != 0)
         return s_error(self, item, err, kmx_strerror(err), out, len);
     Kmx__V1__ReplayResult replay = KMX__V1__REPLAY_RESULT__INIT;
@@ -378,7 +505,7 @@ static int s_on_ping(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t 
     return kmx_msg_pack_response(&resp, out, len);
 }
 
-#define S_COUNTERS 17 // counters a stats reply carries
+#define S_COUNTERS 21 // counters a stats reply carries
 
 // Fills the stats counters; name strings are static.
 static void s_fill_counters(const kmx_storage_t *self, const kmx_store_stats_t *st,
@@ -404,6 +531,10 @@ static void s_fill_counters(const kmx_storage_t *self, const kmx_store_stats_t *
         {"replays", self->count.replays},
         {"batches", self->count.batches},
         {"published", self->count.published},
+        {"deletes", self->count.deletes},
+        {"deleted", self->count.deleted},
+        {"aggregates", self->count.aggregates},
+        {"waits", self->count.waits},
     };
     for (size_t i = 0; i < S_COUNTERS; i++) {
         Kmx__V1__Counter init = KMX__V1__COUNTER__INIT;
@@ -442,6 +573,7 @@ static const struct {
     {KMX__V1__REQUEST__BODY_PUT, s_on_put},   {KMX__V1__REQUEST__BODY_GET, s_on_get},
     {KMX__V1__REQUEST__BODY_SCAN, s_on_scan}, {KMX__V1__REQUEST__BODY_REPLAY, s_on_replay},
     {KMX__V1__REQUEST__BODY_PING, s_on_ping}, {KMX__V1__REQUEST__BODY_STATS, s_on_stats},
+    {KMX__V1__REQUEST__BODY_DELETE, s_on_delete}, {KMX__V1__REQUEST__BODY_AGGREGATE, s_on_aggregate},
 };
 
 // Builds the packed reply to one drained request.
@@ -573,18 +705,64 @@ static void s_batch_clear(kmx_storage_t *self) {
     self->n_recs = 0;
 }
 
-// Drains waiting requests (bounded), commits, replies, then publishes.
-static void s_serve_batch(kmx_storage_t *self) {
-    size_t records = 0;
-    while (self->n_items < KMX_STORAGE_BATCH_MAX && records < KMX_STORAGE_RECORDS_MAX) {
+static uint64_t s_clock_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+// Counts what one drained request adds to the batch.
+typedef struct {
+    size_t records; // put records and delete keys drained
+    size_t writers; // put and delete requests drained
+} s_drain_t;
+
+// Receives every waiting message without blocking, within the batch bounds. Returns the
+// number of messages read.
+static size_t s_drain(kmx_storage_t *self, s_drain_t *d) {
+    size_t got = 0;
+    while (self->n_items < KMX_STORAGE_BATCH_MAX && d->records < KMX_STORAGE_RECORDS_MAX) {
         s_item_t *item = &self->items[self->n_items];
         if (s_recv_item(self, item) <= 0)
             break;
         self->n_items++;
-        if (item->req && item->req->body_case == KMX__V1__REQUEST__BODY_PUT && item->req->put)
-            records += item->req->put->n_records;
+        got++;
+        if (s_is_put(item) || s_is_delete(item)) {
+            d->writers++;
+            d->records += s_write_count(item);
+        }
     }
-    s_commit_puts(self);
+    return got;
+}
+
+// After the first write, keeps draining for up to batch_wait_us so concurrent writers
+// share one commit. Only spent when the previous batch already had several writers: a
+// lone writer never waits.
+static void s_gather(kmx_storage_t *self, s_drain_t *d) {
+    if (d->writers == 0 || self->batch_wait_us == 0 || !self->concurrent)
+        return;
+    self->count.waits++;
+    uint64_t deadline = s_clock_us() + self->batch_wait_us;
+    while (!self->terminated && self->n_items < KMX_STORAGE_BATCH_MAX &&
+           d->records < KMX_STORAGE_RECORDS_MAX) {
+        if (s_drain(self, d) > 0)
+            continue;
+        uint64_t now = s_clock_us();
+        if (now >= deadline)
+            break;
+        uint64_t slice = deadline - now < S_WAIT_SLICE_US ? deadline - now : S_WAIT_SLICE_US;
+        struct timespec ts = {0, (long)(slice * 1000u)};
+        nanosleep(&ts, NULL);
+    }
+}
+
+// Drains waiting requests (bounded), commits, replies, then publishes.
+static void s_serve_batch(kmx_storage_t *self) {
+    s_drain_t d = {0, 0};
+    s_drain(self, &d);
+    s_gather(self, &d);
+    self->concurrent = d.writers > 1;
+    s_commit_writes(self);
     s_reply_all(self);
     s_publish_events(self);
     s_batch_clear(self);
@@ -631,7 +809,8 @@ int kmx_storage_new(void *ctx, const kmx_storage_config_t *cfg, kmx_storage_t **
     gethostname(host, sizeof host - 1);
     snprintf(self->worker, sizeof self->worker, "kmx-storage-%s-%ld", host, (long)getpid());
     kmx_store_events_init(&self->events);
-    kmx_store_config_t scfg = {cfg->map_size, 0};
+    kmx_store_config_t scfg = {cfg->map_size, 0, cfg->sync, cfg->retain_events, 0};
+    self->batch_wait_us = cfg->batch_wait_us;
     int err = kmx_store_open(cfg->data_dir, &scfg, &self->store);
     if (err == 0)
         err = s_open_sockets(self, ctx, cfg);
@@ -640,8 +819,10 @@ int kmx_storage_new(void *ctx, const kmx_storage_config_t *cfg, kmx_storage_t **
         return err;
     }
     self->last_publish_ms = s_clock_ms();
-    kmx_log_info("storage ready bind=%s publish=%s data_dir=%s", self->endpoint, cfg->publish,
-                 cfg->data_dir);
+    kmx_log_info("storage ready bind=%s publish=%s data_dir=%s sync=%d batch_wait_us=%llu "
+                 "retain_events=%llu",
+                 self->endpoint, cfg->publish, cfg->data_dir, (int)cfg->sync,
+                 (unsigned long long)cfg->batch_wait_us, (unsigned long long)cfg->retain_events);
     *out = self;
     return 0;
 }
@@ -657,7 +838,7 @@ void kmx_storage_destroy(kmx_storage_t **self_p) {
     if (self->pub)
         zmq_close(self->pub);
     kmx_store_close(&self->store);
-    free(self->recs);
+    free(self->ops);
     free(self->outcomes);
     free(self);
     *self_p = NULL;

@@ -4,8 +4,11 @@
 #ifndef KMX_STORAGE_H
 #define KMX_STORAGE_H
 
+#include "kmx_store.h"
+
 #include <signal.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define KMX_STORAGE_BATCH_MAX 256       // requests drained per group commit
 #define KMX_STORAGE_RECORDS_MAX 10000   // records one put request may carry
@@ -14,6 +17,7 @@
 #define KMX_STORAGE_REPLAY_DEFAULT 1000 // replay page size when the request names none
 #define KMX_STORAGE_REPLAY_MAX 1000     // largest replay page served
 #define KMX_STORAGE_HEARTBEAT_MS 1000   // idle time before a heartbeat is published
+#define KMX_STORAGE_BATCH_WAIT_US 1000  // default longest wait for more writers per batch
 
 typedef struct kmx_storage kmx_storage_t;
 
@@ -23,6 +27,9 @@ typedef struct {
     const char *data_dir; // LMDB environment directory, created if missing
     size_t map_size;      // initial LMDB map size in bytes; 0 = the store's default
     int heartbeat_ms;     // idle time before a heartbeat; 0 = KMX_STORAGE_HEARTBEAT_MS
+    kmx_store_sync_t sync;  // durability of commits (KMX_STORE_SYNC_FULL = 0 by default)
+    uint64_t retain_events; // newest events kept in the log; 0 = all
+    uint64_t batch_wait_us; // longest wait for more writers once a write arrived; 0 = none
 } kmx_storage_config_t;
 
 // Opens the store and the sockets in ctx (borrowed; it must outlive the service).

@@ -1,7 +1,9 @@
 /*  kmx_store - the LMDB engine behind kmx-storage. One write transaction per batch keeps
-    records, the event log and last_seq consistent: a sequence number exists on disk
-    exactly when its change does. Reads use short read-only transactions.  */
+    records, indexes, roll-ups, the event log and last_seq consistent: a sequence number
+    exists on disk exactly when its change does. Reads use short read-only transactions.  */
 #include "kmx_store.h"
+
+#include "kmx_store_int.h"
 
 #include "kmx_err.h"
 #include "kmx_log.h"
@@ -20,15 +22,7 @@
 
 #define S_GROW_ATTEMPTS 32 // map doublings tried before a batch gives up
 
-struct kmx_store {
-    MDB_env *env;        // the environment; owns the map
-    MDB_dbi records;     // KMX_DB_RECORDS
-    MDB_dbi events;      // KMX_DB_EVENTS
-    MDB_dbi meta;        // KMX_DB_META
-    uint64_t last_seq;   // newest committed sequence number
-    size_t map_size;     // current map size in bytes
-    size_t map_size_max; // growth limit; 0 = none
-};
+#define S_TRIM_MAX 10000   // old events dropped per batch at most (bounds the transaction)
 
 // State of one write transaction in kmx_store_put_batch.
 typedef struct {
@@ -42,20 +36,25 @@ typedef struct {
 
 // ---- helpers -------------------------------------------------------------------
 
-// Converts an LMDB or errno code to a kmx code, logging the original once.
-static int s_mdb_err(int rc, const char *what) {
+int kmx_store_mdb_err(int rc, const char *what) {
     kmx_log_error("lmdb %s failed: %s (rc=%d)", what, mdb_strerror(rc), rc);
+    if (rc == MDB_PANIC)
+        kmx_log_error("lmdb environment is unusable until the process restarts");
     switch (rc) {
     case MDB_NOTFOUND:
         return KMX_ERR_NOT_FOUND;
     case MDB_MAP_FULL:
+    case ENOSPC: // the disk is full: refuse the write, nothing of it was kept
+    case EFBIG:
+#ifdef EDQUOT
+    case EDQUOT:
+#endif
         return KMX_ERR_FULL;
     case MDB_VERSION_MISMATCH:
         return KMX_ERR_VERSION;
     case ENOMEM:
         return KMX_ERR_NOMEM;
     case EIO:
-    case ENOSPC:
     case EACCES:
         return KMX_ERR_IO;
     default:
@@ -130,101 +129,156 @@ static int s_make_dir(const char *dir) {
     return KMX_ERR_IO;
 }
 
+// Refuses a store of another schema version with a message saying what to do.
+static int s_refuse_version(uint64_t version, const char *dir) {
+    if (version < KMX_SCHEMA_VERSION)
+        kmx_log_error("store schema version %llu is older than version %u this kmx-storage "
+                      "reads dir=%s; it was not opened or changed. Run the kmx-storage release "
+                      "that wrote it, or restore a backup made by this release",
+                      (unsigned long long)version, KMX_SCHEMA_VERSION, dir);
+    else
+        kmx_log_error("store schema version %llu is newer than version %u this kmx-storage "
+                      "reads dir=%s; it was not opened or changed. Upgrade kmx-storage",
+                      (unsigned long long)version, KMX_SCHEMA_VERSION, dir);
+    return KMX_ERR_VERSION;
+}
+
 // Records the schema version in a new store, or checks an existing store's version.
 static int s_check_schema(kmx_store_t *self, MDB_txn *txn, const char *dir) {
     MDB_val key = {strlen(KMX_META_SCHEMA_VERSION), KMX_META_SCHEMA_VERSION};
     MDB_val val;
     int rc = mdb_get(txn, self->meta, &key, &val);
     if (rc == MDB_NOTFOUND) {
-        MDB_stat st;
-        rc = mdb_stat(txn, self->records, &st);
-        if (rc != 0)
-            return s_mdb_err(rc, "stat");
+        MDB_dbi records;
+        MDB_stat st = {0};
+        // A store without a version must be empty: no records database, or an empty one.
+        rc = mdb_dbi_open(txn, KMX_DB_RECORDS, 0, &records);
+        if (rc == 0 && (rc = mdb_stat(txn, records, &st)) != 0)
+            return kmx_store_mdb_err(rc, "stat");
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            return kmx_store_mdb_err(rc, "open records");
         if (st.ms_entries != 0) {
             kmx_log_error("store has records but no schema version dir=%s", dir);
             return KMX_ERR_VERSION;
+        }
+        if (self->readonly) {
+            kmx_log_error("no kmx store in dir=%s", dir);
+            return KMX_ERR_NOT_FOUND;
         }
         uint8_t buf[4];
         s_put_be(buf, KMX_SCHEMA_VERSION, 4);
         MDB_val put = {sizeof buf, buf};
         rc = mdb_put(txn, self->meta, &key, &put, 0);
-        return rc == 0 ? 0 : s_mdb_err(rc, "put schema version");
+        return rc == 0 ? 0 : kmx_store_mdb_err(rc, "put schema version");
     }
     if (rc != 0)
-        return s_mdb_err(rc, "get schema version");
+        return kmx_store_mdb_err(rc, "get schema version");
     uint64_t version = val.mv_size == 4 ? s_get_be(val.mv_data, 4) : 0;
-    if (version != KMX_SCHEMA_VERSION) {
-        kmx_log_error("store schema version %llu is not the supported version %u dir=%s",
-                      (unsigned long long)version, KMX_SCHEMA_VERSION, dir);
-        return KMX_ERR_VERSION;
-    }
-    return 0;
+    return version == KMX_SCHEMA_VERSION ? 0 : s_refuse_version(version, dir);
 }
 
-static int s_read_last_seq(kmx_store_t *self, MDB_txn *txn) {
+int kmx_store_read_last_seq(const kmx_store_t *self, MDB_txn *txn, uint64_t *out) {
     MDB_val key = {strlen(KMX_META_LAST_SEQ), KMX_META_LAST_SEQ};
     MDB_val val;
+    *out = 0;
     int rc = mdb_get(txn, self->meta, &key, &val);
-    if (rc == MDB_NOTFOUND) {
-        self->last_seq = 0;
+    if (rc == MDB_NOTFOUND)
         return 0;
-    }
     if (rc != 0)
-        return s_mdb_err(rc, "get last_seq");
+        return kmx_store_mdb_err(rc, "get last_seq");
     if (val.mv_size != 8) {
         kmx_log_error("meta last_seq has %zu bytes, expected 8", val.mv_size);
         return KMX_ERR_STORAGE;
     }
-    self->last_seq = s_get_be(val.mv_data, 8);
+    *out = s_get_be(val.mv_data, 8);
     return 0;
 }
 
-// Opens the named databases and checks the schema, in one write transaction.
+// Opens the data databases after the schema check passed.
+static int s_open_data_dbs(kmx_store_t *self, MDB_txn *txn) {
+    unsigned int create = self->readonly ? 0 : MDB_CREATE;
+    int rc;
+    if ((rc = mdb_dbi_open(txn, KMX_DB_RECORDS, create, &self->records)) != 0 ||
+        (rc = mdb_dbi_open(txn, KMX_DB_EVENTS, create, &self->events)) != 0 ||
+        (rc = kmx_derived_open(txn, !self->readonly, &self->derived)) != 0)
+        return kmx_store_mdb_err(rc, "open database");
+    return 0;
+}
+
+// Checks the schema and opens the named databases, in one transaction (a write
+// transaction that creates what is missing, or a read transaction when read-only).
 static int s_open_dbs(kmx_store_t *self, const char *dir) {
     MDB_txn *txn = NULL;
-    int rc = mdb_txn_begin(self->env, NULL, 0, &txn);
+    int rc = mdb_txn_begin(self->env, NULL, self->readonly ? MDB_RDONLY : 0, &txn);
     if (rc != 0)
-        return s_mdb_err(rc, "begin");
+        return kmx_store_mdb_err(rc, "begin");
     int err = 0;
-    if ((rc = mdb_dbi_open(txn, KMX_DB_RECORDS, MDB_CREATE, &self->records)) != 0 ||
-        (rc = mdb_dbi_open(txn, KMX_DB_EVENTS, MDB_CREATE, &self->events)) != 0 ||
-        (rc = mdb_dbi_open(txn, KMX_DB_META, MDB_CREATE, &self->meta)) != 0) {
-        err = s_mdb_err(rc, "open database");
+    rc = mdb_dbi_open(txn, KMX_DB_META, self->readonly ? 0 : MDB_CREATE, &self->meta);
+    if (rc == MDB_NOTFOUND) {
+        kmx_log_error("no kmx store in dir=%s", dir);
+        err = KMX_ERR_NOT_FOUND;
         goto out;
     }
-    if ((err = s_check_schema(self, txn, dir)) != 0 || (err = s_read_last_seq(self, txn)) != 0)
+    if (rc != 0) {
+        err = kmx_store_mdb_err(rc, "open database");
+        goto out;
+    }
+    if ((err = s_check_schema(self, txn, dir)) != 0 || (err = s_open_data_dbs(self, txn)) != 0 ||
+        (err = kmx_store_read_last_seq(self, txn, &self->last_seq)) != 0)
         goto out;
     rc = mdb_txn_commit(txn);
     txn = NULL;
     if (rc != 0)
-        err = s_mdb_err(rc, "commit");
+        err = kmx_store_mdb_err(rc, "commit");
 out:
     if (txn)
         mdb_txn_abort(txn);
     return err;
 }
 
-static int s_open_env(kmx_store_t *self, const char *dir, size_t map_size) {
+int kmx_store_sync_parse(const char *text, kmx_store_sync_t *out) {
+    static const char *const names[] = {"full", "nometasync", "none"};
+    for (size_t i = 0; text && i < sizeof names / sizeof names[0]; i++) {
+        if (strcmp(text, names[i]) == 0) {
+            *out = (kmx_store_sync_t)i;
+            return 0;
+        }
+    }
+    return KMX_ERR_INVAL;
+}
+
+static unsigned int s_env_flags(const kmx_store_config_t *cfg) {
+    // MDB_NOTLS: read transactions are not tied to threads. Full sync (the default) makes
+    // every commit durable before its reply or event leaves the process.
+    unsigned int flags = MDB_NOTLS;
+    if (cfg && cfg->readonly)
+        return flags | MDB_RDONLY;
+    if (cfg && cfg->sync == KMX_STORE_SYNC_NOMETASYNC)
+        flags |= MDB_NOMETASYNC;
+    else if (cfg && cfg->sync == KMX_STORE_SYNC_NONE)
+        flags |= MDB_NOSYNC;
+    return flags;
+}
+
+static int s_open_env(kmx_store_t *self, const char *dir, size_t map_size, unsigned int flags) {
     int rc = mdb_env_create(&self->env);
     if (rc != 0)
-        return s_mdb_err(rc, "env create");
+        return kmx_store_mdb_err(rc, "env create");
     if ((rc = mdb_env_set_maxdbs(self->env, KMX_SCHEMA_MAX_DBS)) != 0 ||
         (rc = mdb_env_set_mapsize(self->env, map_size)) != 0)
-        return s_mdb_err(rc, "env setup");
-    // MDB_NOTLS: read transactions are not tied to threads; no MDB_NOSYNC, so every
-    // commit is durable before its reply or event leaves the process.
-    rc = mdb_env_open(self->env, dir, MDB_NOTLS, 0600);
+        return kmx_store_mdb_err(rc, "env setup");
+    rc = mdb_env_open(self->env, dir, flags, 0600);
     if (rc != 0)
-        return s_mdb_err(rc, "env open");
+        return kmx_store_mdb_err(rc, "env open");
     int dead = 0;
     rc = mdb_reader_check(self->env, &dead);
     if (rc != 0)
-        return s_mdb_err(rc, "reader check");
+        return kmx_store_mdb_err(rc, "reader check");
     if (dead > 0)
         kmx_log_warn("cleared stale lmdb readers count=%d", dead);
     MDB_envinfo info;
     if ((rc = mdb_env_info(self->env, &info)) != 0)
-        return s_mdb_err(rc, "env info");
+        return kmx_store_mdb_err(rc, "env info");
     self->map_size = info.me_mapsize;
     return 0;
 }
@@ -233,7 +287,8 @@ int kmx_store_open(const char *dir, const kmx_store_config_t *cfg, kmx_store_t *
     if (!dir || !out)
         return KMX_ERR_INVAL;
     *out = NULL;
-    int err = s_make_dir(dir);
+    int readonly = cfg && cfg->readonly;
+    int err = readonly ? 0 : s_make_dir(dir);
     if (err != 0)
         return err;
     kmx_store_t *self = calloc(1, sizeof *self);
@@ -241,12 +296,15 @@ int kmx_store_open(const char *dir, const kmx_store_config_t *cfg, kmx_store_t *
         return KMX_ERR_NOMEM;
     size_t map_size = cfg && cfg->map_size ? cfg->map_size : KMX_STORE_MAP_DEFAULT;
     self->map_size_max = cfg ? cfg->map_size_max : 0;
-    if ((err = s_open_env(self, dir, map_size)) != 0 || (err = s_open_dbs(self, dir)) != 0) {
+    self->retain_events = cfg ? cfg->retain_events : 0;
+    self->readonly = readonly;
+    if ((err = s_open_env(self, dir, map_size, s_env_flags(cfg))) != 0 ||
+        (err = s_open_dbs(self, dir)) != 0) {
         kmx_store_close(&self);
         return err;
     }
-    kmx_log_info("store open dir=%s last_seq=%llu map_size=%zu", dir,
-                 (unsigned long long)self->last_seq, self->map_size);
+    kmx_log_info("store open dir=%s last_seq=%llu map_size=%zu readonly=%d", dir,
+                 (unsigned long long)self->last_seq, self->map_size, readonly);
     *out = self;
     return 0;
 }
@@ -320,7 +378,7 @@ static int s_batch_fail(s_batch_t *b, int rc, const char *what) {
     b->mdb_rc = rc;
     if (rc == MDB_MAP_FULL || rc == MDB_MAP_RESIZED)
         return KMX_ERR_FULL; // handled by the caller, which grows the map
-    return s_mdb_err(rc, what);
+    return kmx_store_mdb_err(rc, what);
 }
 
 static int s_write_record(s_batch_t *b, MDB_val *key, Kmx__V1__Record *rec) {
@@ -337,29 +395,8 @@ static int s_write_record(s_batch_t *b, MDB_val *key, Kmx__V1__Record *rec) {
     return 0;
 }
 
-static int s_write_event(s_batch_t *b, const char *topic, Kmx__V1__Record *rec,
-                         Kmx__V1__Value *previous) {
-    Kmx__V1__UpdateEvent ev = KMX__V1__UPDATE_EVENT__INIT;
-    ev.has_seq = ev.has_type = ev.has_committed_ms = 1;
-    ev.seq = b->seq;
-    ev.type = KMX__V1__EVENT_TYPE__UPSERT;
-    ev.topic = (char *)topic;
-    ev.record = rec;
-    ev.previous = previous;
-    ev.committed_ms = b->now_ms;
-    size_t len = kmx__v1__update_event__get_packed_size(&ev);
-    uint8_t *data = malloc(len ? len : 1);
-    if (!data)
-        return KMX_ERR_NOMEM;
-    kmx__v1__update_event__pack(&ev, data);
-    uint8_t kbuf[8];
-    kmx_rkey_event(b->seq, kbuf);
-    MDB_val key = {sizeof kbuf, kbuf}, val = {len, data};
-    int rc = mdb_put(b->txn, b->store->events, &key, &val, MDB_APPEND);
-    if (rc != 0) {
-        free(data);
-        return s_batch_fail(b, rc, "append event");
-    }
+// Keeps a committed-to-be event for publishing after the commit; takes data.
+static int s_keep_event(s_batch_t *b, const char *topic, uint8_t *data, size_t len) {
     kmx_store_events_t *list = b->events;
     if (!list) {
         free(data);
@@ -377,8 +414,34 @@ static int s_write_event(s_batch_t *b, const char *topic, Kmx__V1__Record *rec,
     return 0;
 }
 
-// Reads the stored version of key, if any. *old is NULL when absent (or unreadable,
-// which the update then repairs).
+static int s_write_event(s_batch_t *b, Kmx__V1__EventType type, const char *topic,
+                         Kmx__V1__Record *rec, Kmx__V1__Value *previous) {
+    Kmx__V1__UpdateEvent ev = KMX__V1__UPDATE_EVENT__INIT;
+    ev.has_seq = ev.has_type = ev.has_committed_ms = 1;
+    ev.seq = b->seq;
+    ev.type = type;
+    ev.topic = (char *)topic;
+    ev.record = rec;
+    ev.previous = previous;
+    ev.committed_ms = b->now_ms;
+    size_t len = kmx__v1__update_event__get_packed_size(&ev);
+    uint8_t *data = malloc(len ? len : 1);
+    if (!data)
+        return KMX_ERR_NOMEM;
+    kmx__v1__update_event__pack(&ev, data);
+    uint8_t kbuf[8];
+    kmx_rkey_event(b->seq, kbuf);
+    MDB_val key = {sizeof kbuf, kbuf}, val = {len, data};
+    int rc = mdb_put(b->txn, b->store->events, &key, &val, MDB_APPEND);
+    if (rc != 0) {
+        free(data);
+        return s_batch_fail(b, rc, "append event");
+    }
+    return s_keep_event(b, topic, data, len);
+}
+
+// Reads the stored version of key, if any. *old is NULL when absent. A stored value that
+// does not decode fails the batch: its derived entries could not be taken out exactly.
 static int s_read_old(s_batch_t *b, MDB_val *key, Kmx__V1__StoredRecord **old) {
     MDB_val val;
     *old = NULL;
@@ -388,18 +451,36 @@ static int s_read_old(s_batch_t *b, MDB_val *key, Kmx__V1__StoredRecord **old) {
     if (rc != 0)
         return s_batch_fail(b, rc, "get record");
     *old = kmx__v1__stored_record__unpack(NULL, val.mv_size, val.mv_data);
-    if (!*old)
-        kmx_log_warn("stored record does not decode; overwriting it");
+    if (!*old || !(*old)->record || !(*old)->record->value) {
+        kmx_log_error("stored record does not decode; run kmx-storage check");
+        if (*old)
+            kmx__v1__stored_record__free_unpacked(*old, NULL);
+        *old = NULL;
+        return KMX_ERR_DECODE;
+    }
     return 0;
+}
+
+// Updates indexes and roll-ups for one change: old (may be NULL) is replaced by rec (may
+// be NULL for a delete). Index entries depend on key fields only, so an update keeps them.
+static int s_write_derived(s_batch_t *b, MDB_val *key, const Kmx__V1__Record *old,
+                           const Kmx__V1__Record *rec) {
+    const kmx_derived_dbs_t *d = &b->store->derived;
+    int rc = 0;
+    if (!old || !rec)
+        rc = kmx_derived_index(b->txn, d, key, old ? old : rec, rec != NULL);
+    if (rc == 0 && old)
+        rc = kmx_derived_rollup(b->txn, d, old, -1);
+    if (rc == 0 && rec)
+        rc = kmx_derived_rollup(b->txn, d, rec, +1);
+    return rc == 0 ? 0 : s_batch_fail(b, rc, "update indexes and roll-ups");
 }
 
 static int s_put_one(s_batch_t *b, Kmx__V1__Record *rec, kmx_put_outcome_t *outcome) {
     uint8_t kbuf[KMX_RKEY_MAX];
     char topic[KMX_TOPIC_MAX];
     size_t klen = 0;
-    outcome->outcome = KMX__V1__RECORD_RESULT__OUTCOME__REJECTED;
-    outcome->seq = 0;
-    if (!rec || kmx_rkey_record(rec, kbuf, sizeof kbuf, &klen) != 0 ||
+    if (!rec || !rec->value || kmx_rkey_record(rec, kbuf, sizeof kbuf, &klen) != 0 ||
         kmx_record_topic(rec, topic, sizeof topic) != 0)
         return 0;
     MDB_val key = {klen, kbuf};
@@ -407,7 +488,7 @@ static int s_put_one(s_batch_t *b, Kmx__V1__Record *rec, kmx_put_outcome_t *outc
     int err = s_read_old(b, &key, &old);
     if (err != 0)
         return err;
-    if (old && old->record && kmx_record_same_content(old->record, rec)) {
+    if (old && kmx_record_same_content(old->record, rec)) {
         outcome->outcome = KMX__V1__RECORD_RESULT__OUTCOME__UNCHANGED;
         kmx__v1__stored_record__free_unpacked(old, NULL);
         return 0;
@@ -415,9 +496,43 @@ static int s_put_one(s_batch_t *b, Kmx__V1__Record *rec, kmx_put_outcome_t *outc
     b->seq++;
     err = s_write_record(b, &key, rec);
     if (err == 0)
-        err = s_write_event(b, topic, rec, old && old->record ? old->record->value : NULL);
+        err = s_write_derived(b, &key, old ? old->record : NULL, rec);
+    if (err == 0)
+        err = s_write_event(b, KMX__V1__EVENT_TYPE__UPSERT, topic, rec,
+                            old ? old->record->value : NULL);
     if (old)
         kmx__v1__stored_record__free_unpacked(old, NULL);
+    if (err != 0)
+        return err;
+    outcome->outcome = KMX__V1__RECORD_RESULT__OUTCOME__STORED;
+    outcome->seq = b->seq;
+    return 0;
+}
+
+static int s_delete_one(s_batch_t *b, Kmx__V1__Record *rec, kmx_put_outcome_t *outcome) {
+    uint8_t kbuf[KMX_RKEY_MAX];
+    char topic[KMX_TOPIC_MAX];
+    size_t klen = 0;
+    if (!rec || kmx_rkey_record(rec, kbuf, sizeof kbuf, &klen) != 0)
+        return 0;
+    MDB_val key = {klen, kbuf};
+    Kmx__V1__StoredRecord *old = NULL;
+    int err = s_read_old(b, &key, &old);
+    if (err != 0 || !old) {
+        outcome->outcome = KMX__V1__RECORD_RESULT__OUTCOME__NOT_FOUND;
+        return err;
+    }
+    err = kmx_record_topic(old->record, topic, sizeof topic) != 0 ? KMX_ERR_STORAGE : 0;
+    b->seq++;
+    int rc = err == 0 ? mdb_del(b->txn, b->store->records, &key, NULL) : 0;
+    if (rc != 0)
+        err = s_batch_fail(b, rc, "delete record");
+    if (err == 0)
+        err = s_write_derived(b, &key, old->record, NULL);
+    if (err == 0)
+        err = s_write_event(b, KMX__V1__EVENT_TYPE__DELETE, topic, old->record,
+                            old->record->value);
+    kmx__v1__stored_record__free_unpacked(old, NULL);
     if (err != 0)
         return err;
     outcome->outcome = KMX__V1__RECORD_RESULT__OUTCOME__STORED;
@@ -433,18 +548,53 @@ static int s_write_last_seq(s_batch_t *b) {
     return rc == 0 ? 0 : s_batch_fail(b, rc, "put last_seq");
 }
 
+// Drops the oldest events beyond the retention (at most S_TRIM_MAX per batch, so one
+// batch after lowering the retention stays small; later batches finish the job).
+static int s_trim_events(s_batch_t *b) {
+    uint64_t keep = b->store->retain_events;
+    if (keep == 0 || b->seq <= keep)
+        return 0;
+    uint64_t cutoff = b->seq - keep; // events with seq <= cutoff go
+    MDB_cursor *cur = NULL;
+    int rc = mdb_cursor_open(b->txn, b->store->events, &cur);
+    if (rc != 0)
+        return s_batch_fail(b, rc, "cursor open");
+    MDB_val key, val;
+    uint64_t seq = 0;
+    size_t dropped = 0;
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0 && dropped < S_TRIM_MAX;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        if (kmx_rkey_event_seq(key.mv_data, key.mv_size, &seq) != 0 || seq > cutoff)
+            break;
+        if ((rc = mdb_cursor_del(cur, 0)) != 0)
+            break;
+        dropped++;
+    }
+    mdb_cursor_close(cur);
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : s_batch_fail(b, rc, "trim events");
+}
+
 // Runs the whole batch in one write transaction. Returns 0 once committed.
-static int s_put_txn(s_batch_t *b, Kmx__V1__Record **recs, size_t n, kmx_put_outcome_t *outcomes) {
+static int s_write_txn(s_batch_t *b, const kmx_store_op_t *ops, size_t n,
+                       kmx_put_outcome_t *outcomes) {
     int rc = mdb_txn_begin(b->store->env, NULL, 0, &b->txn);
     if (rc != 0) {
         b->txn = NULL;
         return s_batch_fail(b, rc, "begin");
     }
     int err = 0;
-    for (size_t i = 0; i < n && err == 0; i++)
-        err = s_put_one(b, recs[i], &outcomes[i]);
+    for (size_t i = 0; i < n && err == 0; i++) {
+        outcomes[i].outcome = KMX__V1__RECORD_RESULT__OUTCOME__REJECTED;
+        outcomes[i].seq = 0;
+        if (ops[i].kind == KMX_STORE_OP_DELETE)
+            err = s_delete_one(b, ops[i].rec, &outcomes[i]);
+        else
+            err = s_put_one(b, ops[i].rec, &outcomes[i]);
+    }
     if (err == 0 && b->seq != b->store->last_seq)
         err = s_write_last_seq(b);
+    if (err == 0)
+        err = s_trim_events(b);
     if (err != 0) {
         mdb_txn_abort(b->txn);
         b->txn = NULL;
@@ -471,23 +621,25 @@ static int s_grow_map(kmx_store_t *self, int mdb_rc) {
     }
     int rc = mdb_env_set_mapsize(self->env, next);
     if (rc != 0)
-        return s_mdb_err(rc, "set mapsize");
+        return kmx_store_mdb_err(rc, "set mapsize");
     MDB_envinfo info;
     if ((rc = mdb_env_info(self->env, &info)) != 0)
-        return s_mdb_err(rc, "env info");
+        return kmx_store_mdb_err(rc, "env info");
     kmx_log_info("lmdb map grown from=%zu to=%zu", self->map_size, info.me_mapsize);
     self->map_size = info.me_mapsize;
     return 0;
 }
 
-int kmx_store_put_batch(kmx_store_t *self, Kmx__V1__Record **recs, size_t n,
-                        kmx_put_outcome_t *outcomes, kmx_store_events_t *events) {
-    if (!self || (n > 0 && (!recs || !outcomes)))
+int kmx_store_write_batch(kmx_store_t *self, const kmx_store_op_t *ops, size_t n,
+                          kmx_put_outcome_t *outcomes, kmx_store_events_t *events) {
+    if (!self || (n > 0 && (!ops || !outcomes)))
         return KMX_ERR_INVAL;
+    if (self->readonly)
+        return KMX_ERR_UNSUPPORTED;
     size_t base = events ? events->n : 0;
     for (int attempt = 0; attempt < S_GROW_ATTEMPTS; attempt++) {
         s_batch_t b = {self, NULL, self->last_seq, s_now_ms(), events, 0};
-        int err = s_put_txn(&b, recs, n, outcomes);
+        int err = s_write_txn(&b, ops, n, outcomes);
         if (err == 0) {
             self->last_seq = b.seq;
             return 0;
@@ -499,20 +651,36 @@ int kmx_store_put_batch(kmx_store_t *self, Kmx__V1__Record **recs, size_t n,
         if ((err = s_grow_map(self, b.mdb_rc)) != 0)
             return err;
     }
-    kmx_log_error("put batch gave up after %d map resizes", S_GROW_ATTEMPTS);
+    kmx_log_error("write batch gave up after %d map resizes", S_GROW_ATTEMPTS);
     return KMX_ERR_FULL;
+}
+
+int kmx_store_put_batch(kmx_store_t *self, Kmx__V1__Record **recs, size_t n,
+                        kmx_put_outcome_t *outcomes, kmx_store_events_t *events) {
+    if (!self || (n > 0 && (!recs || !outcomes)))
+        return KMX_ERR_INVAL;
+    kmx_store_op_t *ops = calloc(n ? n : 1, sizeof *ops);
+    if (!ops)
+        return KMX_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        ops[i].kind = KMX_STORE_OP_PUT;
+        ops[i].rec = recs[i];
+    }
+    int err = kmx_store_write_batch(self, ops, n, outcomes, events);
+    free(ops);
+    return err;
 }
 
 // ---- reading ---------------------------------------------------------------------
 
-static int s_begin_read(kmx_store_t *self, MDB_txn **txn) {
+int kmx_store_begin_read(kmx_store_t *self, MDB_txn **txn) {
     int rc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, txn);
     if (rc == MDB_MAP_RESIZED) {
         // Another process grew the map; adopt its size and try once more.
         if (mdb_env_set_mapsize(self->env, 0) == 0)
             rc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, txn);
     }
-    return rc == 0 ? 0 : s_mdb_err(rc, "begin read");
+    return rc == 0 ? 0 : kmx_store_mdb_err(rc, "begin read");
 }
 
 int kmx_store_get(kmx_store_t *self, const Kmx__V1__Record *key, Kmx__V1__StoredRecord **out) {
@@ -524,7 +692,7 @@ int kmx_store_get(kmx_store_t *self, const Kmx__V1__Record *key, Kmx__V1__Stored
     if (kmx_rkey_record(key, kbuf, sizeof kbuf, &klen) != 0)
         return KMX_ERR_INVAL;
     MDB_txn *txn = NULL;
-    int err = s_begin_read(self, &txn);
+    int err = kmx_store_begin_read(self, &txn);
     if (err != 0)
         return err;
     MDB_val k = {klen, kbuf}, val;
@@ -533,7 +701,7 @@ int kmx_store_get(kmx_store_t *self, const Kmx__V1__Record *key, Kmx__V1__Stored
         *out = kmx__v1__stored_record__unpack(NULL, val.mv_size, val.mv_data);
         err = *out ? 0 : KMX_ERR_DECODE;
     } else {
-        err = rc == MDB_NOTFOUND ? KMX_ERR_NOT_FOUND : s_mdb_err(rc, "get");
+        err = rc == MDB_NOTFOUND ? KMX_ERR_NOT_FOUND : kmx_store_mdb_err(rc, "get");
     }
     mdb_txn_abort(txn);
     return err;
@@ -724,7 +892,7 @@ static int s_scan_walk(MDB_cursor *cur, const kmx_store_scan_t *q, kmx_store_sca
     if (rc == MDB_NOTFOUND || (rc == 0 && !s_range_holds(&r, &key)))
         page->next_len = 0; // nothing left to visit: this was the last page
     else if (rc != 0)
-        return s_mdb_err(rc, "scan");
+        return kmx_store_mdb_err(rc, "scan");
     return 0;
 }
 
@@ -734,14 +902,14 @@ int kmx_store_scan(kmx_store_t *self, const kmx_store_scan_t *q, kmx_store_scan_
     if (q->after_len > KMX_RKEY_MAX || kmx_store_filter_check(q->filter) != 0)
         return KMX_ERR_INVAL;
     MDB_txn *txn = NULL;
-    int err = s_begin_read(self, &txn);
+    int err = kmx_store_begin_read(self, &txn);
     if (err != 0)
         return err;
     MDB_cursor *cur = NULL;
     int rc = mdb_cursor_open(txn, self->records, &cur);
     if (rc != 0)
-        err = s_mdb_err(rc, "cursor open");
-    else
+        err = kmx_store_mdb_err(rc, "cursor open");
+    else if ((err = kmx_store_read_last_seq(self, txn, &page->last_seq)) == 0)
         err = s_scan_walk(cur, q, page);
     if (cur)
         mdb_cursor_close(cur);
@@ -770,7 +938,7 @@ static int s_replay_walk(MDB_cursor *cur, const kmx_store_replay_t *q,
     if (rc == MDB_NOTFOUND)
         return 0;
     if (rc != 0 || kmx_rkey_event_seq(key.mv_data, key.mv_size, &page->first_seq) != 0)
-        return rc ? s_mdb_err(rc, "replay") : KMX_ERR_STORAGE;
+        return rc ? kmx_store_mdb_err(rc, "replay") : KMX_ERR_STORAGE;
     if (q->since < UINT64_MAX && q->since + 1 < page->first_seq)
         return KMX_ERR_RESYNC;
     if (q->since == UINT64_MAX)
@@ -796,7 +964,7 @@ static int s_replay_walk(MDB_cursor *cur, const kmx_store_replay_t *q,
         }
         page->events[page->n++] = ev;
     }
-    return rc == 0 || rc == MDB_NOTFOUND ? 0 : s_mdb_err(rc, "replay");
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : kmx_store_mdb_err(rc, "replay");
 }
 
 int kmx_store_replay(kmx_store_t *self, const kmx_store_replay_t *q,
@@ -804,14 +972,14 @@ int kmx_store_replay(kmx_store_t *self, const kmx_store_replay_t *q,
     if (!self || !q || !page || (q->n_prefixes > 0 && !q->prefixes))
         return KMX_ERR_INVAL;
     MDB_txn *txn = NULL;
-    int err = s_begin_read(self, &txn);
+    int err = kmx_store_begin_read(self, &txn);
     if (err != 0)
         return err;
     page->last_seq = self->last_seq;
     MDB_cursor *cur = NULL;
     int rc = mdb_cursor_open(txn, self->events, &cur);
     if (rc != 0)
-        err = s_mdb_err(rc, "cursor open");
+        err = kmx_store_mdb_err(rc, "cursor open");
     else
         err = s_replay_walk(cur, q, page);
     if (cur)
@@ -831,7 +999,7 @@ int kmx_store_stats(kmx_store_t *self, kmx_store_stats_t *out) {
         return KMX_ERR_INVAL;
     memset(out, 0, sizeof *out);
     MDB_txn *txn = NULL;
-    int err = s_begin_read(self, &txn);
+    int err = kmx_store_begin_read(self, &txn);
     if (err != 0)
         return err;
     MDB_stat rs, es, env_st;
@@ -845,7 +1013,7 @@ int kmx_store_stats(kmx_store_t *self, kmx_store_stats_t *out) {
         rc = mdb_env_info(self->env, &info);
     mdb_txn_abort(txn);
     if (rc != 0)
-        return s_mdb_err(rc, "stats");
+        return kmx_store_mdb_err(rc, "stats");
     out->records = rs.ms_entries;
     out->events = es.ms_entries;
     out->last_seq = self->last_seq;
@@ -853,4 +1021,98 @@ int kmx_store_stats(kmx_store_t *self, kmx_store_stats_t *out) {
     out->used_pages = (uint64_t)info.me_last_pgno + 1;
     out->page_size = env_st.ms_psize;
     return 0;
+}
+
+// ---- aggregate -------------------------------------------------------------------
+
+int kmx_store_filter_is_rollup(const Kmx__V1__Filter *f) {
+    return !f || (f->n_items == 0 && f->n_companies == 0 && f->n_artists == 0 && f->n_sources == 0);
+}
+
+// Adds one roll-up entry to group when the filter matches its dimensions.
+static int s_agg_rollup(const Kmx__V1__Filter *filter, const MDB_val *key, const MDB_val *val,
+                        kmx_group_t *group) {
+    kmx_rkey_rollup_t k;
+    kmx_i128 sum = 0;
+    uint64_t count = 0;
+    if (kmx_rkey_rollup_parse(key->mv_data, key->mv_size, &k) != 0 ||
+        kmx_derived_rollup_decode(val, &sum, &count) != 0) {
+        kmx_log_warn("aggregate skipped a roll-up entry that does not decode");
+        return 0;
+    }
+    Kmx__V1__Record rec = KMX__V1__RECORD__INIT;
+    Kmx__V1__Period period = KMX__V1__PERIOD__INIT;
+    Kmx__V1__Value value = KMX__V1__VALUE__INIT;
+    period.has_start = period.has_end = 1;
+    period.start = k.start;
+    period.end = k.end;
+    value.unit = k.unit;
+    rec.has_kind = 1;
+    rec.kind = (Kmx__V1__Kind)k.kind;
+    rec.period = &period;
+    rec.market = k.market;
+    rec.category = k.category;
+    rec.value = &value;
+    if (!kmx_store_filter_match(filter, &rec))
+        return 0;
+    return kmx_group_add(group, &rec, sum, count, 0);
+}
+
+// Adds one record to group when the filter matches it.
+static int s_agg_record(const Kmx__V1__Filter *filter, const MDB_val *val, kmx_group_t *group) {
+    Kmx__V1__StoredRecord *sr = kmx__v1__stored_record__unpack(NULL, val->mv_size, val->mv_data);
+    if (!sr || !sr->record || !sr->record->value || !sr->record->period) {
+        kmx_log_warn("aggregate skipped a stored record that does not decode");
+        if (sr)
+            kmx__v1__stored_record__free_unpacked(sr, NULL);
+        return 0;
+    }
+    int err = 0;
+    if (kmx_store_filter_match(filter, sr->record))
+        err = kmx_group_add(group, sr->record, sr->record->value->amount, 1, 1);
+    kmx__v1__stored_record__free_unpacked(sr, NULL);
+    return err;
+}
+
+// Walks db (records or roll-ups: both keys start [kind][period.start]) over the filter's
+// key range, feeding group.
+static int s_agg_walk(MDB_cursor *cur, const Kmx__V1__Filter *filter, int rollups,
+                      kmx_group_t *group) {
+    s_range_t r;
+    s_range_from(filter, &r);
+    kmx_store_scan_t q = {0};
+    MDB_val key, val;
+    int rc = s_scan_seek(cur, &q, &r, &key, &val);
+    int err = 0;
+    while (rc == 0 && err == 0 && s_range_holds(&r, &key)) {
+        err = rollups ? s_agg_rollup(filter, &key, &val, group) : s_agg_record(filter, &val, group);
+        rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+    }
+    if (err != 0)
+        return err;
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : kmx_store_mdb_err(rc, "aggregate");
+}
+
+int kmx_store_aggregate(kmx_store_t *self, const Kmx__V1__Filter *filter, kmx_group_t *group,
+                        int fields_rollup, kmx_store_agg_info_t *info) {
+    if (!self || !group || !info)
+        return KMX_ERR_INVAL;
+    if (kmx_store_filter_check(filter) != 0)
+        return KMX_ERR_INVAL;
+    info->from_rollups = fields_rollup && kmx_store_filter_is_rollup(filter);
+    MDB_txn *txn = NULL;
+    int err = kmx_store_begin_read(self, &txn);
+    if (err != 0)
+        return err;
+    MDB_cursor *cur = NULL;
+    MDB_dbi db = info->from_rollups ? self->derived.rollups : self->records;
+    int rc = mdb_cursor_open(txn, db, &cur);
+    if (rc != 0)
+        err = kmx_store_mdb_err(rc, "cursor open");
+    else if ((err = kmx_store_read_last_seq(self, txn, &info->last_seq)) == 0)
+        err = s_agg_walk(cur, filter, info->from_rollups, group);
+    if (cur)
+        mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return err;
 }

@@ -1,10 +1,11 @@
 /*  kmx_store - kmx-storage's LMDB engine: records keyed by their natural key, a gap-free
-    event log written in the same transaction as each change, and filtered reads.
-    No sockets here; one thread owns a store (single writer).  */
+    event log, secondary indexes and roll-ups, all written in the same transaction as each
+    change, and filtered reads. No sockets here; one thread owns a store (single writer).  */
 #ifndef KMX_STORE_H
 #define KMX_STORE_H
 
 #include "kmx.pb-c.h"
+#include "kmx_group.h"
 #include "kmx_record.h"
 #include "kmx_rkey.h"
 
@@ -16,16 +17,40 @@
 
 typedef struct kmx_store kmx_store_t;
 
+// How commits reach the disk. See docs/storage.md for what each risks.
+typedef enum {
+    KMX_STORE_SYNC_FULL = 0,   // fsync data and meta page on every commit (default)
+    KMX_STORE_SYNC_NOMETASYNC, // MDB_NOMETASYNC: the last commits may roll back on power loss
+    KMX_STORE_SYNC_NONE,       // MDB_NOSYNC: the OS flushes when it likes
+} kmx_store_sync_t;
+
 typedef struct {
-    size_t map_size;     // initial map size in bytes; 0 = KMX_STORE_MAP_DEFAULT
-    size_t map_size_max; // the map never grows past this; 0 = no limit but the address space
+    size_t map_size;         // initial map size in bytes; 0 = KMX_STORE_MAP_DEFAULT
+    size_t map_size_max;     // the map never grows past this; 0 = no limit but the address space
+    kmx_store_sync_t sync;   // durability of commits
+    uint64_t retain_events;  // newest events kept in the log; 0 = keep all
+    int readonly;            // nonzero: open an existing store read-only (check, backup)
 } kmx_store_config_t;
 
-// What a put did to one record; outcome uses the wire enum.
+// Parses "full", "nometasync" or "none". Returns 0 or KMX_ERR_INVAL.
+int kmx_store_sync_parse(const char *text, kmx_store_sync_t *out);
+
+// What a write did to one record; outcome uses the wire enum.
 typedef struct {
-    Kmx__V1__RecordResult__Outcome outcome; // STORED, UNCHANGED, or REJECTED (no key)
+    Kmx__V1__RecordResult__Outcome outcome; // STORED, UNCHANGED, NOT_FOUND, REJECTED (no key)
     uint64_t seq;                           // the event's sequence number when STORED
 } kmx_put_outcome_t;
+
+typedef enum {
+    KMX_STORE_OP_PUT = 0, // insert or update the record
+    KMX_STORE_OP_DELETE,  // remove the record with this natural key
+} kmx_store_op_kind_t;
+
+// One change of a write batch.
+typedef struct {
+    kmx_store_op_kind_t kind; // put or delete
+    Kmx__V1__Record *rec;     // borrowed; a normalised record (delete: its key fields)
+} kmx_store_op_t;
 
 // One committed change, ready to publish as [topic][data].
 typedef struct {
@@ -49,6 +74,7 @@ typedef struct {
     size_t n;                        // records held
     uint8_t next[KMX_RKEY_MAX];      // page token: the last key visited
     size_t next_len;                 // 0 when the scan reached the end
+    uint64_t last_seq;               // newest sequence committed when the page was read
 } kmx_store_scan_page_t;
 
 // What to scan.
@@ -103,6 +129,16 @@ void kmx_store_close(kmx_store_t **self_p);
 int kmx_store_put_batch(kmx_store_t *self, Kmx__V1__Record **recs, size_t n,
                         kmx_put_outcome_t *outcomes, kmx_store_events_t *events);
 
+// Applies n changes in one write transaction, in order. A put behaves as in
+// kmx_store_put_batch. A delete of a present key removes the record, its index entries
+// and its share of the roll-ups, takes the next sequence number and appends a DELETE
+// event carrying the record as it was (previous = its value): STORED. A delete of an
+// absent key is NOT_FOUND and uses no sequence. Events older than the retention are
+// dropped in the same transaction. Errors as kmx_store_put_batch; KMX_ERR_FULL also when
+// the disk is full (ENOSPC, EFBIG, EDQUOT); then nothing of the batch was written.
+int kmx_store_write_batch(kmx_store_t *self, const kmx_store_op_t *ops, size_t n,
+                          kmx_put_outcome_t *outcomes, kmx_store_events_t *events);
+
 // Looks up the record with key's natural key. On 0 *out is yours: free it with
 // kmx__v1__stored_record__free_unpacked(*out, NULL). Returns KMX_ERR_NOT_FOUND,
 // KMX_ERR_INVAL (key fields missing), KMX_ERR_DECODE or KMX_ERR_STORAGE.
@@ -126,6 +162,48 @@ int kmx_store_filter_check(const Kmx__V1__Filter *filter);
 // up to q->limit. Returns KMX_ERR_RESYNC when events after since are no longer kept,
 // KMX_ERR_NOMEM, KMX_ERR_DECODE or KMX_ERR_STORAGE.
 int kmx_store_replay(kmx_store_t *self, const kmx_store_replay_t *q, kmx_store_replay_page_t *page);
+
+// What an aggregate answer was computed from.
+typedef struct {
+    int from_rollups;  // nonzero: read roll-ups (rows have no min or max)
+    uint64_t last_seq; // the sequence the answer reflects
+} kmx_store_agg_info_t;
+
+// Adds to group (created by the caller with the request's fields) every record filter
+// matches, reading the roll-ups when the filter and group's fields only involve roll-up
+// dimensions (kind, period, granularity, markets, regions, categories, units), else the
+// records, all in one read transaction. Returns KMX_ERR_INVAL for a bad filter,
+// KMX_ERR_TOO_BIG when there are too many groups, KMX_ERR_NOMEM or KMX_ERR_STORAGE.
+int kmx_store_aggregate(kmx_store_t *self, const Kmx__V1__Filter *filter, kmx_group_t *group,
+                        int fields_rollup, kmx_store_agg_info_t *info);
+
+// Returns nonzero when filter only involves roll-up dimensions.
+int kmx_store_filter_is_rollup(const Kmx__V1__Filter *filter);
+
+// What kmx_store_check found. Counts of mismatches are zero for a consistent store.
+typedef struct {
+    uint64_t records;         // records read
+    uint64_t events;          // events in the log
+    uint64_t first_seq;       // oldest event kept (0 when none)
+    uint64_t last_seq;        // meta last_seq
+    uint64_t index_missing;   // index entries a record implies that are absent
+    uint64_t index_extra;     // index entries no record implies
+    uint64_t rollup_mismatch; // roll-up entries that differ from the records' totals
+    uint64_t event_gaps;      // sequence numbers missing between first_seq and last_seq
+    uint64_t bad_values;      // records or events that do not decode, or seq > last_seq
+} kmx_store_check_t;
+
+// Recomputes every index entry and roll-up from the records and compares them with what
+// is stored, and checks the event log is gap-free up to last_seq, in one read
+// transaction. Mismatches are logged (at most a few per kind). Returns 0 when the store
+// is consistent, KMX_ERR_INTERNAL when it found a mismatch (report filled either way),
+// KMX_ERR_NOMEM or KMX_ERR_STORAGE.
+int kmx_store_check(kmx_store_t *self, kmx_store_check_t *report);
+
+// Writes a compacted, consistent copy of the environment into dest (created if missing;
+// must not already hold a data.mdb). Safe while another process writes the store.
+// Returns 0, KMX_ERR_INVAL (dest holds a store), KMX_ERR_IO or KMX_ERR_STORAGE.
+int kmx_store_backup(kmx_store_t *self, const char *dest);
 
 // Returns the newest committed sequence number (0 for an empty store).
 uint64_t kmx_store_last_seq(const kmx_store_t *self);

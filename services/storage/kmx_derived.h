@@ -1,0 +1,43 @@
+/*  kmx_derived - the data kmx-storage derives from records: the five secondary indexes and
+    the roll-ups. Every function works inside the caller's LMDB write transaction, so the
+    derived entries commit or vanish together with the record change that caused them.  */
+#ifndef KMX_DERIVED_H
+#define KMX_DERIVED_H
+
+#include "kmx.pb-c.h"
+#include "kmx_rkey.h"
+#include "kmx_value.h"
+
+#include <lmdb.h>
+#include <stddef.h>
+#include <stdint.h>
+
+// Database handles of the derived data.
+typedef struct {
+    MDB_dbi idx[KMX_RKEY_IDX_COUNT]; // one DUPSORT database per kmx_rkey_index_t
+    MDB_dbi rollups;                 // KMX_DB_ROLLUPS
+} kmx_derived_dbs_t;
+
+// Opens the derived databases in txn, creating them when create is nonzero (txn must then
+// be a write transaction). Returns 0 or an LMDB code (MDB_NOTFOUND when one is missing).
+int kmx_derived_open(MDB_txn *txn, int create, kmx_derived_dbs_t *dbs);
+
+// Adds (add != 0) or removes the index entries of rec, whose record key is rkey.
+// Returns 0 or an LMDB code (EINVAL when rec has no usable key).
+int kmx_derived_index(MDB_txn *txn, const kmx_derived_dbs_t *dbs, const MDB_val *rkey,
+                      const Kmx__V1__Record *rec, int add);
+
+// Adds rec's value to its roll-up (sign > 0) or takes it out (sign < 0); an entry whose
+// count reaches zero is deleted. Returns 0 or an LMDB code (EINVAL when rec has no
+// roll-up key, EOVERFLOW when the sum leaves 128 bits or the count would go negative).
+int kmx_derived_rollup(MDB_txn *txn, const kmx_derived_dbs_t *dbs, const Kmx__V1__Record *rec,
+                       int sign);
+
+// Encodes and decodes a roll-up value (KMX_ROLLUP_VALUE_LEN bytes).
+void kmx_derived_rollup_encode(kmx_i128 sum, uint64_t count, uint8_t *out);
+int kmx_derived_rollup_decode(const MDB_val *val, kmx_i128 *sum, uint64_t *count);
+
+// Returns the LMDB name of index idx (kmx_schema.h), or NULL.
+const char *kmx_derived_index_name(kmx_rkey_index_t idx);
+
+#endif
