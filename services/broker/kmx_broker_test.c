@@ -560,6 +560,81 @@ static void test_broker_forwards_whole_messages_from_publishers_to_subscribers(v
     kmx__v1__response__free_unpacked(resp, NULL);
 }
 
+static void test_broker_refuses_requests_beyond_the_queue_limit(void **state) {
+    t_env_t *env = *state;
+    kmx_broker_config_t cfg;
+    t_config(&cfg);
+    cfg.queue_max = 1;
+    cfg.request_timeout_ms = 2000;
+    t_broker_start(env, &cfg);
+    void *raw = t_raw_dealer(env);
+    t_send(raw, 4, "", (size_t)0, T_S(KMX_MDPC), T_S("kmx.busy"), T_S("first"));
+    // Once the first request is queued, the second finds the queue full.
+    int refused = 0;
+    for (int i = 0; i < 100 && !refused; i++) {
+        Kmx__V1__Response *resp = t_broker_stats(env);
+        int queued = t_counter(resp, "pending") == 1;
+        kmx__v1__response__free_unpacked(resp, NULL);
+        if (!queued) {
+            t_sleep_ms(10);
+            continue;
+        }
+        Kmx__V1__PingRequest ping = KMX__V1__PING_REQUEST__INIT;
+        Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
+        req.body_case = KMX__V1__REQUEST__BODY_PING;
+        req.ping = &ping;
+        resp = t_call_request(env, "kmx.busy", &req);
+        assert_non_null(resp);
+        assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_ERROR);
+        assert_int_equal(resp->error->code, KMX__V1__ERROR_CODE__UNAVAILABLE);
+        assert_non_null(strstr(resp->error->message, "queue full"));
+        kmx__v1__response__free_unpacked(resp, NULL);
+        refused = 1;
+    }
+    assert_true(refused);
+    zmq_close(raw);
+}
+
+static void test_broker_keeps_a_bounded_history_of_departed_workers(void **state) {
+    t_env_t *env = *state;
+    kmx_broker_config_t cfg;
+    t_config(&cfg);
+    cfg.history_max = 2;
+    t_broker_start(env, &cfg);
+    static const uint8_t ready = KMX_MDPW_READY;
+    static const uint8_t disconnect = KMX_MDPW_DISCONNECT;
+    for (int i = 0; i < 5; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "gone-%d", i);
+        void *raw = zmq_socket(env->ctx, ZMQ_DEALER);
+        assert_non_null(raw);
+        int zero = 0;
+        zmq_setsockopt(raw, ZMQ_LINGER, &zero, sizeof zero);
+        assert_int_equal(zmq_setsockopt(raw, ZMQ_ROUTING_ID, id, strlen(id)), 0);
+        assert_int_equal(zmq_connect(raw, kmx_broker_endpoint(env->broker, KMX_BROKER_ROUTER)), 0);
+        t_send(raw, 4, "", (size_t)0, T_S(KMX_MDPW), &ready, (size_t)1, T_S("kmx.brief"));
+        t_send(raw, 3, "", (size_t)0, T_S(KMX_MDPW), &disconnect, (size_t)1);
+        // The broker answers a stats call only after reading what came before it on its
+        // socket, but these are other connections: wait until this worker is on record.
+        int seen = 0;
+        for (int j = 0; j < 200 && !seen; j++) {
+            Kmx__V1__Response *resp = t_broker_stats(env);
+            const Kmx__V1__WorkerStats *ws = t_find_worker(resp, id);
+            seen = ws && !ws->alive;
+            kmx__v1__response__free_unpacked(resp, NULL);
+            if (!seen)
+                t_sleep_ms(5);
+        }
+        assert_true(seen);
+        zmq_close(raw);
+    }
+    Kmx__V1__Response *resp = t_broker_stats(env);
+    assert_int_equal(resp->stats->n_workers, 2);
+    assert_non_null(t_find_worker(resp, "gone-3"));
+    assert_non_null(t_find_worker(resp, "gone-4"));
+    kmx__v1__response__free_unpacked(resp, NULL);
+}
+
 static void test_broker_refuses_unbindable_endpoint(void **state) {
     t_env_t *env = *state;
     kmx_broker_config_t cfg;
@@ -592,6 +667,8 @@ int main(void) {
         T_CASE(test_broker_survives_garbage_and_still_serves),
         T_CASE(test_broker_expires_silent_workers),
         T_CASE(test_broker_forwards_whole_messages_from_publishers_to_subscribers),
+        T_CASE(test_broker_refuses_requests_beyond_the_queue_limit),
+        T_CASE(test_broker_keeps_a_bounded_history_of_departed_workers),
         T_CASE(test_broker_refuses_unbindable_endpoint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
