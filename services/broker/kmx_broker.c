@@ -26,8 +26,9 @@
 #define S_SERVICES_MAX 4096              // distinct service names held at once
 #define S_WORKERS_MAX 10000              // workers registered at once
 #define S_SWEEP_MS 50                    // how often deadlines and expiry are checked
-#define S_XPUB_HWM 100000                // subscribers may lag this many messages before losing any
-#define S_ENVELOPE_MAX 1024              // room for MDP frames on top of the largest body
+#define S_QUEUED_BYTES_MAX (512u * 1024u * 1024u) // request bodies held across all queues
+#define S_XPUB_HWM 100000   // subscribers may lag this many messages before losing any
+#define S_ENVELOPE_MAX 1024 // room for MDP frames on top of the largest body
 
 typedef struct s_stat s_stat_t;
 typedef struct s_worker s_worker_t;
@@ -94,6 +95,7 @@ struct kmx_broker {
     uint64_t events;                   // messages forwarded from XSUB to XPUB
     uint64_t unavailable;              // requests answered UNAVAILABLE by the broker
     uint64_t dropped;                  // malformed or undeliverable messages dropped
+    size_t queued_bytes;               // bytes of request bodies waiting in queues
 };
 
 // One outgoing frame: borrowed bytes, copied by ZeroMQ.
@@ -267,7 +269,8 @@ static s_service_t *s_service_require(kmx_broker_t *self, const char *name) {
     return svc;
 }
 
-static void s_request_free(s_request_t *req) {
+static void s_request_free(kmx_broker_t *self, s_request_t *req) {
+    self->queued_bytes -= zmq_msg_size(&req->body);
     zmq_msg_close(&req->body);
     free(req);
 }
@@ -379,7 +382,7 @@ static void s_dispatch(kmx_broker_t *self, s_service_t *svc) {
             continue;
         }
         self->routed++;
-        s_request_free(req);
+        s_request_free(self, req);
     }
 }
 
@@ -534,7 +537,9 @@ static void s_on_client(kmx_broker_t *self, zmq_msg_t *frames, int count) {
         return;
     }
     s_service_t *svc = s_service_require(self, name);
-    if (!svc || svc->pending >= self->cfg.queue_max) {
+    size_t size = zmq_msg_size(&frames[4]);
+    if (!svc || svc->pending >= self->cfg.queue_max ||
+        self->queued_bytes + size > S_QUEUED_BYTES_MAX) {
         kmx_log_warn("broker: request refused, queue full service=%s", name);
         self->unavailable++;
         s_reply_error(self, client, client_len, name, KMX_ERR_UNAVAILABLE,
@@ -550,6 +555,7 @@ static void s_on_client(kmx_broker_t *self, zmq_msg_t *frames, int count) {
     req->client_len = client_len;
     zmq_msg_init(&req->body);
     zmq_msg_move(&req->body, &frames[4]);
+    self->queued_bytes += size;
     req->deadline = s_now_ms() + self->cfg.request_timeout_ms;
     if (svc->tail)
         svc->tail->next = req;
@@ -767,7 +773,7 @@ static void s_expire_requests(kmx_broker_t *self, int64_t now) {
             s_reply_error(self, req->client, req->client_len, svc->name, KMX_ERR_UNAVAILABLE,
                           message);
             self->unavailable++;
-            s_request_free(req);
+            s_request_free(self, req);
         }
         if (svc->workers == 0 && !svc->head) {
             *link = svc->next;
@@ -885,7 +891,7 @@ void kmx_broker_destroy(kmx_broker_t **self_p) {
         s_service_t *svc = self->services;
         self->services = svc->next;
         for (s_request_t *req = s_request_pop(svc); req; req = s_request_pop(svc))
-            s_request_free(req);
+            s_request_free(self, req);
         free(svc);
     }
     while (self->stats) {
