@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds kmx twice (plain, and with ASan + UBSan) and runs every test in both builds:
-# cmocka unit tests and the integration tests that start the real binaries.
+# cmocka unit tests and the integration tests that start the real binaries. Then the
+# container test: the image, docker-compose scaling and restarts with real containers
+# (tests/docker/test_compose.sh; needs root, starts and stops its own dockerd).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -18,4 +20,9 @@ for variant in release asan; do
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir "$dir" --output-on-failure -j"$jobs" || status=1
 done
+
+echo "== test docker" >&2
+sudo=""
+[[ $(id -u) -eq 0 ]] || sudo="sudo -E"
+$sudo tests/docker/test_compose.sh build/release || status=1
 exit $status
