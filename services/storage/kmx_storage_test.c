@@ -412,6 +412,95 @@ static void test_storage_survives_garbage(void **state) {
     kmx__v1__response__free_unpacked(resp, NULL);
 }
 
+static Kmx__V1__Response *s_delete(s_fixture_t *f, Kmx__V1__Record **keys, size_t n) {
+    Kmx__V1__DeleteRequest del = KMX__V1__DELETE_REQUEST__INIT;
+    Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
+    del.n_keys = n;
+    del.keys = keys;
+    req.body_case = KMX__V1__REQUEST__BODY_DELETE;
+    req.delete_ = &del;
+    return s_call(f, &req);
+}
+
+static Kmx__V1__Response *s_aggregate(s_fixture_t *f, Kmx__V1__GroupField *by, size_t n,
+                                      const char *item) {
+    Kmx__V1__AggregateRequest agg = KMX__V1__AGGREGATE_REQUEST__INIT;
+    Kmx__V1__Filter filter = KMX__V1__FILTER__INIT;
+    Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
+    char *items[] = {(char *)item};
+    filter.n_items = item ? 1 : 0;
+    filter.items = items;
+    agg.filter = &filter;
+    agg.n_group_by = n;
+    agg.group_by = by;
+    req.body_case = KMX__V1__REQUEST__BODY_AGGREGATE;
+    req.aggregate = &agg;
+    return s_call(f, &req);
+}
+
+static void test_storage_delete_and_aggregate(void **state) {
+    s_fixture_t *f = *state;
+    kmx__v1__update_event__free_unpacked(s_wait_event(f, "kmx.heartbeat"), NULL); // SUB is live
+    s_rec_t a, b, c;
+    s_rec_init(&a, "JP", 202501, 10000, "USD"); // 1 USD
+    s_rec_init(&b, "JP", 202502, 25000, "USD"); // 2.5 USD
+    s_rec_init(&c, "US", 202501, 5, "USD");     // 0.0005 USD
+    Kmx__V1__Record *recs[] = {&a.rec, &b.rec, &c.rec};
+    Kmx__V1__Response *resp = s_put(f, recs, 3, 1);
+    assert_int_equal(resp->put->stored, 3);
+    kmx__v1__response__free_unpacked(resp, NULL);
+
+    Kmx__V1__GroupField by[] = {KMX__V1__GROUP_FIELD__BY_MARKET};
+    resp = s_aggregate(f, by, 1, NULL);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_QUERY);
+    assert_true(resp->query->from_rollups);
+    assert_true(resp->query->last_seq == 3);
+    assert_int_equal(resp->query->n_rows, 2);
+    assert_string_equal(resp->query->rows[0]->keys[0], "JP");
+    assert_string_equal(resp->query->rows[0]->sum, "3.5");
+    assert_true(resp->query->rows[0]->count == 2);
+    assert_false(resp->query->rows[0]->has_min);
+    assert_string_equal(resp->query->rows[1]->sum, "0.0005");
+    kmx__v1__response__free_unpacked(resp, NULL);
+
+    // A key loosely written ("japan") deletes the stored record; a DELETE event follows.
+    s_rec_t key;
+    s_rec_init(&key, "japan", 202502, 0, "USD");
+    key.rec.value = NULL;
+    Kmx__V1__Record *keys[] = {&key.rec};
+    resp = s_delete(f, keys, 1);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_PUT);
+    assert_int_equal(resp->put->stored, 1);
+    assert_true(resp->put->results[0]->seq == 4);
+    kmx__v1__response__free_unpacked(resp, NULL);
+    Kmx__V1__UpdateEvent *ev = s_wait_event(f, "export.JP.2025-02"); // the upsert, seq 2
+    for (int i = 0; i < 3 && ev->seq != 4; i++) {
+        kmx__v1__update_event__free_unpacked(ev, NULL);
+        ev = s_wait_event(f, "export.JP.2025-02");
+    }
+    assert_int_equal(ev->type, KMX__V1__EVENT_TYPE__DELETE);
+    assert_true(ev->seq == 4);
+    assert_true(ev->previous->amount == 25000);
+    kmx__v1__update_event__free_unpacked(ev, NULL);
+
+    resp = s_delete(f, keys, 1); // gone now
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_ERROR);
+    assert_int_equal(resp->error->code, KMX__V1__ERROR_CODE__NOT_FOUND);
+    assert_int_equal(resp->error->n_records, 1);
+    assert_int_equal(resp->error->records[0]->outcome,
+                     KMX__V1__RECORD_RESULT__OUTCOME__NOT_FOUND);
+    kmx__v1__response__free_unpacked(resp, NULL);
+
+    // A filter on item needs the records: min and max come back.
+    resp = s_aggregate(f, by, 1, "album exports");
+    assert_false(resp->query->from_rollups);
+    assert_int_equal(resp->query->n_rows, 2);
+    assert_string_equal(resp->query->rows[0]->sum, "1");
+    assert_true(resp->query->rows[0]->has_min && resp->query->rows[0]->min == 10000);
+    assert_true(resp->query->matched == 2);
+    kmx__v1__response__free_unpacked(resp, NULL);
+}
+
 #define S_T(fn) cmocka_unit_test_setup_teardown(fn, s_setup, s_teardown)
 
 int main(void) {
@@ -420,6 +509,7 @@ int main(void) {
         S_T(test_storage_atomic_put_refuses_whole_batch),
         S_T(test_storage_pipelined_puts_get_gap_free_seqs),
         S_T(test_storage_survives_garbage),
+        S_T(test_storage_delete_and_aggregate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
