@@ -80,7 +80,10 @@ class Cluster:
     # -- processes ------------------------------------------------------------------
     def spawn(self, name, binary, *args):
         log = open(os.path.join(self.dir, name + ".log"), "ab")
-        proc = subprocess.Popen([os.path.join(BIN, binary), *args], env=self.env,
+        # KMX_WRAP runs each service under a tool, e.g. KMX_WRAP="valgrind --error-exitcode=99
+        # --leak-check=full" to check that the services are valgrind-clean.
+        wrap = os.environ.get("KMX_WRAP", "").split()
+        proc = subprocess.Popen([*wrap, os.path.join(BIN, binary), *args], env=self.env,
                                 stdout=log, stderr=subprocess.STDOUT)
         log.close()
         self.procs[name] = proc
