@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -69,21 +70,200 @@ static int s_parse_single(const char **p, kmx_period_t *out)
     return 0;
 }
 
+// ---- the forms sources write ------------------------------------------------------
+// Reports and statistics offices write "1H 2025", "H1 2025", "Q3 2024", "2024Q3",
+// "3Q 2024", "Mar 2024", "March 2024", "2024/03", "03.2024", "Jan-Apr 2023" and ranges
+// joined by " to ". Such text is split into tokens (digit runs, letter runs) and matched
+// against a short list of shapes; anything else stays an error.
+
+#define S_TOKENS_MAX 6
+
+typedef struct {
+    char text[12]; // the token, upper case, NUL-terminated
+    int digits;    // 1 when it is a run of digits
+} s_token_t;
+
+static const char *const s_month_names[] = {"JAN", "FEB", "MAR", "APR", "MAY", "JUN",
+                                            "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"};
+static const char *const s_month_long[] = {"JANUARY", "FEBRUARY", "MARCH",     "APRIL",
+                                           "MAY",     "JUNE",     "JULY",      "AUGUST",
+                                           "SEPTEMBER", "OCTOBER", "NOVEMBER", "DECEMBER"};
+
+// Splits text into at most S_TOKENS_MAX tokens. Separators are blanks and "-./,'".
+static int s_tokenize(const char *text, s_token_t *tok, int *n)
+{
+    *n = 0;
+    for (const char *p = text; *p;) {
+        unsigned char c = (unsigned char)*p;
+        if (strchr(" \t-./,'", c)) {
+            p++;
+            continue;
+        }
+        if (!isalnum(c) || *n == S_TOKENS_MAX)
+            return KMX_ERR_INVAL;
+        int digits = isdigit(c) != 0;
+        size_t len = 0;
+        s_token_t *t = &tok[(*n)++];
+        while (*p && isalnum((unsigned char)*p) && (isdigit((unsigned char)*p) != 0) == digits) {
+            if (len + 1 >= sizeof t->text)
+                return KMX_ERR_INVAL;
+            t->text[len++] = (char)toupper((unsigned char)*p++);
+        }
+        t->text[len] = '\0';
+        t->digits = digits;
+    }
+    return *n > 0 ? 0 : KMX_ERR_INVAL;
+}
+
+static int s_tok_year(const s_token_t *t, uint32_t *year)
+{
+    if (!t->digits || strlen(t->text) != 4)
+        return 0;
+    *year = (uint32_t)atoi(t->text);
+    return 1;
+}
+
+// A month as two digits ("03") or a month name ("Mar", "March").
+static int s_tok_month(const s_token_t *t, uint32_t *month)
+{
+    if (t->digits) {
+        if (strlen(t->text) != 2)
+            return 0;
+        *month = (uint32_t)atoi(t->text);
+        return *month >= 1 && *month <= 12;
+    }
+    for (uint32_t i = 0; i < 12; i++) {
+        if (strcmp(t->text, s_month_names[i]) == 0 || strcmp(t->text, s_month_long[i]) == 0 ||
+            (i == 8 && strcmp(t->text, "SEPT") == 0)) {
+            *month = i + 1;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+// "Q" + digit or digit + "Q" (and likewise H) as two tokens: sets *letter and *n.
+static int s_tok_part(const s_token_t *a, const s_token_t *b, char *letter, uint32_t *n)
+{
+    const s_token_t *l = a->digits ? b : a, *d = a->digits ? a : b;
+    if (l->digits || !d->digits || strlen(d->text) != 1)
+        return 0;
+    if (strcmp(l->text, "Q") != 0 && strcmp(l->text, "H") != 0)
+        return 0;
+    *letter = l->text[0];
+    *n = (uint32_t)(d->text[0] - '0');
+    return 1;
+}
+
+static int s_set_part(uint32_t year, char letter, uint32_t n, kmx_period_t *out)
+{
+    uint32_t span = letter == 'Q' ? 3 : 6, parts = letter == 'Q' ? 4 : 2;
+    if (n < 1 || n > parts)
+        return KMX_ERR_INVAL;
+    out->start = year * 100 + (n - 1) * span + 1;
+    out->end = year * 100 + n * span;
+    return 0;
+}
+
+// Matches two tokens: year+month, month+year.
+static int s_match_two(const s_token_t *t, kmx_period_t *out)
+{
+    uint32_t year, month;
+    if ((s_tok_year(&t[0], &year) && s_tok_month(&t[1], &month)) ||
+        (s_tok_year(&t[1], &year) && s_tok_month(&t[0], &month))) {
+        out->start = out->end = year * 100 + month;
+        return 0;
+    }
+    return KMX_ERR_INVAL;
+}
+
+// Matches three tokens: a quarter or half with its year on either side ("2024 Q 3",
+// "3 Q 2024", "H 1 2025"), or two month names and a year ("Jan Apr 2023").
+static int s_match_three(const s_token_t *t, kmx_period_t *out)
+{
+    uint32_t year, n, m1, m2;
+    char letter;
+    if (s_tok_year(&t[0], &year) && s_tok_part(&t[1], &t[2], &letter, &n))
+        return s_set_part(year, letter, n, out);
+    if (s_tok_year(&t[2], &year) && s_tok_part(&t[0], &t[1], &letter, &n))
+        return s_set_part(year, letter, n, out);
+    if (!t[0].digits && !t[1].digits && s_tok_month(&t[0], &m1) && s_tok_month(&t[1], &m2) &&
+        s_tok_year(&t[2], &year)) {
+        out->start = year * 100 + m1;
+        out->end = year * 100 + m2;
+        return 0;
+    }
+    return KMX_ERR_INVAL;
+}
+
+static int s_parse_loose_single(const char *text, kmx_period_t *out)
+{
+    s_token_t tok[S_TOKENS_MAX];
+    int n = 0;
+    uint32_t year;
+    if (s_tokenize(text, tok, &n) != 0)
+        return KMX_ERR_INVAL;
+    if (n == 1 && s_tok_year(&tok[0], &year)) {
+        out->start = year * 100 + 1;
+        out->end = year * 100 + 12;
+        return 0;
+    }
+    if (n == 2)
+        return s_match_two(tok, out);
+    if (n == 3)
+        return s_match_three(tok, out);
+    return KMX_ERR_INVAL;
+}
+
+// Splits text at the first range separator (" to ", "~", "/" between two parsable
+// periods) and parses both sides; otherwise parses it as one period.
+static int s_parse_loose(const char *text, kmx_period_t *out)
+{
+    char buf[64];
+    size_t len = strlen(text);
+    // Text must start and end with a letter or digit: "2024-03/" is a cut-off range.
+    if (len == 0 || len >= sizeof buf || !isalnum((unsigned char)text[0]) ||
+        !isalnum((unsigned char)text[len - 1]))
+        return KMX_ERR_INVAL;
+    strcpy(buf, text);
+    static const char *const seps[] = {" to ", " TO ", " To ", "~", "/"};
+    for (size_t i = 0; i < sizeof seps / sizeof seps[0]; i++) {
+        char *at = strstr(buf, seps[i]);
+        if (!at)
+            continue;
+        kmx_period_t a, b;
+        char saved = *at;
+        *at = '\0';
+        int ok = s_parse_loose_single(buf, &a) == 0 &&
+                 s_parse_loose_single(at + strlen(seps[i]), &b) == 0;
+        *at = saved;
+        if (ok) {
+            out->start = a.start;
+            out->end = b.end;
+            return 0;
+        }
+    }
+    return s_parse_loose_single(buf, out);
+}
+
 int kmx_period_parse(const char *text, kmx_period_t *out)
 {
     if (!text || !out)
         return KMX_ERR_INVAL;
     const char *p = text;
     kmx_period_t a, b;
-    if (s_parse_single(&p, &a) != 0)
-        return KMX_ERR_INVAL;
-    if (*p == '/') {
+    int rc = s_parse_single(&p, &a);
+    if (rc == 0 && *p == '/') {
         p++;
-        if (s_parse_single(&p, &b) != 0)
-            return KMX_ERR_INVAL;
+        rc = s_parse_single(&p, &b);
         a.end = b.end;
     }
-    if (*p != '\0' || !kmx_period_is_valid(&a))
+    if (rc != 0 || *p != '\0') {
+        // Not a canonical form: try the forms sources write.
+        if (s_parse_loose(text, &a) != 0)
+            return KMX_ERR_INVAL;
+    }
+    if (!kmx_period_is_valid(&a))
         return KMX_ERR_INVAL;
     *out = a;
     return 0;

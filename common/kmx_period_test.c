@@ -36,13 +36,38 @@ static void test_period_parse_accepts_every_form(void **state)
     s_expect("2022/2023", 202201, 202312, "2022-01/2023-12");
 }
 
+// The forms reports and statistics offices write; canonical output stays the same.
+static void test_period_parse_accepts_source_forms(void **state)
+{
+    (void)state;
+    s_expect("1H 2025", 202501, 202506, "2025-H1");
+    s_expect("H1 2025", 202501, 202506, "2025-H1");
+    s_expect("2025 H2", 202507, 202512, "2025-H2");
+    s_expect("Q3 2024", 202407, 202409, "2024-Q3");
+    s_expect("2024Q3", 202407, 202409, "2024-Q3");
+    s_expect("3Q 2024", 202407, 202409, "2024-Q3");
+    s_expect("q4-2024", 202410, 202412, "2024-Q4");
+    s_expect("Mar 2024", 202403, 202403, "2024-03");
+    s_expect("March 2024", 202403, 202403, "2024-03");
+    s_expect("Sept. 2023", 202309, 202309, "2023-09");
+    s_expect("2024/03", 202403, 202403, "2024-03");
+    s_expect("03/2024", 202403, 202403, "2024-03");
+    s_expect("2024.03", 202403, 202403, "2024-03");
+    s_expect("Jan-Apr 2023", 202301, 202304, "2023-01/2023-04");
+    s_expect("2023-01 to 2023-04", 202301, 202304, "2023-01/2023-04");
+    s_expect("Q1 2023 to Q2 2024", 202301, 202406, "2023-01/2024-06");
+    s_expect("2022~2023", 202201, 202312, "2022-01/2023-12");
+}
+
 static void test_period_parse_rejects_malformed(void **state)
 {
     (void)state;
     const char *bad[] = {"",        "20",         "2024-13",      "2024-00",  "2025-H3",
                          "2025-Q5", "2025-Q0",    "2024-3",       "2024-03x", "2023-05/2023-04",
                          "abcd",    "2024-03/",   "0999",         "3000",     " 2024",
-                         "2024-Q",  "2023-01//2", "2023-01/2023-1"};
+                         "2024-Q",  "2023-01//2", "2023-01/2023-1", "H3 2025", "5Q 2024",
+                         "Foo 2024", "Mar", "Q3",  "2024 Q3 Q4",    "Apr-Jan 2023", "13/2024",
+                         "2024-03 to", "1H 2025 2026", "24Q3", "2024 to 2023"};
     kmx_period_t p;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         if (kmx_period_parse(bad[i], &p) != KMX_ERR_INVAL)
@@ -101,6 +126,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_period_parse_accepts_every_form),
+        cmocka_unit_test(test_period_parse_accepts_source_forms),
         cmocka_unit_test(test_period_parse_rejects_malformed),
         cmocka_unit_test(test_period_granularity_and_months),
         cmocka_unit_test(test_period_contains_and_month_add),

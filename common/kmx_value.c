@@ -18,12 +18,25 @@ static const char *const s_counts[] = {"albums", "copies",    "count",  "listene
                                        "rank",   "respondents", "streams", "tracks", "units",
                                        "users",  "views"};
 
+// Magnitude words as sources write them, before or after the unit: "USD_million",
+// "USD million", "KRW bn", "million USD", "users_k".
 static const struct {
-    const char *name;
-    int64_t factor;
+    const char *name; // the word, any case
+    int64_t factor;   // what it multiplies by
 } s_magnitudes[] = {
-    {"thousand", 1000LL}, {"million", 1000000LL}, {"billion", 1000000000LL},
-    {"trillion", 1000000000000LL}};
+    {"thousand", 1000LL},       {"thousands", 1000LL},     {"k", 1000LL},
+    {"th", 1000LL},             {"million", 1000000LL},    {"millions", 1000000LL},
+    {"mn", 1000000LL},          {"mio", 1000000LL},        {"mil", 1000000LL},
+    {"m", 1000000LL},           {"billion", 1000000000LL}, {"billions", 1000000000LL},
+    {"bn", 1000000000LL},       {"b", 1000000000LL},       {"trillion", 1000000000000LL},
+    {"trillions", 1000000000000LL}, {"tn", 1000000000000LL}};
+
+// Other spellings of base units.
+static const struct {
+    const char *name; // as written, any case
+    const char *unit; // the base unit
+} s_unit_aliases[] = {{"%", "percent"}, {"pct", "percent"},   {"US$", "USD"},
+                      {"won", "KRW"},   {"yen", "JPY"},       {"percentage", "percent"}};
 
 static int s_in_list(const char *s, const char *const *list, size_t n, int nocase)
 {
@@ -64,24 +77,70 @@ int kmx_unit_is_known(const char *unit)
                     s_in_list(unit, s_counts, S_COUNT(s_counts), 0) >= 0);
 }
 
+static int64_t s_magnitude(const char *word)
+{
+    for (size_t i = 0; i < S_COUNT(s_magnitudes); i++) {
+        if (strcasecmp(word, s_magnitudes[i].name) == 0)
+            return s_magnitudes[i].factor;
+    }
+    return 0;
+}
+
+// Removes one magnitude word at the end ("USD_million", "USD million") or the start
+// ("million USD") of base, returning its factor, or 1 when there is none.
+static int64_t s_strip_magnitude(char *base)
+{
+    char *sep = NULL;
+    for (char *p = base; *p; p++) {
+        if (*p == '_' || *p == ' ')
+            sep = p;
+    }
+    int64_t f = sep ? s_magnitude(sep + 1) : 0;
+    if (f) {
+        while (sep > base && (sep[-1] == ' ' || sep[-1] == '_'))
+            sep--;
+        *sep = '\0';
+        return f;
+    }
+    size_t n = strcspn(base, "_ ");
+    if (base[n] == '\0')
+        return 1;
+    char saved = base[n];
+    base[n] = '\0';
+    f = s_magnitude(base);
+    base[n] = saved;
+    if (!f)
+        return 1;
+    size_t skip = n + strspn(base + n, "_ ");
+    memmove(base, base + skip, strlen(base + skip) + 1);
+    return f;
+}
+
+static void s_trim(char *s)
+{
+    size_t n = strlen(s), lead = strspn(s, " \t");
+    while (n > lead && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        n--;
+    memmove(s, s + lead, n - lead);
+    s[n - lead] = '\0';
+}
+
 int kmx_unit_normalize(const char *text, char *unit_out, size_t size, int64_t *multiplier)
 {
     char base[KMX_UNIT_MAX];
     if (!text || strlen(text) >= sizeof base)
         return KMX_ERR_INVAL;
     strcpy(base, text);
-    int64_t factor = 1;
-    char *us = strrchr(base, '_');
-    if (us) {
-        for (size_t i = 0; i < S_COUNT(s_magnitudes); i++) {
-            if (strcasecmp(us + 1, s_magnitudes[i].name) == 0) {
-                factor = s_magnitudes[i].factor;
-                *us = '\0';
-            }
-        }
+    s_trim(base);
+    int64_t factor = s_strip_magnitude(base);
+    for (char *p = base; *p; p++) {
+        if (*p == ' ')
+            *p = '_'; // "percent share" is percent_share
     }
-    if (strcmp(base, "%") == 0)
-        strcpy(base, "percent");
+    for (size_t i = 0; i < S_COUNT(s_unit_aliases); i++) {
+        if (strcasecmp(base, s_unit_aliases[i].name) == 0)
+            strcpy(base, s_unit_aliases[i].unit);
+    }
     int cur = s_in_list(base, s_currencies, S_COUNT(s_currencies), 1);
     if (cur >= 0)
         strcpy(base, s_currencies[cur]);

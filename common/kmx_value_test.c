@@ -34,12 +34,30 @@ static void test_unit_normalize_folds_magnitudes(void **state)
     s_unit("USD_thousand", "USD", 1000);
 }
 
+// Units as report tables write them: a magnitude word before or after, blanks or '_'.
+static void test_unit_normalize_accepts_source_forms(void **state)
+{
+    (void)state;
+    s_unit("USD million", "USD", 1000000);
+    s_unit("USD mn", "USD", 1000000);
+    s_unit("KRW bn", "KRW", 1000000000);
+    s_unit("KRW_BN", "KRW", 1000000000);
+    s_unit("krw trillion", "KRW", 1000000000000LL);
+    s_unit("million USD", "USD", 1000000);
+    s_unit("thousand copies", "copies", 1000);
+    s_unit("users_k", "users", 1000);
+    s_unit(" USD ", "USD", 1);
+    s_unit("US$ m", "USD", 1000000);
+    s_unit("won", "KRW", 1);
+}
+
 static void test_unit_normalize_rejects_unknown(void **state)
 {
     (void)state;
     const char *bad[] = {"",       "XYZ",           "dollars",  "percent_",   "percent__x",
-                         "rank_million", "percent_million", "USD_zillion", "percentage",
-                         "copies_", "a_very_long_unit_name_that_does_not_fit_anywhere"};
+                         "rank_million", "percent_million", "USD_zillion",
+                         "copies_", "a_very_long_unit_name_that_does_not_fit_anywhere",
+                         "% million", "million", "USD million billion", "USD zillion"};
     char out[KMX_UNIT_MAX];
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         if (kmx_unit_normalize(bad[i], out, sizeof out, NULL) == 0)
@@ -118,6 +136,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unit_normalize_folds_magnitudes),
+        cmocka_unit_test(test_unit_normalize_accepts_source_forms),
         cmocka_unit_test(test_unit_normalize_rejects_unknown),
         cmocka_unit_test(test_decimal_parse_is_exact),
         cmocka_unit_test(test_decimal_parse_refuses_inexact_and_malformed),
