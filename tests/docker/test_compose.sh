@@ -93,6 +93,8 @@ stop_dockerd() {
   # The engine leaves its network namespace mount behind.
   mountpoint -q "$exec_root/netns/default" 2>/dev/null && umount "$exec_root/netns/default"
   rm -f "$sock"
+  # Its run-time state goes too, unless something is still mounted there.
+  grep -q " $exec_root/" /proc/mounts || rm -rf "$exec_root"
 }
 
 cleanup() {
@@ -187,9 +189,15 @@ cp "$cache/base-dpkg-status" "$tmp/baseroot/var/lib/dpkg/status"
 "$root/deploy/fetch-debs.sh" "$tmp/baseroot" 2>"$tmp/fetch.log" ||
   { cat "$tmp/fetch.log"; die "deploy/fetch-debs.sh failed"; }
 t0=$SECONDS
-if d build --network none --build-arg BASE="$base_image" --build-arg DEBS=1 -t "$image" \
-  "$root" >"$tmp/build.log" 2>&1; then
+# The build stage gets a tag of its own, so it stays as the cache of the next run while
+# the untagged stages of earlier runs are pruned (each is about 1 GB).
+build() { # extra docker build options
+  d build --network none --build-arg BASE="$base_image" --build-arg DEBS=1 "$@" "$root"
+}
+if build --target build -t "$project-kmx:build" >"$tmp/build.log" 2>&1 &&
+  build -t "$image" >>"$tmp/build.log" 2>&1; then
   pass "image $image built with --network none from .deb files ($((SECONDS - t0)) s)"
+  d image prune -f >/dev/null 2>&1
 else
   tail -30 "$tmp/build.log" | sed 's/^/       /'
   die "docker build failed"
