@@ -64,6 +64,33 @@ static const s_alias_t s_aliases[] = {
     {"notes", S_COL_NOTE},
     {"url", S_COL_URL},
     {"confidence", S_COL_CONFIDENCE},
+    {"type", S_COL_KIND},
+    {"direction", S_COL_KIND},
+    {"time_period", S_COL_PERIOD},
+    {"year", S_COL_PERIOD},
+    {"date", S_COL_PERIOD},
+    {"country", S_COL_MARKET},
+    {"territory", S_COL_MARKET},
+    {"region", S_COL_MARKET},
+    {"destination", S_COL_MARKET},
+    {"segment", S_COL_CATEGORY},
+    {"indicator", S_COL_ITEM},
+    {"metric", S_COL_ITEM},
+    {"label", S_COL_COMPANY},
+    {"agency", S_COL_COMPANY},
+    {"act", S_COL_ARTIST},
+    {"units", S_COL_UNIT},
+    {"currency", S_COL_UNIT},
+    {"measure", S_COL_UNIT},
+    {"publisher", S_COL_SOURCE},
+    {"source_name", S_COL_SOURCE},
+    {"revision", S_COL_STATUS},
+    {"retrieved", S_COL_AS_OF},
+    {"published", S_COL_AS_OF},
+    {"remarks", S_COL_NOTE},
+    {"link", S_COL_URL},
+    {"source_url", S_COL_URL},
+    {"quality", S_COL_CONFIDENCE},
     {"id", S_COL_IGNORED},
     {"seq", S_COL_IGNORED},
     {"updated_ms", S_COL_IGNORED},
@@ -72,12 +99,20 @@ static const s_alias_t s_aliases[] = {
 };
 
 // Columns a header must have, with the name used when one is missing.
+// The unit is not among them: it may also come from the value column's name
+// ("value_usd_million") or follow the amount in its cell ("1.5 USD_million").
 static const struct {
     s_col_t col;      // required field
     const char *name; // its canonical column name
 } s_required[] = {
     {S_COL_KIND, "kind"}, {S_COL_PERIOD, "period"}, {S_COL_CATEGORY, "category"},
-    {S_COL_ITEM, "item"}, {S_COL_VALUE, "value"},   {S_COL_UNIT, "unit"},
+    {S_COL_ITEM, "item"}, {S_COL_VALUE, "value"},
+};
+
+// Canonical column names by field, for defaults and errors.
+static const char *const s_col_names[S_COL_COUNT] = {
+    "",       "kind",   "period", "market", "category", "item",   "company",    "artist",
+    "value",  "unit",   "source", "status", "as_of",    "note",   "url",        "confidence",
 };
 
 struct kmx_import {
@@ -85,6 +120,8 @@ struct kmx_import {
     s_col_t *cols;                            // field fed by each column
     char (*names)[KMX_IMPORT_COLUMN_MAX];     // each column as written, for errors
     size_t index[S_COL_COUNT];                // column of each field, or SIZE_MAX
+    char *defaults[S_COL_COUNT];              // value of each field when absent or empty
+    char header_unit[KMX_UNIT_MAX];           // unit named by the value column, or ""
 };
 
 __attribute__((format(printf, 4, 5))) static int
@@ -115,22 +152,56 @@ static void s_trim_copy(const char *text, char *out, size_t size)
     out[n] = '\0';
 }
 
+// Lower case, '-' and ' ' as '_', brackets dropped: "Value (USD million)" is
+// "value_usd_million".
 static void s_normalise_name(const char *text, char *out, size_t size)
 {
     s_trim_copy(text, out, size);
+    char *w = out;
     for (char *p = out; *p; p++) {
-        if (*p == '-' || *p == ' ')
-            *p = '_';
-        else
-            *p = (char)tolower((unsigned char)*p);
+        char c = *p;
+        if (c == '(' || c == ')' || c == '[' || c == ']')
+            continue;
+        if (c == '-' || c == ' ')
+            c = '_';
+        if (c == '_' && w > out && w[-1] == '_')
+            continue;
+        *w++ = (char)tolower((unsigned char)c);
     }
+    while (w > out && w[-1] == '_')
+        w--;
+    *w = '\0';
 }
 
-// Maps one header name. Returns 0 with *col set, or KMX_ERR_INVAL for an unknown name.
-static int s_map_column(const char *text, s_col_t *col)
+// "value_usd_million", "amount (KRW bn)": a value column naming its unit. Writes the
+// unit text to unit and returns 1, or returns 0.
+static int s_value_with_unit(const char *name, char *unit, size_t size)
+{
+    static const char *const prefixes[] = {"value_", "amount_"};
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+        size_t n = strlen(prefixes[i]);
+        if (strncmp(name, prefixes[i], n) != 0)
+            continue;
+        char base[KMX_UNIT_MAX];
+        int64_t mult;
+        if (kmx_unit_normalize(name + n, base, sizeof(base), &mult) == 0) {
+            snprintf(unit, size, "%s", name + n);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+// Maps one header name. Returns 0 with *col set (and unit filled for a value column that
+// names its unit), or KMX_ERR_INVAL for an unknown name.
+static int s_map_column(const char *text, s_col_t *col, char *unit, size_t unit_size)
 {
     char name[KMX_IMPORT_COLUMN_MAX];
     s_normalise_name(text, name, sizeof(name));
+    if (s_value_with_unit(name, unit, unit_size)) {
+        *col = S_COL_VALUE;
+        return 0;
+    }
     for (size_t i = 0; i < sizeof(s_aliases) / sizeof(s_aliases[0]); i++) {
         if (strcmp(name, s_aliases[i].name) == 0) {
             *col = s_aliases[i].col;
@@ -149,7 +220,8 @@ static int s_map_header(kmx_import_t *self, const char *const *header, kmx_impor
     for (size_t i = 0; i < self->ncols; i++) {
         snprintf(self->names[i], KMX_IMPORT_COLUMN_MAX, "%s", header[i] ? header[i] : "");
         s_col_t col;
-        if (s_map_column(self->names[i], &col) < 0)
+        char unit[KMX_UNIT_MAX] = "";
+        if (s_map_column(self->names[i], &col, unit, sizeof(unit)) < 0)
             return s_fail(err, 1, self->names[i], "unknown column \"%s\"", self->names[i]);
         if (col != S_COL_IGNORED && self->index[col] != SIZE_MAX)
             return s_fail(err, 1, self->names[i], "column \"%s\" repeats column \"%s\"",
@@ -157,9 +229,11 @@ static int s_map_header(kmx_import_t *self, const char *const *header, kmx_impor
         self->cols[i] = col;
         if (col != S_COL_IGNORED)
             self->index[col] = i;
+        if (unit[0])
+            snprintf(self->header_unit, sizeof(self->header_unit), "%s", unit);
     }
     for (size_t i = 0; i < sizeof(s_required) / sizeof(s_required[0]); i++) {
-        if (self->index[s_required[i].col] == SIZE_MAX)
+        if (self->index[s_required[i].col] == SIZE_MAX && !self->defaults[s_required[i].col])
             return s_fail(err, 1, s_required[i].name, "required column \"%s\" is missing",
                           s_required[i].name);
     }
@@ -168,6 +242,33 @@ static int s_map_header(kmx_import_t *self, const char *const *header, kmx_impor
 
 int kmx_import_new(const char *const *header, size_t ncols, kmx_import_t **out,
                    kmx_import_error_t *err)
+{
+    return kmx_import_new_defaults(header, ncols, NULL, 0, out, err);
+}
+
+// Stores the defaults by field. Returns 0, KMX_ERR_INVAL or KMX_ERR_NOMEM.
+static int s_set_defaults(kmx_import_t *self, const kmx_import_default_t *defaults, size_t n,
+                          kmx_import_error_t *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        s_col_t col;
+        char unit[KMX_UNIT_MAX] = "";
+        const char *name = defaults[i].column ? defaults[i].column : "";
+        if (s_map_column(name, &col, unit, sizeof(unit)) < 0 || col == S_COL_IGNORED || unit[0])
+            return s_fail(err, 0, name, "unknown column \"%s\" in the defaults", name);
+        char value[KMX_IMPORT_REASON_MAX];
+        s_trim_copy(defaults[i].value ? defaults[i].value : "", value, sizeof(value));
+        free(self->defaults[col]);
+        self->defaults[col] = value[0] ? strdup(value) : NULL;
+        if (value[0] && !self->defaults[col])
+            return KMX_ERR_NOMEM;
+    }
+    return 0;
+}
+
+int kmx_import_new_defaults(const char *const *header, size_t ncols,
+                            const kmx_import_default_t *defaults, size_t ndefaults,
+                            kmx_import_t **out, kmx_import_error_t *err)
 {
     assert(out);
     *out = NULL;
@@ -185,7 +286,9 @@ int kmx_import_new(const char *const *header, size_t ncols, kmx_import_t **out,
     }
     for (size_t i = 0; i < S_COL_COUNT; i++)
         self->index[i] = SIZE_MAX;
-    int rc = s_map_header(self, header, err);
+    int rc = s_set_defaults(self, defaults, ndefaults, err);
+    if (rc == 0)
+        rc = s_map_header(self, header, err);
     if (rc < 0) {
         kmx_import_destroy(&self);
         return rc;
@@ -200,6 +303,8 @@ void kmx_import_destroy(kmx_import_t **self_p)
         return;
     free((*self_p)->cols);
     free((*self_p)->names);
+    for (size_t i = 0; i < S_COL_COUNT; i++)
+        free((*self_p)->defaults[i]);
     free(*self_p);
     *self_p = NULL;
 }
@@ -267,7 +372,7 @@ typedef struct {
 static const char *s_colname(const s_row_t *r, s_col_t col)
 {
     size_t i = r->map->index[col];
-    return i == SIZE_MAX ? "" : r->map->names[i];
+    return i == SIZE_MAX ? s_col_names[col] : r->map->names[i];
 }
 
 // Moves the cell of col into *dst (malloc'd), leaving NULL for an empty cell.
@@ -315,24 +420,70 @@ static int s_convert_kind_period(s_row_t *r, Kmx__V1__Record *rec)
     return 0;
 }
 
+// Splits "1,801.45 USD_million" or "12.5%" into the amount and the unit after it.
+// Returns 0 with both set (pointing into cell, which is modified), else KMX_ERR_INVAL.
+static int s_split_value(char *cell, char **amount, char **unit)
+{
+    size_t n = strspn(cell, "+-0123456789.,");
+    if (n == 0 || cell[n] == '\0')
+        return KMX_ERR_INVAL;
+    char *rest = cell + n;
+    rest += strspn(rest, " ");
+    if (*rest == '\0')
+        return KMX_ERR_INVAL;
+    size_t unit_len = strlen(rest);
+    memmove(cell + n + 1, rest, unit_len + 1);
+    cell[n] = '\0';
+    *amount = cell;
+    *unit = cell + n + 1;
+    return 0;
+}
+
+// Finds the unit: its column, else the value column's name, else the end of the value
+// cell. Sets *amount_text to the amount's text.
+static int s_find_unit(s_row_t *r, const char **unit_text, char **amount_text)
+{
+    *amount_text = r->cell[S_COL_VALUE];
+    *unit_text = r->cell[S_COL_UNIT];
+    if (*unit_text)
+        return 0;
+    if (r->map->header_unit[0]) {
+        *unit_text = r->map->header_unit;
+        return 0;
+    }
+    char *unit = NULL;
+    if (s_split_value(r->cell[S_COL_VALUE], amount_text, &unit) == 0) {
+        *unit_text = unit;
+        return 0;
+    }
+    return s_fail(r->err, r->row, s_colname(r, S_COL_UNIT),
+                  "unit is missing (add a unit column, name it in the value column as in "
+                  "\"value_usd_million\", or write it after the amount as in \"1.5 "
+                  "USD_million\")");
+}
+
 static int s_convert_value(s_row_t *r, Kmx__V1__Record *rec)
 {
+    const char *unit_text = NULL;
+    char *amount_text = NULL;
+    int rc = s_find_unit(r, &unit_text, &amount_text);
+    if (rc < 0)
+        return rc;
     char unit[KMX_UNIT_MAX];
     int64_t mult = 1;
-    if (kmx_unit_normalize(r->cell[S_COL_UNIT], unit, sizeof(unit), &mult) < 0)
-        return s_fail(r->err, r->row, s_colname(r, S_COL_UNIT), "unknown unit \"%s\"",
-                      r->cell[S_COL_UNIT]);
+    if (kmx_unit_normalize(unit_text, unit, sizeof(unit), &mult) < 0)
+        return s_fail(r->err, r->row, s_colname(r, S_COL_UNIT), "unknown unit \"%.60s\"",
+                      unit_text);
     int64_t amount = 0;
-    int rc = kmx_decimal_parse(r->cell[S_COL_VALUE], mult, &amount);
+    rc = kmx_decimal_parse(amount_text, mult, &amount);
     if (rc == KMX_ERR_OVERFLOW)
         return s_fail(r->err, r->row, s_colname(r, S_COL_VALUE),
-                      "value \"%s\" %s is out of range", r->cell[S_COL_VALUE],
-                      r->cell[S_COL_UNIT]);
+                      "value \"%.40s\" %.40s is out of range", amount_text, unit_text);
     if (rc < 0)
         return s_fail(r->err, r->row, s_colname(r, S_COL_VALUE),
-                      "invalid value \"%s\" (expected a decimal number with at most %d "
+                      "invalid value \"%.60s\" (expected a decimal number with at most %d "
                       "places in the base unit)",
-                      r->cell[S_COL_VALUE], KMX_VALUE_DIGITS);
+                      amount_text, KMX_VALUE_DIGITS);
     rec->value = malloc(sizeof(*rec->value));
     if (!rec->value)
         return KMX_ERR_NOMEM;
@@ -412,7 +563,15 @@ static int s_collect(s_row_t *r, const char *const *fields)
             free(cell);
             continue;
         }
+        free(r->cell[col]);
         r->cell[col] = cell;
+    }
+    for (size_t col = 1; col < S_COL_COUNT; col++) {
+        if (!r->cell[col] && r->map->defaults[col]) {
+            r->cell[col] = strdup(r->map->defaults[col]);
+            if (!r->cell[col])
+                return KMX_ERR_NOMEM;
+        }
     }
     return 0;
 }

@@ -5,22 +5,27 @@
 
     Header names are matched case-insensitively after trimming blanks; '-' and ' ' count
     as '_'. Columns and their aliases:
-        kind                                 export | exports | consumption (required)
-        period                               2023, 2025-H1, 2024-Q3, 2024-03, 2023-01/2023-04
-                                             (required)
-        market                               JP, WORLD, a region, JP+CN+US, ...
-        category | category_or_dimension | dimension              (required)
-        item | series                                             (required)
-        company
-        artist
-        value | amount                       decimal, "1,801.45" allowed (required)
-        unit                                 USD, USD_million, KRW_billion, ... (required)
-        source
-        status                               preliminary | revised | final
-        as_of | asof                         YYYY-MM-DD
-        note | notes
-        url
-        confidence                           low | medium | high
+        kind | type | direction              export | exports | consumption (required)
+        period | time_period | year | date   2023, 2025-H1, 1H 2025, Q3 2024, 2024-03,
+                                             Mar 2024, 2023-01/2023-04 (required)
+        market | country | territory | region | destination
+                                             JP, Japan, WORLD, a region, JP+CN+US, ...
+        category | category_or_dimension | dimension | segment   (required)
+        item | series | indicator | metric                       (required)
+        company | label | agency
+        artist | act
+        value | amount                       decimal, "1,801.45" allowed (required); may
+                                             end with its unit ("1.5 USD_million", "12%")
+        value_<unit> | amount_<unit>         a value column naming its unit
+                                             ("value_usd_million", "Value (KRW bn)")
+        unit | units | currency | measure    USD, USD_million, USD million, KRW bn, %, ...
+        source | publisher | source_name
+        status | revision                    preliminary | revised | final
+        as_of | asof | retrieved | published YYYY-MM-DD
+        note | notes | remarks
+        url | link | source_url
+        confidence | quality                 low | medium | high
+    A unit is required from one of: the unit column, the value column's name, the cell.
     Ignorable columns (read and dropped): id, seq, updated_ms, comment, comments, and any
     column whose name starts with "x_" or "_". Any other column is an error naming it.
     Empty cells leave the field unset.  */
@@ -36,6 +41,12 @@
 
 typedef struct kmx_import kmx_import_t;
 
+// A value for a column a file leaves out or empty ({"source", "KOCCA"}).
+typedef struct {
+    const char *column; // any column name or alias above
+    const char *value;  // the cell text to use
+} kmx_import_default_t;
+
 // Where and why a header or row was refused.
 typedef struct {
     size_t row;                          // line number the row started on (header = 1)
@@ -49,6 +60,13 @@ typedef struct {
 int kmx_import_new(const char *const *header, size_t ncols, kmx_import_t **out,
                    kmx_import_error_t *err);
 void kmx_import_destroy(kmx_import_t **self_p);
+
+// Same as kmx_import_new with defaults (borrowed, copied) for absent or empty cells; a
+// required column may then be missing from the header. An unknown default column is
+// KMX_ERR_INVAL with err->column naming it.
+int kmx_import_new_defaults(const char *const *header, size_t ncols,
+                            const kmx_import_default_t *defaults, size_t ndefaults,
+                            kmx_import_t **out, kmx_import_error_t *err);
 
 // Converts one data row (nfields cells, borrowed) that started on line `row` into a new
 // Record. On 0, *out is yours: every string and submessage is malloc'd, so free it with
