@@ -119,8 +119,7 @@ int kmx_rkey_index(kmx_rkey_index_t idx, const Kmx__V1__Record *rec, uint8_t *bu
 
 int kmx_rkey_rollup(const Kmx__V1__Record *rec, uint8_t *buf, size_t size, size_t *len) {
     if (!rec || !buf || !len || rec->kind == KMX__V1__KIND__KIND_UNSPECIFIED || rec->kind > 255 ||
-        !rec->period || !rec->market || rec->market[0] == '\0' || !rec->value ||
-        !rec->value->unit)
+        !rec->period || !rec->market || rec->market[0] == '\0' || !rec->value || !rec->value->unit)
         return KMX_ERR_INVAL;
     if (size < 9)
         return KMX_ERR_OVERFLOW;

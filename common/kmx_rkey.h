@@ -29,12 +29,12 @@ typedef enum {
 
 // A decoded roll-up key. Strings are NUL-terminated copies.
 typedef struct {
-    uint8_t kind;       // kmx.v1.Kind number
-    uint32_t start;     // period start, YYYYMM
-    uint32_t end;       // period end, YYYYMM
-    char market[64];    // canonical market
-    char category[64];  // category or dimension ("" when absent)
-    char unit[64];      // base unit
+    uint8_t kind;      // kmx.v1.Kind number
+    uint32_t start;    // period start, YYYYMM
+    uint32_t end;      // period end, YYYYMM
+    char market[64];   // canonical market
+    char category[64]; // category or dimension ("" when absent)
+    char unit[64];     // base unit
 } kmx_rkey_rollup_t;
 
 // Encodes the natural key of a normalised record into buf. Returns 0 with *len set,

@@ -147,8 +147,8 @@ static void *s_writer_run(void *arg) {
         return NULL;
     }
     for (int r = 0; r < w->n_reqs && !w->failed; r++) {
-        uint8_t corr[8] = {0, 0, 0, 0, (uint8_t)(r >> 24), (uint8_t)(r >> 16), (uint8_t)(r >> 8),
-                           (uint8_t)r};
+        uint8_t corr[8] = {
+            0, 0, 0, 0, (uint8_t)(r >> 24), (uint8_t)(r >> 16), (uint8_t)(r >> 8), (uint8_t)r};
         uint8_t got[8];
         zmq_msg_t body;
         if (zmq_send(dealer, corr, sizeof corr, ZMQ_SNDMORE) < 0 ||
@@ -195,8 +195,8 @@ static double s_service_rate(const s_opts_t *o, int writers, int batch, int tota
     char dir[256];
     s_fresh_dir(o, dir, sizeof dir);
     void *ctx = zmq_ctx_new();
-    kmx_storage_config_t cfg = {"tcp://127.0.0.1:*", "tcp://127.0.0.1:1", dir, 0, 0,
-                                o->sync, 0, o->wait_us};
+    kmx_storage_config_t cfg = {"tcp://127.0.0.1:*", "tcp://127.0.0.1:1", dir, 0, 0, o->sync, 0,
+                                o->wait_us};
     kmx_storage_t *storage = NULL;
     char ep[256];
     if (kmx_storage_new(ctx, &cfg, &storage) != 0 ||
@@ -328,7 +328,8 @@ int main(int argc, char **argv) {
     for (int w = 1; w < 3; w++)
         worst1000 = rate[1][w] < worst1000 ? rate[1][w] : worst1000;
     double gc = rate[0][2] / rate[0][0];
-    printf("\ntarget: batch 1000 >= 50%% of raw        measured: %.0f%% (worst of 1/4/16 writers) %s\n",
+    printf("\ntarget: batch 1000 >= 50%% of raw        measured: %.0f%% (worst of 1/4/16 writers) "
+           "%s\n",
            100.0 * worst1000 / raw[1], worst1000 >= 0.5 * raw[1] ? "MET" : "NOT MET");
     printf("target: 16 single-record writers >= 5x one   measured: %.1fx %s\n", gc,
            gc >= 5.0 ? "MET" : "NOT MET");

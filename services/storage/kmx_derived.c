@@ -11,8 +11,8 @@
 #include <string.h>
 
 static const char *const s_index_names[KMX_RKEY_IDX_COUNT] = {
-    KMX_DB_IDX_MARKET, KMX_DB_IDX_PERIOD, KMX_DB_IDX_CATEGORY, KMX_DB_IDX_COMPANY,
-    KMX_DB_IDX_ARTIST,
+    KMX_DB_IDX_MARKET,  KMX_DB_IDX_PERIOD, KMX_DB_IDX_CATEGORY,
+    KMX_DB_IDX_COMPANY, KMX_DB_IDX_ARTIST,
 };
 
 const char *kmx_derived_index_name(kmx_rkey_index_t idx) {

@@ -14,13 +14,13 @@
 #define S_SUM_TEXT 48 // kmx_decimal_format128 needs at most 46 bytes
 
 typedef struct {
-    char *key;               // composite key: n_fields values and the unit, NUL-separated
-    size_t key_len;          // bytes in key, the last NUL included
-    kmx_i128 sum;            // exact sum in ten-thousandths
-    uint64_t count;          // records in the group
-    int64_t min, max;        // range of single values, valid when has_minmax
-    int has_minmax;          // nonzero while every entry carried min and max
-    char sum_text[S_SUM_TEXT]; // formatted sum for the result
+    char *key;                        // composite key: n_fields values and the unit, NUL-separated
+    size_t key_len;                   // bytes in key, the last NUL included
+    kmx_i128 sum;                     // exact sum in ten-thousandths
+    uint64_t count;                   // records in the group
+    int64_t min, max;                 // range of single values, valid when has_minmax
+    int has_minmax;                   // nonzero while every entry carried min and max
+    char sum_text[S_SUM_TEXT];        // formatted sum for the result
     char *keys[KMX_GROUP_FIELDS_MAX]; // pointers into key for the result row
 } s_group_t;
 
@@ -40,7 +40,8 @@ int kmx_group_check_fields(const Kmx__V1__GroupField *fields, size_t n) {
     if (n > KMX_GROUP_FIELDS_MAX || (n > 0 && !fields))
         return KMX_ERR_INVAL;
     for (size_t i = 0; i < n; i++) {
-        if (fields[i] < KMX__V1__GROUP_FIELD__BY_MARKET || fields[i] > KMX__V1__GROUP_FIELD__BY_UNIT)
+        if (fields[i] < KMX__V1__GROUP_FIELD__BY_MARKET ||
+            fields[i] > KMX__V1__GROUP_FIELD__BY_UNIT)
             return KMX_ERR_INVAL;
     }
     return 0;

@@ -24,7 +24,7 @@
 #define S_NO_SLOT SIZE_MAX   // a put record that never reached the store
 #define S_ROUTING_ID_MAX 256 // ZeroMQ routing ids are at most 255 bytes
 #define S_HEARTBEAT_TOPIC "kmx.heartbeat"
-#define S_WAIT_SLICE_US 50   // sleep between polls while a batch waits for more writers
+#define S_WAIT_SLICE_US 50 // sleep between polls while a batch waits for more writers
 
 // One put record's (or delete key's) fate before the store sees it.
 typedef struct {
@@ -47,21 +47,21 @@ typedef struct {
 } s_item_t;
 
 typedef struct {
-    uint64_t requests;  // requests answered
-    uint64_t errors;    // error responses sent
-    uint64_t puts;      // put requests
-    uint64_t stored;    // records stored (new or changed)
-    uint64_t unchanged; // records identical to what was stored
-    uint64_t rejected;  // records refused
-    uint64_t gets;      // get requests
-    uint64_t scans;     // scan requests
-    uint64_t replays;   // replay requests
-    uint64_t deletes;   // delete requests
-    uint64_t deleted;   // records deleted
+    uint64_t requests;   // requests answered
+    uint64_t errors;     // error responses sent
+    uint64_t puts;       // put requests
+    uint64_t stored;     // records stored (new or changed)
+    uint64_t unchanged;  // records identical to what was stored
+    uint64_t rejected;   // records refused
+    uint64_t gets;       // get requests
+    uint64_t scans;      // scan requests
+    uint64_t replays;    // replay requests
+    uint64_t deletes;    // delete requests
+    uint64_t deleted;    // records deleted
     uint64_t aggregates; // aggregate requests
-    uint64_t waits;     // batches that waited for more writers
-    uint64_t batches;   // write transactions committed
-    uint64_t published; // events published, heartbeats included
+    uint64_t waits;      // batches that waited for more writers
+    uint64_t batches;    // write transactions committed
+    uint64_t published;  // events published, heartbeats included
 } s_counters_t;
 
 struct kmx_storage {
@@ -134,8 +134,7 @@ static int s_is_put(const s_item_t *item) {
 }
 
 static int s_is_delete(const s_item_t *item) {
-    return item->req && item->req->body_case == KMX__V1__REQUEST__BODY_DELETE &&
-           item->req->delete_;
+    return item->req && item->req->body_case == KMX__V1__REQUEST__BODY_DELETE && item->req->delete_;
 }
 
 // Normalises a delete key like a stored record's key (canonical market, trimmed text,
@@ -570,10 +569,14 @@ static const struct {
     Kmx__V1__Request__BodyCase body; // the request type
     s_handler_fn fn;                 // its handler
 } s_handlers[] = {
-    {KMX__V1__REQUEST__BODY_PUT, s_on_put},   {KMX__V1__REQUEST__BODY_GET, s_on_get},
-    {KMX__V1__REQUEST__BODY_SCAN, s_on_scan}, {KMX__V1__REQUEST__BODY_REPLAY, s_on_replay},
-    {KMX__V1__REQUEST__BODY_PING, s_on_ping}, {KMX__V1__REQUEST__BODY_STATS, s_on_stats},
-    {KMX__V1__REQUEST__BODY_DELETE, s_on_delete}, {KMX__V1__REQUEST__BODY_AGGREGATE, s_on_aggregate},
+    {KMX__V1__REQUEST__BODY_PUT, s_on_put},
+    {KMX__V1__REQUEST__BODY_GET, s_on_get},
+    {KMX__V1__REQUEST__BODY_SCAN, s_on_scan},
+    {KMX__V1__REQUEST__BODY_REPLAY, s_on_replay},
+    {KMX__V1__REQUEST__BODY_PING, s_on_ping},
+    {KMX__V1__REQUEST__BODY_STATS, s_on_stats},
+    {KMX__V1__REQUEST__BODY_DELETE, s_on_delete},
+    {KMX__V1__REQUEST__BODY_AGGREGATE, s_on_aggregate},
 };
 
 // Builds the packed reply to one drained request.

@@ -22,11 +22,11 @@
 typedef struct kmx_storage kmx_storage_t;
 
 typedef struct {
-    const char *bind;     // ROUTER endpoint to bind ("tcp://127.0.0.1:5560")
-    const char *publish;  // endpoint the PUB socket connects to (the broker's XSUB)
-    const char *data_dir; // LMDB environment directory, created if missing
-    size_t map_size;      // initial LMDB map size in bytes; 0 = the store's default
-    int heartbeat_ms;     // idle time before a heartbeat; 0 = KMX_STORAGE_HEARTBEAT_MS
+    const char *bind;       // ROUTER endpoint to bind ("tcp://127.0.0.1:5560")
+    const char *publish;    // endpoint the PUB socket connects to (the broker's XSUB)
+    const char *data_dir;   // LMDB environment directory, created if missing
+    size_t map_size;        // initial LMDB map size in bytes; 0 = the store's default
+    int heartbeat_ms;       // idle time before a heartbeat; 0 = KMX_STORAGE_HEARTBEAT_MS
     kmx_store_sync_t sync;  // durability of commits (KMX_STORE_SYNC_FULL = 0 by default)
     uint64_t retain_events; // newest events kept in the log; 0 = all
     uint64_t batch_wait_us; // longest wait for more writers once a write arrived; 0 = none

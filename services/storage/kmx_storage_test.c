@@ -88,7 +88,8 @@ static int s_setup(void **state) {
     if (zmq_bind(f->sub, "tcp://127.0.0.1:*") != 0 ||
         zmq_getsockopt(f->sub, ZMQ_LAST_ENDPOINT, pub_ep, &size) != 0)
         return -1;
-    kmx_storage_config_t cfg = {"tcp://127.0.0.1:*", pub_ep, f->dir, 0, 100, KMX_STORE_SYNC_FULL, 0, 500};
+    kmx_storage_config_t cfg = {"tcp://127.0.0.1:*", pub_ep, f->dir, 0, 100,
+                                KMX_STORE_SYNC_FULL, 0,      500};
     if (kmx_storage_new(f->ctx, &cfg, &f->storage) != 0 ||
         kmx_storage_endpoint(f->storage, ep, sizeof ep) != 0)
         return -1;
@@ -487,8 +488,7 @@ static void test_storage_delete_and_aggregate(void **state) {
     assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_ERROR);
     assert_int_equal(resp->error->code, KMX__V1__ERROR_CODE__NOT_FOUND);
     assert_int_equal(resp->error->n_records, 1);
-    assert_int_equal(resp->error->records[0]->outcome,
-                     KMX__V1__RECORD_RESULT__OUTCOME__NOT_FOUND);
+    assert_int_equal(resp->error->records[0]->outcome, KMX__V1__RECORD_RESULT__OUTCOME__NOT_FOUND);
     kmx__v1__response__free_unpacked(resp, NULL);
 
     // A filter on item needs the records: min and max come back.

@@ -22,7 +22,7 @@
 
 #define S_GROW_ATTEMPTS 32 // map doublings tried before a batch gives up
 
-#define S_TRIM_MAX 10000   // old events dropped per batch at most (bounds the transaction)
+#define S_TRIM_MAX 10000 // old events dropped per batch at most (bounds the transaction)
 
 // State of one write transaction in kmx_store_put_batch.
 typedef struct {
@@ -530,8 +530,7 @@ static int s_delete_one(s_batch_t *b, Kmx__V1__Record *rec, kmx_put_outcome_t *o
     if (err == 0)
         err = s_write_derived(b, &key, old->record, NULL);
     if (err == 0)
-        err = s_write_event(b, KMX__V1__EVENT_TYPE__DELETE, topic, old->record,
-                            old->record->value);
+        err = s_write_event(b, KMX__V1__EVENT_TYPE__DELETE, topic, old->record, old->record->value);
     kmx__v1__stored_record__free_unpacked(old, NULL);
     if (err != 0)
         return err;

@@ -25,11 +25,11 @@ typedef enum {
 } kmx_store_sync_t;
 
 typedef struct {
-    size_t map_size;         // initial map size in bytes; 0 = KMX_STORE_MAP_DEFAULT
-    size_t map_size_max;     // the map never grows past this; 0 = no limit but the address space
-    kmx_store_sync_t sync;   // durability of commits
-    uint64_t retain_events;  // newest events kept in the log; 0 = keep all
-    int readonly;            // nonzero: open an existing store read-only (check, backup)
+    size_t map_size;        // initial map size in bytes; 0 = KMX_STORE_MAP_DEFAULT
+    size_t map_size_max;    // the map never grows past this; 0 = no limit but the address space
+    kmx_store_sync_t sync;  // durability of commits
+    uint64_t retain_events; // newest events kept in the log; 0 = keep all
+    int readonly;           // nonzero: open an existing store read-only (check, backup)
 } kmx_store_config_t;
 
 // Parses "full", "nometasync" or "none". Returns 0 or KMX_ERR_INVAL.

@@ -24,11 +24,11 @@ typedef struct {
 } s_part_t;
 
 typedef struct {
-    kmx_store_t *store;       // the store being checked
-    MDB_txn *txn;             // the read transaction
-    kmx_store_check_t *r;     // the report
-    s_part_t *parts;          // roll-up contributions
-    size_t n_parts, cap;      // held and allocated
+    kmx_store_t *store;                 // the store being checked
+    MDB_txn *txn;                       // the read transaction
+    kmx_store_check_t *r;               // the report
+    s_part_t *parts;                    // roll-up contributions
+    size_t n_parts, cap;                // held and allocated
     uint64_t found[KMX_RKEY_IDX_COUNT]; // index entries found present
 } s_check_t;
 
@@ -158,9 +158,10 @@ static int s_compare_rollups(s_check_t *c) {
     size_t i = 0;
     rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
     while (rc == 0 || i < c->n_parts) {
-        int order = rc != 0 ? 1 : i >= c->n_parts ? -1
-                                : s_key_order(key.mv_data, key.mv_size, c->parts[i].key,
-                                              c->parts[i].len);
+        int order = rc != 0 ? 1
+                    : i >= c->n_parts
+                        ? -1
+                        : s_key_order(key.mv_data, key.mv_size, c->parts[i].key, c->parts[i].len);
         if (order < 0) {
             s_rollup_mismatch(c, "entry has no records");
             rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);

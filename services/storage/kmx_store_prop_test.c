@@ -26,12 +26,12 @@
 
 #include <cmocka.h>
 
-#define S_OPS 6000    // random operations per run
+#define S_OPS 6000     // random operations per run
 #define S_BATCH_MAX 40 // operations per write batch at most
 
 static const char *const s_markets[] = {"JP", "US", "CN", "WORLD"};
-static const uint32_t s_periods[][2] = {{202301, 202301}, {202302, 202302}, {202301, 202306},
-                                        {202401, 202412}};
+static const uint32_t s_periods[][2] = {
+    {202301, 202301}, {202302, 202302}, {202301, 202306}, {202401, 202412}};
 static const char *const s_categories[] = {"album", "digital", ""};
 static const char *const s_items[] = {"exports", "streams"};
 static const char *const s_companies[] = {"", "HYBE", "SM"};
@@ -39,23 +39,24 @@ static const char *const s_artists[] = {"", "BTS", "IU"};
 static const char *const s_units[] = {"USD", "KRW"};
 
 #define S_N(a) (sizeof(a) / sizeof((a)[0]))
-#define S_KEYS (2 * S_N(s_periods) * S_N(s_markets) * S_N(s_categories) * S_N(s_items) * \
-                S_N(s_companies) * S_N(s_artists))
+#define S_KEYS                                                                                     \
+    (2 * S_N(s_periods) * S_N(s_markets) * S_N(s_categories) * S_N(s_items) * S_N(s_companies) *   \
+     S_N(s_artists))
 
 // One natural key of the model and what it holds.
 typedef struct {
-    Kmx__V1__Record rec;   // key fields point at the pools; value at value
+    Kmx__V1__Record rec;    // key fields point at the pools; value at value
     Kmx__V1__Period period; // the record's period
     Kmx__V1__Value value;   // amount and unit while present
     int present;            // nonzero when the key holds a record
 } s_slot_t;
 
 typedef struct {
-    char dir[64];            // the mkdtemp directory
-    kmx_store_t *store;      // the store under test
-    s_slot_t slots[S_KEYS];  // the model: every possible key
-    uint64_t seq;            // the model's last sequence number
-    uint64_t rng;            // xorshift state
+    char dir[64];           // the mkdtemp directory
+    kmx_store_t *store;     // the store under test
+    s_slot_t slots[S_KEYS]; // the model: every possible key
+    uint64_t seq;           // the model's last sequence number
+    uint64_t rng;           // xorshift state
 } s_fixture_t;
 
 static uint64_t s_rand(s_fixture_t *f) {
@@ -516,7 +517,7 @@ static void test_store_retention_answers_resync(void **state) {
 static int s_big_batch(s_fixture_t *f, size_t n, uint64_t *seq_after) {
     Kmx__V1__Record *recs = calloc(n, sizeof *recs);
     Kmx__V1__Record **ptrs = calloc(n, sizeof *ptrs);
-    char (*items)[32] = calloc(n, sizeof *items);
+    char(*items)[32] = calloc(n, sizeof *items);
     kmx_put_outcome_t *outcomes = calloc(n, sizeof *outcomes);
     assert_true(recs && ptrs && items && outcomes);
     for (size_t i = 0; i < n; i++) {

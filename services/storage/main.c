@@ -88,14 +88,17 @@ static int s_operands(int argc, char **argv, int first, s_options_t *o) {
 
 // Returns 0 to run, 1 to exit successfully (help, version), 2 on a usage error.
 static int s_parse(int argc, char **argv, s_options_t *o) {
-    static const struct option longs[] = {
-        {"bind", required_argument, NULL, 'b'},      {"publish", required_argument, NULL, 'p'},
-        {"data-dir", required_argument, NULL, 'd'},  {"map-size", required_argument, NULL, 'm'},
-        {"log-level", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},         {"sync", required_argument, NULL, 's'},
-        {"batch-wait-us", required_argument, NULL, 'w'},
-        {"retain-events", required_argument, NULL, 'r'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longs[] = {{"bind", required_argument, NULL, 'b'},
+                                          {"publish", required_argument, NULL, 'p'},
+                                          {"data-dir", required_argument, NULL, 'd'},
+                                          {"map-size", required_argument, NULL, 'm'},
+                                          {"log-level", required_argument, NULL, 'l'},
+                                          {"help", no_argument, NULL, 'h'},
+                                          {"version", no_argument, NULL, 'V'},
+                                          {"sync", required_argument, NULL, 's'},
+                                          {"batch-wait-us", required_argument, NULL, 'w'},
+                                          {"retain-events", required_argument, NULL, 'r'},
+                                          {NULL, 0, NULL, 0}};
     s_defaults(o);
     int c;
     while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
