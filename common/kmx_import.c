@@ -185,8 +185,8 @@ static int s_value_with_unit(const char *name, char *unit, size_t size)
         char base[KMX_UNIT_MAX];
         int64_t mult;
         if (kmx_unit_normalize(name + n, base, sizeof(base), &mult) == 0) {
-            snprintf(unit, size, "%s", name + n);
-            return 1;
+            int w = snprintf(unit, size, "%s", name + n);
+            return w >= 0 && (size_t)w < size;
         }
     }
     return 0;
