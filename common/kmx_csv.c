@@ -13,7 +13,10 @@
 #define S_INBUF 16384
 
 struct kmx_csv_reader {
-    FILE *file;                // borrowed input
+    FILE *file;                // borrowed input, or NULL when reading memory
+    const unsigned char *mem;  // borrowed input in memory (file is NULL)
+    size_t mem_len;            // bytes at mem
+    size_t mem_pos;            // next unread byte at mem
     unsigned char in[S_INBUF]; // input buffer
     size_t in_pos;             // next unread byte in `in`
     size_t in_len;             // bytes held in `in`
@@ -37,9 +40,20 @@ kmx_csv_reader_t *kmx_csv_reader_new(FILE *file)
     return kmx_csv_reader_new_limits(file, NULL);
 }
 
+kmx_csv_reader_t *kmx_csv_reader_new_mem(const void *data, size_t len,
+                                         const kmx_csv_limits_t *limits)
+{
+    static const unsigned char empty[1] = {0};
+    kmx_csv_reader_t *self = kmx_csv_reader_new_limits(NULL, limits);
+    if (self) {
+        self->mem = data ? data : empty;
+        self->mem_len = data ? len : 0;
+    }
+    return self;
+}
+
 kmx_csv_reader_t *kmx_csv_reader_new_limits(FILE *file, const kmx_csv_limits_t *limits)
 {
-    assert(file);
     kmx_csv_reader_t *self = calloc(1, sizeof(*self));
     if (!self)
         return NULL;
@@ -92,6 +106,14 @@ static int s_fill(kmx_csv_reader_t *self)
         return 1;
     if (self->in_error)
         return 0;
+    if (!self->file) {
+        size_t n = self->mem_len - self->mem_pos;
+        self->in_len = n < sizeof(self->in) ? n : sizeof(self->in);
+        memcpy(self->in, self->mem + self->mem_pos, self->in_len);
+        self->mem_pos += self->in_len;
+        self->in_pos = 0;
+        return self->in_len > 0;
+    }
     self->in_len = fread(self->in, 1, sizeof(self->in), self->file);
     self->in_pos = 0;
     if (self->in_len == 0 && ferror(self->file))

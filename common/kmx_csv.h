@@ -26,6 +26,11 @@ kmx_csv_reader_t *kmx_csv_reader_new(FILE *file);
 kmx_csv_reader_t *kmx_csv_reader_new_limits(FILE *file, const kmx_csv_limits_t *limits);
 void kmx_csv_reader_destroy(kmx_csv_reader_t **self_p);
 
+// Creates a reader of len bytes at data, which stay borrowed until the reader is
+// destroyed. limits may be NULL. Returns NULL when out of memory.
+kmx_csv_reader_t *kmx_csv_reader_new_mem(const void *data, size_t len,
+                                         const kmx_csv_limits_t *limits);
+
 // Reads the next row. Blank lines are skipped. Returns 1 with *fields pointing at
 // *nfields NUL-terminated strings (owned by the reader, valid until the next call),
 // 0 at end of input, or a negative kmx_err_t:

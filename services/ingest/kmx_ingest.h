@@ -1,6 +1,8 @@
-/*  kmx_ingest - the request handlers of kmx-ingest: validate put batches, forward the
-    valid records to storage over the link and merge storage's per-record results back
-    to the caller's indexes; answer ping and stats. Holds only counters, no data.  */
+/*  kmx_ingest - the request handlers of kmx-ingest: validate put batches and raw
+    documents (CSV, JSON Lines) record by record, report repeats of a key inside one
+    request, forward the valid records to storage over the link and merge storage's
+    per-record results back to the caller's indexes and rows; answer ping and stats.
+    Holds only counters, no data.  */
 #ifndef KMX_INGEST_H
 #define KMX_INGEST_H
 
@@ -12,11 +14,14 @@
 #define KMX_INGEST_SERVICE "kmx.ingest"
 #define KMX_INGEST_BATCH_MAX 10000 // records one put may carry
 #define KMX_INGEST_TIMEOUT_MS 5000 // how long a put waits for storage
+#define KMX_INGEST_FORWARD_MAX 10000 // records sent to storage per call (its own limit)
 
 typedef struct kmx_ingest kmx_ingest_t;
 
 // Creates the handlers. link is borrowed and must outlive the result; worker (copied)
-// names this worker in pongs and stats. Returns NULL when out of memory.
+// names this worker in pongs and stats. With a NULL link every request is still decoded
+// and validated, and writes are answered UNAVAILABLE (dry runs still answer): the shape
+// the fuzzer drives. Returns NULL when out of memory.
 kmx_ingest_t *kmx_ingest_new(kmx_link_t *link, const char *worker);
 void kmx_ingest_destroy(kmx_ingest_t **self_p);
 
