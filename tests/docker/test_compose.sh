@@ -311,8 +311,18 @@ for ((i = 0; i < 300; i++)); do
 done
 victim=$(containers ingest | sed -n 2p)
 if kill -0 "$import_pid" 2>/dev/null && [[ -n $victim ]]; then
-  d kill "$victim" >/dev/null
-  pass "killed ingest container $(d inspect -f '{{.Name}}' "$victim") in the middle of the import"
+  # Frozen first: its broker connection stays up, so the broker hands it a batch that is
+  # never answered and the CLI has to retry it elsewhere (a worker killed while idle
+  # would only be dropped by the broker). Then it dies with the batch in its hands.
+  d pause "$victim" >/dev/null
+  for ((i = 0; i < 60; i++)); do # a little over the CLI's 5 s per-try timeout
+    kill -0 "$import_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  when="in the middle of the import"
+  kill -0 "$import_pid" 2>/dev/null || when="(the import had ended by then)"
+  d kill "$victim" >/dev/null 2>&1 || { d unpause "$victim" && d kill "$victim"; } >/dev/null
+  pass "froze, then killed ingest container $(d inspect -f '{{.Name}}' "$victim") $when"
 else
   fail "the import ended before an ingest container could be stopped (raise KMX_TEST_ROWS)"
 fi
