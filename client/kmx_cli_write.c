@@ -1,62 +1,105 @@
-/*  kmx import and kmx put: the commands that store records. Both build records with
-    kmx_import so a CSV cell and a command-line flag are parsed by the same rules.  */
+/*  kmx import and kmx put: the commands that store records. import streams a CSV or
+    JSON Lines file to kmx.ingest as raw document chunks (the server parses, so every
+    client gets the same rules); several chunks are in flight at once, one per sender
+    thread, so several ingest workers can be busy. put builds one record with kmx_import
+    so a command-line flag is parsed by the same rules as a CSV cell.  */
 #include "kmx_cli.h"
 
-#include "kmx_csv.h"
 #include "kmx_err.h"
 #include "kmx_import.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
-#define S_BATCH_DEFAULT 500
-#define S_BATCH_MAX 100000
+#define S_BATCH_DEFAULT 5000             // rows per chunk
+#define S_BATCH_MAX 100000               // the server's KMX_DOC_RECORDS_MAX
+#define S_CHUNK_BYTES (8u * 1024u * 1024u) // bytes per chunk before it is sent early
+#define S_JOBS_DEFAULT 4                 // chunks in flight
+#define S_JOBS_MAX 32
+#define S_DEFAULTS_MAX 32
+#define S_REJECTS_KEPT 100000 // rejections listed in full; the rest are only counted
 
 typedef struct {
-    size_t row;                         // line the row started on
+    uint32_t row;                       // line the row started on
     char field[KMX_IMPORT_COLUMN_MAX];  // column or record field at fault
     char reason[KMX_IMPORT_REASON_MAX]; // why it was refused
 } s_reject_t;
 
+// One piece of the file: whole rows, with the file line of its first line.
+typedef struct s_chunk {
+    char *data;           // the rows' bytes, malloc'd
+    size_t len;           // bytes in data
+    size_t cap;           // capacity of data
+    uint32_t first_line;  // file line of data's first line
+    size_t rows;          // rows in it
+    struct s_chunk *next; // queue link
+} s_chunk_t;
+
 typedef struct {
-    kmx_cli_opts_t *opts;     // global options
-    const char *path;         // the CSV file, for messages
-    kmx_client_t *client;     // connection to the broker
-    size_t batch_max;         // records per PutRequest
-    bool atomic;              // all-or-nothing batches
-    bool tty;                 // stderr is a terminal: show progress
-    Kmx__V1__Record **recs;   // records waiting to be sent
-    size_t *lines;            // line of each waiting record
-    size_t n;                 // records waiting
-    size_t cap;               // capacity of recs and lines
-    size_t rows;              // data rows read
-    size_t stored;            // records stored by the server
-    size_t unchanged;         // records the server already had
-    uint64_t last_seq;        // newest sequence reported by the server
-    s_reject_t *rejects;      // every rejected row
-    size_t nrejects;          // rows rejected
-    size_t rejects_cap;       // capacity of rejects
+    kmx_cli_opts_t *opts;          // global options
+    const char *path;              // the file, for messages
+    bool jsonl;                    // JSON Lines rather than CSV
+    bool atomic;                   // whole import or nothing
+    bool dry_run;                  // validate only
+    bool tty;                      // stderr is a terminal: show progress
+    size_t batch_max;              // rows per chunk
+    int jobs;                      // sender threads
+    Kmx__V1__RawDocument__Default defaults[S_DEFAULTS_MAX]; // --default COLUMN=VALUE
+    Kmx__V1__RawDocument__Default *default_ptrs[S_DEFAULTS_MAX];
+    size_t n_defaults;             // defaults given
+    char *header;                  // CSV header line (no line break), malloc'd
+    off_t file_size;               // for the progress bar; 0 when unknown
+    // Shared with the sender threads, under lock:
+    pthread_mutex_t lock;          // guards what follows
+    pthread_cond_t changed;        // queue or state changed
+    s_chunk_t *head, *tail;        // chunks waiting to be sent
+    size_t queued;                 // chunks in the queue
+    bool reading_done;             // no more chunks will come
+    bool validate_pass;            // this pass only validates (atomic pass 1, dry run)
+    int failed;                    // an exit code once a chunk failed beyond its rows
+    char fail_msg[300];            // what failed
+    size_t rows;                   // rows the server read
+    size_t stored;                 // records stored
+    size_t unchanged;              // records already stored
+    size_t rejected;               // records rejected
+    size_t duplicates;             // of them, repeats inside a chunk
+    uint64_t last_seq;             // newest sequence reported
+    s_reject_t *rejects;           // rejected rows (at most S_REJECTS_KEPT)
+    size_t nrejects;               // entries in rejects
+    size_t rejects_cap;            // capacity of rejects
+    off_t bytes_read;              // bytes of the file read so far
 } s_import_t;
 
 static const char s_import_usage[] =
-    "usage: kmx import FILE [--batch N] [--atomic] [--format table|json]\n"
-    "Reads a CSV file with a header row (see docs/cli.md for columns) and stores its\n"
-    "records through kmx.ingest, N per request (default 500). FILE '-' reads stdin.\n"
-    "--atomic refuses a whole batch when any record in it is bad, and sends nothing when\n"
-    "a row fails to parse. Exit 0 when every row was stored or unchanged, 1 when any was\n"
+    "usage: kmx import FILE [--input csv|jsonl] [--batch N] [--jobs N] [--atomic] [--dry-run]\n"
+    "                  [--default COLUMN=VALUE]... [--format table|json]\n"
+    "Sends a CSV file (header row first; see docs/cli.md for columns) or a JSON Lines file\n"
+    "(one flat object per line) to kmx.ingest, which parses and stores it, N rows per\n"
+    "request (default 5000), with up to --jobs requests in flight (default 4). FILE '-'\n"
+    "reads stdin. --input defaults from the extension (.jsonl, .ndjson: JSON Lines).\n"
+    "--default fills a column the file leaves out or empty (e.g. --default source=KOCCA).\n"
+    "--atomic checks the whole file first and stores nothing if any row is bad.\n"
+    "--dry-run only checks. Exit 0 when every row was stored or unchanged, 1 when any was\n"
     "rejected, 2 when the server could not be reached or failed.\n";
 
-static int s_reject(s_import_t *im, size_t row, const char *field, const char *reason)
-{
+// ---- results (called with the lock held) ------------------------------------------
+
+static void s_add_reject(s_import_t *im, uint32_t row, const char *field, const char *reason) {
+    if (im->nrejects >= S_REJECTS_KEPT)
+        return;
     if (im->nrejects == im->rejects_cap) {
-        size_t cap = im->rejects_cap ? im->rejects_cap * 2 : 16;
+        size_t cap = im->rejects_cap ? im->rejects_cap * 2 : 64;
         s_reject_t *grown = realloc(im->rejects, cap * sizeof(*grown));
         if (!grown)
-            return KMX_ERR_NOMEM;
+            return; // counted, not listed
         im->rejects = grown;
         im->rejects_cap = cap;
     }
@@ -64,257 +107,360 @@ static int s_reject(s_import_t *im, size_t row, const char *field, const char *r
     r->row = row;
     snprintf(r->field, sizeof(r->field), "%s", field ? field : "");
     snprintf(r->reason, sizeof(r->reason), "%s", reason && *reason ? reason : "rejected");
-    return 0;
 }
 
-static void s_drop_batch(s_import_t *im)
-{
-    for (size_t i = 0; i < im->n; i++)
-        kmx_import_record_free(&im->recs[i]);
-    im->n = 0;
+static void s_add_results(s_import_t *im, Kmx__V1__RecordResult **results, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const Kmx__V1__RecordResult *r = results[i];
+        if (r && r->outcome == KMX__V1__RECORD_RESULT__OUTCOME__REJECTED)
+            s_add_reject(im, r->has_row ? r->row : 0, r->column ? r->column : r->field,
+                         r->reason);
+    }
 }
 
-static void s_progress(const s_import_t *im)
-{
-    if (im->tty)
-        fprintf(stderr, "\rread %zu rows: %zu stored, %zu unchanged, %zu rejected", im->rows,
-                im->stored, im->unchanged, im->nrejects);
-}
-
-// Records the outcome of a PutResult for the batch just sent.
-static int s_on_put_result(s_import_t *im, const Kmx__V1__PutResult *put)
-{
+static void s_on_put_result(s_import_t *im, const Kmx__V1__PutResult *put) {
+    im->rows += put->records;
     im->stored += put->stored;
     im->unchanged += put->unchanged;
-    if (put->has_last_seq && put->last_seq > im->last_seq)
+    im->rejected += put->rejected;
+    im->duplicates += put->duplicates;
+    if (put->last_seq > im->last_seq)
         im->last_seq = put->last_seq;
-    size_t listed = 0;
-    for (size_t i = 0; i < put->n_results; i++) {
-        const Kmx__V1__RecordResult *r = put->results[i];
-        if (r->outcome != KMX__V1__RECORD_RESULT__OUTCOME__REJECTED)
-            continue;
-        size_t row = r->index < im->n ? im->lines[r->index] : 0;
-        if (s_reject(im, row, r->field, r->reason) < 0)
-            return KMX_ERR_NOMEM;
-        listed++;
-    }
-    // A server that counts rejections without listing them still has them counted.
-    for (; listed < put->rejected; listed++) {
-        if (s_reject(im, 0, "", "rejected by the server") < 0)
-            return KMX_ERR_NOMEM;
-    }
-    return 0;
+    s_add_results(im, put->results, put->n_results);
 }
 
-// A refused batch (atomic, or invalid as a whole): every record in it counts as rejected,
-// with the server's reason where it named the record.
-static int s_on_batch_refused(s_import_t *im, const Kmx__V1__Error *err)
-{
-    for (size_t i = 0; i < im->n; i++) {
-        const char *field = "";
-        const char *reason = NULL;
-        for (size_t k = 0; k < err->n_records; k++) {
-            if (err->records[k]->index == i) {
-                field = err->records[k]->field;
-                reason = err->records[k]->reason;
-            }
-        }
-        char buf[KMX_IMPORT_REASON_MAX];
-        if (!reason) {
-            snprintf(buf, sizeof(buf), "not stored: the batch was refused (%s)",
-                     err->message && *err->message ? err->message : "bad request");
-            reason = buf;
-        }
-        if (s_reject(im, im->lines[i], field, reason) < 0)
-            return KMX_ERR_NOMEM;
+// An Error reply: an atomic chunk refused for its rows, or a failure of the chunk.
+static void s_on_error(s_import_t *im, const s_chunk_t *c, const Kmx__V1__Error *err, int rc) {
+    if (rc == KMX_ERR_INVAL && err->n_records > 0) {
+        im->rows += c->rows;
+        im->rejected += err->n_records;
+        for (size_t i = 0; i < err->n_records; i++)
+            im->duplicates += err->records[i]->has_duplicate_of;
+        s_add_results(im, err->records, err->n_records);
+        return;
     }
-    return 0;
+    if (!im->failed) {
+        im->failed = rc == KMX_ERR_INVAL || rc == KMX_ERR_TOO_BIG ? KMX_EXIT_INPUT
+                                                                   : KMX_EXIT_SERVER;
+        snprintf(im->fail_msg, sizeof(im->fail_msg), "rows from line %u: %s", c->first_line,
+                 err->message && *err->message ? err->message : kmx_strerror(rc));
+    }
 }
 
-// Sends the waiting records. Returns 0, or an exit code > 0 after a server error.
-static int s_flush(s_import_t *im)
-{
-    if (im->n == 0)
-        return 0;
+// ---- sender threads ---------------------------------------------------------------
+
+static int s_send_chunk(s_import_t *im, kmx_client_t *client, const s_chunk_t *c,
+                        bool validate) {
+    Kmx__V1__RawDocument doc = KMX__V1__RAW_DOCUMENT__INIT;
+    doc.has_format = 1;
+    doc.format = im->jsonl ? KMX__V1__RAW_DOCUMENT__FORMAT__JSONL
+                           : KMX__V1__RAW_DOCUMENT__FORMAT__CSV;
+    doc.has_data = 1;
+    doc.data.data = (uint8_t *)c->data;
+    doc.data.len = c->len;
+    doc.has_atomic = doc.atomic = im->atomic;
+    doc.header = im->header;
+    doc.has_first_line = 1;
+    doc.first_line = c->first_line;
+    doc.n_defaults = im->n_defaults;
+    doc.defaults = im->default_ptrs;
+    doc.has_validate_only = doc.validate_only = validate;
+    Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
+    req.body_case = KMX__V1__REQUEST__BODY_DOCUMENT;
+    req.document = &doc;
     Kmx__V1__Response *resp = NULL;
-    int rc = kmx_client_put(im->client, im->recs, im->n, im->atomic, &resp);
-    int exit_code = 0;
-    if (rc == 0)
-        rc = s_on_put_result(im, resp->put);
-    else if (rc == KMX_ERR_INVAL && resp && resp->error)
-        rc = s_on_batch_refused(im, resp->error);
-    if (rc == KMX_ERR_NOMEM) {
-        kmx_cli_error("out of memory");
-        exit_code = KMX_EXIT_SERVER;
-    } else if (rc < 0) {
-        kmx_cli_call_failed(im->client, rc);
-        exit_code = KMX_EXIT_SERVER;
+    int rc = kmx_client_call(client, KMX_SERVICE_INGEST, &req, &resp);
+    pthread_mutex_lock(&im->lock);
+    if (rc == 0 && resp->result_case == KMX__V1__RESPONSE__RESULT_PUT)
+        s_on_put_result(im, resp->put);
+    else if (resp && resp->result_case == KMX__V1__RESPONSE__RESULT_ERROR)
+        s_on_error(im, c, resp->error, rc);
+    else if (!im->failed) {
+        im->failed = KMX_EXIT_SERVER;
+        snprintf(im->fail_msg, sizeof(im->fail_msg), "rows from line %u: %s", c->first_line,
+                 rc == KMX_ERR_TIMEOUT ? "kmx.ingest did not answer (is the broker running?)"
+                                       : kmx_client_last_error(client));
     }
+    pthread_cond_broadcast(&im->changed);
+    pthread_mutex_unlock(&im->lock);
     if (resp)
         kmx__v1__response__free_unpacked(resp, NULL);
-    s_drop_batch(im);
-    s_progress(im);
-    return exit_code;
-}
-
-static int s_enqueue(s_import_t *im, Kmx__V1__Record *rec, size_t line)
-{
-    if (im->n == im->cap) {
-        size_t cap = im->cap ? im->cap * 2 : 64;
-        Kmx__V1__Record **recs = realloc(im->recs, cap * sizeof(*recs));
-        if (recs)
-            im->recs = recs;
-        size_t *lines = realloc(im->lines, cap * sizeof(*lines));
-        if (lines)
-            im->lines = lines;
-        if (!recs || !lines) {
-            kmx_import_record_free(&rec);
-            return KMX_ERR_NOMEM;
-        }
-        im->cap = cap;
-    }
-    im->recs[im->n] = rec;
-    im->lines[im->n] = line;
-    im->n++;
-    return 0;
-}
-
-// Converts one CSV row. Returns 0 (queued or rejected) or KMX_ERR_NOMEM.
-static int s_take_row(s_import_t *im, const kmx_import_t *map, const char **fields,
-                      size_t nfields, size_t line)
-{
-    Kmx__V1__Record *rec = NULL;
-    kmx_import_error_t err;
-    int rc = kmx_import_row(map, fields, nfields, line, &rec, &err);
-    if (rc == KMX_ERR_INVAL)
-        return s_reject(im, err.row, err.column, err.reason);
-    if (rc < 0)
-        return rc;
-    return s_enqueue(im, rec, line);
-}
-
-// Reads every data row, sending full batches unless atomic. Returns an exit code or -1
-// to continue.
-static int s_read_rows(s_import_t *im, kmx_csv_reader_t *reader, const kmx_import_t *map)
-{
-    for (;;) {
-        const char **fields = NULL;
-        size_t nfields = 0;
-        int rc = kmx_csv_next(reader, &fields, &nfields);
-        if (rc == 0)
-            return -1;
-        if (rc == KMX_ERR_IO || rc == KMX_ERR_NOMEM) {
-            kmx_cli_error("%s: %s", im->path, kmx_csv_error(reader));
-            return KMX_EXIT_INPUT;
-        }
-        im->rows++;
-        if (rc < 0) {
-            // The reader's message starts with "line N: ", which the report already says.
-            const char *msg = kmx_csv_error(reader);
-            const char *colon = strstr(msg, ": ");
-            rc = s_reject(im, kmx_csv_line(reader), "", colon ? colon + 2 : msg);
-        }
-        else
-            rc = s_take_row(im, map, fields, nfields, kmx_csv_line(reader));
-        if (rc < 0) {
-            kmx_cli_error("out of memory");
-            return KMX_EXIT_SERVER;
-        }
-        if (!im->atomic && im->n >= im->batch_max && (rc = s_flush(im)) > 0)
-            return rc;
-        if (kmx_cli_stop) {
-            kmx_cli_error("interrupted");
-            return KMX_EXIT_INPUT;
-        }
-    }
-}
-
-// Sends what atomic mode held back: nothing at all when a row already failed.
-static int s_flush_atomic(s_import_t *im)
-{
-    if (im->nrejects > 0) {
-        for (size_t i = 0; i < im->n; i++) {
-            if (s_reject(im, im->lines[i], "", "not stored: another row was rejected") < 0)
-                return KMX_EXIT_SERVER;
-        }
-        s_drop_batch(im);
-        return 0;
-    }
-    Kmx__V1__Record **all = im->recs;
-    size_t *all_lines = im->lines;
-    size_t total = im->n;
-    int rc = 0;
-    for (size_t off = 0; off < total && rc == 0; off += im->batch_max) {
-        im->recs = all + off;
-        im->lines = all_lines + off;
-        im->n = total - off < im->batch_max ? total - off : im->batch_max;
-        rc = s_flush(im);
-    }
-    for (size_t i = 0; i < total; i++)
-        kmx_import_record_free(&all[i]);
-    im->recs = all;
-    im->lines = all_lines;
-    im->n = 0;
     return rc;
 }
 
-static int s_cmp_reject(const void *a, const void *b)
-{
-    const s_reject_t *x = a, *y = b;
-    return (x->row > y->row) - (x->row < y->row);
+static void s_chunk_free(s_chunk_t *c) {
+    if (c) {
+        free(c->data);
+        free(c);
+    }
 }
 
-static void s_print_summary(const s_import_t *im)
-{
-    size_t rejected = im->nrejects;
-    if (im->tty)
-        fputc('\n', stderr);
-    if (im->opts->format == KMX_FORMAT_JSON) {
-        printf("{\"rows\":%zu,\"stored\":%zu,\"unchanged\":%zu,\"rejected\":%zu,"
-               "\"last_seq\":%" PRIu64 ",\"rejected_rows\":[",
-               im->rows, im->stored, im->unchanged, rejected, im->last_seq);
-        for (size_t i = 0; i < im->nrejects; i++) {
-            printf("%s{\"row\":%zu,\"field\":", i ? "," : "", im->rejects[i].row);
-            kmx_format_json_string(stdout, im->rejects[i].field);
-            fputs(",\"reason\":", stdout);
-            kmx_format_json_string(stdout, im->rejects[i].reason);
-            fputc('}', stdout);
+static void *s_sender(void *arg) {
+    s_import_t *im = arg;
+    kmx_client_t *client = kmx_client_new(im->opts->broker, im->opts->timeout_ms,
+                                          im->opts->tries);
+    for (;;) {
+        pthread_mutex_lock(&im->lock);
+        while (!im->head && !im->reading_done)
+            pthread_cond_wait(&im->changed, &im->lock);
+        s_chunk_t *c = im->head;
+        if (c) {
+            im->head = c->next;
+            im->tail = im->head ? im->tail : NULL;
+            im->queued--;
+            pthread_cond_broadcast(&im->changed);
         }
-        fputs("]}\n", stdout);
+        bool skip = im->failed != 0 || !client;
+        if (!client && !im->failed) {
+            im->failed = KMX_EXIT_SERVER;
+            snprintf(im->fail_msg, sizeof(im->fail_msg), "cannot connect to %s",
+                     im->opts->broker);
+        }
+        bool validate = im->validate_pass;
+        pthread_mutex_unlock(&im->lock);
+        if (!c)
+            break;
+        if (!skip)
+            s_send_chunk(im, client, c, validate);
+        s_chunk_free(c);
+    }
+    kmx_client_destroy(&client);
+    return NULL;
+}
+
+// ---- reading ----------------------------------------------------------------------
+
+// Counts the quotes in a CSV line: an odd total so far means a quoted field is open.
+static bool s_quote_open(bool open, const char *line, size_t len) {
+    for (size_t i = 0; i < len; i++)
+        open ^= line[i] == '"';
+    return open;
+}
+
+static double s_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void s_progress(s_import_t *im, bool final) {
+    if (!im->tty)
         return;
+    pthread_mutex_lock(&im->lock);
+    size_t rows = im->rows, stored = im->stored, unchanged = im->unchanged;
+    size_t rejected = im->rejected;
+    off_t done = im->bytes_read;
+    pthread_mutex_unlock(&im->lock);
+    int pct = im->file_size > 0 ? (int)(done * 100 / im->file_size) : 0;
+    char bar[31];
+    for (int i = 0; i < 30; i++)
+        bar[i] = i < pct * 30 / 100 ? '=' : (i == pct * 30 / 100 ? '>' : ' ');
+    bar[30] = '\0';
+    fprintf(stderr, "\r%s[%s] %3d%% %zu rows: %zu stored, %zu unchanged, %zu rejected",
+            im->validate_pass ? "checking " : "", bar, pct, rows, stored, unchanged, rejected);
+    if (final)
+        fputc('\n', stderr);
+}
+
+// Hands a chunk to the senders, waiting while the queue is full. Takes *c.
+static void s_enqueue(s_import_t *im, s_chunk_t **c) {
+    pthread_mutex_lock(&im->lock);
+    while (im->queued >= (size_t)im->jobs && !im->failed)
+        pthread_cond_wait(&im->changed, &im->lock);
+    (*c)->next = NULL;
+    if (im->tail)
+        im->tail->next = *c;
+    else
+        im->head = *c;
+    im->tail = *c;
+    im->queued++;
+    *c = NULL;
+    pthread_cond_broadcast(&im->changed);
+    pthread_mutex_unlock(&im->lock);
+}
+
+static int s_append(s_chunk_t *c, const char *line, size_t len) {
+    if (c->len + len + 1 > c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 64 * 1024;
+        while (cap < c->len + len + 1)
+            cap *= 2;
+        char *grown = realloc(c->data, cap);
+        if (!grown)
+            return KMX_ERR_NOMEM;
+        c->data = grown;
+        c->cap = cap;
     }
-    for (size_t i = 0; i < im->nrejects; i++) {
-        const s_reject_t *r = &im->rejects[i];
-        fprintf(stderr, "kmx: %s: row %zu: %s%s%s\n", im->path, r->row, r->field,
-                *r->field ? ": " : "", r->reason);
+    memcpy(c->data + c->len, line, len);
+    c->len += len;
+    return 0;
+}
+
+// Reads the file into chunks of whole rows. Returns -1 when read through, else an exit
+// code. The first CSV row becomes im->header.
+static int s_read_chunks(s_import_t *im, FILE *file) {
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    uint32_t lineno = 0;
+    bool open = false, need_header = !im->jsonl && !im->header;
+    s_chunk_t *c = NULL;
+    int rc = -1;
+    double last = 0;
+    while ((n = getline(&line, &cap, file)) > 0 && rc < 0) {
+        lineno++;
+        const char *text = line;
+        if (lineno == 1 && n >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
+            text += 3; // a UTF-8 byte order mark
+            n -= 3;
+        }
+        if (need_header) {
+            // A header's quoted names do not span lines in practice; keep it one line.
+            size_t hl = (size_t)n;
+            while (hl > 0 && (text[hl - 1] == '\n' || text[hl - 1] == '\r'))
+                hl--;
+            im->header = strndup(text, hl);
+            need_header = false;
+            if (!im->header)
+                rc = KMX_EXIT_SERVER;
+            continue;
+        }
+        if (!c) {
+            c = calloc(1, sizeof(*c));
+            if (!c) {
+                rc = KMX_EXIT_SERVER;
+                break;
+            }
+            c->first_line = lineno;
+        }
+        if (s_append(c, text, (size_t)n) != 0) {
+            rc = KMX_EXIT_SERVER;
+            break;
+        }
+        bool was_open = open;
+        open = !im->jsonl && s_quote_open(open, text, (size_t)n);
+        if (!was_open)
+            c->rows++;
+        pthread_mutex_lock(&im->lock);
+        im->bytes_read += n;
+        bool failed = im->failed != 0;
+        pthread_mutex_unlock(&im->lock);
+        if (failed || kmx_cli_stop)
+            rc = failed ? 0 : KMX_EXIT_INPUT;
+        if (!open && (c->rows >= im->batch_max || c->len >= S_CHUNK_BYTES))
+            s_enqueue(im, &c);
+        if (s_now() - last > 0.2) {
+            s_progress(im, false);
+            last = s_now();
+        }
     }
-    printf("read %zu rows: %zu stored, %zu unchanged, %zu rejected\n", im->rows, im->stored,
-           im->unchanged, rejected);
+    if (rc < 0 && ferror(file)) {
+        kmx_cli_error("%s: read error: %s", im->path, strerror(errno));
+        rc = KMX_EXIT_INPUT;
+    }
+    if (c && c->len > 0 && rc < 0)
+        s_enqueue(im, &c);
+    s_chunk_free(c);
+    free(line);
+    if (rc == 0)
+        rc = -1; // a sender failed: the caller reports it
+    if (rc == KMX_EXIT_INPUT && kmx_cli_stop)
+        kmx_cli_error("interrupted");
+    return rc;
+}
+
+// Runs one pass over the file with the sender threads. Returns -1 or an exit code.
+static int s_pass(s_import_t *im, FILE *file, bool validate) {
+    pthread_t threads[S_JOBS_MAX];
+    im->validate_pass = validate;
+    im->reading_done = false;
+    im->bytes_read = 0;
+    int started = 0;
+    for (; started < im->jobs; started++) {
+        if (pthread_create(&threads[started], NULL, s_sender, im) != 0)
+            break;
+    }
+    int rc = started > 0 ? s_read_chunks(im, file) : KMX_EXIT_SERVER;
+    pthread_mutex_lock(&im->lock);
+    im->reading_done = true;
+    pthread_cond_broadcast(&im->changed);
+    pthread_mutex_unlock(&im->lock);
+    for (int i = 0; i < started; i++)
+        pthread_join(threads[i], NULL);
+    s_progress(im, true);
+    return rc;
+}
+
+// ---- options and summary ----------------------------------------------------------
+
+static int s_add_default(s_import_t *im, char *arg) {
+    char *eq = strchr(arg, '=');
+    if (!eq || eq == arg || im->n_defaults >= S_DEFAULTS_MAX) {
+        kmx_cli_error("--default wants COLUMN=VALUE (at most %d), not \"%s\"", S_DEFAULTS_MAX,
+                      arg);
+        return KMX_ERR_INVAL;
+    }
+    *eq = '\0';
+    Kmx__V1__RawDocument__Default *d = &im->defaults[im->n_defaults];
+    kmx__v1__raw_document__default__init(d);
+    d->column = arg;
+    d->value = eq + 1;
+    im->default_ptrs[im->n_defaults++] = d;
+    return 0;
+}
+
+static int s_import_option(s_import_t *im, int opt, char *arg) {
+    enum { O_BATCH = KMX_OPT_FIRST_COMMAND, O_ATOMIC, O_INPUT, O_JOBS, O_DEFAULT, O_DRY };
+    unsigned long long v = 0;
+    if (opt == O_ATOMIC)
+        im->atomic = true;
+    else if (opt == O_DRY)
+        im->dry_run = true;
+    else if (opt == O_BATCH && kmx_cli_parse_u64(arg, S_BATCH_MAX, &v) == 0 && v > 0)
+        im->batch_max = (size_t)v;
+    else if (opt == O_JOBS && kmx_cli_parse_u64(arg, S_JOBS_MAX, &v) == 0 && v > 0)
+        im->jobs = (int)v;
+    else if (opt == O_INPUT && (strcmp(arg, "csv") == 0 || strcmp(arg, "jsonl") == 0))
+        im->jsonl = strcmp(arg, "jsonl") == 0;
+    else if (opt == O_DEFAULT)
+        return s_add_default(im, arg);
+    else {
+        if (opt == O_BATCH)
+            kmx_cli_error("--batch wants 1 to %d, not \"%s\"", S_BATCH_MAX, arg);
+        else if (opt == O_JOBS)
+            kmx_cli_error("--jobs wants 1 to %d, not \"%s\"", S_JOBS_MAX, arg);
+        else if (opt == O_INPUT)
+            kmx_cli_error("--input wants csv or jsonl, not \"%s\"", arg);
+        return KMX_ERR_INVAL;
+    }
+    return 0;
+}
+
+static bool s_has_suffix(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcasecmp(s + n - k, suffix) == 0;
 }
 
 // Parses the import options. Returns -1 to continue, else an exit code.
-static int s_import_options(s_import_t *im, int argc, char **argv)
-{
-    enum { O_BATCH = KMX_OPT_FIRST_COMMAND, O_ATOMIC };
+static int s_import_options(s_import_t *im, int argc, char **argv) {
+    enum { O_BATCH = KMX_OPT_FIRST_COMMAND, O_ATOMIC, O_INPUT, O_JOBS, O_DEFAULT, O_DRY };
     static const struct option longopts[] = {KMX_CLI_COMMON_OPTIONS,
                                              {"batch", required_argument, NULL, O_BATCH},
                                              {"atomic", no_argument, NULL, O_ATOMIC},
+                                             {"input", required_argument, NULL, O_INPUT},
+                                             {"jobs", required_argument, NULL, O_JOBS},
+                                             {"default", required_argument, NULL, O_DEFAULT},
+                                             {"dry-run", no_argument, NULL, O_DRY},
                                              {NULL, 0, NULL, 0}};
     int opt;
+    int input_set = 0;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        unsigned long long v = 0;
         int rc = kmx_cli_common_option(im->opts, opt, optarg);
         if (rc < 0)
             return KMX_EXIT_INPUT;
         if (rc > 0)
             continue;
-        if (opt == O_ATOMIC)
-            im->atomic = true;
-        else if (opt == O_BATCH && kmx_cli_parse_u64(optarg, S_BATCH_MAX, &v) == 0 && v > 0)
-            im->batch_max = (size_t)v;
-        else {
-            if (opt == O_BATCH)
-                kmx_cli_error("--batch wants 1 to %d, not \"%s\"", S_BATCH_MAX, optarg);
+        input_set |= opt == O_INPUT;
+        if (opt == '?' || s_import_option(im, opt, optarg) != 0) {
             fputs(s_import_usage, stderr);
             return KMX_EXIT_INPUT;
         }
@@ -329,90 +475,140 @@ static int s_import_options(s_import_t *im, int argc, char **argv)
         return KMX_EXIT_INPUT;
     }
     im->path = argv[optind];
+    if (!input_set)
+        im->jsonl = s_has_suffix(im->path, ".jsonl") || s_has_suffix(im->path, ".ndjson");
     return -1;
 }
 
-// Reads the header. Returns -1 to continue with *map set, else an exit code.
-static int s_read_header(s_import_t *im, kmx_csv_reader_t *reader, kmx_import_t **map)
-{
-    const char **fields = NULL;
-    size_t n = 0;
-    int rc = kmx_csv_next(reader, &fields, &n);
-    if (rc == 0) {
+static int s_cmp_reject(const void *a, const void *b) {
+    const s_reject_t *x = a, *y = b;
+    return (x->row > y->row) - (x->row < y->row);
+}
+
+static void s_print_summary(const s_import_t *im, double seconds, bool nothing_stored) {
+    double rate = seconds > 0 ? (double)im->rows / seconds : 0;
+    if (im->opts->format == KMX_FORMAT_JSON) {
+        printf("{\"rows\":%zu,\"stored\":%zu,\"unchanged\":%zu,\"rejected\":%zu,"
+               "\"duplicates\":%zu,\"last_seq\":%" PRIu64 ",\"seconds\":%.3f,"
+               "\"atomic_refused\":%s,\"rejected_rows\":[",
+               im->rows, im->stored, im->unchanged, im->rejected, im->duplicates, im->last_seq,
+               seconds, nothing_stored ? "true" : "false");
+        for (size_t i = 0; i < im->nrejects; i++) {
+            printf("%s{\"row\":%u,\"field\":", i ? "," : "", im->rejects[i].row);
+            kmx_format_json_string(stdout, im->rejects[i].field);
+            fputs(",\"reason\":", stdout);
+            kmx_format_json_string(stdout, im->rejects[i].reason);
+            fputc('}', stdout);
+        }
+        fputs("]}\n", stdout);
+        return;
+    }
+    for (size_t i = 0; i < im->nrejects; i++) {
+        const s_reject_t *r = &im->rejects[i];
+        fprintf(stderr, "kmx: %s: row %u: %s%s%s\n", im->path, r->row, r->field,
+                *r->field ? ": " : "", r->reason);
+    }
+    if (im->rejected > im->nrejects)
+        fprintf(stderr, "kmx: %s: ... and %zu more rejected rows\n", im->path,
+                im->rejected - im->nrejects);
+    if (nothing_stored)
+        fprintf(stderr, "kmx: %s: %s: nothing was stored\n", im->path,
+                im->dry_run ? "dry run" : "atomic import refused");
+    printf("read %zu rows: %zu stored, %zu unchanged, %zu rejected", im->rows, im->stored,
+           im->unchanged, im->rejected);
+    if (im->duplicates)
+        printf(" (%zu repeated)", im->duplicates);
+    printf(" in %.1f s (%.0f rows/s)\n", seconds, rate);
+}
+
+// Copies stdin to an unlinked temporary file, so an atomic import can read it twice.
+static FILE *s_spool_stdin(void) {
+    FILE *tmp = tmpfile();
+    char buf[65536];
+    size_t n;
+    while (tmp && (n = fread(buf, 1, sizeof(buf), stdin)) > 0) {
+        if (fwrite(buf, 1, n, tmp) != n) {
+            fclose(tmp);
+            return NULL;
+        }
+    }
+    if (tmp)
+        rewind(tmp);
+    return tmp;
+}
+
+// Atomic: a validating pass over the whole file, then the storing pass if it was clean.
+static int s_run(s_import_t *im, FILE *file, bool *nothing_stored) {
+    bool check_first = im->atomic || im->dry_run;
+    int rc = s_pass(im, file, check_first);
+    if (rc >= 0 || im->failed || !check_first)
+        return rc;
+    if (im->rejected > 0 || im->dry_run) {
+        *nothing_stored = true;
+        return -1;
+    }
+    rewind(file);
+    free(im->header);
+    im->header = NULL;
+    im->rows = 0;
+    return s_pass(im, file, false);
+}
+
+static int s_import_file(s_import_t *im, FILE *file) {
+    double t0 = s_now();
+    bool nothing_stored = false;
+    int rc = s_run(im, file, &nothing_stored);
+    double seconds = s_now() - t0;
+    if (im->failed) {
+        kmx_cli_error("%s: %s", im->path, im->fail_msg);
+        if (rc < 0)
+            rc = im->failed;
+    }
+    if (rc < 0 && !im->jsonl && !im->header) {
         kmx_cli_error("%s: empty file, expected a header row", im->path);
         return KMX_EXIT_INPUT;
     }
-    if (rc < 0) {
-        kmx_cli_error("%s: %s", im->path, kmx_csv_error(reader));
-        return KMX_EXIT_INPUT;
-    }
-    kmx_import_error_t err;
-    rc = kmx_import_new(fields, n, map, &err);
-    if (rc == KMX_ERR_INVAL) {
-        kmx_cli_error("%s: line %zu: %s", im->path, kmx_csv_line(reader), err.reason);
-        return KMX_EXIT_INPUT;
-    }
-    if (rc < 0) {
-        kmx_cli_error("out of memory");
-        return KMX_EXIT_SERVER;
-    }
-    return -1;
-}
-
-static int s_import_file(s_import_t *im, FILE *file)
-{
-    kmx_csv_reader_t *reader = kmx_csv_reader_new(file);
-    kmx_import_t *map = NULL;
-    if (!reader) {
-        kmx_cli_error("out of memory");
-        return KMX_EXIT_SERVER;
-    }
-    int rc = s_read_header(im, reader, &map);
-    if (rc < 0) {
-        im->client = kmx_cli_connect(im->opts);
-        rc = im->client ? -1 : KMX_EXIT_SERVER;
-    }
+    if (im->nrejects > 1)
+        qsort(im->rejects, im->nrejects, sizeof(*im->rejects), s_cmp_reject);
+    if (rc < 0 || rc == KMX_EXIT_SERVER || im->rows > 0)
+        s_print_summary(im, seconds, nothing_stored);
     if (rc < 0)
-        rc = s_read_rows(im, reader, map);
-    if (rc < 0)
-        rc = im->atomic ? s_flush_atomic(im) : s_flush(im);
-    if (im->client && rc <= KMX_EXIT_OK) {
-        if (im->nrejects > 1)
-            qsort(im->rejects, im->nrejects, sizeof(*im->rejects), s_cmp_reject);
-        s_print_summary(im);
-        rc = im->nrejects > 0 ? KMX_EXIT_INPUT : KMX_EXIT_OK;
-    } else if (im->client && rc == KMX_EXIT_SERVER) {
-        s_print_summary(im);
-    }
-    kmx_import_destroy(&map);
-    kmx_csv_reader_destroy(&reader);
+        rc = im->rejected > 0 ? KMX_EXIT_INPUT : KMX_EXIT_OK;
     return rc;
 }
 
-int kmx_cli_import(kmx_cli_opts_t *opts, int argc, char **argv)
-{
+int kmx_cli_import(kmx_cli_opts_t *opts, int argc, char **argv) {
     s_import_t im;
     memset(&im, 0, sizeof(im));
     im.opts = opts;
     im.batch_max = S_BATCH_DEFAULT;
+    im.jobs = S_JOBS_DEFAULT;
     int rc = s_import_options(&im, argc, argv);
     if (rc >= 0)
         return rc;
     im.tty = isatty(STDERR_FILENO) && opts->format != KMX_FORMAT_JSON;
     bool is_stdin = strcmp(im.path, "-") == 0;
-    FILE *file = is_stdin ? stdin : fopen(im.path, "rb");
+    FILE *file = NULL;
+    if (is_stdin)
+        file = im.atomic || im.dry_run ? s_spool_stdin() : stdin;
+    else
+        file = fopen(im.path, "rb");
     if (!file) {
         kmx_cli_error("%s: cannot open: %s", im.path, strerror(errno));
         return KMX_EXIT_INPUT;
     }
+    struct stat st;
+    if (fstat(fileno(file), &st) == 0 && S_ISREG(st.st_mode))
+        im.file_size = st.st_size;
+    pthread_mutex_init(&im.lock, NULL);
+    pthread_cond_init(&im.changed, NULL);
     rc = s_import_file(&im, file);
-    if (!is_stdin)
+    pthread_cond_destroy(&im.changed);
+    pthread_mutex_destroy(&im.lock);
+    if (file != stdin)
         fclose(file);
-    s_drop_batch(&im);
-    free(im.recs);
-    free(im.lines);
+    free(im.header);
     free(im.rejects);
-    kmx_client_destroy(&im.client);
     return rc;
 }
 
