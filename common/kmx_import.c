@@ -420,28 +420,30 @@ static int s_convert_kind_period(s_row_t *r, Kmx__V1__Record *rec)
     return 0;
 }
 
-// Splits "1,801.45 USD_million" or "12.5%" into the amount and the unit after it.
-// Returns 0 with both set (pointing into cell, which is modified), else KMX_ERR_INVAL.
-static int s_split_value(char *cell, char **amount, char **unit)
+// Room for an amount split off its unit; longer amounts are not numbers kmx can hold.
+#define S_AMOUNT_MAX 64
+
+// Splits "1,801.45 USD_million" or "12.5%" into the amount and the unit after it, copied
+// into amount (S_AMOUNT_MAX bytes) and unit (KMX_UNIT_MAX bytes). Returns 0 or
+// KMX_ERR_INVAL.
+static int s_split_value(const char *cell, char *amount, char *unit)
 {
     size_t n = strspn(cell, "+-0123456789.,");
-    if (n == 0 || cell[n] == '\0')
+    if (n == 0 || n >= S_AMOUNT_MAX || cell[n] == '\0')
         return KMX_ERR_INVAL;
-    char *rest = cell + n;
-    rest += strspn(rest, " ");
-    if (*rest == '\0')
+    const char *rest = cell + n + strspn(cell + n, " ");
+    if (*rest == '\0' || strlen(rest) >= KMX_UNIT_MAX)
         return KMX_ERR_INVAL;
-    size_t unit_len = strlen(rest);
-    memmove(cell + n + 1, rest, unit_len + 1);
-    cell[n] = '\0';
-    *amount = cell;
-    *unit = cell + n + 1;
+    memcpy(amount, cell, n);
+    amount[n] = '\0';
+    strcpy(unit, rest);
     return 0;
 }
 
 // Finds the unit: its column, else the value column's name, else the end of the value
-// cell. Sets *amount_text to the amount's text.
-static int s_find_unit(s_row_t *r, const char **unit_text, char **amount_text)
+// cell. Points *amount_text at the amount's text (the cell, or a copy in amount).
+static int s_find_unit(s_row_t *r, const char **unit_text, const char **amount_text,
+                       char *amount, char *unit)
 {
     *amount_text = r->cell[S_COL_VALUE];
     *unit_text = r->cell[S_COL_UNIT];
@@ -451,8 +453,8 @@ static int s_find_unit(s_row_t *r, const char **unit_text, char **amount_text)
         *unit_text = r->map->header_unit;
         return 0;
     }
-    char *unit = NULL;
-    if (s_split_value(r->cell[S_COL_VALUE], amount_text, &unit) == 0) {
+    if (s_split_value(r->cell[S_COL_VALUE], amount, unit) == 0) {
+        *amount_text = amount;
         *unit_text = unit;
         return 0;
     }
@@ -464,9 +466,9 @@ static int s_find_unit(s_row_t *r, const char **unit_text, char **amount_text)
 
 static int s_convert_value(s_row_t *r, Kmx__V1__Record *rec)
 {
-    const char *unit_text = NULL;
-    char *amount_text = NULL;
-    int rc = s_find_unit(r, &unit_text, &amount_text);
+    const char *unit_text = NULL, *amount_text = NULL;
+    char amount_buf[S_AMOUNT_MAX], unit_buf[KMX_UNIT_MAX];
+    int rc = s_find_unit(r, &unit_text, &amount_text, amount_buf, unit_buf);
     if (rc < 0)
         return rc;
     char unit[KMX_UNIT_MAX];

@@ -8,7 +8,8 @@
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config protobuf-c-compiler libprotobuf-c-dev
-          libzmq3-dev liblmdb-dev lmdb-utils libcmocka-dev python3 python3-zmq valgrind)
+          libzmq3-dev liblmdb-dev lmdb-utils libcmocka-dev python3 python3-zmq valgrind
+          clang libclang-rt-14-dev)
 for arg in "$@"; do
   case $arg in
     --bench) packages+=(postgresql libpq-dev) ;;

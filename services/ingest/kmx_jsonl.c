@@ -188,8 +188,9 @@ static int s_bare(s_cur_t *c, const char **out) {
     int word = (n == 4 && memcmp(start, "true", 4) == 0) ||
                (n == 5 && memcmp(start, "false", 5) == 0);
     int null = n == 4 && memcmp(start, "null", 4) == 0;
-    int number = strspn(start, "+-.0123456789eE") >= n && (*start == '-' || (*start >= '0' &&
-                                                                             *start <= '9'));
+    int number = *start == '-' || (*start >= '0' && *start <= '9');
+    for (size_t i = 0; i < n && number; i++)
+        number = strchr("+-.0123456789eE", start[i]) != NULL; // the line has no NUL here
     if (!word && !null && !number)
         return s_fail(c, KMX_ERR_INVAL, "expected a string, number, true, false or null");
     *out = c->out;
