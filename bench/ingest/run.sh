@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# End-to-end durable ingest rate: a 1,000,000-row CSV through kmx import -> kmx-broker ->
+# kmx-ingest (1, 2 and 4 workers) -> kmx-storage (LMDB, full sync), each run on a fresh
+# data directory; then PostgreSQL's COPY of the same rows into an equivalent table with
+# the same secondary indexes (fsync and synchronous_commit on), on a server this script
+# starts with initdb/pg_ctl on a unix socket in a temporary directory. Prints rows/s and
+# the ratio against the target (kmx >= PostgreSQL COPY).
+#   bench/ingest/run.sh [BUILD_DIR] [ROWS]      defaults: build/release 1000000
+# Needs PostgreSQL (scripts/setup.sh --bench). Not part of ctest.
+set -euo pipefail
+src=$(cd "$(dirname "$0")/../.." && pwd)
+build=$(cd "${1:-$src/build/release}" && pwd)
+rows=${2:-1000000}
+bin=$build/bin
+pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+[[ -x $bin/kmx && -x $bin/kmx-ingest ]] || { echo "bench: build kmx in $build first" >&2; exit 1; }
+[[ -n $pgbin ]] || { echo "bench: PostgreSQL not found (scripts/setup.sh --bench)" >&2; exit 1; }
+
+work=$(mktemp -d /tmp/kmx-bench-XXXXXX)
+chmod 755 "$work"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [[ -d $work/pg ]]; then
+    runas "$pgbin/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1 || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+runas() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+now() { date +%s.%N; }
+
+echo "bench: generating $rows rows" >&2
+python3 "$src/bench/ingest/gen.py" "$rows" --out "$work/rows.csv"
+
+kmx_run() {
+  local workers=$1
+  local dir=$work/kmx-$workers
+  mkdir -p "$dir"
+  export KMX_BROKER_BIND=tcp://127.0.0.1:$(port) KMX_EVENTS_BIND=tcp://127.0.0.1:$(port)
+  export KMX_PUBLISH_BIND=tcp://127.0.0.1:$(port) KMX_STORAGE_BIND=tcp://127.0.0.1:$(port)
+  export KMX_BROKER=$KMX_BROKER_BIND KMX_EVENTS=$KMX_EVENTS_BIND KMX_PUBLISH=$KMX_PUBLISH_BIND
+  export KMX_STORAGE=$KMX_STORAGE_BIND KMX_DATA_DIR=$dir/data KMX_LOG_LEVEL=warn KMX_TIMEOUT=30000
+  pids=()
+  "$bin/kmx-broker" 2>>"$dir/log" & pids+=($!)
+  "$bin/kmx-storage" 2>>"$dir/log" & pids+=($!)
+  for ((i = 0; i < workers; i++)); do "$bin/kmx-ingest" 2>>"$dir/log" & pids+=($!); done
+  for _ in $(seq 100); do "$bin/kmx" ping kmx.ingest >/dev/null 2>&1 && break; sleep 0.1; done
+  local jobs=$((workers * 2 > 4 ? workers * 2 : 4))
+  local t0 t1
+  t0=$(now)
+  "$bin/kmx" import "$work/rows.csv" --jobs "$jobs" --format json >"$dir/summary.json"
+  t1=$(now)
+  python3 - "$dir/summary.json" "$rows" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["stored"] == int(sys.argv[2]) and s["rejected"] == 0, s
+PY
+  for p in "${pids[@]}"; do kill "$p"; done
+  wait "${pids[@]}" 2>/dev/null || true
+  pids=()
+  rm -rf "$dir/data"
+  echo "$t0 $t1"
+}
+
+declare -A rate
+for w in 1 2 4; do
+  echo "bench: kmx with $w ingest worker(s)" >&2
+  read -r t0 t1 < <(kmx_run "$w")
+  rate[$w]=$(python3 -c "print(round($rows / ($t1 - $t0)))")
+  echo "bench: kmx $w workers: ${rate[$w]} rows/s" >&2
+done
+
+echo "bench: PostgreSQL COPY" >&2
+python3 "$src/bench/ingest/pgrows.py" "$work/rows.csv" "$work/pgrows.csv"
+chmod 644 "$work/pgrows.csv"
+mkdir -p "$work/pg" "$work/sock"
+chown postgres "$work/pg" "$work/sock" 2>/dev/null || true
+runas "$pgbin/initdb" -D "$work/pg" -A trust -U kmx >/dev/null
+runas "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg/log" -w \
+  -o "-k $work/sock -c listen_addresses='' -c fsync=on -c synchronous_commit=on -c full_page_writes=on" start >/dev/null
+psql=(runas "$pgbin/psql" -h "$work/sock" -U kmx -d postgres -v ON_ERROR_STOP=1 -q)
+"${psql[@]}" <<'SQL'
+CREATE TABLE records (
+  kind smallint NOT NULL, period_start integer NOT NULL, period_end integer NOT NULL,
+  market text NOT NULL, category text NOT NULL, item text NOT NULL, company text NOT NULL,
+  artist text NOT NULL, source text NOT NULL, amount bigint NOT NULL, unit text NOT NULL,
+  PRIMARY KEY (kind, period_start, period_end, market, category, item, company, artist, source));
+CREATE INDEX records_market ON records (market);
+CREATE INDEX records_period ON records (period_start, period_end);
+CREATE INDEX records_category ON records (kind, category);
+CREATE INDEX records_company ON records (company) WHERE company <> '';
+CREATE INDEX records_artist ON records (artist) WHERE artist <> '';
+SQL
+t0=$(now)
+"${psql[@]}" -c "\\copy records FROM '$work/pgrows.csv' WITH (FORMAT csv, NULL '\\N')"
+t1=$(now)
+count=$("${psql[@]}" -At -c "SELECT count(*) FROM records")
+[[ $count -eq $rows ]] || { echo "bench: PostgreSQL holds $count rows, not $rows" >&2; exit 1; }
+pg=$(python3 -c "print(round($rows / ($t1 - $t0)))")
+
+echo
+echo "durable ingest of $rows rows (records/s, acknowledged after commit)"
+printf '  %-34s %10s %8s\n' "system" "rows/s" "vs PG"
+for w in 1 2 4; do
+  printf '  %-34s %10s %8s\n' "kmx, $w ingest worker(s)" "${rate[$w]}" \
+    "$(python3 -c "print('%.2fx' % (${rate[$w]} / $pg))")"
+done
+printf '  %-34s %10s %8s\n' "PostgreSQL COPY (PK + 5 indexes)" "$pg" "1.00x"
+best=$(printf '%s\n' "${rate[@]}" | sort -n | tail -1)
+echo "target kmx >= PostgreSQL COPY: best kmx / PG = $(python3 -c "print('%.2f' % ($best / $pg))")" \
+  "($( [[ $best -ge $pg ]] && echo met || echo 'not met'))"
