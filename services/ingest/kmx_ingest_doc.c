@@ -270,7 +270,8 @@ static int s_parse_jsonl(s_doc_t *d) {
     if (!js)
         return KMX_ERR_NOMEM;
     s_jsonl_map_t m = {0};
-    const char *p = (const char *)d->doc->data.data, *end = p + d->doc->data.len;
+    const char *p = (const char *)d->doc->data.data;
+    const char *end = p ? p + d->doc->data.len : NULL; // an empty bytes field may be NULL
     int rc = 0;
     for (size_t line = 1; p && p < end && rc == 0; line++) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));

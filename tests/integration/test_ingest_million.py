@@ -54,7 +54,13 @@ class Million(unittest.TestCase):
         self.assertEqual(summary["rejected"], 0, summary)
 
         want = totals_from_file(self.path)
-        answer = self.c.kmx_json("query", "exports", "--by", "unit", timeout=600)
+        # Under a sanitizer a busy machine can make the broker drop a silent query worker
+        # for a moment; it registers again, so wait for it as at start-up.
+        self.c.wait_ready(deadline=60)
+        # A query over a million records takes seconds (more under a sanitizer): one long
+        # try instead of several short ones.
+        answer = self.c.kmx_json("query", "exports", "--by", "unit", "--timeout", "300000",
+                                 "--retries", "1", timeout=600)
         got = {r["unit"]: (int(r["count"]), Decimal(r["sum"])) for r in answer["rows"]}
         self.assertEqual(got, want)
         self.assertEqual(sum(n for n, _ in got.values()), ROWS)
