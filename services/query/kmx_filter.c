@@ -19,6 +19,7 @@ struct kmx_filter {
     Kmx__V1__Filter wire;   // canonical filter; its lists point at copies owned here
     Kmx__V1__Period period; // canonical period range, when wire.period is set
     int has_gran;           // nonzero when a granularity other than "any" was asked for
+    int any;                // "any" was asked for explicitly (else "auto" applies)
     kmx_gran_t gran;        // the granularity asked for
     char gran_name[16];     // its canonical name, pointed at by wire.granularity
 };
@@ -153,10 +154,13 @@ static int s_check_scalars(kmx_filter_t *self, const Kmx__V1__Filter *in, char *
         self->wire.kind = in->kind;
     }
     const char *g = in->granularity;
-    if (g && g[0] != '\0' && strcasecmp(g, "any") != 0) {
+    self->any = g && strcasecmp(g, "any") == 0;
+    if (g && g[0] != '\0' && !self->any && strcasecmp(g, "auto") != 0) {
         if (strlen(g) > 32 || kmx_gran_parse(g, &self->gran) != 0) {
             snprintf(why, sz,
-                     "unknown granularity '%.32s' (year, half, quarter, month, range or any)", g);
+                     "unknown granularity '%.32s' (auto, year, half, quarter, month, range or "
+                     "any)",
+                     g);
             return KMX_ERR_INVAL;
         }
         self->has_gran = 1;
@@ -187,6 +191,22 @@ int kmx_filter_new(const Kmx__V1__Filter *in, kmx_filter_t **out, char *why, siz
     }
     *out = self;
     return 0;
+}
+
+int kmx_filter_granularity(const kmx_filter_t *self, kmx_gran_t *out) {
+    if (self->has_gran) {
+        *out = self->gran;
+        return 1;
+    }
+    return self->any ? 2 : 0;
+}
+
+int kmx_filter_period(const kmx_filter_t *self, kmx_period_t *out) {
+    if (!self->wire.period)
+        return 0;
+    out->start = self->period.start;
+    out->end = self->period.end;
+    return 1;
 }
 
 const Kmx__V1__Filter *kmx_filter_wire(const kmx_filter_t *self) {

@@ -6,6 +6,7 @@
 #define KMX_FILTER_H
 
 #include "kmx.pb-c.h"
+#include "kmx_period.h"
 
 #include <stddef.h>
 
@@ -23,8 +24,15 @@ int kmx_filter_new(const Kmx__V1__Filter *in, kmx_filter_t **out, char *why, siz
 void kmx_filter_destroy(kmx_filter_t **self_p);
 
 // Returns the canonical filter as a wire message, to forward to storage. It belongs to
-// self. Granularity "any" is sent as no granularity.
+// self. Granularity "any" and "auto" are sent as no granularity.
 const Kmx__V1__Filter *kmx_filter_wire(const kmx_filter_t *self);
+
+// Returns 1 and writes the granularity to *out when one was named, 2 for "any", 0 for
+// "auto" or none (the query default).
+int kmx_filter_granularity(const kmx_filter_t *self, kmx_gran_t *out);
+
+// Returns 1 and writes the canonical period range to *out when the filter has one, else 0.
+int kmx_filter_period(const kmx_filter_t *self, kmx_period_t *out);
 
 // Returns nonzero when rec passes the filter.
 int kmx_filter_match(const kmx_filter_t *self, const Kmx__V1__Record *rec);

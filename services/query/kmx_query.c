@@ -10,6 +10,7 @@
 #include "kmx_market.h"
 #include "kmx_msg.h"
 #include "kmx_period.h"
+#include "kmx_shape.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,8 @@ typedef struct {
     uint64_t queries;  // query requests
     uint64_t pages;    // scan pages read from storage for queries
     uint64_t matched;  // records matched by queries
+    uint64_t aggregates; // aggregate requests sent to storage for queries
+    uint64_t walks;    // queries answered by walking records (min/max, or no aggregate)
 } s_counters_t;
 
 struct kmx_query {
@@ -131,6 +134,7 @@ static int s_on_stats(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **
         {"gets", self->count.gets},         {"scans", self->count.scans},
         {"replays", self->count.replays},   {"queries", self->count.queries},
         {"pages", self->count.pages},       {"records_matched", self->count.matched},
+        {"aggregates", self->count.aggregates}, {"walks", self->count.walks},
     };
     enum { N = sizeof values / sizeof values[0] };
     Kmx__V1__Counter counters[N];
@@ -300,44 +304,114 @@ static int s_walk_error(kmx_query_t *self, s_walk_t *w, int rc, uint8_t **out, s
     }
 }
 
-static int s_reply_rows(kmx_query_t *self, const Kmx__V1__Request *req, kmx_agg_t *agg,
-                        uint8_t **out, size_t *len) {
-    Kmx__V1__QueryResult result = KMX__V1__QUERY_RESULT__INIT;
-    uint32_t top = req->query->has_top ? req->query->top : 0;
-    if (kmx_agg_result(agg, top, &result) != 0)
-        return s_error(self, req, KMX_ERR_NOMEM, "out of memory", out, len);
-    self->count.matched += result.matched;
-    kmx_log_info("query matched=%llu groups=%zu rows=%zu", (unsigned long long)result.matched,
-                 kmx_agg_groups(agg), result.n_rows);
-    Kmx__V1__Response resp = KMX__V1__RESPONSE__INIT;
-    resp.request_id = req->request_id;
-    resp.result_case = KMX__V1__RESPONSE__RESULT_QUERY;
-    resp.query = &result;
-    return kmx_msg_pack_response(&resp, out, len);
+// Checks the group fields and metrics and fills spec from the request and its filter.
+static int s_spec(const Kmx__V1__QueryRequest *q, const kmx_filter_t *filter,
+                  kmx_shape_spec_t *spec, int *need_minmax, char *why, size_t sz) {
+    kmx_shape_spec_init(spec);
+    if (q->n_group_by > KMX_SHAPE_FIELDS_MAX) {
+        snprintf(why, sz, "at most %d group fields, not %zu", KMX_SHAPE_FIELDS_MAX, q->n_group_by);
+        return KMX_ERR_INVAL;
+    }
+    for (size_t i = 0; i < q->n_group_by; i++) {
+        if (kmx_agg_check_fields(&q->group_by[i], 1) != 0) {
+            snprintf(why, sz, "unknown group field %d (market, region, period, year, category, "
+                              "item, company, artist, source or unit)",
+                     (int)q->group_by[i]);
+            return KMX_ERR_INVAL;
+        }
+        spec->fields[i] = q->group_by[i];
+    }
+    spec->n_fields = q->n_group_by;
+    *need_minmax = 0;
+    for (size_t i = 0; i < q->n_metrics; i++) {
+        Kmx__V1__Metric m = q->metrics[i];
+        if (m < KMX__V1__METRIC__SUM || m > KMX__V1__METRIC__AVG) {
+            snprintf(why, sz, "unknown metric %d (sum, count, min, max or avg)", (int)m);
+            return KMX_ERR_INVAL;
+        }
+        *need_minmax |= m == KMX__V1__METRIC__MIN || m == KMX__V1__METRIC__MAX;
+        spec->avg |= m == KMX__V1__METRIC__AVG;
+    }
+    spec->minmax = 1; // shown whenever the fine rows know them
+    spec->has_range = kmx_filter_period(filter, &spec->range);
+    int g = kmx_filter_granularity(filter, &spec->gran);
+    spec->gran_mode = g == 1 ? KMX_SHAPE_GRAN_ONE : g == 2 ? KMX_SHAPE_GRAN_ANY : KMX_SHAPE_GRAN_AUTO;
+    spec->top = q->has_top ? q->top : 0;
+    spec->other = q->has_other && q->other;
+    spec->share = q->has_share && q->share;
+    spec->growth = q->has_growth ? q->growth : KMX__V1__GROWTH__GROWTH_NONE;
+    spec->series = q->has_series && q->series;
+    spec->latest = q->has_latest && q->latest;
+    return kmx_shape_check(spec, why, sz);
 }
 
-static int s_on_query(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
-    self->count.queries++;
-    const Kmx__V1__QueryRequest *q = req->query;
-    if (kmx_agg_check_fields(q->group_by, q->n_group_by) != 0)
-        return s_error(self, req, KMX_ERR_INVAL, "unknown group field, or more than 10", out, len);
+// One query's state: what to fetch from storage and the fine rows it answered.
+typedef struct {
+    kmx_shape_spec_t spec;                              // what the caller asked for
+    Kmx__V1__GroupField fields[KMX_SHAPE_FIELDS_MAX + 1]; // fields fetched
+    size_t n_fields;                                    // entries in fields
+    Kmx__V1__Filter filter;                             // filter fetched (period widened)
+    Kmx__V1__Period period;                             // its period
+    int need_minmax;                                    // min or max asked: read records
+    Kmx__V1__Response *resp;                            // storage's answer, owned
+    kmx_agg_t *agg;                                     // the walk's answer, when walked
+} s_ask_t;
+
+static void s_ask_fetch(s_ask_t *a, const kmx_filter_t *filter) {
+    memcpy(a->fields, a->spec.fields, a->spec.n_fields * sizeof *a->fields);
+    a->n_fields = a->spec.n_fields;
+    int has_period = 0;
+    for (size_t i = 0; i < a->n_fields; i++)
+        has_period |= a->fields[i] == KMX__V1__GROUP_FIELD__BY_PERIOD;
+    if (!has_period && kmx_shape_needs_period(&a->spec))
+        a->fields[a->n_fields++] = KMX__V1__GROUP_FIELD__BY_PERIOD;
+    a->filter = *kmx_filter_wire(filter); // shallow: only the period may be replaced
+    kmx_period_t r;
+    if (kmx_shape_fetch_range(&a->spec, &r)) {
+        kmx__v1__period__init(&a->period);
+        a->period.has_start = a->period.has_end = 1;
+        a->period.start = r.start;
+        a->period.end = r.end;
+        a->filter.period = &a->period;
+    }
+}
+
+// Asks storage for the fine rows. Returns 0 with a->resp set (a QueryResult or an error
+// to relay), or a link error.
+static int s_ask_storage(kmx_query_t *self, const Kmx__V1__Request *req, s_ask_t *a) {
+    Kmx__V1__AggregateRequest ar = KMX__V1__AGGREGATE_REQUEST__INIT;
+    ar.filter = &a->filter;
+    ar.n_group_by = a->n_fields;
+    ar.group_by = a->fields;
+    Kmx__V1__Request fwd = KMX__V1__REQUEST__INIT;
+    fwd.request_id = req->request_id;
+    fwd.body_case = KMX__V1__REQUEST__BODY_AGGREGATE;
+    fwd.aggregate = &ar;
+    self->count.aggregates++;
+    return kmx_link_call(self->link, &fwd, self->timeout_ms, &a->resp);
+}
+
+// Walks the records page by page instead (min and max asked, but storage answered from
+// roll-ups; or a storage without aggregate). Returns 0 with a->agg filled, or the reply
+// already packed into out (rc from packing, flagged by *replied).
+static int s_ask_walk(kmx_query_t *self, const Kmx__V1__Request *req, s_ask_t *a, uint8_t **out,
+                      size_t *len, int *replied) {
     char why[S_WHY_MAX];
-    s_walk_t *w = calloc(1, sizeof *w);
-    if (!w)
-        return s_error(self, req, KMX_ERR_NOMEM, "out of memory", out, len);
-    w->req = req;
     kmx_filter_t *filter = NULL;
-    int rc = kmx_filter_new(q->filter, &filter, why, sizeof why);
-    if (rc != 0) {
-        rc = s_error(self, req, rc, rc == KMX_ERR_NOMEM ? "out of memory" : why, out, len);
-        goto out;
+    int rc = kmx_filter_new(&a->filter, &filter, why, sizeof why);
+    s_walk_t *w = rc == 0 ? calloc(1, sizeof *w) : NULL;
+    a->agg = w ? kmx_agg_new(a->fields, a->n_fields) : NULL;
+    *replied = 1;
+    if (!a->agg) {
+        free(w);
+        kmx_filter_destroy(&filter);
+        return s_error(self, req, rc ? rc : KMX_ERR_NOMEM, rc == KMX_ERR_INVAL ? why : "out of memory",
+                       out, len);
     }
+    self->count.walks++;
+    w->req = req;
     w->filter = filter;
-    w->agg = kmx_agg_new(q->group_by, q->n_group_by);
-    if (!w->agg) {
-        rc = s_error(self, req, KMX_ERR_NOMEM, "out of memory", out, len);
-        goto out;
-    }
+    w->agg = a->agg;
     int more = 1;
     for (int pages = 0; more == 1 && pages < KMX_QUERY_PAGES_MAX; pages++)
         more = s_walk_page(self, w);
@@ -347,13 +421,95 @@ static int s_on_query(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **
     else if (more < 0)
         rc = s_walk_error(self, w, more, out, len);
     else
-        rc = s_reply_rows(self, req, w->agg, out, len);
-out:
+        *replied = 0;
     if (w->refusal)
         kmx__v1__response__free_unpacked(w->refusal, NULL);
-    kmx_agg_destroy(&w->agg);
-    kmx_filter_destroy(&filter);
     free(w);
+    kmx_filter_destroy(&filter);
+    return rc;
+}
+
+static int s_reply_shape(kmx_query_t *self, const Kmx__V1__Request *req, s_ask_t *a,
+                         const Kmx__V1__QueryResult *fine, uint8_t **out, size_t *len) {
+    char why[S_WHY_MAX] = "";
+    kmx_shape_t *shape = NULL;
+    int rc = kmx_shape_run(&a->spec, fine, &shape, why, sizeof why);
+    if (rc == KMX_ERR_DECODE)
+        return s_error(self, req, KMX_ERR_INTERNAL, "storage sent rows that do not parse", out,
+                       len);
+    if (rc == KMX_ERR_TOO_BIG)
+        return s_error(self, req, rc, "the answer has too many rows; group by less", out, len);
+    if (rc != 0)
+        return s_error(self, req, rc, rc == KMX_ERR_INVAL ? why : "out of memory", out, len);
+    Kmx__V1__QueryResult result = KMX__V1__QUERY_RESULT__INIT;
+    kmx_shape_result(shape, &result);
+    if (fine->has_last_seq) {
+        result.has_last_seq = 1;
+        result.last_seq = fine->last_seq;
+    }
+    result.has_from_rollups = fine->has_from_rollups;
+    result.from_rollups = fine->from_rollups;
+    self->count.matched += result.matched;
+    kmx_log_debug("query matched=%llu rows=%zu rollups=%d", (unsigned long long)result.matched,
+                  result.n_rows, (int)result.from_rollups);
+    Kmx__V1__Response resp = KMX__V1__RESPONSE__INIT;
+    resp.request_id = req->request_id;
+    resp.result_case = KMX__V1__RESPONSE__RESULT_QUERY;
+    resp.query = &result;
+    rc = kmx_msg_pack_response(&resp, out, len);
+    kmx_shape_destroy(&shape);
+    return rc;
+}
+
+// Answers from storage's aggregate when it can, else from a walk over the records.
+static int s_answer(kmx_query_t *self, const Kmx__V1__Request *req, s_ask_t *a, uint8_t **out,
+                    size_t *len) {
+    int rc = s_ask_storage(self, req, a);
+    if (rc != 0)
+        return s_link_error(self, req, rc, out, len);
+    Kmx__V1__Response *r = a->resp;
+    int unsupported = r->result_case == KMX__V1__RESPONSE__RESULT_ERROR && r->error &&
+                      r->error->code == KMX__V1__ERROR_CODE__UNSUPPORTED;
+    if (r->result_case == KMX__V1__RESPONSE__RESULT_ERROR && !unsupported)
+        return s_relay(self, req, r, out, len);
+    if (r->result_case != KMX__V1__RESPONSE__RESULT_ERROR &&
+        r->result_case != KMX__V1__RESPONSE__RESULT_QUERY)
+        return s_error(self, req, KMX_ERR_INTERNAL, "storage sent an unexpected reply", out, len);
+    if (unsupported || (a->need_minmax && r->query->from_rollups)) {
+        int replied = 0;
+        rc = s_ask_walk(self, req, a, out, len, &replied);
+        if (replied)
+            return rc;
+        Kmx__V1__QueryResult fine = KMX__V1__QUERY_RESULT__INIT;
+        if (kmx_agg_result(a->agg, 0, &fine) != 0)
+            return s_error(self, req, KMX_ERR_NOMEM, "out of memory", out, len);
+        return s_reply_shape(self, req, a, &fine, out, len);
+    }
+    return s_reply_shape(self, req, a, r->query, out, len);
+}
+
+static int s_on_query(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
+    self->count.queries++;
+    char why[S_WHY_MAX] = "";
+    kmx_filter_t *filter = NULL;
+    int rc = kmx_filter_new(req->query->filter, &filter, why, sizeof why);
+    if (rc != 0)
+        return s_error(self, req, rc, rc == KMX_ERR_NOMEM ? "out of memory" : why, out, len);
+    s_ask_t *a = calloc(1, sizeof *a);
+    if (!a)
+        rc = s_error(self, req, KMX_ERR_NOMEM, "out of memory", out, len);
+    else if ((rc = s_spec(req->query, filter, &a->spec, &a->need_minmax, why, sizeof why)) != 0)
+        rc = s_error(self, req, rc, why, out, len);
+    else {
+        s_ask_fetch(a, filter);
+        rc = s_answer(self, req, a, out, len);
+    }
+    if (a && a->resp)
+        kmx__v1__response__free_unpacked(a->resp, NULL);
+    if (a)
+        kmx_agg_destroy(&a->agg);
+    free(a);
+    kmx_filter_destroy(&filter);
     return rc;
 }
 

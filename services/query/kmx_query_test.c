@@ -222,14 +222,24 @@ static void test_query_filters_groups_and_splits_units(void **state) {
     Kmx__V1__Response *resp = s_query(f->query, &filter, by, 2, 0);
     assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_QUERY);
     Kmx__V1__QueryResult *res = resp->query;
-    // Granularity "any": the year and its half both count (the documented double count).
-    assert_int_equal(res->matched, 3);
+    // The default rule: JP's 2024 total wins over its own first half, which is left out.
+    assert_int_equal(res->matched, 2);
+    assert_int_equal(res->dropped, 1);
+    assert_string_equal(res->granularity, "auto");
     assert_int_equal(res->n_rows, 2);
     assert_string_equal(res->rows[0]->unit, "KRW");
     assert_string_equal(res->rows[0]->sum, "7");
     assert_string_equal(res->rows[1]->unit, "USD");
-    assert_string_equal(res->rows[1]->sum, "14.5");
+    assert_string_equal(res->rows[1]->sum, "10.5");
     assert_string_equal(res->rows[1]->keys[1], "2024");
+    kmx__v1__response__free_unpacked(resp, NULL);
+
+    // Granularity "any": the year and its half both count (the caller asked for it).
+    filter.granularity = "any";
+    resp = s_query(f->query, &filter, by, 2, 0);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_QUERY);
+    assert_int_equal(resp->query->matched, 3);
+    assert_string_equal(resp->query->rows[1]->sum, "14.5");
     kmx__v1__response__free_unpacked(resp, NULL);
 
     filter.granularity = "half";
@@ -252,7 +262,7 @@ static void test_query_top_keeps_largest(void **state) {
     assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_QUERY);
     assert_int_equal(resp->query->n_rows, 1);
     assert_string_equal(resp->query->rows[0]->keys[0], "JP");
-    assert_string_equal(resp->query->rows[0]->sum, "14.5");
+    assert_string_equal(resp->query->rows[0]->sum, "10.5");
     kmx__v1__response__free_unpacked(resp, NULL);
 }
 

@@ -1,0 +1,875 @@
+/*  kmx_shape - the analysis layer of kmx-query. Storage answers a group-by split further
+    by period ("fine rows"); everything an analyst asks beyond plain sums is computed here
+    from those rows, so the roll-up push-down stays usable and no record is shipped. Each
+    fine row becomes one or two memberships (current period, growth base) of a group keyed
+    by the query's keys, its unit and that role; groups are built in one hash table.  */
+#include "kmx_shape.h"
+#include "kmx_err.h"
+#include "kmx_value.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_TEXT 48           // decimal text of a 128-bit amount
+#define S_UNITS_MAX 1024    // distinct units one answer may hold
+#define S_CUR 0             // membership role: the asked period
+#define S_BASE 1            // membership role: the growth base
+static char s_other_key[] = "(other)";
+
+typedef struct {
+    const Kmx__V1__Row *row; // the fine row, borrowed
+    kmx_period_t period;     // its period
+    kmx_i128 sum;            // its exact sum
+} s_entry_t;
+
+typedef struct {
+    char *key;               // keys, unit and role, each NUL-terminated (owned)
+    size_t key_len;          // bytes in key
+    uint64_t hash;           // FNV-1a of key
+    const char *keys[KMX_SHAPE_FIELDS_MAX]; // segments of key
+    const char *unit;        // segment of key
+    int role;                // S_CUR or S_BASE
+    kmx_i128 sum;            // exact sum of kept memberships
+    uint64_t count;          // records behind the sum
+    int minmax;              // every kept fine row had min and max
+    int64_t min, max;        // extremes
+    int has_latest;          // latest: a period was chosen
+    kmx_period_t latest;     // latest: the chosen period
+    int has_base;            // growth: a base group with records exists
+    kmx_i128 base;           // growth: its sum
+    int other;               // the "other" bucket
+    int all_bases;           // other: every member had a base
+} s_group_t;
+
+typedef struct {
+    size_t entry;    // index into entries
+    size_t group;    // index into groups
+    uint32_t months; // the entry's span, for sorting coarsest first
+    uint32_t start;  // the entry's first month
+    int dropped;     // left out by the granularity rule
+} s_member_t;
+
+typedef struct {
+    Kmx__V1__Row row;                   // the wire row
+    char *keys[KMX_SHAPE_FIELDS_MAX];   // its keys
+    char sum[S_TEXT], avg[S_TEXT];      // texts the row points at
+    char share[S_TEXT], prev[S_TEXT];   // ...
+    char growth[S_TEXT], period[KMX_PERIOD_TEXT_MAX];
+} s_out_t;
+
+struct kmx_shape {
+    const kmx_shape_spec_t *spec; // borrowed for the run
+    size_t period_at;             // index of the period key in fine rows, or SIZE_MAX
+    size_t year_at;               // index of BY_YEAR in the fields, or SIZE_MAX
+    size_t unit_field;            // index of BY_UNIT in the fields, or SIZE_MAX
+    s_entry_t *entries;           // parsed fine rows
+    size_t n_entries;             // entries in use
+    s_member_t *members;          // (entry, group) pairs
+    size_t n_members, cap_members;
+    s_group_t *groups;            // every group
+    size_t n_groups, cap_groups;
+    uint32_t *slots;              // hash table: group index + 1
+    size_t n_slots;               // a power of two
+    uint64_t matched;             // records in current groups
+    uint64_t dropped;             // records left out by the auto rule
+    s_group_t *buckets;           // "other" buckets, one per unit at most
+    s_out_t *out;                 // answer rows
+    Kmx__V1__Row **out_ptrs;      // pointers for QueryResult
+    size_t n_out;                 // rows in the answer
+    char gran_name[16];           // the rule applied
+};
+
+void kmx_shape_spec_init(kmx_shape_spec_t *spec) {
+    memset(spec, 0, sizeof *spec);
+    spec->gran_mode = KMX_SHAPE_GRAN_AUTO;
+}
+
+static size_t s_field_at(const kmx_shape_spec_t *spec, Kmx__V1__GroupField f) {
+    for (size_t i = 0; i < spec->n_fields; i++) {
+        if (spec->fields[i] == f)
+            return i;
+    }
+    return SIZE_MAX;
+}
+
+// Growth is per row when the rows are periods or years, else the whole range compares.
+static int s_per_row(const kmx_shape_spec_t *spec) {
+    return s_field_at(spec, KMX__V1__GROUP_FIELD__BY_PERIOD) != SIZE_MAX ||
+           s_field_at(spec, KMX__V1__GROUP_FIELD__BY_YEAR) != SIZE_MAX;
+}
+
+int kmx_shape_check(const kmx_shape_spec_t *spec, char *why, size_t sz) {
+    if (spec->n_fields > KMX_SHAPE_FIELDS_MAX) {
+        snprintf(why, sz, "at most %d group fields", KMX_SHAPE_FIELDS_MAX);
+        return KMX_ERR_INVAL;
+    }
+    if (spec->growth != KMX__V1__GROWTH__GROWTH_NONE && spec->growth != KMX__V1__GROWTH__YOY &&
+        spec->growth != KMX__V1__GROWTH__PERIOD_OVER_PERIOD) {
+        snprintf(why, sz, "unknown growth %d (yoy or period-over-period)", (int)spec->growth);
+        return KMX_ERR_INVAL;
+    }
+    if (spec->other && spec->top == 0) {
+        snprintf(why, sz, "an \"other\" bucket needs top N");
+        return KMX_ERR_INVAL;
+    }
+    if (spec->series && !s_per_row(spec)) {
+        snprintf(why, sz, "a time series needs grouping by period or year");
+        return KMX_ERR_INVAL;
+    }
+    if (spec->series && (spec->top > 0 || spec->latest)) {
+        snprintf(why, sz, "a time series cannot be combined with top N or latest");
+        return KMX_ERR_INVAL;
+    }
+    if (spec->latest && (s_per_row(spec) || spec->growth)) {
+        snprintf(why, sz, "latest value per group cannot group by period or year, or take growth");
+        return KMX_ERR_INVAL;
+    }
+    if (spec->growth && !s_per_row(spec) && !spec->has_range) {
+        snprintf(why, sz, "growth needs a period (--period, --from/--to) or grouping by period "
+                          "or year");
+        return KMX_ERR_INVAL;
+    }
+    return 0;
+}
+
+int kmx_shape_needs_period(const kmx_shape_spec_t *spec) {
+    return spec->gran_mode == KMX_SHAPE_GRAN_AUTO || spec->growth || spec->series ||
+           spec->latest;
+}
+
+static kmx_period_t s_shift(kmx_period_t p, int months) {
+    kmx_period_t q = {kmx_month_add(p.start, months), kmx_month_add(p.end, months)};
+    return q;
+}
+
+// The range a whole-range growth compares with.
+static kmx_period_t s_base_range(const kmx_shape_spec_t *spec) {
+    int back = spec->growth == KMX__V1__GROWTH__YOY ? 12 : (int)kmx_period_months(&spec->range);
+    return s_shift(spec->range, -back);
+}
+
+int kmx_shape_fetch_range(const kmx_shape_spec_t *spec, kmx_period_t *out) {
+    if (!spec->has_range)
+        return 0;
+    *out = spec->range;
+    if (spec->growth && s_per_row(spec))
+        out->start = kmx_month_add(spec->range.start, -12);
+    else if (spec->growth)
+        out->start = s_base_range(spec).start;
+    return 1;
+}
+
+void kmx_shape_destroy(kmx_shape_t **self_p) {
+    if (!self_p || !*self_p)
+        return;
+    kmx_shape_t *self = *self_p;
+    for (size_t i = 0; i < self->n_groups; i++)
+        free(self->groups[i].key);
+    free(self->groups);
+    free(self->slots);
+    free(self->members);
+    free(self->entries);
+    free(self->buckets);
+    free(self->out);
+    free(self->out_ptrs);
+    free(self);
+    *self_p = NULL;
+}
+
+// ---- groups -------------------------------------------------------------------------
+
+static uint64_t s_hash(const char *key, size_t len) {
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (uint8_t)key[i]) * 1099511628211ull;
+    return h;
+}
+
+// Builds the composite key of keys (n_fields entries), unit and role into a malloc'd buffer.
+static char *s_key(const kmx_shape_t *self, const char *const *keys, const char *unit, int role,
+                   size_t *len) {
+    size_t n = self->spec->n_fields;
+    size_t total = strlen(unit) + 3;
+    for (size_t i = 0; i < n; i++)
+        total += strlen(keys[i]) + 1;
+    char *key = malloc(total);
+    if (!key)
+        return NULL;
+    char *at = key;
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(keys[i]) + 1;
+        memcpy(at, keys[i], l);
+        at += l;
+    }
+    size_t l = strlen(unit) + 1;
+    memcpy(at, unit, l);
+    at += l;
+    at[0] = (char)('0' + role);
+    at[1] = '\0';
+    *len = total;
+    return key;
+}
+
+static size_t s_slot(const kmx_shape_t *self, const char *key, size_t len, uint64_t hash) {
+    size_t mask = self->n_slots - 1;
+    size_t i = (size_t)hash & mask;
+    while (self->slots[i] != 0) {
+        const s_group_t *g = &self->groups[self->slots[i] - 1];
+        if (g->hash == hash && g->key_len == len && memcmp(g->key, key, len) == 0)
+            return i;
+        i = (i + 1) & mask;
+    }
+    return i;
+}
+
+static int s_grow(kmx_shape_t *self) {
+    if (self->n_groups >= KMX_SHAPE_ROWS_MAX * 2)
+        return KMX_ERR_TOO_BIG;
+    if (self->n_groups == self->cap_groups) {
+        size_t cap = self->cap_groups ? self->cap_groups * 2 : 64;
+        s_group_t *g = realloc(self->groups, cap * sizeof *g);
+        if (!g)
+            return KMX_ERR_NOMEM;
+        self->groups = g;
+        self->cap_groups = cap;
+    }
+    if ((self->n_groups + 1) * 2 <= self->n_slots)
+        return 0;
+    size_t n = self->n_slots ? self->n_slots * 2 : 128;
+    uint32_t *slots = calloc(n, sizeof *slots);
+    if (!slots)
+        return KMX_ERR_NOMEM;
+    free(self->slots);
+    self->slots = slots;
+    self->n_slots = n;
+    for (size_t g = 0; g < self->n_groups; g++) {
+        size_t i = (size_t)self->groups[g].hash & (n - 1);
+        while (slots[i] != 0)
+            i = (i + 1) & (n - 1);
+        slots[i] = (uint32_t)(g + 1);
+    }
+    return 0;
+}
+
+// Finds the group of (keys, unit, role); creates it when create is set. Writes its index
+// to *at. Returns 0, 1 when absent (create unset), or a negative code.
+static int s_group(kmx_shape_t *self, const char *const *keys, const char *unit, int role,
+                   int create, size_t *at) {
+    size_t len = 0;
+    char *key = s_key(self, keys, unit, role, &len);
+    if (!key)
+        return KMX_ERR_NOMEM;
+    uint64_t hash = s_hash(key, len);
+    size_t slot = self->n_slots ? s_slot(self, key, len, hash) : 0;
+    if (self->n_slots && self->slots[slot] != 0) {
+        free(key);
+        *at = self->slots[slot] - 1;
+        return 0;
+    }
+    int rc = create ? s_grow(self) : 1;
+    if (rc != 0) {
+        free(key);
+        return rc;
+    }
+    s_group_t *g = &self->groups[self->n_groups];
+    memset(g, 0, sizeof *g);
+    g->key = key;
+    g->key_len = len;
+    g->hash = hash;
+    g->role = role;
+    g->minmax = 1;
+    const char *seg = key;
+    for (size_t i = 0; i < self->spec->n_fields; i++, seg += strlen(seg) + 1)
+        g->keys[i] = seg;
+    g->unit = seg;
+    self->slots[s_slot(self, key, len, hash)] = (uint32_t)(self->n_groups + 1);
+    *at = self->n_groups++;
+    return 0;
+}
+
+// ---- fine rows ----------------------------------------------------------------------
+
+static int s_parse_entry(kmx_shape_t *self, const Kmx__V1__Row *row, s_entry_t *e) {
+    size_t want = self->spec->n_fields + (self->period_at == self->spec->n_fields);
+    if (!row || row->n_keys != want || !row->unit || !row->sum)
+        return KMX_ERR_DECODE;
+    for (size_t i = 0; i < row->n_keys; i++) {
+        if (!row->keys[i])
+            return KMX_ERR_DECODE;
+    }
+    e->row = row;
+    if (kmx_period_parse(row->keys[self->period_at], &e->period) != 0 ||
+        kmx_decimal_parse128(row->sum, &e->sum) != 0)
+        return KMX_ERR_DECODE;
+    return 0;
+}
+
+static int s_add_member(kmx_shape_t *self, size_t entry, int role) {
+    size_t g = 0;
+    const Kmx__V1__Row *row = self->entries[entry].row;
+    int rc = s_group(self, (const char *const *)row->keys, row->unit, role, 1, &g);
+    if (rc != 0)
+        return rc;
+    if (self->n_members == self->cap_members) {
+        size_t cap = self->cap_members ? self->cap_members * 2 : 256;
+        s_member_t *m = realloc(self->members, cap * sizeof *m);
+        if (!m)
+            return KMX_ERR_NOMEM;
+        self->members = m;
+        self->cap_members = cap;
+    }
+    s_member_t *m = &self->members[self->n_members++];
+    m->entry = entry;
+    m->group = g;
+    m->months = kmx_period_months(&self->entries[entry].period);
+    m->start = self->entries[entry].period.start;
+    m->dropped = 0;
+    return 0;
+}
+
+// Every fine row joins the current groups when it lies in the asked range, and the base
+// groups when it lies where growth looks for its bases.
+static int s_load(kmx_shape_t *self, const Kmx__V1__QueryResult *fine) {
+    const kmx_shape_spec_t *spec = self->spec;
+    self->entries = calloc(fine->n_rows ? fine->n_rows : 1, sizeof *self->entries);
+    if (!self->entries)
+        return KMX_ERR_NOMEM;
+    kmx_period_t base = spec->has_range ? s_base_range(spec) : spec->range;
+    if (spec->has_range && s_per_row(spec))
+        base.start = kmx_month_add(spec->range.start, -12), base.end = spec->range.end;
+    for (size_t i = 0; i < fine->n_rows; i++) {
+        s_entry_t *e = &self->entries[self->n_entries];
+        int rc = s_parse_entry(self, fine->rows[i], e);
+        if (rc != 0)
+            return rc;
+        size_t at = self->n_entries++;
+        if (!spec->has_range || kmx_period_contains(&spec->range, &e->period))
+            rc = s_add_member(self, at, S_CUR);
+        if (rc == 0 && spec->growth && (!spec->has_range || kmx_period_contains(&base, &e->period)))
+            rc = s_add_member(self, at, S_BASE);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+// ---- the granularity rule -----------------------------------------------------------
+
+static int s_cmp_members(const void *pa, const void *pb) {
+    const s_member_t *a = pa, *b = pb;
+    if (a->group != b->group)
+        return a->group < b->group ? -1 : 1;
+    if (a->months != b->months)
+        return a->months > b->months ? -1 : 1; // coarsest first
+    return a->start < b->start ? -1 : a->start > b->start;
+}
+
+static int s_overlaps(const kmx_period_t *a, const kmx_period_t *b) {
+    return a->start <= b->end && b->start <= a->end;
+}
+
+static void s_take(s_group_t *g, const s_entry_t *e) {
+    g->sum += e->sum;
+    g->count += e->row->count;
+    if (!e->row->has_min || !e->row->has_max) {
+        g->minmax = 0;
+        return;
+    }
+    if (g->count == e->row->count || e->row->min < g->min)
+        g->min = e->row->min;
+    if (g->count == e->row->count || e->row->max > g->max)
+        g->max = e->row->max;
+}
+
+// Keeps, within one group's members [from, to) sorted coarsest first, each span that
+// overlaps no span kept before it: a year wins over its halves and months.
+static void s_keep_run(kmx_shape_t *self, size_t from, size_t to) {
+    s_group_t *g = &self->groups[self->members[from].group];
+    for (size_t i = from; i < to; i++) {
+        const s_entry_t *e = &self->entries[self->members[i].entry];
+        int clash = 0;
+        // Equal periods are one fine row, so only a coarser span or a free range can clash.
+        for (size_t k = from; k < i && !clash; k++) {
+            if (!self->members[k].dropped)
+                clash = s_overlaps(&self->entries[self->members[k].entry].period, &e->period);
+        }
+        if (clash) {
+            self->members[i].dropped = 1;
+            if (g->role == S_CUR)
+                self->dropped += e->row->count;
+        } else {
+            s_take(g, e);
+        }
+    }
+}
+
+static void s_keep_latest(kmx_shape_t *self, size_t from, size_t to) {
+    s_group_t *g = &self->groups[self->members[from].group];
+    const s_entry_t *best = NULL;
+    for (size_t i = from; i < to; i++) {
+        const s_entry_t *e = &self->entries[self->members[i].entry];
+        if (!best || e->period.end > best->period.end ||
+            (e->period.end == best->period.end && e->period.start > best->period.start))
+            best = e;
+    }
+    s_take(g, best);
+    g->has_latest = 1;
+    g->latest = best->period;
+}
+
+static void s_apply_rule(kmx_shape_t *self) {
+    qsort(self->members, self->n_members, sizeof *self->members, s_cmp_members);
+    size_t i = 0;
+    while (i < self->n_members) {
+        size_t j = i + 1;
+        while (j < self->n_members && self->members[j].group == self->members[i].group)
+            j++;
+        if (self->spec->latest)
+            s_keep_latest(self, i, j);
+        else if (self->spec->gran_mode == KMX_SHAPE_GRAN_AUTO)
+            s_keep_run(self, i, j);
+        else
+            for (size_t k = i; k < j; k++)
+                s_take(&self->groups[self->members[i].group], &self->entries[self->members[k].entry]);
+        i = j;
+    }
+}
+
+// ---- series -------------------------------------------------------------------------
+
+// The one granularity of the current periods, for series steps. Returns 0 or INVAL.
+static int s_series_gran(const kmx_shape_t *self, kmx_gran_t *out, char *why, size_t sz) {
+    if (self->spec->gran_mode == KMX_SHAPE_GRAN_ONE) {
+        *out = self->spec->gran;
+    } else {
+        int seen[KMX_GRAN_RANGE + 1] = {0};
+        for (size_t i = 0; i < self->n_members; i++) {
+            if (!self->members[i].dropped && self->groups[self->members[i].group].role == S_CUR)
+                seen[kmx_period_granularity(&self->entries[self->members[i].entry].period)] = 1;
+        }
+        int n = 0;
+        for (int g = 0; g <= KMX_GRAN_RANGE; g++) {
+            if (seen[g])
+                *out = (kmx_gran_t)g, n++;
+        }
+        if (n > 1) {
+            snprintf(why, sz, "a time series by period needs one granularity, but the records "
+                              "come at several; choose one with --granularity");
+            return KMX_ERR_INVAL;
+        }
+        if (n == 0)
+            *out = KMX_GRAN_YEAR;
+    }
+    if (*out == KMX_GRAN_RANGE) {
+        snprintf(why, sz, "a time series needs year, half, quarter or month periods, not ranges");
+        return KMX_ERR_INVAL;
+    }
+    return 0;
+}
+
+// The months the series covers: the asked range, else the span of the current rows.
+static int s_series_range(const kmx_shape_t *self, kmx_period_t *out) {
+    if (self->spec->has_range) {
+        *out = self->spec->range;
+        return 1;
+    }
+    int any = 0;
+    for (size_t i = 0; i < self->n_entries; i++) {
+        const kmx_period_t *p = &self->entries[i].period;
+        if (!any || p->start < out->start)
+            out->start = p->start;
+        if (!any || p->end > out->end)
+            out->end = p->end;
+        any = 1;
+    }
+    return any;
+}
+
+// Adds an empty current group for every step the rows lack, for every combination of
+// the other keys and unit that has rows.
+static int s_pad_series(kmx_shape_t *self, char *why, size_t sz) {
+    kmx_gran_t gran = KMX_GRAN_YEAR;
+    int rc = self->period_at < self->spec->n_fields ? s_series_gran(self, &gran, why, sz) : 0;
+    kmx_period_t span;
+    if (rc != 0 || !s_series_range(self, &span))
+        return rc;
+    uint32_t step = gran == KMX_GRAN_MONTH ? 1 : gran == KMX_GRAN_QUARTER ? 3
+                    : gran == KMX_GRAN_HALF  ? 6 : 12;
+    size_t n = self->n_groups;
+    for (size_t gi = 0; gi < n && rc == 0; gi++) {
+        if (self->groups[gi].role != S_CUR || self->groups[gi].count == 0)
+            continue;
+        const char *keys[KMX_SHAPE_FIELDS_MAX];
+        memcpy(keys, self->groups[gi].keys, sizeof keys);
+        char unit[256];
+        snprintf(unit, sizeof unit, "%s", self->groups[gi].unit);
+        // Months aligned to the step: January for years, the quarter's first month...
+        uint32_t m = span.start / 100 * 100 + 1;
+        for (; m <= span.end && rc == 0; m = kmx_month_add(m, (int)step)) {
+            kmx_period_t p = {m, kmx_month_add(m, (int)step - 1)};
+            if (p.start < span.start || p.end > span.end)
+                continue;
+            char ptext[KMX_PERIOD_TEXT_MAX], ytext[16];
+            kmx_period_format(&p, ptext, sizeof ptext);
+            snprintf(ytext, sizeof ytext, "%u", p.start / 100);
+            if (self->period_at < self->spec->n_fields)
+                keys[self->period_at] = ptext;
+            if (self->year_at != SIZE_MAX)
+                keys[self->year_at] = ytext;
+            size_t at;
+            rc = s_group(self, keys, unit, S_CUR, 1, &at);
+            if (self->n_groups > KMX_SHAPE_ROWS_MAX)
+                rc = KMX_ERR_TOO_BIG;
+        }
+    }
+    return rc;
+}
+
+// ---- growth, share, top -------------------------------------------------------------
+
+// Writes the keys of g's growth base: the same keys with the period or year moved back.
+static void s_base_keys(const kmx_shape_t *self, const s_group_t *g, const char **keys,
+                        char *ptext, char *ytext) {
+    memcpy(keys, g->keys, sizeof g->keys);
+    if (!s_per_row(self->spec))
+        return;
+    if (self->period_at < self->spec->n_fields) {
+        kmx_period_t p;
+        if (kmx_period_parse(g->keys[self->period_at], &p) != 0)
+            return;
+        int back = self->spec->growth == KMX__V1__GROWTH__YOY ? 12 : (int)kmx_period_months(&p);
+        p = s_shift(p, -back);
+        kmx_period_format(&p, ptext, KMX_PERIOD_TEXT_MAX);
+        keys[self->period_at] = ptext;
+        snprintf(ytext, 16, "%u", p.start / 100);
+    } else {
+        long y = strtol(g->keys[self->year_at], NULL, 10) - 1;
+        snprintf(ytext, 16, "%ld", y > 0 && y < 100000 ? y : 0L);
+    }
+    if (self->year_at != SIZE_MAX)
+        keys[self->year_at] = ytext;
+}
+
+static int s_find_bases(kmx_shape_t *self) {
+    for (size_t i = 0; i < self->n_groups; i++) {
+        s_group_t *g = &self->groups[i];
+        if (g->role != S_CUR)
+            continue;
+        const char *keys[KMX_SHAPE_FIELDS_MAX];
+        char ptext[KMX_PERIOD_TEXT_MAX], ytext[16];
+        s_base_keys(self, g, keys, ptext, ytext);
+        size_t at;
+        int rc = s_group(self, keys, g->unit, S_BASE, 0, &at);
+        if (rc < 0)
+            return rc;
+        g = &self->groups[i];
+        if (rc == 0 && self->groups[at].count > 0) {
+            g->has_base = 1;
+            g->base = self->groups[at].sum;
+        }
+    }
+    return 0;
+}
+
+static kmx_i128 s_abs(kmx_i128 v) {
+    return v < 0 ? -v : v;
+}
+
+// Writes round(num * 10000 / den) hundredths (a percent with two decimals, half away
+// from zero) as decimal text. Returns 0, or 1 when den is 0 or the value is out of range.
+static int s_percent(kmx_i128 num, kmx_i128 den, char *buf, size_t size) {
+    const kmx_i128 lim = (kmx_i128)1 << 100;
+    if (den == 0 || s_abs(num) > lim)
+        return 1;
+    kmx_i128 a = num * 10000;
+    kmx_i128 b = s_abs(den);
+    kmx_i128 q = a / b, r = s_abs(a % b);
+    if (2 * r >= b)
+        q += a < 0 ? -1 : 1;
+    return kmx_decimal_format128(q * 100, buf, size) != 0;
+}
+
+// Collects the units of the current groups; refuses several when the answer ranks or
+// shares rows and the rows are not grouped by unit.
+static int s_check_units(const kmx_shape_t *self, char *why, size_t sz) {
+    const kmx_shape_spec_t *spec = self->spec;
+    if ((spec->top == 0 && !spec->share) || self->unit_field != SIZE_MAX)
+        return 0;
+    const char *first = NULL;
+    for (size_t i = 0; i < self->n_groups; i++) {
+        const s_group_t *g = &self->groups[i];
+        if (g->role != S_CUR || g->count == 0)
+            continue;
+        if (!first)
+            first = g->unit;
+        else if (strcmp(first, g->unit) != 0) {
+            snprintf(why, sz,
+                     "conflicting units: the matching records are in %.60s and %.60s; a ranking "
+                     "or share needs one unit (choose it with --unit, or group by unit)",
+                     strcmp(first, g->unit) < 0 ? first : g->unit,
+                     strcmp(first, g->unit) < 0 ? g->unit : first);
+            return KMX_ERR_INVAL;
+        }
+    }
+    return 0;
+}
+
+// Compares composite keys segment by segment ("a" before "a b" whatever follows).
+static int s_cmp_keys(const s_group_t *a, const s_group_t *b) {
+    size_t ia = 0, ib = 0;
+    while (ia < a->key_len && ib < b->key_len) {
+        int c = strcmp(a->key + ia, b->key + ib);
+        if (c != 0)
+            return c;
+        ia += strlen(a->key + ia) + 1;
+        ib += strlen(b->key + ib) + 1;
+    }
+    return (ia < a->key_len) - (ib < b->key_len);
+}
+
+static int s_cmp_by_keys(const void *pa, const void *pb) {
+    return s_cmp_keys(*(const s_group_t *const *)pa, *(const s_group_t *const *)pb);
+}
+
+static int s_cmp_by_sum(const void *pa, const void *pb) {
+    const s_group_t *a = *(const s_group_t *const *)pa, *b = *(const s_group_t *const *)pb;
+    int c = strcmp(a->unit, b->unit);
+    if (c != 0)
+        return c;
+    if (a->sum != b->sum)
+        return a->sum > b->sum ? -1 : 1;
+    return s_cmp_keys(a, b);
+}
+
+// ---- rows ---------------------------------------------------------------------------
+
+static void s_fill(const kmx_shape_t *self, const s_group_t *g, kmx_i128 total, int has_total,
+                   s_out_t *o) {
+    const kmx_shape_spec_t *spec = self->spec;
+    Kmx__V1__Row *row = &o->row;
+    kmx__v1__row__init(row);
+    for (size_t i = 0; i < spec->n_fields; i++)
+        o->keys[i] = g->other && i != self->unit_field ? s_other_key : (char *)g->keys[i];
+    row->n_keys = spec->n_fields;
+    row->keys = spec->n_fields ? o->keys : NULL;
+    row->unit = (char *)g->unit;
+    row->has_count = 1;
+    row->count = g->count;
+    row->has_other = g->other;
+    row->other = g->other;
+    if (g->count == 0)
+        return; // an empty step of a series: no sum, not a zero
+    kmx_decimal_format128(g->sum, o->sum, sizeof o->sum);
+    row->sum = o->sum;
+    if (spec->minmax && g->minmax) {
+        row->has_min = row->has_max = 1;
+        row->min = g->min;
+        row->max = g->max;
+    }
+    if (spec->avg) {
+        kmx_i128 q = g->sum / (kmx_i128)g->count, r = s_abs(g->sum % (kmx_i128)g->count);
+        if (2 * r >= (kmx_i128)g->count)
+            q += g->sum < 0 ? -1 : 1;
+        kmx_decimal_format128(q, o->avg, sizeof o->avg);
+        row->avg = o->avg;
+    }
+    if (spec->share && has_total && s_percent(g->sum, total, o->share, sizeof o->share) == 0)
+        row->share = o->share;
+    if (spec->growth && g->has_base && (!g->other || g->all_bases)) {
+        kmx_decimal_format128(g->base, o->prev, sizeof o->prev);
+        row->previous = o->prev;
+        if (s_percent(g->sum - g->base, g->base, o->growth, sizeof o->growth) == 0)
+            row->growth = o->growth;
+    }
+    if (g->has_latest) {
+        kmx_period_format(&g->latest, o->period, sizeof o->period);
+        row->period = o->period;
+    }
+}
+
+// Folds the groups ranked below top (per unit) into one "other" group per unit, which is
+// appended to the groups; the order array then lists the kept groups and the buckets.
+static int s_fold_other(kmx_shape_t *self, s_group_t **order, size_t *n, size_t n_units) {
+    size_t kept = 0, rank = 0, n_buckets = 0;
+    if (self->spec->other) {
+        self->buckets = calloc(n_units ? n_units : 1, sizeof *self->buckets);
+        if (!self->buckets)
+            return KMX_ERR_NOMEM;
+    }
+    size_t total = *n;
+    s_group_t *bucket = NULL;
+    for (size_t i = 0; i < total; i++) {
+        if (i == 0 || strcmp(order[i]->unit, order[i - 1]->unit) != 0)
+            rank = 0, bucket = NULL;
+        if (++rank <= self->spec->top) {
+            order[kept++] = order[i];
+            continue;
+        }
+        if (!self->spec->other)
+            continue;
+        if (!bucket) {
+            if (n_buckets == n_units)
+                return KMX_ERR_INTERNAL;
+            bucket = &self->buckets[n_buckets++];
+            bucket->other = 1;
+            bucket->unit = order[i]->unit;
+            bucket->minmax = 1;
+            bucket->all_bases = 1;
+            memcpy(bucket->keys, order[i]->keys, sizeof bucket->keys);
+            order[kept++] = bucket;
+        }
+        const s_group_t *g = order[i];
+        bucket->min = bucket->count == 0 || g->min < bucket->min ? g->min : bucket->min;
+        bucket->max = bucket->count == 0 || g->max > bucket->max ? g->max : bucket->max;
+        bucket->minmax &= g->minmax;
+        bucket->sum += g->sum;
+        bucket->count += g->count;
+        bucket->base += g->has_base ? g->base : 0;
+        bucket->has_base |= g->has_base;
+        bucket->all_bases &= g->has_base;
+    }
+    *n = kept;
+    return 0;
+}
+
+// Units and their totals, for shares.
+typedef struct {
+    const char *unit[S_UNITS_MAX]; // distinct units
+    kmx_i128 total[S_UNITS_MAX];   // sum of current groups per unit
+    size_t n;                      // units held
+} s_totals_t;
+
+static int s_totals(const kmx_shape_t *self, s_totals_t *t) {
+    t->n = 0;
+    for (size_t i = 0; i < self->n_groups; i++) {
+        const s_group_t *g = &self->groups[i];
+        if (g->role != S_CUR)
+            continue;
+        size_t u = 0;
+        while (u < t->n && strcmp(t->unit[u], g->unit) != 0)
+            u++;
+        if (u == t->n) {
+            if (t->n == S_UNITS_MAX)
+                return KMX_ERR_TOO_BIG;
+            t->unit[t->n] = g->unit;
+            t->total[t->n++] = 0;
+        }
+        t->total[u] += g->sum;
+    }
+    return 0;
+}
+
+static int s_lookup_total(const s_totals_t *t, const char *unit, kmx_i128 *out) {
+    for (size_t u = 0; u < t->n; u++) {
+        if (strcmp(t->unit[u], unit) == 0) {
+            *out = t->total[u];
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int s_build_rows(kmx_shape_t *self) {
+    size_t n = 0;
+    s_group_t **order = malloc((self->n_groups + 1) * sizeof *order);
+    s_totals_t *totals = malloc(sizeof *totals);
+    int rc = order && totals ? s_totals(self, totals) : KMX_ERR_NOMEM;
+    for (size_t i = 0; rc == 0 && i < self->n_groups; i++) {
+        s_group_t *g = &self->groups[i];
+        if (g->role == S_CUR && (g->count > 0 || self->spec->series))
+            order[n++] = g;
+    }
+    if (rc == 0 && n > KMX_SHAPE_ROWS_MAX)
+        rc = KMX_ERR_TOO_BIG;
+    if (rc == 0)
+        qsort(order, n, sizeof *order, self->spec->top ? s_cmp_by_sum : s_cmp_by_keys);
+    if (rc == 0 && self->spec->top)
+        rc = s_fold_other(self, order, &n, totals->n);
+    if (rc == 0) {
+        self->out = calloc(n ? n : 1, sizeof *self->out);
+        self->out_ptrs = calloc(n ? n : 1, sizeof *self->out_ptrs);
+        rc = self->out && self->out_ptrs ? 0 : KMX_ERR_NOMEM;
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        kmx_i128 total = 0;
+        int has_total = s_lookup_total(totals, order[i]->unit, &total);
+        s_fill(self, order[i], total, has_total, &self->out[i]);
+        self->out_ptrs[i] = &self->out[i].row;
+        self->n_out = i + 1;
+    }
+    free(order);
+    free(totals);
+    return rc;
+}
+
+static void s_count_matched(kmx_shape_t *self) {
+    for (size_t i = 0; i < self->n_groups; i++) {
+        if (self->groups[i].role == S_CUR)
+            self->matched += self->groups[i].count;
+    }
+}
+
+int kmx_shape_run(const kmx_shape_spec_t *spec, const Kmx__V1__QueryResult *fine,
+                  kmx_shape_t **out, char *why, size_t why_size) {
+    if (!spec || !fine || !out)
+        return KMX_ERR_INVAL;
+    *out = NULL;
+    kmx_shape_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return KMX_ERR_NOMEM;
+    self->spec = spec;
+    self->period_at = s_field_at(spec, KMX__V1__GROUP_FIELD__BY_PERIOD);
+    if (self->period_at == SIZE_MAX && kmx_shape_needs_period(spec))
+        self->period_at = spec->n_fields;
+    self->year_at = s_field_at(spec, KMX__V1__GROUP_FIELD__BY_YEAR);
+    self->unit_field = s_field_at(spec, KMX__V1__GROUP_FIELD__BY_UNIT);
+    snprintf(self->gran_name, sizeof self->gran_name, "%s",
+             spec->gran_mode == KMX_SHAPE_GRAN_AUTO  ? "auto"
+             : spec->gran_mode == KMX_SHAPE_GRAN_ANY ? "any"
+                                                     : kmx_gran_name(spec->gran));
+    int rc = self->period_at == SIZE_MAX ? 0 : s_load(self, fine);
+    if (self->period_at == SIZE_MAX) {
+        // No period key: nothing to drop or compare; each fine row is one group.
+        self->entries = calloc(fine->n_rows ? fine->n_rows : 1, sizeof *self->entries);
+        rc = self->entries ? 0 : KMX_ERR_NOMEM;
+        for (size_t i = 0; rc == 0 && i < fine->n_rows; i++) {
+            const Kmx__V1__Row *row = fine->rows[i];
+            s_entry_t *e = &self->entries[self->n_entries];
+            if (!row || row->n_keys != spec->n_fields || !row->unit || !row->sum ||
+                kmx_decimal_parse128(row->sum, &e->sum) != 0)
+                rc = KMX_ERR_DECODE;
+            else {
+                e->row = row;
+                rc = s_add_member(self, self->n_entries++, S_CUR);
+            }
+        }
+    }
+    if (rc == 0) {
+        s_apply_rule(self);
+        s_count_matched(self);
+        rc = s_check_units(self, why, why_size);
+    }
+    if (rc == 0 && spec->series)
+        rc = s_pad_series(self, why, why_size);
+    if (rc == 0 && spec->growth)
+        rc = s_find_bases(self);
+    if (rc == 0)
+        rc = s_build_rows(self);
+    if (rc != 0) {
+        kmx_shape_destroy(&self);
+        return rc;
+    }
+    *out = self;
+    return 0;
+}
+
+void kmx_shape_result(const kmx_shape_t *self, Kmx__V1__QueryResult *out) {
+    out->n_rows = self->n_out;
+    out->rows = self->out_ptrs;
+    out->has_matched = 1;
+    out->matched = self->matched;
+    out->granularity = (char *)self->gran_name;
+    out->has_dropped = self->spec->gran_mode == KMX_SHAPE_GRAN_AUTO;
+    out->dropped = self->dropped;
+}

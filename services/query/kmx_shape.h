@@ -1,0 +1,73 @@
+/*  kmx_shape - turns "fine" rows (a query's groups further split by period, as storage's
+    aggregate or kmx_agg return them) into the query's answer: the granularity rule that
+    keeps a year from being added to its own months, growth versus the previous period,
+    share of total, top N with an "other" bucket, time series with empty periods, latest
+    value per group and averages. Pure computation over rows; no sockets.  */
+#ifndef KMX_SHAPE_H
+#define KMX_SHAPE_H
+
+#include "kmx.pb-c.h"
+#include "kmx_period.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define KMX_SHAPE_FIELDS_MAX 10     // group fields one query may name
+#define KMX_SHAPE_ROWS_MAX 100000   // rows one answer may hold (series padding included)
+
+typedef enum {
+    KMX_SHAPE_GRAN_AUTO = 0, // drop spans covered by a coarser span of the same group
+    KMX_SHAPE_GRAN_ANY,      // add everything (may double count; the caller asked for it)
+    KMX_SHAPE_GRAN_ONE,      // only one granularity was fetched (filtered by storage)
+} kmx_shape_gran_mode_t;
+
+// What the caller asked for. Fill it with kmx_shape_spec_init, then set fields.
+typedef struct {
+    Kmx__V1__GroupField fields[KMX_SHAPE_FIELDS_MAX]; // the query's group_by, in order
+    size_t n_fields;                                  // entries in fields
+    int has_range;                                    // the filter named a period
+    kmx_period_t range;                               // that period (canonical)
+    kmx_shape_gran_mode_t gran_mode;                  // how spans combine
+    kmx_gran_t gran;                                  // for KMX_SHAPE_GRAN_ONE
+    uint32_t top;                                     // keep the N largest per unit; 0 = all
+    int other;                                        // with top: add an "other" row
+    int share;                                        // add each row's share of its unit
+    Kmx__V1__Growth growth;                           // growth versus the previous period
+    int series;                                       // pad empty period steps
+    int latest;                                       // only the latest period per group
+    int avg;                                          // add sum / count
+    int minmax;                                       // keep min and max when known
+} kmx_shape_spec_t;
+
+typedef struct kmx_shape kmx_shape_t;
+
+void kmx_shape_spec_init(kmx_shape_spec_t *spec);
+
+// Checks the combination of options (series needs a period or year field and no top,
+// growth without a period or year field needs a range, ...). Returns 0 or KMX_ERR_INVAL
+// with a sentence in why.
+int kmx_shape_check(const kmx_shape_spec_t *spec, char *why, size_t why_size);
+
+// Returns nonzero when the fine rows must also be split by period (the caller then
+// appends BY_PERIOD to the fetched fields unless the query groups by period already).
+int kmx_shape_needs_period(const kmx_shape_spec_t *spec);
+
+// Writes the period range to fetch: the query's range widened to hold the growth bases.
+// Returns 0 when the whole history must be read (no range), else 1.
+int kmx_shape_fetch_range(const kmx_shape_spec_t *spec, kmx_period_t *out);
+
+// Shapes fine (borrowed): rows whose keys are spec->fields followed by a period key when
+// kmx_shape_needs_period says so and BY_PERIOD is not among the fields. On 0 *out is
+// yours (release with kmx_shape_destroy). Returns KMX_ERR_INVAL with why filled for a
+// query the data cannot answer as asked (units in conflict, mixed granularities in a
+// series), KMX_ERR_TOO_BIG beyond KMX_SHAPE_ROWS_MAX rows, KMX_ERR_DECODE for a fine row
+// that does not parse, or KMX_ERR_NOMEM.
+int kmx_shape_run(const kmx_shape_spec_t *spec, const Kmx__V1__QueryResult *fine,
+                  kmx_shape_t **out, char *why, size_t why_size);
+void kmx_shape_destroy(kmx_shape_t **self_p);
+
+// Fills out (caller-allocated, KMX__V1__QUERY_RESULT__INIT) with the answer's rows. They
+// belong to self and stay valid until kmx_shape_destroy.
+void kmx_shape_result(const kmx_shape_t *self, Kmx__V1__QueryResult *out);
+
+#endif
