@@ -21,6 +21,7 @@ static const char s_usage[] =
     "commands:\n"
     "  import FILE [--batch N] [--atomic]     load a CSV file of records\n"
     "  put --kind K --period P ...            store one record\n"
+    "  delete --kind K --period P ...         remove one record (a correction)\n"
     "  get --kind K --period P ...            print one record by its key\n"
     "  query exports|consumption [filters]    sum values, grouped with --by\n"
     "  list [exports|consumption] [filters]   print every matching record (alias: dump)\n"
@@ -211,7 +212,8 @@ typedef struct {
 } s_command_t;
 
 static const s_command_t s_commands[] = {
-    {"import", kmx_cli_import}, {"put", kmx_cli_put},     {"get", kmx_cli_get},
+    {"import", kmx_cli_import}, {"put", kmx_cli_put},     {"delete", kmx_cli_delete},
+    {"get", kmx_cli_get},
     {"query", kmx_cli_query},   {"list", kmx_cli_list},   {"dump", kmx_cli_list},
     {"watch", kmx_cli_watch},   {"stats", kmx_cli_stats}, {"ping", kmx_cli_ping},
 };

@@ -83,6 +83,7 @@ int kmx_cli_parse_u64(const char *text, unsigned long long max, unsigned long lo
 // Subcommands: argv[0] is the subcommand name. Each returns an exit code.
 int kmx_cli_import(kmx_cli_opts_t *opts, int argc, char **argv);
 int kmx_cli_put(kmx_cli_opts_t *opts, int argc, char **argv);
+int kmx_cli_delete(kmx_cli_opts_t *opts, int argc, char **argv);
 int kmx_cli_get(kmx_cli_opts_t *opts, int argc, char **argv);
 int kmx_cli_query(kmx_cli_opts_t *opts, int argc, char **argv);
 int kmx_cli_list(kmx_cli_opts_t *opts, int argc, char **argv);

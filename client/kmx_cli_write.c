@@ -7,6 +7,8 @@
 
 #include "kmx_err.h"
 #include "kmx_import.h"
+#include "kmx_period.h"
+#include "kmx_record.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -628,7 +630,8 @@ static const char *const s_put_columns[] = {
 };
 #define S_PUT_NCOLS (sizeof(s_put_columns) / sizeof(s_put_columns[0]))
 
-static int s_put_options(kmx_cli_opts_t *opts, int argc, char **argv, const char **cells)
+static int s_put_options(kmx_cli_opts_t *opts, int argc, char **argv, const char **cells,
+                         const char *usage)
 {
     enum { O_FIRST = KMX_OPT_FIRST_COMMAND, O_DIMENSION = O_FIRST + S_PUT_NCOLS, O_SERIES };
     static const struct option longopts[] = {
@@ -665,16 +668,16 @@ static int s_put_options(kmx_cli_opts_t *opts, int argc, char **argv, const char
         else if (opt == O_SERIES)
             cells[4] = optarg;
         else {
-            fputs(s_put_usage, stderr);
+            fputs(usage, stderr);
             return KMX_EXIT_INPUT;
         }
     }
     if (opts->help) {
-        fputs(s_put_usage, stdout);
+        fputs(usage, stdout);
         return KMX_EXIT_OK;
     }
     if (optind != argc) {
-        kmx_cli_error("put takes no positional arguments (\"%s\")", argv[optind]);
+        kmx_cli_error("this command takes no positional arguments (\"%s\")", argv[optind]);
         return KMX_EXIT_INPUT;
     }
     return -1;
@@ -750,7 +753,7 @@ static int s_print_put_result(const kmx_cli_opts_t *opts, const Kmx__V1__PutResu
 int kmx_cli_put(kmx_cli_opts_t *opts, int argc, char **argv)
 {
     const char *cells[S_PUT_NCOLS] = {NULL};
-    int rc = s_put_options(opts, argc, argv, cells);
+    int rc = s_put_options(opts, argc, argv, cells, s_put_usage);
     if (rc >= 0)
         return rc;
     Kmx__V1__Record *rec = NULL;
@@ -776,6 +779,111 @@ int kmx_cli_put(kmx_cli_opts_t *opts, int argc, char **argv)
     if (resp)
         kmx__v1__response__free_unpacked(resp, NULL);
     kmx_import_record_free(&rec);
+    kmx_client_destroy(&client);
+    return rc;
+}
+
+// ---- delete -------------------------------------------------------------------------
+
+static const char s_delete_usage[] =
+    "usage: kmx delete --kind K --period P --market M --category C --item I [--company X]\n"
+    "                  [--artist A] --source S\n"
+    "Removes the record with that natural key (a correction). Storage keeps a DELETE event\n"
+    "with the old record, so watchers see it and the history stays. Exit 1 when no record\n"
+    "has that key.\n";
+
+// Builds the key record from the flags; strings are borrowed from argv.
+// Returns -1 to continue, else an exit code.
+static int s_delete_key(const char **cells, Kmx__V1__Record *key, Kmx__V1__Period *period)
+{
+    static const int required[] = {0, 1, 3, 4, 9}; // kind, period, category, item, source
+    for (size_t i = 0; i < sizeof required / sizeof required[0]; i++) {
+        if (!cells[required[i]]) {
+            kmx_cli_error("--%s is required", s_put_columns[required[i]]);
+            return KMX_EXIT_INPUT;
+        }
+    }
+    for (size_t i = 7; i < S_PUT_NCOLS; i++) {
+        if (cells[i] && i != 9) {
+            kmx_cli_error("delete takes only key flags, not --%s", s_put_columns[i]);
+            return KMX_EXIT_INPUT;
+        }
+    }
+    Kmx__V1__Kind kind;
+    kmx_period_t p;
+    if (kmx_kind_parse(cells[0], &kind) != 0) {
+        kmx_cli_error("--kind: \"%s\" is neither export nor consumption", cells[0]);
+        return KMX_EXIT_INPUT;
+    }
+    if (kmx_period_parse(cells[1], &p) != 0) {
+        kmx_cli_error("--period: \"%s\" is not a period (2024, 2025-H1, 2024-Q3, ...)",
+                      cells[1]);
+        return KMX_EXIT_INPUT;
+    }
+    period->has_start = period->has_end = 1;
+    period->start = p.start;
+    period->end = p.end;
+    key->has_kind = 1;
+    key->kind = kind;
+    key->period = period;
+    key->market = (char *)cells[2];
+    key->category = (char *)cells[3];
+    key->item = (char *)cells[4];
+    key->company = (char *)cells[5];
+    key->artist = (char *)cells[6];
+    key->source = (char *)cells[9];
+    return -1;
+}
+
+static int s_print_delete_result(const kmx_cli_opts_t *opts, const Kmx__V1__PutResult *put)
+{
+    const Kmx__V1__RecordResult *r = put->n_results > 0 ? put->results[0] : NULL;
+    uint64_t seq = r && r->has_seq ? r->seq : put->last_seq;
+    if (opts->format == KMX_FORMAT_JSON)
+        printf("{\"outcome\":\"deleted\",\"seq\":%" PRIu64 "}\n", seq);
+    else
+        printf("deleted seq %" PRIu64 "\n", seq);
+    return KMX_EXIT_OK;
+}
+
+int kmx_cli_delete(kmx_cli_opts_t *opts, int argc, char **argv)
+{
+    const char *cells[S_PUT_NCOLS] = {NULL};
+    int rc = s_put_options(opts, argc, argv, cells, s_delete_usage);
+    if (rc >= 0)
+        return rc;
+    Kmx__V1__Record key = KMX__V1__RECORD__INIT;
+    Kmx__V1__Period period = KMX__V1__PERIOD__INIT;
+    rc = s_delete_key(cells, &key, &period);
+    if (rc >= 0)
+        return rc;
+    kmx_client_t *client = kmx_cli_connect(opts);
+    if (!client)
+        return KMX_EXIT_SERVER;
+    Kmx__V1__Record *keys[] = {&key};
+    Kmx__V1__DeleteRequest del = KMX__V1__DELETE_REQUEST__INIT;
+    del.n_keys = 1;
+    del.keys = keys;
+    Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
+    req.body_case = KMX__V1__REQUEST__BODY_DELETE;
+    req.delete_ = &del;
+    Kmx__V1__Response *resp = NULL;
+    rc = kmx_client_call(client, "kmx.ingest", &req, &resp);
+    if (rc == 0 && resp->result_case == KMX__V1__RESPONSE__RESULT_PUT && resp->put)
+        rc = s_print_delete_result(opts, resp->put);
+    else if (rc == KMX_ERR_NOT_FOUND) {
+        kmx_cli_error("no record has that key");
+        rc = KMX_EXIT_INPUT;
+    } else if (rc == KMX_ERR_INVAL && resp && resp->error) {
+        const Kmx__V1__RecordResult *r = resp->error->n_records ? resp->error->records[0] : NULL;
+        kmx_cli_error("refused: %s%s%s", r && r->field ? r->field : "",
+                      r && r->field ? ": " : "",
+                      r && r->reason ? r->reason : resp->error->message);
+        rc = KMX_EXIT_INPUT;
+    } else
+        rc = kmx_cli_call_failed(client, rc ? rc : KMX_ERR_DECODE);
+    if (resp)
+        kmx__v1__response__free_unpacked(resp, NULL);
     kmx_client_destroy(&client);
     return rc;
 }

@@ -27,6 +27,7 @@ typedef struct {
     uint64_t duplicates; // of the refused, repeats of a key earlier in their request
     uint64_t documents; // raw documents handled
     uint64_t validated; // records checked by dry runs (validate_only)
+    uint64_t deleted;   // records deleted on request
 } s_counters_t;
 
 struct kmx_ingest {
@@ -131,6 +132,7 @@ static int s_on_stats(kmx_ingest_t *self, const Kmx__V1__Request *req, uint8_t *
         {"records_duplicate", self->count.duplicates},
         {"documents", self->count.documents},
         {"records_validated", self->count.validated},
+        {"records_deleted", self->count.deleted},
     };
     enum { N = sizeof values / sizeof values[0] };
     Kmx__V1__Counter counters[N];
@@ -591,6 +593,37 @@ static int s_on_document(kmx_ingest_t *self, const Kmx__V1__Request *req, uint8_
     return rc;
 }
 
+// ---- delete ---------------------------------------------------------------------------
+
+// Corrections that remove records. Storage validates the keys and answers per key (STORED
+// with the tombstone's seq, or NOT_FOUND); its answer goes back to the caller unchanged.
+static int s_on_delete(kmx_ingest_t *self, const Kmx__V1__Request *req, uint8_t **out,
+                       size_t *len) {
+    size_t n = req->delete_->n_keys;
+    if (n == 0 || n > KMX_INGEST_BATCH_MAX) {
+        char msg[120];
+        snprintf(msg, sizeof msg, "a delete names between 1 and %d keys, not %zu",
+                 KMX_INGEST_BATCH_MAX, n);
+        return s_error(self, req, n ? KMX_ERR_TOO_BIG : KMX_ERR_INVAL, msg, out, len);
+    }
+    Kmx__V1__Response *resp = NULL;
+    int rc = self->link ? kmx_link_call(self->link, req, self->timeout_ms, &resp)
+                        : KMX_ERR_UNAVAILABLE;
+    if (rc != 0)
+        return s_link_error(self, req, rc, out, len);
+    if (resp->result_case == KMX__V1__RESPONSE__RESULT_PUT && resp->put)
+        self->count.deleted += resp->put->stored;
+    else
+        self->count.errors++;
+    kmx_log_info("delete keys=%zu deleted=%u", n,
+                 resp->result_case == KMX__V1__RESPONSE__RESULT_PUT && resp->put
+                     ? resp->put->stored
+                     : 0u);
+    rc = kmx_msg_pack_response(resp, out, len);
+    kmx__v1__response__free_unpacked(resp, NULL);
+    return rc;
+}
+
 // ---- dispatch ----------------------------------------------------------------------
 
 static const struct {
@@ -599,6 +632,7 @@ static const struct {
 } s_handlers[] = {
     {KMX__V1__REQUEST__BODY_PUT, s_on_put},
     {KMX__V1__REQUEST__BODY_DOCUMENT, s_on_document},
+    {KMX__V1__REQUEST__BODY_DELETE, s_on_delete},
     {KMX__V1__REQUEST__BODY_PING, s_on_ping},
     {KMX__V1__REQUEST__BODY_STATS, s_on_stats},
 };

@@ -89,6 +89,26 @@ class EndToEnd(unittest.TestCase):
         self.assertGreater(rec2["seq"], rec["seq"])
         self.assertEqual(len(self.c.kmx_lines("list")), len(sample_rows()))
 
+    def test_delete_is_a_correction_with_a_tombstone_event(self):
+        self.import_sample()
+        key = ["--kind", "export", "--period", "2023", "--market", "WORLD",
+               "--category", "music_exports_unspecified", "--item", "music exports (approx.)",
+               "--source", "seed article"]
+        before = query_sums(self.c.kmx_json("query", "exports", "--by", "market"), "market")
+        w = self.c.watch("export.WORLD.2023.", "--count", "1")
+        time.sleep(1.0)
+        out = self.c.kmx_json("delete", *key)
+        self.assertEqual(out["outcome"], "deleted")
+        ev, err = w.communicate(timeout=20)
+        self.assertEqual(w.returncode, 0, err)
+        event = json.loads(ev.splitlines()[0])
+        self.assertEqual((event["type"], event["seq"]), ("delete", out["seq"]))
+        self.assertEqual(self.c.kmx("get", *key, check=False).returncode, 1)
+        self.assertEqual(self.c.kmx("delete", *key, check=False).returncode, 1)
+        self.assertEqual(len(self.c.kmx_lines("list")), len(sample_rows()) - 1)
+        after = query_sums(self.c.kmx_json("query", "exports", "--by", "market"), "market")
+        self.assertEqual(before[("WORLD", "USD")] - after[("WORLD", "USD")], 1200000000)
+
     def test_bad_rows_are_rejected_with_reasons(self):
         import os
         import tempfile
