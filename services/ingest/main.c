@@ -1,159 +1,35 @@
-/*  kmx-ingest - the stateless MDP worker of service "kmx.ingest": reads put batches from
-    the broker, validates them, forwards the valid records to kmx-storage and answers.
-    Configuration comes from flags, then environment variables, then loopback defaults.  */
-#include "kmx_err.h"
+/*  kmx-ingest - the stateless MDP worker of service "kmx.ingest": reads put batches and raw
+    documents from the broker, validates them, forwards the valid records to kmx-storage
+    and answers record by record.  */
 #include "kmx_ingest.h"
-#include "kmx_link.h"
-#include "kmx_log.h"
-#include "kmx_mdp.h"
+#include "kmx_worker.h"
 
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-#include <zmq.h>
-
-#define S_NAME "kmx-ingest"
-#define S_POLL_MS 1000 // how often the loop looks at the stop flag
-
-typedef struct {
-    const char *broker;    // broker endpoint to register with
-    const char *storage;   // storage endpoint to connect to
-    const char *log_level; // error, warn, info or debug; NULL keeps KMX_LOG_LEVEL
-} s_config_t;
-
-static volatile sig_atomic_t s_stop = 0;
-
-static void s_on_signal(int sig) {
-    (void)sig;
-    s_stop = 1;
+static void *s_create(kmx_link_t *link, const char *worker)
+{
+    return kmx_ingest_new(link, worker);
 }
 
-static void s_usage(FILE *to) {
-    fprintf(to,
-            "usage: " S_NAME " [options]\n"
-            "Stateless worker of service kmx.ingest: validates put batches and stores them.\n"
-            "  --broker ENDPOINT    broker to register with (KMX_BROKER, tcp://127.0.0.1:5555)\n"
-            "  --storage ENDPOINT   storage to connect to (KMX_STORAGE, tcp://127.0.0.1:5560)\n"
-            "  --log-level LEVEL    error, warn, info or debug (KMX_LOG_LEVEL, info)\n"
-            "  --help               show this help\n"
-            "  --version            show the version\n");
+static int s_handle(void *self, const void *body, size_t size, uint8_t **out, size_t *len)
+{
+    return kmx_ingest_handle(self, body, size, out, len);
 }
 
-static const char *s_env(const char *name, const char *fallback) {
-    const char *v = getenv(name);
-    return v && *v ? v : fallback;
-}
-
-// Reads "--flag value" or "--flag=value" at argv[*i]. Returns the value or NULL.
-static const char *s_flag(int argc, char **argv, int *i, const char *flag) {
-    size_t n = strlen(flag);
-    if (strncmp(argv[*i], flag, n) != 0)
-        return NULL;
-    if (argv[*i][n] == '=')
-        return argv[*i] + n + 1;
-    if (argv[*i][n] != '\0' || *i + 1 >= argc)
-        return NULL;
-    return argv[++*i];
-}
-
-// Fills cfg. Returns -1 to continue, or the exit status when the process should end now.
-static int s_parse(int argc, char **argv, s_config_t *cfg) {
-    cfg->broker = s_env("KMX_BROKER", "tcp://127.0.0.1:5555");
-    cfg->storage = s_env("KMX_STORAGE", "tcp://127.0.0.1:5560");
-    cfg->log_level = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *v;
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            s_usage(stdout);
-            return 0;
-        } else if (strcmp(argv[i], "--version") == 0) {
-            printf(S_NAME " %s\n", KMX_VERSION);
-            return 0;
-        } else if ((v = s_flag(argc, argv, &i, "--broker")) != NULL) {
-            cfg->broker = v;
-        } else if ((v = s_flag(argc, argv, &i, "--storage")) != NULL) {
-            cfg->storage = v;
-        } else if ((v = s_flag(argc, argv, &i, "--log-level")) != NULL) {
-            cfg->log_level = v;
-        } else {
-            fprintf(stderr, S_NAME ": unknown or incomplete option '%s'\n", argv[i]);
-            s_usage(stderr);
-            return 2;
-        }
-    }
-    if (cfg->log_level && kmx_log_set_level(cfg->log_level) != 0) {
-        fprintf(stderr, S_NAME ": unknown log level '%s'\n", cfg->log_level);
-        return 2;
-    }
-    return -1;
-}
-
-static void s_install_signals(void) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = s_on_signal;
-    sigemptyset(&sa.sa_mask);
-    // No SA_RESTART: a signal must interrupt the poll so the loop sees the flag at once.
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-}
-
-// Serves requests until a signal asks to stop.
-static void s_serve(kmx_mdp_worker_t *worker, kmx_ingest_t *ingest) {
-    while (!s_stop) {
-        zmq_msg_t body;
-        int rc = kmx_mdp_worker_recv(worker, S_POLL_MS, &body);
-        if (rc <= 0)
-            continue; // timeout, or interrupted: the loop condition decides
-        uint8_t *reply = NULL;
-        size_t len = 0;
-        rc = kmx_ingest_handle(ingest, zmq_msg_data(&body), zmq_msg_size(&body), &reply, &len);
-        zmq_msg_close(&body);
-        if (rc != 0) {
-            kmx_log_error("no reply could be built error=%s", kmx_err_name(rc));
-            continue;
-        }
-        if (kmx_mdp_worker_send(worker, reply, len) != 0)
-            kmx_log_warn("reply could not be sent to the broker");
-        free(reply);
-    }
-}
-
-int main(int argc, char **argv) {
-    kmx_log_init(S_NAME);
-    s_config_t cfg;
-    int status = s_parse(argc, argv, &cfg);
-    if (status >= 0)
-        return status;
-    s_install_signals();
-    char host[64] = "localhost";
-    gethostname(host, sizeof host - 1);
-    host[sizeof host - 1] = '\0';
-    char identity[128];
-    snprintf(identity, sizeof identity, "ingest-%s-%d", host, (int)getpid());
-
-    status = 1;
-    void *ctx = zmq_ctx_new();
-    kmx_link_t *link = ctx ? kmx_link_new(ctx, cfg.storage) : NULL;
-    kmx_ingest_t *ingest = link ? kmx_ingest_new(link, identity) : NULL;
-    kmx_mdp_worker_t *worker =
-        ingest ? kmx_mdp_worker_new(ctx, cfg.broker, KMX_INGEST_SERVICE, identity) : NULL;
-    if (!worker) {
-        kmx_log_error("startup failed broker=%s storage=%s", cfg.broker, cfg.storage);
-        goto out;
-    }
-    kmx_log_info("serving service=%s worker=%s broker=%s storage=%s", KMX_INGEST_SERVICE, identity,
-                 cfg.broker, cfg.storage);
-    s_serve(worker, ingest);
-    kmx_log_info("stopping worker=%s", identity);
-    status = 0;
-out:
-    kmx_mdp_worker_destroy(&worker);
+static void s_destroy(void *self)
+{
+    kmx_ingest_t *ingest = self;
     kmx_ingest_destroy(&ingest);
-    kmx_link_destroy(&link);
-    if (ctx)
-        zmq_ctx_term(ctx);
-    return status;
+}
+
+int main(int argc, char **argv)
+{
+    static const kmx_worker_spec_t spec = {
+        .program = "kmx-ingest",
+        .service = KMX_INGEST_SERVICE,
+        .role = "ingest",
+        .summary = "Stateless worker of service kmx.ingest: validates records and stores them.",
+        .create = s_create,
+        .handle = s_handle,
+        .destroy = s_destroy,
+    };
+    return kmx_worker_main(argc, argv, &spec);
 }

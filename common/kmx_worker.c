@@ -1,0 +1,174 @@
+/*  kmx_worker - the shared main loop of kmx's stateless worker services.
+    Configuration comes from flags, then environment variables, then loopback defaults.  */
+#include "kmx_worker.h"
+#include "kmx_err.h"
+#include "kmx_log.h"
+#include "kmx_mdp.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define S_POLL_MS 1000 // how often the loop looks at the stop flag
+
+typedef struct {
+    const char *broker;    // broker endpoint to register with
+    const char *storage;   // storage endpoint to connect to
+    const char *log_level; // error, warn, info or debug; NULL keeps KMX_LOG_LEVEL
+} s_config_t;
+
+static volatile sig_atomic_t s_stop = 0;
+
+static void s_on_signal(int sig)
+{
+    (void)sig;
+    s_stop = 1;
+}
+
+static void s_usage(FILE *to, const kmx_worker_spec_t *spec)
+{
+    fprintf(to,
+            "usage: %s [options]\n"
+            "%s\n"
+            "  --broker ENDPOINT    broker to register with (KMX_BROKER, tcp://127.0.0.1:5555)\n"
+            "  --storage ENDPOINT   storage to connect to (KMX_STORAGE, tcp://127.0.0.1:5560)\n"
+            "  --log-level LEVEL    error, warn, info or debug (KMX_LOG_LEVEL, info)\n"
+            "  --help               show this help\n"
+            "  --version            show the version\n",
+            spec->program, spec->summary);
+}
+
+static const char *s_env(const char *name, const char *fallback)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : fallback;
+}
+
+// Reads "--flag value" or "--flag=value" at argv[*i]. Returns the value or NULL.
+static const char *s_flag(int argc, char **argv, int *i, const char *flag)
+{
+    size_t n = strlen(flag);
+    if (strncmp(argv[*i], flag, n) != 0)
+        return NULL;
+    if (argv[*i][n] == '=')
+        return argv[*i] + n + 1;
+    if (argv[*i][n] != '\0' || *i + 1 >= argc)
+        return NULL;
+    return argv[++*i];
+}
+
+// Fills cfg. Returns -1 to continue, or the exit status when the process should end now.
+static int s_parse(int argc, char **argv, const kmx_worker_spec_t *spec, s_config_t *cfg)
+{
+    cfg->broker = s_env("KMX_BROKER", "tcp://127.0.0.1:5555");
+    cfg->storage = s_env("KMX_STORAGE", "tcp://127.0.0.1:5560");
+    cfg->log_level = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            s_usage(stdout, spec);
+            return 0;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("%s %s\n", spec->program, KMX_VERSION);
+            return 0;
+        } else if ((v = s_flag(argc, argv, &i, "--broker")) != NULL) {
+            cfg->broker = v;
+        } else if ((v = s_flag(argc, argv, &i, "--storage")) != NULL) {
+            cfg->storage = v;
+        } else if ((v = s_flag(argc, argv, &i, "--log-level")) != NULL) {
+            cfg->log_level = v;
+        } else {
+            fprintf(stderr, "%s: unknown or incomplete option '%s'\n", spec->program, argv[i]);
+            s_usage(stderr, spec);
+            return 2;
+        }
+    }
+    if (cfg->log_level && kmx_log_set_level(cfg->log_level) != 0) {
+        fprintf(stderr, "%s: unknown log level '%s'\n", spec->program, cfg->log_level);
+        return 2;
+    }
+    return -1;
+}
+
+static void s_install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_signal;
+    sigemptyset(&sa.sa_mask);
+    // No SA_RESTART: a signal must interrupt the poll so the loop sees the flag at once.
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+// Serves requests until a signal asks to stop.
+static void s_serve(kmx_mdp_worker_t *worker, const kmx_worker_spec_t *spec, void *handler)
+{
+    while (!s_stop) {
+        zmq_msg_t body;
+        int rc = kmx_mdp_worker_recv(worker, S_POLL_MS, &body);
+        if (rc <= 0)
+            continue; // timeout, or interrupted: the loop condition decides
+        uint8_t *reply = NULL;
+        size_t len = 0;
+        rc = spec->handle(handler, zmq_msg_data(&body), zmq_msg_size(&body), &reply, &len);
+        zmq_msg_close(&body);
+        if (rc != 0) {
+            kmx_log_error("no reply could be built error=%s", kmx_err_name(rc));
+            continue;
+        }
+        if (kmx_mdp_worker_send(worker, reply, len) != 0)
+            kmx_log_warn("reply could not be sent to the broker");
+        free(reply);
+    }
+}
+
+void kmx_worker_name(const char *role, char *buf, size_t size)
+{
+    char host[64] = "localhost";
+    gethostname(host, sizeof host - 1);
+    host[sizeof host - 1] = '\0';
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    unsigned tag = (unsigned)(ts.tv_nsec ^ (ts.tv_sec << 8) ^ ((long)getpid() << 16)) & 0xffffu;
+    snprintf(buf, size, "%s-%s-%d-%04x", role, host, (int)getpid(), tag);
+}
+
+int kmx_worker_main(int argc, char **argv, const kmx_worker_spec_t *spec)
+{
+    kmx_log_init(spec->program);
+    s_config_t cfg;
+    int status = s_parse(argc, argv, spec, &cfg);
+    if (status >= 0)
+        return status;
+    s_install_signals();
+    char identity[128];
+    kmx_worker_name(spec->role, identity, sizeof identity);
+
+    status = 1;
+    void *ctx = zmq_ctx_new();
+    kmx_link_t *link = ctx ? kmx_link_new(ctx, cfg.storage) : NULL;
+    void *handler = link ? spec->create(link, identity) : NULL;
+    kmx_mdp_worker_t *worker =
+        handler ? kmx_mdp_worker_new(ctx, cfg.broker, spec->service, identity) : NULL;
+    if (!worker) {
+        kmx_log_error("startup failed broker=%s storage=%s", cfg.broker, cfg.storage);
+        goto out;
+    }
+    kmx_log_info("serving service=%s worker=%s broker=%s storage=%s", spec->service, identity,
+                 cfg.broker, cfg.storage);
+    s_serve(worker, spec, handler);
+    kmx_log_info("stopping worker=%s", identity);
+    status = 0;
+out:
+    kmx_mdp_worker_destroy(&worker);
+    spec->destroy(handler);
+    kmx_link_destroy(&link);
+    if (ctx)
+        zmq_ctx_term(ctx);
+    return status;
+}

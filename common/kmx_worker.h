@@ -1,0 +1,33 @@
+/*  kmx_worker - the process around a stateless MDP worker service (kmx-ingest, kmx-query):
+    flags and environment, signals, the storage link, registration with the broker, and
+    the request/reply loop. A service supplies only its handler object.  */
+#ifndef KMX_WORKER_H
+#define KMX_WORKER_H
+
+#include "kmx_link.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+// What a worker service plugs into the runner. The handler object is opaque here.
+typedef struct {
+    const char *program;     // binary name for usage and logs ("kmx-ingest")
+    const char *service;     // MDP service name ("kmx.ingest")
+    const char *role;        // first part of the worker name ("ingest")
+    const char *summary;     // one line for --help
+    void *(*create)(kmx_link_t *link, const char *worker);             // NULL on failure
+    int (*handle)(void *self, const void *body, size_t size, uint8_t **out, size_t *len);
+    void (*destroy)(void *self);                                       // accepts NULL
+} kmx_worker_spec_t;
+
+// Writes the worker's name "<role>-<host>-<pid>-<4 hex digits>" into buf. The random part
+// keeps names unique where replicas share a host name and a pid (containers on the host
+// network all run their service as the same pid under their own init).
+void kmx_worker_name(const char *role, char *buf, size_t size);
+
+// Runs a worker process: parses --broker, --storage, --log-level, --help, --version (with
+// KMX_BROKER, KMX_STORAGE, KMX_LOG_LEVEL), serves until SIGINT/SIGTERM. Returns the exit
+// status: 0 after a clean stop or --help, 1 when start-up failed, 2 for bad usage.
+int kmx_worker_main(int argc, char **argv, const kmx_worker_spec_t *spec);
+
+#endif
