@@ -34,6 +34,14 @@ enum {
     O_BY,
     O_TOP,
     O_KIND,
+    O_METRICS,
+    O_OTHER,
+    O_SHARE,
+    O_GROWTH,
+    O_SERIES,
+    O_LATEST,
+    O_LIMIT,
+    O_PAGE_TOKEN,
 };
 
 static const struct option s_filter_options[] = {
@@ -56,6 +64,15 @@ static const struct option s_filter_options[] = {
     {"by", required_argument, NULL, O_BY},
     {"top", required_argument, NULL, O_TOP},
     {"kind", required_argument, NULL, O_KIND},
+    {"metrics", required_argument, NULL, O_METRICS},
+    {"metric", required_argument, NULL, O_METRICS},
+    {"other", no_argument, NULL, O_OTHER},
+    {"share", no_argument, NULL, O_SHARE},
+    {"growth", required_argument, NULL, O_GROWTH},
+    {"time-series", no_argument, NULL, O_SERIES},
+    {"latest", no_argument, NULL, O_LATEST},
+    {"limit", required_argument, NULL, O_LIMIT},
+    {"page-token", required_argument, NULL, O_PAGE_TOKEN},
     {NULL, 0, NULL, 0}};
 
 typedef struct {
@@ -69,7 +86,15 @@ typedef struct {
     const char *granularity;  // --granularity
     kmx_cli_list_t by;        // --by fields as written
     unsigned top;             // --top
-    bool query;               // --by and --top are allowed
+    kmx_cli_list_t metrics;   // --metrics as written
+    bool other;               // --other
+    bool share;               // --share
+    Kmx__V1__Growth growth;   // --growth
+    bool series;              // --series
+    bool latest;              // --latest
+    unsigned limit;           // list --limit: one page of this many records
+    const char *page_token;   // list --page-token (hex)
+    bool query;               // --by, --top and the analysis options are allowed
     Kmx__V1__Filter filter;   // the filter built from the above
     Kmx__V1__Period range;    // the filter's period
 } s_args_t;
@@ -79,6 +104,58 @@ static void s_args_free(s_args_t *a)
     for (size_t i = 0; i < 8; i++)
         kmx_cli_list_free(&a->lists[i]);
     kmx_cli_list_free(&a->by);
+    kmx_cli_list_free(&a->metrics);
+}
+
+// Handles the options only query takes. Returns 1 if handled, 0 if unknown, -1 if bad.
+static int s_query_option(s_args_t *a, int opt, const char *arg)
+{
+    switch (opt) {
+    case O_METRICS:
+        return kmx_cli_list_add(&a->metrics, arg) < 0 ? -1 : 1;
+    case O_OTHER:
+        a->other = true;
+        return 1;
+    case O_SHARE:
+        a->share = true;
+        return 1;
+    case O_SERIES:
+        a->series = true;
+        return 1;
+    case O_LATEST:
+        a->latest = true;
+        return 1;
+    case O_GROWTH:
+        if (strcmp(arg, "yoy") == 0)
+            a->growth = KMX__V1__GROWTH__YOY;
+        else if (strcmp(arg, "pop") == 0 || strcmp(arg, "period") == 0)
+            a->growth = KMX__V1__GROWTH__PERIOD_OVER_PERIOD;
+        else {
+            kmx_cli_error("--growth wants yoy or pop (period over period), not \"%s\"", arg);
+            return -1;
+        }
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+// Handles the options only list takes. Returns 1 if handled, 0 if unknown, -1 if bad.
+static int s_list_option(s_args_t *a, int opt, const char *arg)
+{
+    unsigned long long v = 0;
+    if (opt == O_PAGE_TOKEN) {
+        a->page_token = arg;
+        return 1;
+    }
+    if (opt != O_LIMIT)
+        return 0;
+    if (kmx_cli_parse_u64(arg, 1000000, &v) < 0 || v == 0) {
+        kmx_cli_error("--limit wants a count from 1 to 1000000, not \"%s\"", arg);
+        return -1;
+    }
+    a->limit = (unsigned)v;
+    return 1;
 }
 
 // Handles one filter option. Returns 1 if handled, 0 if unknown, -1 on a bad value.
@@ -117,6 +194,10 @@ static int s_filter_option(s_args_t *a, int opt, const char *arg)
         a->top = (unsigned)v;
         return 1;
     default:
+        if (opt >= O_METRICS && opt <= O_LATEST)
+            return a->query ? s_query_option(a, opt, arg) : 0;
+        if (opt == O_LIMIT || opt == O_PAGE_TOKEN)
+            return a->query ? 0 : s_list_option(a, opt, arg);
         if (opt < O_MARKET || opt > O_SOURCE)
             return 0;
         return kmx_cli_list_add(&a->lists[opt - O_MARKET], arg) < 0 ? -1 : 1;
@@ -213,8 +294,9 @@ static int s_build_filter(s_args_t *a)
     a->filter.n_sources = a->lists[7].n, a->filter.sources = a->lists[7].items;
     if (a->granularity) {
         kmx_gran_t g;
-        if (strcmp(a->granularity, "any") != 0 && kmx_gran_parse(a->granularity, &g) < 0) {
-            kmx_cli_error("--granularity wants year, half, quarter, month, range or any, "
+        if (strcmp(a->granularity, "any") != 0 && strcmp(a->granularity, "auto") != 0 &&
+            kmx_gran_parse(a->granularity, &g) < 0) {
+            kmx_cli_error("--granularity wants auto, year, half, quarter, month, range or any, "
                           "not \"%s\"",
                           a->granularity);
             return KMX_ERR_INVAL;
@@ -268,10 +350,13 @@ static const char s_query_usage[] =
     "usage: kmx query exports|consumption [--period P | --from P --to P] [--market M ...]\n"
     "                 [--region R] [--category C] [--dimension D] [--item I] [--company X]\n"
     "                 [--artist X] [--unit U] [--source S] [--granularity G]\n"
-    "                 [--by FIELD[,FIELD]] [--top N] [--format table|json|csv]\n"
+    "                 [--by FIELD[,FIELD]] [--metrics sum,count,min,max,avg]\n"
+    "                 [--top N [--other]] [--share] [--growth yoy|pop] [--time-series]\n"
+    "                 [--latest] [--format table|json|csv]\n"
     "Sums matching values per group and unit. FIELD: market, region, period, year,\n"
-    "category, dimension, item, company, artist, source, unit. Lists may repeat the flag\n"
-    "or separate values with commas.\n";
+    "category, dimension, item, company, artist, source, unit. G: auto (default: a span\n"
+    "covered by a coarser one of the same group is left out), year, half, quarter, month,\n"
+    "range, any (add everything). Lists may repeat the flag or separate values with commas.\n";
 
 static const struct {
     const char *name;          // --by word
@@ -303,7 +388,9 @@ static int s_group_parse(const kmx_cli_list_t *by, Kmx__V1__GroupField *out)
         while (k < nfields && strcmp(by->items[i], s_group_fields[k].name) != 0)
             k++;
         if (k == nfields) {
-            kmx_cli_error("--by: unknown field \"%s\"", by->items[i]);
+            kmx_cli_error("--by: unknown field \"%s\" (market, region, period, year, category, "
+                          "dimension, item, company, artist, source, unit)",
+                          by->items[i]);
             return KMX_ERR_INVAL;
         }
         out[i] = s_group_fields[k].field;
@@ -311,89 +398,172 @@ static int s_group_parse(const kmx_cli_list_t *by, Kmx__V1__GroupField *out)
     return 0;
 }
 
-static void s_amount_text(int has, int64_t amount, char *buf, size_t size)
+// What one output column shows.
+typedef enum {
+    C_KEY, C_UNIT, C_PERIOD, C_SUM, C_COUNT, C_MIN, C_MAX, C_AVG, C_SHARE, C_PREV, C_GROWTH
+} s_col_kind_t;
+
+#define S_COLS_MAX (S_BY_MAX + 11)
+
+typedef struct {
+    const char *names[S_COLS_MAX]; // header of each column
+    s_col_kind_t kind[S_COLS_MAX]; // what it shows
+    size_t key[S_COLS_MAX];        // for C_KEY: index into the row's keys
+    size_t n;                      // columns in use
+} s_cols_t;
+
+static void s_col(s_cols_t *c, const char *name, s_col_kind_t kind, size_t key)
 {
-    buf[0] = '\0';
-    if (has && kmx_decimal_format(amount, buf, size) < 0)
-        buf[0] = '\0';
+    c->names[c->n] = name;
+    c->kind[c->n] = kind;
+    c->key[c->n++] = key;
 }
 
-// Fills the output cells of a row: the --by keys (except unit, which has its own
-// column), unit, sum, count, min, max. Returns the number of cells.
-static size_t s_row_cells(const s_args_t *a, const Kmx__V1__Row *row, const char **cells,
-                          char (*bufs)[48])
+static bool s_has_metric(const Kmx__V1__Metric *m, size_t n, Kmx__V1__Metric want)
 {
-    size_t n = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (m[i] == want)
+            return true;
+    }
+    return false;
+}
+
+// The columns: the --by keys (unit has its own column), unit, the latest period, the
+// metrics asked for (sum and count by default), share, previous and growth.
+static void s_columns(const s_args_t *a, const Kmx__V1__Metric *m, size_t nm, s_cols_t *c)
+{
+    c->n = 0;
     for (size_t i = 0; i < a->by.n; i++) {
         if (strcmp(a->by.items[i], "unit") != 0)
-            cells[n++] = i < row->n_keys ? row->keys[i] : NULL;
+            s_col(c, a->by.items[i], C_KEY, i);
     }
-    cells[n++] = row->unit;
-    cells[n++] = row->sum;
-    snprintf(bufs[0], 48, "%" PRIu64, row->count);
-    cells[n++] = bufs[0];
-    s_amount_text(row->has_min, row->min, bufs[1], 48);
-    cells[n++] = bufs[1];
-    s_amount_text(row->has_max, row->max, bufs[2], 48);
-    cells[n++] = bufs[2];
-    return n;
+    s_col(c, "unit", C_UNIT, 0);
+    if (a->latest)
+        s_col(c, "period", C_PERIOD, 0);
+    static const struct {
+        Kmx__V1__Metric metric; // --metrics word's wire value
+        const char *name;       // its column
+        s_col_kind_t kind;      // what it shows
+    } metrics[] = {{KMX__V1__METRIC__SUM, "sum", C_SUM},
+                   {KMX__V1__METRIC__COUNT, "count", C_COUNT},
+                   {KMX__V1__METRIC__MIN, "min", C_MIN},
+                   {KMX__V1__METRIC__MAX, "max", C_MAX},
+                   {KMX__V1__METRIC__AVG, "avg", C_AVG}};
+    for (size_t i = 0; i < 5; i++) {
+        bool dflt = nm == 0 && i < 2;
+        if (dflt || s_has_metric(m, nm, metrics[i].metric))
+            s_col(c, metrics[i].name, metrics[i].kind, 0);
+    }
+    if (a->share)
+        s_col(c, "share_pct", C_SHARE, 0);
+    if (a->growth) {
+        s_col(c, "previous", C_PREV, 0);
+        s_col(c, "growth_pct", C_GROWTH, 0);
+    }
 }
 
-static size_t s_row_header(const s_args_t *a, const char **names)
+static int s_metrics_parse(const kmx_cli_list_t *list, Kmx__V1__Metric *out)
 {
-    static const char *const tail[] = {"unit", "sum", "count", "min", "max"};
-    size_t n = 0;
-    for (size_t i = 0; i < a->by.n; i++) {
-        if (strcmp(a->by.items[i], "unit") != 0)
-            names[n++] = a->by.items[i];
+    static const char *const names[] = {"sum", "count", "min", "max", "avg"};
+    if (list->n > 5) {
+        kmx_cli_error("--metrics takes at most 5 names");
+        return KMX_ERR_INVAL;
     }
-    for (size_t i = 0; i < 5; i++)
-        names[n++] = tail[i];
-    return n;
+    for (size_t i = 0; i < list->n; i++) {
+        size_t k = 0;
+        while (k < 5 && strcmp(list->items[i], names[k]) != 0)
+            k++;
+        if (k == 5) {
+            kmx_cli_error("--metrics: unknown metric \"%s\" (sum, count, min, max, avg)",
+                          list->items[i]);
+            return KMX_ERR_INVAL;
+        }
+        out[i] = (Kmx__V1__Metric)(KMX__V1__METRIC__SUM + (int)k);
+    }
+    return 0;
 }
 
-static void s_print_rows_json(const s_args_t *a, const Kmx__V1__QueryResult *res)
+// Returns the text of one cell (NULL when absent); count and amounts go through buf.
+static const char *s_cell(const s_cols_t *c, size_t i, const Kmx__V1__Row *row, char *buf,
+                          size_t size)
 {
-    const char *names[S_BY_MAX + 5];
-    size_t ncols = s_row_header(a, names);
+    switch (c->kind[i]) {
+    case C_KEY:
+        return c->key[i] < row->n_keys ? row->keys[c->key[i]] : NULL;
+    case C_UNIT:
+        return row->unit;
+    case C_PERIOD:
+        return row->period;
+    case C_SUM:
+        return row->sum;
+    case C_COUNT:
+        snprintf(buf, size, "%" PRIu64, row->count);
+        return buf;
+    case C_MIN:
+    case C_MAX:
+        if (!(c->kind[i] == C_MIN ? row->has_min : row->has_max))
+            return NULL;
+        if (kmx_decimal_format(c->kind[i] == C_MIN ? row->min : row->max, buf, size) < 0)
+            return NULL;
+        return buf;
+    case C_AVG:
+        return row->avg;
+    case C_SHARE:
+        return row->share;
+    case C_PREV:
+        return row->previous;
+    default:
+        return row->growth;
+    }
+}
+
+static void s_print_rows_json(const s_cols_t *c, const Kmx__V1__QueryResult *res)
+{
     fputs("{\"rows\":[", stdout);
     for (size_t r = 0; r < res->n_rows; r++) {
-        const char *cells[S_BY_MAX + 5];
-        char bufs[3][48];
-        s_row_cells(a, res->rows[r], cells, bufs);
         fputs(r ? ",{" : "{", stdout);
-        for (size_t i = 0; i < ncols; i++) {
-            printf("%s\"%s\":", i ? "," : "", names[i]);
-            bool is_count = i == ncols - 3;
-            bool empty = !cells[i] || (i >= ncols - 2 && !*cells[i]);
-            if (is_count)
-                fputs(cells[i], stdout);
+        for (size_t i = 0; i < c->n; i++) {
+            char buf[48];
+            const char *cell = s_cell(c, i, res->rows[r], buf, sizeof buf);
+            printf("%s\"%s\":", i ? "," : "", c->names[i]);
+            if (c->kind[i] == C_COUNT)
+                fputs(cell, stdout);
             else
-                kmx_format_json_string(stdout, empty ? NULL : cells[i]);
+                kmx_format_json_string(stdout, cell);
         }
+        if (res->rows[r]->other)
+            fputs(",\"other\":true", stdout);
         fputc('}', stdout);
     }
-    printf("],\"matched\":%" PRIu64 "}\n", res->matched);
+    printf("],\"matched\":%" PRIu64, res->matched);
+    if (res->granularity) {
+        fputs(",\"granularity\":", stdout);
+        kmx_format_json_string(stdout, res->granularity);
+    }
+    if (res->has_dropped)
+        printf(",\"dropped\":%" PRIu64, res->dropped);
+    fputs("}\n", stdout);
 }
 
-static int s_print_rows_text(const kmx_cli_opts_t *opts, const s_args_t *a,
+static int s_print_rows_text(const kmx_cli_opts_t *opts, const s_cols_t *c,
                              const Kmx__V1__QueryResult *res)
 {
-    const char *names[S_BY_MAX + 5];
-    size_t ncols = s_row_header(a, names);
-    kmx_format_table_t *table = kmx_format_table_new(names, ncols);
+    kmx_format_table_t *table = kmx_format_table_new(c->names, c->n);
     if (!table)
         return KMX_ERR_NOMEM;
-    for (size_t i = ncols - 4; i < ncols; i++)
-        kmx_format_table_align_right(table, i);
+    for (size_t i = 0; i < c->n; i++) {
+        if (c->kind[i] >= C_SUM)
+            kmx_format_table_align_right(table, i);
+    }
     if (opts->format == KMX_FORMAT_CSV)
-        kmx_format_csv_row(stdout, names, ncols);
+        kmx_format_csv_row(stdout, c->names, c->n);
     for (size_t r = 0; r < res->n_rows; r++) {
-        const char *cells[S_BY_MAX + 5];
-        char bufs[3][48];
-        s_row_cells(a, res->rows[r], cells, bufs);
+        const char *cells[S_COLS_MAX];
+        char bufs[S_COLS_MAX][48];
+        for (size_t i = 0; i < c->n; i++)
+            cells[i] = s_cell(c, i, res->rows[r], bufs[i], sizeof bufs[i]);
         if (opts->format == KMX_FORMAT_CSV)
-            kmx_format_csv_row(stdout, cells, ncols);
+            kmx_format_csv_row(stdout, cells, c->n);
         else if (kmx_format_table_add(table, cells) < 0) {
             kmx_format_table_destroy(&table);
             return KMX_ERR_NOMEM;
@@ -401,10 +571,47 @@ static int s_print_rows_text(const kmx_cli_opts_t *opts, const s_args_t *a,
     }
     if (opts->format == KMX_FORMAT_TABLE) {
         kmx_format_table_print(table, stdout);
-        printf("(%zu rows, %" PRIu64 " records matched)\n", res->n_rows, res->matched);
+        printf("(%zu rows, %" PRIu64 " records", res->n_rows, res->matched);
+        if (res->has_dropped && res->dropped > 0)
+            printf("; %" PRIu64 " left out as covered by a coarser period", res->dropped);
+        printf(")\n");
     }
     kmx_format_table_destroy(&table);
     return 0;
+}
+
+// A series needs its period column: --time-series alone groups by period.
+static int s_query_prepare(s_args_t *a)
+{
+    if (!a->series)
+        return 0;
+    for (size_t i = 0; i < a->by.n; i++) {
+        if (strcmp(a->by.items[i], "period") == 0 || strcmp(a->by.items[i], "year") == 0)
+            return 0;
+    }
+    return kmx_cli_list_push(&a->by, "period");
+}
+
+static void s_query_request(const s_args_t *a, Kmx__V1__GroupField *group, Kmx__V1__Metric *m,
+                            Kmx__V1__QueryRequest *q)
+{
+    q->filter = (Kmx__V1__Filter *)&a->filter;
+    q->n_group_by = a->by.n;
+    q->group_by = group;
+    q->has_top = a->top > 0;
+    q->top = a->top;
+    q->n_metrics = a->metrics.n;
+    q->metrics = m;
+    q->has_other = a->other;
+    q->other = a->other;
+    q->has_share = a->share;
+    q->share = a->share;
+    q->has_growth = a->growth != KMX__V1__GROWTH__GROWTH_NONE;
+    q->growth = a->growth;
+    q->has_series = a->series;
+    q->series = a->series;
+    q->has_latest = a->latest;
+    q->latest = a->latest;
 }
 
 int kmx_cli_query(kmx_cli_opts_t *opts, int argc, char **argv)
@@ -413,26 +620,27 @@ int kmx_cli_query(kmx_cli_opts_t *opts, int argc, char **argv)
     memset(&a, 0, sizeof(a));
     a.query = true;
     Kmx__V1__GroupField group[S_BY_MAX];
+    Kmx__V1__Metric metrics[5];
     int rc = s_parse_args(opts, &a, argc, argv, s_query_usage, true);
-    if (rc < 0 && s_group_parse(&a.by, group) < 0)
+    if (rc < 0 && s_query_prepare(&a) < 0)
+        rc = KMX_EXIT_SERVER;
+    if (rc < 0 && (s_group_parse(&a.by, group) < 0 || s_metrics_parse(&a.metrics, metrics) < 0))
         rc = KMX_EXIT_INPUT;
     kmx_client_t *client = rc < 0 ? kmx_cli_connect(opts) : NULL;
     if (rc < 0 && !client)
         rc = KMX_EXIT_SERVER;
     if (rc < 0) {
         Kmx__V1__QueryRequest q = KMX__V1__QUERY_REQUEST__INIT;
-        q.filter = &a.filter;
-        q.n_group_by = a.by.n;
-        q.group_by = group;
-        q.has_top = a.top > 0;
-        q.top = a.top;
+        s_query_request(&a, group, metrics, &q);
+        s_cols_t cols;
+        s_columns(&a, metrics, a.metrics.n, &cols);
         Kmx__V1__Response *resp = NULL;
         rc = kmx_client_query(client, &q, &resp);
         if (rc < 0)
             rc = kmx_cli_call_failed(client, rc);
         else if (opts->format == KMX_FORMAT_JSON)
-            s_print_rows_json(&a, resp->query);
-        else if (s_print_rows_text(opts, &a, resp->query) < 0) {
+            s_print_rows_json(&cols, resp->query);
+        else if (s_print_rows_text(opts, &cols, resp->query) < 0) {
             kmx_cli_error("out of memory");
             rc = KMX_EXIT_SERVER;
         }
@@ -450,8 +658,11 @@ static const char s_list_usage[] =
     "usage: kmx list [exports|consumption] [--period P | --from P --to P] [--market M ...]\n"
     "                [--region R] [--category C] [--item I] [--company X] [--artist X]\n"
     "                [--unit U] [--source S] [--granularity G] [--format table|json|csv]\n"
-    "Prints every matching record: JSON Lines with --format json, CSV with a header row\n"
-    "(importable with kmx import) with --format csv. 'kmx dump' is the same command.\n";
+    "                [--limit N [--page-token T]]\n"
+    "Prints every matching record in key order: JSON Lines with --format json, CSV with a\n"
+    "header row (importable with kmx import) with --format csv. With --limit, prints one\n"
+    "page of N records and then 'next_page_token=T' on stderr (empty after the last page);\n"
+    "pass T back with --page-token for the next page. 'kmx dump' is the same command.\n";
 
 // Columns of the list table: a readable subset of the record columns.
 static const size_t s_list_table_cols[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15};
@@ -507,7 +718,39 @@ static int s_next_page(Kmx__V1__ScanRequest *scan, const Kmx__V1__ScanResult *re
     return 1;
 }
 
-// Walks every scan page. Returns 0 or an exit code.
+// Decodes a --page-token (hex) into scan. Returns 0 or KMX_ERR_INVAL (reported).
+static int s_token_decode(const char *hex, Kmx__V1__ScanRequest *scan)
+{
+    size_t n = strlen(hex);
+    if (n == 0)
+        return 0;
+    if (n % 2 != 0 || n > 4096 || strspn(hex, "0123456789abcdef") != n) {
+        kmx_cli_error("--page-token: not a token kmx list printed");
+        return KMX_ERR_INVAL;
+    }
+    scan->page_token.data = malloc(n / 2);
+    if (!scan->page_token.data)
+        return KMX_ERR_NOMEM;
+    for (size_t i = 0; i < n / 2; i++) {
+        unsigned v = 0;
+        sscanf(hex + 2 * i, "%2x", &v);
+        scan->page_token.data[i] = (uint8_t)v;
+    }
+    scan->page_token.len = n / 2;
+    scan->has_page_token = 1;
+    return 0;
+}
+
+static void s_token_print(const Kmx__V1__ScanRequest *scan, int more)
+{
+    fputs("next_page_token=", stderr);
+    for (size_t i = 0; more == 1 && i < scan->page_token.len; i++)
+        fprintf(stderr, "%02x", scan->page_token.data[i]);
+    fputc('\n', stderr);
+}
+
+// Walks the scan pages: every page, or with --limit exactly that many records. Returns 0
+// or an exit code.
 static int s_list_pages(kmx_cli_opts_t *opts, kmx_client_t *client, s_args_t *a,
                         kmx_format_table_t *table)
 {
@@ -516,8 +759,11 @@ static int s_list_pages(kmx_cli_opts_t *opts, kmx_client_t *client, s_args_t *a,
     scan.has_limit = 1;
     scan.limit = S_SCAN_PAGE;
     int more = 1;
-    int exit_code = 0;
-    while (more == 1 && exit_code == 0) {
+    int exit_code = a->page_token && s_token_decode(a->page_token, &scan) < 0 ? KMX_EXIT_INPUT : 0;
+    size_t left = a->limit;
+    while (more == 1 && exit_code == 0 && (a->limit == 0 || left > 0)) {
+        if (a->limit)
+            scan.limit = left < S_SCAN_PAGE ? (uint32_t)left : S_SCAN_PAGE;
         if (kmx_cli_stop) {
             kmx_cli_error("interrupted");
             exit_code = KMX_EXIT_INPUT;
@@ -531,6 +777,7 @@ static int s_list_pages(kmx_cli_opts_t *opts, kmx_client_t *client, s_args_t *a,
             const Kmx__V1__ScanResult *res = resp->scan;
             for (size_t i = 0; i < res->n_records && rc == 0; i++)
                 rc = s_list_record(opts, table, res->records[i]);
+            left -= left >= res->n_records ? res->n_records : left;
             more = rc < 0 ? KMX_EXIT_SERVER : s_next_page(&scan, res);
             exit_code = more > 1 ? more : 0;
         }
@@ -538,6 +785,8 @@ static int s_list_pages(kmx_cli_opts_t *opts, kmx_client_t *client, s_args_t *a,
             kmx__v1__response__free_unpacked(resp, NULL);
         fflush(stdout);
     }
+    if (exit_code == 0 && a->limit)
+        s_token_print(&scan, more);
     free(scan.page_token.data);
     return exit_code;
 }

@@ -36,7 +36,8 @@ typedef struct {
     int64_t min, max;        // extremes
     int has_latest;          // latest: a period was chosen
     kmx_period_t latest;     // latest: the chosen period
-    int has_base;            // growth: a base group with records exists
+    uint64_t cover;          // growth: signature of the kept spans (base: moved forward)
+    int has_base;            // growth: a base group with the same spans exists
     kmx_i128 base;           // growth: its sum
     int other;               // the "other" bucket
     int all_bases;           // other: every member had a base
@@ -369,7 +370,32 @@ static int s_overlaps(const kmx_period_t *a, const kmx_period_t *b) {
     return a->start <= b->end && b->start <= a->end;
 }
 
-static void s_take(s_group_t *g, const s_entry_t *e) {
+// Mixes one span into a group's coverage signature (order-independent: a sum of hashes).
+static uint64_t s_span_hash(const kmx_period_t *p) {
+    uint64_t x = ((uint64_t)p->start << 32 | p->end) + 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+// How far a base group's spans lie before the current spans they compare with.
+static int s_base_shift(const kmx_shape_t *self, const s_group_t *g) {
+    const kmx_shape_spec_t *spec = self->spec;
+    if (spec->growth == KMX__V1__GROWTH__YOY)
+        return 12;
+    if (!s_per_row(spec))
+        return (int)kmx_period_months(&spec->range);
+    kmx_period_t p;
+    if (self->period_at < spec->n_fields && kmx_period_parse(g->keys[self->period_at], &p) == 0)
+        return (int)kmx_period_months(&p);
+    return 12;
+}
+
+static void s_take(const kmx_shape_t *self, s_group_t *g, const s_entry_t *e) {
+    if (self->spec->growth) {
+        kmx_period_t p = g->role == S_BASE ? s_shift(e->period, s_base_shift(self, g)) : e->period;
+        g->cover += s_span_hash(&p);
+    }
     g->sum += e->sum;
     g->count += e->row->count;
     if (!e->row->has_min || !e->row->has_max) {
@@ -399,7 +425,7 @@ static void s_keep_run(kmx_shape_t *self, size_t from, size_t to) {
             if (g->role == S_CUR)
                 self->dropped += e->row->count;
         } else {
-            s_take(g, e);
+            s_take(self, g, e);
         }
     }
 }
@@ -413,7 +439,7 @@ static void s_keep_latest(kmx_shape_t *self, size_t from, size_t to) {
             (e->period.end == best->period.end && e->period.start > best->period.start))
             best = e;
     }
-    s_take(g, best);
+    s_take(self, g, best);
     g->has_latest = 1;
     g->latest = best->period;
 }
@@ -431,7 +457,8 @@ static void s_apply_rule(kmx_shape_t *self) {
             s_keep_run(self, i, j);
         else
             for (size_t k = i; k < j; k++)
-                s_take(&self->groups[self->members[i].group], &self->entries[self->members[k].entry]);
+                s_take(self, &self->groups[self->members[i].group],
+                       &self->entries[self->members[k].entry]);
         i = j;
     }
 }
@@ -564,7 +591,8 @@ static int s_find_bases(kmx_shape_t *self) {
         if (rc < 0)
             return rc;
         g = &self->groups[i];
-        if (rc == 0 && self->groups[at].count > 0) {
+        // Like with like: a 2024 total has no base in a 2023 first half alone.
+        if (rc == 0 && self->groups[at].count > 0 && self->groups[at].cover == g->cover) {
             g->has_base = 1;
             g->base = self->groups[at].sum;
         }
@@ -699,11 +727,14 @@ static int s_fold_other(kmx_shape_t *self, s_group_t **order, size_t *n, size_t 
     }
     size_t total = *n;
     s_group_t *bucket = NULL;
+    const char *unit = NULL;
     for (size_t i = 0; i < total; i++) {
-        if (i == 0 || strcmp(order[i]->unit, order[i - 1]->unit) != 0)
+        s_group_t *g = order[i]; // order[i] may be overwritten below: kept <= i
+        if (!unit || strcmp(g->unit, unit) != 0)
             rank = 0, bucket = NULL;
+        unit = g->unit;
         if (++rank <= self->spec->top) {
-            order[kept++] = order[i];
+            order[kept++] = g;
             continue;
         }
         if (!self->spec->other)
@@ -713,13 +744,12 @@ static int s_fold_other(kmx_shape_t *self, s_group_t **order, size_t *n, size_t 
                 return KMX_ERR_INTERNAL;
             bucket = &self->buckets[n_buckets++];
             bucket->other = 1;
-            bucket->unit = order[i]->unit;
+            bucket->unit = g->unit;
             bucket->minmax = 1;
             bucket->all_bases = 1;
-            memcpy(bucket->keys, order[i]->keys, sizeof bucket->keys);
+            memcpy(bucket->keys, g->keys, sizeof bucket->keys);
             order[kept++] = bucket;
         }
-        const s_group_t *g = order[i];
         bucket->min = bucket->count == 0 || g->min < bucket->min ? g->min : bucket->min;
         bucket->max = bucket->count == 0 || g->max > bucket->max ? g->max : bucket->max;
         bucket->minmax &= g->minmax;
