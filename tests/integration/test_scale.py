@@ -22,7 +22,8 @@ class Scale(unittest.TestCase):
         summary = self.c.kmx_json("import", kmxtest.SAMPLE, "--batch", "8")
         self.assertEqual(summary["stored"], len(rows))
         for _ in range(6):
-            got = query_sums(self.c.kmx_json("query", "exports", "--by", "market"), "market")
+            got = query_sums(self.c.kmx_json("query", "exports", "--by", "market",
+                                              "--granularity", "any"), "market")
             self.assertEqual(got, sums_by(rows, "export", lambda r: r["market"]))
 
         stats = self.c.kmx_json("stats")

@@ -1,0 +1,305 @@
+"""kmx query through the real binaries: the README's questions on the shipped sample data,
+random data sets and random queries compared with a brute-force reference computed here
+from the same records, bad queries, paging with a page token, read-after-ingest.
+"""
+import os
+import random
+import unittest
+from decimal import ROUND_HALF_UP, Decimal
+
+import kmxtest
+from kmxtest import Cluster, normalize_unit, sample_rows
+
+M = Decimal("1000000")
+
+
+def album(rows, market, period):
+    """The USD value of the customs album series for one market and period in the CSV."""
+    for r in rows:
+        if (r["kind"], r["market"], r["period"], r["category_or_dimension"]) == (
+                "export", market, period, "physical_album_customs") and r["unit"] == "USD_million":
+            return Decimal(r["value"]) * M
+    return None
+
+
+def pct(num, den):
+    return (num * 100 / den).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+class SampleQuestions(unittest.TestCase):
+    """The questions README asks of data/kmusic-facts.csv."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.c = Cluster().start()
+        cls.c.kmx_json("import", kmxtest.SAMPLE)
+        cls.rows = sample_rows()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.c.close()
+
+    def q(self, *args):
+        return self.c.kmx_json("query", *args)
+
+    def test_readme_commands_work(self):
+        self.q("exports", "--category", "physical_album_customs", "--granularity", "year",
+               "--by", "year,market")
+        self.q("exports", "--period", "2024", "--by", "market")
+        self.q("consumption", "--category", "main_music_service_share", "--period", "2024",
+               "--by", "item")
+
+    def test_album_exports_by_destination(self):
+        # Korea's 2024 album exports by destination: one row per market, exact values.
+        got = self.q("exports", "--category", "physical_album_customs", "--period", "2024",
+                     "--unit", "USD", "--by", "market")
+        sums = {r["market"]: Decimal(r["sum"]) for r in got["rows"]}
+        for market in ("JP", "CN", "US", "WORLD"):
+            self.assertEqual(sums[market], album(self.rows, market, "2024"), market)
+        # WORLD has a 2024 total and its own H1 and October: the total alone counts.
+        self.assertEqual(got["granularity"], "auto")
+        self.assertEqual(got["dropped"], 2)
+
+    def test_growth_year_over_year(self):
+        got = self.q("exports", "--category", "physical_album_customs", "--market", "WORLD",
+                     "--unit", "USD", "--by", "year", "--granularity", "year",
+                     "--growth", "yoy", "--from", "2023", "--to", "2025")
+        by_year = {r["year"]: r for r in got["rows"]}
+        for year in ("2024", "2025"):
+            cur, base = album(self.rows, "WORLD", year), album(self.rows, "WORLD", str(int(year) - 1))
+            self.assertEqual(Decimal(by_year[year]["previous"]), base)
+            self.assertEqual(Decimal(by_year[year]["growth_pct"]), pct(cur - base, base))
+        # 2022 has no single total (a preliminary and a revised release are two records):
+        # the base of 2023 is their sum, as stored; 2022 itself is outside the asked range.
+        self.assertIn("2023", by_year)
+
+    def test_missing_base_is_missing(self):
+        # JP's 2023 has only a first half: a 2024 total has no like-for-like base.
+        got = self.q("exports", "--category", "physical_album_customs", "--market", "JP",
+                     "--unit", "USD", "--period", "2024", "--by", "market", "--growth", "yoy")
+        row = got["rows"][0]
+        self.assertIsNone(row["previous"])
+        self.assertIsNone(row["growth_pct"])
+        # Its 2025 total against the 2024 total is a real growth.
+        got = self.q("exports", "--category", "physical_album_customs", "--market", "JP",
+                     "--unit", "USD", "--period", "2025", "--by", "market", "--growth", "yoy")
+        cur, base = album(self.rows, "JP", "2025"), album(self.rows, "JP", "2024")
+        self.assertEqual(Decimal(got["rows"][0]["growth_pct"]), pct(cur - base, base))
+
+    def test_top_markets_and_share(self):
+        got = self.q("exports", "--category", "physical_album_customs", "--period", "2024",
+                     "--unit", "USD", "--market", "JP,CN,US", "--by", "market", "--top", "2",
+                     "--other", "--share")
+        vals = {m: album(self.rows, m, "2024") for m in ("JP", "CN", "US")}
+        total = sum(vals.values())
+        ranked = sorted(vals, key=lambda m: -vals[m])
+        self.assertEqual([r["market"] for r in got["rows"]], ranked[:2] + ["(other)"])
+        self.assertTrue(got["rows"][2]["other"])
+        self.assertEqual(Decimal(got["rows"][2]["sum"]), vals[ranked[2]])
+        for r, m in zip(got["rows"], ranked):
+            self.assertEqual(Decimal(r["share_pct"]), pct(vals[m], total))
+
+    def test_time_series_has_empty_periods(self):
+        got = self.q("exports", "--category", "physical_album_customs", "--market", "CN",
+                     "--unit", "USD", "--granularity", "year", "--time-series",
+                     "--from", "2021", "--to", "2025")
+        self.assertEqual([r["period"] for r in got["rows"]],
+                         ["2021", "2022", "2023", "2024", "2025"])
+        empty = {r["period"]: r for r in got["rows"]}
+        self.assertIsNone(empty["2021"]["sum"])
+        self.assertEqual(empty["2021"]["count"], 0)
+        self.assertIsNone(empty["2023"]["sum"])  # CN has only a 2023 first half
+
+    def test_consumption_breakdown_and_latest(self):
+        got = self.q("consumption", "--dimension", "main_music_service_share", "--period",
+                     "2024", "--by", "item", "--share")
+        self.assertEqual(len(got["rows"]), 6)
+        total = sum(Decimal(r["sum"]) for r in got["rows"])
+        for r in got["rows"]:
+            self.assertEqual(Decimal(r["share_pct"]), pct(Decimal(r["sum"]), total))
+        latest = self.q("consumption", "--dimension", "main_music_service_share", "--by", "item",
+                        "--latest")
+        melon = [r for r in latest["rows"] if r["item"] == "Melon"][0]
+        self.assertEqual((melon["period"], Decimal(melon["sum"])), ("2024", Decimal("27.5")))
+
+    def test_metrics(self):
+        got = self.q("exports", "--category", "physical_album_customs", "--unit", "USD",
+                     "--market", "WORLD", "--granularity", "half", "--by", "market",
+                     "--metrics", "sum,count,min,max,avg")
+        vals = [album(self.rows, "WORLD", p) for p in ("2023-H1", "2024-H1", "2025-H1")]
+        row = got["rows"][0]
+        self.assertEqual(row["count"], 3)
+        self.assertEqual(Decimal(row["min"]), min(vals))
+        self.assertEqual(Decimal(row["max"]), max(vals))
+        self.assertEqual(Decimal(row["avg"]),
+                         (sum(vals) / 3).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP))
+
+    def test_bad_queries_are_named(self):
+        cases = [
+            (["exports", "--market", "Narnia"], "Narnia"),
+            (["exports", "--from", "2025", "--to", "2023"], "before"),
+            (["exports", "--by", "colour"], "colour"),
+            (["exports", "--granularity", "fortnight"], "fortnight"),
+            (["exports", "--by", "market", "--top", "3"], "conflicting units"),
+            (["exports", "--unit", "USD,percent_share", "--by", "market", "--share"],
+             "conflicting units"),
+            (["exports", "--by", "market", "--growth", "yoy"], "growth needs a period"),
+            (["exports", "--time-series", "--from", "2018", "--to", "2025"], "granularity"),
+        ]
+        for args, word in cases:
+            r = self.c.kmx("query", *args, check=False)
+            self.assertEqual(r.returncode, 1, (args, r.stderr))
+            self.assertIn(word, r.stderr, args)
+
+
+class Listing(unittest.TestCase):
+    def setUp(self):
+        self.c = Cluster().start()
+
+    def tearDown(self):
+        self.c.close()
+
+    def test_pages_walk_every_record_once_in_order(self):
+        self.c.kmx_json("import", kmxtest.SAMPLE)
+        every = self.c.kmx_lines("list")
+        seen, token = [], ""
+        for _ in range(100):
+            r = self.c.kmx("list", "--limit", "7", "--page-token", token, "--format", "json")
+            seen += [line for line in r.stdout.splitlines() if line.strip()]
+            token = r.stderr.strip().rpartition("next_page_token=")[2]
+            if not token:
+                break
+        self.assertEqual(len(seen), len(every))
+        import json
+        self.assertEqual([json.loads(x) for x in seen], every)
+        bad = self.c.kmx("list", "--limit", "7", "--page-token", "zz", check=False)
+        self.assertEqual(bad.returncode, 1)
+
+    def test_query_sees_an_acknowledged_ingest(self):
+        path = os.path.join(self.c.dir, "one.csv")
+        for i in range(5):
+            with open(path, "w") as f:
+                f.write("kind,period,market,category,item,value,unit,source\n"
+                        "export,2024-%02d,JP,album,a,%d,USD,t\n" % (i + 1, i + 1))
+            self.c.kmx_json("import", path)
+            # No wait: the import was acknowledged, so the next query sees it.
+            got = self.c.kmx_json("query", "exports", "--by", "market")
+            self.assertEqual(Decimal(got["rows"][0]["sum"]), sum(range(1, i + 2)))
+
+
+# ---- property test -------------------------------------------------------------------
+
+MARKETS = ["JP", "CN", "US", "GB", "FR"]
+CATS = ["album", "digital", "video"]
+ARTISTS = ["", "A", "B"]
+UNITS = ["USD", "KRW"]
+
+
+def spans(year):
+    yield "%d" % year, (year * 100 + 1, year * 100 + 12)
+    for h in (1, 2):
+        yield "%d-H%d" % (year, h), (year * 100 + 6 * h - 5, year * 100 + 6 * h)
+    for q in (1, 2, 3, 4):
+        yield "%d-Q%d" % (year, q), (year * 100 + 3 * q - 2, year * 100 + 3 * q)
+    for m in range(1, 13):
+        yield "%d-%02d" % (year, m), (year * 100 + m, year * 100 + m)
+
+
+PERIODS = [p for y in (2023, 2024) for p in spans(y)]
+
+
+def gran(span):
+    n = (span[1] // 100 * 12 + span[1] % 100) - (span[0] // 100 * 12 + span[0] % 100) + 1
+    return {1: "month", 3: "quarter", 6: "half", 12: "year"}[n], n
+
+
+def reference(records, flt, by, mode):
+    """Brute force: filter, group by (keys, unit), apply the granularity rule per group."""
+    groups = {}
+    for r in records:
+        if flt["markets"] and r["market"] not in flt["markets"]:
+            continue
+        if flt["cats"] and r["category"] not in flt["cats"]:
+            continue
+        if flt["artists"] and r["artist"] not in flt["artists"]:
+            continue
+        lo, hi = flt["range"]
+        if not (lo <= r["span"][0] and r["span"][1] <= hi):
+            continue
+        if mode not in ("auto", "any") and gran(r["span"])[0] != mode:
+            continue
+        key = tuple(r[f] if f != "year" else r["period"][:4] for f in by) + (r["unit"],)
+        groups.setdefault(key, []).append(r)
+    out = {}
+    for key, rs in groups.items():
+        if mode == "auto":
+            # Per distinct period (records of one period add up), coarsest first.
+            by_period = {}
+            for r in rs:
+                by_period.setdefault(r["span"], []).append(r)
+            kept = []
+            for span in sorted(by_period, key=lambda s: (-gran(s)[1], s[0])):
+                if all(span[1] < k[0] or k[1] < span[0] for k in kept):
+                    kept.append(span)
+            rs = [r for r in rs if r["span"] in kept]
+        out[key] = (sum(r["amount"] for r in rs), len(rs))
+    return out
+
+
+class Property(unittest.TestCase):
+    def setUp(self):
+        self.c = Cluster().start()
+
+    def tearDown(self):
+        self.c.close()
+
+    def test_random_queries_match_brute_force(self):
+        rnd = random.Random(int(os.environ.get("KMX_SEED", "20251123")))
+        records, keys = [], set()
+        while len(records) < 400:
+            period, span = rnd.choice(PERIODS)
+            r = {"market": rnd.choice(MARKETS), "category": rnd.choice(CATS),
+                 "artist": rnd.choice(ARTISTS), "unit": rnd.choice(UNITS), "period": period,
+                 "span": span, "item": "s%d" % rnd.randrange(3)}
+            k = (period, r["market"], r["category"], r["artist"], r["item"])
+            if k in keys:
+                continue
+            keys.add(k)
+            r["amount"] = Decimal(rnd.randrange(-500, 100000)) / 100
+            records.append(r)
+        path = os.path.join(self.c.dir, "prop.csv")
+        with open(path, "w") as f:
+            f.write("kind,period,market,category,item,artist,value,unit,source\n")
+            for r in records:
+                f.write("export,%s,%s,%s,%s,%s,%s,%s,prop\n" % (
+                    r["period"], r["market"], r["category"], r["item"], r["artist"],
+                    r["amount"], r["unit"]))
+        self.assertEqual(self.c.kmx_json("import", path)["stored"], len(records))
+
+        fields = ["market", "category", "artist", "year", "period"]
+        for n in range(40):
+            by = rnd.sample(fields, rnd.randrange(0, 3))
+            flt = {"markets": rnd.sample(MARKETS, rnd.randrange(0, 3)),
+                   "cats": rnd.sample(CATS, rnd.randrange(0, 2)),
+                   "artists": rnd.sample(ARTISTS[1:], rnd.randrange(0, 2)) if n % 3 == 0 else []}
+            lo = rnd.choice([(202301, 202412), (202401, 202412), (202301, 202306),
+                             (202304, 202409)])
+            flt["range"] = lo
+            mode = rnd.choice(["auto", "auto", "any", "year", "half", "quarter", "month"])
+            args = ["exports", "--from", "%d-%02d" % (lo[0] // 100, lo[0] % 100),
+                    "--to", "%d-%02d" % (lo[1] // 100, lo[1] % 100), "--granularity", mode]
+            for flag, key in (("--market", "markets"), ("--category", "cats"),
+                              ("--artist", "artists")):
+                if flt[key]:
+                    args += [flag, ",".join(flt[key])]
+            if by:
+                args += ["--by", ",".join(by)]
+            got = self.c.kmx_json("query", *args)
+            got = {tuple(r[f] for f in by) + (r["unit"],): (Decimal(r["sum"]), r["count"])
+                   for r in got["rows"]}
+            want = reference(records, flt, by, mode)
+            self.assertEqual(got, want, args)
+
+
+if __name__ == "__main__":
+    kmxtest.main()
