@@ -16,15 +16,15 @@
 #include <string.h>
 #include <time.h>
 
-#define S_MONTHS 120        // 2016-01 .. 2025-12
-#define S_MARKETS 200       // countries from the market table
-#define S_CATS 6            // export categories
-#define S_ARTISTS 800       // artists
-#define S_BATCH 5000        // records per store transaction when loading
-#define S_YEAR0 2016        // first year of data
+#define S_MONTHS 120  // 2016-01 .. 2025-12
+#define S_MARKETS 200 // countries from the market table
+#define S_CATS 6      // export categories
+#define S_ARTISTS 800 // artists
+#define S_BATCH 5000  // records per store transaction when loading
+#define S_YEAR0 2016  // first year of data
 
-static const char *const s_cats[S_CATS] = {"physical_album", "digital", "video",
-                                           "concert", "merchandise", "licensing"};
+static const char *const s_cats[S_CATS] = {"physical_album", "digital",     "video",
+                                           "concert",        "merchandise", "licensing"};
 
 typedef struct {
     char markets[S_MARKETS][3]; // market codes
@@ -77,8 +77,7 @@ static double s_now_us(void) {
 
 // ---- load -------------------------------------------------------------------------
 
-static void s_fill(const s_rec_t *r, Kmx__V1__Record *rec, Kmx__V1__Period *p,
-                   Kmx__V1__Value *v) {
+static void s_fill(const s_rec_t *r, Kmx__V1__Record *rec, Kmx__V1__Period *p, Kmx__V1__Value *v) {
     kmx__v1__record__init(rec);
     kmx__v1__period__init(p);
     kmx__v1__value__init(v);
@@ -151,10 +150,10 @@ static double s_pct(s_lat_t *l, double p) {
 }
 
 typedef struct {
-    const s_data_t *d;     // the data set
-    kmx_client_t *client;  // kmx through the broker
-    PGconn *pg;            // PostgreSQL
-    unsigned seed;         // picks keys and years
+    const s_data_t *d;    // the data set
+    kmx_client_t *client; // kmx through the broker
+    PGconn *pg;           // PostgreSQL
+    unsigned seed;        // picks keys and years
 } s_bench_t;
 
 static long s_rand(s_bench_t *b, long n) {
@@ -335,8 +334,8 @@ static int s_measure(s_bench_t *b, int q, int system, int tries, s_lat_t *l) {
 static void s_report(double res[Q_N][2][2]) {
     printf("\nread latency, 1,000,000 monthly export records (ms; kmx through broker -> "
            "kmx-query -> kmx-storage)\n");
-    printf("  %-28s %9s %9s %9s %9s  %s\n", "question", "kmx p50", "kmx p99", "PG p50",
-           "PG p99", "target");
+    printf("  %-28s %9s %9s %9s %9s  %s\n", "question", "kmx p50", "kmx p99", "PG p50", "PG p99",
+           "target");
     for (int q = 0; q < Q_N; q++) {
         char target[128];
         if (q == Q_GET)

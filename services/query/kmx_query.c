@@ -19,16 +19,16 @@
 #define S_WHY_MAX 512 // room for a validation message naming the fault
 
 typedef struct {
-    uint64_t requests; // requests answered
-    uint64_t errors;   // error replies sent
-    uint64_t gets;     // get requests
-    uint64_t scans;    // scan requests
-    uint64_t replays;  // replay requests
-    uint64_t queries;  // query requests
-    uint64_t pages;    // scan pages read from storage for queries
-    uint64_t matched;  // records matched by queries
+    uint64_t requests;   // requests answered
+    uint64_t errors;     // error replies sent
+    uint64_t gets;       // get requests
+    uint64_t scans;      // scan requests
+    uint64_t replays;    // replay requests
+    uint64_t queries;    // query requests
+    uint64_t pages;      // scan pages read from storage for queries
+    uint64_t matched;    // records matched by queries
     uint64_t aggregates; // aggregate requests sent to storage for queries
-    uint64_t walks;    // queries answered by walking records (min/max, or no aggregate)
+    uint64_t walks;      // queries answered by walking records (min/max, or no aggregate)
 } s_counters_t;
 
 struct kmx_query {
@@ -130,11 +130,16 @@ static int s_on_stats(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **
         char *name;
         uint64_t value;
     } values[] = {
-        {"requests", self->count.requests}, {"errors", self->count.errors},
-        {"gets", self->count.gets},         {"scans", self->count.scans},
-        {"replays", self->count.replays},   {"queries", self->count.queries},
-        {"pages", self->count.pages},       {"records_matched", self->count.matched},
-        {"aggregates", self->count.aggregates}, {"walks", self->count.walks},
+        {"requests", self->count.requests},
+        {"errors", self->count.errors},
+        {"gets", self->count.gets},
+        {"scans", self->count.scans},
+        {"replays", self->count.replays},
+        {"queries", self->count.queries},
+        {"pages", self->count.pages},
+        {"records_matched", self->count.matched},
+        {"aggregates", self->count.aggregates},
+        {"walks", self->count.walks},
     };
     enum { N = sizeof values / sizeof values[0] };
     Kmx__V1__Counter counters[N];
@@ -314,8 +319,9 @@ static int s_spec(const Kmx__V1__QueryRequest *q, const kmx_filter_t *filter,
     }
     for (size_t i = 0; i < q->n_group_by; i++) {
         if (kmx_agg_check_fields(&q->group_by[i], 1) != 0) {
-            snprintf(why, sz, "unknown group field %d (market, region, period, year, category, "
-                              "item, company, artist, source or unit)",
+            snprintf(why, sz,
+                     "unknown group field %d (market, region, period, year, category, "
+                     "item, company, artist, source or unit)",
                      (int)q->group_by[i]);
             return KMX_ERR_INVAL;
         }
@@ -335,7 +341,9 @@ static int s_spec(const Kmx__V1__QueryRequest *q, const kmx_filter_t *filter,
     spec->minmax = 1; // shown whenever the fine rows know them
     spec->has_range = kmx_filter_period(filter, &spec->range);
     int g = kmx_filter_granularity(filter, &spec->gran);
-    spec->gran_mode = g == 1 ? KMX_SHAPE_GRAN_ONE : g == 2 ? KMX_SHAPE_GRAN_ANY : KMX_SHAPE_GRAN_AUTO;
+    spec->gran_mode = g == 1   ? KMX_SHAPE_GRAN_ONE
+                      : g == 2 ? KMX_SHAPE_GRAN_ANY
+                               : KMX_SHAPE_GRAN_AUTO;
     spec->top = q->has_top ? q->top : 0;
     spec->other = q->has_other && q->other;
     spec->share = q->has_share && q->share;
@@ -347,14 +355,14 @@ static int s_spec(const Kmx__V1__QueryRequest *q, const kmx_filter_t *filter,
 
 // One query's state: what to fetch from storage and the fine rows it answered.
 typedef struct {
-    kmx_shape_spec_t spec;                              // what the caller asked for
+    kmx_shape_spec_t spec;                                // what the caller asked for
     Kmx__V1__GroupField fields[KMX_SHAPE_FIELDS_MAX + 1]; // fields fetched
-    size_t n_fields;                                    // entries in fields
-    Kmx__V1__Filter filter;                             // filter fetched (period widened)
-    Kmx__V1__Period period;                             // its period
-    int need_minmax;                                    // min or max asked: read records
-    Kmx__V1__Response *resp;                            // storage's answer, owned
-    kmx_agg_t *agg;                                     // the walk's answer, when walked
+    size_t n_fields;                                      // entries in fields
+    Kmx__V1__Filter filter;                               // filter fetched (period widened)
+    Kmx__V1__Period period;                               // its period
+    int need_minmax;                                      // min or max asked: read records
+    Kmx__V1__Response *resp;                              // storage's answer, owned
+    kmx_agg_t *agg;                                       // the walk's answer, when walked
 } s_ask_t;
 
 static void s_ask_fetch(s_ask_t *a, const kmx_filter_t *filter) {
@@ -405,8 +413,8 @@ static int s_ask_walk(kmx_query_t *self, const Kmx__V1__Request *req, s_ask_t *a
     if (!a->agg) {
         free(w);
         kmx_filter_destroy(&filter);
-        return s_error(self, req, rc ? rc : KMX_ERR_NOMEM, rc == KMX_ERR_INVAL ? why : "out of memory",
-                       out, len);
+        return s_error(self, req, rc ? rc : KMX_ERR_NOMEM,
+                       rc == KMX_ERR_INVAL ? why : "out of memory", out, len);
     }
     self->count.walks++;
     w->req = req;

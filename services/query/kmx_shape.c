@@ -11,10 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define S_TEXT 48           // decimal text of a 128-bit amount
-#define S_UNITS_MAX 1024    // distinct units one answer may hold
-#define S_CUR 0             // membership role: the asked period
-#define S_BASE 1            // membership role: the growth base
+#define S_TEXT 48        // decimal text of a 128-bit amount
+#define S_UNITS_MAX 1024 // distinct units one answer may hold
+#define S_CUR 0          // membership role: the asked period
+#define S_BASE 1         // membership role: the growth base
 static char s_other_key[] = "(other)";
 
 typedef struct {
@@ -24,23 +24,23 @@ typedef struct {
 } s_entry_t;
 
 typedef struct {
-    char *key;               // keys, unit and role, each NUL-terminated (owned)
-    size_t key_len;          // bytes in key
-    uint64_t hash;           // FNV-1a of key
+    char *key;                              // keys, unit and role, each NUL-terminated (owned)
+    size_t key_len;                         // bytes in key
+    uint64_t hash;                          // FNV-1a of key
     const char *keys[KMX_SHAPE_FIELDS_MAX]; // segments of key
-    const char *unit;        // segment of key
-    int role;                // S_CUR or S_BASE
-    kmx_i128 sum;            // exact sum of kept memberships
-    uint64_t count;          // records behind the sum
-    int minmax;              // every kept fine row had min and max
-    int64_t min, max;        // extremes
-    int has_latest;          // latest: a period was chosen
-    kmx_period_t latest;     // latest: the chosen period
-    uint64_t cover;          // growth: signature of the kept spans (base: moved forward)
-    int has_base;            // growth: a base group with the same spans exists
-    kmx_i128 base;           // growth: its sum
-    int other;               // the "other" bucket
-    int all_bases;           // other: every member had a base
+    const char *unit;                       // segment of key
+    int role;                               // S_CUR or S_BASE
+    kmx_i128 sum;                           // exact sum of kept memberships
+    uint64_t count;                         // records behind the sum
+    int minmax;                             // every kept fine row had min and max
+    int64_t min, max;                       // extremes
+    int has_latest;                         // latest: a period was chosen
+    kmx_period_t latest;                    // latest: the chosen period
+    uint64_t cover; // growth: signature of the kept spans (base: moved forward)
+    int has_base;   // growth: a base group with the same spans exists
+    kmx_i128 base;  // growth: its sum
+    int other;      // the "other" bucket
+    int all_bases;  // other: every member had a base
 } s_group_t;
 
 typedef struct {
@@ -52,10 +52,10 @@ typedef struct {
 } s_member_t;
 
 typedef struct {
-    Kmx__V1__Row row;                   // the wire row
-    char *keys[KMX_SHAPE_FIELDS_MAX];   // its keys
-    char sum[S_TEXT], avg[S_TEXT];      // texts the row points at
-    char share[S_TEXT], prev[S_TEXT];   // ...
+    Kmx__V1__Row row;                 // the wire row
+    char *keys[KMX_SHAPE_FIELDS_MAX]; // its keys
+    char sum[S_TEXT], avg[S_TEXT];    // texts the row points at
+    char share[S_TEXT], prev[S_TEXT]; // ...
     char growth[S_TEXT], period[KMX_PERIOD_TEXT_MAX];
 } s_out_t;
 
@@ -68,17 +68,17 @@ struct kmx_shape {
     size_t n_entries;             // entries in use
     s_member_t *members;          // (entry, group) pairs
     size_t n_members, cap_members;
-    s_group_t *groups;            // every group
+    s_group_t *groups; // every group
     size_t n_groups, cap_groups;
-    uint32_t *slots;              // hash table: group index + 1
-    size_t n_slots;               // a power of two
-    uint64_t matched;             // records in current groups
-    uint64_t dropped;             // records left out by the auto rule
-    s_group_t *buckets;           // "other" buckets, one per unit at most
-    s_out_t *out;                 // answer rows
-    Kmx__V1__Row **out_ptrs;      // pointers for QueryResult
-    size_t n_out;                 // rows in the answer
-    char gran_name[16];           // the rule applied
+    uint32_t *slots;         // hash table: group index + 1
+    size_t n_slots;          // a power of two
+    uint64_t matched;        // records in current groups
+    uint64_t dropped;        // records left out by the auto rule
+    s_group_t *buckets;      // "other" buckets, one per unit at most
+    s_out_t *out;            // answer rows
+    Kmx__V1__Row **out_ptrs; // pointers for QueryResult
+    size_t n_out;            // rows in the answer
+    char gran_name[16];      // the rule applied
 };
 
 void kmx_shape_spec_init(kmx_shape_spec_t *spec) {
@@ -127,16 +127,16 @@ int kmx_shape_check(const kmx_shape_spec_t *spec, char *why, size_t sz) {
         return KMX_ERR_INVAL;
     }
     if (spec->growth && !s_per_row(spec) && !spec->has_range) {
-        snprintf(why, sz, "growth needs a period (--period, --from/--to) or grouping by period "
-                          "or year");
+        snprintf(why, sz,
+                 "growth needs a period (--period, --from/--to) or grouping by period "
+                 "or year");
         return KMX_ERR_INVAL;
     }
     return 0;
 }
 
 int kmx_shape_needs_period(const kmx_shape_spec_t *spec) {
-    return spec->gran_mode == KMX_SHAPE_GRAN_AUTO || spec->growth || spec->series ||
-           spec->latest;
+    return spec->gran_mode == KMX_SHAPE_GRAN_AUTO || spec->growth || spec->series || spec->latest;
 }
 
 static kmx_period_t s_shift(kmx_period_t p, int months) {
@@ -481,8 +481,9 @@ static int s_series_gran(const kmx_shape_t *self, kmx_gran_t *out, char *why, si
                 *out = (kmx_gran_t)g, n++;
         }
         if (n > 1) {
-            snprintf(why, sz, "a time series by period needs one granularity, but the records "
-                              "come at several; choose one with --granularity");
+            snprintf(why, sz,
+                     "a time series by period needs one granularity, but the records "
+                     "come at several; choose one with --granularity");
             return KMX_ERR_INVAL;
         }
         if (n == 0)
@@ -521,8 +522,10 @@ static int s_pad_series(kmx_shape_t *self, char *why, size_t sz) {
     kmx_period_t span;
     if (rc != 0 || !s_series_range(self, &span))
         return rc;
-    uint32_t step = gran == KMX_GRAN_MONTH ? 1 : gran == KMX_GRAN_QUARTER ? 3
-                    : gran == KMX_GRAN_HALF  ? 6 : 12;
+    uint32_t step = gran == KMX_GRAN_MONTH     ? 1
+                    : gran == KMX_GRAN_QUARTER ? 3
+                    : gran == KMX_GRAN_HALF    ? 6
+                                               : 12;
     size_t n = self->n_groups;
     for (size_t gi = 0; gi < n && rc == 0; gi++) {
         if (self->groups[gi].role != S_CUR || self->groups[gi].count == 0)
@@ -556,8 +559,8 @@ static int s_pad_series(kmx_shape_t *self, char *why, size_t sz) {
 // ---- growth, share, top -------------------------------------------------------------
 
 // Writes the keys of g's growth base: the same keys with the period or year moved back.
-static void s_base_keys(const kmx_shape_t *self, const s_group_t *g, const char **keys,
-                        char *ptext, char *ytext) {
+static void s_base_keys(const kmx_shape_t *self, const s_group_t *g, const char **keys, char *ptext,
+                        char *ytext) {
     memcpy(keys, g->keys, sizeof g->keys);
     if (!s_per_row(self->spec))
         return;
@@ -840,8 +843,8 @@ static void s_count_matched(kmx_shape_t *self) {
     }
 }
 
-int kmx_shape_run(const kmx_shape_spec_t *spec, const Kmx__V1__QueryResult *fine,
-                  kmx_shape_t **out, char *why, size_t why_size) {
+int kmx_shape_run(const kmx_shape_spec_t *spec, const Kmx__V1__QueryResult *fine, kmx_shape_t **out,
+                  char *why, size_t why_size) {
     if (!spec || !fine || !out)
         return KMX_ERR_INVAL;
     *out = NULL;

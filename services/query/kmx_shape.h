@@ -12,8 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KMX_SHAPE_FIELDS_MAX 10     // group fields one query may name
-#define KMX_SHAPE_ROWS_MAX 100000   // rows one answer may hold (series padding included)
+#define KMX_SHAPE_FIELDS_MAX 10   // group fields one query may name
+#define KMX_SHAPE_ROWS_MAX 100000 // rows one answer may hold (series padding included)
 
 typedef enum {
     KMX_SHAPE_GRAN_AUTO = 0, // drop spans covered by a coarser span of the same group
@@ -62,8 +62,8 @@ int kmx_shape_fetch_range(const kmx_shape_spec_t *spec, kmx_period_t *out);
 // query the data cannot answer as asked (units in conflict, mixed granularities in a
 // series), KMX_ERR_TOO_BIG beyond KMX_SHAPE_ROWS_MAX rows, KMX_ERR_DECODE for a fine row
 // that does not parse, or KMX_ERR_NOMEM.
-int kmx_shape_run(const kmx_shape_spec_t *spec, const Kmx__V1__QueryResult *fine,
-                  kmx_shape_t **out, char *why, size_t why_size);
+int kmx_shape_run(const kmx_shape_spec_t *spec, const Kmx__V1__QueryResult *fine, kmx_shape_t **out,
+                  char *why, size_t why_size);
 void kmx_shape_destroy(kmx_shape_t **self_p);
 
 // Fills out (caller-allocated, KMX__V1__QUERY_RESULT__INIT) with the answer's rows. They
