@@ -13,15 +13,21 @@
 
 #define S_SUM_TEXT 48 // kmx_decimal_format128 needs at most 46 bytes
 
+// The composite key holds each field in turn, then the unit: texts NUL-terminated, a period
+// as 8 bytes (start, end big-endian), a year as 4 bytes. Texts never hold NUL, so the
+// encoding is prefix-free and equal keys mean equal groups. Periods and years are only
+// formatted for the result, never per entry.
 typedef struct {
-    char *key;                        // composite key: n_fields values and the unit, NUL-separated
-    size_t key_len;                   // bytes in key, the last NUL included
+    char *key;                        // composite key (above)
+    size_t key_len;                   // bytes in key
     kmx_i128 sum;                     // exact sum in ten-thousandths
     uint64_t count;                   // records in the group
     int64_t min, max;                 // range of single values, valid when has_minmax
     int has_minmax;                   // nonzero while every entry carried min and max
     char sum_text[S_SUM_TEXT];        // formatted sum for the result
-    char *keys[KMX_GROUP_FIELDS_MAX]; // pointers into key for the result row
+    char period_text[KMX_PERIOD_TEXT_MAX]; // formatted period for the result
+    char year_text[12];                    // formatted year for the result
+    char *keys[KMX_GROUP_FIELDS_MAX]; // pointers into key (or the texts) for the result row
 } s_group_t;
 
 struct kmx_group {
@@ -98,23 +104,36 @@ static const char *s_str(const char *s) {
     return s ? s : "";
 }
 
-// Values of one record: the group fields' texts, then the unit.
-typedef struct {
-    const char *vals[KMX_GROUP_FIELDS_MAX + 1]; // n_fields + 1 texts
-    char period[KMX_PERIOD_TEXT_MAX];           // formatted period
-    char year[16];                              // the period's start year
-} s_values_t;
+#define S_KEY_MAX 2048 // bytes in one composite key
 
-static const char *s_field_value(Kmx__V1__GroupField f, const Kmx__V1__Record *rec, s_values_t *v) {
+static void s_put_u32(char *p, uint32_t v) {
+    p[0] = (char)(v >> 24);
+    p[1] = (char)(v >> 16);
+    p[2] = (char)(v >> 8);
+    p[3] = (char)v;
+}
+
+static uint32_t s_get_u32(const char *p) {
+    const uint8_t *u = (const uint8_t *)p;
+    return (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 | u[3];
+}
+
+// Appends text and its NUL to key. Returns 0 or KMX_ERR_INVAL when it does not fit.
+static int s_put_text(char *key, size_t *len, const char *text) {
+    size_t n = strlen(text) + 1;
+    if (*len + n > S_KEY_MAX)
+        return KMX_ERR_INVAL;
+    memcpy(key + *len, text, n);
+    *len += n;
+    return 0;
+}
+
+static const char *s_text_value(Kmx__V1__GroupField f, const Kmx__V1__Record *rec) {
     switch (f) {
     case KMX__V1__GROUP_FIELD__BY_MARKET:
         return s_str(rec->market);
     case KMX__V1__GROUP_FIELD__BY_REGION:
         return kmx_market_region(s_str(rec->market));
-    case KMX__V1__GROUP_FIELD__BY_PERIOD:
-        return v->period;
-    case KMX__V1__GROUP_FIELD__BY_YEAR:
-        return v->year;
     case KMX__V1__GROUP_FIELD__BY_CATEGORY:
         return s_str(rec->category);
     case KMX__V1__GROUP_FIELD__BY_ITEM:
@@ -130,22 +149,43 @@ static const char *s_field_value(Kmx__V1__GroupField f, const Kmx__V1__Record *r
     }
 }
 
-static void s_values(const kmx_group_t *self, const Kmx__V1__Record *rec, s_values_t *v) {
-    kmx_period_t p = {rec->period->start, rec->period->end};
-    if (kmx_period_format(&p, v->period, sizeof v->period) != 0)
-        snprintf(v->period, sizeof v->period, "%u/%u", p.start, p.end);
-    snprintf(v->year, sizeof v->year, "%u", p.start / 100);
-    for (size_t i = 0; i < self->n_fields; i++)
-        v->vals[i] = s_field_value(self->fields[i], rec, v);
-    v->vals[self->n_fields] = s_str(rec->value->unit);
+// Builds rec's composite key into key (S_KEY_MAX bytes). Returns 0 or KMX_ERR_INVAL.
+static int s_build_key(const kmx_group_t *self, const Kmx__V1__Record *rec, char *key,
+                       size_t *len) {
+    *len = 0;
+    for (size_t i = 0; i < self->n_fields; i++) {
+        Kmx__V1__GroupField f = self->fields[i];
+        if (f == KMX__V1__GROUP_FIELD__BY_PERIOD || f == KMX__V1__GROUP_FIELD__BY_YEAR) {
+            if (*len + 8 > S_KEY_MAX)
+                return KMX_ERR_INVAL;
+            int period = f == KMX__V1__GROUP_FIELD__BY_PERIOD;
+            s_put_u32(key + *len, period ? rec->period->start : rec->period->start / 100);
+            if (period)
+                s_put_u32(key + *len + 4, rec->period->end);
+            *len += period ? 8 : 4;
+        } else if (s_put_text(key, len, s_text_value(f, rec)) != 0) {
+            return KMX_ERR_INVAL;
+        }
+    }
+    return s_put_text(key, len, s_str(rec->value->unit));
 }
 
-// FNV-1a over the composite key.
+// Hashes the composite key 8 bytes at a time (a multiply-xorshift mix per word); keys are
+// short, so this beats a byte-at-a-time hash on the hot path of every aggregate.
 static uint64_t s_hash(const char *key, size_t len) {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (uint8_t)key[i]) * 1099511628211ull;
-    return h;
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ len;
+    while (len >= 8) {
+        uint64_t w;
+        memcpy(&w, key, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+        key += 8;
+        len -= 8;
+    }
+    uint64_t w = 0;
+    memcpy(&w, key, len);
+    h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
+    return h ^ (h >> 29);
 }
 
 static int s_rehash(kmx_group_t *self) {
@@ -188,17 +228,8 @@ static int s_new_group(kmx_group_t *self, char *key, size_t len, size_t slot) {
     return 0;
 }
 
-// Finds or creates the group for v. *out points into self->groups until the next call.
-static int s_find(kmx_group_t *self, const s_values_t *v, s_group_t **out) {
-    char key[2048];
-    size_t len = 0;
-    for (size_t i = 0; i <= self->n_fields; i++) {
-        size_t n = strlen(v->vals[i]) + 1;
-        if (len + n > sizeof key)
-            return KMX_ERR_INVAL;
-        memcpy(key + len, v->vals[i], n);
-        len += n;
-    }
+// Finds or creates the group of key. *out points into self->groups until the next call.
+static int s_find(kmx_group_t *self, const char *key, size_t len, s_group_t **out) {
     size_t at = s_hash(key, len) & (self->n_slots - 1);
     for (; self->slots[at]; at = (at + 1) & (self->n_slots - 1)) {
         s_group_t *g = &self->groups[self->slots[at] - 1];
@@ -226,10 +257,12 @@ int kmx_group_add(kmx_group_t *self, const Kmx__V1__Record *rec, kmx_i128 sum, u
                   int has_minmax) {
     if (!self || !rec || !rec->period || !rec->value)
         return KMX_ERR_INVAL;
-    s_values_t v;
-    s_values(self, rec, &v);
+    char key[S_KEY_MAX];
+    size_t len = 0;
+    if (s_build_key(self, rec, key, &len) != 0)
+        return KMX_ERR_INVAL;
     s_group_t *g = NULL;
-    int err = s_find(self, &v, &g);
+    int err = s_find(self, key, len, &g);
     if (err != 0)
         return err;
     if (__builtin_add_overflow(g->sum, sum, &g->sum))
@@ -263,8 +296,20 @@ static void s_fill_row(kmx_group_t *self, s_group_t *g, Kmx__V1__Row *row) {
     *row = init;
     char *at = g->key;
     for (size_t i = 0; i < self->n_fields; i++) {
-        g->keys[i] = at;
-        at += strlen(at) + 1;
+        if (self->fields[i] == KMX__V1__GROUP_FIELD__BY_PERIOD) {
+            kmx_period_t p = {s_get_u32(at), s_get_u32(at + 4)};
+            if (kmx_period_format(&p, g->period_text, sizeof g->period_text) != 0)
+                snprintf(g->period_text, sizeof g->period_text, "%u/%u", p.start, p.end);
+            g->keys[i] = g->period_text;
+            at += 8;
+        } else if (self->fields[i] == KMX__V1__GROUP_FIELD__BY_YEAR) {
+            snprintf(g->year_text, sizeof g->year_text, "%u", s_get_u32(at));
+            g->keys[i] = g->year_text;
+            at += 4;
+        } else {
+            g->keys[i] = at;
+            at += strlen(at) + 1;
+        }
     }
     if (kmx_decimal_format128(g->sum, g->sum_text, sizeof g->sum_text) != 0)
         snprintf(g->sum_text, sizeof g->sum_text, "overflow");

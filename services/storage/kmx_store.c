@@ -1028,8 +1028,47 @@ int kmx_store_filter_is_rollup(const Kmx__V1__Filter *f) {
     return !f || (f->n_items == 0 && f->n_companies == 0 && f->n_artists == 0 && f->n_sources == 0);
 }
 
+// A filter made ready for roll-up entries: the period and granularity tests decided once
+// per aggregate instead of once per entry.
+typedef struct {
+    const Kmx__V1__Filter *f; // the filter (lists are tested per entry)
+    int has_period;           // the filter names a period
+    kmx_period_t outer;       // that period
+    int has_gran;             // the filter restricts granularity
+    kmx_gran_t want;          // the wanted granularity
+} s_rollup_filter_t;
+
+static void s_rollup_filter_init(const Kmx__V1__Filter *f, s_rollup_filter_t *rf) {
+    memset(rf, 0, sizeof *rf);
+    rf->f = f;
+    if (!f)
+        return;
+    rf->has_period = s_filter_period(f, &rf->outer);
+    rf->has_gran = s_filter_gran(f, &rf->want) > 0;
+}
+
+// kmx_store_filter_match for a decoded roll-up key.
+static int s_rollup_match(const s_rollup_filter_t *rf, const kmx_rkey_rollup_t *k) {
+    const Kmx__V1__Filter *f = rf->f;
+    if (!f)
+        return 1;
+    if (f->has_kind && f->kind != KMX__V1__KIND__KIND_UNSPECIFIED && k->kind != (uint8_t)f->kind)
+        return 0;
+    kmx_period_t inner = {k->start, k->end};
+    if (rf->has_period && !kmx_period_contains(&rf->outer, &inner))
+        return 0;
+    if (rf->has_gran && kmx_period_granularity(&inner) != rf->want)
+        return 0;
+    return s_in_list(f->markets, f->n_markets, k->market) &&
+           (f->n_regions == 0 || s_in_list(f->regions, f->n_regions, kmx_market_region(k->market))) &&
+           s_in_list(f->categories, f->n_categories, k->category) &&
+           s_in_list(f->items, f->n_items, NULL) && s_in_list(f->companies, f->n_companies, NULL) &&
+           s_in_list(f->artists, f->n_artists, NULL) && s_in_list(f->units, f->n_units, k->unit) &&
+           s_in_list(f->sources, f->n_sources, NULL);
+}
+
 // Adds one roll-up entry to group when the filter matches its dimensions.
-static int s_agg_rollup(const Kmx__V1__Filter *filter, const MDB_val *key, const MDB_val *val,
+static int s_agg_rollup(const s_rollup_filter_t *rf, const MDB_val *key, const MDB_val *val,
                         kmx_group_t *group) {
     kmx_rkey_rollup_t k;
     kmx_i128 sum = 0;
@@ -1039,6 +1078,8 @@ static int s_agg_rollup(const Kmx__V1__Filter *filter, const MDB_val *key, const
         kmx_log_warn("aggregate skipped a roll-up entry that does not decode");
         return 0;
     }
+    if (!s_rollup_match(rf, &k))
+        return 0;
     Kmx__V1__Record rec = KMX__V1__RECORD__INIT;
     Kmx__V1__Period period = KMX__V1__PERIOD__INIT;
     Kmx__V1__Value value = KMX__V1__VALUE__INIT;
@@ -1052,8 +1093,6 @@ static int s_agg_rollup(const Kmx__V1__Filter *filter, const MDB_val *key, const
     rec.market = k.market;
     rec.category = k.category;
     rec.value = &value;
-    if (!kmx_store_filter_match(filter, &rec))
-        return 0;
     return kmx_group_add(group, &rec, sum, count, 0);
 }
 
@@ -1079,12 +1118,14 @@ static int s_agg_walk(MDB_cursor *cur, const Kmx__V1__Filter *filter, int rollup
                       kmx_group_t *group) {
     s_range_t r;
     s_range_from(filter, &r);
+    s_rollup_filter_t rf;
+    s_rollup_filter_init(filter, &rf);
     kmx_store_scan_t q = {0};
     MDB_val key, val;
     int rc = s_scan_seek(cur, &q, &r, &key, &val);
     int err = 0;
     while (rc == 0 && err == 0 && s_range_holds(&r, &key)) {
-        err = rollups ? s_agg_rollup(filter, &key, &val, group) : s_agg_record(filter, &val, group);
+        err = rollups ? s_agg_rollup(&rf, &key, &val, group) : s_agg_record(filter, &val, group);
         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
     }
     if (err != 0)
