@@ -29,8 +29,33 @@ int kmx_derived_open(MDB_txn *txn, int create, kmx_derived_dbs_t *dbs) {
     return mdb_dbi_open(txn, KMX_DB_ROLLUPS, flags, &dbs->rollups);
 }
 
+int kmx_derived_entry(uint64_t seq, const MDB_val *rkey, uint8_t *buf, size_t size, size_t *len) {
+    if (size < KMX_DERIVED_ENTRY_SEQ || rkey->mv_size > size - KMX_DERIVED_ENTRY_SEQ)
+        return KMX_ERR_OVERFLOW;
+    for (int i = KMX_DERIVED_ENTRY_SEQ - 1; i >= 0; i--) {
+        buf[i] = (uint8_t)seq;
+        seq >>= 8;
+    }
+    memcpy(buf + KMX_DERIVED_ENTRY_SEQ, rkey->mv_data, rkey->mv_size);
+    *len = KMX_DERIVED_ENTRY_SEQ + rkey->mv_size;
+    return 0;
+}
+
+// Appends one entry: its sequence is above every entry already there, so MDB_APPENDDUP
+// skips the search among the duplicates. Falls back to a sorted put if LMDB disagrees.
+static int s_index_add(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *val) {
+    int rc = mdb_put(txn, dbi, key, val, MDB_APPENDDUP | MDB_NODUPDATA);
+    if (rc == MDB_KEYEXIST)
+        rc = mdb_put(txn, dbi, key, val, MDB_NODUPDATA);
+    return rc;
+}
+
 int kmx_derived_index(MDB_txn *txn, const kmx_derived_dbs_t *dbs, const MDB_val *rkey,
-                      const Kmx__V1__Record *rec, int add) {
+                      uint64_t seq, const Kmx__V1__Record *rec, int add) {
+    uint8_t entry[KMX_DERIVED_ENTRY_SEQ + KMX_RKEY_MAX];
+    size_t elen = 0;
+    if (kmx_derived_entry(seq, rkey, entry, sizeof entry, &elen) != 0)
+        return EINVAL;
     for (int i = 0; i < KMX_RKEY_IDX_COUNT; i++) {
         uint8_t kbuf[KMX_RKEY_MAX];
         size_t klen = 0;
@@ -39,8 +64,8 @@ int kmx_derived_index(MDB_txn *txn, const kmx_derived_dbs_t *dbs, const MDB_val 
             continue; // no company or artist: nothing to index
         if (err != 0)
             return EINVAL;
-        MDB_val key = {klen, kbuf}, val = *rkey;
-        int rc = add ? mdb_put(txn, dbs->idx[i], &key, &val, MDB_NODUPDATA)
+        MDB_val key = {klen, kbuf}, val = {elen, entry};
+        int rc = add ? s_index_add(txn, dbs->idx[i], &key, &val)
                      : mdb_del(txn, dbs->idx[i], &key, &val);
         // An entry already present (or already gone) is the state we want.
         if (rc != 0 && rc != MDB_KEYEXIST && rc != MDB_NOTFOUND)

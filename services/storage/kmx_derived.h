@@ -22,10 +22,20 @@ typedef struct {
 // be a write transaction). Returns 0 or an LMDB code (MDB_NOTFOUND when one is missing).
 int kmx_derived_open(MDB_txn *txn, int create, kmx_derived_dbs_t *dbs);
 
-// Adds (add != 0) or removes the index entries of rec, whose record key is rkey.
-// Returns 0 or an LMDB code (EINVAL when rec has no usable key).
+// Bytes in an index entry's sequence prefix.
+#define KMX_DERIVED_ENTRY_SEQ 8
+
+// Encodes the index entry (the duplicate stored under each index key) of the record with
+// key rkey whose last change has sequence seq: [seq u64 BE][record key]. Sequences only
+// grow, so new entries append at the end of their index key's duplicates. size must be
+// at least KMX_DERIVED_ENTRY_SEQ + rkey->mv_size. Returns 0 or KMX_ERR_OVERFLOW.
+int kmx_derived_entry(uint64_t seq, const MDB_val *rkey, uint8_t *buf, size_t size, size_t *len);
+
+// Adds (add != 0) or removes the index entries of rec, whose record key is rkey and whose
+// last change has sequence seq (an update removes the entries of the old seq and adds
+// those of the new). Returns 0 or an LMDB code (EINVAL when rec has no usable key).
 int kmx_derived_index(MDB_txn *txn, const kmx_derived_dbs_t *dbs, const MDB_val *rkey,
-                      const Kmx__V1__Record *rec, int add);
+                      uint64_t seq, const Kmx__V1__Record *rec, int add);
 
 // Adds rec's value to its roll-up (sign > 0) or takes it out (sign < 0); an entry whose
 // count reaches zero is deleted. Returns 0 or an LMDB code (EINVAL when rec has no

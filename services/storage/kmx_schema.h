@@ -11,8 +11,9 @@
 // Bookkeeping: the keys below.
 #define KMX_DB_META "meta"
 
-// Secondary indexes (MDB_DUPSORT): index key (kmx_rkey_index) -> record keys, one
-// duplicate per record. The order matches kmx_rkey_index_t.
+// Secondary indexes (MDB_DUPSORT): index key (kmx_rkey_index) -> one duplicate per record,
+// [seq of the record's last change: u64 BE][record key] (kmx_derived_entry), so entries
+// append in sequence order. The order matches kmx_rkey_index_t.
 #define KMX_DB_IDX_MARKET "idx_market"
 #define KMX_DB_IDX_PERIOD "idx_period"
 #define KMX_DB_IDX_CATEGORY "idx_category"
@@ -30,8 +31,9 @@
 // Meta key -> newest committed sequence number as 8 bytes big-endian.
 #define KMX_META_LAST_SEQ "last_seq"
 
-// Version history: 1 = records, events, meta; 2 = adds the five indexes and roll-ups.
-#define KMX_SCHEMA_VERSION 2u // the layout this build reads and writes
+// Version history: 1 = records, events, meta; 2 = adds the five indexes and roll-ups;
+// 3 = index entries lead with the sequence of the record's last change.
+#define KMX_SCHEMA_VERSION 3u // the layout this build reads and writes
 #define KMX_SCHEMA_MAX_DBS 10 // named databases the environment may hold
 
 #endif

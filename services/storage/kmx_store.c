@@ -461,14 +461,17 @@ static int s_read_old(s_batch_t *b, MDB_val *key, Kmx__V1__StoredRecord **old) {
     return 0;
 }
 
-// Updates indexes and roll-ups for one change: old (may be NULL) is replaced by rec (may
-// be NULL for a delete). Index entries depend on key fields only, so an update keeps them.
+// Updates indexes and roll-ups for one change: old (may be NULL, last changed at old_seq)
+// is replaced by rec (may be NULL for a delete), whose change takes b->seq. Index entries
+// carry the sequence of the record's last change, so an update moves them to the new one.
 static int s_write_derived(s_batch_t *b, MDB_val *key, const Kmx__V1__Record *old,
-                           const Kmx__V1__Record *rec) {
+                           uint64_t old_seq, const Kmx__V1__Record *rec) {
     const kmx_derived_dbs_t *d = &b->store->derived;
     int rc = 0;
-    if (!old || !rec)
-        rc = kmx_derived_index(b->txn, d, key, old ? old : rec, rec != NULL);
+    if (old)
+        rc = kmx_derived_index(b->txn, d, key, old_seq, old, 0);
+    if (rc == 0 && rec)
+        rc = kmx_derived_index(b->txn, d, key, b->seq, rec, 1);
     if (rc == 0 && old)
         rc = kmx_derived_rollup(b->txn, d, old, -1);
     if (rc == 0 && rec)
@@ -496,7 +499,7 @@ static int s_put_one(s_batch_t *b, Kmx__V1__Record *rec, kmx_put_outcome_t *outc
     b->seq++;
     err = s_write_record(b, &key, rec);
     if (err == 0)
-        err = s_write_derived(b, &key, old ? old->record : NULL, rec);
+        err = s_write_derived(b, &key, old ? old->record : NULL, old ? old->seq : 0, rec);
     if (err == 0)
         err = s_write_event(b, KMX__V1__EVENT_TYPE__UPSERT, topic, rec,
                             old ? old->record->value : NULL);
@@ -528,7 +531,7 @@ static int s_delete_one(s_batch_t *b, Kmx__V1__Record *rec, kmx_put_outcome_t *o
     if (rc != 0)
         err = s_batch_fail(b, rc, "delete record");
     if (err == 0)
-        err = s_write_derived(b, &key, old->record, NULL);
+        err = s_write_derived(b, &key, old->record, old->seq, NULL);
     if (err == 0)
         err = s_write_event(b, KMX__V1__EVENT_TYPE__DELETE, topic, old->record, old->record->value);
     kmx__v1__stored_record__free_unpacked(old, NULL);

@@ -67,7 +67,12 @@ static int s_add_part(s_check_t *c, const Kmx__V1__Record *rec) {
 }
 
 // Checks that every index entry rec implies is present.
-static int s_check_indexes(s_check_t *c, const MDB_val *rkey, const Kmx__V1__Record *rec) {
+static int s_check_indexes(s_check_t *c, const MDB_val *rkey, uint64_t seq,
+                           const Kmx__V1__Record *rec) {
+    uint8_t entry[KMX_DERIVED_ENTRY_SEQ + KMX_RKEY_MAX];
+    size_t elen = 0;
+    if (kmx_derived_entry(seq, rkey, entry, sizeof entry, &elen) != 0)
+        return KMX_ERR_INTERNAL;
     for (int i = 0; i < KMX_RKEY_IDX_COUNT; i++) {
         uint8_t kbuf[KMX_RKEY_MAX];
         size_t klen = 0;
@@ -76,7 +81,7 @@ static int s_check_indexes(s_check_t *c, const MDB_val *rkey, const Kmx__V1__Rec
             continue;
         MDB_cursor *cur = NULL;
         int rc = err == 0 ? mdb_cursor_open(c->txn, c->store->derived.idx[i], &cur) : EINVAL;
-        MDB_val key = {klen, kbuf}, val = *rkey;
+        MDB_val key = {klen, kbuf}, val = {elen, entry};
         if (rc == 0)
             rc = mdb_cursor_get(cur, &key, &val, MDB_GET_BOTH);
         if (cur)
@@ -103,7 +108,7 @@ static int s_check_record(s_check_t *c, const MDB_val *key, const MDB_val *val) 
             kmx__v1__stored_record__free_unpacked(sr, NULL);
         return 0;
     }
-    int err = s_check_indexes(c, key, sr->record);
+    int err = s_check_indexes(c, key, sr->seq, sr->record);
     if (err == 0)
         err = s_add_part(c, sr->record);
     kmx__v1__stored_record__free_unpacked(sr, NULL);

@@ -49,6 +49,7 @@ typedef struct {
     Kmx__V1__Period period; // the record's period
     Kmx__V1__Value value;   // amount and unit while present
     int present;            // nonzero when the key holds a record
+    uint64_t seq;           // sequence of its last change while present
 } s_slot_t;
 
 typedef struct {
@@ -184,6 +185,7 @@ static void s_model_apply(s_fixture_t *f, const kmx_store_op_t *op, const s_op_r
     }
     assert_int_equal(o->outcome, KMX__V1__RECORD_RESULT__OUTCOME__STORED);
     assert_int_equal(o->seq, ++f->seq);
+    s->seq = o->seq;
 }
 
 static void s_run_ops(s_fixture_t *f, size_t total) {
@@ -208,7 +210,7 @@ static void s_run_ops(s_fixture_t *f, size_t total) {
 typedef struct {
     uint8_t k[KMX_RKEY_MAX]; // key bytes
     size_t klen;             // bytes in k
-    uint8_t v[KMX_RKEY_MAX]; // value bytes
+    uint8_t v[KMX_DERIVED_ENTRY_SEQ + KMX_RKEY_MAX]; // value bytes (an index entry at most)
     size_t vlen;             // bytes in v
 } s_pair_t;
 
@@ -243,7 +245,7 @@ static s_pair_t *s_read_db(MDB_txn *txn, const char *name, unsigned flags, size_
         assert_true(k.mv_size <= KMX_RKEY_MAX);
         memcpy(pairs[i].k, k.mv_data, k.mv_size);
         pairs[i].klen = k.mv_size;
-        pairs[i].vlen = v.mv_size <= KMX_RKEY_MAX ? v.mv_size : KMX_RKEY_MAX;
+        pairs[i].vlen = v.mv_size <= sizeof pairs[i].v ? v.mv_size : sizeof pairs[i].v;
         memcpy(pairs[i].v, v.mv_data, pairs[i].vlen);
         i++;
     }
@@ -266,7 +268,11 @@ static void s_expect_index(s_fixture_t *f, kmx_rkey_index_t idx, MDB_txn *txn) {
         if (err == KMX_ERR_NOT_FOUND)
             continue;
         assert_int_equal(err, 0);
-        assert_int_equal(kmx_rkey_record(&s->rec, p->v, sizeof p->v, &p->vlen), 0);
+        uint8_t rkey[KMX_RKEY_MAX];
+        size_t rlen = 0;
+        assert_int_equal(kmx_rkey_record(&s->rec, rkey, sizeof rkey, &rlen), 0);
+        MDB_val rk = {rlen, rkey};
+        assert_int_equal(kmx_derived_entry(s->seq, &rk, p->v, sizeof p->v, &p->vlen), 0);
         n_want++;
     }
     qsort(want, n_want, sizeof *want, s_pair_cmp);
@@ -302,7 +308,7 @@ static void s_expect_records(s_fixture_t *f, MDB_txn *txn) {
         assert_non_null(sr);
         assert_int_equal(sr->record->value->amount, s->value.amount);
         assert_string_equal(sr->record->value->unit, s->value.unit);
-        assert_true(sr->seq <= f->seq);
+        assert_int_equal(sr->seq, s->seq);
         kmx__v1__stored_record__free_unpacked(sr, NULL);
     }
     assert_int_equal(n_have, n_want);
