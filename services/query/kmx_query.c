@@ -313,44 +313,12 @@ static int s_walk_error(kmx_query_t *self, s_walk_t *w, int rc, uint8_t **out, s
 static int s_spec(const Kmx__V1__QueryRequest *q, const kmx_filter_t *filter,
                   kmx_shape_spec_t *spec, int *need_minmax, char *why, size_t sz) {
     kmx_shape_spec_init(spec);
-    if (q->n_group_by > KMX_SHAPE_FIELDS_MAX) {
-        snprintf(why, sz, "at most %d group fields, not %zu", KMX_SHAPE_FIELDS_MAX, q->n_group_by);
-        return KMX_ERR_INVAL;
-    }
-    for (size_t i = 0; i < q->n_group_by; i++) {
-        if (kmx_agg_check_fields(&q->group_by[i], 1) != 0) {
-            snprintf(why, sz,
-                     "unknown group field %d (market, region, period, year, category, "
-                     "item, company, artist, source or unit)",
-                     (int)q->group_by[i]);
-            return KMX_ERR_INVAL;
-        }
-        spec->fields[i] = q->group_by[i];
-    }
-    spec->n_fields = q->n_group_by;
-    *need_minmax = 0;
-    for (size_t i = 0; i < q->n_metrics; i++) {
-        Kmx__V1__Metric m = q->metrics[i];
-        if (m < KMX__V1__METRIC__SUM || m > KMX__V1__METRIC__AVG) {
-            snprintf(why, sz, "unknown metric %d (sum, count, min, max or avg)", (int)m);
-            return KMX_ERR_INVAL;
-        }
-        *need_minmax |= m == KMX__V1__METRIC__MIN || m == KMX__V1__METRIC__MAX;
-        spec->avg |= m == KMX__V1__METRIC__AVG;
-    }
-    spec->minmax = 1; // shown whenever the fine rows know them
     spec->has_range = kmx_filter_period(filter, &spec->range);
     int g = kmx_filter_granularity(filter, &spec->gran);
     spec->gran_mode = g == 1   ? KMX_SHAPE_GRAN_ONE
                       : g == 2 ? KMX_SHAPE_GRAN_ANY
                                : KMX_SHAPE_GRAN_AUTO;
-    spec->top = q->has_top ? q->top : 0;
-    spec->other = q->has_other && q->other;
-    spec->share = q->has_share && q->share;
-    spec->growth = q->has_growth ? q->growth : KMX__V1__GROWTH__GROWTH_NONE;
-    spec->series = q->has_series && q->series;
-    spec->latest = q->has_latest && q->latest;
-    return kmx_shape_check(spec, why, sz);
+    return kmx_shape_spec_query(spec, q, need_minmax, why, sz);
 }
 
 // One query's state: what to fetch from storage and the fine rows it answered.
@@ -366,13 +334,7 @@ typedef struct {
 } s_ask_t;
 
 static void s_ask_fetch(s_ask_t *a, const kmx_filter_t *filter) {
-    memcpy(a->fields, a->spec.fields, a->spec.n_fields * sizeof *a->fields);
-    a->n_fields = a->spec.n_fields;
-    int has_period = 0;
-    for (size_t i = 0; i < a->n_fields; i++)
-        has_period |= a->fields[i] == KMX__V1__GROUP_FIELD__BY_PERIOD;
-    if (!has_period && kmx_shape_needs_period(&a->spec))
-        a->fields[a->n_fields++] = KMX__V1__GROUP_FIELD__BY_PERIOD;
+    a->n_fields = kmx_shape_fetch_fields(&a->spec, a->fields);
     a->filter = *kmx_filter_wire(filter); // shallow: only the period may be replaced
     kmx_period_t r;
     if (kmx_shape_fetch_range(&a->spec, &r)) {
@@ -469,6 +431,40 @@ static int s_reply_shape(kmx_query_t *self, const Kmx__V1__Request *req, s_ask_t
     return rc;
 }
 
+// Asks storage to shape the answer itself (kmx_storage_query): the query with its checked,
+// canonical filter, so only the answer's rows cross the wire. Returns 1 with the reply
+// packed into out (rc in *rc), 0 when storage declined (UNSUPPORTED: min or max over
+// roll-ups, or a storage that does not shape), or a negative link error.
+static int s_ask_shaped(kmx_query_t *self, const Kmx__V1__Request *req, const kmx_filter_t *filter,
+                        uint8_t **out, size_t *len, int *rc) {
+    Kmx__V1__Filter wire = *kmx_filter_wire(filter); // shallow: granularity may be replaced
+    kmx_gran_t gran;
+    if (kmx_filter_granularity(filter, &gran) == 2)
+        wire.granularity = "any";
+    Kmx__V1__QueryRequest q = *req->query; // shallow: only the filter is replaced
+    q.filter = &wire;
+    Kmx__V1__Request fwd = KMX__V1__REQUEST__INIT;
+    fwd.request_id = req->request_id;
+    fwd.body_case = KMX__V1__REQUEST__BODY_QUERY;
+    fwd.query = &q;
+    Kmx__V1__Response *resp = NULL;
+    int err = kmx_link_call(self->link, &fwd, self->timeout_ms, &resp);
+    if (err != 0)
+        return err;
+    int declined = resp->result_case == KMX__V1__RESPONSE__RESULT_ERROR && resp->error &&
+                   resp->error->code == KMX__V1__ERROR_CODE__UNSUPPORTED;
+    if (!declined && resp->result_case == KMX__V1__RESPONSE__RESULT_QUERY) {
+        self->count.matched += resp->query->matched;
+        *rc = s_relay(self, req, resp, out, len);
+    } else if (!declined && resp->result_case == KMX__V1__RESPONSE__RESULT_ERROR) {
+        *rc = s_relay(self, req, resp, out, len);
+    } else if (!declined) {
+        *rc = s_error(self, req, KMX_ERR_INTERNAL, "storage sent an unexpected reply", out, len);
+    }
+    kmx__v1__response__free_unpacked(resp, NULL);
+    return !declined;
+}
+
 // Answers from storage's aggregate when it can, else from a walk over the records.
 static int s_answer(kmx_query_t *self, const Kmx__V1__Request *req, s_ask_t *a, uint8_t **out,
                     size_t *len) {
@@ -509,8 +505,13 @@ static int s_on_query(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **
     else if ((rc = s_spec(req->query, filter, &a->spec, &a->need_minmax, why, sizeof why)) != 0)
         rc = s_error(self, req, rc, why, out, len);
     else {
-        s_ask_fetch(a, filter);
-        rc = s_answer(self, req, a, out, len);
+        int done = s_ask_shaped(self, req, filter, out, len, &rc);
+        if (done < 0)
+            rc = s_link_error(self, req, done, out, len);
+        else if (done == 0) {
+            s_ask_fetch(a, filter);
+            rc = s_answer(self, req, a, out, len);
+        }
     }
     if (a && a->resp)
         kmx__v1__response__free_unpacked(a->resp, NULL);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define S_TEXT 48        // decimal text of a 128-bit amount
 #define S_UNITS_MAX 1024 // distinct units one answer may hold
@@ -84,6 +85,77 @@ struct kmx_shape {
 void kmx_shape_spec_init(kmx_shape_spec_t *spec) {
     memset(spec, 0, sizeof *spec);
     spec->gran_mode = KMX_SHAPE_GRAN_AUTO;
+}
+
+int kmx_shape_spec_filter(kmx_shape_spec_t *spec, const Kmx__V1__Filter *filter) {
+    spec->has_range = 0;
+    spec->gran_mode = KMX_SHAPE_GRAN_AUTO;
+    if (!filter)
+        return 0;
+    const Kmx__V1__Period *p = filter->period;
+    if (p && (p->has_start || p->has_end)) {
+        spec->has_range = 1;
+        spec->range.start = p->has_start ? p->start : p->end;
+        spec->range.end = p->has_end ? p->end : p->start;
+    }
+    const char *g = filter->granularity;
+    if (!g || g[0] == '\0' || strcasecmp(g, "auto") == 0)
+        return 0;
+    if (strcasecmp(g, "any") == 0) {
+        spec->gran_mode = KMX_SHAPE_GRAN_ANY;
+        return 0;
+    }
+    spec->gran_mode = KMX_SHAPE_GRAN_ONE;
+    return kmx_gran_parse(g, &spec->gran) == 0 ? 0 : KMX_ERR_INVAL;
+}
+
+int kmx_shape_spec_query(kmx_shape_spec_t *spec, const Kmx__V1__QueryRequest *q, int *need_minmax,
+                         char *why, size_t sz) {
+    if (q->n_group_by > KMX_SHAPE_FIELDS_MAX) {
+        snprintf(why, sz, "at most %d group fields, not %zu", KMX_SHAPE_FIELDS_MAX, q->n_group_by);
+        return KMX_ERR_INVAL;
+    }
+    for (size_t i = 0; i < q->n_group_by; i++) {
+        if (q->group_by[i] < KMX__V1__GROUP_FIELD__BY_MARKET ||
+            q->group_by[i] > KMX__V1__GROUP_FIELD__BY_UNIT) {
+            snprintf(why, sz,
+                     "unknown group field %d (market, region, period, year, category, "
+                     "item, company, artist, source or unit)",
+                     (int)q->group_by[i]);
+            return KMX_ERR_INVAL;
+        }
+        spec->fields[i] = q->group_by[i];
+    }
+    spec->n_fields = q->n_group_by;
+    *need_minmax = 0;
+    for (size_t i = 0; i < q->n_metrics; i++) {
+        Kmx__V1__Metric m = q->metrics[i];
+        if (m < KMX__V1__METRIC__SUM || m > KMX__V1__METRIC__AVG) {
+            snprintf(why, sz, "unknown metric %d (sum, count, min, max or avg)", (int)m);
+            return KMX_ERR_INVAL;
+        }
+        *need_minmax |= m == KMX__V1__METRIC__MIN || m == KMX__V1__METRIC__MAX;
+        spec->avg |= m == KMX__V1__METRIC__AVG;
+    }
+    spec->minmax = 1; // shown whenever the fine rows know them
+    spec->top = q->has_top ? q->top : 0;
+    spec->other = q->has_other && q->other;
+    spec->share = q->has_share && q->share;
+    spec->growth = q->has_growth ? q->growth : KMX__V1__GROWTH__GROWTH_NONE;
+    spec->series = q->has_series && q->series;
+    spec->latest = q->has_latest && q->latest;
+    return kmx_shape_check(spec, why, sz);
+}
+
+size_t kmx_shape_fetch_fields(const kmx_shape_spec_t *spec, Kmx__V1__GroupField *fields) {
+    memcpy(fields, spec->fields, spec->n_fields * sizeof *fields);
+    size_t n = spec->n_fields;
+    int has_period = 0;
+    for (size_t i = 0; i < n; i++)
+        has_period |= fields[i] == KMX__V1__GROUP_FIELD__BY_PERIOD;
+    if (!has_period && kmx_shape_needs_period(spec))
+        fields[n++] = KMX__V1__GROUP_FIELD__BY_PERIOD;
+    return n;
 }
 
 static size_t s_field_at(const kmx_shape_spec_t *spec, Kmx__V1__GroupField f) {

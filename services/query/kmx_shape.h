@@ -43,6 +43,22 @@ typedef struct kmx_shape kmx_shape_t;
 
 void kmx_shape_spec_init(kmx_shape_spec_t *spec);
 
+// Sets spec's range and granularity from a canonical wire filter (as kmx_filter_wire
+// gives it): its period, and granularity NULL/"auto" -> AUTO, "any" -> ANY, else ONE.
+// Returns 0 or KMX_ERR_INVAL for a granularity that does not parse.
+int kmx_shape_spec_filter(kmx_shape_spec_t *spec, const Kmx__V1__Filter *filter);
+
+// Fills the rest of spec (range and granularity already set) from q's group fields,
+// metrics and options, then checks it as kmx_shape_check does. *need_minmax is set when
+// min or max is asked. Returns 0 or KMX_ERR_INVAL with a sentence in why.
+int kmx_shape_spec_query(kmx_shape_spec_t *spec, const Kmx__V1__QueryRequest *q, int *need_minmax,
+                         char *why, size_t why_size);
+
+// Writes the fields to fetch fine rows by: spec's fields, plus BY_PERIOD when
+// kmx_shape_needs_period says so and it is not among them. fields holds
+// KMX_SHAPE_FIELDS_MAX + 1 entries. Returns how many were written.
+size_t kmx_shape_fetch_fields(const kmx_shape_spec_t *spec, Kmx__V1__GroupField *fields);
+
 // Checks the combination of options (series needs a period or year field and no top,
 // growth without a period or year field needs a range, ...). Returns 0 or KMX_ERR_INVAL
 // with a sentence in why.

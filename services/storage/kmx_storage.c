@@ -3,6 +3,7 @@
     put and delete in them in one transaction (group commit), answers all of them, and only
     then publishes the committed events, so nothing uncommitted is ever announced.  */
 #include "kmx_storage.h"
+#include "kmx_answer.h"
 
 #include "kmx_err.h"
 #include "kmx_group.h"
@@ -348,6 +349,12 @@ static int s_on_delete(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_
 
 // ---- aggregate -----------------------------------------------------------------------
 
+// A whole query, shaped here so only the answer's rows leave storage (kmx_answer).
+static int s_on_query(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t *len) {
+    self->count.aggregates++;
+    return kmx_answer_query(self->store, item->req, out, len);
+}
+
 static int s_on_aggregate(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t *len) {
     self->count.aggregates++;
     const Kmx__V1__AggregateRequest *ar = item->req->aggregate;
@@ -577,6 +584,7 @@ static const struct {
     {KMX__V1__REQUEST__BODY_STATS, s_on_stats},
     {KMX__V1__REQUEST__BODY_DELETE, s_on_delete},
     {KMX__V1__REQUEST__BODY_AGGREGATE, s_on_aggregate},
+    {KMX__V1__REQUEST__BODY_QUERY, s_on_query},
 };
 
 // Builds the packed reply to one drained request.

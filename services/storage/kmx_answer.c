@@ -1,0 +1,129 @@
+/*  kmx_answer - a query answered where the data lives. The fine rows (one per group and
+    period, thousands for a year of monthly data) stay in this process: packing them,
+    sending them and unpacking them in kmx-query cost more than computing them.  */
+#include "kmx_answer.h"
+
+#include "kmx_err.h"
+#include "kmx_group.h"
+#include "kmx_msg.h"
+#include "kmx_shape.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#define S_WHY_MAX 512 // room for a message naming the fault
+
+// One answer's state.
+typedef struct {
+    kmx_shape_spec_t spec;                                // what the caller asked for
+    int need_minmax;                                      // min or max asked
+    Kmx__V1__GroupField fields[KMX_SHAPE_FIELDS_MAX + 1]; // fields of the fine rows
+    size_t n_fields;                                      // entries in fields
+    Kmx__V1__Filter filter;                               // filter read (period widened)
+    Kmx__V1__Period period;                               // its period
+    char why[S_WHY_MAX];                                  // the fault, for INVAL
+} s_answer_t;
+
+// Fills a from the request. Returns 0, KMX_ERR_INVAL (why set) or KMX_ERR_UNSUPPORTED.
+static int s_prepare(s_answer_t *a, const Kmx__V1__QueryRequest *q) {
+    kmx_shape_spec_init(&a->spec);
+    if (kmx_shape_spec_filter(&a->spec, q->filter) != 0) {
+        snprintf(a->why, sizeof a->why, "unknown granularity in filter");
+        return KMX_ERR_INVAL;
+    }
+    int err = kmx_shape_spec_query(&a->spec, q, &a->need_minmax, a->why, sizeof a->why);
+    if (err != 0)
+        return err;
+    a->n_fields = kmx_shape_fetch_fields(&a->spec, a->fields);
+    if (kmx_group_check_fields(a->fields, a->n_fields) != 0) {
+        snprintf(a->why, sizeof a->why, "unknown or too many group fields");
+        return KMX_ERR_INVAL;
+    }
+    kmx__v1__filter__init(&a->filter);
+    if (q->filter)
+        a->filter = *q->filter; // shallow: period and granularity may be replaced
+    if (a->spec.gran_mode != KMX_SHAPE_GRAN_ONE)
+        a->filter.granularity = NULL; // "auto" and "any" read every granularity
+    kmx_period_t r;
+    if (kmx_shape_fetch_range(&a->spec, &r)) {
+        kmx__v1__period__init(&a->period);
+        a->period.has_start = a->period.has_end = 1;
+        a->period.start = r.start;
+        a->period.end = r.end;
+        a->filter.period = &a->period;
+    }
+    int rollup = kmx_group_fields_rollup(a->fields, a->n_fields) &&
+                 kmx_store_filter_is_rollup(&a->filter);
+    return a->need_minmax && rollup ? KMX_ERR_UNSUPPORTED : 0;
+}
+
+static int s_pack_error(const Kmx__V1__Request *req, int err, const char *msg, uint8_t **out,
+                        size_t *len) {
+    return kmx_msg_pack_error(req->request_id, err, msg, out, len);
+}
+
+// Shapes fine into the answer and packs it.
+static int s_pack_shaped(const Kmx__V1__Request *req, s_answer_t *a,
+                         const Kmx__V1__QueryResult *fine, const kmx_store_agg_info_t *info,
+                         uint8_t **out, size_t *len) {
+    kmx_shape_t *shape = NULL;
+    int err = kmx_shape_run(&a->spec, fine, &shape, a->why, sizeof a->why);
+    if (err == KMX_ERR_DECODE)
+        return s_pack_error(req, KMX_ERR_INTERNAL, "storage made rows that do not parse", out,
+                            len);
+    if (err == KMX_ERR_TOO_BIG)
+        return s_pack_error(req, err, "the answer has too many rows; group by less", out, len);
+    if (err != 0)
+        return s_pack_error(req, err, err == KMX_ERR_INVAL ? a->why : "out of memory", out, len);
+    Kmx__V1__QueryResult result = KMX__V1__QUERY_RESULT__INIT;
+    kmx_shape_result(shape, &result);
+    result.has_last_seq = result.has_from_rollups = 1;
+    result.last_seq = info->last_seq;
+    result.from_rollups = info->from_rollups != 0;
+    Kmx__V1__Response resp = KMX__V1__RESPONSE__INIT;
+    resp.request_id = req->request_id;
+    resp.result_case = KMX__V1__RESPONSE__RESULT_QUERY;
+    resp.query = &result;
+    err = kmx_msg_pack_response(&resp, out, len);
+    kmx_shape_destroy(&shape);
+    return err;
+}
+
+static int s_answer(kmx_store_t *store, const Kmx__V1__Request *req, s_answer_t *a, uint8_t **out,
+                    size_t *len) {
+    int err = s_prepare(a, req->query);
+    if (err == KMX_ERR_UNSUPPORTED)
+        return s_pack_error(req, err, "min and max need the records; walk them", out, len);
+    if (err != 0)
+        return s_pack_error(req, err, a->why, out, len);
+    kmx_group_t *group = kmx_group_new(a->fields, a->n_fields);
+    if (!group)
+        return s_pack_error(req, KMX_ERR_NOMEM, "out of memory", out, len);
+    kmx_store_agg_info_t info = {0, 0};
+    int rollup = kmx_group_fields_rollup(a->fields, a->n_fields);
+    err = kmx_store_aggregate(store, &a->filter, group, rollup, &info);
+    Kmx__V1__QueryResult fine = KMX__V1__QUERY_RESULT__INIT;
+    if (err == 0)
+        err = kmx_group_result(group, &fine);
+    if (err == KMX_ERR_INVAL)
+        err = s_pack_error(req, err, "invalid filter", out, len);
+    else if (err == KMX_ERR_TOO_BIG)
+        err = s_pack_error(req, err, "too many groups; narrow the filter", out, len);
+    else if (err != 0)
+        err = s_pack_error(req, err, kmx_strerror(err), out, len);
+    else
+        err = s_pack_shaped(req, a, &fine, &info, out, len);
+    kmx_group_destroy(&group);
+    return err;
+}
+
+int kmx_answer_query(kmx_store_t *store, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
+    if (!store || !req || !req->query || !out || !len)
+        return KMX_ERR_INVAL;
+    s_answer_t *a = calloc(1, sizeof *a);
+    if (!a)
+        return s_pack_error(req, KMX_ERR_NOMEM, "out of memory", out, len);
+    int err = s_answer(store, req, a, out, len);
+    free(a);
+    return err;
+}
