@@ -381,14 +381,22 @@ static int s_batch_fail(s_batch_t *b, int rc, const char *what) {
     return kmx_store_mdb_err(rc, what);
 }
 
-static int s_write_record(s_batch_t *b, MDB_val *key, Kmx__V1__Record *rec) {
+// Stores rec under key as the change with sequence b->seq. With MDB_NOOVERWRITE a key
+// already present is left alone: MDB_KEYEXIST is returned, *old_val then points at the
+// stored value, and nothing was written. Returns 0, MDB_KEYEXIST or a kmx code.
+static int s_write_record(s_batch_t *b, MDB_val *key, Kmx__V1__Record *rec, unsigned flags,
+                          MDB_val *old_val) {
     Kmx__V1__StoredRecord stored = KMX__V1__STORED_RECORD__INIT;
     stored.record = rec;
     stored.has_seq = stored.has_updated_ms = 1;
     stored.seq = b->seq;
     stored.updated_ms = b->now_ms;
     MDB_val val = {kmx__v1__stored_record__get_packed_size(&stored), NULL};
-    int rc = mdb_put(b->txn, b->store->records, key, &val, MDB_RESERVE);
+    int rc = mdb_put(b->txn, b->store->records, key, &val, flags | MDB_RESERVE);
+    if (rc == MDB_KEYEXIST && (flags & MDB_NOOVERWRITE)) {
+        *old_val = val;
+        return MDB_KEYEXIST;
+    }
     if (rc != 0)
         return s_batch_fail(b, rc, "put record");
     kmx__v1__stored_record__pack(&stored, val.mv_data);
@@ -440,17 +448,10 @@ static int s_write_event(s_batch_t *b, Kmx__V1__EventType type, const char *topi
     return s_keep_event(b, topic, data, len);
 }
 
-// Reads the stored version of key, if any. *old is NULL when absent. A stored value that
-// does not decode fails the batch: its derived entries could not be taken out exactly.
-static int s_read_old(s_batch_t *b, MDB_val *key, Kmx__V1__StoredRecord **old) {
-    MDB_val val;
-    *old = NULL;
-    int rc = mdb_get(b->txn, b->store->records, key, &val);
-    if (rc == MDB_NOTFOUND)
-        return 0;
-    if (rc != 0)
-        return s_batch_fail(b, rc, "get record");
-    *old = kmx__v1__stored_record__unpack(NULL, val.mv_size, val.mv_data);
+// Decodes a stored value. A value that does not decode fails the batch: its derived
+// entries could not be taken out exactly.
+static int s_decode_old(const MDB_val *val, Kmx__V1__StoredRecord **old) {
+    *old = kmx__v1__stored_record__unpack(NULL, val->mv_size, val->mv_data);
     if (!*old || !(*old)->record || !(*old)->record->value) {
         kmx_log_error("stored record does not decode; run kmx-storage check");
         if (*old)
@@ -459,6 +460,18 @@ static int s_read_old(s_batch_t *b, MDB_val *key, Kmx__V1__StoredRecord **old) {
         return KMX_ERR_DECODE;
     }
     return 0;
+}
+
+// Reads the stored version of key, if any. *old is NULL when absent.
+static int s_read_old(s_batch_t *b, MDB_val *key, Kmx__V1__StoredRecord **old) {
+    MDB_val val;
+    *old = NULL;
+    int rc = mdb_get(b->txn, b->store->records, key, &val);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return s_batch_fail(b, rc, "get record");
+    return s_decode_old(&val, old);
 }
 
 // Updates indexes and roll-ups for one change: old (may be NULL, last changed at old_seq)
@@ -479,6 +492,34 @@ static int s_write_derived(s_batch_t *b, MDB_val *key, const Kmx__V1__Record *ol
     return rc == 0 ? 0 : s_batch_fail(b, rc, "update indexes and roll-ups");
 }
 
+// Replaces the stored old with rec, unless they hold the same content.
+static int s_update_one(s_batch_t *b, MDB_val *key, const char *topic, Kmx__V1__Record *rec,
+                        const MDB_val *old_val, kmx_put_outcome_t *outcome) {
+    Kmx__V1__StoredRecord *old = NULL;
+    int err = s_decode_old(old_val, &old);
+    if (err != 0)
+        return err;
+    if (kmx_record_same_content(old->record, rec)) {
+        outcome->outcome = KMX__V1__RECORD_RESULT__OUTCOME__UNCHANGED;
+        kmx__v1__stored_record__free_unpacked(old, NULL);
+        return 0;
+    }
+    b->seq++;
+    err = s_write_record(b, key, rec, 0, NULL);
+    if (err == 0)
+        err = s_write_derived(b, key, old->record, old->seq, rec);
+    if (err == 0)
+        err = s_write_event(b, KMX__V1__EVENT_TYPE__UPSERT, topic, rec, old->record->value);
+    kmx__v1__stored_record__free_unpacked(old, NULL);
+    if (err != 0)
+        return err;
+    outcome->outcome = KMX__V1__RECORD_RESULT__OUTCOME__STORED;
+    outcome->seq = b->seq;
+    return 0;
+}
+
+// Inserts rec, or hands it to s_update_one when its key is present. The insert is tried
+// first (MDB_NOOVERWRITE), so a new record costs one descent of the records tree.
 static int s_put_one(s_batch_t *b, Kmx__V1__Record *rec, kmx_put_outcome_t *outcome) {
     uint8_t kbuf[KMX_RKEY_MAX];
     char topic[KMX_TOPIC_MAX];
@@ -486,25 +527,17 @@ static int s_put_one(s_batch_t *b, Kmx__V1__Record *rec, kmx_put_outcome_t *outc
     if (!rec || !rec->value || kmx_rkey_record(rec, kbuf, sizeof kbuf, &klen) != 0 ||
         kmx_record_topic(rec, topic, sizeof topic) != 0)
         return 0;
-    MDB_val key = {klen, kbuf};
-    Kmx__V1__StoredRecord *old = NULL;
-    int err = s_read_old(b, &key, &old);
-    if (err != 0)
-        return err;
-    if (old && kmx_record_same_content(old->record, rec)) {
-        outcome->outcome = KMX__V1__RECORD_RESULT__OUTCOME__UNCHANGED;
-        kmx__v1__stored_record__free_unpacked(old, NULL);
-        return 0;
-    }
+    MDB_val key = {klen, kbuf}, old_val = {0, NULL};
     b->seq++;
-    err = s_write_record(b, &key, rec);
+    int err = s_write_record(b, &key, rec, MDB_NOOVERWRITE, &old_val);
+    if (err == MDB_KEYEXIST) {
+        b->seq--; // nothing was written; the update takes its sequence if it changes
+        return s_update_one(b, &key, topic, rec, &old_val, outcome);
+    }
     if (err == 0)
-        err = s_write_derived(b, &key, old ? old->record : NULL, old ? old->seq : 0, rec);
+        err = s_write_derived(b, &key, NULL, 0, rec);
     if (err == 0)
-        err = s_write_event(b, KMX__V1__EVENT_TYPE__UPSERT, topic, rec,
-                            old ? old->record->value : NULL);
-    if (old)
-        kmx__v1__stored_record__free_unpacked(old, NULL);
+        err = s_write_event(b, KMX__V1__EVENT_TYPE__UPSERT, topic, rec, NULL);
     if (err != 0)
         return err;
     outcome->outcome = KMX__V1__RECORD_RESULT__OUTCOME__STORED;
@@ -873,9 +906,82 @@ static int s_scan_visit(const kmx_store_scan_t *q, const MDB_val *val, kmx_store
     return 0;
 }
 
+#define S_SKIP_MARKETS_MAX 64 // markets a scan may skip between
+
+// The markets a scan filter names, sorted in key byte order, when a skip scan can use them:
+// records of one (kind, period) are ordered by market next, so the walk seeks from one
+// named market to the next instead of visiting every market's records in between.
+typedef struct {
+    const char *markets[S_SKIP_MARKETS_MAX]; // sorted, canonical
+    size_t n;                                // 0 = no skip scan
+} s_skip_t;
+
+static int s_cmp_str(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+// Fills skip when the filter fixes the kind and names only canonical markets (keys hold
+// canonical markets, so the seek target is exact).
+static void s_skip_init(const Kmx__V1__Filter *f, const s_range_t *r, s_skip_t *skip) {
+    skip->n = 0;
+    if (!f || r->kind < 0 || f->n_markets == 0 || f->n_markets > S_SKIP_MARKETS_MAX)
+        return;
+    for (size_t i = 0; i < f->n_markets; i++) {
+        char canon[KMX_MARKET_MAX];
+        if (!f->markets[i] || kmx_market_canonical(f->markets[i], canon, sizeof canon) != 0 ||
+            strcmp(canon, f->markets[i]) != 0)
+            return;
+        skip->markets[i] = f->markets[i];
+    }
+    skip->n = f->n_markets;
+    qsort(skip->markets, skip->n, sizeof *skip->markets, s_cmp_str);
+}
+
+// Decides whether key's market is wanted. Returns 1 to visit key, 0 after moving cur to
+// the next key worth visiting (rc in *rc, key and val updated).
+static int s_skip_to(MDB_cursor *cur, const s_skip_t *skip, MDB_val *key, MDB_val *val, int *rc) {
+    const uint8_t *k = key->mv_data;
+    if (skip->n == 0 || key->mv_size < 10)
+        return 1;
+    const char *market = (const char *)k + 9;
+    size_t mlen = strnlen(market, key->mv_size - 9);
+    const char *next = NULL;
+    for (size_t i = 0; i < skip->n && !next; i++) {
+        size_t n = strlen(skip->markets[i]);
+        int c = memcmp(skip->markets[i], market, n < mlen ? n : mlen);
+        c = c != 0 ? c : (n > mlen) - (n < mlen);
+        if (c == 0)
+            return 1;
+        if (c > 0)
+            next = skip->markets[i];
+    }
+    uint8_t target[9 + KMX_MARKET_MAX];
+    size_t tlen = 9;
+    memcpy(target, k, 9);
+    if (next) { // the next named market of this kind and period
+        size_t n = strlen(next);
+        memcpy(target + 9, next, n);
+        target[9 + n] = 0;
+        tlen += n + 1;
+    } else { // past every named market: the next period
+        uint64_t end = s_get_be(k + 5, 4);
+        if (end >= UINT32_MAX) {
+            *rc = MDB_NOTFOUND;
+            return 0;
+        }
+        s_put_be(target + 5, end + 1, 4);
+    }
+    key->mv_size = tlen;
+    key->mv_data = target;
+    *rc = mdb_cursor_get(cur, key, val, MDB_SET_RANGE);
+    return 0;
+}
+
 static int s_scan_walk(MDB_cursor *cur, const kmx_store_scan_t *q, kmx_store_scan_page_t *page) {
     s_range_t r;
     s_range_from(q->filter, &r);
+    s_skip_t skip;
+    s_skip_init(q->filter, &r, &skip);
     uint32_t limit = q->limit ? q->limit : 1;
     size_t cap = 0, visits = 0;
     MDB_val key, val;
@@ -884,6 +990,11 @@ static int s_scan_walk(MDB_cursor *cur, const kmx_store_scan_t *q, kmx_store_sca
         size_t klen = key.mv_size < KMX_RKEY_MAX ? key.mv_size : KMX_RKEY_MAX;
         memcpy(page->next, key.mv_data, klen);
         page->next_len = klen;
+        if (!s_skip_to(cur, &skip, &key, &val, &rc)) {
+            if (++visits >= KMX_STORE_SCAN_VISIT_MAX)
+                break;
+            continue;
+        }
         int err = s_scan_visit(q, &val, page, &cap);
         if (err != 0)
             return err;

@@ -484,6 +484,45 @@ static void test_store_scan_filters(void **state) {
     assert_int_equal(s_scan_all(f->store, &flt, 100, &pages), 0);
 }
 
+// Canonical markets let the scan seek from one named market to the next inside each
+// (kind, period); pages of one must still see every match once, in key order.
+static void test_store_scan_named_markets_skip(void **state) {
+    s_fixture_t *f = *state;
+    s_rec_t r[S_SCAN_N];
+    s_scan_fill(f->store, r);
+    size_t pages = 0;
+    Kmx__V1__Filter flt = KMX__V1__FILTER__INIT;
+    flt.has_kind = 1;
+    flt.kind = KMX__V1__KIND__EXPORT;
+    char *markets[] = {"TH", "CN", "JP"};
+    flt.n_markets = 3;
+    flt.markets = markets;
+    for (uint32_t limit = 1; limit <= 4; limit++)
+        assert_int_equal(s_scan_all(f->store, &flt, limit, &pages), S_BITS(1, 2, 4, 5, 6));
+    assert_int_equal(s_scan_all(f->store, &flt, 1, &pages), S_BITS(1, 2, 4, 5, 6));
+    assert_int_equal(pages, 5);
+    Kmx__V1__Period p2024 = KMX__V1__PERIOD__INIT;
+    p2024.has_start = p2024.has_end = 1;
+    p2024.start = 202401;
+    p2024.end = 202412;
+    flt.period = &p2024;
+    assert_int_equal(s_scan_all(f->store, &flt, 1, &pages), S_BITS(2, 4, 5));
+    char *us[] = {"US"};
+    flt.n_markets = 1;
+    flt.markets = us;
+    assert_int_equal(s_scan_all(f->store, &flt, 1, &pages), S_BITS(3));
+    char *none[] = {"ZW", "AA"};
+    flt.n_markets = 2;
+    flt.markets = none;
+    assert_int_equal(s_scan_all(f->store, &flt, 1, &pages), 0);
+    flt.kind = KMX__V1__KIND__CONSUMPTION;
+    char *kr[] = {"KR"};
+    flt.n_markets = 1;
+    flt.markets = kr;
+    flt.period = NULL;
+    assert_int_equal(s_scan_all(f->store, &flt, 1, &pages), S_BITS(7, 8));
+}
+
 static void test_store_scan_pages(void **state) {
     s_fixture_t *f = *state;
     s_rec_t r[S_SCAN_N];
@@ -619,6 +658,7 @@ int main(void) {
         S_T(test_store_full_map_fails_whole_batch),
         S_T(test_store_scan_filters),
         S_T(test_store_scan_pages),
+        S_T(test_store_scan_named_markets_skip),
         S_T(test_store_scan_rejects_bad_filter_and_token),
         S_T(test_store_replay_since),
         S_T(test_store_replay_empty_store),
