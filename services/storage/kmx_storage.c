@@ -732,7 +732,7 @@ typedef struct {
 // number of messages read.
 static size_t s_drain(kmx_storage_t *self, s_drain_t *d) {
     size_t got = 0;
-    while (self->n_items < KMX_STORAGE_BATCH_MAX && d->records < KMX_STORAGE_RECORDS_MAX) {
+    while (self->n_items < KMX_STORAGE_BATCH_MAX && d->records < KMX_STORAGE_BATCH_RECORDS) {
         s_item_t *item = &self->items[self->n_items];
         if (s_recv_item(self, item) <= 0)
             break;
@@ -755,7 +755,7 @@ static void s_gather(kmx_storage_t *self, s_drain_t *d) {
     self->count.waits++;
     uint64_t deadline = s_clock_us() + self->batch_wait_us;
     while (!self->terminated && self->n_items < KMX_STORAGE_BATCH_MAX &&
-           d->records < KMX_STORAGE_RECORDS_MAX) {
+           d->records < KMX_STORAGE_BATCH_RECORDS) {
         if (s_drain(self, d) > 0)
             continue;
         uint64_t now = s_clock_us();

@@ -12,6 +12,7 @@
 
 #define KMX_STORAGE_BATCH_MAX 256       // requests drained per group commit
 #define KMX_STORAGE_RECORDS_MAX 10000   // records one put request may carry
+#define KMX_STORAGE_BATCH_RECORDS 50000 // records drained per group commit (then it commits)
 #define KMX_STORAGE_SCAN_DEFAULT 100    // scan page size when the request names none
 #define KMX_STORAGE_SCAN_MAX 1000       // largest scan page served
 #define KMX_STORAGE_REPLAY_DEFAULT 1000 // replay page size when the request names none
