@@ -273,8 +273,8 @@ else
 fi
 ok=1
 for ((i = 0; i < 6; i++)); do
-  kmx query exports --by market --format json >"$tmp/exports.json" &&
-    kmx query consumption --by market --format json >"$tmp/consumption.json" &&
+  kmx query exports --by market --granularity any --format json >"$tmp/exports.json" &&
+    kmx query consumption --by market --granularity any --format json >"$tmp/consumption.json" &&
     pycheck sums "$sample" "$tmp/exports.json" "$tmp/consumption.json" >"$tmp/sums.out" 2>&1 ||
     { ok=0; break; }
 done
