@@ -517,7 +517,8 @@ static void s_keep_latest(kmx_shape_t *self, size_t from, size_t to) {
 }
 
 static void s_apply_rule(kmx_shape_t *self) {
-    qsort(self->members, self->n_members, sizeof *self->members, s_cmp_members);
+    if (self->n_members > 1) // members is NULL when no fine row matched
+        qsort(self->members, self->n_members, sizeof *self->members, s_cmp_members);
     size_t i = 0;
     while (i < self->n_members) {
         size_t j = i + 1;
