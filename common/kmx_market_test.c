@@ -26,7 +26,8 @@ static void s_expect_err(const char *text, int want) {
     memset(out, 'x', sizeof out);
     int rc = kmx_market_canonical(text, out, sizeof out);
     if (rc != want)
-        fail_msg("\"%s\": got %d (%s), want %d", text, rc, out, want);
+        fail_msg("\"%s\": got %d (%.*s), want %d", text ? text : "(null)", rc,
+                 (int)sizeof out, out, want);
     assert_string_equal(out, "");
 }
 
