@@ -4,6 +4,7 @@
     that shorter list and are mapped back to the caller's positions before replying.  */
 #include "kmx_ingest.h"
 #include "kmx_err.h"
+#include "kmx_handler.h"
 #include "kmx_import.h"
 #include "kmx_ingest_doc.h"
 #include "kmx_log.h"
@@ -61,9 +62,6 @@ typedef struct {
     uint64_t last_seq;              // storage: newest sequence
 } s_batch_t;
 
-typedef int (*s_handler_fn)(kmx_ingest_t *self, const Kmx__V1__Request *req, uint8_t **out,
-                            size_t *len);
-
 kmx_ingest_t *kmx_ingest_new(kmx_link_t *link, const char *worker) {
     kmx_ingest_t *self = calloc(1, sizeof *self);
     if (!self)
@@ -95,34 +93,20 @@ static int s_error(kmx_ingest_t *self, const Kmx__V1__Request *req, int err, con
 // Maps a failed storage call to the caller's error.
 static int s_link_error(kmx_ingest_t *self, const Kmx__V1__Request *req, int rc, uint8_t **out,
                         size_t *len) {
-    kmx_log_warn("storage call failed error=%s", kmx_err_name(rc));
-    if (rc == KMX_ERR_DECODE)
-        return s_error(self, req, KMX_ERR_INTERNAL, "storage sent a reply that does not decode",
-                       out, len);
-    if (rc == KMX_ERR_NOMEM)
-        return s_error(self, req, KMX_ERR_NOMEM, "out of memory", out, len);
-    return s_error(self, req, KMX_ERR_UNAVAILABLE, "storage did not answer; retry", out, len);
+    self->count.errors++;
+    return kmx_handler_pack_link_error(req, rc, out, len);
 }
 
 // ---- ping and stats ----------------------------------------------------------------
 
-static int s_on_ping(kmx_ingest_t *self, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
-    Kmx__V1__PongResult pong = KMX__V1__PONG_RESULT__INIT;
-    pong.service = KMX_INGEST_SERVICE;
-    pong.worker = self->worker;
-    pong.version = KMX_VERSION;
-    Kmx__V1__Response resp = KMX__V1__RESPONSE__INIT;
-    resp.request_id = req->request_id;
-    resp.result_case = KMX__V1__RESPONSE__RESULT_PONG;
-    resp.pong = &pong;
-    return kmx_msg_pack_response(&resp, out, len);
+static int s_on_ping(void *ctx, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
+    const kmx_ingest_t *self = ctx;
+    return kmx_handler_pack_pong(KMX_INGEST_SERVICE, self->worker, req, out, len);
 }
 
-static int s_on_stats(kmx_ingest_t *self, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
-    const struct {
-        char *name;
-        uint64_t value;
-    } values[] = {
+static int s_on_stats(void *ctx, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
+    const kmx_ingest_t *self = ctx;
+    const kmx_handler_counter_t counters[] = {
         {"requests", self->count.requests},
         {"errors", self->count.errors},
         {"batches", self->count.batches},
@@ -134,26 +118,8 @@ static int s_on_stats(kmx_ingest_t *self, const Kmx__V1__Request *req, uint8_t *
         {"records_validated", self->count.validated},
         {"records_deleted", self->count.deleted},
     };
-    enum { N = sizeof values / sizeof values[0] };
-    Kmx__V1__Counter counters[N];
-    Kmx__V1__Counter *ptrs[N];
-    for (size_t i = 0; i < N; i++) {
-        kmx__v1__counter__init(&counters[i]);
-        counters[i].name = values[i].name;
-        counters[i].has_value = 1;
-        counters[i].value = values[i].value;
-        ptrs[i] = &counters[i];
-    }
-    Kmx__V1__StatsResult stats = KMX__V1__STATS_RESULT__INIT;
-    stats.service = KMX_INGEST_SERVICE;
-    stats.worker = self->worker;
-    stats.n_counters = N;
-    stats.counters = ptrs;
-    Kmx__V1__Response resp = KMX__V1__RESPONSE__INIT;
-    resp.request_id = req->request_id;
-    resp.result_case = KMX__V1__RESPONSE__RESULT_STATS;
-    resp.stats = &stats;
-    return kmx_msg_pack_response(&resp, out, len);
+    return kmx_handler_pack_stats(KMX_INGEST_SERVICE, self->worker, counters,
+                                  sizeof counters / sizeof counters[0], req, out, len);
 }
 
 // ---- batches: validation, repeats, forwarding ---------------------------------------
@@ -534,7 +500,8 @@ static int s_run_batch(kmx_ingest_t *self, const Kmx__V1__Request *req, s_batch_
 
 // ---- put ------------------------------------------------------------------------------
 
-static int s_on_put(kmx_ingest_t *self, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
+static int s_on_put(void *ctx, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
+    kmx_ingest_t *self = ctx;
     const Kmx__V1__PutRequest *put = req->put;
     if (put->n_records > KMX_INGEST_BATCH_MAX) {
         char msg[120];
@@ -563,8 +530,8 @@ static void s_add_parse_rejections(s_batch_t *b, const kmx_doc_t *doc) {
     }
 }
 
-static int s_on_document(kmx_ingest_t *self, const Kmx__V1__Request *req, uint8_t **out,
-                         size_t *len) {
+static int s_on_document(void *ctx, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
+    kmx_ingest_t *self = ctx;
     const Kmx__V1__RawDocument *raw = req->document;
     self->count.documents++;
     kmx_doc_t doc;
@@ -597,8 +564,8 @@ static int s_on_document(kmx_ingest_t *self, const Kmx__V1__Request *req, uint8_
 
 // Corrections that remove records. Storage validates the keys and answers per key (STORED
 // with the tombstone's seq, or NOT_FOUND); its answer goes back to the caller unchanged.
-static int s_on_delete(kmx_ingest_t *self, const Kmx__V1__Request *req, uint8_t **out,
-                       size_t *len) {
+static int s_on_delete(void *ctx, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
+    kmx_ingest_t *self = ctx;
     size_t n = req->delete_->n_keys;
     if (n == 0 || n > KMX_INGEST_BATCH_MAX) {
         char msg[120];
@@ -626,10 +593,7 @@ static int s_on_delete(kmx_ingest_t *self, const Kmx__V1__Request *req, uint8_t 
 
 // ---- dispatch ----------------------------------------------------------------------
 
-static const struct {
-    Kmx__V1__Request__BodyCase body; // request type
-    s_handler_fn fn;                 // its handler
-} s_handlers[] = {
+static const kmx_handler_t s_handlers[] = {
     {KMX__V1__REQUEST__BODY_PUT, s_on_put},
     {KMX__V1__REQUEST__BODY_DOCUMENT, s_on_document},
     {KMX__V1__REQUEST__BODY_DELETE, s_on_delete},
@@ -638,14 +602,12 @@ static const struct {
 };
 
 static int s_dispatch(kmx_ingest_t *self, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
-    for (size_t i = 0; i < sizeof s_handlers / sizeof s_handlers[0]; i++) {
-        // Every oneof member is a pointer in one union, so ping stands for whichever is set.
-        if (s_handlers[i].body == req->body_case && req->ping)
-            return s_handlers[i].fn(self, req, out, len);
-    }
-    char msg[96];
-    snprintf(msg, sizeof msg, "kmx.ingest does not handle '%s' requests", kmx_msg_body_name(req));
-    return s_error(self, req, KMX_ERR_UNSUPPORTED, msg, out, len);
+    const kmx_handler_t *h =
+        kmx_handler_find(s_handlers, sizeof s_handlers / sizeof s_handlers[0], req);
+    if (h)
+        return h->fn(self, req, out, len);
+    self->count.errors++;
+    return kmx_handler_pack_unsupported(KMX_INGEST_SERVICE, req, out, len);
 }
 
 int kmx_ingest_handle(kmx_ingest_t *self, const void *body, size_t size, uint8_t **out,

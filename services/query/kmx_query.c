@@ -6,6 +6,7 @@
 #include "kmx_agg.h"
 #include "kmx_err.h"
 #include "kmx_filter.h"
+#include "kmx_handler.h"
 #include "kmx_log.h"
 #include "kmx_market.h"
 #include "kmx_msg.h"
@@ -38,9 +39,6 @@ struct kmx_query {
     s_counters_t count; // what this worker has done
 };
 
-typedef int (*s_handler_fn)(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **out,
-                            size_t *len);
-
 kmx_query_t *kmx_query_new(kmx_link_t *link, const char *worker) {
     kmx_query_t *self = calloc(1, sizeof *self);
     if (!self)
@@ -72,13 +70,8 @@ static int s_error(kmx_query_t *self, const Kmx__V1__Request *req, int err, cons
 // Maps a failed storage call to the caller's error.
 static int s_link_error(kmx_query_t *self, const Kmx__V1__Request *req, int rc, uint8_t **out,
                         size_t *len) {
-    kmx_log_warn("storage call failed error=%s", kmx_err_name(rc));
-    if (rc == KMX_ERR_DECODE)
-        return s_error(self, req, KMX_ERR_INTERNAL, "storage sent a reply that does not decode",
-                       out, len);
-    if (rc == KMX_ERR_NOMEM)
-        return s_error(self, req, KMX_ERR_NOMEM, "out of memory", out, len);
-    return s_error(self, req, KMX_ERR_UNAVAILABLE, "storage did not answer; retry", out, len);
+    self->count.errors++;
+    return kmx_handler_pack_link_error(req, rc, out, len);
 }
 
 // Packs storage's reply for the caller, under the caller's request id.
@@ -113,23 +106,14 @@ static int s_forward(kmx_query_t *self, const Kmx__V1__Request *req, const Kmx__
 
 // ---- ping and stats ----------------------------------------------------------------
 
-static int s_on_ping(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
-    Kmx__V1__PongResult pong = KMX__V1__PONG_RESULT__INIT;
-    pong.service = KMX_QUERY_SERVICE;
-    pong.worker = self->worker;
-    pong.version = KMX_VERSION;
-    Kmx__V1__Response resp = KMX__V1__RESPONSE__INIT;
-    resp.request_id = req->request_id;
-    resp.result_case = KMX__V1__RESPONSE__RESULT_PONG;
-    resp.pong = &pong;
-    return kmx_msg_pack_response(&resp, out, len);
+static int s_on_ping(void *ctx, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
+    const kmx_query_t *self = ctx;
+    return kmx_handler_pack_pong(KMX_QUERY_SERVICE, self->worker, req, out, len);
 }
 
-static int s_on_stats(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
-    const struct {
-        char *name;
-        uint64_t value;
-    } values[] = {
+static int s_on_stats(void *ctx, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
+    const kmx_query_t *self = ctx;
+    const kmx_handler_counter_t counters[] = {
         {"requests", self->count.requests},
         {"errors", self->count.errors},
         {"gets", self->count.gets},
@@ -141,26 +125,8 @@ static int s_on_stats(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **
         {"aggregates", self->count.aggregates},
         {"walks", self->count.walks},
     };
-    enum { N = sizeof values / sizeof values[0] };
-    Kmx__V1__Counter counters[N];
-    Kmx__V1__Counter *ptrs[N];
-    for (size_t i = 0; i < N; i++) {
-        kmx__v1__counter__init(&counters[i]);
-        counters[i].name = values[i].name;
-        counters[i].has_value = 1;
-        counters[i].value = values[i].value;
-        ptrs[i] = &counters[i];
-    }
-    Kmx__V1__StatsResult stats = KMX__V1__STATS_RESULT__INIT;
-    stats.service = KMX_QUERY_SERVICE;
-    stats.worker = self->worker;
-    stats.n_counters = N;
-    stats.counters = ptrs;
-    Kmx__V1__Response resp = KMX__V1__RESPONSE__INIT;
-    resp.request_id = req->request_id;
-    resp.result_case = KMX__V1__RESPONSE__RESULT_STATS;
-    resp.stats = &stats;
-    return kmx_msg_pack_response(&resp, out, len);
+    return kmx_handler_pack_stats(KMX_QUERY_SERVICE, self->worker, counters,
+                                  sizeof counters / sizeof counters[0], req, out, len);
 }
 
 // ---- get, scan, replay -------------------------------------------------------------
@@ -191,7 +157,8 @@ static int s_check_key(const Kmx__V1__Record *key, char *market, char *why, size
     return 0;
 }
 
-static int s_on_get(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
+static int s_on_get(void *ctx, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
+    kmx_query_t *self = ctx;
     self->count.gets++;
     const Kmx__V1__Record *key = req->get->key;
     if (!key)
@@ -211,7 +178,8 @@ static int s_on_get(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **ou
     return s_forward(self, req, &fwd, KMX__V1__RESPONSE__RESULT_GET, out, len);
 }
 
-static int s_on_scan(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
+static int s_on_scan(void *ctx, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
+    kmx_query_t *self = ctx;
     self->count.scans++;
     const Kmx__V1__ScanRequest *in = req->scan;
     if (in->has_page_token && in->page_token.len > KMX_QUERY_TOKEN_MAX)
@@ -232,7 +200,8 @@ static int s_on_scan(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **o
     return rc;
 }
 
-static int s_on_replay(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
+static int s_on_replay(void *ctx, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
+    kmx_query_t *self = ctx;
     self->count.replays++;
     return s_forward(self, req, req, KMX__V1__RESPONSE__RESULT_REPLAY, out, len);
 }
@@ -492,7 +461,8 @@ static int s_answer(kmx_query_t *self, const Kmx__V1__Request *req, s_ask_t *a, 
     return s_reply_shape(self, req, a, r->query, out, len);
 }
 
-static int s_on_query(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
+static int s_on_query(void *ctx, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
+    kmx_query_t *self = ctx;
     self->count.queries++;
     char why[S_WHY_MAX] = "";
     kmx_filter_t *filter = NULL;
@@ -524,24 +494,19 @@ static int s_on_query(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **
 
 // ---- dispatch ----------------------------------------------------------------------
 
-static const struct {
-    Kmx__V1__Request__BodyCase body; // request type
-    s_handler_fn fn;                 // its handler
-} s_handlers[] = {
+static const kmx_handler_t s_handlers[] = {
     {KMX__V1__REQUEST__BODY_GET, s_on_get},       {KMX__V1__REQUEST__BODY_SCAN, s_on_scan},
     {KMX__V1__REQUEST__BODY_REPLAY, s_on_replay}, {KMX__V1__REQUEST__BODY_QUERY, s_on_query},
     {KMX__V1__REQUEST__BODY_PING, s_on_ping},     {KMX__V1__REQUEST__BODY_STATS, s_on_stats},
 };
 
 static int s_dispatch(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
-    for (size_t i = 0; i < sizeof s_handlers / sizeof s_handlers[0]; i++) {
-        // Every oneof member is a pointer in one union, so ping stands for whichever is set.
-        if (s_handlers[i].body == req->body_case && req->ping)
-            return s_handlers[i].fn(self, req, out, len);
-    }
-    char msg[96];
-    snprintf(msg, sizeof msg, "kmx.query does not handle '%s' requests", kmx_msg_body_name(req));
-    return s_error(self, req, KMX_ERR_UNSUPPORTED, msg, out, len);
+    const kmx_handler_t *h =
+        kmx_handler_find(s_handlers, sizeof s_handlers / sizeof s_handlers[0], req);
+    if (h)
+        return h->fn(self, req, out, len);
+    self->count.errors++;
+    return kmx_handler_pack_unsupported(KMX_QUERY_SERVICE, req, out, len);
 }
 
 int kmx_query_handle(kmx_query_t *self, const void *body, size_t size, uint8_t **out, size_t *len) {

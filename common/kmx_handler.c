@@ -1,0 +1,74 @@
+/*  kmx_handler - replies and dispatch shared by the worker services.  */
+#include "kmx_handler.h"
+#include "kmx_err.h"
+#include "kmx_log.h"
+#include "kmx_msg.h"
+
+#include <stdio.h>
+
+const kmx_handler_t *kmx_handler_find(const kmx_handler_t *table, size_t n,
+                                      const Kmx__V1__Request *req) {
+    for (size_t i = 0; i < n; i++) {
+        // Every oneof member is a pointer in one union, so ping stands for whichever is set.
+        if (table[i].body == req->body_case && req->ping)
+            return &table[i];
+    }
+    return NULL;
+}
+
+int kmx_handler_pack_unsupported(const char *service, const Kmx__V1__Request *req, uint8_t **out,
+                                 size_t *len) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "%s does not handle '%s' requests", service, kmx_msg_body_name(req));
+    return kmx_msg_pack_error(req->request_id, KMX_ERR_UNSUPPORTED, msg, out, len);
+}
+
+int kmx_handler_pack_link_error(const Kmx__V1__Request *req, int rc, uint8_t **out, size_t *len) {
+    kmx_log_warn("storage call failed error=%s", kmx_err_name(rc));
+    const char *id = req ? req->request_id : NULL;
+    if (rc == KMX_ERR_DECODE)
+        return kmx_msg_pack_error(id, KMX_ERR_INTERNAL, "storage sent a reply that does not decode",
+                                  out, len);
+    if (rc == KMX_ERR_NOMEM)
+        return kmx_msg_pack_error(id, KMX_ERR_NOMEM, "out of memory", out, len);
+    return kmx_msg_pack_error(id, KMX_ERR_UNAVAILABLE, "storage did not answer; retry", out, len);
+}
+
+int kmx_handler_pack_pong(const char *service, const char *worker, const Kmx__V1__Request *req,
+                          uint8_t **out, size_t *len) {
+    Kmx__V1__PongResult pong = KMX__V1__PONG_RESULT__INIT;
+    pong.service = (char *)service;
+    pong.worker = (char *)worker;
+    pong.version = KMX_VERSION;
+    Kmx__V1__Response resp = KMX__V1__RESPONSE__INIT;
+    resp.request_id = req->request_id;
+    resp.result_case = KMX__V1__RESPONSE__RESULT_PONG;
+    resp.pong = &pong;
+    return kmx_msg_pack_response(&resp, out, len);
+}
+
+int kmx_handler_pack_stats(const char *service, const char *worker,
+                           const kmx_handler_counter_t *counters, size_t n,
+                           const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
+    if (n > KMX_HANDLER_COUNTERS_MAX)
+        return KMX_ERR_INVAL;
+    Kmx__V1__Counter items[KMX_HANDLER_COUNTERS_MAX];
+    Kmx__V1__Counter *ptrs[KMX_HANDLER_COUNTERS_MAX];
+    for (size_t i = 0; i < n; i++) {
+        kmx__v1__counter__init(&items[i]);
+        items[i].name = (char *)counters[i].name;
+        items[i].has_value = 1;
+        items[i].value = counters[i].value;
+        ptrs[i] = &items[i];
+    }
+    Kmx__V1__StatsResult stats = KMX__V1__STATS_RESULT__INIT;
+    stats.service = (char *)service;
+    stats.worker = (char *)worker;
+    stats.n_counters = n;
+    stats.counters = ptrs;
+    Kmx__V1__Response resp = KMX__V1__RESPONSE__INIT;
+    resp.request_id = req->request_id;
+    resp.result_case = KMX__V1__RESPONSE__RESULT_STATS;
+    resp.stats = &stats;
+    return kmx_msg_pack_response(&resp, out, len);
+}
