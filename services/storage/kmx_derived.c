@@ -8,6 +8,7 @@
 #include "kmx_schema.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const s_index_names[KMX_RKEY_IDX_COUNT] = {
@@ -110,30 +111,156 @@ static int s_add_i128(kmx_i128 *sum, kmx_i128 delta) {
     return 0;
 }
 
-int kmx_derived_rollup(MDB_txn *txn, const kmx_derived_dbs_t *dbs, const Kmx__V1__Record *rec,
-                       int sign) {
+// ---- pending roll-up changes ---------------------------------------------------------
+
+#define S_PENDING_CAP0 1024 // initial slots (a power of two)
+
+typedef struct {
+    uint8_t key[KMX_RKEY_MAX]; // roll-up key
+    size_t len;                // bytes in key; 0 = free slot
+    uint64_t hash;             // hash of key
+    kmx_i128 sum;              // net amount added
+    int64_t count;             // net records added
+} s_pending_t;
+
+struct kmx_derived_pending {
+    s_pending_t *slots; // open addressing, cap slots
+    size_t cap;         // a power of two
+    size_t *used;       // indexes of the n occupied slots, in first-use order
+    size_t n;           // occupied slots
+};
+
+kmx_derived_pending_t *kmx_derived_pending_new(void) {
+    kmx_derived_pending_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->slots = calloc(S_PENDING_CAP0, sizeof *self->slots);
+    self->used = calloc(S_PENDING_CAP0, sizeof *self->used);
+    self->cap = S_PENDING_CAP0;
+    if (!self->slots || !self->used)
+        kmx_derived_pending_destroy(&self);
+    return self;
+}
+
+void kmx_derived_pending_destroy(kmx_derived_pending_t **self_p) {
+    if (!self_p || !*self_p)
+        return;
+    free((*self_p)->slots);
+    free((*self_p)->used);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+void kmx_derived_pending_clear(kmx_derived_pending_t *self) {
+    for (size_t i = 0; i < self->n; i++)
+        self->slots[self->used[i]].len = 0;
+    self->n = 0;
+}
+
+static uint64_t s_hash(const uint8_t *p, size_t len) {
+    uint64_t h = 1469598103934665603u; // FNV-1a
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ p[i]) * 1099511628211u;
+    return h;
+}
+
+// Returns the slot holding key, or the free slot where it belongs.
+static size_t s_probe(const s_pending_t *slots, size_t cap, const uint8_t *key, size_t len,
+                      uint64_t hash) {
+    size_t i = (size_t)hash & (cap - 1);
+    while (slots[i].len != 0 &&
+           (slots[i].hash != hash || slots[i].len != len || memcmp(slots[i].key, key, len) != 0))
+        i = (i + 1) & (cap - 1);
+    return i;
+}
+
+// Doubles the table once it is half full. Returns 0 or ENOMEM.
+static int s_pending_grow(kmx_derived_pending_t *self) {
+    if (self->n * 2 < self->cap)
+        return 0;
+    size_t cap = self->cap * 2;
+    s_pending_t *slots = calloc(cap, sizeof *slots);
+    size_t *used = calloc(cap, sizeof *used);
+    if (!slots || !used) {
+        free(slots);
+        free(used);
+        return ENOMEM;
+    }
+    for (size_t i = 0; i < self->n; i++) {
+        const s_pending_t *e = &self->slots[self->used[i]];
+        size_t j = s_probe(slots, cap, e->key, e->len, e->hash);
+        slots[j] = *e;
+        used[i] = j;
+    }
+    free(self->slots);
+    free(self->used);
+    self->slots = slots;
+    self->used = used;
+    self->cap = cap;
+    return 0;
+}
+
+int kmx_derived_pending_add(kmx_derived_pending_t *self, const Kmx__V1__Record *rec, int sign) {
     uint8_t kbuf[KMX_RKEY_MAX];
     size_t klen = 0;
-    if (kmx_rkey_rollup(rec, kbuf, sizeof kbuf, &klen) != 0)
+    if (!rec->value || kmx_rkey_rollup(rec, kbuf, sizeof kbuf, &klen) != 0 || klen == 0)
         return EINVAL;
-    MDB_val key = {klen, kbuf}, val;
+    if (s_pending_grow(self) != 0)
+        return ENOMEM;
+    uint64_t hash = s_hash(kbuf, klen);
+    size_t i = s_probe(self->slots, self->cap, kbuf, klen, hash);
+    s_pending_t *e = &self->slots[i];
+    if (e->len == 0) {
+        memcpy(e->key, kbuf, klen);
+        e->len = klen;
+        e->hash = hash;
+        e->sum = 0;
+        e->count = 0;
+        self->used[self->n++] = i;
+    }
+    kmx_i128 amount = rec->value->amount; // |amount| < 2^63: net sums of a batch cannot overflow
+    e->sum += sign < 0 ? -amount : amount;
+    e->count += sign < 0 ? -1 : 1;
+    return 0;
+}
+
+// Applies one pending change to its stored roll-up.
+static int s_pending_apply(MDB_txn *txn, MDB_dbi dbi, const s_pending_t *e) {
+    if (e->count == 0 && e->sum == 0)
+        return 0; // the batch's changes cancel out
+    MDB_val key = {e->len, (void *)e->key}, val;
     kmx_i128 sum = 0;
     uint64_t count = 0;
-    int rc = mdb_get(txn, dbs->rollups, &key, &val);
+    int rc = mdb_get(txn, dbi, &key, &val);
     if (rc == 0 && kmx_derived_rollup_decode(&val, &sum, &count) != 0)
         return EINVAL;
     if (rc != 0 && rc != MDB_NOTFOUND)
         return rc;
-    kmx_i128 amount = rec->value->amount;
-    if (sign < 0 && count == 0)
-        return EOVERFLOW; // taking out a value that was never added
-    if (s_add_i128(&sum, sign < 0 ? -amount : amount) != 0)
+    if (e->count < 0) {
+        uint64_t out = (uint64_t)(-(e->count + 1)) + 1u; // |count| without overflow
+        if (out > count)
+            return EOVERFLOW; // taking out values that were never added
+        count -= out;
+    } else {
+        if (count > UINT64_MAX - (uint64_t)e->count)
+            return EOVERFLOW;
+        count += (uint64_t)e->count;
+    }
+    if (s_add_i128(&sum, e->sum) != 0)
         return EOVERFLOW;
-    count = sign < 0 ? count - 1 : count + 1;
     if (count == 0)
-        return mdb_del(txn, dbs->rollups, &key, NULL);
+        return mdb_del(txn, dbi, &key, NULL);
     uint8_t vbuf[KMX_ROLLUP_VALUE_LEN];
     kmx_derived_rollup_encode(sum, count, vbuf);
     MDB_val put = {sizeof vbuf, vbuf};
-    return mdb_put(txn, dbs->rollups, &key, &put, 0);
+    return mdb_put(txn, dbi, &key, &put, 0);
+}
+
+int kmx_derived_pending_flush(MDB_txn *txn, const kmx_derived_dbs_t *dbs,
+                              kmx_derived_pending_t *self) {
+    int rc = 0;
+    for (size_t i = 0; i < self->n && rc == 0; i++)
+        rc = s_pending_apply(txn, dbs->rollups, &self->slots[self->used[i]]);
+    kmx_derived_pending_clear(self);
+    return rc;
 }

@@ -298,6 +298,10 @@ int kmx_store_open(const char *dir, const kmx_store_config_t *cfg, kmx_store_t *
     self->map_size_max = cfg ? cfg->map_size_max : 0;
     self->retain_events = cfg ? cfg->retain_events : 0;
     self->readonly = readonly;
+    if (!readonly && !(self->pending = kmx_derived_pending_new())) {
+        kmx_store_close(&self);
+        return KMX_ERR_NOMEM;
+    }
     if ((err = s_open_env(self, dir, map_size, s_env_flags(cfg))) != 0 ||
         (err = s_open_dbs(self, dir)) != 0) {
         kmx_store_close(&self);
@@ -315,6 +319,7 @@ void kmx_store_close(kmx_store_t **self_p) {
     kmx_store_t *self = *self_p;
     if (self->env)
         mdb_env_close(self->env);
+    kmx_derived_pending_destroy(&self->pending);
     free(self);
     *self_p = NULL;
 }
@@ -415,7 +420,9 @@ static int s_keep_event(s_batch_t *b, const char *topic, uint8_t *data, size_t l
         return KMX_ERR_NOMEM;
     }
     kmx_store_event_t *slot = &list->items[list->n++];
-    snprintf(slot->topic, sizeof slot->topic, "%s", topic);
+    size_t tlen = strnlen(topic, sizeof slot->topic - 1);
+    memcpy(slot->topic, topic, tlen);
+    slot->topic[tlen] = '\0';
     slot->data = data;
     slot->len = len;
     slot->seq = b->seq;
@@ -486,9 +493,9 @@ static int s_write_derived(s_batch_t *b, MDB_val *key, const Kmx__V1__Record *ol
     if (rc == 0 && rec)
         rc = kmx_derived_index(b->txn, d, key, b->seq, rec, 1);
     if (rc == 0 && old)
-        rc = kmx_derived_rollup(b->txn, d, old, -1);
+        rc = kmx_derived_pending_add(b->store->pending, old, -1);
     if (rc == 0 && rec)
-        rc = kmx_derived_rollup(b->txn, d, rec, +1);
+        rc = kmx_derived_pending_add(b->store->pending, rec, +1);
     return rc == 0 ? 0 : s_batch_fail(b, rc, "update indexes and roll-ups");
 }
 
@@ -618,6 +625,7 @@ static int s_write_txn(s_batch_t *b, const kmx_store_op_t *ops, size_t n,
         return s_batch_fail(b, rc, "begin");
     }
     int err = 0;
+    kmx_derived_pending_clear(b->store->pending);
     for (size_t i = 0; i < n && err == 0; i++) {
         outcomes[i].outcome = KMX__V1__RECORD_RESULT__OUTCOME__REJECTED;
         outcomes[i].seq = 0;
@@ -626,6 +634,9 @@ static int s_write_txn(s_batch_t *b, const kmx_store_op_t *ops, size_t n,
         else
             err = s_put_one(b, ops[i].rec, &outcomes[i]);
     }
+    if (err == 0 && (rc = kmx_derived_pending_flush(b->txn, &b->store->derived,
+                                                    b->store->pending)) != 0)
+        err = s_batch_fail(b, rc, "update roll-ups");
     if (err == 0 && b->seq != b->store->last_seq)
         err = s_write_last_seq(b);
     if (err == 0)

@@ -15,6 +15,7 @@ struct kmx_store {
     MDB_dbi events;            // KMX_DB_EVENTS
     MDB_dbi meta;              // KMX_DB_META
     kmx_derived_dbs_t derived; // indexes and roll-ups
+    kmx_derived_pending_t *pending; // roll-up changes of the open write transaction
     uint64_t last_seq;         // newest committed sequence number
     size_t map_size;           // current map size in bytes
     size_t map_size_max;       // growth limit; 0 = none
