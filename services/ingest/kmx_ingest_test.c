@@ -1,14 +1,11 @@
 /*  kmx_ingest tests: the handlers against a real kmx-storage service running in a thread
     on tcp://127.0.0.1:* with an LMDB directory from mkdtemp, and against a storage that
     never answers. Covers index merging, atomic refusal, limits and malformed input.  */
-#define _XOPEN_SOURCE 700 // nftw, to remove the test directory
 #include "kmx_err.h"
 #include "kmx_ingest.h"
 #include "kmx_msg.h"
-#include "kmx_storage.h"
+#include "kmx_testkit.h"
 
-#include <ftw.h>
-#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,71 +18,25 @@
 #include <cmocka.h>
 
 typedef struct {
-    char dir[64];           // LMDB directory from mkdtemp
-    void *ctx;              // ZeroMQ context shared with the storage thread
-    kmx_storage_t *storage; // the real storage service
-    pthread_t thread;       // runs kmx_storage_run
-    kmx_link_t *link;       // the handlers' link to storage
-    kmx_ingest_t *ingest;   // the handlers under test
+    kmx_testkit_storage_t *kit; // the real storage service, in a thread
+    void *ctx;                  // its ZeroMQ context, borrowed
+    kmx_link_t *link;           // the handlers' link to storage
+    kmx_ingest_t *ingest;       // the handlers under test
 } s_fixture_t;
 
-typedef struct {
-    Kmx__V1__Record rec;
-    Kmx__V1__Period period;
-    Kmx__V1__Value value;
-} s_rec_t;
+typedef kmx_testkit_rec_t s_rec_t;
 
+// An album export of one month in USD.
 static void s_rec(s_rec_t *r, const char *market, uint32_t month, int64_t amount) {
-    kmx__v1__record__init(&r->rec);
-    kmx__v1__period__init(&r->period);
-    kmx__v1__value__init(&r->value);
-    r->period.has_start = r->period.has_end = 1;
-    r->period.start = r->period.end = month;
-    r->value.has_amount = 1;
-    r->value.amount = amount;
-    r->value.unit = "USD";
-    r->rec.has_kind = 1;
-    r->rec.kind = KMX__V1__KIND__EXPORT;
-    r->rec.period = &r->period;
-    r->rec.market = (char *)market;
-    r->rec.category = "album";
-    r->rec.item = "album exports";
-    r->rec.source = "kmx test";
-    r->rec.value = &r->value;
-}
-
-static int s_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void *s_run(void *arg) {
-    kmx_storage_run(arg, NULL);
-    return NULL;
+    kmx_testkit_rec_init(r, market, month, month, amount, "USD");
 }
 
 static int s_setup(void **state) {
     s_fixture_t *f = calloc(1, sizeof *f);
-    if (!f)
+    if (!f || kmx_testkit_storage_open("kmx-ingest-test", &f->kit) != 0)
         return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/kmx-ingest-test-XXXXXX");
-    if (!mkdtemp(f->dir))
-        return -1;
-    f->ctx = zmq_ctx_new();
-    char ep[256];
-    // Nothing listens for events here; the PUB just drops them.
-    kmx_storage_config_t cfg = {.bind = "tcp://127.0.0.1:*",
-                                .publish = "inproc://kmx-ingest-test-events",
-                                .data_dir = f->dir,
-                                .heartbeat_ms = 100};
-    if (kmx_storage_new(f->ctx, &cfg, &f->storage) != 0 ||
-        kmx_storage_endpoint(f->storage, ep, sizeof ep) != 0)
-        return -1;
-    if (pthread_create(&f->thread, NULL, s_run, f->storage) != 0)
-        return -1;
-    f->link = kmx_link_new(f->ctx, ep);
+    f->ctx = kmx_testkit_storage_ctx(f->kit);
+    f->link = kmx_link_new(f->ctx, kmx_testkit_storage_endpoint(f->kit));
     f->ingest = kmx_ingest_new(f->link, "ingest-test");
     if (!f->link || !f->ingest)
         return -1;
@@ -97,11 +48,7 @@ static int s_teardown(void **state) {
     s_fixture_t *f = *state;
     kmx_ingest_destroy(&f->ingest);
     kmx_link_destroy(&f->link);
-    zmq_ctx_shutdown(f->ctx); // wakes the storage loop with ETERM
-    pthread_join(f->thread, NULL);
-    kmx_storage_destroy(&f->storage);
-    zmq_ctx_term(f->ctx);
-    nftw(f->dir, s_rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    kmx_testkit_storage_close(&f->kit);
     free(f);
     return 0;
 }
@@ -273,13 +220,9 @@ static void test_ingest_refuses_oversized_batch(void **state) {
 static void test_ingest_answers_unavailable_when_storage_is_silent(void **state) {
     s_fixture_t *f = *state;
     // A ROUTER that accepts connections and never reads plays a hung storage.
-    void *hung = zmq_socket(f->ctx, ZMQ_ROUTER);
-    int linger = 0;
-    zmq_setsockopt(hung, ZMQ_LINGER, &linger, sizeof linger);
-    assert_int_equal(zmq_bind(hung, "tcp://127.0.0.1:*"), 0);
-    char ep[256];
-    size_t size = sizeof ep;
-    assert_int_equal(zmq_getsockopt(hung, ZMQ_LAST_ENDPOINT, ep, &size), 0);
+    char ep[KMX_TESTKIT_ENDPOINT_MAX];
+    void *hung = kmx_testkit_hung_open(f->ctx, ep, sizeof ep);
+    assert_non_null(hung);
     kmx_link_t *link = kmx_link_new(f->ctx, ep);
     kmx_ingest_t *ingest = kmx_ingest_new(link, "ingest-hung");
     assert_non_null(ingest);

@@ -2,6 +2,7 @@
     top N ordering, minima and maxima, the group limit and empty input.  */
 #include "kmx_agg.h"
 #include "kmx_err.h"
+#include "kmx_testkit.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,35 +13,15 @@
 
 #include <cmocka.h>
 
-// A record built on the stack, pointing at its own period and value.
-typedef struct {
-    Kmx__V1__Record rec;
-    Kmx__V1__Period period;
-    Kmx__V1__Value value;
-} s_rec_t;
-
-static void s_make(s_rec_t *r, const char *market, uint32_t start, uint32_t end,
+static void s_make(kmx_testkit_rec_t *r, const char *market, uint32_t start, uint32_t end,
                    const char *category, int64_t amount, const char *unit) {
-    kmx__v1__record__init(&r->rec);
-    kmx__v1__period__init(&r->period);
-    kmx__v1__value__init(&r->value);
-    r->period.has_start = r->period.has_end = 1;
-    r->period.start = start;
-    r->period.end = end;
-    r->value.has_amount = 1;
-    r->value.amount = amount;
-    r->value.unit = (char *)unit;
-    r->rec.has_kind = 1;
-    r->rec.kind = KMX__V1__KIND__EXPORT;
-    r->rec.market = (char *)market;
+    kmx_testkit_rec_init(r, market, start, end, amount, unit);
     r->rec.category = (char *)category;
-    r->rec.period = &r->period;
-    r->rec.value = &r->value;
 }
 
 static void s_add(kmx_agg_t *agg, const char *market, uint32_t start, uint32_t end,
                   const char *category, int64_t amount, const char *unit) {
-    s_rec_t r;
+    kmx_testkit_rec_t r;
     s_make(&r, market, start, end, category, amount, unit);
     assert_int_equal(kmx_agg_add(agg, &r.rec), 0);
 }
@@ -185,7 +166,7 @@ static void test_agg_counts_records_without_value(void **state) {
     (void)state;
     kmx_agg_t *agg = kmx_agg_new(NULL, 0);
     assert_non_null(agg);
-    s_rec_t r;
+    kmx_testkit_rec_t r;
     s_make(&r, "JP", 202401, 202412, "album", 1, "USD");
     r.rec.value = NULL;
     Kmx__V1__StoredRecord sr = KMX__V1__STORED_RECORD__INIT;
@@ -219,7 +200,7 @@ static void test_agg_refuses_unknown_fields_and_too_many_groups(void **state) {
         s_add(agg, "JP", 202401, 202412, name, 1, "USD");
     }
     s_add(agg, "JP", 202401, 202412, "c0", 1, "USD"); // an existing group still takes records
-    s_rec_t r;
+    kmx_testkit_rec_t r;
     s_make(&r, "JP", 202401, 202412, "one too many", 1, "USD");
     assert_int_equal(kmx_agg_add(agg, &r.rec), KMX_ERR_TOO_BIG);
     assert_int_equal(kmx_agg_groups(agg), KMX_AGG_GROUPS_MAX);

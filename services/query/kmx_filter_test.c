@@ -2,6 +2,7 @@
     limits, and matching records the way storage does.  */
 #include "kmx_err.h"
 #include "kmx_filter.h"
+#include "kmx_testkit.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,28 +13,12 @@
 
 #include <cmocka.h>
 
-typedef struct {
-    Kmx__V1__Record rec;
-    Kmx__V1__Period period;
-    Kmx__V1__Value value;
-} s_rec_t;
+typedef kmx_testkit_rec_t s_rec_t;
 
+// A record worth 1 of unit, in the category the filters are checked against.
 static void s_rec(s_rec_t *r, const char *market, uint32_t start, uint32_t end, const char *unit) {
-    kmx__v1__record__init(&r->rec);
-    kmx__v1__period__init(&r->period);
-    kmx__v1__value__init(&r->value);
-    r->period.has_start = r->period.has_end = 1;
-    r->period.start = start;
-    r->period.end = end;
-    r->value.has_amount = 1;
-    r->value.amount = 1;
-    r->value.unit = (char *)unit;
-    r->rec.has_kind = 1;
-    r->rec.kind = KMX__V1__KIND__EXPORT;
-    r->rec.market = (char *)market;
+    kmx_testkit_rec_init(r, market, start, end, 1, unit);
     r->rec.category = "physical_album_customs";
-    r->rec.period = &r->period;
-    r->rec.value = &r->value;
 }
 
 static int s_new(const Kmx__V1__Filter *in, kmx_filter_t **out, char *why, size_t size) {

@@ -1,14 +1,11 @@
 /*  kmx_query tests: the handlers against a real kmx-storage service running in a thread
     on tcp://127.0.0.1:* with an LMDB directory from mkdtemp (records are seeded straight
     through a storage link), and against a storage that never answers.  */
-#define _XOPEN_SOURCE 700 // nftw, to remove the test directory
 #include "kmx_err.h"
 #include "kmx_msg.h"
 #include "kmx_query.h"
-#include "kmx_storage.h"
+#include "kmx_testkit.h"
 
-#include <ftw.h>
-#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,57 +20,14 @@
 #define S_MANY 2500 // records seeded to make a query walk several scan pages
 
 typedef struct {
-    char dir[64];           // LMDB directory from mkdtemp
-    void *ctx;              // ZeroMQ context shared with the storage thread
-    kmx_storage_t *storage; // the real storage service
-    pthread_t thread;       // runs kmx_storage_run
-    kmx_link_t *link;       // the handlers' link to storage, also used to seed
-    kmx_query_t *query;     // the handlers under test
+    kmx_testkit_storage_t *kit; // the real storage service, in a thread
+    void *ctx;                  // its ZeroMQ context, borrowed
+    kmx_link_t *link;           // the handlers' link to storage, also used to seed
+    kmx_query_t *query;         // the handlers under test
 } s_fixture_t;
 
-typedef struct {
-    Kmx__V1__Record rec;
-    Kmx__V1__Period period;
-    Kmx__V1__Value value;
-    char item[32];
-} s_rec_t;
-
-static void s_rec(s_rec_t *r, const char *market, uint32_t start, uint32_t end, int64_t amount,
-                  const char *unit) {
-    kmx__v1__record__init(&r->rec);
-    kmx__v1__period__init(&r->period);
-    kmx__v1__value__init(&r->value);
-    r->period.has_start = r->period.has_end = 1;
-    r->period.start = start;
-    r->period.end = end;
-    r->value.has_amount = 1;
-    r->value.amount = amount;
-    r->value.unit = (char *)unit;
-    r->rec.has_kind = 1;
-    r->rec.kind = KMX__V1__KIND__EXPORT;
-    r->rec.period = &r->period;
-    r->rec.market = (char *)market;
-    r->rec.category = "album";
-    snprintf(r->item, sizeof r->item, "album exports");
-    r->rec.item = r->item;
-    r->rec.source = "kmx test";
-    r->rec.value = &r->value;
-}
-
-static int s_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void *s_run(void *arg) {
-    kmx_storage_run(arg, NULL);
-    return NULL;
-}
-
 // Stores records through the link, as kmx-ingest would.
-static void s_seed(s_fixture_t *f, s_rec_t *recs, size_t n) {
+static void s_seed(s_fixture_t *f, kmx_testkit_rec_t *recs, size_t n) {
     Kmx__V1__Record **ptrs = calloc(n, sizeof *ptrs);
     assert_non_null(ptrs);
     for (size_t i = 0; i < n; i++)
@@ -94,11 +48,11 @@ static void s_seed(s_fixture_t *f, s_rec_t *recs, size_t n) {
 
 // Seeds: JP 2024 year 10.5 USD, JP 2024-H1 4 USD, US 2024-H1 2.25 USD, JP 2024 year 7 KRW.
 static void s_seed_small(s_fixture_t *f) {
-    s_rec_t r[4];
-    s_rec(&r[0], "JP", 202401, 202412, 105000, "USD");
-    s_rec(&r[1], "JP", 202401, 202406, 40000, "USD");
-    s_rec(&r[2], "US", 202401, 202406, 22500, "USD");
-    s_rec(&r[3], "JP", 202401, 202412, 70000, "KRW");
+    kmx_testkit_rec_t r[4];
+    kmx_testkit_rec_init(&r[0], "JP", 202401, 202412, 105000, "USD");
+    kmx_testkit_rec_init(&r[1], "JP", 202401, 202406, 40000, "USD");
+    kmx_testkit_rec_init(&r[2], "US", 202401, 202406, 22500, "USD");
+    kmx_testkit_rec_init(&r[3], "JP", 202401, 202412, 70000, "KRW");
     // The unit is not part of the natural key: another item keeps it a separate record.
     snprintf(r[3].item, sizeof r[3].item, "album exports in won");
     s_seed(f, r, 4);
@@ -106,24 +60,10 @@ static void s_seed_small(s_fixture_t *f) {
 
 static int s_setup(void **state) {
     s_fixture_t *f = calloc(1, sizeof *f);
-    if (!f)
+    if (!f || kmx_testkit_storage_open("kmx-query-test", &f->kit) != 0)
         return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/kmx-query-test-XXXXXX");
-    if (!mkdtemp(f->dir))
-        return -1;
-    f->ctx = zmq_ctx_new();
-    char ep[256];
-    // Nothing listens for events here; the PUB just drops them.
-    kmx_storage_config_t cfg = {.bind = "tcp://127.0.0.1:*",
-                                .publish = "inproc://kmx-query-test-events",
-                                .data_dir = f->dir,
-                                .heartbeat_ms = 100};
-    if (kmx_storage_new(f->ctx, &cfg, &f->storage) != 0 ||
-        kmx_storage_endpoint(f->storage, ep, sizeof ep) != 0)
-        return -1;
-    if (pthread_create(&f->thread, NULL, s_run, f->storage) != 0)
-        return -1;
-    f->link = kmx_link_new(f->ctx, ep);
+    f->ctx = kmx_testkit_storage_ctx(f->kit);
+    f->link = kmx_link_new(f->ctx, kmx_testkit_storage_endpoint(f->kit));
     f->query = kmx_query_new(f->link, "query-test");
     if (!f->link || !f->query)
         return -1;
@@ -135,11 +75,7 @@ static int s_teardown(void **state) {
     s_fixture_t *f = *state;
     kmx_query_destroy(&f->query);
     kmx_link_destroy(&f->link);
-    zmq_ctx_shutdown(f->ctx); // wakes the storage loop with ETERM
-    pthread_join(f->thread, NULL);
-    kmx_storage_destroy(&f->storage);
-    zmq_ctx_term(f->ctx);
-    nftw(f->dir, s_rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    kmx_testkit_storage_close(&f->kit);
     free(f);
     return 0;
 }
@@ -188,10 +124,11 @@ static void s_expect_error(Kmx__V1__Response *resp, Kmx__V1__ErrorCode code, con
 
 static void test_query_sums_across_scan_pages(void **state) {
     s_fixture_t *f = *state;
-    s_rec_t *recs = calloc(S_MANY, sizeof *recs);
+    kmx_testkit_rec_t *recs = calloc(S_MANY, sizeof *recs);
     assert_non_null(recs);
     for (int i = 0; i < S_MANY; i++) {
-        s_rec(&recs[i], i % 2 ? "JP" : "CN", 202401, 202412, 1000, "USD"); // 0.1 each
+        // 0.1 each
+        kmx_testkit_rec_init(&recs[i], i % 2 ? "JP" : "CN", 202401, 202412, 1000, "USD");
         snprintf(recs[i].item, sizeof recs[i].item, "item %d", i);
     }
     s_seed(f, recs, S_MANY);
@@ -293,8 +230,8 @@ static void test_query_refuses_bad_filters(void **state) {
 static void test_query_get_scan_and_replay_reach_storage(void **state) {
     s_fixture_t *f = *state;
     s_seed_small(f);
-    s_rec_t key;
-    s_rec(&key, "japan", 202401, 202406, 0, "USD");
+    kmx_testkit_rec_t key;
+    kmx_testkit_rec_init(&key, "japan", 202401, 202406, 0, "USD");
     Kmx__V1__GetRequest get = KMX__V1__GET_REQUEST__INIT;
     get.key = &key.rec;
     Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
@@ -363,13 +300,9 @@ static void test_query_answers_bad_bodies_and_other_services(void **state) {
 
 static void test_query_answers_unavailable_when_storage_is_silent(void **state) {
     s_fixture_t *f = *state;
-    void *hung = zmq_socket(f->ctx, ZMQ_ROUTER); // accepts connections, never reads
-    int linger = 0;
-    zmq_setsockopt(hung, ZMQ_LINGER, &linger, sizeof linger);
-    assert_int_equal(zmq_bind(hung, "tcp://127.0.0.1:*"), 0);
-    char ep[256];
-    size_t size = sizeof ep;
-    assert_int_equal(zmq_getsockopt(hung, ZMQ_LAST_ENDPOINT, ep, &size), 0);
+    char ep[KMX_TESTKIT_ENDPOINT_MAX];
+    void *hung = kmx_testkit_hung_open(f->ctx, ep, sizeof ep);
+    assert_non_null(hung);
     kmx_link_t *link = kmx_link_new(f->ctx, ep);
     kmx_query_t *query = kmx_query_new(link, "query-hung");
     assert_non_null(query);
