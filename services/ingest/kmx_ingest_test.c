@@ -258,10 +258,7 @@ static void test_ingest_survives_mutated_bodies(void **state) {
     unsigned seed = 12345;
     // Every mutation must still get a reply that decodes; the sanitizers catch the rest.
     for (int round = 0; round < 2000; round++) {
-        memcpy(body, good, size);
-        for (int flips = 1 + rand_r(&seed) % 4; flips > 0; flips--)
-            body[rand_r(&seed) % size] = (uint8_t)rand_r(&seed);
-        size_t cut = round % 3 == 0 ? (size_t)rand_r(&seed) % size : size;
+        size_t cut = kmx_testkit_mutate(body, good, size, round, &seed);
         kmx__v1__response__free_unpacked(s_handle_raw(f->ingest, body, cut), NULL);
     }
     free(body);

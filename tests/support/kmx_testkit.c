@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <zmq.h>
 
 struct kmx_testkit_storage {
@@ -115,6 +116,14 @@ void *kmx_testkit_hung_open(void *ctx, char *ep, size_t size) {
         return NULL;
     }
     return hung;
+}
+
+size_t kmx_testkit_mutate(uint8_t *body, const uint8_t *good, size_t size, int round,
+                          unsigned *seed) {
+    memcpy(body, good, size);
+    for (int flips = 1 + rand_r(seed) % 4; flips > 0; flips--)
+        body[rand_r(seed) % size] = (uint8_t)rand_r(seed);
+    return round % 3 == 0 ? (size_t)rand_r(seed) % size : size;
 }
 
 void kmx_testkit_rec_init(kmx_testkit_rec_t *r, const char *market, uint32_t start, uint32_t end,

@@ -54,6 +54,14 @@ const char *kmx_testkit_storage_dir(const kmx_testkit_storage_t *self);
 // with zmq_close) or NULL.
 void *kmx_testkit_hung_open(void *ctx, char *ep, size_t size);
 
+// ---- mutated bodies -----------------------------------------------------------------
+
+// Copies good (size bytes, size > 0) into body and flips 1 to 4 random bytes; in every
+// third round (round % 3 == 0) the result is also cut short. Returns the length to send.
+// seed carries rand_r's state from round to round.
+size_t kmx_testkit_mutate(uint8_t *body, const uint8_t *good, size_t size, int round,
+                          unsigned *seed);
+
 // ---- records ------------------------------------------------------------------------
 
 // A record built on the stack, pointing at its own period, value and item.
