@@ -4,8 +4,9 @@
       market 0x00 category 0x00 item 0x00 company 0x00 artist 0x00 source
     Strings never contain NUL (kmx_record_normalize refuses it).
     Event key: the sequence number as 8 big-endian bytes.
-    Index keys (values are record keys): market -> "JP"; period -> [start u32 BE][end u32 BE];
-    category -> [kind u8] category; company -> company; artist -> artist.
+    Index keys: market -> "JP"; period -> [start u32 BE][end u32 BE]; category -> [kind u8]
+    category; company -> company; artist -> artist. Each duplicate value under an index key
+    is [seq u64 BE][record key], seq being the record's last change, so inserts append.
     Roll-up key: [kind u8][start u32 BE][end u32 BE] market 0x00 category 0x00 unit.  */
 #ifndef KMX_RKEY_H
 #define KMX_RKEY_H
@@ -19,11 +20,11 @@
 
 // The secondary indexes, in the order kmx_schema.h names their databases.
 typedef enum {
-    KMX_RKEY_IDX_MARKET = 0, // market -> record keys
-    KMX_RKEY_IDX_PERIOD,     // period -> record keys
-    KMX_RKEY_IDX_CATEGORY,   // kind and category (or dimension) -> record keys
-    KMX_RKEY_IDX_COMPANY,    // company -> record keys (records with a company only)
-    KMX_RKEY_IDX_ARTIST,     // artist -> record keys (records with an artist only)
+    KMX_RKEY_IDX_MARKET = 0, // market -> [seq][record key] entries
+    KMX_RKEY_IDX_PERIOD,     // period -> [seq][record key] entries
+    KMX_RKEY_IDX_CATEGORY,   // kind and category (or dimension) -> entries
+    KMX_RKEY_IDX_COMPANY,    // company -> entries (records with a company only)
+    KMX_RKEY_IDX_ARTIST,     // artist -> entries (records with an artist only)
     KMX_RKEY_IDX_COUNT
 } kmx_rkey_index_t;
 
