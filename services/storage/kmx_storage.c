@@ -80,7 +80,7 @@ struct kmx_storage {
     size_t n_recs;                         // changes in ops
     size_t cap_recs;                       // capacity of ops and outcomes
     uint64_t batch_wait_us;                // longest wait for more writers per batch
-    int concurrent;                        // the last batch had more than one writer
+    size_t last_writers;                   // write requests in the last batch
     kmx_store_events_t events;             // committed events waiting to be published
     s_counters_t count;                    // service counters
     int terminated;                        // the context was shut down under us
@@ -748,16 +748,19 @@ static size_t s_drain(kmx_storage_t *self, s_drain_t *d) {
 
 // After the first write, keeps draining for up to batch_wait_us so concurrent writers
 // share one commit. Only spent when the previous batch already had several writers: a
-// lone writer never waits.
+// lone writer never waits. It stops as soon as as many writers are in as last time:
+// those are the writers whose acknowledgements went out and who are sending again, so
+// waiting longer would only add latency.
 static void s_gather(kmx_storage_t *self, s_drain_t *d) {
-    if (d->writers == 0 || self->batch_wait_us == 0 || !self->concurrent)
+    if (d->writers == 0 || self->batch_wait_us == 0 || self->last_writers < 2)
         return;
     self->count.waits++;
     uint64_t deadline = s_clock_us() + self->batch_wait_us;
     while (!self->terminated && self->n_items < KMX_STORAGE_BATCH_MAX &&
            d->records < KMX_STORAGE_BATCH_RECORDS) {
-        if (s_drain(self, d) > 0)
-            continue;
+        s_drain(self, d);
+        if (d->writers >= self->last_writers)
+            break;
         uint64_t now = s_clock_us();
         if (now >= deadline)
             break;
@@ -772,7 +775,7 @@ static void s_serve_batch(kmx_storage_t *self) {
     s_drain_t d = {0, 0};
     s_drain(self, &d);
     s_gather(self, &d);
-    self->concurrent = d.writers > 1;
+    self->last_writers = d.writers;
     s_commit_writes(self);
     s_reply_all(self);
     s_publish_events(self);
