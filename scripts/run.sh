@@ -52,6 +52,14 @@ for _ in $(seq 50); do
   sleep 0.2
 done
 "$bin/kmx" ping
+for name in broker storage ingest query; do
+  if ! kill -0 "$(cat "$state/$name.pid")" 2>/dev/null; then
+    echo "kmx-$name did not start; the end of .kmx/logs/$name.log says:" >&2
+    tail -n 5 "$state/logs/$name.log" >&2
+    stop
+    exit 1
+  fi
+done
 
 "$bin/kmx" import data/kmusic-facts.csv
 echo
