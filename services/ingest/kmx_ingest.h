@@ -13,7 +13,9 @@
 
 #define KMX_INGEST_SERVICE "kmx.ingest"
 #define KMX_INGEST_BATCH_MAX 10000 // records one put may carry
-#define KMX_INGEST_TIMEOUT_MS 5000 // how long a put waits for storage
+// Below the CLI's 5 s per-try timeout, so a client hears "storage did not answer"
+// (UNAVAILABLE) from the worker instead of timing out itself and blaming the broker.
+#define KMX_INGEST_TIMEOUT_MS 4000 // how long a put waits for storage
 #define KMX_INGEST_FORWARD_MAX 10000 // records sent to storage per call (its own limit)
 
 typedef struct kmx_ingest kmx_ingest_t;

@@ -10,7 +10,8 @@
 #include <stdint.h>
 
 #define KMX_QUERY_SERVICE "kmx.query"
-#define KMX_QUERY_TIMEOUT_MS 5000 // how long one storage call may take
+// Below the CLI's 5 s per-try timeout (see KMX_INGEST_TIMEOUT_MS).
+#define KMX_QUERY_TIMEOUT_MS 4000 // how long one storage call may take
 #define KMX_QUERY_PAGE 1000       // records asked for per scan page
 #define KMX_QUERY_PAGES_MAX 10000 // scan pages one query may walk
 #define KMX_QUERY_TOKEN_MAX 1024  // largest page token passed on
