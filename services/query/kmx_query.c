@@ -1,11 +1,11 @@
 /*  kmx_query - read handlers. Storage owns the data, so every handler is a check followed
-    by one or more link calls. A query streams scan pages through kmx_filter and kmx_agg
+    by one or more link calls. A query streams scan pages through kmx_filter and kmx_group
     one page at a time: memory stays bounded by the page size and the group limit, never
     by the number of records stored.  */
 #include "kmx_query.h"
-#include "kmx_agg.h"
 #include "kmx_err.h"
 #include "kmx_filter.h"
+#include "kmx_group.h"
 #include "kmx_handler.h"
 #include "kmx_log.h"
 #include "kmx_market.h"
@@ -212,7 +212,7 @@ static int s_on_replay(void *ctx, const Kmx__V1__Request *req, uint8_t **out, si
 typedef struct {
     const Kmx__V1__Request *req;        // the caller's request
     const kmx_filter_t *filter;         // what to keep
-    kmx_agg_t *agg;                     // where kept records go
+    kmx_group_t *group;                 // where kept records go
     uint8_t token[KMX_QUERY_TOKEN_MAX]; // where the next page starts
     size_t token_len;                   // bytes in token; 0 = from the start
     Kmx__V1__Response *refusal;         // storage's error reply, when it sent one
@@ -248,8 +248,10 @@ static int s_walk_page(kmx_query_t *self, s_walk_t *w) {
     const Kmx__V1__ScanResult *page = resp->scan;
     for (size_t i = 0; i < page->n_records && rc == 0; i++) {
         const Kmx__V1__StoredRecord *sr = page->records[i];
-        if (sr && sr->record && kmx_filter_match(w->filter, sr->record))
-            rc = kmx_agg_add(w->agg, sr->record);
+        const Kmx__V1__Record *rec = sr ? sr->record : NULL;
+        // Stored records always carry both; like storage's aggregate, skip one that does not.
+        if (rec && rec->value && rec->period && kmx_filter_match(w->filter, rec))
+            rc = kmx_group_add(w->group, rec, rec->value->amount, 1, 1);
     }
     size_t next = page->has_next_page_token ? page->next_page_token.len : 0;
     if (rc == 0 && next > sizeof w->token)
@@ -299,7 +301,7 @@ typedef struct {
     Kmx__V1__Period period;                               // its period
     int need_minmax;                                      // min or max asked: read records
     Kmx__V1__Response *resp;                              // storage's answer, owned
-    kmx_agg_t *agg;                                       // the walk's answer, when walked
+    kmx_group_t *group;                                   // the walk's answer, when walked
 } s_ask_t;
 
 static void s_ask_fetch(s_ask_t *a, const kmx_filter_t *filter) {
@@ -331,7 +333,7 @@ static int s_ask_storage(kmx_query_t *self, const Kmx__V1__Request *req, s_ask_t
 }
 
 // Walks the records page by page instead (min and max asked, but storage answered from
-// roll-ups; or a storage without aggregate). Returns 0 with a->agg filled, or the reply
+// roll-ups; or a storage without aggregate). Returns 0 with a->group filled, or the reply
 // already packed into out (rc from packing, flagged by *replied).
 static int s_ask_walk(kmx_query_t *self, const Kmx__V1__Request *req, s_ask_t *a, uint8_t **out,
                       size_t *len, int *replied) {
@@ -339,9 +341,9 @@ static int s_ask_walk(kmx_query_t *self, const Kmx__V1__Request *req, s_ask_t *a
     kmx_filter_t *filter = NULL;
     int rc = kmx_filter_new(&a->filter, &filter, why, sizeof why);
     s_walk_t *w = rc == 0 ? calloc(1, sizeof *w) : NULL;
-    a->agg = w ? kmx_agg_new(a->fields, a->n_fields) : NULL;
+    a->group = w ? kmx_group_new(a->fields, a->n_fields) : NULL;
     *replied = 1;
-    if (!a->agg) {
+    if (!a->group) {
         free(w);
         kmx_filter_destroy(&filter);
         return s_error(self, req, rc ? rc : KMX_ERR_NOMEM,
@@ -350,7 +352,7 @@ static int s_ask_walk(kmx_query_t *self, const Kmx__V1__Request *req, s_ask_t *a
     self->count.walks++;
     w->req = req;
     w->filter = filter;
-    w->agg = a->agg;
+    w->group = a->group;
     int more = 1;
     for (int pages = 0; more == 1 && pages < KMX_QUERY_PAGES_MAX; pages++)
         more = s_walk_page(self, w);
@@ -454,7 +456,7 @@ static int s_answer(kmx_query_t *self, const Kmx__V1__Request *req, s_ask_t *a, 
         if (replied)
             return rc;
         Kmx__V1__QueryResult fine = KMX__V1__QUERY_RESULT__INIT;
-        if (kmx_agg_result(a->agg, 0, &fine) != 0)
+        if (kmx_group_result(a->group, &fine) != 0)
             return s_error(self, req, KMX_ERR_NOMEM, "out of memory", out, len);
         return s_reply_shape(self, req, a, &fine, out, len);
     }
@@ -486,7 +488,7 @@ static int s_on_query(void *ctx, const Kmx__V1__Request *req, uint8_t **out, siz
     if (a && a->resp)
         kmx__v1__response__free_unpacked(a->resp, NULL);
     if (a)
-        kmx_agg_destroy(&a->agg);
+        kmx_group_destroy(&a->group);
     free(a);
     kmx_filter_destroy(&filter);
     return rc;

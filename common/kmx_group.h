@@ -1,6 +1,7 @@
-/*  kmx_group - the group-by behind storage's aggregate answer: rows keyed by GroupFields
-    (always also by unit) with exact 128-bit sums and counts, fed either one record at a
-    time (min and max known) or one roll-up entry at a time (sum and count only).  */
+/*  kmx_group - the group-by behind storage's aggregate answer and kmx-query's walk over scan
+    pages (min and max over records): rows keyed by GroupFields (always also by unit) with
+    exact 128-bit sums and counts, fed either one record at a time (min and max known) or
+    one roll-up entry at a time (sum and count only).  */
 #ifndef KMX_GROUP_H
 #define KMX_GROUP_H
 
