@@ -10,6 +10,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define S_WHY_MAX 512 // room for a message naming the fault
 
@@ -22,6 +23,8 @@ typedef struct {
     Kmx__V1__Filter filter;                               // filter read (period widened)
     Kmx__V1__Period period;                               // its period
     char why[S_WHY_MAX];                                  // the fault, for INVAL
+    int may_fold;                                         // folding allowed
+    uint64_t folded;                                      // years of months folded
 } s_answer_t;
 
 // Fills a from the request. Returns 0, KMX_ERR_INVAL (why set) or KMX_ERR_UNSUPPORTED.
@@ -52,8 +55,8 @@ static int s_prepare(s_answer_t *a, const Kmx__V1__QueryRequest *q) {
         a->period.end = r.end;
         a->filter.period = &a->period;
     }
-    int rollup = kmx_group_fields_rollup(a->fields, a->n_fields) &&
-                 kmx_store_filter_is_rollup(&a->filter);
+    int rollup =
+        kmx_group_fields_rollup(a->fields, a->n_fields) && kmx_store_filter_is_rollup(&a->filter);
     return a->need_minmax && rollup ? KMX_ERR_UNSUPPORTED : 0;
 }
 
@@ -69,8 +72,7 @@ static int s_pack_shaped(const Kmx__V1__Request *req, s_answer_t *a,
     kmx_shape_t *shape = NULL;
     int err = kmx_shape_run(&a->spec, fine, &shape, a->why, sizeof a->why);
     if (err == KMX_ERR_DECODE)
-        return s_pack_error(req, KMX_ERR_INTERNAL, "storage made rows that do not parse", out,
-                            len);
+        return s_pack_error(req, KMX_ERR_INTERNAL, "storage made rows that do not parse", out, len);
     if (err == KMX_ERR_TOO_BIG)
         return s_pack_error(req, err, "the answer has too many rows; group by less", out, len);
     if (err != 0)
@@ -89,6 +91,33 @@ static int s_pack_shaped(const Kmx__V1__Request *req, s_answer_t *a,
     return err;
 }
 
+// Whether a year of months may be read as one row of the year (kmx_store_rollup.c says
+// when that is exact): never when the answer shows periods (by period, series, latest)
+// or reads one named granularity. Fills fold when it may.
+static int s_fold(const s_answer_t *a, kmx_store_fold_t *fold) {
+    const kmx_shape_spec_t *spec = &a->spec;
+    if (spec->series || spec->latest || spec->gran_mode == KMX_SHAPE_GRAN_ONE)
+        return 0;
+    int by_year = 0;
+    for (size_t i = 0; i < spec->n_fields; i++) {
+        if (spec->fields[i] == KMX__V1__GROUP_FIELD__BY_PERIOD)
+            return 0;
+        by_year |= spec->fields[i] == KMX__V1__GROUP_FIELD__BY_YEAR;
+    }
+    // A whole-range period-over-period base moves by the range's length: unless that is
+    // whole years, a year moved back is no year, and its months must stay months.
+    if (spec->growth == KMX__V1__GROWTH__PERIOD_OVER_PERIOD && !by_year && spec->has_range &&
+        kmx_period_months(&spec->range) % 12 != 0)
+        return 0;
+    memset(fold, 0, sizeof *fold);
+    fold->fields = spec->fields;
+    fold->n_fields = spec->n_fields;
+    fold->has_range = spec->has_range;
+    fold->range = spec->range;
+    fold->by_period = kmx_shape_needs_period(spec);
+    return 1;
+}
+
 static int s_answer(kmx_store_t *store, const Kmx__V1__Request *req, s_answer_t *a, uint8_t **out,
                     size_t *len) {
     int err = s_prepare(a, req->query);
@@ -99,9 +128,12 @@ static int s_answer(kmx_store_t *store, const Kmx__V1__Request *req, s_answer_t 
     kmx_group_t *group = kmx_group_new(a->fields, a->n_fields);
     if (!group)
         return s_pack_error(req, KMX_ERR_NOMEM, "out of memory", out, len);
-    kmx_store_agg_info_t info = {0, 0};
+    kmx_store_agg_info_t info = {0};
     int rollup = kmx_group_fields_rollup(a->fields, a->n_fields);
-    err = kmx_store_aggregate(store, &a->filter, group, rollup, &info);
+    kmx_store_fold_t fold;
+    int folds = a->may_fold && s_fold(a, &fold);
+    err = kmx_store_aggregate(store, &a->filter, group, rollup, folds ? &fold : NULL, &info);
+    a->folded = info.folded;
     Kmx__V1__QueryResult fine = KMX__V1__QUERY_RESULT__INIT;
     if (err == 0)
         err = kmx_group_result(group, &fine);
@@ -117,13 +149,21 @@ static int s_answer(kmx_store_t *store, const Kmx__V1__Request *req, s_answer_t 
     return err;
 }
 
-int kmx_answer_query(kmx_store_t *store, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
+int kmx_answer_query_opt(kmx_store_t *store, const Kmx__V1__Request *req, int may_fold,
+                         uint64_t *folded, uint8_t **out, size_t *len) {
     if (!store || !req || !req->query || !out || !len)
         return KMX_ERR_INVAL;
     s_answer_t *a = calloc(1, sizeof *a);
     if (!a)
         return s_pack_error(req, KMX_ERR_NOMEM, "out of memory", out, len);
+    a->may_fold = may_fold;
     int err = s_answer(store, req, a, out, len);
+    if (folded)
+        *folded = a->folded;
     free(a);
     return err;
+}
+
+int kmx_answer_query(kmx_store_t *store, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
+    return kmx_answer_query_opt(store, req, 1, NULL, out, len);
 }

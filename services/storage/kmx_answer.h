@@ -18,4 +18,10 @@
 // Returns 0, or a negative kmx_err_t when nothing could be packed.
 int kmx_answer_query(kmx_store_t *store, const Kmx__V1__Request *req, uint8_t **out, size_t *len);
 
+// kmx_answer_query with the fold of a year of months into one row (kmx_store_fold_t)
+// allowed (may_fold nonzero, what kmx_answer_query does) or not; the answer must be the
+// same byte for byte (tests compare). *folded (may be NULL) counts the years folded.
+int kmx_answer_query_opt(kmx_store_t *store, const Kmx__V1__Request *req, int may_fold,
+                         uint64_t *folded, uint8_t **out, size_t *len);
+
 #endif

@@ -27,7 +27,10 @@ int kmx_derived_open(MDB_txn *txn, int create, kmx_derived_dbs_t *dbs) {
         if (rc != 0)
             return rc;
     }
-    return mdb_dbi_open(txn, KMX_DB_ROLLUPS, flags, &dbs->rollups);
+    int rc = mdb_dbi_open(txn, KMX_DB_ROLLUPS, flags, &dbs->rollups);
+    if (rc == 0)
+        rc = mdb_dbi_open(txn, KMX_DB_ROLLUPS_MONTH, flags, &dbs->rollups_month);
+    return rc;
 }
 
 int kmx_derived_entry(uint64_t seq, const MDB_val *rkey, uint8_t *buf, size_t size, size_t *len) {
@@ -51,8 +54,8 @@ static int s_index_add(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *val) {
     return rc;
 }
 
-int kmx_derived_index(MDB_txn *txn, const kmx_derived_dbs_t *dbs, const MDB_val *rkey,
-                      uint64_t seq, const Kmx__V1__Record *rec, int add) {
+int kmx_derived_index(MDB_txn *txn, const kmx_derived_dbs_t *dbs, const MDB_val *rkey, uint64_t seq,
+                      const Kmx__V1__Record *rec, int add) {
     uint8_t entry[KMX_DERIVED_ENTRY_SEQ + KMX_RKEY_MAX];
     size_t elen = 0;
     if (kmx_derived_entry(seq, rkey, entry, sizeof entry, &elen) != 0)
@@ -66,8 +69,8 @@ int kmx_derived_index(MDB_txn *txn, const kmx_derived_dbs_t *dbs, const MDB_val 
         if (err != 0)
             return EINVAL;
         MDB_val key = {klen, kbuf}, val = {elen, entry};
-        int rc = add ? s_index_add(txn, dbs->idx[i], &key, &val)
-                     : mdb_del(txn, dbs->idx[i], &key, &val);
+        int rc =
+            add ? s_index_add(txn, dbs->idx[i], &key, &val) : mdb_del(txn, dbs->idx[i], &key, &val);
         // An entry already present (or already gone) is the state we want.
         if (rc != 0 && rc != MDB_KEYEXIST && rc != MDB_NOTFOUND)
             return rc;
@@ -102,6 +105,37 @@ int kmx_derived_rollup_decode(const MDB_val *val, kmx_i128 *sum, uint64_t *count
     return 0;
 }
 
+int kmx_derived_month_slot(const Kmx__V1__Record *rec) {
+    if (!rec || !rec->period || rec->period->start != rec->period->end)
+        return -1;
+    uint32_t month = rec->period->start % 100;
+    return month >= 1 && month <= KMX_ROLLUP_MONTHS ? (int)month - 1 : -1;
+}
+
+int kmx_derived_rollup_key(const Kmx__V1__Record *rec, uint8_t *buf, size_t size, size_t *len,
+                           int *slot) {
+    *slot = kmx_derived_month_slot(rec);
+    if (*slot < 0)
+        return kmx_rkey_rollup(rec, buf, size, len);
+    Kmx__V1__Period year = KMX__V1__PERIOD__INIT;
+    year.has_start = year.has_end = 1;
+    year.start = rec->period->start - (uint32_t)*slot;
+    year.end = year.start + KMX_ROLLUP_MONTHS - 1;
+    Kmx__V1__Record copy = *rec;
+    copy.period = &year;
+    return kmx_rkey_rollup(&copy, buf, size, len);
+}
+
+int kmx_derived_months_decode(const MDB_val *val, kmx_i128 *sums, uint64_t *counts) {
+    if (!val || val->mv_size != KMX_ROLLUP_MONTH_VALUE_LEN)
+        return KMX_ERR_DECODE;
+    for (int m = 0; m < KMX_ROLLUP_MONTHS; m++) {
+        MDB_val one = {KMX_ROLLUP_VALUE_LEN, (uint8_t *)val->mv_data + m * KMX_ROLLUP_VALUE_LEN};
+        kmx_derived_rollup_decode(&one, &sums[m], &counts[m]);
+    }
+    return 0;
+}
+
 // Adds delta to *sum, refusing to leave the 128-bit range.
 static int s_add_i128(kmx_i128 *sum, kmx_i128 delta) {
     kmx_i128 out;
@@ -115,12 +149,14 @@ static int s_add_i128(kmx_i128 *sum, kmx_i128 delta) {
 
 #define S_PENDING_CAP0 1024 // initial slots (a power of two)
 
+// The net change of one roll-up entry: a span's (slot 0 only) or a year of months'.
 typedef struct {
-    uint8_t key[KMX_RKEY_MAX]; // roll-up key
-    size_t len;                // bytes in key; 0 = free slot
-    uint64_t hash;             // hash of key
-    kmx_i128 sum;              // net amount added
-    int64_t count;             // net records added
+    uint8_t key[KMX_RKEY_MAX];        // roll-up key
+    size_t len;                       // bytes in key; 0 = free slot
+    uint64_t hash;                    // hash of key and months
+    int months;                       // nonzero: an entry of rollups_month
+    kmx_i128 sum[KMX_ROLLUP_MONTHS];  // net amount added, per month (span: [0])
+    int64_t count[KMX_ROLLUP_MONTHS]; // net records added, per month (span: [0])
 } s_pending_t;
 
 struct kmx_derived_pending {
@@ -157,19 +193,19 @@ void kmx_derived_pending_clear(kmx_derived_pending_t *self) {
     self->n = 0;
 }
 
-static uint64_t s_hash(const uint8_t *p, size_t len) {
-    uint64_t h = 1469598103934665603u; // FNV-1a
+static uint64_t s_hash(const uint8_t *p, size_t len, int months) {
+    uint64_t h = 1469598103934665603u ^ (uint64_t)(months != 0); // FNV-1a
     for (size_t i = 0; i < len; i++)
         h = (h ^ p[i]) * 1099511628211u;
     return h;
 }
 
-// Returns the slot holding key, or the free slot where it belongs.
+// Returns the slot holding (key, months), or the free slot where it belongs.
 static size_t s_probe(const s_pending_t *slots, size_t cap, const uint8_t *key, size_t len,
-                      uint64_t hash) {
+                      int months, uint64_t hash) {
     size_t i = (size_t)hash & (cap - 1);
-    while (slots[i].len != 0 &&
-           (slots[i].hash != hash || slots[i].len != len || memcmp(slots[i].key, key, len) != 0))
+    while (slots[i].len != 0 && (slots[i].hash != hash || slots[i].len != len ||
+                                 slots[i].months != months || memcmp(slots[i].key, key, len) != 0))
         i = (i + 1) & (cap - 1);
     return i;
 }
@@ -188,7 +224,7 @@ static int s_pending_grow(kmx_derived_pending_t *self) {
     }
     for (size_t i = 0; i < self->n; i++) {
         const s_pending_t *e = &self->slots[self->used[i]];
-        size_t j = s_probe(slots, cap, e->key, e->len, e->hash);
+        size_t j = s_probe(slots, cap, e->key, e->len, e->months, e->hash);
         slots[j] = *e;
         used[i] = j;
     }
@@ -203,56 +239,77 @@ static int s_pending_grow(kmx_derived_pending_t *self) {
 int kmx_derived_pending_add(kmx_derived_pending_t *self, const Kmx__V1__Record *rec, int sign) {
     uint8_t kbuf[KMX_RKEY_MAX];
     size_t klen = 0;
-    if (!rec->value || kmx_rkey_rollup(rec, kbuf, sizeof kbuf, &klen) != 0 || klen == 0)
+    int slot = -1;
+    if (!rec->value || kmx_derived_rollup_key(rec, kbuf, sizeof kbuf, &klen, &slot) != 0 ||
+        klen == 0)
         return EINVAL;
     if (s_pending_grow(self) != 0)
         return ENOMEM;
-    uint64_t hash = s_hash(kbuf, klen);
-    size_t i = s_probe(self->slots, self->cap, kbuf, klen, hash);
+    int months = slot >= 0;
+    uint64_t hash = s_hash(kbuf, klen, months);
+    size_t i = s_probe(self->slots, self->cap, kbuf, klen, months, hash);
     s_pending_t *e = &self->slots[i];
     if (e->len == 0) {
         memcpy(e->key, kbuf, klen);
         e->len = klen;
         e->hash = hash;
-        e->sum = 0;
-        e->count = 0;
+        e->months = months;
+        memset(e->sum, 0, sizeof e->sum);
+        memset(e->count, 0, sizeof e->count);
         self->used[self->n++] = i;
     }
+    int m = months ? slot : 0;
     kmx_i128 amount = rec->value->amount; // |amount| < 2^63: net sums of a batch cannot overflow
-    e->sum += sign < 0 ? -amount : amount;
-    e->count += sign < 0 ? -1 : 1;
+    e->sum[m] += sign < 0 ? -amount : amount;
+    e->count[m] += sign < 0 ? -1 : 1;
     return 0;
 }
 
-// Applies one pending change to its stored roll-up.
-static int s_pending_apply(MDB_txn *txn, MDB_dbi dbi, const s_pending_t *e) {
-    if (e->count == 0 && e->sum == 0)
+// Applies a net change (sum, count) to one stored roll-up value (sum, count).
+static int s_apply_one(kmx_i128 *sum, uint64_t *count, kmx_i128 dsum, int64_t dcount) {
+    if (dcount < 0) {
+        uint64_t out = (uint64_t)(-(dcount + 1)) + 1u; // |dcount| without overflow
+        if (out > *count)
+            return EOVERFLOW; // taking out values that were never added
+        *count -= out;
+    } else {
+        if (*count > UINT64_MAX - (uint64_t)dcount)
+            return EOVERFLOW;
+        *count += (uint64_t)dcount;
+    }
+    return s_add_i128(sum, dsum);
+}
+
+// Applies one pending change to its stored roll-up (a span's or a year of months').
+static int s_pending_apply(MDB_txn *txn, const kmx_derived_dbs_t *dbs, const s_pending_t *e) {
+    int n = e->months ? KMX_ROLLUP_MONTHS : 1;
+    int changed = 0;
+    for (int m = 0; m < n; m++)
+        changed |= e->count[m] != 0 || e->sum[m] != 0;
+    if (!changed)
         return 0; // the batch's changes cancel out
+    MDB_dbi dbi = e->months ? dbs->rollups_month : dbs->rollups;
     MDB_val key = {e->len, (void *)e->key}, val;
-    kmx_i128 sum = 0;
-    uint64_t count = 0;
+    kmx_i128 sum[KMX_ROLLUP_MONTHS] = {0};
+    uint64_t count[KMX_ROLLUP_MONTHS] = {0};
     int rc = mdb_get(txn, dbi, &key, &val);
-    if (rc == 0 && kmx_derived_rollup_decode(&val, &sum, &count) != 0)
+    if (rc == 0 && (e->months ? kmx_derived_months_decode(&val, sum, count)
+                              : kmx_derived_rollup_decode(&val, &sum[0], &count[0])) != 0)
         return EINVAL;
     if (rc != 0 && rc != MDB_NOTFOUND)
         return rc;
-    if (e->count < 0) {
-        uint64_t out = (uint64_t)(-(e->count + 1)) + 1u; // |count| without overflow
-        if (out > count)
-            return EOVERFLOW; // taking out values that were never added
-        count -= out;
-    } else {
-        if (count > UINT64_MAX - (uint64_t)e->count)
+    uint64_t total = 0;
+    for (int m = 0; m < n; m++) {
+        if (s_apply_one(&sum[m], &count[m], e->sum[m], e->count[m]) != 0)
             return EOVERFLOW;
-        count += (uint64_t)e->count;
+        total |= count[m];
     }
-    if (s_add_i128(&sum, e->sum) != 0)
-        return EOVERFLOW;
-    if (count == 0)
+    if (total == 0)
         return mdb_del(txn, dbi, &key, NULL);
-    uint8_t vbuf[KMX_ROLLUP_VALUE_LEN];
-    kmx_derived_rollup_encode(sum, count, vbuf);
-    MDB_val put = {sizeof vbuf, vbuf};
+    uint8_t vbuf[KMX_ROLLUP_MONTH_VALUE_LEN];
+    for (int m = 0; m < n; m++)
+        kmx_derived_rollup_encode(sum[m], count[m], vbuf + m * KMX_ROLLUP_VALUE_LEN);
+    MDB_val put = {(size_t)n * KMX_ROLLUP_VALUE_LEN, vbuf};
     return mdb_put(txn, dbi, &key, &put, 0);
 }
 
@@ -260,7 +317,105 @@ int kmx_derived_pending_flush(MDB_txn *txn, const kmx_derived_dbs_t *dbs,
                               kmx_derived_pending_t *self) {
     int rc = 0;
     for (size_t i = 0; i < self->n && rc == 0; i++)
-        rc = s_pending_apply(txn, dbs->rollups, &self->slots[self->used[i]]);
+        rc = s_pending_apply(txn, dbs, &self->slots[self->used[i]]);
     kmx_derived_pending_clear(self);
     return rc;
+}
+
+// ---- reading every roll-up back ------------------------------------------------------
+
+// Appends one roll-up to the list. Returns 0 or KMX_ERR_NOMEM.
+static int s_list_add(kmx_derived_rollup_t **list, size_t *n, size_t *cap, const void *key,
+                      size_t len, kmx_i128 sum, uint64_t count) {
+    if (*n == *cap) {
+        size_t grown_cap = *cap ? *cap * 2 : 256;
+        kmx_derived_rollup_t *grown = realloc(*list, grown_cap * sizeof *grown);
+        if (!grown)
+            return KMX_ERR_NOMEM;
+        *list = grown;
+        *cap = grown_cap;
+    }
+    uint8_t *copy = malloc(len ? len : 1);
+    if (!copy)
+        return KMX_ERR_NOMEM;
+    memcpy(copy, key, len);
+    (*list)[(*n)++] = (kmx_derived_rollup_t){copy, len, sum, count};
+    return 0;
+}
+
+static int s_rollup_cmp(const void *a, const void *b) {
+    const kmx_derived_rollup_t *ra = a, *rb = b;
+    size_t n = ra->len < rb->len ? ra->len : rb->len;
+    int c = memcmp(ra->key, rb->key, n);
+    return c != 0 ? c : (ra->len > rb->len) - (ra->len < rb->len);
+}
+
+// Reads one database into the list, months unbundled into their own keys.
+static int s_read_all(MDB_txn *txn, MDB_dbi dbi, int months, kmx_derived_rollup_t **list, size_t *n,
+                      size_t *cap) {
+    MDB_cursor *cur = NULL;
+    int rc = mdb_cursor_open(txn, dbi, &cur);
+    if (rc != 0)
+        return rc;
+    MDB_val key, val;
+    int err = 0;
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0 && err == 0;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        kmx_i128 sum[KMX_ROLLUP_MONTHS];
+        uint64_t count[KMX_ROLLUP_MONTHS];
+        if (!months) {
+            err = kmx_derived_rollup_decode(&val, &sum[0], &count[0]);
+            if (err == 0)
+                err = s_list_add(list, n, cap, key.mv_data, key.mv_size, sum[0], count[0]);
+            continue;
+        }
+        err = key.mv_size >= 9 ? kmx_derived_months_decode(&val, sum, count) : KMX_ERR_DECODE;
+        uint8_t mkey[KMX_RKEY_MAX];
+        if (err == 0 && key.mv_size > sizeof mkey)
+            err = KMX_ERR_DECODE;
+        uint32_t first = 0; // the year's January, YYYY01
+        if (err == 0) {
+            memcpy(mkey, key.mv_data, key.mv_size);
+            first = (uint32_t)mkey[1] << 24 | (uint32_t)mkey[2] << 16 | (uint32_t)mkey[3] << 8 |
+                    mkey[4];
+        }
+        for (int m = 0; m < KMX_ROLLUP_MONTHS && err == 0; m++) {
+            if (count[m] == 0 && sum[m] == 0)
+                continue;
+            uint32_t month = first + (uint32_t)m;
+            for (int b = 0; b < 4; b++)
+                mkey[1 + b] = mkey[5 + b] = (uint8_t)(month >> (24 - 8 * b));
+            err = s_list_add(list, n, cap, mkey, key.mv_size, sum[m], count[m]);
+        }
+    }
+    mdb_cursor_close(cur);
+    if (err != 0)
+        return err;
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int kmx_derived_rollups_read(MDB_txn *txn, const kmx_derived_dbs_t *dbs, kmx_derived_rollup_t **out,
+                             size_t *n_out) {
+    kmx_derived_rollup_t *list = NULL;
+    size_t n = 0, cap = 0;
+    int rc = s_read_all(txn, dbs->rollups, 0, &list, &n, &cap);
+    if (rc == 0)
+        rc = s_read_all(txn, dbs->rollups_month, 1, &list, &n, &cap);
+    if (rc != 0) {
+        kmx_derived_rollups_free(&list, n);
+        return rc;
+    }
+    qsort(list, n, sizeof *list, s_rollup_cmp);
+    *out = list;
+    *n_out = n;
+    return 0;
+}
+
+void kmx_derived_rollups_free(kmx_derived_rollup_t **list, size_t n) {
+    if (!list || !*list)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free((*list)[i].key);
+    free(*list);
+    *list = NULL;
 }

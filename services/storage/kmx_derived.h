@@ -6,6 +6,7 @@
 
 #include "kmx.pb-c.h"
 #include "kmx_rkey.h"
+#include "kmx_schema.h"
 #include "kmx_value.h"
 
 #include <lmdb.h>
@@ -15,7 +16,8 @@
 // Database handles of the derived data.
 typedef struct {
     MDB_dbi idx[KMX_RKEY_IDX_COUNT]; // one DUPSORT database per kmx_rkey_index_t
-    MDB_dbi rollups;                 // KMX_DB_ROLLUPS
+    MDB_dbi rollups;                 // KMX_DB_ROLLUPS: spans other than a month
+    MDB_dbi rollups_month;           // KMX_DB_ROLLUPS_MONTH: months, one entry per year
 } kmx_derived_dbs_t;
 
 // Opens the derived databases in txn, creating them when create is nonzero (txn must then
@@ -59,6 +61,34 @@ int kmx_derived_pending_add(kmx_derived_pending_t *self, const Kmx__V1__Record *
 // does not decode, EOVERFLOW when a sum leaves 128 bits or a count would go negative).
 int kmx_derived_pending_flush(MDB_txn *txn, const kmx_derived_dbs_t *dbs,
                               kmx_derived_pending_t *self);
+
+// Returns the month slot (0 = January) of a record whose period is one month, else -1.
+int kmx_derived_month_slot(const Kmx__V1__Record *rec);
+
+// Encodes the stored roll-up key of rec into buf: kmx_rkey_rollup's key, with the period
+// widened to the whole year for a single month. *slot is the month slot (rollups_month)
+// or -1 (rollups). Returns 0, KMX_ERR_INVAL or KMX_ERR_OVERFLOW.
+int kmx_derived_rollup_key(const Kmx__V1__Record *rec, uint8_t *buf, size_t size, size_t *len,
+                           int *slot);
+
+// Decodes a rollups_month value into twelve sums and counts (January first). Returns 0
+// or KMX_ERR_DECODE when val is not KMX_ROLLUP_MONTH_VALUE_LEN bytes.
+int kmx_derived_months_decode(const MDB_val *val, kmx_i128 *sums, uint64_t *counts);
+
+// One roll-up as the records imply it: the key kmx_rkey_rollup gives them, sum and count.
+typedef struct {
+    uint8_t *key;   // roll-up key (malloc'd)
+    size_t len;     // bytes in key
+    kmx_i128 sum;   // exact sum, ten-thousandths
+    uint64_t count; // records
+} kmx_derived_rollup_t;
+
+// Reads every stored roll-up in txn, each month of rollups_month as its own entry, into a
+// malloc'd array sorted by key (free it with kmx_derived_rollups_free). Used by the
+// verifier and tests. Returns 0, KMX_ERR_DECODE, KMX_ERR_NOMEM or an LMDB code.
+int kmx_derived_rollups_read(MDB_txn *txn, const kmx_derived_dbs_t *dbs,
+                             kmx_derived_rollup_t **out, size_t *n);
+void kmx_derived_rollups_free(kmx_derived_rollup_t **list, size_t n);
 
 // Encodes and decodes a roll-up value (KMX_ROLLUP_VALUE_LEN bytes).
 void kmx_derived_rollup_encode(kmx_i128 sum, uint64_t count, uint8_t *out);

@@ -20,11 +20,20 @@
 #define KMX_DB_IDX_COMPANY "idx_company"
 #define KMX_DB_IDX_ARTIST "idx_artist"
 
-// Roll-up key (kmx_rkey_rollup: kind, period, market, category, unit) ->
+// Roll-ups of every span that is not a single month (years, halves, quarters, ranges):
+// roll-up key (kmx_rkey_rollup: kind, period, market, category, unit) ->
 // [sum: 16 bytes, two's complement big-endian, ten-thousandths][count: u64 big-endian].
 // An entry exists exactly when its count is nonzero.
 #define KMX_DB_ROLLUPS "rollups"
 #define KMX_ROLLUP_VALUE_LEN 24 // bytes in a roll-up value
+
+// Roll-ups of single months, one entry per year: the roll-up key of the year
+// (kmx_rkey_rollup with period YYYY01..YYYY12) -> twelve roll-up values, January first
+// (KMX_ROLLUP_VALUE_LEN bytes each; a month without records has sum 0 and count 0). An
+// entry exists exactly when one of its counts is nonzero.
+#define KMX_DB_ROLLUPS_MONTH "rollups_month"
+#define KMX_ROLLUP_MONTHS 12
+#define KMX_ROLLUP_MONTH_VALUE_LEN (KMX_ROLLUP_MONTHS * KMX_ROLLUP_VALUE_LEN)
 
 // Meta key -> schema version as 4 bytes big-endian, written when the store is created.
 #define KMX_META_SCHEMA_VERSION "schema_version"
@@ -32,8 +41,9 @@
 #define KMX_META_LAST_SEQ "last_seq"
 
 // Version history: 1 = records, events, meta; 2 = adds the five indexes and roll-ups;
-// 3 = index entries lead with the sequence of the record's last change.
-#define KMX_SCHEMA_VERSION 3u // the layout this build reads and writes
-#define KMX_SCHEMA_MAX_DBS 10 // named databases the environment may hold
+// 3 = index entries lead with the sequence of the record's last change; 4 = monthly
+// roll-ups move to rollups_month, one entry per year.
+#define KMX_SCHEMA_VERSION 4u // the layout this build reads and writes
+#define KMX_SCHEMA_MAX_DBS 12 // named databases the environment may hold
 
 #endif

@@ -363,9 +363,9 @@ static int s_on_aggregate(kmx_storage_t *self, s_item_t *item, uint8_t **out, si
     kmx_group_t *group = kmx_group_new(ar->group_by, ar->n_group_by);
     if (!group)
         return s_error(self, item, KMX_ERR_NOMEM, "out of memory", out, len);
-    kmx_store_agg_info_t info = {0, 0};
+    kmx_store_agg_info_t info = {0};
     int rollup = kmx_group_fields_rollup(ar->group_by, ar->n_group_by);
-    int err = kmx_store_aggregate(self->store, ar->filter, group, rollup, &info);
+    int err = kmx_store_aggregate(self->store, ar->filter, group, rollup, NULL, &info);
     Kmx__V1__QueryResult result = KMX__V1__QUERY_RESULT__INIT;
     if (err == 0)
         err = kmx_group_result(group, &result);

@@ -765,7 +765,7 @@ static int s_in_list(char *const *list, size_t n, const char *value) {
 }
 
 // Returns nonzero when the filter names a period (an empty Period message does not).
-static int s_filter_period(const Kmx__V1__Filter *f, kmx_period_t *out) {
+int kmx_store_filter_period(const Kmx__V1__Filter *f, kmx_period_t *out) {
     if (!f->period || (!f->period->has_start && !f->period->has_end))
         return 0;
     out->start = f->period->start;
@@ -774,7 +774,7 @@ static int s_filter_period(const Kmx__V1__Filter *f, kmx_period_t *out) {
 }
 
 // Returns nonzero when the filter restricts granularity; *gran is then the wanted one.
-static int s_filter_gran(const Kmx__V1__Filter *f, kmx_gran_t *gran) {
+int kmx_store_filter_gran(const Kmx__V1__Filter *f, kmx_gran_t *gran) {
     const char *g = f->granularity;
     if (!g || g[0] == '\0' || strcasecmp(g, "any") == 0)
         return 0;
@@ -786,9 +786,9 @@ int kmx_store_filter_check(const Kmx__V1__Filter *filter) {
         return 0;
     kmx_period_t p;
     kmx_gran_t g;
-    if (s_filter_period(filter, &p) && !kmx_period_is_valid(&p))
+    if (kmx_store_filter_period(filter, &p) && !kmx_period_is_valid(&p))
         return KMX_ERR_INVAL;
-    if (s_filter_gran(filter, &g) < 0)
+    if (kmx_store_filter_gran(filter, &g) < 0)
         return KMX_ERR_INVAL;
     return 0;
 }
@@ -796,8 +796,8 @@ int kmx_store_filter_check(const Kmx__V1__Filter *filter) {
 static int s_match_period(const Kmx__V1__Filter *f, const Kmx__V1__Record *rec) {
     kmx_period_t outer, inner;
     kmx_gran_t want;
-    int has_period = s_filter_period(f, &outer);
-    int has_gran = s_filter_gran(f, &want) > 0;
+    int has_period = kmx_store_filter_period(f, &outer);
+    int has_gran = kmx_store_filter_gran(f, &want) > 0;
     if (!has_period && !has_gran)
         return 1;
     if (!rec->period)
@@ -848,7 +848,7 @@ static void s_range_from(const Kmx__V1__Filter *f, s_range_t *r) {
     r->lo[0] = (uint8_t)r->kind;
     r->lo_len = 1;
     kmx_period_t p;
-    if (s_filter_period(f, &p)) {
+    if (kmx_store_filter_period(f, &p)) {
         s_put_be(r->lo + 1, p.start, 4);
         r->lo_len = 5;
         r->end_max = p.end;
@@ -1153,74 +1153,6 @@ int kmx_store_filter_is_rollup(const Kmx__V1__Filter *f) {
     return !f || (f->n_items == 0 && f->n_companies == 0 && f->n_artists == 0 && f->n_sources == 0);
 }
 
-// A filter made ready for roll-up entries: the period and granularity tests decided once
-// per aggregate instead of once per entry.
-typedef struct {
-    const Kmx__V1__Filter *f; // the filter (lists are tested per entry)
-    int has_period;           // the filter names a period
-    kmx_period_t outer;       // that period
-    int has_gran;             // the filter restricts granularity
-    kmx_gran_t want;          // the wanted granularity
-} s_rollup_filter_t;
-
-static void s_rollup_filter_init(const Kmx__V1__Filter *f, s_rollup_filter_t *rf) {
-    memset(rf, 0, sizeof *rf);
-    rf->f = f;
-    if (!f)
-        return;
-    rf->has_period = s_filter_period(f, &rf->outer);
-    rf->has_gran = s_filter_gran(f, &rf->want) > 0;
-}
-
-// kmx_store_filter_match for a decoded roll-up key.
-static int s_rollup_match(const s_rollup_filter_t *rf, const kmx_rkey_rollup_t *k) {
-    const Kmx__V1__Filter *f = rf->f;
-    if (!f)
-        return 1;
-    if (f->has_kind && f->kind != KMX__V1__KIND__KIND_UNSPECIFIED && k->kind != (uint8_t)f->kind)
-        return 0;
-    kmx_period_t inner = {k->start, k->end};
-    if (rf->has_period && !kmx_period_contains(&rf->outer, &inner))
-        return 0;
-    if (rf->has_gran && kmx_period_granularity(&inner) != rf->want)
-        return 0;
-    return s_in_list(f->markets, f->n_markets, k->market) &&
-           (f->n_regions == 0 || s_in_list(f->regions, f->n_regions, kmx_market_region(k->market))) &&
-           s_in_list(f->categories, f->n_categories, k->category) &&
-           s_in_list(f->items, f->n_items, NULL) && s_in_list(f->companies, f->n_companies, NULL) &&
-           s_in_list(f->artists, f->n_artists, NULL) && s_in_list(f->units, f->n_units, k->unit) &&
-           s_in_list(f->sources, f->n_sources, NULL);
-}
-
-// Adds one roll-up entry to group when the filter matches its dimensions.
-static int s_agg_rollup(const s_rollup_filter_t *rf, const MDB_val *key, const MDB_val *val,
-                        kmx_group_t *group) {
-    kmx_rkey_rollup_t k;
-    kmx_i128 sum = 0;
-    uint64_t count = 0;
-    if (kmx_rkey_rollup_parse(key->mv_data, key->mv_size, &k) != 0 ||
-        kmx_derived_rollup_decode(val, &sum, &count) != 0) {
-        kmx_log_warn("aggregate skipped a roll-up entry that does not decode");
-        return 0;
-    }
-    if (!s_rollup_match(rf, &k))
-        return 0;
-    Kmx__V1__Record rec = KMX__V1__RECORD__INIT;
-    Kmx__V1__Period period = KMX__V1__PERIOD__INIT;
-    Kmx__V1__Value value = KMX__V1__VALUE__INIT;
-    period.has_start = period.has_end = 1;
-    period.start = k.start;
-    period.end = k.end;
-    value.unit = k.unit;
-    rec.has_kind = 1;
-    rec.kind = (Kmx__V1__Kind)k.kind;
-    rec.period = &period;
-    rec.market = k.market;
-    rec.category = k.category;
-    rec.value = &value;
-    return kmx_group_add(group, &rec, sum, count, 0);
-}
-
 // Adds one record to group when the filter matches it.
 static int s_agg_record(const Kmx__V1__Filter *filter, const MDB_val *val, kmx_group_t *group) {
     Kmx__V1__StoredRecord *sr = kmx__v1__stored_record__unpack(NULL, val->mv_size, val->mv_data);
@@ -1237,20 +1169,16 @@ static int s_agg_record(const Kmx__V1__Filter *filter, const MDB_val *val, kmx_g
     return err;
 }
 
-// Walks db (records or roll-ups: both keys start [kind][period.start]) over the filter's
-// key range, feeding group.
-static int s_agg_walk(MDB_cursor *cur, const Kmx__V1__Filter *filter, int rollups,
-                      kmx_group_t *group) {
+// Walks the records over the filter's key range, feeding group.
+static int s_agg_walk(MDB_cursor *cur, const Kmx__V1__Filter *filter, kmx_group_t *group) {
     s_range_t r;
     s_range_from(filter, &r);
-    s_rollup_filter_t rf;
-    s_rollup_filter_init(filter, &rf);
     kmx_store_scan_t q = {0};
     MDB_val key, val;
     int rc = s_scan_seek(cur, &q, &r, &key, &val);
     int err = 0;
     while (rc == 0 && err == 0 && s_range_holds(&r, &key)) {
-        err = rollups ? s_agg_rollup(&rf, &key, &val, group) : s_agg_record(filter, &val, group);
+        err = s_agg_record(filter, &val, group);
         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
     }
     if (err != 0)
@@ -1259,25 +1187,28 @@ static int s_agg_walk(MDB_cursor *cur, const Kmx__V1__Filter *filter, int rollup
 }
 
 int kmx_store_aggregate(kmx_store_t *self, const Kmx__V1__Filter *filter, kmx_group_t *group,
-                        int fields_rollup, kmx_store_agg_info_t *info) {
+                        int fields_rollup, const kmx_store_fold_t *fold,
+                        kmx_store_agg_info_t *info) {
     if (!self || !group || !info)
         return KMX_ERR_INVAL;
     if (kmx_store_filter_check(filter) != 0)
         return KMX_ERR_INVAL;
     info->from_rollups = fields_rollup && kmx_store_filter_is_rollup(filter);
+    info->folded = 0;
     MDB_txn *txn = NULL;
     int err = kmx_store_begin_read(self, &txn);
     if (err != 0)
         return err;
-    MDB_cursor *cur = NULL;
-    MDB_dbi db = info->from_rollups ? self->derived.rollups : self->records;
-    int rc = mdb_cursor_open(txn, db, &cur);
-    if (rc != 0)
-        err = kmx_store_mdb_err(rc, "cursor open");
-    else if ((err = kmx_store_read_last_seq(self, txn, &info->last_seq)) == 0)
-        err = s_agg_walk(cur, filter, info->from_rollups, group);
-    if (cur)
-        mdb_cursor_close(cur);
+    err = kmx_store_read_last_seq(self, txn, &info->last_seq);
+    if (err == 0 && info->from_rollups) {
+        err = kmx_store_rollup_aggregate(self, txn, filter, fold, group, &info->folded);
+    } else if (err == 0) {
+        MDB_cursor *cur = NULL;
+        int rc = mdb_cursor_open(txn, self->records, &cur);
+        err = rc != 0 ? kmx_store_mdb_err(rc, "cursor open") : s_agg_walk(cur, filter, group);
+        if (cur)
+            mdb_cursor_close(cur);
+    }
     mdb_txn_abort(txn);
     return err;
 }

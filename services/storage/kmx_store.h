@@ -6,6 +6,7 @@
 
 #include "kmx.pb-c.h"
 #include "kmx_group.h"
+#include "kmx_period.h"
 #include "kmx_record.h"
 #include "kmx_rkey.h"
 
@@ -167,15 +168,30 @@ int kmx_store_replay(kmx_store_t *self, const kmx_store_replay_t *q, kmx_store_r
 typedef struct {
     int from_rollups;  // nonzero: read roll-ups (rows have no min or max)
     uint64_t last_seq; // the sequence the answer reflects
+    uint64_t folded;   // years of months added as one row each (kmx_store_fold_t)
 } kmx_store_agg_info_t;
+
+// When an aggregate read from roll-ups may add a year of months as one row whose period
+// is the whole year (kmx_store_rollup.c says when that changes no answer).
+typedef struct {
+    const Kmx__V1__GroupField *fields; // the answer's group fields (never BY_PERIOD)
+    size_t n_fields;                   // entries in fields
+    int has_range;                     // the query asked for a period range
+    kmx_period_t range;                // that range
+    int by_period; // the group's rows also split by period (BY_PERIOD appended to fields
+                   // for the granularity rule or growth): fold only where that is exact;
+                   // 0: rows carry no period, every year of months folds
+} kmx_store_fold_t;
 
 // Adds to group (created by the caller with the request's fields) every record filter
 // matches, reading the roll-ups when the filter and group's fields only involve roll-up
 // dimensions (kind, period, granularity, markets, regions, categories, units), else the
-// records, all in one read transaction. Returns KMX_ERR_INVAL for a bad filter,
-// KMX_ERR_TOO_BIG when there are too many groups, KMX_ERR_NOMEM or KMX_ERR_STORAGE.
+// records, all in one read transaction. fold (NULL: never) lets roll-up reads add a
+// year of months as one row. Returns KMX_ERR_INVAL for a bad filter, KMX_ERR_TOO_BIG when
+// there are too many groups, KMX_ERR_NOMEM or KMX_ERR_STORAGE.
 int kmx_store_aggregate(kmx_store_t *self, const Kmx__V1__Filter *filter, kmx_group_t *group,
-                        int fields_rollup, kmx_store_agg_info_t *info);
+                        int fields_rollup, const kmx_store_fold_t *fold,
+                        kmx_store_agg_info_t *info);
 
 // Returns nonzero when filter only involves roll-up dimensions.
 int kmx_store_filter_is_rollup(const Kmx__V1__Filter *filter);

@@ -152,42 +152,45 @@ static void s_rollup_mismatch(s_check_t *c, const char *what) {
         kmx_log_error("check: roll-up %s", what);
 }
 
-// Merges the sorted contributions with the roll-up database, both in key order.
+// Merges the sorted contributions with the stored roll-ups (months unbundled), both in
+// key order.
 static int s_compare_rollups(s_check_t *c) {
     qsort(c->parts, c->n_parts, sizeof *c->parts, s_part_cmp);
-    MDB_cursor *cur = NULL;
-    int rc = mdb_cursor_open(c->txn, c->store->derived.rollups, &cur);
+    kmx_derived_rollup_t *have = NULL;
+    size_t n_have = 0, h = 0, i = 0;
+    int rc = kmx_derived_rollups_read(c->txn, &c->store->derived, &have, &n_have);
+    if (rc == KMX_ERR_DECODE) {
+        s_rollup_mismatch(c, "entry does not decode");
+        return 0;
+    }
     if (rc != 0)
-        return kmx_store_mdb_err(rc, "cursor open");
-    MDB_val key, val;
-    size_t i = 0;
-    rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
-    while (rc == 0 || i < c->n_parts) {
-        int order = rc != 0 ? 1
+        return rc == KMX_ERR_NOMEM ? rc : kmx_store_mdb_err(rc, "check roll-ups");
+    while (h < n_have || i < c->n_parts) {
+        int order = h >= n_have ? 1
                     : i >= c->n_parts
                         ? -1
-                        : s_key_order(key.mv_data, key.mv_size, c->parts[i].key, c->parts[i].len);
+                        : s_key_order(have[h].key, have[h].len, c->parts[i].key, c->parts[i].len);
         if (order < 0) {
             s_rollup_mismatch(c, "entry has no records");
-            rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+            h++;
             continue;
         }
-        kmx_i128 want = 0, have = 0;
-        uint64_t n = 0, have_n = 0;
+        kmx_i128 want = 0;
+        uint64_t n = 0;
         size_t j = i;
         for (; j < c->n_parts && s_part_cmp(&c->parts[i], &c->parts[j]) == 0; j++, n++)
             want += c->parts[j].amount;
         if (order > 0) {
             s_rollup_mismatch(c, "entry missing for records");
         } else {
-            if (kmx_derived_rollup_decode(&val, &have, &have_n) != 0 || have != want || have_n != n)
+            if (have[h].sum != want || have[h].count != n)
                 s_rollup_mismatch(c, "sum or count differs from the records");
-            rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+            h++;
         }
         i = j;
     }
-    mdb_cursor_close(cur);
-    return rc == MDB_NOTFOUND ? 0 : kmx_store_mdb_err(rc, "check roll-ups");
+    kmx_derived_rollups_free(&have, n_have);
+    return 0;
 }
 
 // Checks the event log holds every sequence from its first key up to last_seq.

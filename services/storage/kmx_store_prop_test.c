@@ -31,7 +31,7 @@
 
 static const char *const s_markets[] = {"JP", "US", "CN", "WORLD"};
 static const uint32_t s_periods[][2] = {
-    {202301, 202301}, {202302, 202302}, {202301, 202306}, {202401, 202412}};
+    {202301, 202301}, {202302, 202302}, {202301, 202306}, {202401, 202412}, {202412, 202412}};
 static const char *const s_categories[] = {"album", "digital", ""};
 static const char *const s_items[] = {"exports", "streams"};
 static const char *const s_companies[] = {"", "HYBE", "SM"};
@@ -350,21 +350,38 @@ static void s_expect_rollups(s_fixture_t *f, MDB_txn *txn) {
         }
     }
     qsort(want, n, sizeof *want, s_roll_cmp);
+    kmx_derived_dbs_t dbs;
+    assert_int_equal(kmx_derived_open(txn, 0, &dbs), 0);
+    kmx_derived_rollup_t *have = NULL;
     size_t n_have = 0;
-    s_pair_t *have = s_read_db(txn, KMX_DB_ROLLUPS, 0, &n_have);
+    assert_int_equal(kmx_derived_rollups_read(txn, &dbs, &have, &n_have), 0);
     assert_int_equal(n_have, n);
     for (size_t i = 0; i < n; i++) {
-        assert_int_equal(have[i].klen, want[i].klen);
-        assert_memory_equal(have[i].k, want[i].k, want[i].klen);
-        MDB_val v = {have[i].vlen, have[i].v};
-        kmx_i128 sum = 0;
-        uint64_t count = 0;
-        assert_int_equal(kmx_derived_rollup_decode(&v, &sum, &count), 0);
-        assert_true(sum == want[i].sum);
-        assert_int_equal(count, want[i].count);
+        assert_int_equal(have[i].len, want[i].klen);
+        assert_memory_equal(have[i].key, want[i].k, want[i].klen);
+        assert_true(have[i].sum == want[i].sum);
+        assert_int_equal(have[i].count, want[i].count);
     }
+    // Months live in rollups_month, one entry per year; nothing else does.
+    size_t n_months = 0, n_spans = 0;
+    s_pair_t *months = s_read_db(txn, KMX_DB_ROLLUPS_MONTH, 0, &n_months);
+    s_pair_t *spans = s_read_db(txn, KMX_DB_ROLLUPS, 0, &n_spans);
+    for (size_t i = 0; i < n_months; i++) {
+        kmx_rkey_rollup_t k;
+        assert_int_equal(kmx_rkey_rollup_parse(months[i].k, months[i].klen, &k), 0);
+        assert_int_equal(k.start % 100, 1);
+        assert_int_equal(k.end, k.start + 11);
+        assert_int_equal(months[i].vlen, KMX_ROLLUP_MONTH_VALUE_LEN);
+    }
+    for (size_t i = 0; i < n_spans; i++) {
+        kmx_rkey_rollup_t k;
+        assert_int_equal(kmx_rkey_rollup_parse(spans[i].k, spans[i].klen, &k), 0);
+        assert_true(k.start != k.end);
+    }
+    kmx_derived_rollups_free(&have, n_have);
     free(want);
-    free(have);
+    free(months);
+    free(spans);
 }
 
 static void s_expect_events(s_fixture_t *f, MDB_txn *txn) {
@@ -406,8 +423,8 @@ static void s_compare_aggregates(s_fixture_t *f) {
     Kmx__V1__QueryResult a = KMX__V1__QUERY_RESULT__INIT, b = KMX__V1__QUERY_RESULT__INIT;
     kmx_group_t *ga = kmx_group_new(by, 1), *gb = kmx_group_new(by, 1);
     kmx_store_agg_info_t ia, ib;
-    assert_int_equal(kmx_store_aggregate(f->store, &filter, ga, 1, &ia), 0);
-    assert_int_equal(kmx_store_aggregate(f->store, &filter, gb, 0, &ib), 0);
+    assert_int_equal(kmx_store_aggregate(f->store, &filter, ga, 1, NULL, &ia), 0);
+    assert_int_equal(kmx_store_aggregate(f->store, &filter, gb, 0, NULL, &ib), 0);
     assert_true(ia.from_rollups);
     assert_false(ib.from_rollups);
     assert_int_equal(kmx_group_result(ga, &a), 0);
@@ -467,9 +484,19 @@ static void test_store_check_finds_a_damaged_rollup(void **state) {
     assert_int_equal(mdb_dbi_open(txn, KMX_DB_ROLLUPS, 0, &dbi), 0);
     assert_int_equal(mdb_cursor_open(txn, dbi, &cur), 0);
     assert_int_equal(mdb_cursor_get(cur, &k, &v, MDB_FIRST), 0);
-    uint8_t bad[KMX_ROLLUP_VALUE_LEN];
+    uint8_t bad[KMX_ROLLUP_MONTH_VALUE_LEN];
     kmx_derived_rollup_encode(1, 1, bad);
-    MDB_val put = {sizeof bad, bad};
+    MDB_val put = {KMX_ROLLUP_VALUE_LEN, bad};
+    assert_int_equal(mdb_cursor_put(cur, &k, &put, MDB_CURRENT), 0);
+    mdb_cursor_close(cur);
+    // And one month of a year of months: its January now claims one record of 0.0001.
+    assert_int_equal(mdb_dbi_open(txn, KMX_DB_ROLLUPS_MONTH, 0, &dbi), 0);
+    assert_int_equal(mdb_cursor_open(txn, dbi, &cur), 0);
+    assert_int_equal(mdb_cursor_get(cur, &k, &v, MDB_FIRST), 0);
+    assert_int_equal(v.mv_size, KMX_ROLLUP_MONTH_VALUE_LEN);
+    memcpy(bad, v.mv_data, v.mv_size);
+    kmx_derived_rollup_encode(1, 1, bad);
+    put.mv_size = KMX_ROLLUP_MONTH_VALUE_LEN;
     assert_int_equal(mdb_cursor_put(cur, &k, &put, MDB_CURRENT), 0);
     mdb_cursor_close(cur);
     assert_int_equal(mdb_txn_commit(txn), 0);
@@ -477,7 +504,7 @@ static void test_store_check_finds_a_damaged_rollup(void **state) {
     s_open(f, 0, 0);
     kmx_store_check_t report;
     assert_int_equal(kmx_store_check(f->store, &report), KMX_ERR_INTERNAL);
-    assert_int_equal(report.rollup_mismatch, 1);
+    assert_int_equal(report.rollup_mismatch, 2);
     assert_int_equal(report.index_missing + report.index_extra + report.event_gaps, 0);
 }
 

@@ -1,0 +1,251 @@
+/*  Property test of storage's query answers: on random stores mixing full years of
+    months, partial years and other spans (years, halves, quarters, ranges across a new
+    year), every random query answered with years of months folded into one row must be
+    byte for byte the answer computed month by month.  */
+#include "kmx_answer.h"
+#include "kmx_err.h"
+#include "kmx_testkit.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#define S_STORES 3    // random stores
+#define S_QUERIES 300 // random queries per store
+#define S_FIRST_YEAR 2020
+#define S_YEARS 5
+
+static const char *const s_markets[] = {"JP", "US", "CN", "GB", "TH"};
+static const char *const s_categories[] = {"album", "digital"};
+static const char *const s_units[] = {"USD", "KRW"};
+
+#define S_N(a) (sizeof(a) / sizeof((a)[0]))
+
+typedef struct {
+    char dir[128];           // the store's directory
+    kmx_store_t *store;      // the store under test
+    unsigned seed;           // rand_r state
+    kmx_testkit_rec_t *recs; // records of the current store
+    size_t n, cap;           // held and allocated
+} s_fixture_t;
+
+static int s_setup(void **state) {
+    s_fixture_t *f = calloc(1, sizeof *f);
+    if (!f || kmx_testkit_dir_make("kmx-answer-test", f->dir, sizeof f->dir) != 0)
+        return -1;
+    f->seed = 20261123;
+    *state = f;
+    return 0;
+}
+
+static int s_teardown(void **state) {
+    s_fixture_t *f = *state;
+    kmx_store_close(&f->store);
+    kmx_testkit_dir_remove(f->dir);
+    free(f->recs);
+    free(f);
+    return 0;
+}
+
+static int s_rand(s_fixture_t *f, int n) {
+    return rand_r(&f->seed) % n;
+}
+
+static void s_add(s_fixture_t *f, const char *market, const char *category, const char *unit,
+                  uint32_t start, uint32_t end) {
+    if (f->n == f->cap) {
+        f->cap = f->cap ? f->cap * 2 : 1024;
+        f->recs = realloc(f->recs, f->cap * sizeof *f->recs);
+        assert_non_null(f->recs);
+    }
+    kmx_testkit_rec_t *r = &f->recs[f->n++];
+    int64_t amount = 1 + s_rand(f, 1000000000);
+    kmx_testkit_rec_init(r, market, start, end, amount, unit);
+    r->rec.category = (char *)category;
+}
+
+// Fills a fresh store: per (market, category, unit, year) a full year of months, some
+// months or none; now and then a span over the same group.
+static void s_fill(s_fixture_t *f) {
+    kmx_store_close(&f->store);
+    kmx_testkit_dir_remove(f->dir);
+    assert_int_equal(kmx_testkit_dir_make("kmx-answer-test", f->dir, sizeof f->dir), 0);
+    kmx_store_config_t cfg = {0, 0, KMX_STORE_SYNC_NONE, 0, 0};
+    assert_int_equal(kmx_store_open(f->dir, &cfg, &f->store), 0);
+    f->n = 0;
+    for (size_t m = 0; m < S_N(s_markets); m++)
+        for (size_t c = 0; c < S_N(s_categories); c++)
+            for (size_t u = 0; u < S_N(s_units); u++)
+                for (uint32_t y = S_FIRST_YEAR; y < S_FIRST_YEAR + S_YEARS; y++) {
+                    int shape = s_rand(f, 4); // 0 none, 1 some months, 2-3 every month
+                    for (uint32_t mo = 1; shape > 0 && mo <= 12; mo++) {
+                        if (shape > 1 || s_rand(f, 3) > 0)
+                            s_add(f, s_markets[m], s_categories[c], s_units[u], y * 100 + mo,
+                                  y * 100 + mo);
+                    }
+                    if (s_rand(f, 8) != 0)
+                        continue;
+                    static const uint32_t spans[][2] = {{1, 12}, {1, 6}, {7, 12}, {4, 6}, {11, 14}};
+                    const uint32_t *s = spans[s_rand(f, (int)S_N(spans))];
+                    uint32_t end = s[1] > 12 ? (y + 1) * 100 + s[1] - 12 : y * 100 + s[1];
+                    s_add(f, s_markets[m], s_categories[c], s_units[u], y * 100 + s[0], end);
+                }
+    kmx_store_op_t *ops = calloc(f->n, sizeof *ops);
+    kmx_put_outcome_t *out = calloc(f->n, sizeof *out);
+    assert_non_null(ops);
+    assert_non_null(out);
+    for (size_t i = 0; i < f->n; i++)
+        ops[i] = (kmx_store_op_t){KMX_STORE_OP_PUT, &f->recs[i].rec};
+    assert_int_equal(kmx_store_write_batch(f->store, ops, f->n, out, NULL), 0);
+    free(ops);
+    free(out);
+}
+
+// A random query's parts, kept alive while it is answered.
+typedef struct {
+    Kmx__V1__Request req;
+    Kmx__V1__QueryRequest q;
+    Kmx__V1__Filter filter;
+    Kmx__V1__Period period;
+    Kmx__V1__GroupField by[4];
+    char *units[1];
+    char *categories[1];
+    char *markets[2];
+    char id[24];
+} s_query_t;
+
+static void s_random_query(s_fixture_t *f, s_query_t *x, uint64_t id) {
+    static const Kmx__V1__GroupField fields[] = {
+        KMX__V1__GROUP_FIELD__BY_MARKET, KMX__V1__GROUP_FIELD__BY_REGION,
+        KMX__V1__GROUP_FIELD__BY_YEAR, KMX__V1__GROUP_FIELD__BY_CATEGORY,
+        KMX__V1__GROUP_FIELD__BY_UNIT};
+    memset(x, 0, sizeof *x);
+    kmx__v1__request__init(&x->req);
+    kmx__v1__query_request__init(&x->q);
+    kmx__v1__filter__init(&x->filter);
+    kmx__v1__period__init(&x->period);
+    x->filter.has_kind = 1;
+    x->filter.kind = KMX__V1__KIND__EXPORT;
+    uint32_t y = S_FIRST_YEAR + (uint32_t)s_rand(f, S_YEARS);
+    x->period.has_start = x->period.has_end = 1;
+    switch (s_rand(f, 4)) {
+    case 0: // no period
+        break;
+    case 1: // one year
+        x->period.start = y * 100 + 1;
+        x->period.end = y * 100 + 12;
+        x->filter.period = &x->period;
+        break;
+    case 2: // two years
+        x->period.start = y * 100 + 1;
+        x->period.end = (y + 1) * 100 + 12;
+        x->filter.period = &x->period;
+        break;
+    default: // months across a new year
+        x->period.start = y * 100 + 3;
+        x->period.end = (y + 1) * 100 + 8;
+        x->filter.period = &x->period;
+        break;
+    }
+    int gran = s_rand(f, 6);
+    x->filter.granularity = gran == 0 ? "any" : gran == 1 ? "year" : NULL;
+    if (s_rand(f, 3) == 0) {
+        x->units[0] = (char *)s_units[s_rand(f, (int)S_N(s_units))];
+        x->filter.n_units = 1;
+        x->filter.units = x->units;
+    }
+    if (s_rand(f, 3) == 0) {
+        x->categories[0] = (char *)s_categories[s_rand(f, (int)S_N(s_categories))];
+        x->filter.n_categories = 1;
+        x->filter.categories = x->categories;
+    }
+    if (s_rand(f, 4) == 0) {
+        x->markets[0] = "JP";
+        x->markets[1] = "US";
+        x->filter.n_markets = 2;
+        x->filter.markets = x->markets;
+    }
+    size_t n = (size_t)s_rand(f, 4);
+    for (size_t i = 0; i < n; i++) {
+        Kmx__V1__GroupField g = fields[s_rand(f, (int)S_N(fields))];
+        int dup = 0;
+        for (size_t j = 0; j < x->q.n_group_by; j++)
+            dup |= x->by[j] == g;
+        if (!dup)
+            x->by[x->q.n_group_by++] = g;
+    }
+    x->q.group_by = x->by;
+    x->q.filter = &x->filter;
+    int growth = s_rand(f, 3);
+    x->q.has_growth = growth > 0;
+    x->q.growth = growth == 1 ? KMX__V1__GROWTH__YOY : KMX__V1__GROWTH__PERIOD_OVER_PERIOD;
+    x->q.has_top = s_rand(f, 3) == 0;
+    x->q.top = 2;
+    x->q.has_other = x->q.other = x->q.has_top && s_rand(f, 2);
+    x->q.has_share = x->q.share = s_rand(f, 3) == 0;
+    snprintf(x->id, sizeof x->id, "q%llu", (unsigned long long)id);
+    x->req.request_id = x->id;
+    x->req.body_case = KMX__V1__REQUEST__BODY_QUERY;
+    x->req.query = &x->q;
+}
+
+// Says which query failed, so it can be reproduced.
+static void s_print_query(const s_query_t *x) {
+    fprintf(stderr,
+            "query: period=%u..%u granularity=%s growth=%d top=%s other=%d share=%d "
+            "units=%zu categories=%zu markets=%zu group_by=",
+            x->filter.period ? x->period.start : 0, x->filter.period ? x->period.end : 0,
+            x->filter.granularity ? x->filter.granularity : "auto",
+            x->q.has_growth ? (int)x->q.growth : 0, x->q.has_top ? "2" : "none", x->q.other,
+            x->q.share, x->filter.n_units, x->filter.n_categories, x->filter.n_markets);
+    for (size_t g = 0; g < x->q.n_group_by; g++)
+        fprintf(stderr, "%s%d", g ? "," : "", (int)x->by[g]);
+    fprintf(stderr, "\n");
+}
+
+static void test_folded_answers_equal_month_by_month(void **state) {
+    s_fixture_t *f = *state;
+    uint64_t folded = 0, answered = 0;
+    for (int s = 0; s < S_STORES; s++) {
+        s_fill(f);
+        for (int i = 0; i < S_QUERIES; i++) {
+            s_query_t x;
+            s_random_query(f, &x, (uint64_t)i + 1);
+            uint8_t *a = NULL, *b = NULL;
+            size_t alen = 0, blen = 0;
+            uint64_t fa = 0, fb = 0;
+            assert_int_equal(kmx_answer_query_opt(f->store, &x.req, 1, &fa, &a, &alen), 0);
+            assert_int_equal(kmx_answer_query_opt(f->store, &x.req, 0, &fb, &b, &blen), 0);
+            assert_int_equal(fb, 0);
+            if (alen != blen || memcmp(a, b, alen) != 0) {
+                s_print_query(&x);
+                fail_msg("store %d query %d differs when folded (%llu years folded)", s, i,
+                         (unsigned long long)fa);
+            }
+            Kmx__V1__Response *r = kmx__v1__response__unpack(NULL, alen, a);
+            assert_non_null(r);
+            answered += r->result_case == KMX__V1__RESPONSE__RESULT_QUERY;
+            kmx__v1__response__free_unpacked(r, NULL);
+            folded += fa;
+            free(a);
+            free(b);
+        }
+    }
+    // The comparison means something only if many answers folded and succeeded.
+    assert_true(answered > S_STORES * S_QUERIES / 3);
+    assert_true(folded > 1000);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_folded_answers_equal_month_by_month, s_setup,
+                                        s_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
