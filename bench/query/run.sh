@@ -6,7 +6,8 @@
 # market for one year and a top-10 with growth through the full path; the same rows are
 # COPYed into PostgreSQL (started here with initdb/pg_ctl on a unix socket in a temporary
 # directory, primary key plus indexes on market, period and category, ANALYZEd) and asked
-# the same questions over libpq. Prints p50/p99 side by side with the targets.
+# the same questions over libpq. Prints p50/p99 side by side with the targets, then the
+# floor of one ZeroMQ round trip (kmx_bench_floor): a get makes three.
 #   bench/query/run.sh [BUILD_DIR] [RECORDS] [GETS] [AGGREGATES]
 #   defaults: build/release 1000000 2000 100
 # Needs PostgreSQL and libpq (scripts/setup.sh --bench). Not part of ctest.
@@ -57,7 +58,7 @@ CREATE TABLE records (
 \\copy records FROM '$work/rows.csv' WITH (FORMAT csv)
 CREATE INDEX records_market ON records (market, period_start);
 CREATE INDEX records_period ON records (period_start, period_end);
-CREATE INDEX records_category ON records (kind, category);
+CREATE INDEX records_category ON records (kind, category, period_start);
 ANALYZE records;
 SQL
 
@@ -73,3 +74,6 @@ for _ in $(seq 100); do "$bin/kmx" ping kmx.query >/dev/null 2>&1 && break; slee
 
 "$bin/kmx_bench_query" run "$KMX_BROKER" "host=$work/sock user=kmx dbname=postgres" \
   "$records" "$gets" "$aggs"
+
+# What three ZeroMQ hops cost at the least on this machine, beside the get above.
+"$bin/kmx_bench_floor" "$gets"

@@ -1,0 +1,111 @@
+/*  kmx_bench_floor - the least a ZeroMQ hop costs on this machine: a DEALER sends a
+    40-byte message to a ROUTER in another thread that echoes it back, over
+    tcp://127.0.0.1 and over ipc://, and the round trip is timed. A point get through
+    client -> broker -> kmx-query -> kmx-storage makes three such round trips, so three
+    times this floor is the fastest any get on this path can be, whatever the services
+    do. Printed beside the query benchmark (bench/query/run.sh).
+        kmx_bench_floor [ROUND_TRIPS]  */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define S_WARMUP 500 // round trips not timed
+
+// The echo side: returns every message to its sender until the context ends.
+static void *s_echo(void *router) {
+    for (;;) {
+        zmq_msg_t id, body;
+        zmq_msg_init(&id);
+        zmq_msg_init(&body);
+        if (zmq_msg_recv(&id, router, 0) < 0 || zmq_msg_recv(&body, router, 0) < 0) {
+            zmq_msg_close(&id);
+            zmq_msg_close(&body);
+            break;
+        }
+        zmq_msg_send(&id, router, ZMQ_SNDMORE);
+        zmq_msg_send(&body, router, 0);
+    }
+    zmq_close(router);
+    return NULL;
+}
+
+static int s_cmp(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double s_ms(const struct timespec *a, const struct timespec *b) {
+    return (double)(b->tv_sec - a->tv_sec) * 1e3 + (double)(b->tv_nsec - a->tv_nsec) / 1e6;
+}
+
+// Times n round trips over endpoint bind (a wildcard tcp port is resolved). Writes p50
+// and p99 in ms. Returns 0 or -1.
+static int s_measure(const char *bind, int n, double *p50, double *p99) {
+    void *ctx = zmq_ctx_new();
+    void *router = zmq_socket(ctx, ZMQ_ROUTER);
+    void *dealer = zmq_socket(ctx, ZMQ_DEALER);
+    char ep[256];
+    size_t len = sizeof ep;
+    int linger = 0;
+    zmq_setsockopt(dealer, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(router, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_bind(router, bind) != 0 || zmq_getsockopt(router, ZMQ_LAST_ENDPOINT, ep, &len) != 0 ||
+        zmq_connect(dealer, ep) != 0) {
+        fprintf(stderr, "floor: cannot bind or connect %s: %s\n", bind, zmq_strerror(errno));
+        return -1;
+    }
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, s_echo, router) != 0)
+        return -1;
+    double *lat = malloc((size_t)n * sizeof *lat);
+    char buf[64];
+    memset(buf, 'k', sizeof buf);
+    int rc = lat ? 0 : -1;
+    for (int i = 0; rc == 0 && i < n + S_WARMUP; i++) {
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        if (zmq_send(dealer, buf, 40, 0) != 40 || zmq_recv(dealer, buf, sizeof buf, 0) != 40)
+            rc = -1;
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        if (i >= S_WARMUP && lat)
+            lat[i - S_WARMUP] = s_ms(&a, &b);
+    }
+    if (rc == 0) {
+        qsort(lat, (size_t)n, sizeof *lat, s_cmp);
+        *p50 = lat[n / 2];
+        *p99 = lat[(size_t)n * 99 / 100];
+    }
+    free(lat);
+    zmq_close(dealer);
+    zmq_ctx_shutdown(ctx); // ends the echo thread's receive
+    pthread_join(thread, NULL);
+    zmq_ctx_term(ctx);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    int n = argc > 1 ? atoi(argv[1]) : 5000;
+    if (n < 100) {
+        fprintf(stderr, "usage: kmx_bench_floor [ROUND_TRIPS >= 100]\n");
+        return 2;
+    }
+    char ipc[128];
+    snprintf(ipc, sizeof ipc, "ipc:///tmp/kmx-bench-floor-%d.ipc", (int)getpid());
+    const char *eps[] = {"tcp://127.0.0.1:*", ipc};
+    printf("\nfloor: one ZeroMQ round trip (DEALER -> ROUTER echo, 40 bytes, %d tries; ms)\n", n);
+    printf("  %-20s %9s %9s  %s\n", "transport", "p50", "p99", "a get's three hops at least");
+    for (size_t i = 0; i < sizeof eps / sizeof eps[0]; i++) {
+        double p50 = 0, p99 = 0;
+        if (s_measure(eps[i], n, &p50, &p99) != 0)
+            return 1;
+        printf("  %-20s %9.4f %9.4f  %9.4f\n", i == 0 ? "tcp 127.0.0.1" : "ipc", p50, p99, 3 * p50);
+    }
+    unlink(ipc + strlen("ipc://"));
+    return 0;
+}
