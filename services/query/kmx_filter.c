@@ -4,6 +4,7 @@
 #include "kmx_filter.h"
 #include "kmx_err.h"
 #include "kmx_market.h"
+#include "kmx_match.h"
 #include "kmx_period.h"
 #include "kmx_value.h"
 
@@ -213,47 +214,6 @@ const Kmx__V1__Filter *kmx_filter_wire(const kmx_filter_t *self) {
     return self ? &self->wire : NULL;
 }
 
-static int s_in_list(char *const *list, size_t n, const char *value) {
-    if (n == 0)
-        return 1;
-    const char *v = value ? value : "";
-    for (size_t i = 0; i < n; i++) {
-        if (strcasecmp(list[i], v) == 0)
-            return 1;
-    }
-    return 0;
-}
-
-static int s_match_period(const kmx_filter_t *self, const Kmx__V1__Record *rec) {
-    if (!self->wire.period && !self->has_gran)
-        return 1;
-    if (!rec->period)
-        return 0;
-    kmx_period_t inner = {rec->period->start, rec->period->end};
-    kmx_period_t outer = {self->period.start, self->period.end};
-    if (self->wire.period && !kmx_period_contains(&outer, &inner))
-        return 0;
-    return !self->has_gran || kmx_period_granularity(&inner) == self->gran;
-}
-
 int kmx_filter_match(const kmx_filter_t *self, const Kmx__V1__Record *rec) {
-    if (!rec)
-        return 0;
-    if (!self)
-        return 1;
-    const Kmx__V1__Filter *f = &self->wire;
-    if (f->has_kind && rec->kind != f->kind)
-        return 0;
-    if (!s_match_period(self, rec))
-        return 0;
-    const char *market = rec->market ? rec->market : "";
-    const char *unit = rec->value ? rec->value->unit : NULL;
-    return s_in_list(f->markets, f->n_markets, market) &&
-           (f->n_regions == 0 || s_in_list(f->regions, f->n_regions, kmx_market_region(market))) &&
-           s_in_list(f->categories, f->n_categories, rec->category) &&
-           s_in_list(f->items, f->n_items, rec->item) &&
-           s_in_list(f->companies, f->n_companies, rec->company) &&
-           s_in_list(f->artists, f->n_artists, rec->artist) &&
-           s_in_list(f->units, f->n_units, unit) &&
-           s_in_list(f->sources, f->n_sources, rec->source);
+    return self ? kmx_match_record(&self->wire, rec) : rec != NULL;
 }

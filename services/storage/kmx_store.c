@@ -8,6 +8,7 @@
 #include "kmx_err.h"
 #include "kmx_log.h"
 #include "kmx_market.h"
+#include "kmx_match.h"
 #include "kmx_period.h"
 #include "kmx_schema.h"
 
@@ -484,8 +485,8 @@ static int s_read_old(s_batch_t *b, MDB_val *key, Kmx__V1__StoredRecord **old) {
 // Updates indexes and roll-ups for one change: old (may be NULL, last changed at old_seq)
 // is replaced by rec (may be NULL for a delete), whose change takes b->seq. Index entries
 // carry the sequence of the record's last change, so an update moves them to the new one.
-static int s_write_derived(s_batch_t *b, MDB_val *key, const Kmx__V1__Record *old,
-                           uint64_t old_seq, const Kmx__V1__Record *rec) {
+static int s_write_derived(s_batch_t *b, MDB_val *key, const Kmx__V1__Record *old, uint64_t old_seq,
+                           const Kmx__V1__Record *rec) {
     const kmx_derived_dbs_t *d = &b->store->derived;
     int rc = 0;
     if (old)
@@ -634,8 +635,8 @@ static int s_write_txn(s_batch_t *b, const kmx_store_op_t *ops, size_t n,
         else
             err = s_put_one(b, ops[i].rec, &outcomes[i]);
     }
-    if (err == 0 && (rc = kmx_derived_pending_flush(b->txn, &b->store->derived,
-                                                    b->store->pending)) != 0)
+    if (err == 0 &&
+        (rc = kmx_derived_pending_flush(b->txn, &b->store->derived, b->store->pending)) != 0)
         err = s_batch_fail(b, rc, "update roll-ups");
     if (err == 0 && b->seq != b->store->last_seq)
         err = s_write_last_seq(b);
@@ -753,81 +754,12 @@ int kmx_store_get(kmx_store_t *self, const Kmx__V1__Record *key, Kmx__V1__Stored
     return err;
 }
 
-static int s_in_list(char *const *list, size_t n, const char *value) {
-    if (n == 0)
-        return 1;
-    const char *v = value ? value : "";
-    for (size_t i = 0; i < n; i++) {
-        if (list[i] && strcasecmp(list[i], v) == 0)
-            return 1;
-    }
-    return 0;
-}
-
-// Returns nonzero when the filter names a period (an empty Period message does not).
-int kmx_store_filter_period(const Kmx__V1__Filter *f, kmx_period_t *out) {
-    if (!f->period || (!f->period->has_start && !f->period->has_end))
-        return 0;
-    out->start = f->period->start;
-    out->end = f->period->has_end ? f->period->end : f->period->start;
-    return 1;
-}
-
-// Returns nonzero when the filter restricts granularity; *gran is then the wanted one.
-int kmx_store_filter_gran(const Kmx__V1__Filter *f, kmx_gran_t *gran) {
-    const char *g = f->granularity;
-    if (!g || g[0] == '\0' || strcasecmp(g, "any") == 0)
-        return 0;
-    return kmx_gran_parse(g, gran) == 0 ? 1 : -1;
-}
-
 int kmx_store_filter_check(const Kmx__V1__Filter *filter) {
-    if (!filter)
-        return 0;
-    kmx_period_t p;
-    kmx_gran_t g;
-    if (kmx_store_filter_period(filter, &p) && !kmx_period_is_valid(&p))
-        return KMX_ERR_INVAL;
-    if (kmx_store_filter_gran(filter, &g) < 0)
-        return KMX_ERR_INVAL;
-    return 0;
-}
-
-static int s_match_period(const Kmx__V1__Filter *f, const Kmx__V1__Record *rec) {
-    kmx_period_t outer, inner;
-    kmx_gran_t want;
-    int has_period = kmx_store_filter_period(f, &outer);
-    int has_gran = kmx_store_filter_gran(f, &want) > 0;
-    if (!has_period && !has_gran)
-        return 1;
-    if (!rec->period)
-        return 0;
-    inner.start = rec->period->start;
-    inner.end = rec->period->end;
-    if (has_period && !kmx_period_contains(&outer, &inner))
-        return 0;
-    return !has_gran || kmx_period_granularity(&inner) == want;
+    return kmx_match_check(filter);
 }
 
 int kmx_store_filter_match(const Kmx__V1__Filter *f, const Kmx__V1__Record *rec) {
-    if (!rec)
-        return 0;
-    if (!f)
-        return 1;
-    if (f->has_kind && f->kind != KMX__V1__KIND__KIND_UNSPECIFIED && rec->kind != f->kind)
-        return 0;
-    if (!s_match_period(f, rec))
-        return 0;
-    const char *unit = rec->value ? rec->value->unit : NULL;
-    const char *market = rec->market ? rec->market : "";
-    return s_in_list(f->markets, f->n_markets, market) &&
-           (f->n_regions == 0 || s_in_list(f->regions, f->n_regions, kmx_market_region(market))) &&
-           s_in_list(f->categories, f->n_categories, rec->category) &&
-           s_in_list(f->items, f->n_items, rec->item) &&
-           s_in_list(f->companies, f->n_companies, rec->company) &&
-           s_in_list(f->artists, f->n_artists, rec->artist) &&
-           s_in_list(f->units, f->n_units, unit) &&
-           s_in_list(f->sources, f->n_sources, rec->source);
+    return kmx_match_record(f, rec);
 }
 
 // Key range a scan may touch, derived from the filter: [lo, ...] while the kind byte
@@ -848,7 +780,7 @@ static void s_range_from(const Kmx__V1__Filter *f, s_range_t *r) {
     r->lo[0] = (uint8_t)r->kind;
     r->lo_len = 1;
     kmx_period_t p;
-    if (kmx_store_filter_period(f, &p)) {
+    if (kmx_match_period(f, &p)) {
         s_put_be(r->lo + 1, p.start, 4);
         r->lo_len = 5;
         r->end_max = p.end;

@@ -34,13 +34,6 @@ int kmx_store_begin_read(kmx_store_t *self, MDB_txn **txn);
 // Reads meta/last_seq inside txn (0 when absent). Returns 0 or a kmx code.
 int kmx_store_read_last_seq(const kmx_store_t *self, MDB_txn *txn, uint64_t *out);
 
-// Whether the filter names a period (an empty Period does not); *out is then the range.
-int kmx_store_filter_period(const Kmx__V1__Filter *f, kmx_period_t *out);
-
-// 1 when the filter restricts granularity (*gran the wanted one), 0 when not, -1 when its
-// granularity does not parse.
-int kmx_store_filter_gran(const Kmx__V1__Filter *f, kmx_gran_t *gran);
-
 // Adds to group what the roll-ups in txn hold for filter (kmx_store_filter_is_rollup),
 // folding years of months as fold allows (NULL: never; *folded counts the years folded).
 // Returns 0 or a kmx code.

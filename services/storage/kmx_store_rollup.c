@@ -15,6 +15,7 @@
 #include "kmx_err.h"
 #include "kmx_log.h"
 #include "kmx_market.h"
+#include "kmx_match.h"
 #include "kmx_schema.h"
 
 #include <stdio.h>
@@ -66,24 +67,14 @@ typedef struct {
     uint64_t folded;               // years of months added as one row
 } s_agg_t;
 
-static int s_in_list(char *const *list, size_t n, const char *value) {
-    if (n == 0)
-        return 1;
-    for (size_t i = 0; i < n; i++) {
-        if (list[i] && strcasecmp(list[i], value) == 0)
-            return 1;
-    }
-    return 0;
-}
-
 static void s_rf_init(const Kmx__V1__Filter *f, s_rf_t *rf) {
     memset(rf, 0, sizeof *rf);
     rf->f = f;
     rf->kind = -1;
     if (!f)
         return;
-    rf->has_period = kmx_store_filter_period(f, &rf->outer);
-    rf->has_gran = kmx_store_filter_gran(f, &rf->want) > 0;
+    rf->has_period = kmx_match_period(f, &rf->outer);
+    rf->has_gran = kmx_match_gran(f, &rf->want) > 0;
     if (f->has_kind && f->kind != KMX__V1__KIND__KIND_UNSPECIFIED)
         rf->kind = (int)f->kind & 0xff;
 }
@@ -96,11 +87,11 @@ static int s_match_dims(const s_rf_t *rf, const kmx_rkey_rollup_t *k) {
         return 1;
     if (rf->kind >= 0 && k->kind != (uint8_t)rf->kind)
         return 0;
-    return s_in_list(f->markets, f->n_markets, k->market) &&
+    return kmx_match_in_list(f->markets, f->n_markets, k->market) &&
            (f->n_regions == 0 ||
-            s_in_list(f->regions, f->n_regions, kmx_market_region(k->market))) &&
-           s_in_list(f->categories, f->n_categories, k->category) &&
-           s_in_list(f->units, f->n_units, k->unit);
+            kmx_match_in_list(f->regions, f->n_regions, kmx_market_region(k->market))) &&
+           kmx_match_in_list(f->categories, f->n_categories, k->category) &&
+           kmx_match_in_list(f->units, f->n_units, k->unit);
 }
 
 // Tests one period against the filter's range and granularity.
