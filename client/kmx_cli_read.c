@@ -353,7 +353,8 @@ static const char s_query_usage[] =
     "                 [--by FIELD[,FIELD]] [--metrics sum,count,min,max,avg]\n"
     "                 [--top N [--other]] [--share] [--growth yoy|pop] [--time-series]\n"
     "                 [--latest] [--format table|json|csv]\n"
-    "Sums matching values per group and unit. FIELD: market, region, period, year,\n"
+    "Sums matching values per group and unit, and per category unless --category names\n"
+    "one (different statistics never add up). FIELD: market, region, period, year,\n"
     "category, dimension, item, company, artist, source, unit. G: auto (default: a span\n"
     "covered by a coarser one of the same group is left out), year, half, quarter, month,\n"
     "range, any (add everything). Lists may repeat the flag or separate values with commas.\n";
@@ -428,14 +429,33 @@ static bool s_has_metric(const Kmx__V1__Metric *m, size_t n, Kmx__V1__Metric wan
     return false;
 }
 
-// The columns: the --by keys (unit has its own column), unit, the latest period, the
-// metrics asked for (sum and count by default), share, previous and growth.
-static void s_columns(const s_args_t *a, const Kmx__V1__Metric *m, size_t nm, s_cols_t *c)
+// The name of a key the server added beyond --by (QueryResult.group_by): the category,
+// which consumption records call their dimension, when the filter did not pin one.
+static const char *s_added_key_name(const s_args_t *a, Kmx__V1__GroupField field)
+{
+    if (field == KMX__V1__GROUP_FIELD__BY_CATEGORY)
+        return a->kind == KMX__V1__KIND__CONSUMPTION ? "dimension" : "category";
+    for (size_t k = 0; k < sizeof(s_group_fields) / sizeof(s_group_fields[0]); k++) {
+        if (s_group_fields[k].field == field)
+            return s_group_fields[k].name;
+    }
+    return "key";
+}
+
+// The columns: the --by keys, then the keys the server added (unit has its own column),
+// unit, the latest period, the metrics asked for (sum and count by default), share,
+// previous and growth.
+static void s_columns(const s_args_t *a, const Kmx__V1__Metric *m, size_t nm,
+                      const Kmx__V1__QueryResult *res, s_cols_t *c)
 {
     c->n = 0;
     for (size_t i = 0; i < a->by.n; i++) {
         if (strcmp(a->by.items[i], "unit") != 0)
             s_col(c, a->by.items[i], C_KEY, i);
+    }
+    for (size_t i = a->by.n; i < res->n_group_by && c->n < S_BY_MAX; i++) {
+        if (res->group_by[i] != KMX__V1__GROUP_FIELD__BY_UNIT)
+            s_col(c, s_added_key_name(a, res->group_by[i]), C_KEY, i);
     }
     s_col(c, "unit", C_UNIT, 0);
     if (a->latest)
@@ -633,9 +653,10 @@ int kmx_cli_query(kmx_cli_opts_t *opts, int argc, char **argv)
         Kmx__V1__QueryRequest q = KMX__V1__QUERY_REQUEST__INIT;
         s_query_request(&a, group, metrics, &q);
         s_cols_t cols;
-        s_columns(&a, metrics, a.metrics.n, &cols);
         Kmx__V1__Response *resp = NULL;
         rc = kmx_client_query(client, &q, &resp);
+        if (rc >= 0)
+            s_columns(&a, metrics, a.metrics.n, resp->query, &cols);
         if (rc < 0)
             rc = kmx_cli_call_failed(client, rc);
         else if (opts->format == KMX_FORMAT_JSON)

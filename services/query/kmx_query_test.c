@@ -203,6 +203,188 @@ static void test_query_top_keeps_largest(void **state) {
     kmx__v1__response__free_unpacked(resp, NULL);
 }
 
+// Seeds two statistics of the same markets and year, in USD: "album" JP 10, US 4, CN 3
+// and "survey" CN 60, JP 50, US 20; plus "won" JP 7 KRW, a third statistic in its own unit.
+static void s_seed_categories(s_fixture_t *f) {
+    static const struct {
+        const char *market, *category, *unit;
+        int64_t amount;
+    } rows[] = {{"JP", "album", "USD", 100000},  {"US", "album", "USD", 40000},
+                {"CN", "album", "USD", 30000},   {"CN", "survey", "USD", 600000},
+                {"JP", "survey", "USD", 500000}, {"US", "survey", "USD", 200000},
+                {"JP", "won", "KRW", 70000}};
+    kmx_testkit_rec_t r[7];
+    for (size_t i = 0; i < 7; i++) {
+        kmx_testkit_rec_init(&r[i], rows[i].market, 202401, 202412, rows[i].amount, rows[i].unit);
+        r[i].rec.category = (char *)rows[i].category;
+    }
+    s_seed(f, r, 7);
+}
+
+static Kmx__V1__Response *s_ask(kmx_query_t *query, Kmx__V1__QueryRequest *q) {
+    Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
+    req.request_id = "q-cat";
+    req.body_case = KMX__V1__REQUEST__BODY_QUERY;
+    req.query = q;
+    return s_handle(query, &req);
+}
+
+// Checks one answer row: its keys (NULL-terminated), unit, sum and share (NULL: none).
+static void s_expect_row(const Kmx__V1__Row *row, const char *const *keys, const char *unit,
+                         const char *sum, const char *share) {
+    size_t n = 0;
+    for (; keys[n]; n++) {
+        assert_true(n < row->n_keys);
+        assert_string_equal(row->keys[n], keys[n]);
+    }
+    assert_int_equal(row->n_keys, n);
+    assert_string_equal(row->unit, unit);
+    assert_string_equal(row->sum, sum);
+    if (share)
+        assert_string_equal(row->share, share);
+    else
+        assert_null(row->share);
+}
+
+static void test_query_splits_categories_unless_pinned(void **state) {
+    s_fixture_t *f = *state;
+    s_seed_categories(f);
+    Kmx__V1__GroupField by[] = {KMX__V1__GROUP_FIELD__BY_MARKET};
+    Kmx__V1__Response *resp = s_query(f->query, NULL, by, 1, 0);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_QUERY);
+    Kmx__V1__QueryResult *res = resp->query;
+    // Never JP = 10 + 50 + 7: each statistic is its own row, the category the last key,
+    // and the result says so.
+    assert_int_equal(res->n_group_by, 2);
+    assert_int_equal(res->group_by[0], KMX__V1__GROUP_FIELD__BY_MARKET);
+    assert_int_equal(res->group_by[1], KMX__V1__GROUP_FIELD__BY_CATEGORY);
+    assert_int_equal(res->n_rows, 7);
+    s_expect_row(res->rows[0], (const char *[]){"CN", "album", NULL}, "USD", "3", NULL);
+    s_expect_row(res->rows[1], (const char *[]){"CN", "survey", NULL}, "USD", "60", NULL);
+    s_expect_row(res->rows[2], (const char *[]){"JP", "album", NULL}, "USD", "10", NULL);
+    s_expect_row(res->rows[3], (const char *[]){"JP", "survey", NULL}, "USD", "50", NULL);
+    s_expect_row(res->rows[4], (const char *[]){"JP", "won", NULL}, "KRW", "7", NULL);
+    kmx__v1__response__free_unpacked(resp, NULL);
+
+    // Pinned to one category (the filter ignores case): no category key.
+    char *survey[] = {"survey", "SURVEY"};
+    Kmx__V1__Filter filter = KMX__V1__FILTER__INIT;
+    filter.n_categories = 2;
+    filter.categories = survey;
+    resp = s_query(f->query, &filter, by, 1, 0);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_QUERY);
+    assert_int_equal(resp->query->n_group_by, 1);
+    assert_int_equal(resp->query->n_rows, 3);
+    s_expect_row(resp->query->rows[0], (const char *[]){"CN", NULL}, "USD", "60", NULL);
+    kmx__v1__response__free_unpacked(resp, NULL);
+
+    // Two categories named: still split.
+    char *two[] = {"album", "survey"};
+    filter.categories = two;
+    resp = s_query(f->query, &filter, NULL, 0, 0);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_QUERY);
+    assert_int_equal(resp->query->n_rows, 2);
+    s_expect_row(resp->query->rows[0], (const char *[]){"album", NULL}, "USD", "17", NULL);
+    s_expect_row(resp->query->rows[1], (const char *[]){"survey", NULL}, "USD", "130", NULL);
+    kmx__v1__response__free_unpacked(resp, NULL);
+}
+
+static void test_query_ranks_within_an_added_category(void **state) {
+    s_fixture_t *f = *state;
+    s_seed_categories(f);
+    Kmx__V1__GroupField by[] = {KMX__V1__GROUP_FIELD__BY_MARKET};
+    Kmx__V1__QueryRequest q = KMX__V1__QUERY_REQUEST__INIT;
+    q.n_group_by = 1;
+    q.group_by = by;
+    q.has_top = q.has_other = q.has_share = 1;
+    q.top = 1;
+    q.other = q.share = 1;
+    Kmx__V1__Response *resp = s_ask(f->query, &q);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_QUERY);
+    Kmx__V1__QueryResult *res = resp->query;
+    // Top 1 per (category, unit): album's JP, survey's CN, won's JP, each with an "other"
+    // bucket of its own category and a share of its own category's total. Summed across
+    // categories CN (63) would have beaten JP (60).
+    assert_int_equal(res->n_rows, 5);
+    s_expect_row(res->rows[0], (const char *[]){"JP", "album", NULL}, "USD", "10", "58.82");
+    s_expect_row(res->rows[1], (const char *[]){"(other)", "album", NULL}, "USD", "7", "41.18");
+    assert_true(res->rows[1]->other);
+    s_expect_row(res->rows[2], (const char *[]){"CN", "survey", NULL}, "USD", "60", "46.15");
+    s_expect_row(res->rows[3], (const char *[]){"(other)", "survey", NULL}, "USD", "70", "53.85");
+    s_expect_row(res->rows[4], (const char *[]){"JP", "won", NULL}, "KRW", "7", "100");
+    kmx__v1__response__free_unpacked(resp, NULL);
+
+    // The walk (min and max read records) splits and ranks the same way.
+    Kmx__V1__Metric metrics[] = {KMX__V1__METRIC__SUM, KMX__V1__METRIC__MIN};
+    q.n_metrics = 2;
+    q.metrics = metrics;
+    q.has_other = q.other = 0;
+    resp = s_ask(f->query, &q);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_QUERY);
+    assert_int_equal(resp->query->n_rows, 3);
+    s_expect_row(resp->query->rows[1], (const char *[]){"CN", "survey", NULL}, "USD", "60",
+                 "46.15");
+    assert_true(resp->query->rows[1]->has_min);
+    assert_int_equal(resp->query->rows[1]->min, 600000);
+    kmx__v1__response__free_unpacked(resp, NULL);
+}
+
+static void test_query_ranks_across_an_explicit_category(void **state) {
+    s_fixture_t *f = *state;
+    s_seed_categories(f);
+    // Grouping by category is asking to compare the categories: they rank (and share)
+    // against each other within a unit, like any other key.
+    char *usd[] = {"USD"};
+    Kmx__V1__Filter filter = KMX__V1__FILTER__INIT;
+    filter.n_units = 1;
+    filter.units = usd;
+    Kmx__V1__GroupField by[] = {KMX__V1__GROUP_FIELD__BY_CATEGORY};
+    Kmx__V1__QueryRequest q = KMX__V1__QUERY_REQUEST__INIT;
+    q.filter = &filter;
+    q.n_group_by = 1;
+    q.group_by = by;
+    q.has_top = q.has_share = 1;
+    q.top = 1;
+    q.share = 1;
+    Kmx__V1__Response *resp = s_ask(f->query, &q);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_QUERY);
+    assert_int_equal(resp->query->n_group_by, 1);
+    assert_int_equal(resp->query->n_rows, 1);
+    s_expect_row(resp->query->rows[0], (const char *[]){"survey", NULL}, "USD", "130", "88.44");
+    kmx__v1__response__free_unpacked(resp, NULL);
+
+    // By market and category: the top pair of all, not one per category.
+    Kmx__V1__GroupField both[] = {KMX__V1__GROUP_FIELD__BY_MARKET,
+                                  KMX__V1__GROUP_FIELD__BY_CATEGORY};
+    q.n_group_by = 2;
+    q.group_by = both;
+    q.has_share = q.share = 0;
+    resp = s_ask(f->query, &q);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_QUERY);
+    assert_int_equal(resp->query->n_rows, 1);
+    s_expect_row(resp->query->rows[0], (const char *[]){"CN", "survey", NULL}, "USD", "60", NULL);
+    kmx__v1__response__free_unpacked(resp, NULL);
+}
+
+static void test_query_refuses_units_in_conflict_within_a_category(void **state) {
+    s_fixture_t *f = *state;
+    s_seed_categories(f);
+    kmx_testkit_rec_t r;
+    kmx_testkit_rec_init(&r, "US", 202401, 202412, 90000, "KRW");
+    r.rec.category = "survey";
+    snprintf(r.item, sizeof r.item, "survey in won");
+    s_seed(f, &r, 1);
+    Kmx__V1__GroupField by[] = {KMX__V1__GROUP_FIELD__BY_MARKET};
+    s_expect_error(s_query(f->query, NULL, by, 1, 2), KMX__V1__ERROR_CODE__BAD_REQUEST,
+                   "of category survey are in KRW and USD");
+    // Ten fields leave no room for the category the answer must be split by.
+    Kmx__V1__GroupField ten[10];
+    for (size_t i = 0; i < 10; i++)
+        ten[i] = KMX__V1__GROUP_FIELD__BY_MARKET;
+    s_expect_error(s_query(f->query, NULL, ten, 10, 0), KMX__V1__ERROR_CODE__BAD_REQUEST,
+                   "category");
+}
+
 static void test_query_refuses_bad_filters(void **state) {
     s_fixture_t *f = *state;
     char *markets[] = {"Narnia"};
@@ -361,6 +543,10 @@ int main(void) {
         S_T(test_query_sums_across_scan_pages),
         S_T(test_query_filters_groups_and_splits_units),
         S_T(test_query_top_keeps_largest),
+        S_T(test_query_splits_categories_unless_pinned),
+        S_T(test_query_ranks_within_an_added_category),
+        S_T(test_query_ranks_across_an_explicit_category),
+        S_T(test_query_refuses_units_in_conflict_within_a_category),
         S_T(test_query_refuses_bad_filters),
         S_T(test_query_get_scan_and_replay_reach_storage),
         S_T(test_query_answers_bad_bodies_and_other_services),

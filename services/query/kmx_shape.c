@@ -13,10 +13,11 @@
 #include <strings.h>
 
 #define S_TEXT 48        // decimal text of a 128-bit amount
-#define S_UNITS_MAX 1024 // distinct units one answer may hold
+#define S_PARTS_MAX 1024 // distinct (unit, added category) pairs one ranking or share holds
 #define S_CUR 0          // membership role: the asked period
 #define S_BASE 1         // membership role: the growth base
 static char s_other_key[] = "(other)";
+static char s_no_part[] = ""; // the partition of every group when no category was added
 
 typedef struct {
     const Kmx__V1__Row *row; // the fine row, borrowed
@@ -30,18 +31,19 @@ typedef struct {
     uint64_t hash;                          // FNV-1a of key
     const char *keys[KMX_SHAPE_FIELDS_MAX]; // segments of key
     const char *unit;                       // segment of key
-    int role;                               // S_CUR or S_BASE
-    kmx_i128 sum;                           // exact sum of kept memberships
-    uint64_t count;                         // records behind the sum
-    int minmax;                             // every kept fine row had min and max
-    int64_t min, max;                       // extremes
-    int has_latest;                         // latest: a period was chosen
-    kmx_period_t latest;                    // latest: the chosen period
-    uint64_t cover; // growth: signature of the kept spans (base: moved forward)
-    int has_base;   // growth: a base group with the same spans exists
-    kmx_i128 base;  // growth: its sum
-    int other;      // the "other" bucket
-    int all_bases;  // other: every member had a base
+    const char *part;    // the added category key (a segment of key), else s_no_part
+    int role;            // S_CUR or S_BASE
+    kmx_i128 sum;        // exact sum of kept memberships
+    uint64_t count;      // records behind the sum
+    int minmax;          // every kept fine row had min and max
+    int64_t min, max;    // extremes
+    int has_latest;      // latest: a period was chosen
+    kmx_period_t latest; // latest: the chosen period
+    uint64_t cover;      // growth: signature of the kept spans (base: moved forward)
+    int has_base;        // growth: a base group with the same spans exists
+    kmx_i128 base;       // growth: its sum
+    int other;           // the "other" bucket
+    int all_bases;       // other: every member had a base
 } s_group_t;
 
 typedef struct {
@@ -65,21 +67,23 @@ struct kmx_shape {
     size_t period_at;             // index of the period key in fine rows, or SIZE_MAX
     size_t year_at;               // index of BY_YEAR in the fields, or SIZE_MAX
     size_t unit_field;            // index of BY_UNIT in the fields, or SIZE_MAX
+    size_t category_at;           // index of the added BY_CATEGORY, or SIZE_MAX
     s_entry_t *entries;           // parsed fine rows
     size_t n_entries;             // entries in use
     s_member_t *members;          // (entry, group) pairs
     size_t n_members, cap_members;
     s_group_t *groups; // every group
     size_t n_groups, cap_groups;
-    uint32_t *slots;         // hash table: group index + 1
-    size_t n_slots;          // a power of two
-    uint64_t matched;        // records in current groups
-    uint64_t dropped;        // records left out by the auto rule
-    s_group_t *buckets;      // "other" buckets, one per unit at most
-    s_out_t *out;            // answer rows
-    Kmx__V1__Row **out_ptrs; // pointers for QueryResult
-    size_t n_out;            // rows in the answer
-    char gran_name[16];      // the rule applied
+    uint32_t *slots;                                  // hash table: group index + 1
+    size_t n_slots;                                   // a power of two
+    uint64_t matched;                                 // records in current groups
+    uint64_t dropped;                                 // records left out by the auto rule
+    s_group_t *buckets;                               // "other" buckets, one per partition
+    s_out_t *out;                                     // answer rows
+    Kmx__V1__Row **out_ptrs;                          // pointers for QueryResult
+    size_t n_out;                                     // rows in the answer
+    char gran_name[16];                               // the rule applied
+    Kmx__V1__GroupField fields[KMX_SHAPE_FIELDS_MAX]; // the fields the keys follow
 };
 
 void kmx_shape_spec_init(kmx_shape_spec_t *spec) {
@@ -109,6 +113,42 @@ int kmx_shape_spec_filter(kmx_shape_spec_t *spec, const Kmx__V1__Filter *filter)
     return kmx_gran_parse(g, &spec->gran) == 0 ? 0 : KMX_ERR_INVAL;
 }
 
+// Returns nonzero when filter names exactly one category (entries equal without regard to
+// case count once, as the filter matches them).
+static int s_pins_one_category(const Kmx__V1__Filter *filter) {
+    if (!filter || filter->n_categories == 0 || !filter->categories[0])
+        return 0;
+    for (size_t i = 1; i < filter->n_categories; i++) {
+        if (!filter->categories[i] || strcasecmp(filter->categories[i], filter->categories[0]))
+            return 0;
+    }
+    return 1;
+}
+
+// Categories are different statistics (customs album exports, the industry survey, the
+// all-content total), so like units they are never added together: unless the filter
+// pins one or the caller groups by category, the category becomes the last key.
+static int s_add_category(kmx_shape_spec_t *spec, const Kmx__V1__Filter *filter, char *why,
+                          size_t sz) {
+    spec->category_added = 0;
+    for (size_t i = 0; i < spec->n_fields; i++) {
+        if (spec->fields[i] == KMX__V1__GROUP_FIELD__BY_CATEGORY)
+            return 0;
+    }
+    if (s_pins_one_category(filter))
+        return 0;
+    if (spec->n_fields == KMX_SHAPE_FIELDS_MAX) {
+        snprintf(why, sz,
+                 "at most %d group fields, the category included: the records are split by "
+                 "category unless the filter names one",
+                 KMX_SHAPE_FIELDS_MAX);
+        return KMX_ERR_INVAL;
+    }
+    spec->fields[spec->n_fields++] = KMX__V1__GROUP_FIELD__BY_CATEGORY;
+    spec->category_added = 1;
+    return 0;
+}
+
 int kmx_shape_spec_query(kmx_shape_spec_t *spec, const Kmx__V1__QueryRequest *q, int *need_minmax,
                          char *why, size_t sz) {
     if (q->n_group_by > KMX_SHAPE_FIELDS_MAX) {
@@ -127,6 +167,8 @@ int kmx_shape_spec_query(kmx_shape_spec_t *spec, const Kmx__V1__QueryRequest *q,
         spec->fields[i] = q->group_by[i];
     }
     spec->n_fields = q->n_group_by;
+    if (s_add_category(spec, q->filter, why, sz) != 0)
+        return KMX_ERR_INVAL;
     *need_minmax = 0;
     for (size_t i = 0; i < q->n_metrics; i++) {
         Kmx__V1__Metric m = q->metrics[i];
@@ -356,6 +398,7 @@ static int s_group(kmx_shape_t *self, const char *const *keys, const char *unit,
     for (size_t i = 0; i < self->spec->n_fields; i++, seg += strlen(seg) + 1)
         g->keys[i] = seg;
     g->unit = seg;
+    g->part = self->category_at < self->spec->n_fields ? g->keys[self->category_at] : s_no_part;
     self->slots[s_slot(self, key, len, hash)] = (uint32_t)(self->n_groups + 1);
     *at = self->n_groups++;
     return 0;
@@ -694,29 +737,62 @@ static int s_percent(kmx_i128 num, kmx_i128 den, char *buf, size_t size) {
     return kmx_decimal_format128(q * 100, buf, size) != 0;
 }
 
-// Collects the units of the current groups; refuses several when the answer ranks or
-// shares rows and the rows are not grouped by unit.
+// Partitions of the current groups: rankings and shares never compare rows of different
+// units, nor of different categories when the category was added (different statistics).
+typedef struct {
+    const s_group_t *first[S_PARTS_MAX]; // the first group seen of each partition
+    kmx_i128 total[S_PARTS_MAX];         // sum of the partition's current groups
+    size_t n;                            // partitions held
+} s_parts_t;
+
+// Returns the index of g's partition in t (by added category, and by unit when with_unit
+// is set), adding it when absent; SIZE_MAX when t is full.
+static size_t s_part_at(s_parts_t *t, const s_group_t *g, int with_unit) {
+    for (size_t i = 0; i < t->n; i++) {
+        if (strcmp(t->first[i]->part, g->part) == 0 &&
+            (!with_unit || strcmp(t->first[i]->unit, g->unit) == 0))
+            return i;
+    }
+    if (t->n == S_PARTS_MAX)
+        return SIZE_MAX;
+    t->first[t->n] = g;
+    t->total[t->n] = 0;
+    return t->n++;
+}
+
+// Refuses several units within one partition when the answer ranks or shares rows and the
+// rows are not grouped by unit.
 static int s_check_units(const kmx_shape_t *self, char *why, size_t sz) {
     const kmx_shape_spec_t *spec = self->spec;
     if ((spec->top == 0 && !spec->share) || self->unit_field != SIZE_MAX)
         return 0;
-    const char *first = NULL;
-    for (size_t i = 0; i < self->n_groups; i++) {
+    s_parts_t *t = malloc(sizeof *t);
+    if (!t)
+        return KMX_ERR_NOMEM;
+    t->n = 0;
+    int rc = 0;
+    for (size_t i = 0; i < self->n_groups && rc == 0; i++) {
         const s_group_t *g = &self->groups[i];
         if (g->role != S_CUR || g->count == 0)
             continue;
-        if (!first)
-            first = g->unit;
-        else if (strcmp(first, g->unit) != 0) {
-            snprintf(why, sz,
-                     "conflicting units: the matching records are in %.60s and %.60s; a ranking "
-                     "or share needs one unit (choose it with --unit, or group by unit)",
-                     strcmp(first, g->unit) < 0 ? first : g->unit,
-                     strcmp(first, g->unit) < 0 ? g->unit : first);
-            return KMX_ERR_INVAL;
+        size_t at = s_part_at(t, g, 0);
+        if (at == SIZE_MAX) {
+            rc = KMX_ERR_TOO_BIG;
+            break;
         }
+        const char *first = t->first[at]->unit;
+        if (strcmp(first, g->unit) == 0)
+            continue;
+        int lt = strcmp(first, g->unit) < 0;
+        snprintf(why, sz,
+                 "conflicting units: the matching records%s%.60s are in %.60s and %.60s; a "
+                 "ranking or share needs one unit%s (choose it with --unit, or group by unit)",
+                 g->part[0] ? " of category " : "", g->part, lt ? first : g->unit,
+                 lt ? g->unit : first, g->part[0] ? " per category" : "");
+        rc = KMX_ERR_INVAL;
     }
-    return 0;
+    free(t);
+    return rc;
 }
 
 // Compares composite keys segment by segment ("a" before "a b" whatever follows).
@@ -736,9 +812,12 @@ static int s_cmp_by_keys(const void *pa, const void *pb) {
     return s_cmp_keys(*(const s_group_t *const *)pa, *(const s_group_t *const *)pb);
 }
 
+// Partition (added category, then unit), then the largest sum first.
 static int s_cmp_by_sum(const void *pa, const void *pb) {
     const s_group_t *a = *(const s_group_t *const *)pa, *b = *(const s_group_t *const *)pb;
-    int c = strcmp(a->unit, b->unit);
+    int c = strcmp(a->part, b->part);
+    if (c == 0)
+        c = strcmp(a->unit, b->unit);
     if (c != 0)
         return c;
     if (a->sum != b->sum)
@@ -754,7 +833,9 @@ static void s_fill(const kmx_shape_t *self, const s_group_t *g, kmx_i128 total, 
     Kmx__V1__Row *row = &o->row;
     kmx__v1__row__init(row);
     for (size_t i = 0; i < spec->n_fields; i++)
-        o->keys[i] = g->other && i != self->unit_field ? s_other_key : (char *)g->keys[i];
+        o->keys[i] = g->other && i != self->unit_field && i != self->category_at
+                         ? s_other_key
+                         : (char *)g->keys[i];
     row->n_keys = spec->n_fields;
     row->keys = spec->n_fields ? o->keys : NULL;
     row->unit = (char *)g->unit;
@@ -792,23 +873,24 @@ static void s_fill(const kmx_shape_t *self, const s_group_t *g, kmx_i128 total, 
     }
 }
 
-// Folds the groups ranked below top (per unit) into one "other" group per unit, which is
-// appended to the groups; the order array then lists the kept groups and the buckets.
-static int s_fold_other(kmx_shape_t *self, s_group_t **order, size_t *n, size_t n_units) {
+// Folds the groups ranked below top (per partition) into one "other" group per partition,
+// which is appended to the groups; the order array then lists the kept groups and the
+// buckets.
+static int s_fold_other(kmx_shape_t *self, s_group_t **order, size_t *n, size_t n_parts) {
     size_t kept = 0, rank = 0, n_buckets = 0;
     if (self->spec->other) {
-        self->buckets = calloc(n_units ? n_units : 1, sizeof *self->buckets);
+        self->buckets = calloc(n_parts ? n_parts : 1, sizeof *self->buckets);
         if (!self->buckets)
             return KMX_ERR_NOMEM;
     }
     size_t total = *n;
     s_group_t *bucket = NULL;
-    const char *unit = NULL;
+    const s_group_t *prev = NULL;
     for (size_t i = 0; i < total; i++) {
         s_group_t *g = order[i]; // order[i] may be overwritten below: kept <= i
-        if (!unit || strcmp(g->unit, unit) != 0)
+        if (!prev || strcmp(g->unit, prev->unit) != 0 || strcmp(g->part, prev->part) != 0)
             rank = 0, bucket = NULL;
-        unit = g->unit;
+        prev = g;
         if (++rank <= self->spec->top) {
             order[kept++] = g;
             continue;
@@ -816,11 +898,12 @@ static int s_fold_other(kmx_shape_t *self, s_group_t **order, size_t *n, size_t 
         if (!self->spec->other)
             continue;
         if (!bucket) {
-            if (n_buckets == n_units)
+            if (n_buckets == n_parts)
                 return KMX_ERR_INTERNAL;
             bucket = &self->buckets[n_buckets++];
             bucket->other = 1;
             bucket->unit = g->unit;
+            bucket->part = g->part;
             bucket->minmax = 1;
             bucket->all_bases = 1;
             memcpy(bucket->keys, g->keys, sizeof bucket->keys);
@@ -839,37 +922,28 @@ static int s_fold_other(kmx_shape_t *self, s_group_t **order, size_t *n, size_t 
     return 0;
 }
 
-// Units and their totals, for shares.
-typedef struct {
-    const char *unit[S_UNITS_MAX]; // distinct units
-    kmx_i128 total[S_UNITS_MAX];   // sum of current groups per unit
-    size_t n;                      // units held
-} s_totals_t;
-
-static int s_totals(const kmx_shape_t *self, s_totals_t *t) {
+// The totals of each (added category, unit) partition, for shares and "other" buckets;
+// only computed when the answer ranks or shares rows.
+static int s_totals(const kmx_shape_t *self, s_parts_t *t) {
     t->n = 0;
+    if (self->spec->top == 0 && !self->spec->share)
+        return 0;
     for (size_t i = 0; i < self->n_groups; i++) {
         const s_group_t *g = &self->groups[i];
         if (g->role != S_CUR)
             continue;
-        size_t u = 0;
-        while (u < t->n && strcmp(t->unit[u], g->unit) != 0)
-            u++;
-        if (u == t->n) {
-            if (t->n == S_UNITS_MAX)
-                return KMX_ERR_TOO_BIG;
-            t->unit[t->n] = g->unit;
-            t->total[t->n++] = 0;
-        }
-        t->total[u] += g->sum;
+        size_t at = s_part_at(t, g, 1);
+        if (at == SIZE_MAX)
+            return KMX_ERR_TOO_BIG;
+        t->total[at] += g->sum;
     }
     return 0;
 }
 
-static int s_lookup_total(const s_totals_t *t, const char *unit, kmx_i128 *out) {
-    for (size_t u = 0; u < t->n; u++) {
-        if (strcmp(t->unit[u], unit) == 0) {
-            *out = t->total[u];
+static int s_lookup_total(const s_parts_t *t, const s_group_t *g, kmx_i128 *out) {
+    for (size_t i = 0; i < t->n; i++) {
+        if (strcmp(t->first[i]->unit, g->unit) == 0 && strcmp(t->first[i]->part, g->part) == 0) {
+            *out = t->total[i];
             return 1;
         }
     }
@@ -879,7 +953,7 @@ static int s_lookup_total(const s_totals_t *t, const char *unit, kmx_i128 *out) 
 static int s_build_rows(kmx_shape_t *self) {
     size_t n = 0;
     s_group_t **order = malloc((self->n_groups + 1) * sizeof *order);
-    s_totals_t *totals = malloc(sizeof *totals);
+    s_parts_t *totals = malloc(sizeof *totals);
     int rc = order && totals ? s_totals(self, totals) : KMX_ERR_NOMEM;
     for (size_t i = 0; rc == 0 && i < self->n_groups; i++) {
         s_group_t *g = &self->groups[i];
@@ -899,7 +973,7 @@ static int s_build_rows(kmx_shape_t *self) {
     }
     for (size_t i = 0; rc == 0 && i < n; i++) {
         kmx_i128 total = 0;
-        int has_total = s_lookup_total(totals, order[i]->unit, &total);
+        int has_total = s_lookup_total(totals, order[i], &total);
         s_fill(self, order[i], total, has_total, &self->out[i]);
         self->out_ptrs[i] = &self->out[i].row;
         self->n_out = i + 1;
@@ -918,7 +992,7 @@ static void s_count_matched(kmx_shape_t *self) {
 
 int kmx_shape_run(const kmx_shape_spec_t *spec, const Kmx__V1__QueryResult *fine, kmx_shape_t **out,
                   char *why, size_t why_size) {
-    if (!spec || !fine || !out)
+    if (!spec || !fine || !out || spec->n_fields > KMX_SHAPE_FIELDS_MAX)
         return KMX_ERR_INVAL;
     *out = NULL;
     kmx_shape_t *self = calloc(1, sizeof *self);
@@ -930,6 +1004,8 @@ int kmx_shape_run(const kmx_shape_spec_t *spec, const Kmx__V1__QueryResult *fine
         self->period_at = spec->n_fields;
     self->year_at = s_field_at(spec, KMX__V1__GROUP_FIELD__BY_YEAR);
     self->unit_field = s_field_at(spec, KMX__V1__GROUP_FIELD__BY_UNIT);
+    self->category_at = spec->category_added ? spec->n_fields - 1 : SIZE_MAX;
+    memcpy(self->fields, spec->fields, spec->n_fields * sizeof *spec->fields);
     snprintf(self->gran_name, sizeof self->gran_name, "%s",
              spec->gran_mode == KMX_SHAPE_GRAN_AUTO  ? "auto"
              : spec->gran_mode == KMX_SHAPE_GRAN_ANY ? "any"
@@ -978,4 +1054,6 @@ void kmx_shape_result(const kmx_shape_t *self, Kmx__V1__QueryResult *out) {
     out->granularity = (char *)self->gran_name;
     out->has_dropped = self->spec->gran_mode == KMX_SHAPE_GRAN_AUTO;
     out->dropped = self->dropped;
+    out->n_group_by = self->spec->n_fields;
+    out->group_by = self->spec->n_fields ? (Kmx__V1__GroupField *)self->fields : NULL;
 }

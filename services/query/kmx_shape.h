@@ -2,7 +2,8 @@
     aggregate or kmx_agg return them) into the query's answer: the granularity rule that
     keeps a year from being added to its own months, growth versus the previous period,
     share of total, top N with an "other" bucket, time series with empty periods, latest
-    value per group and averages. Pure computation over rows; no sockets.  */
+    value per group and averages; and the category split that keeps different statistics
+    apart. Pure computation over rows; no sockets.  */
 #ifndef KMX_SHAPE_H
 #define KMX_SHAPE_H
 
@@ -37,6 +38,8 @@ typedef struct {
     int latest;                                       // only the latest period per group
     int avg;                                          // add sum / count
     int minmax;                                       // keep min and max when known
+    int category_added; // BY_CATEGORY was appended last to fields because the filter pins
+                        // no single category: rank, share and fold per unit and category
 } kmx_shape_spec_t;
 
 typedef struct kmx_shape kmx_shape_t;
@@ -49,8 +52,11 @@ void kmx_shape_spec_init(kmx_shape_spec_t *spec);
 int kmx_shape_spec_filter(kmx_shape_spec_t *spec, const Kmx__V1__Filter *filter);
 
 // Fills the rest of spec (range and granularity already set) from q's group fields,
-// metrics and options, then checks it as kmx_shape_check does. *need_minmax is set when
-// min or max is asked. Returns 0 or KMX_ERR_INVAL with a sentence in why.
+// metrics and options, then checks it as kmx_shape_check does. When q's filter does not
+// pin exactly one category and group_by lacks BY_CATEGORY, BY_CATEGORY is appended as the
+// last field and category_added set: different statistics of one market and period are
+// never added up (docs/queries.md). *need_minmax is set when min or max is asked. Returns
+// 0 or KMX_ERR_INVAL with a sentence in why (also when no field is left for the category).
 int kmx_shape_spec_query(kmx_shape_spec_t *spec, const Kmx__V1__QueryRequest *q, int *need_minmax,
                          char *why, size_t why_size);
 
@@ -82,8 +88,9 @@ int kmx_shape_run(const kmx_shape_spec_t *spec, const Kmx__V1__QueryResult *fine
                   char *why, size_t why_size);
 void kmx_shape_destroy(kmx_shape_t **self_p);
 
-// Fills out (caller-allocated, KMX__V1__QUERY_RESULT__INIT) with the answer's rows. They
-// belong to self and stay valid until kmx_shape_destroy.
+// Fills out (caller-allocated, KMX__V1__QUERY_RESULT__INIT) with the answer's rows and the
+// fields their keys follow (group_by, the added category included). They belong to self
+// and stay valid until kmx_shape_destroy.
 void kmx_shape_result(const kmx_shape_t *self, Kmx__V1__QueryResult *out);
 
 #endif

@@ -3,7 +3,8 @@
 and exits 0 when it matches what the test expects, else prints why and exits 1.
 
   gen N SOURCE OUT             writes N valid, distinct synthetic export rows as CSV
-  sums CSV EXPORTS CONSUMPTION query answers (--by market) equal sums computed from CSV
+  sums CSV EXPORTS CONSUMPTION query answers (--by market, split by category) equal sums
+                               computed from CSV
   alive STATS SVC=N...         the broker knows exactly N live workers of SVC
   workers STATS SVC=N...       the broker knows N live workers of SVC, each served requests
   counters FILE SVC COUNTER N  N distinct SVC workers report COUNTER > 0 (one JSON per line)
@@ -17,7 +18,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
-from kmxtest import query_sums, sample_rows, sums_by  # noqa: E402
+from kmxtest import query_sums_by_market, sample_rows, sums_by_market  # noqa: E402
 
 MARKETS = ["JP", "US", "CN", "TW", "HK", "TH", "VN", "ID", "PH", "MY", "SG", "FR", "DE", "GB"]
 CATEGORIES = ["physical_album_customs", "music_industry_survey"]
@@ -59,11 +60,11 @@ def cmd_sums(csv_path, exports, consumption):
     rows = sample_rows(csv_path)
     for kind, path in (("export", exports), ("consumption", consumption)):
         with open(path, encoding="utf-8") as f:
-            got = query_sums(json.load(f), "market")
-        want = sums_by(rows, kind, lambda r: r["market"])
+            got = query_sums_by_market(json.load(f), kind)
+        want = sums_by_market(rows, kind)
         if got != want:
             fail("%s sums by market differ:\n got  %s\n want %s" % (kind, got, want))
-        print("%s: %d (market, unit) sums match the CSV" % (kind, len(want)))
+        print("%s: %d (market, category, unit) sums match the CSV" % (kind, len(want)))
 
 
 def cmd_workers(path, *wants):

@@ -42,16 +42,38 @@ def sample_rows(path=SAMPLE):
         return list(csv.DictReader(f))
 
 
+def category_of(row):
+    """A CSV row's category (exports) or dimension (consumption), whatever the header."""
+    for column in ("category_or_dimension", "category", "dimension"):
+        if row.get(column):
+            return row[column]
+    return ""
+
+
+def split_field(kind):
+    """The key kmx adds to a query that neither pins one category nor groups by it
+    (docs/queries.md): 'category' for exports, 'dimension' for consumption."""
+    return "dimension" if kind == "consumption" else "category"
+
+
 def sums_by(rows, kind, key):
-    """Sums of a CSV file's values per (key(row), unit), computed independently of kmx."""
+    """Sums of a CSV file's values per (key(row), unit), computed independently of kmx.
+    key may return one value or a tuple of values: keys are then (*key(row), unit)."""
     out = {}
     for r in rows:
         if r["kind"] != kind:
             continue
         unit, value = normalize_unit(r["unit"], r["value"])
-        k = (key(r), unit)
+        k = key(r)
+        k = (k if isinstance(k, tuple) else (k,)) + (unit,)
         out[k] = out.get(k, Decimal(0)) + value
     return out
+
+
+def sums_by_market(rows, kind):
+    """{(market, category, unit): sum} of a CSV file: what `kmx query KIND --by market
+    --granularity any` answers, since different categories are never added together."""
+    return sums_by(rows, kind, lambda r: (r["market"], category_of(r)))
 
 
 class Cluster:
@@ -276,9 +298,21 @@ def send_document(cluster, data, timeout_ms=30000, **kw):
         ctx.term()
 
 
-def query_sums(rows_json, field):
-    """{(row[field], unit): Decimal(sum)} from a `kmx query --format json` answer."""
-    return {(r[field], r["unit"]): Decimal(r["sum"]) for r in rows_json["rows"]}
+def query_sums(rows_json, *fields):
+    """{(row[field], ..., unit): Decimal(sum)} from a `kmx query --format json` answer.
+    Fails when two rows share those keys (a key column the caller forgot)."""
+    out = {}
+    for r in rows_json["rows"]:
+        k = tuple(r[f] for f in fields) + (r["unit"],)
+        if k in out:
+            raise AssertionError("two rows for %s: group by more fields" % (k,))
+        out[k] = Decimal(r["sum"])
+    return out
+
+
+def query_sums_by_market(rows_json, kind):
+    """query_sums of a `kmx query KIND --by market` answer: keyed (market, category, unit)."""
+    return query_sums(rows_json, "market", split_field(kind))
 
 
 class Result(unittest.TextTestResult):

@@ -8,7 +8,7 @@ import unittest
 from decimal import ROUND_HALF_UP, Decimal
 
 import kmxtest
-from kmxtest import Cluster, normalize_unit, sample_rows
+from kmxtest import Cluster, category_of, normalize_unit, sample_rows
 
 M = Decimal("1000000")
 
@@ -24,6 +24,16 @@ def album(rows, market, period):
 
 def pct(num, den):
     return (num * 100 / den).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+def csv_value(rows, kind, market, period, category, unit):
+    """The value (in the base unit) of the one CSV row with these dimensions."""
+    got = [normalize_unit(r["unit"], r["value"]) for r in rows
+           if (r["kind"], r["market"], r["period"], category_of(r)) == (kind, market, period,
+                                                                       category)]
+    got = [v for u, v in got if u == unit]
+    assert len(got) == 1, (market, period, category, got)
+    return got[0]
 
 
 class SampleQuestions(unittest.TestCase):
@@ -134,6 +144,63 @@ class SampleQuestions(unittest.TestCase):
         self.assertEqual(Decimal(row["avg"]),
                          (sum(vals) / 3).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP))
 
+    def test_statistics_are_never_added_together(self):
+        # WORLD has three export statistics for 2024 (customs albums, the music-industry
+        # survey, the all-content total): --by market answers each on its own row, with
+        # the category as the last column, never their sum.
+        got = self.q("exports", "--period", "2024", "--by", "market")
+        self.assertEqual([list(r)[:3] for r in got["rows"]],
+                         [["market", "category", "unit"]] * len(got["rows"]))
+        world = {(r["category"], r["unit"]): Decimal(r["sum"]) for r in got["rows"]
+                 if r["market"] == "WORLD"}
+        want = {(c, "USD"): csv_value(self.rows, "export", "WORLD", "2024", c, "USD")
+                for c in ("physical_album_customs", "music_industry_survey",
+                          "content_industry_total")}
+        self.assertEqual(world, want)
+        self.assertEqual(world[("physical_album_customs", "USD")], 291800000)
+        # Pinned to one category: no category column, the same customs figure.
+        pinned = self.q("exports", "--period", "2024", "--by", "market", "--category",
+                        "physical_album_customs", "--unit", "USD")
+        self.assertNotIn("category", pinned["rows"][0])
+        self.assertEqual({r["market"]: Decimal(r["sum"]) for r in pinned["rows"]}["WORLD"],
+                         291800000)
+        # The table labels the column too; consumption calls it the dimension.
+        table = self.c.kmx("query", "exports", "--period", "2024", "--by", "market").stdout
+        self.assertEqual(table.splitlines()[0].split(), ["market", "category", "unit", "sum",
+                                                         "count"])
+        cons = self.q("consumption", "--period", "2024", "--by", "item")
+        self.assertTrue(all(list(r)[:3] == ["item", "dimension", "unit"] for r in cons["rows"]))
+
+    def test_top_and_share_partition_by_category(self):
+        got = self.q("exports", "--period", "2024", "--unit", "USD", "--by", "market", "--top",
+                     "1", "--other", "--share")
+        rows = [(r["market"], r["category"], Decimal(r["sum"]), Decimal(r["share_pct"]),
+                 r.get("other", False)) for r in got["rows"]]
+        survey = csv_value(self.rows, "export", "WORLD", "2024", "music_industry_survey", "USD")
+        content = csv_value(self.rows, "export", "WORLD", "2024", "content_industry_total",
+                            "USD")
+        world = album(self.rows, "WORLD", "2024")
+        rest = sum(album(self.rows, m, "2024") for m in ("JP", "CN", "US"))
+        # One ranking per category: each survey figure is the whole of its own category,
+        # and WORLD's album total is ranked and shared only against the album figures.
+        self.assertEqual(rows, [
+            ("WORLD", "content_industry_total", content, Decimal(100), False),
+            ("WORLD", "music_industry_survey", survey, Decimal(100), False),
+            ("WORLD", "physical_album_customs", world, pct(world, world + rest), False),
+            ("(other)", "physical_album_customs", rest, pct(rest, world + rest), True),
+        ])
+
+    def test_explicit_category_ranks_categories(self):
+        # Grouping by category asks to compare categories: they rank against each other.
+        got = self.q("exports", "--period", "2024", "--unit", "USD", "--by", "category",
+                     "--top", "2")
+        self.assertEqual([(r["category"], Decimal(r["sum"])) for r in got["rows"]], [
+            ("content_industry_total",
+             csv_value(self.rows, "export", "WORLD", "2024", "content_industry_total", "USD")),
+            ("music_industry_survey",
+             csv_value(self.rows, "export", "WORLD", "2024", "music_industry_survey", "USD")),
+        ])
+
     def test_bad_queries_are_named(self):
         cases = [
             (["exports", "--market", "Narnia"], "Narnia"),
@@ -213,8 +280,16 @@ def gran(span):
     return {1: "month", 3: "quarter", 6: "half", 12: "year"}[n], n
 
 
+def key_fields(flt, by):
+    """The answer's key fields: by, plus the category when the filter does not pin one."""
+    if "category" in by or len(set(flt["cats"])) == 1:
+        return list(by)
+    return list(by) + ["category"]
+
+
 def reference(records, flt, by, mode):
     """Brute force: filter, group by (keys, unit), apply the granularity rule per group."""
+    by = key_fields(flt, by)
     groups = {}
     for r in records:
         if flt["markets"] and r["market"] not in flt["markets"]:
@@ -222,6 +297,8 @@ def reference(records, flt, by, mode):
         if flt["cats"] and r["category"] not in flt["cats"]:
             continue
         if flt["artists"] and r["artist"] not in flt["artists"]:
+            continue
+        if flt["units"] and r["unit"] not in flt["units"]:
             continue
         lo, hi = flt["range"]
         if not (lo <= r["span"][0] and r["span"][1] <= hi):
@@ -246,6 +323,31 @@ def reference(records, flt, by, mode):
     return out
 
 
+def row_key(row, cols):
+    """An answer row's keys (the columns cols, then the unit), as reference() keys it."""
+    return tuple(row[f] for f in cols) + (row["unit"],)
+
+
+def ranked(want, flt, by, top):
+    """The rows a top-N query keeps and their shares: ranked within each partition (unit,
+    and the category when it was added), largest sum first. None when a tie at the cut
+    makes the kept rows depend on the key order."""
+    added = key_fields(flt, by) != list(by)
+    parts = {}
+    for key, (total, count) in want.items():
+        part = (key[-1], key[-2] if added else None)
+        parts.setdefault(part, []).append((key, total, count))
+    out = {}
+    for members in parts.values():
+        whole = sum(t for _, t, _ in members)
+        members.sort(key=lambda m: -m[1])
+        if len(members) > top and members[top - 1][1] == members[top][1]:
+            return None
+        for key, total, count in members[:top]:
+            out[key] = (total, count, pct(total, whole) if whole else None)
+    return out
+
+
 class Property(unittest.TestCase):
     def setUp(self):
         self.c = Cluster().start()
@@ -265,7 +367,8 @@ class Property(unittest.TestCase):
             if k in keys:
                 continue
             keys.add(k)
-            r["amount"] = Decimal(rnd.randrange(-500, 100000)) / 100
+            # Ingest refuses negative money amounts (the same draw as before, made positive).
+            r["amount"] = abs(Decimal(rnd.randrange(-500, 100000)) / 100)
             records.append(r)
         path = os.path.join(self.c.dir, "prop.csv")
         with open(path, "w") as f:
@@ -280,8 +383,12 @@ class Property(unittest.TestCase):
         for n in range(40):
             by = rnd.sample(fields, rnd.randrange(0, 3))
             flt = {"markets": rnd.sample(MARKETS, rnd.randrange(0, 3)),
-                   "cats": rnd.sample(CATS, rnd.randrange(0, 2)),
-                   "artists": rnd.sample(ARTISTS[1:], rnd.randrange(0, 2)) if n % 3 == 0 else []}
+                   "cats": rnd.sample(CATS, rnd.randrange(0, 3)),
+                   "artists": rnd.sample(ARTISTS[1:], rnd.randrange(0, 2)) if n % 3 == 0 else [],
+                   "units": []}
+            top = rnd.randrange(1, 4) if n % 4 == 1 and "unit" not in by else 0
+            if top:
+                flt["units"] = [rnd.choice(UNITS)]  # a ranking needs one unit per category
             lo = rnd.choice([(202301, 202412), (202401, 202412), (202301, 202306),
                              (202304, 202409)])
             flt["range"] = lo
@@ -289,15 +396,26 @@ class Property(unittest.TestCase):
             args = ["exports", "--from", "%d-%02d" % (lo[0] // 100, lo[0] % 100),
                     "--to", "%d-%02d" % (lo[1] // 100, lo[1] % 100), "--granularity", mode]
             for flag, key in (("--market", "markets"), ("--category", "cats"),
-                              ("--artist", "artists")):
+                              ("--artist", "artists"), ("--unit", "units")):
                 if flt[key]:
                     args += [flag, ",".join(flt[key])]
             if by:
                 args += ["--by", ",".join(by)]
-            got = self.c.kmx_json("query", *args)
-            got = {tuple(r[f] for f in by) + (r["unit"],): (Decimal(r["sum"]), r["count"])
-                   for r in got["rows"]}
+            if top:
+                args += ["--top", str(top), "--share"]
+            answer = self.c.kmx_json("query", *args)
+            key_cols = key_fields(flt, by)
+            got = {row_key(r, key_cols): (Decimal(r["sum"]), r["count"]) for r in answer["rows"]}
+            self.assertEqual(len(got), len(answer["rows"]), args)
             want = reference(records, flt, by, mode)
+            if top:
+                want = ranked(want, flt, by, top)
+                if want is None:
+                    continue
+                shares = {k: v[2] for k, v in want.items()}
+                want = {k: v[:2] for k, v in want.items()}
+                self.assertEqual({row_key(r, key_cols): r["share_pct"] and Decimal(r["share_pct"])
+                                  for r in answer["rows"]}, shares, args)
             self.assertEqual(got, want, args)
 
 

@@ -6,7 +6,7 @@ between idle workers; `kmx stats` reports every worker with the requests it serv
 import unittest
 
 import kmxtest
-from kmxtest import Cluster, query_sums, sample_rows, sums_by
+from kmxtest import Cluster, query_sums_by_market, sample_rows, sums_by_market
 
 
 class Scale(unittest.TestCase):
@@ -22,9 +22,9 @@ class Scale(unittest.TestCase):
         summary = self.c.kmx_json("import", kmxtest.SAMPLE, "--batch", "8")
         self.assertEqual(summary["stored"], len(rows))
         for _ in range(6):
-            got = query_sums(self.c.kmx_json("query", "exports", "--by", "market",
-                                              "--granularity", "any"), "market")
-            self.assertEqual(got, sums_by(rows, "export", lambda r: r["market"]))
+            got = query_sums_by_market(self.c.kmx_json("query", "exports", "--by", "market",
+                                                        "--granularity", "any"), "export")
+            self.assertEqual(got, sums_by_market(rows, "export"))
 
         stats = self.c.kmx_json("stats")
         workers = [w for w in stats["workers"] if w.get("alive", True)]
