@@ -76,7 +76,7 @@ static void s_fill(s_fixture_t *f) {
     kmx_store_close(&f->store);
     kmx_testkit_dir_remove(f->dir);
     assert_int_equal(kmx_testkit_dir_make("kmx-answer-test", f->dir, sizeof f->dir), 0);
-    kmx_store_config_t cfg = {0, 0, KMX_STORE_SYNC_NONE, 0, 0};
+    kmx_store_config_t cfg = {0, 0, KMX_STORE_SYNC_NONE, 0, 0, 0};
     assert_int_equal(kmx_store_open(f->dir, &cfg, &f->store), 0);
     f->n = 0;
     for (size_t m = 0; m < S_N(s_markets); m++)

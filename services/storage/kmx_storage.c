@@ -823,7 +823,7 @@ int kmx_storage_new(void *ctx, const kmx_storage_config_t *cfg, kmx_storage_t **
     gethostname(host, sizeof host - 1);
     snprintf(self->worker, sizeof self->worker, "kmx-storage-%s-%ld", host, (long)getpid());
     kmx_store_events_init(&self->events);
-    kmx_store_config_t scfg = {cfg->map_size, 0, cfg->sync, cfg->retain_events, 0};
+    kmx_store_config_t scfg = {cfg->map_size, 0, cfg->sync, cfg->retain_events, 0, 0};
     self->batch_wait_us = cfg->batch_wait_us;
     int err = kmx_store_open(cfg->data_dir, &scfg, &self->store);
     if (err == 0)

@@ -132,10 +132,15 @@ static int s_make_dir(const char *dir) {
 
 // Refuses a store of another schema version with a message saying what to do.
 static int s_refuse_version(uint64_t version, const char *dir) {
-    if (version < KMX_SCHEMA_VERSION)
+    if (version == KMX_STORE_UPGRADES_FROM)
         kmx_log_error("store schema version %llu is older than version %u this kmx-storage "
-                      "reads dir=%s; it was not opened or changed. Run the kmx-storage release "
-                      "that wrote it, or restore a backup made by this release",
+                      "reads dir=%s; it was not opened or changed. Stop every kmx-storage on "
+                      "it, then run: kmx-storage upgrade --data-dir %s",
+                      (unsigned long long)version, KMX_SCHEMA_VERSION, dir, dir);
+    else if (version < KMX_SCHEMA_VERSION)
+        kmx_log_error("store schema version %llu is older than version %u this kmx-storage "
+                      "reads dir=%s; it was not opened or changed. Run the kmx-storage "
+                      "release that wrote it",
                       (unsigned long long)version, KMX_SCHEMA_VERSION, dir);
     else
         kmx_log_error("store schema version %llu is newer than version %u this kmx-storage "
@@ -175,7 +180,62 @@ static int s_check_schema(kmx_store_t *self, MDB_txn *txn, const char *dir) {
     if (rc != 0)
         return kmx_store_mdb_err(rc, "get schema version");
     uint64_t version = val.mv_size == 4 ? s_get_be(val.mv_data, 4) : 0;
+    if (version == KMX_STORE_UPGRADES_FROM && self->upgrade && !self->readonly) {
+        self->upgraded_from = (uint32_t)version;
+        return 0; // s_upgrade, once the databases are open
+    }
     return version == KMX_SCHEMA_VERSION ? 0 : s_refuse_version(version, dir);
+}
+
+#define S_UPGRADE_FLUSH 10000 // records summed in memory between roll-up flushes
+
+// Schema 3 -> 4: month roll-ups moved to rollups_month. Both roll-up databases are
+// emptied and rebuilt from the records inside the open write transaction, so the upgrade
+// commits whole or not at all; records, indexes and events are untouched.
+static int s_upgrade(kmx_store_t *self, MDB_txn *txn, const char *dir) {
+    int rc = mdb_drop(txn, self->derived.rollups, 0);
+    if (rc == 0)
+        rc = mdb_drop(txn, self->derived.rollups_month, 0);
+    MDB_cursor *cur = NULL;
+    if (rc == 0)
+        rc = mdb_cursor_open(txn, self->records, &cur);
+    if (rc != 0)
+        return kmx_store_mdb_err(rc, "upgrade");
+    kmx_derived_pending_clear(self->pending);
+    uint64_t n = 0;
+    int err = 0;
+    MDB_val key, val;
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0 && err == 0;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        Kmx__V1__StoredRecord *sr = kmx__v1__stored_record__unpack(NULL, val.mv_size, val.mv_data);
+        if (!sr || !sr->record || kmx_derived_pending_add(self->pending, sr->record, 1) != 0)
+            err = KMX_ERR_DECODE;
+        if (sr)
+            kmx__v1__stored_record__free_unpacked(sr, NULL);
+        if (err == 0 && ++n % S_UPGRADE_FLUSH == 0 &&
+            (rc = kmx_derived_pending_flush(txn, &self->derived, self->pending)) != 0)
+            err = kmx_store_mdb_err(rc, "upgrade roll-ups");
+    }
+    mdb_cursor_close(cur);
+    if (err == 0 && rc != MDB_NOTFOUND)
+        err = kmx_store_mdb_err(rc, "upgrade records");
+    if (err == 0 && (rc = kmx_derived_pending_flush(txn, &self->derived, self->pending)) != 0)
+        err = kmx_store_mdb_err(rc, "upgrade roll-ups");
+    kmx_derived_pending_clear(self->pending);
+    if (err != 0) {
+        kmx_log_error("upgrade failed dir=%s after %llu records; the store was not changed", dir,
+                      (unsigned long long)n);
+        return err;
+    }
+    uint8_t buf[4];
+    s_put_be(buf, KMX_SCHEMA_VERSION, 4);
+    MDB_val vkey = {strlen(KMX_META_SCHEMA_VERSION), KMX_META_SCHEMA_VERSION};
+    MDB_val put = {sizeof buf, buf};
+    if ((rc = mdb_put(txn, self->meta, &vkey, &put, 0)) != 0)
+        return kmx_store_mdb_err(rc, "put schema version");
+    kmx_log_info("store upgraded from schema %u to %u dir=%s records=%llu (roll-ups rebuilt)",
+                 self->upgraded_from, KMX_SCHEMA_VERSION, dir, (unsigned long long)n);
+    return 0;
 }
 
 int kmx_store_read_last_seq(const kmx_store_t *self, MDB_txn *txn, uint64_t *out) {
@@ -225,6 +285,7 @@ static int s_open_dbs(kmx_store_t *self, const char *dir) {
         goto out;
     }
     if ((err = s_check_schema(self, txn, dir)) != 0 || (err = s_open_data_dbs(self, txn)) != 0 ||
+        (self->upgraded_from && (err = s_upgrade(self, txn, dir)) != 0) ||
         (err = kmx_store_read_last_seq(self, txn, &self->last_seq)) != 0)
         goto out;
     rc = mdb_txn_commit(txn);
@@ -299,6 +360,7 @@ int kmx_store_open(const char *dir, const kmx_store_config_t *cfg, kmx_store_t *
     self->map_size_max = cfg ? cfg->map_size_max : 0;
     self->retain_events = cfg ? cfg->retain_events : 0;
     self->readonly = readonly;
+    self->upgrade = cfg && cfg->upgrade;
     if (!readonly && !(self->pending = kmx_derived_pending_new())) {
         kmx_store_close(&self);
         return KMX_ERR_NOMEM;
@@ -312,6 +374,10 @@ int kmx_store_open(const char *dir, const kmx_store_config_t *cfg, kmx_store_t *
                  (unsigned long long)self->last_seq, self->map_size, readonly);
     *out = self;
     return 0;
+}
+
+uint32_t kmx_store_upgraded_from(const kmx_store_t *self) {
+    return self ? self->upgraded_from : 0;
 }
 
 void kmx_store_close(kmx_store_t **self_p) {

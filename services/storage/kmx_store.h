@@ -31,7 +31,12 @@ typedef struct {
     kmx_store_sync_t sync;  // durability of commits
     uint64_t retain_events; // newest events kept in the log; 0 = keep all
     int readonly;           // nonzero: open an existing store read-only (check, backup)
+    int upgrade; // nonzero: a store of schema KMX_STORE_UPGRADES_FROM is upgraded (kmx-storage
+                 // upgrade; the service itself never changes a store's schema)
 } kmx_store_config_t;
+
+// The one older schema version kmx_store_open can upgrade (cfg->upgrade).
+#define KMX_STORE_UPGRADES_FROM 3u
 
 // Parses "full", "nometasync" or "none". Returns 0 or KMX_ERR_INVAL.
 int kmx_store_sync_parse(const char *text, kmx_store_sync_t *out);
@@ -116,6 +121,9 @@ typedef struct {
 // kmx_store_close. Returns KMX_ERR_VERSION for a store of another schema version,
 // KMX_ERR_IO when dir cannot be created, KMX_ERR_STORAGE or KMX_ERR_NOMEM otherwise.
 int kmx_store_open(const char *dir, const kmx_store_config_t *cfg, kmx_store_t **out);
+
+// The schema version kmx_store_open upgraded this store from (cfg->upgrade), 0 = none.
+uint32_t kmx_store_upgraded_from(const kmx_store_t *self);
 
 // Closes the environment and clears *self_p. Accepts NULL.
 void kmx_store_close(kmx_store_t **self_p);

@@ -22,6 +22,8 @@ struct kmx_store {
     size_t map_size_max;       // growth limit; 0 = none
     uint64_t retain_events;    // events kept in the log; 0 = all
     int readonly;              // opened with MDB_RDONLY (check, backup)
+    int upgrade;               // cfg->upgrade: may upgrade an older schema
+    uint32_t upgraded_from;    // the schema version upgraded at open, 0 = none
 };
 
 // Converts an LMDB or errno code to a kmx code, logging the original once.

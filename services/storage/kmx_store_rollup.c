@@ -329,12 +329,12 @@ static int s_year_fits(const kmx_store_fold_t *fold, uint32_t year) {
 static int s_on_months(s_agg_t *a, const kmx_rkey_rollup_t *k, const MDB_val *val) {
     kmx_i128 sum[KMX_ROLLUP_MONTHS];
     uint64_t count[KMX_ROLLUP_MONTHS];
+    if (!s_match_dims(&a->rf, k))
+        return 0; // before decoding: most entries of a year belong to other groups
     if (k->start % 100 != 1 || kmx_derived_months_decode(val, sum, count) != 0) {
         kmx_log_warn("aggregate skipped a monthly roll-up entry that does not decode");
         return 0;
     }
-    if (!s_match_dims(&a->rf, k))
-        return 0;
     unsigned months = 0;
     for (int m = 0; m < KMX_ROLLUP_MONTHS; m++) {
         uint32_t month = k->start + (uint32_t)m;

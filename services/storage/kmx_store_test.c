@@ -289,6 +289,85 @@ static void test_store_refuses_other_schema_versions(void **state) {
     assert_int_equal(kmx_store_open(f->dir, NULL, &f->store), 0);
 }
 
+// Turns the closed store in dir into the schema 3 layout: version 3, month roll-ups in
+// `rollups` (here: junk, which the upgrade must not trust), no `rollups_month`.
+static void s_make_v3(const char *dir) {
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi months, spans;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, KMX_SCHEMA_MAX_DBS), 0);
+    assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, KMX_DB_ROLLUPS_MONTH, 0, &months), 0);
+    assert_int_equal(mdb_drop(txn, months, 1), 0);
+    assert_int_equal(mdb_dbi_open(txn, KMX_DB_ROLLUPS, 0, &spans), 0);
+    uint8_t junk[KMX_ROLLUP_VALUE_LEN] = {0};
+    junk[KMX_ROLLUP_VALUE_LEN - 1] = 7;
+    MDB_val key = {5, "junk!"}, val = {sizeof junk, junk};
+    assert_int_equal(mdb_put(txn, spans, &key, &val, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    s_write_version(dir, KMX_STORE_UPGRADES_FROM);
+}
+
+static void test_store_upgrade_from_schema_3_rebuilds_rollups(void **state) {
+    s_fixture_t *f = *state;
+    s_rec_t r[14];
+    for (int i = 0; i < 12; i++)
+        s_rec_init(&r[i], (s_spec_t){.start = 202401 + (uint32_t)i, .amount = 100 + i});
+    s_rec_init(&r[12], (s_spec_t){.start = 202401, .end = 202412, .amount = 5000});
+    s_rec_init(&r[13], (s_spec_t){.start = 202501, .market = "US", .amount = 7});
+    for (int i = 0; i < 14; i++)
+        s_put_one(f->store, &r[i], S_STORED, (uint64_t)i + 1);
+    kmx_store_close(&f->store);
+    s_make_v3(f->dir);
+    // The service refuses it and changes nothing; read-only tools too.
+    assert_int_equal(kmx_store_open(f->dir, NULL, &f->store), KMX_ERR_VERSION);
+    kmx_store_config_t ro = {.readonly = 1, .upgrade = 1};
+    assert_int_equal(kmx_store_open(f->dir, &ro, &f->store), KMX_ERR_VERSION);
+    kmx_store_config_t up = {.upgrade = 1};
+    assert_int_equal(kmx_store_open(f->dir, &up, &f->store), 0);
+    assert_int_equal(kmx_store_upgraded_from(f->store), KMX_STORE_UPGRADES_FROM);
+    kmx_store_check_t report;
+    assert_int_equal(kmx_store_check(f->store, &report), 0);
+    assert_int_equal(report.records, 14);
+    assert_int_equal(report.last_seq, 14);
+    // Both aggregate paths give the same sums after the upgrade.
+    Kmx__V1__GroupField by[] = {KMX__V1__GROUP_FIELD__BY_PERIOD};
+    kmx_group_t *ga = kmx_group_new(by, 1), *gb = kmx_group_new(by, 1);
+    kmx_store_agg_info_t ia, ib;
+    assert_int_equal(kmx_store_aggregate(f->store, NULL, ga, 1, NULL, &ia), 0);
+    assert_int_equal(kmx_store_aggregate(f->store, NULL, gb, 0, NULL, &ib), 0);
+    Kmx__V1__QueryResult a = KMX__V1__QUERY_RESULT__INIT, b = KMX__V1__QUERY_RESULT__INIT;
+    assert_int_equal(kmx_group_result(ga, &a), 0);
+    assert_int_equal(kmx_group_result(gb, &b), 0);
+    assert_true(ia.from_rollups);
+    assert_int_equal(a.n_rows, 14);
+    assert_int_equal(a.n_rows, b.n_rows);
+    for (size_t i = 0; i < a.n_rows; i++) {
+        assert_string_equal(a.rows[i]->keys[0], b.rows[i]->keys[0]);
+        assert_string_equal(a.rows[i]->sum, b.rows[i]->sum);
+    }
+    kmx_group_destroy(&ga);
+    kmx_group_destroy(&gb);
+    // Upgraded once: a second open is plain, and writes go on from the same sequence.
+    kmx_store_close(&f->store);
+    assert_int_equal(kmx_store_open(f->dir, &up, &f->store), 0);
+    assert_int_equal(kmx_store_upgraded_from(f->store), 0);
+    s_rec_t more;
+    s_rec_init(&more, (s_spec_t){.start = 202502, .market = "US", .amount = 8});
+    s_put_one(f->store, &more, S_STORED, 15);
+    assert_int_equal(kmx_store_check(f->store, &report), 0);
+    // Older schemas are not upgraded.
+    kmx_store_close(&f->store);
+    s_write_version(f->dir, KMX_STORE_UPGRADES_FROM - 1);
+    assert_int_equal(kmx_store_open(f->dir, &up, &f->store), KMX_ERR_VERSION);
+    assert_null(f->store);
+    s_write_version(f->dir, KMX_SCHEMA_VERSION);
+    assert_int_equal(kmx_store_open(f->dir, NULL, &f->store), 0);
+}
+
 static void test_store_map_grows_from_64k(void **state) {
     s_fixture_t *f = *state;
     kmx_store_close(&f->store);
@@ -654,6 +733,7 @@ int main(void) {
         S_T(test_store_unkeyed_record_rejected_without_seq),
         S_T(test_store_reopen_keeps_records_and_last_seq),
         S_T(test_store_refuses_other_schema_versions),
+        S_T(test_store_upgrade_from_schema_3_rebuilds_rollups),
         S_T(test_store_map_grows_from_64k),
         S_T(test_store_full_map_fails_whole_batch),
         S_T(test_store_scan_filters),

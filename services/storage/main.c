@@ -1,8 +1,10 @@
 /*  kmx-storage - the single LMDB writer of kmx. Parses flags and environment variables
     (flags win), installs the stop signals and runs the service loop until SIGTERM/SIGINT.
-    Two offline subcommands share the binary: `check` verifies a store, `backup` copies it.  */
+    Offline subcommands share the binary: `check` verifies a store, `backup` copies it,
+    `upgrade` brings a store of the previous schema to this one.  */
 #include "kmx_err.h"
 #include "kmx_log.h"
+#include "kmx_schema.h"
 #include "kmx_storage.h"
 #include "kmx_store.h"
 
@@ -25,7 +27,7 @@ typedef struct {
     const char *sync;      // --sync / KMX_SYNC: full, nometasync, none
     const char *wait_us;   // --batch-wait-us / KMX_BATCH_WAIT_US
     const char *retain;    // --retain-events / KMX_RETAIN_EVENTS, 0 = all
-    const char *command;   // "serve", "check" or "backup"
+    const char *command;   // "serve", "check", "backup" or "upgrade"
     const char *dest;      // backup: the destination directory
 } s_options_t;
 
@@ -44,6 +46,7 @@ static void s_usage(FILE *out) {
         "usage: kmx-storage [options]              serve\n"
         "       kmx-storage check [--data-dir DIR]  verify indexes, roll-ups, event log\n"
         "       kmx-storage backup [--data-dir DIR] DEST   hot, compacted copy into DEST\n"
+        "       kmx-storage upgrade [--data-dir DIR]  previous schema -> this one (stopped)\n"
         "  --bind ENDPOINT      ROUTER for workers      (KMX_STORAGE_BIND, tcp://127.0.0.1:5560)\n"
         "  --publish ENDPOINT   broker XSUB to publish to (KMX_PUBLISH, tcp://127.0.0.1:5558)\n"
         "  --data-dir DIR       LMDB directory           (KMX_DATA_DIR, ./kmx-data)\n"
@@ -76,7 +79,9 @@ static int s_operands(int argc, char **argv, int first, s_options_t *o) {
     if (n == 0)
         return 0;
     o->command = argv[first];
-    if ((strcmp(o->command, "check") == 0 || strcmp(o->command, "serve") == 0) && n == 1)
+    if ((strcmp(o->command, "check") == 0 || strcmp(o->command, "serve") == 0 ||
+         strcmp(o->command, "upgrade") == 0) &&
+        n == 1)
         return 0;
     if (strcmp(o->command, "backup") == 0 && n == 2) {
         o->dest = argv[first + 1];
@@ -185,7 +190,7 @@ static int s_tuning(const s_options_t *o, kmx_storage_config_t *cfg) {
 
 // kmx-storage check: exit 0 when consistent, 1 on a mismatch or an error.
 static int s_run_check(const char *dir) {
-    kmx_store_config_t scfg = {0, 0, KMX_STORE_SYNC_FULL, 0, 1};
+    kmx_store_config_t scfg = {0, 0, KMX_STORE_SYNC_FULL, 0, 1, 0};
     kmx_store_t *store = NULL;
     int err = kmx_store_open(dir, &scfg, &store);
     if (err != 0) {
@@ -210,7 +215,7 @@ static int s_run_check(const char *dir) {
 
 // kmx-storage backup: a compacted copy that a running service does not notice.
 static int s_run_backup(const char *dir, const char *dest) {
-    kmx_store_config_t scfg = {0, 0, KMX_STORE_SYNC_FULL, 0, 1};
+    kmx_store_config_t scfg = {0, 0, KMX_STORE_SYNC_FULL, 0, 1, 0};
     kmx_store_t *store = NULL;
     int err = kmx_store_open(dir, &scfg, &store);
     if (err == 0)
@@ -222,6 +227,33 @@ static int s_run_backup(const char *dir, const char *dest) {
     }
     printf("backup of %s written to %s\n", dir, dest);
     return 0;
+}
+
+// kmx-storage upgrade: brings a store of schema KMX_STORE_UPGRADES_FROM to this version in
+// one transaction, then verifies it like check. Exit 0 when the store is (now) current.
+static int s_run_upgrade(const char *dir) {
+    // Read-only first: a missing store is an error here, never a new empty one.
+    kmx_store_config_t ro = {0, 0, KMX_STORE_SYNC_FULL, 0, 1, 0};
+    kmx_store_t *store = NULL;
+    int err = kmx_store_open(dir, &ro, &store);
+    kmx_store_close(&store);
+    if (err != 0 && err != KMX_ERR_VERSION) {
+        kmx_log_error("cannot upgrade store dir=%s: %s", dir, kmx_strerror(err));
+        return 1;
+    }
+    kmx_store_config_t scfg = {0, 0, KMX_STORE_SYNC_FULL, 0, 0, 1};
+    err = kmx_store_open(dir, &scfg, &store);
+    if (err != 0) {
+        kmx_log_error("cannot upgrade store dir=%s: %s", dir, kmx_strerror(err));
+        return 1;
+    }
+    uint32_t from = kmx_store_upgraded_from(store);
+    kmx_store_close(&store);
+    if (from)
+        printf("upgraded %s from schema %u to %u\n", dir, from, KMX_SCHEMA_VERSION);
+    else
+        printf("%s is already at schema %u\n", dir, KMX_SCHEMA_VERSION);
+    return s_run_check(dir);
 }
 
 static void s_install_signals(void) {
@@ -247,6 +279,8 @@ int main(int argc, char **argv) {
         return s_run_check(o.data_dir);
     if (strcmp(o.command, "backup") == 0)
         return s_run_backup(o.data_dir, o.dest);
+    if (strcmp(o.command, "upgrade") == 0)
+        return s_run_upgrade(o.data_dir);
     if (strcmp(o.command, "serve") != 0) {
         s_usage(stderr);
         return 2;
