@@ -6,6 +6,7 @@
 #include "kmx_cli.h"
 
 #include "kmx_err.h"
+#include "kmx_mem.h"
 #include "kmx_import.h"
 #include "kmx_period.h"
 #include "kmx_record.h"
@@ -97,14 +98,9 @@ static const char s_import_usage[] =
 static void s_add_reject(s_import_t *im, uint32_t row, const char *field, const char *reason) {
     if (im->nrejects >= S_REJECTS_KEPT)
         return;
-    if (im->nrejects == im->rejects_cap) {
-        size_t cap = im->rejects_cap ? im->rejects_cap * 2 : 64;
-        s_reject_t *grown = realloc(im->rejects, cap * sizeof(*grown));
-        if (!grown)
-            return; // counted, not listed
-        im->rejects = grown;
-        im->rejects_cap = cap;
-    }
+    if (kmx_reserve((void **)&im->rejects, &im->rejects_cap, im->nrejects, sizeof *im->rejects,
+                    64) != 0)
+        return; // counted, not listed
     s_reject_t *r = &im->rejects[im->nrejects++];
     r->row = row;
     snprintf(r->field, sizeof(r->field), "%s", field ? field : "");

@@ -4,6 +4,7 @@
 #include "kmx_group.h"
 
 #include "kmx_err.h"
+#include "kmx_mem.h"
 #include "kmx_market.h"
 #include "kmx_period.h"
 
@@ -209,14 +210,8 @@ static int s_rehash(kmx_group_t *self) {
 static int s_new_group(kmx_group_t *self, char *key, size_t len, size_t slot) {
     if (self->n >= KMX_GROUP_GROUPS_MAX)
         return KMX_ERR_TOO_BIG;
-    if (self->n == self->cap) {
-        size_t cap = self->cap ? self->cap * 2 : 64;
-        s_group_t *grown = realloc(self->groups, cap * sizeof *grown);
-        if (!grown)
-            return KMX_ERR_NOMEM;
-        self->groups = grown;
-        self->cap = cap;
-    }
+    if (kmx_reserve((void **)&self->groups, &self->cap, self->n, sizeof *self->groups, 64) != 0)
+        return KMX_ERR_NOMEM;
     s_group_t *g = &self->groups[self->n];
     memset(g, 0, sizeof *g);
     g->key = key;

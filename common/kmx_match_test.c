@@ -2,6 +2,7 @@
 #include "kmx_match.h"
 
 #include "kmx_err.h"
+#include "kmx_testkit.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,30 +11,10 @@
 
 #include <cmocka.h>
 
-typedef struct {
-    Kmx__V1__Record rec;
-    Kmx__V1__Period period;
-    Kmx__V1__Value value;
-} s_rec_t;
+typedef kmx_testkit_rec_t s_rec_t;
 
 static void s_rec(s_rec_t *r, const char *market, uint32_t start, uint32_t end) {
-    kmx__v1__record__init(&r->rec);
-    kmx__v1__period__init(&r->period);
-    kmx__v1__value__init(&r->value);
-    r->period.has_start = r->period.has_end = 1;
-    r->period.start = start;
-    r->period.end = end;
-    r->value.has_amount = 1;
-    r->value.amount = 10000;
-    r->value.unit = "USD";
-    r->rec.has_kind = 1;
-    r->rec.kind = KMX__V1__KIND__EXPORT;
-    r->rec.market = (char *)market;
-    r->rec.category = "physical_album_customs";
-    r->rec.item = "album exports";
-    r->rec.source = "KCS";
-    r->rec.period = &r->period;
-    r->rec.value = &r->value;
+    kmx_testkit_rec_init(r, market, start, end, 10000, "USD");
 }
 
 static void test_match_empty_filter_takes_everything(void **state) {

@@ -5,6 +5,7 @@
 #include "kmx_ingest_doc.h"
 #include "kmx_csv.h"
 #include "kmx_err.h"
+#include "kmx_mem.h"
 #include "kmx_jsonl.h"
 
 #include <stdarg.h>
@@ -58,14 +59,9 @@ static int s_count_row(s_doc_t *d) {
 
 static int s_reject(s_doc_t *d, uint32_t row, const char *column, const char *reason) {
     kmx_doc_t *o = d->out;
-    if (o->n_rejects == o->rejects_cap) {
-        size_t cap = o->rejects_cap ? o->rejects_cap * 2 : 16;
-        kmx_doc_reject_t *grown = realloc(o->rejects, cap * sizeof *grown);
-        if (!grown)
-            return KMX_ERR_NOMEM;
-        o->rejects = grown;
-        o->rejects_cap = cap;
-    }
+    if (kmx_reserve((void **)&o->rejects, &o->rejects_cap, o->n_rejects, sizeof *o->rejects,
+                    16) != 0)
+        return KMX_ERR_NOMEM;
     kmx_doc_reject_t *r = &o->rejects[o->n_rejects++];
     r->index = (uint32_t)(o->rows_read - 1);
     r->row = row;

@@ -5,6 +5,7 @@
 #include "kmx_derived.h"
 
 #include "kmx_err.h"
+#include "kmx_mem.h"
 #include "kmx_schema.h"
 
 #include <errno.h>
@@ -327,14 +328,8 @@ int kmx_derived_pending_flush(MDB_txn *txn, const kmx_derived_dbs_t *dbs,
 // Appends one roll-up to the list. Returns 0 or KMX_ERR_NOMEM.
 static int s_list_add(kmx_derived_rollup_t **list, size_t *n, size_t *cap, const void *key,
                       size_t len, kmx_i128 sum, uint64_t count) {
-    if (*n == *cap) {
-        size_t grown_cap = *cap ? *cap * 2 : 256;
-        kmx_derived_rollup_t *grown = realloc(*list, grown_cap * sizeof *grown);
-        if (!grown)
-            return KMX_ERR_NOMEM;
-        *list = grown;
-        *cap = grown_cap;
-    }
+    if (kmx_reserve((void **)list, cap, *n, sizeof **list, 256) != 0)
+        return KMX_ERR_NOMEM;
     uint8_t *copy = malloc(len ? len : 1);
     if (!copy)
         return KMX_ERR_NOMEM;

@@ -9,6 +9,7 @@
 #include "kmx_log.h"
 #include "kmx_market.h"
 #include "kmx_match.h"
+#include "kmx_mem.h"
 #include "kmx_period.h"
 #include "kmx_schema.h"
 
@@ -81,19 +82,6 @@ static uint64_t s_get_be(const uint8_t *p, size_t bytes) {
     for (size_t i = 0; i < bytes; i++)
         v = (v << 8) | p[i];
     return v;
-}
-
-// Makes room for one more element of size elem in *items. Returns 0 or KMX_ERR_NOMEM.
-static int s_reserve(void **items, size_t *cap, size_t n, size_t elem) {
-    if (n < *cap)
-        return 0;
-    size_t next = *cap ? *cap * 2 : 16;
-    void *grown = realloc(*items, next * elem);
-    if (!grown)
-        return KMX_ERR_NOMEM;
-    *items = grown;
-    *cap = next;
-    return 0;
 }
 
 // ---- open and close --------------------------------------------------------------
@@ -482,7 +470,7 @@ static int s_keep_event(s_batch_t *b, const char *topic, uint8_t *data, size_t l
         free(data);
         return 0;
     }
-    if (s_reserve((void **)&list->items, &list->cap, list->n, sizeof *list->items) != 0) {
+    if (kmx_reserve((void **)&list->items, &list->cap, list->n, sizeof *list->items, 16) != 0) {
         free(data);
         return KMX_ERR_NOMEM;
     }
@@ -907,7 +895,7 @@ static int s_scan_visit(const kmx_store_scan_t *q, const MDB_val *val, kmx_store
         kmx__v1__stored_record__free_unpacked(sr, NULL);
         return 0;
     }
-    if (s_reserve((void **)&page->records, cap, page->n, sizeof *page->records) != 0) {
+    if (kmx_reserve((void **)&page->records, cap, page->n, sizeof *page->records, 16) != 0) {
         kmx__v1__stored_record__free_unpacked(sr, NULL);
         return KMX_ERR_NOMEM;
     }
@@ -1080,7 +1068,7 @@ static int s_replay_walk(MDB_cursor *cur, const kmx_store_replay_t *q,
             kmx__v1__update_event__free_unpacked(ev, NULL);
             continue;
         }
-        if (s_reserve((void **)&page->events, &cap, page->n, sizeof *page->events) != 0) {
+        if (kmx_reserve((void **)&page->events, &cap, page->n, sizeof *page->events, 16) != 0) {
             kmx__v1__update_event__free_unpacked(ev, NULL);
             return KMX_ERR_NOMEM;
         }

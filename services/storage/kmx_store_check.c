@@ -5,6 +5,7 @@
 
 #include "kmx_err.h"
 #include "kmx_log.h"
+#include "kmx_mem.h"
 #include "kmx_schema.h"
 #include "kmx_store_int.h"
 
@@ -50,14 +51,8 @@ static int s_add_part(s_check_t *c, const Kmx__V1__Record *rec) {
         c->r->bad_values++;
         return 0;
     }
-    if (c->n_parts == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 1024;
-        s_part_t *grown = realloc(c->parts, cap * sizeof *grown);
-        if (!grown)
-            return KMX_ERR_NOMEM;
-        c->parts = grown;
-        c->cap = cap;
-    }
+    if (kmx_reserve((void **)&c->parts, &c->cap, c->n_parts, sizeof *c->parts, 1024) != 0)
+        return KMX_ERR_NOMEM;
     uint8_t *key = malloc(klen);
     if (!key)
         return KMX_ERR_NOMEM;

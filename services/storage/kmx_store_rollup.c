@@ -16,6 +16,7 @@
 #include "kmx_log.h"
 #include "kmx_market.h"
 #include "kmx_match.h"
+#include "kmx_mem.h"
 #include "kmx_schema.h"
 
 #include <stdio.h>
@@ -171,14 +172,8 @@ static int s_mark_spanned(s_agg_t *a, const kmx_rkey_rollup_t *k) {
     size_t len = 0;
     if (s_group_key(a->fold, k, buf, &len) != 0)
         return KMX_ERR_INVAL;
-    if (a->n_spanned == a->cap_spanned) {
-        size_t cap = a->cap_spanned ? a->cap_spanned * 2 : 64;
-        s_key_t *grown = realloc(a->spanned, cap * sizeof *grown);
-        if (!grown)
-            return KMX_ERR_NOMEM;
-        a->spanned = grown;
-        a->cap_spanned = cap;
-    }
+    if (kmx_reserve((void **)&a->spanned, &a->cap_spanned, a->n_spanned, sizeof *a->spanned, 64))
+        return KMX_ERR_NOMEM;
     s_key_t *at = &a->spanned[a->n_spanned];
     at->key = malloc(len);
     if (!at->key)
@@ -293,14 +288,8 @@ static int s_keep(s_agg_t *a, const kmx_rkey_rollup_t *k, unsigned months, const
     uint32_t year = k->start / 100;
     memcpy(buf + len, &year, sizeof year);
     len += sizeof year;
-    if (a->n_cands == a->cap_cands) {
-        size_t cap = a->cap_cands ? a->cap_cands * 2 : 256;
-        s_cand_t *grown = realloc(a->cands, cap * sizeof *grown);
-        if (!grown)
-            return KMX_ERR_NOMEM;
-        a->cands = grown;
-        a->cap_cands = cap;
-    }
+    if (kmx_reserve((void **)&a->cands, &a->cap_cands, a->n_cands, sizeof *a->cands, 256))
+        return KMX_ERR_NOMEM;
     s_cand_t *c = &a->cands[a->n_cands];
     c->gkey = malloc(len);
     if (!c->gkey)

@@ -122,13 +122,28 @@ class Cluster:
         return self
 
     def wait_ready(self, services=("kmx.ingest", "kmx.query"), deadline=15.0):
+        """Waits until ping answers and the broker knows every worker this cluster
+        started: a worker that registers late would otherwise miss the requests a test
+        expects it to share."""
         end = time.time() + deadline
+        want = {"kmx.ingest": self.n_ingest, "kmx.query": self.n_query}
+        seen = None
         while time.time() < end:
             r = self.kmx("ping", check=False, timeout=10)
             if r.returncode == 0:
-                return
+                r = self.kmx("stats", "--format", "json", check=False, timeout=10)
+                try:
+                    workers = json.loads(r.stdout).get("workers", []) if r.returncode == 0 else []
+                except ValueError:
+                    workers = []
+                seen = {}
+                for w in workers:
+                    if w.get("alive", True):
+                        seen[w.get("service")] = seen.get(w.get("service"), 0) + 1
+                if all(seen.get(s, 0) >= n for s, n in want.items() if s in services):
+                    return
             time.sleep(0.2)
-        raise AssertionError("services did not answer ping: %s" % self.logs())
+        raise AssertionError("services not ready (workers seen: %s): %s" % (seen, self.logs()))
 
     def stop(self, name, sig=signal.SIGTERM, timeout=10):
         proc = self.procs.pop(name)
