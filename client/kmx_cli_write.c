@@ -722,6 +722,10 @@ static int s_print_put_result(const kmx_cli_opts_t *opts, const Kmx__V1__PutResu
                     (r && r->outcome == KMX__V1__RECORD_RESULT__OUTCOME__REJECTED);
     uint64_t seq = r && r->has_seq ? r->seq : put->last_seq;
     const char *outcome = rejected ? "rejected" : put->stored > 0 ? "stored" : "unchanged";
+    // Unchanged because the stored figure is a later revision: say so.
+    bool superseded = !rejected && put->stored == 0 && r && r->field &&
+                      strcmp(r->field, "status") == 0;
+    bool explain = rejected || superseded;
     if (opts->format == KMX_FORMAT_JSON) {
         printf("{\"outcome\":\"%s\",\"seq\":", outcome);
         if (!rejected && put->stored > 0)
@@ -729,13 +733,15 @@ static int s_print_put_result(const kmx_cli_opts_t *opts, const Kmx__V1__PutResu
         else
             fputs("null", stdout);
         fputs(",\"field\":", stdout);
-        kmx_format_json_string(stdout, rejected && r ? r->field : NULL);
+        kmx_format_json_string(stdout, explain && r ? r->field : NULL);
         fputs(",\"reason\":", stdout);
-        kmx_format_json_string(stdout, rejected && r ? r->reason : NULL);
+        kmx_format_json_string(stdout, explain && r ? r->reason : NULL);
         fputs("}\n", stdout);
     } else if (!rejected) {
         if (put->stored > 0)
             printf("stored seq %" PRIu64 "\n", seq);
+        else if (superseded)
+            printf("unchanged: %s\n", r->reason ? r->reason : "a later revision is stored");
         else
             printf("unchanged\n");
     }

@@ -232,10 +232,10 @@ static int s_same_key(const Kmx__V1__Record *a, const uint8_t *key, size_t len) 
            memcmp(other, key, len) == 0;
 }
 
-// Returns the valid index of an earlier record with rec's key, or -1 after adding rec
-// as valid index j. A key that cannot be encoded is left to storage to refuse.
+// Returns the valid index of the latest earlier record with rec's key (*at its slot), or
+// -1 after adding rec as valid index j. A key that cannot be encoded is left to storage.
 static long s_keyset_find_or_add(s_keyset_t *k, const s_batch_t *b, const Kmx__V1__Record *rec,
-                                 size_t j) {
+                                 size_t j, size_t *at) {
     uint8_t key[KMX_RKEY_MAX];
     size_t len = 0;
     if (kmx_rkey_record(rec, key, sizeof key, &len) != 0)
@@ -244,8 +244,10 @@ static long s_keyset_find_or_add(s_keyset_t *k, const s_batch_t *b, const Kmx__V
     size_t i = (size_t)h & k->mask;
     for (; k->slot[i]; i = (i + 1) & k->mask) {
         size_t other = k->slot[i] - 1;
-        if (k->hash[i] == h && s_same_key(b->valid[other], key, len))
+        if (k->hash[i] == h && s_same_key(b->valid[other], key, len)) {
+            *at = i;
             return (long)other;
+        }
     }
     k->hash[i] = h;
     k->slot[i] = (uint32_t)j + 1;
@@ -285,8 +287,17 @@ static void s_reject_invalid(s_batch_t *b, size_t i) {
     b->n_rejected++;
 }
 
+// Whether rec revises prev, the latest copy of its key in the batch: both carry a status
+// and rec's comes later in preliminary -> revised -> final. Storage then applies both in
+// order, so the batch records the figure's history and ends on its latest revision.
+static int s_revises(const Kmx__V1__Record *prev, const Kmx__V1__Record *rec) {
+    return prev->has_status && rec->has_status &&
+           prev->status != KMX__V1__STATUS__STATUS_UNSPECIFIED && rec->status > prev->status;
+}
+
 // Normalises every record, keeping the valid ones and a REJECTED result for the others
-// and for every repeat of a key seen earlier in the batch (the first copy is kept).
+// and for every repeat of a key seen earlier in the batch (the first copy is kept) that
+// is not a later revision of it.
 static int s_validate(s_batch_t *b) {
     s_keyset_t keys;
     if (s_keyset_init(&keys, b->n) != 0)
@@ -297,11 +308,14 @@ static int s_validate(s_batch_t *b) {
             s_reject_invalid(b, i);
             continue;
         }
-        long first = s_keyset_find_or_add(&keys, b, rec, b->n_valid);
-        if (first >= 0) {
+        size_t at = 0;
+        long first = s_keyset_find_or_add(&keys, b, rec, b->n_valid, &at);
+        if (first >= 0 && !s_revises(b->valid[first], rec)) {
             s_reject_duplicate(b, i, b->origin[first]);
             continue;
         }
+        if (first >= 0)
+            keys.slot[at] = (uint32_t)b->n_valid + 1; // later repeats compare with this one
         b->valid[b->n_valid] = rec;
         b->origin[b->n_valid++] = (uint32_t)i;
     }
@@ -405,7 +419,9 @@ static void s_merge(s_batch_t *b, size_t off, size_t n, Kmx__V1__RecordResult **
             snprintf(b->reasons[slot], sizeof b->reasons[slot], "%s", src->reason);
             r->reason = b->reasons[slot];
         }
-        r->field = rejected ? "key" : NULL;
+        // Storage's strings die with its reply: name the field with a constant.
+        int superseded = !rejected && src->field && strcmp(src->field, "status") == 0;
+        r->field = rejected ? "key" : superseded ? "status" : NULL;
         if (b->rows) {
             r->has_row = 1;
             r->row = b->rows[rec];

@@ -182,6 +182,50 @@ static void test_ingest_put_merges_results_to_caller_indexes(void **state) {
     kmx__v1__response__free_unpacked(resp, NULL);
 }
 
+// One key sent several times in one batch: a later revision (preliminary -> revised ->
+// final) is applied after the copy before it; any other repeat is refused, naming it.
+static void test_ingest_batch_revisions_apply_in_order(void **state) {
+    s_fixture_t *f = *state;
+    static const Kmx__V1__Status status[] = {
+        KMX__V1__STATUS__PRELIMINARY, KMX__V1__STATUS__REVISED, KMX__V1__STATUS__PRELIMINARY,
+        KMX__V1__STATUS__REVISED, KMX__V1__STATUS__FINAL, KMX__V1__STATUS__STATUS_UNSPECIFIED};
+    s_rec_t r[6];
+    Kmx__V1__Record *recs[6];
+    for (int i = 0; i < 6; i++) {
+        s_rec(&r[i], "JP", 202201, 10000 * (i + 1));
+        r[i].rec.has_status = status[i] != KMX__V1__STATUS__STATUS_UNSPECIFIED;
+        r[i].rec.status = status[i];
+        recs[i] = &r[i].rec;
+    }
+    Kmx__V1__Response *resp = s_put(f->ingest, recs, 6, 0);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_PUT);
+    Kmx__V1__PutResult *put = resp->put;
+    assert_int_equal(put->stored, 3); // preliminary, revised, final
+    assert_int_equal(put->rejected, 3);
+    const Kmx__V1__RecordResult__Outcome want[] = {
+        KMX__V1__RECORD_RESULT__OUTCOME__STORED,   KMX__V1__RECORD_RESULT__OUTCOME__STORED,
+        KMX__V1__RECORD_RESULT__OUTCOME__REJECTED, KMX__V1__RECORD_RESULT__OUTCOME__REJECTED,
+        KMX__V1__RECORD_RESULT__OUTCOME__STORED,   KMX__V1__RECORD_RESULT__OUTCOME__REJECTED};
+    for (uint32_t i = 0; i < 6; i++) {
+        assert_int_equal(put->results[i]->index, i);
+        assert_int_equal(put->results[i]->outcome, want[i]);
+    }
+    assert_true(put->results[0]->seq < put->results[1]->seq); // applied in order
+    assert_true(put->results[1]->seq < put->results[4]->seq);
+    assert_int_equal(put->results[2]->duplicate_of, 1); // compared with the latest copy
+    assert_int_equal(put->results[3]->duplicate_of, 1); // revised again: a plain repeat
+    assert_int_equal(put->results[5]->duplicate_of, 4);
+    kmx__v1__response__free_unpacked(resp, NULL);
+
+    // Later, an earlier revision alone leaves the final figure in place.
+    Kmx__V1__Record *late[] = {&r[0].rec};
+    resp = s_put(f->ingest, late, 1, 0);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_PUT);
+    assert_int_equal(resp->put->unchanged, 1);
+    assert_string_equal(resp->put->results[0]->field, "status");
+    kmx__v1__response__free_unpacked(resp, NULL);
+}
+
 static void test_ingest_atomic_batch_with_bad_record_stores_nothing(void **state) {
     s_fixture_t *f = *state;
     s_rec_t r[2];
@@ -272,6 +316,7 @@ int main(void) {
         S_T(test_ingest_refuses_requests_of_other_services),
         S_T(test_ingest_ping_and_stats_describe_the_worker),
         S_T(test_ingest_put_merges_results_to_caller_indexes),
+        S_T(test_ingest_batch_revisions_apply_in_order),
         S_T(test_ingest_atomic_batch_with_bad_record_stores_nothing),
         S_T(test_ingest_refuses_oversized_batch),
         S_T(test_ingest_answers_unavailable_when_storage_is_silent),

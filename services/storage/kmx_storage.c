@@ -237,6 +237,9 @@ static void s_record_result(kmx_storage_t *self, const s_item_t *item, size_t i,
         } else if (o->outcome == KMX__V1__RECORD_RESULT__OUTCOME__NOT_FOUND) {
             r->field = "key";
             r->reason = "no record has this key";
+        } else if (o->superseded) {
+            r->field = "status";
+            r->reason = "the stored figure is a later revision; this earlier one was not applied";
         }
     }
     if (totals) {

@@ -554,15 +554,25 @@ static int s_write_derived(s_batch_t *b, MDB_val *key, const Kmx__V1__Record *ol
     return rc == 0 ? 0 : s_batch_fail(b, rc, "update indexes and roll-ups");
 }
 
-// Replaces the stored old with rec, unless they hold the same content.
+// Whether rec is an earlier revision than stored: both carry a status and rec's comes
+// before stored's in preliminary -> revised -> final.
+static int s_superseded(const Kmx__V1__Record *stored, const Kmx__V1__Record *rec) {
+    return stored->has_status && rec->has_status &&
+           rec->status != KMX__V1__STATUS__STATUS_UNSPECIFIED && rec->status < stored->status;
+}
+
+// Replaces the stored old with rec, unless they hold the same content or rec is an
+// earlier revision of the figure (a preliminary figure never replaces a revised one).
 static int s_update_one(s_batch_t *b, MDB_val *key, const char *topic, Kmx__V1__Record *rec,
                         const MDB_val *old_val, kmx_put_outcome_t *outcome) {
     Kmx__V1__StoredRecord *old = NULL;
     int err = s_decode_old(old_val, &old);
     if (err != 0)
         return err;
-    if (kmx_record_same_content(old->record, rec)) {
+    int superseded = s_superseded(old->record, rec);
+    if (superseded || kmx_record_same_content(old->record, rec)) {
         outcome->outcome = KMX__V1__RECORD_RESULT__OUTCOME__UNCHANGED;
+        outcome->superseded = superseded;
         kmx__v1__stored_record__free_unpacked(old, NULL);
         return 0;
     }
@@ -684,6 +694,7 @@ static int s_write_txn(s_batch_t *b, const kmx_store_op_t *ops, size_t n,
     for (size_t i = 0; i < n && err == 0; i++) {
         outcomes[i].outcome = KMX__V1__RECORD_RESULT__OUTCOME__REJECTED;
         outcomes[i].seq = 0;
+        outcomes[i].superseded = 0;
         if (ops[i].kind == KMX_STORE_OP_DELETE)
             err = s_delete_one(b, ops[i].rec, &outcomes[i]);
         else

@@ -45,6 +45,7 @@ int kmx_store_sync_parse(const char *text, kmx_store_sync_t *out);
 typedef struct {
     Kmx__V1__RecordResult__Outcome outcome; // STORED, UNCHANGED, NOT_FOUND, REJECTED (no key)
     uint64_t seq;                           // the event's sequence number when STORED
+    int superseded; // UNCHANGED because the stored figure is a later revision (status)
 } kmx_put_outcome_t;
 
 typedef enum {

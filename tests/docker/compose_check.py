@@ -18,7 +18,8 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
-from kmxtest import query_sums_by_market, sample_rows, sums_by_market  # noqa: E402
+from kmxtest import (query_sums_by_market, sample_facts, sample_rows,  # noqa: E402
+                     sums_by_market)
 
 MARKETS = ["JP", "US", "CN", "TW", "HK", "TH", "VN", "ID", "PH", "MY", "SG", "FR", "DE", "GB"]
 CATEGORIES = ["physical_album_customs", "music_industry_survey"]
@@ -105,6 +106,11 @@ def cmd_counters(path, svc, counter, n):
     print("%s %s per worker: %s" % (svc, counter, busy))
 
 
+def cmd_facts(csv_path):
+    """Prints how many figures the CSV holds once revisions are applied."""
+    print(len(sample_facts(csv_path)))
+
+
 def cmd_records(path, n, source=None):
     recs = lines(path)
     if source:
@@ -133,7 +139,7 @@ def cmd_maxseq(path):
 
 COMMANDS = {"gen": cmd_gen, "sums": cmd_sums, "alive": cmd_alive, "workers": cmd_workers,
             "counters": cmd_counters, "records": cmd_records, "events": cmd_events,
-            "maxseq": cmd_maxseq}
+            "maxseq": cmd_maxseq, "facts": cmd_facts}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:

@@ -42,6 +42,34 @@ def sample_rows(path=SAMPLE):
         return list(csv.DictReader(f))
 
 
+STATUS_ORDER = {"preliminary": 1, "revised": 2, "final": 3}
+
+
+def natural_key(row):
+    """A CSV row's natural key as kmx forms it: its dimensions and its source."""
+    return (row["kind"], row["period"], row["market"], category_of(row), row.get("item", ""),
+            row.get("company", ""), row.get("artist", ""), row["source"])
+
+
+def current_rows(rows):
+    """The figures a store holds after importing rows: a later row with the same natural
+    key replaces the kept one when its status is a later revision (preliminary ->
+    revised -> final), as kmx applies it; any other repeat is refused by kmx."""
+    kept = {}
+    for r in rows:
+        k = natural_key(r)
+        old = kept.get(k)
+        if old is None or STATUS_ORDER.get(r.get("status") or "", 0) > \
+                STATUS_ORDER.get(old.get("status") or "", 99):
+            kept[k] = r
+    return list(kept.values())
+
+
+def sample_facts(path=SAMPLE):
+    """The sample file's current figures: what `kmx list` shows after importing it."""
+    return current_rows(sample_rows(path))
+
+
 def category_of(row):
     """A CSV row's category (exports) or dimension (consumption), whatever the header."""
     for column in ("category_or_dimension", "category", "dimension"):
@@ -60,7 +88,7 @@ def sums_by(rows, kind, key):
     """Sums of a CSV file's values per (key(row), unit), computed independently of kmx.
     key may return one value or a tuple of values: keys are then (*key(row), unit)."""
     out = {}
-    for r in rows:
+    for r in current_rows(rows):
         if r["kind"] != kind:
             continue
         unit, value = normalize_unit(r["unit"], r["value"])

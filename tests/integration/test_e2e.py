@@ -10,7 +10,8 @@ import time
 import unittest
 
 import kmxtest
-from kmxtest import Cluster, query_sums, query_sums_by_market, sample_rows, sums_by_market
+from kmxtest import (Cluster, query_sums, query_sums_by_market, sample_facts, sample_rows,
+                     sums_by_market)
 
 
 class EndToEnd(unittest.TestCase):
@@ -56,7 +57,7 @@ class EndToEnd(unittest.TestCase):
         self.c.spawn("storage", "kmx-storage")
         self.c.wait_ready()
         listed = self.c.kmx_lines("list")
-        self.assertEqual(len(listed), len(rows))
+        self.assertEqual(len(listed), len(sample_facts()))
         again = self.import_sample()
         self.assertEqual(again["unchanged"], len(rows), again)
         self.assertEqual(again["stored"], 0, again)
@@ -89,7 +90,37 @@ class EndToEnd(unittest.TestCase):
         rec2 = self.c.kmx_json("get", *key)
         self.assertEqual(rec2["value"], "39200000")
         self.assertGreater(rec2["seq"], rec["seq"])
-        self.assertEqual(len(self.c.kmx_lines("list")), len(sample_rows()))
+        self.assertEqual(len(self.c.kmx_lines("list")), len(sample_facts()))
+
+    def test_revised_figure_replaces_the_preliminary(self):
+        # The sample publishes 2022's customs album total twice under one key: preliminary,
+        # then revised. The store holds the revision; the event log keeps both.
+        summary = self.import_sample()
+        self.assertEqual(summary["rejected"], 0, summary)
+        key = ["--kind", "export", "--period", "2022", "--market", "WORLD",
+               "--category", "physical_album_customs", "--item", "album exports total",
+               "--source", "Korea Customs Service trade statistics"]
+        rec = self.c.kmx_json("get", *key)
+        self.assertEqual((rec["value"], rec["status"]), ("231389000", "revised"))
+        w = self.c.watch("export.WORLD.2022.physical_album_customs", "--since", "0",
+                         "--count", "2")
+        out, err = w.communicate(timeout=20)
+        self.assertEqual(w.returncode, 0, err)
+        events = [json.loads(line) for line in out.splitlines() if line.strip()]
+        self.assertEqual([e["record"]["value"] for e in events], ["233113000", "231389000"])
+        self.assertEqual(events[1]["previous"], "233113000")
+        # A preliminary figure sent again later never replaces the revision.
+        put = self.c.kmx_json("put", *key, "--value", "240", "--unit", "USD_million",
+                              "--status", "preliminary")
+        self.assertEqual((put["outcome"], put["field"]), ("unchanged", "status"), put)
+        self.assertIn("later revision", put["reason"])
+        self.assertEqual(self.c.kmx_json("get", *key)["value"], "231389000")
+        # A final figure does.
+        self.c.kmx("put", *key, "--value", "231.4", "--unit", "USD_million", "--status", "final")
+        self.assertEqual(self.c.kmx_json("get", *key)["value"], "231400000")
+        # Re-importing the file changes nothing: both rows are older than what is stored.
+        again = self.import_sample()
+        self.assertEqual((again["stored"], again["unchanged"]), (0, len(sample_rows())), again)
 
     def test_delete_is_a_correction_with_a_tombstone_event(self):
         self.import_sample()
@@ -108,7 +139,7 @@ class EndToEnd(unittest.TestCase):
         self.assertEqual((event["type"], event["seq"]), ("delete", out["seq"]))
         self.assertEqual(self.c.kmx("get", *key, check=False).returncode, 1)
         self.assertEqual(self.c.kmx("delete", *key, check=False).returncode, 1)
-        self.assertEqual(len(self.c.kmx_lines("list")), len(sample_rows()) - 1)
+        self.assertEqual(len(self.c.kmx_lines("list")), len(sample_facts()) - 1)
         after = query_sums(self.c.kmx_json("query", "exports", "--by", "market"), "market",
                            "category")
         gone = ("WORLD", "music_exports_unspecified", "USD")

@@ -44,7 +44,8 @@ class StorageBackup(unittest.TestCase):
             f.write("kind,period,market,category_or_dimension,item,value,unit,source\n")
             f.write("export,2031,JP,backup_test,after the backup,1,USD,kmx backup test\n")
         self.assertEqual(self.c.kmx_json("import", extra)["stored"], 1)
-        self.assertEqual(len(self.c.kmx_lines("list")), len(rows) + 1)
+        facts = kmxtest.sample_facts()
+        self.assertEqual(len(self.c.kmx_lines("list")), len(facts) + 1)
 
         # Restore: stop, move aside, copy data.mdb in, check, start.
         self.assertEqual(self.c.stop("storage"), 0)
@@ -53,11 +54,11 @@ class StorageBackup(unittest.TestCase):
         shutil.copy(os.path.join(dest, "data.mdb"), os.path.join(self.c.data_dir, "data.mdb"))
         r = storage_cmd(self.c, "check", "--data-dir", self.c.data_dir)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        self.assertIn("records=%d " % len(rows), r.stdout)
+        self.assertIn("records=%d " % len(facts), r.stdout)
         self.c.spawn("storage", "kmx-storage")
         self.c.wait_ready()
         listed = self.c.kmx_lines("list")
-        self.assertEqual(len(listed), len(rows))
+        self.assertEqual(len(listed), len(facts))
         self.assertFalse(any(x.get("item") == "after the backup" for x in listed))
 
     def test_check_refuses_missing_store(self):
