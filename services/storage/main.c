@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zmq.h>
 
 static volatile sig_atomic_t s_stop = 0;
@@ -232,17 +233,17 @@ static int s_run_backup(const char *dir, const char *dest) {
 // kmx-storage upgrade: brings a store of schema KMX_STORE_UPGRADES_FROM to this version in
 // one transaction, then verifies it like check. Exit 0 when the store is (now) current.
 static int s_run_upgrade(const char *dir) {
-    // Read-only first: a missing store is an error here, never a new empty one.
-    kmx_store_config_t ro = {0, 0, KMX_STORE_SYNC_FULL, 0, 1, 0};
-    kmx_store_t *store = NULL;
-    int err = kmx_store_open(dir, &ro, &store);
-    kmx_store_close(&store);
-    if (err != 0 && err != KMX_ERR_VERSION) {
-        kmx_log_error("cannot upgrade store dir=%s: %s", dir, kmx_strerror(err));
+    // A missing store is an error here, never a new empty one.
+    char path[4096];
+    struct stat st;
+    if (snprintf(path, sizeof path, "%s/data.mdb", dir) >= (int)sizeof path ||
+        stat(path, &st) != 0) {
+        kmx_log_error("no kmx store to upgrade in dir=%s", dir);
         return 1;
     }
     kmx_store_config_t scfg = {0, 0, KMX_STORE_SYNC_FULL, 0, 0, 1};
-    err = kmx_store_open(dir, &scfg, &store);
+    kmx_store_t *store = NULL;
+    int err = kmx_store_open(dir, &scfg, &store);
     if (err != 0) {
         kmx_log_error("cannot upgrade store dir=%s: %s", dir, kmx_strerror(err));
         return 1;
