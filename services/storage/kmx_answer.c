@@ -98,22 +98,19 @@ static int s_fold(const s_answer_t *a, kmx_store_fold_t *fold) {
     const kmx_shape_spec_t *spec = &a->spec;
     if (spec->series || spec->latest || spec->gran_mode == KMX_SHAPE_GRAN_ONE)
         return 0;
-    int by_year = 0;
     for (size_t i = 0; i < spec->n_fields; i++) {
         if (spec->fields[i] == KMX__V1__GROUP_FIELD__BY_PERIOD)
             return 0;
-        by_year |= spec->fields[i] == KMX__V1__GROUP_FIELD__BY_YEAR;
     }
-    // A whole-range period-over-period base moves by the range's length: unless that is
-    // whole years, a year moved back is no year, and its months must stay months.
-    if (spec->growth == KMX__V1__GROWTH__PERIOD_OVER_PERIOD && !by_year && spec->has_range &&
-        kmx_period_months(&spec->range) % 12 != 0)
+    // Only whole years are asked, so every year read lies wholly inside the asked range
+    // or wholly inside the growth base (a year, or the range's own length, earlier): a
+    // year straddling either would count its months on one side and not the other, and
+    // a base year folded beside a current year that is not would never compare equal.
+    if (spec->has_range && (spec->range.start % 100 != 1 || spec->range.end % 100 != 12))
         return 0;
     memset(fold, 0, sizeof *fold);
     fold->fields = spec->fields;
     fold->n_fields = spec->n_fields;
-    fold->has_range = spec->has_range;
-    fold->range = spec->range;
     fold->by_period = kmx_shape_needs_period(spec);
     return 1;
 }

@@ -147,11 +147,14 @@ static void s_random_query(s_fixture_t *f, s_query_t *x, uint64_t id) {
         x->period.end = (y + 1) * 100 + 12;
         x->filter.period = &x->period;
         break;
-    default: // months across a new year
-        x->period.start = y * 100 + 3;
-        x->period.end = (y + 1) * 100 + 8;
+    default: { // any months: across a new year, inside one, a single month
+        uint32_t a = y * 100 + 1 + (uint32_t)s_rand(f, 12);
+        uint32_t b = (y + (uint32_t)s_rand(f, 2)) * 100 + 1 + (uint32_t)s_rand(f, 12);
+        x->period.start = a < b ? a : b;
+        x->period.end = a < b ? b : a;
         x->filter.period = &x->period;
         break;
+    }
     }
     int gran = s_rand(f, 6);
     x->filter.granularity = gran == 0 ? "any" : gran == 1 ? "year" : NULL;

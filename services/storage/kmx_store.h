@@ -185,8 +185,6 @@ typedef struct {
 typedef struct {
     const Kmx__V1__GroupField *fields; // the answer's group fields (never BY_PERIOD)
     size_t n_fields;                   // entries in fields
-    int has_range;                     // the query asked for a period range
-    kmx_period_t range;                // that range
     int by_period; // the group's rows also split by period (BY_PERIOD appended to fields
                    // for the granularity rule or growth): fold only where that is exact;
                    // 0: rows carry no period, every year of months folds

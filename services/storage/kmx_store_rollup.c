@@ -6,10 +6,12 @@
     year. For the granularity rule and like-for-like growth a year of months is then the
     same as its twelve months exactly when (a) every month of the year has records in the
     answer group, (b) the group has no other span at all (so nothing can overlap the year
-    or be compared with it as if it were a published annual total) and (c) the year lies
-    wholly inside or wholly outside the asked range. Folding turns the 12 x markets x
-    categories month rows of a year into one row per answer group, so a group-by over a
-    year of a million monthly records reads and groups a few hundred entries.  */
+    or be compared with it as if it were a published annual total) and (c) the query asks
+    for whole years or no range (kmx_answer.c), so no year straddles the asked range or a
+    growth base, and a base year and the year it is compared with fold alike. Folding
+    turns the 12 x markets x categories month rows of a year into one row per answer
+    group, so a group-by over a year of a million monthly records reads and groups a few
+    hundred entries.  */
 #include "kmx_store_int.h"
 
 #include "kmx_err.h"
@@ -305,15 +307,6 @@ static int s_keep(s_agg_t *a, const kmx_rkey_rollup_t *k, unsigned months, const
     return 0;
 }
 
-// Whether a year may fold given the asked range: wholly inside it or wholly outside.
-static int s_year_fits(const kmx_store_fold_t *fold, uint32_t year) {
-    if (!fold->has_range)
-        return 1;
-    kmx_period_t y = {year * 100 + 1, year * 100 + KMX_ROLLUP_MONTHS};
-    return kmx_period_contains(&fold->range, &y) || y.end < fold->range.start ||
-           y.start > fold->range.end;
-}
-
 // One entry of `rollups_month`.
 static int s_on_months(s_agg_t *a, const kmx_rkey_rollup_t *k, const MDB_val *val) {
     kmx_i128 sum[KMX_ROLLUP_MONTHS];
@@ -358,8 +351,7 @@ static int s_flush_cands(s_agg_t *a) {
         for (; j < a->n_cands && s_cand_cmp(&a->cands[i], &a->cands[j]) == 0; j++)
             months |= a->cands[j].months;
         const s_cand_t *c = &a->cands[i];
-        int fold = months == S_ALL_MONTHS && s_year_fits(a->fold, c->year) &&
-                   !s_is_spanned(a, c->gkey, c->glen - sizeof c->year);
+        int fold = months == S_ALL_MONTHS && !s_is_spanned(a, c->gkey, c->glen - sizeof c->year);
         for (; i < j && err == 0; i++) {
             const s_cand_t *d = &a->cands[i];
             err = fold ? s_add_year(a, &d->k, d->sum, d->count)

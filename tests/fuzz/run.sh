@@ -3,7 +3,7 @@
 # it for a bounded time over its corpus in tests/fuzz/corpus/<name>. New inputs go to a
 # temporary directory, never into the source tree. Any crash, leak or sanitizer report
 # fails the run (exit nonzero).
-#   tests/fuzz/run.sh NAME BUILD_DIR [SECONDS]     NAME: doc | request
+#   tests/fuzz/run.sh NAME BUILD_DIR [SECONDS]     NAME: doc | request | answer
 set -euo pipefail
 name=$1
 build=$(cd "$2" && pwd)
@@ -22,13 +22,24 @@ for f in "$src"/common/*.c; do
 done
 ingest=("$src/services/ingest/kmx_ingest_doc.c" "$src/services/ingest/kmx_jsonl.c")
 [[ $name == request ]] && ingest+=("$src/services/ingest/kmx_ingest.c")
+extra=(-I"$src/services/ingest")
+libs=()
+if [[ $name == answer ]]; then
+  ingest=()
+  for f in kmx_store.c kmx_store_check.c kmx_store_rollup.c kmx_derived.c kmx_answer.c; do
+    ingest+=("$src/services/storage/$f")
+  done
+  ingest+=("$src/services/query/kmx_shape.c")
+  extra=(-I"$src/services/storage" -I"$src/services/query")
+  libs=(-llmdb)
+fi
 bin=$out/fuzz_$name
 echo "fuzz: building $bin" >&2
 "$cc" -g -O1 -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -DKMX_VERSION=\"fuzz\" \
   -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-  -I"$src/common" -I"$src/services/ingest" -I"$build/proto" \
+  -I"$src/common" "${extra[@]}" -I"$build/proto" \
   "$src/tests/fuzz/fuzz_$name.c" "${ingest[@]}" "${common[@]}" "$build/proto/kmx.pb-c.c" \
-  -lprotobuf-c -lzmq -o "$bin"
+  -lprotobuf-c -lzmq "${libs[@]}" -o "$bin"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
