@@ -28,6 +28,7 @@ static const char s_usage[] =
     "  watch [PREFIX...] [--since SEQ]        print change events as they happen\n"
     "  stats                                  print broker and service statistics\n"
     "  ping [SERVICE]                         check that services answer\n"
+    "  keygen                                 print a new CURVE key pair (docs/security.md)\n"
     "\n"
     "options:\n"
     "  --broker EP    broker endpoint (KMX_BROKER, default tcp://127.0.0.1:5555)\n"
@@ -216,6 +217,7 @@ static const s_command_t s_commands[] = {
     {"get", kmx_cli_get},
     {"query", kmx_cli_query},   {"list", kmx_cli_list},   {"dump", kmx_cli_list},
     {"watch", kmx_cli_watch},   {"stats", kmx_cli_stats}, {"ping", kmx_cli_ping},
+    {"keygen", kmx_cli_keygen},
 };
 
 // Parses options before the subcommand. Returns -1 to continue, else an exit code.

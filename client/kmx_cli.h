@@ -90,5 +90,6 @@ int kmx_cli_list(kmx_cli_opts_t *opts, int argc, char **argv);
 int kmx_cli_watch(kmx_cli_opts_t *opts, int argc, char **argv);
 int kmx_cli_stats(kmx_cli_opts_t *opts, int argc, char **argv);
 int kmx_cli_ping(kmx_cli_opts_t *opts, int argc, char **argv);
+int kmx_cli_keygen(kmx_cli_opts_t *opts, int argc, char **argv);
 
 #endif

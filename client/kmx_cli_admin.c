@@ -1,6 +1,7 @@
 /*  kmx ping and kmx stats: operational commands. Both ask several services and report
     each one, failing (exit 2) when any did not answer.  */
 #include "kmx_cli.h"
+#include "kmx_curve.h"
 
 #include "kmx_err.h"
 
@@ -332,4 +333,30 @@ int kmx_cli_stats(kmx_cli_opts_t *opts, int argc, char **argv)
     }
     kmx_client_destroy(&client);
     return acc.ok ? KMX_EXIT_OK : KMX_EXIT_SERVER;
+}
+
+// ---- keygen -----------------------------------------------------------------------------
+
+static const char s_keygen_usage[] =
+    "usage: kmx keygen [--format table|json]\n"
+    "Prints a new CURVE key pair as 64 hex digits each: public=... and secret=... lines\n"
+    "(or one JSON object). Put the secret in KMX_CURVE_SECRET of the process that owns it\n"
+    "and the public key in the servers' allow-list or KMX_CURVE_BROKER/KMX_CURVE_STORAGE\n"
+    "(docs/security.md). Nothing is sent anywhere.\n";
+
+int kmx_cli_keygen(kmx_cli_opts_t *opts, int argc, char **argv)
+{
+    int rc = s_admin_options(opts, argc, argv, s_keygen_usage, NULL);
+    if (rc >= 0)
+        return rc;
+    char pub[65], sec[65];
+    if (kmx_curve_keygen(pub, sec) != 0) {
+        kmx_cli_error("this libzmq was built without CURVE");
+        return KMX_EXIT_SERVER;
+    }
+    if (opts->format == KMX_FORMAT_JSON)
+        printf("{\"public\":\"%s\",\"secret\":\"%s\"}\n", pub, sec);
+    else
+        printf("public=%s\nsecret=%s\n", pub, sec);
+    return KMX_EXIT_OK;
 }

@@ -4,6 +4,7 @@
     high-water mark), a live event that skips sequence numbers or a heartbeat ahead of
     what was seen makes it replay the difference from kmx.query.  */
 #include "kmx_cli.h"
+#include "kmx_curve.h"
 
 #include "kmx_err.h"
 #include "kmx_msg.h"
@@ -242,6 +243,8 @@ static int s_subscribe(s_watch_t *w)
         zmq_setsockopt(w->sub, ZMQ_SUBSCRIBE, w->prefixes.items[i],
                        strlen(w->prefixes.items[i]));
     zmq_setsockopt(w->sub, ZMQ_SUBSCRIBE, S_HEARTBEAT_TOPIC, strlen(S_HEARTBEAT_TOPIC));
+    if (kmx_curve_client(w->sub, KMX_CURVE_TO_BROKER) != 0)
+        return KMX_ERR_INVAL; // logged: which setting is missing
     if (zmq_connect(w->sub, w->opts->events) < 0) {
         kmx_cli_error("cannot connect to %s: %s", w->opts->events, zmq_strerror(errno));
         return KMX_ERR_IO;

@@ -79,6 +79,8 @@ int kmx_client_error_code(Kmx__V1__ErrorCode code)
         return KMX_ERR_RESYNC;
     case KMX__V1__ERROR_CODE__STORAGE_FULL:
         return KMX_ERR_FULL;
+    case KMX__V1__ERROR_CODE__FORBIDDEN:
+        return KMX_ERR_FORBIDDEN;
     default:
         return KMX_ERR_INTERNAL;
     }

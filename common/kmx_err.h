@@ -19,7 +19,8 @@
     X(UNSUPPORTED, -12, "unsupported request")                                             \
     X(OVERFLOW, -13, "numeric overflow")                                                   \
     X(INTERNAL, -14, "internal error")                                                     \
-    X(RESYNC, -15, "events no longer kept; resync needed")
+    X(RESYNC, -15, "events no longer kept; resync needed")                                 \
+    X(FORBIDDEN, -16, "permission denied")
 
 typedef enum {
     KMX_OK = 0,

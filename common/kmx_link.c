@@ -3,6 +3,8 @@
     answer to a call that already timed out and is dropped, so a slow storage can never
     make a worker hand one client's answer to another.  */
 #include "kmx_link.h"
+
+#include "kmx_curve.h"
 #include "kmx_err.h"
 #include "kmx_log.h"
 #include "kmx_msg.h"
@@ -63,6 +65,7 @@ kmx_link_t *kmx_link_new(void *ctx, const char *endpoint) {
     if (!self->sock || s_set_int(self->sock, ZMQ_LINGER, 0) != 0 ||
         s_set_int(self->sock, ZMQ_IMMEDIATE, 1) != 0 ||
         zmq_setsockopt(self->sock, ZMQ_MAXMSGSIZE, &max_size, sizeof max_size) != 0 ||
+        kmx_curve_client(self->sock, KMX_CURVE_TO_STORAGE) != 0 ||
         zmq_connect(self->sock, endpoint) != 0) {
         kmx_log_error("storage link failed endpoint=%s error=%s", endpoint,
                       zmq_strerror(zmq_errno()));

@@ -3,6 +3,8 @@
     or tells it to DISCONNECT. The client is a Lazy Pirate: one DEALER per try, thrown away
     on timeout so a late reply can never be mistaken for the answer to a later call.  */
 #include "kmx_mdp.h"
+
+#include "kmx_curve.h"
 #include "kmx_err.h"
 #include "kmx_log.h"
 #include "kmx_msg.h"
@@ -126,6 +128,8 @@ static void *s_dealer_new(void *ctx, const char *endpoint, const char *identity,
         rc = zmq_setsockopt(sock, ZMQ_SNDTIMEO, &sndtimeo, sizeof sndtimeo);
     if (rc == 0 && identity)
         rc = zmq_setsockopt(sock, ZMQ_ROUTING_ID, identity, strlen(identity));
+    if (rc == 0 && kmx_curve_client(sock, KMX_CURVE_TO_BROKER) != 0)
+        rc = -1; // logged: which setting is missing
     if (rc == 0)
         rc = zmq_connect(sock, endpoint);
     if (rc != 0) {

@@ -61,6 +61,8 @@ Kmx__V1__ErrorCode kmx_msg_error_code(int kmx_err)
         return KMX__V1__ERROR_CODE__RESYNC_NEEDED;
     case KMX_ERR_FULL:
         return KMX__V1__ERROR_CODE__STORAGE_FULL;
+    case KMX_ERR_FORBIDDEN:
+        return KMX__V1__ERROR_CODE__FORBIDDEN;
     default:
         return KMX__V1__ERROR_CODE__INTERNAL;
     }

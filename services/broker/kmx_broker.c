@@ -3,6 +3,7 @@
     so it gets the next request) and a bounded FIFO of pending requests. Everything read
     from the network is validated frame by frame; a bad peer is dropped, never trusted.  */
 #include "kmx_broker.h"
+#include "kmx_curve.h"
 #include "kmx_err.h"
 #include "kmx_log.h"
 #include "kmx_mdp.h"
@@ -95,7 +96,9 @@ struct kmx_broker {
     uint64_t events;                   // messages forwarded from XSUB to XPUB
     uint64_t unavailable;              // requests answered UNAVAILABLE by the broker
     uint64_t dropped;                  // malformed or undeliverable messages dropped
+    uint64_t forbidden;                // requests refused for the sender's role (CURVE)
     size_t queued_bytes;               // bytes of request bodies waiting in queues
+    kmx_zap_t *zap;                    // the ZAP handler when CURVE is on, else NULL
 };
 
 // One outgoing frame: borrowed bytes, copied by ZeroMQ.
@@ -439,14 +442,16 @@ static size_t s_count_pending(const kmx_broker_t *self) {
     return n;
 }
 
-#define S_COUNTERS 8
+#define S_COUNTERS 9
 
 static void s_fill_counters(const kmx_broker_t *self, Kmx__V1__Counter *c, Kmx__V1__Counter **cp) {
-    const char *names[S_COUNTERS] = {"requests", "replies", "workers",     "services",
-                                     "events",   "pending", "unavailable", "dropped"};
-    uint64_t values[S_COUNTERS] = {self->routed,           self->replies, self->worker_count,
-                                   s_count_services(self), self->events,  s_count_pending(self),
-                                   self->unavailable,      self->dropped};
+    const char *names[S_COUNTERS] = {"requests", "replies",     "workers", "services", "events",
+                                     "pending",  "unavailable", "dropped", "forbidden"};
+    uint64_t values[S_COUNTERS] = {self->routed,          self->replies,
+                                   self->worker_count,    s_count_services(self),
+                                   self->events,          s_count_pending(self),
+                                   self->unavailable,     self->dropped,
+                                   self->forbidden};
     for (int i = 0; i < S_COUNTERS; i++) {
         kmx__v1__counter__init(&c[i]);
         c[i].name = (char *)names[i];
@@ -642,14 +647,51 @@ static void s_on_worker(kmx_broker_t *self, zmq_msg_t *frames, int count) {
     }
 }
 
+// With CURVE on, whether the sender's role (set by the ZAP handler) allows the message:
+// workers need the service role; a reader may use kmx.query and kmx.broker only; writers
+// and services may use every service. Refused client requests are answered FORBIDDEN.
+static int s_allowed(kmx_broker_t *self, zmq_msg_t *frames, int count, int worker) {
+    if (!self->zap)
+        return 1;
+    const char *role = kmx_curve_role(&frames[count - 1]);
+    if (!role)
+        role = "";
+    if (worker) {
+        if (strcmp(role, KMX_CURVE_SERVICE) == 0)
+            return 1;
+        self->forbidden++;
+        kmx_log_warn("broker: worker refused, its key has role '%s', not service", role);
+        s_worker_reject(self, zmq_msg_data(&frames[0]), zmq_msg_size(&frames[0]),
+                        "worker key without the service role");
+        return 0;
+    }
+    char name[S_ID_MAX + 1];
+    if (count != 5 || s_name_take(&frames[3], name) != 0)
+        return 1; // malformed: s_on_client drops it
+    if (strcmp(role, KMX_CURVE_WRITER) == 0 || strcmp(role, KMX_CURVE_SERVICE) == 0 ||
+        (strcmp(role, KMX_CURVE_READER) == 0 &&
+         (strcmp(name, "kmx.query") == 0 || strcmp(name, KMX_BROKER_SERVICE) == 0)))
+        return 1;
+    self->forbidden++;
+    char why[S_ID_MAX + 96];
+    snprintf(why, sizeof why, "permission denied: a %.20s key may not use %s",
+             role[0] ? role : "key without a role", name);
+    kmx_log_warn("broker: request refused service=%s role=%s", name, role);
+    s_reply_error(self, zmq_msg_data(&frames[0]), zmq_msg_size(&frames[0]), name,
+                  KMX_ERR_FORBIDDEN, why);
+    return 0;
+}
+
 static void s_on_message(kmx_broker_t *self, zmq_msg_t *frames, int count) {
     if (count >= 3 && zmq_msg_size(&frames[1]) == 0) {
         if (s_frame_is(&frames[2], KMX_MDPC)) {
-            s_on_client(self, frames, count);
+            if (s_allowed(self, frames, count, 0))
+                s_on_client(self, frames, count);
             return;
         }
         if (s_frame_is(&frames[2], KMX_MDPW)) {
-            s_on_worker(self, frames, count);
+            if (s_allowed(self, frames, count, 1))
+                s_on_worker(self, frames, count);
             return;
         }
     }
@@ -831,6 +873,13 @@ static void *s_bind(void *ctx, int type, const char *endpoint, char *bound) {
         rc = zmq_setsockopt(sock, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
     if (rc == 0 && type == ZMQ_XPUB)
         rc = zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    const char *domain = type == ZMQ_ROUTER ? KMX_CURVE_DOMAIN_CLIENTS
+                         : type == ZMQ_XSUB ? KMX_CURVE_DOMAIN_PUBLISHERS
+                                            : KMX_CURVE_DOMAIN_EVENTS;
+    if (rc == 0 && kmx_curve_server(sock, domain) != 0) {
+        zmq_close(sock);
+        return NULL; // logged: which setting is missing
+    }
     if (rc == 0)
         rc = zmq_bind(sock, endpoint);
     size_t size = S_ENDPOINT_MAX;
@@ -860,6 +909,11 @@ kmx_broker_t *kmx_broker_new(void *ctx, const kmx_broker_config_t *cfg) {
     if (!self)
         return NULL;
     self->cfg = *cfg;
+    // The ZAP handler must listen before any CURVE server socket binds.
+    if (kmx_zap_start(ctx, &self->zap) != 0) {
+        free(self);
+        return NULL;
+    }
     self->router = s_bind(ctx, ZMQ_ROUTER, cfg->bind, self->endpoints[KMX_BROKER_ROUTER]);
     int ok = self->router != NULL;
     if (ok && cfg->publish_bind) {
@@ -905,6 +959,7 @@ void kmx_broker_destroy(kmx_broker_t **self_p) {
         zmq_close(self->xsub);
     if (self->xpub)
         zmq_close(self->xpub);
+    kmx_zap_stop(&self->zap);
     free(self);
     *self_p = NULL;
 }

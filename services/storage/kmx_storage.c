@@ -5,6 +5,7 @@
 #include "kmx_storage.h"
 #include "kmx_answer.h"
 
+#include "kmx_curve.h"
 #include "kmx_err.h"
 #include "kmx_group.h"
 #include "kmx_log.h"
@@ -66,6 +67,7 @@ typedef struct {
 } s_counters_t;
 
 struct kmx_storage {
+    kmx_zap_t *zap;                        // the ZAP handler when CURVE is on, else NULL
     void *router;                          // ROUTER for the workers
     void *pub;                             // PUB towards the broker's XSUB
     kmx_store_t *store;                    // the LMDB engine
@@ -800,6 +802,11 @@ static int s_open_sockets(kmx_storage_t *self, void *ctx, const kmx_storage_conf
     // A peer sending more than any body may be is disconnected before it costs memory.
     int64_t max_msg = KMX_MSG_MAX;
     zmq_setsockopt(self->router, ZMQ_MAXMSGSIZE, &max_msg, sizeof max_msg);
+    // With CURVE on, only service keys reach storage, and events go out encrypted.
+    if (kmx_zap_start(ctx, &self->zap) != 0 ||
+        kmx_curve_server(self->router, KMX_CURVE_DOMAIN_STORAGE) != 0 ||
+        kmx_curve_client(self->pub, KMX_CURVE_TO_BROKER) != 0)
+        return KMX_ERR_INVAL; // logged: which setting is missing or bad
     if (zmq_bind(self->router, cfg->bind) != 0) {
         kmx_log_error("cannot bind endpoint=%s: %s", cfg->bind, zmq_strerror(errno));
         return KMX_ERR_IO;
@@ -854,6 +861,7 @@ void kmx_storage_destroy(kmx_storage_t **self_p) {
         zmq_close(self->router);
     if (self->pub)
         zmq_close(self->pub);
+    kmx_zap_stop(&self->zap);
     kmx_store_close(&self->store);
     free(self->ops);
     free(self->outcomes);

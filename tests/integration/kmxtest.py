@@ -123,6 +123,8 @@ class Cluster:
             "KMX_LOG_LEVEL": log_level,
             "KMX_TIMEOUT": "5000",
         })
+        # Extra environment per binary name ("kmx-storage": {...}), e.g. its CURVE key.
+        self.proc_env = {}
         self.ports = p
         self.procs = {}
         self.n_ingest, self.n_query = ingest, query
@@ -133,7 +135,8 @@ class Cluster:
         # KMX_WRAP runs each service under a tool, e.g. KMX_WRAP="valgrind --error-exitcode=99
         # --leak-check=full" to check that the services are valgrind-clean.
         wrap = os.environ.get("KMX_WRAP", "").split()
-        proc = subprocess.Popen([*wrap, os.path.join(BIN, binary), *args], env=self.env,
+        env = dict(self.env, **self.proc_env.get(binary, {}))
+        proc = subprocess.Popen([*wrap, os.path.join(BIN, binary), *args], env=env,
                                 stdout=log, stderr=subprocess.STDOUT)
         log.close()
         self.procs[name] = proc
@@ -200,8 +203,15 @@ class Cluster:
         return "\n".join(out)
 
     # -- the CLI --------------------------------------------------------------------
-    def kmx(self, *args, check=True, timeout=60, input=None):
-        r = subprocess.run([os.path.join(BIN, "kmx"), *args], env=self.env, input=input,
+    def kmx(self, *args, check=True, timeout=60, input=None, env=None):
+        """Runs the CLI; env adds to (or, with a None value, removes from) the cluster's."""
+        run_env = dict(self.env)
+        for k, v in (env or {}).items():
+            if v is None:
+                run_env.pop(k, None)
+            else:
+                run_env[k] = v
+        r = subprocess.run([os.path.join(BIN, "kmx"), *args], env=run_env, input=input,
                            capture_output=True, text=True, timeout=timeout)
         if check and r.returncode != 0:
             raise AssertionError("kmx %s exited %d\nstdout: %s\nstderr: %s\n%s" % (
