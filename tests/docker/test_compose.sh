@@ -3,8 +3,10 @@
 # `--scale ingest=3 --scale query=2` on the host network, and drives it with the host's kmx
 # CLI. Checks query answers against the sample CSV, that every replica served requests,
 # that an import survives losing an ingest container with every record stored once, that
-# storage restarts with its volume and a gap-free event sequence, and that
-# `docker-compose down` stops everything cleanly.
+# storage restarts with its volume and a gap-free event sequence, that `docker-compose
+# down` stops everything cleanly, and then the same image with CURVE keys
+# (deploy/compose.curve.yml): a writer imports, a reader queries and is refused a put, a
+# client without keys gets no answer, health checks pass with each container's own key.
 #
 #   tests/docker/test_compose.sh BUILD_DIR      (the kmx CLI is BUILD_DIR/bin/kmx)
 #
@@ -403,4 +405,70 @@ if [[ -z $left ]] && ! d volume inspect "$KMX_VOLUME" >/dev/null 2>&1; then
 else
   fail "docker-compose down left containers: $left"
 fi
+# ---- CURVE: the same image with keys and an allow-list (deploy/compose.curve.yml) ------
+ccompose() {
+  docker-compose -f "$root/docker-compose.yml" -f "$root/deploy/compose.hostnet.yml" \
+    -f "$root/deploy/compose.curve.yml" "$@"
+}
+keypair() { kmx keygen | sed -n 's/^\(public\|secret\)=//p' | tr '\n' ' '; }
+read -r KMX_CURVE_BROKER_PUBLIC KMX_CURVE_BROKER_SECRET < <(keypair)
+read -r KMX_CURVE_STORAGE_PUBLIC KMX_CURVE_STORAGE_SECRET < <(keypair)
+read -r service_pub KMX_CURVE_SERVICE_SECRET < <(keypair)
+read -r writer_pub writer_sec < <(keypair)
+read -r reader_pub reader_sec < <(keypair)
+export KMX_CURVE_BROKER_PUBLIC KMX_CURVE_BROKER_SECRET KMX_CURVE_STORAGE_PUBLIC
+export KMX_CURVE_STORAGE_SECRET KMX_CURVE_SERVICE_SECRET
+export KMX_CURVE_ALLOW_FILE=$tmp/allow
+printf '%s service broker\n%s service storage\n%s service workers\n%s writer\n%s reader\n' \
+  "$KMX_CURVE_BROKER_PUBLIC" "$KMX_CURVE_STORAGE_PUBLIC" "$service_pub" "$writer_pub" \
+  "$reader_pub" >"$KMX_CURVE_ALLOW_FILE"
+chmod 644 "$KMX_CURVE_ALLOW_FILE"
+as_writer() { KMX_CURVE_SECRET=$writer_sec KMX_CURVE_BROKER=$KMX_CURVE_BROKER_PUBLIC kmx "$@"; }
+as_reader() { KMX_CURVE_SECRET=$reader_sec KMX_CURVE_BROKER=$KMX_CURVE_BROKER_PUBLIC kmx "$@"; }
+compose_up=1
+t0=$SECONDS
+if ccompose up -d --no-build >"$tmp/curve_up.log" 2>&1; then
+  for ((i = 0; i < 90; i++)); do
+    as_writer --timeout 1000 --retries 1 ping >/dev/null 2>&1 && break
+    sleep 1
+  done
+  check "with CURVE keys the set answers a writer's ping ($((SECONDS - t0)) s)" \
+    as_writer ping
+  if as_writer import "$sample" --format json >"$tmp/curve_import.json" 2>&1; then
+    check "a writer imports the sample over CURVE" \
+      python3 -c "import json,sys; s=json.load(open('$tmp/curve_import.json')); print(s); sys.exit(s['rejected'] != 0 or s['stored'] == 0)"
+  else
+    fail "a writer's import over CURVE"; sed 's/^/       /' "$tmp/curve_import.json"
+  fi
+  check "a reader queries over CURVE" as_reader query exports --by market --period 2024
+  as_reader put --kind export --period 2031 --market JP --category curve --item x \
+    --source test --value 1 --unit USD >"$tmp/curve_put.out" 2>&1
+  rc=$?
+  if [[ $rc -eq 2 ]] && grep -q "permission denied" "$tmp/curve_put.out"; then
+    pass "a reader's put is refused: permission denied (exit 2)"
+  else
+    fail "a reader's put: exit $rc"; sed 's/^/       /' "$tmp/curve_put.out"
+  fi
+  if kmx --timeout 1000 --retries 1 ping kmx.broker >"$tmp/curve_plain.out" 2>&1; then
+    fail "a client without CURVE keys was answered"
+  else
+    pass "a client without CURVE keys gets no answer"
+  fi
+  healthy=0
+  for ((i = 0; i < 60; i++)); do
+    ids=$(d ps -q --filter "label=com.docker.compose.project=$project")
+    # shellcheck disable=SC2086
+    if [[ $(echo "$ids" | wc -w) -eq 4 ]] &&
+      [[ -z $(d inspect -f '{{.State.Health.Status}}' $ids | grep -v '^healthy$') ]]; then
+      healthy=1; break
+    fi
+    sleep 1
+  done
+  if [[ $healthy -eq 1 ]]; then pass "4 containers healthy with CURVE (health checks use their own keys)"
+  else fail "containers not healthy with CURVE"; ccompose ps 2>&1 | sed 's/^/       /'; fi
+else
+  fail "docker-compose up with deploy/compose.curve.yml"; sed 's/^/       /' "$tmp/curve_up.log"
+fi
+ccompose down -v -t 30 >"$tmp/curve_down.log" 2>&1 || fail "docker-compose down (CURVE)"
+compose_up=0
 say "total $((SECONDS - started)) s"
