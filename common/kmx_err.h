@@ -20,7 +20,8 @@
     X(OVERFLOW, -13, "numeric overflow")                                                   \
     X(INTERNAL, -14, "internal error")                                                     \
     X(RESYNC, -15, "events no longer kept; resync needed")                                 \
-    X(FORBIDDEN, -16, "permission denied")
+    X(FORBIDDEN, -16, "permission denied")                                                 \
+    X(BUSY, -17, "data directory in use by another kmx-storage")
 
 typedef enum {
     KMX_OK = 0,

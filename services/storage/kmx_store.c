@@ -19,8 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define S_GROW_ATTEMPTS 32 // map doublings tried before a batch gives up
 
@@ -333,6 +336,39 @@ static int s_open_env(kmx_store_t *self, const char *dir, size_t map_size, unsig
     return 0;
 }
 
+#define S_LOCK_FILE "kmx-storage.lock" // in the data directory
+
+// Takes the one-writer lock of dir: an exclusive flock on DIR/kmx-storage.lock, held
+// while the store is open and released by the kernel when the process dies (kill -9
+// included). A second writer on the same directory, which would number events from its
+// own idea of last_seq, is refused instead. Returns 0, KMX_ERR_BUSY or KMX_ERR_IO.
+static int s_lock_dir(kmx_store_t *self, const char *dir) {
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/%s", dir, S_LOCK_FILE) >= (int)sizeof path)
+        return KMX_ERR_IO;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        kmx_log_error("cannot open lock file path=%s: %s", path, strerror(errno));
+        return KMX_ERR_IO;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        char owner[32] = "";
+        ssize_t n = pread(fd, owner, sizeof owner - 1, 0);
+        owner[n > 0 ? n : 0] = '\0';
+        owner[strcspn(owner, "\n")] = '\0';
+        kmx_log_error("data directory dir=%s is in use by another kmx-storage (pid %s); it "
+                      "was not opened", dir, owner[0] ? owner : "unknown");
+        close(fd);
+        return KMX_ERR_BUSY;
+    }
+    char pid[32];
+    int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len)
+        kmx_log_warn("cannot write pid to lock file path=%s", path); // the lock holds anyway
+    self->lock_fd = fd;
+    return 0;
+}
+
 int kmx_store_open(const char *dir, const kmx_store_config_t *cfg, kmx_store_t **out) {
     if (!dir || !out)
         return KMX_ERR_INVAL;
@@ -344,6 +380,11 @@ int kmx_store_open(const char *dir, const kmx_store_config_t *cfg, kmx_store_t *
     kmx_store_t *self = calloc(1, sizeof *self);
     if (!self)
         return KMX_ERR_NOMEM;
+    self->lock_fd = -1;
+    if (!readonly && (err = s_lock_dir(self, dir)) != 0) {
+        free(self);
+        return err;
+    }
     size_t map_size = cfg && cfg->map_size ? cfg->map_size : KMX_STORE_MAP_DEFAULT;
     self->map_size_max = cfg ? cfg->map_size_max : 0;
     self->retain_events = cfg ? cfg->retain_events : 0;
@@ -374,6 +415,8 @@ void kmx_store_close(kmx_store_t **self_p) {
     kmx_store_t *self = *self_p;
     if (self->env)
         mdb_env_close(self->env);
+    if (self->lock_fd >= 0)
+        close(self->lock_fd); // releases the writer's lock
     kmx_derived_pending_destroy(&self->pending);
     free(self);
     *self_p = NULL;

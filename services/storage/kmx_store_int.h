@@ -23,6 +23,7 @@ struct kmx_store {
     uint64_t retain_events;    // events kept in the log; 0 = all
     int readonly;              // opened with MDB_RDONLY (check, backup)
     int upgrade;               // cfg->upgrade: may upgrade an older schema
+    int lock_fd;               // holds the writer's lock on the directory, or -1
     uint32_t upgraded_from;    // the schema version upgraded at open, 0 = none
 };
 

@@ -368,6 +368,21 @@ static void test_store_upgrade_from_schema_3_rebuilds_rollups(void **state) {
     assert_int_equal(kmx_store_open(f->dir, NULL, &f->store), 0);
 }
 
+// One writer per directory: a second open for writing is refused while the first holds
+// it, read-only opens (check, backup) are not, and closing releases it.
+static void test_store_one_writer_per_directory(void **state) {
+    s_fixture_t *f = *state;
+    kmx_store_t *second = NULL;
+    assert_int_equal(kmx_store_open(f->dir, NULL, &second), KMX_ERR_BUSY);
+    assert_null(second);
+    kmx_store_config_t ro = {.readonly = 1};
+    assert_int_equal(kmx_store_open(f->dir, &ro, &second), 0);
+    kmx_store_close(&second);
+    kmx_store_close(&f->store);
+    assert_int_equal(kmx_store_open(f->dir, NULL, &second), 0);
+    f->store = second;
+}
+
 static void test_store_map_grows_from_64k(void **state) {
     s_fixture_t *f = *state;
     kmx_store_close(&f->store);
@@ -734,6 +749,7 @@ int main(void) {
         S_T(test_store_reopen_keeps_records_and_last_seq),
         S_T(test_store_refuses_other_schema_versions),
         S_T(test_store_upgrade_from_schema_3_rebuilds_rollups),
+        S_T(test_store_one_writer_per_directory),
         S_T(test_store_map_grows_from_64k),
         S_T(test_store_full_map_fails_whole_batch),
         S_T(test_store_scan_filters),

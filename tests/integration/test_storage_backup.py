@@ -34,6 +34,15 @@ class StorageBackup(unittest.TestCase):
         r = storage_cmd(self.c, "backup", "--data-dir", self.c.data_dir, dest)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertTrue(os.path.exists(os.path.join(dest, "data.mdb")))
+        # While the service runs, no second writer gets the directory: not an upgrade, not
+        # a second kmx-storage (which would number events from its own last_seq).
+        r = storage_cmd(self.c, "upgrade", "--data-dir", self.c.data_dir)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("in use by another kmx-storage", r.stderr)
+        r = storage_cmd(self.c, "--data-dir", self.c.data_dir, "--bind",
+                        "tcp://127.0.0.1:%d" % kmxtest.free_port())
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("in use by another kmx-storage", r.stderr)
         # A second backup into the same place is refused, not overwritten.
         self.assertNotEqual(storage_cmd(self.c, "backup", "--data-dir", self.c.data_dir,
                                         dest).returncode, 0)
