@@ -132,7 +132,7 @@ int kmx_curve_server(void *sock, const char *domain) {
 }
 
 const char *kmx_curve_role(zmq_msg_t *msg) {
-    return kmx_curve_enabled() ? zmq_msg_gets(msg, "User-Id") : NULL;
+    return zmq_msg_gets(msg, "User-Id");
 }
 
 // ---- the allow-list and the ZAP handler -----------------------------------------------

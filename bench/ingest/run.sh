@@ -11,25 +11,9 @@ set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$src/build/release}" && pwd)
 rows=${2:-1000000}
-bin=$build/bin
-pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+source "$src/bench/lib.sh"
 [[ -x $bin/kmx && -x $bin/kmx-ingest ]] || { echo "bench: build kmx in $build first" >&2; exit 1; }
-[[ -n $pgbin ]] || { echo "bench: PostgreSQL not found (scripts/setup.sh --bench)" >&2; exit 1; }
-
-work=$(mktemp -d /tmp/kmx-bench-XXXXXX)
-chmod 755 "$work"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [[ -d $work/pg ]]; then
-    runas "$pgbin/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1 || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-runas() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+bench_init ingest
 now() { date +%s.%N; }
 
 echo "bench: generating $rows rows" >&2
@@ -39,10 +23,8 @@ kmx_run() {
   local workers=$1
   local dir=$work/kmx-$workers
   mkdir -p "$dir"
-  export KMX_BROKER_BIND=tcp://127.0.0.1:$(port) KMX_EVENTS_BIND=tcp://127.0.0.1:$(port)
-  export KMX_PUBLISH_BIND=tcp://127.0.0.1:$(port) KMX_STORAGE_BIND=tcp://127.0.0.1:$(port)
-  export KMX_BROKER=$KMX_BROKER_BIND KMX_EVENTS=$KMX_EVENTS_BIND KMX_PUBLISH=$KMX_PUBLISH_BIND
-  export KMX_STORAGE=$KMX_STORAGE_BIND KMX_DATA_DIR=$dir/data KMX_LOG_LEVEL=warn KMX_TIMEOUT=30000
+  kmx_endpoints "$dir/data"
+  export KMX_TIMEOUT=30000
   pids=()
   "$bin/kmx-broker" 2>>"$dir/log" & pids+=($!)
   "$bin/kmx-storage" 2>>"$dir/log" & pids+=($!)
@@ -76,12 +58,7 @@ done
 echo "bench: PostgreSQL COPY" >&2
 python3 "$src/bench/ingest/pgrows.py" "$work/rows.csv" "$work/pgrows.csv"
 chmod 644 "$work/pgrows.csv"
-mkdir -p "$work/pg" "$work/sock"
-chown postgres "$work/pg" "$work/sock" 2>/dev/null || true
-runas "$pgbin/initdb" -D "$work/pg" -A trust -U kmx >/dev/null
-runas "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg/log" -w \
-  -o "-k $work/sock -c listen_addresses='' -c fsync=on -c synchronous_commit=on -c full_page_writes=on" start >/dev/null
-psql=(runas "$pgbin/psql" -h "$work/sock" -U kmx -d postgres -v ON_ERROR_STOP=1 -q)
+pg_start -c fsync=on -c synchronous_commit=on -c full_page_writes=on
 "${psql[@]}" <<'SQL'
 CREATE TABLE records (
   kind smallint NOT NULL, period_start integer NOT NULL, period_end integer NOT NULL,

@@ -197,8 +197,14 @@ static int s_kmx_page(s_bench_t *b, const char *market, int year) {
     scan.limit = 100;
     Kmx__V1__Response *resp = NULL;
     int rc = kmx_client_scan(b->client, &scan, &resp);
-    if (rc == 0 && resp->scan->n_records != 100)
+    if (rc == 0 && resp->scan->n_records != 100) {
+        // Too small a data set: say so instead of failing without a message.
+        fprintf(stderr,
+                "bench: a page for %s in %d holds %zu records, not 100; use more "
+                "RECORDS (about 500000 or more)\n",
+                market, year, resp->scan->n_records);
         rc = KMX_ERR_INTERNAL;
+    }
     kmx__v1__response__free_unpacked(resp, NULL);
     return rc;
 }
@@ -344,9 +350,10 @@ static int s_measure(s_bench_t *b, int q, int system, int tries, s_lat_t *l) {
     return 0;
 }
 
-static void s_report(double res[Q_N][2][2]) {
-    printf("\nread latency, 1,000,000 monthly export records (ms; kmx through broker -> "
-           "kmx-query -> kmx-storage)\n");
+static void s_report(const s_bench_t *b, double res[Q_N][2][2]) {
+    printf("\nread latency, %ld monthly export records (ms; kmx through broker -> "
+           "kmx-query -> kmx-storage)\n",
+           b->d->n);
     printf("  %-28s %9s %9s %9s %9s  %s\n", "question", "kmx p50", "kmx p99", "PG p50", "PG p99",
            "target");
     for (int q = 0; q < Q_N; q++) {
@@ -389,7 +396,7 @@ static int s_run(s_bench_t *b, int tries_get, int tries_agg) {
         }
     }
     free(l.us);
-    s_report(res);
+    s_report(b, res);
     return 0;
 }
 

@@ -17,38 +17,17 @@ build=$(cd "${1:-$src/build/release}" && pwd)
 records=${2:-1000000}
 gets=${3:-2000}
 aggs=${4:-100}
-bin=$build/bin
-pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+source "$src/bench/lib.sh"
 [[ -x $bin/kmx_bench_query && -x $bin/kmx-query ]] ||
   { echo "bench: build kmx_bench_query in $build first (needs libpq-dev)" >&2; exit 1; }
-[[ -n $pgbin ]] || { echo "bench: PostgreSQL not found (scripts/setup.sh --bench)" >&2; exit 1; }
-
-work=$(mktemp -d /tmp/kmx-bench-query-XXXXXX)
-chmod 755 "$work"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [[ -d $work/pg ]]; then
-    runas "$pgbin/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1 || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-runas() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+bench_init query
 
 echo "bench: loading $records records into a fresh store" >&2
 "$bin/kmx_bench_query" load "$work/data" "$work/rows.csv" "$records"
 chmod 644 "$work/rows.csv"
 
 echo "bench: starting PostgreSQL and copying the same rows" >&2
-mkdir -p "$work/pg" "$work/sock"
-chown postgres "$work/pg" "$work/sock" 2>/dev/null || true
-runas "$pgbin/initdb" -D "$work/pg" -A trust -U kmx >/dev/null
-runas "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg/log" -w \
-  -o "-k $work/sock -c listen_addresses='' -c shared_buffers=256MB -c work_mem=64MB" start >/dev/null
-psql=(runas "$pgbin/psql" -h "$work/sock" -U kmx -d postgres -v ON_ERROR_STOP=1 -q)
+pg_start -c shared_buffers=256MB -c work_mem=64MB
 "${psql[@]}" <<SQL
 CREATE TABLE records (
   kind smallint NOT NULL, period_start integer NOT NULL, period_end integer NOT NULL,
@@ -63,10 +42,7 @@ ANALYZE records;
 SQL
 
 echo "bench: starting kmx-broker, kmx-storage and kmx-query" >&2
-export KMX_BROKER_BIND=tcp://127.0.0.1:$(port) KMX_EVENTS_BIND=tcp://127.0.0.1:$(port)
-export KMX_PUBLISH_BIND=tcp://127.0.0.1:$(port) KMX_STORAGE_BIND=tcp://127.0.0.1:$(port)
-export KMX_BROKER=$KMX_BROKER_BIND KMX_EVENTS=$KMX_EVENTS_BIND KMX_PUBLISH=$KMX_PUBLISH_BIND
-export KMX_STORAGE=$KMX_STORAGE_BIND KMX_DATA_DIR=$work/data KMX_LOG_LEVEL=warn
+kmx_endpoints "$work/data"
 "$bin/kmx-broker" 2>>"$work/log" & pids+=($!)
 "$bin/kmx-storage" 2>>"$work/log" & pids+=($!)
 "$bin/kmx-query" 2>>"$work/log" & pids+=($!)

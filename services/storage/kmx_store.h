@@ -6,7 +6,6 @@
 
 #include "kmx.pb-c.h"
 #include "kmx_group.h"
-#include "kmx_period.h"
 #include "kmx_record.h"
 #include "kmx_rkey.h"
 

@@ -5,7 +5,6 @@
 #define KMX_STORE_INT_H
 
 #include "kmx_derived.h"
-#include "kmx_period.h"
 #include "kmx_store.h"
 
 #include <lmdb.h>

@@ -19,6 +19,7 @@
 #include "kmx_market.h"
 #include "kmx_match.h"
 #include "kmx_mem.h"
+#include "kmx_period.h"
 #include "kmx_schema.h"
 
 #include <stdio.h>
@@ -59,7 +60,6 @@ typedef struct {
 // One aggregate's state.
 typedef struct {
     MDB_txn *txn;                  // the read transaction
-    const kmx_store_t *store;      // the store
     s_rf_t rf;                     // the filter
     const kmx_store_fold_t *fold;  // fold options, or NULL
     kmx_group_t *group;            // rows are added here
@@ -375,7 +375,6 @@ int kmx_store_rollup_aggregate(const kmx_store_t *self, MDB_txn *txn, const Kmx_
     s_agg_t a;
     memset(&a, 0, sizeof a);
     a.txn = txn;
-    a.store = self;
     a.fold = fold;
     a.group = group;
     s_rf_init(filter, &a.rf);
