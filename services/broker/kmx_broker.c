@@ -8,6 +8,7 @@
 #include "kmx_log.h"
 #include "kmx_mdp.h"
 #include "kmx_msg.h"
+#include "kmx_proc.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -27,9 +28,8 @@
 #define S_SERVICES_MAX 4096              // distinct service names held at once
 #define S_WORKERS_MAX 10000              // workers registered at once
 #define S_SWEEP_MS 50                    // how often deadlines and expiry are checked
-#define S_QUEUED_BYTES_MAX (512u * 1024u * 1024u) // request bodies held across all queues
-#define S_XPUB_HWM 100000   // subscribers may lag this many messages before losing any
-#define S_ENVELOPE_MAX 1024 // room for MDP frames on top of the largest body
+#define S_XPUB_HWM 100000                // subscribers may lag this many messages before losing any
+#define S_ENVELOPE_MAX 1024              // room for MDP frames on top of the largest body
 
 typedef struct s_stat s_stat_t;
 typedef struct s_worker s_worker_t;
@@ -55,6 +55,7 @@ struct s_worker {
     s_stat_t *stat;       // its statistics entry
     int64_t expiry;       // expired unless it speaks before this, monotonic ms
     int waiting;          // idle, in service->wait_head list
+    int busy;             // a request was handed to it and its reply has not come
 };
 
 struct s_request {
@@ -62,6 +63,7 @@ struct s_request {
     uint8_t client[S_ID_MAX]; // client routing id
     size_t client_len;        // its length
     zmq_msg_t body;           // request body, owned
+    size_t size;              // body bytes counted in the queues (the body reads 0 once sent)
     int64_t deadline;         // answered UNAVAILABLE after this if no worker exists
 };
 
@@ -71,9 +73,13 @@ struct s_service {
     s_request_t *head;       // oldest pending request
     s_request_t *tail;       // newest pending request
     size_t pending;          // requests queued
+    size_t queued_bytes;     // body bytes of the queued requests
     s_worker_t *wait_head;   // worker idle longest
     s_worker_t *wait_tail;   // worker idle shortest
     size_t workers;          // registered workers, idle or busy
+    size_t busy;             // of them, serving a request now
+    uint64_t refused;        // requests refused because a queue limit was hit
+    uint64_t bytes_in;       // request body bytes accepted into the queue, ever
 };
 
 struct kmx_broker {
@@ -98,6 +104,7 @@ struct kmx_broker {
     uint64_t dropped;                  // malformed or undeliverable messages dropped
     uint64_t forbidden;                // requests refused for the sender's role (CURVE)
     size_t queued_bytes;               // bytes of request bodies waiting in queues
+    uint64_t bytes_in;                 // request body bytes accepted into queues, ever
     kmx_zap_t *zap;                    // the ZAP handler when CURVE is on, else NULL
 };
 
@@ -272,30 +279,36 @@ static s_service_t *s_service_require(kmx_broker_t *self, const char *name) {
     return svc;
 }
 
-static void s_request_free(kmx_broker_t *self, s_request_t *req) {
-    self->queued_bytes -= zmq_msg_size(&req->body);
+// Frees a request already taken out of its queue (s_request_pop).
+static void s_request_free(s_request_t *req) {
     zmq_msg_close(&req->body);
     free(req);
 }
 
-static s_request_t *s_request_pop(s_service_t *svc) {
+// Takes the oldest request out of svc's queue; the byte counts drop by the size it was
+// counted with at queueing, whatever its body holds now (a sent body reads 0).
+static s_request_t *s_request_pop(kmx_broker_t *self, s_service_t *svc) {
     s_request_t *req = svc->head;
     if (req) {
         svc->head = req->next;
         if (!svc->head)
             svc->tail = NULL;
         svc->pending--;
+        svc->queued_bytes -= req->size;
+        self->queued_bytes -= req->size;
         req->next = NULL;
     }
     return req;
 }
 
-static void s_request_push_front(s_service_t *svc, s_request_t *req) {
+static void s_request_push_front(kmx_broker_t *self, s_service_t *svc, s_request_t *req) {
     req->next = svc->head;
     svc->head = req;
     if (!svc->tail)
         svc->tail = req;
     svc->pending++;
+    svc->queued_bytes += req->size;
+    self->queued_bytes += req->size;
 }
 
 static void s_wait_remove(s_service_t *svc, s_worker_t *w) {
@@ -339,6 +352,7 @@ static s_worker_t *s_worker_find(kmx_broker_t *self, const uint8_t *id, size_t i
 static void s_worker_delete(kmx_broker_t *self, s_worker_t *w) {
     s_wait_remove(w->service, w);
     w->service->workers--;
+    w->service->busy -= w->busy != 0;
     w->stat->alive = 0;
     self->dead_stats++;
     for (s_worker_t **link = &self->workers; *link; link = &(*link)->next) {
@@ -368,7 +382,7 @@ static void s_dispatch(kmx_broker_t *self, s_service_t *svc) {
     while (svc->head && svc->wait_head) {
         s_worker_t *w = svc->wait_head;
         s_wait_remove(svc, w);
-        s_request_t *req = s_request_pop(svc);
+        s_request_t *req = s_request_pop(self, svc);
         uint8_t command = KMX_MDPW_REQUEST;
         s_part_t parts[] = {{w->id, w->id_len},
                             {"", 0},
@@ -380,12 +394,14 @@ static void s_dispatch(kmx_broker_t *self, s_service_t *svc) {
             // The worker is gone or stuck; if it lives its next heartbeat gets DISCONNECT.
             kmx_log_warn("broker: worker unreachable, dropping it service=%s worker=%s", svc->name,
                          w->stat->worker);
-            s_request_push_front(svc, req);
+            s_request_push_front(self, svc, req);
             s_worker_delete(self, w);
             continue;
         }
         self->routed++;
-        s_request_free(self, req);
+        w->busy = 1;
+        svc->busy++;
+        s_request_free(req);
     }
 }
 
@@ -442,22 +458,70 @@ static size_t s_count_pending(const kmx_broker_t *self) {
     return n;
 }
 
-#define S_COUNTERS 9
+// The broker's counters: its totals, its limits, its process, then per service.
+typedef struct {
+    Kmx__V1__Counter *items;      // counters, filled in order
+    Kmx__V1__Counter **ptrs;      // pointers to them, for the reply
+    char (*names)[S_ID_MAX + 32]; // per-service counter names ("kmx.ingest.queued_bytes")
+    size_t n;                     // counters filled
+    size_t cap;                   // room in items, ptrs and names
+} s_counters_t;
 
-static void s_fill_counters(const kmx_broker_t *self, Kmx__V1__Counter *c, Kmx__V1__Counter **cp) {
-    const char *names[S_COUNTERS] = {"requests", "replies",     "workers", "services", "events",
-                                     "pending",  "unavailable", "dropped", "forbidden"};
-    uint64_t values[S_COUNTERS] = {self->routed,          self->replies,
-                                   self->worker_count,    s_count_services(self),
-                                   self->events,          s_count_pending(self),
-                                   self->unavailable,     self->dropped,
-                                   self->forbidden};
-    for (int i = 0; i < S_COUNTERS; i++) {
-        kmx__v1__counter__init(&c[i]);
-        c[i].name = (char *)names[i];
-        c[i].has_value = 1;
-        c[i].value = values[i];
-        cp[i] = &c[i];
+static void s_counter_add(s_counters_t *c, const char *name, uint64_t value) {
+    if (c->n >= c->cap)
+        return;
+    kmx__v1__counter__init(&c->items[c->n]);
+    c->items[c->n].name = (char *)name;
+    c->items[c->n].has_value = 1;
+    c->items[c->n].value = value;
+    c->ptrs[c->n] = &c->items[c->n];
+    c->n++;
+}
+
+static void s_counter_add_service(s_counters_t *c, const s_service_t *svc, const char *what,
+                                  uint64_t value) {
+    if (c->n >= c->cap)
+        return;
+    snprintf(c->names[c->n], sizeof c->names[c->n], "%s.%s", svc->name, what);
+    s_counter_add(c, c->names[c->n], value);
+}
+
+#define S_COUNTERS_FIXED 19 // the counters before the per-service ones
+#define S_COUNTERS_PER_SERVICE 7
+
+static void s_fill_counters(const kmx_broker_t *self, s_counters_t *c) {
+    size_t busy = 0;
+    for (const s_service_t *svc = self->services; svc; svc = svc->next)
+        busy += svc->busy;
+    kmx_proc_t proc;
+    kmx_proc_sample(&proc);
+    s_counter_add(c, "requests", self->routed);
+    s_counter_add(c, "replies", self->replies);
+    s_counter_add(c, "workers", self->worker_count);
+    s_counter_add(c, "services", s_count_services(self));
+    s_counter_add(c, "events", self->events);
+    s_counter_add(c, "pending", s_count_pending(self));
+    s_counter_add(c, "unavailable", self->unavailable);
+    s_counter_add(c, "dropped", self->dropped);
+    s_counter_add(c, "forbidden", self->forbidden);
+    s_counter_add(c, "queued_requests", s_count_pending(self));
+    s_counter_add(c, "queued_bytes", self->queued_bytes);
+    s_counter_add(c, "clients_waiting", s_count_pending(self) + busy);
+    s_counter_add(c, "limit_queue_max", self->cfg.queue_max);
+    s_counter_add(c, "limit_service_queue_bytes", self->cfg.service_bytes_max);
+    s_counter_add(c, "limit_queue_bytes", self->cfg.queued_bytes_max);
+    s_counter_add(c, "bytes_in", self->bytes_in);
+    s_counter_add(c, "rss_bytes", proc.rss_bytes);
+    s_counter_add(c, "open_fds", proc.open_fds);
+    s_counter_add(c, "uptime_s", proc.uptime_s);
+    for (const s_service_t *svc = self->services; svc; svc = svc->next) {
+        s_counter_add_service(c, svc, "queued_requests", svc->pending);
+        s_counter_add_service(c, svc, "queued_bytes", svc->queued_bytes);
+        s_counter_add_service(c, svc, "clients_waiting", svc->pending + svc->busy);
+        s_counter_add_service(c, svc, "workers", svc->workers);
+        s_counter_add_service(c, svc, "workers_busy", svc->busy);
+        s_counter_add_service(c, svc, "refused", svc->refused);
+        s_counter_add_service(c, svc, "bytes_in", svc->bytes_in);
     }
 }
 
@@ -465,10 +529,15 @@ static int s_pack_stats(kmx_broker_t *self, const char *request_id, uint8_t **ou
     size_t n = 0;
     for (s_stat_t *st = self->stats; st; st = st->next)
         n++;
+    s_counters_t c = {0};
+    c.cap = S_COUNTERS_FIXED + S_COUNTERS_PER_SERVICE * self->service_count;
+    c.items = calloc(c.cap, sizeof *c.items);
+    c.ptrs = calloc(c.cap, sizeof *c.ptrs);
+    c.names = calloc(c.cap, sizeof *c.names);
     Kmx__V1__WorkerStats *ws = calloc(n + 1, sizeof *ws);
     Kmx__V1__WorkerStats **wp = calloc(n + 1, sizeof *wp);
     int rc = KMX_ERR_NOMEM;
-    if (ws && wp) {
+    if (ws && wp && c.items && c.ptrs && c.names) {
         size_t i = 0;
         for (s_stat_t *st = self->stats; st; st = st->next, i++) {
             kmx__v1__worker_stats__init(&ws[i]);
@@ -480,14 +549,12 @@ static int s_pack_stats(kmx_broker_t *self, const char *request_id, uint8_t **ou
             ws[i].alive = st->alive != 0;
             wp[i] = &ws[i];
         }
-        Kmx__V1__Counter c[S_COUNTERS];
-        Kmx__V1__Counter *cp[S_COUNTERS];
-        s_fill_counters(self, c, cp);
+        s_fill_counters(self, &c);
         Kmx__V1__StatsResult stats = KMX__V1__STATS_RESULT__INIT;
         stats.service = (char *)KMX_BROKER_SERVICE;
         stats.worker = self->name;
-        stats.n_counters = S_COUNTERS;
-        stats.counters = cp;
+        stats.n_counters = c.n;
+        stats.counters = c.ptrs;
         stats.n_workers = n;
         stats.workers = wp;
         Kmx__V1__Response resp = KMX__V1__RESPONSE__INIT;
@@ -498,6 +565,9 @@ static int s_pack_stats(kmx_broker_t *self, const char *request_id, uint8_t **ou
     }
     free(ws);
     free(wp);
+    free(c.items);
+    free(c.ptrs);
+    free(c.names);
     return rc;
 }
 
@@ -527,6 +597,36 @@ static void s_on_internal(kmx_broker_t *self, const uint8_t *client, size_t clie
 
 // ---- incoming messages ----------------------------------------------------------------
 
+// Whether a request of size body bytes for svc (NULL: the service table is full) must be
+// refused; why then names the limit that was hit, its value and the setting that raises it.
+static int s_queue_refuses(const kmx_broker_t *self, const s_service_t *svc, const char *name,
+                           size_t size, char *why, size_t why_size) {
+    const kmx_broker_config_t *cfg = &self->cfg;
+    if (!svc)
+        snprintf(why, why_size,
+                 "broker queue full: the broker serves at most %d services; try again later",
+                 S_SERVICES_MAX);
+    else if (svc->pending >= cfg->queue_max)
+        snprintf(why, why_size,
+                 "broker queue full: service '%s' has %zu requests waiting, the limit of %zu "
+                 "(--queue-max, KMX_BROKER_QUEUE_MAX); try again later",
+                 name, svc->pending, cfg->queue_max);
+    else if (svc->queued_bytes + size > cfg->service_bytes_max)
+        snprintf(why, why_size,
+                 "broker queue full: service '%s' holds %zu bytes of requests, with %zu more "
+                 "over the limit of %zu (--service-queue-bytes, KMX_BROKER_SERVICE_QUEUE_BYTES); "
+                 "try again later",
+                 name, svc->queued_bytes, size, cfg->service_bytes_max);
+    else if (self->queued_bytes + size > cfg->queued_bytes_max)
+        snprintf(why, why_size,
+                 "broker queue full: all services hold %zu bytes of requests, with %zu more over "
+                 "the limit of %zu (--queue-bytes, KMX_BROKER_QUEUE_BYTES); try again later",
+                 self->queued_bytes, size, cfg->queued_bytes_max);
+    else
+        return 0;
+    return 1;
+}
+
 // [client][empty][MDPC01][service][body]
 static void s_on_client(kmx_broker_t *self, zmq_msg_t *frames, int count) {
     char name[S_ID_MAX + 1];
@@ -543,12 +643,13 @@ static void s_on_client(kmx_broker_t *self, zmq_msg_t *frames, int count) {
     }
     s_service_t *svc = s_service_require(self, name);
     size_t size = zmq_msg_size(&frames[4]);
-    if (!svc || svc->pending >= self->cfg.queue_max ||
-        self->queued_bytes + size > S_QUEUED_BYTES_MAX) {
-        kmx_log_warn("broker: request refused, queue full service=%s", name);
+    char why[S_ID_MAX + 192];
+    if (s_queue_refuses(self, svc, name, size, why, sizeof why)) {
+        kmx_log_warn("broker: request refused service=%s reason=\"%s\"", name, why);
         self->unavailable++;
-        s_reply_error(self, client, client_len, name, KMX_ERR_UNAVAILABLE,
-                      "broker queue full, try again later");
+        if (svc)
+            svc->refused++;
+        s_reply_error(self, client, client_len, name, KMX_ERR_UNAVAILABLE, why);
         return;
     }
     s_request_t *req = calloc(1, sizeof *req);
@@ -560,7 +661,7 @@ static void s_on_client(kmx_broker_t *self, zmq_msg_t *frames, int count) {
     req->client_len = client_len;
     zmq_msg_init(&req->body);
     zmq_msg_move(&req->body, &frames[4]);
-    self->queued_bytes += size;
+    req->size = size;
     req->deadline = s_now_ms() + self->cfg.request_timeout_ms;
     if (svc->tail)
         svc->tail->next = req;
@@ -568,6 +669,10 @@ static void s_on_client(kmx_broker_t *self, zmq_msg_t *frames, int count) {
         svc->head = req;
     svc->tail = req;
     svc->pending++;
+    svc->queued_bytes += size;
+    self->queued_bytes += size;
+    svc->bytes_in += size;
+    self->bytes_in += size;
     s_dispatch(self, svc);
 }
 
@@ -610,6 +715,8 @@ static void s_on_reply(kmx_broker_t *self, s_worker_t *w, zmq_msg_t *frames, int
     }
     self->replies++;
     w->stat->requests++;
+    w->service->busy -= w->busy != 0;
+    w->busy = 0;
     s_wait_append(w->service, w);
     s_dispatch(self, w->service);
 }
@@ -677,8 +784,8 @@ static int s_allowed(kmx_broker_t *self, zmq_msg_t *frames, int count, int worke
     snprintf(why, sizeof why, "permission denied: a %.20s key may not use %s",
              role[0] ? role : "key without a role", name);
     kmx_log_warn("broker: request refused service=%s role=%s", name, role);
-    s_reply_error(self, zmq_msg_data(&frames[0]), zmq_msg_size(&frames[0]), name,
-                  KMX_ERR_FORBIDDEN, why);
+    s_reply_error(self, zmq_msg_data(&frames[0]), zmq_msg_size(&frames[0]), name, KMX_ERR_FORBIDDEN,
+                  why);
     return 0;
 }
 
@@ -808,14 +915,14 @@ static void s_expire_requests(kmx_broker_t *self, int64_t now) {
     for (s_service_t **link = &self->services; *link;) {
         s_service_t *svc = *link;
         while (svc->workers == 0 && svc->head && now >= svc->head->deadline) {
-            s_request_t *req = s_request_pop(svc);
+            s_request_t *req = s_request_pop(self, svc);
             char message[S_ID_MAX + 64];
             snprintf(message, sizeof message, "no worker for service '%s'", svc->name);
             kmx_log_info("broker: no worker, request answered UNAVAILABLE service=%s", svc->name);
             s_reply_error(self, req->client, req->client_len, svc->name, KMX_ERR_UNAVAILABLE,
                           message);
             self->unavailable++;
-            s_request_free(self, req);
+            s_request_free(req);
         }
         if (svc->workers == 0 && !svc->head) {
             *link = svc->next;
@@ -850,6 +957,8 @@ void kmx_broker_config_init(kmx_broker_config_t *cfg) {
     cfg->liveness = KMX_MDP_LIVENESS;
     cfg->request_timeout_ms = 3000;
     cfg->queue_max = 10000;
+    cfg->service_bytes_max = 384u * 1024u * 1024u;
+    cfg->queued_bytes_max = 512u * 1024u * 1024u;
     cfg->history_max = 1024;
 }
 
@@ -895,8 +1004,8 @@ static void *s_bind(void *ctx, int type, const char *endpoint, char *bound) {
 
 static int s_config_is_valid(const kmx_broker_config_t *cfg) {
     return cfg->bind && cfg->heartbeat_ms > 0 && cfg->liveness > 0 &&
-           cfg->request_timeout_ms >= 0 && cfg->queue_max > 0 &&
-           (cfg->publish_bind == NULL) == (cfg->events_bind == NULL);
+           cfg->request_timeout_ms >= 0 && cfg->queue_max > 0 && cfg->service_bytes_max > 0 &&
+           cfg->queued_bytes_max > 0 && (cfg->publish_bind == NULL) == (cfg->events_bind == NULL);
 }
 
 kmx_broker_t *kmx_broker_new(void *ctx, const kmx_broker_config_t *cfg) {
@@ -944,8 +1053,8 @@ void kmx_broker_destroy(kmx_broker_t **self_p) {
     while (self->services) {
         s_service_t *svc = self->services;
         self->services = svc->next;
-        for (s_request_t *req = s_request_pop(svc); req; req = s_request_pop(svc))
-            s_request_free(self, req);
+        for (s_request_t *req = s_request_pop(self, svc); req; req = s_request_pop(self, svc))
+            s_request_free(req);
         free(svc);
     }
     while (self->stats) {

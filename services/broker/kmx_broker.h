@@ -19,12 +19,14 @@ typedef struct {
     int liveness;             // heartbeats a worker may miss before it is expired
     int request_timeout_ms;   // how long a request waits for a service with no worker
     size_t queue_max;         // pending requests kept per service
+    size_t service_bytes_max; // request body bytes kept per service
+    size_t queued_bytes_max;  // request body bytes kept across all services
     size_t history_max;       // departed workers kept in the statistics
 } kmx_broker_config_t;
 
 // Fills cfg with the defaults: the loopback endpoints of docs/architecture.md, heartbeat
 // KMX_MDP_HEARTBEAT_MS, liveness KMX_MDP_LIVENESS, 3000 ms request timeout, 10000 pending
-// requests per service, 1024 departed workers.
+// requests and 384 MiB per service, 512 MiB across services, 1024 departed workers.
 void kmx_broker_config_init(kmx_broker_config_t *cfg);
 
 // Creates a broker and binds its sockets in ctx (borrowed; it must outlive the broker).

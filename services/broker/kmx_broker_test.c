@@ -588,10 +588,112 @@ static void test_broker_refuses_requests_beyond_the_queue_limit(void **state) {
         assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_ERROR);
         assert_int_equal(resp->error->code, KMX__V1__ERROR_CODE__UNAVAILABLE);
         assert_non_null(strstr(resp->error->message, "queue full"));
+        assert_non_null(strstr(resp->error->message, "--queue-max"));
         kmx__v1__response__free_unpacked(resp, NULL);
         refused = 1;
     }
     assert_true(refused);
+    zmq_close(raw);
+}
+
+// Calls service with a body of size bytes; returns the Error response or NULL when a
+// non-error reply came back (the echo worker answers with text, not a Response).
+static Kmx__V1__Response *t_call_sized(t_env_t *env, const char *service, size_t size) {
+    char *body = malloc(size);
+    assert_non_null(body);
+    memset(body, 'x', size);
+    zmq_msg_t reply;
+    int rc = kmx_mdp_client_call(env->client, service, body, size, &reply);
+    free(body);
+    assert_int_equal(rc, 0);
+    Kmx__V1__Response *resp = NULL;
+    if (zmq_msg_size(&reply) > 0 && *(const char *)zmq_msg_data(&reply) != 'e')
+        resp = kmx_msg_response_unpack(zmq_msg_data(&reply), zmq_msg_size(&reply));
+    zmq_msg_close(&reply);
+    return resp;
+}
+
+// The bytes limit holds what is queued now, not what ever passed: a broker whose limit is
+// 64 KiB carries 200 requests of 8 KiB (1.6 MB) one after the other, and is back to 0.
+static void test_broker_accepts_more_bytes_over_its_life_than_its_queue_limit(void **state) {
+    t_env_t *env = *state;
+    kmx_broker_config_t cfg;
+    t_config(&cfg);
+    cfg.queued_bytes_max = 64 * 1024;
+    cfg.service_bytes_max = 64 * 1024;
+    t_broker_start(env, &cfg);
+    t_worker_start(env, 0, "kmx.echo", "echo-a", 0);
+    t_wait_workers(env, 1);
+    const size_t size = 8 * 1024;
+    for (int i = 0; i < 200; i++) {
+        Kmx__V1__Response *refused = t_call_sized(env, "kmx.echo", size);
+        if (refused)
+            fail_msg("request %d refused: %s", i, refused->error ? refused->error->message : "?");
+    }
+    Kmx__V1__Response *resp = t_broker_stats(env);
+    assert_int_equal(t_counter(resp, "queued_bytes"), 0);
+    assert_int_equal(t_counter(resp, "queued_requests"), 0);
+    assert_int_equal(t_counter(resp, "clients_waiting"), 0);
+    assert_int_equal(t_counter(resp, "bytes_in"), 200 * size);
+    assert_int_equal(t_counter(resp, "kmx.echo.queued_bytes"), 0);
+    assert_int_equal(t_counter(resp, "kmx.echo.workers"), 1);
+    assert_int_equal(t_counter(resp, "kmx.echo.workers_busy"), 0);
+    assert_int_equal(t_counter(resp, "kmx.echo.bytes_in"), 200 * size);
+    assert_int_equal(t_counter(resp, "limit_queue_bytes"), 64 * 1024);
+    assert_true(t_counter(resp, "rss_bytes") > 0);
+    assert_true(t_counter(resp, "open_fds") > 0);
+    kmx__v1__response__free_unpacked(resp, NULL);
+}
+
+// Waits (bounded) until the broker holds n queued requests.
+static void t_wait_queued(t_env_t *env, uint64_t n) {
+    uint64_t seen = 0;
+    for (int i = 0; i < 200 && seen != n; i++) {
+        Kmx__V1__Response *resp = t_broker_stats(env);
+        seen = t_counter(resp, "queued_requests");
+        kmx__v1__response__free_unpacked(resp, NULL);
+        if (seen != n)
+            t_sleep_ms(10);
+    }
+    assert_int_equal(seen, n);
+}
+
+// A service's bytes limit refuses its own requests only, naming itself; the limit across
+// services refuses the next service's, naming that one. Each answer names its setting.
+static void test_broker_names_the_bytes_limit_it_refuses_for(void **state) {
+    t_env_t *env = *state;
+    kmx_broker_config_t cfg;
+    t_config(&cfg);
+    cfg.service_bytes_max = 1000;
+    cfg.queued_bytes_max = 1500;
+    cfg.request_timeout_ms = 3000;
+    t_broker_start(env, &cfg);
+    void *raw = t_raw_dealer(env);
+    char body[800];
+    memset(body, 'b', sizeof body);
+    t_send(raw, 4, "", (size_t)0, T_S(KMX_MDPC), T_S("kmx.busy"), body, sizeof body);
+    t_wait_queued(env, 1);
+
+    Kmx__V1__Response *resp = t_call_sized(env, "kmx.busy", 300);
+    assert_non_null(resp);
+    assert_int_equal(resp->error->code, KMX__V1__ERROR_CODE__UNAVAILABLE);
+    assert_non_null(strstr(resp->error->message, "service 'kmx.busy'"));
+    assert_non_null(strstr(resp->error->message, "--service-queue-bytes"));
+    kmx__v1__response__free_unpacked(resp, NULL);
+
+    resp = t_call_sized(env, "kmx.other", 800);
+    assert_non_null(resp);
+    assert_int_equal(resp->error->code, KMX__V1__ERROR_CODE__UNAVAILABLE);
+    assert_non_null(strstr(resp->error->message, "all services"));
+    assert_non_null(strstr(resp->error->message, "--queue-bytes"));
+    kmx__v1__response__free_unpacked(resp, NULL);
+
+    resp = t_broker_stats(env);
+    assert_int_equal(t_counter(resp, "kmx.busy.queued_bytes"), 800);
+    assert_int_equal(t_counter(resp, "kmx.busy.refused"), 1);
+    assert_int_equal(t_counter(resp, "queued_bytes"), 800);
+    assert_int_equal(t_counter(resp, "clients_waiting"), 1);
+    kmx__v1__response__free_unpacked(resp, NULL);
     zmq_close(raw);
 }
 
@@ -668,6 +770,8 @@ int main(void) {
         T_CASE(test_broker_expires_silent_workers),
         T_CASE(test_broker_forwards_whole_messages_from_publishers_to_subscribers),
         T_CASE(test_broker_refuses_requests_beyond_the_queue_limit),
+        T_CASE(test_broker_accepts_more_bytes_over_its_life_than_its_queue_limit),
+        T_CASE(test_broker_names_the_bytes_limit_it_refuses_for),
         T_CASE(test_broker_keeps_a_bounded_history_of_departed_workers),
         T_CASE(test_broker_refuses_unbindable_endpoint),
     };

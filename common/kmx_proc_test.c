@@ -1,0 +1,62 @@
+/*  Tests for kmx_proc: the figures follow what the process really does (memory touched,
+    descriptors opened, time passing).  */
+#include "kmx_proc.h"
+
+#include <cmocka.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void test_proc_counts_descriptors_opened_and_closed(void **state) {
+    (void)state;
+    kmx_proc_t before, during, after;
+    assert_int_equal(kmx_proc_sample(&before), 0);
+    int fds[5];
+    for (int i = 0; i < 5; i++) {
+        fds[i] = open("/dev/null", O_RDONLY);
+        assert_true(fds[i] >= 0);
+    }
+    assert_int_equal(kmx_proc_sample(&during), 0);
+    for (int i = 0; i < 5; i++)
+        close(fds[i]);
+    assert_int_equal(kmx_proc_sample(&after), 0);
+    assert_true(before.open_fds >= 3); // stdin, stdout, stderr at least
+    assert_int_equal(during.open_fds, before.open_fds + 5);
+    assert_int_equal(after.open_fds, before.open_fds);
+}
+
+static void test_proc_rss_grows_with_touched_memory(void **state) {
+    (void)state;
+    kmx_proc_t before, after;
+    assert_int_equal(kmx_proc_sample(&before), 0);
+    size_t size = 32u * 1024u * 1024u;
+    char *block = malloc(size);
+    assert_non_null(block);
+    memset(block, 1, size);
+    assert_int_equal(kmx_proc_sample(&after), 0);
+    assert_true(after.rss_bytes >= before.rss_bytes + size / 2);
+    free(block);
+}
+
+static void test_proc_uptime_is_that_of_a_new_process(void **state) {
+    (void)state;
+    kmx_proc_t now;
+    assert_int_equal(kmx_proc_sample(&now), 0);
+    // A test binary just started; a value read from the wrong field would be far off.
+    assert_true(now.uptime_s < 600);
+    assert_true(now.rss_bytes > 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_proc_counts_descriptors_opened_and_closed),
+        cmocka_unit_test(test_proc_rss_grows_with_touched_memory),
+        cmocka_unit_test(test_proc_uptime_is_that_of_a_new_process),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
