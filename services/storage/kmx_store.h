@@ -1,6 +1,8 @@
 /*  kmx_store - kmx-storage's LMDB engine: records keyed by their natural key, a gap-free
     event log, secondary indexes and roll-ups, all written in the same transaction as each
-    change, and filtered reads. No sockets here; one thread owns a store (single writer).  */
+    change, and filtered reads. No sockets here. One thread writes (kmx_store_write_batch,
+    kmx_store_put_batch); any number of threads may read at the same time (get, scan,
+    replay, aggregate, stats, check), each read on the last committed snapshot.  */
 #ifndef KMX_STORE_H
 #define KMX_STORE_H
 
@@ -227,7 +229,8 @@ int kmx_store_check(kmx_store_t *self, kmx_store_check_t *report);
 // Returns 0, KMX_ERR_INVAL (dest holds a store), KMX_ERR_IO or KMX_ERR_STORAGE.
 int kmx_store_backup(kmx_store_t *self, const char *dest);
 
-// Returns the newest committed sequence number (0 for an empty store).
+// Returns the newest committed sequence number (0 for an empty store). Safe from any
+// thread; a read's own answer carries the sequence of the snapshot it read.
 uint64_t kmx_store_last_seq(const kmx_store_t *self);
 
 // Fills *out. Returns 0 or KMX_ERR_STORAGE.

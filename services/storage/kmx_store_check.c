@@ -247,7 +247,7 @@ int kmx_store_check(kmx_store_t *self, kmx_store_check_t *report) {
     if (err != 0)
         return err;
     err = s_check_all(&c);
-    mdb_txn_abort(c.txn);
+    kmx_store_end_read(self, c.txn);
     for (size_t i = 0; i < c.n_parts; i++)
         free(c.parts[i].key);
     free(c.parts);
@@ -279,6 +279,7 @@ int kmx_store_backup(kmx_store_t *self, const char *dest) {
     int rc = mdb_env_copy2(self->env, dest, MDB_CP_COMPACT);
     if (rc != 0)
         return kmx_store_mdb_err(rc, "backup copy");
-    kmx_log_info("backup written dir=%s last_seq=%llu", dest, (unsigned long long)self->last_seq);
+    kmx_log_info("backup written dir=%s last_seq=%llu", dest,
+                 (unsigned long long)kmx_store_last_seq(self));
     return 0;
 }

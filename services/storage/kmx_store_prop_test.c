@@ -208,10 +208,10 @@ static void s_run_ops(s_fixture_t *f, size_t total) {
 
 // One (key, value) pair, owned.
 typedef struct {
-    uint8_t k[KMX_RKEY_MAX]; // key bytes
-    size_t klen;             // bytes in k
+    uint8_t k[KMX_RKEY_MAX];                         // key bytes
+    size_t klen;                                     // bytes in k
     uint8_t v[KMX_DERIVED_ENTRY_SEQ + KMX_RKEY_MAX]; // value bytes (an index entry at most)
-    size_t vlen;             // bytes in v
+    size_t vlen;                                     // bytes in v
 } s_pair_t;
 
 static int s_pair_cmp(const void *a, const void *b) {
