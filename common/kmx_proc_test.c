@@ -2,7 +2,6 @@
     descriptors opened, time passing).  */
 #include "kmx_proc.h"
 
-#include <cmocka.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+// cmocka.h needs the headers above, setjmp.h in particular.
+#include <cmocka.h>
 
 static void test_proc_counts_descriptors_opened_and_closed(void **state) {
     (void)state;
