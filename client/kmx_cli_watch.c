@@ -338,10 +338,12 @@ int kmx_cli_watch(kmx_cli_opts_t *opts, int argc, char **argv)
     memset(&w, 0, sizeof(w));
     w.opts = opts;
     int rc = s_watch_options(&w, argc, argv);
-    if (rc < 0) {
-        w.client = kmx_cli_connect(opts);
-        rc = w.client && s_subscribe(&w) == 0 ? -1 : KMX_EXIT_SERVER;
+    if (rc >= 0) { // --help or a usage error: nothing to watch
+        kmx_cli_list_free(&w.prefixes);
+        return rc;
     }
+    w.client = kmx_cli_connect(opts);
+    rc = w.client && s_subscribe(&w) == 0 ? -1 : KMX_EXIT_SERVER;
     if (rc < 0 && opts->format == KMX_FORMAT_CSV) {
         const char *header[] = {"seq", "type", "topic", "item", "value", "unit"};
         kmx_format_csv_row(stdout, header, 6);

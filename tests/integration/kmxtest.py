@@ -7,6 +7,8 @@ everything at the end. Every wait is bounded; nothing listens beyond 127.0.0.1.
 import csv
 import json
 import os
+import random
+import re
 import shutil
 import signal
 import socket
@@ -24,9 +26,50 @@ MAGNITUDE = {"thousand": 10**3, "million": 10**6, "billion": 10**9, "trillion": 
 
 
 def free_port():
+    """A loopback port free now. Another process may take it before a service binds it:
+    Cluster.start() notices a service that could not bind and starts over on new ports."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def seed(name="KMX_SEED"):
+    """The seed of a randomised test: $KMX_SEED when set, else a fresh one. Printed, so a
+    failing run can be repeated with KMX_SEED=<seed>."""
+    value = os.environ.get(name)
+    n = int(value) if value else random.randrange(1 << 31)
+    print("seed %d (repeat with %s=%d)" % (n, name, n), flush=True)
+    return n
+
+
+def require_all():
+    """True on the CI machine (scripts/test.sh sets KMX_REQUIRE_ALL=1): there setup.sh
+    installed every prerequisite, so a missing one is a failure, not a skip."""
+    return os.environ.get("KMX_REQUIRE_ALL") == "1"
+
+
+def wait_for(predicate, deadline=10.0, interval=0.05, what="condition"):
+    """Polls predicate() until it returns a true value (returned) or raises AssertionError
+    after deadline seconds: the bounded wait every test uses instead of a sleep."""
+    end = time.time() + deadline
+    while True:
+        got = predicate()
+        if got:
+            return got
+        if time.time() >= end:
+            raise AssertionError("timed out after %.1fs waiting for %s" % (deadline, what))
+        time.sleep(interval)
+
+
+def service_help_ok(testcase, argv, env=None):
+    """Asserts that argv (a --help or --version call) exits 0 within 10 s with stdin from
+    /dev/null, prints to stdout and nothing to stderr. Returns stdout."""
+    r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=10, env=env)
+    testcase.assertEqual(r.returncode, 0, (argv, r.stdout, r.stderr))
+    testcase.assertTrue(r.stdout.strip(), argv)
+    testcase.assertEqual(r.stderr, "", argv)
+    return r.stdout
 
 
 def normalize_unit(unit, value):
@@ -108,8 +151,23 @@ class Cluster:
     def __init__(self, ingest=1, query=1, log_level="info"):
         self.dir = tempfile.mkdtemp(prefix="kmx-it-")
         self.data_dir = os.path.join(self.dir, "data")
-        p = {name: free_port() for name in ("broker", "events", "publish", "storage")}
         self.env = dict(os.environ)
+        self.env.update({
+            "KMX_DATA_DIR": self.data_dir,
+            "KMX_LOG_LEVEL": log_level,
+            "KMX_TIMEOUT": "5000",
+        })
+        self.new_ports()
+        # Extra environment per binary name ("kmx-storage": {...}), e.g. its CURVE key.
+        self.proc_env = {}
+        # Extra keyword arguments of subprocess.Popen per binary name (e.g. preexec_fn).
+        self.proc_kw = {}
+        self.procs = {}
+        self.n_ingest, self.n_query = ingest, query
+
+    def new_ports(self):
+        """Picks fresh loopback ports for every endpoint (the environment follows)."""
+        p = {name: free_port() for name in ("broker", "events", "publish", "storage")}
         self.env.update({
             "KMX_BROKER_BIND": "tcp://127.0.0.1:%d" % p["broker"],
             "KMX_EVENTS_BIND": "tcp://127.0.0.1:%d" % p["events"],
@@ -119,15 +177,8 @@ class Cluster:
             "KMX_PUBLISH": "tcp://127.0.0.1:%d" % p["publish"],
             "KMX_STORAGE_BIND": "tcp://127.0.0.1:%d" % p["storage"],
             "KMX_STORAGE": "tcp://127.0.0.1:%d" % p["storage"],
-            "KMX_DATA_DIR": self.data_dir,
-            "KMX_LOG_LEVEL": log_level,
-            "KMX_TIMEOUT": "5000",
         })
-        # Extra environment per binary name ("kmx-storage": {...}), e.g. its CURVE key.
-        self.proc_env = {}
         self.ports = p
-        self.procs = {}
-        self.n_ingest, self.n_query = ingest, query
 
     # -- processes ------------------------------------------------------------------
     def spawn(self, name, binary, *args):
@@ -137,20 +188,44 @@ class Cluster:
         wrap = os.environ.get("KMX_WRAP", "").split()
         env = dict(self.env, **self.proc_env.get(binary, {}))
         proc = subprocess.Popen([*wrap, os.path.join(BIN, binary), *args], env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                **self.proc_kw.get(binary, {}))
         log.close()
         self.procs[name] = proc
         return proc
 
     def start(self):
-        self.spawn("broker", "kmx-broker")
-        self.spawn("storage", "kmx-storage")
-        for i in range(self.n_ingest):
-            self.spawn("ingest%d" % i, "kmx-ingest")
-        for i in range(self.n_query):
-            self.spawn("query%d" % i, "kmx-query")
-        self.wait_ready()
+        """Starts every service and waits until they answer. free_port() cannot reserve a
+        port, so a service that lost its port to another process (a parallel test) exits
+        with "cannot bind": then everything starts over on new ports (3 tries)."""
+        for attempt in range(3):
+            self.spawn("broker", "kmx-broker")
+            self.spawn("storage", "kmx-storage")
+            for i in range(self.n_ingest):
+                self.spawn("ingest%d" % i, "kmx-ingest")
+            for i in range(self.n_query):
+                self.spawn("query%d" % i, "kmx-query")
+            try:
+                self.wait_ready()
+                return self
+            except AssertionError:
+                if attempt == 2 or not self.lost_a_port():
+                    raise
+            print("a port was taken before its service bound it: new ports", flush=True)
+            for name in list(self.procs):
+                self.stop(name, sig=signal.SIGKILL)
+            self.new_ports()
         return self
+
+    def lost_a_port(self):
+        """True when broker or storage exited because its endpoint was already bound."""
+        for name in ("broker", "storage"):
+            proc = self.procs.get(name)
+            if proc is not None and proc.poll() is not None:
+                with open(os.path.join(self.dir, name + ".log"), errors="replace") as f:
+                    if "cannot bind" in f.read():
+                        return True
+        return False
 
     def wait_ready(self, services=("kmx.ingest", "kmx.query"), deadline=15.0):
         """Waits until ping answers and the broker knows every worker this cluster
@@ -187,11 +262,21 @@ class Cluster:
             proc.wait()
             raise AssertionError("%s did not stop within %ss" % (name, timeout))
 
-    def close(self):
-        codes = {}
-        for name in list(self.procs):
-            codes[name] = self.stop(name)
-        shutil.rmtree(self.dir, ignore_errors=True)
+    def close(self, check=True):
+        """Stops every service with SIGTERM and removes the directory; returns {name: exit
+        status}. With check (the default) every service must have exited 0: a crash, a
+        sanitizer or leak report at exit, or a hang fails the test, with the logs."""
+        codes, logs = {}, ""
+        try:
+            for name in list(self.procs):
+                codes[name] = self.stop(name)
+        finally:
+            bad = {k: v for k, v in codes.items() if v != 0}
+            if check and bad:
+                logs = self.logs()
+            shutil.rmtree(self.dir, ignore_errors=True)
+        if check and bad:
+            raise AssertionError("services did not exit 0: %s\n%s" % (bad, logs))
         return codes
 
     def logs(self):
@@ -226,11 +311,11 @@ class Cluster:
         r = self.kmx(*args, "--format", "json", **kw)
         return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
 
-    def watch(self, *args):
-        """Starts `kmx watch ... --format json` in the background; returns the process."""
-        return subprocess.Popen([os.path.join(BIN, "kmx"), "watch", *args, "--format", "json"],
-                                env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
+    def watch(self, *args, fmt="json"):
+        """Starts `kmx watch ... --format FMT` in the background; returns the process."""
+        return subprocess.Popen([os.path.join(BIN, "kmx"), "watch", *args, "--format", fmt],
+                                env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
 
 
 # -- a raw document straight over ZeroMQ, as a client in any language would send it ------
@@ -351,6 +436,29 @@ def send_document(cluster, data, timeout_ms=30000, **kw):
         ctx.term()
 
 
+def parse_table(text):
+    """The rows of a kmx table (header, a line of dashes, rows, an optional "(N rows...)"
+    footer) as dicts of stripped strings, cut at the columns the dashes mark."""
+    lines = text.splitlines()
+    if len(lines) < 2:
+        raise AssertionError("not a table: %r" % text)
+    cols, pos = [], 0
+    for dashes in lines[1].split():
+        start = lines[1].index(dashes, pos)
+        pos = start + len(dashes)
+        cols.append((start, pos))
+    # The last column runs to the end of the line (a value may be wider than its dashes
+    # only where the table does not pad, i.e. at the end).
+    cols[-1] = (cols[-1][0], None)
+    names = [lines[0][a:b].strip() for a, b in cols]
+    rows = []
+    for line in lines[2:]:
+        if not line.strip() or re.match(r"\(\d+ rows?\b", line):
+            continue
+        rows.append({n: line[a:b].strip() for n, (a, b) in zip(names, cols)})
+    return rows
+
+
 def query_sums(rows_json, *fields):
     """{(row[field], ..., unit): Decimal(sum)} from a `kmx query --format json` answer.
     Fails when two rows share those keys (a key column the caller forgot)."""
@@ -381,5 +489,11 @@ def main():
     prog = unittest.main(module="__main__", exit=False, verbosity=2)
     r = prog.result
     failed = len(r.failures) + len(r.errors)
-    print("%d passed, %d failed" % (r.testsRun - failed - len(r.skipped), failed))
+    for test, reason in r.skipped:
+        print("SKIP %s: %s" % (test.id(), reason))
+    print("%d passed, %d failed, %d skipped" % (r.testsRun - failed - len(r.skipped), failed,
+                                                 len(r.skipped)))
+    if r.skipped and require_all():
+        print("KMX_REQUIRE_ALL=1: a skipped test is a failure here")
+        failed += 1
     sys.exit(1 if failed or r.testsRun == 0 else 0)
