@@ -973,6 +973,47 @@ static int s_parse_group(s_span_t s, s_market_t *out) {
     return overflow ? KMX_ERR_OVERFLOW : 0;
 }
 
+// Continents and their complements, named aggregate markets (kmx_market.h says which
+// countries each holds). Matched whole, ignoring ASCII case; never group members.
+typedef enum { S_AGG_ASIA, S_AGG_NON_ASIA, S_AGG_COUNT } s_aggregate_t;
+
+static const char *const s_aggregate_names[S_AGG_COUNT] = {"Asia", "non-Asia"};
+
+static const struct {
+    const char *name;    // as written, any case
+    s_aggregate_t which; // the aggregate it names
+} s_aggregate_aliases[] = {{"Asia", S_AGG_ASIA},
+                           {"non-Asia", S_AGG_NON_ASIA},
+                           {"non Asia", S_AGG_NON_ASIA},
+                           {"non-Asian", S_AGG_NON_ASIA},
+                           {"outside Asia", S_AGG_NON_ASIA}};
+
+// Countries of the region Other that are in Asia (the rest of Other is Antarctic).
+static const char *const s_asia_other[] = {"AF", "BD", "BT", "IN", "KG", "KP", "KR", "KZ",
+                                           "LK", "MN", "MV", "NP", "PK", "TJ", "TM", "UZ"};
+
+#define S_NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+// Returns the canonical name of the aggregate s names, or NULL.
+static const char *s_aggregate_find(s_span_t s) {
+    for (size_t i = 0; i < S_NELEM(s_aggregate_aliases); i++) {
+        if (s_span_casecmp(s, s_aggregate_aliases[i].name) == 0)
+            return s_aggregate_names[s_aggregate_aliases[i].which];
+    }
+    return NULL;
+}
+
+static int s_country_in_asia(const s_country_t *c) {
+    if (c->region == S_GREATER_CHINA || c->region == S_JAPAN || c->region == S_SOUTHEAST_ASIA ||
+        c->region == S_MIDDLE_EAST)
+        return 1;
+    for (size_t i = 0; c->region == S_OTHER && i < S_NELEM(s_asia_other); i++) {
+        if (strcmp(s_asia_other[i], c->code) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 static int s_parse(const char *text, s_market_t *out) {
     if (text == NULL)
         return KMX_ERR_INVAL;
@@ -985,6 +1026,11 @@ static int s_parse(const char *text, s_market_t *out) {
     if (memchr(s.p, '+', s.n) != NULL)
         return s_parse_group(s, out);
     out->count = 1;
+    const char *agg = s_aggregate_find(s);
+    if (agg != NULL) {
+        out->members[0] = (s_member_t){agg, S_MULTIPLE};
+        return 0;
+    }
     return s_resolve_one(s, &out->members[0]);
 }
 
@@ -1082,4 +1128,90 @@ int kmx_market_is_country(const char *code) {
 const char *kmx_market_country_name(const char *code) {
     const s_country_t *c = s_country_exact(code);
     return c != NULL ? c->name : NULL;
+}
+
+// Levels and members.
+
+kmx_market_level_t kmx_market_level(const char *canonical) {
+    s_market_t m;
+    if (s_parse(canonical, &m) != 0)
+        return KMX_MARKET_UNKNOWN;
+    if (m.count == 0)
+        return KMX_MARKET_PANEL;
+    if (m.count > 1)
+        return KMX_MARKET_GROUP;
+    if (m.members[0].region == S_WORLD)
+        return KMX_MARKET_WORLD;
+    if (m.members[0].region == S_MULTIPLE)
+        return KMX_MARKET_AGGREGATE;
+    if (s_country_find(m.members[0].canonical) != NULL)
+        return KMX_MARKET_COUNTRY;
+    return KMX_MARKET_REGION;
+}
+
+const char *kmx_market_level_name(kmx_market_level_t level) {
+    switch (level) {
+    case KMX_MARKET_COUNTRY:
+        return "country";
+    case KMX_MARKET_REGION:
+        return "region";
+    case KMX_MARKET_GROUP:
+        return "group";
+    case KMX_MARKET_PANEL:
+        return "panel";
+    case KMX_MARKET_AGGREGATE:
+        return "aggregate";
+    case KMX_MARKET_WORLD:
+        return "world";
+    default:
+        return "unknown";
+    }
+}
+
+// Returns nonzero when country c belongs to the single member m.
+static int s_member_contains(const s_member_t *m, const s_country_t *c) {
+    if (m->region == S_WORLD)
+        return 1;
+    if (m->region == S_MULTIPLE) {
+        int asia = s_country_in_asia(c);
+        return strcmp(m->canonical, s_aggregate_names[S_AGG_ASIA]) == 0 ? asia : !asia;
+    }
+    if (s_country_find(m->canonical) != NULL)
+        return m->canonical == c->code || strcmp(m->canonical, c->code) == 0;
+    return m->region == (s_region_t)c->region;
+}
+
+static int s_market_contains(const s_market_t *m, const s_country_t *c) {
+    for (size_t i = 0; i < m->count; i++) {
+        if (s_member_contains(&m->members[i], c))
+            return 1;
+    }
+    return 0;
+}
+
+int kmx_market_contains(const char *market, const char *country) {
+    s_market_t m;
+    const s_country_t *c = s_country_exact(country);
+    if (c == NULL || s_parse(market, &m) != 0)
+        return KMX_ERR_INVAL;
+    if (m.count == 0)
+        return KMX_ERR_NOT_FOUND;
+    return s_market_contains(&m, c);
+}
+
+int kmx_market_members(const char *market, const char **codes, size_t cap, size_t *count) {
+    s_market_t m;
+    if (count == NULL || (codes == NULL && cap > 0) || s_parse(market, &m) != 0)
+        return KMX_ERR_INVAL;
+    *count = 0;
+    if (m.count == 0)
+        return KMX_ERR_NOT_FOUND;
+    for (size_t i = 0; i < S_NELEM(s_countries); i++) {
+        if (!s_market_contains(&m, &s_countries[i]))
+            continue;
+        if (*count < cap)
+            codes[*count] = s_countries[i].code;
+        (*count)++;
+    }
+    return 0;
 }

@@ -32,4 +32,40 @@ int kmx_market_is_country(const char *code);
 // Returns the English short name of a country code, or NULL.
 const char *kmx_market_country_name(const char *code);
 
+// What a canonical market is. A query ranks and shares like with like: countries among
+// countries, regions among regions; WORLD and aggregates are totals of their members.
+typedef enum {
+    KMX_MARKET_UNKNOWN = 0, // not a market kmx accepts
+    KMX_MARKET_COUNTRY,     // "JP"
+    KMX_MARKET_REGION,      // "Southeast Asia", "North America", "Europe", ... (the region table)
+    KMX_MARKET_GROUP,       // "JP+CN+US", "North America+Europe": listed members, order kept
+    KMX_MARKET_PANEL,       // "panel:26 countries": members not named
+    KMX_MARKET_AGGREGATE,   // a continent or its complement: "Asia", "non-Asia"
+    KMX_MARKET_WORLD,       // "WORLD"
+} kmx_market_level_t;
+
+// Returns the level of a market written in canonical form (see kmx_market_canonical),
+// KMX_MARKET_UNKNOWN for NULL or text that is not a market.
+kmx_market_level_t kmx_market_level(const char *canonical);
+
+// Returns "country", "region", "group", "panel", "aggregate", "world" or "unknown".
+const char *kmx_market_level_name(kmx_market_level_t level);
+
+// Aggregates: "Asia" is every country of the regions Greater China, Japan, Southeast Asia
+// and Middle East, plus KR, KP, MN and South and Central Asia (AF BD BT IN KG KZ LK MV NP PK
+// TJ TM UZ); RU, TR and the Caucasus stay in Europe as in the region table. "non-Asia" is
+// every other country. Both are accepted as written in any case ("asia", "Non-Asia",
+// "outside Asia").
+
+// Returns 1 when the country code is a member of market, 0 when it is not, and
+// KMX_ERR_NOT_FOUND when market's members are not defined (a panel), KMX_ERR_INVAL when
+// market is not a canonical market or country not a country code. Members: a country is
+// its own; a region its countries; a group the union of its members'; WORLD every country.
+int kmx_market_contains(const char *market, const char *country);
+
+// Writes up to cap member country codes of market (static strings, ISO order) to codes
+// and their total number to *count, so a caller may ask with cap 0 first. Returns 0,
+// KMX_ERR_NOT_FOUND for a panel, KMX_ERR_INVAL for an unknown market.
+int kmx_market_members(const char *market, const char **codes, size_t cap, size_t *count);
+
 #endif

@@ -317,6 +317,102 @@ static void test_market_country_name(void **state) {
     assert_null(kmx_market_country_name(NULL));
 }
 
+// Levels: one row per kind of market, written as sources write it.
+static void test_market_level_of_each_kind(void **state) {
+    (void)state;
+    static const struct {
+        const char *text;
+        const char *level;
+    } cases[] = {{"JP", "country"},
+                 {"Japan", "country"},
+                 {"WORLD", "world"},
+                 {"Southeast Asia", "region"},
+                 {"North America", "region"},
+                 {"Europe", "region"},
+                 {"JP+CN+US", "group"},
+                 {"North America+Europe", "group"},
+                 {"panel:26 countries (KOFICE panel)", "panel"},
+                 {"Asia", "aggregate"},
+                 {"asia", "aggregate"},
+                 {"non-Asia", "aggregate"},
+                 {"Outside Asia", "aggregate"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char canon[KMX_MARKET_MAX];
+        assert_int_equal(kmx_market_canonical(cases[i].text, canon, sizeof canon), 0);
+        const char *got = kmx_market_level_name(kmx_market_level(canon));
+        if (strcmp(got, cases[i].level) != 0)
+            fail_msg("%s (%s): level %s, want %s", cases[i].text, canon, got, cases[i].level);
+    }
+    s_expect("asia", "Asia");
+    s_expect("NON-ASIA", "non-Asia");
+    s_expect_err("Asia+JP", KMX_ERR_INVAL); // aggregates are never group members
+    assert_int_equal(kmx_market_level("Atlantis"), KMX_MARKET_UNKNOWN);
+    assert_int_equal(kmx_market_level(NULL), KMX_MARKET_UNKNOWN);
+    assert_string_equal(kmx_market_level_name(KMX_MARKET_UNKNOWN), "unknown");
+    assert_string_equal(kmx_market_region("Asia"), "Multiple");
+}
+
+static void test_market_contains(void **state) {
+    (void)state;
+    static const struct {
+        const char *market, *country;
+        int want;
+    } cases[] = {{"JP", "JP", 1},
+                 {"JP", "CN", 0},
+                 {"WORLD", "KR", 1},
+                 {"Asia", "JP", 1},
+                 {"Asia", "KR", 1},
+                 {"Asia", "IN", 1},
+                 {"Asia", "SA", 1},
+                 {"Asia", "TH", 1},
+                 {"Asia", "US", 0},
+                 {"Asia", "RU", 0},
+                 {"Asia", "AQ", 0},
+                 {"non-Asia", "US", 1},
+                 {"non-Asia", "FR", 1},
+                 {"non-Asia", "CN", 0},
+                 {"Europe", "DE", 1},
+                 {"Europe", "JP", 0},
+                 {"JP+CN+US", "US", 1},
+                 {"JP+CN+US", "TW", 0},
+                 {"North America+Europe", "CA", 1},
+                 {"North America+Europe", "BR", 0}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int got = kmx_market_contains(cases[i].market, cases[i].country);
+        if (got != cases[i].want)
+            fail_msg("%s contains %s: %d, want %d", cases[i].market, cases[i].country, got,
+                     cases[i].want);
+    }
+    assert_int_equal(kmx_market_contains("panel:26 countries", "JP"), KMX_ERR_NOT_FOUND);
+    assert_int_equal(kmx_market_contains("JP", "jp"), KMX_ERR_INVAL);
+    assert_int_equal(kmx_market_contains("Atlantis", "JP"), KMX_ERR_INVAL);
+}
+
+// Asia and non-Asia split the world: every country is in exactly one.
+static void test_market_members_partition_the_world(void **state) {
+    (void)state;
+    const char *all[300], *asia[300], *rest[300];
+    size_t n_all, n_asia, n_rest;
+    assert_int_equal(kmx_market_members("WORLD", all, 300, &n_all), 0);
+    assert_int_equal(kmx_market_members("Asia", asia, 300, &n_asia), 0);
+    assert_int_equal(kmx_market_members("non-Asia", rest, 300, &n_rest), 0);
+    assert_int_equal(n_all, 249);
+    assert_int_equal(n_asia + n_rest, n_all);
+    assert_int_equal(n_asia, 46);
+    for (size_t i = 0; i < n_asia; i++)
+        assert_int_equal(kmx_market_contains("non-Asia", asia[i]), 0);
+    size_t n;
+    const char *one[2];
+    assert_int_equal(kmx_market_members("JP+CN+US", one, 2, &n), 0);
+    assert_int_equal(n, 3); // the total, though only two fit
+    assert_string_equal(one[0], "CN");
+    assert_string_equal(one[1], "JP");
+    assert_int_equal(kmx_market_members("Japan", NULL, 0, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(kmx_market_members("panel:26 countries", NULL, 0, &n), KMX_ERR_NOT_FOUND);
+    assert_int_equal(kmx_market_members("Atlantis", NULL, 0, &n), KMX_ERR_INVAL);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_market_canonical_accepts_codes_in_any_case),
@@ -335,6 +431,9 @@ int main(void) {
         cmocka_unit_test(test_market_is_country),
         cmocka_unit_test(test_market_country_table_is_complete),
         cmocka_unit_test(test_market_country_name),
+        cmocka_unit_test(test_market_level_of_each_kind),
+        cmocka_unit_test(test_market_contains),
+        cmocka_unit_test(test_market_members_partition_the_world),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,6 +5,7 @@
 #include "kmx_err.h"
 #include "kmx_market.h"
 #include "kmx_period.h"
+#include "kmx_unit.h"
 #include "kmx_value.h"
 
 #include <ctype.h>
@@ -124,6 +125,38 @@ static int s_check_category(Kmx__V1__Record *rec, kmx_record_problem_t *pr)
     return 0;
 }
 
+// Words naming a quantity that can fall below zero, matched as whole words of the category
+// ("company_operating_profit") or the item ("FLO app users YoY change", "trade balance").
+static const char *const s_negative_words[] = {
+    "balance", "change", "changes", "deficit", "difference", "earnings", "ebitda",
+    "growth",  "income", "loss",    "losses",  "profit",     "profits",  "surplus"};
+
+// Returns nonzero when text holds one of s_negative_words as a whole word, any case.
+static int s_names_negative_quantity(const char *text) {
+    for (const char *p = text; p && *p;) {
+        while (*p && !isalnum((unsigned char)*p))
+            p++;
+        size_t n = 0;
+        while (isalnum((unsigned char)p[n]))
+            n++;
+        for (size_t i = 0; n && i < sizeof s_negative_words / sizeof s_negative_words[0]; i++) {
+            if (strlen(s_negative_words[i]) == n && strncasecmp(p, s_negative_words[i], n) == 0)
+                return 1;
+        }
+        p += n;
+    }
+    return 0;
+}
+
+int kmx_record_may_be_negative(const char *unit, const char *category, const char *item) {
+    if (kmx_unit_may_be_negative(unit))
+        return 1;
+    kmx_unit_class_t cls = kmx_unit_class(unit);
+    if (cls != KMX_UNIT_MONEY && cls != KMX_UNIT_COUNT && cls != KMX_UNIT_PERCENT)
+        return 0; // ranks, indexes, durations and per-capita figures are never negative
+    return s_names_negative_quantity(category) || s_names_negative_quantity(item);
+}
+
 static int s_check_value(const Kmx__V1__Record *rec, kmx_record_problem_t *pr)
 {
     const Kmx__V1__Value *v = rec->value;
@@ -131,8 +164,12 @@ static int s_check_value(const Kmx__V1__Record *rec, kmx_record_problem_t *pr)
         return s_fail(pr, "value", "value is required");
     if (!v->unit || !kmx_unit_is_known(v->unit))
         return s_fail(pr, "unit", "unknown unit '%.40s'", v->unit ? v->unit : "");
-    if (v->amount < 0 && strncmp(v->unit, "percent", 7) != 0)
-        return s_fail(pr, "value", "%s amount must not be negative", v->unit);
+    if (v->amount < 0 && !kmx_record_may_be_negative(v->unit, rec->category, rec->item))
+        return s_fail(pr, "value",
+                      "%s amount must not be negative (allowed for growth units such as "
+                      "percent_yoy, or a category or item naming a profit, loss, balance or "
+                      "change)",
+                      v->unit);
     if (strcmp(v->unit, "rank") == 0 && v->amount < 1)
         return s_fail(pr, "value", "a rank starts at 1");
     return 0;

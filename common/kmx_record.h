@@ -29,6 +29,14 @@ typedef struct {
 // Returns 0, or KMX_ERR_INVAL with *problem filled; rec may then be partly normalised.
 int kmx_record_normalize(Kmx__V1__Record *rec, kmx_record_problem_t *problem);
 
+// Returns nonzero when an amount in unit may be negative: the unit is a rate of change
+// (percent_yoy, percent_cagr, ...), or the unit is money, a count or a percentage and the
+// category or the item names, as a whole word, a quantity that can fall below zero:
+// profit(s), income, loss(es), earnings, ebitda, balance, surplus, deficit, change(s),
+// difference, growth ("company_operating_profit", "FLO app users YoY change"). Ranks,
+// indexes, durations and per-capita figures never are. category and item may be NULL.
+int kmx_record_may_be_negative(const char *unit, const char *category, const char *item);
+
 // Writes the notification topic "<kind>.<market>.<period>.<category>" of a valid record
 // ("export.JP.2025-H1.physical_album_customs"). Returns 0 or KMX_ERR_OVERFLOW.
 int kmx_record_topic(const Kmx__V1__Record *rec, char *buf, size_t size);

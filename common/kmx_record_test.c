@@ -156,6 +156,58 @@ static void test_record_negative_percent_is_allowed(void **state)
     kmx__v1__record__free_unpacked(r, NULL);
 }
 
+// Negative amounts: rows of the extended sample data, and their near misses.
+static void test_record_negative_amounts_by_unit_and_words(void **state) {
+    (void)state;
+    static const struct {
+        const char *unit, *category, *item;
+        int ok; // accepted with a negative amount
+    } cases[] = {
+        {"KRW", "company_operating_profit", "YG Entertainment consolidated operating loss Q2", 1},
+        {"KRW", "company_net_profit", "HYBE net loss", 1},
+        {"KRW", "company_operating_profit_forecast", "YG operating loss consensus", 1},
+        {"USD", "content_goods_customs", "content goods trade balance (deficit)", 1},
+        {"users", "streaming_app_mau_android", "FLO app users YoY change (Android)", 1},
+        {"percent_yoy", "album_sales_units", "female artists' album sales", 1},
+        {"percent_change", "digital_music_usage", "usage change vs 2019", 1},
+        {"percent_cagr", "content_goods_customs", "exports CAGR", 1},
+        {"USD", "physical_album_customs", "album exports to Japan", 0},
+        {"copies", "album_sales_units", "album sales", 0},
+        {"percent_share", "album_sales_share", "share of top 10", 0},
+        {"rank", "recorded_music_market", "rank change", 0},
+        {"index_points", "song_chart_index", "index change", 0},
+        {"USD", "physical_album_customs", "exchanged goods", 0}, // "change" only as a word
+        {"USD", "profitable_titles", "sales", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        Kmx__V1__Record *r = s_record();
+        free(r->value->unit);
+        free(r->category);
+        free(r->item);
+        r->value->unit = strdup(cases[i].unit);
+        r->category = strdup(cases[i].category);
+        r->item = strdup(cases[i].item);
+        r->value->amount = -110000;
+        kmx_record_problem_t pr = {0};
+        int rc = kmx_record_normalize(r, &pr);
+        assert_int_equal(
+            kmx_record_may_be_negative(cases[i].unit, cases[i].category, cases[i].item),
+            cases[i].ok);
+        if (cases[i].ok && rc != 0)
+            fail_msg("case %zu (%s, %s) refused: %s", i, cases[i].unit, cases[i].item, pr.reason);
+        if (!cases[i].ok && rc == 0)
+            fail_msg("case %zu (%s, %s) accepted", i, cases[i].unit, cases[i].item);
+        if (!cases[i].ok && strcmp(cases[i].unit, "rank") != 0) {
+            assert_string_equal(pr.field, "value");
+            assert_non_null(strstr(pr.reason, "must not be negative"));
+            assert_non_null(strstr(pr.reason, "percent_yoy")); // says how to fix it
+        }
+        kmx__v1__record__free_unpacked(r, NULL);
+    }
+    assert_false(kmx_record_may_be_negative("USD", NULL, NULL));
+    assert_false(kmx_record_may_be_negative(NULL, "profit", "loss"));
+}
+
 static void test_record_same_content(void **state)
 {
     (void)state;
@@ -189,6 +241,7 @@ int main(void)
         cmocka_unit_test(test_record_consumption_defaults_to_kr),
         cmocka_unit_test(test_record_rejects_each_bad_field),
         cmocka_unit_test(test_record_negative_percent_is_allowed),
+        cmocka_unit_test(test_record_negative_amounts_by_unit_and_words),
         cmocka_unit_test(test_record_same_content),
         cmocka_unit_test(test_kind_parse),
     };

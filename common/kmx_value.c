@@ -3,20 +3,12 @@
     and a decimal exponent, then scaled exactly or refused.  */
 #include "kmx_value.h"
 #include "kmx_err.h"
+#include "kmx_unit.h"
 
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-
-// Currencies kmx knows. A short list on purpose: an unknown code is more often a typo.
-static const char *const s_currencies[] = {"AUD", "BRL", "CAD", "CHF", "CNY", "EUR", "GBP",
-                                           "HKD", "IDR", "INR", "JPY", "KRW", "MXN", "MYR",
-                                           "PHP", "SGD", "THB", "TWD", "USD", "VND"};
-
-static const char *const s_counts[] = {"albums", "copies",    "count",  "listeners", "people",
-                                       "rank",   "respondents", "streams", "tracks", "units",
-                                       "users",  "views"};
 
 // Magnitude words as sources write them, before or after the unit: "USD_million",
 // "USD million", "KRW bn", "million USD", "users_k".
@@ -38,44 +30,7 @@ static const struct {
 } s_unit_aliases[] = {{"%", "percent"}, {"pct", "percent"},   {"US$", "USD"},
                       {"won", "KRW"},   {"yen", "JPY"},       {"percentage", "percent"}};
 
-static int s_in_list(const char *s, const char *const *list, size_t n, int nocase)
-{
-    for (size_t i = 0; i < n; i++) {
-        if ((nocase ? strcasecmp(s, list[i]) : strcmp(s, list[i])) == 0)
-            return (int)i;
-    }
-    return -1;
-}
-
 #define S_COUNT(a) (sizeof(a) / sizeof((a)[0]))
-
-// "percent" or "percent_" followed by lower-case words joined by single underscores.
-static int s_is_percent(const char *u)
-{
-    if (strncmp(u, "percent", 7) != 0)
-        return 0;
-    if (u[7] == '\0')
-        return 1;
-    if (u[7] != '_' || !isalnum((unsigned char)u[8]))
-        return 0;
-    for (const char *p = u + 8; *p; p++) {
-        if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) ||
-              (*p == '_' && p[1] != '_' && p[1] != '\0')))
-            return 0;
-    }
-    return 1;
-}
-
-int kmx_unit_is_currency(const char *unit)
-{
-    return unit && s_in_list(unit, s_currencies, S_COUNT(s_currencies), 0) >= 0;
-}
-
-int kmx_unit_is_known(const char *unit)
-{
-    return unit && (kmx_unit_is_currency(unit) || s_is_percent(unit) ||
-                    s_in_list(unit, s_counts, S_COUNT(s_counts), 0) >= 0);
-}
 
 static int64_t s_magnitude(const char *word)
 {
@@ -141,13 +96,14 @@ int kmx_unit_normalize(const char *text, char *unit_out, size_t size, int64_t *m
         if (strcasecmp(base, s_unit_aliases[i].name) == 0)
             strcpy(base, s_unit_aliases[i].unit);
     }
-    int cur = s_in_list(base, s_currencies, S_COUNT(s_currencies), 1);
-    if (cur >= 0)
-        strcpy(base, s_currencies[cur]);
-    if (!kmx_unit_is_known(base))
+    const char *cur = kmx_unit_currency(base);
+    if (cur)
+        strcpy(base, cur);
+    kmx_unit_class_t cls = kmx_unit_class(base);
+    if (cls == KMX_UNIT_UNKNOWN)
         return KMX_ERR_INVAL;
     // A million percent or a billion ranks is a mistake in the source, not a magnitude.
-    if (factor != 1 && (s_is_percent(base) || strcmp(base, "rank") == 0))
+    if (factor != 1 && cls != KMX_UNIT_MONEY && cls != KMX_UNIT_COUNT && cls != KMX_UNIT_INDEX)
         return KMX_ERR_INVAL;
     if (strlen(base) >= size)
         return KMX_ERR_OVERFLOW;

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kmx_unit.h" // the unit table: kmx_unit_is_known, kmx_unit_class, ...
+
 #define KMX_VALUE_SCALE 10000 // amounts are ten-thousandths of the unit
 #define KMX_VALUE_DIGITS 4    // decimal places kept
 #define KMX_UNIT_MAX 40       // longest unit name, including NUL
@@ -20,12 +22,6 @@ __extension__ typedef unsigned __int128 kmx_u128; // magnitudes while formatting
 // unit_out, and the magnitude (1, 1e3, 1e6, 1e9, 1e12) to *multiplier.
 // Returns 0, KMX_ERR_INVAL for an unknown unit, KMX_ERR_OVERFLOW if unit_out is too small.
 int kmx_unit_normalize(const char *text, char *unit_out, size_t size, int64_t *multiplier);
-
-// Returns nonzero when unit is a base unit kmx stores ("USD", "percent_share", "rank", ...).
-int kmx_unit_is_known(const char *unit);
-
-// Returns nonzero when unit is a currency code (money must not be negative).
-int kmx_unit_is_currency(const char *unit);
 
 // Parses a decimal ("1,801.45", "-2", "0.5", "1e3" is refused) multiplied by multiplier
 // into ten-thousandths. Returns 0; KMX_ERR_INVAL for malformed text or more precision than
