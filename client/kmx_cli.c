@@ -64,16 +64,111 @@ int kmx_cli_parse_u64(const char *text, unsigned long long max, unsigned long lo
     return 0;
 }
 
+// name is a flag ("timeout": reported as --timeout) or an environment variable
+// ("KMX_TIMEOUT": reported as it is).
 static int s_parse_int(const char *name, const char *arg, int min, int *out)
 {
     unsigned long long v = 0;
     if (kmx_cli_parse_u64(arg, 1000000000ULL, &v) < 0 || (int)v < min) {
-        kmx_cli_error("--%s wants an integer of at least %d, not \"%s\"", name, min,
-                      arg ? arg : "");
+        kmx_cli_error("%s%s wants an integer of at least %d, not \"%s\"",
+                      strncmp(name, "KMX_", 4) == 0 ? "" : "--", name, min, arg ? arg : "");
         return -1;
     }
     *out = (int)v;
     return 1;
+}
+
+// Levenshtein distance of a[0..na) and b, at most 99.
+static size_t s_distance(const char *a, size_t na, const char *b) {
+    size_t nb = strlen(b);
+    if (na > 64 || nb > 64)
+        return 99;
+    size_t row[65];
+    for (size_t j = 0; j <= nb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= na; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= nb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[nb];
+}
+
+// Reports why getopt_long refused argv[at] (the option text, "--name" or "--name=value").
+static void s_option_error(const char *command, const char *text, const struct option *longopts,
+                           int optopt_value) {
+    char prefix[64] = "";
+    if (command)
+        snprintf(prefix, sizeof prefix, "%s: ", command);
+    if (!text || strncmp(text, "--", 2) != 0) {
+        if (optopt_value > 0 && optopt_value < 128)
+            kmx_cli_error("%sunknown option '-%c'", prefix, optopt_value);
+        else
+            kmx_cli_error("%sunknown option '%s'", prefix, text ? text : "");
+        return;
+    }
+    const char *name = text + 2;
+    size_t len = strcspn(name, "=");
+    size_t best = 99;
+    const struct option *exact = NULL, *first = NULL; // named whole / first abbreviated
+    int differ = 0; // the abbreviation fits options of different meanings
+    const char *closest = NULL;
+    for (const struct option *o = longopts; o->name; o++) {
+        if (strncmp(o->name, name, len) == 0) {
+            if (strlen(o->name) == len)
+                exact = o;
+            if (!first)
+                first = o;
+            else if (o->val != first->val)
+                differ = 1;
+        }
+        size_t d = s_distance(name, len, o->name);
+        if (d < best)
+            best = d, closest = o->name;
+    }
+    const struct option *known = exact ? exact : first;
+    int ambiguous = !exact && differ;
+    if (known && !ambiguous) {
+        // A known option (or its unambiguous prefix): its value is missing or not wanted.
+        if (name[len] == '=')
+            kmx_cli_error("%soption '--%s' takes no value", prefix, known->name);
+        else
+            kmx_cli_error("%soption '--%s' needs a value", prefix, known->name);
+    } else if (known) {
+        kmx_cli_error("%soption '--%.*s' is ambiguous (a prefix of several options)", prefix,
+                      (int)len, name);
+    } else if (closest && best <= (len > 5 ? 2u : 1u)) {
+        kmx_cli_error("%sunknown option '--%.*s' (did you mean --%s?)", prefix, (int)len, name,
+                      closest);
+    } else {
+        kmx_cli_error("%sunknown option '--%.*s' (see kmx %s%s--help)", prefix, (int)len, name,
+                      command ? command : "", command ? " " : "");
+    }
+}
+
+static int s_getopt(const char *command, int argc, char **argv, const char *shortopts,
+                    const struct option *longopts) {
+    opterr = 0;
+    int opt = getopt_long(argc, argv, shortopts, longopts, NULL);
+    if (opt == '?' || opt == ':') {
+        int at = optind > 0 && optind <= argc ? optind - 1 : 0;
+        s_option_error(command, at > 0 ? argv[at] : NULL, longopts, optopt);
+        return '?';
+    }
+    return opt;
+}
+
+int kmx_cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts) {
+    return s_getopt(argv[0], argc, argv, shortopts, longopts);
 }
 
 int kmx_cli_common_option(kmx_cli_opts_t *opts, int opt, const char *arg)
@@ -103,6 +198,14 @@ int kmx_cli_common_option(kmx_cli_opts_t *opts, int opt, const char *arg)
     default:
         return 0;
     }
+}
+
+int kmx_cli_refuse_csv(const kmx_cli_opts_t *opts, const char *command, const char *hint) {
+    if (opts->format != KMX_FORMAT_CSV)
+        return -1;
+    kmx_cli_error("%s: --format csv is not an output of %s; it prints a table or json%s", command,
+                  command, hint ? hint : "");
+    return KMX_EXIT_INPUT;
 }
 
 void kmx_cli_getopt_reset(void)
@@ -192,19 +295,20 @@ static void s_install_signals(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
-static void s_defaults(kmx_cli_opts_t *opts)
-{
+// Returns 0, or -1 after naming an environment variable whose value is not usable.
+static int s_defaults(kmx_cli_opts_t *opts) {
     const char *env;
     opts->broker = (env = getenv("KMX_BROKER")) && *env ? env : "tcp://127.0.0.1:5555";
     opts->events = (env = getenv("KMX_EVENTS")) && *env ? env : "tcp://127.0.0.1:5557";
     opts->timeout_ms = 5000;
     opts->tries = 3;
-    if ((env = getenv("KMX_TIMEOUT")) && *env && s_parse_int("timeout", env, 1,
-                                                             &opts->timeout_ms) < 0)
-        opts->timeout_ms = 5000;
-    if ((env = getenv("KMX_RETRIES")) && *env && s_parse_int("retries", env, 1,
-                                                             &opts->tries) < 0)
-        opts->tries = 3;
+    if ((env = getenv("KMX_TIMEOUT")) && *env &&
+        s_parse_int("KMX_TIMEOUT", env, 1, &opts->timeout_ms) < 0)
+        return -1;
+    if ((env = getenv("KMX_RETRIES")) && *env &&
+        s_parse_int("KMX_RETRIES", env, 1, &opts->tries) < 0)
+        return -1;
+    return 0;
 }
 
 typedef struct {
@@ -227,7 +331,7 @@ static int s_parse_global(kmx_cli_opts_t *opts, int argc, char **argv)
                                              {"version", no_argument, NULL, 'V'},
                                              {NULL, 0, NULL, 0}};
     int opt;
-    while ((opt = getopt_long(argc, argv, "+hV", longopts, NULL)) != -1) {
+    while ((opt = s_getopt(NULL, argc, argv, "+hV", longopts)) != -1) {
         if (opt == 'V') {
             printf("kmx %s\n", KMX_VERSION);
             return KMX_EXIT_OK;
@@ -256,7 +360,10 @@ int main(int argc, char **argv)
         kmx_log_set_level("error");
     kmx_cli_opts_t opts;
     memset(&opts, 0, sizeof(opts));
-    s_defaults(&opts);
+    if (s_defaults(&opts) < 0) {
+        fputs("kmx: unset the variable or give it a valid value\n", stderr);
+        return KMX_EXIT_INPUT;
+    }
     int rc = s_parse_global(&opts, argc, argv);
     if (rc >= 0)
         return rc;

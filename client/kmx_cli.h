@@ -60,6 +60,15 @@ void kmx_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 // option, or -1 after printing an error for an invalid value.
 int kmx_cli_common_option(kmx_cli_opts_t *opts, int opt, const char *arg);
 
+// getopt_long without getopt's own messages: an unknown, ambiguous or misused option is
+// reported as "kmx: COMMAND: ..." (argv[0] is the subcommand name), with the closest known
+// option for a misspelt one ("did you mean --period?"), and '?' is returned.
+int kmx_cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts);
+
+// For commands whose output is a table or json only: returns -1 to continue, or prints
+// why --format csv is refused (plus hint) and returns KMX_EXIT_INPUT.
+int kmx_cli_refuse_csv(const kmx_cli_opts_t *opts, const char *command, const char *hint);
+
 // Resets getopt for a subcommand's argv (argv[0] is the subcommand name).
 void kmx_cli_getopt_reset(void);
 

@@ -29,7 +29,7 @@ static int s_admin_options(kmx_cli_opts_t *opts, int argc, char **argv, const ch
 {
     static const struct option longopts[] = {KMX_CLI_COMMON_OPTIONS, {NULL, 0, NULL, 0}};
     int opt;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    while ((opt = kmx_cli_getopt(argc, argv, "h", longopts)) != -1) {
         int rc = kmx_cli_common_option(opts, opt, optarg);
         if (rc == 0)
             fputs(usage, stderr);
@@ -111,6 +111,8 @@ int kmx_cli_ping(kmx_cli_opts_t *opts, int argc, char **argv)
 {
     const char *service = NULL;
     int rc = s_admin_options(opts, argc, argv, s_ping_usage, &service);
+    if (rc < 0)
+        rc = kmx_cli_refuse_csv(opts, "ping", NULL);
     if (rc >= 0)
         return rc;
     char named[64];
@@ -347,6 +349,8 @@ static const char s_keygen_usage[] =
 int kmx_cli_keygen(kmx_cli_opts_t *opts, int argc, char **argv)
 {
     int rc = s_admin_options(opts, argc, argv, s_keygen_usage, NULL);
+    if (rc < 0)
+        rc = kmx_cli_refuse_csv(opts, "keygen", NULL);
     if (rc >= 0)
         return rc;
     char pub[65], sec[65];

@@ -312,7 +312,7 @@ static int s_parse_args(kmx_cli_opts_t *opts, s_args_t *a, int argc, char **argv
                         const char *usage, bool kind_required)
 {
     int opt;
-    while ((opt = getopt_long(argc, argv, "h", s_filter_options, NULL)) != -1) {
+    while ((opt = kmx_cli_getopt(argc, argv, "h", s_filter_options)) != -1) {
         int rc = kmx_cli_common_option(opts, opt, optarg);
         if (rc == 0)
             rc = s_filter_option(a, opt, optarg);

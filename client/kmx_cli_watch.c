@@ -296,7 +296,7 @@ static int s_watch_options(s_watch_t *w, int argc, char **argv)
                                              {"count", required_argument, NULL, O_COUNT},
                                              {NULL, 0, NULL, 0}};
     int opt;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    while ((opt = kmx_cli_getopt(argc, argv, "h", longopts)) != -1) {
         int rc = kmx_cli_common_option(w->opts, opt, optarg);
         if (rc < 0)
             return KMX_EXIT_INPUT;

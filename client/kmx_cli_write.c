@@ -451,7 +451,7 @@ static int s_import_options(s_import_t *im, int argc, char **argv) {
                                              {NULL, 0, NULL, 0}};
     int opt;
     int input_set = 0;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    while ((opt = kmx_cli_getopt(argc, argv, "h", longopts)) != -1) {
         int rc = kmx_cli_common_option(im->opts, opt, optarg);
         if (rc < 0)
             return KMX_EXIT_INPUT;
@@ -467,6 +467,10 @@ static int s_import_options(s_import_t *im, int argc, char **argv) {
         fputs(s_import_usage, stdout);
         return KMX_EXIT_OK;
     }
+    int refused =
+        kmx_cli_refuse_csv(im->opts, "import", " (--input csv|jsonl names the file's format)");
+    if (refused >= 0)
+        return refused;
     if (optind + 1 != argc) {
         kmx_cli_error("import wants exactly one FILE");
         fputs(s_import_usage, stderr);
@@ -488,9 +492,10 @@ static void s_print_summary(const s_import_t *im, double seconds, bool nothing_s
     if (im->opts->format == KMX_FORMAT_JSON) {
         printf("{\"rows\":%zu,\"stored\":%zu,\"unchanged\":%zu,\"rejected\":%zu,"
                "\"duplicates\":%zu,\"last_seq\":%" PRIu64 ",\"seconds\":%.3f,"
-               "\"atomic_refused\":%s,\"rejected_rows\":[",
+               "\"atomic_refused\":%s,\"dry_run\":%s,\"rejected_rows\":[",
                im->rows, im->stored, im->unchanged, im->rejected, im->duplicates, im->last_seq,
-               seconds, nothing_stored ? "true" : "false");
+               seconds, nothing_stored && im->atomic && im->rejected > 0 ? "true" : "false",
+               im->dry_run ? "true" : "false");
         for (size_t i = 0; i < im->nrejects; i++) {
             printf("%s{\"row\":%u,\"field\":", i ? "," : "", im->rejects[i].row);
             kmx_format_json_string(stdout, im->rejects[i].field);
@@ -651,7 +656,7 @@ static int s_put_options(kmx_cli_opts_t *opts, int argc, char **argv, const char
         {"series", required_argument, NULL, O_SERIES},
         {NULL, 0, NULL, 0}};
     int opt;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    while ((opt = kmx_cli_getopt(argc, argv, "h", longopts)) != -1) {
         int rc = kmx_cli_common_option(opts, opt, optarg);
         if (rc < 0)
             return KMX_EXIT_INPUT;
@@ -676,7 +681,7 @@ static int s_put_options(kmx_cli_opts_t *opts, int argc, char **argv, const char
         kmx_cli_error("this command takes no positional arguments (\"%s\")", argv[optind]);
         return KMX_EXIT_INPUT;
     }
-    return -1;
+    return kmx_cli_refuse_csv(opts, argv[0], NULL);
 }
 
 // Builds the record from the given flags. Returns -1 with *out set, else an exit code.

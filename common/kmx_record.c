@@ -199,6 +199,76 @@ static int s_check_enums(const Kmx__V1__Record *rec, kmx_record_problem_t *pr)
     return 0;
 }
 
+// Parses one text form for the named field into *out, or says why not.
+static int s_period_text(const char *field, const char *text, kmx_period_t *out, char *why,
+                         size_t size) {
+    if (kmx_period_parse(text, out) == 0)
+        return 0;
+    snprintf(why, size,
+             "%s '%.40s' is not a period (e.g. 2023, 2025-H1, 2024-Q3, 2024-03, "
+             "2023-01/2023-04)",
+             field, text);
+    return KMX_ERR_INVAL;
+}
+
+int kmx_record_period_text(const Kmx__V1__Period *p, int open, kmx_period_t *out, char *why,
+                           size_t size) {
+    if (!p || (!p->text && !p->start_text && !p->end_text))
+        return 0;
+    if (p->has_start || p->has_end) {
+        snprintf(why, size, "a period gives either start/end or its text forms, not both");
+        return KMX_ERR_INVAL;
+    }
+    kmx_period_t q;
+    if (p->text) {
+        if (p->start_text || p->end_text) {
+            snprintf(why, size, "a period gives text or start_text/end_text, not both");
+            return KMX_ERR_INVAL;
+        }
+        return s_period_text("period", p->text, out, why, size) == 0 ? 1 : KMX_ERR_INVAL;
+    }
+    if (!open && (!p->start_text || !p->end_text)) {
+        snprintf(why, size, "a record's period needs both start_text and end_text (or text)");
+        return KMX_ERR_INVAL;
+    }
+    *out = (kmx_period_t){KMX_YEAR_MIN * 100 + 1, KMX_YEAR_MAX * 100 + 12};
+    if (p->start_text) {
+        if (s_period_text("start_text", p->start_text, &q, why, size) != 0)
+            return KMX_ERR_INVAL;
+        out->start = q.start;
+    }
+    if (p->end_text) {
+        if (s_period_text("end_text", p->end_text, &q, why, size) != 0)
+            return KMX_ERR_INVAL;
+        out->end = q.end;
+    }
+    if (out->end < out->start) {
+        snprintf(why, size, "end_text '%.40s' comes before start_text '%.40s'", p->end_text,
+                 p->start_text);
+        return KMX_ERR_INVAL;
+    }
+    return 1;
+}
+
+// Replaces a record's period text forms by the numbers they name.
+static int s_period_resolve(Kmx__V1__Period *p, kmx_record_problem_t *pr) {
+    kmx_period_t q;
+    char why[sizeof pr->reason];
+    int rc = kmx_record_period_text(p, 0, &q, why, sizeof why);
+    if (rc < 0)
+        return s_fail(pr, "period", "%s", why);
+    if (rc == 0)
+        return 0;
+    free(p->text);
+    free(p->start_text);
+    free(p->end_text);
+    p->text = p->start_text = p->end_text = NULL;
+    p->has_start = p->has_end = 1;
+    p->start = q.start;
+    p->end = q.end;
+    return 0;
+}
+
 int kmx_record_normalize(Kmx__V1__Record *rec, kmx_record_problem_t *pr)
 {
     int rc;
@@ -206,6 +276,8 @@ int kmx_record_normalize(Kmx__V1__Record *rec, kmx_record_problem_t *pr)
         return s_fail(pr, "record", "record is missing");
     if (rec->kind != KMX__V1__KIND__EXPORT && rec->kind != KMX__V1__KIND__CONSUMPTION)
         return s_fail(pr, "kind", "kind must be export or consumption");
+    if ((rc = s_period_resolve(rec->period, pr)) != 0)
+        return rc;
     kmx_period_t p = {0, 0};
     if (rec->period)
         p = (kmx_period_t){rec->period->start, rec->period->end};

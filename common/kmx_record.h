@@ -5,6 +5,7 @@
 #define KMX_RECORD_H
 
 #include "kmx.pb-c.h"
+#include "kmx_period.h"
 
 #include <stddef.h>
 
@@ -36,6 +37,17 @@ int kmx_record_normalize(Kmx__V1__Record *rec, kmx_record_problem_t *problem);
 // difference, growth ("company_operating_profit", "FLO app users YoY change"). Ranks,
 // indexes, durations and per-capita figures never are. category and item may be NULL.
 int kmx_record_may_be_negative(const char *unit, const char *category, const char *item);
+
+// The month range a wire period names (proto/kmx.proto, Period): its numbers, or its text
+// forms read with kmx_period_parse, the parser of the CLI, so every client accepts the same
+// text. `text` is the whole period; `start_text` / `end_text` give the first month of one
+// period and the last month of another. With open set (filters) either end given alone
+// leaves the other open (KMX_YEAR_MIN-01 / KMX_YEAR_MAX-12, like `kmx query --from`);
+// otherwise (records, keys) both ends are needed. Returns 1 with *out set when a text form
+// was given, 0 when p has none (the numbers apply, unchecked), or KMX_ERR_INVAL with a
+// sentence naming the bad text in why.
+int kmx_record_period_text(const Kmx__V1__Period *p, int open, kmx_period_t *out, char *why,
+                           size_t size);
 
 // Writes the notification topic "<kind>.<market>.<period>.<category>" of a valid record
 // ("export.JP.2025-H1.physical_album_customs"). Returns 0 or KMX_ERR_OVERFLOW.

@@ -222,6 +222,63 @@ static void test_record_same_content(void **state)
     kmx__v1__record__free_unpacked(b, NULL);
 }
 
+// A record's period given as text is read with kmx_period_parse and kept as numbers only.
+static void test_record_period_text(void **state) {
+    (void)state;
+    Kmx__V1__Record *r = s_record();
+    r->period->has_start = r->period->has_end = 0;
+    r->period->text = strdup("H1 2025");
+    kmx_record_problem_t pr = {0};
+    assert_int_equal(kmx_record_normalize(r, &pr), 0);
+    assert_int_equal(r->period->start, 202501);
+    assert_int_equal(r->period->end, 202506);
+    assert_null(r->period->text);
+    kmx__v1__record__free_unpacked(r, NULL);
+
+    r = s_record();
+    r->period->has_start = r->period->has_end = 0;
+    r->period->start_text = strdup("2023-Q2");
+    r->period->end_text = strdup("2024");
+    assert_int_equal(kmx_record_normalize(r, &pr), 0);
+    assert_int_equal(r->period->start, 202304);
+    assert_int_equal(r->period->end, 202412);
+    kmx__v1__record__free_unpacked(r, NULL);
+
+    r = s_record();
+    r->period->has_start = r->period->has_end = 0;
+    r->period->text = strdup("2025-H3");
+    assert_int_equal(kmx_record_normalize(r, &pr), KMX_ERR_INVAL);
+    assert_string_equal(pr.field, "period");
+    assert_non_null(strstr(pr.reason, "'2025-H3' is not a period"));
+    kmx__v1__record__free_unpacked(r, NULL);
+
+    r = s_record(); // numbers and text at once
+    r->period->text = strdup("2025");
+    assert_int_equal(kmx_record_normalize(r, &pr), KMX_ERR_INVAL);
+    assert_string_equal(pr.field, "period");
+    kmx__v1__record__free_unpacked(r, NULL);
+
+    r = s_record(); // a record needs both ends
+    r->period->has_start = r->period->has_end = 0;
+    r->period->start_text = strdup("2023");
+    assert_int_equal(kmx_record_normalize(r, &pr), KMX_ERR_INVAL);
+    kmx__v1__record__free_unpacked(r, NULL);
+
+    // In a filter one end alone leaves the other open; an inverted pair is refused.
+    Kmx__V1__Period p = KMX__V1__PERIOD__INIT;
+    kmx_period_t out;
+    char why[200];
+    p.start_text = "2024-03";
+    assert_int_equal(kmx_record_period_text(&p, 1, &out, why, sizeof why), 1);
+    assert_int_equal(out.start, 202403);
+    assert_int_equal(out.end, KMX_YEAR_MAX * 100 + 12);
+    p.end_text = "2023";
+    assert_int_equal(kmx_record_period_text(&p, 1, &out, why, sizeof why), KMX_ERR_INVAL);
+    assert_non_null(strstr(why, "comes before"));
+    p.start_text = p.end_text = NULL;
+    assert_int_equal(kmx_record_period_text(&p, 1, &out, why, sizeof why), 0);
+}
+
 static void test_kind_parse(void **state)
 {
     (void)state;
@@ -244,6 +301,7 @@ int main(void)
         cmocka_unit_test(test_record_negative_amounts_by_unit_and_words),
         cmocka_unit_test(test_record_same_content),
         cmocka_unit_test(test_kind_parse),
+        cmocka_unit_test(test_record_period_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

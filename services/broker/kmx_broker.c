@@ -42,6 +42,7 @@ struct s_stat {
     char service[S_ID_MAX + 1]; // service it served
     char worker[S_ID_TEXT_MAX]; // its routing id as text
     uint64_t requests;          // replies it returned
+    uint64_t errors;            // of those, Error responses
     int alive;                  // still registered
 };
 
@@ -545,6 +546,8 @@ static int s_pack_stats(kmx_broker_t *self, const char *request_id, uint8_t **ou
             ws[i].worker = st->worker;
             ws[i].has_requests = 1;
             ws[i].requests = st->requests;
+            ws[i].has_errors = 1;
+            ws[i].errors = st->errors;
             ws[i].has_alive = 1;
             ws[i].alive = st->alive != 0;
             wp[i] = &ws[i];
@@ -696,6 +699,52 @@ static void s_on_ready(kmx_broker_t *self, s_worker_t *w, zmq_msg_t *frames, int
     s_worker_new(self, svc, id, id_len);
 }
 
+// Reads one protobuf varint at p[*i..n). Returns 0, or -1 when it is cut off.
+static int s_varint(const uint8_t *p, size_t n, size_t *i, uint64_t *out) {
+    *out = 0;
+    for (int shift = 0; *i < n && shift < 64; shift += 7) {
+        uint8_t b = p[(*i)++];
+        *out |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return 0;
+    }
+    return -1;
+}
+
+// Returns nonzero when a reply body is a kmx.v1.Response carrying an Error (field 2). Only
+// the top-level tags are walked, so the broker counts each worker's error replies (the
+// worker's own `errors` counter) without decoding answers.
+static int s_body_is_error(const uint8_t *p, size_t n) {
+    size_t i = 0;
+    uint64_t key, len;
+    while (i < n) {
+        if (s_varint(p, n, &i, &key) != 0)
+            return 0;
+        if (key == ((2u << 3) | 2u))
+            return 1;
+        switch (key & 7u) {
+        case 0:
+            if (s_varint(p, n, &i, &len) != 0)
+                return 0;
+            break;
+        case 1:
+            i += 8;
+            break;
+        case 2:
+            if (s_varint(p, n, &i, &len) != 0 || len > n - i)
+                return 0;
+            i += (size_t)len;
+            break;
+        case 5:
+            i += 4;
+            break;
+        default:
+            return 0;
+        }
+    }
+    return 0;
+}
+
 // [worker][empty][MDPW01][REPLY][client][empty][body]
 static void s_on_reply(kmx_broker_t *self, s_worker_t *w, zmq_msg_t *frames, int count) {
     const uint8_t *id = zmq_msg_data(&frames[0]);
@@ -705,6 +754,8 @@ static void s_on_reply(kmx_broker_t *self, s_worker_t *w, zmq_msg_t *frames, int
         s_worker_reject(self, id, id_len, w ? "bad REPLY" : "REPLY before READY");
         return;
     }
+    if (s_body_is_error(zmq_msg_data(&frames[6]), zmq_msg_size(&frames[6])))
+        w->stat->errors++;
     s_part_t parts[] = {{zmq_msg_data(&frames[4]), zmq_msg_size(&frames[4])},
                         {"", 0},
                         {KMX_MDPC, strlen(KMX_MDPC)},

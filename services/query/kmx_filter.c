@@ -6,6 +6,7 @@
 #include "kmx_market.h"
 #include "kmx_match.h"
 #include "kmx_period.h"
+#include "kmx_record.h"
 #include "kmx_value.h"
 
 #include <stdint.h>
@@ -124,10 +125,17 @@ static int s_copy_lists(const Kmx__V1__Filter *in, Kmx__V1__Filter *w, char *why
 }
 
 // A period names one end or both; one end alone means that single month or span start.
+// Text forms (Period.text, start_text, end_text) are read as the CLI reads --period,
+// --from and --to.
 static int s_check_period(kmx_filter_t *self, const Kmx__V1__Period *p, char *why, size_t sz) {
-    if (!p || (!p->has_start && !p->has_end))
+    kmx_period_t range;
+    int text = kmx_record_period_text(p, 1, &range, why, sz);
+    if (text < 0)
+        return KMX_ERR_INVAL;
+    if (!text && (!p || (!p->has_start && !p->has_end)))
         return 0;
-    kmx_period_t range = {p->has_start ? p->start : p->end, p->has_end ? p->end : p->start};
+    if (!text)
+        range = (kmx_period_t){p->has_start ? p->start : p->end, p->has_end ? p->end : p->start};
     if (range.start > range.end) {
         snprintf(why, sz, "filter period is inverted: %u comes after %u", range.start, range.end);
         return KMX_ERR_INVAL;

@@ -11,6 +11,7 @@
 #include "kmx_market.h"
 #include "kmx_msg.h"
 #include "kmx_period.h"
+#include "kmx_record.h"
 #include "kmx_shape.h"
 
 #include <stdio.h>
@@ -133,12 +134,18 @@ static int s_on_stats(void *ctx, const Kmx__V1__Request *req, uint8_t **out, siz
 
 // Checks a get key and writes its canonical market to market. Returns 0 or KMX_ERR_INVAL
 // with why filled.
-static int s_check_key(const Kmx__V1__Record *key, char *market, char *why, size_t sz) {
+static int s_check_key(const Kmx__V1__Record *key, char *market, Kmx__V1__Period *period, char *why,
+                       size_t sz) {
     if (key->kind != KMX__V1__KIND__EXPORT && key->kind != KMX__V1__KIND__CONSUMPTION) {
         snprintf(why, sz, "get key needs kind export or consumption");
         return KMX_ERR_INVAL;
     }
     kmx_period_t p = {key->period ? key->period->start : 0, key->period ? key->period->end : 0};
+    if (kmx_record_period_text(key->period, 0, &p, why, sz) < 0)
+        return KMX_ERR_INVAL;
+    period->has_start = period->has_end = 1;
+    period->start = p.start;
+    period->end = p.end;
     if (!key->period || !kmx_period_is_valid(&p)) {
         snprintf(why, sz, "get key needs a valid period");
         return KMX_ERR_INVAL;
@@ -165,10 +172,12 @@ static int s_on_get(void *ctx, const Kmx__V1__Request *req, uint8_t **out, size_
         return s_error(self, req, KMX_ERR_INVAL, "get needs a key", out, len);
     char market[KMX_MARKET_MAX];
     char why[S_WHY_MAX];
-    if (s_check_key(key, market, why, sizeof why) != 0)
+    Kmx__V1__Period period = KMX__V1__PERIOD__INIT;
+    if (s_check_key(key, market, &period, why, sizeof why) != 0)
         return s_error(self, req, KMX_ERR_INVAL, why, out, len);
-    Kmx__V1__Record lookup = *key; // shallow: only the market is replaced
+    Kmx__V1__Record lookup = *key; // shallow: only the market and period are replaced
     lookup.market = market;
+    lookup.period = &period;
     Kmx__V1__GetRequest get = KMX__V1__GET_REQUEST__INIT;
     get.key = &lookup;
     Kmx__V1__Request fwd = KMX__V1__REQUEST__INIT;

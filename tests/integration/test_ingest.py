@@ -150,7 +150,9 @@ class Ingest(unittest.TestCase):
         self.assertIn("unit", r.stderr)
         summary = self.c.kmx_json("import", path, "--dry-run", "--default", "unit=USD million",
                                   "--default", "source=KCS")
-        self.assertTrue(summary["atomic_refused"])
+        # A dry run stores nothing by itself; no --atomic means no atomic refusal.
+        self.assertTrue(summary["dry_run"], summary)
+        self.assertFalse(summary["atomic_refused"], summary)
         self.assertEqual(self.c.kmx_lines("list"), [])
         summary = self.c.kmx_json("import", path, "--default", "unit=USD million",
                                   "--default", "source=KCS")
