@@ -33,7 +33,8 @@ RUN set -eux; \
     else \
         apt-get update; \
         apt-get install -y --no-install-recommends build-essential cmake pkg-config \
-            libzmq3-dev libprotobuf-c-dev protobuf-c-compiler liblmdb-dev; \
+            libzmq3-dev libprotobuf-c-dev protobuf-c-compiler liblmdb-dev \
+            libjansson-dev libmicrohttpd-dev; \
         rm -rf /var/lib/apt/lists/*; \
     fi; \
     rm -rf /tmp/debs
@@ -61,7 +62,8 @@ RUN set -eux; \
         apt-get install -y --no-install-recommends /tmp/debs/*.deb; \
     else \
         apt-get update; \
-        apt-get install -y --no-install-recommends libzmq5 libprotobuf-c1 liblmdb0; \
+        apt-get install -y --no-install-recommends libzmq5 libprotobuf-c1 liblmdb0 \
+            libjansson4 libmicrohttpd12; \
         rm -rf /var/lib/apt/lists/*; \
     fi; \
     rm -rf /tmp/debs; \

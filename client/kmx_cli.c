@@ -53,15 +53,7 @@ void kmx_cli_error(const char *fmt, ...)
 
 int kmx_cli_parse_u64(const char *text, unsigned long long max, unsigned long long *out)
 {
-    if (!text || *text < '0' || *text > '9')
-        return KMX_ERR_INVAL;
-    errno = 0;
-    char *end = NULL;
-    unsigned long long v = strtoull(text, &end, 10);
-    if (errno != 0 || *end != '\0' || v > max)
-        return KMX_ERR_INVAL;
-    *out = v;
-    return 0;
+    return kmx_qargs_parse_u64(text, max, out);
 }
 
 // name is a flag ("timeout": reported as --timeout) or an environment variable
@@ -235,47 +227,17 @@ int kmx_cli_call_failed(kmx_client_t *client, int rc)
 
 int kmx_cli_list_push(kmx_cli_list_t *list, const char *text)
 {
-    char **grown = realloc(list->items, (list->n + 1) * sizeof(*grown));
-    if (!grown)
-        return KMX_ERR_NOMEM;
-    list->items = grown;
-    list->items[list->n] = strdup(text);
-    if (!list->items[list->n])
-        return KMX_ERR_NOMEM;
-    list->n++;
-    return 0;
+    return kmx_qargs_list_push(list, text);
 }
 
 int kmx_cli_list_add(kmx_cli_list_t *list, const char *text)
 {
-    const char *p = text;
-    for (;;) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        while (len > 0 && (*p == ' ' || *p == '\t'))
-            p++, len--;
-        while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
-            len--;
-        if (len > 0) {
-            char *item = strndup(p, len);
-            int rc = item ? kmx_cli_list_push(list, item) : KMX_ERR_NOMEM;
-            free(item);
-            if (rc < 0)
-                return rc;
-        }
-        if (!comma)
-            return 0;
-        p = comma + 1;
-    }
+    return kmx_qargs_list_add(list, text);
 }
 
 void kmx_cli_list_free(kmx_cli_list_t *list)
 {
-    for (size_t i = 0; i < list->n; i++)
-        free(list->items[i]);
-    free(list->items);
-    list->items = NULL;
-    list->n = 0;
+    kmx_qargs_list_free(list);
 }
 
 static void s_on_signal(int sig)

@@ -5,6 +5,7 @@
 
 #include "kmx_client.h"
 #include "kmx_format.h"
+#include "kmx_qargs.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -48,10 +49,7 @@ typedef struct {
 extern volatile sig_atomic_t kmx_cli_stop;
 
 // A growing list of strings from repeatable or comma-separated options.
-typedef struct {
-    char **items; // malloc'd strings
-    size_t n;     // number of items
-} kmx_cli_list_t;
+typedef kmx_qargs_list_t kmx_cli_list_t;
 
 // Prints "kmx: <message>" on stderr.
 void kmx_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -6,8 +6,9 @@
 #include "kmx_cli.h"
 
 #include "kmx_err.h"
-#include "kmx_mem.h"
 #include "kmx_import.h"
+#include "kmx_json.h"
+#include "kmx_mem.h"
 #include "kmx_period.h"
 #include "kmx_record.h"
 
@@ -30,11 +31,7 @@
 #define S_DEFAULTS_MAX 32
 #define S_REJECTS_KEPT 100000 // rejections listed in full; the rest are only counted
 
-typedef struct {
-    uint32_t row;                       // line the row started on
-    char field[KMX_IMPORT_COLUMN_MAX];  // column or record field at fault
-    char reason[KMX_IMPORT_REASON_MAX]; // why it was refused
-} s_reject_t;
+typedef kmx_json_reject_t s_reject_t;
 
 // One piece of the file: whole rows, with the file line of its first line.
 typedef struct s_chunk {
@@ -490,20 +487,15 @@ static int s_cmp_reject(const void *a, const void *b) {
 static void s_print_summary(const s_import_t *im, double seconds, bool nothing_stored) {
     double rate = seconds > 0 ? (double)im->rows / seconds : 0;
     if (im->opts->format == KMX_FORMAT_JSON) {
-        printf("{\"rows\":%zu,\"stored\":%zu,\"unchanged\":%zu,\"rejected\":%zu,"
-               "\"duplicates\":%zu,\"last_seq\":%" PRIu64 ",\"seconds\":%.3f,"
-               "\"atomic_refused\":%s,\"dry_run\":%s,\"rejected_rows\":[",
-               im->rows, im->stored, im->unchanged, im->rejected, im->duplicates, im->last_seq,
-               seconds, nothing_stored && im->atomic && im->rejected > 0 ? "true" : "false",
-               im->dry_run ? "true" : "false");
-        for (size_t i = 0; i < im->nrejects; i++) {
-            printf("%s{\"row\":%u,\"field\":", i ? "," : "", im->rejects[i].row);
-            kmx_format_json_string(stdout, im->rejects[i].field);
-            fputs(",\"reason\":", stdout);
-            kmx_format_json_string(stdout, im->rejects[i].reason);
-            fputc('}', stdout);
-        }
-        fputs("]}\n", stdout);
+        bool refused = nothing_stored && im->atomic && im->rejected > 0;
+        kmx_json_import_t sum = {im->rows,       im->stored,   im->unchanged, im->rejected,
+                                 im->duplicates, im->last_seq, seconds,       refused,
+                                 im->dry_run,    im->rejects,  im->nrejects};
+        json_t *doc = kmx_json_import(&sum);
+        if (!doc || kmx_json_dumpf(doc, stdout) < 0)
+            kmx_cli_error("out of memory");
+        json_decref(doc);
+        fputc('\n', stdout);
         return;
     }
     for (size_t i = 0; i < im->nrejects; i++) {

@@ -4,6 +4,7 @@
 
 #include "kmx_err.h"
 #include "kmx_import.h"
+#include "kmx_json.h"
 #include "kmx_period.h"
 #include "kmx_record.h"
 #include "kmx_value.h"
@@ -339,25 +340,8 @@ void kmx_format_record_init(kmx_format_record_t *out, const Kmx__V1__Record *rec
 
 void kmx_format_record_json(FILE *out, const kmx_format_record_t *rec)
 {
-    fputc('{', out);
-    for (size_t i = 0; i < KMX_FORMAT_RECORD_NCOLS; i++) {
-        if (i > 0)
-            fputc(',', out);
-        fprintf(out, "\"%s\":", kmx_format_record_columns[i]);
-        bool number = i == S_SEQ || i == S_UPDATED;
-        if (number && rec->cells[i])
-            fputs(rec->cells[i], out);
-        else
-            kmx_format_json_string(out, rec->cells[i]);
-    }
-    fputc('}', out);
-}
-
-void kmx_format_amount_json(FILE *out, const Kmx__V1__Value *value)
-{
-    char buf[48];
-    if (value && value->has_amount && kmx_decimal_format(value->amount, buf, sizeof(buf)) == 0)
-        kmx_format_json_string(out, buf);
-    else
-        fputs("null", out);
+    json_t *doc = kmx_json_record(rec);
+    if (!doc || kmx_json_dumpf(doc, out) < 0)
+        fputs("null", out); // out of memory: still one JSON value per line
+    json_decref(doc);
 }

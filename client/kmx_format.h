@@ -67,11 +67,9 @@ typedef struct {
 void kmx_format_record_init(kmx_format_record_t *out, const Kmx__V1__Record *rec,
                             uint64_t seq, uint64_t updated_ms);
 
-// Writes the record as one JSON object (no newline): strings, exact decimal strings for
-// the value, numbers for seq and updated_ms, null for absent fields.
+// Writes the record as one JSON object (no newline; kmx_json_record's shape): strings,
+// exact decimal strings for the value, numbers for seq and updated_ms, null for absent
+// fields.
 void kmx_format_record_json(FILE *out, const kmx_format_record_t *rec);
-
-// Writes a Value as JSON: an exact decimal string, or null.
-void kmx_format_amount_json(FILE *out, const Kmx__V1__Value *value);
 
 #endif

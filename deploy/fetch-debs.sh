@@ -23,5 +23,5 @@ fetch() { # folder, then packages
 
 # The same lists as the Dockerfile's network build (tests are not built in the image).
 fetch build build-essential cmake pkg-config libzmq3-dev libprotobuf-c-dev \
-  protobuf-c-compiler liblmdb-dev
-fetch runtime libzmq5 libprotobuf-c1 liblmdb0
+  protobuf-c-compiler liblmdb-dev libjansson-dev libmicrohttpd-dev
+fetch runtime libzmq5 libprotobuf-c1 liblmdb0 libjansson4 libmicrohttpd12

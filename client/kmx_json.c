@@ -1,0 +1,190 @@
+/*  kmx_json - kmx's JSON documents through jansson. jansson leaves DEL (0x7f) unescaped;
+    kmx escapes it like the other control characters, and since a 0x7f byte can only occur
+    inside a string (never in JSON syntax, never inside a UTF-8 sequence), replacing the
+    byte after dumping is exact.  */
+#include "kmx_json.h"
+
+#include "kmx_value.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+// Replaces every byte of s that starts no valid UTF-8 sequence with U+FFFD.
+static char *s_utf8_repair(const char *s) {
+    size_t n = strlen(s);
+    char *out = malloc(3 * n + 1);
+    size_t o = 0;
+    for (size_t i = 0; out && i < n;) {
+        size_t len = 1;
+        unsigned char c = (unsigned char)s[i];
+        len = c < 0x80             ? 1
+              : (c & 0xE0) == 0xC0 ? 2
+              : (c & 0xF0) == 0xE0 ? 3
+              : (c & 0xF8) == 0xF0 ? 4
+                                   : 0;
+        bool ok = len > 0 && i + len <= n;
+        for (size_t k = 1; ok && k < len; k++)
+            ok = ((unsigned char)s[i + k] & 0xC0) == 0x80;
+        if (ok && len > 1) {
+            char one[5] = {0};
+            memcpy(one, s + i, len);
+            json_t *probe = json_string(one); // rejects overlong forms and surrogates
+            ok = probe != NULL;
+            json_decref(probe);
+        }
+        if (ok) {
+            memcpy(out + o, s + i, len);
+            o += len, i += len;
+        } else {
+            memcpy(out + o, "\xEF\xBF\xBD", 3);
+            o += 3, i++;
+        }
+    }
+    if (out)
+        out[o] = '\0';
+    return out;
+}
+
+json_t *kmx_json_string(const char *s) {
+    if (!s)
+        return json_null();
+    json_t *v = json_string(s);
+    if (v)
+        return v;
+    char *fixed = s_utf8_repair(s);
+    v = fixed ? json_string(fixed) : NULL;
+    free(fixed);
+    return v;
+}
+
+json_t *kmx_json_amount(const Kmx__V1__Value *value) {
+    char buf[48];
+    if (value && value->has_amount && kmx_decimal_format(value->amount, buf, sizeof(buf)) == 0)
+        return json_string(buf);
+    return json_null();
+}
+
+json_t *kmx_json_record(const kmx_format_record_t *rec) {
+    json_t *obj = json_object();
+    for (size_t i = 0; obj && i < KMX_FORMAT_RECORD_NCOLS; i++) {
+        const char *name = kmx_format_record_columns[i];
+        bool number = strcmp(name, "seq") == 0 || strcmp(name, "updated_ms") == 0;
+        json_t *v = number && rec->cells[i]
+                        ? json_integer((json_int_t)strtoll(rec->cells[i], NULL, 10))
+                        : kmx_json_string(rec->cells[i]);
+        if (json_object_set_new(obj, name, v) < 0) {
+            json_decref(obj);
+            return NULL;
+        }
+    }
+    return obj;
+}
+
+const char *kmx_json_event_type(Kmx__V1__EventType type) {
+    switch (type) {
+    case KMX__V1__EVENT_TYPE__UPSERT:
+        return "upsert";
+    case KMX__V1__EVENT_TYPE__DELETE:
+        return "delete";
+    case KMX__V1__EVENT_TYPE__HEARTBEAT:
+        return "heartbeat";
+    default:
+        return "unknown";
+    }
+}
+
+json_t *kmx_json_event(const Kmx__V1__UpdateEvent *ev) {
+    json_t *record = json_null();
+    if (ev->record) {
+        kmx_format_record_t fr;
+        kmx_format_record_init(&fr, ev->record, ev->seq, 0);
+        record = kmx_json_record(&fr);
+    }
+    json_t *obj = json_object();
+    int rc = obj && record ? 0 : -1;
+    if (rc == 0)
+        rc = json_object_set_new(obj, "seq", json_integer((json_int_t)ev->seq));
+    if (rc == 0)
+        rc = json_object_set_new(obj, "type", json_string(kmx_json_event_type(ev->type)));
+    if (rc == 0)
+        rc = json_object_set_new(obj, "topic", kmx_json_string(ev->topic ? ev->topic : ""));
+    if (rc == 0) {
+        rc = json_object_set_new(obj, "record", record);
+        record = NULL;
+    }
+    if (rc == 0)
+        rc = json_object_set_new(obj, "previous", kmx_json_amount(ev->previous));
+    if (rc == 0)
+        rc = json_object_set_new(obj, "committed_ms", json_integer((json_int_t)ev->committed_ms));
+    json_decref(record);
+    if (rc < 0) {
+        json_decref(obj);
+        return NULL;
+    }
+    return obj;
+}
+
+static json_t *s_rejects(const kmx_json_import_t *s) {
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < s->nrejects; i++) {
+        const kmx_json_reject_t *r = &s->rejects[i];
+        json_t *o = json_pack("{s:I,s:o,s:o}", "row", (json_int_t)r->row, "field",
+                              kmx_json_string(r->field), "reason", kmx_json_string(r->reason));
+        if (json_array_append_new(arr, o) < 0) {
+            json_decref(arr);
+            return NULL;
+        }
+    }
+    return arr;
+}
+
+json_t *kmx_json_import(const kmx_json_import_t *s) {
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:b,s:b,s:o}", "rows", (json_int_t)s->rows,
+                     "stored", (json_int_t)s->stored, "unchanged", (json_int_t)s->unchanged,
+                     "rejected", (json_int_t)s->rejected, "duplicates", (json_int_t)s->duplicates,
+                     "last_seq", (json_int_t)s->last_seq, "seconds",
+                     (double)(long long)(s->seconds * 1000 + 0.5) / 1000.0, "atomic_refused",
+                     (int)s->atomic_refused, "dry_run", (int)s->dry_run, "rejected_rows",
+                     s_rejects(s));
+}
+
+#define S_DUMP_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY | JSON_REAL_PRECISION(6))
+
+char *kmx_json_dumps(const json_t *doc, size_t *len) {
+    char *text = doc ? json_dumps(doc, S_DUMP_FLAGS) : NULL;
+    if (!text)
+        return NULL;
+    size_t n = strlen(text), dels = 0;
+    for (size_t i = 0; i < n; i++)
+        dels += text[i] == 0x7f;
+    if (dels > 0) {
+        char *out = malloc(n + 5 * dels + 1);
+        size_t o = 0;
+        for (size_t i = 0; out && i < n; i++) {
+            if (text[i] == 0x7f) {
+                memcpy(out + o, "\\u007f", 6);
+                o += 6;
+            } else {
+                out[o++] = text[i];
+            }
+        }
+        if (out)
+            out[o] = '\0';
+        free(text);
+        text = out;
+        n = o;
+    }
+    if (text && len)
+        *len = n;
+    return text;
+}
+
+int kmx_json_dumpf(const json_t *doc, FILE *out) {
+    size_t n = 0;
+    char *text = kmx_json_dumps(doc, &n);
+    if (!text)
+        return -1;
+    int rc = fwrite(text, 1, n, out) == n ? 0 : -1;
+    free(text);
+    return rc;
+}
