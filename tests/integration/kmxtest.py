@@ -234,12 +234,16 @@ class Cluster:
         end = time.time() + deadline
         want = {"kmx.ingest": self.n_ingest, "kmx.query": self.n_query}
         seen = None
+        # Ping only what this cluster runs: a service without workers never answers.
+        pings = [["ping"]] if all(want.values()) else \
+            [["ping", s] for s in ("kmx.broker",) + tuple(s for s, n in want.items() if n)]
         while time.time() < end:
-            r = self.kmx("ping", check=False, timeout=10)
-            if r.returncode == 0:
+            if all(self.kmx(*p, check=False, timeout=10).returncode == 0 for p in pings):
                 r = self.kmx("stats", "--format", "json", check=False, timeout=10)
                 try:
-                    workers = json.loads(r.stdout).get("workers", []) if r.returncode == 0 else []
+                    # A service without workers fails stats (exit 2); the broker's part
+                    # is printed all the same.
+                    workers = json.loads(r.stdout).get("workers", []) if r.stdout else []
                 except ValueError:
                     workers = []
                 seen = {}
@@ -457,6 +461,73 @@ def parse_table(text):
             continue
         rows.append({n: line[a:b].strip() for n, (a, b) in zip(names, cols)})
     return rows
+
+
+def encode_error_response(code, message, request_id=b""):
+    """A packed kmx.v1.Response carrying Error{code, message}."""
+    err = _field(1, 0, code) + _field(2, 2, message.encode())
+    return (_field(1, 2, request_id) if request_id else b"") + _field(2, 2, err)
+
+
+def request_id_of(body):
+    """The request_id (field 1) of a packed kmx.v1.Request, b"" when absent or garbled."""
+    try:
+        for number, value in _fields(body):
+            if number == 1 and isinstance(value, bytes):
+                return value
+    except (ValueError, IndexError):
+        pass
+    return b""
+
+
+class FakeWorker:
+    """A 7/MDP worker in this process (pyzmq, a thread) registered for service: a real
+    protocol peer that answers each request with reply(body) -> bytes, or never answers
+    when reply returns None. It heartbeats, so the broker keeps it. stop() disconnects."""
+
+    def __init__(self, endpoint, service, reply):
+        import threading
+        import zmq
+        self.endpoint, self.service, self.reply = endpoint, service.encode(), reply
+        self.requests = 0
+        self.errors = []  # exceptions raised by reply (answered INTERNAL)
+        self._stop = threading.Event()
+        self._zmq = zmq
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        zmq = self._zmq
+        ctx = zmq.Context()
+        s = ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.connect(self.endpoint)
+        s.send_multipart([b"", b"MDPW01", b"\x01", self.service])
+        beat = time.time()
+        while not self._stop.is_set():
+            if s.poll(100):
+                frames = s.recv_multipart()
+                if len(frames) >= 6 and frames[2] == b"\x02":
+                    self.requests += 1
+                    try:
+                        out = self.reply(frames[5])
+                    except Exception as e:  # noqa: BLE001 - reported by the test, not here
+                        self.errors.append(e)
+                        out = encode_error_response(4, "fake worker: %r" % e)
+                    if out is not None:
+                        s.send_multipart([b"", b"MDPW01", b"\x03", frames[3], b"", out])
+                elif len(frames) >= 3 and frames[2] == b"\x05":
+                    s.send_multipart([b"", b"MDPW01", b"\x01", self.service])
+            if time.time() - beat > 1.0:
+                s.send_multipart([b"", b"MDPW01", b"\x04"])
+                beat = time.time()
+        s.send_multipart([b"", b"MDPW01", b"\x05"])
+        s.close()
+        ctx.term()
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=10)
 
 
 def query_sums(rows_json, *fields):
