@@ -35,6 +35,8 @@ static const char s_usage[] =
     "  --events EP    event endpoint for watch (KMX_EVENTS, default tcp://127.0.0.1:5557)\n"
     "  --timeout MS   per-try timeout in ms (KMX_TIMEOUT, default 5000)\n"
     "  --retries N    tries per request (KMX_RETRIES, default 3)\n"
+    "  --deadline MS  retry timeouts and UNAVAILABLE with backoff for up to MS in total\n"
+    "                 (KMX_DEADLINE; default 0 = off, import 60000)\n"
     "  --format F     table, json or csv\n"
     "  --help, --version\n"
     "\n"
@@ -176,6 +178,8 @@ int kmx_cli_common_option(kmx_cli_opts_t *opts, int opt, const char *arg)
         return s_parse_int("timeout", arg, 1, &opts->timeout_ms);
     case KMX_OPT_RETRIES:
         return s_parse_int("retries", arg, 1, &opts->tries);
+    case KMX_OPT_DEADLINE:
+        return s_parse_int("deadline", arg, 0, &opts->deadline_ms);
     case KMX_OPT_FORMAT:
         if (kmx_format_parse(arg, &opts->format) < 0) {
             kmx_cli_error("--format wants table, json or csv, not \"%s\"", arg);
@@ -212,6 +216,8 @@ kmx_client_t *kmx_cli_connect(const kmx_cli_opts_t *opts)
     kmx_client_t *client = kmx_client_new(opts->broker, opts->timeout_ms, opts->tries);
     if (!client)
         kmx_cli_error("cannot set up a connection to %s", opts->broker);
+    else if (opts->deadline_ms > 0)
+        kmx_client_set_deadline(client, opts->deadline_ms);
     return client;
 }
 
@@ -269,6 +275,10 @@ static int s_defaults(kmx_cli_opts_t *opts) {
         return -1;
     if ((env = getenv("KMX_RETRIES")) && *env &&
         s_parse_int("KMX_RETRIES", env, 1, &opts->tries) < 0)
+        return -1;
+    opts->deadline_ms = -1;
+    if ((env = getenv("KMX_DEADLINE")) && *env &&
+        s_parse_int("KMX_DEADLINE", env, 0, &opts->deadline_ms) < 0)
         return -1;
     return 0;
 }

@@ -24,22 +24,26 @@ enum {
     KMX_OPT_RETRIES,
     KMX_OPT_FORMAT,
     KMX_OPT_HELP,
+    KMX_OPT_DEADLINE,
     KMX_OPT_FIRST_COMMAND // subcommands number their own options from here
 };
 
-#define KMX_CLI_COMMON_OPTIONS                                                            \
-    {"broker", required_argument, NULL, KMX_OPT_BROKER},                                  \
-        {"events", required_argument, NULL, KMX_OPT_EVENTS},                              \
-        {"timeout", required_argument, NULL, KMX_OPT_TIMEOUT},                            \
-        {"retries", required_argument, NULL, KMX_OPT_RETRIES},                            \
-        {"format", required_argument, NULL, KMX_OPT_FORMAT},                              \
-        {"help", no_argument, NULL, KMX_OPT_HELP}
+#define KMX_CLI_COMMON_OPTIONS                                                                     \
+    {"broker", required_argument, NULL, KMX_OPT_BROKER},                                           \
+        {"events", required_argument, NULL, KMX_OPT_EVENTS},                                       \
+        {"timeout", required_argument, NULL, KMX_OPT_TIMEOUT},                                     \
+        {"retries", required_argument, NULL, KMX_OPT_RETRIES},                                     \
+        {"format", required_argument, NULL, KMX_OPT_FORMAT},                                       \
+        {"deadline", required_argument, NULL, KMX_OPT_DEADLINE}, {                                 \
+        "help", no_argument, NULL, KMX_OPT_HELP                                                    \
+    }
 
 typedef struct {
     const char *broker;       // request endpoint (--broker, KMX_BROKER)
     const char *events;       // event endpoint (--events, KMX_EVENTS)
     int timeout_ms;           // per-try timeout (--timeout, KMX_TIMEOUT)
     int tries;                // tries per request (--retries, KMX_RETRIES)
+    int deadline_ms;          // retry time per request (--deadline, KMX_DEADLINE), -1 unset
     kmx_format_kind_t format; // output format (--format)
     bool format_set;          // --format was given
     bool help;                // --help was given

@@ -148,10 +148,16 @@ int kmx_cli_ping(kmx_cli_opts_t *opts, int argc, char **argv)
 
 // ---- stats ----------------------------------------------------------------------------
 
+// Storage is asked through kmx.query (libkmx's "kmx.storage"), after the services.
+static const char *const s_stats_services[] = {KMX_SERVICE_BROKER, KMX_SERVICE_INGEST,
+                                               KMX_SERVICE_QUERY, KMX_SERVICE_STORAGE};
+#define S_NSTATS (sizeof(s_stats_services) / sizeof(s_stats_services[0]))
+
 static const char s_stats_usage[] =
     "usage: kmx stats [--format table|json|csv]\n"
     "Prints every worker the broker knows with the requests it served, and the counters\n"
-    "of kmx.ingest and kmx.query (which includes storage's). Exit 2 when any service\n"
+    "of kmx.broker, kmx.ingest, kmx.query and kmx-storage (asked through kmx.query),\n"
+    "each with its process's rss_bytes, open_fds and uptime_s. Exit 2 when any service\n"
     "does not answer.\n";
 
 static void s_workers_json(const Kmx__V1__StatsResult *st, bool *first)
@@ -233,9 +239,9 @@ static void s_stats_csv(const char *service, const Kmx__V1__StatsResult *st)
     }
 }
 
-// The answers of the services asked, in s_services order; NULL where none came.
+// The answers of the services asked, in s_stats_services order; NULL where none came.
 typedef struct {
-    Kmx__V1__Response *resps[S_NSERVICES]; // each answer, freed by the caller
+    Kmx__V1__Response *resps[S_NSTATS];    // each answer, freed by the caller
     bool ok;                               // every service answered
 } s_stats_t;
 
@@ -244,15 +250,15 @@ static void s_stats_print_json(const s_stats_t *acc)
     // Every worker the broker (or anyone) reported, at the top level for scripts.
     fputs("{\"workers\":[", stdout);
     bool first = true;
-    for (size_t i = 0; i < S_NSERVICES; i++) {
+    for (size_t i = 0; i < S_NSTATS; i++) {
         if (acc->resps[i])
             s_workers_json(acc->resps[i]->stats, &first);
     }
     fputs("],\"services\":[", stdout);
     first = true;
-    for (size_t i = 0; i < S_NSERVICES; i++) {
+    for (size_t i = 0; i < S_NSTATS; i++) {
         if (acc->resps[i]) {
-            s_service_json(s_services[i], acc->resps[i]->stats, first);
+            s_service_json(s_stats_services[i], acc->resps[i]->stats, first);
             first = false;
         }
     }
@@ -267,9 +273,9 @@ static int s_stats_print_table(const s_stats_t *acc)
     kmx_format_table_t *counters = kmx_format_table_new(ch, 4);
     int rc = workers && counters ? 0 : KMX_ERR_NOMEM;
     bool any = false;
-    for (size_t i = 0; i < S_NSERVICES && rc == 0; i++) {
+    for (size_t i = 0; i < S_NSTATS && rc == 0; i++) {
         if (acc->resps[i]) {
-            rc = s_stats_rows(s_services[i], acc->resps[i]->stats, workers, counters);
+            rc = s_stats_rows(s_stats_services[i], acc->resps[i]->stats, workers, counters);
             any = true;
         }
     }
@@ -293,9 +299,9 @@ static void s_stats_print(const kmx_cli_opts_t *opts, const s_stats_t *acc)
     } else if (opts->format == KMX_FORMAT_CSV) {
         static const char *const ch[] = {"service", "worker", "counter", "value"};
         kmx_format_csv_row(stdout, ch, 4);
-        for (size_t i = 0; i < S_NSERVICES; i++) {
+        for (size_t i = 0; i < S_NSTATS; i++) {
             if (acc->resps[i])
-                s_stats_csv(s_services[i], acc->resps[i]->stats);
+                s_stats_csv(s_stats_services[i], acc->resps[i]->stats);
         }
     } else if (s_stats_print_table(acc) < 0) {
         kmx_cli_error("out of memory");
@@ -312,13 +318,13 @@ int kmx_cli_stats(kmx_cli_opts_t *opts, int argc, char **argv)
         return KMX_EXIT_SERVER;
     s_stats_t acc = {.ok = true};
     bool broker_down = false;
-    for (size_t i = 0; i < S_NSERVICES; i++) {
+    for (size_t i = 0; i < S_NSTATS; i++) {
         if (broker_down) {
             // Asking the others would only time out again.
-            kmx_cli_error("%s: not asked: the broker did not answer", s_services[i]);
+            kmx_cli_error("%s: not asked: the broker did not answer", s_stats_services[i]);
             continue;
         }
-        rc = kmx_client_stats(client, s_services[i], &acc.resps[i]);
+        rc = kmx_client_stats(client, s_stats_services[i], &acc.resps[i]);
         if (rc < 0) {
             kmx_cli_error("%s", kmx_client_last_error(client));
             if (acc.resps[i])
@@ -329,7 +335,7 @@ int kmx_cli_stats(kmx_cli_opts_t *opts, int argc, char **argv)
         broker_down = i == 0 && rc == KMX_ERR_TIMEOUT;
     }
     s_stats_print(opts, &acc);
-    for (size_t i = 0; i < S_NSERVICES; i++) {
+    for (size_t i = 0; i < S_NSTATS; i++) {
         if (acc.resps[i])
             kmx__v1__response__free_unpacked(acc.resps[i], NULL);
     }

@@ -76,7 +76,10 @@ typedef struct {
     size_t nrejects;               // entries in rejects
     size_t rejects_cap;            // capacity of rejects
     off_t bytes_read;              // bytes of the file read so far
+    uint64_t retries;              // tries beyond the first the senders needed
 } s_import_t;
+
+#define S_IMPORT_DEADLINE_MS 60000 // how long one chunk may be retried unless --deadline says
 
 static const char s_import_usage[] =
     "usage: kmx import FILE [--input csv|jsonl] [--batch N] [--jobs N] [--atomic] [--dry-run]\n"
@@ -194,6 +197,9 @@ static void *s_sender(void *arg) {
     s_import_t *im = arg;
     kmx_client_t *client = kmx_client_new(im->opts->broker, im->opts->timeout_ms,
                                           im->opts->tries);
+    if (client)
+        kmx_client_set_deadline(client, im->opts->deadline_ms >= 0 ? im->opts->deadline_ms
+                                                                   : S_IMPORT_DEADLINE_MS);
     for (;;) {
         pthread_mutex_lock(&im->lock);
         while (!im->head && !im->reading_done)
@@ -218,6 +224,11 @@ static void *s_sender(void *arg) {
         if (!skip)
             s_send_chunk(im, client, c, validate);
         s_chunk_free(c);
+    }
+    if (client) {
+        pthread_mutex_lock(&im->lock);
+        im->retries += kmx_client_retries(client);
+        pthread_mutex_unlock(&im->lock);
     }
     kmx_client_destroy(&client);
     return NULL;
@@ -490,7 +501,7 @@ static void s_print_summary(const s_import_t *im, double seconds, bool nothing_s
         bool refused = nothing_stored && im->atomic && im->rejected > 0;
         kmx_json_import_t sum = {im->rows,       im->stored,   im->unchanged, im->rejected,
                                  im->duplicates, im->last_seq, seconds,       refused,
-                                 im->dry_run,    im->rejects,  im->nrejects};
+                                 im->dry_run,    im->rejects,  im->nrejects,  im->retries};
         json_t *doc = kmx_json_import(&sum);
         if (!doc || kmx_json_dumpf(doc, stdout) < 0)
             kmx_cli_error("out of memory");
@@ -513,7 +524,10 @@ static void s_print_summary(const s_import_t *im, double seconds, bool nothing_s
            im->unchanged, im->rejected);
     if (im->duplicates)
         printf(" (%zu repeated)", im->duplicates);
-    printf(" in %.1f s (%.0f rows/s)\n", seconds, rate);
+    printf(" in %.1f s (%.0f rows/s)", seconds, rate);
+    if (im->retries)
+        printf(", %" PRIu64 " retries", im->retries);
+    putchar('\n');
 }
 
 // Copies stdin to an unlinked temporary file, so an atomic import can read it twice.

@@ -8,20 +8,43 @@
 #include "kmx_msg.h"
 
 #include <assert.h>
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
 #define S_DEFAULT_TIMEOUT_MS 5000
 #define S_DEFAULT_TRIES 3
 
+static int64_t s_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void s_sleep_ms(int64_t ms) {
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+#define S_BACKOFF_FIRST_MS 50 // first pause before a retry within a deadline
+#define S_BACKOFF_MAX_MS 2000 // pauses double up to this
+
 struct kmx_client {
     void *ctx;                // owned ZeroMQ context
     kmx_mdp_client_t *mdp;    // MDP client socket with retries
     uint64_t next_id;         // counter for request ids
     char last_error[256];     // message of the last failure
+    int timeout_ms;           // per-try timeout
+    int tries;                // tries per call without a deadline
+    int deadline_ms;          // total time one call may take retrying, 0 = tries only
+    uint64_t retries;         // tries beyond the first, over the client's life
+    unsigned seed;            // jitter of the backoff
 };
 
 kmx_client_t *kmx_client_new(const char *broker, int timeout_ms, int tries)
@@ -39,9 +62,24 @@ kmx_client_t *kmx_client_new(const char *broker, int timeout_ms, int tries)
         kmx_client_destroy(&self);
         return NULL;
     }
-    kmx_mdp_client_set_timeout(self->mdp, timeout_ms > 0 ? timeout_ms : S_DEFAULT_TIMEOUT_MS);
-    kmx_mdp_client_set_retries(self->mdp, tries > 0 ? tries : S_DEFAULT_TRIES);
+    self->timeout_ms = timeout_ms > 0 ? timeout_ms : S_DEFAULT_TIMEOUT_MS;
+    self->tries = tries > 0 ? tries : S_DEFAULT_TRIES;
+    self->seed = (unsigned)s_now_ms() ^ ((unsigned)getpid() << 16) ^ (unsigned)(uintptr_t)self;
+    kmx_mdp_client_set_timeout(self->mdp, self->timeout_ms);
+    kmx_mdp_client_set_retries(self->mdp, self->tries);
     return self;
+}
+
+void kmx_client_set_deadline(kmx_client_t *self, int deadline_ms) {
+    assert(self);
+    self->deadline_ms = deadline_ms > 0 ? deadline_ms : 0;
+    // Within a deadline every try is one MDP try; this loop does the retrying.
+    kmx_mdp_client_set_retries(self->mdp, self->deadline_ms ? 1 : self->tries);
+}
+
+uint64_t kmx_client_retries(const kmx_client_t *self) {
+    assert(self);
+    return self->retries;
 }
 
 void kmx_client_destroy(kmx_client_t **self_p)
@@ -114,20 +152,11 @@ static int s_exchange(kmx_client_t *self, const char *service, const Kmx__V1__Re
     return 0;
 }
 
-int kmx_client_call(kmx_client_t *self, const char *service, const Kmx__V1__Request *req,
-                    Kmx__V1__Response **out)
-{
-    assert(self && service && req && out);
-    *out = NULL;
+// One try: the exchange and the mapping of an Error response to its code.
+static int s_call_once(kmx_client_t *self, const char *service, const Kmx__V1__Request *req,
+                       Kmx__V1__Response **out) {
     self->last_error[0] = '\0';
-    Kmx__V1__Request copy = *req;
-    char id[48];
-    if (!copy.request_id || !*copy.request_id) {
-        snprintf(id, sizeof(id), "kmx-%ld-%llu", (long)getpid(),
-                 (unsigned long long)++self->next_id);
-        copy.request_id = id;
-    }
-    int rc = s_exchange(self, service, &copy, out);
+    int rc = s_exchange(self, service, req, out);
     if (rc < 0)
         return rc;
     Kmx__V1__Response *resp = *out;
@@ -139,6 +168,52 @@ int kmx_client_call(kmx_client_t *self, const char *service, const Kmx__V1__Requ
     if (resp->result_case == KMX__V1__RESPONSE__RESULT__NOT_SET)
         return s_fail(self, KMX_ERR_DECODE, service, "empty reply");
     return 0;
+}
+
+// The pause before retry number n (1, 2, ...): doubling from S_BACKOFF_FIRST_MS up to
+// S_BACKOFF_MAX_MS, of which a random half is taken off, so clients refused together do
+// not all come back at the same moment.
+static int64_t s_backoff_ms(kmx_client_t *self, int n) {
+    int64_t cap = S_BACKOFF_FIRST_MS;
+    for (int i = 1; i < n && cap < S_BACKOFF_MAX_MS; i++)
+        cap *= 2;
+    if (cap > S_BACKOFF_MAX_MS)
+        cap = S_BACKOFF_MAX_MS;
+    return cap / 2 + rand_r(&self->seed) % (cap / 2 + 1);
+}
+
+int kmx_client_call(kmx_client_t *self, const char *service, const Kmx__V1__Request *req,
+                    Kmx__V1__Response **out) {
+    assert(self && service && req && out);
+    *out = NULL;
+    Kmx__V1__Request copy = *req;
+    char id[48];
+    if (!copy.request_id || !*copy.request_id) {
+        snprintf(id, sizeof(id), "kmx-%ld-%llu", (long)getpid(),
+                 (unsigned long long)++self->next_id);
+        copy.request_id = id;
+    }
+    if (self->deadline_ms == 0)
+        return s_call_once(self, service, &copy, out);
+    // Writes are upserts on a natural key, so a try whose answer was lost can be repeated:
+    // the repeat finds its records stored and reports them unchanged.
+    int64_t deadline = s_now_ms() + self->deadline_ms;
+    for (int n = 1;; n++) {
+        int64_t left = deadline - s_now_ms();
+        int wait = left < self->timeout_ms ? (int)(left > 0 ? left : 1) : self->timeout_ms;
+        kmx_mdp_client_set_timeout(self->mdp, wait);
+        int rc = s_call_once(self, service, &copy, out);
+        if (rc != KMX_ERR_TIMEOUT && rc != KMX_ERR_UNAVAILABLE)
+            return rc;
+        int64_t pause = s_backoff_ms(self, n);
+        if (s_now_ms() + pause >= deadline)
+            return rc;
+        if (*out)
+            kmx__v1__response__free_unpacked(*out, NULL);
+        *out = NULL;
+        s_sleep_ms(pause);
+        self->retries++;
+    }
 }
 
 // Calls and checks that the result has the expected type.
@@ -224,5 +299,9 @@ int kmx_client_stats(kmx_client_t *self, const char *service, Kmx__V1__Response 
     Kmx__V1__StatsRequest stats = KMX__V1__STATS_REQUEST__INIT;
     req.body_case = KMX__V1__REQUEST__BODY_STATS;
     req.stats = &stats;
+    if (strcmp(service, KMX_SERVICE_STORAGE) == 0) {
+        stats.has_storage = stats.storage = 1;
+        service = KMX_SERVICE_QUERY;
+    }
     return s_call_expect(self, service, &req, KMX__V1__RESPONSE__RESULT_STATS, out);
 }

@@ -13,6 +13,7 @@
 #define KMX_SERVICE_BROKER "kmx.broker"
 #define KMX_SERVICE_INGEST "kmx.ingest"
 #define KMX_SERVICE_QUERY "kmx.query"
+#define KMX_SERVICE_STORAGE "kmx.storage" // for kmx_client_stats only: asked through kmx.query
 
 typedef struct kmx_client kmx_client_t;
 
@@ -21,6 +22,16 @@ typedef struct kmx_client kmx_client_t;
 // Returns NULL when the socket cannot be set up.
 kmx_client_t *kmx_client_new(const char *broker, int timeout_ms, int tries);
 void kmx_client_destroy(kmx_client_t **self_p);
+
+// Lets each call retry for up to deadline_ms in total (0, the default, turns it off: then
+// only timeouts are retried, `tries` times). Within the deadline a call is tried again
+// after a timeout or an UNAVAILABLE answer (a broker queue limit, a worker whose storage
+// is down), after pauses that double from 50 ms to 2 s with random jitter; each try waits
+// at most the per-try timeout. The last try's result is returned when time runs out.
+void kmx_client_set_deadline(kmx_client_t *self, int deadline_ms);
+
+// Tries beyond the first that calls needed since the client was created.
+uint64_t kmx_client_retries(const kmx_client_t *self);
 
 // Sends req to service and waits for the reply. A request_id is filled in when req has
 // none. Whenever a Response arrived, *out is set and is yours: free it with
@@ -64,7 +75,8 @@ int kmx_client_scan(kmx_client_t *self, const Kmx__V1__ScanRequest *scan,
 int kmx_client_replay(kmx_client_t *self, uint64_t since, uint32_t limit,
                       char *const *prefixes, size_t n, Kmx__V1__Response **out);
 
-// Asks service for its statistics; the result is resp->stats.
+// Asks service for its statistics; the result is resp->stats. KMX_SERVICE_STORAGE asks a
+// kmx.query worker for kmx-storage's (storage is not registered at the broker).
 int kmx_client_stats(kmx_client_t *self, const char *service, Kmx__V1__Response **out);
 
 #endif

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zmq.h>
 
 #include <cmocka.h>
@@ -23,6 +24,7 @@ typedef struct {
     void *router;       // its ROUTER socket
     char endpoint[64];  // where it listens
     int replies;        // requests to answer before stopping
+    int unavailable;    // of them, the first ones answered UNAVAILABLE (a full queue)
     pthread_t thread;   // the broker thread
 } s_broker_t;
 
@@ -56,6 +58,20 @@ static void s_answer(const char *service, const Kmx__V1__Request *req, uint8_t *
         *out = NULL;
 }
 
+// Builds the UNAVAILABLE answer of a broker whose queue is full.
+static void s_answer_unavailable(const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
+    Kmx__V1__Error err = KMX__V1__ERROR__INIT;
+    err.has_code = 1;
+    err.code = KMX__V1__ERROR_CODE__UNAVAILABLE;
+    err.message = "broker queue full: test";
+    Kmx__V1__Response resp = KMX__V1__RESPONSE__INIT;
+    resp.request_id = req->request_id;
+    resp.result_case = KMX__V1__RESPONSE__RESULT_ERROR;
+    resp.error = &err;
+    if (kmx_msg_pack_response(&resp, out, len) < 0)
+        *out = NULL;
+}
+
 static void *s_broker_run(void *arg)
 {
     s_broker_t *b = arg;
@@ -80,7 +96,10 @@ static void *s_broker_run(void *arg)
         if (req && req->request_id) {
             size_t slen = zmq_msg_size(&f[3]) < 63 ? zmq_msg_size(&f[3]) : 63;
             memcpy(service, zmq_msg_data(&f[3]), slen);
-            s_answer(service, req, &body, &len);
+            if (i < b->unavailable)
+                s_answer_unavailable(req, &body, &len);
+            else
+                s_answer(service, req, &body, &len);
         }
         if (!body) {
             if (req)
@@ -192,6 +211,57 @@ static void test_client_times_out_without_answer(void **state)
     kmx_client_destroy(&c);
 }
 
+// Within a deadline, UNAVAILABLE answers are retried after a backoff until one succeeds;
+// the client counts the retries.
+static void test_client_retries_unavailable_within_the_deadline(void **state) {
+    s_broker_t *b = *state;
+    b->unavailable = 3;
+    s_start(b, 4);
+    kmx_client_t *c = kmx_client_new(b->endpoint, 1000, 1);
+    kmx_client_set_deadline(c, 10000);
+    Kmx__V1__Record r1 = KMX__V1__RECORD__INIT;
+    Kmx__V1__Record *recs[] = {&r1};
+    Kmx__V1__Response *resp = NULL;
+    assert_int_equal(kmx_client_put(c, recs, 1, false, &resp), 0);
+    assert_int_equal(resp->put->stored, 1);
+    assert_int_equal(kmx_client_retries(c), 3);
+    kmx__v1__response__free_unpacked(resp, NULL);
+    pthread_join(b->thread, NULL);
+    kmx_client_destroy(&c);
+}
+
+// Without a deadline an UNAVAILABLE answer is returned at once, as before.
+static void test_client_without_deadline_returns_unavailable(void **state) {
+    s_broker_t *b = *state;
+    b->unavailable = 1;
+    s_start(b, 1);
+    kmx_client_t *c = kmx_client_new(b->endpoint, 1000, 3);
+    Kmx__V1__Response *resp = NULL;
+    assert_int_equal(kmx_client_ping(c, KMX_SERVICE_INGEST, &resp), KMX_ERR_UNAVAILABLE);
+    assert_non_null(strstr(kmx_client_last_error(c), "queue full"));
+    assert_int_equal(kmx_client_retries(c), 0);
+    kmx__v1__response__free_unpacked(resp, NULL);
+    pthread_join(b->thread, NULL);
+    kmx_client_destroy(&c);
+}
+
+// A peer that never answers: the call gives up once the deadline has passed, having
+// retried with growing pauses (50, 100, 200, ... ms less jitter) in between.
+static void test_client_deadline_bounds_timeouts(void **state) {
+    s_broker_t *b = *state;
+    kmx_client_t *c = kmx_client_new(b->endpoint, 200, 1);
+    kmx_client_set_deadline(c, 1500);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    Kmx__V1__Response *resp = NULL;
+    assert_int_equal(kmx_client_ping(c, KMX_SERVICE_QUERY, &resp), KMX_ERR_TIMEOUT);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long ms = (long)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    assert_true(ms < 1500 + 200);
+    assert_true(kmx_client_retries(c) >= 2);
+    kmx_client_destroy(&c);
+}
+
 static void test_client_error_codes(void **state)
 {
     (void)state;
@@ -208,8 +278,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_client_ping_returns_pong, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_client_put_sends_records, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_client_maps_error_response, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_client_times_out_without_answer, s_setup,
+        cmocka_unit_test_setup_teardown(test_client_times_out_without_answer, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_client_retries_unavailable_within_the_deadline,
+                                        s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_client_without_deadline_returns_unavailable, s_setup,
                                         s_teardown),
+        cmocka_unit_test_setup_teardown(test_client_deadline_bounds_timeouts, s_setup, s_teardown),
         cmocka_unit_test(test_client_error_codes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -139,13 +139,13 @@ static json_t *s_rejects(const kmx_json_import_t *s) {
 }
 
 json_t *kmx_json_import(const kmx_json_import_t *s) {
-    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:b,s:b,s:o}", "rows", (json_int_t)s->rows,
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:b,s:b,s:o,s:I}", "rows", (json_int_t)s->rows,
                      "stored", (json_int_t)s->stored, "unchanged", (json_int_t)s->unchanged,
                      "rejected", (json_int_t)s->rejected, "duplicates", (json_int_t)s->duplicates,
                      "last_seq", (json_int_t)s->last_seq, "seconds",
                      (double)(long long)(s->seconds * 1000 + 0.5) / 1000.0, "atomic_refused",
                      (int)s->atomic_refused, "dry_run", (int)s->dry_run, "rejected_rows",
-                     s_rejects(s));
+                     s_rejects(s), "retries", (json_int_t)s->retries);
 }
 
 #define S_DUMP_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY | JSON_REAL_PRECISION(6))

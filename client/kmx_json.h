@@ -57,6 +57,7 @@ typedef struct {
     bool dry_run;                     // only checked, nothing stored
     const kmx_json_reject_t *rejects; // rejected rows, ordered by row (borrowed)
     size_t nrejects;                  // entries in rejects
+    uint64_t retries;                 // tries beyond the first the import needed
 } kmx_json_import_t;
 
 // The import summary document. NULL when out of memory.

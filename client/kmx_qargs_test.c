@@ -130,7 +130,7 @@ static void test_json_event_and_import_summary(void **state) {
                         "\"duplicates\":0,\"last_seq\":12,\"seconds\":0.25,"
                         "\"atomic_refused\":false,\"dry_run\":false,\"rejected_rows\":[{\"row\":3,"
                         "\"field\":\"period\",\"reason\":\"invalid period "
-                        "\\\"2025-H3\\\"\"}]}");
+                        "\\\"2025-H3\\\"\"}],\"retries\":0}");
     free(text);
 }
 

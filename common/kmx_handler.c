@@ -3,6 +3,9 @@
 #include "kmx_err.h"
 #include "kmx_log.h"
 #include "kmx_msg.h"
+#include "kmx_proc.h"
+
+#define S_PROC_COUNTERS 3 // rss_bytes, open_fds, uptime_s follow the service's counters
 
 #include <stdio.h>
 
@@ -52,15 +55,24 @@ int kmx_handler_pack_stats(const char *service, const char *worker,
                            const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
     if (n > KMX_HANDLER_COUNTERS_MAX)
         return KMX_ERR_INVAL;
-    Kmx__V1__Counter items[KMX_HANDLER_COUNTERS_MAX];
-    Kmx__V1__Counter *ptrs[KMX_HANDLER_COUNTERS_MAX];
-    for (size_t i = 0; i < n; i++) {
+    kmx_proc_t proc;
+    kmx_proc_sample(&proc);
+    const kmx_handler_counter_t process[S_PROC_COUNTERS] = {
+        {"rss_bytes", proc.rss_bytes},
+        {"open_fds", proc.open_fds},
+        {"uptime_s", proc.uptime_s},
+    };
+    Kmx__V1__Counter items[KMX_HANDLER_COUNTERS_MAX + S_PROC_COUNTERS];
+    Kmx__V1__Counter *ptrs[KMX_HANDLER_COUNTERS_MAX + S_PROC_COUNTERS];
+    for (size_t i = 0; i < n + S_PROC_COUNTERS; i++) {
+        const kmx_handler_counter_t *c = i < n ? &counters[i] : &process[i - n];
         kmx__v1__counter__init(&items[i]);
-        items[i].name = (char *)counters[i].name;
+        items[i].name = (char *)c->name;
         items[i].has_value = 1;
-        items[i].value = counters[i].value;
+        items[i].value = c->value;
         ptrs[i] = &items[i];
     }
+    n += S_PROC_COUNTERS;
     Kmx__V1__StatsResult stats = KMX__V1__STATS_RESULT__INIT;
     stats.service = (char *)service;
     stats.worker = (char *)worker;

@@ -44,7 +44,8 @@ int kmx_handler_pack_link_error(const Kmx__V1__Request *req, int rc, uint8_t **o
 int kmx_handler_pack_pong(const char *service, const char *worker, const Kmx__V1__Request *req,
                           uint8_t **out, size_t *len);
 
-// Packs the stats of worker of service, the n counters in order, under req's request id.
+// Packs the stats of worker of service, the n counters in order and then the process's
+// rss_bytes, open_fds and uptime_s (kmx_proc), under req's request id.
 // Strings are borrowed. Returns 0, KMX_ERR_INVAL (n over KMX_HANDLER_COUNTERS_MAX) or
 // KMX_ERR_NOMEM.
 #define KMX_HANDLER_COUNTERS_MAX 64

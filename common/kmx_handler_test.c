@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+// cmocka.h needs the headers above.
 #include <cmocka.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,12 +60,18 @@ static void test_handler_stats(void **state) {
     assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_STATS);
     assert_string_equal(resp->stats->service, "kmx.test");
     assert_string_equal(resp->stats->worker, "w-2");
-    assert_int_equal(resp->stats->n_counters, 3);
+    assert_int_equal(resp->stats->n_counters, 6);
     for (size_t i = 0; i < 3; i++) {
         assert_string_equal(resp->stats->counters[i]->name, counters[i].name);
         assert_true(resp->stats->counters[i]->has_value);
         assert_true(resp->stats->counters[i]->value == counters[i].value);
     }
+    // The process's own figures follow, so every service reports them the same way.
+    assert_string_equal(resp->stats->counters[3]->name, "rss_bytes");
+    assert_true(resp->stats->counters[3]->value > 0);
+    assert_string_equal(resp->stats->counters[4]->name, "open_fds");
+    assert_true(resp->stats->counters[4]->value >= 3);
+    assert_string_equal(resp->stats->counters[5]->name, "uptime_s");
     kmx__v1__response__free_unpacked(resp, NULL);
 }
 

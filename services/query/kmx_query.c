@@ -113,7 +113,16 @@ static int s_on_ping(void *ctx, const Kmx__V1__Request *req, uint8_t **out, size
 }
 
 static int s_on_stats(void *ctx, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
-    const kmx_query_t *self = ctx;
+    kmx_query_t *self = ctx;
+    if (req->stats->has_storage && req->stats->storage) {
+        // Storage is not behind the broker; the query worker is its door for stats.
+        Kmx__V1__StatsRequest stats = KMX__V1__STATS_REQUEST__INIT;
+        Kmx__V1__Request fwd = KMX__V1__REQUEST__INIT;
+        fwd.request_id = req->request_id;
+        fwd.body_case = KMX__V1__REQUEST__BODY_STATS;
+        fwd.stats = &stats;
+        return s_forward(self, req, &fwd, KMX__V1__RESPONSE__RESULT_STATS, out, len);
+    }
     const kmx_handler_counter_t counters[] = {
         {"requests", self->count.requests},
         {"errors", self->count.errors},

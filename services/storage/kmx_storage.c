@@ -11,6 +11,7 @@
 #include "kmx_log.h"
 #include "kmx_market.h"
 #include "kmx_msg.h"
+#include "kmx_proc.h"
 #include "kmx_record.h"
 #include "kmx_store.h"
 
@@ -49,21 +50,23 @@ typedef struct {
 } s_item_t;
 
 typedef struct {
-    uint64_t requests;   // requests answered
-    uint64_t errors;     // error responses sent
-    uint64_t puts;       // put requests
-    uint64_t stored;     // records stored (new or changed)
-    uint64_t unchanged;  // records identical to what was stored
-    uint64_t rejected;   // records refused
-    uint64_t gets;       // get requests
-    uint64_t scans;      // scan requests
-    uint64_t replays;    // replay requests
-    uint64_t deletes;    // delete requests
-    uint64_t deleted;    // records deleted
-    uint64_t aggregates; // aggregate requests
-    uint64_t waits;      // batches that waited for more writers
-    uint64_t batches;    // write transactions committed
-    uint64_t published;  // events published, heartbeats included
+    uint64_t requests;           // requests answered
+    uint64_t errors;             // error responses sent
+    uint64_t puts;               // put requests
+    uint64_t stored;             // records stored (new or changed)
+    uint64_t unchanged;          // records identical to what was stored
+    uint64_t rejected;           // records refused
+    uint64_t gets;               // get requests
+    uint64_t scans;              // scan requests
+    uint64_t replays;            // replay requests
+    uint64_t deletes;            // delete requests
+    uint64_t deleted;            // records deleted
+    uint64_t aggregates;         // aggregate requests
+    uint64_t waits;              // batches that waited for more writers
+    uint64_t batches;            // write transactions committed
+    uint64_t published;          // events published, heartbeats included
+    uint64_t commit_records;     // puts and deletes applied by committed transactions
+    uint64_t commit_records_max; // most of them in one transaction
 } s_counters_t;
 
 struct kmx_storage {
@@ -190,6 +193,13 @@ static void s_prepare_write(kmx_storage_t *self, s_item_t *item) {
     }
 }
 
+// Operations statistics: records per committed transaction.
+static void s_count_commit(kmx_storage_t *self, size_t records) {
+    self->count.commit_records += records;
+    if (records > self->count.commit_records_max)
+        self->count.commit_records_max = records;
+}
+
 // Commits every valid put record and delete key of the batch in one transaction.
 static void s_commit_writes(kmx_storage_t *self) {
     for (size_t i = 0; i < self->n_items; i++) {
@@ -203,6 +213,7 @@ static void s_commit_writes(kmx_storage_t *self) {
         kmx_store_write_batch(self->store, self->ops, self->n_recs, self->outcomes, &self->events);
     if (err == 0) {
         self->count.batches++;
+        s_count_commit(self, self->n_recs);
         kmx_log_debug("batch committed records=%zu events=%zu last_seq=%llu", self->n_recs,
                       self->events.n, (unsigned long long)kmx_store_last_seq(self->store));
         return;
@@ -557,19 +568,56 @@ static void s_fill_counters(const kmx_storage_t *self, const kmx_store_stats_t *
     }
 }
 
+// ---- operations statistics: readers, commits, the process --------------------------
+
+#define S_OPS_COUNTERS 9 // counters s_fill_ops_counters adds
+
+// Fills the S_OPS_COUNTERS counters docs/operations.md explains; name strings are static.
+static void s_fill_ops_counters(const kmx_storage_t *self, const kmx_store_stats_t *st,
+                                Kmx__V1__Counter *counters, Kmx__V1__Counter **ptrs) {
+    uint64_t readers = 0, max_readers = 0;
+    kmx_store_readers(self->store, &readers, &max_readers);
+    kmx_proc_t proc;
+    kmx_proc_sample(&proc);
+    uint64_t commits = self->count.batches;
+    const struct {
+        const char *name; // counter name on the wire
+        uint64_t value;   // its value now
+    } rows[S_OPS_COUNTERS] = {
+        {"map_used_bytes", st->used_pages * st->page_size},
+        {"readers", readers},
+        {"max_readers", max_readers},
+        {"commit_records", self->count.commit_records},
+        {"records_per_commit", commits ? self->count.commit_records / commits : 0},
+        {"records_per_commit_max", self->count.commit_records_max},
+        {"rss_bytes", proc.rss_bytes},
+        {"open_fds", proc.open_fds},
+        {"uptime_s", proc.uptime_s},
+    };
+    for (size_t i = 0; i < S_OPS_COUNTERS; i++) {
+        Kmx__V1__Counter init = KMX__V1__COUNTER__INIT;
+        counters[i] = init;
+        counters[i].name = (char *)rows[i].name;
+        counters[i].has_value = 1;
+        counters[i].value = rows[i].value;
+        ptrs[i] = &counters[i];
+    }
+}
+
 static int s_on_stats(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t *len) {
     kmx_store_stats_t st;
     int err = kmx_store_stats(self->store, &st);
     if (err != 0)
         return s_error(self, item, err, kmx_strerror(err), out, len);
-    Kmx__V1__Counter counters[S_COUNTERS];
-    Kmx__V1__Counter *ptrs[S_COUNTERS];
+    Kmx__V1__Counter counters[S_COUNTERS + S_OPS_COUNTERS];
+    Kmx__V1__Counter *ptrs[S_COUNTERS + S_OPS_COUNTERS];
     s_fill_counters(self, &st, counters, ptrs);
+    s_fill_ops_counters(self, &st, counters + S_COUNTERS, ptrs + S_COUNTERS);
     Kmx__V1__StatsResult stats = KMX__V1__STATS_RESULT__INIT;
     Kmx__V1__Response resp = KMX__V1__RESPONSE__INIT;
     stats.service = "kmx.storage";
     stats.worker = self->worker;
-    stats.n_counters = S_COUNTERS;
+    stats.n_counters = S_COUNTERS + S_OPS_COUNTERS;
     stats.counters = ptrs;
     resp.request_id = item->req->request_id;
     resp.result_case = KMX__V1__RESPONSE__RESULT_STATS;

@@ -461,3 +461,29 @@ void kmx_store_end_read(kmx_store_t *self, MDB_txn *txn) {
     mdb_txn_abort(txn);
     s_gate_leave(self);
 }
+
+// ---- readers (operations statistics) ---------------------------------------------
+
+// Counts one line of mdb_reader_list's report: each line after the header is one reader.
+static int s_count_reader(const char *msg, void *ctx) {
+    uint64_t *lines = ctx;
+    (void)msg;
+    (*lines)++;
+    return 0;
+}
+
+int kmx_store_readers(kmx_store_t *self, uint64_t *active, uint64_t *max) {
+    if (!self || !active || !max)
+        return KMX_ERR_INVAL;
+    MDB_envinfo info;
+    uint64_t lines = 0;
+    int rc = mdb_env_info(self->env, &info);
+    if (rc == 0)
+        rc = mdb_reader_list(self->env, s_count_reader, &lines) < 0 ? EINVAL : 0;
+    if (rc != 0)
+        return kmx_store_mdb_err(rc, "reader list");
+    // The report is "(no active readers)" alone, or a header line and one line per reader.
+    *active = lines > 1 ? lines - 1 : 0;
+    *max = info.me_maxreaders;
+    return 0;
+}

@@ -236,6 +236,10 @@ uint64_t kmx_store_last_seq(const kmx_store_t *self);
 // Fills *out. Returns 0 or KMX_ERR_STORAGE.
 int kmx_store_stats(kmx_store_t *self, kmx_store_stats_t *out);
 
+// Counts the reader slots holding a read transaction now (every process on this
+// environment) and the slots there are. Returns 0 or KMX_ERR_STORAGE.
+int kmx_store_readers(kmx_store_t *self, uint64_t *active, uint64_t *max);
+
 void kmx_store_events_init(kmx_store_events_t *events);
 // Frees every event's data and empties the list (it stays usable).
 void kmx_store_events_fini(kmx_store_events_t *events);
