@@ -123,7 +123,7 @@ static void test_json_event_and_import_summary(void **state) {
                         "\"record\":null,\"previous\":null,\"committed_ms\":0}");
     free(text);
     kmx_json_reject_t rej = {3, "period", "invalid period \"2025-H3\""};
-    kmx_json_import_t sum = {4, 2, 1, 1, 0, 12, 0.25, false, false, &rej, 1};
+    kmx_json_import_t sum = {4, 2, 1, 1, 0, 12, 0.25, false, false, &rej, 1, 0};
     text = s_dump(kmx_json_import(&sum));
     assert_string_equal(text,
                         "{\"rows\":4,\"stored\":2,\"unchanged\":1,\"rejected\":1,"
