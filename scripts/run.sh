@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The embedded default: builds kmx, starts broker, storage, ingest and query on loopback
 # with data in ./.kmx, loads the sample data and shows a first query.
-#   scripts/run.sh          start (or restart) the set and load data/kmusic-facts.csv
+#   scripts/run.sh          start (or restart) the set and load data/kmusic-facts*.csv
 #   scripts/run.sh stop     stop every service this script started
 #   scripts/run.sh status   ping every service
 # Ports and paths come from the usual KMX_* variables (see docs/architecture.md).
@@ -62,9 +62,11 @@ for name in broker storage ingest query; do
 done
 
 "$bin/kmx" import data/kmusic-facts.csv
+"$bin/kmx" import data/kmusic-facts-extended.csv
 echo
-echo "Customs album exports by market and year (USD):"
-"$bin/kmx" query exports --category physical_album_customs --granularity year --by year,market
+echo "Monthly active users of Melon and YouTube Music (Mobile Index panel):"
+"$bin/kmx" query consumption --dimension streaming_app_mau --item "Melon MAU" \
+  --item "YouTube Music MAU" --by period,item
 echo
 echo "kmx is running (logs in .kmx/logs). Try: $bin/kmx query exports --by market"
 echo "Stop it with: scripts/run.sh stop"

@@ -122,6 +122,12 @@ static int s_answer(kmx_store_t *store, const Kmx__V1__Request *req, s_answer_t 
         return s_pack_error(req, err, "min and max need the records; walk them", out, len);
     if (err != 0)
         return s_pack_error(req, err, a->why, out, len);
+    // Alternative measurements of one quantity are never added (docs/data-model.md).
+    err = kmx_store_alternatives_check(store, &a->filter, a->fields, a->n_fields, a->why,
+                                       sizeof a->why);
+    if (err != 0)
+        return s_pack_error(req, err == 1 ? KMX_ERR_INVAL : err,
+                            err == 1 ? a->why : kmx_strerror(err), out, len);
     kmx_group_t *group = kmx_group_new(a->fields, a->n_fields);
     if (!group)
         return s_pack_error(req, KMX_ERR_NOMEM, "out of memory", out, len);

@@ -355,6 +355,10 @@ int kmx_store_open(const char *dir, const kmx_store_config_t *cfg, kmx_store_t *
         return KMX_ERR_NOMEM;
     }
     self->gate_ready = 1;
+    if (!(self->alt = kmx_store_alt_new())) {
+        kmx_store_close(&self);
+        return KMX_ERR_NOMEM;
+    }
     if (!readonly && (err = s_lock_dir(self, dir)) != 0) {
         kmx_store_close(&self);
         return err;
@@ -396,6 +400,7 @@ void kmx_store_close(kmx_store_t **self_p) {
     if (self->lock_fd >= 0)
         close(self->lock_fd); // releases the writer's lock
     kmx_derived_pending_destroy(&self->pending);
+    kmx_store_alt_destroy(&self->alt);
     free(self);
     *self_p = NULL;
 }

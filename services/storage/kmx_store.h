@@ -166,6 +166,16 @@ int kmx_store_scan(kmx_store_t *self, const kmx_store_scan_t *q, kmx_store_scan_
 // passed kmx_store_filter_check.
 int kmx_store_filter_match(const Kmx__V1__Filter *filter, const Kmx__V1__Record *rec);
 
+// Checks whether an answer over filter grouped by fields would add alternative
+// measurements of one quantity (kmx_alt.h): two records the filter matches that measure
+// one quantity from different sources, with no BY_SOURCE among fields to keep them apart.
+// Returns 1 with a sentence naming them and how to choose in why, 0 when there are none,
+// or KMX_ERR_INVAL, KMX_ERR_NOMEM, KMX_ERR_STORAGE. The records holding alternatives are
+// found by one walk over the store and reused until its sequence moves.
+int kmx_store_alternatives_check(kmx_store_t *self, const Kmx__V1__Filter *filter,
+                                 const Kmx__V1__GroupField *fields, size_t n_fields, char *why,
+                                 size_t size);
+
 // Checks a filter's granularity and period. Returns 0 or KMX_ERR_INVAL.
 int kmx_store_filter_check(const Kmx__V1__Filter *filter);
 

@@ -13,6 +13,11 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+// The alternatives cache (kmx_store_alt.c).
+typedef struct kmx_store_alt kmx_store_alt_t;
+kmx_store_alt_t *kmx_store_alt_new(void);
+void kmx_store_alt_destroy(kmx_store_alt_t **alt_p);
+
 struct kmx_store {
     MDB_env *env;                   // the environment; owns the map
     MDB_dbi records;                // KMX_DB_RECORDS
@@ -37,6 +42,7 @@ struct kmx_store {
     unsigned gate_readers;      // read transactions open
     int gate_closed;            // nonzero while a resize waits or runs
     int gate_ready;             // the mutex and condition were initialised
+    kmx_store_alt_t *alt;       // records holding alternatives, rebuilt when last_seq moves
 };
 
 static inline void kmx_store_put_be(uint8_t *p, uint64_t v, size_t bytes) {
