@@ -234,6 +234,22 @@ class Watch(unittest.TestCase):
     def tearDown(self):
         self.c.close()
 
+    def test_stats_shows_storage_counters(self):
+        summary = self.c.kmx_json("import", kmxtest.SAMPLE)
+        facts = len(kmxtest.sample_facts())
+        storage = [s for s in self.c.kmx_json("stats")["services"]
+                   if s["service"] == "kmx.storage"]
+        self.assertEqual(len(storage), 1)
+        n = {k: int(v) for k, v in storage[0]["counters"].items()}
+        self.assertEqual((n["records"], n["last_seq"], n["events"]),
+                         (facts, summary["last_seq"], len(kmxtest.sample_rows())), n)
+        # The table and CSV carry the same counters.
+        rows = list(csv.reader(io.StringIO(self.c.kmx("stats", "--format", "csv").stdout)))
+        self.assertIn(["kmx.storage", storage[0]["worker"], "records", str(facts)], rows)
+        self.assertRegex(self.c.kmx("stats").stdout,
+                         r"kmx\.storage +%s +records +%d\n" % (re.escape(storage[0]["worker"]),
+                                                             facts))
+
     def test_table_and_csv_output_and_sigint(self):
         self.c.kmx_json("import", kmxtest.SAMPLE)
         events = [json.loads(x) for x in self.c.kmx(
