@@ -5,6 +5,7 @@
 #define KMX_CLIENT_H
 
 #include "kmx.pb-c.h"
+#include "kmx_err.h"
 
 #include <stdbool.h>
 #include <stddef.h>
