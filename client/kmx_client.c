@@ -39,7 +39,7 @@ struct kmx_client {
     void *ctx;                // owned ZeroMQ context
     kmx_mdp_client_t *mdp;    // MDP client socket with retries
     uint64_t next_id;         // counter for request ids
-    char last_error[256];     // message of the last failure
+    char last_error[1024];    // message of the last failure
     int timeout_ms;           // per-try timeout
     int tries;                // tries per call without a deadline
     int deadline_ms;          // total time one call may take retrying, 0 = tries only

@@ -118,16 +118,19 @@ static int s_fold(const s_answer_t *a, kmx_store_fold_t *fold) {
 static int s_answer(kmx_store_t *store, const Kmx__V1__Request *req, s_answer_t *a, uint8_t **out,
                     size_t *len) {
     int err = s_prepare(a, req->query);
+    if (err == 0 || err == KMX_ERR_UNSUPPORTED) {
+        // Alternative measurements of one quantity are never added (docs/data-model.md),
+        // whichever path the answer takes.
+        int alt = kmx_store_alternatives_check(store, &a->filter, a->fields, a->n_fields, a->why,
+                                               sizeof a->why);
+        if (alt != 0)
+            return s_pack_error(req, alt == 1 ? KMX_ERR_INVAL : alt,
+                                alt == 1 ? a->why : kmx_strerror(alt), out, len);
+    }
     if (err == KMX_ERR_UNSUPPORTED)
         return s_pack_error(req, err, "min and max need the records; walk them", out, len);
     if (err != 0)
         return s_pack_error(req, err, a->why, out, len);
-    // Alternative measurements of one quantity are never added (docs/data-model.md).
-    err = kmx_store_alternatives_check(store, &a->filter, a->fields, a->n_fields, a->why,
-                                       sizeof a->why);
-    if (err != 0)
-        return s_pack_error(req, err == 1 ? KMX_ERR_INVAL : err,
-                            err == 1 ? a->why : kmx_strerror(err), out, len);
     kmx_group_t *group = kmx_group_new(a->fields, a->n_fields);
     if (!group)
         return s_pack_error(req, KMX_ERR_NOMEM, "out of memory", out, len);

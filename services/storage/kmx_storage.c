@@ -376,6 +376,12 @@ static int s_on_aggregate(kmx_storage_t *self, s_item_t *item, uint8_t **out, si
     const Kmx__V1__AggregateRequest *ar = item->req->aggregate;
     if (kmx_group_check_fields(ar->group_by, ar->n_group_by) != 0)
         return s_error(self, item, KMX_ERR_INVAL, "unknown or too many group fields", out, len);
+    char why[512];
+    int alt = kmx_store_alternatives_check(self->store, ar->filter, ar->group_by, ar->n_group_by,
+                                           why, sizeof why);
+    if (alt != 0) // alternatives of one quantity are never added (docs/data-model.md)
+        return s_error(self, item, alt == 1 ? KMX_ERR_INVAL : alt,
+                       alt == 1 ? why : kmx_strerror(alt), out, len);
     kmx_group_t *group = kmx_group_new(ar->group_by, ar->n_group_by);
     if (!group)
         return s_error(self, item, KMX_ERR_NOMEM, "out of memory", out, len);

@@ -176,8 +176,10 @@ static int s_check(const kmx_store_alt_t *alt, const Kmx__V1__Filter *filter, ch
 int kmx_store_alternatives_check(kmx_store_t *self, const Kmx__V1__Filter *filter,
                                  const Kmx__V1__GroupField *fields, size_t n_fields, char *why,
                                  size_t size) {
-    if (!self || !why || size == 0 || kmx_store_filter_check(filter) != 0)
+    if (!self || !why || size == 0)
         return KMX_ERR_INVAL;
+    if (kmx_store_filter_check(filter) != 0)
+        return 0; // the aggregate itself names a bad filter
     if (!self->alt || s_groups_by_source(fields, n_fields))
         return 0; // rows split by source keep alternatives apart
     MDB_txn *txn = NULL;
