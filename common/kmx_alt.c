@@ -115,7 +115,8 @@ int kmx_alt_find(const Kmx__V1__Record *const *recs, size_t n, size_t *first, si
 }
 
 int kmx_alt_mark(const Kmx__V1__Record *const *recs, size_t n, unsigned char *marks) {
-    memset(marks, 0, n);
+    if (n > 0)
+        memset(marks, 0, n);
     if (n < 2)
         return 0;
     s_entry_t *e = malloc(n * sizeof *e);

@@ -36,8 +36,8 @@ int kmx_derived_entry(uint64_t seq, const MDB_val *rkey, uint8_t *buf, size_t si
 // Adds (add != 0) or removes the index entries of rec, whose record key is rkey and whose
 // last change has sequence seq (an update removes the entries of the old seq and adds
 // those of the new). Returns 0 or an LMDB code (EINVAL when rec has no usable key).
-int kmx_derived_index(MDB_txn *txn, const kmx_derived_dbs_t *dbs, const MDB_val *rkey,
-                      uint64_t seq, const Kmx__V1__Record *rec, int add);
+int kmx_derived_index(MDB_txn *txn, const kmx_derived_dbs_t *dbs, const MDB_val *rkey, uint64_t seq,
+                      const Kmx__V1__Record *rec, int add);
 
 // Roll-up changes of one write transaction, summed per roll-up key in memory and written
 // once per key by kmx_derived_pending_flush: a batch of 10 000 records touching 300
@@ -86,8 +86,8 @@ typedef struct {
 // Reads every stored roll-up in txn, each month of rollups_month as its own entry, into a
 // malloc'd array sorted by key (free it with kmx_derived_rollups_free). Used by the
 // verifier and tests. Returns 0, KMX_ERR_DECODE, KMX_ERR_NOMEM or an LMDB code.
-int kmx_derived_rollups_read(MDB_txn *txn, const kmx_derived_dbs_t *dbs,
-                             kmx_derived_rollup_t **out, size_t *n);
+int kmx_derived_rollups_read(MDB_txn *txn, const kmx_derived_dbs_t *dbs, kmx_derived_rollup_t **out,
+                             size_t *n);
 void kmx_derived_rollups_free(kmx_derived_rollup_t **list, size_t n);
 
 // Encodes and decodes a roll-up value (KMX_ROLLUP_VALUE_LEN bytes).

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -89,7 +90,7 @@ static int s_setup(void **state) {
         zmq_getsockopt(f->sub, ZMQ_LAST_ENDPOINT, pub_ep, &size) != 0)
         return -1;
     kmx_storage_config_t cfg = {"tcp://127.0.0.1:*", pub_ep, f->dir, 0, 100,
-                                KMX_STORE_SYNC_FULL, 0,      500};
+                                KMX_STORE_SYNC_FULL, 0,      500,    0};
     if (kmx_storage_new(f->ctx, &cfg, &f->storage) != 0 ||
         kmx_storage_endpoint(f->storage, ep, sizeof ep) != 0)
         return -1;
@@ -122,8 +123,8 @@ static void s_send_frames(void *sock, const void *const *frames, const size_t *s
         assert_true(zmq_send(sock, frames[i], sizes[i], i + 1 < n ? ZMQ_SNDMORE : 0) >= 0);
 }
 
-static void s_send_request(s_fixture_t *f, const Kmx__V1__Request *req, uint8_t corr[8]) {
-    uint64_t id = f->corr++;
+// Sends req on sock with correlation id id (written to corr).
+static void s_send_on(void *sock, uint64_t id, const Kmx__V1__Request *req, uint8_t corr[8]) {
     for (int i = 7; i >= 0; i--, id >>= 8)
         corr[i] = (uint8_t)id;
     uint8_t *body = NULL;
@@ -131,26 +132,34 @@ static void s_send_request(s_fixture_t *f, const Kmx__V1__Request *req, uint8_t 
     assert_int_equal(kmx_msg_pack_request(req, &body, &len), 0);
     const void *frames[] = {corr, body};
     size_t sizes[] = {8, len};
-    s_send_frames(f->dealer, frames, sizes, 2);
+    s_send_frames(sock, frames, sizes, 2);
     free(body);
 }
 
-// Receives one reply, checks its correlation id and returns the decoded response.
-static Kmx__V1__Response *s_recv_reply(s_fixture_t *f, const uint8_t corr[8]) {
+static void s_send_request(s_fixture_t *f, const Kmx__V1__Request *req, uint8_t corr[8]) {
+    s_send_on(f->dealer, f->corr++, req, corr);
+}
+
+// Receives one reply on sock, checks its correlation id and returns the decoded response.
+static Kmx__V1__Response *s_recv_on(void *sock, const uint8_t corr[8]) {
     uint8_t got[8];
-    assert_int_equal(zmq_recv(f->dealer, got, sizeof got, 0), 8);
+    assert_int_equal(zmq_recv(sock, got, sizeof got, 0), 8);
     assert_memory_equal(got, corr, 8);
     int more = 0;
     size_t size = sizeof more;
-    zmq_getsockopt(f->dealer, ZMQ_RCVMORE, &more, &size);
+    zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &size);
     assert_true(more);
     zmq_msg_t msg;
     zmq_msg_init(&msg);
-    assert_true(zmq_msg_recv(&msg, f->dealer, 0) >= 0);
+    assert_true(zmq_msg_recv(&msg, sock, 0) >= 0);
     Kmx__V1__Response *resp = kmx_msg_response_unpack(zmq_msg_data(&msg), zmq_msg_size(&msg));
     zmq_msg_close(&msg);
     assert_non_null(resp);
     return resp;
+}
+
+static Kmx__V1__Response *s_recv_reply(s_fixture_t *f, const uint8_t corr[8]) {
+    return s_recv_on(f->dealer, corr);
 }
 
 static Kmx__V1__Response *s_call(s_fixture_t *f, const Kmx__V1__Request *req) {
@@ -501,6 +510,216 @@ static void test_storage_delete_and_aggregate(void **state) {
     kmx__v1__response__free_unpacked(resp, NULL);
 }
 
+// A DEALER of its own, as a second worker would have.
+static void *s_dealer(s_fixture_t *f) {
+    char ep[256];
+    int timeout = 10000;
+    assert_int_equal(kmx_storage_endpoint(f->storage, ep, sizeof ep), 0);
+    void *sock = zmq_socket(f->ctx, ZMQ_DEALER);
+    assert_non_null(sock);
+    zmq_setsockopt(sock, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    assert_int_equal(zmq_connect(sock, ep), 0);
+    return sock;
+}
+
+static Kmx__V1__Response *s_get_on(void *sock, uint64_t id, Kmx__V1__Record *key) {
+    Kmx__V1__GetRequest get = KMX__V1__GET_REQUEST__INIT;
+    Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
+    get.key = key;
+    req.body_case = KMX__V1__REQUEST__BODY_GET;
+    req.get = &get;
+    uint8_t corr[8];
+    s_send_on(sock, id, &req, corr);
+    return s_recv_on(sock, corr);
+}
+
+// Records with distinct keys (item "item-<i>"), for big batches.
+typedef struct {
+    s_rec_t *r;             // n records
+    char (*item)[32];       // their item names
+    Kmx__V1__Record **ptrs; // &r[i].rec
+    size_t n;               // records
+} s_many_t;
+
+static void s_many_init(s_many_t *m, size_t n, const char *market, int64_t amount) {
+    m->r = calloc(n, sizeof *m->r);
+    m->item = calloc(n, sizeof *m->item);
+    m->ptrs = calloc(n, sizeof *m->ptrs);
+    assert_true(m->r && m->item && m->ptrs);
+    m->n = n;
+    for (size_t i = 0; i < n; i++) {
+        s_rec_init(&m->r[i], market, 202401, amount, "USD");
+        snprintf(m->item[i], sizeof m->item[i], "item-%zu", i);
+        m->r[i].rec.item = m->item[i];
+        m->ptrs[i] = &m->r[i].rec;
+    }
+}
+
+static void s_many_fini(s_many_t *m) {
+    free(m->r);
+    free(m->item);
+    free(m->ptrs);
+}
+
+static void s_send_put_on(void *sock, uint64_t id, Kmx__V1__Record **recs, size_t n,
+                          uint8_t corr[8]) {
+    Kmx__V1__PutRequest put = KMX__V1__PUT_REQUEST__INIT;
+    Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
+    put.n_records = n;
+    put.records = recs;
+    req.body_case = KMX__V1__REQUEST__BODY_PUT;
+    req.put = &put;
+    s_send_on(sock, id, &req, corr);
+}
+
+// A read right after an acknowledged write sees it, also when another worker asks.
+static void test_storage_read_after_ack_sees_write(void **state) {
+    s_fixture_t *f = *state;
+    void *reader = s_dealer(f);
+    for (int i = 0; i < 100; i++) {
+        s_rec_t rec;
+        s_rec_init(&rec, "TW", (uint32_t)(201001 + (i % 12) + 100 * (i / 12)), 1000 + i, "USD");
+        Kmx__V1__Record *one[] = {&rec.rec};
+        Kmx__V1__Response *resp = s_put(f, one, 1, 0);
+        assert_int_equal(resp->put->stored, 1);
+        uint64_t seq = resp->put->results[0]->seq;
+        kmx__v1__response__free_unpacked(resp, NULL);
+        resp = s_get_on(reader, (uint64_t)i + 1, &rec.rec);
+        assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_GET);
+        assert_true(resp->get->record->record->value->amount == 1000 + i);
+        assert_true(resp->get->record->seq == seq);
+        kmx__v1__response__free_unpacked(resp, NULL);
+    }
+    zmq_close(reader);
+}
+
+// Reads sent after big writes are answered while those writes commit: a read never waits
+// for a commit. Only ordering is checked: gets answered before the last put's
+// acknowledgement.
+static void test_storage_reads_answer_during_commits(void **state) {
+    s_fixture_t *f = *state;
+    enum { PUTS = 5, PER_PUT = 10000 };
+    s_many_t m[PUTS];
+    uint8_t corr[PUTS][8];
+    s_rec_t known;
+    s_rec_init(&known, "SG", 201901, 7, "USD");
+    Kmx__V1__Record *one[] = {&known.rec};
+    kmx__v1__response__free_unpacked(s_put(f, one, 1, 0), NULL);
+    for (int i = 0; i < PUTS; i++) {
+        char market[8];
+        snprintf(market, sizeof market, "%s", (const char *[]){"US", "JP", "CN", "DE", "FR"}[i]);
+        s_many_init(&m[i], PER_PUT, market, i + 1);
+        s_send_put_on(f->dealer, 5000u + (uint64_t)i, m[i].ptrs, m[i].n, corr[i]);
+    }
+    void *reader = s_dealer(f);
+    int acked = 0, before = 0;
+    for (uint64_t id = 1; acked < PUTS && id < 1000000; id++) {
+        Kmx__V1__Response *resp = s_get_on(reader, id, &known.rec);
+        assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_GET);
+        kmx__v1__response__free_unpacked(resp, NULL);
+        before += acked < PUTS;
+        zmq_pollitem_t items[] = {{f->dealer, 0, ZMQ_POLLIN, 0}};
+        while (acked < PUTS && zmq_poll(items, 1, 0) == 1) {
+            resp = s_recv_on(f->dealer, corr[acked]);
+            assert_int_equal(resp->put->stored, PER_PUT);
+            kmx__v1__response__free_unpacked(resp, NULL);
+            acked++;
+        }
+    }
+    print_message("gets answered while %d puts of %d records committed: %d\n", PUTS, PER_PUT,
+                  before);
+    assert_int_equal(acked, PUTS);
+    assert_true(before > 0);
+    for (int i = 0; i < PUTS; i++)
+        s_many_fini(&m[i]);
+    zmq_close(reader);
+}
+
+// A thread asking reads in a loop until told to stop.
+typedef struct {
+    s_fixture_t *f;    // the fixture
+    atomic_int *stop;  // set when the writes are done
+    uint64_t answered; // reads answered
+    pthread_t thread;  // runs s_hammer
+} s_hammer_t;
+
+static void *s_hammer(void *arg) {
+    s_hammer_t *h = arg;
+    void *sock = s_dealer(h->f);
+    s_rec_t key;
+    s_rec_init(&key, "SG", 201901, 0, "USD");
+    Kmx__V1__AggregateRequest agg = KMX__V1__AGGREGATE_REQUEST__INIT;
+    Kmx__V1__GroupField by[] = {KMX__V1__GROUP_FIELD__BY_MARKET};
+    agg.n_group_by = 1;
+    agg.group_by = by;
+    Kmx__V1__ScanRequest scan = KMX__V1__SCAN_REQUEST__INIT;
+    for (uint64_t id = 1; !atomic_load(h->stop); id++) {
+        Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
+        if (id % 3 == 0) {
+            req.body_case = KMX__V1__REQUEST__BODY_AGGREGATE;
+            req.aggregate = &agg;
+        } else if (id % 3 == 1) {
+            req.body_case = KMX__V1__REQUEST__BODY_SCAN;
+            req.scan = &scan;
+        } else {
+            Kmx__V1__GetRequest get = KMX__V1__GET_REQUEST__INIT;
+            get.key = &key.rec;
+            req.body_case = KMX__V1__REQUEST__BODY_GET;
+            req.get = &get;
+            uint8_t corr[8];
+            s_send_on(sock, id, &req, corr);
+            Kmx__V1__Response *resp = s_recv_on(sock, corr);
+            h->answered += resp->result_case == KMX__V1__RESPONSE__RESULT_GET;
+            kmx__v1__response__free_unpacked(resp, NULL);
+            continue;
+        }
+        uint8_t corr[8];
+        s_send_on(sock, id, &req, corr);
+        Kmx__V1__Response *resp = s_recv_on(sock, corr);
+        h->answered += resp->result_case != KMX__V1__RESPONSE__RESULT_ERROR;
+        kmx__v1__response__free_unpacked(resp, NULL);
+    }
+    zmq_close(sock);
+    return NULL;
+}
+
+// Writes keep committing while readers ask as fast as they can: every put is answered
+// (within the socket timeout) and the readers keep being answered too.
+static void test_storage_writes_commit_while_readers_hammer(void **state) {
+    s_fixture_t *f = *state;
+    enum { HAMMERS = 6, PUTS = 30, PER_PUT = 500 };
+    s_rec_t known;
+    s_rec_init(&known, "SG", 201901, 7, "USD");
+    Kmx__V1__Record *one[] = {&known.rec};
+    kmx__v1__response__free_unpacked(s_put(f, one, 1, 0), NULL);
+    atomic_int stop = 0;
+    s_hammer_t h[HAMMERS];
+    for (int i = 0; i < HAMMERS; i++) {
+        h[i] = (s_hammer_t){f, &stop, 0, 0};
+        assert_int_equal(pthread_create(&h[i].thread, NULL, s_hammer, &h[i]), 0);
+    }
+    s_many_t m;
+    s_many_init(&m, PER_PUT, "KR", 1);
+    for (int i = 0; i < PUTS; i++) {
+        for (size_t k = 0; k < m.n; k++)
+            m.r[k].value.amount = i + 1; // every put changes every record
+        Kmx__V1__Response *resp = s_put(f, m.ptrs, m.n, 0);
+        assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_PUT);
+        assert_int_equal(resp->put->stored, PER_PUT);
+        kmx__v1__response__free_unpacked(resp, NULL);
+    }
+    atomic_store(&stop, 1);
+    uint64_t answered = 0;
+    for (int i = 0; i < HAMMERS; i++) {
+        pthread_join(h[i].thread, NULL);
+        assert_true(h[i].answered > 0);
+        answered += h[i].answered;
+    }
+    print_message("%d puts of %d records committed while %d readers got %llu answers\n", PUTS,
+                  PER_PUT, HAMMERS, (unsigned long long)answered);
+    s_many_fini(&m);
+}
+
 #define S_T(fn) cmocka_unit_test_setup_teardown(fn, s_setup, s_teardown)
 
 int main(void) {
@@ -510,6 +729,9 @@ int main(void) {
         S_T(test_storage_pipelined_puts_get_gap_free_seqs),
         S_T(test_storage_survives_garbage),
         S_T(test_storage_delete_and_aggregate),
+        S_T(test_storage_read_after_ack_sees_write),
+        S_T(test_storage_reads_answer_during_commits),
+        S_T(test_storage_writes_commit_while_readers_hammer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

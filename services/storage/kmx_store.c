@@ -405,6 +405,14 @@ void kmx_store_close(kmx_store_t **self_p) {
     *self_p = NULL;
 }
 
+int kmx_store_reader_check(kmx_store_t *self, int *dead) {
+    int n = 0;
+    int rc = self ? mdb_reader_check(self->env, &n) : EINVAL;
+    if (dead)
+        *dead = n;
+    return rc == 0 ? 0 : kmx_store_mdb_err(rc, "reader check");
+}
+
 uint64_t kmx_store_last_seq(const kmx_store_t *self) {
     return self ? self->last_seq : 0;
 }

@@ -243,6 +243,11 @@ int kmx_store_backup(kmx_store_t *self, const char *dest);
 // thread; a read's own answer carries the sequence of the snapshot it read.
 uint64_t kmx_store_last_seq(const kmx_store_t *self);
 
+// Clears the reader slots of processes that died inside a read transaction, so they pin
+// no old pages (kmx_store_open does this once). Safe from any thread. *dead (may be NULL)
+// is how many were cleared. Returns 0 or KMX_ERR_STORAGE.
+int kmx_store_reader_check(kmx_store_t *self, int *dead);
+
 // Fills *out. Returns 0 or KMX_ERR_STORAGE.
 int kmx_store_stats(kmx_store_t *self, kmx_store_stats_t *out);
 

@@ -9,13 +9,16 @@
 
 #include <ftw.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -737,6 +740,107 @@ static void test_store_open_creates_directory(void **state) {
     assert_int_equal(kmx_store_open(file, NULL, &s), KMX_ERR_IO);
 }
 
+// Readers in other threads while the writer grows the map many times: the map gate
+// keeps every resize away from open read transactions, so each read answers whole.
+typedef struct {
+    kmx_store_t *store; // shared
+    atomic_int *stop;   // set when the writes are done
+    s_rec_t *key;       // a record stored before the threads start
+    int failures;       // reads that did not answer as they should
+    uint64_t reads;     // reads done
+    pthread_t thread;   // runs s_read_loop
+} s_reader_t;
+
+static void *s_read_loop(void *arg) {
+    s_reader_t *rd = arg;
+    while (!atomic_load(rd->stop)) {
+        Kmx__V1__StoredRecord *got = NULL;
+        if (kmx_store_get(rd->store, &rd->key->rec, &got) != 0 || !got ||
+            got->record->value->amount != rd->key->value.amount)
+            rd->failures++;
+        if (got)
+            kmx__v1__stored_record__free_unpacked(got, NULL);
+        kmx_store_scan_page_t page;
+        kmx_store_scan_page_init(&page);
+        kmx_store_scan_t q = {.limit = 50};
+        if (kmx_store_scan(rd->store, &q, &page) != 0 || page.n == 0)
+            rd->failures++;
+        kmx_store_scan_page_fini(&page);
+        rd->reads += 2;
+    }
+    return NULL;
+}
+
+static void test_store_readers_beside_map_growth(void **state) {
+    s_fixture_t *f = *state;
+    kmx_store_close(&f->store);
+    kmx_store_config_t cfg = {.map_size = 64 * 1024};
+    assert_int_equal(kmx_store_open(f->dir, &cfg, &f->store), 0);
+    s_rec_t key;
+    s_rec_init(&key, (s_spec_t){.start = 201901, .item = "known", .amount = 77});
+    s_put_one(f->store, &key, S_STORED, 1);
+    atomic_int stop = 0;
+    enum { READERS = 3, BATCHES = 20, PER = 150 };
+    s_reader_t rd[READERS];
+    for (int i = 0; i < READERS; i++) {
+        rd[i] = (s_reader_t){f->store, &stop, &key, 0, 0, 0};
+        assert_int_equal(pthread_create(&rd[i].thread, NULL, s_read_loop, &rd[i]), 0);
+    }
+    static s_rec_t r[PER];
+    static char items[PER][32];
+    for (int b = 0; b < BATCHES; b++) {
+        Kmx__V1__Record *recs[PER];
+        kmx_put_outcome_t out[PER];
+        for (int i = 0; i < PER; i++) {
+            snprintf(items[i], sizeof items[i], "item %d", b * PER + i);
+            s_rec_init(&r[i], (s_spec_t){.start = 202001, .item = items[i], .amount = i});
+            r[i].rec.note = "a note long enough to make every record take some room in the map";
+            recs[i] = &r[i].rec;
+        }
+        assert_int_equal(kmx_store_put_batch(f->store, recs, PER, out, NULL), 0);
+    }
+    atomic_store(&stop, 1);
+    uint64_t reads = 0;
+    for (int i = 0; i < READERS; i++) {
+        pthread_join(rd[i].thread, NULL);
+        assert_int_equal(rd[i].failures, 0);
+        reads += rd[i].reads;
+    }
+    kmx_store_stats_t st;
+    assert_int_equal(kmx_store_stats(f->store, &st), 0);
+    assert_true(st.map_size > 64 * 1024);
+    assert_true(st.records == 1 + BATCHES * PER);
+    print_message("%llu reads beside the writer while the map grew to %llu bytes\n",
+                  (unsigned long long)reads, (unsigned long long)st.map_size);
+}
+
+// A process that dies inside a read transaction leaves its reader slot taken; the check
+// (at open, and periodically in the service) clears it.
+static void test_store_reader_check_clears_dead_slot(void **state) {
+    s_fixture_t *f = *state;
+    int dead = -1;
+    assert_int_equal(kmx_store_reader_check(f->store, &dead), 0);
+    assert_int_equal(dead, 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        MDB_env *env = NULL;
+        MDB_txn *txn = NULL;
+        if (mdb_env_create(&env) != 0 || mdb_env_set_maxdbs(env, KMX_SCHEMA_MAX_DBS) != 0 ||
+            mdb_env_open(env, f->dir, MDB_RDONLY | MDB_NOTLS, 0600) != 0 ||
+            mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) != 0)
+            _exit(1);
+        _exit(0); // dies holding the slot
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(kmx_store_reader_check(f->store, &dead), 0);
+    assert_int_equal(dead, 1);
+    assert_int_equal(kmx_store_reader_check(f->store, &dead), 0);
+    assert_int_equal(dead, 0);
+}
+
 #define S_T(fn) cmocka_unit_test_setup_teardown(fn, s_setup, s_teardown)
 
 int main(void) {
@@ -759,6 +863,8 @@ int main(void) {
         S_T(test_store_replay_since),
         S_T(test_store_replay_empty_store),
         S_T(test_store_open_creates_directory),
+        S_T(test_store_readers_beside_map_growth),
+        S_T(test_store_reader_check_clears_dead_slot),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

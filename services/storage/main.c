@@ -28,6 +28,7 @@ typedef struct {
     const char *sync;      // --sync / KMX_SYNC: full, nometasync, none
     const char *wait_us;   // --batch-wait-us / KMX_BATCH_WAIT_US
     const char *retain;    // --retain-events / KMX_RETAIN_EVENTS, 0 = all
+    const char *readers;   // --readers / KMX_STORAGE_READERS: reader threads
     const char *command;   // "serve", "check", "backup" or "upgrade"
     const char *dest;      // backup: the destination directory
 } s_options_t;
@@ -56,6 +57,7 @@ static void s_usage(FILE *out) {
         "  --sync MODE          full, nometasync, none   (KMX_SYNC, full)\n"
         "  --batch-wait-us N    wait for more writers    (KMX_BATCH_WAIT_US, 1000)\n"
         "  --retain-events N    events kept, 0 = all     (KMX_RETAIN_EVENTS, 0)\n"
+        "  --readers N          reader threads, 1 to 64  (KMX_STORAGE_READERS, 4)\n"
         "  --help, --version\n",
         out);
 }
@@ -70,6 +72,7 @@ static void s_defaults(s_options_t *o) {
     o->sync = s_env_or("KMX_SYNC", "full");
     o->wait_us = s_env_or("KMX_BATCH_WAIT_US", "1000");
     o->retain = s_env_or("KMX_RETAIN_EVENTS", "0");
+    o->readers = s_env_or("KMX_STORAGE_READERS", "4");
     o->command = "serve";
     o->dest = NULL;
 }
@@ -104,6 +107,7 @@ static int s_parse(int argc, char **argv, s_options_t *o) {
                                           {"sync", required_argument, NULL, 's'},
                                           {"batch-wait-us", required_argument, NULL, 'w'},
                                           {"retain-events", required_argument, NULL, 'r'},
+                                          {"readers", required_argument, NULL, 'R'},
                                           {NULL, 0, NULL, 0}};
     s_defaults(o);
     int c;
@@ -132,6 +136,9 @@ static int s_parse(int argc, char **argv, s_options_t *o) {
             break;
         case 'r':
             o->retain = optarg;
+            break;
+        case 'R':
+            o->readers = optarg;
             break;
         case 'h':
             s_usage(stdout);
@@ -186,6 +193,13 @@ static int s_tuning(const s_options_t *o, kmx_storage_config_t *cfg) {
         fprintf(stderr, "kmx-storage: --retain-events needs a count (0 keeps all)\n");
         return 2;
     }
+    uint64_t readers = 0;
+    if (s_parse_u64(o->readers, KMX_STORAGE_READERS_MAX, &readers) != 0 || readers == 0) {
+        fprintf(stderr, "kmx-storage: --readers needs a thread count, 1 to %d\n",
+                KMX_STORAGE_READERS_MAX);
+        return 2;
+    }
+    cfg->readers = (size_t)readers;
     return 0;
 }
 
@@ -286,7 +300,7 @@ int main(int argc, char **argv) {
         s_usage(stderr);
         return 2;
     }
-    kmx_storage_config_t cfg = {o.bind, o.publish, o.data_dir, 0, 0, KMX_STORE_SYNC_FULL, 0, 0};
+    kmx_storage_config_t cfg = {o.bind, o.publish, o.data_dir, 0, 0, KMX_STORE_SYNC_FULL, 0, 0, 0};
     if ((rc = s_tuning(&o, &cfg)) != 0)
         return rc;
     s_install_signals();
