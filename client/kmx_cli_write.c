@@ -5,12 +5,14 @@
     so a command-line flag is parsed by the same rules as a CSV cell.  */
 #include "kmx_cli.h"
 
+#include "kmx_csv.h"
 #include "kmx_err.h"
 #include "kmx_import.h"
 #include "kmx_json.h"
 #include "kmx_mem.h"
 #include "kmx_period.h"
 #include "kmx_record.h"
+#include "kmx_text.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -30,6 +32,10 @@
 #define S_JOBS_MAX 32
 #define S_DEFAULTS_MAX 32
 #define S_REJECTS_KEPT 100000 // rejections listed in full; the rest are only counted
+#define S_MAPS_MAX 64         // --map options
+#define S_PREVIEW 10          // records a dry run shows
+#define S_WARNINGS_MAX 64     // distinct warnings kept
+#define S_CELLS_MAX 100000    // the server's KMX_DOC_RECORDS_MAX: records one chunk may yield
 
 typedef kmx_json_reject_t s_reject_t;
 
@@ -40,6 +46,7 @@ typedef struct s_chunk {
     size_t cap;           // capacity of data
     uint32_t first_line;  // file line of data's first line
     size_t rows;          // rows in it
+    bool first;           // the file's first chunk (a dry run previews its records)
     struct s_chunk *next; // queue link
 } s_chunk_t;
 
@@ -55,7 +62,17 @@ typedef struct {
     Kmx__V1__RawDocument__Default defaults[S_DEFAULTS_MAX]; // --default COLUMN=VALUE
     Kmx__V1__RawDocument__Default *default_ptrs[S_DEFAULTS_MAX];
     size_t n_defaults;             // defaults given
+    Kmx__V1__RawDocument__ColumnMap maps[S_MAPS_MAX]; // --map HEADER=FIELD
+    Kmx__V1__RawDocument__ColumnMap *map_ptrs[S_MAPS_MAX];
+    size_t n_maps;                 // maps given
+    int encoding;                  // --encoding, a RawDocument.Encoding
+    const char *delimiter;         // --delimiter, or NULL to detect
+    bool ignore_extra;             // --ignore-extra
+    int layout;                    // --wide / --long, a RawDocument.Layout
+    int date_order;                // --date-order, a RawDocument.DateOrder
+    bool excel_dates;              // --excel-dates
     char *header;                  // CSV header line (no line break), malloc'd
+    bool header_utf8;              // the header is valid UTF-8 (sent as text, else as bytes)
     off_t file_size;               // for the progress bar; 0 when unknown
     // Shared with the sender threads, under lock:
     pthread_mutex_t lock;          // guards what follows
@@ -65,7 +82,7 @@ typedef struct {
     bool reading_done;             // no more chunks will come
     bool validate_pass;            // this pass only validates (atomic pass 1, dry run)
     int failed;                    // an exit code once a chunk failed beyond its rows
-    char fail_msg[300];            // what failed
+    char fail_msg[1200];           // what failed
     size_t rows;                   // rows the server read
     size_t stored;                 // records stored
     size_t unchanged;              // records already stored
@@ -77,20 +94,36 @@ typedef struct {
     size_t rejects_cap;            // capacity of rejects
     off_t bytes_read;              // bytes of the file read so far
     uint64_t retries;              // tries beyond the first the senders needed
+    size_t skipped;                // wide files: empty and "-" cells skipped
+    size_t records;                // records the rows yielded (wide: one per cell)
+    char *warnings[S_WARNINGS_MAX]; // distinct warnings from the server, malloc'd
+    size_t n_warnings;             // entries in warnings
+    char encoding_read[16];        // the encoding the server read, or ""
+    uint8_t *preview[S_PREVIEW];   // dry run: the first records, packed, malloc'd
+    size_t preview_len[S_PREVIEW]; // bytes of each
+    size_t n_preview;              // records in preview
 } s_import_t;
 
 #define S_IMPORT_DEADLINE_MS 60000 // how long one chunk may be retried unless --deadline says
 
 static const char s_import_usage[] =
     "usage: kmx import FILE [--input csv|jsonl] [--batch N] [--jobs N] [--atomic] [--dry-run]\n"
-    "                  [--default COLUMN=VALUE]... [--format table|json]\n"
+    "                  [--default COLUMN=VALUE]... [--map HEADER=FIELD]... [--ignore-extra]\n"
+    "                  [--encoding auto|utf-8|cp949] [--delimiter ,|;|tab|pipe]\n"
+    "                  [--wide|--long] [--date-order mdy|dmy] [--excel-dates]\n"
+    "                  [--format table|json]\n"
     "Sends a CSV file (header row first; see docs/cli.md for columns) or a JSON Lines file\n"
     "(one flat object per line) to kmx.ingest, which parses and stores it, N rows per\n"
     "request (default 5000), with up to --jobs requests in flight (default 4). FILE '-'\n"
     "reads stdin. --input defaults from the extension (.jsonl, .ndjson: JSON Lines).\n"
     "--default fills a column the file leaves out or empty (e.g. --default source=KOCCA).\n"
+    "--map gives a header any field (or 'ignore'); --ignore-extra drops unknown columns,\n"
+    "each named in a warning. --encoding defaults to auto (UTF-8, else CP949/EUC-KR),\n"
+    "--delimiter to the header line's. A file with a column per period is read as wide\n"
+    "(one record per cell) unless --long. --date-order reads 1/2/2024; --excel-dates\n"
+    "reads serial day numbers.\n"
     "--atomic checks the whole file first and stores nothing if any row is bad.\n"
-    "--dry-run only checks. Exit 0 when every row was stored or unchanged, 1 when any was\n"
+    "--dry-run only checks and shows the first records as they would be stored. Exit 0 when every row was stored or unchanged, 1 when any was\n"
     "rejected, 2 when the server could not be reached or failed.\n";
 
 // ---- results (called with the lock held) ------------------------------------------
@@ -116,7 +149,36 @@ static void s_add_results(s_import_t *im, Kmx__V1__RecordResult **results, size_
     }
 }
 
+// Keeps the warnings not seen yet (every chunk repeats the header's).
+static void s_add_warnings(s_import_t *im, char **warnings, size_t n) {
+    for (size_t i = 0; i < n && im->n_warnings < S_WARNINGS_MAX; i++) {
+        bool seen = false;
+        for (size_t k = 0; k < im->n_warnings && !seen; k++)
+            seen = strcmp(im->warnings[k], warnings[i]) == 0;
+        if (!seen && (im->warnings[im->n_warnings] = strdup(warnings[i])) != NULL)
+            im->n_warnings++;
+    }
+}
+
+static void s_keep_preview(s_import_t *im, Kmx__V1__Record **recs, size_t n) {
+    for (size_t i = 0; i < n && im->n_preview < S_PREVIEW; i++) {
+        size_t len = kmx__v1__record__get_packed_size(recs[i]);
+        uint8_t *buf = malloc(len ? len : 1);
+        if (!buf)
+            return;
+        kmx__v1__record__pack(recs[i], buf);
+        im->preview[im->n_preview] = buf;
+        im->preview_len[im->n_preview++] = len;
+    }
+}
+
 static void s_on_put_result(s_import_t *im, const Kmx__V1__PutResult *put) {
+    im->skipped += put->skipped;
+    im->records += put->has_cells ? put->cells : put->records;
+    s_add_warnings(im, put->warnings, put->n_warnings);
+    if (put->encoding)
+        snprintf(im->encoding_read, sizeof im->encoding_read, "%s", put->encoding);
+    s_keep_preview(im, put->preview, put->n_preview);
     im->rows += put->records;
     im->stored += put->stored;
     im->unchanged += put->unchanged;
@@ -157,7 +219,26 @@ static int s_send_chunk(s_import_t *im, kmx_client_t *client, const s_chunk_t *c
     doc.data.data = (uint8_t *)c->data;
     doc.data.len = c->len;
     doc.has_atomic = doc.atomic = im->atomic;
-    doc.header = im->header;
+    if (im->header_utf8) {
+        doc.header = im->header;
+    } else if (im->header) {
+        doc.has_header_data = 1;
+        doc.header_data.data = (uint8_t *)im->header;
+        doc.header_data.len = strlen(im->header);
+    }
+    doc.has_encoding = im->encoding != 0;
+    doc.encoding = im->encoding;
+    doc.delimiter = (char *)im->delimiter;
+    doc.n_columns = im->n_maps;
+    doc.columns = im->map_ptrs;
+    doc.has_ignore_extra = doc.ignore_extra = im->ignore_extra;
+    doc.has_layout = im->layout != 0;
+    doc.layout = im->layout;
+    doc.has_date_order = im->date_order != 0;
+    doc.date_order = im->date_order;
+    doc.has_excel_dates = doc.excel_dates = im->excel_dates;
+    doc.has_preview = validate && im->dry_run && c->first;
+    doc.preview = S_PREVIEW;
     doc.has_first_line = 1;
     doc.first_line = c->first_line;
     doc.n_defaults = im->n_defaults;
@@ -301,6 +382,23 @@ static int s_append(s_chunk_t *c, const char *line, size_t len) {
     return 0;
 }
 
+// A wide file yields a record per cell, and the server takes at most S_CELLS_MAX records
+// per document: a chunk holds at most that many cells. The header also decides how it is
+// sent (UTF-8 text, or bytes for the server to convert).
+static void s_bound_chunk_rows(s_import_t *im, size_t len) {
+    char delim = im->delimiter && strlen(im->delimiter) == 1                    ? im->delimiter[0]
+                 : im->delimiter && strcasecmp(im->delimiter, "tab") == 0       ? '\t'
+                 : im->delimiter && strcasecmp(im->delimiter, "semicolon") == 0 ? ';'
+                 : im->delimiter && strcasecmp(im->delimiter, "pipe") == 0
+                     ? '|'
+                     : kmx_csv_detect_delimiter(im->header, len);
+    size_t cols = kmx_csv_field_at(im->header, len, len, delim);
+    size_t rows = S_CELLS_MAX / (cols ? cols : 1);
+    if (rows < im->batch_max)
+        im->batch_max = rows ? rows : 1;
+    im->header_utf8 = kmx_text_is_utf8(im->header, len);
+}
+
 // Reads the file into chunks of whole rows. Returns -1 when read through, else an exit
 // code. The first CSV row becomes im->header.
 static int s_read_chunks(s_import_t *im, FILE *file) {
@@ -308,7 +406,7 @@ static int s_read_chunks(s_import_t *im, FILE *file) {
     size_t cap = 0;
     ssize_t n;
     uint32_t lineno = 0;
-    bool open = false, need_header = !im->jsonl && !im->header;
+    bool open = false, need_header = !im->jsonl && !im->header, first_chunk = true;
     s_chunk_t *c = NULL;
     int rc = -1;
     double last = 0;
@@ -328,6 +426,8 @@ static int s_read_chunks(s_import_t *im, FILE *file) {
             need_header = false;
             if (!im->header)
                 rc = KMX_EXIT_SERVER;
+            else
+                s_bound_chunk_rows(im, hl);
             continue;
         }
         if (!c) {
@@ -337,6 +437,8 @@ static int s_read_chunks(s_import_t *im, FILE *file) {
                 break;
             }
             c->first_line = lineno;
+            c->first = first_chunk;
+            first_chunk = false;
         }
         if (s_append(c, text, (size_t)n) != 0) {
             rc = KMX_EXIT_SERVER;
@@ -414,13 +516,89 @@ static int s_add_default(s_import_t *im, char *arg) {
     return 0;
 }
 
+// The import options beyond the common ones.
+enum {
+    O_BATCH = KMX_OPT_FIRST_COMMAND,
+    O_ATOMIC,
+    O_INPUT,
+    O_JOBS,
+    O_DEFAULT,
+    O_DRY,
+    O_MAP,
+    O_IGNORE_EXTRA,
+    O_ENCODING,
+    O_DELIMITER,
+    O_WIDE,
+    O_LONG,
+    O_DATE_ORDER,
+    O_EXCEL_DATES,
+};
+
+static int s_add_map(s_import_t *im, char *arg) {
+    char *eq = strrchr(arg, '=');
+    if (!eq || eq == arg || !eq[1] || im->n_maps >= S_MAPS_MAX) {
+        kmx_cli_error("--map wants HEADER=FIELD (at most %d), not \"%s\"", S_MAPS_MAX, arg);
+        return KMX_ERR_INVAL;
+    }
+    *eq = '\0';
+    Kmx__V1__RawDocument__ColumnMap *m = &im->maps[im->n_maps];
+    kmx__v1__raw_document__column_map__init(m);
+    m->header = arg;
+    m->field = eq + 1;
+    im->map_ptrs[im->n_maps++] = m;
+    return 0;
+}
+
+// The options naming how a file is written: encoding, delimiter, dates.
+static int s_format_option(s_import_t *im, int opt, char *arg) {
+    kmx_text_enc_t enc;
+    if (opt == O_ENCODING) {
+        if (kmx_text_enc_parse(arg, &enc) != 0) {
+            kmx_cli_error("--encoding wants auto, utf-8 or cp949 (euc-kr), not \"%s\"", arg);
+            return KMX_ERR_INVAL;
+        }
+        im->encoding = enc == KMX_TEXT_UTF8    ? KMX__V1__RAW_DOCUMENT__ENCODING__UTF8
+                       : enc == KMX_TEXT_CP949 ? KMX__V1__RAW_DOCUMENT__ENCODING__CP949
+                                               : 0;
+        return 0;
+    }
+    if (opt == O_DELIMITER) {
+        static const char *const ok[] = {",",     ";",         "\t",  "|",   "\\t",
+                                         "comma", "semicolon", "tab", "pipe"};
+        for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+            if (strcasecmp(arg, ok[i]) == 0) {
+                im->delimiter = arg;
+                return 0;
+            }
+        }
+        kmx_cli_error("--delimiter wants , ; tab or | (or comma, semicolon, pipe), not \"%s\"",
+                      arg);
+        return KMX_ERR_INVAL;
+    }
+    if (strcasecmp(arg, "mdy") == 0 || strcasecmp(arg, "dmy") == 0) {
+        im->date_order = strcasecmp(arg, "mdy") == 0 ? KMX__V1__RAW_DOCUMENT__DATE_ORDER__MDY
+                                                     : KMX__V1__RAW_DOCUMENT__DATE_ORDER__DMY;
+        return 0;
+    }
+    kmx_cli_error("--date-order wants mdy or dmy, not \"%s\"", arg);
+    return KMX_ERR_INVAL;
+}
+
 static int s_import_option(s_import_t *im, int opt, char *arg) {
-    enum { O_BATCH = KMX_OPT_FIRST_COMMAND, O_ATOMIC, O_INPUT, O_JOBS, O_DEFAULT, O_DRY };
     unsigned long long v = 0;
     if (opt == O_ATOMIC)
         im->atomic = true;
     else if (opt == O_DRY)
         im->dry_run = true;
+    else if (opt == O_IGNORE_EXTRA)
+        im->ignore_extra = true;
+    else if (opt == O_EXCEL_DATES)
+        im->excel_dates = true;
+    else if (opt == O_WIDE || opt == O_LONG)
+        im->layout = opt == O_WIDE ? KMX__V1__RAW_DOCUMENT__LAYOUT__WIDE
+                                   : KMX__V1__RAW_DOCUMENT__LAYOUT__LONG;
+    else if (opt == O_ENCODING || opt == O_DELIMITER || opt == O_DATE_ORDER)
+        return s_format_option(im, opt, arg);
     else if (opt == O_BATCH && kmx_cli_parse_u64(arg, S_BATCH_MAX, &v) == 0 && v > 0)
         im->batch_max = (size_t)v;
     else if (opt == O_JOBS && kmx_cli_parse_u64(arg, S_JOBS_MAX, &v) == 0 && v > 0)
@@ -429,6 +607,8 @@ static int s_import_option(s_import_t *im, int opt, char *arg) {
         im->jsonl = strcmp(arg, "jsonl") == 0;
     else if (opt == O_DEFAULT)
         return s_add_default(im, arg);
+    else if (opt == O_MAP)
+        return s_add_map(im, arg);
     else {
         if (opt == O_BATCH)
             kmx_cli_error("--batch wants 1 to %d, not \"%s\"", S_BATCH_MAX, arg);
@@ -448,7 +628,6 @@ static bool s_has_suffix(const char *s, const char *suffix) {
 
 // Parses the import options. Returns -1 to continue, else an exit code.
 static int s_import_options(s_import_t *im, int argc, char **argv) {
-    enum { O_BATCH = KMX_OPT_FIRST_COMMAND, O_ATOMIC, O_INPUT, O_JOBS, O_DEFAULT, O_DRY };
     static const struct option longopts[] = {KMX_CLI_COMMON_OPTIONS,
                                              {"batch", required_argument, NULL, O_BATCH},
                                              {"atomic", no_argument, NULL, O_ATOMIC},
@@ -456,6 +635,14 @@ static int s_import_options(s_import_t *im, int argc, char **argv) {
                                              {"jobs", required_argument, NULL, O_JOBS},
                                              {"default", required_argument, NULL, O_DEFAULT},
                                              {"dry-run", no_argument, NULL, O_DRY},
+                                             {"map", required_argument, NULL, O_MAP},
+                                             {"ignore-extra", no_argument, NULL, O_IGNORE_EXTRA},
+                                             {"encoding", required_argument, NULL, O_ENCODING},
+                                             {"delimiter", required_argument, NULL, O_DELIMITER},
+                                             {"wide", no_argument, NULL, O_WIDE},
+                                             {"long", no_argument, NULL, O_LONG},
+                                             {"date-order", required_argument, NULL, O_DATE_ORDER},
+                                             {"excel-dates", no_argument, NULL, O_EXCEL_DATES},
                                              {NULL, 0, NULL, 0}};
     int opt;
     int input_set = 0;
@@ -495,20 +682,83 @@ static int s_cmp_reject(const void *a, const void *b) {
     return (x->row > y->row) - (x->row < y->row);
 }
 
-static void s_print_summary(const s_import_t *im, double seconds, bool nothing_stored) {
+// Adds the dry run's first records to the summary's preview array.
+static void s_preview_json(const s_import_t *im, json_t *array) {
+    for (size_t i = 0; array && i < im->n_preview; i++) {
+        Kmx__V1__Record *rec = kmx__v1__record__unpack(NULL, im->preview_len[i], im->preview[i]);
+        if (!rec)
+            continue;
+        kmx_format_record_t fr;
+        kmx_format_record_init(&fr, rec, 0, 0);
+        json_array_append_new(array, kmx_json_record(&fr));
+        kmx__v1__record__free_unpacked(rec, NULL);
+    }
+}
+
+// The import summary (kmx_json_import) with how the file was read: the records its rows
+// yielded, the cells skipped, the encoding, warnings, the dry run's first records, and
+// error, NULL unless the file was refused whole.
+static void s_print_json(const s_import_t *im, double seconds, bool nothing_stored,
+                         const char *error) {
+    bool refused = nothing_stored && im->atomic && im->rejected > 0;
+    kmx_json_import_t sum = {im->rows,       im->stored,   im->unchanged, im->rejected,
+                             im->duplicates, im->last_seq, seconds,       refused,
+                             im->dry_run,    im->rejects,  im->nrejects,  im->retries};
+    json_t *doc = kmx_json_import(&sum);
+    json_t *warnings = json_array(), *preview = json_array();
+    for (size_t i = 0; warnings && i < im->n_warnings; i++)
+        json_array_append_new(warnings, kmx_json_string(im->warnings[i]));
+    s_preview_json(im, preview);
+    if (doc) {
+        json_object_set_new(doc, "records", json_integer((json_int_t)im->records));
+        json_object_set_new(doc, "skipped", json_integer((json_int_t)im->skipped));
+        json_object_set_new(doc, "encoding",
+                            kmx_json_string(im->encoding_read[0] ? im->encoding_read : NULL));
+        json_object_set_new(doc, "warnings", warnings ? warnings : json_array());
+        json_object_set_new(doc, "preview", preview ? preview : json_array());
+        json_object_set_new(doc, "error", kmx_json_string(error));
+    }
+    if (!doc || kmx_json_dumpf(doc, stdout) < 0)
+        kmx_cli_error("out of memory");
+    json_decref(doc);
+    fputc('\n', stdout);
+}
+
+// Prints the dry run's first records as a table on stdout.
+static void s_preview_table(const s_import_t *im) {
+    static const size_t cols[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+    const char *names[sizeof cols / sizeof cols[0]];
+    for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++)
+        names[i] = kmx_format_record_columns[cols[i]];
+    kmx_format_table_t *table = kmx_format_table_new(names, sizeof cols / sizeof cols[0]);
+    for (size_t i = 0; table && i < im->n_preview; i++) {
+        Kmx__V1__Record *rec = kmx__v1__record__unpack(NULL, im->preview_len[i], im->preview[i]);
+        if (!rec)
+            continue;
+        kmx_format_record_t fr;
+        kmx_format_record_init(&fr, rec, 0, 0);
+        const char *cells[sizeof cols / sizeof cols[0]];
+        for (size_t k = 0; k < sizeof cols / sizeof cols[0]; k++)
+            cells[k] = fr.cells[cols[k]];
+        kmx_format_table_add(table, cells);
+        kmx__v1__record__free_unpacked(rec, NULL);
+    }
+    if (table && im->n_preview > 0) {
+        printf("first %zu records as they would be stored:\n", im->n_preview);
+        kmx_format_table_print(table, stdout);
+    }
+    kmx_format_table_destroy(&table);
+}
+
+static void s_print_summary(const s_import_t *im, double seconds, bool nothing_stored,
+                            const char *error) {
     double rate = seconds > 0 ? (double)im->rows / seconds : 0;
     if (im->opts->format == KMX_FORMAT_JSON) {
-        bool refused = nothing_stored && im->atomic && im->rejected > 0;
-        kmx_json_import_t sum = {im->rows,       im->stored,   im->unchanged, im->rejected,
-                                 im->duplicates, im->last_seq, seconds,       refused,
-                                 im->dry_run,    im->rejects,  im->nrejects,  im->retries};
-        json_t *doc = kmx_json_import(&sum);
-        if (!doc || kmx_json_dumpf(doc, stdout) < 0)
-            kmx_cli_error("out of memory");
-        json_decref(doc);
-        fputc('\n', stdout);
+        s_print_json(im, seconds, nothing_stored, error);
         return;
     }
+    for (size_t i = 0; i < im->n_warnings; i++)
+        fprintf(stderr, "kmx: %s: warning: %s\n", im->path, im->warnings[i]);
     for (size_t i = 0; i < im->nrejects; i++) {
         const s_reject_t *r = &im->rejects[i];
         fprintf(stderr, "kmx: %s: row %u: %s%s%s\n", im->path, r->row, r->field,
@@ -520,10 +770,17 @@ static void s_print_summary(const s_import_t *im, double seconds, bool nothing_s
     if (nothing_stored)
         fprintf(stderr, "kmx: %s: %s: nothing was stored\n", im->path,
                 im->dry_run ? "dry run" : "atomic import refused");
+    if (error)
+        return;
+    s_preview_table(im);
     printf("read %zu rows: %zu stored, %zu unchanged, %zu rejected", im->rows, im->stored,
            im->unchanged, im->rejected);
     if (im->duplicates)
         printf(" (%zu repeated)", im->duplicates);
+    if (im->records != im->rows)
+        printf("; %zu records from the cells", im->records);
+    if (im->skipped)
+        printf(", %zu empty or \"-\" cells skipped", im->skipped);
     printf(" in %.1f s (%.0f rows/s)", seconds, rate);
     if (im->retries)
         printf(", %" PRIu64 " retries", im->retries);
@@ -559,7 +816,7 @@ static int s_run(s_import_t *im, FILE *file, bool *nothing_stored) {
     rewind(file);
     free(im->header);
     im->header = NULL;
-    im->rows = 0;
+    im->rows = im->records = im->skipped = 0;
     return s_pass(im, file, false);
 }
 
@@ -568,22 +825,35 @@ static int s_import_file(s_import_t *im, FILE *file) {
     bool nothing_stored = false;
     int rc = s_run(im, file, &nothing_stored);
     double seconds = s_now() - t0;
+    char error[sizeof im->fail_msg + 64] = "";
     if (im->failed) {
-        kmx_cli_error("%s: %s", im->path, im->fail_msg);
+        snprintf(error, sizeof error, "%s", im->fail_msg);
         if (rc < 0)
             rc = im->failed;
     }
     if (rc < 0 && !im->jsonl && !im->header) {
-        kmx_cli_error("%s: empty file, expected a header row", im->path);
-        return KMX_EXIT_INPUT;
+        snprintf(error, sizeof error, "empty file, expected a header row");
+        rc = KMX_EXIT_INPUT;
     }
+    if (error[0])
+        kmx_cli_error("%s: %s", im->path, error);
     if (im->nrejects > 1)
         qsort(im->rejects, im->nrejects, sizeof(*im->rejects), s_cmp_reject);
-    if (rc < 0 || rc == KMX_EXIT_SERVER || im->rows > 0)
-        s_print_summary(im, seconds, nothing_stored);
+    // JSON always prints its one object, a refused file included.
+    if (rc < 0 || rc == KMX_EXIT_SERVER || im->rows > 0 || im->opts->format == KMX_FORMAT_JSON)
+        s_print_summary(im, seconds, nothing_stored, error[0] ? error : NULL);
     if (rc < 0)
         rc = im->rejected > 0 ? KMX_EXIT_INPUT : KMX_EXIT_OK;
     return rc;
+}
+
+static void s_import_free(s_import_t *im) {
+    free(im->header);
+    free(im->rejects);
+    for (size_t i = 0; i < im->n_warnings; i++)
+        free(im->warnings[i]);
+    for (size_t i = 0; i < im->n_preview; i++)
+        free(im->preview[i]);
 }
 
 int kmx_cli_import(kmx_cli_opts_t *opts, int argc, char **argv) {
@@ -603,7 +873,11 @@ int kmx_cli_import(kmx_cli_opts_t *opts, int argc, char **argv) {
     else
         file = fopen(im.path, "rb");
     if (!file) {
-        kmx_cli_error("%s: cannot open: %s", im.path, strerror(errno));
+        char error[300];
+        snprintf(error, sizeof error, "cannot open: %s", strerror(errno));
+        kmx_cli_error("%s: %s", im.path, error);
+        if (opts->format == KMX_FORMAT_JSON)
+            s_print_json(&im, 0, false, error);
         return KMX_EXIT_INPUT;
     }
     struct stat st;
@@ -616,8 +890,7 @@ int kmx_cli_import(kmx_cli_opts_t *opts, int argc, char **argv) {
     pthread_mutex_destroy(&im.lock);
     if (file != stdin)
         fclose(file);
-    free(im.header);
-    free(im.rejects);
+    s_import_free(&im);
     return rc;
 }
 

@@ -16,7 +16,7 @@
 #include <stdio.h>
 
 #define KMX_JSON_FIELD_MAX KMX_IMPORT_COLUMN_MAX  // longest field of a rejected row, with NUL
-#define KMX_JSON_REASON_MAX KMX_IMPORT_REASON_MAX // longest reason, with NUL
+#define KMX_JSON_REASON_MAX 256                   // longest reason kept, with NUL
 
 // A string value: null for NULL, the text for valid UTF-8, and for invalid UTF-8 the text
 // with each bad byte replaced by U+FFFD (jansson holds only valid UTF-8). NULL when out

@@ -32,17 +32,17 @@ struct kmx_csv_reader {
     size_t field_len;          // bytes in the field being read
     size_t line;               // line the current row started on
     size_t cur_line;           // line of the next unread byte
+    int last;                  // the last byte consumed, or EOF
+    char delim;                // field delimiter
     char error[200];           // last error sentence
 };
 
-kmx_csv_reader_t *kmx_csv_reader_new(FILE *file)
-{
+kmx_csv_reader_t *kmx_csv_reader_new(FILE *file) {
     return kmx_csv_reader_new_limits(file, NULL);
 }
 
 kmx_csv_reader_t *kmx_csv_reader_new_mem(const void *data, size_t len,
-                                         const kmx_csv_limits_t *limits)
-{
+                                         const kmx_csv_limits_t *limits) {
     static const unsigned char empty[1] = {0};
     kmx_csv_reader_t *self = kmx_csv_reader_new_limits(NULL, limits);
     if (self) {
@@ -52,13 +52,14 @@ kmx_csv_reader_t *kmx_csv_reader_new_mem(const void *data, size_t len,
     return self;
 }
 
-kmx_csv_reader_t *kmx_csv_reader_new_limits(FILE *file, const kmx_csv_limits_t *limits)
-{
+kmx_csv_reader_t *kmx_csv_reader_new_limits(FILE *file, const kmx_csv_limits_t *limits) {
     kmx_csv_reader_t *self = calloc(1, sizeof(*self));
     if (!self)
         return NULL;
     self->file = file;
     self->cur_line = 1;
+    self->delim = ',';
+    self->last = EOF;
     if (limits)
         self->limits = *limits;
     if (self->limits.field_max == 0)
@@ -76,8 +77,7 @@ kmx_csv_reader_t *kmx_csv_reader_new_limits(FILE *file, const kmx_csv_limits_t *
     return self;
 }
 
-void kmx_csv_reader_destroy(kmx_csv_reader_t **self_p)
-{
+void kmx_csv_reader_destroy(kmx_csv_reader_t **self_p) {
     if (!self_p || !*self_p)
         return;
     kmx_csv_reader_t *self = *self_p;
@@ -88,20 +88,69 @@ void kmx_csv_reader_destroy(kmx_csv_reader_t **self_p)
     *self_p = NULL;
 }
 
-size_t kmx_csv_line(const kmx_csv_reader_t *self)
-{
+size_t kmx_csv_line(const kmx_csv_reader_t *self) {
     assert(self);
     return self->line;
 }
 
-const char *kmx_csv_error(const kmx_csv_reader_t *self)
-{
+const char *kmx_csv_error(const kmx_csv_reader_t *self) {
     assert(self);
     return self->error;
 }
 
-static int s_fill(kmx_csv_reader_t *self)
-{
+size_t kmx_csv_last_line(const kmx_csv_reader_t *self) {
+    assert(self);
+    return self->last == '\n' || self->last == '\r' ? self->cur_line - 1 : self->cur_line;
+}
+
+static int s_is_delimiter(char c) {
+    return c == ',' || c == ';' || c == '\t' || c == '|';
+}
+
+int kmx_csv_set_delimiter(kmx_csv_reader_t *self, char delimiter) {
+    assert(self);
+    if (!s_is_delimiter(delimiter))
+        return KMX_ERR_INVAL;
+    self->delim = delimiter;
+    return 0;
+}
+
+char kmx_csv_detect_delimiter(const char *line, size_t len) {
+    static const char order[] = {',', ';', '\t', '|'};
+    size_t count[4] = {0};
+    int quoted = 0;
+    for (size_t i = 0; i < len && (quoted || (line[i] != '\n' && line[i] != '\r')); i++) {
+        if (line[i] == '"')
+            quoted = !quoted;
+        for (size_t k = 0; k < 4 && !quoted; k++)
+            count[k] += line[i] == order[k];
+    }
+    size_t best = 0;
+    for (size_t k = 1; k < 4; k++)
+        best = count[k] > count[best] ? k : best;
+    return order[best];
+}
+
+size_t kmx_csv_field_at(const char *line, size_t len, size_t at, char delimiter) {
+    size_t field = 1;
+    int quoted = 0;
+    for (size_t i = 0; i < at && i < len; i++) {
+        if (line[i] == '"')
+            quoted = !quoted;
+        else if (!quoted && line[i] == delimiter)
+            field++;
+    }
+    return field;
+}
+
+const char *kmx_csv_delimiter_name(char delimiter) {
+    return delimiter == ';'    ? "semicolon"
+           : delimiter == '\t' ? "tab"
+           : delimiter == '|'  ? "pipe"
+                               : "comma";
+}
+
+static int s_fill(kmx_csv_reader_t *self) {
     if (self->in_pos < self->in_len)
         return 1;
     if (self->in_error)
@@ -122,17 +171,16 @@ static int s_fill(kmx_csv_reader_t *self)
 }
 
 // Returns the next byte without consuming it, or EOF.
-static int s_peek(kmx_csv_reader_t *self)
-{
+static int s_peek(kmx_csv_reader_t *self) {
     return s_fill(self) ? self->in[self->in_pos] : EOF;
 }
 
 // Consumes one byte, counting lines (LF, CRLF, or a lone CR each end one line).
-static int s_get(kmx_csv_reader_t *self)
-{
+static int s_get(kmx_csv_reader_t *self) {
     if (!s_fill(self))
         return EOF;
     int c = self->in[self->in_pos++];
+    self->last = c;
     if (c == '\n')
         self->cur_line++;
     else if (c == '\r' && s_peek(self) != '\n')
@@ -140,8 +188,7 @@ static int s_get(kmx_csv_reader_t *self)
     return c;
 }
 
-static void s_skip_bom(kmx_csv_reader_t *self)
-{
+static void s_skip_bom(kmx_csv_reader_t *self) {
     self->started = 1;
     // A BOM lies within the first fill unless the file is tiny; fill reads up to 16 KiB.
     if (!s_fill(self) || self->in_len - self->in_pos < 3)
@@ -152,8 +199,7 @@ static void s_skip_bom(kmx_csv_reader_t *self)
 }
 
 __attribute__((format(printf, 3, 4))) static int s_fail(kmx_csv_reader_t *self, int err,
-                                                        const char *fmt, ...)
-{
+                                                        const char *fmt, ...) {
     char what[160];
     va_list ap;
     va_start(ap, fmt);
@@ -164,8 +210,7 @@ __attribute__((format(printf, 3, 4))) static int s_fail(kmx_csv_reader_t *self, 
 }
 
 // Skips to just after the next line end so the following call starts on a fresh line.
-static void s_skip_line(kmx_csv_reader_t *self)
-{
+static void s_skip_line(kmx_csv_reader_t *self) {
     for (;;) {
         int c = s_get(self);
         if (c == EOF || c == '\n')
@@ -178,14 +223,12 @@ static void s_skip_line(kmx_csv_reader_t *self)
     }
 }
 
-static int s_append(kmx_csv_reader_t *self, char c)
-{
+static int s_append(kmx_csv_reader_t *self, char c) {
     if (c != '\0' && self->field_len >= self->limits.field_max)
         return s_fail(self, KMX_ERR_TOO_BIG, "field %zu is longer than %zu bytes",
                       self->nfields + 1, self->limits.field_max);
     if (c != '\0' && self->row_len - self->nfields >= self->limits.row_max)
-        return s_fail(self, KMX_ERR_TOO_BIG, "row is longer than %zu bytes",
-                      self->limits.row_max);
+        return s_fail(self, KMX_ERR_TOO_BIG, "row is longer than %zu bytes", self->limits.row_max);
     if (self->row_len + 1 > self->row_cap) {
         size_t cap = self->row_cap ? self->row_cap * 2 : 256;
         char *row = realloc(self->row, cap);
@@ -200,8 +243,7 @@ static int s_append(kmx_csv_reader_t *self, char c)
     return 0;
 }
 
-static int s_begin_field(kmx_csv_reader_t *self)
-{
+static int s_begin_field(kmx_csv_reader_t *self) {
     if (self->nfields >= self->limits.fields_max)
         return s_fail(self, KMX_ERR_TOO_BIG, "more than %zu fields", self->limits.fields_max);
     self->offsets[self->nfields] = self->row_len;
@@ -209,8 +251,7 @@ static int s_begin_field(kmx_csv_reader_t *self)
     return 0;
 }
 
-static int s_end_field(kmx_csv_reader_t *self)
-{
+static int s_end_field(kmx_csv_reader_t *self) {
     int rc = s_append(self, '\0');
     if (rc == 0)
         self->nfields++;
@@ -218,8 +259,7 @@ static int s_end_field(kmx_csv_reader_t *self)
 }
 
 // Consumes a line end starting with c (CR, LF or CRLF). Returns nonzero if c was one.
-static int s_eat_eol(kmx_csv_reader_t *self, int c)
-{
+static int s_eat_eol(kmx_csv_reader_t *self, int c) {
     if (c == '\r' && s_peek(self) == '\n')
         s_get(self);
     return c == '\r' || c == '\n';
@@ -227,16 +267,15 @@ static int s_eat_eol(kmx_csv_reader_t *self, int c)
 
 // Reads a quoted field after its opening quote. Returns 1 when the row continues (a comma
 // followed), 0 when it ended, or a negative error.
-static int s_read_quoted(kmx_csv_reader_t *self)
-{
+static int s_read_quoted(kmx_csv_reader_t *self) {
     size_t opened = self->cur_line;
     for (;;) {
         int c = s_get(self);
         if (c == EOF) {
             if (self->in_error)
                 return s_fail(self, KMX_ERR_IO, "read error");
-            return s_fail(self, KMX_ERR_INVAL,
-                          "unterminated quoted field (opened on line %zu)", opened);
+            return s_fail(self, KMX_ERR_INVAL, "unterminated quoted field (opened on line %zu)",
+                          opened);
         }
         if (c != '"') {
             int rc = s_append(self, (char)c);
@@ -252,7 +291,7 @@ static int s_read_quoted(kmx_csv_reader_t *self)
                 return rc;
             continue;
         }
-        if (next == ',') {
+        if (next == self->delim) {
             s_get(self);
             return 1;
         }
@@ -268,12 +307,11 @@ static int s_read_quoted(kmx_csv_reader_t *self)
 
 // Reads an unquoted field starting with c. Returns 1 when a comma followed, 0 at the
 // end of the row, or a negative error.
-static int s_read_plain(kmx_csv_reader_t *self, int c)
-{
+static int s_read_plain(kmx_csv_reader_t *self, int c) {
     for (;; c = s_get(self)) {
         if (c == EOF)
             return self->in_error ? s_fail(self, KMX_ERR_IO, "read error") : 0;
-        if (c == ',')
+        if (c == self->delim)
             return 1;
         if (s_eat_eol(self, c))
             return 0;
@@ -288,8 +326,7 @@ static int s_read_plain(kmx_csv_reader_t *self, int c)
 
 // Reads one row into self->row. Returns 1 for a row, 0 for a blank line or the end of
 // input (then *at_eof is set), or a negative kmx_err_t.
-static int s_read_row(kmx_csv_reader_t *self, int *at_eof)
-{
+static int s_read_row(kmx_csv_reader_t *self, int *at_eof) {
     self->row_len = 0;
     self->nfields = 0;
     self->line = self->cur_line;
@@ -324,8 +361,7 @@ static int s_read_row(kmx_csv_reader_t *self, int *at_eof)
     }
 }
 
-int kmx_csv_next(kmx_csv_reader_t *self, const char ***fields, size_t *nfields)
-{
+int kmx_csv_next(kmx_csv_reader_t *self, const char ***fields, size_t *nfields) {
     assert(self && fields && nfields);
     *fields = NULL;
     *nfields = 0;

@@ -1,7 +1,7 @@
-/*  kmx_csv - a streaming RFC 4180 reader: quoted fields holding commas, quotes doubled
-    inside quotes, line breaks inside quotes, CRLF or LF line ends, a leading UTF-8 BOM
-    skipped. Field and row sizes are bounded so a hostile file cannot exhaust memory;
-    every error names the line it happened on.  */
+/*  kmx_csv - a streaming RFC 4180 reader: quoted fields holding the delimiter (comma by
+    default; semicolon, tab or '|' when set or detected), quotes doubled inside quotes, line
+    breaks inside quotes, CRLF or LF line ends, a leading UTF-8 BOM skipped. Field and row sizes are
+   bounded so a hostile file cannot exhaust memory; every error names the line it happened on.  */
 #ifndef KMX_CSV_H
 #define KMX_CSV_H
 
@@ -45,6 +45,25 @@ int kmx_csv_next(kmx_csv_reader_t *self, const char ***fields, size_t *nfields);
 
 // Returns the 1-based line number on which the last row (or error) started.
 size_t kmx_csv_line(const kmx_csv_reader_t *self);
+
+// Returns the line on which the last row ended (its line break excluded).
+size_t kmx_csv_last_line(const kmx_csv_reader_t *self);
+
+// Sets the field delimiter (',', ';', '\t' or '|') for the rows read from now on.
+// Returns 0, or KMX_ERR_INVAL for any other character.
+int kmx_csv_set_delimiter(kmx_csv_reader_t *self, char delimiter);
+
+// Returns the delimiter of a header line: whichever of ',', ';', '\t' and '|' occurs most
+// often outside quotes in len bytes at line up to its first line break; ties go to that
+// order, and a line with none of them is comma-separated.
+char kmx_csv_detect_delimiter(const char *line, size_t len);
+
+// Returns the 1-based field that byte offset `at` of a line (len bytes, borrowed) falls in,
+// counting delimiters outside quotes from the line's start.
+size_t kmx_csv_field_at(const char *line, size_t len, size_t at, char delimiter);
+
+// Returns the name of a delimiter for messages: "comma", "semicolon", "tab", "pipe".
+const char *kmx_csv_delimiter_name(char delimiter);
 
 // Returns a sentence describing the last error, naming its line ("line 7: unterminated
 // quoted field"), or "" when there was none. Valid until the next call.

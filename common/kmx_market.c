@@ -5,6 +5,7 @@
 #include "kmx_market.h"
 
 #include "kmx_err.h"
+#include "kmx_market_names.h"
 
 #include <assert.h>
 #include <stdlib.h>
@@ -908,6 +909,16 @@ static int s_resolve_one(s_span_t s, s_member_t *m) {
             s_alias_find(s, s_country_names, sizeof s_country_names / sizeof s_country_names[0]);
         if (a != NULL)
             c = s_country_find(a->canonical);
+    }
+    if (c == NULL) {
+        // Alpha-3 codes, Korean and extra English names: kmx_market_names' tables.
+        const char *code = kmx_market_name_lookup(s.p, s.n);
+        if (code != NULL && strcmp(code, "WORLD") == 0) {
+            *m = (s_member_t){"WORLD", S_WORLD};
+            return 0;
+        }
+        if (code != NULL)
+            c = s_country_find(code);
     }
     if (c != NULL) {
         *m = (s_member_t){c->code, (s_region_t)c->region};

@@ -26,9 +26,60 @@ static void s_expect_err(const char *text, int want) {
     memset(out, 'x', sizeof out);
     int rc = kmx_market_canonical(text, out, sizeof out);
     if (rc != want)
-        fail_msg("\"%s\": got %d (%.*s), want %d", text ? text : "(null)", rc,
-                 (int)sizeof out, out, want);
+        fail_msg("\"%s\": got %d (%.*s), want %d", text ? text : "(null)", rc, (int)sizeof out, out,
+                 want);
     assert_string_equal(out, "");
+}
+
+// Alpha-3 codes, Korean and extra English names from kmx_market_names, as files write them.
+static void test_market_canonical_accepts_alpha3_and_korean_names(void **state) {
+    (void)state;
+    static const struct {
+        const char *text; // as a file writes it
+        const char *want; // canonical
+    } cases[] = {
+        {"KOR", "KR"},
+        {"JPN", "JP"},
+        {"usa", "US"},
+        {"Chn", "CN"},
+        {"GBR", "GB"},
+        {"일본", "JP"},
+        {"미국", "US"},
+        {"중국", "CN"},
+        {"대만", "TW"},
+        {"홍콩", "HK"},
+        {"태국", "TH"},
+        {"베트남", "VN"},
+        {"인도네시아", "ID"},
+        {"필리핀", "PH"},
+        {"말레이시아", "MY"},
+        {"싱가포르", "SG"},
+        {"독일", "DE"},
+        {"프랑스", "FR"},
+        {"영국", "GB"},
+        {"네덜란드", "NL"},
+        {"캐나다", "CA"},
+        {"호주", "AU"},
+        {"오스트레일리아", "AU"},
+        {"브라질", "BR"},
+        {"멕시코", "MX"},
+        {"러시아", "RU"},
+        {"러시아 연방", "RU"},
+        {"남아프리카공화국", "ZA"},
+        {"남아프리카 공화국", "ZA"},
+        {" 일본 ", "JP"},
+        {"전체", "WORLD"},
+        {"합계", "WORLD"},
+        {"총계", "WORLD"},
+        {"세계", "WORLD"},
+        {"Holland", "NL"},
+        {"일본+미국", "JP+US"},
+        {"JPN+CHN", "JP+CN"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        s_expect(cases[i].text, cases[i].want);
+    char out[KMX_MARKET_MAX];
+    assert_int_equal(kmx_market_canonical("일본+합계", out, sizeof out), KMX_ERR_INVAL);
 }
 
 static void test_market_canonical_accepts_codes_in_any_case(void **state) {
@@ -137,7 +188,8 @@ static void test_market_canonical_rejects_unknown(void **state) {
     s_expect_err("   ", KMX_ERR_INVAL);
     s_expect_err(NULL, KMX_ERR_INVAL);
     s_expect_err("J", KMX_ERR_INVAL);
-    s_expect_err("JPN", KMX_ERR_INVAL);
+    s_expect_err("JPX", KMX_ERR_INVAL); // not an alpha-3 code (JPN is, and is accepted)
+    s_expect_err("일번", KMX_ERR_INVAL);
     s_expect_err("America", KMX_ERR_INVAL);
     s_expect_err("Multiple", KMX_ERR_INVAL);
     s_expect_err("26 countries", KMX_ERR_INVAL);
@@ -434,6 +486,7 @@ int main(void) {
         cmocka_unit_test(test_market_level_of_each_kind),
         cmocka_unit_test(test_market_contains),
         cmocka_unit_test(test_market_members_partition_the_world),
+        cmocka_unit_test(test_market_canonical_accepts_alpha3_and_korean_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

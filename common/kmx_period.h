@@ -28,6 +28,34 @@ typedef enum {
 // (unknown form, month 13, H3, Q5, a range whose end precedes its start).
 int kmx_period_parse(const char *text, kmx_period_t *out);
 
+// How a slashed day-month-year date ("1/2/2024") is read; NONE refuses it as ambiguous.
+typedef enum { KMX_DATE_ORDER_NONE = 0, KMX_DATE_ORDER_MDY, KMX_DATE_ORDER_DMY } kmx_date_order_t;
+
+// Options for the forms files carry beyond kmx_period_parse's.
+typedef struct {
+    kmx_date_order_t date_order; // slashed dates; NONE refuses them
+    int excel_dates;             // nonzero: whole numbers 10000..2958465 are Excel serial days
+} kmx_period_opts_t;
+
+// Parses what kmx_period_parse does, plus the forms statistics files carry, each read as
+// the month range it falls in:
+//   "2024-01-01", "2024.01.15", "2024/1/31", "2024. 1. 1."  a day: its month
+//   "20240115", "202401"                                   a day or a month, digits only
+//   "2024.1", "2024 1", "2024년 1월", "2024년 01월"          a month
+//   "2024년", "2024년도"                                    a year
+//   "2024년 상반기", "2024 하반기"                          a half
+//   "2024 1/4", "2024 1/4분기", "2024년 3분기"              a quarter
+//   "1/31/2024" (MDY), "31/1/2024" (DMY)                   a day, with opts->date_order
+//   "45292"                                                an Excel serial day, with
+//                                                          opts->excel_dates (1900 system)
+//   "FY2024", "FY 2024", "FY24"                            the fiscal year: Korea's fiscal
+//                                                          year is the calendar year, so 2024
+//   "Jan-24", "Mar-2024"                                   a month (two-digit years are 20YY)
+// opts may be NULL. Returns 0, or KMX_ERR_INVAL with *hint (when hint is not NULL) set to a
+// static sentence saying which option would read the text, or NULL when none would.
+int kmx_period_parse_ext(const char *text, const kmx_period_opts_t *opts, kmx_period_t *out,
+                         const char **hint);
+
 // Writes the canonical text form into buf. Returns 0, KMX_ERR_INVAL for an invalid
 // period, or KMX_ERR_OVERFLOW when buf is too small.
 int kmx_period_format(const kmx_period_t *p, char *buf, size_t size);

@@ -80,8 +80,24 @@ static void s_trim(char *s)
     s[n - lead] = '\0';
 }
 
+static int s_korean_unit(const char *text, char *english, size_t size, int64_t *factor);
+
 int kmx_unit_normalize(const char *text, char *unit_out, size_t size, int64_t *multiplier)
 {
+    char korean[KMX_UNIT_MAX];
+    int64_t korean_factor = 1;
+    if (s_korean_unit(text, korean, sizeof korean, &korean_factor) == 0) {
+        // 천달러 is USD thousand: the English unit, then the Korean magnitude.
+        int64_t f = 1;
+        int rc = kmx_unit_normalize(korean, unit_out, size, &f);
+        kmx_unit_class_t cls = rc == 0 ? kmx_unit_class(unit_out) : KMX_UNIT_UNKNOWN;
+        if (rc == 0 && korean_factor != 1 && cls != KMX_UNIT_MONEY && cls != KMX_UNIT_COUNT &&
+            cls != KMX_UNIT_INDEX)
+            return KMX_ERR_INVAL; // the English rule: no magnitude on a percent or a rank
+        if (rc == 0 && multiplier)
+            *multiplier = f * korean_factor;
+        return rc;
+    }
     char base[KMX_UNIT_MAX];
     if (!text || strlen(text) >= sizeof base)
         return KMX_ERR_INVAL;
@@ -223,4 +239,66 @@ int kmx_decimal_parse128(const char *text, kmx_i128 *out)
     }
     *out = neg ? -mant : mant;
     return 0;
+}
+
+// ---- Korean units -------------------------------------------------------------------
+// KOSIS, the customs portal and KOCCA write a magnitude glued to a unit word: 천달러,
+// 백만달러, 억원, 조원, 천장. Each is rewritten as the English base unit and its factor.
+
+static const struct {
+    const char *word; // UTF-8, spaces removed
+    int64_t factor;   // what it multiplies by
+} s_korean_magnitudes[] = {
+    {"천억", 100000000000LL}, {"백억", 10000000000LL}, {"십억", 1000000000LL},
+    {"천만", 10000000LL},     {"백만", 1000000LL},     {"십만", 100000LL},
+    {"억", 100000000LL},      {"만", 10000LL},         {"천", 1000LL},
+    {"조", 1000000000000LL},
+};
+
+static const struct {
+    const char *word;    // UTF-8
+    const char *english; // the unit kmx_unit_normalize knows
+} s_korean_units[] = {
+    {"원", "KRW"},         {"달러", "USD"},    {"미국달러", "USD"}, {"미달러", "USD"},
+    {"US$", "USD"},        {"$", "USD"},       {"엔", "JPY"},       {"위안", "CNY"},
+    {"유로", "EUR"},       {"장", "copies"},   {"매", "copies"},    {"명", "people"},
+    {"건", "count"},       {"회", "count"},    {"퍼센트", "percent"}, {"%", "percent"},
+    {"위", "rank"},
+};
+
+// Rewrites a Korean unit ("천달러", "억 원", "(백만달러)") as its English unit and factor.
+// Returns 0, or KMX_ERR_INVAL when text is not one.
+static int s_korean_unit(const char *text, char *english, size_t size, int64_t *factor)
+{
+    char t[KMX_UNIT_MAX];
+    size_t n = 0;
+    int korean = 0;
+    for (const char *p = text ? text : ""; *p; p++) {
+        if (*p == ' ' || *p == '\t' || *p == '(' || *p == ')' || *p == '_')
+            continue;
+        if (n + 1 >= sizeof t)
+            return KMX_ERR_INVAL;
+        korean |= (unsigned char)*p >= 0x80;
+        t[n++] = *p;
+    }
+    t[n] = '\0';
+    if (!korean)
+        return KMX_ERR_INVAL; // ASCII units go the English way
+    const char *rest = t;
+    *factor = 1;
+    for (size_t i = 0; i < S_COUNT(s_korean_magnitudes); i++) {
+        size_t k = strlen(s_korean_magnitudes[i].word);
+        if (strncmp(t, s_korean_magnitudes[i].word, k) == 0 && t[k] != '\0') {
+            *factor = s_korean_magnitudes[i].factor;
+            rest = t + k;
+            break;
+        }
+    }
+    for (size_t i = 0; i < S_COUNT(s_korean_units); i++) {
+        if (strcmp(rest, s_korean_units[i].word) == 0) {
+            int w = snprintf(english, size, "%s", s_korean_units[i].english);
+            return w > 0 && (size_t)w < size ? 0 : KMX_ERR_INVAL;
+        }
+    }
+    return KMX_ERR_INVAL;
 }

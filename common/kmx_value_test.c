@@ -76,6 +76,63 @@ static void s_dec(const char *text, int64_t mult, int64_t want)
     assert_true(got == want);
 }
 
+// Korean units fold exactly like the English ones: 천달러 is USD thousand.
+static void test_unit_normalize_folds_korean_units(void **state) {
+    (void)state;
+    static const struct {
+        const char *text;    // as KOSIS or the customs portal writes it
+        const char *base;    // base unit
+        int64_t factor;      // magnitude
+        const char *english; // the English spelling that must fold the same way, or NULL
+    } cases[] = {
+        {"원", "KRW", 1LL, "KRW"},
+        {"천원", "KRW", 1000LL, "KRW thousand"},
+        {"백만원", "KRW", 1000000LL, "KRW million"},
+        {"억원", "KRW", 100000000LL, NULL},
+        {"십억원", "KRW", 1000000000LL, "KRW bn"},
+        {"조원", "KRW", 1000000000000LL, "KRW trillion"},
+        {"달러", "USD", 1LL, "USD"},
+        {"천달러", "USD", 1000LL, "USD_thousand"},
+        {"백만달러", "USD", 1000000LL, "USD million"},
+        {"억달러", "USD", 100000000LL, NULL},
+        {"천 달러", "USD", 1000LL, "thousand USD"},
+        {"(천달러)", "USD", 1000LL, NULL},
+        {"장", "copies", 1LL, "copies"},
+        {"매", "copies", 1LL, "copies"},
+        {"천장", "copies", 1000LL, "copies thousand"},
+        {"만명", "people", 10000LL, NULL},
+        {"퍼센트", "percent", 1LL, "%"},
+        {"엔", "JPY", 1LL, "JPY"},
+        {"백만엔", "JPY", 1000000LL, "JPY million"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char unit[KMX_UNIT_MAX];
+        int64_t f = 0;
+        if (kmx_unit_normalize(cases[i].text, unit, sizeof unit, &f) != 0)
+            fail_msg("refused \"%s\"", cases[i].text);
+        assert_string_equal(unit, cases[i].base);
+        assert_true(f == cases[i].factor);
+        if (cases[i].english) {
+            char eunit[KMX_UNIT_MAX];
+            int64_t ef = 0;
+            assert_int_equal(kmx_unit_normalize(cases[i].english, eunit, sizeof eunit, &ef), 0);
+            assert_string_equal(eunit, unit);
+            assert_true(ef == f);
+        }
+    }
+    // The amount folds exactly: 1,234.5 억원 is 123450000000 KRW.
+    char unit[KMX_UNIT_MAX];
+    int64_t f = 0, amount = 0;
+    assert_int_equal(kmx_unit_normalize("억원", unit, sizeof unit, &f), 0);
+    assert_int_equal(kmx_decimal_parse("1,234.5", f, &amount), 0);
+    assert_true(amount == 123450000000LL * KMX_VALUE_SCALE);
+    const char *bad[] = {"천%", "백만퍼센트", "천위", "달라", "천", "억"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (kmx_unit_normalize(bad[i], unit, sizeof unit, &f) != KMX_ERR_INVAL)
+            fail_msg("accepted \"%s\"", bad[i]);
+    }
+}
+
 static void test_decimal_parse_is_exact(void **state)
 {
     (void)state;
@@ -138,6 +195,7 @@ int main(void)
         cmocka_unit_test(test_unit_normalize_folds_magnitudes),
         cmocka_unit_test(test_unit_normalize_accepts_source_forms),
         cmocka_unit_test(test_unit_normalize_rejects_unknown),
+        cmocka_unit_test(test_unit_normalize_folds_korean_units),
         cmocka_unit_test(test_decimal_parse_is_exact),
         cmocka_unit_test(test_decimal_parse_refuses_inexact_and_malformed),
         cmocka_unit_test(test_decimal_format_round_trips),

@@ -53,13 +53,15 @@ typedef struct {
     Kmx__V1__RecordResult **ptrs;   // pointers to them, for the reply
     size_t n_results;               // results in use
     size_t results_cap;             // capacity of results, ptrs and reasons
-    char (*reasons)[KMX_IMPORT_REASON_MAX]; // the reason text of each result
+    char (*reasons)[KMX_DOC_REASON_MAX]; // the reason text of each result
     uint32_t n_rejected;            // records refused here
     uint32_t n_duplicates;          // of them, repeats of an earlier key
     uint32_t stored;                // storage: stored (new or changed)
     uint32_t unchanged;             // storage: identical to what it held
     uint32_t storage_rejected;      // storage: refused
     uint64_t last_seq;              // storage: newest sequence
+    const kmx_doc_t *doc;           // documents: how it was read (warnings, skipped cells)
+    size_t preview;                 // documents, dry run: records to send back
 } s_batch_t;
 
 kmx_ingest_t *kmx_ingest_new(kmx_link_t *link, const char *worker) {
@@ -389,6 +391,16 @@ static int s_reply_put(kmx_ingest_t *self, const Kmx__V1__Request *req, s_batch_
     put.records = (uint32_t)total;
     put.n_results = b->n_results;
     put.results = b->ptrs;
+    if (b->doc) {
+        put.has_skipped = put.has_cells = 1;
+        put.skipped = (uint32_t)b->doc->skipped;
+        put.cells = (uint32_t)b->doc->slots;
+        put.n_warnings = b->doc->n_warnings;
+        put.warnings = b->doc->warnings;
+        put.encoding = (char *)b->doc->encoding;
+        put.n_preview = b->preview < b->n_valid ? b->preview : b->n_valid;
+        put.preview = b->valid;
+    }
     Kmx__V1__Response resp = KMX__V1__RESPONSE__INIT;
     resp.request_id = req->request_id;
     resp.result_case = KMX__V1__RESPONSE__RESULT_PUT;
@@ -565,6 +577,9 @@ static int s_on_document(void *ctx, const Kmx__V1__Request *req, uint8_t **out, 
         b.index = doc.index;
         b.rows = doc.rows;
         b.rejections_only = true;
+        b.doc = &doc;
+        if (raw->validate_only && raw->has_preview)
+            b.preview = raw->preview < KMX_DOC_PREVIEW_MAX ? raw->preview : KMX_DOC_PREVIEW_MAX;
         s_add_parse_rejections(&b, &doc);
         rc = s_run_batch(self, req, &b, doc.rows_read, raw->atomic, raw->validate_only, out,
                          len);
