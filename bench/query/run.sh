@@ -53,3 +53,12 @@ for _ in $(seq 100); do "$bin/kmx" ping kmx.query >/dev/null 2>&1 && break; slee
 
 # What three ZeroMQ hops cost at the least on this machine, beside the get above.
 "$bin/kmx_bench_floor" "$gets"
+
+# Bytes on disk per record: LMDB pages in use (records, indexes, roll-ups, event log)
+# beside PostgreSQL's table with its indexes.
+pages=$(mdb_stat -e "$work/data" | awk '/Number of pages used/ {print $NF}')
+psize=$(mdb_stat -e "$work/data" | awk '/Page size/ {print $NF}')
+pgbytes=$("${psql[@]}" -At -c "SELECT pg_total_relation_size('records')")
+awk -v p="$pages" -v s="$psize" -v n="$records" -v pg="$pgbytes" 'BEGIN {
+  printf "figure: storage kmx bytes per record = %.1f\n", p * s / n
+  printf "figure: storage PG bytes per record = %.1f\n", pg / n }'

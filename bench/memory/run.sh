@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Resident memory of each kmx service: idle after start, the peak while ROWS rows are
+# imported (kmx import -> kmx-broker -> kmx-ingest -> kmx-storage), and after the import
+# once the set is idle again (RSS read from /proc/PID/status every 0.2 s). One broker,
+# storage, ingest and query each, on loopback; everything is stopped on exit.
+#   bench/memory/run.sh [BUILD_DIR] [ROWS]      defaults: build/release 1000000
+set -euo pipefail
+src=$(cd "$(dirname "$0")/../.." && pwd)
+build=$(cd "${1:-$src/build/release}" && pwd)
+rows=${2:-1000000}
+bin=$build/bin
+work=$(mktemp -d /tmp/kmx-bench-memory-XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+rss() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+echo "bench: memory: generating $rows rows" >&2
+python3 "$src/bench/ingest/gen.py" "$rows" --out "$work/rows.csv"
+export KMX_BROKER_BIND=tcp://127.0.0.1:$(port) KMX_EVENTS_BIND=tcp://127.0.0.1:$(port)
+export KMX_PUBLISH_BIND=tcp://127.0.0.1:$(port) KMX_STORAGE_BIND=tcp://127.0.0.1:$(port)
+export KMX_BROKER=$KMX_BROKER_BIND KMX_EVENTS=$KMX_EVENTS_BIND KMX_PUBLISH=$KMX_PUBLISH_BIND
+export KMX_STORAGE=$KMX_STORAGE_BIND KMX_DATA_DIR=$work/data KMX_LOG_LEVEL=warn KMX_TIMEOUT=30000
+declare -A pid
+for s in broker storage ingest query; do
+  "$bin/kmx-$s" 2>>"$work/log" & pid[$s]=$!
+  pids+=($!)
+done
+for _ in $(seq 100); do "$bin/kmx" ping kmx.ingest >/dev/null 2>&1 && break; sleep 0.1; done
+for _ in $(seq 100); do "$bin/kmx" ping kmx.query >/dev/null 2>&1 && break; sleep 0.1; done
+sleep 1
+declare -A idle peak after
+for s in broker storage ingest query; do idle[$s]=$(rss "${pid[$s]}"); peak[$s]=${idle[$s]}; done
+"$bin/kmx" import "$work/rows.csv" --format json >"$work/summary.json" & imp=$!
+while kill -0 "$imp" 2>/dev/null; do
+  for s in broker storage ingest query; do
+    r=$(rss "${pid[$s]}")
+    ((r > peak[$s])) && peak[$s]=$r
+  done
+  sleep 0.2
+done
+wait "$imp"
+python3 -c "import json,sys; s=json.load(open('$work/summary.json')); assert s['stored']==$rows, s"
+sleep 2
+for s in broker storage ingest query; do after[$s]=$(rss "${pid[$s]}"); done
+for s in broker storage ingest query; do
+  awk -v v="${idle[$s]}" -v s="$s" 'BEGIN { printf "figure: memory kmx-%s idle = %.1f MiB\n", s, v / 1024 }'
+  awk -v v="${peak[$s]}" -v s="$s" 'BEGIN { printf "figure: memory kmx-%s import peak = %.1f MiB\n", s, v / 1024 }'
+  awk -v v="${after[$s]}" -v s="$s" 'BEGIN { printf "figure: memory kmx-%s after import = %.1f MiB\n", s, v / 1024 }'
+done
+echo "figure: memory import rows = $rows"
