@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages kmx needs to build, test and run. Idempotent: packages
 # already present are not fetched again. Works as root or through sudo.
 #   scripts/setup.sh            build + test + run dependencies
-#   scripts/setup.sh --bench    also PostgreSQL for the side-by-side benchmarks
+#   scripts/setup.sh --bench    (the same: benchmark references are always installed)
 #   scripts/setup.sh --docker   also the Docker engine, docker-compose and debootstrap
 #                               (the container test, tests/docker/test_compose.sh)
 set -euo pipefail
@@ -13,9 +13,11 @@ packages=(build-essential cmake pkg-config protobuf-c-compiler libprotobuf-c-dev
           protobuf-compiler python3-protobuf python3-matplotlib python3-pandas)
 packages+=(libjansson-dev libmicrohttpd-dev chromium wrk) # kmx-gateway, its dashboard and bench
 command -v npm >/dev/null || packages+=(nodejs npm)      # the dashboard build (npm ci)
+# The benchmarks (bench/run, whose smoke run is part of the tests) and their references.
+packages+=(postgresql libpq-dev redis-server libhiredis-dev gnuplot-nox)
 for arg in "$@"; do
   case $arg in
-    --bench) packages+=(postgresql libpq-dev) ;;
+    --bench) ;; # kept for old scripts: the benchmark packages are now always installed
     --docker) packages+=(docker.io docker-compose debootstrap) ;;
     *) echo "setup: unknown option $arg" >&2; exit 2 ;;
   esac

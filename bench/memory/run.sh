@@ -46,7 +46,10 @@ done
 wait "$imp"
 python3 -c "import json,sys; s=json.load(open('$work/summary.json')); assert s['stored']==$rows, s"
 sleep 2
-for s in broker storage ingest query; do after[$s]=$(rss "${pid[$s]}"); done
+for s in broker storage ingest query; do
+  after[$s]=$(rss "${pid[$s]}")
+  ((after[$s] > peak[$s])) && peak[$s]=${after[$s]} # a short import can end between samples
+done
 for s in broker storage ingest query; do
   awk -v v="${idle[$s]}" -v s="$s" 'BEGIN { printf "figure: memory kmx-%s idle = %.1f MiB\n", s, v / 1024 }'
   awk -v v="${peak[$s]}" -v s="$s" 'BEGIN { printf "figure: memory kmx-%s import peak = %.1f MiB\n", s, v / 1024 }'

@@ -155,7 +155,26 @@ typedef struct {
     kmx_client_t *client; // kmx through the broker
     PGconn *pg;           // PostgreSQL
     unsigned seed;        // picks keys and years
+    unsigned page;        // records per page: 100, fewer when a market's year holds fewer
 } s_bench_t;
+
+// Markets that hold records of the first s_cats_in() categories every month: all of them
+// from S_MARKETS * S_CATS records a month, fewer in a small data set (growth runs).
+static long s_markets_in(const s_data_t *d) {
+    return d->per_month < S_MARKETS ? d->per_month : S_MARKETS;
+}
+
+// Categories every market of s_markets_in() holds each month (at least the first).
+static long s_cats_in(const s_data_t *d) {
+    long c = d->per_month / S_MARKETS;
+    return c < 1 ? 1 : c > S_CATS ? S_CATS : c;
+}
+
+// Records a page asks for: 100, or what the smallest market's year holds.
+static unsigned s_page_size(const s_data_t *d) {
+    long per_year = 12 * (d->per_month / S_MARKETS > 0 ? d->per_month / S_MARKETS : 1);
+    return per_year < 100 ? (unsigned)per_year : 100;
+}
 
 static long s_rand(s_bench_t *b, long n) {
     b->seed = b->seed * 1103515245u + 12345u;
@@ -194,15 +213,12 @@ static int s_kmx_page(s_bench_t *b, const char *market, int year) {
     Kmx__V1__ScanRequest scan = KMX__V1__SCAN_REQUEST__INIT;
     scan.filter = &f;
     scan.has_limit = 1;
-    scan.limit = 100;
+    scan.limit = b->page;
     Kmx__V1__Response *resp = NULL;
     int rc = kmx_client_scan(b->client, &scan, &resp);
-    if (rc == 0 && resp->scan->n_records != 100) {
-        // Too small a data set: say so instead of failing without a message.
-        fprintf(stderr,
-                "bench: a page for %s in %d holds %zu records, not 100; use more "
-                "RECORDS (about 500000 or more)\n",
-                market, year, resp->scan->n_records);
+    if (rc == 0 && resp->scan->n_records != b->page) {
+        fprintf(stderr, "bench: a page for %s in %d holds %zu records, not %u\n", market, year,
+                resp->scan->n_records, b->page);
         rc = KMX_ERR_INTERNAL;
     }
     kmx__v1__response__free_unpacked(resp, NULL);
@@ -239,7 +255,8 @@ static int s_kmx_group(s_bench_t *b, int year, const char *category, int top_gro
     }
     Kmx__V1__Response *resp = NULL;
     int rc = kmx_client_query(b->client, &q, &resp);
-    size_t want = top_growth ? 10 : S_MARKETS;
+    size_t markets = (size_t)s_markets_in(b->d);
+    size_t want = top_growth ? (markets < 10 ? markets : 10) : markets;
     if (rc == 0 && (resp->query->n_rows != want || resp->query->n_group_by != 1 ||
                     (top_growth && !resp->query->rows[0]->growth)))
         rc = KMX_ERR_INTERNAL;
@@ -265,7 +282,7 @@ static int s_pg_prepare(PGconn *pg) {
                 "company = $4 AND artist = $5 AND source = 'bench'"},
         {"page", "SELECT * FROM records WHERE kind = 1 AND market = $1 AND period_start >= $2 "
                  "AND period_end <= $3 ORDER BY kind, period_start, period_end, market, "
-                 "category, item, company, artist, source LIMIT 100"},
+                 "category, item, company, artist, source LIMIT $4"},
         {"group", "SELECT market, unit, sum(amount), count(*) FROM records WHERE kind = 1 AND "
                   "category = $1 AND period_start >= $2 AND period_end <= $3 AND unit = 'USD' "
                   "GROUP BY market, unit"},
@@ -305,8 +322,10 @@ static int s_pg_year(s_bench_t *b, const char *stmt, const char *key, int year, 
     char from[16], to[16];
     snprintf(from, sizeof from, "%d", year * 100 + 1);
     snprintf(to, sizeof to, "%d", year * 100 + 12);
-    const char *params[] = {key, from, to};
-    return s_pg(b, stmt, 3, params, want);
+    char limit[16];
+    snprintf(limit, sizeof limit, "%d", want);
+    const char *params[] = {key, from, to, limit}; // only the page takes a limit
+    return s_pg(b, stmt, strcmp(stmt, "page") == 0 ? 4 : 3, params, want);
 }
 
 // ---- run --------------------------------------------------------------------------
@@ -320,18 +339,21 @@ static const char *const s_names[Q_N] = {"point get", "filtered page of 100",
 static int s_ask(s_bench_t *b, int q, int system) {
     long i = s_rand(b, b->d->n);
     int year = S_YEAR0 + 1 + (int)s_rand(b, S_MONTHS / 12 - 1);
-    const char *market = b->d->markets[s_rand(b, S_MARKETS)];
-    const char *category = s_cats[s_rand(b, S_CATS)];
+    const char *market = b->d->markets[s_rand(b, s_markets_in(b->d))];
+    const char *category = s_cats[s_rand(b, s_cats_in(b->d))];
     switch (q) {
     case Q_GET:
         return system ? s_pg_get(b, i) : s_kmx_get(b, i);
     case Q_PAGE:
-        return system ? s_pg_year(b, "page", market, year, 100) : s_kmx_page(b, market, year);
+        return system ? s_pg_year(b, "page", market, year, (int)b->page)
+                      : s_kmx_page(b, market, year);
     case Q_GROUP:
-        return system ? s_pg_year(b, "group", category, year, S_MARKETS)
+        return system ? s_pg_year(b, "group", category, year, (int)s_markets_in(b->d))
                       : s_kmx_group(b, year, category, 0);
     default:
-        return system ? s_pg_year(b, "top", category, year, 10) : s_kmx_group(b, year, category, 1);
+        return system ? s_pg_year(b, "top", category, year,
+                                  (int)(s_markets_in(b->d) < 10 ? s_markets_in(b->d) : 10))
+                      : s_kmx_group(b, year, category, 1);
     }
 }
 
@@ -408,12 +430,17 @@ int main(int argc, char **argv) {
         return 2;
     }
     d.n = argc > 4 ? atol(argv[4]) : 1000000;
-    if (d.n < S_MONTHS * S_MARKETS * S_CATS)
-        d.n = S_MONTHS * S_MARKETS * S_CATS;
+    if (d.n < S_MONTHS * 10)
+        d.n = S_MONTHS * 10; // at least ten markets a month, so a top 10 has ten rows
+    d.n -= d.n % S_MONTHS;   // every month alike, so every year holds the same records
     d.per_month = (d.n + S_MONTHS - 1) / S_MONTHS;
     if (strcmp(argv[1], "load") == 0)
         return s_load(&d, argv[2], argv[3]);
-    s_bench_t b = {&d, kmx_client_new(argv[2], 30000, 1), PQconnectdb(argv[3]), 12345};
+    s_bench_t b = {&d, kmx_client_new(argv[2], 30000, 1), PQconnectdb(argv[3]), 12345,
+                   s_page_size(&d)};
+    if (b.page < 100)
+        fprintf(stderr, "bench: %ld records: pages of %u (a market's year holds no more)\n", d.n,
+                b.page);
     int rc = 1;
     if (!b.client || PQstatus(b.pg) != CONNECTION_OK)
         fprintf(stderr, "bench: cannot connect: %s\n", PQerrorMessage(b.pg));
