@@ -11,6 +11,8 @@ and exits 0 when it matches what the test expects, else prints why and exits 1.
   records LIST N [SOURCE]      LIST (JSON Lines) holds N records, none twice (by source)
   events WATCH FIRST N         WATCH (JSON Lines) holds seq FIRST..FIRST+N-1, in order
   maxseq LIST                  prints the largest seq in LIST
+  swarmable YAML               a rendered stack file has no build section and no depends_on
+                               conditions (what `docker stack deploy` refuses)
 """
 import json
 import os
@@ -137,7 +139,21 @@ def cmd_maxseq(path):
     print(max((int(r.get("seq", 0)) for r in lines(path)), default=0))
 
 
-COMMANDS = {"gen": cmd_gen, "sums": cmd_sums, "alive": cmd_alive, "workers": cmd_workers,
+def cmd_swarmable(path):
+    import yaml
+    with open(path) as f:
+        doc = yaml.safe_load(f)
+    services = doc.get("services") or {}
+    if not services:
+        fail("no services in %s" % path)
+    bad = [n for n, svc in services.items()
+           if "build" in svc or isinstance(svc.get("depends_on"), dict)]
+    if bad:
+        fail("build sections or depends_on conditions left in: %s" % ", ".join(bad))
+    print("%d services, none with build or depends_on conditions" % len(services))
+
+
+COMMANDS = {"swarmable": cmd_swarmable, "gen": cmd_gen, "sums": cmd_sums, "alive": cmd_alive, "workers": cmd_workers,
             "counters": cmd_counters, "records": cmd_records, "events": cmd_events,
             "maxseq": cmd_maxseq, "facts": cmd_facts}
 

@@ -19,7 +19,8 @@
 # Settings (environment): KMX_DOCKER_CACHE (/var/cache/kmx-docker), KMX_DOCKER_ROOT
 # (/var/lib/kmx-docker), KMX_DOCKER_EXEC (/run/kmx-docker), KMX_TEST_PORT_BASE (25555:
 # broker +0, events +2, publish +3, storage +5), KMX_TEST_ROWS (20000), KMX_TEST_PROJECT
-# (kmxtest), KMX_DEBIAN_MIRROR (from the apt sources).
+# (kmxtest), KMX_DEBIAN_MIRROR (from the apt sources), KMX_DOCKER_TEST_TIMEOUT (1500 s: the
+# whole run, image build included, is stopped and fails after that).
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -111,9 +112,11 @@ cleanup() {
       compose down -v -t 5 >/dev/null 2>&1
     fi
     d volume rm -f "$KMX_VOLUME" >/dev/null 2>&1
-    jobs -p | xargs -r kill 2>/dev/null
+    jobs -p | grep -vx "$watchdog_pid" | xargs -r kill 2>/dev/null
     stop_dockerd "$dockerd_pid"
   fi
+  pkill -P "$watchdog_pid" 2>/dev/null
+  kill "$watchdog_pid" 2>/dev/null
   rm -rf "$tmp"
   [[ $rc -ne 0 && $failed -eq 0 ]] && failed=1
   say "done"
@@ -122,6 +125,18 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'say "interrupted"; exit 1' INT TERM
+
+# An overall bound: a watchdog ends every step still running (this shell's children)
+# and then the test, which fails; cleanup stops the set and dockerd as always.
+limit=${KMX_DOCKER_TEST_TIMEOUT:-1500}
+(
+  sleep "$limit" &
+  wait $!
+  echo "[timeout] the container test ran over ${limit} s (KMX_DOCKER_TEST_TIMEOUT)" >&2
+  pkill -TERM -P $$ 2>/dev/null
+  kill -TERM $$ 2>/dev/null
+) &
+watchdog_pid=$!
 
 [[ $(id -u) -eq 0 ]] || die "needs root: it installs packages and runs dockerd"
 
@@ -213,9 +228,17 @@ for cli in /usr/local/bin/docker "$docker_bin"; do
   if [[ -x $cli ]] && "$cli" stack config --help >/dev/null 2>&1; then
     check "deploy/stack-config.sh renders a file docker stack accepts" \
       bash -c "'$root/deploy/stack-config.sh' >'$tmp/stack.yml' && '$cli' stack config -c '$tmp/stack.yml' >/dev/null"
+    stack_checked=1
     break
   fi
 done
+# Everywhere (docker-compose is a prerequisite): the rendered file is a valid compose
+# file without the two things `docker stack deploy` refuses.
+check "deploy/stack-config.sh renders a compose file without build sections or depends_on conditions" \
+  bash -c "'$root/deploy/stack-config.sh' >'$tmp/stack2.yml' && docker-compose -f '$tmp/stack2.yml' config -q && python3 '$here/compose_check.py' swarmable '$tmp/stack2.yml'"
+if [[ -z ${stack_checked:-} ]]; then
+  say "SKIP docker stack config of the rendered file: no docker client with 'stack config' (Debian's 20.10 has none; the compose check above still ran)"
+fi
 
 # ---- start the set ------------------------------------------------------------------
 for port in $KMX_BROKER_PORT $KMX_EVENTS_PORT $KMX_PUBLISH_PORT $KMX_STORAGE_PORT; do
@@ -307,7 +330,8 @@ print(sum(int(w["requests"]) for w in services_workers(json.load(sys.stdin))
 }
 before=$(ingest_requests)
 t0=$SECONDS
-kmx import "$tmp/big.csv" --batch 50 --format json >"$tmp/big.json" 2>"$tmp/big.err" &
+timeout 600 "$kmx_bin" import "$tmp/big.csv" --batch 50 --format json >"$tmp/big.json" \
+  2>"$tmp/big.err" &
 import_pid=$!
 for ((i = 0; i < 300; i++)); do
   (($(ingest_requests) >= before + 40)) && break
@@ -320,18 +344,23 @@ if kill -0 "$import_pid" 2>/dev/null && [[ -n $victim ]]; then
   # never answered and the CLI has to retry it elsewhere (a worker killed while idle
   # would only be dropped by the broker). Then it dies with the batch in its hands.
   d pause "$victim" >/dev/null
-  for ((i = 0; i < 60; i++)); do # a little over the CLI's 5 s per-try timeout
-    kill -0 "$import_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  when="in the middle of the import"
-  kill -0 "$import_pid" 2>/dev/null || when="(the import had ended by then)"
+  if ! kill -0 "$import_pid" 2>/dev/null; then
+    # Nothing was frozen mid-import: the case would pass without testing anything.
+    fail "the import ended before ingest container $victim was frozen (raise KMX_TEST_ROWS)"
+  else
+    for ((i = 0; i < 60; i++)); do # a little over the CLI's 5 s per-try timeout
+      kill -0 "$import_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    when="in the middle of the import"
+    kill -0 "$import_pid" 2>/dev/null || when="(the import retried its batch elsewhere and ended)"
+    pass "froze, then killed ingest container $(d inspect -f '{{.Name}}' "$victim") $when"
+  fi
   d kill "$victim" >/dev/null 2>&1 || { d unpause "$victim" && d kill "$victim"; } >/dev/null
-  pass "froze, then killed ingest container $(d inspect -f '{{.Name}}' "$victim") $when"
 else
   fail "the import ended before an ingest container could be stopped (raise KMX_TEST_ROWS)"
 fi
-wait "$import_pid"
+wait "$import_pid" # bounded: the import runs under timeout 600
 import_rc=$?
 if [[ $import_rc -eq 0 ]]; then
   check "the import of $rows rows completed ($((SECONDS - t0)) s)" \
@@ -350,10 +379,23 @@ last=$(pycheck maxseq "$tmp/all.jsonl")
 late=50
 pycheck gen "$late" "$late_source" "$tmp/late.csv"
 # A subscriber that stays connected through the restart: it must see the next events.
+storage_replays() { # storage's replay counter (through kmx.query), -1 when unknown
+  kmx stats --format json 2>/dev/null | python3 -c '
+import json, sys
+print(next((int(s["counters"].get("replays", -1)) for s in json.load(sys.stdin)["services"]
+            if s["service"] == "kmx.storage"), -1))' 2>/dev/null || echo -1
+}
+replays=$(storage_replays)
 timeout 120 "$kmx_bin" watch --since "$last" --count "$late" --format json \
   >"$tmp/watch_live.jsonl" 2>"$tmp/watch_live.err" &
 watch_pid=$!
-sleep 1
+# It subscribes, then replays from --since: once storage counted that replay the
+# subscription is in place (bounded wait, no fixed sleep).
+for ((i = 0; i < 100; i++)); do
+  (($(storage_replays) > replays)) && break
+  sleep 0.1
+done
+(($(storage_replays) > replays)) || fail "the subscriber did not start its replay within 10 s"
 storage=$(containers storage)
 t0=$SECONDS
 d restart -t 30 "$storage" >/dev/null || fail "docker restart of storage"

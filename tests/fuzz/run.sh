@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds one libFuzzer harness with clang (-fsanitize=fuzzer,address,undefined) and runs
 # it for a bounded time over its corpus in tests/fuzz/corpus/<name>. New inputs go to a
-# temporary directory, never into the source tree. Any crash, leak or sanitizer report
-# fails the run (exit nonzero).
+# temporary directory, never into the source tree; crash inputs are kept in
+# BUILD_DIR/fuzz/artifacts/<name>. Any crash, leak or sanitizer report fails the run (exit
+# nonzero). The seed is printed; KMX_SEED=N repeats a run.
 #   tests/fuzz/run.sh NAME BUILD_DIR [SECONDS]     NAME: doc | request | answer
 set -euo pipefail
 name=$1
@@ -24,6 +25,11 @@ ingest=("$src/services/ingest/kmx_ingest_doc.c" "$src/services/ingest/kmx_jsonl.
 [[ $name == request ]] && ingest+=("$src/services/ingest/kmx_ingest.c")
 extra=(-I"$src/services/ingest")
 libs=()
+if [[ $name == doc ]]; then # the round trip writes CSV as the CLI does
+  ingest+=("$src/client/kmx_format.c" "$src/client/kmx_json.c")
+  extra+=(-I"$src/client")
+  libs=(-ljansson)
+fi
 if [[ $name == answer ]]; then
   ingest=()
   for f in kmx_store.c kmx_store_read.c kmx_store_write.c kmx_store_check.c kmx_store_rollup.c kmx_store_alt.c kmx_derived.c kmx_answer.c; do
@@ -42,9 +48,24 @@ echo "fuzz: building $bin" >&2
   -lprotobuf-c -lzmq "${libs[@]}" -o "$bin"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# Crash, leak and timeout inputs are kept in the build directory (the temporary corpus
+# is not): rerun one with "$bin" ARTIFACT.
+artifacts=$out/artifacts/$name
+mkdir -p "$artifacts"
+# libFuzzer's seed: KMX_SEED repeats a run; otherwise a fresh one, printed either way.
+seed=${KMX_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
+echo "fuzz: running $name for ${seconds}s, seed $seed (repeat with KMX_SEED=$seed)" >&2
 cd "$work"
-echo "fuzz: running $name for ${seconds}s" >&2
+rc=0
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-  -max_len=65536 "$work" "$src/tests/fuzz/corpus/$name" 2>&1 | tail -n 25
-exit "${PIPESTATUS[0]}"
+  "$bin" -seed="$seed" -artifact_prefix="$artifacts/" -max_total_time="$seconds" -timeout=10 \
+  -rss_limit_mb=2048 -print_final_stats=1 -max_len=65536 "$work" "$src/tests/fuzz/corpus/$name" \
+  >"$work/log" 2>&1 || rc=$?
+# The seed line, then the end of the log (a finding's report and the final stats).
+grep -m1 "INFO: Seed:" "$work/log" >&2 || true
+tail -n 40 "$work/log" >&2
+if [[ $rc -ne 0 ]]; then
+  echo "fuzz: $name failed (exit $rc, seed $seed); inputs kept in $artifacts:" >&2
+  ls -l "$artifacts" >&2
+fi
+exit "$rc"
