@@ -148,9 +148,10 @@ int kmx_cli_ping(kmx_cli_opts_t *opts, int argc, char **argv)
 
 // ---- stats ----------------------------------------------------------------------------
 
-// Storage is asked through kmx.query (libkmx's "kmx.storage"), after the services.
+// The services asked, then kmx-storage, whose stats a kmx.query worker relays.
+#define S_STORAGE "kmx.storage"
 static const char *const s_stats_services[] = {KMX_SERVICE_BROKER, KMX_SERVICE_INGEST,
-                                               KMX_SERVICE_QUERY, KMX_SERVICE_STORAGE};
+                                               KMX_SERVICE_QUERY, S_STORAGE};
 #define S_NSTATS (sizeof(s_stats_services) / sizeof(s_stats_services[0]))
 
 static const char s_stats_usage[] =
@@ -242,6 +243,7 @@ static void s_stats_csv(const char *service, const Kmx__V1__StatsResult *st)
 // The answers of the services asked, in s_stats_services order; NULL where none came.
 typedef struct {
     Kmx__V1__Response *resps[S_NSTATS];    // each answer, freed by the caller
+    const Kmx__V1__StatsResult *st[S_NSTATS]; // each result (storage's inside query's)
     bool ok;                               // every service answered
 } s_stats_t;
 
@@ -251,14 +253,14 @@ static void s_stats_print_json(const s_stats_t *acc)
     fputs("{\"workers\":[", stdout);
     bool first = true;
     for (size_t i = 0; i < S_NSTATS; i++) {
-        if (acc->resps[i])
-            s_workers_json(acc->resps[i]->stats, &first);
+        if (acc->st[i])
+            s_workers_json(acc->st[i], &first);
     }
     fputs("],\"services\":[", stdout);
     first = true;
     for (size_t i = 0; i < S_NSTATS; i++) {
-        if (acc->resps[i]) {
-            s_service_json(s_stats_services[i], acc->resps[i]->stats, first);
+        if (acc->st[i]) {
+            s_service_json(s_stats_services[i], acc->st[i], first);
             first = false;
         }
     }
@@ -274,8 +276,8 @@ static int s_stats_print_table(const s_stats_t *acc)
     int rc = workers && counters ? 0 : KMX_ERR_NOMEM;
     bool any = false;
     for (size_t i = 0; i < S_NSTATS && rc == 0; i++) {
-        if (acc->resps[i]) {
-            rc = s_stats_rows(s_stats_services[i], acc->resps[i]->stats, workers, counters);
+        if (acc->st[i]) {
+            rc = s_stats_rows(s_stats_services[i], acc->st[i], workers, counters);
             any = true;
         }
     }
@@ -300,8 +302,8 @@ static void s_stats_print(const kmx_cli_opts_t *opts, const s_stats_t *acc)
         static const char *const ch[] = {"service", "worker", "counter", "value"};
         kmx_format_csv_row(stdout, ch, 4);
         for (size_t i = 0; i < S_NSTATS; i++) {
-            if (acc->resps[i])
-                s_stats_csv(s_stats_services[i], acc->resps[i]->stats);
+            if (acc->st[i])
+                s_stats_csv(s_stats_services[i], acc->st[i]);
         }
     } else if (s_stats_print_table(acc) < 0) {
         kmx_cli_error("out of memory");
@@ -319,6 +321,14 @@ int kmx_cli_stats(kmx_cli_opts_t *opts, int argc, char **argv)
     s_stats_t acc = {.ok = true};
     bool broker_down = false;
     for (size_t i = 0; i < S_NSTATS; i++) {
+        if (strcmp(s_stats_services[i], S_STORAGE) == 0) {
+            const Kmx__V1__Response *q = acc.resps[i - 1];
+            acc.st[i] = q && q->stats ? q->stats->storage : NULL;
+            // Storage's own health shows in the workers' answers; its stats are extra.
+            if (q && !acc.st[i])
+                kmx_cli_error("%s: kmx-storage did not answer kmx.query", S_STORAGE);
+            continue;
+        }
         if (broker_down) {
             // Asking the others would only time out again.
             kmx_cli_error("%s: not asked: the broker did not answer", s_stats_services[i]);
@@ -332,6 +342,7 @@ int kmx_cli_stats(kmx_cli_opts_t *opts, int argc, char **argv)
             acc.resps[i] = NULL;
             acc.ok = false;
         }
+        acc.st[i] = acc.resps[i] ? acc.resps[i]->stats : NULL;
         broker_down = i == 0 && rc == KMX_ERR_TIMEOUT;
     }
     s_stats_print(opts, &acc);

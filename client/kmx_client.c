@@ -33,7 +33,7 @@ static void s_sleep_ms(int64_t ms) {
 }
 
 #define S_BACKOFF_FIRST_MS 50 // first pause before a retry within a deadline
-#define S_BACKOFF_MAX_MS 2000 // pauses double up to this
+#define S_BACKOFF_MAX_MS 400  // pauses double up to this: a restarted service is used soon
 
 struct kmx_client {
     void *ctx;                // owned ZeroMQ context
@@ -299,9 +299,7 @@ int kmx_client_stats(kmx_client_t *self, const char *service, Kmx__V1__Response 
     Kmx__V1__StatsRequest stats = KMX__V1__STATS_REQUEST__INIT;
     req.body_case = KMX__V1__REQUEST__BODY_STATS;
     req.stats = &stats;
-    if (strcmp(service, KMX_SERVICE_STORAGE) == 0) {
-        stats.has_storage = stats.storage = 1;
-        service = KMX_SERVICE_QUERY;
-    }
+    // A query worker adds kmx-storage's stats (resp->stats->storage).
+    stats.has_storage = stats.storage = strcmp(service, KMX_SERVICE_QUERY) == 0;
     return s_call_expect(self, service, &req, KMX__V1__RESPONSE__RESULT_STATS, out);
 }

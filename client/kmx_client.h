@@ -14,7 +14,6 @@
 #define KMX_SERVICE_BROKER "kmx.broker"
 #define KMX_SERVICE_INGEST "kmx.ingest"
 #define KMX_SERVICE_QUERY "kmx.query"
-#define KMX_SERVICE_STORAGE "kmx.storage" // for kmx_client_stats only: asked through kmx.query
 
 typedef struct kmx_client kmx_client_t;
 
@@ -27,7 +26,7 @@ void kmx_client_destroy(kmx_client_t **self_p);
 // Lets each call retry for up to deadline_ms in total (0, the default, turns it off: then
 // only timeouts are retried, `tries` times). Within the deadline a call is tried again
 // after a timeout or an UNAVAILABLE answer (a broker queue limit, a worker whose storage
-// is down), after pauses that double from 50 ms to 2 s with random jitter; each try waits
+// is down), after pauses that double from 50 ms to 400 ms with random jitter; each try waits
 // at most the per-try timeout. The last try's result is returned when time runs out.
 void kmx_client_set_deadline(kmx_client_t *self, int deadline_ms);
 
@@ -76,8 +75,9 @@ int kmx_client_scan(kmx_client_t *self, const Kmx__V1__ScanRequest *scan,
 int kmx_client_replay(kmx_client_t *self, uint64_t since, uint32_t limit,
                       char *const *prefixes, size_t n, Kmx__V1__Response **out);
 
-// Asks service for its statistics; the result is resp->stats. KMX_SERVICE_STORAGE asks a
-// kmx.query worker for kmx-storage's (storage is not registered at the broker).
+// Asks service for its statistics; the result is resp->stats. A kmx.query worker also
+// relays kmx-storage's in resp->stats->storage (storage is not behind the broker; NULL
+// when storage did not answer).
 int kmx_client_stats(kmx_client_t *self, const char *service, Kmx__V1__Response **out);
 
 #endif

@@ -34,6 +34,10 @@ int kmx_handler_pack_link_error(const Kmx__V1__Request *req, int rc, uint8_t **o
                                   out, len);
     if (rc == KMX_ERR_NOMEM)
         return kmx_msg_pack_error(id, KMX_ERR_NOMEM, "out of memory", out, len);
+    if (rc == KMX_ERR_UNAVAILABLE)
+        return kmx_msg_pack_error(id, KMX_ERR_UNAVAILABLE,
+                                  "storage link is down (kmx-storage stopped or restarting); retry",
+                                  out, len);
     return kmx_msg_pack_error(id, KMX_ERR_UNAVAILABLE, "storage did not answer; retry", out, len);
 }
 
@@ -53,6 +57,13 @@ int kmx_handler_pack_pong(const char *service, const char *worker, const Kmx__V1
 int kmx_handler_pack_stats(const char *service, const char *worker,
                            const kmx_handler_counter_t *counters, size_t n,
                            const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
+    return kmx_handler_pack_stats_relay(service, worker, counters, n, NULL, req, out, len);
+}
+
+int kmx_handler_pack_stats_relay(const char *service, const char *worker,
+                                 const kmx_handler_counter_t *counters, size_t n,
+                                 Kmx__V1__StatsResult *relayed, const Kmx__V1__Request *req,
+                                 uint8_t **out, size_t *len) {
     if (n > KMX_HANDLER_COUNTERS_MAX)
         return KMX_ERR_INVAL;
     kmx_proc_t proc;
@@ -78,6 +89,7 @@ int kmx_handler_pack_stats(const char *service, const char *worker,
     stats.worker = (char *)worker;
     stats.n_counters = n;
     stats.counters = ptrs;
+    stats.storage = relayed;
     Kmx__V1__Response resp = KMX__V1__RESPONSE__INIT;
     resp.request_id = req->request_id;
     resp.result_case = KMX__V1__RESPONSE__RESULT_STATS;

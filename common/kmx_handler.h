@@ -53,4 +53,11 @@ int kmx_handler_pack_stats(const char *service, const char *worker,
                            const kmx_handler_counter_t *counters, size_t n,
                            const Kmx__V1__Request *req, uint8_t **out, size_t *len);
 
+// As kmx_handler_pack_stats, with relayed (borrowed, may be NULL) carried as the result's
+// storage field: the stats a worker fetched from kmx-storage for its caller.
+int kmx_handler_pack_stats_relay(const char *service, const char *worker,
+                                 const kmx_handler_counter_t *counters, size_t n,
+                                 Kmx__V1__StatsResult *relayed, const Kmx__V1__Request *req,
+                                 uint8_t **out, size_t *len);
+
 #endif

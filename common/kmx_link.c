@@ -16,11 +16,16 @@
 #include <time.h>
 #include <zmq.h>
 
-#define S_ID_SIZE 8 // correlation id frame: 8 bytes big-endian
+#define S_ID_SIZE 8       // correlation id frame: 8 bytes big-endian
+#define S_SLICE_MS 50     // how often a wait looks at the connection and ticks
+#define S_GRACE_MS 100    // how long a call waits for a link that is down before refusing
+#define S_RECONNECT_MS 50 // how soon ZeroMQ tries again to reach storage
 
 struct kmx_link {
-    void *sock;       // DEALER connected to storage's ROUTER
-    uint64_t next_id; // correlation id of the next call
+    void *sock;            // DEALER connected to storage's ROUTER
+    uint64_t next_id;      // correlation id of the next call
+    kmx_link_tick_fn tick; // called while waiting (worker heartbeats), or NULL
+    void *tick_arg;        // its argument
 };
 
 static int64_t s_now_ms(void) {
@@ -60,10 +65,12 @@ kmx_link_t *kmx_link_new(void *ctx, const char *endpoint) {
         return NULL;
     self->sock = zmq_socket(ctx, ZMQ_DEALER);
     int64_t max_size = (int64_t)KMX_MSG_MAX + 64;
+    int reconnect = S_RECONNECT_MS;
     // IMMEDIATE keeps requests from queueing while storage is down: the call then
     // times out instead of storage applying a pile of stale requests when it returns.
     if (!self->sock || s_set_int(self->sock, ZMQ_LINGER, 0) != 0 ||
         s_set_int(self->sock, ZMQ_IMMEDIATE, 1) != 0 ||
+        s_set_int(self->sock, ZMQ_RECONNECT_IVL, reconnect) != 0 ||
         zmq_setsockopt(self->sock, ZMQ_MAXMSGSIZE, &max_size, sizeof max_size) != 0 ||
         kmx_curve_client(self->sock, KMX_CURVE_TO_STORAGE) != 0 ||
         zmq_connect(self->sock, endpoint) != 0) {
@@ -87,25 +94,45 @@ void kmx_link_destroy(kmx_link_t **self_p) {
     *self_p = NULL;
 }
 
-// Waits until the socket reports events or the deadline passes. Returns 1 when ready,
-// 0 on timeout, KMX_ERR_IO on a socket error. Signals do not shorten the wait.
-static int s_wait(void *sock, short events, int64_t deadline) {
+void kmx_link_set_tick(kmx_link_t *self, kmx_link_tick_fn tick, void *arg) {
+    if (!self)
+        return;
+    self->tick = tick;
+    self->tick_arg = arg;
+}
+
+// Whether the link has a connection now. The socket is ZMQ_IMMEDIATE, so it is writable
+// only while storage is connected; a storage that died shows at once.
+static int s_linked(void *sock) {
+    zmq_pollitem_t item = {sock, 0, ZMQ_POLLOUT, 0};
+    return zmq_poll(&item, 1, 0) > 0 && (item.revents & ZMQ_POLLOUT);
+}
+
+// Waits until the socket reports events or the deadline passes, in slices that call the
+// tick. With POLLIN, also gives up when the connection is lost (*lost set). Returns 1 when
+// ready, 0 on timeout or loss, KMX_ERR_IO on a socket error. Signals do not shorten it.
+static int s_wait(kmx_link_t *self, short events, int64_t deadline, int *lost) {
     for (;;) {
-        zmq_pollitem_t item = {sock, 0, events, 0};
-        int rc = zmq_poll(&item, 1, s_remaining(deadline));
+        int left = s_remaining(deadline);
+        zmq_pollitem_t item = {self->sock, 0, events, 0};
+        int rc = zmq_poll(&item, 1, left < S_SLICE_MS ? left : S_SLICE_MS);
         if (rc > 0)
             return 1;
-        if (rc == 0)
-            return 0;
-        if (zmq_errno() != EINTR)
+        if (rc < 0 && zmq_errno() != EINTR)
             return KMX_ERR_IO;
+        if (self->tick)
+            self->tick(self->tick_arg);
+        if (lost && !s_linked(self->sock)) {
+            *lost = 1;
+            return 0;
+        }
         if (s_remaining(deadline) == 0)
             return 0;
     }
 }
 
 static int s_send(kmx_link_t *self, uint64_t id, const uint8_t *buf, size_t len, int64_t deadline) {
-    int rc = s_wait(self->sock, ZMQ_POLLOUT, deadline);
+    int rc = s_wait(self, ZMQ_POLLOUT, deadline, NULL);
     if (rc <= 0)
         return rc == 0 ? KMX_ERR_TIMEOUT : rc;
     uint8_t id_frame[S_ID_SIZE];
@@ -156,10 +183,14 @@ static int s_recv_one(void *sock, uint64_t *id, zmq_msg_t *body) {
     return 0;
 }
 
-// Reads replies until the one for want arrives or the deadline passes.
+// Reads replies until the one for want arrives, the deadline passes or the connection is
+// lost (KMX_ERR_UNAVAILABLE: the request went down with storage).
 static int s_await(kmx_link_t *self, uint64_t want, int64_t deadline, Kmx__V1__Response **out) {
     for (;;) {
-        int rc = s_wait(self->sock, ZMQ_POLLIN, deadline);
+        int lost = 0;
+        int rc = s_wait(self, ZMQ_POLLIN, deadline, &lost);
+        if (rc == 0 && lost)
+            return KMX_ERR_UNAVAILABLE;
         if (rc <= 0)
             return rc == 0 ? KMX_ERR_TIMEOUT : rc;
         uint64_t id = 0;
@@ -194,10 +225,26 @@ int kmx_link_call(kmx_link_t *self, const Kmx__V1__Request *req, int timeout_ms,
     int rc = kmx_msg_pack_request(req, &buf, &len);
     if (rc != 0)
         return rc;
-    uint64_t id = self->next_id++;
-    rc = s_send(self, id, buf, len, deadline);
+    if (self->tick)
+        self->tick(self->tick_arg);
+    // A link that is down (storage stopped or restarting) refuses after a short grace,
+    // so the client hears UNAVAILABLE at once rather than after the whole timeout.
+    int64_t grace = s_now_ms() + S_GRACE_MS;
+    rc = s_send(self, self->next_id, buf, len, grace < deadline ? grace : deadline);
+    if (rc == KMX_ERR_TIMEOUT)
+        rc = KMX_ERR_UNAVAILABLE;
+    // Storage lost with the request in flight: send it again once the link is back, within
+    // the deadline. Requests are idempotent (puts are upserts), so a repeat of one that was
+    // committed comes back unchanged; the first reply, if any, is dropped as late.
+    while (rc == 0) {
+        rc = s_await(self, self->next_id++, deadline, out);
+        if (rc != KMX_ERR_UNAVAILABLE)
+            break;
+        kmx_log_info("storage link lost with a request in flight; resending when it is back");
+        rc = s_send(self, self->next_id, buf, len, deadline);
+        if (rc == KMX_ERR_TIMEOUT)
+            rc = KMX_ERR_UNAVAILABLE;
+    }
     free(buf);
-    if (rc != 0)
-        return rc;
-    return s_await(self, id, deadline, out);
+    return rc;
 }

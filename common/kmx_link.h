@@ -13,9 +13,17 @@ typedef struct kmx_link kmx_link_t;
 kmx_link_t *kmx_link_new(void *ctx, const char *endpoint);
 void kmx_link_destroy(kmx_link_t **self_p);
 
-// Sends req and waits up to timeout_ms for its reply. On 0, *out is yours: free it with
-// kmx__v1__response__free_unpacked(*out, NULL). Returns KMX_ERR_TIMEOUT (storage did not
-// answer; the link stays usable), KMX_ERR_DECODE, KMX_ERR_IO or KMX_ERR_NOMEM.
+// Called at least every 50 ms while a call waits, and once per call: a worker sends its
+// broker heartbeats from here, so a long request never makes it look dead.
+typedef void (*kmx_link_tick_fn)(void *arg);
+void kmx_link_set_tick(kmx_link_t *self, kmx_link_tick_fn tick, void *arg);
+
+// Sends req and waits up to timeout_ms for its reply. A link that stays down for 100 ms
+// refuses at once; a connection lost with the request in flight is waited for and the
+// request sent again (requests must be idempotent). On 0, *out is yours: free it with
+// kmx__v1__response__free_unpacked(*out, NULL). Returns KMX_ERR_UNAVAILABLE (the link is
+// down), KMX_ERR_TIMEOUT (storage did not answer; the link stays usable), KMX_ERR_DECODE,
+// KMX_ERR_IO or KMX_ERR_NOMEM.
 int kmx_link_call(kmx_link_t *self, const Kmx__V1__Request *req, int timeout_ms,
                   Kmx__V1__Response **out);
 

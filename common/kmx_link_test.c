@@ -11,15 +11,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zmq.h>
 
 #include <cmocka.h>
 
 typedef enum {
-    PEER_ANSWER, // answers every request at once
-    PEER_LATE,   // answers the first request, holds the second until the third arrives
-    PEER_SILENT, // reads requests and never answers
-    PEER_GARBAGE // answers with an undecodable body, after a malformed message
+    PEER_ANSWER,  // answers every request at once
+    PEER_LATE,    // answers the first request, holds the second until the third arrives
+    PEER_SILENT,  // reads requests and never answers
+    PEER_GARBAGE, // answers with an undecodable body, after a malformed message
+    PEER_CRASH    // reads the first request and dies; comes back on the same port, answers
 } peer_mode_t;
 
 typedef struct {
@@ -91,8 +93,33 @@ static void s_peer_forget(held_t *held) {
     zmq_msg_close(&held->id);
 }
 
+static void s_sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+// A storage killed with a request in flight and restarted 300 ms later on its endpoint.
+static void s_peer_crash(fixture_t *fx) {
+    held_t held;
+    if (s_peer_read(fx->router, &held) != 0)
+        return;
+    s_peer_forget(&held);
+    zmq_close(fx->router);
+    s_sleep_ms(300);
+    fx->router = zmq_socket(fx->ctx, ZMQ_ROUTER);
+    int linger = 0;
+    zmq_setsockopt(fx->router, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_bind(fx->router, fx->endpoint) != 0 || s_peer_read(fx->router, &held) != 0)
+        return;
+    s_peer_reply(fx->router, &held, 0);
+}
+
 static void *s_peer_main(void *arg) {
     fixture_t *fx = arg;
+    if (fx->mode == PEER_CRASH) {
+        s_peer_crash(fx);
+        return NULL;
+    }
     held_t held[4];
     for (int i = 0; i < fx->expect && i < 4; i++) {
         if (s_peer_read(fx->router, &held[i]) != 0)
@@ -206,7 +233,34 @@ static void test_link_times_out_when_storage_is_silent(void **state) {
     kmx_link_destroy(&link);
 }
 
-static void test_link_times_out_when_storage_is_down(void **state) {
+static void s_count_tick(void *arg) {
+    (*(int *)arg)++;
+}
+
+// A storage that dies with the request in flight and returns within the call's timeout:
+// the link sees the connection go, sends the request again once it is back, and answers.
+// A tick keeps coming all the while (the worker heartbeats from it).
+static void test_link_resends_after_storage_restarts(void **state) {
+    fixture_t *fx = *state;
+    s_start_peer(fx, PEER_CRASH, 2);
+    kmx_link_t *link = kmx_link_new(fx->ctx, fx->endpoint);
+    assert_non_null(link);
+    int ticks = 0;
+    kmx_link_set_tick(link, s_count_tick, &ticks);
+    Kmx__V1__Response *resp = NULL;
+    assert_int_equal(s_call(link, "in flight", 5000, &resp), 0);
+    assert_non_null(resp);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_PONG);
+    assert_string_equal(resp->request_id, "in flight");
+    kmx__v1__response__free_unpacked(resp, NULL);
+    // The 300 ms outage spans several 50 ms slices.
+    assert_true(ticks >= 3);
+    kmx_link_destroy(&link);
+}
+
+// Nobody listens: the link refuses with UNAVAILABLE after its short grace instead of
+// waiting out the call's timeout, and stays usable.
+static void test_link_refuses_at_once_when_storage_is_down(void **state) {
     fixture_t *fx = *state;
     // Bind and close at once to get a loopback port that nobody listens on.
     void *probe = zmq_socket(fx->ctx, ZMQ_ROUTER);
@@ -219,8 +273,12 @@ static void test_link_times_out_when_storage_is_down(void **state) {
     kmx_link_t *link = kmx_link_new(fx->ctx, fx->endpoint);
     assert_non_null(link);
     Kmx__V1__Response *resp = NULL;
-    assert_int_equal(s_call(link, "nobody", 200, &resp), KMX_ERR_TIMEOUT);
-    assert_int_equal(s_call(link, "still nobody", 200, &resp), KMX_ERR_TIMEOUT);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(s_call(link, "nobody", 20000, &resp), KMX_ERR_UNAVAILABLE);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_true(t1.tv_sec - t0.tv_sec < 10); // far from the 20 s it may wait
+    assert_int_equal(s_call(link, "still nobody", 200, &resp), KMX_ERR_UNAVAILABLE);
     assert_null(resp);
     kmx_link_destroy(&link);
 }
@@ -251,10 +309,12 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_link_drops_late_reply, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_link_times_out_when_storage_is_silent, s_setup,
                                         s_teardown),
-        cmocka_unit_test_setup_teardown(test_link_times_out_when_storage_is_down, s_setup,
+        cmocka_unit_test_setup_teardown(test_link_refuses_at_once_when_storage_is_down, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_link_reports_undecodable_reply, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_link_rejects_bad_arguments, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_link_resends_after_storage_restarts, s_setup,
+                                        s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

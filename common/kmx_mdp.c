@@ -22,6 +22,9 @@
 #define S_ENVELOPE_MAX 1024    // room for MDP frames on top of the largest body
 #define S_DEFAULT_TIMEOUT 3000 // client per-try timeout, ms
 #define S_DEFAULT_TRIES 3      // client tries per call
+#define S_SLICE_MS 50          // how often a wait looks whether the connection is still there
+#define S_RECONNECT_MS 50      // how soon ZeroMQ tries again to reach a broker that went away
+#define S_CONNECT_WAIT_MS 200  // how long a new worker socket waits to connect before READY
 
 struct kmx_mdp_worker {
     void *ctx;                    // borrowed ZeroMQ context
@@ -34,6 +37,8 @@ struct kmx_mdp_worker {
     uint8_t reply_to[S_ADDR_MAX]; // client envelope of the last request
     size_t reply_to_len;          // its length
     int has_request;              // a request is waiting for kmx_mdp_worker_send
+    int linked;                   // the socket had a connection to the broker at the last look
+    int need_ready;               // READY has not gone out on the current socket yet
 };
 
 struct kmx_mdp_client {
@@ -110,6 +115,13 @@ static int s_recv_frames(void *sock, zmq_msg_t *frames, int max) {
     return count;
 }
 
+// Whether sock has a live connection. Sockets here are ZMQ_IMMEDIATE, so they are writable
+// only while connected: a broker that died or restarted shows at once, not after heartbeats.
+static int s_linked(void *sock) {
+    zmq_pollitem_t item = {sock, 0, ZMQ_POLLOUT, 0};
+    return zmq_poll(&item, 1, 0) > 0 && (item.revents & ZMQ_POLLOUT);
+}
+
 static int s_frame_is(zmq_msg_t *frame, const char *text) {
     size_t len = strlen(text);
     return zmq_msg_size(frame) == len && memcmp(zmq_msg_data(frame), text, len) == 0;
@@ -120,8 +132,16 @@ static void *s_dealer_new(void *ctx, const char *endpoint, const char *identity,
     if (!sock)
         return NULL;
     int linger = S_LINGER_MS;
+    int one = 1;
+    int reconnect = S_RECONNECT_MS;
     int64_t max_size = (int64_t)KMX_MSG_MAX + S_ENVELOPE_MAX;
     int rc = zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    // IMMEDIATE: nothing queues for a broker that is not there, and writability tells
+    // whether it is (s_linked).
+    if (rc == 0)
+        rc = zmq_setsockopt(sock, ZMQ_IMMEDIATE, &one, sizeof one);
+    if (rc == 0)
+        rc = zmq_setsockopt(sock, ZMQ_RECONNECT_IVL, &reconnect, sizeof reconnect);
     if (rc == 0)
         rc = zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &max_size, sizeof max_size);
     if (rc == 0)
@@ -142,9 +162,37 @@ static void *s_dealer_new(void *ctx, const char *endpoint, const char *identity,
 
 // ---- worker ---------------------------------------------------------------------------
 
+// Sends parts without waiting: a worker never blocks on a broker that is away.
+static int s_worker_send(kmx_mdp_worker_t *self, const s_part_t *parts, int count) {
+    for (int i = 0; i < count; i++) {
+        int flags = ZMQ_DONTWAIT | (i + 1 < count ? ZMQ_SNDMORE : 0);
+        if (zmq_send(self->sock, parts[i].data, parts[i].size, flags) < 0)
+            return errno == EAGAIN ? KMX_ERR_TIMEOUT : KMX_ERR_IO;
+    }
+    return 0;
+}
+
 static int s_worker_command(kmx_mdp_worker_t *self, uint8_t command) {
     s_part_t parts[] = {{"", 0}, {KMX_MDPW, strlen(KMX_MDPW)}, {&command, 1}};
-    return s_send_parts(self->sock, parts, 3);
+    return s_worker_send(self, parts, 3);
+}
+
+// Sends READY when the socket is connected. Returns 0 (sent, or to be sent once connected)
+// or KMX_ERR_IO.
+static int s_worker_ready(kmx_mdp_worker_t *self) {
+    self->linked = s_linked(self->sock);
+    if (!self->linked)
+        return 0;
+    uint8_t ready = KMX_MDPW_READY;
+    s_part_t parts[] = {
+        {"", 0}, {KMX_MDPW, strlen(KMX_MDPW)}, {&ready, 1}, {self->service, strlen(self->service)}};
+    int rc = s_worker_send(self, parts, 4);
+    if (rc == KMX_ERR_IO)
+        return rc;
+    self->need_ready = rc != 0;
+    if (rc == 0)
+        kmx_log_debug("mdp: worker registered service=%s broker=%s", self->service, self->broker);
+    return 0;
 }
 
 // Opens a fresh socket and registers with the broker. A pending request is forgotten: the
@@ -155,19 +203,15 @@ static int s_worker_connect(kmx_mdp_worker_t *self) {
     self->sock = s_dealer_new(self->ctx, self->broker, self->identity, KMX_MDP_HEARTBEAT_MS);
     if (!self->sock)
         return KMX_ERR_IO;
-    uint8_t ready = KMX_MDPW_READY;
-    s_part_t parts[] = {
-        {"", 0}, {KMX_MDPW, strlen(KMX_MDPW)}, {&ready, 1}, {self->service, strlen(self->service)}};
-    int rc = s_send_parts(self->sock, parts, 4);
-    if (rc != 0) {
-        s_close_socket(&self->sock);
-        return rc;
-    }
     int64_t now = s_now_ms();
     self->heartbeat_at = now + KMX_MDP_HEARTBEAT_MS;
     self->expiry_at = now + (int64_t)KMX_MDP_HEARTBEAT_MS * KMX_MDP_LIVENESS;
-    kmx_log_debug("mdp: worker registered service=%s broker=%s", self->service, self->broker);
-    return 0;
+    self->need_ready = 1;
+    // A broker that is there connects within milliseconds: register now. One that is not
+    // gets READY from s_worker_tick once it is.
+    zmq_pollitem_t item = {self->sock, 0, ZMQ_POLLOUT, 0};
+    zmq_poll(&item, 1, S_CONNECT_WAIT_MS);
+    return s_worker_ready(self);
 }
 
 static char *s_strdup(const char *text) {
@@ -265,6 +309,8 @@ static int s_worker_handle(kmx_mdp_worker_t *self, zmq_msg_t *body) {
 }
 
 // Sends a heartbeat when due and starts over when the broker has been silent too long.
+// A connection that comes back (a restarted broker) gets READY at once, so the new broker
+// knows this worker within a reconnect interval instead of after a heartbeat round.
 static int s_worker_tick(kmx_mdp_worker_t *self) {
     int64_t now = s_now_ms();
     if (self->sock && now >= self->expiry_at) {
@@ -274,6 +320,17 @@ static int s_worker_tick(kmx_mdp_worker_t *self) {
     }
     if (!self->sock)
         return s_worker_connect(self);
+    int was_linked = self->linked;
+    self->linked = s_linked(self->sock);
+    if (was_linked && !self->linked)
+        kmx_log_info("mdp: broker connection lost service=%s broker=%s", self->service,
+                     self->broker);
+    if (self->linked && (self->need_ready || !was_linked)) {
+        self->need_ready = 1;
+        if (s_worker_ready(self) != 0)
+            return KMX_ERR_IO;
+        self->expiry_at = now + (int64_t)KMX_MDP_HEARTBEAT_MS * KMX_MDP_LIVENESS;
+    }
     if (now >= self->heartbeat_at) {
         self->heartbeat_at = now + KMX_MDP_HEARTBEAT_MS;
         if (s_worker_command(self, KMX_MDPW_HEARTBEAT) == KMX_ERR_IO)
@@ -292,6 +349,8 @@ int kmx_mdp_worker_recv(kmx_mdp_worker_t *self, int timeout_ms, zmq_msg_t *body)
         int64_t wait = self->heartbeat_at - now;
         if (deadline >= 0 && deadline - now < wait)
             wait = deadline - now;
+        if (wait > S_SLICE_MS)
+            wait = S_SLICE_MS; // look at the connection often (s_worker_tick)
         zmq_pollitem_t item = {self->sock, 0, ZMQ_POLLIN, 0};
         int rc = zmq_poll(&item, 1, wait > 0 ? (long)wait : 0);
         if (rc < 0)
@@ -315,11 +374,22 @@ int kmx_mdp_worker_send(kmx_mdp_worker_t *self, const void *data, size_t size) {
     s_part_t parts[] = {{"", 0},     {KMX_MDPW, strlen(KMX_MDPW)},
                         {&reply, 1}, {self->reply_to, self->reply_to_len},
                         {"", 0},     {data, size}};
-    if (s_send_parts(self->sock, parts, 6) != 0) {
+    if (s_worker_send(self, parts, 6) != 0) {
         kmx_log_warn("mdp: reply not sent service=%s err=%s", self->service, zmq_strerror(errno));
         return KMX_ERR_IO;
     }
     return 0;
+}
+
+int kmx_mdp_worker_heartbeat(kmx_mdp_worker_t *self) {
+    assert(self);
+    int64_t now = s_now_ms();
+    if (!self->sock || now < self->heartbeat_at)
+        return 0;
+    self->heartbeat_at = now + KMX_MDP_HEARTBEAT_MS;
+    // The broker heartbeats idle workers only; a busy worker does not judge its silence.
+    self->expiry_at = now + (int64_t)KMX_MDP_HEARTBEAT_MS * KMX_MDP_LIVENESS;
+    return s_worker_command(self, KMX_MDPW_HEARTBEAT) == KMX_ERR_IO ? KMX_ERR_IO : 0;
 }
 
 // ---- client ---------------------------------------------------------------------------
@@ -374,9 +444,14 @@ static int s_client_wait(kmx_mdp_client_t *self, const char *service, zmq_msg_t 
         if (wait <= 0)
             return KMX_ERR_TIMEOUT;
         zmq_pollitem_t item = {self->sock, 0, ZMQ_POLLIN, 0};
-        int rc = zmq_poll(&item, 1, (long)wait);
+        int rc = zmq_poll(&item, 1, (long)(wait < S_SLICE_MS ? wait : S_SLICE_MS));
         if (rc < 0)
             return KMX_ERR_IO;
+        if (rc == 0 && !s_linked(self->sock)) {
+            // The broker went away with our request: waiting longer cannot bring the reply.
+            kmx_log_debug("mdp: broker connection lost while waiting service=%s", service);
+            return KMX_ERR_TIMEOUT;
+        }
         if (rc == 0)
             continue;
         zmq_msg_t frames[S_MAX_FRAMES];

@@ -37,6 +37,10 @@ int kmx_mdp_worker_recv(kmx_mdp_worker_t *self, int timeout_ms, zmq_msg_t *body)
 // Replies to the last request received. data is copied. Returns 0 or KMX_ERR_IO.
 int kmx_mdp_worker_send(kmx_mdp_worker_t *self, const void *data, size_t size);
 
+// Sends a heartbeat if one is due. Call it while handling a long request, so the broker
+// does not expire a worker that is slow but alive. Returns 0 or KMX_ERR_IO.
+int kmx_mdp_worker_heartbeat(kmx_mdp_worker_t *self);
+
 // Creates a client of the broker at endpoint. ctx is borrowed. Returns NULL on failure.
 kmx_mdp_client_t *kmx_mdp_client_new(void *ctx, const char *broker);
 void kmx_mdp_client_destroy(kmx_mdp_client_t **self_p);
@@ -49,7 +53,7 @@ void kmx_mdp_client_set_retries(kmx_mdp_client_t *self, int tries);
 // timeout (Lazy Pirate). On 0, *reply is an initialised message holding the reply body,
 // yours to close. Returns KMX_ERR_TIMEOUT when no try was answered, KMX_ERR_IO on socket
 // errors, KMX_ERR_DECODE on a reply that is not MDP.
-int kmx_mdp_client_call(kmx_mdp_client_t *self, const char *service, const void *body,
-                        size_t size, zmq_msg_t *reply);
+int kmx_mdp_client_call(kmx_mdp_client_t *self, const char *service, const void *body, size_t size,
+                        zmq_msg_t *reply);
 
 #endif

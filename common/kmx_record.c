@@ -334,18 +334,105 @@ int kmx_record_topic(const Kmx__V1__Record *rec, char *buf, size_t size)
     return n < 0 || (size_t)n >= size ? KMX_ERR_OVERFLOW : 0;
 }
 
-static int s_str_eq(const char *a, const char *b)
-{
-    return strcmp(a ? a : "", b ? b : "") == 0;
+// ---- content comparison through the descriptor ------------------------------------
+
+static int s_message_equal(const ProtobufCMessageDescriptor *d, const void *a, const void *b);
+
+// Whether an optional or oneof field is present in message m.
+static int s_field_present(const ProtobufCFieldDescriptor *f, const void *m) {
+    const char *base = m;
+    if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
+        return *(const uint32_t *)(base + f->quantifier_offset) == f->id;
+    if (f->type == PROTOBUF_C_TYPE_MESSAGE || f->type == PROTOBUF_C_TYPE_STRING)
+        return *(const void *const *)(base + f->offset) != NULL;
+    if (f->label == PROTOBUF_C_LABEL_OPTIONAL)
+        return *(const protobuf_c_boolean *)(base + f->quantifier_offset) != 0;
+    return 1;
+}
+
+// Size of one value of type t in a message (or in a repeated field's array).
+static size_t s_element_size(ProtobufCType t) {
+    switch (t) {
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64:
+    case PROTOBUF_C_TYPE_DOUBLE:
+        return 8;
+    case PROTOBUF_C_TYPE_BOOL:
+        return sizeof(protobuf_c_boolean);
+    case PROTOBUF_C_TYPE_STRING:
+    case PROTOBUF_C_TYPE_MESSAGE:
+        return sizeof(void *);
+    case PROTOBUF_C_TYPE_BYTES:
+        return sizeof(ProtobufCBinaryData);
+    default:
+        return 4;
+    }
+}
+
+// Compares one value of type f->type at pa and pb (NULL = the field's default).
+static int s_value_equal(const ProtobufCFieldDescriptor *f, const void *pa, const void *pb) {
+    static const uint64_t zero[2] = {0, 0};
+    const void *dflt = f->default_value ? f->default_value : zero;
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_STRING: {
+        const char *sa = pa ? *(char *const *)pa : NULL, *sb = pb ? *(char *const *)pb : NULL;
+        const char *sd = f->default_value ? (const char *)f->default_value : "";
+        return strcmp(sa ? sa : sd, sb ? sb : sd) == 0;
+    }
+    case PROTOBUF_C_TYPE_BYTES: {
+        const ProtobufCBinaryData *ba = pa ? pa : dflt, *bb = pb ? pb : dflt;
+        return ba->len == bb->len && (ba->len == 0 || memcmp(ba->data, bb->data, ba->len) == 0);
+    }
+    case PROTOBUF_C_TYPE_MESSAGE:
+        return s_message_equal(f->descriptor, pa ? *(void *const *)pa : NULL,
+                               pb ? *(void *const *)pb : NULL);
+    case PROTOBUF_C_TYPE_BOOL:
+        return !*(const protobuf_c_boolean *)(pa ? pa : dflt) ==
+               !*(const protobuf_c_boolean *)(pb ? pb : dflt);
+    default: // integers, floating point and enums: the bytes of the value
+        return memcmp(pa ? pa : dflt, pb ? pb : dflt, s_element_size(f->type)) == 0;
+    }
+}
+
+static int s_repeated_equal(const ProtobufCFieldDescriptor *f, const void *a, const void *b) {
+    size_t na = a ? *(const size_t *)((const char *)a + f->quantifier_offset) : 0;
+    size_t nb = b ? *(const size_t *)((const char *)b + f->quantifier_offset) : 0;
+    if (na != nb)
+        return 0;
+    const char *ea = na ? *(char *const *)((const char *)a + f->offset) : NULL;
+    const char *eb = nb ? *(char *const *)((const char *)b + f->offset) : NULL;
+    size_t size = s_element_size(f->type);
+    for (size_t i = 0; i < na; i++) {
+        if (!s_value_equal(f, ea + i * size, eb + i * size))
+            return 0;
+    }
+    return 1;
+}
+
+// Field by field, as the descriptor lists them: an absent field equals its default and a
+// missing message equals an empty one, so "not given" and "given empty" never differ.
+static int s_message_equal(const ProtobufCMessageDescriptor *d, const void *a, const void *b) {
+    if (a == b)
+        return 1;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            if (!s_repeated_equal(f, a, b))
+                return 0;
+            continue;
+        }
+        const void *pa = a && s_field_present(f, a) ? (const char *)a + f->offset : NULL;
+        const void *pb = b && s_field_present(f, b) ? (const char *)b + f->offset : NULL;
+        if (!s_value_equal(f, pa, pb))
+            return 0;
+    }
+    return 1;
 }
 
 int kmx_record_same_content(const Kmx__V1__Record *a, const Kmx__V1__Record *b)
 {
-    const Kmx__V1__Value *va = a->value, *vb = b->value;
-    if (!va || !vb)
-        return va == vb;
-    return va->amount == vb->amount && s_str_eq(va->unit, vb->unit) &&
-           a->status == b->status && a->confidence == b->confidence &&
-           s_str_eq(a->as_of, b->as_of) && s_str_eq(a->note, b->note) &&
-           s_str_eq(a->url, b->url);
+    return s_message_equal(&kmx__v1__record__descriptor, a, b);
 }

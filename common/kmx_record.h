@@ -59,8 +59,9 @@ const char *kmx_kind_name(Kmx__V1__Kind kind);
 // Parses "export"/"exports"/"consumption". Returns 0 or KMX_ERR_INVAL.
 int kmx_kind_parse(const char *text, Kmx__V1__Kind *out);
 
-// Returns nonzero when two valid records carry the same content (value, status, as-of,
-// note, url, confidence), i.e. storing b over a would change nothing.
+// Returns nonzero when two records carry the same content in every field, compared
+// through the protobuf descriptor (so a field added to Record later is compared too; an
+// absent field equals its default), i.e. storing b over a would change nothing.
 int kmx_record_same_content(const Kmx__V1__Record *a, const Kmx__V1__Record *b);
 
 #endif

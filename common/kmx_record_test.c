@@ -6,9 +6,12 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+// cmocka.h needs the headers above.
+#include <cmocka.h>
 
 // Builds a heap record the way protobuf-c's unpack would, so free_unpacked can free it.
 static Kmx__V1__Record *s_record(void)
@@ -208,6 +211,120 @@ static void test_record_negative_amounts_by_unit_and_words(void **state) {
     assert_false(kmx_record_may_be_negative(NULL, "profit", "loss"));
 }
 
+// A deep copy through pack and unpack, freed with kmx__v1__record__free_unpacked.
+static Kmx__V1__Record *s_copy(const Kmx__V1__Record *r) {
+    uint8_t buf[4096];
+    size_t len = kmx__v1__record__get_packed_size(r);
+    assert_true(len <= sizeof buf);
+    kmx__v1__record__pack(r, buf);
+    Kmx__V1__Record *c = kmx__v1__record__unpack(NULL, len, buf);
+    assert_non_null(c);
+    return c;
+}
+
+// Changes field f of message m (allocated by unpack) to a value different from the one it
+// has. Returns 0 for a field type the test cannot change (it then fails, naming it).
+static int s_mutate(const ProtobufCFieldDescriptor *f, void *m) {
+    char *base = m;
+    if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->type != PROTOBUF_C_TYPE_STRING &&
+        f->type != PROTOBUF_C_TYPE_MESSAGE)
+        *(protobuf_c_boolean *)(base + f->quantifier_offset) = 1;
+    void *field = base + f->offset;
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_STRING: {
+        char **sp = field;
+        const char *old = *sp ? *sp : "";
+        char *changed = malloc(strlen(old) + 2);
+        assert_non_null(changed);
+        snprintf(changed, strlen(old) + 2, "%sx", old);
+        free(*sp);
+        *sp = changed;
+        return 1;
+    }
+    case PROTOBUF_C_TYPE_ENUM: {
+        // Another value the enum really has.
+        const ProtobufCEnumDescriptor *e = f->descriptor;
+        int *v = field;
+        for (unsigned i = 0; i < e->n_values; i++) {
+            if (e->values[i].value != *v) {
+                *v = e->values[i].value;
+                return 1;
+            }
+        }
+        return 0;
+    }
+    case PROTOBUF_C_TYPE_BOOL:
+        *(protobuf_c_boolean *)field = !*(protobuf_c_boolean *)field;
+        return 1;
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64:
+        *(uint64_t *)field += 1;
+        return 1;
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_SINT32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_FIXED32:
+        *(uint32_t *)field += 1;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+// Every field of Record, and every field of the messages it holds (value, period), taken
+// from the descriptor: changing any one of them makes the content differ. A field added to
+// the proto later is covered without touching this test.
+static void test_record_same_content_sees_every_field(void **state) {
+    (void)state;
+    Kmx__V1__Record *a = s_record();
+    a->has_status = 1;
+    a->status = KMX__V1__STATUS__FINAL;
+    a->as_of = strdup("2025-07-01");
+    a->note = strdup("a note");
+    a->company = strdup("HYBE");
+    const ProtobufCMessageDescriptor *d = &kmx__v1__record__descriptor;
+    int checked = 0;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE) {
+            Kmx__V1__Record *b = s_copy(a);
+            assert_true(kmx_record_same_content(a, b));
+            if (!s_mutate(f, b))
+                fail_msg("field %s: type %d cannot be changed by this test", f->name, f->type);
+            if (kmx_record_same_content(a, b))
+                fail_msg("changing field %s left the content the same", f->name);
+            kmx__v1__record__free_unpacked(b, NULL);
+            checked++;
+            continue;
+        }
+        const ProtobufCMessageDescriptor *sd = f->descriptor;
+        for (unsigned j = 0; j < sd->n_fields; j++) {
+            Kmx__V1__Record *b = s_copy(a);
+            void **sub = (void **)((char *)b + f->offset);
+            assert_non_null(*sub);
+            if (!s_mutate(&sd->fields[j], *sub))
+                fail_msg("field %s.%s cannot be changed by this test", f->name, sd->fields[j].name);
+            if (kmx_record_same_content(a, b))
+                fail_msg("changing field %s.%s left the content the same", f->name,
+                         sd->fields[j].name);
+            kmx__v1__record__free_unpacked(b, NULL);
+            checked++;
+        }
+    }
+    assert_true(checked >= 14);
+    // Absent and empty are the same content: a note of "" is no note.
+    Kmx__V1__Record *b = s_copy(a);
+    free(b->artist);
+    b->artist = strdup("");
+    assert_true(kmx_record_same_content(a, b));
+    kmx__v1__record__free_unpacked(b, NULL);
+    kmx__v1__record__free_unpacked(a, NULL);
+}
+
 static void test_record_same_content(void **state)
 {
     (void)state;
@@ -300,6 +417,7 @@ int main(void)
         cmocka_unit_test(test_record_negative_percent_is_allowed),
         cmocka_unit_test(test_record_negative_amounts_by_unit_and_words),
         cmocka_unit_test(test_record_same_content),
+        cmocka_unit_test(test_record_same_content_sees_every_field),
         cmocka_unit_test(test_kind_parse),
         cmocka_unit_test(test_record_period_text),
     };

@@ -105,6 +105,11 @@ static void s_install_signals(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
+// The link's tick: heartbeats to the broker while a request is being handled.
+static void s_heartbeat(void *worker) {
+    kmx_mdp_worker_heartbeat(worker);
+}
+
 // Serves requests until a signal asks to stop.
 static void s_serve(kmx_mdp_worker_t *worker, const kmx_worker_spec_t *spec, void *handler)
 {
@@ -159,6 +164,7 @@ int kmx_worker_main(int argc, char **argv, const kmx_worker_spec_t *spec)
         kmx_log_error("startup failed broker=%s storage=%s", cfg.broker, cfg.storage);
         goto out;
     }
+    kmx_link_set_tick(link, s_heartbeat, worker);
     kmx_log_info("serving service=%s worker=%s broker=%s storage=%s", spec->service, identity,
                  cfg.broker, cfg.storage);
     s_serve(worker, spec, handler);

@@ -112,17 +112,29 @@ static int s_on_ping(void *ctx, const Kmx__V1__Request *req, uint8_t **out, size
     return kmx_handler_pack_pong(KMX_QUERY_SERVICE, self->worker, req, out, len);
 }
 
+// Fetches kmx-storage's stats when the request asks for them (storage is not behind the
+// broker; a query worker is its door). *resp is yours, or NULL when storage did not answer:
+// the worker's own stats go out anyway.
+static void s_storage_stats(kmx_query_t *self, const Kmx__V1__Request *req,
+                            Kmx__V1__Response **resp) {
+    *resp = NULL;
+    if (!req->stats->has_storage || !req->stats->storage)
+        return;
+    Kmx__V1__StatsRequest stats = KMX__V1__STATS_REQUEST__INIT;
+    Kmx__V1__Request fwd = KMX__V1__REQUEST__INIT;
+    fwd.request_id = req->request_id;
+    fwd.body_case = KMX__V1__REQUEST__BODY_STATS;
+    fwd.stats = &stats;
+    if (kmx_link_call(self->link, &fwd, self->timeout_ms, resp) == 0 &&
+        (*resp)->result_case == KMX__V1__RESPONSE__RESULT_STATS)
+        return;
+    if (*resp)
+        kmx__v1__response__free_unpacked(*resp, NULL);
+    *resp = NULL;
+}
+
 static int s_on_stats(void *ctx, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
     kmx_query_t *self = ctx;
-    if (req->stats->has_storage && req->stats->storage) {
-        // Storage is not behind the broker; the query worker is its door for stats.
-        Kmx__V1__StatsRequest stats = KMX__V1__STATS_REQUEST__INIT;
-        Kmx__V1__Request fwd = KMX__V1__REQUEST__INIT;
-        fwd.request_id = req->request_id;
-        fwd.body_case = KMX__V1__REQUEST__BODY_STATS;
-        fwd.stats = &stats;
-        return s_forward(self, req, &fwd, KMX__V1__RESPONSE__RESULT_STATS, out, len);
-    }
     const kmx_handler_counter_t counters[] = {
         {"requests", self->count.requests},
         {"errors", self->count.errors},
@@ -135,8 +147,14 @@ static int s_on_stats(void *ctx, const Kmx__V1__Request *req, uint8_t **out, siz
         {"aggregates", self->count.aggregates},
         {"walks", self->count.walks},
     };
-    return kmx_handler_pack_stats(KMX_QUERY_SERVICE, self->worker, counters,
-                                  sizeof counters / sizeof counters[0], req, out, len);
+    Kmx__V1__Response *storage = NULL;
+    s_storage_stats(self, req, &storage);
+    int rc = kmx_handler_pack_stats_relay(KMX_QUERY_SERVICE, self->worker, counters,
+                                          sizeof counters / sizeof counters[0],
+                                          storage ? storage->stats : NULL, req, out, len);
+    if (storage)
+        kmx__v1__response__free_unpacked(storage, NULL);
+    return rc;
 }
 
 // ---- get, scan, replay -------------------------------------------------------------
