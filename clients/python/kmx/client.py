@@ -430,7 +430,7 @@ class Client:
         out = {"workers": [], "services": []}
         for name in services:
             if name == STORAGE:
-                st = self._result(QUERY, "stats", stats=pb.StatsRequest(storage=True))
+                st = self._result(QUERY, "stats", stats=pb.StatsRequest(storage=True)).storage
             else:
                 st = self._result(name, "stats", stats=pb.StatsRequest())
             workers = [{"service": w.service, "worker": w.worker, "requests": w.requests,
