@@ -103,6 +103,79 @@ class Curve(unittest.TestCase):
                    if w["service"] == "kmx.query" and w.get("alive", True)]
         self.assertEqual(len(workers), 1, workers)
 
+    def curve_socket(self, ctx, kind, key, server_public):
+        s = ctx.socket(kind)
+        s.setsockopt(zmq.LINGER, 0)
+        s.curve_secretkey = bytes.fromhex(self.k[key]["secret"])
+        s.curve_publickey = bytes.fromhex(self.k[key]["public"])
+        s.curve_serverkey = bytes.fromhex(server_public)
+        return s
+
+    def test_reader_may_ping_and_read_stats_but_not_delete(self):
+        self.c.kmx_json("import", kmxtest.SAMPLE)
+        # docs/security.md: a reader may use kmx.broker (ping, stats) and kmx.query.
+        for svc in ("kmx.broker", "kmx.query"):
+            self.assertEqual(self.c.kmx("ping", svc, env=self.reader).returncode, 0, svc)
+        r = self.c.kmx("stats", "--format", "json", check=False, env=self.reader)
+        stats = json.loads(r.stdout)
+        self.assertEqual({s["service"] for s in stats["services"]},
+                         {"kmx.broker", "kmx.query", "kmx.storage"}, stats)
+        # kmx.ingest is a writer's: its part of stats is refused, by name.
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("kmx.ingest: permission denied", r.stderr)
+        key = ["--kind", "export", "--period", "2024", "--market", "WORLD", "--category",
+               "physical_album_customs", "--item", "album exports total (+0.55% YoY)",
+               "--source", "Korea Customs Service trade statistics via Yonhap (Korea Times US)"]
+        before = self.c.kmx_json("get", *key)
+        r = self.c.kmx("delete", *key, check=False, env=self.reader)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("permission denied", r.stderr)
+        self.assertEqual(self.c.kmx_json("get", *key), before)  # still there
+
+    def test_only_service_keys_may_publish_or_reach_storage(self):
+        ctx = zmq.Context()
+        socks = []
+        try:
+            sub = self.curve_socket(ctx, zmq.SUB, "reader", self.k["broker"]["public"])
+            sub.setsockopt(zmq.SUBSCRIBE, b"kmx.curvetest.")
+            sub.connect(self.c.env["KMX_EVENTS"])
+            socks.append(sub)
+            pubs = {}
+            for key in ("writer", "service"):
+                p = self.curve_socket(ctx, zmq.PUB, key, self.k["broker"]["public"])
+                p.connect(self.c.env["KMX_PUBLISH"])
+                socks.append(p)
+                pubs[key] = p
+            # Publish until the service key's message arrives (the subscription takes a
+            # moment to reach the publishers); the writer's never may.
+            got = set()
+            for _ in range(100):
+                for key, p in pubs.items():
+                    p.send_multipart([b"kmx.curvetest." + key.encode(), b"x"])
+                if sub.poll(100):
+                    got.add(sub.recv_multipart()[0])
+                    while sub.poll(0):
+                        got.add(sub.recv_multipart()[0])
+                    if b"kmx.curvetest.service" in got:
+                        break
+            self.assertIn(b"kmx.curvetest.service", got)
+            self.assertNotIn(b"kmx.curvetest.writer", got)
+
+            # Storage answers a service key's ping and nothing to a writer's.
+            ping = kmxtest._field(1, 2, b"curve") + kmxtest._field(10, 2, b"")
+            answered = {}
+            for key in ("service", "writer"):
+                d = self.curve_socket(ctx, zmq.DEALER, key, self.k["storage"]["public"])
+                d.connect(self.c.env["KMX_STORAGE"])
+                socks.append(d)
+                d.send_multipart([b"\0" * 7 + b"\1", ping])
+                answered[key] = bool(d.poll(1500))
+            self.assertEqual(answered, {"service": True, "writer": False})
+        finally:
+            for s in socks:
+                s.close()
+            ctx.term()
+
     def test_storage_answers_no_plain_socket(self):
         ctx = zmq.Context()
         s = ctx.socket(zmq.DEALER)
