@@ -40,9 +40,10 @@ class Malformed(unittest.TestCase):
         return frames[3]
 
     def assert_error_reply(self, body, code):
-        # Response.error (field 2) whose code (field 1) is `code`: 0x12 len 0x08 code ...
-        self.assertEqual(body[0], 0x12, body)
-        self.assertIn(bytes([0x08, code]), body[:6])
+        # Response.error (field 2) whose code (field 1) is `code`.
+        errors = [dict(kmxtest._fields(v)) for n, v in kmxtest._fields(body) if n == 2]
+        self.assertEqual(len(errors), 1, body)
+        self.assertEqual(errors[0].get(1), code, body)
 
     def test_garbage_bodies_get_error_replies(self):
         BAD_REQUEST, UNAVAILABLE = 1, 3
@@ -55,6 +56,19 @@ class Malformed(unittest.TestCase):
         # An unknown service is answered by the broker, not left hanging.
         self.assert_error_reply(self.mdp_call(b"kmx.nosuch", b""), UNAVAILABLE)
         self.c.kmx("ping")
+
+    def test_requests_a_service_does_not_handle_are_unsupported(self):
+        UNSUPPORTED = 6
+        query = kmxtest._field(1, 2, b"q") + kmxtest._field(13, 2, b"")  # Request.query
+        put = kmxtest._field(1, 2, b"p") + kmxtest._field(11, 2, b"")    # Request.put
+        self.assert_error_reply(self.mdp_call(b"kmx.ingest", query), UNSUPPORTED)
+        self.assert_error_reply(self.mdp_call(b"kmx.query", put), UNSUPPORTED)
+        self.assert_error_reply(self.mdp_call(b"kmx.broker", put), UNSUPPORTED)
+        # A get of a key nothing is stored under: NOT_FOUND, exit 1 in the CLI.
+        r = self.c.kmx("get", "--kind", "export", "--period", "2024", "--market", "JP",
+                       "--category", "none", "--item", "none", "--source", "none",
+                       check=False)
+        self.assertEqual((r.returncode, r.stderr), (1, "kmx: no such record\n"))
 
     def test_protocol_garbage_is_dropped(self):
         rnd = random.Random(kmxtest.seed())
