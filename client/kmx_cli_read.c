@@ -80,12 +80,15 @@ static const char s_query_usage[] =
     "                 [--artist X] [--unit U] [--source S] [--granularity G]\n"
     "                 [--by FIELD[,FIELD]] [--metrics sum,count,min,max,avg]\n"
     "                 [--top N [--other]] [--share] [--growth yoy|pop] [--time-series]\n"
-    "                 [--latest] [--format table|json|csv]\n"
+    "                 [--latest] [--prefer] [--format table|json|csv]\n"
     "Sums matching values per group and unit, and per category unless --category names\n"
     "one (different statistics never add up). FIELD: market, region, period, year,\n"
     "category, dimension, item, company, artist, source, unit. G: auto (default: a span\n"
     "covered by a coarser one of the same group is left out), year, half, quarter, month,\n"
-    "range, any (add everything). Lists may repeat the flag or separate values with commas.\n";
+    "range, any (add everything). Lists may repeat the flag or separate values with commas.\n"
+    "Alternative measurements of one quantity (several sources) are never added: such a\n"
+    "query is refused unless --source picks one, --by source shows them side by side, or\n"
+    "--prefer adds the preferred one and lists what it set aside (docs/data-model.md).\n";
 
 static void s_print_rows_json(const kmx_qcols_t *c, const Kmx__V1__QueryResult *res) {
     json_t *doc = kmx_qargs_json(c, res);
@@ -125,6 +128,9 @@ static int s_print_rows_text(const kmx_cli_opts_t *opts, const kmx_qcols_t *c,
             printf("; %" PRIu64 " left out as covered by a coarser period", res->dropped);
         printf(")\n");
     }
+    for (size_t i = 0; i < res->n_set_aside; i++) // alternatives left out (--prefer)
+        fprintf(opts->format == KMX_FORMAT_TABLE ? stdout : stderr, "alternative: %s\n",
+                res->set_aside[i]);
     kmx_format_table_destroy(&table);
     return 0;
 }

@@ -42,6 +42,7 @@ const kmx_qargs_option_t kmx_qargs_options[] = {{"period", true, KMX_QARG_PERIOD
                                                 {"growth", true, KMX_QARG_GROWTH},
                                                 {"time-series", false, KMX_QARG_SERIES},
                                                 {"latest", false, KMX_QARG_LATEST},
+                                                {"prefer", false, KMX_QARG_PREFER},
                                                 {"limit", true, KMX_QARG_LIMIT},
                                                 {"page-token", true, KMX_QARG_PAGE_TOKEN},
                                                 {NULL, false, 0}};
@@ -158,6 +159,9 @@ static int s_query_option(kmx_qargs_t *self, int code, const char *arg) {
     case KMX_QARG_LATEST:
         self->latest = true;
         return 1;
+    case KMX_QARG_PREFER:
+        self->prefer = true;
+        return 1;
     case KMX_QARG_GROWTH:
         if (strcmp(arg, "yoy") == 0)
             self->growth = KMX__V1__GROWTH__YOY;
@@ -219,7 +223,7 @@ int kmx_qargs_set(kmx_qargs_t *self, int code, const char *arg) {
     case KMX_QARG_TOP:
         return query ? s_top_option(self, arg) : 0;
     default:
-        if (code >= KMX_QARG_METRICS && code <= KMX_QARG_LATEST)
+        if (code >= KMX_QARG_METRICS && code <= KMX_QARG_PREFER)
             return query ? s_query_option(self, code, arg) : 0;
         if (code == KMX_QARG_LIMIT || code == KMX_QARG_PAGE_TOKEN)
             return self->cmd == KMX_QARGS_LIST ? s_list_option(self, code, arg) : 0;
@@ -418,6 +422,8 @@ void kmx_qargs_query_request(kmx_qargs_t *self, Kmx__V1__QueryRequest *q) {
     q->series = self->series;
     q->has_latest = self->latest;
     q->latest = self->latest;
+    q->has_prefer = self->prefer;
+    q->prefer = self->prefer;
 }
 
 int kmx_qargs_get_key(kmx_qargs_t *self, Kmx__V1__Record *key, Kmx__V1__Period *period) {
@@ -607,6 +613,11 @@ json_t *kmx_qargs_json(const kmx_qcols_t *c, const Kmx__V1__QueryResult *res) {
         rc = json_object_set_new(doc, "granularity", kmx_json_string(res->granularity));
     if (rc == 0 && res->has_dropped)
         rc = json_object_set_new(doc, "dropped", json_integer((json_int_t)res->dropped));
+    json_t *aside = rc == 0 && res->n_set_aside ? json_array() : NULL;
+    for (size_t i = 0; aside && i < res->n_set_aside && rc == 0; i++)
+        rc = json_array_append_new(aside, kmx_json_string(res->set_aside[i]));
+    if (rc == 0 && aside)
+        rc = json_object_set_new(doc, "set_aside", aside);
     if (rc < 0) {
         json_decref(doc ? doc : rows);
         return NULL;

@@ -40,6 +40,7 @@ enum {
     KMX_QARG_GROWTH,
     KMX_QARG_SERIES,
     KMX_QARG_LATEST,
+    KMX_QARG_PREFER,
     KMX_QARG_LIMIT,
     KMX_QARG_PAGE_TOKEN,
 };
@@ -81,6 +82,7 @@ typedef struct {
     Kmx__V1__Growth growth;    // --growth
     bool series;               // --time-series
     bool latest;               // --latest
+    bool prefer;               // --prefer: one of each set of alternatives (data-model.md)
     unsigned limit;            // list --limit: one page of this many records
     const char *page_token;    // list --page-token (hex, borrowed)
     Kmx__V1__Filter filter;    // built by kmx_qargs_finish

@@ -158,3 +158,60 @@ int kmx_alt_describe(const Kmx__V1__Record *a, const Kmx__V1__Record *b, char *w
                      s_str(s_unit(a)), s_str(b->source), vb, s_str(s_unit(b)));
     return n < 0 || (size_t)n >= size ? KMX_ERR_OVERFLOW : 0;
 }
+
+// Ranks of status and confidence: higher is preferred.
+static int s_status_rank(const Kmx__V1__Record *r) {
+    if (!r->has_status)
+        return 1;
+    switch (r->status) {
+    case KMX__V1__STATUS__FINAL:
+        return 3;
+    case KMX__V1__STATUS__REVISED:
+        return 2;
+    case KMX__V1__STATUS__PRELIMINARY:
+        return 0;
+    default:
+        return 1;
+    }
+}
+
+static int s_confidence_rank(const Kmx__V1__Record *r) {
+    return r->has_confidence ? (int)r->confidence : -1;
+}
+
+static int s_trailing_zeros(const Kmx__V1__Record *r) {
+    int64_t v = r->value ? r->value->amount : 0;
+    int n = 0;
+    while (v != 0 && v % 10 == 0 && n < 19) {
+        v /= 10;
+        n++;
+    }
+    return v == 0 ? 19 : n;
+}
+
+int kmx_alt_prefer_cmp(const Kmx__V1__Record *a, const Kmx__V1__Record *b) {
+    int c = s_status_rank(b) - s_status_rank(a);
+    if (c == 0)
+        c = s_confidence_rank(b) - s_confidence_rank(a);
+    if (c == 0)
+        c = s_trailing_zeros(a) - s_trailing_zeros(b);
+    return c != 0 ? c : s_cmp_str(a->source, b->source);
+}
+
+int kmx_alt_describe_set_aside(const Kmx__V1__Record *kept, const Kmx__V1__Record *aside, char *buf,
+                               size_t size) {
+    char period[KMX_PERIOD_TEXT_MAX] = "", vk[48] = "?", va[48] = "?";
+    kmx_period_t p = {s_start(aside), s_end(aside)};
+    if (kmx_period_format(&p, period, sizeof period) != 0)
+        snprintf(period, sizeof period, "?");
+    if (kept->value)
+        kmx_decimal_format(kept->value->amount, vk, sizeof vk);
+    if (aside->value)
+        kmx_decimal_format(aside->value->amount, va, sizeof va);
+    int n =
+        snprintf(buf, size, "%s %s %s %s '%.*s': kept %s %s from '%s', set aside %s from '%s'",
+                 kmx_kind_name(aside->kind), period, s_str(aside->market), s_str(aside->category),
+                 (int)kmx_alt_item_base(aside->item), s_str(aside->item), vk, s_str(s_unit(kept)),
+                 s_str(kept->source), va, s_str(aside->source));
+    return n < 0 || (size_t)n >= size ? KMX_ERR_OVERFLOW : 0;
+}

@@ -34,4 +34,15 @@ int kmx_alt_mark(const Kmx__V1__Record *const *recs, size_t n, unsigned char *ma
 // Returns 0 or KMX_ERR_OVERFLOW (why then holds a truncated sentence).
 int kmx_alt_describe(const Kmx__V1__Record *a, const Kmx__V1__Record *b, char *why, size_t size);
 
+// Orders two alternatives by preference, the preferred first (< 0 when a is preferred):
+// the later status (final, revised, none, preliminary), then the higher confidence (high,
+// medium, low, none), then the more precise amount (fewer trailing zero digits: 291.82
+// before 291.8, an exact count before a rounded million), then the source in byte order.
+int kmx_alt_prefer_cmp(const Kmx__V1__Record *a, const Kmx__V1__Record *b);
+
+// Writes the note an answer carries for an alternative it left out: the quantity, the
+// value and source set aside and the value and source kept. Returns 0 or KMX_ERR_OVERFLOW.
+int kmx_alt_describe_set_aside(const Kmx__V1__Record *kept, const Kmx__V1__Record *aside, char *buf,
+                               size_t size);
+
 #endif

@@ -98,11 +98,43 @@ static void test_alt_find_and_describe(void **state) {
     assert_int_equal(kmx_alt_describe(recs[1], recs[4], small, sizeof small), KMX_ERR_OVERFLOW);
 }
 
+// The preference order: status, then confidence, then precision, then source.
+static void test_alt_prefer_and_set_aside_note(void **state) {
+    (void)state;
+    kmx_testkit_rec_t a, b;
+    s_rec(&a, "album exports total (+0.55% YoY)", "KCS via Yonhap", 2918000000000LL);
+    s_rec(&b, "album exports total (precise)", "KCS via Chosun", 2918200000000LL);
+    assert_true(kmx_alt_prefer_cmp(&b.rec, &a.rec) < 0); // more digits
+    assert_true(kmx_alt_prefer_cmp(&a.rec, &b.rec) > 0);
+    a.rec.has_confidence = b.rec.has_confidence = 1;
+    a.rec.confidence = KMX__V1__CONFIDENCE__HIGH;
+    b.rec.confidence = KMX__V1__CONFIDENCE__MEDIUM;
+    assert_true(kmx_alt_prefer_cmp(&a.rec, &b.rec) < 0); // confidence before digits
+    b.rec.has_status = 1;
+    b.rec.status = KMX__V1__STATUS__REVISED;
+    assert_true(kmx_alt_prefer_cmp(&b.rec, &a.rec) < 0); // status before confidence
+    a.rec.has_status = 1;
+    a.rec.status = KMX__V1__STATUS__PRELIMINARY;
+    b.rec.has_status = 0;
+    assert_true(kmx_alt_prefer_cmp(&b.rec, &a.rec) < 0); // none before preliminary
+    b = a;
+    b.rec.source = "KCS via Asia Economy";
+    assert_true(kmx_alt_prefer_cmp(&b.rec, &a.rec) < 0); // last: the source's bytes
+    assert_int_equal(kmx_alt_prefer_cmp(&a.rec, &a.rec), 0);
+    char note[512];
+    assert_int_equal(kmx_alt_describe_set_aside(&b.rec, &a.rec, note, sizeof note), 0);
+    assert_string_equal(note, "export 2024 WORLD album 'album exports total': kept 291800000 USD "
+                              "from 'KCS via Asia Economy', set aside 291800000 from 'KCS via "
+                              "Yonhap'");
+    assert_int_equal(kmx_alt_describe_set_aside(&b.rec, &a.rec, note, 20), KMX_ERR_OVERFLOW);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_alt_item_base),
         cmocka_unit_test(test_alt_is_alternative),
         cmocka_unit_test(test_alt_find_and_describe),
+        cmocka_unit_test(test_alt_prefer_and_set_aside_note),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

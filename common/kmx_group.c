@@ -275,6 +275,27 @@ int kmx_group_add(kmx_group_t *self, const Kmx__V1__Record *rec, kmx_i128 sum, u
     return 0;
 }
 
+int kmx_group_remove(kmx_group_t *self, const Kmx__V1__Record *rec) {
+    if (!self || !rec || !rec->period || !rec->value)
+        return KMX_ERR_INVAL;
+    char key[S_KEY_MAX];
+    size_t len = 0;
+    if (s_build_key(self, rec, key, &len) != 0)
+        return KMX_ERR_INVAL;
+    s_group_t *g = NULL;
+    int err = s_find(self, key, len, &g);
+    if (err != 0)
+        return err;
+    if (g->count == 0)
+        return KMX_ERR_NOT_FOUND; // never added (s_find made it; it stays empty)
+    if (__builtin_sub_overflow(g->sum, (kmx_i128)rec->value->amount, &g->sum))
+        return KMX_ERR_OVERFLOW;
+    g->count--;
+    self->matched--;
+    g->has_minmax = 0; // the removed amount may have been the minimum or the maximum
+    return 0;
+}
+
 // Orders rows by their keys, field by field, then by unit.
 static int s_row_cmp(const void *a, const void *b) {
     const Kmx__V1__Row *ra = *(Kmx__V1__Row *const *)a, *rb = *(Kmx__V1__Row *const *)b;
@@ -326,12 +347,16 @@ int kmx_group_result(kmx_group_t *self, Kmx__V1__QueryResult *out) {
     self->row_ptrs = calloc(self->n ? self->n : 1, sizeof *self->row_ptrs);
     if (!self->rows || !self->row_ptrs)
         return KMX_ERR_NOMEM;
+    size_t kept = 0;
     for (size_t i = 0; i < self->n; i++) {
-        s_fill_row(self, &self->groups[i], &self->rows[i]);
-        self->row_ptrs[i] = &self->rows[i];
+        if (self->groups[i].count == 0)
+            continue; // every record removed (kmx_group_remove)
+        s_fill_row(self, &self->groups[i], &self->rows[kept]);
+        self->row_ptrs[kept] = &self->rows[kept];
+        kept++;
     }
-    qsort(self->row_ptrs, self->n, sizeof *self->row_ptrs, s_row_cmp);
-    out->n_rows = self->n;
+    qsort(self->row_ptrs, kept, sizeof *self->row_ptrs, s_row_cmp);
+    out->n_rows = kept;
     out->rows = self->row_ptrs;
     out->has_matched = 1;
     out->matched = self->matched;

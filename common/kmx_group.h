@@ -36,6 +36,12 @@ void kmx_group_destroy(kmx_group_t **self_p);
 int kmx_group_add(kmx_group_t *self, const Kmx__V1__Record *rec, kmx_i128 sum, uint64_t count,
                   int has_minmax);
 
+// Takes one record added earlier (rec: same keys and amount) out of its group again: its
+// amount from the sum, one from the count, and the group's min and max become unknown. A
+// group left with no record is no row of the result. Returns 0, KMX_ERR_NOT_FOUND when its
+// group holds no record, KMX_ERR_INVAL, KMX_ERR_OVERFLOW or KMX_ERR_NOMEM.
+int kmx_group_remove(kmx_group_t *self, const Kmx__V1__Record *rec);
+
 // Fills out (caller-allocated) with one row per group, sorted by keys then unit, and
 // matched = the sum of counts. The rows belong to self and stay valid until the next
 // kmx_group_result or kmx_group_destroy. Returns 0 or KMX_ERR_NOMEM.

@@ -341,9 +341,38 @@ static void test_group_refuses_bad_fields_and_records(void **state) {
     kmx_group_destroy(&group);
 }
 
+// Removing a record takes its amount and one count out of its row; a row left empty is no
+// row; a record never added cannot be removed.
+static void test_group_remove_takes_a_record_out(void **state) {
+    (void)state;
+    Kmx__V1__GroupField by[] = {KMX__V1__GROUP_FIELD__BY_MARKET};
+    kmx_group_t *group = kmx_group_new(by, 1);
+    assert_non_null(group);
+    s_add_rollup(group, "WORLD", 202401, 202412, 5836200000000LL, 2); // 291.8 + 291.82 M
+    s_add(group, "JP", 202401, 202412, "album", 898000000000LL, "USD");
+    kmx_testkit_rec_t aside, jp, never;
+    s_make(&aside, "WORLD", 202401, 202412, "album", 2918000000000LL, "USD");
+    s_make(&jp, "JP", 202401, 202412, "album", 898000000000LL, "USD");
+    s_make(&never, "CN", 202401, 202412, "album", 1, "USD");
+    assert_int_equal(kmx_group_remove(group, &aside.rec), 0);
+    assert_int_equal(kmx_group_remove(group, &jp.rec), 0);
+    assert_int_equal(kmx_group_remove(group, &jp.rec), KMX_ERR_NOT_FOUND);
+    assert_int_equal(kmx_group_remove(group, &never.rec), KMX_ERR_NOT_FOUND);
+    assert_int_equal(kmx_group_remove(NULL, &jp.rec), KMX_ERR_INVAL);
+    Kmx__V1__QueryResult res = s_result(group);
+    assert_int_equal(res.n_rows, 1); // JP is empty, CN was never there
+    assert_int_equal(res.matched, 1);
+    assert_string_equal(res.rows[0]->keys[0], "WORLD");
+    assert_string_equal(res.rows[0]->sum, "291820000");
+    assert_int_equal(res.rows[0]->count, 1);
+    assert_false(res.rows[0]->has_min);
+    kmx_group_destroy(&group);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_group_sums_decimals_exactly),
+        cmocka_unit_test(test_group_remove_takes_a_record_out),
         cmocka_unit_test(test_group_sums_beyond_64_bits_exactly),
         cmocka_unit_test(test_group_keys_hold_several_fields),
         cmocka_unit_test(test_group_always_splits_by_unit),

@@ -25,6 +25,7 @@ typedef struct {
     char why[S_WHY_MAX];                                  // the fault, for INVAL
     int may_fold;                                         // folding allowed
     uint64_t folded;                                      // years of months folded
+    kmx_store_set_aside_t aside;                          // alternatives left out (prefer)
 } s_answer_t;
 
 // Fills a from the request. Returns 0, KMX_ERR_INVAL (why set) or KMX_ERR_UNSUPPORTED.
@@ -82,6 +83,8 @@ static int s_pack_shaped(const Kmx__V1__Request *req, s_answer_t *a,
     result.has_last_seq = result.has_from_rollups = 1;
     result.last_seq = info->last_seq;
     result.from_rollups = info->from_rollups != 0;
+    result.n_set_aside = a->aside.n;
+    result.set_aside = a->aside.notes;
     Kmx__V1__Response resp = KMX__V1__RESPONSE__INIT;
     resp.request_id = req->request_id;
     resp.result_case = KMX__V1__RESPONSE__RESULT_QUERY;
@@ -115,14 +118,27 @@ static int s_fold(const s_answer_t *a, kmx_store_fold_t *fold) {
     return 1;
 }
 
+// Alternative measurements of one quantity are never added (docs/data-model.md), whichever
+// path the answer takes: without prefer a query that would add two is refused; with it
+// a->aside lists those to take out of the sums again. Returns 0, 1 (refused, a->why set)
+// or a negative kmx_err_t.
+static int s_alternatives(kmx_store_t *store, const Kmx__V1__QueryRequest *q, s_answer_t *a) {
+    if (!(q->has_prefer && q->prefer))
+        return kmx_store_alternatives_check(store, &a->filter, a->fields, a->n_fields, a->why,
+                                            sizeof a->why);
+    if (a->need_minmax) {
+        snprintf(a->why, sizeof a->why,
+                 "prefer takes alternatives out of sums and counts; it takes no min or max");
+        return 1;
+    }
+    return kmx_store_alternatives_set_aside(store, &a->filter, a->fields, a->n_fields, &a->aside);
+}
+
 static int s_answer(kmx_store_t *store, const Kmx__V1__Request *req, s_answer_t *a, uint8_t **out,
                     size_t *len) {
     int err = s_prepare(a, req->query);
     if (err == 0 || err == KMX_ERR_UNSUPPORTED) {
-        // Alternative measurements of one quantity are never added (docs/data-model.md),
-        // whichever path the answer takes.
-        int alt = kmx_store_alternatives_check(store, &a->filter, a->fields, a->n_fields, a->why,
-                                               sizeof a->why);
+        int alt = s_alternatives(store, req->query, a);
         if (alt != 0)
             return s_pack_error(req, alt == 1 ? KMX_ERR_INVAL : alt,
                                 alt == 1 ? a->why : kmx_strerror(alt), out, len);
@@ -137,9 +153,11 @@ static int s_answer(kmx_store_t *store, const Kmx__V1__Request *req, s_answer_t 
     kmx_store_agg_info_t info = {0};
     int rollup = kmx_group_fields_rollup(a->fields, a->n_fields);
     kmx_store_fold_t fold;
-    int folds = a->may_fold && s_fold(a, &fold);
+    int folds = a->may_fold && a->aside.n == 0 && s_fold(a, &fold);
     err = kmx_store_aggregate(store, &a->filter, group, rollup, folds ? &fold : NULL, &info);
     a->folded = info.folded;
+    for (size_t i = 0; i < a->aside.n && err == 0; i++)
+        err = kmx_group_remove(group, a->aside.records[i]);
     Kmx__V1__QueryResult fine = KMX__V1__QUERY_RESULT__INIT;
     if (err == 0)
         err = kmx_group_result(group, &fine);
@@ -164,6 +182,7 @@ int kmx_answer_query_opt(kmx_store_t *store, const Kmx__V1__Request *req, int ma
         return s_pack_error(req, KMX_ERR_NOMEM, "out of memory", out, len);
     a->may_fold = may_fold;
     int err = s_answer(store, req, a, out, len);
+    kmx_store_set_aside_fini(&a->aside);
     if (folded)
         *folded = a->folded;
     free(a);

@@ -176,6 +176,22 @@ int kmx_store_alternatives_check(kmx_store_t *self, const Kmx__V1__Filter *filte
                                  const Kmx__V1__GroupField *fields, size_t n_fields, char *why,
                                  size_t size);
 
+// Alternatives an answer with QueryRequest.prefer leaves out of its sums: of every set of
+// alternatives the filter matches and one row would add, all but the preferred one
+// (kmx_alt_prefer_cmp). Fini it with kmx_store_set_aside_fini.
+typedef struct {
+    Kmx__V1__Record **records; // the records set aside (owned copies)
+    char **notes;              // per record, kmx_alt_describe_set_aside's sentence
+    size_t n;                  // entries in both
+} kmx_store_set_aside_t;
+
+// Fills *out (empty when rows are split by source or nothing is set aside). Returns 0,
+// KMX_ERR_INVAL, KMX_ERR_NOMEM or KMX_ERR_STORAGE.
+int kmx_store_alternatives_set_aside(kmx_store_t *self, const Kmx__V1__Filter *filter,
+                                     const Kmx__V1__GroupField *fields, size_t n_fields,
+                                     kmx_store_set_aside_t *out);
+void kmx_store_set_aside_fini(kmx_store_set_aside_t *s);
+
 // Checks a filter's granularity and period. Returns 0 or KMX_ERR_INVAL.
 int kmx_store_filter_check(const Kmx__V1__Filter *filter);
 

@@ -147,41 +147,34 @@ static int s_rebuild(kmx_store_t *self, kmx_store_alt_t *alt, MDB_txn *txn) {
     return err;
 }
 
-static int s_groups_by_source(const Kmx__V1__GroupField *fields, size_t n) {
+static int s_groups_by(const Kmx__V1__GroupField *fields, size_t n, Kmx__V1__GroupField f) {
     for (size_t i = 0; i < n; i++) {
-        if (fields[i] == KMX__V1__GROUP_FIELD__BY_SOURCE)
+        if (fields[i] == f)
             return 1;
     }
     return 0;
 }
 
-// With alt locked and built: finds two alternatives the filter both matches.
-static int s_check(const kmx_store_alt_t *alt, const Kmx__V1__Filter *filter, char *why,
-                   size_t size) {
-    const Kmx__V1__Record **matched = malloc((alt->n ? alt->n : 1) * sizeof *matched);
-    if (!matched)
-        return KMX_ERR_NOMEM;
-    size_t n = 0, a, b;
-    for (size_t i = 0; i < alt->n; i++) {
-        if (kmx_store_filter_match(filter, alt->recs[i]->record))
-            matched[n++] = alt->recs[i]->record;
-    }
-    int found = kmx_alt_find(matched, n, &a, &b);
-    if (found == 1)
-        kmx_alt_describe(matched[a], matched[b], why, size);
-    free(matched);
-    return found;
+// Nonzero when a and b are alternatives that one answer row would add: rows split by item
+// keep items of different wording apart.
+static int s_same_row(const Kmx__V1__Record *a, const Kmx__V1__Record *b, int by_item) {
+    return kmx_alt_is_alternative(a, b) && (!by_item || strcmp(a->item, b->item) == 0);
 }
 
-int kmx_store_alternatives_check(kmx_store_t *self, const Kmx__V1__Filter *filter,
-                                 const Kmx__V1__GroupField *fields, size_t n_fields, char *why,
-                                 size_t size) {
-    if (!self || !why || size == 0)
-        return KMX_ERR_INVAL;
-    if (kmx_store_filter_check(filter) != 0)
-        return 0; // the aggregate itself names a bad filter
-    if (!self->alt || s_groups_by_source(fields, n_fields))
-        return 0; // rows split by source keep alternatives apart
+// With alt locked and built: the cached records filter matches, borrowed from alt.
+static const Kmx__V1__Record **s_matched(const kmx_store_alt_t *alt, const Kmx__V1__Filter *filter,
+                                         size_t *n) {
+    const Kmx__V1__Record **m = malloc((alt->n ? alt->n : 1) * sizeof *m);
+    *n = 0;
+    for (size_t i = 0; m && i < alt->n; i++) {
+        if (kmx_store_filter_match(filter, alt->recs[i]->record))
+            m[(*n)++] = alt->recs[i]->record;
+    }
+    return m;
+}
+
+// Locks alt and rebuilds it when the store moved on. On 0 the caller holds the lock.
+static int s_lock_fresh(kmx_store_t *self) {
     MDB_txn *txn = NULL;
     int err = kmx_store_begin_read(self, &txn);
     uint64_t seq = 0;
@@ -197,8 +190,111 @@ int kmx_store_alternatives_check(kmx_store_t *self, const Kmx__V1__Filter *filte
                           (unsigned long long)seq);
     }
     kmx_store_end_read(self, txn);
-    if (err == 0)
-        err = s_check(self->alt, filter, why, size);
+    if (err != 0)
+        pthread_mutex_unlock(&self->alt->mutex);
+    return err;
+}
+
+int kmx_store_alternatives_check(kmx_store_t *self, const Kmx__V1__Filter *filter,
+                                 const Kmx__V1__GroupField *fields, size_t n_fields, char *why,
+                                 size_t size) {
+    if (!self || !why || size == 0)
+        return KMX_ERR_INVAL;
+    if (kmx_store_filter_check(filter) != 0)
+        return 0; // the aggregate itself names a bad filter
+    if (!self->alt || s_groups_by(fields, n_fields, KMX__V1__GROUP_FIELD__BY_SOURCE))
+        return 0; // rows split by source keep alternatives apart
+    int by_item = s_groups_by(fields, n_fields, KMX__V1__GROUP_FIELD__BY_ITEM);
+    int err = s_lock_fresh(self);
+    if (err != 0)
+        return err;
+    size_t n = 0;
+    const Kmx__V1__Record **m = s_matched(self->alt, filter, &n);
+    int found = m ? 0 : KMX_ERR_NOMEM;
+    for (size_t i = 0; i < n && !found; i++) {
+        for (size_t j = i + 1; j < n && !found; j++) {
+            if (s_same_row(m[i], m[j], by_item)) {
+                kmx_alt_describe(m[i], m[j], why, size);
+                found = 1;
+            }
+        }
+    }
+    free(m);
     pthread_mutex_unlock(&self->alt->mutex);
+    return found;
+}
+
+void kmx_store_set_aside_fini(kmx_store_set_aside_t *s) {
+    for (size_t i = 0; s && i < s->n; i++) {
+        kmx__v1__record__free_unpacked(s->records[i], NULL);
+        free(s->notes[i]);
+    }
+    if (s) {
+        free(s->records);
+        free(s->notes);
+        memset(s, 0, sizeof *s);
+    }
+}
+
+// Appends a copy of aside and its note to out.
+static int s_push_aside(kmx_store_set_aside_t *out, const Kmx__V1__Record *kept,
+                        const Kmx__V1__Record *aside) {
+    char note[600];
+    kmx_alt_describe_set_aside(kept, aside, note, sizeof note);
+    size_t size = kmx__v1__record__get_packed_size(aside);
+    uint8_t *buf = malloc(size ? size : 1);
+    Kmx__V1__Record **r = realloc(out->records, (out->n + 1) * sizeof *r);
+    if (r)
+        out->records = r;
+    char **t = r ? realloc(out->notes, (out->n + 1) * sizeof *t) : NULL;
+    if (t)
+        out->notes = t;
+    Kmx__V1__Record *copy = NULL;
+    if (buf && t) {
+        kmx__v1__record__pack(aside, buf);
+        copy = kmx__v1__record__unpack(NULL, size, buf);
+    }
+    char *text = copy ? strdup(note) : NULL;
+    free(buf);
+    if (!text) {
+        if (copy)
+            kmx__v1__record__free_unpacked(copy, NULL);
+        return KMX_ERR_NOMEM;
+    }
+    out->records[out->n] = copy;
+    out->notes[out->n++] = text;
+    return 0;
+}
+
+int kmx_store_alternatives_set_aside(kmx_store_t *self, const Kmx__V1__Filter *filter,
+                                     const Kmx__V1__GroupField *fields, size_t n_fields,
+                                     kmx_store_set_aside_t *out) {
+    if (!self || !out)
+        return KMX_ERR_INVAL;
+    memset(out, 0, sizeof *out);
+    if (kmx_store_filter_check(filter) != 0 || !self->alt ||
+        s_groups_by(fields, n_fields, KMX__V1__GROUP_FIELD__BY_SOURCE))
+        return 0;
+    int by_item = s_groups_by(fields, n_fields, KMX__V1__GROUP_FIELD__BY_ITEM);
+    int err = s_lock_fresh(self);
+    if (err != 0)
+        return err;
+    size_t n = 0;
+    const Kmx__V1__Record **m = s_matched(self->alt, filter, &n);
+    err = m ? 0 : KMX_ERR_NOMEM;
+    // Every record with a preferred alternative in its row is set aside for the best one.
+    for (size_t i = 0; i < n && err == 0; i++) {
+        const Kmx__V1__Record *best = m[i];
+        for (size_t j = 0; j < n; j++) {
+            if (j != i && s_same_row(m[i], m[j], by_item) && kmx_alt_prefer_cmp(m[j], best) < 0)
+                best = m[j];
+        }
+        if (best != m[i])
+            err = s_push_aside(out, best, m[i]);
+    }
+    free(m);
+    pthread_mutex_unlock(&self->alt->mutex);
+    if (err != 0)
+        kmx_store_set_aside_fini(out);
     return err;
 }

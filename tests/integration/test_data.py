@@ -7,6 +7,7 @@ the documented rule.
 import collections
 import os
 import re
+import shlex
 import unittest
 from decimal import Decimal
 
@@ -195,6 +196,51 @@ class ShippedData(unittest.TestCase):
             have = {(x["source"], x["item"]): Decimal(x["sum"]) for x in got["rows"]
                     if (x["source"], x["item"]) in want}
             self.assertEqual(have, want, base)
+
+    def test_prefer_takes_one_of_each_and_names_the_rest(self):
+        got = self.q("exports", "--category", "physical_album_customs", "--unit", "USD",
+                     "--period", "2024", "--by", "market", "--prefer")
+        self.assertEqual(kmxtest.query_sums(got, "market")[("WORLD", "USD")],
+                         Decimal("291.82") * M)  # the precise citation of the same total
+        self.assertEqual(len(got["set_aside"]), 1)
+        self.assertIn("kept 291820000 USD", got["set_aside"][0])
+        self.assertIn("set aside 291800000 from '%s'" % YONHAP_2024, got["set_aside"][0])
+        # Every alternative set, pinned: one member kept, the others named, the sum the kept
+        # one's value; the kept one is the preferred by the documented order.
+        flag = {"export": ("exports", "--category"), "consumption": ("consumption", "--dimension")}
+        conf = {"high": 3, "medium": 2, "low": 1, "": 0}
+        status = {"final": 3, "revised": 2, "": 1, "preliminary": 0}
+        for (kind, (start, end), market, cat, base, unit), members in sorted(self.alts.items()):
+            period = "%d-%02d/%d-%02d" % (start // 100, start % 100, end // 100, end % 100)
+            got = self.q(flag[kind][0], flag[kind][1], cat, "--market", market, "--unit", unit,
+                         "--period", period, "--granularity", "any", "--by", "period",
+                         "--prefer")
+            notes = [n for n in got.get("set_aside", []) if " '%s': kept " % base in n]
+            self.assertEqual(len(notes), len(members) - 1, (base, got))
+
+            def rank(m):
+                v = normalize_unit(m["unit"], m["value"])[1] * 10000
+                digits = len(str(int(v))) - len(str(int(v)).rstrip("0"))
+                return (-status[m.get("status") or ""], -conf[m["confidence"] or ""], digits,
+                        m["source"].encode())
+            best = min(members, key=rank)
+            self.assertIn("from '%s', set aside" % best["source"], notes[0], base)
+
+    def test_readme_real_series_are_true(self):
+        """The README's section on the extended data, command by command, prints exactly
+        what is shown there (with its exit status: the first one is a refusal)."""
+        with open(os.path.join(kmxtest.SOURCE_DIR, "README.md"), encoding="utf-8") as f:
+            text = f.read().split("## Real series", 1)[1].split("\n## ", 1)[0]
+        blocks = re.findall(r"```\n\$ (kmx .*?)```\n", text, re.S)
+        self.assertGreaterEqual(len(blocks), 6)
+        for b in blocks:
+            lines = b.split("\n")
+            cmd = lines.pop(0)
+            while cmd.endswith("\\"):
+                cmd = cmd[:-1] + " " + lines.pop(0).strip()
+            r = self.c.kmx(*shlex.split(cmd)[1:], check=False)
+            self.assertEqual(r.stdout + r.stderr, "\n".join(lines), cmd)
+            self.assertEqual(r.returncode, 1 if r.stderr else 0, cmd)
 
 
 if __name__ == "__main__":
