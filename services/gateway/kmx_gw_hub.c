@@ -266,6 +266,13 @@ kmx_gw_stream_t *kmx_gw_stream_new(kmx_gw_hub_t *hub, bool has_since, uint64_t s
     self->n = n;
     self->cursor = since;
     self->have_cursor = has_since;
+    pthread_mutex_lock(&hub->lock);
+    if (!has_since && hub->ready) {
+        // A live-only stream starts at what is covered now, not at its first read.
+        self->cursor = hub->covered;
+        self->have_cursor = true;
+    }
+    pthread_mutex_unlock(&hub->lock);
     clock_gettime(CLOCK_MONOTONIC, &self->quiet);
     return self;
 }
