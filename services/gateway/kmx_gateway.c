@@ -889,6 +889,7 @@ static enum MHD_Result s_metrics(kmx_gateway_t *self, struct MHD_Connection *c, 
     s_metrics_service(self, out, client, KMX_SERVICE_BROKER);
     s_metrics_service(self, out, client, KMX_SERVICE_INGEST);
     s_metrics_service(self, out, client, KMX_SERVICE_QUERY);
+    s_metrics_service(self, out, client, KMX_SERVICE_STORAGE);
     kmx_gw_pool_put(self->pool, client);
     fclose(out);
     return s_send(self, c, r, 200, text, len, "text/plain; version=0.0.4; charset=utf-8");
