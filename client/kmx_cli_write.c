@@ -705,19 +705,13 @@ static void s_print_json(const s_import_t *im, double seconds, bool nothing_stor
                              im->duplicates, im->last_seq, seconds,       refused,
                              im->dry_run,    im->rejects,  im->nrejects,  im->retries};
     json_t *doc = kmx_json_import(&sum);
-    json_t *warnings = json_array(), *preview = json_array();
-    for (size_t i = 0; warnings && i < im->n_warnings; i++)
-        json_array_append_new(warnings, kmx_json_string(im->warnings[i]));
+    json_t *preview = json_array();
     s_preview_json(im, preview);
-    if (doc) {
-        json_object_set_new(doc, "records", json_integer((json_int_t)im->records));
-        json_object_set_new(doc, "skipped", json_integer((json_int_t)im->skipped));
-        json_object_set_new(doc, "encoding",
-                            kmx_json_string(im->encoding_read[0] ? im->encoding_read : NULL));
-        json_object_set_new(doc, "warnings", warnings ? warnings : json_array());
-        json_object_set_new(doc, "preview", preview ? preview : json_array());
-        json_object_set_new(doc, "error", kmx_json_string(error));
-    }
+    kmx_json_import_read_t read = {
+        im->records,  im->skipped,    im->encoding_read[0] ? im->encoding_read : NULL,
+        im->warnings, im->n_warnings, preview,
+        error};
+    kmx_json_import_read(doc, &read);
     if (!doc || kmx_json_dumpf(doc, stdout) < 0)
         kmx_cli_error("out of memory");
     json_decref(doc);

@@ -148,6 +148,24 @@ json_t *kmx_json_import(const kmx_json_import_t *s) {
                      s_rejects(s), "retries", (json_int_t)s->retries);
 }
 
+void kmx_json_import_read(json_t *doc, const kmx_json_import_read_t *r) {
+    json_t *preview = r->preview ? r->preview : json_array();
+    json_t *warnings = json_array();
+    for (size_t i = 0; warnings && i < r->n_warnings; i++)
+        json_array_append_new(warnings, kmx_json_string(r->warnings[i]));
+    if (!doc) {
+        json_decref(preview);
+        json_decref(warnings);
+        return;
+    }
+    json_object_set_new(doc, "records", json_integer((json_int_t)r->records));
+    json_object_set_new(doc, "skipped", json_integer((json_int_t)r->skipped));
+    json_object_set_new(doc, "encoding", kmx_json_string(r->encoding));
+    json_object_set_new(doc, "warnings", warnings ? warnings : json_array());
+    json_object_set_new(doc, "preview", preview ? preview : json_array());
+    json_object_set_new(doc, "error", kmx_json_string(r->error));
+}
+
 #define S_DUMP_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY | JSON_REAL_PRECISION(6))
 
 char *kmx_json_dumps(const json_t *doc, size_t *len) {

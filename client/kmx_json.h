@@ -15,8 +15,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define KMX_JSON_FIELD_MAX KMX_IMPORT_COLUMN_MAX  // longest field of a rejected row, with NUL
-#define KMX_JSON_REASON_MAX 256                   // longest reason kept, with NUL
+#define KMX_JSON_FIELD_MAX KMX_IMPORT_COLUMN_MAX // longest field of a rejected row, with NUL
+#define KMX_JSON_REASON_MAX 256                  // longest reason kept, with NUL
 
 // A string value: null for NULL, the text for valid UTF-8, and for invalid UTF-8 the text
 // with each bad byte replaced by U+FFFD (jansson holds only valid UTF-8). NULL when out
@@ -62,6 +62,21 @@ typedef struct {
 
 // The import summary document. NULL when out of memory.
 json_t *kmx_json_import(const kmx_json_import_t *summary);
+
+// How an import's input was read, as the summary reports it after the counts.
+typedef struct {
+    size_t records;        // records the rows yielded (a wide file: one per cell)
+    size_t skipped;        // empty and "-" cells of a wide file skipped
+    const char *encoding;  // the encoding the server read, or NULL
+    char *const *warnings; // what was read other than as written (borrowed)
+    size_t n_warnings;     // entries in warnings
+    json_t *preview;       // a dry run's first records (taken; NULL: none)
+    const char *error;     // why the input was refused whole, or NULL
+} kmx_json_import_read_t;
+
+// Appends records, skipped, encoding, warnings, preview and error to an import summary
+// (doc may be NULL: nothing is done but preview is released).
+void kmx_json_import_read(json_t *doc, const kmx_json_import_read_t *read);
 
 // Writes doc compactly (no newline). DEL is written as \u007f like the other control
 // characters. Returns 0, or -1 when out of memory or the write failed.

@@ -22,8 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define S_STATIC_MAX (16u * 1024u * 1024u) // largest dashboard file served
@@ -428,6 +428,8 @@ typedef struct {
     int jsonl;                                              // -1 unknown, 0 CSV, 1 JSON Lines
     bool atomic;                                            // atomic=1
     bool dry_run;                                           // dry_run=1
+    Kmx__V1__RawDocument__Encoding encoding;                // encoding=auto|utf-8|cp949
+    const char *delimiter;                                  // delimiter=, ; tab |
     Kmx__V1__RawDocument__Default defaults[S_DEFAULTS_MAX]; // default=COLUMN=VALUE
     Kmx__V1__RawDocument__Default *default_ptrs[S_DEFAULTS_MAX];
     char *default_text[S_DEFAULTS_MAX]; // malloc'd copies split at '='
@@ -469,6 +471,33 @@ static int s_import_switch(s_import_args_t *im, const char *key, const char *val
     return 0;
 }
 
+static int s_import_encoding(s_import_args_t *im, const char *value) {
+    const char *v = value ? value : "";
+    if (strcasecmp(v, "auto") == 0)
+        im->encoding = KMX__V1__RAW_DOCUMENT__ENCODING__ENCODING_AUTO;
+    else if (strcasecmp(v, "utf-8") == 0 || strcasecmp(v, "utf8") == 0)
+        im->encoding = KMX__V1__RAW_DOCUMENT__ENCODING__UTF8;
+    else if (strcasecmp(v, "cp949") == 0 || strcasecmp(v, "euc-kr") == 0)
+        im->encoding = KMX__V1__RAW_DOCUMENT__ENCODING__CP949;
+    else {
+        snprintf(im->err, sizeof im->err, "encoding wants auto, utf-8 or cp949, not \"%.40s\"", v);
+        return -1;
+    }
+    return 0;
+}
+
+static int s_import_delimiter(s_import_args_t *im, const char *value) {
+    static const char *const ok[] = {",", ";", "\t", "|", "tab"};
+    for (size_t i = 0; value && i < sizeof(ok) / sizeof(ok[0]); i++) {
+        if (strcmp(value, ok[i]) == 0) {
+            im->delimiter = strcmp(value, "tab") == 0 ? "\t" : value;
+            return 0;
+        }
+    }
+    snprintf(im->err, sizeof im->err, "delimiter wants one of , ; | tab");
+    return -1;
+}
+
 static enum MHD_Result s_on_import_param(void *cls, enum MHD_ValueKind kind, const char *key,
                                          const char *value) {
     (void)kind;
@@ -488,9 +517,15 @@ static enum MHD_Result s_on_import_param(void *cls, enum MHD_ValueKind kind, con
         rc = s_import_switch(im, key, value, &im->dry_run);
     } else if (strcmp(key, "default") == 0) {
         rc = s_import_default(im, value);
+    } else if (strcmp(key, "encoding") == 0) {
+        rc = s_import_encoding(im, value);
+    } else if (strcmp(key, "delimiter") == 0) {
+        rc = s_import_delimiter(im, value);
     } else if (strcmp(key, "access_token") != 0) {
         snprintf(im->err, sizeof im->err,
-                 "unknown parameter \"%.60s\" (import takes input, atomic, dry_run, default)", key);
+                 "unknown parameter \"%.60s\" (import takes input, atomic, dry_run, default, "
+                 "encoding, delimiter)",
+                 key);
         rc = -1;
     }
     im->failed = rc < 0;
@@ -570,6 +605,23 @@ static json_t *s_import_summary(const Kmx__V1__Response *resp, const s_import_ar
     sum.nrejects = nrej;
     json_t *doc = kmx_json_import(&sum);
     free(rej);
+    kmx_json_import_read_t read;
+    memset(&read, 0, sizeof(read));
+    json_t *preview = json_array();
+    if (put) {
+        read.records = put->has_cells ? put->cells : put->records;
+        read.skipped = put->skipped;
+        read.encoding = put->encoding && *put->encoding ? put->encoding : NULL;
+        read.warnings = put->warnings;
+        read.n_warnings = put->n_warnings;
+        for (size_t i = 0; preview && i < put->n_preview; i++) {
+            kmx_format_record_t fr;
+            kmx_format_record_init(&fr, put->preview[i], 0, 0);
+            json_array_append_new(preview, kmx_json_record(&fr));
+        }
+    }
+    read.preview = preview;
+    kmx_json_import_read(doc, &read);
     return doc;
 }
 
@@ -593,6 +645,11 @@ static enum MHD_Result s_import_send(kmx_gateway_t *self, struct MHD_Connection 
     doc.n_defaults = im->n_defaults;
     doc.defaults = (Kmx__V1__RawDocument__Default **)im->default_ptrs;
     doc.has_validate_only = doc.validate_only = im->dry_run;
+    doc.has_preview = im->dry_run;
+    doc.preview = 5;
+    doc.has_encoding = im->encoding != 0;
+    doc.encoding = im->encoding;
+    doc.delimiter = (char *)im->delimiter;
     Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
     req.body_case = KMX__V1__REQUEST__BODY_DOCUMENT;
     req.document = &doc;
@@ -1128,10 +1185,10 @@ kmx_gateway_t *kmx_gateway_new(const kmx_gateway_config_t *cfg) {
                      MHD_USE_POLL | MHD_USE_ERROR_LOG;
     self->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, s_access, self, MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, self,
-        MHD_OPTION_SOCK_ADDR, &self->cfg.bind, MHD_OPTION_CONNECTION_LIMIT,
-        cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-        MHD_OPTION_NOTIFY_COMPLETED, s_completed, self, MHD_OPTION_THREAD_STACK_SIZE,
-        (size_t)(512 * 1024), MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
+        MHD_OPTION_SOCK_ADDR, &self->cfg.bind, MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_NOTIFY_COMPLETED, s_completed,
+        self, MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024),
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
     if (!self->daemon) {
         kmx_log_error("gateway: cannot listen on the bind address: %s", strerror(errno));
         kmx_gateway_destroy(&self);
