@@ -885,25 +885,33 @@ static void s_metrics_workers(FILE *out, const Kmx__V1__StatsResult *st) {
     }
 }
 
-static void s_metrics_service(kmx_gateway_t *self, FILE *out, kmx_client_t *client,
-                              const char *service) {
+static void s_metrics_counters(FILE *out, const Kmx__V1__StatsResult *st) {
+    for (size_t i = 0; i < st->n_counters; i++) {
+        s_metric_name(out, st->service, st->counters[i]->name);
+        fputs("{worker=\"", out);
+        s_label(out, st->worker);
+        fprintf(out, "\"} %" PRIu64 "\n", st->counters[i]->value);
+    }
+}
+
+static void s_metrics_service(FILE *out, kmx_client_t *client, const char *service) {
     Kmx__V1__Response *resp = NULL;
     int rc = client ? kmx_client_stats(client, service, &resp) : KMX_ERR_NOMEM;
     fprintf(out, "kmx_up{service=\"%s\"} %d\n", service, rc == 0);
     if (rc == 0) {
         const Kmx__V1__StatsResult *st = resp->stats;
-        for (size_t i = 0; i < st->n_counters; i++) {
-            s_metric_name(out, st->service, st->counters[i]->name);
-            fputs("{worker=\"", out);
-            s_label(out, st->worker);
-            fprintf(out, "\"} %" PRIu64 "\n", st->counters[i]->value);
-        }
+        s_metrics_counters(out, st);
         if (strcmp(service, KMX_SERVICE_BROKER) == 0)
             s_metrics_workers(out, st);
+        // kmx-storage is not behind the broker: a kmx.query worker relays its counters.
+        if (strcmp(service, KMX_SERVICE_QUERY) == 0) {
+            fprintf(out, "kmx_up{service=\"kmx.storage\"} %d\n", st->storage != NULL);
+            if (st->storage)
+                s_metrics_counters(out, st->storage);
+        }
     }
     if (resp)
         kmx__v1__response__free_unpacked(resp, NULL);
-    (void)self;
 }
 
 static void s_metrics_gateway(kmx_gateway_t *self, FILE *out) {
@@ -943,10 +951,9 @@ static enum MHD_Result s_metrics(kmx_gateway_t *self, struct MHD_Connection *c, 
     s_metrics_gateway(self, out);
     fputs("# Counters of the services, as `kmx stats` shows them (untyped).\n", out);
     kmx_client_t *client = kmx_gw_pool_get(self->pool);
-    s_metrics_service(self, out, client, KMX_SERVICE_BROKER);
-    s_metrics_service(self, out, client, KMX_SERVICE_INGEST);
-    s_metrics_service(self, out, client, KMX_SERVICE_QUERY);
-    s_metrics_service(self, out, client, KMX_SERVICE_STORAGE);
+    s_metrics_service(out, client, KMX_SERVICE_BROKER);
+    s_metrics_service(out, client, KMX_SERVICE_INGEST);
+    s_metrics_service(out, client, KMX_SERVICE_QUERY);
     kmx_gw_pool_put(self->pool, client);
     fclose(out);
     return s_send(self, c, r, 200, text, len, "text/plain; version=0.0.4; charset=utf-8");

@@ -390,6 +390,7 @@ class GatewayApi(unittest.TestCase):
         self.assertIn('kmx_up{service="kmx.broker"} 1', text)
         self.assertIn('kmx_up{service="kmx.ingest"} 1', text)
         self.assertIn('kmx_up{service="kmx.query"} 1', text)
+        self.assertIn('kmx_up{service="kmx.storage"} 1', text)
         self.assertRegex(text, r'kmx_gateway_requests_total\{endpoint="query",status="200"\} '
                                r'[1-9]')
         self.assertRegex(text, r'kmx_worker_requests_total\{service="kmx.query",worker="[^"]+"'
