@@ -194,6 +194,50 @@ class Answers(unittest.TestCase):
         self.assertEqual(list(recs.columns), list(kmx.client.RECORD_COLUMNS))
 
 
+def doc_blocks():
+    """The Python code blocks of docs/clients.md, in order."""
+    path = os.path.join(kmxtest.SOURCE_DIR, "docs", "clients.md")
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    return [b.split("```", 1)[0] for b in text.split("```python\n")[1:]]
+
+
+class Guide(unittest.TestCase):
+    """docs/clients.md's Python code runs as written (endpoints and the file path aside)."""
+
+    def setUp(self):
+        self.c = Cluster().start()
+
+    def tearDown(self):
+        self.c.close()
+
+    def run_block(self, code):
+        code = code.replace("tcp://127.0.0.1:5555", self.c.env["KMX_BROKER"])
+        code = code.replace('"data/kmusic-facts.csv"', repr(kmxtest.SAMPLE))
+        out = []
+        env = {"print": lambda *a, **k: out.append(a)}
+        exec(compile(code, "docs/clients.md", "exec"), env)
+        return env, out
+
+    def test_worked_example_and_raw_protocol(self):
+        blocks = doc_blocks()
+        self.assertEqual(len(blocks), 2)
+        os.environ["KMX_EVENTS"] = self.c.env["KMX_EVENTS"]
+        try:
+            env, out = self.run_block(blocks[0])
+        finally:
+            del os.environ["KMX_EVENTS"]
+        self.assertEqual(env["rec"]["value"], Decimal("39100000"))
+        self.assertEqual(len(env["top"].rows), len(env["df"]))
+        self.assertTrue(out)
+        env, out = self.run_block(blocks[1])
+        env["sock"].close(linger=0)
+        cli = self.c.kmx_json("query", "exports", "--period", "2024", "--by", "market")
+        self.assertEqual([(list(k), u, s) for k, u, s in out],
+                         [([r["market"], r["category"]], r["unit"], r["sum"])
+                          for r in cli["rows"]])
+
+
 class Writes(unittest.TestCase):
     def setUp(self):
         self.c = Cluster().start()
