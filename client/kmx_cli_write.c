@@ -775,7 +775,10 @@ static void s_print_summary(const s_import_t *im, double seconds, bool nothing_s
         printf("; %zu records from the cells", im->records);
     if (im->skipped)
         printf(", %zu empty or \"-\" cells skipped", im->skipped);
-    printf(" in %.1f s (%.0f rows/s)", seconds, rate);
+    bool cells = im->records != im->rows;
+    if (cells)
+        rate = seconds > 0 ? (double)im->records / seconds : 0;
+    printf(" in %.1f s (%.0f %s/s)", seconds, rate, cells ? "records" : "rows");
     if (im->retries)
         printf(", %" PRIu64 " retries", im->retries);
     putchar('\n');

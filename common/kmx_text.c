@@ -120,6 +120,8 @@ static int s_reserve(s_out_t *o, size_t more) {
 }
 
 static int s_put(s_out_t *o, const void *p, size_t n) {
+    if (n == 0)
+        return 0; // nothing to copy, and owned may still be NULL
     int rc = s_reserve(o, n);
     if (rc == 0) {
         memcpy(o->t->owned + o->t->len, p, n);

@@ -66,6 +66,12 @@ static void test_text_decode_places_invalid_bytes(void **state) {
         {"x\n\xED\xA0\x80", KMX_TEXT_UTF8, 2, 2, 0xED, NULL}, // a surrogate
         {S_CP949 "\xFF\n", KMX_TEXT_CP949, 2, 10, 0xFF, S_UTF8 "\xEF\xBF\xBD\n"},
         {"\xB1\n", KMX_TEXT_CP949, 1, 0, 0xB1, "\xEF\xBF\xBD\n"}, // a lead byte alone
+        // The very first byte invalid: nothing valid to copy before it.
+        {"\xFF"
+         "a",
+         KMX_TEXT_UTF8, 1, 0, 0xFF,
+         "\xEF\xBF\xBD"
+         "a"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         kmx_text_t t;

@@ -17,7 +17,7 @@
 #define KMX_DOC_BYTES_MAX (32u * 1024u * 1024u) // largest document data, bytes
 #define KMX_DOC_RECORDS_MAX 100000u             // most data rows in one document
 #define KMX_DOC_FIELD_MAX 4096u                 // longest cell, bytes
-#define KMX_DOC_FIELDS_MAX 64u                  // most columns in a row
+#define KMX_DOC_FIELDS_MAX 512u                 // most columns in a row (wide files: periods)
 #define KMX_DOC_ERROR_MAX 1024                  // longest document-level error, with NUL
 #define KMX_DOC_REASON_MAX 256                  // longest rejection reason kept, with NUL
 #define KMX_DOC_PREVIEW_MAX 100u                // most records a dry run sends back

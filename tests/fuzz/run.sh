@@ -4,7 +4,7 @@
 # temporary directory, never into the source tree; crash inputs are kept in
 # BUILD_DIR/fuzz/artifacts/<name>. Any crash, leak or sanitizer report fails the run (exit
 # nonzero). The seed is printed; KMX_SEED=N repeats a run.
-#   tests/fuzz/run.sh NAME BUILD_DIR [SECONDS]     NAME: doc | request | answer
+#   tests/fuzz/run.sh NAME BUILD_DIR [SECONDS]     NAME: doc | request | answer | korean
 set -euo pipefail
 name=$1
 build=$(cd "$2" && pwd)
