@@ -23,6 +23,8 @@ static const char s_usage[] =
     "  put --kind K --period P ...            store one record\n"
     "  delete --kind K --period P ...         remove one record (a correction)\n"
     "  get --kind K --period P ...            print one record by its key\n"
+    "  history --kind K --period P ...        print every value a figure has had\n"
+    "  catalog [exports|consumption]          list markets, categories, items, sources\n"
     "  query exports|consumption [filters]    sum values, grouped with --by\n"
     "  list [exports|consumption] [filters]   print every matching record (alias: dump)\n"
     "  watch [PREFIX...] [--since SEQ]        print change events as they happen\n"
@@ -293,7 +295,7 @@ static const s_command_t s_commands[] = {
     {"get", kmx_cli_get},
     {"query", kmx_cli_query},   {"list", kmx_cli_list},   {"dump", kmx_cli_list},
     {"watch", kmx_cli_watch},   {"stats", kmx_cli_stats}, {"ping", kmx_cli_ping},
-    {"keygen", kmx_cli_keygen},
+    {"keygen", kmx_cli_keygen}, {"history", kmx_cli_history}, {"catalog", kmx_cli_catalog},
 };
 
 // Parses options before the subcommand. Returns -1 to continue, else an exit code.

@@ -98,6 +98,8 @@ int kmx_cli_delete(kmx_cli_opts_t *opts, int argc, char **argv);
 int kmx_cli_get(kmx_cli_opts_t *opts, int argc, char **argv);
 int kmx_cli_query(kmx_cli_opts_t *opts, int argc, char **argv);
 int kmx_cli_list(kmx_cli_opts_t *opts, int argc, char **argv);
+int kmx_cli_history(kmx_cli_opts_t *opts, int argc, char **argv);
+int kmx_cli_catalog(kmx_cli_opts_t *opts, int argc, char **argv);
 int kmx_cli_watch(kmx_cli_opts_t *opts, int argc, char **argv);
 int kmx_cli_stats(kmx_cli_opts_t *opts, int argc, char **argv);
 int kmx_cli_ping(kmx_cli_opts_t *opts, int argc, char **argv);

@@ -4,6 +4,7 @@
 #include "kmx_cli.h"
 
 #include "kmx_err.h"
+#include "kmx_import.h"
 #include "kmx_json.h"
 #include "kmx_market.h"
 #include "kmx_period.h"
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define S_SCAN_PAGE 500
 #define S_LONGOPTS_MAX 64
@@ -85,7 +87,9 @@ static const char s_query_usage[] =
     "one (different statistics never add up). FIELD: market, region, period, year,\n"
     "category, dimension, item, company, artist, source, unit. G: auto (default: a span\n"
     "covered by a coarser one of the same group is left out), year, half, quarter, month,\n"
-    "range, any (add everything). Lists may repeat the flag or separate values with commas.\n"
+    "range, any (add everything). Several values: repeat the flag; --market, --region,\n"
+    "--category and --unit also take comma-separated lists. Item, company, artist and\n"
+    "source are free text and never split at commas.\n"
     "Alternative measurements of one quantity (several sources) are never added: such a\n"
     "query is refused unless --source picks one, --by source shows them side by side, or\n"
     "--prefer adds the preferred one and lists what it set aside (docs/data-model.md).\n";
@@ -357,11 +361,101 @@ static void s_print_record(const kmx_cli_opts_t *opts, const Kmx__V1__StoredReco
     }
 }
 
+// Runs get or history: the key flags, one call, the answer printed. Returns an exit code.
+static int s_keyed(kmx_cli_opts_t *opts, int argc, char **argv, const char *usage, bool history);
+
 int kmx_cli_get(kmx_cli_opts_t *opts, int argc, char **argv)
+{
+    return s_keyed(opts, argc, argv, s_get_usage, false);
+}
+
+// ---- history --------------------------------------------------------------------------
+
+static const char s_history_usage[] =
+    "usage: kmx history --kind K --period P [--market M] --category C --item I [--company X]\n"
+    "                   [--artist X] [--source S] [--format table|json|csv]\n"
+    "Prints every value the figure with that natural key has had, oldest first: the\n"
+    "change's sequence, commit time, type, status and value (from the event log).\n"
+    "Exit 1 when the event log holds no change of that key.\n";
+
+// Writes a commit time in milliseconds since the epoch as UTC ISO 8601.
+static void s_time_ms(uint64_t ms, char *buf, size_t size)
+{
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    if (!gmtime_r(&secs, &tm) || strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
+        snprintf(buf, size, "%" PRIu64, ms);
+        return;
+    }
+    size_t n = strlen(buf);
+    snprintf(buf + n, size - n, ".%03uZ", (unsigned)(ms % 1000));
+}
+
+static void s_history_row(const Kmx__V1__UpdateEvent *ev, char cells[7][48])
+{
+    const Kmx__V1__Record *rec = ev->record;
+    snprintf(cells[0], 48, "%" PRIu64, ev->seq);
+    s_time_ms(ev->committed_ms, cells[1], 48);
+    snprintf(cells[2], 48, "%s", ev->type == KMX__V1__EVENT_TYPE__DELETE ? "delete" : "upsert");
+    snprintf(cells[3], 48, "%s",
+             rec && rec->has_status && rec->status ? kmx_import_status_name(rec->status) : "");
+    cells[4][0] = cells[5][0] = cells[6][0] = '\0';
+    if (rec && rec->value && rec->value->has_amount)
+        kmx_decimal_format(rec->value->amount, cells[4], 48);
+    if (rec && rec->value && rec->value->unit)
+        snprintf(cells[5], 48, "%s", rec->value->unit);
+    if (ev->previous && ev->previous->has_amount)
+        kmx_decimal_format(ev->previous->amount, cells[6], 48);
+}
+
+static void s_print_history(const kmx_cli_opts_t *opts, const Kmx__V1__HistoryResult *h)
+{
+    static const char *const names[] = {"seq",   "committed", "type",    "status",
+                                        "value", "unit",      "previous"};
+    kmx_format_table_t *table =
+        opts->format == KMX_FORMAT_TABLE ? kmx_format_table_new(names, 7) : NULL;
+    if (table) {
+        kmx_format_table_align_right(table, 0);
+        kmx_format_table_align_right(table, 4);
+        kmx_format_table_align_right(table, 6);
+    }
+    if (opts->format == KMX_FORMAT_CSV)
+        kmx_format_csv_row(stdout, names, 7);
+    for (size_t i = 0; i < h->n_events; i++) {
+        const Kmx__V1__UpdateEvent *ev = h->events[i];
+        char cells[7][48];
+        s_history_row(ev, cells);
+        const char *row[7] = {cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6]};
+        if (opts->format == KMX_FORMAT_JSON) {
+            // The event as kmx watch prints it: seq, type, topic, record, previous, time.
+            json_t *doc = kmx_json_event(ev);
+            if (doc && kmx_json_dumpf(doc, stdout) == 0)
+                fputc('\n', stdout);
+            json_decref(doc);
+        } else if (opts->format == KMX_FORMAT_CSV) {
+            kmx_format_csv_row(stdout, row, 7);
+        } else if (table) {
+            kmx_format_table_add(table, row);
+        }
+    }
+    if (table) {
+        kmx_format_table_print(table, stdout);
+        printf("(%zu changes; the event log keeps seq %" PRIu64 " onward)\n", h->n_events,
+               h->first_seq);
+    }
+    kmx_format_table_destroy(&table);
+}
+
+int kmx_cli_history(kmx_cli_opts_t *opts, int argc, char **argv)
+{
+    return s_keyed(opts, argc, argv, s_history_usage, true);
+}
+
+static int s_keyed(kmx_cli_opts_t *opts, int argc, char **argv, const char *usage, bool history)
 {
     kmx_qargs_t a;
     kmx_qargs_init(&a, KMX_QARGS_GET);
-    int rc = s_parse_args(opts, &a, argc, argv, s_get_usage, false);
+    int rc = s_parse_args(opts, &a, argc, argv, usage, false);
     Kmx__V1__Record key = KMX__V1__RECORD__INIT;
     Kmx__V1__Period period = KMX__V1__PERIOD__INIT;
     if (rc < 0)
@@ -371,16 +465,20 @@ int kmx_cli_get(kmx_cli_opts_t *opts, int argc, char **argv)
         rc = KMX_EXIT_SERVER;
     if (rc < 0) {
         Kmx__V1__Response *resp = NULL;
-        rc = kmx_client_get(client, &key, &resp);
-        if (rc == 0 && (!resp->get->record || !resp->get->record->record))
+        rc = history ? kmx_client_history(client, &key, &resp)
+                     : kmx_client_get(client, &key, &resp);
+        if (rc == 0 && !history && (!resp->get->record || !resp->get->record->record))
             rc = KMX_ERR_NOT_FOUND;
-        if (rc == KMX_ERR_NOT_FOUND) {
+        if (rc == KMX_ERR_NOT_FOUND && !history) {
             kmx_cli_error("no such record");
             rc = KMX_EXIT_INPUT;
         } else if (rc < 0) {
             rc = kmx_cli_call_failed(client, rc);
         } else {
-            s_print_record(opts, resp->get->record);
+            if (history)
+                s_print_history(opts, resp->history);
+            else
+                s_print_record(opts, resp->get->record);
             rc = KMX_EXIT_OK;
         }
         if (resp)

@@ -7,6 +7,7 @@
 #include "kmx_err.h"
 #include "kmx_json.h"
 #include "kmx_record.h"
+#include "kmx_value.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -64,14 +65,18 @@ static void s_print_event(void *arg, const Kmx__V1__UpdateEvent *ev) {
             kmx_format_record_init(&fr, ev->record, ev->seq, 0);
         else
             memset(&fr, 0, sizeof(fr));
-        const char *cells[] = {
-            seq, kmx_json_event_type(ev->type), topic, fr.cells[4], fr.cells[7], fr.cells[8]};
+        // The status and the value before the change say whether this is a revision.
+        char prev[48] = "";
+        if (ev->previous && ev->previous->has_amount)
+            kmx_decimal_format(ev->previous->amount, prev, sizeof(prev));
+        const char *cells[] = {seq, kmx_json_event_type(ev->type), topic, fr.cells[4], fr.cells[7],
+                               fr.cells[8], fr.cells[10], prev};
         if (w->opts->format == KMX_FORMAT_CSV) {
-            kmx_format_csv_row(stdout, cells, 6);
+            kmx_format_csv_row(stdout, cells, 8);
         } else {
-            printf("%s  %s  %s  %s  %s %s\n", cells[0], cells[1], cells[2],
-                   cells[3] ? cells[3] : "-", cells[4] ? cells[4] : "-",
-                   cells[5] ? cells[5] : "");
+            printf("%s  %s  %s  status=%s  previous=%s  %s  %s %s\n", cells[0], cells[1],
+                   cells[2], cells[6] ? cells[6] : "-", prev[0] ? prev : "-",
+                   cells[3] ? cells[3] : "-", cells[4] ? cells[4] : "-", cells[5] ? cells[5] : "");
         }
     }
     fflush(stdout);
@@ -179,8 +184,9 @@ int kmx_cli_watch(kmx_cli_opts_t *opts, int argc, char **argv)
     w.client = w.watch.client = kmx_cli_connect(opts);
     rc = w.client && s_subscribe(&w) == 0 ? -1 : KMX_EXIT_SERVER;
     if (rc < 0 && opts->format == KMX_FORMAT_CSV) {
-        const char *header[] = {"seq", "type", "topic", "item", "value", "unit"};
-        kmx_format_csv_row(stdout, header, 6);
+        const char *header[] = {"seq", "type", "topic", "item", "value", "unit", "status",
+                                "previous"};
+        kmx_format_csv_row(stdout, header, 8);
     }
     if (rc < 0 && (rc = kmx_watch_start(&w.watch, w.has_since, w.since)) < 0)
         rc = s_failed(&w, rc);

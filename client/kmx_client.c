@@ -303,3 +303,24 @@ int kmx_client_stats(kmx_client_t *self, const char *service, Kmx__V1__Response 
     stats.has_storage = stats.storage = strcmp(service, KMX_SERVICE_QUERY) == 0;
     return s_call_expect(self, service, &req, KMX__V1__RESPONSE__RESULT_STATS, out);
 }
+
+int kmx_client_catalog(kmx_client_t *self, Kmx__V1__Kind kind, Kmx__V1__Response **out)
+{
+    Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
+    Kmx__V1__CatalogRequest cat = KMX__V1__CATALOG_REQUEST__INIT;
+    cat.has_kind = kind != KMX__V1__KIND__KIND_UNSPECIFIED;
+    cat.kind = kind;
+    req.body_case = KMX__V1__REQUEST__BODY_CATALOG;
+    req.catalog = &cat;
+    return s_call_expect(self, KMX_SERVICE_QUERY, &req, KMX__V1__RESPONSE__RESULT_CATALOG, out);
+}
+
+int kmx_client_history(kmx_client_t *self, const Kmx__V1__Record *key, Kmx__V1__Response **out)
+{
+    Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
+    Kmx__V1__HistoryRequest hist = KMX__V1__HISTORY_REQUEST__INIT;
+    hist.key = (Kmx__V1__Record *)key;
+    req.body_case = KMX__V1__REQUEST__BODY_HISTORY;
+    req.history = &hist;
+    return s_call_expect(self, KMX_SERVICE_QUERY, &req, KMX__V1__RESPONSE__RESULT_HISTORY, out);
+}

@@ -75,6 +75,14 @@ int kmx_client_scan(kmx_client_t *self, const Kmx__V1__ScanRequest *scan,
 int kmx_client_replay(kmx_client_t *self, uint64_t since, uint32_t limit,
                       char *const *prefixes, size_t n, Kmx__V1__Response **out);
 
+// Lists what the store holds for kind (KIND_UNSPECIFIED: both); the result is
+// resp->catalog.
+int kmx_client_catalog(kmx_client_t *self, Kmx__V1__Kind kind, Kmx__V1__Response **out);
+
+// Reads every value the record with key's natural key (borrowed) has had; the result is
+// resp->history.
+int kmx_client_history(kmx_client_t *self, const Kmx__V1__Record *key, Kmx__V1__Response **out);
+
 // Asks service for its statistics; the result is resp->stats. A kmx.query worker also
 // relays kmx-storage's in resp->stats->storage (storage is not behind the broker; NULL
 // when storage did not answer).

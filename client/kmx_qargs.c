@@ -229,6 +229,12 @@ int kmx_qargs_set(kmx_qargs_t *self, int code, const char *arg) {
             return self->cmd == KMX_QARGS_LIST ? s_list_option(self, code, arg) : 0;
         if (code < KMX_QARG_MARKET || code > KMX_QARG_SOURCE)
             return 0;
+        // Free text (items, companies, artists, sources) holds commas of its own ("music
+        // industry exports, preliminary estimate"): one flag is one value, and several
+        // values come from repeating the flag. Code-like fields split at commas.
+        if (code == KMX_QARG_ITEM || code == KMX_QARG_COMPANY || code == KMX_QARG_ARTIST ||
+            code == KMX_QARG_SOURCE)
+            return s_added(self, kmx_qargs_list_push(&self->lists[code - KMX_QARG_MARKET], arg));
         return s_added(self, kmx_qargs_list_add(&self->lists[code - KMX_QARG_MARKET], arg));
     }
 }

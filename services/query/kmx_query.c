@@ -191,12 +191,13 @@ static int s_check_key(const Kmx__V1__Record *key, char *market, Kmx__V1__Period
     return 0;
 }
 
-static int s_on_get(void *ctx, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
-    kmx_query_t *self = ctx;
+// Forwards a keyed read (get or history) with its key checked and its market canonical.
+static int s_forward_keyed(kmx_query_t *self, const Kmx__V1__Request *req,
+                           const Kmx__V1__Record *key, Kmx__V1__Request__BodyCase body,
+                           uint8_t **out, size_t *len) {
     self->count.gets++;
-    const Kmx__V1__Record *key = req->get->key;
     if (!key)
-        return s_error(self, req, KMX_ERR_INVAL, "get needs a key", out, len);
+        return s_error(self, req, KMX_ERR_INVAL, "a get or history needs a key", out, len);
     char market[KMX_MARKET_MAX];
     char why[S_WHY_MAX];
     Kmx__V1__Period period = KMX__V1__PERIOD__INIT;
@@ -206,12 +207,38 @@ static int s_on_get(void *ctx, const Kmx__V1__Request *req, uint8_t **out, size_
     lookup.market = market;
     lookup.period = &period;
     Kmx__V1__GetRequest get = KMX__V1__GET_REQUEST__INIT;
-    get.key = &lookup;
+    Kmx__V1__HistoryRequest hist = KMX__V1__HISTORY_REQUEST__INIT;
+    get.key = hist.key = &lookup;
     Kmx__V1__Request fwd = KMX__V1__REQUEST__INIT;
     fwd.request_id = req->request_id;
-    fwd.body_case = KMX__V1__REQUEST__BODY_GET;
-    fwd.get = &get;
-    return s_forward(self, req, &fwd, KMX__V1__RESPONSE__RESULT_GET, out, len);
+    fwd.body_case = body;
+    if (body == KMX__V1__REQUEST__BODY_GET)
+        fwd.get = &get;
+    else
+        fwd.history = &hist;
+    return s_forward(self, req, &fwd,
+                     body == KMX__V1__REQUEST__BODY_GET ? KMX__V1__RESPONSE__RESULT_GET
+                                                        : KMX__V1__RESPONSE__RESULT_HISTORY,
+                     out, len);
+}
+
+static int s_on_get(void *ctx, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
+    return s_forward_keyed(ctx, req, req->get->key, KMX__V1__REQUEST__BODY_GET, out, len);
+}
+
+// A figure's history: the same key check as get, then storage's history index.
+static int s_on_history(void *ctx, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
+    return s_forward_keyed(ctx, req, req->history->key, KMX__V1__REQUEST__BODY_HISTORY, out, len);
+}
+
+static int s_on_catalog(void *ctx, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
+    kmx_query_t *self = ctx;
+    const Kmx__V1__CatalogRequest *cr = req->catalog;
+    if (cr->has_kind && cr->kind != KMX__V1__KIND__KIND_UNSPECIFIED &&
+        cr->kind != KMX__V1__KIND__EXPORT && cr->kind != KMX__V1__KIND__CONSUMPTION)
+        return s_error(self, req, KMX_ERR_INVAL, "catalog: unknown kind (export or consumption)",
+                       out, len);
+    return s_forward(self, req, req, KMX__V1__RESPONSE__RESULT_CATALOG, out, len);
 }
 
 static int s_on_scan(void *ctx, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
@@ -533,9 +560,10 @@ static int s_on_query(void *ctx, const Kmx__V1__Request *req, uint8_t **out, siz
 // ---- dispatch ----------------------------------------------------------------------
 
 static const kmx_handler_t s_handlers[] = {
-    {KMX__V1__REQUEST__BODY_GET, s_on_get},       {KMX__V1__REQUEST__BODY_SCAN, s_on_scan},
-    {KMX__V1__REQUEST__BODY_REPLAY, s_on_replay}, {KMX__V1__REQUEST__BODY_QUERY, s_on_query},
-    {KMX__V1__REQUEST__BODY_PING, s_on_ping},     {KMX__V1__REQUEST__BODY_STATS, s_on_stats},
+    {KMX__V1__REQUEST__BODY_GET, s_on_get},         {KMX__V1__REQUEST__BODY_SCAN, s_on_scan},
+    {KMX__V1__REQUEST__BODY_REPLAY, s_on_replay},   {KMX__V1__REQUEST__BODY_QUERY, s_on_query},
+    {KMX__V1__REQUEST__BODY_PING, s_on_ping},       {KMX__V1__REQUEST__BODY_STATS, s_on_stats},
+    {KMX__V1__REQUEST__BODY_CATALOG, s_on_catalog}, {KMX__V1__REQUEST__BODY_HISTORY, s_on_history},
 };
 
 static int s_dispatch(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {

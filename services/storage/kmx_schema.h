@@ -35,6 +35,15 @@
 #define KMX_ROLLUP_MONTHS 12
 #define KMX_ROLLUP_MONTH_VALUE_LEN (KMX_ROLLUP_MONTHS * KMX_ROLLUP_VALUE_LEN)
 
+// The catalog (kmx_catalog.h): [kind u8][tag u8][text segments] -> records holding that
+// value, u64 BE. Tags: 'm' market, 'u' unit, 'c' category NUL unit NUL [start u32 BE]
+// [end u32 BE] (one entry per period), 'i' category NUL item, 'j' item, 's' source,
+// 'o' company, 'a' artist. An entry exists exactly when its count is nonzero.
+#define KMX_DB_CATALOG "catalog"
+// History index (MDB_DUPSORT | MDB_DUPFIXED): record key (kmx_rkey_record) -> one
+// duplicate per change event of that key, its sequence as 8 bytes big-endian.
+#define KMX_DB_HISTORY "history"
+
 // Meta key -> schema version as 4 bytes big-endian, written when the store is created.
 #define KMX_META_SCHEMA_VERSION "schema_version"
 // Meta key -> newest committed sequence number as 8 bytes big-endian.
@@ -42,8 +51,9 @@
 
 // Version history: 1 = records, events, meta; 2 = adds the five indexes and roll-ups;
 // 3 = index entries lead with the sequence of the record's last change; 4 = monthly
-// roll-ups move to rollups_month, one entry per year.
-#define KMX_SCHEMA_VERSION 4u // the layout this build reads and writes
-#define KMX_SCHEMA_MAX_DBS 12 // named databases the environment may hold
+// roll-ups move to rollups_month, one entry per year; 5 = adds the catalog and the
+// history index.
+#define KMX_SCHEMA_VERSION 5u // the layout this build reads and writes
+#define KMX_SCHEMA_MAX_DBS 16 // named databases the environment may hold
 
 #endif

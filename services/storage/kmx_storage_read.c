@@ -2,7 +2,8 @@
     query, aggregate, ping, stats) answered from its own LMDB read transaction on the last
     committed snapshot, beside the writer and never queued behind a commit. The reader
     threads run kmx_storage_reader_main; the router answers the quick ones itself
-    (kmx_storage_is_quick). A new read request is one more row in s_handlers.  */
+    (kmx_storage_is_quick). A new read request is one more row in s_handlers. Reads whose
+    filter names a value no record holds are refused (kmx_store_filter_exists).  */
 #include "kmx_answer.h"
 #include "kmx_storage_int.h"
 
@@ -31,10 +32,26 @@ static int s_error(kmx_storage_t *self, const kmx_storage_req_t *item, int err, 
 
 // ---- aggregate -----------------------------------------------------------------------
 
+// Refuses a filter naming a value no record holds ("physical_albums" for
+// "physical_album_customs"): an empty answer would read as "none sold". Returns 1 with the
+// error packed into out (rc in *rc), or 0 when every value exists.
+static int s_refuse_unknown(kmx_storage_t *self, const kmx_storage_req_t *item,
+                            const Kmx__V1__Filter *filter, uint8_t **out, size_t *len, int *rc) {
+    char why[512] = "";
+    int err = kmx_store_filter_exists(self->store, filter, why, sizeof why);
+    if (err == 0)
+        return 0;
+    *rc = s_error(self, item, err, err == KMX_ERR_INVAL ? why : kmx_strerror(err), out, len);
+    return 1;
+}
+
 // A whole query, shaped here so only the answer's rows leave storage (kmx_answer).
 static int s_on_query(kmx_storage_t *self, const kmx_storage_req_t *item, uint8_t **out,
                       size_t *len) {
     self->count.aggregates++;
+    int rc = 0;
+    if (s_refuse_unknown(self, item, item->req->query->filter, out, len, &rc))
+        return rc;
     return kmx_answer_query(self->store, item->req, out, len);
 }
 
@@ -42,6 +59,9 @@ static int s_on_aggregate(kmx_storage_t *self, const kmx_storage_req_t *item, ui
                           size_t *len) {
     self->count.aggregates++;
     const Kmx__V1__AggregateRequest *ar = item->req->aggregate;
+    int refused = 0;
+    if (s_refuse_unknown(self, item, ar->filter, out, len, &refused))
+        return refused;
     if (kmx_group_check_fields(ar->group_by, ar->n_group_by) != 0)
         return s_error(self, item, KMX_ERR_INVAL, "unknown or too many group fields", out, len);
     char why[512];
@@ -81,6 +101,17 @@ static int s_on_aggregate(kmx_storage_t *self, const kmx_storage_req_t *item, ui
 
 // ---- get, scan, replay -------------------------------------------------------------
 
+// Copies key to lookup with its market as stored keys spell it: users name markets loosely
+// ("japan"), and consumption defaults to KR as kmx_record_normalize does. market holds
+// KMX_MARKET_MAX bytes and backs lookup->market.
+static void s_lookup_key(const Kmx__V1__Record *key, char *market, Kmx__V1__Record *lookup) {
+    *lookup = *key;
+    if (key->market && kmx_market_canonical(key->market, market, KMX_MARKET_MAX) == 0)
+        lookup->market = market;
+    if ((!key->market || !key->market[0]) && key->kind == KMX__V1__KIND__CONSUMPTION)
+        lookup->market = "KR";
+}
+
 static int s_on_get(kmx_storage_t *self, const kmx_storage_req_t *item, uint8_t **out,
                     size_t *len) {
     self->count.gets++;
@@ -88,12 +119,8 @@ static int s_on_get(kmx_storage_t *self, const kmx_storage_req_t *item, uint8_t 
     if (!key)
         return s_error(self, item, KMX_ERR_INVAL, "get needs a key", out, len);
     char market[KMX_MARKET_MAX];
-    Kmx__V1__Record lookup = *key;
-    // Keys from users may name markets loosely ("japan"); stored keys are canonical.
-    if (key->market && kmx_market_canonical(key->market, market, sizeof market) == 0)
-        lookup.market = market;
-    if ((!key->market || !key->market[0]) && key->kind == KMX__V1__KIND__CONSUMPTION)
-        lookup.market = "KR"; // as kmx_record_normalize defaults it
+    Kmx__V1__Record lookup;
+    s_lookup_key(key, market, &lookup);
     Kmx__V1__StoredRecord *found = NULL;
     int err = kmx_store_get(self->store, &lookup, &found);
     if (err == KMX_ERR_INVAL)
@@ -111,6 +138,59 @@ static int s_on_get(kmx_storage_t *self, const kmx_storage_req_t *item, uint8_t 
     return err;
 }
 
+static int s_on_history(kmx_storage_t *self, const kmx_storage_req_t *item, uint8_t **out,
+                        size_t *len) {
+    Kmx__V1__Record *key = item->req->history->key;
+    if (!key)
+        return s_error(self, item, KMX_ERR_INVAL, "history needs a key", out, len);
+    char market[KMX_MARKET_MAX];
+    Kmx__V1__Record lookup;
+    s_lookup_key(key, market, &lookup);
+    kmx_store_history_t h;
+    int err = kmx_store_history(self->store, &lookup, &h);
+    if (err == KMX_ERR_INVAL)
+        return s_error(self, item, err, "key needs kind, period and market", out, len);
+    if (err == 0 && h.n == 0)
+        err = s_error(self, item, KMX_ERR_NOT_FOUND, "no such record in the event log", out, len);
+    else if (err != 0)
+        err = s_error(self, item, err, kmx_strerror(err), out, len);
+    else {
+        Kmx__V1__HistoryResult hr = KMX__V1__HISTORY_RESULT__INIT;
+        hr.n_events = h.n;
+        hr.events = h.events;
+        hr.has_last_seq = hr.has_first_seq = 1;
+        hr.last_seq = h.last_seq;
+        hr.first_seq = h.first_seq;
+        Kmx__V1__Response resp = KMX__V1__RESPONSE__INIT;
+        resp.request_id = item->req->request_id;
+        resp.result_case = KMX__V1__RESPONSE__RESULT_HISTORY;
+        resp.history = &hr;
+        err = kmx_msg_pack_response(&resp, out, len);
+    }
+    kmx_store_history_fini(&h);
+    return err;
+}
+
+static int s_on_catalog(kmx_storage_t *self, const kmx_storage_req_t *item, uint8_t **out,
+                        size_t *len) {
+    const Kmx__V1__CatalogRequest *cr = item->req->catalog;
+    Kmx__V1__Kind kind = cr->has_kind ? cr->kind : KMX__V1__KIND__KIND_UNSPECIFIED;
+    if (kind != KMX__V1__KIND__KIND_UNSPECIFIED && kind != KMX__V1__KIND__EXPORT &&
+        kind != KMX__V1__KIND__CONSUMPTION)
+        return s_error(self, item, KMX_ERR_INVAL, "catalog: unknown kind", out, len);
+    Kmx__V1__CatalogResult *cat = NULL;
+    int err = kmx_store_catalog(self->store, kind, &cat);
+    if (err != 0)
+        return s_error(self, item, err, kmx_strerror(err), out, len);
+    Kmx__V1__Response resp = KMX__V1__RESPONSE__INIT;
+    resp.request_id = item->req->request_id;
+    resp.result_case = KMX__V1__RESPONSE__RESULT_CATALOG;
+    resp.catalog = cat;
+    err = kmx_msg_pack_response(&resp, out, len);
+    kmx__v1__catalog_result__free_unpacked(cat, NULL);
+    return err;
+}
+
 static uint32_t s_cap(int has, uint32_t asked, uint32_t dflt, uint32_t max) {
     if (!has || asked == 0)
         return dflt;
@@ -121,6 +201,9 @@ static int s_on_scan(kmx_storage_t *self, const kmx_storage_req_t *item, uint8_t
                      size_t *len) {
     self->count.scans++;
     const Kmx__V1__ScanRequest *sr = item->req->scan;
+    int refused = 0;
+    if (s_refuse_unknown(self, item, sr->filter, out, len, &refused))
+        return refused;
     kmx_store_scan_t q = {0};
     q.filter = sr->filter;
     if (sr->has_page_token) {
@@ -321,6 +404,8 @@ static const struct {
     {KMX__V1__REQUEST__BODY_STATS, s_on_stats, 0},
     {KMX__V1__REQUEST__BODY_AGGREGATE, s_on_aggregate, 0},
     {KMX__V1__REQUEST__BODY_QUERY, s_on_query, 0},
+    {KMX__V1__REQUEST__BODY_HISTORY, s_on_history, 0},
+    {KMX__V1__REQUEST__BODY_CATALOG, s_on_catalog, 0},
 };
 
 #define S_N_HANDLERS (sizeof s_handlers / sizeof s_handlers[0])

@@ -84,7 +84,7 @@ static int s_make_dir(const char *dir) {
 
 // Refuses a store of another schema version with a message saying what to do.
 static int s_refuse_version(uint64_t version, const char *dir) {
-    if (version == KMX_STORE_UPGRADES_FROM)
+    if (version >= KMX_STORE_UPGRADES_FROM && version < KMX_SCHEMA_VERSION)
         kmx_log_error("store schema version %llu is older than version %u this kmx-storage "
                       "reads dir=%s; it was not opened or changed. Stop every kmx-storage on "
                       "it, then run: kmx-storage upgrade --data-dir %s",
@@ -132,7 +132,8 @@ static int s_check_schema(kmx_store_t *self, MDB_txn *txn, const char *dir) {
     if (rc != 0)
         return kmx_store_mdb_err(rc, "get schema version");
     uint64_t version = val.mv_size == 4 ? kmx_store_get_be(val.mv_data, 4) : 0;
-    if (version == KMX_STORE_UPGRADES_FROM && self->upgrade && !self->readonly) {
+    if (version >= KMX_STORE_UPGRADES_FROM && version < KMX_SCHEMA_VERSION && self->upgrade &&
+        !self->readonly) {
         self->upgraded_from = (uint32_t)version;
         return 0; // s_upgrade, once the databases are open
     }
@@ -141,39 +142,91 @@ static int s_check_schema(kmx_store_t *self, MDB_txn *txn, const char *dir) {
 
 #define S_UPGRADE_FLUSH 10000 // records summed in memory between roll-up flushes
 
-// Schema 3 -> 4: month roll-ups moved to rollups_month. Both roll-up databases are
-// emptied and rebuilt from the records inside the open write transaction, so the upgrade
+// Adds one record to the roll-ups and the catalog being rebuilt.
+static int s_upgrade_record(kmx_store_t *self, const MDB_val *val) {
+    Kmx__V1__StoredRecord *sr = kmx__v1__stored_record__unpack(NULL, val->mv_size, val->mv_data);
+    int err = 0;
+    if (!sr || !sr->record || kmx_derived_pending_add(self->pending, sr->record, 1) != 0 ||
+        kmx_catalog_pending_add(self->cpend, sr->record, 1) != 0)
+        err = KMX_ERR_DECODE;
+    if (sr)
+        kmx__v1__stored_record__free_unpacked(sr, NULL);
+    return err;
+}
+
+static int s_upgrade_flush(kmx_store_t *self, MDB_txn *txn) {
+    int rc = kmx_derived_pending_flush(txn, &self->derived, self->pending);
+    if (rc == 0)
+        rc = kmx_catalog_pending_flush(txn, &self->catalog, self->cpend);
+    return rc == 0 ? 0 : kmx_store_mdb_err(rc, "upgrade roll-ups and catalog");
+}
+
+// Rebuilds the history index from the event log: one entry per kept event.
+static int s_upgrade_history(kmx_store_t *self, MDB_txn *txn) {
+    MDB_cursor *cur = NULL;
+    int rc = mdb_drop(txn, self->catalog.history, 0);
+    if (rc == 0)
+        rc = mdb_cursor_open(txn, self->events, &cur);
+    if (rc != 0)
+        return kmx_store_mdb_err(rc, "upgrade history");
+    MDB_val key, val;
+    int err = 0;
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0 && err == 0;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        Kmx__V1__UpdateEvent *ev = kmx__v1__update_event__unpack(NULL, val.mv_size, val.mv_data);
+        uint8_t kbuf[KMX_RKEY_MAX];
+        size_t klen = 0;
+        if (!ev || !ev->has_seq)
+            err = KMX_ERR_DECODE;
+        else if (ev->record && kmx_rkey_record(ev->record, kbuf, sizeof kbuf, &klen) == 0) {
+            MDB_val rkey = {klen, kbuf};
+            int prc = kmx_catalog_history_add(txn, &self->catalog, &rkey, ev->seq);
+            err = prc == 0 ? 0 : kmx_store_mdb_err(prc, "upgrade history");
+        }
+        if (ev)
+            kmx__v1__update_event__free_unpacked(ev, NULL);
+    }
+    mdb_cursor_close(cur);
+    if (err == 0 && rc != MDB_NOTFOUND)
+        err = kmx_store_mdb_err(rc, "upgrade events");
+    return err;
+}
+
+// Schema 3 or 4 -> 5: month roll-ups in rollups_month (4), the catalog and the history
+// index (5). The roll-ups and the catalog are emptied and rebuilt from the records, the
+// history index from the event log, inside the open write transaction, so the upgrade
 // commits whole or not at all; records, indexes and events are untouched.
 static int s_upgrade(kmx_store_t *self, MDB_txn *txn, const char *dir) {
     int rc = mdb_drop(txn, self->derived.rollups, 0);
     if (rc == 0)
         rc = mdb_drop(txn, self->derived.rollups_month, 0);
+    if (rc == 0)
+        rc = mdb_drop(txn, self->catalog.values, 0);
     MDB_cursor *cur = NULL;
     if (rc == 0)
         rc = mdb_cursor_open(txn, self->records, &cur);
     if (rc != 0)
         return kmx_store_mdb_err(rc, "upgrade");
     kmx_derived_pending_clear(self->pending);
+    kmx_catalog_pending_clear(self->cpend);
     uint64_t n = 0;
     int err = 0;
     MDB_val key, val;
     for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0 && err == 0;
          rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-        Kmx__V1__StoredRecord *sr = kmx__v1__stored_record__unpack(NULL, val.mv_size, val.mv_data);
-        if (!sr || !sr->record || kmx_derived_pending_add(self->pending, sr->record, 1) != 0)
-            err = KMX_ERR_DECODE;
-        if (sr)
-            kmx__v1__stored_record__free_unpacked(sr, NULL);
-        if (err == 0 && ++n % S_UPGRADE_FLUSH == 0 &&
-            (rc = kmx_derived_pending_flush(txn, &self->derived, self->pending)) != 0)
-            err = kmx_store_mdb_err(rc, "upgrade roll-ups");
+        err = s_upgrade_record(self, &val);
+        if (err == 0 && ++n % S_UPGRADE_FLUSH == 0)
+            err = s_upgrade_flush(self, txn);
     }
     mdb_cursor_close(cur);
     if (err == 0 && rc != MDB_NOTFOUND)
         err = kmx_store_mdb_err(rc, "upgrade records");
-    if (err == 0 && (rc = kmx_derived_pending_flush(txn, &self->derived, self->pending)) != 0)
-        err = kmx_store_mdb_err(rc, "upgrade roll-ups");
+    if (err == 0)
+        err = s_upgrade_flush(self, txn);
+    if (err == 0)
+        err = s_upgrade_history(self, txn);
     kmx_derived_pending_clear(self->pending);
+    kmx_catalog_pending_clear(self->cpend);
     if (err != 0) {
         kmx_log_error("upgrade failed dir=%s after %llu records; the store was not changed", dir,
                       (unsigned long long)n);
@@ -185,7 +238,8 @@ static int s_upgrade(kmx_store_t *self, MDB_txn *txn, const char *dir) {
     MDB_val put = {sizeof buf, buf};
     if ((rc = mdb_put(txn, self->meta, &vkey, &put, 0)) != 0)
         return kmx_store_mdb_err(rc, "put schema version");
-    kmx_log_info("store upgraded from schema %u to %u dir=%s records=%llu (roll-ups rebuilt)",
+    kmx_log_info("store upgraded from schema %u to %u dir=%s records=%llu (roll-ups, catalog and "
+                 "history index rebuilt)",
                  self->upgraded_from, KMX_SCHEMA_VERSION, dir, (unsigned long long)n);
     return 0;
 }
@@ -213,7 +267,8 @@ static int s_open_data_dbs(kmx_store_t *self, MDB_txn *txn) {
     int rc;
     if ((rc = mdb_dbi_open(txn, KMX_DB_RECORDS, create, &self->records)) != 0 ||
         (rc = mdb_dbi_open(txn, KMX_DB_EVENTS, create, &self->events)) != 0 ||
-        (rc = kmx_derived_open(txn, !self->readonly, &self->derived)) != 0)
+        (rc = kmx_derived_open(txn, !self->readonly, &self->derived)) != 0 ||
+        (rc = kmx_catalog_open(txn, !self->readonly, &self->catalog)) != 0)
         return kmx_store_mdb_err(rc, "open database");
     return 0;
 }
@@ -368,7 +423,8 @@ int kmx_store_open(const char *dir, const kmx_store_config_t *cfg, kmx_store_t *
     self->retain_events = cfg ? cfg->retain_events : 0;
     self->readonly = readonly;
     self->upgrade = cfg && cfg->upgrade;
-    if (!readonly && !(self->pending = kmx_derived_pending_new())) {
+    if (!readonly && (!(self->pending = kmx_derived_pending_new()) ||
+                      !(self->cpend = kmx_catalog_pending_new()))) {
         kmx_store_close(&self);
         return KMX_ERR_NOMEM;
     }
@@ -401,6 +457,7 @@ void kmx_store_close(kmx_store_t **self_p) {
         close(self->lock_fd); // releases the writer's lock
     kmx_derived_pending_destroy(&self->pending);
     kmx_store_alt_destroy(&self->alt);
+    kmx_catalog_pending_destroy(&self->cpend);
     free(self);
     *self_p = NULL;
 }

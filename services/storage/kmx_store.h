@@ -36,7 +36,8 @@ typedef struct {
                  // upgrade; the service itself never changes a store's schema)
 } kmx_store_config_t;
 
-// The one older schema version kmx_store_open can upgrade (cfg->upgrade).
+// The oldest schema version kmx_store_open can upgrade (cfg->upgrade); every version from
+// it up to KMX_SCHEMA_VERSION - 1 is upgraded.
 #define KMX_STORE_UPGRADES_FROM 3u
 
 // Parses "full", "nometasync" or "none". Returns 0 or KMX_ERR_INVAL.
@@ -279,5 +280,32 @@ void kmx_store_scan_page_init(kmx_store_scan_page_t *page);
 void kmx_store_scan_page_fini(kmx_store_scan_page_t *page);
 void kmx_store_replay_page_init(kmx_store_replay_page_t *page);
 void kmx_store_replay_page_fini(kmx_store_replay_page_t *page);
+
+// ---- catalog and history (kmx_store_catalog.c) ------------------------------------
+
+// Reads what the store holds for kind (KIND_UNSPECIFIED: both) from the catalog kept on
+// every write, with the sequence it reflects. On 0 *out is yours: free it with
+// kmx__v1__catalog_result__free_unpacked(*out, NULL). Returns 0 or a kmx code.
+int kmx_store_catalog(kmx_store_t *self, Kmx__V1__Kind kind, Kmx__V1__CatalogResult **out);
+
+// Checks that every value filter names (markets, categories, items, companies, artists,
+// sources, units) is held by a record of the filter's kind. Returns 0, KMX_ERR_INVAL with
+// a sentence in why naming the value and the closest existing ones, or a kmx code.
+int kmx_store_filter_exists(kmx_store_t *self, const Kmx__V1__Filter *filter, char *why,
+                            size_t why_size);
+
+// One figure's change events, oldest first.
+typedef struct {
+    Kmx__V1__UpdateEvent **events; // unpacked events (owned)
+    size_t n;                      // events
+    uint64_t last_seq;             // newest sequence committed
+    uint64_t first_seq;            // oldest event the log keeps (0 when empty)
+} kmx_store_history_t;
+
+// Reads the history of the record with key's natural key (key fields only) through the
+// history index. Fills *out (release with kmx_store_history_fini; n may be 0). Returns 0,
+// KMX_ERR_INVAL for a key that does not encode, or a kmx code.
+int kmx_store_history(kmx_store_t *self, const Kmx__V1__Record *key, kmx_store_history_t *out);
+void kmx_store_history_fini(kmx_store_history_t *h);
 
 #endif

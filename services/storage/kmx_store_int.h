@@ -6,6 +6,7 @@
 #ifndef KMX_STORE_INT_H
 #define KMX_STORE_INT_H
 
+#include "kmx_catalog.h"
 #include "kmx_derived.h"
 #include "kmx_store.h"
 
@@ -25,6 +26,8 @@ struct kmx_store {
     MDB_dbi meta;                   // KMX_DB_META
     kmx_derived_dbs_t derived;      // indexes and roll-ups
     kmx_derived_pending_t *pending; // roll-up changes of the open write transaction
+    kmx_catalog_dbs_t catalog;      // the catalog and the history index
+    kmx_catalog_pending_t *cpend;   // catalog changes of the open write transaction
     _Atomic uint64_t last_seq;      // newest committed sequence number (set by the writer)
     size_t map_size;                // current map size in bytes (the writer's, under map_gate)
     size_t map_size_max;            // growth limit; 0 = none

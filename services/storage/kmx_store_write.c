@@ -178,7 +178,13 @@ static int s_write_derived(s_batch_t *b, MDB_val *key, const Kmx__V1__Record *ol
         rc = kmx_derived_pending_add(b->store->pending, old, -1);
     if (rc == 0 && rec)
         rc = kmx_derived_pending_add(b->store->pending, rec, +1);
-    return rc == 0 ? 0 : s_batch_fail(b, rc, "update indexes and roll-ups");
+    if (rc == 0 && old)
+        rc = kmx_catalog_pending_add(b->store->cpend, old, -1);
+    if (rc == 0 && rec)
+        rc = kmx_catalog_pending_add(b->store->cpend, rec, +1);
+    if (rc == 0)
+        rc = kmx_catalog_history_add(b->txn, &b->store->catalog, key, b->seq);
+    return rc == 0 ? 0 : s_batch_fail(b, rc, "update indexes, roll-ups and catalog");
 }
 
 // Whether rec is an earlier revision than stored: both carry a status and rec's comes
@@ -318,6 +324,7 @@ static int s_write_txn(s_batch_t *b, const kmx_store_op_t *ops, size_t n,
     }
     int err = 0;
     kmx_derived_pending_clear(b->store->pending);
+    kmx_catalog_pending_clear(b->store->cpend);
     for (size_t i = 0; i < n && err == 0; i++) {
         outcomes[i].outcome = KMX__V1__RECORD_RESULT__OUTCOME__REJECTED;
         outcomes[i].seq = 0;
@@ -330,6 +337,9 @@ static int s_write_txn(s_batch_t *b, const kmx_store_op_t *ops, size_t n,
     if (err == 0 &&
         (rc = kmx_derived_pending_flush(b->txn, &b->store->derived, b->store->pending)) != 0)
         err = s_batch_fail(b, rc, "update roll-ups");
+    if (err == 0 &&
+        (rc = kmx_catalog_pending_flush(b->txn, &b->store->catalog, b->store->cpend)) != 0)
+        err = s_batch_fail(b, rc, "update catalog");
     if (err == 0 && b->seq != b->store->last_seq)
         err = s_write_last_seq(b);
     if (err == 0)

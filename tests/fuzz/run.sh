@@ -32,7 +32,7 @@ if [[ $name == doc ]]; then # the round trip writes CSV as the CLI does
 fi
 if [[ $name == answer ]]; then
   ingest=()
-  for f in kmx_store.c kmx_store_read.c kmx_store_write.c kmx_store_check.c kmx_store_rollup.c kmx_store_alt.c kmx_derived.c kmx_answer.c; do
+  for f in kmx_store.c kmx_store_read.c kmx_store_write.c kmx_store_check.c kmx_store_rollup.c kmx_store_alt.c kmx_derived.c kmx_catalog.c kmx_store_catalog.c kmx_answer.c; do
     ingest+=("$src/services/storage/$f")
   done
   ingest+=("$src/services/query/kmx_shape.c")

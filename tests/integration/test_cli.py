@@ -257,12 +257,14 @@ class Watch(unittest.TestCase):
             timeout=20).stdout.splitlines()]
         self.assertEqual(len(events), 10)
         want = [[str(e["seq"]), e["type"], e["topic"], e["record"]["item"],
-                 e["record"]["value"], e["record"]["unit"]] for e in events]
+                 e["record"]["value"], e["record"]["unit"], e["record"]["status"] or "",
+                 e["previous"] or ""] for e in events]
         # CSV: a header and one row per event.
         out = self.c.kmx("watch", "--since", "0", "--count", "10", "--format", "csv",
                          timeout=20).stdout
         rows = list(csv.reader(io.StringIO(out)))
-        self.assertEqual(rows[0], ["seq", "type", "topic", "item", "value", "unit"])
+        self.assertEqual(rows[0], ["seq", "type", "topic", "item", "value", "unit", "status",
+                                   "previous"])
         self.assertEqual(rows[1:], want)
         # Table: SEQ TYPE TOPIC ITEM VALUE UNIT; runs until SIGINT, which exits 0.
         w = self.c.watch("--since", "0", fmt="table")
@@ -272,10 +274,11 @@ class Watch(unittest.TestCase):
         w.send_signal(signal.SIGINT)
         rest, err = w.communicate(timeout=20)
         self.assertEqual(w.returncode, 0, err)
-        for line, (seq, typ, topic, item, value, unit) in zip(lines, want):
+        for line, (seq, typ, topic, item, value, unit, status, prev) in zip(lines, want):
             self.assertEqual(line.split()[:3], [seq, typ, topic], line)
             self.assertTrue(line.rstrip("\n").endswith("%s %s" % (value, unit)), line)
             self.assertIn(item, line)
+            self.assertIn("status=%s  previous=%s" % (status or "-", prev or "-"), line)
 
 
 # ---- growth period over period and the range granularity ----------------------------

@@ -83,7 +83,10 @@ class Conventions(unittest.TestCase):
         r = self.c.kmx("import", path, "--atomic", "--format", "json", check=False)
         summary = json.loads(r.stdout)
         self.assertEqual((summary["dry_run"], summary["atomic_refused"]), (False, True))
-        self.assertEqual(self.c.kmx_lines("list", "--source", "dry"), [])
+        # Nothing was stored: no record holds the source, so naming it is refused.
+        r = self.c.kmx("list", "--source", "dry", check=False)
+        self.assertEqual((r.returncode, r.stdout), (1, ""), r.stderr)
+        self.assertIn("unknown source 'dry'", r.stderr)
 
     def test_stats_worker_errors_are_the_workers_own(self):
         before = self.c.kmx_json("stats")

@@ -77,8 +77,11 @@ class Curve(unittest.TestCase):
         self.assertIn("permission denied", put.stderr)
         imp = self.c.kmx("import", kmxtest.SAMPLE, check=False, env=self.reader)
         self.assertEqual(imp.returncode, 2, imp.stderr)
-        listed = self.c.kmx_lines("list", "exports", "--category", "curve_test")
-        self.assertEqual(listed, [])
+        # Nothing of the category was stored, so naming it is an error, not an empty list.
+        listed = self.c.kmx("list", "exports", "--category", "curve_test", check=False)
+        self.assertEqual(listed.returncode, 1, listed.stderr)
+        self.assertIn("unknown category 'curve_test'", listed.stderr)
+        self.assertEqual(listed.stdout, "")
         stats = self.c.kmx_json("stats")
         broker = [s for s in stats["services"] if s["service"] == "kmx.broker"][0]
         self.assertGreaterEqual(int(broker["counters"]["forbidden"]), 2)

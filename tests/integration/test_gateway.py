@@ -353,7 +353,10 @@ class GatewayApi(unittest.TestCase):
         doc = self.g.json("POST", "/v1/import?input=csv&atomic=1",
                           body=csv_rows(1, 600) + "export,2027-13,JP,x,y,1,USD,z\n")
         self.assertEqual((doc["stored"], doc["atomic_refused"]), (0, True), doc)
-        self.assertEqual(self.c.kmx_lines("list", "--item", "gateway row 500"), [])
+        # Nothing of it was stored: no record holds the item, so naming it is refused.
+        r = self.c.kmx("list", "--item", "gateway row 500", check=False)
+        self.assertEqual((r.returncode, r.stdout), (1, ""), r.stderr)
+        self.assertIn("unknown item 'gateway row 500'", r.stderr)
 
     def test_import_refusals(self):
         self.assertIn("Content-Type", self.g.error("POST", "/v1/import", 400, body="a,b\n"))

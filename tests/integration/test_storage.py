@@ -21,7 +21,8 @@ from decimal import Decimal
 import kmxtest
 from kmxtest import Cluster, query_sums_by_market, sample_facts, sample_rows, sums_by_market
 
-SCHEMA = 4  # KMX_SCHEMA_VERSION
+SCHEMA = 5  # KMX_SCHEMA_VERSION
+OLDEST = 3  # KMX_STORE_UPGRADES_FROM: the oldest schema kmx-storage upgrade takes
 
 
 def storage_cmd(cluster, *args):
@@ -76,6 +77,7 @@ class Upgrade(unittest.TestCase):
         junk = [(b"junk-%d" % i, bytes([7]) * 40) for i in range(3)]
         mdb_put(self.c.data_dir, "rollups", junk)
         mdb_put(self.c.data_dir, "rollups_month", junk)
+        mdb_put(self.c.data_dir, "catalog", junk)
         unchanged = digest(self.c.data_dir)
 
         # The service refuses it, names the command, and changes nothing.
@@ -93,6 +95,7 @@ class Upgrade(unittest.TestCase):
         self.c.spawn("storage", "kmx-storage")
         self.c.wait_ready()
         self.assertEqual(self.c.kmx_lines("list"), before)
+        self.assertEqual(self.c.kmx_json("catalog")["records"], len(before))
         for kind, cmd in (("export", "exports"), ("consumption", "consumption")):
             got = query_sums_by_market(self.c.kmx_json("query", cmd, "--by", "market",
                                                        "--granularity", "any"), kind)
@@ -107,7 +110,7 @@ class Upgrade(unittest.TestCase):
     def test_older_schema_is_refused_by_service_and_upgrade(self):
         self.c.kmx_json("import", kmxtest.SAMPLE)
         self.assertEqual(self.c.stop("storage"), 0)
-        set_schema(self.c.data_dir, SCHEMA - 2)
+        set_schema(self.c.data_dir, OLDEST - 1)
         unchanged = digest(self.c.data_dir)
         r = subprocess.run([os.path.join(kmxtest.BIN, "kmx-storage")], env=self.c.env,
                            stdin=subprocess.DEVNULL, capture_output=True, text=True,
@@ -116,7 +119,7 @@ class Upgrade(unittest.TestCase):
         self.assertIn("release that wrote it", r.stderr)
         r = storage_cmd(self.c, "upgrade")
         self.assertNotEqual(r.returncode, 0, r.stdout)
-        self.assertIn("schema version %d" % (SCHEMA - 2), r.stderr)
+        self.assertIn("schema version %d" % (OLDEST - 1), r.stderr)
         self.assertEqual(digest(self.c.data_dir), unchanged)
         # Put back, the store opens as before.
         set_schema(self.c.data_dir, SCHEMA)

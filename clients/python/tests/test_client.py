@@ -298,7 +298,9 @@ class Writes(unittest.TestCase):
             self.k.put([self.record(item="a2"), self.record(item="b2", market="Atlantis")],
                        atomic=True)
         self.assertEqual([r["index"] for r in e.exception.records], [1])
-        self.assertEqual(list(self.k.list(item="a2")), [])
+        # Nothing was stored: no record holds the item, so naming it is refused.
+        with self.assertRaises(kmx.BadRequest):
+            list(self.k.list(item="a2"))
         res = self.k.put([self.record(item="c", unit="no_such_unit")], check=False)
         self.assertEqual(res.rejected, 1)
 
@@ -312,7 +314,8 @@ class Writes(unittest.TestCase):
             with self.assertRaises(kmx.Rejected) as e:
                 self.k.import_file(f.name, **kw)
             self.assertEqual([r["row"] for r in e.exception.records], [3])
-            self.assertEqual(list(self.k.list(source="t")), [])
+            with self.assertRaises(kmx.BadRequest):  # nothing stored holds source "t"
+                list(self.k.list(source="t"))
         res = self.k.import_file(f.name, check=False, defaults={"note": "from python"})
         self.assertEqual((res.stored, res.rejected), (1, 1))
         self.assertEqual([r["note"] for r in self.k.list(source="t")], ["from python"])
