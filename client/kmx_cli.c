@@ -4,6 +4,7 @@
 #include "kmx_cli.h"
 
 #include "kmx_err.h"
+#include "kmx_import.h"
 #include "kmx_log.h"
 
 #include <errno.h>
@@ -74,31 +75,6 @@ static int s_parse_int(const char *name, const char *arg, int min, int *out)
     return 1;
 }
 
-// Levenshtein distance of a[0..na) and b, at most 99.
-static size_t s_distance(const char *a, size_t na, const char *b) {
-    size_t nb = strlen(b);
-    if (na > 64 || nb > 64)
-        return 99;
-    size_t row[65];
-    for (size_t j = 0; j <= nb; j++)
-        row[j] = j;
-    for (size_t i = 1; i <= na; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= nb; j++) {
-            size_t up = row[j];
-            size_t best = diag + (a[i - 1] != b[j - 1]);
-            if (up + 1 < best)
-                best = up + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[nb];
-}
-
 // Reports why getopt_long refused argv[at] (the option text, "--name" or "--name=value").
 static void s_option_error(const char *command, const char *text, const struct option *longopts,
                            int optopt_value) {
@@ -118,6 +94,8 @@ static void s_option_error(const char *command, const char *text, const struct o
     const struct option *exact = NULL, *first = NULL; // named whole / first abbreviated
     int differ = 0; // the abbreviation fits options of different meanings
     const char *closest = NULL;
+    char given[65]; // the name without its "=value"
+    snprintf(given, sizeof given, "%.*s", (int)(len < 64 ? len : 64), name);
     for (const struct option *o = longopts; o->name; o++) {
         if (strncmp(o->name, name, len) == 0) {
             if (strlen(o->name) == len)
@@ -127,7 +105,7 @@ static void s_option_error(const char *command, const char *text, const struct o
             else if (o->val != first->val)
                 differ = 1;
         }
-        size_t d = s_distance(name, len, o->name);
+        size_t d = kmx_import_distance(given, o->name);
         if (d < best)
             best = d, closest = o->name;
     }

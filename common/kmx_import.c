@@ -270,7 +270,7 @@ static size_t s_code_points(const char *text, uint32_t *out, size_t max) {
 #define S_NAME_CP_MAX 64
 
 // Edit distance between two names, counted in code points so 수출앤 is one from 수출액.
-static size_t s_distance(const char *a, const char *b) {
+size_t kmx_import_distance(const char *a, const char *b) {
     uint32_t x[S_NAME_CP_MAX], y[S_NAME_CP_MAX];
     size_t n = s_code_points(a, x, S_NAME_CP_MAX), m = s_code_points(b, y, S_NAME_CP_MAX);
     size_t row[S_NAME_CP_MAX + 1];
@@ -299,7 +299,7 @@ static const s_alias_t *s_closest(const char *name) {
         const s_alias_t *a = s_alias_at(i);
         if (a->col == S_COL_IGNORED)
             continue;
-        size_t d = s_distance(name, a->name);
+        size_t d = kmx_import_distance(name, a->name);
         if (d < best_d) {
             best = a;
             best_d = d;

@@ -135,6 +135,10 @@ int kmx_import_row(const kmx_import_t *self, const char *const *fields, size_t n
 // Frees a record made by kmx_import_row and clears the pointer. Accepts NULL.
 void kmx_import_record_free(Kmx__V1__Record **rec_p);
 
+// The edit distance (Levenshtein, in code points, of the first 64) between two names: how
+// misspelt column names and CLI options find the name meant.
+size_t kmx_import_distance(const char *a, const char *b);
+
 // Parses "preliminary", "revised", "final" (any case; also 잠정, 수정, 확정). Returns 0 or
 // KMX_ERR_INVAL.
 int kmx_import_status_parse(const char *text, Kmx__V1__Status *out);
