@@ -409,10 +409,19 @@ class Events(unittest.TestCase):
         self.assertTrue(rows)
         self.assertGreater(patient.retried, 0)
         self.assertGreater(time.monotonic() - t0, 2.5)
+        # A write too: sent while storage is down, stored once it is back, exactly once.
+        wait_for(lambda: self.c.kmx("ping", check=False).returncode == 0, what="ping")
+        self.c.stop("storage", signal.SIGKILL)
+        restart = threading.Timer(3.0, lambda: self.c.spawn("storage", "kmx-storage"))
+        restart.start()
+        before = patient.retried
         res = patient.put([{"kind": "export", "period": "2041", "market": "JP",
                             "category": "physical_album_customs", "item": "retried",
                             "value": "1", "unit": "USD", "source": "events"}])
-        self.assertEqual(res.stored, 1)
+        restart.join()
+        self.assertEqual(res.stored + res.unchanged, 1)
+        self.assertGreater(patient.retried, before)
+        self.assertEqual(len(list(patient.list(item="retried"))), 1)
 
 
 class Curve(unittest.TestCase):
