@@ -4,7 +4,7 @@
 # temporary directory, never into the source tree; crash inputs are kept in
 # BUILD_DIR/fuzz/artifacts/<name>. Any crash, leak or sanitizer report fails the run (exit
 # nonzero). The seed is printed; KMX_SEED=N repeats a run.
-#   tests/fuzz/run.sh NAME BUILD_DIR [SECONDS]     NAME: doc | request | answer | korean
+#   tests/fuzz/run.sh NAME BUILD_DIR [SECONDS]     NAME: doc | request | answer | korean | gateway
 set -euo pipefail
 name=$1
 build=$(cd "$2" && pwd)
@@ -28,6 +28,12 @@ libs=()
 if [[ $name == doc ]]; then # the round trip writes CSV as the CLI does
   ingest+=("$src/client/kmx_format.c" "$src/client/kmx_json.c")
   extra+=(-I"$src/client")
+  libs=(-ljansson)
+fi
+if [[ $name == gateway ]]; then # kmx-gateway's parameters, routes and tokens
+  ingest=("$src/services/gateway/kmx_gw_parse.c" "$src/client/kmx_qargs.c"
+          "$src/client/kmx_format.c" "$src/client/kmx_json.c")
+  extra=(-I"$src/services/gateway" -I"$src/client")
   libs=(-ljansson)
 fi
 if [[ $name == answer ]]; then
