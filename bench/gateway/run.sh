@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# kmx-gateway beside 7/MDP in the same run, on the same services and data:
+#   - wrk (Debian) against /v1/query (a one-year group-by by market) and /v1/record (a
+#     point get): requests/s and p50/p99, and the same questions through 7/MDP with as
+#     many concurrent clients (kmx_bench_gateway mdp builds them from the same query
+#     string with the gateway's own parameter code);
+#   - CLIENTS Server-Sent Events streams on one gateway receiving a burst of EVENTS
+#     records: every stream must get every event, in order; delivery p99 printed.
+# Targets (issue #15): the gateway adds at most 30 % to the 7/MDP latency; SSE delivery
+# p99 under 100 ms at 1,000 streams. Everything started here is stopped on exit.
+#   bench/gateway/run.sh [BUILD_DIR] [--smoke]
+#   full: 20,000 records, 16 connections, 10 s per question, 1,000 streams, 10,000 events
+#   --smoke: 2,000 records, 4 connections, 2 s, 20 streams, 200 events (the test suite's)
+set -euo pipefail
+src=$(cd "$(dirname "$0")/../.." && pwd)
+build=$(cd "${1:-$src/build/release}" && pwd)
+records=20000 conns=16 secs=10 streams=1000 events=10000
+if [[ ${2:-} == --smoke ]]; then records=2000 conns=4 secs=2 streams=20 events=200; fi
+bin=$build/bin
+for b in kmx-broker kmx-storage kmx-ingest kmx-query kmx-gateway kmx kmx_bench_gateway; do
+  [[ -x $bin/$b ]] || { echo "bench: build $b in $build first" >&2; exit 1; }
+done
+command -v wrk >/dev/null || { echo "bench: wrk not found (scripts/setup.sh installs it)" >&2; exit 1; }
+work=$(mktemp -d /tmp/kmx-bench-gateway-XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+export KMX_BROKER_BIND=tcp://127.0.0.1:$(port) KMX_EVENTS_BIND=tcp://127.0.0.1:$(port)
+export KMX_PUBLISH_BIND=tcp://127.0.0.1:$(port) KMX_STORAGE_BIND=tcp://127.0.0.1:$(port)
+export KMX_BROKER=$KMX_BROKER_BIND KMX_EVENTS=$KMX_EVENTS_BIND KMX_PUBLISH=$KMX_PUBLISH_BIND
+export KMX_STORAGE=$KMX_STORAGE_BIND KMX_DATA_DIR=$work/data KMX_LOG_LEVEL=warn
+gwport=$(port)
+export KMX_GATEWAY_BIND=127.0.0.1:$gwport KMX_GATEWAY_MAX_STREAMS=$((streams + 100))
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+"$bin/kmx-broker" 2>>"$work/log" & pids+=($!)
+"$bin/kmx-storage" 2>>"$work/log" & pids+=($!)
+"$bin/kmx-ingest" 2>>"$work/log" & pids+=($!)
+"$bin/kmx-query" 2>>"$work/log" & pids+=($!)
+for _ in $(seq 100); do "$bin/kmx" ping kmx.query >/dev/null 2>&1 && break; sleep 0.1; done
+for _ in $(seq 100); do "$bin/kmx" ping kmx.ingest >/dev/null 2>&1 && break; sleep 0.1; done
+
+# Records: 25 years x 40 markets x 4 categories x items, so one year's group-by of one
+# category adds records from every market.
+python3 - "$records" >"$work/rows.csv" <<'PY'
+import sys
+n = int(sys.argv[1])
+markets = ["JP", "US", "CN", "TW", "HK", "TH", "VN", "ID", "PH", "MY", "SG", "IN", "AU",
+           "NZ", "CA", "MX", "BR", "AR", "CL", "GB", "FR", "DE", "IT", "ES", "NL", "SE",
+           "PL", "TR", "AE", "SA", "EG", "ZA", "NG", "KE", "RU", "UA", "KZ", "MN", "PE", "CO"]
+cats = ["physical_album_customs", "music_video_customs", "recorded", "performance"]
+print("kind,period,market,category,item,value,unit,source")
+i = 0
+while i < n:
+    year = 2000 + (i // len(markets)) % 25
+    m = markets[i % len(markets)]
+    c = cats[(i // (len(markets) * 25)) % len(cats)]
+    item = "series %d" % (i // (len(markets) * len(cats) * 25))
+    print("export,%d,%s,%s,%s,%d.%02d,USD_million,kmx bench" % (year, m, c, item, i % 97 + 1, i % 100))
+    i += 1
+PY
+"$bin/kmx" import "$work/rows.csv" >/dev/null
+"$bin/kmx-gateway" 2>>"$work/log" & pids+=($!)
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$gwport/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+
+query="kind=exports&period=2024&category=physical_album_customs&by=market"
+get="kind=export&period=2024&market=JP&category=physical_album_customs&item=series%200&source=kmx%20bench"
+get_mdp="kind=export&period=2024&market=JP&category=physical_album_customs&item=series 0&source=kmx bench"
+curl -fs "http://127.0.0.1:$gwport/v1/query/exports?$query" | head -c 200 >&2 && echo >&2
+curl -fs "http://127.0.0.1:$gwport/v1/record?$get" >/dev/null ||
+  { echo "bench: the point get found no record" >&2; exit 1; }
+
+# wrk's latency table: "50%  1.23ms"; units us/ms/s.
+ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) print v / 1000; else if (v ~ /ms$/) print v + 0;
+       else if (v ~ /s$/) print v * 1000; else print v }'; }
+http() { # NAME PATH
+  local out
+  out=$(wrk -t2 -c"$conns" -d"${secs}s" --latency "http://127.0.0.1:$gwport$2")
+  local rps p50 p99 errs
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
+  p99=$(ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+  errs=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
+  echo "http $1: $rps requests/s, p50 $p50 ms, p99 $p99 ms${errs:+, $errs non-2xx}"
+  echo "figure: $1 http requests/s = $rps"
+  echo "figure: $1 http p50 = $p50 ms"
+  echo "figure: $1 http p99 = $p99 ms"
+  [[ -z $errs ]]
+}
+mdp() { # NAME MODE QUERYSTRING
+  local out
+  out=$("$bin/kmx_bench_gateway" mdp "$KMX_BROKER" "$conns" "$secs" "$2" "$3")
+  echo "$out"
+  local rps p50 p99
+  rps=$(sed -E 's/.* ([0-9.]+) requests\/s.*/\1/' <<<"$out")
+  p50=$(sed -E 's/.*p50 ([0-9.]+) ms.*/\1/' <<<"$out")
+  p99=$(sed -E 's/.*p99 ([0-9.]+) ms.*/\1/' <<<"$out")
+  echo "figure: $1 mdp requests/s = $rps"
+  echo "figure: $1 mdp p50 = $p50 ms"
+  echo "figure: $1 mdp p99 = $p99 ms"
+  eval "${1}_mdp_p50=$p50 ${1}_mdp_p99=$p99"
+}
+echo "bench: gateway: $records records; $conns concurrent connections, ${secs}s per question" >&2
+results=$work/results
+{
+  mdp groupby query "$query"
+  http groupby "/v1/query/exports?$query"
+  mdp get get "$get_mdp"
+  http get "/v1/record?$get"
+} | tee "$results"
+fig() { awk -v n="figure: $1 =" 'index($0, n) == 1 {print $(NF-1) == "=" ? $NF : $(NF-1)}' "$results" | tail -1; }
+for q in groupby get; do
+  for p in p50 p99; do
+    h=$(fig "$q http $p"); m=$(fig "$q mdp $p")
+    awk -v h="$h" -v m="$m" -v q="$q" -v p="$p" 'BEGIN {
+      r = m > 0 ? h / m : 0;
+      printf "target %s %s: the gateway adds at most 30%% to 7/MDP: %.3f ms vs %.3f ms (%+.0f%%) %s\n",
+             q, p, h, m, (r - 1) * 100, r <= 1.3 ? "met" : "short" }'
+  done
+done
+
+echo "bench: gateway: $streams event streams, a burst of $events events" >&2
+out=$("$bin/kmx_bench_gateway" sse 127.0.0.1 "$gwport" "$streams" "$events" "$KMX_BROKER")
+echo "$out"
+p99=$(sed -E 's/.*p99 ([0-9.]+) ms.*/\1/' <<<"$out")
+bad=$(sed -E 's/.* ([0-9]+) did not;.*/\1/' <<<"$out")
+echo "figure: sse $streams streams delivery p99 = $p99 ms"
+echo "figure: sse $streams streams missing or out of order = $bad"
+awk -v p="$p99" -v n="$streams" -v b="$bad" 'BEGIN {
+  printf "target sse: every stream gets every event, delivery p99 under 100 ms at %d streams: %s ms, %d streams short of events %s\n",
+         n, p, b, (p < 100 && b == 0) ? "met" : "short" }'
+echo "(a shared 2-core machine: the services, wrk and the clients compete for the same cores)"
