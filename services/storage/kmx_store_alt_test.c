@@ -1,0 +1,143 @@
+/*  Tests for kmx_store_alt against a real LMDB store: the alternatives check refuses two
+    measurements of one quantity, follows writes and deletes (the cache is rebuilt when the
+    sequence moves), lets rows split by source or by differently worded items through, and
+    sets aside all but the preferred measurement.  */
+#define _XOPEN_SOURCE 700 // nftw, to remove the test directory
+#include "kmx_store.h"
+
+#include "kmx_err.h"
+#include "kmx_testkit.h"
+
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+typedef struct {
+    char dir[64];       // the mkdtemp directory
+    kmx_store_t *store; // open store in dir
+} s_fixture_t;
+
+static int s_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static int s_setup(void **state) {
+    s_fixture_t *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    snprintf(f->dir, sizeof f->dir, "/tmp/kmx-alt-test-XXXXXX");
+    if (!mkdtemp(f->dir) || kmx_store_open(f->dir, NULL, &f->store) != 0) {
+        nftw(f->dir, s_rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int s_teardown(void **state) {
+    s_fixture_t *f = *state;
+    kmx_store_close(&f->store);
+    nftw(f->dir, s_rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+static void s_rec(kmx_testkit_rec_t *r, const char *item, const char *source, int64_t amount) {
+    kmx_testkit_rec_init(r, "WORLD", 202401, 202412, amount, "USD");
+    r->rec.item = (char *)item;
+    r->rec.source = (char *)source;
+}
+
+static void s_write(kmx_store_t *store, kmx_store_op_kind_t kind, kmx_testkit_rec_t *r) {
+    kmx_store_op_t op = {kind, &r->rec};
+    kmx_put_outcome_t out;
+    assert_int_equal(kmx_store_write_batch(store, &op, 1, &out, NULL), 0);
+    assert_int_equal(out.outcome, KMX__V1__RECORD_RESULT__OUTCOME__STORED);
+}
+
+static int s_check(kmx_store_t *store, const Kmx__V1__Filter *filter, Kmx__V1__GroupField by,
+                   char *why, size_t size) {
+    return kmx_store_alternatives_check(store, filter, &by, by ? 1 : 0, why, size);
+}
+
+static void test_alt_check_follows_writes(void **state) {
+    s_fixture_t *f = *state;
+    kmx_testkit_rec_t yonhap, chosun, jp;
+    s_rec(&yonhap, "album exports total (+0.55% YoY)", "KCS via Yonhap", 2918000000000LL);
+    s_rec(&chosun, "album exports total (precise)", "KCS via Chosun", 2918200000000LL);
+    s_rec(&jp, "album exports to Japan", "KCS via Yonhap", 898000000000LL);
+    char why[512] = "";
+    s_write(f->store, KMX_STORE_OP_PUT, &yonhap);
+    s_write(f->store, KMX_STORE_OP_PUT, &jp);
+    assert_int_equal(s_check(f->store, NULL, 0, why, sizeof why), 0);
+    s_write(f->store, KMX_STORE_OP_PUT, &chosun); // the sequence moves: walked again
+    assert_int_equal(s_check(f->store, NULL, 0, why, sizeof why), 1);
+    assert_non_null(strstr(why, "'album exports total' has alternative measurements"));
+    assert_non_null(strstr(why, "'KCS via Yonhap' (291800000 USD)"));
+    assert_non_null(strstr(why, "'KCS via Chosun' (291820000 USD)"));
+    // Split by source, or by item (worded differently here): nothing is added.
+    assert_int_equal(s_check(f->store, NULL, KMX__V1__GROUP_FIELD__BY_SOURCE, why, sizeof why), 0);
+    assert_int_equal(s_check(f->store, NULL, KMX__V1__GROUP_FIELD__BY_ITEM, why, sizeof why), 0);
+    assert_int_equal(s_check(f->store, NULL, KMX__V1__GROUP_FIELD__BY_MARKET, why, sizeof why), 1);
+    // A filter that matches one of them only.
+    Kmx__V1__Filter filter = KMX__V1__FILTER__INIT;
+    char *sources[] = {"KCS via Chosun"};
+    filter.n_sources = 1;
+    filter.sources = sources;
+    assert_int_equal(s_check(f->store, &filter, 0, why, sizeof why), 0);
+    char *markets[] = {"JP"};
+    Kmx__V1__Filter jp_only = KMX__V1__FILTER__INIT;
+    jp_only.n_markets = 1;
+    jp_only.markets = markets;
+    assert_int_equal(s_check(f->store, &jp_only, 0, why, sizeof why), 0);
+    s_write(f->store, KMX_STORE_OP_DELETE, &chosun);
+    assert_int_equal(s_check(f->store, NULL, 0, why, sizeof why), 0);
+}
+
+static void test_alt_set_aside_keeps_the_preferred(void **state) {
+    s_fixture_t *f = *state;
+    kmx_testkit_rec_t r[3];
+    s_rec(&r[0], "album exports total (+0.55% YoY)", "KCS via Yonhap", 2918000000000LL);
+    s_rec(&r[1], "album exports total (precise)", "KCS via Chosun", 2918200000000LL);
+    s_rec(&r[2], "album exports total", "seed article", 5600000000000LL);
+    r[2].rec.has_confidence = 1;
+    r[2].rec.confidence = KMX__V1__CONFIDENCE__LOW;
+    r[0].rec.has_confidence = r[1].rec.has_confidence = 1;
+    r[0].rec.confidence = r[1].rec.confidence = KMX__V1__CONFIDENCE__HIGH;
+    for (size_t i = 0; i < 3; i++)
+        s_write(f->store, KMX_STORE_OP_PUT, &r[i]);
+    kmx_store_set_aside_t aside;
+    Kmx__V1__GroupField by = KMX__V1__GROUP_FIELD__BY_MARKET;
+    assert_int_equal(kmx_store_alternatives_set_aside(f->store, NULL, &by, 1, &aside), 0);
+    assert_int_equal(aside.n, 2);
+    for (size_t i = 0; i < aside.n; i++) {
+        assert_string_not_equal(aside.records[i]->source, "KCS via Chosun");
+        assert_non_null(strstr(aside.notes[i], "kept 291820000 USD from 'KCS via Chosun'"));
+    }
+    kmx_store_set_aside_fini(&aside);
+    assert_int_equal(aside.n, 0);
+    by = KMX__V1__GROUP_FIELD__BY_SOURCE;
+    assert_int_equal(kmx_store_alternatives_set_aside(f->store, NULL, &by, 1, &aside), 0);
+    assert_int_equal(aside.n, 0);
+    kmx_store_set_aside_fini(&aside);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_alt_check_follows_writes, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_alt_set_aside_keeps_the_preferred, s_setup,
+                                        s_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
