@@ -9,14 +9,14 @@ Requests travel as Majordomo 7/MDP messages with kmx.v1 protobuf bodies (docs/cl
 text forms (periods, markets, units, amounts) are read by the services, exactly as for the
 kmx CLI. Errors are kmx.Error exceptions with code, message and per-record results.
 """
-from .client import (BROKER, INGEST, QUERY, STORAGE, Client, PutResult, QueryResult, amount,
-                     event_dict, format_period, record_dict, to_pandas)
+from .client import (BROKER, INGEST, QUERY, STORAGE, Client, History, PutResult, QueryResult,
+                     amount, event_dict, format_period, record_dict, to_pandas)
 from .errors import (BadRequest, Error, Forbidden, Internal, NotFound, Rejected, ResyncNeeded,
                      StorageFull, Timeout, TooLarge, Unavailable, Unsupported)
 from . import kmx_pb2 as pb
 
-__all__ = ["__version__", "Client", "PutResult", "QueryResult", "Error", "BadRequest", "NotFound",
-           "Unavailable", "Internal", "TooLarge", "Unsupported", "ResyncNeeded", "StorageFull",
+__all__ = ["__version__", "Client", "History", "PutResult", "QueryResult", "Error", "BadRequest",
+           "NotFound", "Unavailable", "Internal", "TooLarge", "Unsupported", "ResyncNeeded", "StorageFull",
            "Forbidden", "Timeout", "Rejected", "amount", "format_period", "record_dict",
            "event_dict", "to_pandas", "pb", "BROKER", "INGEST", "QUERY", "STORAGE"]
 from ._version import __version__  # noqa: E402  (written by CMake from the project version)

@@ -128,15 +128,20 @@ def _kind(kind):
         raise ValueError("kind wants export or consumption, not %r" % (kind,)) from None
 
 
-def _items(value):
-    """A filter list: a string (comma-separated, as the CLI's flags) or an iterable."""
+def _items(value, split=True):
+    """A filter list: a string or an iterable of them. As the CLI's flags do, code-like
+    fields (markets, regions, categories, units) split text at commas; free text (items,
+    companies, artists, sources: split=False) holds commas of its own and never does."""
     if value is None:
         return []
     if isinstance(value, str):
         value = [value]
     out = []
     for v in value:
-        out.extend(p.strip() for p in str(v).split(",") if p.strip())
+        if split:
+            out.extend(p.strip() for p in str(v).split(",") if p.strip())
+        else:
+            out.append(str(v))
     return out
 
 
@@ -195,6 +200,15 @@ class PutResult:
     def __repr__(self):
         return ("PutResult(stored=%d, unchanged=%d, rejected=%d, last_seq=%d)"
                 % (self.stored, self.unchanged, self.rejected, self.last_seq))
+
+
+class History(list):
+    """A figure's changes, oldest first, with the event log's first_seq and last_seq."""
+
+    def __init__(self, events, first_seq, last_seq):
+        super().__init__(events)
+        self.first_seq = first_seq
+        self.last_seq = last_seq
 
 
 class QueryResult:
@@ -606,11 +620,11 @@ class Client:
         f.markets.extend(_items(market))
         f.regions.extend(_items(region))
         f.categories.extend(_items(category) + _items(dimension))
-        f.items.extend(_items(item) + _items(series))
-        f.companies.extend(_items(company))
-        f.artists.extend(_items(artist))
+        f.items.extend(_items(item, False) + _items(series, False))
+        f.companies.extend(_items(company, False))
+        f.artists.extend(_items(artist, False))
         f.units.extend(_items(unit))
-        f.sources.extend(_items(source))
+        f.sources.extend(_items(source, False))
         if granularity is not None:
             f.granularity = granularity
         return f
@@ -705,6 +719,56 @@ class Client:
             rows.append(d)
         return QueryResult(rows, columns, res.matched, res.granularity,
                            res.dropped if res.HasField("dropped") else None)
+
+    def catalog(self, kind=None):
+        """What the store holds, as `kmx catalog --format json` prints it: markets (value,
+        name, level, region, records), regions with their member countries, categories
+        with unit, first and last period, periods and records, items, sources, companies,
+        artists, records and last_seq. kind limits it to exports or consumption."""
+        req = pb.CatalogRequest()
+        if kind is not None:
+            req.kind = _kind(kind)
+        c = self._result(QUERY, "catalog", catalog=req)
+
+        def kind_name(k):
+            return "export" if k == pb.EXPORT else "consumption"
+
+        def entries(items):
+            out = []
+            for e in items:
+                d = {"kind": kind_name(e.kind), "value": e.value}
+                if e.HasField("name") or e.HasField("level") or e.HasField("region"):
+                    d.update(name=e.name if e.HasField("name") else None,
+                             level=e.level if e.HasField("level") else None,
+                             region=e.region if e.HasField("region") else None)
+                if e.HasField("category"):
+                    d["category"] = e.category
+                d["records"] = e.records
+                out.append(d)
+            return out
+
+        def month(m):
+            return format_period(m, m) if m else ""
+
+        return {
+            "last_seq": c.last_seq, "records": c.records, "markets": entries(c.markets),
+            "regions": [{"name": r.name, "members": list(r.members)} for r in c.regions],
+            "categories": [{"kind": kind_name(k.kind), "name": k.name, "unit": k.unit,
+                            "first": month(k.period.start) if k.HasField("period") else "",
+                            "last": month(k.period.end) if k.HasField("period") else "",
+                            "periods": k.periods, "records": k.records}
+                           for k in c.categories],
+            "items": entries(c.items), "sources": entries(c.sources),
+            "companies": entries(c.companies), "artists": entries(c.artists),
+        }
+
+    def history(self, **key):
+        """Every value the figure with this natural key has had, oldest first: a list of
+        event dicts (as `kmx history --format json` prints them) with `first_seq` and
+        `last_seq` attributes (the event log keeps first_seq onward). Raises kmx.NotFound
+        when the log holds no change of that key."""
+        h = self._result(QUERY, "history", history=pb.HistoryRequest(key=self._key(key)))
+        return History([event_dict(e) for e in h.events], h.first_seq, h.last_seq)
 
     # -- events --------------------------------------------------------------------------
     def replay(self, since=0, prefixes=None, limit=REPLAY_PAGE):

@@ -170,6 +170,43 @@ class Answers(unittest.TestCase):
             self.k.get(**dict(key, item="no such series"))
         self.assertEqual(e.exception.code, "NOT_FOUND")
 
+    def test_catalog_equals_cli(self):
+        mine = self.k.catalog()
+        self.assertEqual(mine, self.c.kmx_json("catalog"))
+        self.assertEqual(mine["records"], len(kmxtest.sample_facts()))
+        self.assertIn("JP", [m["value"] for m in mine["markets"]])
+        cons = self.k.catalog("consumption")
+        self.assertEqual(cons, self.c.kmx_json("catalog", "consumption"))
+        self.assertTrue(cons["categories"])
+        self.assertEqual({c["kind"] for c in cons["categories"]}, {"consumption"})
+
+    def test_history_of_a_revised_figure(self):
+        # The sample's 2022 customs total: published preliminary, then revised.
+        key = {"kind": "export", "period": "2022", "market": "WORLD",
+               "category": "physical_album_customs"}
+        rec = next(r for r in self.k.list(**key))
+        key.update(item=rec["item"], source=rec["source"])
+        hist = self.k.history(**key)
+        self.assertGreaterEqual(len(hist), 2)
+        self.assertEqual([e["seq"] for e in hist], sorted(e["seq"] for e in hist))
+        self.assertEqual(hist[-1]["record"]["value"], rec["value"])
+        self.assertEqual(hist[-1]["previous"], hist[-2]["record"]["value"])
+        self.assertEqual(hist.first_seq, 1)
+        flags = []
+        for k, v in key.items():
+            flags += ["--" + k, v]
+        cli = self.c.kmx_lines("history", *flags)
+        self.assertEqual([(e["seq"], Decimal(e["record"]["value"])) for e in cli],
+                         [(e["seq"], e["record"]["value"]) for e in hist])
+        with self.assertRaises(kmx.NotFound):
+            self.k.history(**dict(key, period="1901"))
+
+    def test_free_text_filters_keep_their_commas(self):
+        rec = next(r for r in self.k.list() if "," in (r["source"] or ""))
+        mine = list(self.k.list(source=rec["source"]))
+        self.assertEqual(mine, cli_rows(self.c.kmx_lines("list", "--source", rec["source"])))
+        self.assertIn(rec, mine)
+
     def test_replay_and_errors(self):
         events, last, first = self.k.replay(0, limit=5)
         self.assertEqual([e["seq"] for e in events], [1, 2, 3, 4, 5])
