@@ -193,7 +193,7 @@ static void s_print(const kmx_cli_opts_t *opts, const Kmx__V1__CatalogResult *c)
 int kmx_cli_catalog(kmx_cli_opts_t *opts, int argc, char **argv) {
     static const struct option longopts[] = {KMX_CLI_COMMON_OPTIONS, {NULL, 0, NULL, 0}};
     int opt;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    while ((opt = kmx_cli_getopt(argc, argv, "h", longopts)) != -1) {
         int rc = kmx_cli_common_option(opts, opt, optarg);
         if (rc == 0)
             fputs(s_catalog_usage, stderr);

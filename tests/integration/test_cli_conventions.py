@@ -45,6 +45,14 @@ class Conventions(unittest.TestCase):
                          "kmx: query: option '--share' takes no value")
         self.assertEqual(self.fails("stats", "-x"), "kmx: stats: unknown option '-x'")
 
+    def test_every_command_reports_option_errors_alike(self):
+        for command in ("import", "put", "delete", "get", "history", "query", "list", "dump",
+                        "catalog", "watch", "stats", "ping", "keygen"):
+            with self.subTest(command=command):
+                self.assertEqual(self.fails(command, "--bogus-option"),
+                                 "kmx: %s: unknown option '--bogus-option' (see kmx %s --help)"
+                                 % (command, command))
+
     def test_bad_environment_is_named_and_nothing_runs(self):
         for name in ("KMX_TIMEOUT", "KMX_RETRIES"):
             for value in ("abc", "0", "-5"):
