@@ -4,6 +4,7 @@
 #include "kmx_cli.h"
 
 #include "kmx_err.h"
+#include "kmx_json.h"
 #include "kmx_period.h"
 #include "kmx_record.h"
 
@@ -104,66 +105,12 @@ static void s_rows(const kmx_cli_opts_t *opts, kmx_format_table_t *t,
         s_entry_row(&r, "source", c->sources[i]), s_emit(opts, t, &r);
 }
 
-static void s_json_entries(const char *name, Kmx__V1__CatalogEntry *const *list, size_t n) {
-    printf(",\"%s\":[", name);
-    for (size_t i = 0; i < n; i++) {
-        const Kmx__V1__CatalogEntry *e = list[i];
-        printf("%s{\"kind\":\"%s\",\"value\":", i ? "," : "", s_kind_name(e->kind));
-        kmx_format_json_string(stdout, e->value);
-        if (e->name || e->level || e->region) {
-            fputs(",\"name\":", stdout);
-            kmx_format_json_string(stdout, e->name);
-            fputs(",\"level\":", stdout);
-            kmx_format_json_string(stdout, e->level);
-            fputs(",\"region\":", stdout);
-            kmx_format_json_string(stdout, e->region);
-        }
-        if (e->category) {
-            fputs(",\"category\":", stdout);
-            kmx_format_json_string(stdout, e->category);
-        }
-        printf(",\"records\":%" PRIu64 "}", e->records);
-    }
-    fputc(']', stdout);
-}
-
 static void s_json(const Kmx__V1__CatalogResult *c) {
-    printf("{\"last_seq\":%" PRIu64 ",\"records\":%" PRIu64, c->last_seq, c->records);
-    s_json_entries("markets", c->markets, c->n_markets);
-    fputs(",\"regions\":[", stdout);
-    for (size_t i = 0; i < c->n_regions; i++) {
-        printf("%s{\"name\":", i ? "," : "");
-        kmx_format_json_string(stdout, c->regions[i]->name);
-        fputs(",\"members\":[", stdout);
-        for (size_t k = 0; k < c->regions[i]->n_members; k++) {
-            fputs(k ? "," : "", stdout);
-            kmx_format_json_string(stdout, c->regions[i]->members[k]);
-        }
-        fputs("]}", stdout);
-    }
-    fputs("],\"categories\":[", stdout);
-    for (size_t i = 0; i < c->n_categories; i++) {
-        const Kmx__V1__CatalogCategory *k = c->categories[i];
-        char first[KMX_PERIOD_TEXT_MAX] = "", last[KMX_PERIOD_TEXT_MAX] = "";
-        if (k->period) {
-            kmx_period_t a = {k->period->start, k->period->start};
-            kmx_period_t b = {k->period->end, k->period->end};
-            kmx_period_format(&a, first, sizeof first);
-            kmx_period_format(&b, last, sizeof last);
-        }
-        printf("%s{\"kind\":\"%s\",\"name\":", i ? "," : "", s_kind_name(k->kind));
-        kmx_format_json_string(stdout, k->name);
-        fputs(",\"unit\":", stdout);
-        kmx_format_json_string(stdout, k->unit);
-        printf(",\"first\":\"%s\",\"last\":\"%s\",\"periods\":%u,\"records\":%" PRIu64 "}", first,
-               last, k->periods, k->records);
-    }
-    fputc(']', stdout);
-    s_json_entries("items", c->items, c->n_items);
-    s_json_entries("sources", c->sources, c->n_sources);
-    s_json_entries("companies", c->companies, c->n_companies);
-    s_json_entries("artists", c->artists, c->n_artists);
-    fputs("}\n", stdout);
+    json_t *doc = kmx_json_catalog(c);
+    if (!doc || kmx_json_dumpf(doc, stdout) < 0)
+        kmx_cli_error("out of memory");
+    json_decref(doc);
+    fputc('\n', stdout);
 }
 
 static void s_print(const kmx_cli_opts_t *opts, const Kmx__V1__CatalogResult *c) {

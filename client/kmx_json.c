@@ -4,6 +4,7 @@
     byte after dumping is exact.  */
 #include "kmx_json.h"
 
+#include "kmx_period.h"
 #include "kmx_value.h"
 
 #include <stdlib.h>
@@ -164,6 +165,78 @@ void kmx_json_import_read(json_t *doc, const kmx_json_import_read_t *r) {
     json_object_set_new(doc, "warnings", warnings ? warnings : json_array());
     json_object_set_new(doc, "preview", preview ? preview : json_array());
     json_object_set_new(doc, "error", kmx_json_string(r->error));
+}
+
+static const char *s_kind_name(Kmx__V1__Kind kind) {
+    return kind == KMX__V1__KIND__EXPORT ? "export" : "consumption";
+}
+
+// Appends one catalog entry object to arr; name, level and region only for markets that
+// have them, category only for items.
+static int s_catalog_entry(json_t *arr, const Kmx__V1__CatalogEntry *e) {
+    json_t *o =
+        json_pack("{s:s,s:o}", "kind", s_kind_name(e->kind), "value", kmx_json_string(e->value));
+    if (o && (e->name || e->level || e->region)) {
+        json_object_set_new(o, "name", kmx_json_string(e->name));
+        json_object_set_new(o, "level", kmx_json_string(e->level));
+        json_object_set_new(o, "region", kmx_json_string(e->region));
+    }
+    if (o && e->category)
+        json_object_set_new(o, "category", kmx_json_string(e->category));
+    if (o)
+        json_object_set_new(o, "records", json_integer((json_int_t)e->records));
+    return json_array_append_new(arr, o);
+}
+
+static json_t *s_catalog_entries(Kmx__V1__CatalogEntry *const *list, size_t n) {
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < n; i++) {
+        if (s_catalog_entry(arr, list[i]) < 0) {
+            json_decref(arr);
+            return NULL;
+        }
+    }
+    return arr;
+}
+
+static json_t *s_catalog_category(const Kmx__V1__CatalogCategory *k) {
+    char first[KMX_PERIOD_TEXT_MAX] = "", last[KMX_PERIOD_TEXT_MAX] = "";
+    if (k->period) {
+        kmx_period_t a = {k->period->start, k->period->start};
+        kmx_period_t b = {k->period->end, k->period->end};
+        kmx_period_format(&a, first, sizeof first);
+        kmx_period_format(&b, last, sizeof last);
+    }
+    return json_pack("{s:s,s:o,s:o,s:s,s:s,s:I,s:I}", "kind", s_kind_name(k->kind), "name",
+                     kmx_json_string(k->name), "unit", kmx_json_string(k->unit), "first", first,
+                     "last", last, "periods", (json_int_t)k->periods, "records",
+                     (json_int_t)k->records);
+}
+
+static json_t *s_catalog_regions(const Kmx__V1__CatalogResult *c) {
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < c->n_regions; i++) {
+        json_t *members = json_array();
+        for (size_t k = 0; members && k < c->regions[i]->n_members; k++)
+            json_array_append_new(members, kmx_json_string(c->regions[i]->members[k]));
+        json_array_append_new(arr,
+                              json_pack("{s:o,s:o}", "name", kmx_json_string(c->regions[i]->name),
+                                        "members", members ? members : json_array()));
+    }
+    return arr;
+}
+
+json_t *kmx_json_catalog(const Kmx__V1__CatalogResult *c) {
+    json_t *cats = json_array();
+    for (size_t i = 0; cats && i < c->n_categories; i++)
+        json_array_append_new(cats, s_catalog_category(c->categories[i]));
+    return json_pack("{s:I,s:I,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "last_seq", (json_int_t)c->last_seq,
+                     "records", (json_int_t)c->records, "markets",
+                     s_catalog_entries(c->markets, c->n_markets), "regions", s_catalog_regions(c),
+                     "categories", cats, "items", s_catalog_entries(c->items, c->n_items),
+                     "sources", s_catalog_entries(c->sources, c->n_sources), "companies",
+                     s_catalog_entries(c->companies, c->n_companies), "artists",
+                     s_catalog_entries(c->artists, c->n_artists));
 }
 
 #define S_DUMP_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY | JSON_REAL_PRECISION(6))

@@ -34,6 +34,11 @@ json_t *kmx_json_record(const kmx_format_record_t *rec);
 // previous, committed_ms. NULL when out of memory.
 json_t *kmx_json_event(const Kmx__V1__UpdateEvent *ev);
 
+// The catalog as `kmx catalog --format json` prints it: last_seq, records, markets,
+// regions, categories (with unit, first and last period), items, sources, companies,
+// artists. NULL when out of memory.
+json_t *kmx_json_catalog(const Kmx__V1__CatalogResult *catalog);
+
 // The event type's name: "upsert", "delete", "heartbeat" or "unknown".
 const char *kmx_json_event_type(Kmx__V1__EventType type);
 

@@ -11,6 +11,7 @@
 #include "kmx_gw_pool.h"
 #include "kmx_json.h"
 #include "kmx_log.h"
+#include "kmx_record.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -30,13 +31,14 @@
 #define S_LIST_DEFAULT 100                 // records per page of /v1/records
 #define S_LIST_MAX 1000                    // most records per page
 #define S_SSE_BLOCK 32768                  // bytes per event-stream read
-#define S_NENDPOINTS 9                     // kmx_gw_endpoint_t values
+#define S_NENDPOINTS 11                    // kmx_gw_endpoint_t values
 
 static const int s_statuses[] = {200, 400, 401, 403, 404, 405, 413, 414, 429, 500, 503};
 #define S_NSTATUSES (sizeof(s_statuses) / sizeof(s_statuses[0]))
 
 static const char *const s_endpoint_names[S_NENDPOINTS] = {
-    "none", "healthz", "metrics", "query", "records", "record", "import", "events", "static"};
+    "none",   "healthz", "metrics", "query",   "records", "record",
+    "import", "events",  "static",  "catalog", "history"};
 
 struct kmx_gateway {
     kmx_gateway_config_t cfg;                                 // settings (borrowed strings)
@@ -417,6 +419,54 @@ static enum MHD_Result s_record(kmx_gateway_t *self, struct MHD_Connection *c, c
         kmx_gw_pool_put(self->pool, client);
     }
     kmx_qargs_fini(&a);
+    return out;
+}
+
+// GET /v1/history: every change of one figure, oldest first, as kmx history prints them.
+static enum MHD_Result s_history(kmx_gateway_t *self, struct MHD_Connection *c, const s_req_t *r) {
+    kmx_qargs_t a;
+    Kmx__V1__Record key = KMX__V1__RECORD__INIT;
+    Kmx__V1__Period period = KMX__V1__PERIOD__INIT;
+    char err[KMX_GW_ERR_MAX];
+    if (s_key(c, &a, &key, &period, false, err) < 0) {
+        kmx_qargs_fini(&a);
+        return s_error(self, c, r, 400, "%s", err);
+    }
+    kmx_client_t *client = kmx_gw_pool_get(self->pool);
+    Kmx__V1__Response *resp = NULL;
+    int rc = client ? kmx_client_history(client, &key, &resp) : KMX_ERR_NOMEM;
+    enum MHD_Result out;
+    if (rc < 0) {
+        out = s_call_failed(self, c, r, client, rc, "kmx.query");
+    } else {
+        json_t *events = json_array();
+        for (size_t i = 0; events && i < resp->history->n_events; i++)
+            json_array_append_new(events, kmx_json_event(resp->history->events[i]));
+        out = s_json(self, c, r, 200,
+                     json_pack("{s:o,s:I}", "events", events ? events : json_array(), "first_seq",
+                               (json_int_t)resp->history->first_seq));
+    }
+    if (resp)
+        kmx__v1__response__free_unpacked(resp, NULL);
+    kmx_gw_pool_put(self->pool, client);
+    kmx_qargs_fini(&a);
+    return out;
+}
+
+// GET /v1/catalog[?kind=exports|consumption]: kmx catalog's document.
+static enum MHD_Result s_catalog(kmx_gateway_t *self, struct MHD_Connection *c, const s_req_t *r) {
+    Kmx__V1__Kind kind = KMX__V1__KIND__KIND_UNSPECIFIED;
+    const char *word = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "kind");
+    if (word && kmx_kind_parse(word, &kind) < 0)
+        return s_error(self, c, r, 400, "kind wants exports or consumption, not \"%.40s\"", word);
+    kmx_client_t *client = kmx_gw_pool_get(self->pool);
+    Kmx__V1__Response *resp = NULL;
+    int rc = client ? kmx_client_catalog(client, kind, &resp) : KMX_ERR_NOMEM;
+    enum MHD_Result out = rc < 0 ? s_call_failed(self, c, r, client, rc, "kmx.query")
+                                 : s_json(self, c, r, 200, kmx_json_catalog(resp->catalog));
+    if (resp)
+        kmx__v1__response__free_unpacked(resp, NULL);
+    kmx_gw_pool_put(self->pool, client);
     return out;
 }
 
@@ -1103,6 +1153,10 @@ static enum MHD_Result s_dispatch(kmx_gateway_t *self, struct MHD_Connection *c,
         return s_import(self, c, r);
     case KMX_GW_EVENTS:
         return s_events(self, c, r);
+    case KMX_GW_CATALOG:
+        return s_catalog(self, c, r);
+    case KMX_GW_HISTORY:
+        return s_history(self, c, r);
     default:
         return s_static(self, c, r, url);
     }

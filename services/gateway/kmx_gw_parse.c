@@ -22,6 +22,8 @@ static const struct {
     {"/v1/record", KMX_GW_RECORD, "GET HEAD DELETE"},
     {"/v1/import", KMX_GW_IMPORT, "POST"},
     {"/v1/events", KMX_GW_EVENTS, "GET"},
+    {"/v1/catalog", KMX_GW_CATALOG, "GET HEAD"},
+    {"/v1/history", KMX_GW_HISTORY, "GET HEAD"},
 };
 
 static bool s_method_in(const char *method, const char *list) {

@@ -29,6 +29,8 @@ typedef enum {
     KMX_GW_IMPORT,   // POST /v1/import
     KMX_GW_EVENTS,   // GET /v1/events (Server-Sent Events)
     KMX_GW_STATIC,   // GET of a dashboard file (/, /app.js, ...)
+    KMX_GW_CATALOG,  // GET /v1/catalog: what the store holds
+    KMX_GW_HISTORY,  // GET /v1/history: a figure's revisions
 } kmx_gw_endpoint_t;
 
 typedef enum { KMX_GW_ROLE_NONE = 0, KMX_GW_ROLE_READER, KMX_GW_ROLE_WRITER } kmx_gw_role_t;

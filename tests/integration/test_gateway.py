@@ -316,6 +316,25 @@ class GatewayApi(unittest.TestCase):
         self.assertIn("region", self.g.error("GET", "/v1/record?" + q(region="Japan", **key),
                                              400))
 
+    def test_catalog_and_history_are_the_cli_json(self):
+        self.assertEqual(self.g.json("GET", "/v1/catalog"), self.c.kmx_json("catalog"))
+        self.assertEqual(self.g.json("GET", "/v1/catalog?kind=exports"),
+                         self.c.kmx_json("catalog", "exports"))
+        self.assertIn("gadgets", self.g.error("GET", "/v1/catalog?kind=gadgets", 400))
+        # The 2022 customs total: published preliminary, then revised.
+        rec = [r for r in self.c.kmx_lines("list", "exports", "--market", "WORLD", "--period",
+                                           "2022", "--category", "physical_album_customs")][0]
+        key = dict(kind="export", period="2022", market="WORLD",
+                   category="physical_album_customs", item=rec["item"], source=rec["source"])
+        args = [x for k, v in key.items() for x in ("--" + k, v)]
+        want = self.c.kmx_lines("history", *args)
+        doc = self.g.json("GET", "/v1/history?" + q(**key))
+        self.assertEqual(doc["events"], want)
+        self.assertEqual([e["record"]["status"] for e in doc["events"]],
+                         ["preliminary", "revised"])
+        self.g.error("GET", "/v1/history?" + q(**dict(key, item="no such item")), 404)
+        self.assertIn("--period", self.g.error("GET", "/v1/history?kind=export", 400))
+
     def test_import_csv_and_jsonl_give_per_row_results(self):
         body = (CSV_HEADER
                 + "export,2027,JP,physical_album_customs,ok row,1.5,USD_million,gw import\n"

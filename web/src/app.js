@@ -227,8 +227,6 @@ async function drawMix() {
 
 // ---- a figure's revision history -----------------------------------------------------------
 
-let revisionSource = null;
-
 function figureKey(rec) {
   return [rec.kind, rec.period, rec.market, rec.category, rec.item, rec.source].join("|");
 }
@@ -247,23 +245,25 @@ async function loadFigures() {
       o.textContent = `${r.period} ${r.market} ${r.category} — ${r.item}`;
       sel.appendChild(o);
     });
-    drawRevisions();
+    await drawRevisions();
   } catch (err) {
     fail("rev-note", err);
   }
 }
 
-// The figure's changes come from the event log: a replay of its topic from the start.
-function drawRevisions() {
+// The figure's changes come from the event log (/v1/history: kmx history's events).
+async function drawRevisions() {
   const fig = (kmx.data.figures || [])[Number(document.getElementById("rev-figure").value)];
   if (!fig) return;
-  if (revisionSource) revisionSource.close();
-  const topic = `${fig.kind}.${fig.market}.${fig.period}.${fig.category}`;
-  const params = new URLSearchParams({ since: "0", prefix: topic });
-  if (token) params.set("access_token", token);
-  const history = [];
-  kmx.data.revisions = { figure: figureKey(fig), history };
-  const draw = () => {
+  const key = { kind: fig.kind, period: fig.period, market: fig.market,
+    category: fig.category, item: fig.item, source: fig.source };
+  if (fig.company) key.company = fig.company;
+  if (fig.artist) key.artist = fig.artist;
+  try {
+    const doc = await api("/v1/history?" + new URLSearchParams(key));
+    const history = doc.events.map((ev) => ({ seq: ev.seq, type: ev.type,
+      value: ev.record ? ev.record.value : null, status: ev.record ? ev.record.status : null }));
+    kmx.data.revisions = { figure: figureKey(fig), history };
     const unit = fig.unit;
     drawChart("chart-revisions", {
       tooltip: { trigger: "axis" },
@@ -275,15 +275,9 @@ function drawRevisions() {
     setNote("rev-note", history.map((h) =>
       `seq ${h.seq}: ${h.type === "delete" ? "deleted" : shown(h.value, unit)} ` +
       `${h.status || ""}`).join(" → "));
-  };
-  revisionSource = new EventSource("/v1/events?" + params);
-  revisionSource.onmessage = (m) => {
-    const ev = JSON.parse(m.data);
-    if (!ev.record || figureKey(ev.record) !== figureKey(fig)) return;
-    history.push({ seq: ev.seq, type: ev.type, value: ev.record.value, status: ev.record.status });
-    draw();
-  };
-  draw();
+  } catch (err) {
+    fail("rev-note", err);
+  }
 }
 
 // ---- live feed ----------------------------------------------------------------------------
@@ -292,7 +286,7 @@ let redrawTimer = null;
 function redrawSoon() {
   clearTimeout(redrawTimer);
   redrawTimer = setTimeout(async () => {
-    await Promise.all([drawTrend(), drawPair(), drawTop(), drawMix()]);
+    await Promise.all([drawTrend(), drawPair(), drawTop(), drawMix(), drawRevisions()]);
     kmx.redraws++;
   }, 100);
 }
