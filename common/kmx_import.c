@@ -154,6 +154,7 @@ struct kmx_import {
     s_col_t *cols;                        // field fed by each column
     char (*names)[KMX_IMPORT_COLUMN_MAX]; // each column as written, for errors
     kmx_period_t *periods;                // wide: the period each S_COL_WIDE column names
+    unsigned char *preliminary;           // wide: the column's header marks it "p)"
     int wide;                             // nonzero for a wide file
     size_t index[S_COL_COUNT];            // column of each field, or SIZE_MAX
     char *defaults[S_COL_COUNT];          // value of each field when absent or empty
@@ -410,6 +411,19 @@ static int s_unused_maps(kmx_import_t *self, const kmx_import_opts_t *opts) {
     return 0;
 }
 
+// A wide file's period header: a period, or one KOSIS marks preliminary ("2023 p)").
+static int s_period_header(const char *text, kmx_period_t *p, unsigned char *preliminary) {
+    char buf[KMX_IMPORT_COLUMN_MAX];
+    snprintf(buf, sizeof buf, "%s", text);
+    size_t n = strlen(buf);
+    *preliminary = n > 2 && (buf[n - 2] == 'p' || buf[n - 2] == 'P') && buf[n - 1] == ')';
+    if (*preliminary)
+        buf[n - 2] = '\0';
+    char period[KMX_IMPORT_COLUMN_MAX];
+    s_trim_copy(buf, period, sizeof period);
+    return kmx_period_parse_ext(period, NULL, p, NULL);
+}
+
 // Sets column i to col, refusing a second column for the same field.
 static int s_assign(kmx_import_t *self, size_t i, s_col_t col, kmx_import_error_t *err) {
     if (col != S_COL_IGNORED && col != S_COL_WIDE && self->index[col] != SIZE_MAX)
@@ -465,7 +479,7 @@ static int s_map_header(kmx_import_t *self, const char *const *header,
         if (rc == 1) {
             rc = 0;
             if (s_map_column(self->names[i], &col, unit, sizeof(unit)) < 0) {
-                if (kmx_period_parse_ext(trimmed, NULL, &self->periods[i], NULL) == 0) {
+                if (s_period_header(trimmed, &self->periods[i], &self->preliminary[i]) == 0) {
                     col = S_COL_WIDE;
                     n_period++;
                 } else {
@@ -551,7 +565,8 @@ int kmx_import_new_opts(const char *const *header, size_t ncols, const kmx_impor
     self->cols = calloc(ncols, sizeof(*self->cols));
     self->names = calloc(ncols, sizeof(*self->names));
     self->periods = calloc(ncols, sizeof(*self->periods));
-    if (!self->cols || !self->names || !self->periods) {
+    self->preliminary = calloc(ncols, sizeof(*self->preliminary));
+    if (!self->cols || !self->names || !self->periods || !self->preliminary) {
         kmx_import_destroy(&self);
         return KMX_ERR_NOMEM;
     }
@@ -590,6 +605,7 @@ void kmx_import_destroy(kmx_import_t **self_p) {
     free((*self_p)->cols);
     free((*self_p)->names);
     free((*self_p)->periods);
+    free((*self_p)->preliminary);
     for (size_t i = 0; i < (*self_p)->n_warnings; i++)
         free((*self_p)->warnings[i]);
     free((*self_p)->warnings);
@@ -866,18 +882,25 @@ static int s_convert(s_row_t *r, Kmx__V1__Record *rec) {
     return rc;
 }
 
+// A malloc'd copy of text (NULL: "") without surrounding blanks, or NULL when out of memory.
+static char *s_trimmed_dup(const char *text) {
+    text = text ? text : "";
+    size_t n = strlen(text) + 1;
+    char *cell = malloc(n);
+    if (cell)
+        s_trim_copy(text, cell, n);
+    return cell;
+}
+
 // Fills r->cell with trimmed malloc'd copies of the non-empty cells.
 static int s_collect(s_row_t *r, const char *const *fields) {
     for (size_t i = 0; i < r->map->ncols; i++) {
         s_col_t col = r->map->cols[i];
         if (col == S_COL_IGNORED || col == S_COL_WIDE)
             continue;
-        const char *text = fields[i] ? fields[i] : "";
-        size_t n = strlen(text) + 1;
-        char *cell = malloc(n);
+        char *cell = s_trimmed_dup(fields[i]);
         if (!cell)
             return KMX_ERR_NOMEM;
-        s_trim_copy(text, cell, n);
         if (cell[0] == '\0') {
             free(cell);
             continue;
@@ -924,12 +947,9 @@ static int s_emit_wide(s_row_t *r, const char *const *fields, kmx_import_emit_fn
     for (size_t i = 0; i < r->map->ncols; i++) {
         if (r->map->cols[i] != S_COL_WIDE)
             continue;
-        const char *text = fields[i] ? fields[i] : "";
-        size_t n = strlen(text) + 1;
-        char *cell = malloc(n);
+        char *cell = s_trimmed_dup(fields[i]);
         if (!cell)
             return KMX_ERR_NOMEM;
-        s_trim_copy(text, cell, n);
         if (cell[0] == '\0' || strcmp(cell, "-") == 0) {
             free(cell);
             skipped++;
@@ -937,7 +957,13 @@ static int s_emit_wide(s_row_t *r, const char *const *fields, kmx_import_emit_fn
         }
         r->cell[S_COL_VALUE] = cell;
         r->wide_col = i;
+        // A "p)" column's figures are preliminary unless the row says otherwise.
+        int mark = r->map->preliminary[i] && !r->cell[S_COL_STATUS];
+        if (mark)
+            r->cell[S_COL_STATUS] = (char *)"preliminary";
         int rc = s_emit_one(r, emit, ctx);
+        if (mark)
+            r->cell[S_COL_STATUS] = NULL;
         free(r->cell[S_COL_VALUE]);
         r->cell[S_COL_VALUE] = NULL;
         if (rc < 0)
@@ -966,6 +992,13 @@ int kmx_import_row_each(const kmx_import_t *self, const char *const *fields, siz
     return rc;
 }
 
+// kmx_import_row's emit: keeps the one record.
+static int s_keep(void *ctx, Kmx__V1__Record *rec, const kmx_import_error_t *err) {
+    (void)err;
+    *(Kmx__V1__Record **)ctx = rec;
+    return rec ? 0 : KMX_ERR_INVAL;
+}
+
 int kmx_import_row(const kmx_import_t *self, const char *const *fields, size_t nfields, size_t row,
                    Kmx__V1__Record **out, kmx_import_error_t *err) {
     assert(self && out);
@@ -976,19 +1009,10 @@ int kmx_import_row(const kmx_import_t *self, const char *const *fields, size_t n
         return s_fail(err, row, NULL, "row has %zu fields but the header has %zu", nfields,
                       self->ncols);
     s_row_t r = {.map = self, .row = row, .err = err, .wide_col = SIZE_MAX};
-    Kmx__V1__Record *rec = malloc(sizeof(*rec));
-    if (!rec)
-        return KMX_ERR_NOMEM;
-    kmx__v1__record__init(rec);
     int rc = s_collect(&r, fields);
     if (rc == 0)
-        rc = s_convert(&r, rec);
+        rc = s_emit_one(&r, s_keep, out);
     for (size_t i = 0; i < S_COL_COUNT; i++)
         free(r.cell[i]);
-    if (rc < 0) {
-        kmx__v1__record__free_unpacked(rec, NULL);
-        return rc;
-    }
-    *out = rec;
-    return 0;
+    return rc;
 }

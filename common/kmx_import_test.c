@@ -320,6 +320,7 @@ static void test_import_wide_header_forms_unpivot(void **state) {
         {"2024-01", "2024-02", 202401, 202401, 202402, 202402},
         {"2024 1/4", "2024 2/4", 202401, 202403, 202404, 202406},
         {"2024 상반기", "2024 하반기", 202401, 202406, 202407, 202412},
+        {"2023", "2024 p)", 202301, 202312, 202401, 202412},
     };
     for (size_t i = 0; i < S_N(cases); i++) {
         const char *header[] = {"종류", "국가",     "분류",     "품목",
@@ -339,6 +340,12 @@ static void test_import_wide_header_forms_unpivot(void **state) {
         assert_true(k.recs[1]->value->amount == INT64_C(2500) * 10000);
         assert_string_equal(k.recs[1]->market, "일본");
         assert_string_equal(k.recs[1]->source, "KCS");
+        // KOSIS marks a preliminary column "p)"; its figures carry that status.
+        int marked = strstr(cases[i].b, "p)") != NULL;
+        assert_int_equal(k.recs[1]->has_status, marked);
+        assert_false(k.recs[0]->has_status);
+        if (marked)
+            assert_int_equal(k.recs[1]->status, KMX__V1__STATUS__PRELIMINARY);
         s_sink_free(&k);
         kmx_import_destroy(&map);
     }
