@@ -1,150 +1,553 @@
 /*  kmx_store_alt - the store's alternative measurements (kmx_alt.h), for answers that
-    must not add them. The records holding an alternative are found by one walk over the
-    records, kept in memory and reused until the store's sequence moves: records of one
-    kind, period, market and category are adjacent in key order, so the walk compares
-    each such run only within itself. Safe from any thread (one mutex).  */
+    must not add them: the records that have an alternative, kept in memory as immutable
+    versions, each tagged with the sequence it describes.
+
+    The first check builds a version with one walk over the records (records of one kind,
+    period, market and category are adjacent in key order, so the walk compares each such
+    run only within itself). After that the version follows the store without walking it
+    again: the writer, inside each write transaction, notes for every changed record the
+    state of its quantity's key range (the run, then the item without its annotation:
+    the only records it can be an alternative of), and publishes the next version right
+    after the commit. A reader whose snapshot is newer than the version waits for that
+    publication, or, when the writer was not following (the version was built while a
+    batch ran), catches up itself from the event log. So a check costs the matching of
+    the few records that have alternatives, also while an import runs. Safe from any
+    thread: the versions are immutable and reference-counted, one mutex guards which is
+    current.  */
 #include "kmx_store_int.h"
 
 #include "kmx_alt.h"
 #include "kmx_err.h"
 #include "kmx_log.h"
+#include "kmx_mem.h"
 #include "kmx_rkey.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#define S_WAIT_MS 1000          // longest wait for the writer's next version
+#define S_CATCH_UP_MAX 1000000u // events a reader replays before it walks the records instead
+
+// One record that has an alternative, shared by the versions that hold it.
+typedef struct {
+    atomic_uint refs;          // versions holding it
+    uint8_t key[KMX_RKEY_MAX]; // its record key
+    size_t klen;               // bytes in key
+    Kmx__V1__StoredRecord *sr; // the record (owned)
+} s_ent_t;
+
+// The records that have an alternative as of one sequence, sorted by key. Immutable.
+typedef struct {
+    atomic_uint refs; // the store's current pointer and each reader using it
+    uint64_t seq;     // the sequence it describes
+    s_ent_t **e;      // n entries, sorted by key
+    size_t n;         // entries
+} s_ver_t;
+
+// What one quantity's key range holds after a change: its records with an alternative.
+typedef struct {
+    uint8_t prefix[KMX_RKEY_MAX]; // run prefix, then the item's quantity name
+    size_t plen;                  // bytes in prefix
+    size_t item_at;               // where the item starts in prefix
+    s_ent_t **e;                  // the range's entries now, sorted by key (owned refs)
+    size_t n, cap;                // held and allocated
+} s_note_t;
 
 struct kmx_store_alt {
-    pthread_mutex_t mutex;        // guards everything below
-    int valid;                    // recs describe the store at seq
-    uint64_t seq;                 // the sequence the cache was built at
-    Kmx__V1__StoredRecord **recs; // records that have an alternative (owned)
-    size_t n, cap;                // entries used and allocated
+    pthread_mutex_t mutex; // guards cur and pending
+    pthread_cond_t cond;   // signalled when cur changes or pending ends
+    s_ver_t *cur;          // the newest version, or NULL before the first check
+    int pending;           // the writer follows cur and will publish after its commit
+    // The writer's, for the write transaction in progress.
+    int track;        // the batch started at cur's sequence: notes are taken
+    s_note_t *notes;  // one per changed record
+    size_t n_notes;   // notes taken
+    size_t cap_notes; // allocated
 };
 
-static void s_clear(kmx_store_alt_t *alt) {
-    for (size_t i = 0; i < alt->n; i++)
-        kmx__v1__stored_record__free_unpacked(alt->recs[i], NULL);
-    alt->n = 0;
-    alt->valid = 0;
+// ---- entries and versions ----------------------------------------------------------
+
+static void s_ent_unref(s_ent_t *e) {
+    if (e && atomic_fetch_sub(&e->refs, 1) == 1) {
+        kmx__v1__stored_record__free_unpacked(e->sr, NULL);
+        free(e);
+    }
+}
+
+static s_ent_t *s_ent_ref(s_ent_t *e) {
+    atomic_fetch_add(&e->refs, 1);
+    return e;
+}
+
+static void s_ver_unref(s_ver_t *v) {
+    if (!v || atomic_fetch_sub(&v->refs, 1) != 1)
+        return;
+    for (size_t i = 0; i < v->n; i++)
+        s_ent_unref(v->e[i]);
+    free(v->e);
+    free(v);
+}
+
+static s_ver_t *s_ver_new(uint64_t seq) {
+    s_ver_t *v = calloc(1, sizeof *v);
+    if (v) {
+        atomic_init(&v->refs, 1);
+        v->seq = seq;
+    }
+    return v;
+}
+
+static int s_key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen) {
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    return c != 0 ? c : (alen > blen) - (alen < blen);
 }
 
 kmx_store_alt_t *kmx_store_alt_new(void) {
     kmx_store_alt_t *alt = calloc(1, sizeof *alt);
-    if (alt && pthread_mutex_init(&alt->mutex, NULL) != 0) {
+    if (!alt)
+        return NULL;
+    if (pthread_mutex_init(&alt->mutex, NULL) != 0) {
+        free(alt);
+        return NULL;
+    }
+    if (pthread_cond_init(&alt->cond, NULL) != 0) {
+        pthread_mutex_destroy(&alt->mutex);
         free(alt);
         return NULL;
     }
     return alt;
 }
 
+static void s_notes_clear(kmx_store_alt_t *alt) {
+    for (size_t i = 0; i < alt->n_notes; i++) {
+        for (size_t k = 0; k < alt->notes[i].n; k++)
+            s_ent_unref(alt->notes[i].e[k]);
+        free(alt->notes[i].e);
+    }
+    alt->n_notes = 0;
+}
+
 void kmx_store_alt_destroy(kmx_store_alt_t **alt_p) {
     if (!alt_p || !*alt_p)
         return;
     kmx_store_alt_t *alt = *alt_p;
-    s_clear(alt);
-    free(alt->recs);
+    s_notes_clear(alt);
+    free(alt->notes);
+    s_ver_unref(alt->cur);
+    pthread_cond_destroy(&alt->cond);
     pthread_mutex_destroy(&alt->mutex);
     free(alt);
     *alt_p = NULL;
 }
 
-// Length of a record key's run prefix: [kind][start][end] market 0 category 0.
-static size_t s_run_prefix(const MDB_val *key) {
-    const uint8_t *p = key->mv_data;
-    size_t n = key->mv_size, i = 9;
-    for (int zeros = 0; i < n && zeros < 2; i++)
-        zeros += p[i] == 0;
-    return i;
-}
+// ---- keys ------------------------------------------------------------------------
 
-// A run of decoded records sharing one run prefix.
-typedef struct {
-    Kmx__V1__StoredRecord **sr;
-    const Kmx__V1__Record **rec;
-    unsigned char *marks;
-    size_t n, cap;
-} s_run_t;
-
-static int s_run_push(s_run_t *run, Kmx__V1__StoredRecord *sr) {
-    if (run->n == run->cap) {
-        size_t cap = run->cap ? run->cap * 2 : 16;
-        Kmx__V1__StoredRecord **a = realloc(run->sr, cap * sizeof *a);
-        if (a)
-            run->sr = a;
-        const Kmx__V1__Record **b = a ? realloc(run->rec, cap * sizeof *b) : NULL;
-        if (b)
-            run->rec = b;
-        unsigned char *c = b ? realloc(run->marks, cap) : NULL;
-        if (!c)
-            return KMX_ERR_NOMEM;
-        run->marks = c;
-        run->cap = cap;
-    }
-    run->sr[run->n] = sr;
-    run->rec[run->n++] = sr->record;
+// Finds where the item text starts in a record key ([kind][start][end] market 0
+// category 0 item 0 ...) and its length. Returns 0, or -1 for a key without one.
+static int s_key_item(const uint8_t *k, size_t n, size_t *at, size_t *len) {
+    size_t i = 9;
+    int zeros = 0;
+    for (; i < n && zeros < 2; i++)
+        zeros += k[i] == 0;
+    if (zeros < 2)
+        return -1;
+    size_t end = i;
+    while (end < n && k[end] != 0)
+        end++;
+    *at = i;
+    *len = end - i;
     return 0;
 }
 
-// Moves the run's records that have an alternative into alt and frees the others.
-static int s_run_flush(kmx_store_alt_t *alt, s_run_t *run) {
-    int err = kmx_alt_mark(run->rec, run->n, run->marks);
-    for (size_t i = 0; i < run->n; i++) {
-        if (err > 0 && run->marks[i] && alt->n == alt->cap) {
-            size_t cap = alt->cap ? alt->cap * 2 : 16;
-            Kmx__V1__StoredRecord **a = realloc(alt->recs, cap * sizeof *a);
-            if (!a)
-                err = KMX_ERR_NOMEM;
-            else
-                alt->recs = a, alt->cap = cap;
-        }
-        if (err > 0 && run->marks[i])
-            alt->recs[alt->n++] = run->sr[i];
-        else
-            kmx__v1__stored_record__free_unpacked(run->sr[i], NULL);
-    }
-    run->n = 0;
-    return err < 0 ? err : 0;
+// The length of an item's quantity name (kmx_alt_item_base) for item bytes without a
+// terminating NUL.
+static size_t s_item_base(const uint8_t *item, size_t len) {
+    char buf[KMX_RKEY_MAX + 1];
+    memcpy(buf, item, len);
+    buf[len] = '\0';
+    return kmx_alt_item_base(buf);
 }
 
-static int s_rebuild(kmx_store_t *self, kmx_store_alt_t *alt, MDB_txn *txn) {
-    s_clear(alt);
+// Fills note's prefix for key: the run, then the item's quantity name.
+static int s_note_prefix(s_note_t *note, const uint8_t *key, size_t klen) {
+    size_t at = 0, len = 0;
+    if (s_key_item(key, klen, &at, &len) != 0)
+        return -1;
+    note->item_at = at;
+    note->plen = at + s_item_base(key + at, len);
+    memcpy(note->prefix, key, note->plen);
+    return 0;
+}
+
+// Whether key belongs to note's quantity range: it starts with the prefix and its item's
+// quantity name is exactly the prefix's.
+static int s_in_range(const s_note_t *note, const uint8_t *key, size_t klen) {
+    if (klen < note->plen || memcmp(key, note->prefix, note->plen) != 0)
+        return 0;
+    size_t at = 0, len = 0;
+    if (s_key_item(key, klen, &at, &len) != 0 || at != note->item_at)
+        return 0;
+    return at + s_item_base(key + at, len) == note->plen;
+}
+
+// ---- reading a quantity's range ----------------------------------------------------
+
+typedef struct {
+    MDB_val *keys;               // candidates' keys (point into the transaction)
+    Kmx__V1__StoredRecord **sr;  // decoded candidates
+    const Kmx__V1__Record **rec; // their records
+    unsigned char *marks;        // kmx_alt_mark's answer
+    size_t n, cap;               // held and allocated
+} s_cands_t;
+
+static void s_cands_fini(s_cands_t *c) {
+    for (size_t i = 0; i < c->n; i++)
+        if (c->sr[i])
+            kmx__v1__stored_record__free_unpacked(c->sr[i], NULL);
+    free(c->keys);
+    free(c->sr);
+    free(c->rec);
+    free(c->marks);
+}
+
+static int s_cands_push(s_cands_t *c, const MDB_val *key, const MDB_val *val) {
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 8;
+        MDB_val *k = realloc(c->keys, cap * sizeof *k);
+        if (k)
+            c->keys = k;
+        Kmx__V1__StoredRecord **s = k ? realloc(c->sr, cap * sizeof *s) : NULL;
+        if (s)
+            c->sr = s;
+        const Kmx__V1__Record **r = s ? realloc(c->rec, cap * sizeof *r) : NULL;
+        if (r)
+            c->rec = r;
+        unsigned char *m = r ? realloc(c->marks, cap) : NULL;
+        if (!m)
+            return KMX_ERR_NOMEM;
+        c->marks = m;
+        c->cap = cap;
+    }
+    Kmx__V1__StoredRecord *sr = kmx__v1__stored_record__unpack(NULL, val->mv_size, val->mv_data);
+    if (!sr || !sr->record || !sr->record->value || !sr->record->period) {
+        if (sr)
+            kmx__v1__stored_record__free_unpacked(sr, NULL);
+        return 0; // kmx-storage check reports records that do not decode
+    }
+    c->keys[c->n] = *key;
+    c->sr[c->n] = sr;
+    c->rec[c->n++] = sr->record;
+    return 0;
+}
+
+// Moves the marked candidates into entries (sorted: candidates are in key order).
+static int s_keep_marked(s_cands_t *c, s_ent_t ***e, size_t *n, size_t *cap) {
+    int marked = kmx_alt_mark(c->rec, c->n, c->marks);
+    if (marked < 0)
+        return marked;
+    for (size_t i = 0; i < c->n && marked > 0; i++) {
+        if (!c->marks[i] || c->keys[i].mv_size > KMX_RKEY_MAX)
+            continue;
+        s_ent_t *ent = calloc(1, sizeof *ent);
+        if (!ent || kmx_reserve((void **)e, cap, *n, sizeof **e, 8) != 0) {
+            free(ent);
+            return KMX_ERR_NOMEM;
+        }
+        atomic_init(&ent->refs, 1);
+        memcpy(ent->key, c->keys[i].mv_data, c->keys[i].mv_size);
+        ent->klen = c->keys[i].mv_size;
+        ent->sr = c->sr[i];
+        c->sr[i] = NULL;
+        (*e)[(*n)++] = ent;
+    }
+    return 0;
+}
+
+// Reads note's range in txn and keeps its records that have an alternative.
+static int s_read_range(const kmx_store_t *self, MDB_txn *txn, s_note_t *note) {
     MDB_cursor *cur = NULL;
     int rc = mdb_cursor_open(txn, self->records, &cur);
     if (rc != 0)
         return kmx_store_mdb_err(rc, "cursor open");
-    s_run_t run = {0};
-    uint8_t prefix[KMX_RKEY_MAX];
-    size_t prefix_len = 0;
+    s_cands_t c = {0};
+    int err = 0;
+    MDB_val key = {note->plen, note->prefix}, val;
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+         rc == 0 && err == 0 && key.mv_size >= note->plen &&
+         memcmp(key.mv_data, note->prefix, note->plen) == 0;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        if (s_in_range(note, key.mv_data, key.mv_size))
+            err = s_cands_push(&c, &key, &val);
+    }
+    if (err == 0 && rc != 0 && rc != MDB_NOTFOUND)
+        err = kmx_store_mdb_err(rc, "alternatives range");
+    if (err == 0 && c.n >= 2)
+        err = s_keep_marked(&c, &note->e, &note->n, &note->cap);
+    s_cands_fini(&c);
+    mdb_cursor_close(cur);
+    return err;
+}
+
+// Notes the state of key's quantity range as txn sees it.
+static int s_note(const kmx_store_t *self, kmx_store_alt_t *alt, MDB_txn *txn, const uint8_t *key,
+                  size_t klen) {
+    if (kmx_reserve((void **)&alt->notes, &alt->cap_notes, alt->n_notes, sizeof *alt->notes, 16) !=
+        0)
+        return KMX_ERR_NOMEM;
+    s_note_t *note = &alt->notes[alt->n_notes];
+    memset(note, 0, sizeof *note);
+    if (s_note_prefix(note, key, klen) != 0)
+        return 0; // not a record key
+    alt->n_notes++;
+    return s_read_range(self, txn, note);
+}
+
+// The version after applying the notes to base, in order (a later note of the same range
+// replaces an earlier one). Returns NULL when out of memory.
+static s_ver_t *s_apply(const s_ver_t *base, const s_note_t *notes, size_t n_notes, uint64_t seq) {
+    s_ver_t *v = s_ver_new(seq);
+    size_t cap = 0;
+    int err = v ? 0 : KMX_ERR_NOMEM;
+    for (size_t i = 0; base && err == 0 && i < base->n; i++) {
+        int dropped = 0;
+        for (size_t k = 0; k < n_notes && !dropped; k++)
+            dropped = s_in_range(&notes[k], base->e[i]->key, base->e[i]->klen);
+        if (dropped)
+            continue;
+        if ((err = kmx_reserve((void **)&v->e, &cap, v->n, sizeof *v->e, 16)) == 0)
+            v->e[v->n++] = s_ent_ref(base->e[i]);
+    }
+    // Each range's entries come from its last note; the same range noted twice keeps one.
+    for (size_t k = 0; err == 0 && k < n_notes; k++) {
+        int later = 0;
+        for (size_t j = k + 1; j < n_notes && !later; j++)
+            later = notes[j].plen == notes[k].plen &&
+                    memcmp(notes[j].prefix, notes[k].prefix, notes[k].plen) == 0;
+        for (size_t i = 0; !later && err == 0 && i < notes[k].n; i++) {
+            if ((err = kmx_reserve((void **)&v->e, &cap, v->n, sizeof *v->e, 16)) == 0)
+                v->e[v->n++] = s_ent_ref(notes[k].e[i]);
+        }
+    }
+    if (err != 0) {
+        s_ver_unref(v);
+        return NULL;
+    }
+    return v;
+}
+
+static int s_ent_cmp(const void *x, const void *y) {
+    const s_ent_t *a = *(s_ent_t *const *)x, *b = *(s_ent_t *const *)y;
+    return s_key_cmp(a->key, a->klen, b->key, b->klen);
+}
+
+// Makes v current when it is newer than what is; takes v's reference.
+static void s_install(kmx_store_alt_t *alt, s_ver_t *v) {
+    if (v->n > 1)
+        qsort(v->e, v->n, sizeof *v->e, s_ent_cmp);
+    pthread_mutex_lock(&alt->mutex);
+    s_ver_t *old = NULL;
+    if (!alt->cur || alt->cur->seq < v->seq) {
+        old = alt->cur;
+        alt->cur = v;
+        v = NULL;
+        pthread_cond_broadcast(&alt->cond);
+    }
+    pthread_mutex_unlock(&alt->mutex);
+    s_ver_unref(old);
+    s_ver_unref(v);
+}
+
+// ---- the writer's part -------------------------------------------------------------
+
+void kmx_store_alt_begin(kmx_store_t *self) {
+    kmx_store_alt_t *alt = self->alt;
+    if (!alt)
+        return;
+    s_notes_clear(alt);
+    pthread_mutex_lock(&alt->mutex);
+    alt->track = alt->cur && alt->cur->seq == self->last_seq;
+    alt->pending = alt->track;
+    pthread_mutex_unlock(&alt->mutex);
+}
+
+int kmx_store_alt_note_batch(kmx_store_t *self, MDB_txn *txn, const kmx_store_op_t *ops,
+                             const kmx_put_outcome_t *outcomes, size_t n) {
+    kmx_store_alt_t *alt = self->alt;
+    if (!alt || !alt->track)
+        return 0;
+    int err = 0;
+    for (size_t i = 0; i < n && err == 0; i++) {
+        uint8_t key[KMX_RKEY_MAX];
+        size_t klen = 0;
+        if (outcomes[i].outcome == KMX__V1__RECORD_RESULT__OUTCOME__STORED &&
+            kmx_rkey_record(ops[i].rec, key, sizeof key, &klen) == 0)
+            err = s_note(self, alt, txn, key, klen);
+    }
+    if (err != 0) { // the batch goes on; readers catch up from the event log instead
+        kmx_log_warn("alternatives not followed in this batch: %s", kmx_strerror(err));
+        s_notes_clear(alt);
+        alt->track = 0;
+    }
+    return 0;
+}
+
+void kmx_store_alt_end(kmx_store_t *self, int committed, uint64_t seq) {
+    kmx_store_alt_t *alt = self->alt;
+    if (!alt)
+        return;
+    s_ver_t *next = NULL;
+    if (committed && alt->track) {
+        pthread_mutex_lock(&alt->mutex);
+        s_ver_t *base = alt->cur;
+        if (base)
+            atomic_fetch_add(&base->refs, 1);
+        pthread_mutex_unlock(&alt->mutex);
+        next = base && base->seq < seq ? s_apply(base, alt->notes, alt->n_notes, seq) : NULL;
+        s_ver_unref(base);
+    }
+    s_notes_clear(alt);
+    alt->track = 0;
+    if (next)
+        s_install(alt, next);
+    pthread_mutex_lock(&alt->mutex);
+    alt->pending = 0;
+    pthread_cond_broadcast(&alt->cond);
+    pthread_mutex_unlock(&alt->mutex);
+}
+
+// ---- a reader's part ---------------------------------------------------------------
+
+// Builds the version of txn's snapshot (seq) with one walk over the records.
+static int s_build(const kmx_store_t *self, MDB_txn *txn, uint64_t seq, s_ver_t **out) {
+    *out = s_ver_new(seq);
+    if (!*out)
+        return KMX_ERR_NOMEM;
+    MDB_cursor *cur = NULL;
+    int rc = mdb_cursor_open(txn, self->records, &cur);
+    if (rc != 0)
+        return kmx_store_mdb_err(rc, "cursor open");
+    s_cands_t run = {0};
+    size_t cap = 0, run_len = 0;
+    uint8_t run_prefix[KMX_RKEY_MAX];
     int err = 0;
     MDB_val key, val;
     for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0 && err == 0;
          rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-        size_t len = s_run_prefix(&key);
-        if (len != prefix_len || memcmp(prefix, key.mv_data, len) != 0) {
-            err = s_run_flush(alt, &run);
-            memcpy(prefix, key.mv_data, len < sizeof prefix ? len : sizeof prefix);
-            prefix_len = len;
-        }
-        Kmx__V1__StoredRecord *sr = kmx__v1__stored_record__unpack(NULL, val.mv_size, val.mv_data);
-        if (!sr || !sr->record || !sr->record->value || !sr->record->period) {
-            if (sr)
-                kmx__v1__stored_record__free_unpacked(sr, NULL);
+        size_t at = 0, len = 0;
+        if (s_key_item(key.mv_data, key.mv_size, &at, &len) != 0)
             continue;
+        if (at != run_len || memcmp(run_prefix, key.mv_data, at) != 0) {
+            err = run.n >= 2 ? s_keep_marked(&run, &(*out)->e, &(*out)->n, &cap) : 0;
+            s_cands_fini(&run);
+            memset(&run, 0, sizeof run);
+            memcpy(run_prefix, key.mv_data, at);
+            run_len = at;
         }
-        if (err == 0 && (err = s_run_push(&run, sr)) != 0)
-            kmx__v1__stored_record__free_unpacked(sr, NULL);
+        if (err == 0)
+            err = s_cands_push(&run, &key, &val);
     }
-    if (err == 0)
-        err = s_run_flush(alt, &run);
-    for (size_t i = 0; i < run.n; i++)
-        kmx__v1__stored_record__free_unpacked(run.sr[i], NULL);
-    free(run.sr);
-    free(run.rec);
-    free(run.marks);
+    if (err == 0 && run.n >= 2)
+        err = s_keep_marked(&run, &(*out)->e, &(*out)->n, &cap);
+    s_cands_fini(&run);
     mdb_cursor_close(cur);
-    if (err == 0 && rc != MDB_NOTFOUND)
+    if (err == 0 && rc != MDB_NOTFOUND && rc != 0)
         err = kmx_store_mdb_err(rc, "alternatives walk");
     return err;
+}
+
+// Brings base forward to txn's snapshot (seq) from the event log: every changed record's
+// range is read again. Returns 1 when the log no longer reaches back (walk instead).
+static int s_catch_up(const kmx_store_t *self, MDB_txn *txn, const s_ver_t *base, uint64_t seq,
+                      s_ver_t **out) {
+    *out = NULL;
+    if (seq - base->seq > S_CATCH_UP_MAX)
+        return 1;
+    kmx_store_alt_t notes = {0};
+    MDB_cursor *cur = NULL;
+    int rc = mdb_cursor_open(txn, self->events, &cur);
+    if (rc != 0)
+        return kmx_store_mdb_err(rc, "cursor open");
+    uint8_t kbuf[8];
+    kmx_rkey_event(base->seq + 1, kbuf);
+    MDB_val key = {sizeof kbuf, kbuf}, val;
+    uint64_t expect = base->seq + 1, got = 0;
+    int err = 0;
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); rc == 0 && err == 0;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        if (kmx_rkey_event_seq(key.mv_data, key.mv_size, &got) != 0 || got > seq)
+            break;
+        if (got != expect++) {
+            err = 1; // trimmed (or a gap kmx-storage check reports)
+            break;
+        }
+        Kmx__V1__UpdateEvent *ev = kmx__v1__update_event__unpack(NULL, val.mv_size, val.mv_data);
+        uint8_t rkey[KMX_RKEY_MAX];
+        size_t rlen = 0;
+        if (ev && ev->record && kmx_rkey_record(ev->record, rkey, sizeof rkey, &rlen) == 0)
+            err = s_note(self, &notes, txn, rkey, rlen);
+        if (ev)
+            kmx__v1__update_event__free_unpacked(ev, NULL);
+    }
+    mdb_cursor_close(cur);
+    if (err == 0 && expect != seq + 1)
+        err = 1;
+    if (err == 0 && rc != 0 && rc != MDB_NOTFOUND)
+        err = kmx_store_mdb_err(rc, "alternatives catch-up");
+    if (err == 0 && !(*out = s_apply(base, notes.notes, notes.n_notes, seq)))
+        err = KMX_ERR_NOMEM;
+    s_notes_clear(&notes);
+    free(notes.notes);
+    return err;
+}
+
+// The version to check txn's snapshot (seq) against: current when it is at least as new
+// (newer only by commits after the snapshot), else brought to seq. Returns a reference.
+static int s_version(const kmx_store_t *self, kmx_store_alt_t *alt, MDB_txn *txn, uint64_t seq,
+                     s_ver_t **out) {
+    pthread_mutex_lock(&alt->mutex);
+    s_ver_t *base = alt->cur;
+    if (base)
+        atomic_fetch_add(&base->refs, 1);
+    pthread_mutex_unlock(&alt->mutex);
+    if (base && base->seq >= seq) {
+        *out = base;
+        return 0;
+    }
+    s_ver_t *v = NULL;
+    int err = base ? s_catch_up(self, txn, base, seq, &v) : 1;
+    s_ver_unref(base);
+    if (err == 1) {
+        err = s_build(self, txn, seq, &v);
+        if (err == 0)
+            kmx_log_debug("alternatives: %zu records at seq %llu", v->n, (unsigned long long)seq);
+    }
+    if (err != 0) {
+        s_ver_unref(v);
+        return err;
+    }
+    atomic_fetch_add(&v->refs, 1); // one for the store, one for this reader
+    s_install(alt, v);
+    *out = v;
+    return 0;
+}
+
+// Waits (bounded, holding no transaction) while the writer is about to publish the
+// version of a commit newer than the current one. Returns nonzero when it waited.
+static int s_wait_writer(kmx_store_alt_t *alt, uint64_t seq) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += S_WAIT_MS / 1000;
+    int waited = 0;
+    pthread_mutex_lock(&alt->mutex);
+    while (alt->cur && alt->cur->seq < seq && alt->pending) {
+        waited = 1;
+        if (pthread_cond_timedwait(&alt->cond, &alt->mutex, &until) == ETIMEDOUT)
+            break;
+    }
+    pthread_mutex_unlock(&alt->mutex);
+    return waited;
 }
 
 static int s_groups_by(const Kmx__V1__GroupField *fields, size_t n, Kmx__V1__GroupField f) {
@@ -161,37 +564,45 @@ static int s_same_row(const Kmx__V1__Record *a, const Kmx__V1__Record *b, int by
     return kmx_alt_is_alternative(a, b) && (!by_item || strcmp(a->item, b->item) == 0);
 }
 
-// With alt locked and built: the cached records filter matches, borrowed from alt.
-static const Kmx__V1__Record **s_matched(const kmx_store_alt_t *alt, const Kmx__V1__Filter *filter,
+// The records of v that filter matches, borrowed from v.
+static const Kmx__V1__Record **s_matched(const s_ver_t *v, const Kmx__V1__Filter *filter,
                                          size_t *n) {
-    const Kmx__V1__Record **m = malloc((alt->n ? alt->n : 1) * sizeof *m);
+    const Kmx__V1__Record **m = malloc((v->n ? v->n : 1) * sizeof *m);
     *n = 0;
-    for (size_t i = 0; m && i < alt->n; i++) {
-        if (kmx_store_filter_match(filter, alt->recs[i]->record))
-            m[(*n)++] = alt->recs[i]->record;
+    for (size_t i = 0; m && i < v->n; i++) {
+        if (kmx_store_filter_match(filter, v->e[i]->sr->record))
+            m[(*n)++] = v->e[i]->sr->record;
     }
     return m;
 }
 
-// Locks alt and rebuilds it when the store moved on. On 0 the caller holds the lock.
-static int s_lock_fresh(kmx_store_t *self) {
+// The version describing the last committed snapshot (see the top of this file). Returns
+// a reference: release it with s_ver_unref.
+static int s_fresh(kmx_store_t *self, s_ver_t **out) {
     MDB_txn *txn = NULL;
-    int err = kmx_store_begin_read(self, &txn);
     uint64_t seq = 0;
-    if (err == 0)
-        err = kmx_store_read_last_seq(self, txn, &seq);
-    pthread_mutex_lock(&self->alt->mutex);
-    if (err == 0 && (!self->alt->valid || self->alt->seq != seq)) {
-        err = s_rebuild(self, self->alt, txn);
-        self->alt->valid = err == 0;
-        self->alt->seq = seq;
+    int err = 0;
+    *out = NULL;
+    // A snapshot just after a commit whose version the writer is publishing: wait for it
+    // outside the transaction (a map resize waits for open ones), then look again.
+    for (int tries = 0; tries < 3 && err == 0; tries++) {
+        err = kmx_store_begin_read(self, &txn);
         if (err == 0)
-            kmx_log_debug("alternatives: %zu records at seq %llu", self->alt->n,
-                          (unsigned long long)seq);
-    }
-    kmx_store_end_read(self, txn);
-    if (err != 0)
+            err = kmx_store_read_last_seq(self, txn, &seq);
+        if (err != 0 || tries == 2)
+            break;
+        pthread_mutex_lock(&self->alt->mutex);
+        int behind = self->alt->cur && self->alt->cur->seq < seq && self->alt->pending;
         pthread_mutex_unlock(&self->alt->mutex);
+        if (!behind)
+            break;
+        kmx_store_end_read(self, txn);
+        txn = NULL;
+        s_wait_writer(self->alt, seq);
+    }
+    if (err == 0)
+        err = s_version(self, self->alt, txn, seq, out);
+    kmx_store_end_read(self, txn);
     return err;
 }
 
@@ -205,11 +616,12 @@ int kmx_store_alternatives_check(kmx_store_t *self, const Kmx__V1__Filter *filte
     if (!self->alt || s_groups_by(fields, n_fields, KMX__V1__GROUP_FIELD__BY_SOURCE))
         return 0; // rows split by source keep alternatives apart
     int by_item = s_groups_by(fields, n_fields, KMX__V1__GROUP_FIELD__BY_ITEM);
-    int err = s_lock_fresh(self);
+    s_ver_t *v = NULL;
+    int err = s_fresh(self, &v);
     if (err != 0)
         return err;
     size_t n = 0;
-    const Kmx__V1__Record **m = s_matched(self->alt, filter, &n);
+    const Kmx__V1__Record **m = s_matched(v, filter, &n);
     int found = m ? 0 : KMX_ERR_NOMEM;
     for (size_t i = 0; i < n && !found; i++) {
         for (size_t j = i + 1; j < n && !found; j++) {
@@ -220,7 +632,7 @@ int kmx_store_alternatives_check(kmx_store_t *self, const Kmx__V1__Filter *filte
         }
     }
     free(m);
-    pthread_mutex_unlock(&self->alt->mutex);
+    s_ver_unref(v);
     return found;
 }
 
@@ -276,11 +688,12 @@ int kmx_store_alternatives_set_aside(kmx_store_t *self, const Kmx__V1__Filter *f
         s_groups_by(fields, n_fields, KMX__V1__GROUP_FIELD__BY_SOURCE))
         return 0;
     int by_item = s_groups_by(fields, n_fields, KMX__V1__GROUP_FIELD__BY_ITEM);
-    int err = s_lock_fresh(self);
+    s_ver_t *v = NULL;
+    int err = s_fresh(self, &v);
     if (err != 0)
         return err;
     size_t n = 0;
-    const Kmx__V1__Record **m = s_matched(self->alt, filter, &n);
+    const Kmx__V1__Record **m = s_matched(v, filter, &n);
     err = m ? 0 : KMX_ERR_NOMEM;
     // Every record with a preferred alternative in its row is set aside for the best one.
     for (size_t i = 0; i < n && err == 0; i++) {
@@ -293,7 +706,7 @@ int kmx_store_alternatives_set_aside(kmx_store_t *self, const Kmx__V1__Filter *f
             err = s_push_aside(out, best, m[i]);
     }
     free(m);
-    pthread_mutex_unlock(&self->alt->mutex);
+    s_ver_unref(v);
     if (err != 0)
         kmx_store_set_aside_fini(out);
     return err;

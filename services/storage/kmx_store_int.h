@@ -18,6 +18,13 @@
 typedef struct kmx_store_alt kmx_store_alt_t;
 kmx_store_alt_t *kmx_store_alt_new(void);
 void kmx_store_alt_destroy(kmx_store_alt_t **alt_p);
+// The writer's part, for each write transaction: begin when it starts; note the changed
+// records' quantity ranges inside it, after the changes (a failure only stops following:
+// readers then catch up from the event log); end once it committed (at seq) or failed.
+void kmx_store_alt_begin(kmx_store_t *self);
+int kmx_store_alt_note_batch(kmx_store_t *self, MDB_txn *txn, const kmx_store_op_t *ops,
+                             const kmx_put_outcome_t *outcomes, size_t n);
+void kmx_store_alt_end(kmx_store_t *self, int committed, uint64_t seq);
 
 struct kmx_store {
     MDB_env *env;                   // the environment; owns the map

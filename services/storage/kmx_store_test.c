@@ -841,6 +841,69 @@ static void test_store_reader_check_clears_dead_slot(void **state) {
     assert_int_equal(dead, 0);
 }
 
+// Whether an answer over everything (no group by source) would add alternatives, asked
+// of the store as it follows writes, and of a fresh open of the same directory (which
+// walks the records once): both must agree.
+static int s_alt_both(s_fixture_t *f) {
+    char why[512];
+    int followed = kmx_store_alternatives_check(f->store, NULL, NULL, 0, why, sizeof why);
+    assert_true(followed == 0 || followed == 1);
+    kmx_store_close(&f->store);
+    assert_int_equal(kmx_store_open(f->dir, NULL, &f->store), 0);
+    int walked = kmx_store_alternatives_check(f->store, NULL, NULL, 0, why, sizeof why);
+    assert_int_equal(followed, walked);
+    return followed;
+}
+
+static void s_write(kmx_store_t *store, kmx_store_op_kind_t kind, s_rec_t *r) {
+    kmx_store_op_t op = {kind, &r->rec};
+    kmx_put_outcome_t out;
+    assert_int_equal(kmx_store_write_batch(store, &op, 1, &out, NULL), 0);
+    assert_int_equal(out.outcome, S_STORED);
+}
+
+// The alternatives the store keeps in memory follow puts, deletes and unit changes
+// without walking the records again.
+static void test_store_alternatives_follow_writes(void **state) {
+    s_fixture_t *f = *state;
+    char why[512];
+    s_rec_t a, b, c, other;
+    s_rec_init(&a, (s_spec_t){.start = 202301, .item = "album sales", .amount = 10});
+    s_rec_init(&b, (s_spec_t){.start = 202301, .item = "album sales (as cited)", .amount = 11});
+    s_rec_init(&c, (s_spec_t){.start = 202301, .item = "album sales 2", .amount = 12});
+    s_rec_init(&other, (s_spec_t){.start = 202302, .item = "album sales", .amount = 13});
+    b.rec.source = c.rec.source = "another outlet";
+    s_write(f->store, KMX_STORE_OP_PUT, &a);
+    s_write(f->store, KMX_STORE_OP_PUT, &c); // another quantity: "album sales 2"
+    s_write(f->store, KMX_STORE_OP_PUT, &other);
+    assert_int_equal(s_alt_both(f), 0);
+    // Built now; every change below is followed by the writer.
+    assert_int_equal(kmx_store_alternatives_check(f->store, NULL, NULL, 0, why, sizeof why), 0);
+    s_write(f->store, KMX_STORE_OP_PUT, &b); // the same quantity as a, another source
+    assert_int_equal(kmx_store_alternatives_check(f->store, NULL, NULL, 0, why, sizeof why), 1);
+    assert_non_null(strstr(why, "another outlet"));
+    Kmx__V1__GroupField by_source[] = {KMX__V1__GROUP_FIELD__BY_SOURCE};
+    assert_int_equal(kmx_store_alternatives_check(f->store, NULL, by_source, 1, why, sizeof why),
+                     0);
+    Kmx__V1__Filter feb = KMX__V1__FILTER__INIT;
+    Kmx__V1__Period p = KMX__V1__PERIOD__INIT;
+    p.has_start = p.has_end = 1;
+    p.start = p.end = 202302;
+    feb.period = &p;
+    assert_int_equal(kmx_store_alternatives_check(f->store, &feb, NULL, 0, why, sizeof why), 0);
+    assert_int_equal(s_alt_both(f), 1);
+    assert_int_equal(kmx_store_alternatives_check(f->store, NULL, NULL, 0, why, sizeof why), 1);
+    b.value.unit = "KRW"; // another unit: another quantity
+    s_write(f->store, KMX_STORE_OP_PUT, &b);
+    assert_int_equal(kmx_store_alternatives_check(f->store, NULL, NULL, 0, why, sizeof why), 0);
+    b.value.unit = "USD";
+    s_write(f->store, KMX_STORE_OP_PUT, &b);
+    assert_int_equal(kmx_store_alternatives_check(f->store, NULL, NULL, 0, why, sizeof why), 1);
+    s_write(f->store, KMX_STORE_OP_DELETE, &a);
+    assert_int_equal(kmx_store_alternatives_check(f->store, NULL, NULL, 0, why, sizeof why), 0);
+    assert_int_equal(s_alt_both(f), 0);
+}
+
 #define S_T(fn) cmocka_unit_test_setup_teardown(fn, s_setup, s_teardown)
 
 int main(void) {
@@ -865,6 +928,7 @@ int main(void) {
         S_T(test_store_open_creates_directory),
         S_T(test_store_readers_beside_map_growth),
         S_T(test_store_reader_check_clears_dead_slot),
+        S_T(test_store_alternatives_follow_writes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
