@@ -22,10 +22,11 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#define S_FRAMES_MAX 5      // frames one held message may keep (a reader's reply has 4)
-#define S_DRAIN_MAX 64      // frontend messages taken per turn, so replies are not starved
-#define S_POLL_MS 100       // the router's longest sleep (it checks the stop flag between)
-#define S_STOP_WAIT_MS 5000 // longest wait for the readers to finish when stopping
+#define S_FRAMES_MAX 5       // frames one held message may keep (a reader's reply has 4)
+#define S_DRAIN_MAX 64       // frontend messages taken per turn, so replies are not starved
+#define S_POLL_MS 100        // the router's longest sleep (it checks the stop flag between)
+#define S_STOP_WAIT_MS 5000  // longest wait for the readers to finish when stopping
+#define S_CLOSE_GRACE_MS 200 // pause between the last replies and closing the sockets
 
 // One message as the router holds it: its first frames, still ZeroMQ's.
 typedef struct {
@@ -495,6 +496,12 @@ static void s_stop_threads(kmx_storage_t *self) {
     kmx_storage_queue_t *q = self->wait;
     for (; q->n > 0; q->n--, q->head = (q->head + 1) % KMX_STORAGE_READ_QUEUE_MAX)
         s_msg_close(&q->items[q->head]); // left unanswered: the worker's timeout retries
+    // The last replies are on their way; a worker that sees the connection close before
+    // it read one (its link is ZMQ_IMMEDIATE) loses it, so the sockets stay open a moment.
+    if (!self->terminated) {
+        struct timespec pause = {0, S_CLOSE_GRACE_MS * 1000000L};
+        nanosleep(&pause, NULL);
+    }
 }
 
 // ---- lifecycle ---------------------------------------------------------------------
