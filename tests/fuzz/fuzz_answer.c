@@ -2,7 +2,10 @@
     QueryRequest body, answered by kmx_answer_query_opt over a small real LMDB store
     (full years of months, partial years and other spans, two units, three categories).
     Every answer must be a Response that decodes, and the answer with years of months
-    folded into one row must be byte for byte the answer computed month by month.  */
+    folded into one row must be byte for byte the answer computed month by month. Queries
+    the independent reference (answer_ref.c, from docs/queries.md) covers must also match
+    it: sums, shares, top N, "(other)" and growth.  */
+#include "answer_ref.h"
 #include "kmx_answer.h"
 #include "kmx_log.h"
 #include "kmx_msg.h"
@@ -15,12 +18,17 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char *const s_markets[] = {"JP", "US", "CN", "WORLD"};
+static const char *const s_markets[] = {"JP", "US", "CN", "WORLD", "TW"};
 static const char *const s_categories[] = {"album", "digital", ""};
 
+// The data set as the reference sees it.
+#define S_RECS_MAX 4096
+static answer_ref_rec_t s_recs[S_RECS_MAX];
+static size_t s_n;
+
 // One record of the fixed data set.
-static void s_put(kmx_store_t *store, const char *market, const char *category,
-                  const char *unit, uint32_t start, uint32_t end, int64_t amount) {
+static void s_put(kmx_store_t *store, const char *market, const char *category, const char *unit,
+                  uint32_t start, uint32_t end, int64_t amount) {
     Kmx__V1__Record rec = KMX__V1__RECORD__INIT;
     Kmx__V1__Period period = KMX__V1__PERIOD__INIT;
     Kmx__V1__Value value = KMX__V1__VALUE__INIT;
@@ -40,8 +48,9 @@ static void s_put(kmx_store_t *store, const char *market, const char *category,
     rec.value = &value;
     Kmx__V1__Record *recs[] = {&rec};
     kmx_put_outcome_t out;
-    if (kmx_store_put_batch(store, recs, 1, &out, NULL) != 0)
+    if (kmx_store_put_batch(store, recs, 1, &out, NULL) != 0 || s_n == S_RECS_MAX)
         abort();
+    s_recs[s_n++] = (answer_ref_rec_t){market, category, unit, start, end, amount};
 }
 
 static kmx_store_t *s_store(void) {
@@ -72,8 +81,7 @@ static kmx_store_t *s_store(void) {
 }
 
 // Answers req; the reply must decode. Returns the packed reply (malloc'd) or NULL.
-static uint8_t *s_answer(kmx_store_t *store, const Kmx__V1__Request *req, int fold,
-                         size_t *len) {
+static uint8_t *s_answer(kmx_store_t *store, const Kmx__V1__Request *req, int fold, size_t *len) {
     uint8_t *out = NULL;
     if (kmx_answer_query_opt(store, req, fold, NULL, &out, len) != 0)
         return NULL; // nothing could be packed (out of memory)
@@ -102,6 +110,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     uint8_t *b = s_answer(store, &req, 0, &blen);
     if (a && b && (alen != blen || memcmp(a, b, alen) != 0))
         abort(); // folding a year of months changed the answer
+    if (a) {
+        Kmx__V1__Response *resp = kmx_msg_response_unpack(a, alen);
+        char why[512];
+        if (answer_ref_check(s_recs, s_n, q, resp, why, sizeof why) < 0) {
+            fprintf(stderr, "fuzz_answer: the answer differs from the reference: %s\n", why);
+            abort();
+        }
+        kmx__v1__response__free_unpacked(resp, NULL);
+    }
     free(a);
     free(b);
     kmx__v1__query_request__free_unpacked(q, NULL);
