@@ -534,7 +534,7 @@ class Client:
         defs = [pb.RawDocument.Default(column=k, value=_text(v))
                 for k, v in (defaults or {}).items()]
         with open(path, "rb") as f:
-            chunk, rows, first, lineno, open_quote = [], 0, 0, 0, False
+            chunk, rows, first, lineno, open_quote, size = [], 0, 0, 0, False, 0
             for line in f:
                 lineno += 1
                 done += len(line)
@@ -546,14 +546,15 @@ class Client:
                 if not chunk:
                     first = lineno
                 chunk.append(line)
+                size += len(line)
                 was_open = open_quote
                 if format == "csv":
                     open_quote ^= line.count(b'"') % 2 == 1
                 rows += not was_open
-                if not open_quote and (rows >= batch or sum(map(len, chunk)) >= CHUNK_BYTES):
+                if not open_quote and (rows >= batch or size >= CHUNK_BYTES):
                     self._send_chunk(result, chunk, format, header, first, defs, validate,
                                      atomic)
-                    chunk, rows = [], 0
+                    chunk, rows, size = [], 0, 0
                     if progress:
                         progress(done, total, result)
             if chunk:
