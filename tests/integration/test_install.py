@@ -57,7 +57,7 @@ class Install(unittest.TestCase):
 
     def test_installed_tree(self):
         for path in ("bin/kmx", "bin/kmx-broker", "bin/kmx-storage", "bin/kmx-ingest",
-                     "bin/kmx-query", "include/kmx/kmx_client.h", "include/kmx/kmx_err.h",
+                     "bin/kmx-query", "bin/kmx-gateway", "include/kmx/kmx_client.h", "include/kmx/kmx_err.h",
                      "include/kmx/kmx.pb-c.h", "share/kmx/kmx.proto",
                      "share/doc/kmx/README.md", "share/doc/kmx/docs/clients.md",
                      "share/doc/kmx/docs/protocol.md", "lib/python3/dist-packages/kmx/kmx_pb2.py"):
@@ -81,6 +81,10 @@ class Install(unittest.TestCase):
         run(["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", src, *flags, "-o",
              os.path.join(self.work, "only_header")], env=self.env)
         run([os.path.join(self.work, "only_header")], env=self.env)
+        for script in ("python/query_csv.py", "python/watch_changes.py", "python/chart.py",
+                       "shell/exports_report.sh"):
+            self.assertTrue(os.access(os.path.join(self.docs, "examples", script), os.X_OK),
+                            script)
         # The installed proto is the one the services speak.
         with open(os.path.join(PREFIX, "share", "kmx", "kmx.proto")) as a, \
                 open(os.path.join(kmxtest.SOURCE_DIR, "proto", "kmx.proto")) as b:
