@@ -49,7 +49,7 @@ RUN set -eux; \
     cmake --build /tmp/kmx-build -j"$(nproc)"; \
     cmake --install /tmp/kmx-build --strip; \
     ls -l /usr/local/bin/kmx /usr/local/bin/kmx-broker /usr/local/bin/kmx-storage \
-          /usr/local/bin/kmx-ingest /usr/local/bin/kmx-query
+          /usr/local/bin/kmx-ingest /usr/local/bin/kmx-query /usr/local/bin/kmx-gateway
 
 # ---- runtime stage ---------------------------------------------------------------------
 FROM ${BASE} AS runtime
@@ -75,7 +75,8 @@ RUN set -eux; \
     install -d -o kmx -g kmx -m 0750 /var/lib/kmx
 
 COPY --from=build /usr/local/bin/kmx /usr/local/bin/kmx-broker /usr/local/bin/kmx-storage \
-                  /usr/local/bin/kmx-ingest /usr/local/bin/kmx-query /usr/local/bin/
+                  /usr/local/bin/kmx-ingest /usr/local/bin/kmx-query /usr/local/bin/kmx-gateway \
+                  /usr/local/bin/
 
 # An empty named volume mounted on /var/lib/kmx starts as a copy of this directory, so it
 # is owned by kmx too. No VOLUME line: only storage keeps data, and a VOLUME here would
@@ -83,6 +84,7 @@ COPY --from=build /usr/local/bin/kmx /usr/local/bin/kmx-broker /usr/local/bin/km
 ENV KMX_DATA_DIR=/var/lib/kmx
 WORKDIR /var/lib/kmx
 USER kmx
-# broker: 5555 requests, 5557 events (XPUB), 5558 publishers (XSUB); storage: 5560.
-EXPOSE 5555 5557 5558 5560
+# broker: 5555 requests, 5557 events (XPUB), 5558 publishers (XSUB); storage: 5560;
+# gateway: 8480 HTTP.
+EXPOSE 5555 5557 5558 5560 8480
 CMD ["kmx-broker"]

@@ -7,12 +7,16 @@
 
 #include <arpa/inet.h>
 #include <getopt.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,14 +28,15 @@ static volatile sig_atomic_t s_stop;
 
 static const char s_usage[] =
     "usage: kmx-gateway [--bind HOST:PORT] [--broker ENDPOINT] [--events ENDPOINT]\n"
-    "                   [--web DIR] [--tokens FILE] [--version] [--help]\n"
+    "                   [--web DIR] [--tokens FILE] [--probe] [--version] [--help]\n"
     "Serves kmx over HTTP/JSON: /v1/query/{exports,consumption}, /v1/records, /v1/record,\n"
     "/v1/import, /v1/events (Server-Sent Events), /metrics, /healthz, and the dashboard at\n"
     "/. Each flag has a variable: KMX_GATEWAY_BIND (127.0.0.1:8480), KMX_BROKER,\n"
     "KMX_EVENTS, KMX_GATEWAY_WEB, KMX_GATEWAY_TOKENS (lines \"TOKEN reader|writer\"); limits\n"
     "KMX_GATEWAY_MAX_BODY, KMX_GATEWAY_MAX_QUERY, KMX_GATEWAY_MAX_STREAMS,\n"
     "KMX_GATEWAY_MAX_CONNECTIONS, KMX_GATEWAY_HEARTBEAT_MS, KMX_GATEWAY_RING. See\n"
-    "docs/http.md.\n";
+    "docs/http.md. --probe asks the gateway at the bind address for /healthz and exits 0\n"
+    "when it answers 200 (a container health check).\n";
 
 static void s_on_signal(int sig) {
     (void)sig;
@@ -41,6 +46,7 @@ static void s_on_signal(int sig) {
 typedef struct {
     const char *bind;   // --bind / KMX_GATEWAY_BIND
     const char *tokens; // --tokens / KMX_GATEWAY_TOKENS
+    bool probe;         // --probe: ask a running gateway for /healthz
 } s_paths_t;
 
 static const char *s_env(const char *name, const char *dflt) {
@@ -84,11 +90,15 @@ static int s_limits(kmx_gateway_config_t *cfg) {
 
 // Parses flags over the environment's defaults. Returns -1 to run, else an exit code.
 static int s_options(int argc, char **argv, kmx_gateway_config_t *cfg, s_paths_t *paths) {
-    static const struct option longopts[] = {
-        {"bind", required_argument, NULL, 'b'},   {"broker", required_argument, NULL, 'r'},
-        {"events", required_argument, NULL, 'e'}, {"web", required_argument, NULL, 'w'},
-        {"tokens", required_argument, NULL, 't'}, {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"bind", required_argument, NULL, 'b'},
+                                             {"broker", required_argument, NULL, 'r'},
+                                             {"events", required_argument, NULL, 'e'},
+                                             {"web", required_argument, NULL, 'w'},
+                                             {"tokens", required_argument, NULL, 't'},
+                                             {"version", no_argument, NULL, 'V'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {"probe", no_argument, NULL, 'p'},
+                                             {NULL, 0, NULL, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
         switch (opt) {
@@ -106,6 +116,9 @@ static int s_options(int argc, char **argv, kmx_gateway_config_t *cfg, s_paths_t
             break;
         case 't':
             paths->tokens = optarg;
+            break;
+        case 'p':
+            paths->probe = true;
             break;
         case 'V':
             printf("kmx-gateway %s\n", KMX_VERSION);
@@ -165,6 +178,29 @@ static const char *s_web_dir(const char *given, char *buf, size_t size) {
     return NULL;
 }
 
+// GET /healthz from the gateway at addr (0.0.0.0 is asked on 127.0.0.1). Returns the exit
+// code: 0 for a 200 answer, 1 otherwise.
+static int s_probe(struct sockaddr_in addr) {
+    if (addr.sin_addr.s_addr == htonl(INADDR_ANY))
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct timeval tv = {3, 0};
+    char buf[64] = {0};
+    static const char req[] = "GET /healthz HTTP/1.0\r\nHost: probe\r\n\r\n";
+    if (fd >= 0) {
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    }
+    bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0 &&
+              write(fd, req, sizeof(req) - 1) == (ssize_t)(sizeof(req) - 1) &&
+              read(fd, buf, sizeof(buf) - 1) >= 12 && strncmp(buf, "HTTP/1.", 7) == 0 &&
+              strncmp(buf + 9, "200", 3) == 0;
+    if (fd >= 0)
+        close(fd);
+    fprintf(ok ? stdout : stderr, "kmx-gateway: /healthz %s\n", ok ? "ok" : "failed");
+    return ok ? 0 : 1;
+}
+
 static void s_raise_fd_limit(void) {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -196,7 +232,7 @@ int main(int argc, char **argv) {
     kmx_gateway_config_t cfg;
     memset(&cfg, 0, sizeof(cfg));
     s_paths_t paths = {s_env("KMX_GATEWAY_BIND", "127.0.0.1:8480"),
-                       s_env("KMX_GATEWAY_TOKENS", NULL)};
+                       s_env("KMX_GATEWAY_TOKENS", NULL), false};
     cfg.broker = s_env("KMX_BROKER", "tcp://127.0.0.1:5555");
     cfg.events = s_env("KMX_EVENTS", "tcp://127.0.0.1:5557");
     cfg.web_dir = s_env("KMX_GATEWAY_WEB", NULL);
@@ -208,6 +244,8 @@ int main(int argc, char **argv) {
         kmx_log_error("gateway: bind address: %s", err);
         return 1;
     }
+    if (paths.probe)
+        return s_probe(cfg.bind);
     if (s_limits(&cfg) < 0)
         return 1;
     kmx_gw_tokens_t tokens = {NULL, 0};

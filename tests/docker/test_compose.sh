@@ -79,6 +79,7 @@ export KMX_BROKER_PORT=$port_base
 export KMX_EVENTS_PORT=$((port_base + 2))
 export KMX_PUBLISH_PORT=$((port_base + 3))
 export KMX_STORAGE_PORT=$((port_base + 5))
+export KMX_GATEWAY_PORT=$((port_base + 7)) # kmx-gateway's HTTP port (docs/http.md)
 export KMX_HEALTH_INTERVAL=1s
 export KMX_BROKER=tcp://127.0.0.1:$KMX_BROKER_PORT
 export KMX_EVENTS=tcp://127.0.0.1:$KMX_EVENTS_PORT
@@ -241,7 +242,8 @@ if [[ -z ${stack_checked:-} ]]; then
 fi
 
 # ---- start the set ------------------------------------------------------------------
-for port in $KMX_BROKER_PORT $KMX_EVENTS_PORT $KMX_PUBLISH_PORT $KMX_STORAGE_PORT; do
+for port in $KMX_BROKER_PORT $KMX_EVENTS_PORT $KMX_PUBLISH_PORT $KMX_STORAGE_PORT \
+  $KMX_GATEWAY_PORT; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     die "port $port is in use; set KMX_TEST_PORT_BASE"
   fi
@@ -264,7 +266,7 @@ containers() { # service: ids of its running containers
 health_all() { # every container of the project healthy?
   local ids
   ids=$(d ps -aq --filter "label=com.docker.compose.project=$project")
-  [[ $(echo "$ids" | wc -w) -eq 7 ]] || return 1
+  [[ $(echo "$ids" | wc -w) -eq 8 ]] || return 1 # with the gateway
   # shellcheck disable=SC2086
   [[ -z $(d inspect -f '{{.State.Health.Status}}' $ids | grep -v '^healthy$') ]]
 }
@@ -278,7 +280,7 @@ for ((i = 0; i < 90; i++)); do
   sleep 1
 done
 if health_all && ready; then
-  pass "7 containers healthy, broker sees 3 ingest + 2 query workers ($((SECONDS - t0)) s)"
+  pass "8 containers healthy, broker sees 3 ingest + 2 query workers ($((SECONDS - t0)) s)"
 else
   d ps -a --filter "label=com.docker.compose.project=$project" \
     --format '{{.Names}} {{.Status}}' | sed 's/^/       /'
@@ -308,6 +310,21 @@ for ((i = 0; i < 6; i++)); do
 done
 if [[ $ok -eq 1 ]]; then pass "query sums by market equal the CSV's (6 times each kind)"
 else fail "query sums by market"; sed 's/^/       /' "$tmp/sums.out"; fi
+
+# ---- kmx-gateway (docs/http.md) -------------------------------------------------------
+# Its container's health check (kmx-gateway --probe) passed above; from the host, /healthz
+# answers 200 and a query over HTTP is the CLI's JSON document for the same question.
+check "kmx-gateway: /healthz 200 and /v1/query/exports the CLI's JSON" \
+  python3 - "http://127.0.0.1:$KMX_GATEWAY_PORT" "$tmp/exports.json" <<'PY'
+import json, sys, urllib.request
+base, cli = sys.argv[1], json.load(open(sys.argv[2]))
+health = urllib.request.urlopen(base + "/healthz", timeout=10)
+got = json.load(urllib.request.urlopen(base + "/v1/query/exports?by=market&granularity=any",
+                                       timeout=10))
+print(health.status, len(got["rows"]), "rows")
+sys.exit(health.status != 200 or got != cli)
+PY
+# ---- end of the kmx-gateway check -------------------------------------------------------
 
 kmx stats --format json >"$tmp/stats.json" 2>&1
 check "kmx stats: all 3 ingest and 2 query replicas served requests" \
@@ -500,13 +517,13 @@ if ccompose up -d --no-build >"$tmp/curve_up.log" 2>&1; then
   for ((i = 0; i < 60; i++)); do
     ids=$(d ps -q --filter "label=com.docker.compose.project=$project")
     # shellcheck disable=SC2086
-    if [[ $(echo "$ids" | wc -w) -eq 4 ]] &&
+    if [[ $(echo "$ids" | wc -w) -eq 5 ]] && # with the gateway
       [[ -z $(d inspect -f '{{.State.Health.Status}}' $ids | grep -v '^healthy$') ]]; then
       healthy=1; break
     fi
     sleep 1
   done
-  if [[ $healthy -eq 1 ]]; then pass "4 containers healthy with CURVE (health checks use their own keys)"
+  if [[ $healthy -eq 1 ]]; then pass "5 containers healthy with CURVE (health checks use their own keys)"
   else fail "containers not healthy with CURVE"; ccompose ps 2>&1 | sed 's/^/       /'; fi
 else
   fail "docker-compose up with deploy/compose.curve.yml"; sed 's/^/       /' "$tmp/curve_up.log"
