@@ -46,13 +46,14 @@ start broker "$bin/kmx-broker"
 start storage "$bin/kmx-storage"
 start ingest "$bin/kmx-ingest"
 start query "$bin/kmx-query"
+start gateway "$bin/kmx-gateway" # HTTP, events and the dashboard (docs/http.md)
 
 for _ in $(seq 50); do
   "$bin/kmx" ping >/dev/null 2>&1 && break
   sleep 0.2
 done
 "$bin/kmx" ping
-for name in broker storage ingest query; do
+for name in broker storage ingest query gateway; do
   if ! kill -0 "$(cat "$state/$name.pid")" 2>/dev/null; then
     echo "kmx-$name did not start; the end of .kmx/logs/$name.log says:" >&2
     tail -n 5 "$state/logs/$name.log" >&2
@@ -70,3 +71,4 @@ echo "Monthly active users of Melon and YouTube Music (Mobile Index panel):"
 echo
 echo "kmx is running (logs in .kmx/logs). Try: $bin/kmx query exports --by market"
 echo "Stop it with: scripts/run.sh stop"
+echo "Dashboard and HTTP API: http://${KMX_GATEWAY_BIND:-127.0.0.1:8480}/ (docs/http.md)"

@@ -28,7 +28,7 @@ static volatile sig_atomic_t s_stop;
 
 static const char s_usage[] =
     "usage: kmx-gateway [--bind HOST:PORT] [--broker ENDPOINT] [--events ENDPOINT]\n"
-    "                   [--web DIR] [--tokens FILE] [--probe] [--version] [--help]\n"
+    "                   [--web DIR] [--tokens FILE] [--log-level L] [--probe] [--version]\n"
     "Serves kmx over HTTP/JSON: /v1/query/{exports,consumption}, /v1/records, /v1/record,\n"
     "/v1/import, /v1/events (Server-Sent Events), /metrics, /healthz, and the dashboard at\n"
     "/. Each flag has a variable: KMX_GATEWAY_BIND (127.0.0.1:8480), KMX_BROKER,\n"
@@ -98,6 +98,7 @@ static int s_options(int argc, char **argv, kmx_gateway_config_t *cfg, s_paths_t
                                              {"version", no_argument, NULL, 'V'},
                                              {"help", no_argument, NULL, 'h'},
                                              {"probe", no_argument, NULL, 'p'},
+                                             {"log-level", required_argument, NULL, 'l'},
                                              {NULL, 0, NULL, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
@@ -119,6 +120,12 @@ static int s_options(int argc, char **argv, kmx_gateway_config_t *cfg, s_paths_t
             break;
         case 'p':
             paths->probe = true;
+            break;
+        case 'l':
+            if (kmx_log_set_level(optarg) < 0) {
+                fprintf(stderr, "kmx-gateway: --log-level wants error, warn, info or debug\n");
+                return 1;
+            }
             break;
         case 'V':
             printf("kmx-gateway %s\n", KMX_VERSION);
