@@ -202,8 +202,13 @@ static void s_on_error(s_import_t *im, const s_chunk_t *c, const Kmx__V1__Error 
     if (!im->failed) {
         im->failed = rc == KMX_ERR_INVAL || rc == KMX_ERR_TOO_BIG ? KMX_EXIT_INPUT
                                                                    : KMX_EXIT_SERVER;
-        snprintf(im->fail_msg, sizeof(im->fail_msg), "rows from line %u: %s", c->first_line,
-                 err->message && *err->message ? err->message : kmx_strerror(rc));
+        const char *msg = err->message && *err->message ? err->message : kmx_strerror(rc);
+        // The header is every chunk's: its refusal is the file's, not that chunk's rows'.
+        if (strncmp(msg, "header", 6) == 0)
+            snprintf(im->fail_msg, sizeof(im->fail_msg), "%s", msg);
+        else
+            snprintf(im->fail_msg, sizeof(im->fail_msg), "rows from line %u: %s",
+                     c->first_line, msg);
     }
 }
 

@@ -122,6 +122,31 @@ class KoreanFiles(unittest.TestCase):
         self.assertIn("on line 3, column 3", e["reason"])
         self.assertIn("CP949", e["reason"])
 
+    def test_options_travel_in_the_request(self):
+        c = self.cluster()
+        # --encoding utf-8 on the CP949 file: the header's bytes are named, nothing stored.
+        r = c.kmx("import", WIDE, "--encoding", "utf-8", "--format", "json", check=False)
+        s = kmxtest.json.loads(r.stdout)
+        self.assertEqual((r.returncode, s["stored"]), (1, 0), s)
+        self.assertTrue(s["error"].startswith("header: byte 0x"), s)
+        self.assertIn("not valid UTF-8 (the encoding given)", s["error"])
+        # --delimiter , on the semicolon file: one unknown column, the whole header line.
+        s = c.kmx_json("import", SEMICOLON, "--delimiter", ",", check=False)
+        self.assertIn("header (comma-separated, UTF-8): unknown column", s["error"])
+        # --long refuses the wide layout, naming the period columns as unknown.
+        s = c.kmx_json("import", WIDE, "--long", check=False)
+        self.assertIn('"2019"', s["error"])
+        # --excel-dates: an Excel serial day in a period cell, refused without the flag.
+        path = self.write("excel.csv", "kind,date,market,category,item,value,unit,source\n"
+                          "export,45292,KOR,c,i,1,천달러,s\n", "utf-8")
+        s = c.kmx_json("import", path, check=False)
+        self.assertIn("--excel-dates", s["rejected_rows"][0]["reason"])
+        s = c.kmx_json("import", path, "--excel-dates")
+        self.assertEqual(s["stored"], 1, s)
+        rec = c.kmx_json("get", "--kind", "export", "--period", "2024-01", "--market", "KR",
+                         "--category", "c", "--item", "i", "--source", "s")
+        self.assertEqual((rec["value"], rec["unit"]), ("1000", "USD"), rec)
+
 
 if __name__ == "__main__":
     kmxtest.main()
