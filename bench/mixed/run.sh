@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# Reads beside writes, kmx against PostgreSQL on the same rows in one run: a base set
+# (bench/mixed/gen.py, BASE rows) is loaded into both; readers (kmx_bench_mixed: 1 and
+# then 8 clients, each asking a point get and a group-by market of one category and one
+# year in turn) are timed idle, then while a ROWS-row ingest runs: kmx import through 4
+# kmx-ingest workers (full sync), PostgreSQL's COPY (fsync and synchronous_commit on,
+# primary key and 3 indexes). Each ingest is also timed with no reader. Idle, it also
+# times a filtered page of 100 and a top-10 with growth, the throughput of 8 clients
+# asking only gets or only group-bys, and the ZeroMQ floor (bench/query's
+# kmx_bench_floor). kmx and PostgreSQL never run at the same time. Prints p50/p99 idle and
+# busy for both, ingest rows/s with and without readers, and every target of issue 12
+# with met/short.
+#   bench/mixed/run.sh [BUILD_DIR] [--smoke]
+#   environment: BASE (200000), ROWS (1000000), IDLE_S (5), QUERY_WORKERS (4)
+#   --smoke: BASE=2400 ROWS=3000 IDLE_S=1, seconds in all; the figures mean nothing
+# Needs PostgreSQL and libpq (scripts/setup.sh --bench); exits 77 (skipped) without them.
+set -euo pipefail
+src=$(cd "$(dirname "$0")/../.." && pwd)
+build=$(cd "${1:-$src/build/release}" && pwd)
+smoke=0
+[[ ${2:-} == --smoke ]] && smoke=1
+base=${BASE:-200000} rows=${ROWS:-1000000} idle_s=${IDLE_S:-5} qworkers=${QUERY_WORKERS:-4}
+((smoke)) && base=2400 rows=3000 idle_s=1
+if ! ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || [[ ! -x $build/bin/kmx_bench_mixed ]]; then
+  echo "bench: skipped: needs PostgreSQL and kmx_bench_mixed (scripts/setup.sh --bench)" >&2
+  exit 77
+fi
+source "$src/bench/lib.sh"
+bench_init mixed
+now() { date +%s.%N; }
+res=$work/results
+: >"$res"
+
+echo "bench: generating $base base rows and three ingests of $rows rows" >&2
+for tag in base alone busy1 busy8; do
+  n=$rows
+  [[ $tag == base ]] && n=$base
+  python3 "$src/bench/mixed/gen.py" "$n" "$tag" "$work/$tag.csv"
+  python3 "$src/bench/ingest/pgrows.py" "$work/$tag.csv" "$work/$tag.pg"
+  chmod 644 "$work/$tag.pg"
+done
+
+echo "bench: starting PostgreSQL and copying the base rows" >&2
+pg_start -c fsync=on -c synchronous_commit=on -c shared_buffers=256MB -c work_mem=64MB
+"${psql[@]}" <<SQL
+CREATE TABLE records (
+  kind smallint NOT NULL, period_start integer NOT NULL, period_end integer NOT NULL,
+  market text NOT NULL, category text NOT NULL, item text NOT NULL, company text NOT NULL,
+  artist text NOT NULL, source text NOT NULL, amount bigint NOT NULL, unit text NOT NULL,
+  PRIMARY KEY (kind, period_start, period_end, market, category, item, company, artist, source));
+CREATE INDEX records_market ON records (market, period_start);
+CREATE INDEX records_period ON records (period_start, period_end);
+CREATE INDEX records_category ON records (kind, category, period_start);
+\\copy records FROM '$work/base.pg' WITH (FORMAT csv, NULL '\\N')
+ANALYZE records;
+SQL
+pgconn="host=$work/sock user=kmx dbname=postgres"
+
+echo "bench: starting kmx-broker, kmx-storage, 4 kmx-ingest, $qworkers kmx-query" >&2
+kmx_endpoints "$work/data"
+export KMX_TIMEOUT=30000
+"$bin/kmx-broker" 2>>"$work/log" & pids+=($!)
+"$bin/kmx-storage" 2>>"$work/log" & pids+=($!)
+for _ in 1 2 3 4; do "$bin/kmx-ingest" 2>>"$work/log" & pids+=($!); done
+for ((i = 0; i < qworkers; i++)); do "$bin/kmx-query" 2>>"$work/log" & pids+=($!); done
+for _ in $(seq 100); do
+  "$bin/kmx" ping kmx.query >/dev/null 2>&1 && "$bin/kmx" ping kmx.ingest >/dev/null 2>&1 && break
+  sleep 0.1
+done
+
+# kmx_import TAG: the rows of TAG through kmx import, checked; prints "T0 T1".
+kmx_import() {
+  local t0 t1
+  t0=$(now)
+  "$bin/kmx" import "$work/$1.csv" --jobs 8 --format json >"$work/$1.summary"
+  t1=$(now)
+  python3 - "$work/$1.summary" "$2" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["stored"] == int(sys.argv[2]) and s["rejected"] == 0, s
+PY
+  echo "$t0 $t1"
+}
+
+# pg_copy TAG: the same rows by COPY; prints "T0 T1".
+pg_copy() {
+  local t0 t1
+  t0=$(now)
+  "${psql[@]}" -c "\\copy records FROM '$work/$1.pg' WITH (FORMAT csv, NULL '\\N')"
+  t1=$(now)
+  echo "$t0 $t1"
+}
+
+# readers SYSTEM CLIENTS QUESTIONS SECONDS PHASE: result lines tagged "SYSTEM PHASE".
+readers() {
+  local target=$KMX_BROKER
+  [[ $1 == pg ]] && target=$pgconn
+  "$bin/kmx_bench_mixed" "$1" "$target" "$2" "$3" "$4" "$base" | sed "s/^result /$1 $5 /" >>"$res"
+}
+
+# ingest SYSTEM TAG [CLIENTS]: the ingest of TAG, with CLIENTS readers asking in a loop
+# until it ends (none when absent); records "SYSTEM ingest-TAG rate=ROWS_PER_S".
+ingest() {
+  local rpid=""
+  if [[ -n ${3:-} ]]; then
+    readers "$1" "$3" mix 3600 "busy$3" &
+    rpid=$!
+    pids+=("$rpid")
+    sleep 0.2 # the readers connect
+  fi
+  local t0 t1
+  if [[ $1 == kmx ]]; then read -r t0 t1 < <(kmx_import "$2" "$rows"); else read -r t0 t1 < <(pg_copy "$2"); fi
+  if [[ -n $rpid ]]; then
+    kill -TERM "$(pgrep -P "$rpid" kmx_bench_mixed)" 2>/dev/null || true
+    wait "$rpid"
+  fi
+  echo "$1 ingest-$2 rate=$(python3 -c "print(round($rows / ($t1 - $t0)))")" >>"$res"
+}
+
+echo "bench: importing the base rows into kmx" >&2
+kmx_import base "$base" >/dev/null
+
+for sys in kmx pg; do
+  echo "bench: $sys idle" >&2
+  for q in get group page top; do readers "$sys" 1 "$q" "$idle_s" idle1; done
+  readers "$sys" 1 mix "$idle_s" idle-mix1
+  readers "$sys" 8 mix "$idle_s" idle-mix8
+  readers "$sys" 8 get "$idle_s" idle8
+  readers "$sys" 8 group "$idle_s" idle8
+  echo "bench: $sys ingest alone, then beside 1 and 8 readers" >&2
+  ingest "$sys" alone
+  ingest "$sys" busy1 1
+  ingest "$sys" busy8 8
+done
+"$bin/kmx_bench_floor" 2000 >"$work/floor" 2>/dev/null || echo "(no floor)" >"$work/floor"
+
+python3 - "$res" "$work/floor" "$base" "$rows" "$smoke" <<'PY'
+import re, sys
+res, floor_file, base, rows, smoke = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
+r = {}
+for line in open(res):
+    f = line.split()
+    vals = dict(kv.split("=") for kv in f[2:] if "=" in kv)
+    key = (f[0], f[1]) if f[1].startswith("ingest-") else (f[0], f[1], f[2])
+    r[key] = {k: float(v) for k, v in vals.items()}
+floor = None
+for line in open(floor_file):
+    m = re.match(r"\s+tcp 127\.0\.0\.1\s+([0-9.]+)\s+([0-9.]+)\s+([0-9.]+)", line)
+    if m:
+        floor = float(m.group(3))  # three hops: client -> broker -> kmx-query -> kmx-storage
+
+def g(sys_, phase, q, stat):
+    v = r.get((sys_, phase, q))
+    return v[stat] if v else float("nan")
+
+print("\nreads beside writes: %d base records, then %d-row ingests (ms)%s" % (
+    base, rows, "  [smoke sizes: figures mean nothing]" if smoke else ""))
+print("  %-34s %9s %9s %9s %9s" % ("", "kmx p50", "kmx p99", "PG p50", "PG p99"))
+rowsout = [("idle, 1 client", "idle-mix1"), ("during the ingest, 1 client", "busy1"),
+           ("idle, 8 clients", "idle-mix8"), ("during the ingest, 8 clients", "busy8")]
+for q, label in (("get", "point get"), ("group", "group-by market, one cat, year")):
+    print("  %s" % label)
+    for text, phase in rowsout:
+        print("    %-32s %9.3f %9.3f %9.3f %9.3f" % (text, g("kmx", phase, q, "p50"),
+              g("kmx", phase, q, "p99"), g("pg", phase, q, "p50"), g("pg", phase, q, "p99")))
+print("  idle, 1 client, one question at a time")
+names = {"get": "point get", "group": "group-by market, one cat", "page": "filtered page of 100",
+         "top": "top-10 with growth, one cat"}
+for q in ("get", "group", "page", "top"):
+    print("    %-32s %9.3f %9.3f %9.3f %9.3f" % (names[q], g("kmx", "idle1", q, "p50"),
+          g("kmx", "idle1", q, "p99"), g("pg", "idle1", q, "p50"), g("pg", "idle1", q, "p99")))
+print("  throughput, 8 clients, idle (answers/s)")
+for q in ("get", "group"):
+    print("    %-32s %9.0f %19.0f" % (names[q], g("kmx", "idle8", q, "rate"), g("pg", "idle8", q, "rate")))
+
+def ing(sys_, tag):
+    v = r.get((sys_, "ingest-" + tag))
+    return v["rate"] if v else float("nan")
+print("\ningest of %d rows (rows/s)           %9s %9s" % (rows, "kmx", "PG COPY"))
+for tag, text in (("alone", "no readers"), ("busy1", "beside 1 reader"), ("busy8", "beside 8 readers")):
+    print("  %-34s %9.0f %9.0f" % (text, ing("kmx", tag), ing("pg", tag)))
+if floor:
+    print("\nfloor: three ZeroMQ round trips over tcp (a get's path) = %.3f ms" % floor)
+
+def mark(ok):
+    return "met" if ok else "short"
+print("\ntargets (issue 12)")
+for c in (1, 8):
+    for q in ("get", "group"):
+        idle, busy, pgb = g("kmx", "idle-mix%d" % c, q, "p99"), g("kmx", "busy%d" % c, q, "p99"), g("pg", "busy%d" % c, q, "p99")
+        print("  target %s p99 during the ingest, %d client(s) <= 3x idle (%.3f) and <= PG busy (%.3f): %.3f ms, %s" % (
+            q, c, 3 * idle, pgb, busy, mark(busy <= 3 * idle and busy <= pgb)))
+for c in (1, 8):
+    ratio = ing("kmx", "busy%d" % c) / ing("kmx", "alone")
+    print("  target kmx ingest beside %d reader(s) >= 90%% of alone: %.0f%%, %s" % (c, 100 * ratio, mark(ratio >= 0.9)))
+for q in ("get", "group"):
+    k, p = g("kmx", "idle8", q, "rate"), g("pg", "idle8", q, "rate")
+    print("  target 8 clients %s/s >= PG with 8 connections (%.0f): %.0f, %s" % (q, p, k, mark(k >= p)))
+gp50, gp99 = g("kmx", "idle1", "get", "p50"), g("kmx", "idle1", "get", "p99")
+if floor:
+    print("  target point get p50 <= 1.3x the hop floor (%.3f): %.3f ms (%.2fx), %s" % (
+        1.3 * floor, gp50, gp50 / floor, mark(gp50 <= 1.3 * floor)))
+print("  target point get p99 < 2 ms: %.3f ms, %s" % (gp99, mark(gp99 < 2)))
+kp, pp = g("kmx", "idle1", "page", "p50"), g("pg", "idle1", "page", "p50")
+print("  target page of 100 p50 <= PG (%.3f): %.3f ms, %s" % (pp, kp, mark(kp <= pp)))
+for q in ("group", "top"):
+    k, p = g("kmx", "idle1", q, "p50"), g("pg", "idle1", q, "p50")
+    print("  target %s >= 10x faster than PG p50: %.1fx (aim 50x), %s" % (names[q], p / k, mark(p >= 10 * k)))
+for key, v in sorted(r.items()):
+    for stat, val in sorted(v.items()):
+        print("figure: %s = %g %s" % (" ".join(key) + " " + stat, val,
+              "ms" if stat.startswith("p") else ("" if stat == "n" else ("rows/s" if key[1].startswith("ingest") else "/s"))))
+PY
