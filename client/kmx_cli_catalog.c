@@ -7,6 +7,7 @@
 #include "kmx_json.h"
 #include "kmx_period.h"
 #include "kmx_record.h"
+#include "kmx_value.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -17,7 +18,9 @@ static const char s_catalog_usage[] =
     "usage: kmx catalog [exports|consumption] [--format table|json|csv]\n"
     "Lists what the store holds: markets (code, name, level, region), regions with their\n"
     "member countries, categories (dimensions) with their unit, period range and record\n"
-    "count, items per category, sources with record counts, and the last sequence.\n"
+    "count, items per category, sources with record counts, quantities measured by\n"
+    "several sources (alternatives: one row per measurement, preferred first), and the\n"
+    "last sequence.\n"
     "CSV: one row per entry, its section in the first column.\n";
 
 static const char *s_kind_name(Kmx__V1__Kind kind) {
@@ -82,6 +85,31 @@ static void s_category_row(s_row_t *r, const Kmx__V1__CatalogCategory *c) {
     s_set_u64(r, 10, c->records);
 }
 
+// One row per measurement of a quantity several sources measure (preferred first):
+// value is the quantity, name the amount and its source, region the market.
+static void s_alternative_rows(const kmx_cli_opts_t *opts, kmx_format_table_t *t,
+                               const Kmx__V1__CatalogAlternative *a) {
+    for (size_t k = 0; k < a->n_measurements; k++) {
+        const Kmx__V1__Record *m = a->measurements[k];
+        char amount[48] = "?";
+        if (m->value)
+            kmx_decimal_format(m->value->amount, amount, sizeof amount);
+        s_row_t r;
+        s_row_init(&r, "alternative", a->kind);
+        snprintf(r.cells[2], sizeof r.cells[2], "%s: %s", a->category, a->quantity);
+        snprintf(r.cells[3], sizeof r.cells[3], "%s %s from %s", amount, a->unit, m->source);
+        s_set(&r, 5, a->market);
+        s_set(&r, 6, a->unit);
+        if (a->period) {
+            kmx_period_t p = {a->period->start, a->period->end};
+            kmx_period_format(&p, r.cells[7], sizeof r.cells[7]);
+            s_set(&r, 8, r.cells[7]);
+        }
+        s_set_u64(&r, 10, a->n_measurements);
+        s_emit(opts, t, &r);
+    }
+}
+
 static void s_rows(const kmx_cli_opts_t *opts, kmx_format_table_t *t,
                    const Kmx__V1__CatalogResult *c) {
     s_row_t r;
@@ -103,6 +131,8 @@ static void s_rows(const kmx_cli_opts_t *opts, kmx_format_table_t *t,
         s_entry_row(&r, "item", c->items[i]), s_emit(opts, t, &r);
     for (size_t i = 0; i < c->n_sources; i++)
         s_entry_row(&r, "source", c->sources[i]), s_emit(opts, t, &r);
+    for (size_t i = 0; i < c->n_alternatives; i++)
+        s_alternative_rows(opts, t, c->alternatives[i]);
 }
 
 static void s_json(const Kmx__V1__CatalogResult *c) {
@@ -130,9 +160,10 @@ static void s_print(const kmx_cli_opts_t *opts, const Kmx__V1__CatalogResult *c)
     if (t) {
         kmx_format_table_print(t, stdout);
         printf("(%" PRIu64 " records, %zu markets, %zu categories, %zu items, %zu sources, "
-               "%zu companies, %zu artists; last_seq=%" PRIu64 ")\n",
+               "%zu companies, %zu artists, %zu quantities with alternatives; last_seq=%" PRIu64
+               ")\n",
                c->records, c->n_markets, c->n_categories, c->n_items, c->n_sources, c->n_companies,
-               c->n_artists, c->last_seq);
+               c->n_artists, c->n_alternatives, c->last_seq);
     }
     kmx_format_table_destroy(&t);
 }

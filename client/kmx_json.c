@@ -226,17 +226,44 @@ static json_t *s_catalog_regions(const Kmx__V1__CatalogResult *c) {
     return arr;
 }
 
+// Quantities several sources measure, each with its measurements (preferred first).
+static json_t *s_catalog_alternatives(const Kmx__V1__CatalogResult *c) {
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < c->n_alternatives; i++) {
+        const Kmx__V1__CatalogAlternative *a = c->alternatives[i];
+        char period[KMX_PERIOD_TEXT_MAX] = "";
+        if (a->period) {
+            kmx_period_t p = {a->period->start, a->period->end};
+            kmx_period_format(&p, period, sizeof period);
+        }
+        json_t *ms = json_array();
+        for (size_t k = 0; ms && k < a->n_measurements; k++) {
+            const Kmx__V1__Record *m = a->measurements[k];
+            json_array_append_new(ms, json_pack("{s:o,s:o,s:o}", "item", kmx_json_string(m->item),
+                                                "source", kmx_json_string(m->source), "value",
+                                                kmx_json_amount(m->value)));
+        }
+        json_array_append_new(
+            arr,
+            json_pack("{s:s,s:s,s:o,s:o,s:o,s:o,s:o}", "kind", s_kind_name(a->kind), "period",
+                      period, "market", kmx_json_string(a->market), "category",
+                      kmx_json_string(a->category), "quantity", kmx_json_string(a->quantity),
+                      "unit", kmx_json_string(a->unit), "measurements", ms ? ms : json_array()));
+    }
+    return arr;
+}
+
 json_t *kmx_json_catalog(const Kmx__V1__CatalogResult *c) {
     json_t *cats = json_array();
     for (size_t i = 0; cats && i < c->n_categories; i++)
         json_array_append_new(cats, s_catalog_category(c->categories[i]));
-    return json_pack("{s:I,s:I,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "last_seq", (json_int_t)c->last_seq,
-                     "records", (json_int_t)c->records, "markets",
-                     s_catalog_entries(c->markets, c->n_markets), "regions", s_catalog_regions(c),
-                     "categories", cats, "items", s_catalog_entries(c->items, c->n_items),
-                     "sources", s_catalog_entries(c->sources, c->n_sources), "companies",
-                     s_catalog_entries(c->companies, c->n_companies), "artists",
-                     s_catalog_entries(c->artists, c->n_artists));
+    return json_pack(
+        "{s:I,s:I,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "last_seq", (json_int_t)c->last_seq, "records",
+        (json_int_t)c->records, "markets", s_catalog_entries(c->markets, c->n_markets), "regions",
+        s_catalog_regions(c), "categories", cats, "items", s_catalog_entries(c->items, c->n_items),
+        "sources", s_catalog_entries(c->sources, c->n_sources), "companies",
+        s_catalog_entries(c->companies, c->n_companies), "artists",
+        s_catalog_entries(c->artists, c->n_artists), "alternatives", s_catalog_alternatives(c));
 }
 
 #define S_DUMP_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY | JSON_REAL_PRECISION(6))

@@ -16,6 +16,9 @@
 // blanks before it. "Melon MAU (approx.)" -> 9; "YouTube" -> 7; NULL -> 0.
 size_t kmx_alt_item_base(const char *item);
 
+// Returns nonzero when a and b measure one quantity (the rule above, sources aside).
+int kmx_alt_same_quantity(const Kmx__V1__Record *a, const Kmx__V1__Record *b);
+
 // Returns nonzero when a and b measure one quantity (the rule above) but come from
 // different sources.
 int kmx_alt_is_alternative(const Kmx__V1__Record *a, const Kmx__V1__Record *b);

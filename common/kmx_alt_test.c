@@ -50,8 +50,10 @@ static void test_alt_is_alternative(void **state) {
     s_rec(&b, "album exports total (precise; as cited Jan 2026)", "KCS via Chosun",
           2918200000000LL);
     assert_true(kmx_alt_is_alternative(&a.rec, &b.rec));
+    assert_true(kmx_alt_same_quantity(&a.rec, &b.rec));
     b.rec.source = a.rec.source; // one source: two items of its own, not alternatives
     assert_false(kmx_alt_is_alternative(&a.rec, &b.rec));
+    assert_true(kmx_alt_same_quantity(&a.rec, &b.rec));
     b.rec.source = "KCS via Chosun";
     b.rec.market = "JP"; // another market is another quantity
     assert_false(kmx_alt_is_alternative(&a.rec, &b.rec));

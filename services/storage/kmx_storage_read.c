@@ -180,6 +180,8 @@ static int s_on_catalog(kmx_storage_t *self, const kmx_storage_req_t *item, uint
         return s_error(self, item, KMX_ERR_INVAL, "catalog: unknown kind", out, len);
     Kmx__V1__CatalogResult *cat = NULL;
     int err = kmx_store_catalog(self->store, kind, &cat);
+    if (err == 0 && (err = kmx_store_alternatives_catalog(self->store, kind, cat)) != 0)
+        kmx__v1__catalog_result__free_unpacked(cat, NULL);
     if (err != 0)
         return s_error(self, item, err, kmx_strerror(err), out, len);
     Kmx__V1__Response resp = KMX__V1__RESPONSE__INIT;

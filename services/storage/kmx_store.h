@@ -288,6 +288,13 @@ void kmx_store_replay_page_fini(kmx_store_replay_page_t *page);
 // kmx__v1__catalog_result__free_unpacked(*out, NULL). Returns 0 or a kmx code.
 int kmx_store_catalog(kmx_store_t *self, Kmx__V1__Kind kind, Kmx__V1__CatalogResult **out);
 
+// Appends to cat (as kmx_store_catalog made it: freed by free_unpacked with the default
+// allocator) every quantity of kind (KIND_UNSPECIFIED: both) that several sources measure,
+// with its measurements in preference order (kmx_store_alt.c). Returns 0, KMX_ERR_NOMEM or
+// KMX_ERR_STORAGE.
+int kmx_store_alternatives_catalog(kmx_store_t *self, Kmx__V1__Kind kind,
+                                   Kmx__V1__CatalogResult *cat);
+
 // Checks that every value filter names (markets, categories, items, companies, artists,
 // sources, units) is held by a record of the filter's kind. Returns 0, KMX_ERR_INVAL with
 // a sentence in why naming the value and the closest existing ones, or a kmx code.

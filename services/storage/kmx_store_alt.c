@@ -711,3 +711,103 @@ int kmx_store_alternatives_set_aside(kmx_store_t *self, const Kmx__V1__Filter *f
         kmx_store_set_aside_fini(out);
     return err;
 }
+
+// A malloc'd copy of rec (protobuf-c's default allocator, as free_unpacked expects).
+static Kmx__V1__Record *s_copy(const Kmx__V1__Record *rec) {
+    size_t size = kmx__v1__record__get_packed_size(rec);
+    uint8_t *buf = malloc(size ? size : 1);
+    Kmx__V1__Record *copy = NULL;
+    if (buf) {
+        kmx__v1__record__pack(rec, buf);
+        copy = kmx__v1__record__unpack(NULL, size, buf);
+    }
+    free(buf);
+    return copy;
+}
+
+static int s_cmp_prefer(const void *x, const void *y) {
+    return kmx_alt_prefer_cmp(*(const Kmx__V1__Record *const *)x,
+                              *(const Kmx__V1__Record *const *)y);
+}
+
+// Builds one catalog entry from the n alternatives in m (preference order). NULL: no memory.
+static Kmx__V1__CatalogAlternative *s_entry(const Kmx__V1__Record **m, size_t n) {
+    Kmx__V1__CatalogAlternative *e = malloc(sizeof *e);
+    Kmx__V1__Period *p = malloc(sizeof *p);
+    Kmx__V1__Record **recs = calloc(n, sizeof *recs);
+    if (!e || !p || !recs) {
+        free(e), free(p), free(recs);
+        return NULL;
+    }
+    kmx__v1__catalog_alternative__init(e);
+    kmx__v1__period__init(p);
+    p->has_start = p->has_end = 1;
+    p->start = m[0]->period->start;
+    p->end = m[0]->period->end;
+    e->period = p;
+    e->has_kind = 1;
+    e->kind = m[0]->kind;
+    e->measurements = recs;
+    for (size_t i = 0; i < n && (i == 0 || e->n_measurements == i); i++) {
+        if ((recs[i] = s_copy(m[i])) != NULL)
+            e->n_measurements++;
+    }
+    e->market = strdup(m[0]->market ? m[0]->market : "");
+    e->category = strdup(m[0]->category ? m[0]->category : "");
+    e->quantity = strndup(m[0]->item ? m[0]->item : "", kmx_alt_item_base(m[0]->item));
+    e->unit = strdup(m[0]->value->unit ? m[0]->value->unit : "");
+    if (e->n_measurements != n || !e->market || !e->category || !e->quantity || !e->unit) {
+        kmx__v1__catalog_alternative__free_unpacked(e, NULL);
+        return NULL;
+    }
+    return e;
+}
+
+// Appends one entry per quantity among v's records of kind to cat.
+static int s_catalog(const s_ver_t *v, Kmx__V1__Kind kind, Kmx__V1__CatalogResult *cat) {
+    const Kmx__V1__Record **m = malloc((v->n ? v->n : 1) * sizeof *m);
+    unsigned char *done = calloc(v->n ? v->n : 1, 1);
+    int err = m && done ? 0 : KMX_ERR_NOMEM;
+    for (size_t i = 0; i < v->n && err == 0; i++) {
+        const Kmx__V1__Record *r = v->e[i]->sr->record;
+        if (done[i] || (kind != KMX__V1__KIND__KIND_UNSPECIFIED && r->kind != kind))
+            continue;
+        size_t n = 0;
+        for (size_t j = i; j < v->n; j++) { // the quantity's records, i first
+            if (!done[j] && kmx_alt_same_quantity(r, v->e[j]->sr->record)) {
+                m[n++] = v->e[j]->sr->record;
+                done[j] = 1;
+            }
+        }
+        qsort(m, n, sizeof *m, s_cmp_prefer);
+        Kmx__V1__CatalogAlternative *e = n > 1 ? s_entry(m, n) : NULL;
+        Kmx__V1__CatalogAlternative **grown =
+            e ? realloc(cat->alternatives, (cat->n_alternatives + 1) * sizeof *grown) : NULL;
+        if (n > 1 && !grown) {
+            if (e)
+                kmx__v1__catalog_alternative__free_unpacked(e, NULL);
+            err = KMX_ERR_NOMEM;
+        } else if (grown) {
+            cat->alternatives = grown;
+            cat->alternatives[cat->n_alternatives++] = e;
+        }
+    }
+    free(m);
+    free(done);
+    return err;
+}
+
+int kmx_store_alternatives_catalog(kmx_store_t *self, Kmx__V1__Kind kind,
+                                   Kmx__V1__CatalogResult *cat) {
+    if (!self || !cat)
+        return KMX_ERR_INVAL;
+    if (!self->alt)
+        return 0;
+    s_ver_t *v = NULL;
+    int err = s_fresh(self, &v);
+    if (err != 0)
+        return err;
+    err = s_catalog(v, kind, cat);
+    s_ver_unref(v);
+    return err;
+}

@@ -131,6 +131,23 @@ static void test_alt_set_aside_keeps_the_preferred(void **state) {
     assert_int_equal(kmx_store_alternatives_set_aside(f->store, NULL, &by, 1, &aside), 0);
     assert_int_equal(aside.n, 0);
     kmx_store_set_aside_fini(&aside);
+    // The catalog: one quantity, its three measurements, the preferred first.
+    Kmx__V1__CatalogResult *cat = calloc(1, sizeof *cat);
+    assert_non_null(cat);
+    kmx__v1__catalog_result__init(cat);
+    assert_int_equal(kmx_store_alternatives_catalog(f->store, KMX__V1__KIND__CONSUMPTION, cat), 0);
+    assert_int_equal(cat->n_alternatives, 0);
+    assert_int_equal(kmx_store_alternatives_catalog(f->store, KMX__V1__KIND__EXPORT, cat), 0);
+    assert_int_equal(cat->n_alternatives, 1);
+    const Kmx__V1__CatalogAlternative *a = cat->alternatives[0];
+    assert_string_equal(a->quantity, "album exports total");
+    assert_string_equal(a->market, "WORLD");
+    assert_string_equal(a->unit, "USD");
+    assert_int_equal(a->n_measurements, 3);
+    assert_string_equal(a->measurements[0]->source, "KCS via Chosun");
+    assert_string_equal(a->measurements[1]->source, "KCS via Yonhap");
+    assert_string_equal(a->measurements[2]->source, "seed article");
+    kmx__v1__catalog_result__free_unpacked(cat, NULL);
 }
 
 int main(void) {

@@ -226,6 +226,20 @@ class ShippedData(unittest.TestCase):
             best = min(members, key=rank)
             self.assertIn("from '%s', set aside" % best["source"], notes[0], base)
 
+    def test_catalog_lists_every_alternative_set(self):
+        cat = self.c.kmx_json("catalog")
+        got = {}
+        for a in cat["alternatives"]:
+            key = (a["kind"], span(a["period"]), a["market"], a["category"], a["quantity"],
+                   a["unit"])
+            got[key] = sorted((m["source"], m["item"], Decimal(m["value"]))
+                              for m in a["measurements"])
+        want = {q: sorted((m["source"], m["item"], normalize_unit(m["unit"], m["value"])[1])
+                          for m in members) for q, members in self.alts.items()}
+        self.assertEqual(got, want)
+        exports = self.c.kmx_json("catalog", "exports")
+        self.assertEqual({a["kind"] for a in exports["alternatives"]}, {"export"})
+
     def test_readme_real_series_are_true(self):
         """The README's section on the extended data, command by command, prints exactly
         what is shown there (with its exit status: the first one is a refusal)."""
