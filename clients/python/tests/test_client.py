@@ -323,6 +323,17 @@ class Writes(unittest.TestCase):
             self.k.delete(kind="export", period="2031", market="KR",
                           category="physical_album_customs", item="typed", source="kmx tests")
 
+    def test_periods_read_back_as_the_cli_writes_them(self):
+        forms = ["2024-03", "Q3 2024", "2024-H2", "2024", "Jan-Apr 2023", "2023-02/2024-05",
+                 "2022-07/2022-12", "2021-10/2021-12"]
+        self.k.put([self.record(period=f, item="period %d" % i) for i, f in enumerate(forms)])
+        mine = {r["item"]: r["period"] for r in self.k.list(source="kmx tests")}
+        cli = {r["item"]: r["period"] for r in self.c.kmx_lines("list", "--source", "kmx tests")}
+        self.assertEqual(mine, cli)
+        self.assertEqual([mine["period %d" % i] for i in range(len(forms))],
+                         ["2024-03", "2024-Q3", "2024-H2", "2024", "2023-01/2023-04",
+                          "2023-02/2024-05", "2022-H2", "2021-Q4"])
+
     def test_rejections_are_exceptions_with_records(self):
         with self.assertRaises(kmx.Rejected) as e:
             self.k.put([self.record(), self.record(item="bad", period="2030-H3")])
