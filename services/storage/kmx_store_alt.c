@@ -62,6 +62,7 @@ struct kmx_store_alt {
     int pending;           // the writer follows cur and will publish after its commit
     // The writer's, for the write transaction in progress.
     int track;        // the batch started at cur's sequence: notes are taken
+    s_ver_t *base;    // while tracking: that version (a reference)
     s_note_t *notes;  // one per changed record
     size_t n_notes;   // notes taken
     size_t cap_notes; // allocated
@@ -135,6 +136,7 @@ void kmx_store_alt_destroy(kmx_store_alt_t **alt_p) {
     kmx_store_alt_t *alt = *alt_p;
     s_notes_clear(alt);
     free(alt->notes);
+    s_ver_unref(alt->base);
     s_ver_unref(alt->cur);
     pthread_cond_destroy(&alt->cond);
     pthread_mutex_destroy(&alt->mutex);
@@ -290,9 +292,35 @@ static int s_read_range(const kmx_store_t *self, MDB_txn *txn, s_note_t *note) {
     return err;
 }
 
-// Notes the state of key's quantity range as txn sees it.
-static int s_note(const kmx_store_t *self, kmx_store_alt_t *alt, MDB_txn *txn, const uint8_t *key,
-                  size_t klen) {
+static int s_ent_cmp(const void *x, const void *y) {
+    const s_ent_t *a = *(s_ent_t *const *)x, *b = *(s_ent_t *const *)y;
+    return s_key_cmp(a->key, a->klen, b->key, b->klen);
+}
+
+// Whether base holds an entry of note's range (base is sorted by key).
+static int s_ver_touches(const s_ver_t *base, const s_note_t *note) {
+    size_t lo = 0, hi = base ? base->n : 0;
+    while (lo < hi) { // the first entry not below the prefix
+        size_t mid = lo + (hi - lo) / 2;
+        if (s_key_cmp(base->e[mid]->key, base->e[mid]->klen, note->prefix, note->plen) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (; base && lo < base->n; lo++) {
+        const s_ent_t *e = base->e[lo];
+        if (e->klen < note->plen || memcmp(e->key, note->prefix, note->plen) != 0)
+            return 0;
+        if (s_in_range(note, e->key, e->klen))
+            return 1;
+    }
+    return 0;
+}
+
+// Notes the state of key's quantity range as txn sees it, unless nothing changes for
+// base: the range has no alternatives now and had none in base (the usual case).
+static int s_note(const kmx_store_t *self, kmx_store_alt_t *alt, MDB_txn *txn, const s_ver_t *base,
+                  const uint8_t *key, size_t klen) {
     if (kmx_reserve((void **)&alt->notes, &alt->cap_notes, alt->n_notes, sizeof *alt->notes, 16) !=
         0)
         return KMX_ERR_NOMEM;
@@ -300,46 +328,75 @@ static int s_note(const kmx_store_t *self, kmx_store_alt_t *alt, MDB_txn *txn, c
     memset(note, 0, sizeof *note);
     if (s_note_prefix(note, key, klen) != 0)
         return 0; // not a record key
+    int err = s_read_range(self, txn, note);
+    if (err == 0 && note->n == 0 && !s_ver_touches(base, note))
+        return 0; // nothing to note; the slot is reused
     alt->n_notes++;
-    return s_read_range(self, txn, note);
+    return err;
 }
 
-// The version after applying the notes to base, in order (a later note of the same range
-// replaces an earlier one). Returns NULL when out of memory.
+static int s_prefix_cmp(const s_note_t *a, const uint8_t *prefix, size_t plen) {
+    return s_key_cmp(a->prefix, a->plen, prefix, plen);
+}
+
+// Orders notes by prefix, then by the order they were taken (their place in one array).
+static int s_note_order(const void *x, const void *y) {
+    const s_note_t *a = *(const s_note_t *const *)x, *b = *(const s_note_t *const *)y;
+    int c = s_prefix_cmp(a, b->prefix, b->plen);
+    return c != 0 ? c : (a > b) - (a < b);
+}
+
+// Whether a note (order: sorted by s_note_order) has the range of key.
+static int s_noted(const s_note_t *const *order, size_t n, const uint8_t *key, size_t klen) {
+    s_note_t probe;
+    if (s_note_prefix(&probe, key, klen) != 0)
+        return 0;
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = s_prefix_cmp(order[mid], probe.prefix, probe.plen);
+        if (c == 0)
+            return 1;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 0;
+}
+
+// The version after applying the notes to base (a later note of a range replaces an
+// earlier one). Returns NULL when out of memory.
 static s_ver_t *s_apply(const s_ver_t *base, const s_note_t *notes, size_t n_notes, uint64_t seq) {
     s_ver_t *v = s_ver_new(seq);
+    const s_note_t **order = malloc((n_notes ? n_notes : 1) * sizeof *order);
     size_t cap = 0;
-    int err = v ? 0 : KMX_ERR_NOMEM;
+    int err = v && order ? 0 : KMX_ERR_NOMEM;
+    for (size_t k = 0; k < n_notes && order; k++)
+        order[k] = &notes[k];
+    if (err == 0 && n_notes > 1)
+        qsort(order, n_notes, sizeof *order, s_note_order);
     for (size_t i = 0; base && err == 0 && i < base->n; i++) {
-        int dropped = 0;
-        for (size_t k = 0; k < n_notes && !dropped; k++)
-            dropped = s_in_range(&notes[k], base->e[i]->key, base->e[i]->klen);
-        if (dropped)
+        if (s_noted(order, n_notes, base->e[i]->key, base->e[i]->klen))
             continue;
         if ((err = kmx_reserve((void **)&v->e, &cap, v->n, sizeof *v->e, 16)) == 0)
             v->e[v->n++] = s_ent_ref(base->e[i]);
     }
-    // Each range's entries come from its last note; the same range noted twice keeps one.
     for (size_t k = 0; err == 0 && k < n_notes; k++) {
-        int later = 0;
-        for (size_t j = k + 1; j < n_notes && !later; j++)
-            later = notes[j].plen == notes[k].plen &&
-                    memcmp(notes[j].prefix, notes[k].prefix, notes[k].plen) == 0;
-        for (size_t i = 0; !later && err == 0 && i < notes[k].n; i++) {
+        const s_note_t *note = order[k];
+        if (k + 1 < n_notes && s_prefix_cmp(order[k + 1], note->prefix, note->plen) == 0)
+            continue; // a later note of the same range follows
+        for (size_t i = 0; err == 0 && i < note->n; i++) {
             if ((err = kmx_reserve((void **)&v->e, &cap, v->n, sizeof *v->e, 16)) == 0)
-                v->e[v->n++] = s_ent_ref(notes[k].e[i]);
+                v->e[v->n++] = s_ent_ref(note->e[i]);
         }
     }
+    free(order);
     if (err != 0) {
         s_ver_unref(v);
         return NULL;
     }
     return v;
-}
-
-static int s_ent_cmp(const void *x, const void *y) {
-    const s_ent_t *a = *(s_ent_t *const *)x, *b = *(s_ent_t *const *)y;
-    return s_key_cmp(a->key, a->klen, b->key, b->klen);
 }
 
 // Makes v current when it is newer than what is; takes v's reference.
@@ -366,9 +423,13 @@ void kmx_store_alt_begin(kmx_store_t *self) {
     if (!alt)
         return;
     s_notes_clear(alt);
+    s_ver_unref(alt->base);
     pthread_mutex_lock(&alt->mutex);
     alt->track = alt->cur && alt->cur->seq == self->last_seq;
     alt->pending = alt->track;
+    alt->base = alt->track ? alt->cur : NULL;
+    if (alt->base)
+        atomic_fetch_add(&alt->base->refs, 1);
     pthread_mutex_unlock(&alt->mutex);
 }
 
@@ -383,7 +444,7 @@ int kmx_store_alt_note_batch(kmx_store_t *self, MDB_txn *txn, const kmx_store_op
         size_t klen = 0;
         if (outcomes[i].outcome == KMX__V1__RECORD_RESULT__OUTCOME__STORED &&
             kmx_rkey_record(ops[i].rec, key, sizeof key, &klen) == 0)
-            err = s_note(self, alt, txn, key, klen);
+            err = s_note(self, alt, txn, alt->base, key, klen);
     }
     if (err != 0) { // the batch goes on; readers catch up from the event log instead
         kmx_log_warn("alternatives not followed in this batch: %s", kmx_strerror(err));
@@ -398,16 +459,11 @@ void kmx_store_alt_end(kmx_store_t *self, int committed, uint64_t seq) {
     if (!alt)
         return;
     s_ver_t *next = NULL;
-    if (committed && alt->track) {
-        pthread_mutex_lock(&alt->mutex);
-        s_ver_t *base = alt->cur;
-        if (base)
-            atomic_fetch_add(&base->refs, 1);
-        pthread_mutex_unlock(&alt->mutex);
-        next = base && base->seq < seq ? s_apply(base, alt->notes, alt->n_notes, seq) : NULL;
-        s_ver_unref(base);
-    }
+    if (committed && alt->track && alt->base && alt->base->seq < seq)
+        next = s_apply(alt->base, alt->notes, alt->n_notes, seq);
     s_notes_clear(alt);
+    s_ver_unref(alt->base);
+    alt->base = NULL;
     alt->track = 0;
     if (next)
         s_install(alt, next);
@@ -486,7 +542,7 @@ static int s_catch_up(const kmx_store_t *self, MDB_txn *txn, const s_ver_t *base
         uint8_t rkey[KMX_RKEY_MAX];
         size_t rlen = 0;
         if (ev && ev->record && kmx_rkey_record(ev->record, rkey, sizeof rkey, &rlen) == 0)
-            err = s_note(self, &notes, txn, rkey, rlen);
+            err = s_note(self, &notes, txn, base, rkey, rlen);
         if (ev)
             kmx__v1__update_event__free_unpacked(ev, NULL);
     }
