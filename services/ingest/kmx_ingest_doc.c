@@ -265,6 +265,9 @@ static int s_decode(s_doc_t *d) {
     size_t hlen = doc->has_header_data ? doc->header_data.len
                   : doc->header        ? strlen(doc->header)
                                        : 0;
+    if (hlen > KMX_DOC_FIELD_MAX * 16u)
+        return s_fail(d, KMX_ERR_TOO_BIG, "the header is %zu bytes; a header has at most %u", hlen,
+                      KMX_DOC_FIELD_MAX * 16u);
     int detected = enc == KMX_TEXT_AUTO;
     if (detected) {
         kmx_text_t probe;

@@ -415,6 +415,18 @@ static void test_doc_delimiters_maps_and_warnings(void **state) {
     kmx_doc_fini(&out);
     free(header);
     free(data);
+    // A header sent apart is bounded like a row, before anything is converted.
+    char *big = malloc(KMX_DOC_FIELD_MAX * 16u + 2);
+    assert_non_null(big);
+    memset(big, 'a', KMX_DOC_FIELD_MAX * 16u + 1);
+    doc = s_doc("", 0);
+    doc.has_header_data = 1;
+    doc.header_data.data = (uint8_t *)big;
+    doc.header_data.len = KMX_DOC_FIELD_MAX * 16u + 1;
+    assert_int_equal(kmx_doc_parse(&doc, &out, err, sizeof err), KMX_ERR_TOO_BIG);
+    assert_non_null(strstr(err, "the header is"));
+    kmx_doc_fini(&out);
+    free(big);
 }
 
 // A wide file's rows may yield more records than a document may carry: refused whole.
