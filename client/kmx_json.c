@@ -207,10 +207,10 @@ static json_t *s_catalog_category(const Kmx__V1__CatalogCategory *k) {
         kmx_period_format(&a, first, sizeof first);
         kmx_period_format(&b, last, sizeof last);
     }
-    return json_pack("{s:s,s:o,s:o,s:s,s:s,s:I,s:I}", "kind", s_kind_name(k->kind), "name",
+    return json_pack("{s:s,s:o,s:o,s:s,s:s,s:I,s:I,s:b}", "kind", s_kind_name(k->kind), "name",
                      kmx_json_string(k->name), "unit", kmx_json_string(k->unit), "first", first,
                      "last", last, "periods", (json_int_t)k->periods, "records",
-                     (json_int_t)k->records);
+                     (json_int_t)k->records, "adds", (int)(k->has_adds && k->adds));
 }
 
 static json_t *s_catalog_regions(const Kmx__V1__CatalogResult *c) {

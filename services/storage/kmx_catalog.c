@@ -9,6 +9,7 @@
 #include "kmx_mem.h"
 #include "kmx_period.h"
 #include "kmx_schema.h"
+#include "kmx_unit.h"
 #include "kmx_value.h"
 
 #include <ctype.h>
@@ -276,15 +277,7 @@ int kmx_catalog_history_add(MDB_txn *txn, const kmx_catalog_dbs_t *dbs, const MD
 // ---- reading ------------------------------------------------------------------------
 
 const char *kmx_catalog_market_level(const char *market) {
-    if (strcmp(market, "WORLD") == 0)
-        return "world";
-    if (strncmp(market, "panel:", 6) == 0)
-        return "panel";
-    if (strchr(market, '+'))
-        return "group";
-    if (kmx_market_is_country(market))
-        return "country";
-    return "region";
+    return kmx_market_level_name(kmx_market_level(market)); // the one table (kmx_market.h)
 }
 
 // One catalog entry as read: kind, tag and up to three text segments.
@@ -381,8 +374,9 @@ static int s_add_category(Kmx__V1__CatalogResult *r, const s_entry_t *e) {
         if (!c->period || !c->name || !c->unit)
             return KMX_ERR_NOMEM;
         kmx__v1__period__init(c->period);
-        c->has_kind = c->has_records = c->has_periods = 1;
+        c->has_kind = c->has_records = c->has_periods = c->has_adds = 1;
         c->kind = (Kmx__V1__Kind)e->kind;
+        c->adds = kmx_unit_adds(c->unit) != 0;
         c->period->has_start = c->period->has_end = 1;
         c->period->start = e->start;
         c->period->end = e->end;

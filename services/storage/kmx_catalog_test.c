@@ -200,6 +200,8 @@ static void test_market_levels(void **state) {
     assert_string_equal(kmx_catalog_market_level("JP+CN+US"), "group");
     assert_string_equal(kmx_catalog_market_level("panel:26 countries"), "panel");
     assert_string_equal(kmx_catalog_market_level("Southeast Asia"), "region");
+    assert_string_equal(kmx_catalog_market_level("Asia"), "aggregate");
+    assert_string_equal(kmx_catalog_market_level("non-Asia"), "aggregate");
 }
 
 int main(void) {

@@ -239,6 +239,16 @@ class ShippedData(unittest.TestCase):
         self.assertEqual(got, want)
         exports = self.c.kmx_json("catalog", "exports")
         self.assertEqual({a["kind"] for a in exports["alternatives"]}, {"export"})
+        # Market levels and unit additivity from the one table of each.
+        levels = {m["value"]: m["level"] for m in exports["markets"]}
+        self.assertEqual((levels["Asia"], levels["non-Asia"], levels["Europe"], levels["JP"],
+                          levels["WORLD"], levels["JP+CN+US"]),
+                         ("aggregate", "aggregate", "region", "country", "world", "group"))
+        adds = {(k["name"], k["unit"]): k["adds"] for k in cat["categories"]}
+        self.assertTrue(adds[("physical_album_customs", "USD")])
+        self.assertFalse(adds[("physical_album_customs", "percent_share")])
+        self.assertFalse(adds[("physical_album_customs", "countries")])
+        self.assertTrue(adds[("streaming_app_mau", "users")])
 
     def test_readme_real_series_are_true(self):
         """The README's section on the extended data, command by command, prints exactly
