@@ -66,8 +66,9 @@ done
 "$bin/kmx" import data/kmusic-facts-extended.csv
 echo
 echo "Monthly active users of Melon and YouTube Music (Mobile Index panel):"
-"$bin/kmx" query consumption --dimension streaming_app_mau --item "Melon MAU" \
-  --item "YouTube Music MAU" --by period,item
+"$bin/kmx" query consumption --dimension streaming_app_mau --by period,item \
+  --item "Melon MAU" --item "Melon MAU (approx.)" \
+  --item "YouTube Music MAU" --item "YouTube Music MAU (approx.)"
 echo
 echo "kmx is running (logs in .kmx/logs). Try: $bin/kmx query exports --by market"
 echo "Stop it with: scripts/run.sh stop"

@@ -250,6 +250,23 @@ class ShippedData(unittest.TestCase):
         self.assertFalse(adds[("physical_album_customs", "countries")])
         self.assertTrue(adds[("streaming_app_mau", "users")])
 
+    def test_rows_fetched_by_their_own_key(self):
+        """kmx get finds rows by the key written in the file: every row whose item holds a
+        comma, a parenthesis or a quote, and a seeded sample of the rest."""
+        rnd = __import__("random").Random(kmxtest.seed())
+        tricky = [r for r in self.rows if any(ch in r["item"] for ch in ',("')]
+        rest = [r for r in self.rows if r not in tricky]
+        for row in tricky + rnd.sample(rest, 30):
+            args = ["get", "--kind", row["kind"], "--period", row["period"], "--market",
+                    row["market"], "--category", category_of(row), "--item", row["item"],
+                    "--source", row["source"]]
+            r = self.c.kmx(*args, "--format", "json")
+            got = kmxtest.json.loads(r.stdout)
+            got = got[0] if isinstance(got, list) else got
+            unit, value = normalize_unit(row["unit"], row["value"])
+            self.assertEqual((got["unit"], Decimal(got["value"]), got["source"]),
+                             (unit, value, row["source"]), args)
+
     def test_readme_real_series_are_true(self):
         """The README's section on the extended data, command by command, prints exactly
         what is shown there (with its exit status: the first one is a refusal)."""
