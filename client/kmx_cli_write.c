@@ -123,8 +123,9 @@ static const char s_import_usage[] =
     "(one record per cell) unless --long. --date-order reads 1/2/2024; --excel-dates\n"
     "reads serial day numbers.\n"
     "--atomic checks the whole file first and stores nothing if any row is bad.\n"
-    "--dry-run only checks and shows the first records as they would be stored. Exit 0 when every row was stored or unchanged, 1 when any was\n"
-    "rejected, 2 when the server could not be reached or failed.\n";
+    "--dry-run only checks and shows the first records as they would be stored.\n"
+    "Exit 0 when every row was stored or unchanged, 1 when any was rejected (or the file\n"
+    "was refused), 2 when the server could not be reached or failed.\n";
 
 // ---- results (called with the lock held) ------------------------------------------
 
