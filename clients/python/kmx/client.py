@@ -213,8 +213,9 @@ class History(list):
 
 class QueryResult:
     """A query's answer: `rows` (dicts named as the CLI's JSON rows, amounts Decimal),
-    `columns` (their order), `matched`, `granularity`, and `dropped` (with granularity
-    auto, the records left out as covered by a coarser period; else None)."""
+    `columns` (their order), `matched`, `granularity`, `dropped` (with granularity auto,
+    the records left out as covered by a coarser period; else None) and `set_aside`
+    (with prefer, one sentence per alternative measurement left out of the sums)."""
 
     def __init__(self, rows, columns, matched, granularity, dropped):
         self.rows = rows
@@ -645,13 +646,15 @@ class Client:
             scan.page_token = page.next_page_token
 
     def query(self, kind, by=None, metrics=None, top=None, other=False, share=False,
-              growth=None, time_series=False, latest=False, **filters):
+              growth=None, time_series=False, latest=False, prefer=False, **filters):
         """Sums as `kmx query` computes them. kind is "exports" or "consumption"; the
         filters are list's; by is a list (or comma-separated text) of market, region,
         period, year, category, dimension, item, series, company, artist, source, unit;
         metrics of sum, count, min, max, avg; top N with other; share; growth "yoy" or
-        "pop"; time_series; latest. Returns a QueryResult whose rows are named as the
-        CLI's JSON rows, with Decimal amounts."""
+        "pop"; time_series; latest; prefer (of a quantity several sources measure, add only
+        the preferred measurement; the others are named in QueryResult.set_aside).
+        Returns a QueryResult whose rows are named as the CLI's JSON rows, with Decimal
+        amounts. An answer that would add alternative measurements is kmx.BadRequest."""
         kind_value = _kind(kind)
         by = _items(by)
         q = pb.QueryRequest(filter=self._filter(kind_value, **filters))
@@ -671,6 +674,8 @@ class Client:
             q.top = int(top)
         q.other, q.share, q.series, q.latest = bool(other), bool(share), bool(time_series), \
             bool(latest)
+        if prefer:
+            q.prefer = True
         if growth is not None:
             g = {"yoy": pb.YOY, "pop": pb.PERIOD_OVER_PERIOD, "period": pb.PERIOD_OVER_PERIOD}
             if growth not in g:
@@ -718,14 +723,17 @@ class Client:
             if r.other:
                 d["other"] = True
             rows.append(d)
-        return QueryResult(rows, columns, res.matched, res.granularity,
-                           res.dropped if res.HasField("dropped") else None)
+        out = QueryResult(rows, columns, res.matched, res.granularity,
+                          res.dropped if res.HasField("dropped") else None)
+        out.set_aside = list(res.set_aside)
+        return out
 
     def catalog(self, kind=None):
         """What the store holds, as `kmx catalog --format json` prints it: markets (value,
         name, level, region, records), regions with their member countries, categories
         with unit, first and last period, periods and records, items, sources, companies,
-        artists, records and last_seq. kind limits it to exports or consumption."""
+        artists, alternatives (quantities several sources measure, each measurement's
+        value a Decimal), records and last_seq. kind limits it to exports or consumption."""
         req = pb.CatalogRequest()
         if kind is not None:
             req.kind = _kind(kind)
@@ -761,6 +769,21 @@ class Client:
                            for k in c.categories],
             "items": entries(c.items), "sources": entries(c.sources),
             "companies": entries(c.companies), "artists": entries(c.artists),
+            "alternatives": [{
+                "kind": kind_name(a.kind),
+                "period": format_period(a.period.start, a.period.end)
+                if a.HasField("period") and a.period.start else "",
+                "market": a.market if a.HasField("market") else None,
+                "category": a.category if a.HasField("category") else None,
+                "quantity": a.quantity if a.HasField("quantity") else None,
+                "unit": a.unit if a.HasField("unit") else None,
+                "measurements": [{
+                    "item": m.item if m.HasField("item") else None,
+                    "source": m.source if m.HasField("source") else None,
+                    "value": amount(m.value.amount)
+                    if m.HasField("value") and m.value.HasField("amount") else None,
+                } for m in a.measurements],
+            } for a in c.alternatives],
         }
 
     def history(self, **key):
