@@ -731,7 +731,8 @@ class Client:
     def catalog(self, kind=None):
         """What the store holds, as `kmx catalog --format json` prints it: markets (value,
         name, level, region, records), regions with their member countries, categories
-        with unit, first and last period, periods and records, items, sources, companies,
+        with unit, first and last period, periods, records and whether the unit adds
+        (sums and shares are meaningful), items, sources, companies,
         artists, alternatives (quantities several sources measure, each measurement's
         value a Decimal), records and last_seq. kind limits it to exports or consumption."""
         req = pb.CatalogRequest()
@@ -765,7 +766,8 @@ class Client:
             "categories": [{"kind": kind_name(k.kind), "name": k.name, "unit": k.unit,
                             "first": month(k.period.start) if k.HasField("period") else "",
                             "last": month(k.period.end) if k.HasField("period") else "",
-                            "periods": k.periods, "records": k.records}
+                            "periods": k.periods, "records": k.records,
+                            "adds": k.HasField("adds") and k.adds}
                            for k in c.categories],
             "items": entries(c.items), "sources": entries(c.sources),
             "companies": entries(c.companies), "artists": entries(c.artists),
