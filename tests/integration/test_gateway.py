@@ -494,6 +494,70 @@ class GatewayTokens(unittest.TestCase):
         s.close()
 
 
+class GatewayCurve(unittest.TestCase):
+    """With CURVE on, the gateway connects with its own key: with the service role it
+    serves reads, writes and events; a gateway whose key is a reader's gets the broker's
+    refusal of a write as 403; one without a listed key is never answered (503)."""
+
+    def setUp(self):
+        self.c = Cluster()
+        keys = {n: json.loads(self.c.kmx("keygen", "--format", "json").stdout)
+                for n in ("broker", "storage", "service", "gateway", "reader", "cli")}
+        allow = os.path.join(self.c.dir, "allow")
+        with open(allow, "w") as f:
+            f.write("%s service storage\n%s service workers\n%s service gateway\n"
+                    "%s reader gateway-ro\n%s writer cli\n"
+                    % (keys["storage"]["public"], keys["service"]["public"],
+                       keys["gateway"]["public"], keys["reader"]["public"],
+                       keys["cli"]["public"]))
+        self.c.env.update({"KMX_CURVE_BROKER": keys["broker"]["public"],
+                           "KMX_CURVE_STORAGE": keys["storage"]["public"],
+                           "KMX_CURVE_ALLOW": allow,
+                           "KMX_CURVE_SECRET": keys["cli"]["secret"]})
+        self.c.proc_env = {
+            "kmx-broker": {"KMX_CURVE_SECRET": keys["broker"]["secret"]},
+            "kmx-storage": {"KMX_CURVE_SECRET": keys["storage"]["secret"]},
+            "kmx-ingest": {"KMX_CURVE_SECRET": keys["service"]["secret"]},
+            "kmx-query": {"KMX_CURVE_SECRET": keys["service"]["secret"]},
+        }
+        self.keys = keys
+        self.c.start()
+
+    def tearDown(self):
+        self.c.close()
+
+    def gateway(self, secret, name):
+        g = Gateway(self.c, env={"KMX_CURVE_SECRET": secret, "KMX_TIMEOUT": "1000",
+                                 "KMX_RETRIES": "1"}, name=name)
+        g.env["KMX_GATEWAY_BIND"] = "127.0.0.1:%d" % g.port
+        return g
+
+    def test_the_gateway_key(self):
+        g = self.gateway(self.keys["gateway"]["secret"], "gateway").start()
+        doc = g.json("POST", "/v1/import?input=csv", body=csv_rows(3))
+        self.assertEqual(doc["stored"], 3, doc)
+        self.assertEqual(len(g.json("GET", "/v1/records")["records"]), 3)
+        s = SSE(g.port, "/v1/events?since=0")
+        self.assertEqual([m["id"] for m in s.events(3)], [1, 2, 3])
+        s.close()
+        ro = self.gateway(self.keys["reader"]["secret"], "gateway-ro").start()
+        self.assertEqual(len(ro.json("GET", "/v1/records")["records"]), 3)
+        self.assertIn("permission denied",
+                      ro.error("POST", "/v1/import?input=csv", 403, body=csv_rows(1, 50)))
+        stranger = json.loads(self.c.kmx("keygen", "--format", "json").stdout)
+        other = self.gateway(stranger["secret"], "gateway-x")
+        self.c.proc_env["kmx-gateway"] = other.env
+        self.c.spawn(other.name, "kmx-gateway")
+        end = time.time() + 10
+        status = None
+        while time.time() < end and status is None:
+            try:
+                status = other.request("GET", "/healthz")[0]
+            except OSError:
+                time.sleep(0.1)
+        self.assertEqual(status, 503)
+
+
 class GatewayEvents(unittest.TestCase):
     """SSE: replay then live, prefixes, and Last-Event-ID across a storage restart."""
 
