@@ -170,7 +170,8 @@ static int s_connect(const char *host, int port) {
             close(fd);
         return -1;
     }
-    const char *req = "GET /v1/events HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n";
+    // HTTP/1.0: the body comes unchunked, so messages can be split on blank lines alone.
+    const char *req = "GET /v1/events HTTP/1.0\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n";
     if (write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
         close(fd);
         return -1;
