@@ -30,7 +30,7 @@
 #define S_STATIC_MAX (16u * 1024u * 1024u) // largest dashboard file served
 #define S_LIST_DEFAULT 100                 // records per page of /v1/records
 #define S_LIST_MAX 1000                    // most records per page
-#define S_SSE_BLOCK 32768                  // bytes per event-stream read
+#define S_SSE_BLOCK 131072                 // bytes per event-stream read
 #define S_NENDPOINTS 11                    // kmx_gw_endpoint_t values
 
 static const int s_statuses[] = {200, 400, 401, 403, 404, 405, 413, 414, 429, 500, 503};

@@ -21,6 +21,7 @@
 
 #define S_RING_DEFAULT 65536
 #define S_POLL_MS 200
+#define S_BATCH 1024 // published messages taken before the streams are woken
 #define S_RETRY_MS 500 // pause before a stream retries a failed replay
 
 typedef struct {
@@ -117,7 +118,8 @@ static void s_take(void *arg, const Kmx__V1__UpdateEvent *ev) {
         self->stats.events++;
     }
     self->covered = ev->seq;
-    pthread_cond_broadcast(&self->changed);
+    // No broadcast per event: s_cover wakes the streams once per batch of messages, so a
+    // burst does not wake a thousand threads a thousand times.
     pthread_mutex_unlock(&self->lock);
 }
 
@@ -150,14 +152,20 @@ static void s_loop(kmx_gw_hub_t *self, kmx_watch_t *w, void *sub) {
     while (!s_stopping(self)) {
         zmq_pollitem_t item = {sub, 0, ZMQ_POLLIN, 0};
         int rc = zmq_poll(&item, 1, S_POLL_MS);
-        if (rc > 0 && (rc = kmx_watch_receive(w, sub)) < 0) {
-            // Typically kmx.query or storage is restarting: the next event or heartbeat
-            // shows the gap again and the replay is retried; nothing is skipped.
-            if (failures++ % 20 == 0)
-                kmx_log_warn("gateway: %s (retrying)", w->err);
-            pthread_mutex_lock(&self->lock);
-            self->stats.failures++;
-            pthread_mutex_unlock(&self->lock);
+        // Drain what has arrived (bounded), then wake the streams once.
+        for (int n = 0; rc > 0 && n < S_BATCH; n++) {
+            if (kmx_watch_receive(w, sub) < 0) {
+                // Typically kmx.query or storage is restarting: the next event or
+                // heartbeat shows the gap again and the replay is retried; nothing is
+                // skipped.
+                if (failures++ % 20 == 0)
+                    kmx_log_warn("gateway: %s (retrying)", w->err);
+                pthread_mutex_lock(&self->lock);
+                self->stats.failures++;
+                pthread_mutex_unlock(&self->lock);
+                break;
+            }
+            rc = zmq_poll(&item, 1, 0);
         }
         s_cover(self, w);
     }
