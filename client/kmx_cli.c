@@ -39,7 +39,7 @@ static const char s_usage[] =
     "  --timeout MS   per-try timeout in ms (KMX_TIMEOUT, default 5000)\n"
     "  --retries N    tries per request (KMX_RETRIES, default 3)\n"
     "  --deadline MS  retry timeouts and UNAVAILABLE with backoff for up to MS in total\n"
-    "                 (KMX_DEADLINE; default 0 = off, import 60000)\n"
+    "                 (KMX_DEADLINE; default 0 = off, import and watch 60000)\n"
     "  --format F     table, json or csv\n"
     "  --help, --version\n"
     "\n"

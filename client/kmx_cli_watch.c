@@ -181,6 +181,9 @@ int kmx_cli_watch(kmx_cli_opts_t *opts, int argc, char **argv)
         kmx_cli_list_free(&w.prefixes);
         return rc;
     }
+    // A watcher rides through restarts: its replays retry like an import's chunks.
+    if (opts->deadline_ms < 0)
+        opts->deadline_ms = 60000;
     w.client = w.watch.client = kmx_cli_connect(opts);
     rc = w.client && s_subscribe(&w) == 0 ? -1 : KMX_EXIT_SERVER;
     if (rc < 0 && opts->format == KMX_FORMAT_CSV) {

@@ -8,6 +8,8 @@
 #define S_PROC_COUNTERS 3 // rss_bytes, open_fds, uptime_s follow the service's counters
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 const kmx_handler_t *kmx_handler_find(const kmx_handler_t *table, size_t n,
                                       const Kmx__V1__Request *req) {
@@ -95,4 +97,68 @@ int kmx_handler_pack_stats_relay(const char *service, const char *worker,
     resp.result_case = KMX__V1__RESPONSE__RESULT_STATS;
     resp.stats = &stats;
     return kmx_msg_pack_response(&resp, out, len);
+}
+
+// ---- the handler object -------------------------------------------------------------
+
+kmx_handler_base_t *kmx_handler_new(const kmx_handler_class_t *cls, kmx_link_t *link,
+                                    const char *worker) {
+    kmx_handler_base_t *self = cls->size >= sizeof *self ? calloc(1, cls->size) : NULL;
+    if (!self)
+        return NULL;
+    self->cls = cls;
+    self->link = link;
+    snprintf(self->worker, sizeof self->worker, "%s", worker ? worker : cls->service);
+    self->timeout_ms = cls->timeout_ms;
+    return self;
+}
+
+int kmx_handler_handle(kmx_handler_base_t *self, const void *body, size_t size, uint8_t **out,
+                       size_t *len) {
+    if (!self || !out || !len)
+        return KMX_ERR_INVAL;
+    self->requests++;
+    Kmx__V1__Request *req = kmx_msg_request_unpack(body, size);
+    if (!req)
+        return kmx_handler_error(self, NULL, KMX_ERR_DECODE, "request body does not decode", out,
+                                 len);
+    const kmx_handler_t *h = kmx_handler_find(self->cls->table, self->cls->n_table, req);
+    int rc;
+    if (h)
+        rc = h->fn(self, req, out, len);
+    else {
+        self->errors++;
+        rc = kmx_handler_pack_unsupported(self->cls->service, req, out, len);
+    }
+    kmx__v1__request__free_unpacked(req, NULL);
+    return rc;
+}
+
+void kmx_handler_destroy(kmx_handler_base_t **self_p) {
+    if (!self_p || !*self_p)
+        return;
+    free(*self_p); // the base is the object's first member
+    *self_p = NULL;
+}
+
+void kmx_handler_set_timeout(kmx_handler_base_t *self, int timeout_ms) {
+    if (self && timeout_ms > 0)
+        self->timeout_ms = timeout_ms;
+}
+
+int kmx_handler_error(kmx_handler_base_t *self, const Kmx__V1__Request *req, int err,
+                      const char *msg, uint8_t **out, size_t *len) {
+    self->errors++;
+    return kmx_msg_pack_error(req ? req->request_id : NULL, err, msg, out, len);
+}
+
+int kmx_handler_link_error(kmx_handler_base_t *self, const Kmx__V1__Request *req, int rc,
+                           uint8_t **out, size_t *len) {
+    self->errors++;
+    return kmx_handler_pack_link_error(req, rc, out, len);
+}
+
+int kmx_handler_on_ping(void *self, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
+    const kmx_handler_base_t *base = self;
+    return kmx_handler_pack_pong(base->cls->service, base->worker, req, out, len);
 }

@@ -1,10 +1,12 @@
-/*  kmx_handler - what every worker's request handler shares: the pong and stats replies
-    and the walk of a table from body type to handler, with the UNSUPPORTED error for a
-    body no entry handles.  */
+/*  kmx_handler - the request-handler object every worker service is made of (kmx-ingest,
+    kmx-query): its common part (service, link, worker name, timeout, request and error
+    counts), the decode-find-dispatch of one request through a table from body type to
+    handler, and the pong, stats and error replies.  */
 #ifndef KMX_HANDLER_H
 #define KMX_HANDLER_H
 
 #include "kmx.pb-c.h"
+#include "kmx_link.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -59,5 +61,56 @@ int kmx_handler_pack_stats_relay(const char *service, const char *worker,
                                  const kmx_handler_counter_t *counters, size_t n,
                                  Kmx__V1__StatsResult *relayed, const Kmx__V1__Request *req,
                                  uint8_t **out, size_t *len);
+
+typedef struct kmx_handler_base kmx_handler_base_t;
+
+// What makes a service's handler object: its name, its table, its storage timeout and the
+// size of its object (whose first member is a kmx_handler_base_t).
+typedef struct {
+    const char *service;        // MDP service name ("kmx.ingest")
+    const kmx_handler_t *table; // body type -> handler
+    size_t n_table;             // entries in table
+    int timeout_ms;             // default wait for one storage call
+    size_t size;                // sizeof the service's object
+} kmx_handler_class_t;
+
+// The first member of every service's handler object (kmx_ingest_t, kmx_query_t), so the
+// worker runner handles and destroys any of them through it.
+struct kmx_handler_base {
+    const kmx_handler_class_t *cls; // the service's class, static
+    kmx_link_t *link;               // link to storage, borrowed (NULL: no storage)
+    char worker[128];               // this worker's name, for pongs and stats
+    int timeout_ms;                 // how long one storage call waits
+    uint64_t requests;              // requests answered
+    uint64_t errors;                // error replies sent
+};
+
+// Allocates a zeroed object of cls->size whose base is filled (link borrowed, worker copied;
+// NULL takes the service's name). Release it with kmx_handler_destroy. NULL without memory.
+kmx_handler_base_t *kmx_handler_new(const kmx_handler_class_t *cls, kmx_link_t *link,
+                                    const char *worker);
+
+// Handles one request body (borrowed, any bytes): decodes it, finds its handler in the
+// table and packs its reply into a malloc'd *out. Every input gets a reply (BAD_REQUEST,
+// UNSUPPORTED). Returns 0, KMX_ERR_INVAL for NULL arguments or KMX_ERR_NOMEM.
+int kmx_handler_handle(kmx_handler_base_t *self, const void *body, size_t size, uint8_t **out,
+                       size_t *len);
+
+// Frees the object self is the first member of. Accepts NULL; clears *self_p.
+void kmx_handler_destroy(kmx_handler_base_t **self_p);
+
+// Sets how long a storage call waits (values <= 0 keep the current one).
+void kmx_handler_set_timeout(kmx_handler_base_t *self, int timeout_ms);
+
+// Packs an error reply for req (may be NULL) and counts it. Returns 0 or KMX_ERR_NOMEM.
+int kmx_handler_error(kmx_handler_base_t *self, const Kmx__V1__Request *req, int err,
+                      const char *msg, uint8_t **out, size_t *len);
+
+// kmx_handler_pack_link_error for req, counted. Returns 0 or KMX_ERR_NOMEM.
+int kmx_handler_link_error(kmx_handler_base_t *self, const Kmx__V1__Request *req, int rc,
+                           uint8_t **out, size_t *len);
+
+// The ping entry every table has: self is the kmx_handler_base_t.
+int kmx_handler_on_ping(void *self, const Kmx__V1__Request *req, uint8_t **out, size_t *len);
 
 #endif

@@ -174,6 +174,55 @@ static void test_handler_link_error(void **state) {
     }
 }
 
+// A service's object as kmx_handler_new makes it: the base first, its own state after.
+typedef struct {
+    kmx_handler_base_t base; // common part
+    int own;                 // the service's own state, zeroed
+} t_service_t;
+
+static const kmx_handler_t t_table[] = {{KMX__V1__REQUEST__BODY_PING, kmx_handler_on_ping}};
+static const kmx_handler_class_t t_class = {"kmx.test", t_table, 1, 1234, sizeof(t_service_t)};
+
+// The object every worker service is: decode, find, dispatch, count; every input answered.
+static void test_handler_object_handles_and_counts(void **state) {
+    (void)state;
+    kmx_handler_base_t *h = kmx_handler_new(&t_class, NULL, "w-9");
+    assert_non_null(h);
+    assert_int_equal(((t_service_t *)h)->own, 0);
+    assert_int_equal(h->timeout_ms, 1234);
+    kmx_handler_set_timeout(h, 50);
+    assert_int_equal(h->timeout_ms, 50);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(kmx_handler_handle(h, "\xff\xff\xff", 3, &buf, &len), 0);
+    Kmx__V1__Response *resp = s_unpack(buf, len);
+    assert_int_equal(resp->error->code, KMX__V1__ERROR_CODE__BAD_REQUEST);
+    kmx__v1__response__free_unpacked(resp, NULL);
+    Kmx__V1__Request req;
+    Kmx__V1__PingRequest ping;
+    s_ping_request(&req, &ping);
+    uint8_t body[64];
+    size_t n = kmx__v1__request__pack(&req, body);
+    assert_int_equal(kmx_handler_handle(h, body, n, &buf, &len), 0);
+    resp = s_unpack(buf, len);
+    assert_string_equal(resp->pong->service, "kmx.test");
+    assert_string_equal(resp->pong->worker, "w-9");
+    kmx__v1__response__free_unpacked(resp, NULL);
+    Kmx__V1__StatsRequest stats = KMX__V1__STATS_REQUEST__INIT;
+    req.body_case = KMX__V1__REQUEST__BODY_STATS;
+    req.stats = &stats;
+    n = kmx__v1__request__pack(&req, body);
+    assert_int_equal(kmx_handler_handle(h, body, n, &buf, &len), 0);
+    resp = s_unpack(buf, len);
+    assert_int_equal(resp->error->code, KMX__V1__ERROR_CODE__UNSUPPORTED);
+    kmx__v1__response__free_unpacked(resp, NULL);
+    assert_int_equal(h->requests, 3);
+    assert_int_equal(h->errors, 2);
+    kmx_handler_destroy(&h);
+    assert_null(h);
+    kmx_handler_destroy(&h);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_handler_pong),
@@ -182,6 +231,7 @@ int main(void) {
         cmocka_unit_test(test_handler_find),
         cmocka_unit_test(test_handler_unsupported),
         cmocka_unit_test(test_handler_link_error),
+        cmocka_unit_test(test_handler_object_handles_and_counts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -123,6 +123,10 @@ static int s_wait(kmx_link_t *self, short events, int64_t deadline, int *lost) {
         if (self->tick)
             self->tick(self->tick_arg);
         if (lost && !s_linked(self->sock)) {
+            // A reply that came in just before the connection went is still readable.
+            zmq_pollitem_t last = {self->sock, 0, ZMQ_POLLIN, 0};
+            if (zmq_poll(&last, 1, 0) > 0)
+                return 1;
             *lost = 1;
             return 0;
         }

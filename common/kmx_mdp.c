@@ -448,6 +448,9 @@ static int s_client_wait(kmx_mdp_client_t *self, const char *service, zmq_msg_t 
         if (rc < 0)
             return KMX_ERR_IO;
         if (rc == 0 && !s_linked(self->sock)) {
+            // A reply that came in just before the connection went is still readable.
+            if (zmq_poll(&item, 1, 0) > 0)
+                continue;
             // The broker went away with our request: waiting longer cannot bring the reply.
             kmx_log_debug("mdp: broker connection lost while waiting service=%s", service);
             return KMX_ERR_TIMEOUT;

@@ -111,8 +111,7 @@ static void s_heartbeat(void *worker) {
 }
 
 // Serves requests until a signal asks to stop.
-static void s_serve(kmx_mdp_worker_t *worker, const kmx_worker_spec_t *spec, void *handler)
-{
+static void s_serve(kmx_mdp_worker_t *worker, kmx_handler_base_t *handler) {
     while (!s_stop) {
         zmq_msg_t body;
         int rc = kmx_mdp_worker_recv(worker, S_POLL_MS, &body);
@@ -120,7 +119,7 @@ static void s_serve(kmx_mdp_worker_t *worker, const kmx_worker_spec_t *spec, voi
             continue; // timeout, or interrupted: the loop condition decides
         uint8_t *reply = NULL;
         size_t len = 0;
-        rc = spec->handle(handler, zmq_msg_data(&body), zmq_msg_size(&body), &reply, &len);
+        rc = kmx_handler_handle(handler, zmq_msg_data(&body), zmq_msg_size(&body), &reply, &len);
         zmq_msg_close(&body);
         if (rc != 0) {
             kmx_log_error("no reply could be built error=%s", kmx_err_name(rc));
@@ -157,7 +156,7 @@ int kmx_worker_main(int argc, char **argv, const kmx_worker_spec_t *spec)
     status = 1;
     void *ctx = zmq_ctx_new();
     kmx_link_t *link = ctx ? kmx_link_new(ctx, cfg.storage) : NULL;
-    void *handler = link ? spec->create(link, identity) : NULL;
+    kmx_handler_base_t *handler = link ? spec->create(link, identity) : NULL;
     kmx_mdp_worker_t *worker =
         handler ? kmx_mdp_worker_new(ctx, cfg.broker, spec->service, identity) : NULL;
     if (!worker) {
@@ -167,12 +166,12 @@ int kmx_worker_main(int argc, char **argv, const kmx_worker_spec_t *spec)
     kmx_link_set_tick(link, s_heartbeat, worker);
     kmx_log_info("serving service=%s worker=%s broker=%s storage=%s", spec->service, identity,
                  cfg.broker, cfg.storage);
-    s_serve(worker, spec, handler);
+    s_serve(worker, handler);
     kmx_log_info("stopping worker=%s", identity);
     status = 0;
 out:
     kmx_mdp_worker_destroy(&worker);
-    spec->destroy(handler);
+    kmx_handler_destroy(&handler);
     kmx_link_destroy(&link);
     if (ctx)
         zmq_ctx_term(ctx);

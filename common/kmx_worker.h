@@ -4,20 +4,21 @@
 #ifndef KMX_WORKER_H
 #define KMX_WORKER_H
 
+#include "kmx_handler.h"
 #include "kmx_link.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
-// What a worker service plugs into the runner. The handler object is opaque here.
+// What a worker service plugs into the runner.
 typedef struct {
     const char *program;     // binary name for usage and logs ("kmx-ingest")
     const char *service;     // MDP service name ("kmx.ingest")
     const char *role;        // first part of the worker name ("ingest")
     const char *summary;     // one line for --help
-    void *(*create)(kmx_link_t *link, const char *worker);             // NULL on failure
-    int (*handle)(void *self, const void *body, size_t size, uint8_t **out, size_t *len);
-    void (*destroy)(void *self);                                       // accepts NULL
+    // Creates the service's handler object (NULL on failure); the runner hands it each
+    // request with kmx_handler_handle and ends it with kmx_handler_destroy.
+    kmx_handler_base_t *(*create)(kmx_link_t *link, const char *worker);
 } kmx_worker_spec_t;
 
 // Writes the worker's name "<role>-<host>-<pid>-<4 hex digits>" into buf. The random part

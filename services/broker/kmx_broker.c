@@ -50,13 +50,15 @@ struct s_worker {
     s_worker_t *next;      // next in the broker's list of all workers
     s_worker_t *wait_prev; // neighbours in the service's waiting list
     s_worker_t *wait_next;
-    uint8_t id[S_ID_MAX]; // routing id
-    size_t id_len;        // its length
-    s_service_t *service; // service it registered for
-    s_stat_t *stat;       // its statistics entry
-    int64_t expiry;       // expired unless it speaks before this, monotonic ms
-    int waiting;          // idle, in service->wait_head list
-    int busy;             // a request was handed to it and its reply has not come
+    uint8_t id[S_ID_MAX];     // routing id
+    size_t id_len;            // its length
+    s_service_t *service;     // service it registered for
+    s_stat_t *stat;           // its statistics entry
+    int64_t expiry;           // expired unless it speaks before this, monotonic ms
+    int waiting;              // idle, in service->wait_head list
+    int busy;                 // a request was handed to it and its reply has not come
+    uint8_t client[S_ID_MAX]; // while busy: the client it serves, the only one it may answer
+    size_t client_len;        // its length
 };
 
 struct s_request {
@@ -351,6 +353,14 @@ static s_worker_t *s_worker_find(kmx_broker_t *self, const uint8_t *id, size_t i
 // Forgets a worker. Its statistics stay, marked departed. A request it was serving is lost;
 // the client's retry brings it back.
 static void s_worker_delete(kmx_broker_t *self, s_worker_t *w) {
+    if (w->busy) {
+        // Its client would wait out its whole timeout for a reply that cannot come.
+        char why[S_ID_MAX + 96];
+        snprintf(why, sizeof why, "the %s worker serving this request went away; retry",
+                 w->service->name);
+        s_reply_error(self, w->client, w->client_len, w->service->name, KMX_ERR_UNAVAILABLE, why);
+        self->unavailable++;
+    }
     s_wait_remove(w->service, w);
     w->service->workers--;
     w->service->busy -= w->busy != 0;
@@ -401,6 +411,8 @@ static void s_dispatch(kmx_broker_t *self, s_service_t *svc) {
         }
         self->routed++;
         w->busy = 1;
+        memcpy(w->client, req->client, req->client_len);
+        w->client_len = req->client_len;
         svc->busy++;
         s_request_free(req);
     }
@@ -752,6 +764,13 @@ static void s_on_reply(kmx_broker_t *self, s_worker_t *w, zmq_msg_t *frames, int
     if (!w || count != 7 || zmq_msg_size(&frames[4]) == 0 || zmq_msg_size(&frames[4]) > S_ID_MAX ||
         zmq_msg_size(&frames[5]) != 0) {
         s_worker_reject(self, id, id_len, w ? "bad REPLY" : "REPLY before READY");
+        return;
+    }
+    // A worker answers the one client it was handed, once: anything else is forged.
+    if (!w->busy || zmq_msg_size(&frames[4]) != w->client_len ||
+        memcmp(zmq_msg_data(&frames[4]), w->client, w->client_len) != 0) {
+        self->dropped++;
+        s_worker_reject(self, id, id_len, "REPLY to a client it was not serving");
         return;
     }
     if (s_body_is_error(zmq_msg_data(&frames[6]), zmq_msg_size(&frames[6])))

@@ -177,6 +177,32 @@ static Kmx__V1__Response *t_call_request(t_env_t *env, const char *service, Kmx_
     return resp;
 }
 
+// A call made from another thread, so the test can play the worker meanwhile.
+typedef struct {
+    t_env_t *env;            // whose client calls
+    const char *service;     // the service called
+    Kmx__V1__Response *resp; // the answer, or NULL
+} t_call_t;
+
+static void *t_call_thread(void *arg) {
+    t_call_t *call = arg;
+    Kmx__V1__PingRequest ping = KMX__V1__PING_REQUEST__INIT;
+    Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
+    req.body_case = KMX__V1__REQUEST__BODY_PING;
+    req.ping = &ping;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (kmx_msg_pack_request(&req, &buf, &len) != 0)
+        return NULL;
+    zmq_msg_t reply;
+    if (kmx_mdp_client_call(call->env->client, call->service, buf, len, &reply) == 0) {
+        call->resp = kmx_msg_response_unpack(zmq_msg_data(&reply), zmq_msg_size(&reply));
+        zmq_msg_close(&reply);
+    }
+    free(buf);
+    return NULL;
+}
+
 static Kmx__V1__Response *t_broker_stats(t_env_t *env) {
     Kmx__V1__StatsRequest stats = KMX__V1__STATS_REQUEST__INIT;
     Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
@@ -697,6 +723,79 @@ static void test_broker_names_the_bytes_limit_it_refuses_for(void **state) {
     zmq_close(raw);
 }
 
+// Reads whole messages on a raw worker until a REQUEST comes; returns 1 if one came.
+static int t_expect_request(void *dealer) {
+    for (int tries = 0; tries < 20; tries++) {
+        zmq_pollitem_t item = {dealer, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&item, 1, T_CALL_MS) <= 0)
+            return 0;
+        int command = -1;
+        int more = 1;
+        for (int n = 0; more; n++) {
+            zmq_msg_t part;
+            zmq_msg_init(&part);
+            assert_true(zmq_msg_recv(&part, dealer, 0) >= 0);
+            if (n == 2 && zmq_msg_size(&part) == 1)
+                command = *(uint8_t *)zmq_msg_data(&part);
+            more = zmq_msg_more(&part);
+            zmq_msg_close(&part);
+        }
+        if (command == KMX_MDPW_REQUEST)
+            return 1;
+    }
+    return 0;
+}
+
+// A worker that takes a request and then falls silent is expired; its client hears
+// UNAVAILABLE from the broker then, instead of waiting out its own timeout.
+static void test_broker_answers_the_client_of_a_worker_it_expires(void **state) {
+    t_env_t *env = *state;
+    kmx_broker_config_t cfg;
+    t_config(&cfg);
+    cfg.heartbeat_ms = 50;
+    t_broker_start(env, &cfg);
+    void *raw = t_raw_dealer(env);
+    static const uint8_t ready = KMX_MDPW_READY;
+    t_send(raw, 4, "", (size_t)0, T_S(KMX_MDPW), &ready, (size_t)1, T_S("kmx.stall"));
+    t_wait_workers(env, 1);
+    kmx_mdp_client_set_timeout(env->client, 20000);
+    pthread_t caller;
+    t_call_t call = {env, "kmx.stall", NULL};
+    assert_int_equal(pthread_create(&caller, NULL, t_call_thread, &call), 0);
+    assert_true(t_expect_request(raw));
+    pthread_join(caller, NULL);
+    Kmx__V1__Response *resp = call.resp;
+    assert_non_null(resp);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_ERROR);
+    assert_int_equal(resp->error->code, KMX__V1__ERROR_CODE__UNAVAILABLE);
+    assert_non_null(strstr(resp->error->message, "went away"));
+    kmx__v1__response__free_unpacked(resp, NULL);
+    zmq_close(raw);
+}
+
+// A worker may answer only the client it was handed: a reply to anyone else is forged,
+// dropped, and the worker is disconnected.
+static void test_broker_refuses_forged_replies(void **state) {
+    t_env_t *env = *state;
+    kmx_broker_config_t cfg;
+    t_config(&cfg);
+    t_broker_start(env, &cfg);
+    void *raw = t_raw_dealer(env);
+    static const uint8_t ready = KMX_MDPW_READY;
+    static const uint8_t reply = KMX_MDPW_REPLY;
+    t_send(raw, 4, "", (size_t)0, T_S(KMX_MDPW), &ready, (size_t)1, T_S("kmx.forge"));
+    t_wait_workers(env, 1);
+    static const uint8_t victim[] = {0, 1, 2, 3, 4};
+    t_send(raw, 6, "", (size_t)0, T_S(KMX_MDPW), &reply, (size_t)1, victim, sizeof victim, "",
+           (size_t)0, T_S("forged"));
+    assert_true(t_expect_command(raw, KMX_MDPW_DISCONNECT));
+    Kmx__V1__Response *resp = t_broker_stats(env);
+    assert_int_equal(t_counter(resp, "replies"), 0);
+    assert_int_equal(t_counter(resp, "workers"), 0);
+    kmx__v1__response__free_unpacked(resp, NULL);
+    zmq_close(raw);
+}
+
 static void test_broker_keeps_a_bounded_history_of_departed_workers(void **state) {
     t_env_t *env = *state;
     kmx_broker_config_t cfg;
@@ -772,6 +871,8 @@ int main(void) {
         T_CASE(test_broker_refuses_requests_beyond_the_queue_limit),
         T_CASE(test_broker_accepts_more_bytes_over_its_life_than_its_queue_limit),
         T_CASE(test_broker_names_the_bytes_limit_it_refuses_for),
+        T_CASE(test_broker_answers_the_client_of_a_worker_it_expires),
+        T_CASE(test_broker_refuses_forged_replies),
         T_CASE(test_broker_keeps_a_bounded_history_of_departed_workers),
         T_CASE(test_broker_refuses_unbindable_endpoint),
     };

@@ -19,98 +19,67 @@
 #include <string.h>
 
 typedef struct {
-    uint64_t requests;  // requests answered
-    uint64_t errors;    // error replies sent
-    uint64_t batches;   // put batches handled
-    uint64_t stored;    // records storage stored (new or changed)
-    uint64_t unchanged; // records identical to what storage held
-    uint64_t rejected;  // records refused, here or by storage
+    uint64_t batches;    // put batches handled
+    uint64_t stored;     // records storage stored (new or changed)
+    uint64_t unchanged;  // records identical to what storage held
+    uint64_t rejected;   // records refused, here or by storage
     uint64_t duplicates; // of the refused, repeats of a key earlier in their request
-    uint64_t documents; // raw documents handled
-    uint64_t validated; // records checked by dry runs (validate_only)
-    uint64_t deleted;   // records deleted on request
+    uint64_t documents;  // raw documents handled
+    uint64_t validated;  // records checked by dry runs (validate_only)
+    uint64_t deleted;    // records deleted on request
 } s_counters_t;
 
 struct kmx_ingest {
-    kmx_link_t *link;   // link to storage, borrowed
-    char worker[128];   // this worker's name, for pongs and stats
-    int timeout_ms;     // how long a call waits for storage
-    s_counters_t count; // what this worker has done
+    kmx_handler_base_t base; // service, link, worker name, timeout, requests, errors
+    s_counters_t count;      // what this worker has done besides
 };
 
 // The working state of one batch: a put's records or a document's converted rows.
 typedef struct {
-    size_t n;                       // records in the batch
-    Kmx__V1__Record **recs;         // the records, borrowed
-    const uint32_t *index;          // result index of each record (NULL = its position)
-    const uint32_t *rows;           // line of each record (documents), or NULL
-    bool rejections_only;           // the reply lists rejected records only (documents)
-    kmx_record_problem_t *problems; // per record: why it was refused
-    Kmx__V1__Record **valid;        // the records that passed, borrowed
-    uint32_t *origin;               // valid[j] is recs[origin[j]]
-    size_t n_valid;                 // records in valid
-    Kmx__V1__RecordResult *results; // merged per-record results
-    Kmx__V1__RecordResult **ptrs;   // pointers to them, for the reply
-    size_t n_results;               // results in use
-    size_t results_cap;             // capacity of results, ptrs and reasons
+    size_t n;                            // records in the batch
+    Kmx__V1__Record **recs;              // the records, borrowed
+    const uint32_t *index;               // result index of each record (NULL = its position)
+    const uint32_t *rows;                // line of each record (documents), or NULL
+    bool rejections_only;                // the reply lists rejected records only (documents)
+    kmx_record_problem_t *problems;      // per record: why it was refused
+    Kmx__V1__Record **valid;             // the records that passed, borrowed
+    uint32_t *origin;                    // valid[j] is recs[origin[j]]
+    size_t n_valid;                      // records in valid
+    Kmx__V1__RecordResult *results;      // merged per-record results
+    Kmx__V1__RecordResult **ptrs;        // pointers to them, for the reply
+    size_t n_results;                    // results in use
+    size_t results_cap;                  // capacity of results, ptrs and reasons
     char (*reasons)[KMX_DOC_REASON_MAX]; // the reason text of each result
-    uint32_t n_rejected;            // records refused here
-    uint32_t n_duplicates;          // of them, repeats of an earlier key
-    uint32_t stored;                // storage: stored (new or changed)
-    uint32_t unchanged;             // storage: identical to what it held
-    uint32_t storage_rejected;      // storage: refused
-    uint64_t last_seq;              // storage: newest sequence
-    const kmx_doc_t *doc;           // documents: how it was read (warnings, skipped cells)
-    size_t preview;                 // documents, dry run: records to send back
+    uint32_t n_rejected;                 // records refused here
+    uint32_t n_duplicates;               // of them, repeats of an earlier key
+    uint32_t stored;                     // storage: stored (new or changed)
+    uint32_t unchanged;                  // storage: identical to what it held
+    uint32_t storage_rejected;           // storage: refused
+    uint64_t last_seq;                   // storage: newest sequence
+    const kmx_doc_t *doc;                // documents: how it was read (warnings, skipped cells)
+    size_t preview;                      // documents, dry run: records to send back
 } s_batch_t;
-
-kmx_ingest_t *kmx_ingest_new(kmx_link_t *link, const char *worker) {
-    kmx_ingest_t *self = calloc(1, sizeof *self);
-    if (!self)
-        return NULL;
-    self->link = link;
-    snprintf(self->worker, sizeof self->worker, "%s", worker ? worker : "ingest");
-    self->timeout_ms = KMX_INGEST_TIMEOUT_MS;
-    return self;
-}
 
 void kmx_ingest_destroy(kmx_ingest_t **self_p) {
     if (!self_p || !*self_p)
         return;
-    free(*self_p);
+    kmx_handler_base_t *base = &(*self_p)->base;
+    kmx_handler_destroy(&base);
     *self_p = NULL;
 }
 
 void kmx_ingest_set_timeout(kmx_ingest_t *self, int timeout_ms) {
-    if (self && timeout_ms > 0)
-        self->timeout_ms = timeout_ms;
-}
-
-static int s_error(kmx_ingest_t *self, const Kmx__V1__Request *req, int err, const char *msg,
-                   uint8_t **out, size_t *len) {
-    self->count.errors++;
-    return kmx_msg_pack_error(req ? req->request_id : NULL, err, msg, out, len);
-}
-
-// Maps a failed storage call to the caller's error.
-static int s_link_error(kmx_ingest_t *self, const Kmx__V1__Request *req, int rc, uint8_t **out,
-                        size_t *len) {
-    self->count.errors++;
-    return kmx_handler_pack_link_error(req, rc, out, len);
+    if (self)
+        kmx_handler_set_timeout(&self->base, timeout_ms);
 }
 
 // ---- ping and stats ----------------------------------------------------------------
 
-static int s_on_ping(void *ctx, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
-    const kmx_ingest_t *self = ctx;
-    return kmx_handler_pack_pong(KMX_INGEST_SERVICE, self->worker, req, out, len);
-}
-
 static int s_on_stats(void *ctx, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
     const kmx_ingest_t *self = ctx;
     const kmx_handler_counter_t counters[] = {
-        {"requests", self->count.requests},
-        {"errors", self->count.errors},
+        {"requests", self->base.requests},
+        {"errors", self->base.errors},
         {"batches", self->count.batches},
         {"records_stored", self->count.stored},
         {"records_unchanged", self->count.unchanged},
@@ -120,7 +89,7 @@ static int s_on_stats(void *ctx, const Kmx__V1__Request *req, uint8_t **out, siz
         {"records_validated", self->count.validated},
         {"records_deleted", self->count.deleted},
     };
-    return kmx_handler_pack_stats(KMX_INGEST_SERVICE, self->worker, counters,
+    return kmx_handler_pack_stats(KMX_INGEST_SERVICE, self->base.worker, counters,
                                   sizeof counters / sizeof counters[0], req, out, len);
 }
 
@@ -196,9 +165,9 @@ static Kmx__V1__RecordResult *s_add_rejection(s_batch_t *b, uint32_t index, uint
 
 // Hashes of the valid records' natural keys, to find a key that repeats in the batch.
 typedef struct {
-    uint64_t *hash;  // key hash of each slot
-    uint32_t *slot;  // valid index + 1, or 0 when empty
-    size_t mask;     // slots - 1 (a power of two)
+    uint64_t *hash; // key hash of each slot
+    uint32_t *slot; // valid index + 1, or 0 when empty
+    size_t mask;    // slots - 1 (a power of two)
 } s_keyset_t;
 
 static int s_keyset_init(s_keyset_t *k, size_t n) {
@@ -349,7 +318,7 @@ static int s_reply_refused(kmx_ingest_t *self, const Kmx__V1__Request *req, s_ba
     resp.request_id = req->request_id;
     resp.result_case = KMX__V1__RESPONSE__RESULT_ERROR;
     resp.error = &err;
-    self->count.errors++;
+    self->base.errors++;
     return kmx_msg_pack_response(&resp, out, len);
 }
 
@@ -369,8 +338,8 @@ static int s_reply_atomic_refusal(kmx_ingest_t *self, const Kmx__V1__Request *re
     return s_reply_refused(self, req, b, &err, out, len);
 }
 
-static int s_reply_put(kmx_ingest_t *self, const Kmx__V1__Request *req, s_batch_t *b,
-                       size_t total, uint8_t **out, size_t *len) {
+static int s_reply_put(kmx_ingest_t *self, const Kmx__V1__Request *req, s_batch_t *b, size_t total,
+                       uint8_t **out, size_t *len) {
     s_sort_results(b);
     uint32_t rejected = b->n_rejected + b->storage_rejected;
     self->count.stored += b->stored;
@@ -445,7 +414,7 @@ static void s_merge(s_batch_t *b, size_t off, size_t n, Kmx__V1__RecordResult **
 // Maps a failed storage call to the caller's error.
 static int s_link_failed(kmx_ingest_t *self, const Kmx__V1__Request *req, int rc, uint8_t **out,
                          size_t *len) {
-    return s_link_error(self, req, rc, out, len);
+    return kmx_handler_link_error(&self->base, req, rc, out, len);
 }
 
 // Sends valid[off..off+n) to storage. Returns 0 with the counts merged; 1 when storage
@@ -462,8 +431,8 @@ static int s_forward(kmx_ingest_t *self, const Kmx__V1__Request *req, s_batch_t 
     fwd.body_case = KMX__V1__REQUEST__BODY_PUT;
     fwd.put = &put;
     Kmx__V1__Response *resp = NULL;
-    int rc = self->link ? kmx_link_call(self->link, &fwd, self->timeout_ms, &resp)
-                        : KMX_ERR_UNAVAILABLE;
+    int rc = self->base.link ? kmx_link_call(self->base.link, &fwd, self->base.timeout_ms, &resp)
+                             : KMX_ERR_UNAVAILABLE;
     if (rc != 0)
         return rc;
     if (resp->result_case == KMX__V1__RESPONSE__RESULT_PUT && resp->put) {
@@ -497,11 +466,11 @@ static int s_forward(kmx_ingest_t *self, const Kmx__V1__Request *req, s_batch_t 
 
 // Validates the batch, then answers: refused (atomic with a bad record), validated only,
 // or stored through storage in slices storage accepts.
-static int s_run_batch(kmx_ingest_t *self, const Kmx__V1__Request *req, s_batch_t *b,
-                       size_t total, bool atomic, bool dry_run, uint8_t **out, size_t *len) {
+static int s_run_batch(kmx_ingest_t *self, const Kmx__V1__Request *req, s_batch_t *b, size_t total,
+                       bool atomic, bool dry_run, uint8_t **out, size_t *len) {
     self->count.batches++;
     if (s_validate(b) != 0)
-        return s_error(self, req, KMX_ERR_NOMEM, "out of memory", out, len);
+        return kmx_handler_error(&self->base, req, KMX_ERR_NOMEM, "out of memory", out, len);
     if (atomic && b->n_rejected > 0)
         return s_reply_atomic_refusal(self, req, b, total, out, len);
     if (dry_run) {
@@ -516,10 +485,11 @@ static int s_run_batch(kmx_ingest_t *self, const Kmx__V1__Request *req, s_batch_
         if (rc == 1)
             return 0;
         if (rc == KMX_ERR_UNAVAILABLE)
-            return s_error(self, req, rc, "kmx.ingest has no storage link", out, len);
+            return kmx_handler_error(&self->base, req, rc, "kmx.ingest has no storage link", out,
+                                     len);
         if (rc == KMX_ERR_DECODE && off == 0)
-            return s_error(self, req, KMX_ERR_INTERNAL, "storage sent an unexpected reply",
-                           out, len);
+            return kmx_handler_error(&self->base, req, KMX_ERR_INTERNAL,
+                                     "storage sent an unexpected reply", out, len);
         if (rc < 0)
             return s_link_failed(self, req, rc, out, len);
     }
@@ -536,11 +506,11 @@ static int s_on_put(void *ctx, const Kmx__V1__Request *req, uint8_t **out, size_
         snprintf(msg, sizeof msg,
                  "a put carries at most %d records, not %zu; split it into batches",
                  KMX_INGEST_BATCH_MAX, put->n_records);
-        return s_error(self, req, KMX_ERR_TOO_BIG, msg, out, len);
+        return kmx_handler_error(&self->base, req, KMX_ERR_TOO_BIG, msg, out, len);
     }
     s_batch_t b;
     if (s_batch_init(&b, put->records, put->n_records, 0) != 0)
-        return s_error(self, req, KMX_ERR_NOMEM, "out of memory", out, len);
+        return kmx_handler_error(&self->base, req, KMX_ERR_NOMEM, "out of memory", out, len);
     int rc = s_run_batch(self, req, &b, put->n_records, put->atomic, false, out, len);
     s_batch_fini(&b);
     return rc;
@@ -567,7 +537,7 @@ static int s_on_document(void *ctx, const Kmx__V1__Request *req, uint8_t **out, 
     int rc = kmx_doc_parse(raw, &doc, err, sizeof err);
     if (rc != 0) {
         kmx_log_info("document refused bytes=%zu error=%s", raw->data.len, kmx_err_name(rc));
-        rc = s_error(self, req, rc, err, out, len);
+        rc = kmx_handler_error(&self->base, req, rc, err, out, len);
         kmx_doc_fini(&doc);
         return rc;
     }
@@ -581,10 +551,9 @@ static int s_on_document(void *ctx, const Kmx__V1__Request *req, uint8_t **out, 
         if (raw->validate_only && raw->has_preview)
             b.preview = raw->preview < KMX_DOC_PREVIEW_MAX ? raw->preview : KMX_DOC_PREVIEW_MAX;
         s_add_parse_rejections(&b, &doc);
-        rc = s_run_batch(self, req, &b, doc.rows_read, raw->atomic, raw->validate_only, out,
-                         len);
+        rc = s_run_batch(self, req, &b, doc.rows_read, raw->atomic, raw->validate_only, out, len);
     } else {
-        rc = s_error(self, req, KMX_ERR_NOMEM, "out of memory", out, len);
+        rc = kmx_handler_error(&self->base, req, KMX_ERR_NOMEM, "out of memory", out, len);
     }
     s_batch_fini(&b);
     kmx_doc_fini(&doc);
@@ -602,21 +571,21 @@ static int s_on_delete(void *ctx, const Kmx__V1__Request *req, uint8_t **out, si
         char msg[120];
         snprintf(msg, sizeof msg, "a delete names between 1 and %d keys, not %zu",
                  KMX_INGEST_BATCH_MAX, n);
-        return s_error(self, req, n ? KMX_ERR_TOO_BIG : KMX_ERR_INVAL, msg, out, len);
+        return kmx_handler_error(&self->base, req, n ? KMX_ERR_TOO_BIG : KMX_ERR_INVAL, msg, out,
+                                 len);
     }
     Kmx__V1__Response *resp = NULL;
-    int rc = self->link ? kmx_link_call(self->link, req, self->timeout_ms, &resp)
-                        : KMX_ERR_UNAVAILABLE;
+    int rc = self->base.link ? kmx_link_call(self->base.link, req, self->base.timeout_ms, &resp)
+                             : KMX_ERR_UNAVAILABLE;
     if (rc != 0)
-        return s_link_error(self, req, rc, out, len);
+        return kmx_handler_link_error(&self->base, req, rc, out, len);
     if (resp->result_case == KMX__V1__RESPONSE__RESULT_PUT && resp->put)
         self->count.deleted += resp->put->stored;
     else
-        self->count.errors++;
+        self->base.errors++;
     kmx_log_info("delete keys=%zu deleted=%u", n,
-                 resp->result_case == KMX__V1__RESPONSE__RESULT_PUT && resp->put
-                     ? resp->put->stored
-                     : 0u);
+                 resp->result_case == KMX__V1__RESPONSE__RESULT_PUT && resp->put ? resp->put->stored
+                                                                                 : 0u);
     rc = kmx_msg_pack_response(resp, out, len);
     kmx__v1__response__free_unpacked(resp, NULL);
     return rc;
@@ -628,28 +597,23 @@ static const kmx_handler_t s_handlers[] = {
     {KMX__V1__REQUEST__BODY_PUT, s_on_put},
     {KMX__V1__REQUEST__BODY_DOCUMENT, s_on_document},
     {KMX__V1__REQUEST__BODY_DELETE, s_on_delete},
-    {KMX__V1__REQUEST__BODY_PING, s_on_ping},
+    {KMX__V1__REQUEST__BODY_PING, kmx_handler_on_ping},
     {KMX__V1__REQUEST__BODY_STATS, s_on_stats},
 };
 
-static int s_dispatch(kmx_ingest_t *self, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
-    const kmx_handler_t *h =
-        kmx_handler_find(s_handlers, sizeof s_handlers / sizeof s_handlers[0], req);
-    if (h)
-        return h->fn(self, req, out, len);
-    self->count.errors++;
-    return kmx_handler_pack_unsupported(KMX_INGEST_SERVICE, req, out, len);
-}
-
 int kmx_ingest_handle(kmx_ingest_t *self, const void *body, size_t size, uint8_t **out,
                       size_t *len) {
-    if (!self || !out || !len)
-        return KMX_ERR_INVAL;
-    self->count.requests++;
-    Kmx__V1__Request *req = kmx_msg_request_unpack(body, size);
-    if (!req)
-        return s_error(self, NULL, KMX_ERR_DECODE, "request body does not decode", out, len);
-    int rc = s_dispatch(self, req, out, len);
-    kmx__v1__request__free_unpacked(req, NULL);
-    return rc;
+    return kmx_handler_handle(self ? &self->base : NULL, body, size, out, len);
+}
+
+static const kmx_handler_class_t s_class = {KMX_INGEST_SERVICE, s_handlers,
+                                            sizeof s_handlers / sizeof s_handlers[0],
+                                            KMX_INGEST_TIMEOUT_MS, sizeof(kmx_ingest_t)};
+
+kmx_handler_base_t *kmx_ingest_handler_new(kmx_link_t *link, const char *worker) {
+    return kmx_handler_new(&s_class, link, worker);
+}
+
+kmx_ingest_t *kmx_ingest_new(kmx_link_t *link, const char *worker) {
+    return (kmx_ingest_t *)kmx_ingest_handler_new(link, worker); // base is the first member
 }

@@ -6,6 +6,7 @@
 #ifndef KMX_INGEST_H
 #define KMX_INGEST_H
 
+#include "kmx_handler.h"
 #include "kmx_link.h"
 
 #include <stddef.h>
@@ -15,7 +16,7 @@
 #define KMX_INGEST_BATCH_MAX 10000 // records one put may carry
 // Below the CLI's 5 s per-try timeout, so a client hears "storage did not answer"
 // (UNAVAILABLE) from the worker instead of timing out itself and blaming the broker.
-#define KMX_INGEST_TIMEOUT_MS 4000 // how long a put waits for storage
+#define KMX_INGEST_TIMEOUT_MS 4000   // how long a put waits for storage
 #define KMX_INGEST_FORWARD_MAX 10000 // records sent to storage per call (its own limit)
 
 typedef struct kmx_ingest kmx_ingest_t;
@@ -26,6 +27,10 @@ typedef struct kmx_ingest kmx_ingest_t;
 // the fuzzer drives. Returns NULL when out of memory.
 kmx_ingest_t *kmx_ingest_new(kmx_link_t *link, const char *worker);
 void kmx_ingest_destroy(kmx_ingest_t **self_p);
+
+// kmx_ingest_new as the worker runner takes it: the object's kmx_handler_base_t, handled
+// with kmx_handler_handle and released with kmx_handler_destroy.
+kmx_handler_base_t *kmx_ingest_handler_new(kmx_link_t *link, const char *worker);
 
 // Sets how long a call waits for storage (default KMX_INGEST_TIMEOUT_MS).
 void kmx_ingest_set_timeout(kmx_ingest_t *self, int timeout_ms);

@@ -21,8 +21,6 @@
 #define S_WHY_MAX 512 // room for a validation message naming the fault
 
 typedef struct {
-    uint64_t requests;   // requests answered
-    uint64_t errors;     // error replies sent
     uint64_t gets;       // get requests
     uint64_t scans;      // scan requests
     uint64_t replays;    // replay requests
@@ -34,52 +32,28 @@ typedef struct {
 } s_counters_t;
 
 struct kmx_query {
-    kmx_link_t *link;   // link to storage, borrowed
-    char worker[128];   // this worker's name, for pongs and stats
-    int timeout_ms;     // how long one storage call waits
-    s_counters_t count; // what this worker has done
+    kmx_handler_base_t base; // service, link, worker name, timeout, requests, errors
+    s_counters_t count;      // what this worker has done besides
 };
-
-kmx_query_t *kmx_query_new(kmx_link_t *link, const char *worker) {
-    kmx_query_t *self = calloc(1, sizeof *self);
-    if (!self)
-        return NULL;
-    self->link = link;
-    snprintf(self->worker, sizeof self->worker, "%s", worker ? worker : "query");
-    self->timeout_ms = KMX_QUERY_TIMEOUT_MS;
-    return self;
-}
 
 void kmx_query_destroy(kmx_query_t **self_p) {
     if (!self_p || !*self_p)
         return;
-    free(*self_p);
+    kmx_handler_base_t *base = &(*self_p)->base;
+    kmx_handler_destroy(&base);
     *self_p = NULL;
 }
 
 void kmx_query_set_timeout(kmx_query_t *self, int timeout_ms) {
-    if (self && timeout_ms > 0)
-        self->timeout_ms = timeout_ms;
-}
-
-static int s_error(kmx_query_t *self, const Kmx__V1__Request *req, int err, const char *msg,
-                   uint8_t **out, size_t *len) {
-    self->count.errors++;
-    return kmx_msg_pack_error(req ? req->request_id : NULL, err, msg, out, len);
-}
-
-// Maps a failed storage call to the caller's error.
-static int s_link_error(kmx_query_t *self, const Kmx__V1__Request *req, int rc, uint8_t **out,
-                        size_t *len) {
-    self->count.errors++;
-    return kmx_handler_pack_link_error(req, rc, out, len);
+    if (self)
+        kmx_handler_set_timeout(&self->base, timeout_ms);
 }
 
 // Packs storage's reply for the caller, under the caller's request id.
 static int s_relay(kmx_query_t *self, const Kmx__V1__Request *req, Kmx__V1__Response *resp,
                    uint8_t **out, size_t *len) {
     if (resp->result_case == KMX__V1__RESPONSE__RESULT_ERROR)
-        self->count.errors++;
+        self->base.errors++;
     char *own = resp->request_id;
     resp->request_id = req->request_id;
     int rc = kmx_msg_pack_response(resp, out, len);
@@ -91,26 +65,22 @@ static int s_relay(kmx_query_t *self, const Kmx__V1__Request *req, Kmx__V1__Resp
 static int s_forward(kmx_query_t *self, const Kmx__V1__Request *req, const Kmx__V1__Request *fwd,
                      Kmx__V1__Response__ResultCase expect, uint8_t **out, size_t *len) {
     Kmx__V1__Response *resp = NULL;
-    int rc = kmx_link_call(self->link, fwd, self->timeout_ms, &resp);
+    int rc = kmx_link_call(self->base.link, fwd, self->base.timeout_ms, &resp);
     if (rc != 0)
-        return s_link_error(self, req, rc, out, len);
+        return kmx_handler_link_error(&self->base, req, rc, out, len);
     if (resp->result_case == KMX__V1__RESPONSE__RESULT_GET && expect == resp->result_case &&
         !resp->get->record)
-        rc = s_error(self, req, KMX_ERR_NOT_FOUND, "no such record", out, len);
+        rc = kmx_handler_error(&self->base, req, KMX_ERR_NOT_FOUND, "no such record", out, len);
     else if (resp->result_case == expect || resp->result_case == KMX__V1__RESPONSE__RESULT_ERROR)
         rc = s_relay(self, req, resp, out, len);
     else
-        rc = s_error(self, req, KMX_ERR_INTERNAL, "storage sent an unexpected reply", out, len);
+        rc = kmx_handler_error(&self->base, req, KMX_ERR_INTERNAL,
+                               "storage sent an unexpected reply", out, len);
     kmx__v1__response__free_unpacked(resp, NULL);
     return rc;
 }
 
 // ---- ping and stats ----------------------------------------------------------------
-
-static int s_on_ping(void *ctx, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
-    const kmx_query_t *self = ctx;
-    return kmx_handler_pack_pong(KMX_QUERY_SERVICE, self->worker, req, out, len);
-}
 
 // Fetches kmx-storage's stats when the request asks for them (storage is not behind the
 // broker; a query worker is its door). *resp is yours, or NULL when storage did not answer:
@@ -125,7 +95,7 @@ static void s_storage_stats(kmx_query_t *self, const Kmx__V1__Request *req,
     fwd.request_id = req->request_id;
     fwd.body_case = KMX__V1__REQUEST__BODY_STATS;
     fwd.stats = &stats;
-    if (kmx_link_call(self->link, &fwd, self->timeout_ms, resp) == 0 &&
+    if (kmx_link_call(self->base.link, &fwd, self->base.timeout_ms, resp) == 0 &&
         (*resp)->result_case == KMX__V1__RESPONSE__RESULT_STATS)
         return;
     if (*resp)
@@ -136,8 +106,8 @@ static void s_storage_stats(kmx_query_t *self, const Kmx__V1__Request *req,
 static int s_on_stats(void *ctx, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
     kmx_query_t *self = ctx;
     const kmx_handler_counter_t counters[] = {
-        {"requests", self->count.requests},
-        {"errors", self->count.errors},
+        {"requests", self->base.requests},
+        {"errors", self->base.errors},
         {"gets", self->count.gets},
         {"scans", self->count.scans},
         {"replays", self->count.replays},
@@ -149,7 +119,7 @@ static int s_on_stats(void *ctx, const Kmx__V1__Request *req, uint8_t **out, siz
     };
     Kmx__V1__Response *storage = NULL;
     s_storage_stats(self, req, &storage);
-    int rc = kmx_handler_pack_stats_relay(KMX_QUERY_SERVICE, self->worker, counters,
+    int rc = kmx_handler_pack_stats_relay(KMX_QUERY_SERVICE, self->base.worker, counters,
                                           sizeof counters / sizeof counters[0],
                                           storage ? storage->stats : NULL, req, out, len);
     if (storage)
@@ -197,12 +167,13 @@ static int s_forward_keyed(kmx_query_t *self, const Kmx__V1__Request *req,
                            uint8_t **out, size_t *len) {
     self->count.gets++;
     if (!key)
-        return s_error(self, req, KMX_ERR_INVAL, "a get or history needs a key", out, len);
+        return kmx_handler_error(&self->base, req, KMX_ERR_INVAL, "a get or history needs a key",
+                                 out, len);
     char market[KMX_MARKET_MAX];
     char why[S_WHY_MAX];
     Kmx__V1__Period period = KMX__V1__PERIOD__INIT;
     if (s_check_key(key, market, &period, why, sizeof why) != 0)
-        return s_error(self, req, KMX_ERR_INVAL, why, out, len);
+        return kmx_handler_error(&self->base, req, KMX_ERR_INVAL, why, out, len);
     Kmx__V1__Record lookup = *key; // shallow: only the market and period are replaced
     lookup.market = market;
     lookup.period = &period;
@@ -236,8 +207,8 @@ static int s_on_catalog(void *ctx, const Kmx__V1__Request *req, uint8_t **out, s
     const Kmx__V1__CatalogRequest *cr = req->catalog;
     if (cr->has_kind && cr->kind != KMX__V1__KIND__KIND_UNSPECIFIED &&
         cr->kind != KMX__V1__KIND__EXPORT && cr->kind != KMX__V1__KIND__CONSUMPTION)
-        return s_error(self, req, KMX_ERR_INVAL, "catalog: unknown kind (export or consumption)",
-                       out, len);
+        return kmx_handler_error(&self->base, req, KMX_ERR_INVAL,
+                                 "catalog: unknown kind (export or consumption)", out, len);
     return s_forward(self, req, req, KMX__V1__RESPONSE__RESULT_CATALOG, out, len);
 }
 
@@ -246,12 +217,14 @@ static int s_on_scan(void *ctx, const Kmx__V1__Request *req, uint8_t **out, size
     self->count.scans++;
     const Kmx__V1__ScanRequest *in = req->scan;
     if (in->has_page_token && in->page_token.len > KMX_QUERY_TOKEN_MAX)
-        return s_error(self, req, KMX_ERR_INVAL, "page token is too long", out, len);
+        return kmx_handler_error(&self->base, req, KMX_ERR_INVAL, "page token is too long", out,
+                                 len);
     char why[S_WHY_MAX];
     kmx_filter_t *filter = NULL;
     int rc = kmx_filter_new(in->filter, &filter, why, sizeof why);
     if (rc != 0)
-        return s_error(self, req, rc, rc == KMX_ERR_NOMEM ? "out of memory" : why, out, len);
+        return kmx_handler_error(&self->base, req, rc, rc == KMX_ERR_NOMEM ? "out of memory" : why,
+                                 out, len);
     Kmx__V1__ScanRequest scan = *in; // shallow: only the filter is replaced
     scan.filter = (Kmx__V1__Filter *)kmx_filter_wire(filter);
     Kmx__V1__Request fwd = KMX__V1__REQUEST__INIT;
@@ -296,7 +269,7 @@ static int s_walk_page(kmx_query_t *self, s_walk_t *w) {
     fwd.body_case = KMX__V1__REQUEST__BODY_SCAN;
     fwd.scan = &scan;
     Kmx__V1__Response *resp = NULL;
-    int rc = kmx_link_call(self->link, &fwd, self->timeout_ms, &resp);
+    int rc = kmx_link_call(self->base.link, &fwd, self->base.timeout_ms, &resp);
     if (rc != 0)
         return rc;
     self->count.pages++;
@@ -332,14 +305,15 @@ static int s_walk_error(kmx_query_t *self, s_walk_t *w, int rc, uint8_t **out, s
         return s_relay(self, w->req, w->refusal, out, len);
     switch (rc) {
     case KMX_ERR_TOO_BIG:
-        return s_error(self, w->req, rc, "the query makes too many groups; group by less", out,
-                       len);
+        return kmx_handler_error(&self->base, w->req, rc,
+                                 "the query makes too many groups; group by less", out, len);
     case KMX_ERR_INTERNAL:
-        return s_error(self, w->req, rc, "storage sent an unexpected scan page", out, len);
+        return kmx_handler_error(&self->base, w->req, rc, "storage sent an unexpected scan page",
+                                 out, len);
     case KMX_ERR_NOMEM:
-        return s_error(self, w->req, rc, "out of memory", out, len);
+        return kmx_handler_error(&self->base, w->req, rc, "out of memory", out, len);
     default:
-        return s_link_error(self, w->req, rc, out, len);
+        return kmx_handler_link_error(&self->base, w->req, rc, out, len);
     }
 }
 
@@ -392,7 +366,7 @@ static int s_ask_storage(kmx_query_t *self, const Kmx__V1__Request *req, s_ask_t
     fwd.body_case = KMX__V1__REQUEST__BODY_AGGREGATE;
     fwd.aggregate = &ar;
     self->count.aggregates++;
-    return kmx_link_call(self->link, &fwd, self->timeout_ms, &a->resp);
+    return kmx_link_call(self->base.link, &fwd, self->base.timeout_ms, &a->resp);
 }
 
 // Walks the records page by page instead (min and max asked, but storage answered from
@@ -409,8 +383,8 @@ static int s_ask_walk(kmx_query_t *self, const Kmx__V1__Request *req, s_ask_t *a
     if (!a->group) {
         free(w);
         kmx_filter_destroy(&filter);
-        return s_error(self, req, rc ? rc : KMX_ERR_NOMEM,
-                       rc == KMX_ERR_INVAL ? why : "out of memory", out, len);
+        return kmx_handler_error(&self->base, req, rc ? rc : KMX_ERR_NOMEM,
+                                 rc == KMX_ERR_INVAL ? why : "out of memory", out, len);
     }
     self->count.walks++;
     w->req = req;
@@ -420,8 +394,8 @@ static int s_ask_walk(kmx_query_t *self, const Kmx__V1__Request *req, s_ask_t *a
     for (int pages = 0; more == 1 && pages < KMX_QUERY_PAGES_MAX; pages++)
         more = s_walk_page(self, w);
     if (more == 1)
-        rc = s_error(self, req, KMX_ERR_TOO_BIG, "the query reads too many pages; narrow it", out,
-                     len);
+        rc = kmx_handler_error(&self->base, req, KMX_ERR_TOO_BIG,
+                               "the query reads too many pages; narrow it", out, len);
     else if (more < 0)
         rc = s_walk_error(self, w, more, out, len);
     else
@@ -439,12 +413,14 @@ static int s_reply_shape(kmx_query_t *self, const Kmx__V1__Request *req, s_ask_t
     kmx_shape_t *shape = NULL;
     int rc = kmx_shape_run(&a->spec, fine, &shape, why, sizeof why);
     if (rc == KMX_ERR_DECODE)
-        return s_error(self, req, KMX_ERR_INTERNAL, "storage sent rows that do not parse", out,
-                       len);
+        return kmx_handler_error(&self->base, req, KMX_ERR_INTERNAL,
+                                 "storage sent rows that do not parse", out, len);
     if (rc == KMX_ERR_TOO_BIG)
-        return s_error(self, req, rc, "the answer has too many rows; group by less", out, len);
+        return kmx_handler_error(&self->base, req, rc,
+                                 "the answer has too many rows; group by less", out, len);
     if (rc != 0)
-        return s_error(self, req, rc, rc == KMX_ERR_INVAL ? why : "out of memory", out, len);
+        return kmx_handler_error(&self->base, req, rc, rc == KMX_ERR_INVAL ? why : "out of memory",
+                                 out, len);
     Kmx__V1__QueryResult result = KMX__V1__QUERY_RESULT__INIT;
     kmx_shape_result(shape, &result);
     if (fine->has_last_seq) {
@@ -482,7 +458,7 @@ static int s_ask_shaped(kmx_query_t *self, const Kmx__V1__Request *req, const km
     fwd.body_case = KMX__V1__REQUEST__BODY_QUERY;
     fwd.query = &q;
     Kmx__V1__Response *resp = NULL;
-    int err = kmx_link_call(self->link, &fwd, self->timeout_ms, &resp);
+    int err = kmx_link_call(self->base.link, &fwd, self->base.timeout_ms, &resp);
     if (err != 0)
         return err;
     int declined = resp->result_case == KMX__V1__RESPONSE__RESULT_ERROR && resp->error &&
@@ -493,7 +469,8 @@ static int s_ask_shaped(kmx_query_t *self, const Kmx__V1__Request *req, const km
     } else if (!declined && resp->result_case == KMX__V1__RESPONSE__RESULT_ERROR) {
         *rc = s_relay(self, req, resp, out, len);
     } else if (!declined) {
-        *rc = s_error(self, req, KMX_ERR_INTERNAL, "storage sent an unexpected reply", out, len);
+        *rc = kmx_handler_error(&self->base, req, KMX_ERR_INTERNAL,
+                                "storage sent an unexpected reply", out, len);
     }
     kmx__v1__response__free_unpacked(resp, NULL);
     return !declined;
@@ -504,7 +481,7 @@ static int s_answer(kmx_query_t *self, const Kmx__V1__Request *req, s_ask_t *a, 
                     size_t *len) {
     int rc = s_ask_storage(self, req, a);
     if (rc != 0)
-        return s_link_error(self, req, rc, out, len);
+        return kmx_handler_link_error(&self->base, req, rc, out, len);
     Kmx__V1__Response *r = a->resp;
     int unsupported = r->result_case == KMX__V1__RESPONSE__RESULT_ERROR && r->error &&
                       r->error->code == KMX__V1__ERROR_CODE__UNSUPPORTED;
@@ -512,7 +489,8 @@ static int s_answer(kmx_query_t *self, const Kmx__V1__Request *req, s_ask_t *a, 
         return s_relay(self, req, r, out, len);
     if (r->result_case != KMX__V1__RESPONSE__RESULT_ERROR &&
         r->result_case != KMX__V1__RESPONSE__RESULT_QUERY)
-        return s_error(self, req, KMX_ERR_INTERNAL, "storage sent an unexpected reply", out, len);
+        return kmx_handler_error(&self->base, req, KMX_ERR_INTERNAL,
+                                 "storage sent an unexpected reply", out, len);
     if (unsupported || (a->need_minmax && r->query->from_rollups)) {
         int replied = 0;
         rc = s_ask_walk(self, req, a, out, len, &replied);
@@ -520,7 +498,7 @@ static int s_answer(kmx_query_t *self, const Kmx__V1__Request *req, s_ask_t *a, 
             return rc;
         Kmx__V1__QueryResult fine = KMX__V1__QUERY_RESULT__INIT;
         if (kmx_group_result(a->group, &fine) != 0)
-            return s_error(self, req, KMX_ERR_NOMEM, "out of memory", out, len);
+            return kmx_handler_error(&self->base, req, KMX_ERR_NOMEM, "out of memory", out, len);
         return s_reply_shape(self, req, a, &fine, out, len);
     }
     return s_reply_shape(self, req, a, r->query, out, len);
@@ -533,16 +511,17 @@ static int s_on_query(void *ctx, const Kmx__V1__Request *req, uint8_t **out, siz
     kmx_filter_t *filter = NULL;
     int rc = kmx_filter_new(req->query->filter, &filter, why, sizeof why);
     if (rc != 0)
-        return s_error(self, req, rc, rc == KMX_ERR_NOMEM ? "out of memory" : why, out, len);
+        return kmx_handler_error(&self->base, req, rc, rc == KMX_ERR_NOMEM ? "out of memory" : why,
+                                 out, len);
     s_ask_t *a = calloc(1, sizeof *a);
     if (!a)
-        rc = s_error(self, req, KMX_ERR_NOMEM, "out of memory", out, len);
+        rc = kmx_handler_error(&self->base, req, KMX_ERR_NOMEM, "out of memory", out, len);
     else if ((rc = s_spec(req->query, filter, &a->spec, &a->need_minmax, why, sizeof why)) != 0)
-        rc = s_error(self, req, rc, why, out, len);
+        rc = kmx_handler_error(&self->base, req, rc, why, out, len);
     else {
         int done = s_ask_shaped(self, req, filter, out, len, &rc);
         if (done < 0)
-            rc = s_link_error(self, req, done, out, len);
+            rc = kmx_handler_link_error(&self->base, req, done, out, len);
         else if (done == 0) {
             s_ask_fetch(a, filter);
             rc = s_answer(self, req, a, out, len);
@@ -560,29 +539,28 @@ static int s_on_query(void *ctx, const Kmx__V1__Request *req, uint8_t **out, siz
 // ---- dispatch ----------------------------------------------------------------------
 
 static const kmx_handler_t s_handlers[] = {
-    {KMX__V1__REQUEST__BODY_GET, s_on_get},         {KMX__V1__REQUEST__BODY_SCAN, s_on_scan},
-    {KMX__V1__REQUEST__BODY_REPLAY, s_on_replay},   {KMX__V1__REQUEST__BODY_QUERY, s_on_query},
-    {KMX__V1__REQUEST__BODY_PING, s_on_ping},       {KMX__V1__REQUEST__BODY_STATS, s_on_stats},
-    {KMX__V1__REQUEST__BODY_CATALOG, s_on_catalog}, {KMX__V1__REQUEST__BODY_HISTORY, s_on_history},
+    {KMX__V1__REQUEST__BODY_GET, s_on_get},
+    {KMX__V1__REQUEST__BODY_SCAN, s_on_scan},
+    {KMX__V1__REQUEST__BODY_REPLAY, s_on_replay},
+    {KMX__V1__REQUEST__BODY_QUERY, s_on_query},
+    {KMX__V1__REQUEST__BODY_PING, kmx_handler_on_ping},
+    {KMX__V1__REQUEST__BODY_STATS, s_on_stats},
+    {KMX__V1__REQUEST__BODY_CATALOG, s_on_catalog},
+    {KMX__V1__REQUEST__BODY_HISTORY, s_on_history},
 };
 
-static int s_dispatch(kmx_query_t *self, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
-    const kmx_handler_t *h =
-        kmx_handler_find(s_handlers, sizeof s_handlers / sizeof s_handlers[0], req);
-    if (h)
-        return h->fn(self, req, out, len);
-    self->count.errors++;
-    return kmx_handler_pack_unsupported(KMX_QUERY_SERVICE, req, out, len);
+int kmx_query_handle(kmx_query_t *self, const void *body, size_t size, uint8_t **out, size_t *len) {
+    return kmx_handler_handle(self ? &self->base : NULL, body, size, out, len);
 }
 
-int kmx_query_handle(kmx_query_t *self, const void *body, size_t size, uint8_t **out, size_t *len) {
-    if (!self || !out || !len)
-        return KMX_ERR_INVAL;
-    self->count.requests++;
-    Kmx__V1__Request *req = kmx_msg_request_unpack(body, size);
-    if (!req)
-        return s_error(self, NULL, KMX_ERR_DECODE, "request body does not decode", out, len);
-    int rc = s_dispatch(self, req, out, len);
-    kmx__v1__request__free_unpacked(req, NULL);
-    return rc;
+static const kmx_handler_class_t s_class = {KMX_QUERY_SERVICE, s_handlers,
+                                            sizeof s_handlers / sizeof s_handlers[0],
+                                            KMX_QUERY_TIMEOUT_MS, sizeof(kmx_query_t)};
+
+kmx_handler_base_t *kmx_query_handler_new(kmx_link_t *link, const char *worker) {
+    return kmx_handler_new(&s_class, link, worker);
+}
+
+kmx_query_t *kmx_query_new(kmx_link_t *link, const char *worker) {
+    return (kmx_query_t *)kmx_query_handler_new(link, worker); // base is the first member
 }

@@ -4,6 +4,7 @@
 #ifndef KMX_QUERY_H
 #define KMX_QUERY_H
 
+#include "kmx_handler.h"
 #include "kmx_link.h"
 
 #include <stddef.h>
@@ -22,6 +23,10 @@ typedef struct kmx_query kmx_query_t;
 // names this worker in pongs and stats. Returns NULL when out of memory.
 kmx_query_t *kmx_query_new(kmx_link_t *link, const char *worker);
 void kmx_query_destroy(kmx_query_t **self_p);
+
+// kmx_query_new as the worker runner takes it: the object's kmx_handler_base_t, handled
+// with kmx_handler_handle and released with kmx_handler_destroy.
+kmx_handler_base_t *kmx_query_handler_new(kmx_link_t *link, const char *worker);
 
 // Sets how long each storage call waits (default KMX_QUERY_TIMEOUT_MS).
 void kmx_query_set_timeout(kmx_query_t *self, int timeout_ms);

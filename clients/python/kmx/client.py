@@ -30,7 +30,7 @@ DEFAULT_EVENTS = "tcp://127.0.0.1:5557"
 DEFAULT_TIMEOUT = 5.0  # seconds per try, as the CLI's 5000 ms
 DEFAULT_TRIES = 3
 BACKOFF_FIRST = 0.05  # first pause before a retry within a deadline, seconds
-BACKOFF_MAX = 2.0  # pauses double up to this
+BACKOFF_MAX = 0.4  # pauses double up to this (libkmx S_BACKOFF_MAX_MS)
 IMPORT_DEADLINE = 60.0  # import_file retries each chunk this long unless the client says
 SCALE = Decimal(10000)  # amounts are ten-thousandths of their unit
 REPLAY_PAGE = 500
@@ -284,7 +284,7 @@ class Client:
     curve_broker  the broker's public key (default KMX_CURVE_BROKER)
     deadline      seconds one call may spend retrying (default KMX_DEADLINE ms, else none;
                   import_file 60 s): within it a call is tried again after a timeout or an
-                  UNAVAILABLE answer, after pauses that double from 50 ms to 2 s of which a
+                  UNAVAILABLE answer, after pauses that double from 50 ms to 400 ms of which a
                   random half is taken off (libkmx's policy, docs/clients.md)
 
     Requests are safe to repeat: writes are upserts on a natural key, the rest are reads.
