@@ -147,6 +147,9 @@ def sums_by_market(rows, kind):
     return sums_by(rows, kind, lambda r: (r["market"], category_of(r)))
 
 
+FAILED = subprocess.CompletedProcess([], 1, "", "")
+
+
 class Cluster:
     def __init__(self, ingest=1, query=1, log_level="info"):
         self.dir = tempfile.mkdtemp(prefix="kmx-it-")
@@ -228,29 +231,42 @@ class Cluster:
         return False
 
     def wait_ready(self, services=("kmx.ingest", "kmx.query"), deadline=15.0):
-        """Waits until ping answers and the broker knows every worker this cluster
-        started: a worker that registers late would otherwise miss the requests a test
-        expects it to share."""
+        """Waits until ping answers, the broker knows every worker this cluster started (a
+        worker that registers late would otherwise miss the requests a test expects it to
+        share) and, when there is a query worker, storage answers through it (stats
+        carries kmx.storage): a storage still starting would fail the first read."""
+        if os.environ.get("KMX_WRAP"):
+            deadline *= 4  # services under valgrind start many times slower
         end = time.time() + deadline
         want = {"kmx.ingest": self.n_ingest, "kmx.query": self.n_query}
         seen = None
         # Ping only what this cluster runs: a service without workers never answers.
         pings = [["ping"]] if all(want.values()) else \
             [["ping", s] for s in ("kmx.broker",) + tuple(s for s, n in want.items() if n)]
+        def answers(*args):  # one bounded try: a slow start (valgrind) is not an error
+            try:
+                return self.kmx("--timeout", "3000", "--retries", "1", *args, check=False,
+                                timeout=20)
+            except subprocess.TimeoutExpired:
+                return None
         while time.time() < end:
-            if all(self.kmx(*p, check=False, timeout=10).returncode == 0 for p in pings):
-                r = self.kmx("stats", "--format", "json", check=False, timeout=10)
+            if all((answers(*p) or FAILED).returncode == 0 for p in pings):
+                r = answers("stats", "--format", "json") or FAILED
                 try:
                     # A service without workers fails stats (exit 2); the broker's part
                     # is printed all the same.
-                    workers = json.loads(r.stdout).get("workers", []) if r.stdout else []
+                    stats = json.loads(r.stdout) if r.stdout else {}
                 except ValueError:
-                    workers = []
+                    stats = {}
+                workers = stats.get("workers", [])
+                storage_up = not self.n_query or "storage" not in self.procs or any(
+                    x.get("service") == "kmx.storage" for x in stats.get("services", []))
                 seen = {}
                 for w in workers:
                     if w.get("alive", True):
                         seen[w.get("service")] = seen.get(w.get("service"), 0) + 1
-                if all(seen.get(s, 0) >= n for s, n in want.items() if s in services):
+                if storage_up and all(seen.get(s, 0) >= n for s, n in want.items()
+                                      if s in services):
                     return
             time.sleep(0.2)
         raise AssertionError("services not ready (workers seen: %s): %s" % (seen, self.logs()))
