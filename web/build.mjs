@@ -17,6 +17,9 @@ mkdirSync(out, { recursive: true });
 for (const name of readdirSync(join(here, "src"))) {
   copyFileSync(join(here, "src", name), join(out, name));
 }
-copyFileSync(join(modules, "echarts", "dist", "echarts.min.js"), join(out, "echarts.min.js"));
+// The common bundle (line, bar, legend, tooltip, title, grid): all the page draws, a third
+// smaller than the full one, so the first chart comes sooner.
+copyFileSync(join(modules, "echarts", "dist", "echarts.common.min.js"),
+  join(out, "echarts.common.min.js"));
 copyFileSync(join(modules, "echarts", "LICENSE"), join(out, "echarts-LICENSE.txt"));
 console.log(`dashboard built in ${out}`);

@@ -32,7 +32,7 @@ class Dashboard(unittest.TestCase):
     def test_dashboard_in_chromium(self):
         status, headers, body = self.g.request("GET", "/")
         self.assertEqual(status, 200)
-        self.assertIn(b"echarts.min.js", body)
+        self.assertIn(b"echarts.common.min.js", body)
         shot = os.path.join(self.artifacts, "dashboard.png")
         if os.path.exists(shot):
             os.remove(shot)
