@@ -317,6 +317,7 @@ class Client:
             self._curve = (sk, zmq.curve_public(sk), _curve_key(server, "the broker key"))
         self._ctx = context or zmq.Context.instance()
         self._sock = None
+        self._doc = pb.RawDocument()  # the options of the import in progress
         self._next_id = 0
         self.retried = 0  # tries beyond the first, over the client's life
 
@@ -491,12 +492,19 @@ class Client:
         return result
 
     def import_file(self, path, format=None, atomic=False, dry_run=False, defaults=None,
-                    batch=CHUNK_ROWS, progress=None, check=True):
+                    batch=CHUNK_ROWS, progress=None, check=True, encoding=None, delimiter=None,
+                    columns=None, ignore_extra=False, layout=None, date_order=None,
+                    excel_dates=False):
         """Sends a CSV or JSON Lines file to kmx.ingest as raw chunks of whole rows, as
         `kmx import` does: the service parses every row. format is "csv" or "jsonl"
         (default: from the file name). defaults maps columns to values for cells the file
         leaves out ({"source": "KCS", "unit": "USD_million"}). atomic stores nothing unless
         every row of the whole file is good (a checking pass first); dry_run only checks.
+        As `kmx import`'s flags, for files as Korean statistics come: encoding ("auto",
+        "utf-8", "cp949"/"euc-kr"; the bytes are sent as they are and converted by the
+        service), delimiter (",", ";", "tab", "|"), columns ({header: field or "ignore"},
+        --map), ignore_extra, layout ("long" or "wide"), date_order ("mdy" or "dmy"),
+        excel_dates.
         progress(done_bytes, total_bytes, result) is called after each chunk. Returns a
         PutResult whose results are the rejected rows; raises kmx.Rejected when any row
         was rejected (unless check=False). Each chunk is retried for up to the client's
@@ -506,12 +514,50 @@ class Client:
             format = "jsonl" if path.lower().endswith((".jsonl", ".ndjson")) else "csv"
         if format not in ("csv", "jsonl"):
             raise ValueError("format wants csv or jsonl, not %r" % (format,))
+        self._doc = self._doc_options(encoding, delimiter, columns, ignore_extra, layout,
+                                      date_order, excel_dates, defaults)
         saved = self.deadline
         self.deadline = saved or IMPORT_DEADLINE
         try:
             return self._import(path, format, atomic, dry_run, defaults, batch, progress, check)
         finally:
             self.deadline = saved
+
+    @staticmethod
+    def _doc_options(encoding, delimiter, columns, ignore_extra, layout, date_order,
+                     excel_dates, defaults):
+        """The RawDocument fields every chunk of an import carries."""
+        doc = pb.RawDocument()
+        for k, v in (defaults or {}).items():
+            doc.defaults.add(column=k, value=_text(v))
+        enc = {"auto": pb.RawDocument.ENCODING_AUTO, "utf-8": pb.RawDocument.UTF8,
+               "utf8": pb.RawDocument.UTF8, "cp949": pb.RawDocument.CP949,
+               "euc-kr": pb.RawDocument.CP949, "euckr": pb.RawDocument.CP949,
+               "uhc": pb.RawDocument.CP949, "ms949": pb.RawDocument.CP949}
+        if encoding is not None:
+            if str(encoding).lower() not in enc:
+                raise ValueError("encoding wants auto, utf-8 or cp949 (euc-kr), not %r"
+                                 % (encoding,))
+            doc.encoding = enc[str(encoding).lower()]
+        if delimiter is not None:
+            doc.delimiter = delimiter
+        for header, field in (columns or {}).items():
+            doc.columns.add(header=header, field=field)
+        if ignore_extra:
+            doc.ignore_extra = True
+        if layout is not None:
+            layouts = {"long": pb.RawDocument.LONG, "wide": pb.RawDocument.WIDE}
+            if layout not in layouts:
+                raise ValueError("layout wants long or wide, not %r" % (layout,))
+            doc.layout = layouts[layout]
+        if date_order is not None:
+            orders = {"mdy": pb.RawDocument.MDY, "dmy": pb.RawDocument.DMY}
+            if str(date_order).lower() not in orders:
+                raise ValueError("date_order wants mdy or dmy, not %r" % (date_order,))
+            doc.date_order = orders[str(date_order).lower()]
+        if excel_dates:
+            doc.excel_dates = True
+        return doc
 
     def _import(self, path, format, atomic, dry_run, defaults, batch, progress, check):
         if atomic or dry_run:
@@ -532,8 +578,6 @@ class Client:
         total = os.path.getsize(path)
         done = 0
         header = None
-        defs = [pb.RawDocument.Default(column=k, value=_text(v))
-                for k, v in (defaults or {}).items()]
         with open(path, "rb") as f:
             chunk, rows, first, lineno, open_quote, size = [], 0, 0, 0, False, 0
             for line in f:
@@ -542,7 +586,7 @@ class Client:
                 if lineno == 1 and line.startswith(b"\xef\xbb\xbf"):
                     line = line[3:]
                 if format == "csv" and header is None:
-                    header = line.rstrip(b"\r\n").decode("utf-8", "replace")
+                    header = line.rstrip(b"\r\n")  # in the file's own encoding
                     continue
                 if not chunk:
                     first = lineno
@@ -553,23 +597,26 @@ class Client:
                     open_quote ^= line.count(b'"') % 2 == 1
                 rows += not was_open
                 if not open_quote and (rows >= batch or size >= CHUNK_BYTES):
-                    self._send_chunk(result, chunk, format, header, first, defs, validate,
-                                     atomic)
+                    self._send_chunk(result, chunk, format, header, first, validate, atomic)
                     chunk, rows, size = [], 0, 0
                     if progress:
                         progress(done, total, result)
             if chunk:
-                self._send_chunk(result, chunk, format, header, first, defs, validate, atomic)
+                self._send_chunk(result, chunk, format, header, first, validate, atomic)
         if progress:
             progress(total, total, result)
         return result
 
-    def _send_chunk(self, result, chunk, format, header, first, defs, validate, atomic):
-        doc = pb.RawDocument(format=pb.RawDocument.CSV if format == "csv" else
-                             pb.RawDocument.JSONL, data=b"".join(chunk), atomic=atomic,
-                             first_line=first, validate_only=validate, defaults=defs)
+    def _send_chunk(self, result, chunk, format, header, first, validate, atomic):
+        doc = pb.RawDocument()
+        doc.CopyFrom(self._doc)
+        doc.format = pb.RawDocument.CSV if format == "csv" else pb.RawDocument.JSONL
+        doc.data = b"".join(chunk)
+        doc.atomic = atomic
+        doc.first_line = first
+        doc.validate_only = validate
         if header is not None:
-            doc.header = header
+            doc.header_data = header
         try:
             result.add(self._result(INGEST, "put", document=doc))
         except Error as e:

@@ -340,6 +340,27 @@ class Writes(unittest.TestCase):
                          ["2024-03", "2024-Q3", "2024-H2", "2024", "2023-01/2023-04",
                           "2023-02/2024-05", "2022-H2", "2021-Q4"])
 
+    def test_import_a_cp949_file_as_the_cli_does(self):
+        text = ("kind;period;market;category;item;금액;unit;source\n"
+                "export;2024;JP;physical_album_customs;앨범 수출;1.5;USD_million;관세청\n"
+                "export;2025-H1;JP;physical_album_customs;앨범 수출;0.75;USD_million;관세청\n")
+        path = os.path.join(self.c.dir, "cp949.csv")
+        with open(path, "wb") as f:
+            f.write(text.encode("cp949"))
+        mine = self.k.import_file(path, encoding="cp949", delimiter=";",
+                                  columns={"금액": "value"})
+        self.assertEqual((mine.stored, mine.rejected), (2, 0))
+        got = sorted((r["period"], r["item"], r["value"], r["source"])
+                     for r in self.k.list(source="관세청"))
+        self.assertEqual(got, [("2024", "앨범 수출", Decimal("1500000"), "관세청"),
+                               ("2025-H1", "앨범 수출", Decimal("750000"), "관세청")])
+        # The CLI reads the same bytes the same way: every row unchanged.
+        cli = self.c.kmx_json("import", path, "--encoding", "cp949", "--delimiter", ";",
+                              "--map", "금액=value")
+        self.assertEqual((cli["stored"], cli["unchanged"]), (0, 2), cli)
+        with self.assertRaises(ValueError):
+            self.k.import_file(path, encoding="latin-9")
+
     def test_alternatives_are_never_added(self):
         # One quantity measured by two sources: listed in the catalog, refused when a sum
         # would add both, one taken with prefer.
