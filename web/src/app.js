@@ -148,16 +148,23 @@ async function drawTop() {
   const period = document.getElementById("top-period").value || "2024";
   const category = document.getElementById("top-category").value || "physical_album_customs";
   try {
-    const doc = await query("exports", { period, category, unit: "USD", by: "market" });
+    const doc = await query("exports", { period, category, unit: "USD", by: "market", share: "" });
+    // The services mark each market's level and the base of its share (share_base): use
+    // their share of the stored total when they say what it is; otherwise divide by the
+    // stored WORLD row here.
     const world = doc.rows.find((r) => r.market === "WORLD");
+    const fromServer = doc.rows.some((r) => r.share_base !== undefined);
+    const isPart = (r) => (r.level !== undefined ? r.level === "country" : isCountry(r.market));
     // A total is never ranked among its parts: WORLD is the denominator, not a bar.
-    const rows = doc.rows.filter((r) => isCountry(r.market))
+    const rows = doc.rows.filter(isPart)
       .sort((a, b) => Number(b.sum) - Number(a.sum)).slice(0, 10)
       .map((r) => ({
         market: r.market,
         sum: r.sum,
         value: shown(r.sum, "USD"),
-        share: world ? Math.round((Number(r.sum) / Number(world.sum)) * 1e4) / 100 : null,
+        share: fromServer
+          ? (r.share_base === "total" && r.share_pct !== null ? Number(r.share_pct) : null)
+          : world ? Math.round((Number(r.sum) / Number(world.sum)) * 1e4) / 100 : null,
       }));
     kmx.data.top = { period, category, unit: "USD million", world: world ? world.sum : null, rows };
     drawChart("chart-top", {
