@@ -1128,10 +1128,15 @@ static int s_print_delete_result(const kmx_cli_opts_t *opts, const Kmx__V1__PutR
 {
     const Kmx__V1__RecordResult *r = put->n_results > 0 ? put->results[0] : NULL;
     uint64_t seq = r && r->has_seq ? r->seq : put->last_seq;
-    if (opts->format == KMX_FORMAT_JSON)
-        printf("{\"outcome\":\"deleted\",\"seq\":%" PRIu64 "}\n", seq);
-    else
+    if (opts->format == KMX_FORMAT_JSON) {
+        json_t *doc = kmx_json_deleted(seq);
+        if (!doc || kmx_json_dumpf(doc, stdout) < 0)
+            kmx_cli_error("out of memory");
+        json_decref(doc);
+        fputc('\n', stdout);
+    } else {
         printf("deleted seq %" PRIu64 "\n", seq);
+    }
     return KMX_EXIT_OK;
 }
 

@@ -81,6 +81,10 @@ json_t *kmx_json_record(const kmx_format_record_t *rec) {
     return obj;
 }
 
+json_t *kmx_json_deleted(uint64_t seq) {
+    return json_pack("{s:s,s:I}", "outcome", "deleted", "seq", (json_int_t)seq);
+}
+
 const char *kmx_json_event_type(Kmx__V1__EventType type) {
     switch (type) {
     case KMX__V1__EVENT_TYPE__UPSERT:

@@ -39,6 +39,10 @@ json_t *kmx_json_event(const Kmx__V1__UpdateEvent *ev);
 // artists. NULL when out of memory.
 json_t *kmx_json_catalog(const Kmx__V1__CatalogResult *catalog);
 
+// A delete's answer as `kmx delete --format json` prints it: {"outcome":"deleted","seq":N}
+// with the sequence of the delete event. NULL when out of memory.
+json_t *kmx_json_deleted(uint64_t seq);
+
 // The event type's name: "upsert", "delete", "heartbeat" or "unknown".
 const char *kmx_json_event_type(Kmx__V1__EventType type);
 

@@ -383,8 +383,7 @@ static enum MHD_Result s_record_delete(kmx_gateway_t *self, struct MHD_Connectio
         const Kmx__V1__PutResult *put = resp->put;
         const Kmx__V1__RecordResult *res = put->n_results > 0 ? put->results[0] : NULL;
         uint64_t seq = res && res->has_seq ? res->seq : put->last_seq;
-        out = s_json(self, c, r, 200,
-                     json_pack("{s:s,s:I}", "outcome", "deleted", "seq", (json_int_t)seq));
+        out = s_json(self, c, r, 200, kmx_json_deleted(seq));
     } else if (rc == KMX_ERR_NOT_FOUND) {
         out = s_error(self, c, r, 404, "no record has that key");
     } else if (rc == KMX_ERR_INVAL && resp && resp->error && resp->error->n_records > 0) {

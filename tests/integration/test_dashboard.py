@@ -33,6 +33,11 @@ class Dashboard(unittest.TestCase):
         status, headers, body = self.g.request("GET", "/")
         self.assertEqual(status, 200)
         self.assertIn(b"echarts.common.min.js", body)
+        self.assertEqual(self.g.request("GET", "/app.js")[0], 200)
+        for bad in ("/missing.js", "/../../etc/passwd", "/%2e%2e/etc/passwd"):
+            status, headers, body = self.g.request("GET", bad)
+            self.assertEqual(status, 404, bad)
+            self.assertEqual(json.loads(body)["error"]["status"], 404, bad)
         shot = os.path.join(self.artifacts, "dashboard.png")
         if os.path.exists(shot):
             os.remove(shot)
