@@ -125,13 +125,17 @@ class ServerErrors(unittest.TestCase):
             fake.stop()
 
     def test_storage_full_exits_2_and_keeps_what_was_stored(self):
-        # Storage restarted with its files unable to grow (RLIMIT_FSIZE at data.mdb's
-        # size, SIGXFSZ ignored so write() fails with EFBIG): a disk that is full.
+        # Storage restarted unable to write its files past their first two pages
+        # (RLIMIT_FSIZE 8 KiB, SIGXFSZ ignored): every data page LMDB writes (page 2 on)
+        # fails with EFBIG at once, as on a full disk; the meta pages are never reached.
+        # (A limit the write crosses makes it come back short, which LMDB reports as EIO
+        # and storage then answers INTERNAL, not STORAGE_FULL; a disk that fills up in the
+        # middle of a write does the same.)
         self.c = Cluster().start()
         self.c.kmx_json("import", kmxtest.SAMPLE)
         before = self.c.kmx_lines("list")
         self.assertEqual(self.c.stop("storage"), 0)
-        limit = os.path.getsize(os.path.join(self.c.data_dir, "data.mdb"))
+        limit = 8192
 
         def full_disk():
             resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
