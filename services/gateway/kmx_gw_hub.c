@@ -21,7 +21,7 @@
 
 #define S_RING_DEFAULT 65536
 #define S_POLL_MS 200
-#define S_BATCH 1024 // published messages taken before the streams are woken
+#define S_BATCH 1024   // published messages taken before the streams are woken
 #define S_RETRY_MS 500 // pause before a stream retries a failed replay
 
 typedef struct {
@@ -47,6 +47,7 @@ struct kmx_gw_hub {
     uint64_t base;            // the ring holds every event after base
     uint64_t covered;         // ... up to covered
     bool ready;               // base and covered are known
+    size_t taken;             // events taken since the streams were last woken
     kmx_gw_hub_stats_t stats; // counters (events, replays, failures)
 };
 
@@ -118,6 +119,7 @@ static void s_take(void *arg, const Kmx__V1__UpdateEvent *ev) {
         self->stats.events++;
     }
     self->covered = ev->seq;
+    self->taken++;
     // No broadcast per event: s_cover wakes the streams once per batch of messages, so a
     // burst does not wake a thousand threads a thousand times.
     pthread_mutex_unlock(&self->lock);
@@ -128,15 +130,20 @@ static void s_cover(kmx_gw_hub_t *self, const kmx_watch_t *w) {
     if (!w->have_last)
         return;
     pthread_mutex_lock(&self->lock);
+    bool wake = self->taken > 0;
     if (!self->ready) {
         self->base = self->covered = w->last;
-        self->ready = true;
+        self->ready = wake = true;
         kmx_log_info("gateway: event stream live seq=%" PRIu64, w->last);
     } else if (w->last > self->covered) {
         self->covered = w->last;
+        wake = true;
     }
     self->stats.last_seq = self->covered;
-    pthread_cond_broadcast(&self->changed);
+    self->taken = 0;
+    // Idle polls wake nobody: a thousand streams stay asleep until there is news.
+    if (wake)
+        pthread_cond_broadcast(&self->changed);
     pthread_mutex_unlock(&self->lock);
 }
 
