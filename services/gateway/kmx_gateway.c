@@ -31,6 +31,7 @@
 #define S_LIST_DEFAULT 100                 // records per page of /v1/records
 #define S_LIST_MAX 1000                    // most records per page
 #define S_SSE_BLOCK 131072                 // bytes per event-stream read
+#define S_POOL_WARM 8                      // MDP clients made at start
 #define S_NENDPOINTS 11                    // kmx_gw_endpoint_t values
 
 static const int s_statuses[] = {200, 400, 401, 403, 404, 405, 413, 414, 429, 500, 503};
@@ -1234,6 +1235,12 @@ kmx_gateway_t *kmx_gateway_new(const kmx_gateway_config_t *cfg) {
         return NULL;
     self->cfg = *cfg;
     self->pool = kmx_gw_pool_new(cfg->broker, cfg->timeout_ms, cfg->tries);
+    // A few clients connected before the first request, so it pays no connect.
+    kmx_client_t *warm[S_POOL_WARM] = {NULL};
+    for (size_t i = 0; self->pool && i < S_POOL_WARM; i++)
+        warm[i] = kmx_gw_pool_get(self->pool);
+    for (size_t i = 0; self->pool && i < S_POOL_WARM; i++)
+        kmx_gw_pool_put(self->pool, warm[i]);
     kmx_gw_hub_config_t hc = {cfg->broker, cfg->events, cfg->ring, cfg->timeout_ms};
     self->hub = self->pool ? kmx_gw_hub_new(&hc) : NULL;
     if (!self->hub) {
