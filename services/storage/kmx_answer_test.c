@@ -39,7 +39,9 @@ static int s_setup(void **state) {
     s_fixture_t *f = calloc(1, sizeof *f);
     if (!f || kmx_testkit_dir_make("kmx-answer-test", f->dir, sizeof f->dir) != 0)
         return -1;
-    f->seed = 20261123;
+    const char *seed = getenv("KMX_SEED"); // repeats another run's data and queries
+    f->seed = seed && *seed ? (unsigned)strtoul(seed, NULL, 10) : 20261123;
+    printf("seed %u (repeat with KMX_SEED=%u)\n", f->seed, f->seed);
     *state = f;
     return 0;
 }

@@ -113,7 +113,10 @@ static int s_setup(void **state) {
         return -1;
     for (size_t i = 0; i < S_KEYS; i++)
         s_slot_init(&f->slots[i], i);
-    f->rng = 0x9e3779b97f4a7c15ull;
+    const char *seed = getenv("KMX_SEED"); // repeats another run's operations
+    f->rng = seed && *seed ? strtoull(seed, NULL, 10) | 1 : 0x9e3779b97f4a7c15ull;
+    printf("seed %llu (repeat with KMX_SEED=%llu)\n", (unsigned long long)f->rng,
+           (unsigned long long)f->rng);
     *state = f;
     return 0;
 }

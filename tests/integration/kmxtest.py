@@ -250,6 +250,8 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 return None
         while time.time() < end:
+            if self.lost_a_port():
+                raise AssertionError("a service could not bind its port: %s" % self.logs())
             if all((answers(*p) or FAILED).returncode == 0 for p in pings):
                 r = answers("stats", "--format", "json") or FAILED
                 try:
