@@ -72,6 +72,10 @@ static int s_cmp_quantity(const Kmx__V1__Record *a, const Kmx__V1__Record *b) {
     return s_cmp_item(a->item, b->item);
 }
 
+int kmx_alt_cmp_quantity(const Kmx__V1__Record *a, const Kmx__V1__Record *b) {
+    return s_cmp_quantity(a, b);
+}
+
 int kmx_alt_same_quantity(const Kmx__V1__Record *a, const Kmx__V1__Record *b) {
     return a && b && s_cmp_quantity(a, b) == 0;
 }

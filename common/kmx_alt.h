@@ -16,6 +16,10 @@
 // blanks before it. "Melon MAU (approx.)" -> 9; "YouTube" -> 7; NULL -> 0.
 size_t kmx_alt_item_base(const char *item);
 
+// Orders records by their quantity (everything the rule compares but the source), so that
+// alternatives sort next to each other; 0 when a and b measure one quantity.
+int kmx_alt_cmp_quantity(const Kmx__V1__Record *a, const Kmx__V1__Record *b);
+
 // Returns nonzero when a and b measure one quantity (the rule above, sources aside).
 int kmx_alt_same_quantity(const Kmx__V1__Record *a, const Kmx__V1__Record *b);
 

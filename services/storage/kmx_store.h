@@ -288,9 +288,12 @@ void kmx_store_replay_page_fini(kmx_store_replay_page_t *page);
 // kmx__v1__catalog_result__free_unpacked(*out, NULL). Returns 0 or a kmx code.
 int kmx_store_catalog(kmx_store_t *self, Kmx__V1__Kind kind, Kmx__V1__CatalogResult **out);
 
+#define KMX_STORE_CATALOG_ALTERNATIVES_MAX 10000 // quantities one catalog lists
+
 // Appends to cat (as kmx_store_catalog made it: freed by free_unpacked with the default
 // allocator) every quantity of kind (KIND_UNSPECIFIED: both) that several sources measure,
-// with its measurements in preference order (kmx_store_alt.c). Returns 0, KMX_ERR_NOMEM or
+// with its measurements in preference order (kmx_store_alt.c): the first
+// KMX_STORE_CATALOG_ALTERNATIVES_MAX in quantity order. Returns 0, KMX_ERR_NOMEM or
 // KMX_ERR_STORAGE.
 int kmx_store_alternatives_catalog(kmx_store_t *self, Kmx__V1__Kind kind,
                                    Kmx__V1__CatalogResult *cat);

@@ -614,10 +614,39 @@ static int s_groups_by(const Kmx__V1__GroupField *fields, size_t n, Kmx__V1__Gro
     return 0;
 }
 
-// Nonzero when a and b are alternatives that one answer row would add: rows split by item
-// keep items of different wording apart.
-static int s_same_row(const Kmx__V1__Record *a, const Kmx__V1__Record *b, int by_item) {
-    return kmx_alt_is_alternative(a, b) && (!by_item || strcmp(a->item, b->item) == 0);
+// Orders records into answer rows: by quantity, then (rows split by item keep items of
+// different wording apart) by item, then by source.
+static int s_cmp_row_by(const Kmx__V1__Record *a, const Kmx__V1__Record *b, int by_item) {
+    int c = kmx_alt_cmp_quantity(a, b);
+    if (c == 0 && by_item)
+        c = strcmp(a->item, b->item);
+    return c != 0 ? c : strcmp(a->source ? a->source : "", b->source ? b->source : "");
+}
+
+static int s_cmp_row(const void *x, const void *y) {
+    return s_cmp_row_by(*(const Kmx__V1__Record *const *)x, *(const Kmx__V1__Record *const *)y, 0);
+}
+
+static int s_cmp_row_item(const void *x, const void *y) {
+    return s_cmp_row_by(*(const Kmx__V1__Record *const *)x, *(const Kmx__V1__Record *const *)y, 1);
+}
+
+// Sorts the n matched records into rows and returns the end of the row starting at i.
+static size_t s_row_end(const Kmx__V1__Record **m, size_t n, size_t i, int by_item) {
+    size_t j = i + 1;
+    while (j < n && kmx_alt_cmp_quantity(m[i], m[j]) == 0 &&
+           (!by_item || strcmp(m[i]->item, m[j]->item) == 0))
+        j++;
+    return j;
+}
+
+static void s_sort_rows(const Kmx__V1__Record **m, size_t n, int by_item) {
+    qsort(m, n, sizeof *m, by_item ? s_cmp_row_item : s_cmp_row);
+}
+
+// Nonzero when the row [i, j) (sorted by source) holds more than one source.
+static int s_row_mixed(const Kmx__V1__Record **m, size_t i, size_t j) {
+    return j - i > 1 && kmx_alt_is_alternative(m[i], m[j - 1]);
 }
 
 // The records of v that filter matches, borrowed from v.
@@ -679,12 +708,13 @@ int kmx_store_alternatives_check(kmx_store_t *self, const Kmx__V1__Filter *filte
     size_t n = 0;
     const Kmx__V1__Record **m = s_matched(v, filter, &n);
     int found = m ? 0 : KMX_ERR_NOMEM;
-    for (size_t i = 0; i < n && !found; i++) {
-        for (size_t j = i + 1; j < n && !found; j++) {
-            if (s_same_row(m[i], m[j], by_item)) {
-                kmx_alt_describe(m[i], m[j], why, size);
-                found = 1;
-            }
+    if (m)
+        s_sort_rows(m, n, by_item); // O(n log n) however many alternatives match
+    for (size_t i = 0, j; i < n && !found; i = j) {
+        j = s_row_end(m, n, i, by_item);
+        if (s_row_mixed(m, i, j)) {
+            kmx_alt_describe(m[i], m[j - 1], why, size);
+            found = 1;
         }
     }
     free(m);
@@ -751,15 +781,18 @@ int kmx_store_alternatives_set_aside(kmx_store_t *self, const Kmx__V1__Filter *f
     size_t n = 0;
     const Kmx__V1__Record **m = s_matched(v, filter, &n);
     err = m ? 0 : KMX_ERR_NOMEM;
-    // Every record with a preferred alternative in its row is set aside for the best one.
-    for (size_t i = 0; i < n && err == 0; i++) {
+    // Of every row holding more than one source, all but its preferred record is set aside.
+    if (m)
+        s_sort_rows(m, n, by_item);
+    for (size_t i = 0, j; i < n && err == 0; i = j) {
+        j = s_row_end(m, n, i, by_item);
+        if (!s_row_mixed(m, i, j))
+            continue;
         const Kmx__V1__Record *best = m[i];
-        for (size_t j = 0; j < n; j++) {
-            if (j != i && s_same_row(m[i], m[j], by_item) && kmx_alt_prefer_cmp(m[j], best) < 0)
-                best = m[j];
-        }
-        if (best != m[i])
-            err = s_push_aside(out, best, m[i]);
+        for (size_t k = i + 1; k < j; k++)
+            best = kmx_alt_prefer_cmp(m[k], best) < 0 ? m[k] : best;
+        for (size_t k = i; k < j && err == 0; k++)
+            err = m[k] == best ? 0 : s_push_aside(out, best, m[k]);
     }
     free(m);
     s_ver_unref(v);
@@ -819,37 +852,44 @@ static Kmx__V1__CatalogAlternative *s_entry(const Kmx__V1__Record **m, size_t n)
     return e;
 }
 
-// Appends one entry per quantity among v's records of kind to cat.
+static int s_cmp_quantity_ptr(const void *x, const void *y) {
+    return kmx_alt_cmp_quantity(*(const Kmx__V1__Record *const *)x,
+                                *(const Kmx__V1__Record *const *)y);
+}
+
+// Appends one entry per quantity among v's records of kind to cat, at most
+// KMX_STORE_CATALOG_ALTERNATIVES_MAX of them. O(n log n).
 static int s_catalog(const s_ver_t *v, Kmx__V1__Kind kind, Kmx__V1__CatalogResult *cat) {
     const Kmx__V1__Record **m = malloc((v->n ? v->n : 1) * sizeof *m);
-    unsigned char *done = calloc(v->n ? v->n : 1, 1);
-    int err = m && done ? 0 : KMX_ERR_NOMEM;
-    for (size_t i = 0; i < v->n && err == 0; i++) {
+    if (!m)
+        return KMX_ERR_NOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < v->n; i++) {
         const Kmx__V1__Record *r = v->e[i]->sr->record;
-        if (done[i] || (kind != KMX__V1__KIND__KIND_UNSPECIFIED && r->kind != kind))
+        if (kind == KMX__V1__KIND__KIND_UNSPECIFIED || r->kind == kind)
+            m[n++] = r;
+    }
+    qsort(m, n, sizeof *m, s_cmp_quantity_ptr);
+    int err = 0;
+    for (size_t i = 0, j; i < n && err == 0; i = j) {
+        for (j = i + 1; j < n && kmx_alt_cmp_quantity(m[i], m[j]) == 0; j++)
+            ;
+        if (j - i < 2 || cat->n_alternatives >= KMX_STORE_CATALOG_ALTERNATIVES_MAX)
             continue;
-        size_t n = 0;
-        for (size_t j = i; j < v->n; j++) { // the quantity's records, i first
-            if (!done[j] && kmx_alt_same_quantity(r, v->e[j]->sr->record)) {
-                m[n++] = v->e[j]->sr->record;
-                done[j] = 1;
-            }
-        }
-        qsort(m, n, sizeof *m, s_cmp_prefer);
-        Kmx__V1__CatalogAlternative *e = n > 1 ? s_entry(m, n) : NULL;
+        qsort(m + i, j - i, sizeof *m, s_cmp_prefer);
+        Kmx__V1__CatalogAlternative *e = s_entry(m + i, j - i);
         Kmx__V1__CatalogAlternative **grown =
             e ? realloc(cat->alternatives, (cat->n_alternatives + 1) * sizeof *grown) : NULL;
-        if (n > 1 && !grown) {
+        if (!grown) {
             if (e)
                 kmx__v1__catalog_alternative__free_unpacked(e, NULL);
             err = KMX_ERR_NOMEM;
-        } else if (grown) {
+        } else {
             cat->alternatives = grown;
             cat->alternatives[cat->n_alternatives++] = e;
         }
     }
     free(m);
-    free(done);
     return err;
 }
 
