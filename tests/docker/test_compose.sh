@@ -116,7 +116,7 @@ cleanup() {
     jobs -p | grep -vx "$watchdog_pid" | xargs -r kill 2>/dev/null
     stop_dockerd "$dockerd_pid"
   fi
-  pkill -P "$watchdog_pid" 2>/dev/null
+  pkill -P "$watchdog_pid" 2>/dev/null # its sleep: the watchdog then ends quietly
   kill "$watchdog_pid" 2>/dev/null
   rm -rf "$tmp"
   [[ $rc -ne 0 && $failed -eq 0 ]] && failed=1
@@ -132,10 +132,10 @@ trap 'say "interrupted"; exit 1' INT TERM
 limit=${KMX_DOCKER_TEST_TIMEOUT:-1500}
 (
   sleep "$limit" &
-  wait $!
+  wait $! || exit 0 # the sleep was ended: the test finished in time
   echo "[timeout] the container test ran over ${limit} s (KMX_DOCKER_TEST_TIMEOUT)" >&2
-  pkill -TERM -P $$ 2>/dev/null
-  kill -TERM $$ 2>/dev/null
+  kill -TERM $$ 2>/dev/null        # runs the TERM trap once the running step has ended,
+  pkill -TERM -P $$ 2>/dev/null    # which this ends (and this watchdog with it)
 ) &
 watchdog_pid=$!
 
