@@ -56,7 +56,22 @@ class QueueLimits(unittest.TestCase):
         self.socks.append(s)
         return s
 
-    def refused(self, sock, timeout_ms=3000):
+    def send_queued(self, service, body):
+        """send(), then waits until the broker holds the request: each request on its own
+        socket reaches the broker in connection order, not in send order, and a limit
+        test needs the one beyond the limit to arrive last."""
+        want = self.pending() + 1
+        s = self.send(service, body)
+        kmxtest.wait_for(lambda: self.pending() >= want, 20, 0.05,
+                         "the broker to queue request %d" % want)
+        return s
+
+    def pending(self):
+        stats = self.c.kmx_json("stats", check=False)
+        broker = [s for s in stats["services"] if s["service"] == "kmx.broker"][0]
+        return int(broker["counters"]["pending"])
+
+    def refused(self, sock, timeout_ms=10000):
         """The UNAVAILABLE message sock got, or None when no answer came (queued)."""
         if not sock.poll(timeout_ms):
             return None
@@ -69,7 +84,7 @@ class QueueLimits(unittest.TestCase):
         self.assertIsNone(self.refused(sock, 300))
 
     def test_per_service_request_limit(self):
-        socks = [self.send("kmx.idle", b"x") for _ in range(4)]
+        socks = [self.send_queued("kmx.idle", b"x") for _ in range(4)]
         over = self.send("kmx.idle", b"x")
         msg = self.refused(over)
         self.assertIn("KMX_BROKER_QUEUE_MAX", msg)
@@ -82,11 +97,11 @@ class QueueLimits(unittest.TestCase):
 
     def test_per_service_and_total_byte_limits(self):
         body = b"b" * (600 * KIB)
-        a = [self.send("kmx.a", body) for _ in range(2)]   # 1200 KiB of kmx.a's 1300
+        a = [self.send_queued("kmx.a", body) for _ in range(2)]  # 1200 KiB of kmx.a's 1300
         over_service = self.send("kmx.a", body)
         msg = self.refused(over_service)
         self.assertIn("KMX_BROKER_SERVICE_QUEUE_BYTES", msg)
-        b = self.send("kmx.b", body)                       # 1800 KiB of the total 2048
+        b = self.send_queued("kmx.b", body)                # 1800 KiB of the total 2048
         over_total = self.send("kmx.b", body)              # kmx.b alone holds only 600
         msg = self.refused(over_total)
         self.assertIn("KMX_BROKER_QUEUE_BYTES", msg)
