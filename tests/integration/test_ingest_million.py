@@ -51,7 +51,11 @@ class Million(unittest.TestCase):
         took = time.time() - t0
         print("imported %d rows in %.1f s (%.0f rows/s)" % (ROWS, took, ROWS / took))
         self.assertEqual(summary["rows"], ROWS, summary)
-        self.assertEqual(summary["stored"], ROWS, summary)
+        # Every row is new; a chunk retried after a timeout (a busy machine) comes back
+        # unchanged: its first try was committed.
+        self.assertEqual(summary["stored"] + summary["unchanged"], ROWS, summary)
+        if not summary["retries"]:
+            self.assertEqual(summary["stored"], ROWS, summary)
         self.assertEqual(summary["rejected"], 0, summary)
 
         want = totals_from_file(self.path)
