@@ -9,6 +9,7 @@
 #include "kmx_market.h"
 #include "kmx_period.h"
 #include "kmx_record.h"
+#include "kmx_report.h"
 #include "kmx_value.h"
 
 #include <inttypes.h>
@@ -82,7 +83,9 @@ static const char s_query_usage[] =
     "                 [--artist X] [--unit U] [--source S] [--granularity G]\n"
     "                 [--by FIELD[,FIELD]] [--metrics sum,count,min,max,avg]\n"
     "                 [--top N [--other]] [--share] [--growth yoy|pop] [--time-series]\n"
-    "                 [--latest] [--prefer] [--format table|json|csv]\n"
+    "                 [--latest] [--prefer] [--unallocated] [--complete]\n"
+    "                 [--scale auto|thousand|million|billion] [--pivot FIELD]\n"
+    "                 [--format table|json|csv]\n"
     "Sums matching values per group and unit, and per category unless --category names\n"
     "one (different statistics never add up). FIELD: market, region, period, year,\n"
     "category, dimension, item, company, artist, source, unit. G: auto (default: a span\n"
@@ -102,22 +105,67 @@ static void s_print_rows_json(const kmx_qcols_t *c, const Kmx__V1__QueryResult *
     fputc('\n', stdout);
 }
 
+// The cells of one answer row for a table or CSV, amounts of a unit that adds divided by
+// 10^exp and the unit named with its scale ("291.8", "USD million").
+static void s_row_cells(const kmx_qcols_t *c, const Kmx__V1__Row *row, int exp,
+                        const char **cells, char bufs[][64])
+{
+    bool scaled = exp > 0 && (!row->has_adds || row->adds);
+    for (size_t i = 0; i < c->n; i++) {
+        char raw[64];
+        const char *cell = kmx_qargs_cell(c, i, row, raw, sizeof raw);
+        kmx_qcol_kind_t k = c->kind[i];
+        bool amount = k == KMX_QCOL_SUM || k == KMX_QCOL_AVG || k == KMX_QCOL_MIN ||
+                      k == KMX_QCOL_MAX || k == KMX_QCOL_PREV || k == KMX_QCOL_SHARE_OF;
+        cells[i] = cell ? bufs[i] : NULL;
+        if (!cell)
+            continue;
+        if (scaled && amount && kmx_report_scale_text(cell, exp, bufs[i], 64) == 0)
+            continue;
+        if (scaled && k == KMX_QCOL_UNIT) {
+            snprintf(bufs[i], 64, "%s %s", cell, kmx_report_scale_word(exp));
+            continue;
+        }
+        if (cell == raw)
+            snprintf(bufs[i], 64, "%s", cell); // short: a count, an amount, months
+        else
+            cells[i] = cell; // a key or a name: it lives in the row
+    }
+}
+
+static void s_print_footer(const kmx_cli_opts_t *opts, const Kmx__V1__QueryResult *res)
+{
+    if (opts->format == KMX_FORMAT_TABLE) {
+        printf("(%zu rows, %" PRIu64 " records", res->n_rows, res->matched);
+        if (res->has_dropped && res->dropped > 0)
+            printf("; %" PRIu64 " left out as covered by a coarser period", res->dropped);
+        printf(")\n");
+    }
+    FILE *out = opts->format == KMX_FORMAT_TABLE ? stdout : stderr;
+    for (size_t i = 0; i < res->n_set_aside; i++) // alternatives left out (--prefer)
+        fprintf(out, "alternative: %s\n", res->set_aside[i]);
+    for (size_t i = 0; i < res->n_notes; i++) // what the numbers mean (coverage, totals)
+        fprintf(out, "note: %s\n", res->notes[i]);
+}
+
 static int s_print_rows_text(const kmx_cli_opts_t *opts, const kmx_qcols_t *c,
-                             const Kmx__V1__QueryResult *res) {
+                             const Kmx__V1__QueryResult *res, int exp)
+{
     kmx_format_table_t *table = kmx_format_table_new(c->names, c->n);
     if (!table)
         return KMX_ERR_NOMEM;
     for (size_t i = 0; i < c->n; i++) {
-        if (c->kind[i] >= KMX_QCOL_SUM)
+        kmx_qcol_kind_t k = c->kind[i];
+        if (k >= KMX_QCOL_SUM && k != KMX_QCOL_LEVEL && k != KMX_QCOL_SHARE_BASE &&
+            k != KMX_QCOL_PARTIAL)
             kmx_format_table_align_right(table, i);
     }
     if (opts->format == KMX_FORMAT_CSV)
         kmx_format_csv_row(stdout, c->names, c->n);
     for (size_t r = 0; r < res->n_rows; r++) {
         const char *cells[KMX_QARGS_COLS_MAX];
-        char bufs[KMX_QARGS_COLS_MAX][48];
-        for (size_t i = 0; i < c->n; i++)
-            cells[i] = kmx_qargs_cell(c, i, res->rows[r], bufs[i], sizeof bufs[i]);
+        char bufs[KMX_QARGS_COLS_MAX][64];
+        s_row_cells(c, res->rows[r], exp, cells, bufs);
         if (opts->format == KMX_FORMAT_CSV)
             kmx_format_csv_row(stdout, cells, c->n);
         else if (kmx_format_table_add(table, cells) < 0) {
@@ -125,18 +173,151 @@ static int s_print_rows_text(const kmx_cli_opts_t *opts, const kmx_qcols_t *c,
             return KMX_ERR_NOMEM;
         }
     }
-    if (opts->format == KMX_FORMAT_TABLE) {
+    if (opts->format == KMX_FORMAT_TABLE)
         kmx_format_table_print(table, stdout);
-        printf("(%zu rows, %" PRIu64 " records", res->n_rows, res->matched);
-        if (res->has_dropped && res->dropped > 0)
-            printf("; %" PRIu64 " left out as covered by a coarser period", res->dropped);
-        printf(")\n");
-    }
-    for (size_t i = 0; i < res->n_set_aside; i++) // alternatives left out (--prefer)
-        fprintf(opts->format == KMX_FORMAT_TABLE ? stdout : stderr, "alternative: %s\n",
-                res->set_aside[i]);
+    s_print_footer(opts, res);
     kmx_format_table_destroy(&table);
     return 0;
+}
+
+// ---- pivot ----------------------------------------------------------------------------
+
+#define S_PIVOT_MAX 64 // columns a pivot spreads one field into
+
+// A wide table: one column per value of the pivot field, one line per combination of the
+// other keys and unit; cells hold the sum (the average for a unit that does not add).
+typedef struct {
+    const char *values[S_PIVOT_MAX]; // the pivot field's values, in answer order
+    size_t n_values;
+    size_t *line;                    // per answer row: its line
+    size_t *first;                   // per line: the first answer row on it
+    size_t n_lines;
+} s_pivot_t;
+
+// Whether rows a and b have the same keys (except the pivot column) and unit.
+static bool s_same_line(const kmx_qcols_t *c, size_t pc, const Kmx__V1__Row *a,
+                        const Kmx__V1__Row *b)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        if (c->kind[i] != KMX_QCOL_KEY || i == pc)
+            continue;
+        const char *x = a->keys[c->key[i]], *y = b->keys[c->key[i]];
+        if (strcmp(x ? x : "", y ? y : "") != 0)
+            return false;
+    }
+    return strcmp(a->unit ? a->unit : "", b->unit ? b->unit : "") == 0;
+}
+
+static int s_pivot_build(const kmx_qcols_t *c, size_t pc, const Kmx__V1__QueryResult *res,
+                         s_pivot_t *p)
+{
+    p->line = calloc(res->n_rows + 1, sizeof *p->line);
+    p->first = calloc(res->n_rows + 1, sizeof *p->first);
+    if (!p->line || !p->first)
+        return KMX_ERR_NOMEM;
+    for (size_t r = 0; r < res->n_rows; r++) {
+        const char *v = res->rows[r]->keys[c->key[pc]];
+        size_t k = 0;
+        while (k < p->n_values && strcmp(p->values[k], v) != 0)
+            k++;
+        if (k == p->n_values) {
+            if (p->n_values == S_PIVOT_MAX)
+                return KMX_ERR_TOO_BIG;
+            p->values[p->n_values++] = v;
+        }
+        size_t l = 0;
+        while (l < p->n_lines && !s_same_line(c, pc, res->rows[p->first[l]], res->rows[r]))
+            l++;
+        if (l == p->n_lines)
+            p->first[p->n_lines++] = r;
+        p->line[r] = l;
+    }
+    return 0;
+}
+
+// Prints the pivot of res on the key column named field. Returns 0, KMX_ERR_INVAL
+// (reported) when field is not a key column, or another code.
+static int s_print_pivot(const kmx_cli_opts_t *opts, const kmx_qcols_t *c,
+                         const Kmx__V1__QueryResult *res, const char *field, int exp)
+{
+    size_t pc = 0;
+    while (pc < c->n && !(c->kind[pc] == KMX_QCOL_KEY && strcmp(c->names[pc], field) == 0))
+        pc++;
+    if (pc == c->n) {
+        kmx_cli_error("--pivot wants one of the answer's key fields (a --by field), not \"%s\"",
+                      field);
+        return KMX_ERR_INVAL;
+    }
+    s_pivot_t p;
+    memset(&p, 0, sizeof p);
+    int rc = s_pivot_build(c, pc, res, &p);
+    const char *names[KMX_QARGS_COLS_MAX + S_PIVOT_MAX];
+    size_t nc = 0, lead = 0;
+    for (size_t i = 0; rc == 0 && i < c->n; i++) {
+        if ((c->kind[i] == KMX_QCOL_KEY && i != pc) || c->kind[i] == KMX_QCOL_UNIT)
+            names[nc++] = c->names[i];
+    }
+    lead = nc;
+    for (size_t k = 0; rc == 0 && k < p.n_values; k++)
+        names[nc++] = p.values[k];
+    kmx_format_table_t *table = rc == 0 ? kmx_format_table_new(names, nc) : NULL;
+    if (rc == 0 && !table)
+        rc = KMX_ERR_NOMEM;
+    for (size_t i = lead; table && i < nc; i++)
+        kmx_format_table_align_right(table, i);
+    if (table && opts->format == KMX_FORMAT_CSV)
+        kmx_format_csv_row(stdout, names, nc);
+    for (size_t l = 0; table && l < p.n_lines; l++) {
+        const char *cells[KMX_QARGS_COLS_MAX + S_PIVOT_MAX] = {NULL};
+        char bufs[KMX_QARGS_COLS_MAX][64], vals[S_PIVOT_MAX][64];
+        const char *row_cells[KMX_QARGS_COLS_MAX];
+        s_row_cells(c, res->rows[p.first[l]], exp, row_cells, bufs);
+        size_t at = 0;
+        for (size_t i = 0; i < c->n; i++) {
+            if ((c->kind[i] == KMX_QCOL_KEY && i != pc) || c->kind[i] == KMX_QCOL_UNIT)
+                cells[at++] = row_cells[i];
+        }
+        for (size_t r = 0; r < res->n_rows; r++) {
+            if (p.line[r] != l)
+                continue;
+            const Kmx__V1__Row *row = res->rows[r];
+            const char *v = row->sum ? row->sum : row->avg;
+            size_t k = 0;
+            while (strcmp(p.values[k], row->keys[c->key[pc]]) != 0)
+                k++;
+            bool scaled = exp > 0 && (!row->has_adds || row->adds);
+            if (v && !(scaled && kmx_report_scale_text(v, exp, vals[k], 64) == 0))
+                snprintf(vals[k], 64, "%s", v);
+            cells[lead + k] = v ? vals[k] : NULL;
+        }
+        if (opts->format == KMX_FORMAT_CSV)
+            kmx_format_csv_row(stdout, cells, nc);
+        else if (kmx_format_table_add(table, cells) < 0)
+            rc = KMX_ERR_NOMEM;
+    }
+    if (table && rc == 0 && opts->format == KMX_FORMAT_TABLE)
+        kmx_format_table_print(table, stdout);
+    if (rc == 0)
+        s_print_footer(opts, res);
+    kmx_format_table_destroy(&table);
+    free(p.line);
+    free(p.first);
+    if (rc == KMX_ERR_TOO_BIG)
+        kmx_cli_error("--pivot: more than %d values of %s; narrow the query", S_PIVOT_MAX, field);
+    return rc;
+}
+
+// Prints a query answer as a table or CSV: scaled when asked (--scale), wide (--pivot).
+static int s_print_answer(const kmx_cli_opts_t *opts, const kmx_qargs_t *a, const kmx_qcols_t *c,
+                          const Kmx__V1__QueryResult *res)
+{
+    int exp = 0;
+    kmx_report_scale_parse(a->scale, &exp); // checked when the option was read
+    if (exp == KMX_REPORT_SCALE_AUTO)
+        exp = kmx_report_scale_auto(res);
+    if (a->pivot)
+        return s_print_pivot(opts, c, res, a->pivot, exp);
+    return s_print_rows_text(opts, c, res, exp);
 }
 
 int kmx_cli_query(kmx_cli_opts_t *opts, int argc, char **argv)
@@ -159,10 +340,13 @@ int kmx_cli_query(kmx_cli_opts_t *opts, int argc, char **argv)
             rc = kmx_cli_call_failed(client, rc);
         else if (opts->format == KMX_FORMAT_JSON)
             s_print_rows_json(&cols, resp->query);
-        else if (s_print_rows_text(opts, &cols, resp->query) < 0) {
-            kmx_cli_error("out of memory");
+        else if ((rc = s_print_answer(opts, &a, &cols, resp->query)) == KMX_ERR_INVAL)
+            rc = KMX_EXIT_INPUT;
+        else if (rc < 0) {
+            kmx_cli_error("%s", rc == KMX_ERR_TOO_BIG ? "the pivot is too wide" : "out of memory");
             rc = KMX_EXIT_SERVER;
-        }
+        } else
+            rc = KMX_EXIT_OK;
         if (resp)
             kmx__v1__response__free_unpacked(resp, NULL);
     }

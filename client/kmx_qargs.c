@@ -43,6 +43,10 @@ const kmx_qargs_option_t kmx_qargs_options[] = {{"period", true, KMX_QARG_PERIOD
                                                 {"time-series", false, KMX_QARG_SERIES},
                                                 {"latest", false, KMX_QARG_LATEST},
                                                 {"prefer", false, KMX_QARG_PREFER},
+                                                {"unallocated", false, KMX_QARG_UNALLOCATED},
+                                                {"complete", false, KMX_QARG_COMPLETE},
+                                                {"scale", true, KMX_QARG_SCALE},
+                                                {"pivot", true, KMX_QARG_PIVOT},
                                                 {"limit", true, KMX_QARG_LIMIT},
                                                 {"page-token", true, KMX_QARG_PAGE_TOKEN},
                                                 {NULL, false, 0}};
@@ -162,6 +166,24 @@ static int s_query_option(kmx_qargs_t *self, int code, const char *arg) {
     case KMX_QARG_PREFER:
         self->prefer = true;
         return 1;
+    case KMX_QARG_UNALLOCATED:
+        self->unallocated = true;
+        return 1;
+    case KMX_QARG_COMPLETE:
+        self->complete = true;
+        return 1;
+    case KMX_QARG_SCALE:
+        if (strcmp(arg, "auto") && strcmp(arg, "thousand") && strcmp(arg, "million") &&
+            strcmp(arg, "billion") && strcmp(arg, "none"))
+            return s_fail(self,
+                          "--scale wants auto, thousand, million, billion or none, not "
+                          "\"%s\"",
+                          arg);
+        self->scale = arg;
+        return 1;
+    case KMX_QARG_PIVOT:
+        self->pivot = arg;
+        return 1;
     case KMX_QARG_GROWTH:
         if (strcmp(arg, "yoy") == 0)
             self->growth = KMX__V1__GROWTH__YOY;
@@ -223,7 +245,7 @@ int kmx_qargs_set(kmx_qargs_t *self, int code, const char *arg) {
     case KMX_QARG_TOP:
         return query ? s_top_option(self, arg) : 0;
     default:
-        if (code >= KMX_QARG_METRICS && code <= KMX_QARG_PREFER)
+        if (code >= KMX_QARG_METRICS && code <= KMX_QARG_PIVOT)
             return query ? s_query_option(self, code, arg) : 0;
         if (code == KMX_QARG_LIMIT || code == KMX_QARG_PAGE_TOKEN)
             return self->cmd == KMX_QARGS_LIST ? s_list_option(self, code, arg) : 0;
@@ -430,6 +452,10 @@ void kmx_qargs_query_request(kmx_qargs_t *self, Kmx__V1__QueryRequest *q) {
     q->latest = self->latest;
     q->has_prefer = self->prefer;
     q->prefer = self->prefer;
+    q->has_unallocated = self->unallocated;
+    q->unallocated = self->unallocated;
+    q->has_complete = self->complete;
+    q->complete = self->complete;
 }
 
 int kmx_qargs_get_key(kmx_qargs_t *self, Kmx__V1__Record *key, Kmx__V1__Period *period) {
@@ -512,7 +538,9 @@ static const char *s_added_key_name(const kmx_qargs_t *self, Kmx__V1__GroupField
     return "key";
 }
 
-static void s_metric_columns(const kmx_qargs_t *self, kmx_qcols_t *c) {
+// The metric columns; the default sum column is left out when no row can carry one (every
+// unit of the answer does not add up: those rows show their average).
+static void s_metric_columns(const kmx_qargs_t *self, kmx_qcols_t *c, bool sums) {
     static const struct {
         Kmx__V1__Metric metric; // --metrics word's wire value
         const char *name;       // its column
@@ -524,14 +552,35 @@ static void s_metric_columns(const kmx_qargs_t *self, kmx_qcols_t *c) {
                    {KMX__V1__METRIC__AVG, "avg", KMX_QCOL_AVG}};
     size_t nm = self->metrics.n;
     for (size_t i = 0; i < 5; i++) {
-        bool dflt = nm == 0 && i < 2;
+        bool dflt = nm == 0 && i < 2 && (sums || i == 1);
         if (dflt || s_has_metric(self->metric, nm, metrics[i].metric))
             s_col(c, metrics[i].name, metrics[i].kind, 0);
     }
 }
 
+// What the rows of an answer carry beyond their metrics.
+typedef struct {
+    bool level;  // some row has a market level (grouped by market or region)
+    bool months; // some row covers only part of its bucket (its months then show)
+    bool no_sum; // some row is of a unit that does not add (it carries avg, not sum)
+    bool sum;    // some row carries a sum
+} s_carries_t;
+
+static s_carries_t s_carries(const Kmx__V1__QueryResult *res) {
+    s_carries_t k = {false, false, false, false};
+    for (size_t r = 0; r < res->n_rows; r++) {
+        const Kmx__V1__Row *row = res->rows[r];
+        k.level |= row->level != NULL || row->total;
+        k.months |= row->partial;
+        k.no_sum |= row->has_adds && !row->adds;
+        k.sum |= row->sum != NULL;
+    }
+    return k;
+}
+
 void kmx_qargs_columns(const kmx_qargs_t *self, const Kmx__V1__QueryResult *res, kmx_qcols_t *c) {
     c->n = 0;
+    s_carries_t k = s_carries(res);
     for (size_t i = 0; i < self->by.n; i++) {
         if (strcmp(self->by.items[i], "unit") != 0)
             s_col(c, self->by.items[i], KMX_QCOL_KEY, i);
@@ -540,12 +589,24 @@ void kmx_qargs_columns(const kmx_qargs_t *self, const Kmx__V1__QueryResult *res,
         if (res->group_by[i] != KMX__V1__GROUP_FIELD__BY_UNIT)
             s_col(c, s_added_key_name(self, res->group_by[i]), KMX_QCOL_KEY, i);
     }
+    if (k.level)
+        s_col(c, "level", KMX_QCOL_LEVEL, 0);
     s_col(c, "unit", KMX_QCOL_UNIT, 0);
     if (self->latest)
         s_col(c, "period", KMX_QCOL_PERIOD, 0);
-    s_metric_columns(self, c);
-    if (self->share)
+    s_metric_columns(self, c, k.sum || !k.no_sum);
+    if (k.no_sum && !s_has_metric(self->metric, self->metrics.n, KMX__V1__METRIC__AVG))
+        s_col(c, "avg", KMX_QCOL_AVG, 0); // what a unit that does not add shows instead
+    if (self->share) {
         s_col(c, "share_pct", KMX_QCOL_SHARE, 0);
+        s_col(c, "share_base", KMX_QCOL_SHARE_BASE, 0);
+        s_col(c, "share_of", KMX_QCOL_SHARE_OF, 0);
+    }
+    if (k.months) {
+        s_col(c, "months", KMX_QCOL_MONTHS, 0);
+        s_col(c, "of_months", KMX_QCOL_OF_MONTHS, 0);
+        s_col(c, "partial", KMX_QCOL_PARTIAL, 0);
+    }
     if (self->growth) {
         s_col(c, "previous", KMX_QCOL_PREV, 0);
         s_col(c, "growth_pct", KMX_QCOL_GROWTH, 0);
@@ -579,14 +640,66 @@ const char *kmx_qargs_cell(const kmx_qcols_t *c, size_t i, const Kmx__V1__Row *r
         return row->share;
     case KMX_QCOL_PREV:
         return row->previous;
+    case KMX_QCOL_LEVEL:
+        return row->other         ? "other"
+               : row->unallocated ? "unallocated"
+               : row->total       ? "total"
+                                  : row->level;
+    case KMX_QCOL_SHARE_BASE:
+        return row->share_base;
+    case KMX_QCOL_SHARE_OF:
+        return row->share_of;
+    case KMX_QCOL_MONTHS:
+    case KMX_QCOL_OF_MONTHS:
+        if (!row->has_months_in_bucket || row->months_in_bucket == 0)
+            return NULL;
+        snprintf(buf, size, "%u",
+                 c->kind[i] == KMX_QCOL_MONTHS ? row->months : row->months_in_bucket);
+        return buf;
+    case KMX_QCOL_PARTIAL:
+        return row->partial ? "partial" : NULL;
     default:
         return row->growth;
     }
 }
 
+// The JSON value of a meaning column: the level's text ("total", "unallocated", "other" or
+// the market level), numbers for months, a boolean for partial, the share's base when
+// there is one, strings (or null) otherwise. Returns 0 or -1.
+static int s_meaning_json(json_t *obj, const kmx_qcols_t *c, size_t i, const Kmx__V1__Row *row) {
+    char buf[48];
+    const char *cell = kmx_qargs_cell(c, i, row, buf, sizeof buf);
+    json_t *v = NULL;
+    switch (c->kind[i]) {
+    case KMX_QCOL_MONTHS:
+    case KMX_QCOL_OF_MONTHS:
+        v = cell ? json_integer(strtoll(cell, NULL, 10)) : json_null();
+        break;
+    case KMX_QCOL_PARTIAL:
+        v = json_boolean(row->partial);
+        break;
+    case KMX_QCOL_SHARE_BASE:
+    case KMX_QCOL_SHARE_OF:
+        if (!cell)
+            return 0; // no share: the row keeps share_pct null and says no base
+        v = kmx_json_string(cell);
+        break;
+    default:
+        v = kmx_json_string(cell);
+    }
+    return json_object_set_new(obj, c->names[i], v);
+}
+
 static json_t *s_row_json(const kmx_qcols_t *c, const Kmx__V1__Row *row) {
     json_t *obj = json_object();
     for (size_t i = 0; obj && i < c->n; i++) {
+        if (c->kind[i] >= KMX_QCOL_LEVEL) {
+            if (s_meaning_json(obj, c, i, row) < 0) {
+                json_decref(obj);
+                return NULL;
+            }
+            continue;
+        }
         char buf[48];
         const char *cell = kmx_qargs_cell(c, i, row, buf, sizeof buf);
         json_t *v = c->kind[i] == KMX_QCOL_COUNT ? json_integer((json_int_t)row->count)
@@ -624,6 +737,13 @@ json_t *kmx_qargs_json(const kmx_qcols_t *c, const Kmx__V1__QueryResult *res) {
         rc = json_array_append_new(aside, kmx_json_string(res->set_aside[i]));
     if (rc == 0 && aside)
         rc = json_object_set_new(doc, "set_aside", aside);
+    if (rc == 0 && res->share_base)
+        rc = json_object_set_new(doc, "share_base", kmx_json_string(res->share_base));
+    json_t *notes = rc == 0 && res->n_notes ? json_array() : NULL;
+    for (size_t i = 0; notes && i < res->n_notes && rc == 0; i++)
+        rc = json_array_append_new(notes, kmx_json_string(res->notes[i]));
+    if (rc == 0 && notes)
+        rc = json_object_set_new(doc, "notes", notes);
     if (rc < 0) {
         json_decref(doc ? doc : rows);
         return NULL;

@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #define KMX_QARGS_BY_MAX 10                        // --by fields
-#define KMX_QARGS_COLS_MAX (KMX_QARGS_BY_MAX + 11) // output columns of a query
+#define KMX_QARGS_COLS_MAX (KMX_QARGS_BY_MAX + 16) // output columns of a query
 #define KMX_QARGS_ERR_MAX 300                      // longest error sentence, with NUL
 
 // Option codes (getopt values). Above any single character and the CLI's common options.
@@ -41,6 +41,10 @@ enum {
     KMX_QARG_SERIES,
     KMX_QARG_LATEST,
     KMX_QARG_PREFER,
+    KMX_QARG_UNALLOCATED,
+    KMX_QARG_COMPLETE,
+    KMX_QARG_SCALE,
+    KMX_QARG_PIVOT,
     KMX_QARG_LIMIT,
     KMX_QARG_PAGE_TOKEN,
 };
@@ -83,6 +87,10 @@ typedef struct {
     bool series;               // --time-series
     bool latest;               // --latest
     bool prefer;               // --prefer: one of each set of alternatives (data-model.md)
+    bool unallocated;          // --unallocated: a stored total minus its listed parts
+    bool complete;             // --complete: only rows covering their whole bucket
+    const char *scale;         // --scale auto|thousand|million|billion (table and CSV)
+    const char *pivot;         // --pivot FIELD: one column per value of FIELD
     unsigned limit;            // list --limit: one page of this many records
     const char *page_token;    // list --page-token (hex, borrowed)
     Kmx__V1__Filter filter;    // built by kmx_qargs_finish
@@ -151,7 +159,13 @@ typedef enum {
     KMX_QCOL_AVG,
     KMX_QCOL_SHARE,
     KMX_QCOL_PREV,
-    KMX_QCOL_GROWTH
+    KMX_QCOL_GROWTH,
+    KMX_QCOL_LEVEL,      // the row's market level, or "total", "unallocated", "other"
+    KMX_QCOL_SHARE_BASE, // what the share is of: "total" or "rows"
+    KMX_QCOL_SHARE_OF,   // the amount the share is of
+    KMX_QCOL_MONTHS,     // months of the bucket the row covers
+    KMX_QCOL_OF_MONTHS,  // months in the row's bucket
+    KMX_QCOL_PARTIAL,    // "partial" when the row covers part of its bucket
 } kmx_qcol_kind_t;
 
 typedef struct {
@@ -162,8 +176,10 @@ typedef struct {
 } kmx_qcols_t;
 
 // The columns of an answer to the query self describes: the --by keys, the keys the
-// server added, unit, the latest period, the metrics asked for, share, previous and
-// growth. Names point into self or static text.
+// server added, the market level (grouped by market or region), unit, the latest period,
+// the metrics asked for (avg added when a unit does not add up; sum left out when no row
+// can carry one), share with its base, the months covered (when some row covers only part
+// of its bucket), previous and growth. Names point into self or static text.
 void kmx_qargs_columns(const kmx_qargs_t *self, const Kmx__V1__QueryResult *res, kmx_qcols_t *out);
 
 // The text of column i of row (NULL when absent); counts and amounts go through buf.

@@ -51,12 +51,13 @@ int main(int argc, char **argv)
         return rc == KMX_ERR_INVAL ? 1 : 2;
     }
     // Rows carry the keys of QueryResult.group_by: the market, then the category the
-    // service added (different statistics are never summed together).
+    // service added (different statistics are never summed together). A unit that does
+    // not add up (a percentage) carries its average instead of a sum.
     const Kmx__V1__QueryResult *res = resp->query;
     for (size_t i = 0; i < res->n_rows; i++) {
         const Kmx__V1__Row *row = res->rows[i];
         printf("%s\t%s\t%s\t%s\n", row->n_keys > 0 ? row->keys[0] : "",
-               row->n_keys > 1 ? row->keys[1] : "", row->unit, row->sum);
+               row->n_keys > 1 ? row->keys[1] : "", row->unit, row->sum ? row->sum : row->avg);
     }
     printf("%zu rows, %llu records\n", res->n_rows, (unsigned long long)res->matched);
     kmx__v1__response__free_unpacked(resp, NULL);

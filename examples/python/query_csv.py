@@ -14,6 +14,15 @@ import sys
 import kmx
 
 
+def cell(column, value):
+    """A value as kmx's CSV writes it: exact decimals, "partial" for a partial row."""
+    if value is None or value is False:
+        return ""
+    if value is True:
+        return column
+    return format(value, "f") if hasattr(value, "as_tuple") else value
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("kind", nargs="?", default="exports")
@@ -33,9 +42,7 @@ def main():
     out = csv.writer(sys.stdout, lineterminator="\n")
     out.writerow(result.columns)
     for row in result.rows:
-        out.writerow(["" if row.get(c) is None else
-                      format(row[c], "f") if hasattr(row[c], "as_tuple") else row[c]
-                      for c in result.columns])
+        out.writerow([cell(c, row.get(c)) for c in result.columns])
     return 0
 
 

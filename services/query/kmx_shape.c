@@ -5,8 +5,11 @@
     by the query's keys, its unit and that role; groups are built in one hash table.  */
 #include "kmx_shape.h"
 #include "kmx_err.h"
+#include "kmx_market.h"
+#include "kmx_unit.h"
 #include "kmx_value.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +20,11 @@
 #define S_CUR 0          // membership role: the asked period
 #define S_BASE 1         // membership role: the growth base
 static char s_other_key[] = "(other)";
+static char s_unalloc_key[] = "(unallocated)";
+#define S_NOTES_MAX 8 // sentences one answer's notes hold
+
+// Rank classes: rows are ranked, folded and shared only within one class (like with like).
+enum { S_CLS_TOTAL = 0, S_CLS_COUNTRY, S_CLS_REGION, S_CLS_AGGREGATE, S_CLS_GROUP, S_CLS_PANEL };
 static char s_no_part[] = ""; // the partition of every group when no category was added
 
 typedef struct {
@@ -31,19 +39,30 @@ typedef struct {
     uint64_t hash;                          // FNV-1a of key
     const char *keys[KMX_SHAPE_FIELDS_MAX]; // segments of key
     const char *unit;                       // segment of key
-    const char *part;    // the added category key (a segment of key), else s_no_part
-    int role;            // S_CUR or S_BASE
-    kmx_i128 sum;        // exact sum of kept memberships
-    uint64_t count;      // records behind the sum
-    int minmax;          // every kept fine row had min and max
-    int64_t min, max;    // extremes
-    int has_latest;      // latest: a period was chosen
-    kmx_period_t latest; // latest: the chosen period
-    uint64_t cover;      // growth: signature of the kept spans (base: moved forward)
-    int has_base;        // growth: a base group with the same spans exists
-    kmx_i128 base;       // growth: its sum
-    int other;           // the "other" bucket
-    int all_bases;       // other: every member had a base
+    const char *part;     // the added category key (a segment of key), else s_no_part
+    int role;             // S_CUR or S_BASE
+    kmx_i128 sum;         // exact sum of kept memberships
+    uint64_t count;       // records behind the sum
+    int minmax;           // every kept fine row had min and max
+    int64_t min, max;     // extremes
+    int has_latest;       // latest: a period was chosen
+    kmx_period_t latest;  // latest: the chosen period
+    uint64_t cover;       // growth: signature of the kept spans (base: moved forward)
+    int has_base;         // growth: a base group with the same spans exists
+    kmx_i128 base;        // growth: its sum
+    int other;            // the "other" bucket
+    int all_bases;        // other: every member had a base
+    int cls;              // rank class (S_CLS_*): totals are never ranked nor folded
+    const char *level;    // the market's level name, or NULL when not grouped by market
+    int adds;             // the unit adds up (kmx_unit_adds)
+    int unalloc;          // the "(unallocated)" row of a total
+    int exceeds;          // a total whose listed parts add up to more than it
+    kmx_i128 parts;       // a total: the sum of its listed parts
+    int has_parts;        // a total: some part was listed
+    uint32_t months;      // coverage: months of the bucket the kept spans cover
+    uint32_t in_bucket;   // coverage: months in the row's bucket (0 = no bucket)
+    uint32_t first, last; // coverage: first and last month covered (YYYYMM)
+    size_t total_at;      // a part: index of its stored total's group, or SIZE_MAX
 } s_group_t;
 
 typedef struct {
@@ -60,6 +79,7 @@ typedef struct {
     char sum[S_TEXT], avg[S_TEXT];    // texts the row points at
     char share[S_TEXT], prev[S_TEXT]; // ...
     char growth[S_TEXT], period[KMX_PERIOD_TEXT_MAX];
+    char share_of[S_TEXT], covered[KMX_PERIOD_TEXT_MAX];
 } s_out_t;
 
 struct kmx_shape {
@@ -68,6 +88,14 @@ struct kmx_shape {
     size_t year_at;               // index of BY_YEAR in the fields, or SIZE_MAX
     size_t unit_field;            // index of BY_UNIT in the fields, or SIZE_MAX
     size_t category_at;           // index of the added BY_CATEGORY, or SIZE_MAX
+    size_t market_at;             // index of BY_MARKET in the fields, or SIZE_MAX
+    size_t region_at;             // index of BY_REGION in the fields, or SIZE_MAX
+    s_group_t *unallocs;          // "(unallocated)" rows, one per total with parts
+    size_t n_unallocs;            // entries in unallocs
+    char notes[S_NOTES_MAX][256]; // sentences about the answer (QueryResult.notes)
+    char *note_ptrs[S_NOTES_MAX]; // pointers for QueryResult
+    size_t n_notes;               // notes in use
+    char share_base[8];           // "total", "rows", "mixed" or ""
     s_entry_t *entries;           // parsed fine rows
     size_t n_entries;             // entries in use
     s_member_t *members;          // (entry, group) pairs
@@ -178,6 +206,7 @@ int kmx_shape_spec_query(kmx_shape_spec_t *spec, const Kmx__V1__QueryRequest *q,
         }
         *need_minmax |= m == KMX__V1__METRIC__MIN || m == KMX__V1__METRIC__MAX;
         spec->avg |= m == KMX__V1__METRIC__AVG;
+        spec->sum_asked |= m == KMX__V1__METRIC__SUM;
     }
     spec->minmax = 1; // shown whenever the fine rows know them
     spec->top = q->has_top ? q->top : 0;
@@ -186,6 +215,8 @@ int kmx_shape_spec_query(kmx_shape_spec_t *spec, const Kmx__V1__QueryRequest *q,
     spec->growth = q->has_growth ? q->growth : KMX__V1__GROWTH__GROWTH_NONE;
     spec->series = q->has_series && q->series;
     spec->latest = q->has_latest && q->latest;
+    spec->unallocated = q->has_unallocated && q->unallocated;
+    spec->complete = q->has_complete && q->complete;
     return kmx_shape_check(spec, why, sz);
 }
 
@@ -286,6 +317,9 @@ void kmx_shape_destroy(kmx_shape_t **self_p) {
     free(self->members);
     free(self->entries);
     free(self->buckets);
+    for (size_t i = 0; i < self->n_unallocs; i++)
+        free(self->unallocs[i].key);
+    free(self->unallocs);
     free(self->out);
     free(self->out_ptrs);
     free(self);
@@ -293,6 +327,10 @@ void kmx_shape_destroy(kmx_shape_t **self_p) {
 }
 
 // ---- groups -------------------------------------------------------------------------
+
+static void s_classify(const kmx_shape_t *self, s_group_t *g);
+static int s_cmp_keys(const s_group_t *a, const s_group_t *b);
+static void s_keys_text(const kmx_shape_t *self, const s_group_t *g, char *buf, size_t size);
 
 static uint64_t s_hash(const char *key, size_t len) {
     uint64_t h = 1469598103934665603ull;
@@ -399,6 +437,9 @@ static int s_group(kmx_shape_t *self, const char *const *keys, const char *unit,
         g->keys[i] = seg;
     g->unit = seg;
     g->part = self->category_at < self->spec->n_fields ? g->keys[self->category_at] : s_no_part;
+    g->total_at = SIZE_MAX;
+    g->cls = S_CLS_COUNTRY;
+    s_classify(self, g);
     self->slots[s_slot(self, key, len, hash)] = (uint32_t)(self->n_groups + 1);
     *at = self->n_groups++;
     return 0;
@@ -672,6 +713,286 @@ static int s_pad_series(kmx_shape_t *self, char *why, size_t sz) {
     return rc;
 }
 
+// ---- levels, totals and coverage ---------------------------------------------------
+
+// Sets g's unit class and, grouped by market or region, its level and rank class: rows
+// are compared like with like, and WORLD (region "World") is the total of the others.
+static void s_classify(const kmx_shape_t *self, s_group_t *g) {
+    g->adds = kmx_unit_adds(g->unit);
+    if (self->market_at != SIZE_MAX) {
+        kmx_market_level_t lv = kmx_market_level(g->keys[self->market_at]);
+        g->level = kmx_market_level_name(lv);
+        g->cls = lv == KMX_MARKET_WORLD       ? S_CLS_TOTAL
+                 : lv == KMX_MARKET_COUNTRY   ? S_CLS_COUNTRY
+                 : lv == KMX_MARKET_REGION    ? S_CLS_REGION
+                 : lv == KMX_MARKET_AGGREGATE ? S_CLS_AGGREGATE
+                 : lv == KMX_MARKET_PANEL     ? S_CLS_PANEL
+                                              : S_CLS_GROUP;
+    } else if (self->region_at != SIZE_MAX) {
+        const char *r = g->keys[self->region_at];
+        int world = strcmp(r, "World") == 0, multiple = strcmp(r, "Multiple") == 0;
+        g->level = world ? "world" : multiple ? "group" : "region";
+        g->cls = world ? S_CLS_TOTAL : multiple ? S_CLS_GROUP : S_CLS_REGION;
+    }
+}
+
+// Returns nonzero when a and b have the same keys except the one at skip, and one unit.
+static int s_same_but(const kmx_shape_t *self, const s_group_t *a, const s_group_t *b,
+                      size_t skip) {
+    for (size_t i = 0; i < self->spec->n_fields; i++) {
+        if (i != skip && strcmp(a->keys[i], b->keys[i]) != 0)
+            return 0;
+    }
+    return strcmp(a->unit, b->unit) == 0;
+}
+
+// A region (or continent) listed beside member countries is their total, not one more
+// market to rank against them.
+static void s_mark_region_totals(kmx_shape_t *self) {
+    if (self->market_at == SIZE_MAX)
+        return;
+    for (size_t i = 0; i < self->n_groups; i++) {
+        s_group_t *r = &self->groups[i];
+        if (r->role != S_CUR || (r->cls != S_CLS_REGION && r->cls != S_CLS_AGGREGATE))
+            continue;
+        for (size_t k = 0; k < self->n_groups && r->cls != S_CLS_TOTAL; k++) {
+            const s_group_t *c = &self->groups[k];
+            if (c->role == S_CUR && c->cls == S_CLS_COUNTRY && c->count > 0 &&
+                s_same_but(self, r, c, self->market_at) &&
+                kmx_market_contains(r->keys[self->market_at], c->keys[self->market_at]) == 1)
+                r->cls = S_CLS_TOTAL;
+        }
+    }
+}
+
+// Links every part (a country, or a region when grouped by region) to the stored total of
+// the same keys (WORLD, region "World") and sums the parts of each total.
+static int s_link_totals(kmx_shape_t *self) {
+    size_t at_field = self->market_at != SIZE_MAX ? self->market_at : self->region_at;
+    if (at_field == SIZE_MAX)
+        return 0;
+    const char *world = self->market_at != SIZE_MAX ? "WORLD" : "World";
+    int part_cls = self->market_at != SIZE_MAX ? S_CLS_COUNTRY : S_CLS_REGION;
+    for (size_t i = 0; i < self->n_groups; i++) {
+        s_group_t *g = &self->groups[i];
+        if (g->role != S_CUR || g->cls == S_CLS_TOTAL || g->count == 0)
+            continue;
+        const char *keys[KMX_SHAPE_FIELDS_MAX];
+        memcpy(keys, g->keys, sizeof keys);
+        keys[at_field] = world;
+        size_t t = 0;
+        int rc = s_group(self, keys, g->unit, S_CUR, 0, &t);
+        if (rc < 0)
+            return rc;
+        g = &self->groups[i];
+        if (rc != 0 || self->groups[t].count == 0 || self->groups[t].cls != S_CLS_TOTAL)
+            continue;
+        g->total_at = t;
+        if (g->cls == part_cls) {
+            self->groups[t].parts += g->sum;
+            self->groups[t].has_parts = 1;
+        }
+    }
+    return 0;
+}
+
+static void s_note(kmx_shape_t *self, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void s_note(kmx_shape_t *self, const char *fmt, ...) {
+    if (self->n_notes == S_NOTES_MAX)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(self->notes[self->n_notes], sizeof self->notes[0], fmt, ap);
+    va_end(ap);
+    self->note_ptrs[self->n_notes] = self->notes[self->n_notes];
+    self->n_notes++;
+}
+
+// Flags totals whose listed parts exceed them, and builds the "(unallocated)" rows (the
+// total minus its parts) when asked.
+static int s_unallocated(kmx_shape_t *self) {
+    size_t n = 0;
+    for (size_t i = 0; i < self->n_groups; i++)
+        n += self->groups[i].has_parts;
+    if (n == 0)
+        return 0;
+    self->unallocs = calloc(n, sizeof *self->unallocs);
+    if (!self->unallocs)
+        return KMX_ERR_NOMEM;
+    size_t at_field = self->market_at != SIZE_MAX ? self->market_at : self->region_at;
+    size_t exceeded = 0;
+    const s_group_t *example = NULL; // the first by keys: notes never depend on row order
+    for (size_t i = 0; i < self->n_groups; i++) {
+        s_group_t *t = &self->groups[i];
+        if (!t->has_parts || !t->adds)
+            continue;
+        if (t->parts > t->sum) {
+            t->exceeds = 1;
+            exceeded++;
+            example = !example || s_cmp_keys(t, example) < 0 ? t : example;
+        }
+        if (!self->spec->unallocated)
+            continue;
+        s_group_t *u = &self->unallocs[self->n_unallocs];
+        *u = *t;
+        u->keys[at_field] = s_unalloc_key;
+        u->key = s_key(self, u->keys, u->unit, S_CUR, &u->key_len); // for sorting; owned
+        if (!u->key)
+            return KMX_ERR_NOMEM;
+        self->n_unallocs++;
+        const char *seg = u->key; // the keys and unit now point into u's own key
+        for (size_t f = 0; f < self->spec->n_fields; f++, seg += strlen(seg) + 1)
+            u->keys[f] = seg;
+        u->unit = seg;
+        u->part = self->category_at < self->spec->n_fields ? u->keys[self->category_at] : s_no_part;
+        u->sum = t->sum - t->parts;
+        u->count = 0;
+        u->minmax = 0;
+        u->has_base = 0;
+        u->cls = self->market_at != SIZE_MAX ? S_CLS_COUNTRY : S_CLS_REGION;
+        u->level = NULL;
+        u->unalloc = 1;
+        u->exceeds = u->has_parts = 0;
+        u->total_at = i;
+    }
+    if (example) {
+        char keys[160], a[S_TEXT], b[S_TEXT];
+        s_keys_text(self, example, keys, sizeof keys);
+        kmx_decimal_format128(example->parts, a, sizeof a);
+        kmx_decimal_format128(example->sum, b, sizeof b);
+        s_note(self,
+               "%zu total%s smaller than the parts listed (e.g. %s %.40s: parts %s, total %s)",
+               exceeded, exceeded == 1 ? " is" : "s are", keys, example->unit, a, b);
+    }
+    return 0;
+}
+
+typedef struct {
+    uint32_t start, end; // a kept span, clipped to the bucket
+} s_span_t;
+
+static int s_cmp_span(const void *pa, const void *pb) {
+    const s_span_t *a = pa, *b = pb;
+    return a->start < b->start ? -1 : a->start > b->start;
+}
+
+// The bucket of g's months: its period, its year, or the asked range (clipped to the asked
+// range). Returns 0 when the row has none.
+static int s_bucket(const kmx_shape_t *self, const s_group_t *g, kmx_period_t *out) {
+    const kmx_shape_spec_t *spec = self->spec;
+    if (self->period_at < spec->n_fields) {
+        if (kmx_period_parse(g->keys[self->period_at], out) != 0)
+            return 0;
+    } else if (self->year_at != SIZE_MAX) {
+        long y = strtol(g->keys[self->year_at], NULL, 10);
+        if (y < KMX_YEAR_MIN || y > KMX_YEAR_MAX)
+            return 0;
+        out->start = (uint32_t)y * 100 + 1;
+        out->end = (uint32_t)y * 100 + 12;
+    } else if (spec->has_range) {
+        *out = spec->range;
+    } else {
+        return 0;
+    }
+    if (spec->has_range) {
+        out->start = out->start < spec->range.start ? spec->range.start : out->start;
+        out->end = out->end > spec->range.end ? spec->range.end : out->end;
+    }
+    return out->start <= out->end;
+}
+
+// Counts the months the kept spans of one group's members [from, to) cover.
+static void s_cover_run(kmx_shape_t *self, size_t from, size_t to, s_span_t *spans) {
+    s_group_t *g = &self->groups[self->members[from].group];
+    kmx_period_t b = {0, 0};
+    int has_bucket = s_bucket(self, g, &b);
+    g->in_bucket = has_bucket ? kmx_period_months(&b) : 0;
+    size_t n = 0;
+    for (size_t i = from; i < to; i++) {
+        if (self->members[i].dropped)
+            continue;
+        kmx_period_t p = self->entries[self->members[i].entry].period;
+        if (has_bucket && (p.end < b.start || p.start > b.end))
+            continue;
+        spans[n].start = has_bucket && p.start < b.start ? b.start : p.start;
+        spans[n].end = has_bucket && p.end > b.end ? b.end : p.end;
+        n++;
+    }
+    if (n > 1)
+        qsort(spans, n, sizeof *spans, s_cmp_span);
+    g->months = 0;
+    for (size_t i = 0; i < n;) {
+        kmx_period_t run = {spans[i].start, spans[i].end};
+        size_t k = i + 1;
+        while (k < n && spans[k].start <= run.end) {
+            run.end = spans[k].end > run.end ? spans[k].end : run.end;
+            k++;
+        }
+        g->months += kmx_period_months(&run);
+        g->first = i == 0 ? run.start : g->first;
+        g->last = run.end;
+        i = k;
+    }
+}
+
+// Coverage of every current group (members are sorted by group after the rule).
+static int s_coverage(kmx_shape_t *self) {
+    if (self->period_at == SIZE_MAX || self->spec->latest || self->n_members == 0)
+        return 0;
+    s_span_t *spans = malloc(self->n_members * sizeof *spans);
+    if (!spans)
+        return KMX_ERR_NOMEM;
+    for (size_t i = 0; i < self->n_members;) {
+        size_t j = i + 1;
+        while (j < self->n_members && self->members[j].group == self->members[i].group)
+            j++;
+        if (self->groups[self->members[i].group].role == S_CUR)
+            s_cover_run(self, i, j, spans);
+        i = j;
+    }
+    free(spans);
+    return 0;
+}
+
+// Refuses a sum, share, growth or "other" bucket when every unit of the answer does not
+// add up (the question means nothing); when only some do, their rows carry none of those
+// and a note says so.
+static int s_check_adds(kmx_shape_t *self, char *why, size_t sz) {
+    const kmx_shape_spec_t *spec = self->spec;
+    if (!spec->sum_asked && !spec->share && !spec->growth && !spec->other)
+        return 0;
+    const s_group_t *bad = NULL;
+    int adds = 0;
+    for (size_t i = 0; i < self->n_groups; i++) {
+        const s_group_t *g = &self->groups[i];
+        if (g->role != S_CUR || g->count == 0)
+            continue;
+        adds |= g->adds;
+        bad = !g->adds && (!bad || strcmp(g->unit, bad->unit) < 0) ? g : bad;
+    }
+    if (!bad)
+        return 0;
+    const char *what = spec->share    ? "a share"
+                       : spec->growth ? "growth"
+                       : spec->other  ? "an \"other\" bucket (a sum)"
+                                      : "a sum";
+    const char *cls = kmx_unit_class_name(kmx_unit_class(bad->unit));
+    if (adds) {
+        s_note(self, "%.60s is a %s and does not add up: its rows carry no %s, only avg", bad->unit,
+               cls,
+               spec->share    ? "share"
+               : spec->growth ? "growth"
+                              : "sum");
+        return 0;
+    }
+    snprintf(why, sz,
+             "%s of %.60s means nothing: %.60s is a %s and does not add up; ask for latest, avg, "
+             "min, max or a series (--latest, --metrics count,avg,min,max, --time-series), or "
+             "pick an additive unit with --unit",
+             what, bad->unit, bad->unit, cls);
+    return KMX_ERR_INVAL;
+}
+
 // ---- growth, share, top -------------------------------------------------------------
 
 // Writes the keys of g's growth base: the same keys with the period or year moved back.
@@ -738,19 +1059,20 @@ static int s_percent(kmx_i128 num, kmx_i128 den, char *buf, size_t size) {
 }
 
 // Partitions of the current groups: rankings and shares never compare rows of different
-// units, nor of different categories when the category was added (different statistics).
+// units, nor of different categories when the category was added (different statistics),
+// nor of different market levels (countries with countries, regions with regions).
 typedef struct {
     const s_group_t *first[S_PARTS_MAX]; // the first group seen of each partition
     kmx_i128 total[S_PARTS_MAX];         // sum of the partition's current groups
     size_t n;                            // partitions held
 } s_parts_t;
 
-// Returns the index of g's partition in t (by added category, and by unit when with_unit
-// is set), adding it when absent; SIZE_MAX when t is full.
-static size_t s_part_at(s_parts_t *t, const s_group_t *g, int with_unit) {
+// Returns the index of g's partition in t (by added category; by unit and rank class when
+// ranked is set), adding it when absent; SIZE_MAX when t is full.
+static size_t s_part_at(s_parts_t *t, const s_group_t *g, int ranked) {
     for (size_t i = 0; i < t->n; i++) {
         if (strcmp(t->first[i]->part, g->part) == 0 &&
-            (!with_unit || strcmp(t->first[i]->unit, g->unit) == 0))
+            (!ranked || (t->first[i]->cls == g->cls && strcmp(t->first[i]->unit, g->unit) == 0)))
             return i;
     }
     if (t->n == S_PARTS_MAX)
@@ -812,20 +1134,81 @@ static int s_cmp_by_keys(const void *pa, const void *pb) {
     return s_cmp_keys(*(const s_group_t *const *)pa, *(const s_group_t *const *)pb);
 }
 
-// Partition (added category, then unit), then the largest sum first.
+// Compares the values rows rank by: sums, or averages for a unit that does not add.
+static int s_cmp_value(const s_group_t *a, const s_group_t *b) {
+    if (a->adds || a->count == 0 || b->count == 0) {
+        if (a->sum != b->sum)
+            return a->sum > b->sum ? -1 : 1;
+        return 0;
+    }
+    kmx_i128 x = a->sum * (kmx_i128)b->count, y = b->sum * (kmx_i128)a->count;
+    return x > y ? -1 : x < y;
+}
+
+// Partition (added category, unit, rank class: totals first), then the largest first;
+// an "(unallocated)" row closes its class.
 static int s_cmp_by_sum(const void *pa, const void *pb) {
     const s_group_t *a = *(const s_group_t *const *)pa, *b = *(const s_group_t *const *)pb;
     int c = strcmp(a->part, b->part);
     if (c == 0)
         c = strcmp(a->unit, b->unit);
-    if (c != 0)
-        return c;
-    if (a->sum != b->sum)
-        return a->sum > b->sum ? -1 : 1;
-    return s_cmp_keys(a, b);
+    if (c == 0)
+        c = (a->cls > b->cls) - (a->cls < b->cls);
+    if (c == 0)
+        c = a->unalloc - b->unalloc;
+    if (c == 0)
+        c = s_cmp_value(a, b);
+    return c != 0 ? c : s_cmp_keys(a, b);
 }
 
 // ---- rows ---------------------------------------------------------------------------
+
+// A row's share base: the stored total of the same keys when one is in the answer, a
+// total's own sum, else the sum of the rows compared (its partition).
+static void s_share(const kmx_shape_t *self, const s_group_t *g, kmx_i128 rows_total,
+                    int has_rows_total, s_out_t *o) {
+    Kmx__V1__Row *row = &o->row;
+    kmx_i128 base = rows_total;
+    const char *kind = "rows";
+    if (g->total_at != SIZE_MAX) {
+        base = self->groups[g->total_at].sum;
+        kind = "total";
+    } else if (g->cls == S_CLS_TOTAL && !g->other) {
+        base = g->sum;
+        kind = "total";
+    } else if (!has_rows_total) {
+        return;
+    }
+    if (s_percent(g->sum, base, o->share, sizeof o->share) != 0)
+        return;
+    row->share = o->share;
+    row->share_base = (char *)kind;
+    kmx_decimal_format128(base, o->share_of, sizeof o->share_of);
+    row->share_of = o->share_of;
+}
+
+// What a row is and which months it covers (docs/queries.md).
+static void s_fill_meaning(const s_group_t *g, s_out_t *o) {
+    Kmx__V1__Row *row = &o->row;
+    row->has_adds = 1;
+    row->adds = g->adds != 0;
+    row->level = (char *)(g->unalloc ? NULL : g->level);
+    row->has_total = g->cls == S_CLS_TOTAL && !g->other;
+    row->total = row->has_total;
+    row->has_unallocated = row->unallocated = g->unalloc;
+    row->has_exceeds_total = row->exceeds_total = g->exceeds;
+    if (g->other || (g->in_bucket == 0 && g->months == 0))
+        return;
+    row->has_months = row->has_months_in_bucket = row->has_partial = 1;
+    row->months = g->months;
+    row->months_in_bucket = g->in_bucket;
+    row->partial = g->in_bucket > 0 && g->months < g->in_bucket;
+    kmx_period_t p = {g->first, g->last};
+    if (g->months > 0 && kmx_period_months(&p) == g->months) { // one run, no gap
+        kmx_period_format(&p, o->covered, sizeof o->covered);
+        row->covered = o->covered;
+    }
+}
 
 static void s_fill(const kmx_shape_t *self, const s_group_t *g, kmx_i128 total, int has_total,
                    s_out_t *o) {
@@ -843,25 +1226,27 @@ static void s_fill(const kmx_shape_t *self, const s_group_t *g, kmx_i128 total, 
     row->count = g->count;
     row->has_other = g->other;
     row->other = g->other;
-    if (g->count == 0)
+    s_fill_meaning(g, o);
+    if (g->count == 0 && !g->unalloc)
         return; // an empty step of a series: no sum, not a zero
     kmx_decimal_format128(g->sum, o->sum, sizeof o->sum);
-    row->sum = o->sum;
+    if (g->adds)
+        row->sum = o->sum; // a unit that does not add shows its average, never a sum
     if (spec->minmax && g->minmax) {
         row->has_min = row->has_max = 1;
         row->min = g->min;
         row->max = g->max;
     }
-    if (spec->avg) {
+    if ((spec->avg || !g->adds) && g->count > 0) {
         kmx_i128 q = g->sum / (kmx_i128)g->count, r = s_abs(g->sum % (kmx_i128)g->count);
         if (2 * r >= (kmx_i128)g->count)
             q += g->sum < 0 ? -1 : 1;
         kmx_decimal_format128(q, o->avg, sizeof o->avg);
         row->avg = o->avg;
     }
-    if (spec->share && has_total && s_percent(g->sum, total, o->share, sizeof o->share) == 0)
-        row->share = o->share;
-    if (spec->growth && g->has_base && (!g->other || g->all_bases)) {
+    if (spec->share && g->adds)
+        s_share(self, g, total, has_total, o);
+    if (spec->growth && g->adds && g->has_base && (!g->other || g->all_bases)) {
         kmx_decimal_format128(g->base, o->prev, sizeof o->prev);
         row->previous = o->prev;
         if (s_percent(g->sum - g->base, g->base, o->growth, sizeof o->growth) == 0)
@@ -888,15 +1273,20 @@ static int s_fold_other(kmx_shape_t *self, s_group_t **order, size_t *n, size_t 
     const s_group_t *prev = NULL;
     for (size_t i = 0; i < total; i++) {
         s_group_t *g = order[i]; // order[i] may be overwritten below: kept <= i
-        if (!prev || strcmp(g->unit, prev->unit) != 0 || strcmp(g->part, prev->part) != 0)
+        if (g->cls == S_CLS_TOTAL || g->unalloc) {
+            order[kept++] = g; // a total and what it leaves unallocated are never ranked
+            continue;
+        }
+        if (!prev || strcmp(g->unit, prev->unit) != 0 || strcmp(g->part, prev->part) != 0 ||
+            g->cls != prev->cls)
             rank = 0, bucket = NULL;
         prev = g;
         if (++rank <= self->spec->top) {
             order[kept++] = g;
             continue;
         }
-        if (!self->spec->other)
-            continue;
+        if (!self->spec->other || !g->adds)
+            continue; // the rest of a unit that does not add is left out, never summed
         if (!bucket) {
             if (n_buckets == n_parts)
                 return KMX_ERR_INTERNAL;
@@ -906,6 +1296,10 @@ static int s_fold_other(kmx_shape_t *self, s_group_t **order, size_t *n, size_t 
             bucket->part = g->part;
             bucket->minmax = 1;
             bucket->all_bases = 1;
+            bucket->cls = g->cls;
+            bucket->adds = g->adds;
+            bucket->level = g->level;
+            bucket->total_at = g->total_at;
             memcpy(bucket->keys, g->keys, sizeof bucket->keys);
             order[kept++] = bucket;
         }
@@ -922,6 +1316,14 @@ static int s_fold_other(kmx_shape_t *self, s_group_t **order, size_t *n, size_t 
     return 0;
 }
 
+// Whether a current group becomes a row: it has records (or is a series step), and is
+// not a partial bucket when only complete ones are asked for.
+static int s_kept(const kmx_shape_t *self, const s_group_t *g) {
+    if (g->role != S_CUR || (g->count == 0 && !self->spec->series))
+        return 0;
+    return !self->spec->complete || g->in_bucket == 0 || g->months >= g->in_bucket;
+}
+
 // The totals of each (added category, unit) partition, for shares and "other" buckets;
 // only computed when the answer ranks or shares rows.
 static int s_totals(const kmx_shape_t *self, s_parts_t *t) {
@@ -930,7 +1332,7 @@ static int s_totals(const kmx_shape_t *self, s_parts_t *t) {
         return 0;
     for (size_t i = 0; i < self->n_groups; i++) {
         const s_group_t *g = &self->groups[i];
-        if (g->role != S_CUR)
+        if (!s_kept(self, g))
             continue;
         size_t at = s_part_at(t, g, 1);
         if (at == SIZE_MAX)
@@ -942,7 +1344,8 @@ static int s_totals(const kmx_shape_t *self, s_parts_t *t) {
 
 static int s_lookup_total(const s_parts_t *t, const s_group_t *g, kmx_i128 *out) {
     for (size_t i = 0; i < t->n; i++) {
-        if (strcmp(t->first[i]->unit, g->unit) == 0 && strcmp(t->first[i]->part, g->part) == 0) {
+        if (strcmp(t->first[i]->unit, g->unit) == 0 && strcmp(t->first[i]->part, g->part) == 0 &&
+            t->first[i]->cls == g->cls) {
             *out = t->total[i];
             return 1;
         }
@@ -950,16 +1353,85 @@ static int s_lookup_total(const s_parts_t *t, const s_group_t *g, kmx_i128 *out)
     return 0;
 }
 
+// Writes g's keys as "k1 k2 ..." (at most three) for a sentence.
+static void s_keys_text(const kmx_shape_t *self, const s_group_t *g, char *buf, size_t size) {
+    size_t at = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < self->spec->n_fields && i < 3 && at < size; i++)
+        at += (size_t)snprintf(buf + at, size - at, "%s%.40s", i ? " " : "", g->keys[i]);
+}
+
+// Notes on coverage: partial rows, left-out partial rows, and parts whose months differ
+// from their total's.
+static void s_coverage_notes(kmx_shape_t *self) {
+    size_t partial = 0, left_out = 0;
+    const s_group_t *example = NULL, *differs = NULL;
+    for (size_t i = 0; i < self->n_groups; i++) {
+        const s_group_t *g = &self->groups[i];
+        if (g->role != S_CUR || g->count == 0 || g->in_bucket == 0)
+            continue;
+        // Examples are the first by keys, so the note does not depend on the order the
+        // fine rows came in (a folded year and its months give the same answer).
+        if (g->months < g->in_bucket) {
+            partial++;
+            left_out += self->spec->complete;
+            example = !example || s_cmp_keys(g, example) < 0 ? g : example;
+        }
+        const s_group_t *t = g->total_at != SIZE_MAX ? &self->groups[g->total_at] : NULL;
+        if (t && t->months != g->months && (!differs || s_cmp_keys(g, differs) < 0))
+            differs = g;
+    }
+    if (example) {
+        char keys[160];
+        s_keys_text(self, example, keys, sizeof keys);
+        s_note(self, "%zu row%s cover%s only part of %s bucket%s (e.g. %s: %u of %u months)%s",
+               partial, partial == 1 ? "" : "s", partial == 1 ? "s" : "",
+               partial == 1 ? "its" : "their", partial == 1 ? "" : "s", keys, example->months,
+               example->in_bucket,
+               left_out ? "; left out (--complete)" : "; --complete keeps whole buckets only");
+    }
+    if (differs) {
+        const s_group_t *t = &self->groups[differs->total_at];
+        size_t at = self->market_at != SIZE_MAX ? self->market_at : self->region_at;
+        char keys[160];
+        s_keys_text(self, differs, keys, sizeof keys);
+        s_note(self, "rows compared cover different months: %s covers %u, its total %.40s %u", keys,
+               differs->months, t->keys[at], t->months);
+    }
+}
+
+static int s_cmp_note(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+// The answer's share base: "total", "rows" or "mixed".
+static void s_share_summary(kmx_shape_t *self) {
+    int total = 0, rows = 0;
+    for (size_t i = 0; i < self->n_out; i++) {
+        const char *b = self->out[i].row.share_base;
+        total |= b && b[0] == 't';
+        rows |= b && b[0] == 'r';
+    }
+    snprintf(self->share_base, sizeof self->share_base, "%s",
+             total && rows ? "mixed"
+             : total       ? "total"
+             : rows        ? "rows"
+                           : "");
+}
+
 static int s_build_rows(kmx_shape_t *self) {
     size_t n = 0;
-    s_group_t **order = malloc((self->n_groups + 1) * sizeof *order);
+    int rc = s_unallocated(self);
+    s_group_t **order = malloc((self->n_groups + self->n_unallocs + 1) * sizeof *order);
     s_parts_t *totals = malloc(sizeof *totals);
-    int rc = order && totals ? s_totals(self, totals) : KMX_ERR_NOMEM;
+    if (rc == 0)
+        rc = order && totals ? s_totals(self, totals) : KMX_ERR_NOMEM;
     for (size_t i = 0; rc == 0 && i < self->n_groups; i++) {
-        s_group_t *g = &self->groups[i];
-        if (g->role == S_CUR && (g->count > 0 || self->spec->series))
-            order[n++] = g;
+        if (s_kept(self, &self->groups[i]))
+            order[n++] = &self->groups[i];
     }
+    for (size_t i = 0; rc == 0 && i < self->n_unallocs; i++)
+        order[n++] = &self->unallocs[i];
     if (rc == 0 && n > KMX_SHAPE_ROWS_MAX)
         rc = KMX_ERR_TOO_BIG;
     if (rc == 0)
@@ -977,6 +1449,11 @@ static int s_build_rows(kmx_shape_t *self) {
         s_fill(self, order[i], total, has_total, &self->out[i]);
         self->out_ptrs[i] = &self->out[i].row;
         self->n_out = i + 1;
+    }
+    if (rc == 0) {
+        s_coverage_notes(self);
+        s_share_summary(self);
+        qsort(self->note_ptrs, self->n_notes, sizeof *self->note_ptrs, s_cmp_note);
     }
     free(order);
     free(totals);
@@ -1005,6 +1482,8 @@ int kmx_shape_run(const kmx_shape_spec_t *spec, const Kmx__V1__QueryResult *fine
     self->year_at = s_field_at(spec, KMX__V1__GROUP_FIELD__BY_YEAR);
     self->unit_field = s_field_at(spec, KMX__V1__GROUP_FIELD__BY_UNIT);
     self->category_at = spec->category_added ? spec->n_fields - 1 : SIZE_MAX;
+    self->market_at = s_field_at(spec, KMX__V1__GROUP_FIELD__BY_MARKET);
+    self->region_at = s_field_at(spec, KMX__V1__GROUP_FIELD__BY_REGION);
     memcpy(self->fields, spec->fields, spec->n_fields * sizeof *spec->fields);
     snprintf(self->gran_name, sizeof self->gran_name, "%s",
              spec->gran_mode == KMX_SHAPE_GRAN_AUTO  ? "auto"
@@ -1030,12 +1509,20 @@ int kmx_shape_run(const kmx_shape_spec_t *spec, const Kmx__V1__QueryResult *fine
     if (rc == 0) {
         s_apply_rule(self);
         s_count_matched(self);
+        rc = s_coverage(self);
+    }
+    if (rc == 0) {
+        s_mark_region_totals(self);
         rc = s_check_units(self, why, why_size);
     }
+    if (rc == 0)
+        rc = s_check_adds(self, why, why_size);
     if (rc == 0 && spec->series)
         rc = s_pad_series(self, why, why_size);
     if (rc == 0 && spec->growth)
         rc = s_find_bases(self);
+    if (rc == 0)
+        rc = s_link_totals(self);
     if (rc == 0)
         rc = s_build_rows(self);
     if (rc != 0) {
@@ -1056,4 +1543,7 @@ void kmx_shape_result(const kmx_shape_t *self, Kmx__V1__QueryResult *out) {
     out->dropped = self->dropped;
     out->n_group_by = self->spec->n_fields;
     out->group_by = self->spec->n_fields ? (Kmx__V1__GroupField *)self->fields : NULL;
+    out->share_base = self->share_base[0] ? (char *)self->share_base : NULL;
+    out->n_notes = self->n_notes;
+    out->notes = self->n_notes ? (char **)self->note_ptrs : NULL;
 }

@@ -1,9 +1,13 @@
 /*  answer_ref - see answer_ref.h. Everything here follows docs/queries.md:
     - rows: the records of the range, split by (market, category, unit); sum and count;
-    - share: a row's sum in percent of its partition's total (unit, and the category when
-      it was added), two decimals, half away from zero, before the top-N cut;
-    - top N: per partition the N largest sums; "(other)" sums the rest (count, share, and
-      growth when every member has a base);
+    - levels: WORLD is the total of the countries: its own row, never ranked nor folded
+      into "(other)"; countries are compared only with countries;
+    - share: a country's sum in percent of the WORLD row of its unit (and category when
+      it was added) when the answer has one, else of its partition's total (unit, and
+      category when added; countries only), two decimals, half away from zero, before the
+      top-N cut; WORLD's own share is 100;
+    - top N: per partition the N largest country sums; "(other)" sums the rest (count,
+      share, and growth when every member has a base);
     - growth: the whole range against the range moved back 12 months (YoY) or by its own
       length (PoP); the base counts only when its months, moved forward, are exactly the
       row's months (like for like) and its sum is not zero.  */
@@ -35,6 +39,7 @@ typedef struct {
     int has_prev, has_growth;
     int64_t prev, growth;
     int matched; // seen in the answer
+    int total;   // WORLD: the total of the countries, never ranked
 } s_row_t;
 
 static int s_month(uint32_t yyyymm) {
@@ -142,7 +147,22 @@ static int s_collect(const answer_ref_rec_t *recs, size_t n, const s_scope_t *s,
 }
 
 static int s_same_partition(const s_row_t *a, const s_row_t *b, int added) {
-    return !strcmp(a->unit, b->unit) && (!added || !strcmp(a->category, b->category));
+    return !strcmp(a->unit, b->unit) && (!added || !strcmp(a->category, b->category)) &&
+           a->total == b->total;
+}
+
+// The share base of row r: the WORLD row of its unit and category, else the sum of the
+// countries of its partition. Returns the base.
+static int64_t s_share_base(const s_row_t *rows, size_t n, const s_row_t *r, int added) {
+    int64_t total = 0;
+    for (size_t j = 0; j < n; j++) {
+        if (rows[j].total && !strcmp(rows[j].unit, r->unit) &&
+            (!added || !strcmp(rows[j].category, r->category)))
+            return rows[j].sum;
+        if (s_same_partition(r, &rows[j], added))
+            total += rows[j].sum;
+    }
+    return total;
 }
 
 static int s_by_sum_desc(const void *a, const void *b) {
@@ -209,6 +229,7 @@ int answer_ref_check(const answer_ref_rec_t *recs, size_t n, const Kmx__V1__Quer
         r->unit = cur[i].unit;
         r->sum = cur[i].sum;
         r->count = cur[i].count;
+        r->total = !strcmp(r->market, "WORLD");
         for (size_t j = 0; growth && j < nbase; j++)
             if (!strcmp(base[j].market, r->market) && !strcmp(base[j].category, r->category) &&
                 !strcmp(base[j].unit, r->unit) &&
@@ -235,11 +256,8 @@ int answer_ref_check(const answer_ref_rec_t *recs, size_t n, const Kmx__V1__Quer
     // Shares, then top N and "(other)", per partition.
     size_t n_kept = nrows;
     for (size_t i = 0; i < nrows; i++) {
-        int64_t total = 0;
-        for (size_t j = 0; j < nrows; j++)
-            if (s_same_partition(&rows[i], &rows[j], added))
-                total += rows[j].sum;
-        rows[i].share = total ? s_pct(rows[i].sum, total) : 0;
+        int64_t of = rows[i].total ? rows[i].sum : s_share_base(rows, nrows, &rows[i], added);
+        rows[i].share = of ? s_pct(rows[i].sum, of) : 0;
     }
     if (q->top) {
         static s_row_t part[S_GROUPS_MAX], kept[S_GROUPS_MAX * 2];
@@ -248,13 +266,17 @@ int answer_ref_check(const answer_ref_rec_t *recs, size_t n, const Kmx__V1__Quer
         for (size_t i = 0; i < nrows; i++) {
             if (done[i])
                 continue;
+            if (rows[i].total) { // a total is kept, never ranked
+                done[i] = 1;
+                kept[nk++] = rows[i];
+                continue;
+            }
             size_t np = 0;
-            int64_t total = 0;
+            int64_t total = s_share_base(rows, nrows, &rows[i], added);
             for (size_t j = i; j < nrows; j++)
                 if (!done[j] && s_same_partition(&rows[i], &rows[j], added)) {
                     done[j] = 1;
                     part[np++] = rows[j];
-                    total += rows[j].sum;
                 }
             qsort(part, np, sizeof *part, s_by_sum_desc);
             if (np > q->top && part[q->top - 1].sum == part[q->top].sum)

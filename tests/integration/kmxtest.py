@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 import unittest
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 BIN = os.environ.get("KMX_BIN_DIR", "")
 SOURCE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -127,10 +127,32 @@ def split_field(kind):
     return "dimension" if kind == "consumption" else "category"
 
 
+# Units that add up (docs/queries.md, "Units know whether they add"; common/kmx_unit.c):
+# money (three-letter currency codes) and these counts. Every other unit (percentages,
+# growth rates, ranks, indexes, per-capita figures, durations, levels such as countries)
+# is answered with its average, never a sum.
+ADDITIVE_COUNTS = {"albums", "attendees", "concerts", "copies", "count", "listeners", "people",
+                   "performances", "respondents", "streams", "tracks", "units", "users",
+                   "views"}
+
+
+def unit_adds(unit):
+    return (len(unit) == 3 and unit.isupper()) or unit in ADDITIVE_COUNTS
+
+
+def value_of(total, count, unit):
+    """What kmx shows for a group: the sum for a unit that adds, else the average (sum /
+    count, rounded half away from zero to 0.0001)."""
+    if unit_adds(unit):
+        return total
+    return (total / count).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
+
+
 def sums_by(rows, kind, key):
-    """Sums of a CSV file's values per (key(row), unit), computed independently of kmx.
-    key may return one value or a tuple of values: keys are then (*key(row), unit)."""
-    out = {}
+    """What kmx answers per (key(row), unit) for a CSV file, computed independently of kmx:
+    sums, or averages for a unit that does not add (value_of). key may return one value or
+    a tuple of values: keys are then (*key(row), unit)."""
+    out, counts = {}, {}
     for r in current_rows(rows):
         if r["kind"] != kind:
             continue
@@ -138,7 +160,8 @@ def sums_by(rows, kind, key):
         k = key(r)
         k = (k if isinstance(k, tuple) else (k,)) + (unit,)
         out[k] = out.get(k, Decimal(0)) + value
-    return out
+        counts[k] = counts.get(k, 0) + 1
+    return {k: value_of(v, counts[k], k[-1]) for k, v in out.items()}
 
 
 def sums_by_market(rows, kind):
@@ -475,7 +498,8 @@ def parse_table(text):
     names = [lines[0][a:b].strip() for a, b in cols]
     rows = []
     for line in lines[2:]:
-        if not line.strip() or re.match(r"\(\d+ rows?\b", line):
+        if not line.strip() or re.match(r"\(\d+ rows?\b", line) or \
+                re.match(r"(note|alternative): ", line):
             continue
         rows.append({n: line[a:b].strip() for n, (a, b) in zip(names, cols)})
     return rows
@@ -556,7 +580,7 @@ def query_sums(rows_json, *fields):
         k = tuple(r[f] for f in fields) + (r["unit"],)
         if k in out:
             raise AssertionError("two rows for %s: group by more fields" % (k,))
-        out[k] = Decimal(r["sum"])
+        out[k] = Decimal(r["sum"] if r.get("sum") is not None else r["avg"])
     return out
 
 

@@ -57,17 +57,19 @@ class SampleQuestions(unittest.TestCase):
         table = lambda *a: kmxtest.parse_table(self.c.kmx(*a).stdout)
         rows = self.rows
         # Yearly customs album exports by year and market.
-        got = {(r["year"], r["market"], r["unit"]): Decimal(r["sum"]) for r in table(
-            "query", "exports", "--category", "physical_album_customs", "--granularity",
-            "year", "--by", "year,market")}
-        want = {}
+        # A percentage (the top-3 combined share) does not add: its row shows the average.
+        got = {(r["year"], r["market"], r["unit"]): Decimal(r["sum"] or r["avg"])
+               for r in table("query", "exports", "--category", "physical_album_customs",
+                              "--granularity", "year", "--by", "year,market")}
+        want, counts = {}, {}
         for r in rows:
             if r["kind"] == "export" and category_of(r) == "physical_album_customs" and \
                     len(r["period"]) == 4:
                 unit, value = normalize_unit(r["unit"], r["value"])
                 k = (r["period"], r["market"], unit)
                 want[k] = want.get(k, 0) + value
-        self.assertEqual(got, want)
+                counts[k] = counts.get(k, 0) + 1
+        self.assertEqual(got, {k: kmxtest.value_of(v, counts[k], k[2]) for k, v in want.items()})
         # The 2024 exports by market: exactly the table the README shows.
         with open(os.path.join(kmxtest.SOURCE_DIR, "README.md"), encoding="utf-8") as f:
             readme = f.read()
@@ -75,31 +77,33 @@ class SampleQuestions(unittest.TestCase):
         block = block.split("```", 1)[0]
         self.assertEqual(self.c.kmx("query", "exports", "--period", "2024", "--by",
                                     "market").stdout, block)
-        # Main music service shares in 2024, one row per item.
-        got = {r["item"]: Decimal(r["sum"]) for r in table(
+        # Main music service shares in 2024, one row per item: percentages of respondents,
+        # which do not add up, so each row shows its average (here its one value).
+        got = {r["item"]: Decimal(r["avg"]) for r in table(
             "query", "consumption", "--category", "main_music_service_share", "--period",
             "2024", "--by", "item")}
         want = {r["item"]: Decimal(r["value"]) for r in rows if r["kind"] == "consumption"
                 and category_of(r) == "main_music_service_share" and r["period"] == "2024"}
         self.assertEqual(got, want)
-        # Top 3 destinations of 2024 with (other), shares and growth over 2023.
+        # Top 3 destinations of 2024 with (other), shares and growth over 2023: WORLD is
+        # their total, its own row, never ranked; each share is of WORLD's 291.8 million
+        # (JP 30.77 %, US 20.66 %, CN 20.49 %); no (other) row, as only three countries
+        # are listed. Growth needs a like base: the countries' 2023 is a first half only.
         dec = lambda text: Decimal(text) if text else None
-        got = [(r["market"], dec(r["sum"]), dec(r["share_pct"]), dec(r["previous"]),
-                dec(r["growth_pct"])) for r in table(
+        got = [(r["market"], r["level"], dec(r["sum"]), dec(r["share_pct"]), r["share_base"],
+                dec(r["share_of"]), dec(r["previous"]), dec(r["growth_pct"])) for r in table(
             "query", "exports", "--category", "physical_album_customs", "--unit", "USD",
             "--period", "2024", "--by", "market", "--top", "3", "--other", "--share",
             "--growth", "yoy")]
-        vals = {m: album(rows, m, "2024") for m in ("JP", "CN", "US", "WORLD")}
-        total = sum(vals.values())
-        ranked = sorted(vals, key=lambda m: -vals[m])
-        want = []
-        for m in ranked[:3]:
-            base = album(rows, m, "2023")
-            want.append((m, vals[m], pct(vals[m], total), base,
-                         None if base is None else pct(vals[m] - base, base)))
-        rest = sum(vals[m] for m in ranked[3:])
-        want.append(("(other)", rest, pct(rest, total), None, None))
+        world, base = album(rows, "WORLD", "2024"), album(rows, "WORLD", "2023")
+        want = [("WORLD", "total", world, Decimal(100), "total", world, base,
+                 pct(world - base, base))]
+        for m in sorted(("JP", "CN", "US"), key=lambda m: -album(rows, m, "2024")):
+            want.append((m, "country", album(rows, m, "2024"), pct(album(rows, m, "2024"), world),
+                         "total", world, None, None))
         self.assertEqual(got, want)
+        self.assertEqual([w[3] for w in want[1:]],
+                         [Decimal("30.77"), Decimal("20.66"), Decimal("20.49")])
         # One record by its key.
         r = self.c.kmx("get", "--kind", "export", "--period", "2025-H1", "--market", "JP",
                        "--category", "physical_album_customs", "--item",
@@ -113,6 +117,7 @@ class SampleQuestions(unittest.TestCase):
                        "--count", "2", timeout=20)
         self.assertEqual([line.split()[-2:] for line in w.stdout.splitlines()],
                          [["233113000", "USD"], ["231389000", "USD"]])
+        self.assertIn("status=revised  previous=233113000", w.stdout)
         # Every record as CSV: a header and one line per record.
         listed = self.c.kmx("list", "--format", "csv").stdout
         import csv as csvmod
@@ -185,16 +190,19 @@ class SampleQuestions(unittest.TestCase):
         self.assertIsNone(empty["2023"]["sum"])  # CN has only a 2023 first half
 
     def test_consumption_breakdown_and_latest(self):
+        # Percentages of respondents do not add: one value per item, no share of shares.
         got = self.q("consumption", "--dimension", "main_music_service_share", "--period",
-                     "2024", "--by", "item", "--share")
+                     "2024", "--by", "item")
         self.assertEqual(len(got["rows"]), 6)
-        total = sum(Decimal(r["sum"]) for r in got["rows"])
-        for r in got["rows"]:
-            self.assertEqual(Decimal(r["share_pct"]), pct(Decimal(r["sum"]), total))
+        self.assertTrue(all(r["sum"] is None if "sum" in r else True for r in got["rows"]))
+        r = self.c.kmx("query", "consumption", "--dimension", "main_music_service_share",
+                       "--period", "2024", "--by", "item", "--share", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("a share of percent_respondents means nothing", r.stderr)
         latest = self.q("consumption", "--dimension", "main_music_service_share", "--by", "item",
                         "--latest")
         melon = [r for r in latest["rows"] if r["item"] == "Melon"][0]
-        self.assertEqual((melon["period"], Decimal(melon["sum"])), ("2024", Decimal("27.5")))
+        self.assertEqual((melon["period"], Decimal(melon["avg"])), ("2024", Decimal("27.5")))
 
     def test_metrics(self):
         got = self.q("exports", "--category", "physical_album_customs", "--unit", "USD",
@@ -213,8 +221,8 @@ class SampleQuestions(unittest.TestCase):
         # survey, the all-content total): --by market answers each on its own row, with
         # the category as the last column, never their sum.
         got = self.q("exports", "--period", "2024", "--by", "market")
-        self.assertEqual([list(r)[:3] for r in got["rows"]],
-                         [["market", "category", "unit"]] * len(got["rows"]))
+        self.assertEqual([list(r)[:4] for r in got["rows"]],
+                         [["market", "category", "level", "unit"]] * len(got["rows"]))
         world = {(r["category"], r["unit"]): Decimal(r["sum"]) for r in got["rows"]
                  if r["market"] == "WORLD"}
         want = {(c, "USD"): csv_value(self.rows, "export", "WORLD", "2024", c, "USD")
@@ -230,8 +238,8 @@ class SampleQuestions(unittest.TestCase):
                          291800000)
         # The table labels the column too; consumption calls it the dimension.
         table = self.c.kmx("query", "exports", "--period", "2024", "--by", "market").stdout
-        self.assertEqual(table.splitlines()[0].split(), ["market", "category", "unit", "sum",
-                                                         "count"])
+        self.assertEqual(table.splitlines()[0].split(), ["market", "category", "level", "unit",
+                                                         "sum", "count", "avg"])
         cons = self.q("consumption", "--period", "2024", "--by", "item")
         self.assertTrue(all(list(r)[:3] == ["item", "dimension", "unit"] for r in cons["rows"]))
 
@@ -245,13 +253,16 @@ class SampleQuestions(unittest.TestCase):
                             "USD")
         world = album(self.rows, "WORLD", "2024")
         rest = sum(album(self.rows, m, "2024") for m in ("JP", "CN", "US"))
-        # One ranking per category: each survey figure is the whole of its own category,
-        # and WORLD's album total is ranked and shared only against the album figures.
+        # One ranking per category, totals never ranked: each survey figure is the total of
+        # its own category; the album countries rank among themselves (JP first) and the
+        # rest folds into (other), each a share of WORLD's album total.
+        jp = album(self.rows, "JP", "2024")
         self.assertEqual(rows, [
             ("WORLD", "content_industry_total", content, Decimal(100), False),
             ("WORLD", "music_industry_survey", survey, Decimal(100), False),
-            ("WORLD", "physical_album_customs", world, pct(world, world + rest), False),
-            ("(other)", "physical_album_customs", rest, pct(rest, world + rest), True),
+            ("WORLD", "physical_album_customs", world, Decimal(100), False),
+            ("JP", "physical_album_customs", jp, pct(jp, world), False),
+            ("(other)", "physical_album_customs", rest - jp, pct(rest - jp, world), True),
         ])
 
     def test_explicit_category_ranks_categories(self):

@@ -5,10 +5,18 @@ figure's revision history.
 """
 import csv
 import io
+import os
+import re
+import shlex
 import unittest
+from decimal import ROUND_HALF_UP, Decimal
 
 import kmxtest
 from kmxtest import Cluster, category_of, sample_rows
+
+
+def pct(num, den):
+    return (num * 100 / den).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
 class SampleSemantics(unittest.TestCase):
@@ -143,6 +151,105 @@ class SampleSemantics(unittest.TestCase):
         self.assertEqual([(r["status"], r["value"], r["previous"]) for r in rows],
                          [("preliminary", "233113000", ""), ("revised", "231389000",
                                                              "233113000")])
+
+
+    def test_readme_what_the_numbers_mean_is_true(self):
+        """README's "What the numbers mean" prints exactly what is shown there."""
+        with open(os.path.join(kmxtest.SOURCE_DIR, "README.md"), encoding="utf-8") as f:
+            text = f.read().split("## What the numbers mean", 1)[1].split("\n## ", 1)[0]
+        blocks = re.findall(r"```\n\$ (kmx .*?)```\n", text, re.S)
+        self.assertGreaterEqual(len(blocks), 1)
+        for b in blocks:
+            lines = b.split("\n")
+            cmd = lines.pop(0)
+            r = self.c.kmx(*shlex.split(cmd)[1:], check=False)
+            self.assertEqual(r.stdout + r.stderr, "\n".join(lines), cmd)
+
+    def test_shares_are_of_the_stored_total_and_totals_are_never_ranked(self):
+        got = self.c.kmx_json("query", "exports", "--category", "physical_album_customs",
+                              "--unit", "USD", "--period", "2024", "--by", "market", "--top",
+                              "2", "--other", "--share", "--unallocated")
+        rows = [(r["market"], r["level"], r["sum"], r["share_pct"], r.get("share_base"),
+                 r.get("share_of")) for r in got["rows"]]
+        self.assertEqual(rows, [
+            ("WORLD", "total", "291800000", "100", "total", "291800000"),
+            ("JP", "country", "89800000", "30.77", "total", "291800000"),
+            ("US", "country", "60290000", "20.66", "total", "291800000"),
+            ("(other)", "other", "59790000", "20.49", "total", "291800000"),
+            ("(unallocated)", "unallocated", "81920000", "28.07", "total", "291800000"),
+        ])
+        self.assertEqual(got["share_base"], "total")
+        # Without a stored total the base is the sum of the rows shown, and says so.
+        got = self.c.kmx_json("query", "exports", "--category", "physical_album_customs",
+                              "--unit", "USD", "--period", "2024", "--market", "JP,CN,US",
+                              "--by", "market", "--share")
+        self.assertEqual(got["share_base"], "rows")
+        total = Decimal("209880000")
+        self.assertEqual({r["market"]: Decimal(r["share_pct"]) for r in got["rows"]},
+                         {"JP": pct(Decimal(89800000), total), "US": pct(Decimal(60290000), total),
+                          "CN": pct(Decimal(59790000), total)})
+        self.assertTrue(all(r["share_of"] == "209880000" for r in got["rows"]))
+
+    def test_coverage_of_each_row_and_complete_buckets(self):
+        got = self.c.kmx_json("query", "exports", "--category", "physical_album_customs",
+                              "--unit", "USD", "--market", "JP", "--from", "2023", "--to",
+                              "2024", "--by", "year")
+        cov = {r["year"]: (r["months"], r["of_months"], r["partial"]) for r in got["rows"]}
+        self.assertEqual(cov, {"2023": (6, 12, True), "2024": (12, 12, False)})
+        self.assertTrue(any("part of" in n for n in got["notes"]))
+        got = self.c.kmx_json("query", "exports", "--category", "physical_album_customs",
+                              "--unit", "USD", "--market", "JP", "--from", "2023", "--to",
+                              "2024", "--by", "year", "--complete")
+        self.assertEqual([r["year"] for r in got["rows"]], ["2024"])
+        # Markets compared over a range that one covers only in part: the answer says so.
+        got = self.c.kmx_json("query", "exports", "--category", "physical_album_customs",
+                              "--unit", "USD", "--from", "2023", "--to", "2024", "--by",
+                              "market")
+        months = {r["market"]: (r["months"], r["of_months"]) for r in got["rows"]}
+        self.assertEqual(months, {"JP": (18, 24), "CN": (18, 24), "US": (18, 24),
+                                  "WORLD": (24, 24)})
+        self.assertTrue(any("different months" in n for n in got["notes"]))
+
+    def test_units_that_do_not_add(self):
+        # A percentage is answered by its average; the same question's sum or share, or a
+        # share of a rank, is refused naming the unit and what works instead.
+        got = self.c.kmx_json("query", "consumption", "--dimension", "main_music_service_share",
+                              "--period", "2024", "--by", "item")
+        melon = [r for r in got["rows"] if r["item"] == "Melon"][0]
+        self.assertEqual((melon.get("sum"), melon["avg"]), (None, "27.5"))
+        for args, unit in (
+                (["consumption", "--dimension", "main_music_service_share", "--by", "item",
+                  "--metrics", "sum"], "percent_respondents"),
+                (["consumption", "--dimension", "main_music_service_share", "--by", "item",
+                  "--share"], "percent_respondents"),
+                (["consumption", "--dimension", "recorded_music_market", "--by", "item",
+                  "--share"], "rank"),
+                (["exports", "--unit", "percent_yoy", "--by", "year", "--growth", "yoy"],
+                 "percent_yoy")):
+            err = self.refused("query", *args)
+            self.assertIn(unit, err, args)
+            self.assertIn("does not add up", err, args)
+            self.assertIn("avg", err, args)
+
+    def test_scale_and_pivot(self):
+        out = self.c.kmx("query", "exports", "--category", "physical_album_customs", "--unit",
+                         "USD", "--period", "2024", "--by", "market", "--scale", "million").stdout
+        self.assertIn("USD million  291.8", out)
+        got = self.c.kmx_json("query", "exports", "--category", "physical_album_customs",
+                              "--unit", "USD", "--period", "2024", "--by", "market", "--scale",
+                              "million")
+        self.assertEqual({r["market"]: r["sum"] for r in got["rows"]}["WORLD"], "291800000")
+        out = self.c.kmx("query", "exports", "--category", "physical_album_customs", "--unit",
+                         "USD", "--granularity", "year", "--by", "year,market", "--pivot",
+                         "market", "--format", "csv").stdout
+        rows = list(csv.DictReader(io.StringIO(out)))
+        y2024 = [r for r in rows if r["year"] == "2024"][0]
+        self.assertEqual((y2024["WORLD"], y2024["JP"], y2024["US"], y2024["CN"]),
+                         ("291800000", "89800000", "60290000", "59790000"))
+        self.assertEqual([r["year"] for r in rows], ["2019", "2020", "2021", "2022", "2023",
+                                                     "2024", "2025"])
+        err = self.refused("query", "exports", "--by", "year", "--pivot", "market")
+        self.assertIn("--pivot", err)
 
 
 if __name__ == "__main__":

@@ -730,10 +730,10 @@ class Client:
             q.growth = g[growth]
         res = self._result(QUERY, "query", query=q)
         return self._rows(res, kind_value, by, names or ["sum", "count"], share,
-                          growth is not None, latest)
+                          growth is not None, latest, default_metrics=not names)
 
     @staticmethod
-    def _rows(res, kind, by, metrics, share, growth, latest):
+    def _rows(res, kind, by, metrics, share, growth, latest, default_metrics=True):
         keys = [(w, i) for i, w in enumerate(by) if w != "unit"]
         added = "dimension" if kind == pb.CONSUMPTION else "category"
         for i in range(len(by), len(res.group_by)):
@@ -741,10 +741,22 @@ class Client:
             if field != pb.BY_UNIT:
                 keys.append((added if field == pb.BY_CATEGORY else
                              pb.GroupField.Name(field)[3:].lower(), i))
-        columns = [k for k, _ in keys] + ["unit"] + (["period"] if latest else [])
+        # What the rows carry (docs/queries.md): market levels and totals, units that do
+        # not add (their rows show avg, never sum), the months each row covers.
+        has_level = any(r.HasField("level") or r.total for r in res.rows)
+        no_sum = any(r.HasField("adds") and not r.adds for r in res.rows)
+        has_sum = any(r.HasField("sum") for r in res.rows)
+        has_months = any(r.partial for r in res.rows)
+        metrics = [m for m in metrics if m != "sum" or has_sum or not no_sum or
+                   not default_metrics]
+        if no_sum and "avg" not in metrics:
+            metrics = metrics + ["avg"]
+        columns = [k for k, _ in keys] + (["level"] if has_level else []) + ["unit"]
+        columns += ["period"] if latest else []
         columns += [m for m in ("sum", "count", "min", "max", "avg") if m in metrics]
-        columns += (["share_pct"] if share else []) + (["previous", "growth_pct"] if growth
-                                                       else [])
+        columns += (["share_pct", "share_base", "share_of"] if share else [])
+        columns += (["months", "of_months", "partial"] if has_months else [])
+        columns += (["previous", "growth_pct"] if growth else [])
 
         def dec(row, name):
             return Decimal(getattr(row, name)) if row.HasField(name) else None
@@ -752,6 +764,9 @@ class Client:
         rows = []
         for r in res.rows:
             d = {name: (r.keys[i] if i < len(r.keys) else None) for name, i in keys}
+            if has_level:
+                d["level"] = ("other" if r.other else "unallocated" if r.unallocated else
+                              "total" if r.total else r.level if r.HasField("level") else None)
             d["unit"] = r.unit
             if latest:
                 d["period"] = r.period if r.HasField("period") else None
@@ -764,6 +779,14 @@ class Client:
                     d[m] = values[m]
             if share:
                 d["share_pct"] = dec(r, "share")
+                if r.HasField("share_base"):
+                    d["share_base"] = r.share_base
+                if r.HasField("share_of"):
+                    d["share_of"] = dec(r, "share_of")
+            if has_months:
+                d["months"] = r.months if r.months_in_bucket else None
+                d["of_months"] = r.months_in_bucket if r.months_in_bucket else None
+                d["partial"] = r.partial
             if growth:
                 d["previous"] = dec(r, "previous")
                 d["growth_pct"] = dec(r, "growth")

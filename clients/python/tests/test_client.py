@@ -31,7 +31,8 @@ def cli_rows(rows):
     out = []
     for r in rows:
         r = dict(r)
-        for k in ("sum", "min", "max", "avg", "share_pct", "previous", "growth_pct", "value"):
+        for k in ("sum", "min", "max", "avg", "share_pct", "share_of", "previous", "growth_pct",
+                  "value"):
             if r.get(k) is not None:
                 r[k] = Decimal(r[k])
         out.append(r)
@@ -121,7 +122,9 @@ class Answers(unittest.TestCase):
         self.assertEqual(cons.rows, cli_rows(self.c.kmx_json(
             "query", "consumption", "--category", "main_music_service_share", "--period",
             "2024", "--by", "item")["rows"]))
-        self.assertIsInstance(cons.rows[0]["sum"], Decimal)
+        # Percentages do not add up: their rows carry an average, never a sum.
+        self.assertIsInstance(cons.rows[0]["avg"], Decimal)
+        self.assertNotIn("sum", cons.rows[0])
 
     def test_text_forms_are_the_services(self):
         # The same period and market in different spellings give the same answer: the
@@ -277,8 +280,8 @@ class Guide(unittest.TestCase):
         env["sock"].close(linger=0)
         cli = self.c.kmx_json("query", "exports", "--period", "2024", "--by", "market")
         self.assertEqual([(list(k), u, s) for k, u, s in out],
-                         [([r["market"], r["category"]], r["unit"], r["sum"])
-                          for r in cli["rows"]])
+                         [([r["market"], r["category"]], r["unit"], r.get("sum") or "")
+                          for r in cli["rows"]])  # a percentage carries no sum (avg only)
 
 
 class Writes(unittest.TestCase):
