@@ -22,7 +22,8 @@ the stated bound of their value at the end of warm-up (after the fault phase).
 Parameters (environment): KMX_SOAK_SECONDS (run length, default 150), KMX_SOAK_BYTES
 (request bytes the broker must carry; the run goes on past its length, up to twice it,
 until they have passed; default 1.1 GiB), KMX_SOAK_ROWS (rows per importer file, 20000),
-KMX_SOAK_NOTE (bytes of note per row, 900), KMX_SOAK_IMPORTERS (3), KMX_SEED.
+KMX_SOAK_NOTE (bytes of note per row, 900), KMX_SOAK_IMPORTERS (3), KMX_SEED,
+KMX_SOAK_CHECK_RSS (0 reports memory without bounding it, for sanitizer builds).
 Usage: soak.py --bindir=DIR
 """
 import json
@@ -47,6 +48,9 @@ ROWS = int(os.environ.get("KMX_SOAK_ROWS", "20000"))
 NOTE = int(os.environ.get("KMX_SOAK_NOTE", "900"))
 IMPORTERS = int(os.environ.get("KMX_SOAK_IMPORTERS", "3"))
 SEED = int(os.environ.get("KMX_SEED", str(random.randrange(1 << 30))))
+# Under ASan the quarantine holds freed memory by design (up to 256 MiB): memory is then
+# reported, not bounded.
+CHECK_RSS = os.environ.get("KMX_SOAK_CHECK_RSS", "1") != "0"
 SLICE = max(1, ROWS // 10)  # rows each import round changes
 STOP_SECONDS = 9.0  # SIGSTOP longer than the broker's worker expiry (3 x 2.5 s)
 RESUME_TARGET = 0.5  # seconds for acknowledgements to resume after a restart
@@ -171,7 +175,8 @@ class Soak:
         resume after a restart."""
         sys.path.insert(0, os.path.join(kmxtest.BIN, "..", "clients", "python"))
         import kmx
-        client = kmx.Client(self.c.env["KMX_BROKER"], timeout=2.0, retries=1)
+        # A long per-try timeout: a put queued behind the importers' backlog keeps its place.
+        client = kmx.Client(self.c.env["KMX_BROKER"], timeout=10.0, retries=1)
         n = 0
         while not self.stop.is_set():
             n += 1
@@ -199,9 +204,12 @@ class Soak:
                                 stderr=subprocess.PIPE, text=True, bufsize=1 << 16)
         self.watch_procs[k] = proc
         last_stall = time.monotonic()
+        arrivals = self.watch_arrivals if k == 0 else None
         for line in proc.stdout:
             try:
                 seqs.append(int(json.loads(line)["seq"]))
+                if arrivals is not None:
+                    arrivals.append((time.monotonic(), seqs[-1]))
             except (ValueError, KeyError):
                 self.fail("watcher %d printed a line that is not an event: %r" % (k, line[:200]))
             if slow:
@@ -281,6 +289,7 @@ class Soak:
         self.expect = [[set() for _ in range(ROWS)] for _ in range(IMPORTERS)]
         self.probe_expect = [set() for _ in range(100)]
         self.watch_seqs = [[] for _ in range(3)]
+        self.watch_arrivals = []  # (time, seq) of every event the fast watcher received
         self.watch_procs = [None] * 3
         self.watch_done = threading.Event()
         self.moved_files = 0
@@ -374,10 +383,10 @@ class Soak:
             bound = w[2] * (1 + RSS_GROWTH) + RSS_SLACK
             growth.append("%s %.1f->%.1f MiB (bound %.1f), fds %d->%d" % (
                 name, w[2] / 2 ** 20, e[2] / 2 ** 20, bound / 2 ** 20, w[3], e[3]))
-            if e[2] > bound:
+            if CHECK_RSS and e[2] > bound:
                 self.fail("%s RssAnon grew from %d to %d bytes, over the bound %d" % (
                     name, w[2], e[2], bound))
-            if e[3] > w[3] + FD_SLACK:
+            if CHECK_RSS and e[3] > w[3] + FD_SLACK:
                 self.fail("%s descriptors grew from %d to %d" % (name, w[3], e[3]))
 
         codes = {}
@@ -392,12 +401,19 @@ class Soak:
         if chk.returncode != 0:
             self.fail("kmx-storage check failed: %s" % (chk.stdout + chk.stderr)[-1000:])
 
-        resume = {}
+        # Two figures per restart: when the first write committed after it reached the fast
+        # watcher (any client's write), and when the prober's next put was acknowledged
+        # (a new write's latency, queued behind the importers' backlog).
+        resume, commit = {}, {}
         for kind, t in self.restarts:
             after = [a - t for a in self.acks if a > t]
             resume.setdefault(kind, []).append(after[0] if after else float("inf"))
-        self.summary(moved, routed, last_seq, lost, duplicated, acked_rows, gaps, dups, resume,
-                     growth, chk.returncode == 0)
+            before = [q for a, q in self.watch_arrivals if a <= t]
+            s0 = before[-1] if before else 0
+            first = [a - t for a, q in self.watch_arrivals if a > t and q > s0]
+            commit.setdefault(kind, []).append(first[0] if first else float("inf"))
+        self.summary(moved, routed, last_seq, lost, duplicated, acked_rows, gaps, dups,
+                     (resume, commit), growth, chk.returncode == 0)
         for k in KINDS:
             if self.faults[k] == 0:
                 self.fail("fault kind %s never injected" % k)
@@ -451,13 +467,17 @@ class Soak:
         print("losses              %d lost, %d duplicated (target 0, 0)" % (lost, duplicated))
         print("watchers            %d gaps, %d duplicates (target 0, 0)" % (gaps, dups))
         print("faults              %s" % ", ".join("%s %d" % kv for kv in self.faults.items()))
-        for kind, times in sorted(resume.items()):
-            print("acks resumed        after %-7s restart: %s s (target %.1f s)" % (
-                kind, ", ".join("%.2f" % t for t in times), RESUME_TARGET))
+        resume, commit = resume
+        print("writes resumed after each restart (target %.1f s): first commit seen by a "
+              "watcher / prober's next ack" % RESUME_TARGET)
+        for kind in sorted(resume):
+            print("  %-8s %s" % (kind, ", ".join("%.2f / %.2f s" % (c, a) for c, a in zip(
+                commit[kind], resume[kind]))))
         print("peak RSS            %s" % ", ".join(
             "%s %.1f MiB" % (s, v / 2 ** 20) for s, v in sorted(self.peak_rss.items())))
-        print("RssAnon after warm-up (bound +%d%% +%d MiB, fds +%d):" % (
-            RSS_GROWTH * 100, RSS_SLACK // 2 ** 20, FD_SLACK))
+        print("RssAnon after warm-up (bound +%d%% +%d MiB, fds +%d%s):" % (
+            RSS_GROWTH * 100, RSS_SLACK // 2 ** 20, FD_SLACK,
+            "" if CHECK_RSS else "; not checked: KMX_SOAK_CHECK_RSS=0"))
         for g in growth:
             print("  " + g)
         print("kmx-storage check   %s" % ("passed" if check_ok else "FAILED"))
