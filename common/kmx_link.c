@@ -101,6 +101,16 @@ void kmx_link_set_tick(kmx_link_t *self, kmx_link_tick_fn tick, void *arg) {
     self->tick_arg = arg;
 }
 
+// Ticks before a request goes to storage. A nonzero tick means the request is stale (its
+// worker was frozen past the broker's expiry, whose client was told to retry): applying it
+// now could overwrite a newer write that client has since made, so it is dropped.
+static int s_stale(kmx_link_t *self) {
+    if (!self->tick || self->tick(self->tick_arg) == 0)
+        return 0;
+    kmx_log_warn("request dropped: its worker was silent past the broker's expiry");
+    return 1;
+}
+
 // Whether the link has a connection now. The socket is ZMQ_IMMEDIATE, so it is writable
 // only while storage is connected; a storage that died shows at once.
 static int s_linked(void *sock) {
@@ -121,7 +131,7 @@ static int s_wait(kmx_link_t *self, short events, int64_t deadline, int *lost) {
         if (rc < 0 && zmq_errno() != EINTR)
             return KMX_ERR_IO;
         if (self->tick)
-            self->tick(self->tick_arg);
+            self->tick(self->tick_arg); // while waiting its verdict changes nothing
         if (lost && !s_linked(self->sock)) {
             // A reply that came in just before the connection went is still readable.
             zmq_pollitem_t last = {self->sock, 0, ZMQ_POLLIN, 0};
@@ -229,11 +239,13 @@ int kmx_link_call(kmx_link_t *self, const Kmx__V1__Request *req, int timeout_ms,
     int rc = kmx_msg_pack_request(req, &buf, &len);
     if (rc != 0)
         return rc;
-    if (self->tick)
-        self->tick(self->tick_arg);
     // A link that is down (storage stopped or restarting) refuses after a short grace,
     // so the client hears UNAVAILABLE at once rather than after the whole timeout.
     int64_t grace = s_now_ms() + S_GRACE_MS;
+    if (s_stale(self)) {
+        free(buf);
+        return KMX_ERR_TIMEOUT;
+    }
     rc = s_send(self, self->next_id, buf, len, grace < deadline ? grace : deadline);
     if (rc == KMX_ERR_TIMEOUT)
         rc = KMX_ERR_UNAVAILABLE;
@@ -245,6 +257,10 @@ int kmx_link_call(kmx_link_t *self, const Kmx__V1__Request *req, int timeout_ms,
         if (rc != KMX_ERR_UNAVAILABLE)
             break;
         kmx_log_info("storage link lost with a request in flight; resending when it is back");
+        if (s_stale(self)) {
+            rc = KMX_ERR_TIMEOUT;
+            break;
+        }
         rc = s_send(self, self->next_id, buf, len, deadline);
         if (rc == KMX_ERR_TIMEOUT)
             rc = KMX_ERR_UNAVAILABLE;

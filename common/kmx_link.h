@@ -13,9 +13,11 @@ typedef struct kmx_link kmx_link_t;
 kmx_link_t *kmx_link_new(void *ctx, const char *endpoint);
 void kmx_link_destroy(kmx_link_t **self_p);
 
-// Called at least every 50 ms while a call waits, and once per call: a worker sends its
-// broker heartbeats from here, so a long request never makes it look dead.
-typedef void (*kmx_link_tick_fn)(void *arg);
+// Called at least every 50 ms while a call waits, and before each send: a worker sends its
+// broker heartbeats from here, so a long request never makes it look dead. A nonzero
+// return before a send drops the request (KMX_ERR_TIMEOUT): the worker knows the broker
+// has given up on it (it was frozen), so the write must not land late.
+typedef int (*kmx_link_tick_fn)(void *arg);
 void kmx_link_set_tick(kmx_link_t *self, kmx_link_tick_fn tick, void *arg);
 
 // Sends req and waits up to timeout_ms for its reply. A link that stays down for 100 ms

@@ -237,8 +237,27 @@ static void test_link_times_out_when_storage_is_silent(void **state) {
     kmx_link_destroy(&link);
 }
 
-static void s_count_tick(void *arg) {
+static int s_count_tick(void *arg) {
     (*(int *)arg)++;
+    return 0;
+}
+
+static int s_stale_tick(void *arg) {
+    (void)arg;
+    return 1;
+}
+
+// A tick that says the request is stale: nothing is sent, the call says so.
+static void test_link_drops_a_stale_request(void **state) {
+    fixture_t *fx = *state;
+    s_start_peer(fx, PEER_SILENT, 0);
+    kmx_link_t *link = kmx_link_new(fx->ctx, fx->endpoint);
+    assert_non_null(link);
+    kmx_link_set_tick(link, s_stale_tick, NULL);
+    Kmx__V1__Response *resp = NULL;
+    assert_int_equal(s_call(link, "stale", 2000, &resp), KMX_ERR_TIMEOUT);
+    assert_null(resp);
+    kmx_link_destroy(&link);
 }
 
 // A storage that dies with the request in flight and returns within the call's timeout:
@@ -323,6 +342,7 @@ int main(void) {
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_link_reports_undecodable_reply, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_link_rejects_bad_arguments, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_link_drops_a_stale_request, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_link_resends_after_storage_restarts, s_setup,
                                         s_teardown),
     };

@@ -386,10 +386,16 @@ int kmx_mdp_worker_heartbeat(kmx_mdp_worker_t *self) {
     int64_t now = s_now_ms();
     if (!self->sock || now < self->heartbeat_at)
         return 0;
+    // Silent for the broker's whole expiry (frozen, starved): it has dropped this worker
+    // and told the client to retry.
+    int expired =
+        now >= self->heartbeat_at + (int64_t)KMX_MDP_HEARTBEAT_MS * (KMX_MDP_LIVENESS - 1);
     self->heartbeat_at = now + KMX_MDP_HEARTBEAT_MS;
     // The broker heartbeats idle workers only; a busy worker does not judge its silence.
     self->expiry_at = now + (int64_t)KMX_MDP_HEARTBEAT_MS * KMX_MDP_LIVENESS;
-    return s_worker_command(self, KMX_MDPW_HEARTBEAT) == KMX_ERR_IO ? KMX_ERR_IO : 0;
+    if (s_worker_command(self, KMX_MDPW_HEARTBEAT) == KMX_ERR_IO)
+        return KMX_ERR_IO;
+    return expired ? KMX_ERR_TIMEOUT : 0;
 }
 
 // ---- client ---------------------------------------------------------------------------

@@ -38,7 +38,10 @@ int kmx_mdp_worker_recv(kmx_mdp_worker_t *self, int timeout_ms, zmq_msg_t *body)
 int kmx_mdp_worker_send(kmx_mdp_worker_t *self, const void *data, size_t size);
 
 // Sends a heartbeat if one is due. Call it while handling a long request, so the broker
-// does not expire a worker that is slow but alive. Returns 0 or KMX_ERR_IO.
+// does not expire a worker that is slow but alive. Returns 0, KMX_ERR_IO, or
+// KMX_ERR_TIMEOUT when this worker had been silent for the broker's whole expiry (it was
+// frozen): the broker has dropped it and answered its client, so the request in hand is
+// stale and must not be applied.
 int kmx_mdp_worker_heartbeat(kmx_mdp_worker_t *self);
 
 // Creates a client of the broker at endpoint. ctx is borrowed. Returns NULL on failure.

@@ -106,8 +106,8 @@ static void s_install_signals(void)
 }
 
 // The link's tick: heartbeats to the broker while a request is being handled.
-static void s_heartbeat(void *worker) {
-    kmx_mdp_worker_heartbeat(worker);
+static int s_heartbeat(void *worker) {
+    return kmx_mdp_worker_heartbeat(worker) == KMX_ERR_TIMEOUT;
 }
 
 // Serves requests until a signal asks to stop.

@@ -23,7 +23,8 @@ Parameters (environment): KMX_SOAK_SECONDS (run length, default 150), KMX_SOAK_B
 (request bytes the broker must carry; the run goes on past its length, up to twice it,
 until they have passed; default 1.1 GiB), KMX_SOAK_ROWS (rows per importer file, 20000),
 KMX_SOAK_NOTE (bytes of note per row, 900), KMX_SOAK_IMPORTERS (3), KMX_SEED,
-KMX_SOAK_CHECK_RSS (0 reports memory without bounding it, for sanitizer builds).
+KMX_SOAK_CHECK_RSS (0 reports memory without bounding it, for sanitizer builds),
+KMX_SOAK_RETAIN (events storage keeps, its --retain-events; default all).
 Usage: soak.py --bindir=DIR
 """
 import json
@@ -51,6 +52,7 @@ SEED = int(os.environ.get("KMX_SEED", str(random.randrange(1 << 30))))
 # Under ASan the quarantine holds freed memory by design (up to 256 MiB): memory is then
 # reported, not bounded.
 CHECK_RSS = os.environ.get("KMX_SOAK_CHECK_RSS", "1") != "0"
+RETAIN = os.environ.get("KMX_SOAK_RETAIN", "")  # storage's --retain-events; "" keeps all
 SLICE = max(1, ROWS // 10)  # rows each import round changes
 STOP_SECONDS = 9.0  # SIGSTOP longer than the broker's worker expiry (3 x 2.5 s)
 RESUME_TARGET = 0.5  # seconds for acknowledgements to resume after a restart
@@ -73,6 +75,8 @@ class Soak:
     def __init__(self):
         self.rng = random.Random(SEED)
         self.c = kmxtest.Cluster(ingest=2, query=2, log_level="warn")
+        if RETAIN:
+            self.c.env["KMX_RETAIN_EVENTS"] = RETAIN
         self.stop = threading.Event()  # load threads end
         self.lock = threading.Lock()
         self.errors = []  # what went wrong, for the verdict
@@ -171,31 +175,25 @@ class Soak:
             time.sleep(0.05)
 
     def prober(self):
-        """Puts one record after another; its acknowledgement times show when writes
-        resume after a restart."""
-        sys.path.insert(0, os.path.join(kmxtest.BIN, "..", "clients", "python"))
-        import kmx
-        # A long per-try timeout: a put queued behind the importers' backlog keeps its place.
-        client = kmx.Client(self.c.env["KMX_BROKER"], timeout=10.0, retries=1)
+        """Puts one record after another with `kmx put` (libkmx: a lost connection is seen
+        at once and retried within the deadline); its acknowledgement times show when
+        writes resume after a restart."""
         n = 0
         while not self.stop.is_set():
             n += 1
             key = n % 100
             self.probe_expect[key].add(n)
-            rec = {"kind": "export", "period": "2024-01", "market": "KR",
-                   "category": "soak_probe", "item": "probe %d" % key, "value": "%d" % n,
-                   "unit": "USD", "source": "kmx soak"}
-            try:
-                res = client.put([rec])
-                if res.stored + res.unchanged == 1:
-                    with self.lock:
-                        self.acks.append(time.monotonic())
-                        self.acked_records += 1
-                    self.probe_expect[key] = {n}
-            except Exception:  # timeouts and UNAVAILABLE during faults
+            r = self.kmx("put", "--kind", "export", "--period", "2024-01", "--market", "KR",
+                         "--category", "soak_probe", "--item", "probe %d" % key, "--value",
+                         "%d" % n, "--unit", "USD", "--source", "kmx soak", "--timeout",
+                         "10000", "--deadline", "30000", timeout=60)
+            if r.returncode == 0:
+                with self.lock:
+                    self.acks.append(time.monotonic())
+                    self.acked_records += 1
+                self.probe_expect[key] = {n}
+            else:
                 time.sleep(0.01)
-            time.sleep(0.005)
-        client.close()
 
     def watcher(self, k, slow):
         seqs = self.watch_seqs[k]
