@@ -18,12 +18,13 @@
 
 #define S_ID_SIZE 8       // correlation id frame: 8 bytes big-endian
 #define S_SLICE_MS 50     // how often a wait looks at the connection and ticks
-#define S_GRACE_MS 100    // how long a call waits for a link that is down before refusing
+#define S_GRACE_MS 250    // how long a call waits for a link that went down before refusing
 #define S_RECONNECT_MS 50 // how soon ZeroMQ tries again to reach storage
 
 struct kmx_link {
     void *sock;            // DEALER connected to storage's ROUTER
     uint64_t next_id;      // correlation id of the next call
+    int ever_linked;       // the link has been connected once (before, calls wait to start)
     kmx_link_tick_fn tick; // called while waiting (worker heartbeats), or NULL
     void *tick_arg;        // its argument
 };
@@ -239,14 +240,16 @@ int kmx_link_call(kmx_link_t *self, const Kmx__V1__Request *req, int timeout_ms,
     int rc = kmx_msg_pack_request(req, &buf, &len);
     if (rc != 0)
         return rc;
-    // A link that is down (storage stopped or restarting) refuses after a short grace,
-    // so the client hears UNAVAILABLE at once rather than after the whole timeout.
-    int64_t grace = s_now_ms() + S_GRACE_MS;
+    // A link that went down (storage stopped or restarting) refuses after a short grace,
+    // so the client hears UNAVAILABLE at once rather than after the whole timeout; one that
+    // never came up yet (a worker just started) waits the whole timeout for storage.
+    int64_t grace = self->ever_linked ? s_now_ms() + S_GRACE_MS : deadline;
     if (s_stale(self)) {
         free(buf);
         return KMX_ERR_TIMEOUT;
     }
     rc = s_send(self, self->next_id, buf, len, grace < deadline ? grace : deadline);
+    self->ever_linked |= rc == 0;
     if (rc == KMX_ERR_TIMEOUT)
         rc = KMX_ERR_UNAVAILABLE;
     // Storage lost with the request in flight: send it again once the link is back, within

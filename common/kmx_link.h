@@ -20,12 +20,12 @@ void kmx_link_destroy(kmx_link_t **self_p);
 typedef int (*kmx_link_tick_fn)(void *arg);
 void kmx_link_set_tick(kmx_link_t *self, kmx_link_tick_fn tick, void *arg);
 
-// Sends req and waits up to timeout_ms for its reply. A link that stays down for 100 ms
-// refuses at once; a connection lost with the request in flight is waited for and the
-// request sent again (requests must be idempotent). On 0, *out is yours: free it with
-// kmx__v1__response__free_unpacked(*out, NULL). Returns KMX_ERR_UNAVAILABLE (the link is
-// down), KMX_ERR_TIMEOUT (storage did not answer; the link stays usable), KMX_ERR_DECODE,
-// KMX_ERR_IO or KMX_ERR_NOMEM.
+// Sends req and waits up to timeout_ms for its reply. A link that was up and stays down
+// for 250 ms refuses at once (one never up yet waits up to timeout_ms); a connection lost with the
+// request in flight is waited for and the request sent again (requests must be idempotent). On 0,
+// *out is yours: free it with kmx__v1__response__free_unpacked(*out, NULL). Returns
+// KMX_ERR_UNAVAILABLE (the link is down), KMX_ERR_TIMEOUT (storage did not answer; the link stays
+// usable), KMX_ERR_DECODE, KMX_ERR_IO or KMX_ERR_NOMEM.
 int kmx_link_call(kmx_link_t *self, const Kmx__V1__Request *req, int timeout_ms,
                   Kmx__V1__Response **out);
 
