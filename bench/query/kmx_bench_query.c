@@ -264,6 +264,17 @@ static int s_kmx_group(s_bench_t *b, int year, const char *category, int top_gro
     return rc;
 }
 
+// What the store holds (kmx catalog): markets, categories with their units and periods,
+// items, sources, companies, artists, from storage's catalog; every market must be there.
+static int s_kmx_catalog(s_bench_t *b) {
+    Kmx__V1__Response *resp = NULL;
+    int rc = kmx_client_catalog(b->client, KMX__V1__KIND__EXPORT, &resp);
+    if (rc == 0 && resp->catalog->n_markets != (size_t)s_markets_in(b->d))
+        rc = KMX_ERR_INTERNAL;
+    kmx__v1__response__free_unpacked(resp, NULL);
+    return rc;
+}
+
 // ---- the same questions, PostgreSQL side --------------------------------------------
 
 static int s_pg(s_bench_t *b, const char *sql, int n, const char *const *params, int want) {
@@ -294,6 +305,7 @@ static int s_pg_prepare(PGconn *pg) {
                 "SELECT cur.market, cur.s, prev.s, "
                 "round((cur.s - prev.s) * 100.0 / NULLIF(prev.s, 0), 2) FROM cur LEFT JOIN "
                 "prev USING (market) ORDER BY cur.s DESC, cur.market LIMIT 10"},
+        {"catalog", "SELECT DISTINCT market FROM records WHERE kind = 1"},
     };
     for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) {
         PGresult *res = PQprepare(pg, stmts[i][0], stmts[i][1], 0, NULL);
@@ -330,10 +342,11 @@ static int s_pg_year(s_bench_t *b, const char *stmt, const char *key, int year, 
 
 // ---- run --------------------------------------------------------------------------
 
-enum { Q_GET, Q_PAGE, Q_GROUP, Q_TOP, Q_N };
+enum { Q_GET, Q_PAGE, Q_GROUP, Q_TOP, Q_CATALOG, Q_N };
 
 static const char *const s_names[Q_N] = {"point get", "filtered page of 100",
-                                         "group-by market, one cat", "top-10 with growth, one cat"};
+                                         "group-by market, one cat", "top-10 with growth, one cat",
+                                         "catalog / SELECT DISTINCT"};
 
 // Runs question q once on kmx (system 0) or PostgreSQL (system 1).
 static int s_ask(s_bench_t *b, int q, int system) {
@@ -350,6 +363,8 @@ static int s_ask(s_bench_t *b, int q, int system) {
     case Q_GROUP:
         return system ? s_pg_year(b, "group", category, year, (int)s_markets_in(b->d))
                       : s_kmx_group(b, year, category, 0);
+    case Q_CATALOG:
+        return system ? s_pg(b, "catalog", 0, NULL, (int)s_markets_in(b->d)) : s_kmx_catalog(b);
     default:
         return system ? s_pg_year(b, "top", category, year,
                                   (int)(s_markets_in(b->d) < 10 ? s_markets_in(b->d) : 10))
@@ -386,6 +401,9 @@ static void s_report(const s_bench_t *b, double res[Q_N][2][2]) {
         else if (q == Q_PAGE)
             snprintf(target, sizeof target, "(no target) PG/kmx p50 = %.1fx",
                      res[q][1][0] / res[q][0][0]);
+        else if (q == Q_CATALOG)
+            snprintf(target, sizeof target, "kmx p50 < 10 ms: %s (PG/kmx p50 = %.1fx)",
+                     res[q][0][0] < 10.0 ? "met" : "NOT met", res[q][1][0] / res[q][0][0]);
         else
             snprintf(target, sizeof target, ">= 10x faster than PG p50: %.1fx, %s",
                      res[q][1][0] / res[q][0][0],
