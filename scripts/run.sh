@@ -70,6 +70,7 @@ echo "Monthly active users of Melon and YouTube Music (Mobile Index panel):"
   --item "Melon MAU" --item "Melon MAU (approx.)" \
   --item "YouTube Music MAU" --item "YouTube Music MAU (approx.)"
 echo
-echo "kmx is running (logs in .kmx/logs). Try: $bin/kmx query exports --by market"
+echo "kmx is running (logs in .kmx/logs). Try: $bin/kmx query exports --category \
+physical_album_customs --unit USD --period 2024 --by market --share --prefer"
 echo "Stop it with: scripts/run.sh stop"
 echo "Dashboard and HTTP API: http://${KMX_GATEWAY_BIND:-127.0.0.1:8480}/ (docs/http.md)"
