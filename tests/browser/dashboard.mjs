@@ -55,6 +55,9 @@ try {
   const jpRow = top.data.rows.find((r) => r.market === "JP");
   check(jpRow.sum === "89800000" && jpRow.share === 30.77, "JP's share: " + JSON.stringify(jpRow));
   check(!top.markets.includes("WORLD"), "the world total is not ranked among its parts");
+  // The share is the services' share of the stored total (share_base "total"), passed
+  // through, not one the page worked out.
+  check(top.data.shares === "services", "shares from the services: " + top.data.shares);
   out.jp_2024_usd_million = top.values[jp];
   out.jp_2024_share_pct = jpRow.share;
 

@@ -166,7 +166,8 @@ async function drawTop() {
           ? (r.share_base === "total" && r.share_pct !== null ? Number(r.share_pct) : null)
           : world ? Math.round((Number(r.sum) / Number(world.sum)) * 1e4) / 100 : null,
       }));
-    kmx.data.top = { period, category, unit: "USD million", world: world ? world.sum : null, rows };
+    kmx.data.top = { period, category, unit: "USD million", world: world ? world.sum : null, rows,
+      shares: fromServer ? "services" : "page" };
     drawChart("chart-top", {
       tooltip: {
         trigger: "axis",
