@@ -46,8 +46,7 @@ static const char s_usage[] =
     "Run 'kmx COMMAND --help' for a command's options. Exit status: 0 ok, 1 usage or bad\n"
     "input, 2 unreachable or server error.\n";
 
-void kmx_cli_error(const char *fmt, ...)
-{
+void kmx_cli_error(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     fputs("kmx: ", stderr);
@@ -56,15 +55,13 @@ void kmx_cli_error(const char *fmt, ...)
     va_end(ap);
 }
 
-int kmx_cli_parse_u64(const char *text, unsigned long long max, unsigned long long *out)
-{
+int kmx_cli_parse_u64(const char *text, unsigned long long max, unsigned long long *out) {
     return kmx_qargs_parse_u64(text, max, out);
 }
 
 // name is a flag ("timeout": reported as --timeout) or an environment variable
 // ("KMX_TIMEOUT": reported as it is).
-static int s_parse_int(const char *name, const char *arg, int min, int *out)
-{
+static int s_parse_int(const char *name, const char *arg, int min, int *out) {
     unsigned long long v = 0;
     if (kmx_cli_parse_u64(arg, 1000000000ULL, &v) < 0 || (int)v < min) {
         kmx_cli_error("%s%s wants an integer of at least %d, not \"%s\"",
@@ -145,8 +142,7 @@ int kmx_cli_getopt(int argc, char **argv, const char *shortopts, const struct op
     return s_getopt(argv[0], argc, argv, shortopts, longopts);
 }
 
-int kmx_cli_common_option(kmx_cli_opts_t *opts, int opt, const char *arg)
-{
+int kmx_cli_common_option(kmx_cli_opts_t *opts, int opt, const char *arg) {
     switch (opt) {
     case KMX_OPT_BROKER:
         opts->broker = arg;
@@ -184,15 +180,13 @@ int kmx_cli_refuse_csv(const kmx_cli_opts_t *opts, const char *command, const ch
     return KMX_EXIT_INPUT;
 }
 
-void kmx_cli_getopt_reset(void)
-{
+void kmx_cli_getopt_reset(void) {
     // glibc re-initialises getopt completely (including permutation state) on optind 0.
     optind = 0;
     opterr = 1;
 }
 
-kmx_client_t *kmx_cli_connect(const kmx_cli_opts_t *opts)
-{
+kmx_client_t *kmx_cli_connect(const kmx_cli_opts_t *opts) {
     kmx_client_t *client = kmx_client_new(opts->broker, opts->timeout_ms, opts->tries);
     if (!client)
         kmx_cli_error("cannot set up a connection to %s", opts->broker);
@@ -201,8 +195,7 @@ kmx_client_t *kmx_cli_connect(const kmx_cli_opts_t *opts)
     return client;
 }
 
-int kmx_cli_call_failed(kmx_client_t *client, int rc)
-{
+int kmx_cli_call_failed(kmx_client_t *client, int rc) {
     const char *msg = kmx_client_last_error(client);
     if (rc == KMX_ERR_TIMEOUT)
         kmx_cli_error("%s (is the broker at the given endpoint running?)", msg);
@@ -211,29 +204,24 @@ int kmx_cli_call_failed(kmx_client_t *client, int rc)
     return rc == KMX_ERR_INVAL || rc == KMX_ERR_NOT_FOUND ? KMX_EXIT_INPUT : KMX_EXIT_SERVER;
 }
 
-int kmx_cli_list_push(kmx_cli_list_t *list, const char *text)
-{
+int kmx_cli_list_push(kmx_cli_list_t *list, const char *text) {
     return kmx_qargs_list_push(list, text);
 }
 
-int kmx_cli_list_add(kmx_cli_list_t *list, const char *text)
-{
+int kmx_cli_list_add(kmx_cli_list_t *list, const char *text) {
     return kmx_qargs_list_add(list, text);
 }
 
-void kmx_cli_list_free(kmx_cli_list_t *list)
-{
+void kmx_cli_list_free(kmx_cli_list_t *list) {
     kmx_qargs_list_free(list);
 }
 
-static void s_on_signal(int sig)
-{
+static void s_on_signal(int sig) {
     (void)sig;
     kmx_cli_stop = 1;
 }
 
-static void s_install_signals(void)
-{
+static void s_install_signals(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = s_on_signal;
@@ -264,24 +252,22 @@ static int s_defaults(kmx_cli_opts_t *opts) {
 }
 
 typedef struct {
-    const char *name;                                  // subcommand word
+    const char *name;                                        // subcommand word
     int (*run)(kmx_cli_opts_t *opts, int argc, char **argv); // its entry point
 } s_command_t;
 
 static const s_command_t s_commands[] = {
-    {"import", kmx_cli_import}, {"put", kmx_cli_put},     {"delete", kmx_cli_delete},
-    {"get", kmx_cli_get},
-    {"query", kmx_cli_query},   {"list", kmx_cli_list},   {"dump", kmx_cli_list},
-    {"watch", kmx_cli_watch},   {"stats", kmx_cli_stats}, {"ping", kmx_cli_ping},
-    {"keygen", kmx_cli_keygen}, {"history", kmx_cli_history}, {"catalog", kmx_cli_catalog},
+    {"import", kmx_cli_import},   {"put", kmx_cli_put},       {"delete", kmx_cli_delete},
+    {"get", kmx_cli_get},         {"query", kmx_cli_query},   {"list", kmx_cli_list},
+    {"dump", kmx_cli_list},       {"watch", kmx_cli_watch},   {"stats", kmx_cli_stats},
+    {"ping", kmx_cli_ping},       {"keygen", kmx_cli_keygen}, {"history", kmx_cli_history},
+    {"catalog", kmx_cli_catalog},
 };
 
 // Parses options before the subcommand. Returns -1 to continue, else an exit code.
-static int s_parse_global(kmx_cli_opts_t *opts, int argc, char **argv)
-{
-    static const struct option longopts[] = {KMX_CLI_COMMON_OPTIONS,
-                                             {"version", no_argument, NULL, 'V'},
-                                             {NULL, 0, NULL, 0}};
+static int s_parse_global(kmx_cli_opts_t *opts, int argc, char **argv) {
+    static const struct option longopts[] = {
+        KMX_CLI_COMMON_OPTIONS, {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
     int opt;
     while ((opt = s_getopt(NULL, argc, argv, "+hV", longopts)) != -1) {
         if (opt == 'V') {
@@ -305,8 +291,7 @@ static int s_parse_global(kmx_cli_opts_t *opts, int argc, char **argv)
     return -1;
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     kmx_log_init("kmx");
     if (!getenv("KMX_LOG_LEVEL"))
         kmx_log_set_level("error");

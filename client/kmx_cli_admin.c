@@ -11,12 +11,10 @@
 #include <string.h>
 #include <time.h>
 
-static const char *const s_services[] = {KMX_SERVICE_BROKER, KMX_SERVICE_INGEST,
-                                         KMX_SERVICE_QUERY};
+static const char *const s_services[] = {KMX_SERVICE_BROKER, KMX_SERVICE_INGEST, KMX_SERVICE_QUERY};
 #define S_NSERVICES (sizeof(s_services) / sizeof(s_services[0]))
 
-static int64_t s_now_us(void)
-{
+static int64_t s_now_us(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
@@ -25,8 +23,7 @@ static int64_t s_now_us(void)
 // Parses the options of a command taking an optional SERVICE word. Returns -1 to
 // continue, else an exit code.
 static int s_admin_options(kmx_cli_opts_t *opts, int argc, char **argv, const char *usage,
-                           const char **service)
-{
+                           const char **service) {
     static const struct option longopts[] = {KMX_CLI_COMMON_OPTIONS, {NULL, 0, NULL, 0}};
     int opt;
     while ((opt = kmx_cli_getopt(argc, argv, "h", longopts)) != -1) {
@@ -59,8 +56,7 @@ static const char s_ping_usage[] =
 
 // Pings one service and prints the outcome. Returns 0 when it answered, else the error.
 static int s_ping_one(const kmx_cli_opts_t *opts, kmx_client_t *client, const char *service,
-                      bool first)
-{
+                      bool first) {
     int64_t t0 = s_now_us();
     Kmx__V1__Response *resp = NULL;
     int rc = kmx_client_ping(client, service, &resp);
@@ -95,8 +91,7 @@ static int s_ping_one(const kmx_cli_opts_t *opts, kmx_client_t *client, const ch
 
 // Reports a service not asked because the broker itself did not answer: asking would
 // only wait out another timeout.
-static void s_ping_skipped(const kmx_cli_opts_t *opts, const char *service)
-{
+static void s_ping_skipped(const kmx_cli_opts_t *opts, const char *service) {
     static const char reason[] = "not asked: the broker did not answer";
     if (opts->format == KMX_FORMAT_JSON) {
         fputs(",{\"service\":", stdout);
@@ -107,8 +102,7 @@ static void s_ping_skipped(const kmx_cli_opts_t *opts, const char *service)
     kmx_cli_error("%s: %s", service, reason);
 }
 
-int kmx_cli_ping(kmx_cli_opts_t *opts, int argc, char **argv)
-{
+int kmx_cli_ping(kmx_cli_opts_t *opts, int argc, char **argv) {
     const char *service = NULL;
     int rc = s_admin_options(opts, argc, argv, s_ping_usage, &service);
     if (rc < 0)
@@ -161,8 +155,7 @@ static const char s_stats_usage[] =
     "each with its process's rss_bytes, open_fds and uptime_s. Exit 2 when any service\n"
     "does not answer.\n";
 
-static void s_workers_json(const Kmx__V1__StatsResult *st, bool *first)
-{
+static void s_workers_json(const Kmx__V1__StatsResult *st, bool *first) {
     for (size_t i = 0; i < st->n_workers; i++) {
         const Kmx__V1__WorkerStats *w = st->workers[i];
         fputs(*first ? "{\"service\":" : ",{\"service\":", stdout);
@@ -175,8 +168,7 @@ static void s_workers_json(const Kmx__V1__StatsResult *st, bool *first)
     }
 }
 
-static void s_service_json(const char *service, const Kmx__V1__StatsResult *st, bool first)
-{
+static void s_service_json(const char *service, const Kmx__V1__StatsResult *st, bool first) {
     fputs(first ? "{\"service\":" : ",{\"service\":", stdout);
     kmx_format_json_string(stdout, st->service && *st->service ? st->service : service);
     fputs(",\"worker\":", stdout);
@@ -195,8 +187,7 @@ static void s_service_json(const char *service, const Kmx__V1__StatsResult *st, 
 
 // Adds a result's workers and counters to the two tables.
 static int s_stats_rows(const char *service, const Kmx__V1__StatsResult *st,
-                        kmx_format_table_t *workers, kmx_format_table_t *counters)
-{
+                        kmx_format_table_t *workers, kmx_format_table_t *counters) {
     const char *svc = st->service && *st->service ? st->service : service;
     for (size_t i = 0; i < st->n_workers; i++) {
         const Kmx__V1__WorkerStats *w = st->workers[i];
@@ -217,8 +208,7 @@ static int s_stats_rows(const char *service, const Kmx__V1__StatsResult *st,
     return 0;
 }
 
-static void s_stats_csv(const char *service, const Kmx__V1__StatsResult *st)
-{
+static void s_stats_csv(const char *service, const Kmx__V1__StatsResult *st) {
     const char *svc = st->service && *st->service ? st->service : service;
     for (size_t i = 0; i < st->n_workers; i++) {
         const Kmx__V1__WorkerStats *w = st->workers[i];
@@ -242,13 +232,12 @@ static void s_stats_csv(const char *service, const Kmx__V1__StatsResult *st)
 
 // The answers of the services asked, in s_stats_services order; NULL where none came.
 typedef struct {
-    Kmx__V1__Response *resps[S_NSTATS];    // each answer, freed by the caller
+    Kmx__V1__Response *resps[S_NSTATS];       // each answer, freed by the caller
     const Kmx__V1__StatsResult *st[S_NSTATS]; // each result (storage's inside query's)
-    bool ok;                               // every service answered
+    bool ok;                                  // every service answered
 } s_stats_t;
 
-static void s_stats_print_json(const s_stats_t *acc)
-{
+static void s_stats_print_json(const s_stats_t *acc) {
     // Every worker the broker (or anyone) reported, at the top level for scripts.
     fputs("{\"workers\":[", stdout);
     bool first = true;
@@ -267,8 +256,7 @@ static void s_stats_print_json(const s_stats_t *acc)
     printf("],\"ok\":%s}\n", acc->ok ? "true" : "false");
 }
 
-static int s_stats_print_table(const s_stats_t *acc)
-{
+static int s_stats_print_table(const s_stats_t *acc) {
     static const char *const wh[] = {"service", "worker", "requests", "errors", "alive"};
     static const char *const ch[] = {"service", "worker", "counter", "value"};
     kmx_format_table_t *workers = kmx_format_table_new(wh, 5);
@@ -294,8 +282,7 @@ static int s_stats_print_table(const s_stats_t *acc)
     return rc;
 }
 
-static void s_stats_print(const kmx_cli_opts_t *opts, const s_stats_t *acc)
-{
+static void s_stats_print(const kmx_cli_opts_t *opts, const s_stats_t *acc) {
     if (opts->format == KMX_FORMAT_JSON) {
         s_stats_print_json(acc);
     } else if (opts->format == KMX_FORMAT_CSV) {
@@ -310,8 +297,7 @@ static void s_stats_print(const kmx_cli_opts_t *opts, const s_stats_t *acc)
     }
 }
 
-int kmx_cli_stats(kmx_cli_opts_t *opts, int argc, char **argv)
-{
+int kmx_cli_stats(kmx_cli_opts_t *opts, int argc, char **argv) {
     int rc = s_admin_options(opts, argc, argv, s_stats_usage, NULL);
     if (rc >= 0)
         return rc;
@@ -363,8 +349,7 @@ static const char s_keygen_usage[] =
     "and the public key in the servers' allow-list or KMX_CURVE_BROKER/KMX_CURVE_STORAGE\n"
     "(docs/security.md). Nothing is sent anywhere.\n";
 
-int kmx_cli_keygen(kmx_cli_opts_t *opts, int argc, char **argv)
-{
+int kmx_cli_keygen(kmx_cli_opts_t *opts, int argc, char **argv) {
     int rc = s_admin_options(opts, argc, argv, s_keygen_usage, NULL);
     if (rc < 0)
         rc = kmx_cli_refuse_csv(opts, "keygen", NULL);

@@ -107,9 +107,8 @@ static void s_print_rows_json(const kmx_qcols_t *c, const Kmx__V1__QueryResult *
 
 // The cells of one answer row for a table or CSV, amounts of a unit that adds divided by
 // 10^exp and the unit named with its scale ("291.8", "USD million").
-static void s_row_cells(const kmx_qcols_t *c, const Kmx__V1__Row *row, int exp,
-                        const char **cells, char bufs[][64])
-{
+static void s_row_cells(const kmx_qcols_t *c, const Kmx__V1__Row *row, int exp, const char **cells,
+                        char bufs[][64]) {
     bool scaled = exp > 0 && (!row->has_adds || row->adds);
     for (size_t i = 0; i < c->n; i++) {
         char raw[64];
@@ -133,8 +132,7 @@ static void s_row_cells(const kmx_qcols_t *c, const Kmx__V1__Row *row, int exp,
     }
 }
 
-static void s_print_footer(const kmx_cli_opts_t *opts, const Kmx__V1__QueryResult *res)
-{
+static void s_print_footer(const kmx_cli_opts_t *opts, const Kmx__V1__QueryResult *res) {
     if (opts->format == KMX_FORMAT_TABLE) {
         printf("(%zu rows, %" PRIu64 " records", res->n_rows, res->matched);
         if (res->has_dropped && res->dropped > 0)
@@ -149,8 +147,7 @@ static void s_print_footer(const kmx_cli_opts_t *opts, const Kmx__V1__QueryResul
 }
 
 static int s_print_rows_text(const kmx_cli_opts_t *opts, const kmx_qcols_t *c,
-                             const Kmx__V1__QueryResult *res, int exp)
-{
+                             const Kmx__V1__QueryResult *res, int exp) {
     kmx_format_table_t *table = kmx_format_table_new(c->names, c->n);
     if (!table)
         return KMX_ERR_NOMEM;
@@ -189,15 +186,14 @@ static int s_print_rows_text(const kmx_cli_opts_t *opts, const kmx_qcols_t *c,
 typedef struct {
     const char *values[S_PIVOT_MAX]; // the pivot field's values, in answer order
     size_t n_values;
-    size_t *line;                    // per answer row: its line
-    size_t *first;                   // per line: the first answer row on it
+    size_t *line;  // per answer row: its line
+    size_t *first; // per line: the first answer row on it
     size_t n_lines;
 } s_pivot_t;
 
 // Whether rows a and b have the same keys (except the pivot column) and unit.
 static bool s_same_line(const kmx_qcols_t *c, size_t pc, const Kmx__V1__Row *a,
-                        const Kmx__V1__Row *b)
-{
+                        const Kmx__V1__Row *b) {
     for (size_t i = 0; i < c->n; i++) {
         if (c->kind[i] != KMX_QCOL_KEY || i == pc)
             continue;
@@ -209,8 +205,7 @@ static bool s_same_line(const kmx_qcols_t *c, size_t pc, const Kmx__V1__Row *a,
 }
 
 static int s_pivot_build(const kmx_qcols_t *c, size_t pc, const Kmx__V1__QueryResult *res,
-                         s_pivot_t *p)
-{
+                         s_pivot_t *p) {
     p->line = calloc(res->n_rows + 1, sizeof *p->line);
     p->first = calloc(res->n_rows + 1, sizeof *p->first);
     if (!p->line || !p->first)
@@ -238,8 +233,7 @@ static int s_pivot_build(const kmx_qcols_t *c, size_t pc, const Kmx__V1__QueryRe
 // Prints the pivot of res on the key column named field. Returns 0, KMX_ERR_INVAL
 // (reported) when field is not a key column, or another code.
 static int s_print_pivot(const kmx_cli_opts_t *opts, const kmx_qcols_t *c,
-                         const Kmx__V1__QueryResult *res, const char *field, int exp)
-{
+                         const Kmx__V1__QueryResult *res, const char *field, int exp) {
     size_t pc = 0;
     while (pc < c->n && !(c->kind[pc] == KMX_QCOL_KEY && strcmp(c->names[pc], field) == 0))
         pc++;
@@ -309,8 +303,7 @@ static int s_print_pivot(const kmx_cli_opts_t *opts, const kmx_qcols_t *c,
 
 // Prints a query answer as a table or CSV: scaled when asked (--scale), wide (--pivot).
 static int s_print_answer(const kmx_cli_opts_t *opts, const kmx_qargs_t *a, const kmx_qcols_t *c,
-                          const Kmx__V1__QueryResult *res)
-{
+                          const Kmx__V1__QueryResult *res) {
     int exp = 0;
     kmx_report_scale_parse(a->scale, &exp); // checked when the option was read
     if (exp == KMX_REPORT_SCALE_AUTO)
@@ -320,8 +313,7 @@ static int s_print_answer(const kmx_cli_opts_t *opts, const kmx_qargs_t *a, cons
     return s_print_rows_text(opts, c, res, exp);
 }
 
-int kmx_cli_query(kmx_cli_opts_t *opts, int argc, char **argv)
-{
+int kmx_cli_query(kmx_cli_opts_t *opts, int argc, char **argv) {
     kmx_qargs_t a;
     kmx_qargs_init(&a, KMX_QARGS_QUERY);
     int rc = s_parse_args(opts, &a, argc, argv, s_query_usage, true);
@@ -372,8 +364,7 @@ static const size_t s_list_table_cols[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15}
 #define S_LIST_TABLE_NCOLS (sizeof(s_list_table_cols) / sizeof(s_list_table_cols[0]))
 
 static int s_list_record(const kmx_cli_opts_t *opts, kmx_format_table_t *table,
-                         const Kmx__V1__StoredRecord *sr)
-{
+                         const Kmx__V1__StoredRecord *sr) {
     if (!sr->record)
         return 0;
     kmx_format_record_t fr;
@@ -395,8 +386,7 @@ static int s_list_record(const kmx_cli_opts_t *opts, kmx_format_table_t *table,
 
 // Keeps a copy of the next page token in scan (the response owning it is about to be
 // freed). Returns 1 when there is another page, 0 after the last, or an exit code > 1.
-static int s_next_page(Kmx__V1__ScanRequest *scan, const Kmx__V1__ScanResult *res)
-{
+static int s_next_page(Kmx__V1__ScanRequest *scan, const Kmx__V1__ScanResult *res) {
     size_t len = res->has_next_page_token ? res->next_page_token.len : 0;
     if (len > 0 && scan->page_token.len == len &&
         memcmp(scan->page_token.data, res->next_page_token.data, len) == 0) {
@@ -421,8 +411,7 @@ static int s_next_page(Kmx__V1__ScanRequest *scan, const Kmx__V1__ScanResult *re
     return 1;
 }
 
-static void s_token_print(const Kmx__V1__ScanRequest *scan, int more)
-{
+static void s_token_print(const Kmx__V1__ScanRequest *scan, int more) {
     fputs("next_page_token=", stderr);
     for (size_t i = 0; more == 1 && i < scan->page_token.len; i++)
         fprintf(stderr, "%02x", scan->page_token.data[i]);
@@ -474,8 +463,7 @@ static int s_list_pages(kmx_cli_opts_t *opts, kmx_client_t *client, kmx_qargs_t 
     return exit_code;
 }
 
-int kmx_cli_list(kmx_cli_opts_t *opts, int argc, char **argv)
-{
+int kmx_cli_list(kmx_cli_opts_t *opts, int argc, char **argv) {
     kmx_qargs_t a;
     kmx_qargs_init(&a, KMX_QARGS_LIST);
     int rc = s_parse_args(opts, &a, argc, argv, s_list_usage, false);
@@ -520,8 +508,7 @@ static int s_get_key(kmx_qargs_t *a, Kmx__V1__Record *key, Kmx__V1__Period *peri
     return KMX_EXIT_INPUT;
 }
 
-static void s_print_record(const kmx_cli_opts_t *opts, const Kmx__V1__StoredRecord *sr)
-{
+static void s_print_record(const kmx_cli_opts_t *opts, const Kmx__V1__StoredRecord *sr) {
     kmx_format_record_t fr;
     kmx_format_record_init(&fr, sr->record, sr->seq, sr->updated_ms);
     if (opts->format == KMX_FORMAT_JSON) {
@@ -548,8 +535,7 @@ static void s_print_record(const kmx_cli_opts_t *opts, const Kmx__V1__StoredReco
 // Runs get or history: the key flags, one call, the answer printed. Returns an exit code.
 static int s_keyed(kmx_cli_opts_t *opts, int argc, char **argv, const char *usage, bool history);
 
-int kmx_cli_get(kmx_cli_opts_t *opts, int argc, char **argv)
-{
+int kmx_cli_get(kmx_cli_opts_t *opts, int argc, char **argv) {
     return s_keyed(opts, argc, argv, s_get_usage, false);
 }
 
@@ -563,8 +549,7 @@ static const char s_history_usage[] =
     "Exit 1 when the event log holds no change of that key.\n";
 
 // Writes a commit time in milliseconds since the epoch as UTC ISO 8601.
-static void s_time_ms(uint64_t ms, char *buf, size_t size)
-{
+static void s_time_ms(uint64_t ms, char *buf, size_t size) {
     time_t secs = (time_t)(ms / 1000);
     struct tm tm;
     if (!gmtime_r(&secs, &tm) || strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
@@ -575,8 +560,7 @@ static void s_time_ms(uint64_t ms, char *buf, size_t size)
     snprintf(buf + n, size - n, ".%03uZ", (unsigned)(ms % 1000));
 }
 
-static void s_history_row(const Kmx__V1__UpdateEvent *ev, char cells[7][48])
-{
+static void s_history_row(const Kmx__V1__UpdateEvent *ev, char cells[7][48]) {
     const Kmx__V1__Record *rec = ev->record;
     snprintf(cells[0], 48, "%" PRIu64, ev->seq);
     s_time_ms(ev->committed_ms, cells[1], 48);
@@ -592,8 +576,7 @@ static void s_history_row(const Kmx__V1__UpdateEvent *ev, char cells[7][48])
         kmx_decimal_format(ev->previous->amount, cells[6], 48);
 }
 
-static void s_print_history(const kmx_cli_opts_t *opts, const Kmx__V1__HistoryResult *h)
-{
+static void s_print_history(const kmx_cli_opts_t *opts, const Kmx__V1__HistoryResult *h) {
     static const char *const names[] = {"seq",   "committed", "type",    "status",
                                         "value", "unit",      "previous"};
     kmx_format_table_t *table =
@@ -630,13 +613,11 @@ static void s_print_history(const kmx_cli_opts_t *opts, const Kmx__V1__HistoryRe
     kmx_format_table_destroy(&table);
 }
 
-int kmx_cli_history(kmx_cli_opts_t *opts, int argc, char **argv)
-{
+int kmx_cli_history(kmx_cli_opts_t *opts, int argc, char **argv) {
     return s_keyed(opts, argc, argv, s_history_usage, true);
 }
 
-static int s_keyed(kmx_cli_opts_t *opts, int argc, char **argv, const char *usage, bool history)
-{
+static int s_keyed(kmx_cli_opts_t *opts, int argc, char **argv, const char *usage, bool history) {
     kmx_qargs_t a;
     kmx_qargs_init(&a, KMX_QARGS_GET);
     int rc = s_parse_args(opts, &a, argc, argv, usage, false);
@@ -649,8 +630,8 @@ static int s_keyed(kmx_cli_opts_t *opts, int argc, char **argv, const char *usag
         rc = KMX_EXIT_SERVER;
     if (rc < 0) {
         Kmx__V1__Response *resp = NULL;
-        rc = history ? kmx_client_history(client, &key, &resp)
-                     : kmx_client_get(client, &key, &resp);
+        rc =
+            history ? kmx_client_history(client, &key, &resp) : kmx_client_get(client, &key, &resp);
         if (rc == 0 && !history && (!resp->get->record || !resp->get->record->record))
             rc = KMX_ERR_NOT_FOUND;
         if (rc == KMX_ERR_NOT_FOUND && !history) {

@@ -26,17 +26,17 @@ static const char s_watch_usage[] =
     "events. Stops on SIGINT.\n";
 
 typedef struct {
-    kmx_cli_opts_t *opts;     // global options
-    kmx_cli_list_t prefixes;  // topic prefixes; empty = all
-    bool all;                 // no prefix filter
-    bool has_since;           // --since was given
-    uint64_t since;           // --since value
-    uint64_t count;           // --count (0 = no limit)
-    uint64_t printed;         // events printed so far
-    kmx_watch_t watch;        // replay-then-live state
-    kmx_client_t *client;     // request client for replays
-    void *ctx;                // ZeroMQ context of the subscriber
-    void *sub;                // SUB socket on the events endpoint
+    kmx_cli_opts_t *opts;    // global options
+    kmx_cli_list_t prefixes; // topic prefixes; empty = all
+    bool all;                // no prefix filter
+    bool has_since;          // --since was given
+    uint64_t since;          // --since value
+    uint64_t count;          // --count (0 = no limit)
+    uint64_t printed;        // events printed so far
+    kmx_watch_t watch;       // replay-then-live state
+    kmx_client_t *client;    // request client for replays
+    void *ctx;               // ZeroMQ context of the subscriber
+    void *sub;               // SUB socket on the events endpoint
 } s_watch_t;
 
 static bool s_done(void *arg) {
@@ -69,14 +69,16 @@ static void s_print_event(void *arg, const Kmx__V1__UpdateEvent *ev) {
         char prev[48] = "";
         if (ev->previous && ev->previous->has_amount)
             kmx_decimal_format(ev->previous->amount, prev, sizeof(prev));
-        const char *cells[] = {seq, kmx_json_event_type(ev->type), topic, fr.cells[4], fr.cells[7],
-                               fr.cells[8], fr.cells[10], prev};
+        const char *cells[] = {seq,          kmx_json_event_type(ev->type),
+                               topic,        fr.cells[4],
+                               fr.cells[7],  fr.cells[8],
+                               fr.cells[10], prev};
         if (w->opts->format == KMX_FORMAT_CSV) {
             kmx_format_csv_row(stdout, cells, 8);
         } else {
-            printf("%s  %s  %s  status=%s  previous=%s  %s  %s %s\n", cells[0], cells[1],
-                   cells[2], cells[6] ? cells[6] : "-", prev[0] ? prev : "-",
-                   cells[3] ? cells[3] : "-", cells[4] ? cells[4] : "-", cells[5] ? cells[5] : "");
+            printf("%s  %s  %s  status=%s  previous=%s  %s  %s %s\n", cells[0], cells[1], cells[2],
+                   cells[6] ? cells[6] : "-", prev[0] ? prev : "-", cells[3] ? cells[3] : "-",
+                   cells[4] ? cells[4] : "-", cells[5] ? cells[5] : "");
         }
     }
     fflush(stdout);
@@ -94,8 +96,7 @@ static int s_failed(s_watch_t *w, int rc) {
     return KMX_EXIT_SERVER;
 }
 
-static int s_subscribe(s_watch_t *w)
-{
+static int s_subscribe(s_watch_t *w) {
     char err[KMX_WATCH_ERR_MAX];
     w->ctx = zmq_ctx_new();
     w->sub = w->ctx ? kmx_watch_subscribe(w->ctx, w->opts->events, w->watch.prefixes,
@@ -107,8 +108,7 @@ static int s_subscribe(s_watch_t *w)
     return KMX_ERR_IO;
 }
 
-static int s_loop(s_watch_t *w)
-{
+static int s_loop(s_watch_t *w) {
     while (!s_done(w)) {
         zmq_pollitem_t item = {w->sub, 0, ZMQ_POLLIN, 0};
         int rc = zmq_poll(&item, 1, S_POLL_MS);
@@ -122,8 +122,7 @@ static int s_loop(s_watch_t *w)
     return KMX_EXIT_OK;
 }
 
-static int s_watch_options(s_watch_t *w, int argc, char **argv)
-{
+static int s_watch_options(s_watch_t *w, int argc, char **argv) {
     enum { O_SINCE = KMX_OPT_FIRST_COMMAND, O_COUNT };
     static const struct option longopts[] = {KMX_CLI_COMMON_OPTIONS,
                                              {"since", required_argument, NULL, O_SINCE},
@@ -171,8 +170,7 @@ static int s_watch_options(s_watch_t *w, int argc, char **argv)
     return -1;
 }
 
-int kmx_cli_watch(kmx_cli_opts_t *opts, int argc, char **argv)
-{
+int kmx_cli_watch(kmx_cli_opts_t *opts, int argc, char **argv) {
     s_watch_t w;
     memset(&w, 0, sizeof(w));
     w.opts = opts;
@@ -187,8 +185,8 @@ int kmx_cli_watch(kmx_cli_opts_t *opts, int argc, char **argv)
     w.client = w.watch.client = kmx_cli_connect(opts);
     rc = w.client && s_subscribe(&w) == 0 ? -1 : KMX_EXIT_SERVER;
     if (rc < 0 && opts->format == KMX_FORMAT_CSV) {
-        const char *header[] = {"seq", "type", "topic", "item", "value", "unit", "status",
-                                "previous"};
+        const char *header[] = {"seq",   "type", "topic",  "item",
+                                "value", "unit", "status", "previous"};
         kmx_format_csv_row(stdout, header, 8);
     }
     if (rc < 0 && (rc = kmx_watch_start(&w.watch, w.has_since, w.since)) < 0)

@@ -25,10 +25,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define S_BATCH_DEFAULT 5000             // rows per chunk
-#define S_BATCH_MAX 100000               // the server's KMX_DOC_RECORDS_MAX
+#define S_BATCH_DEFAULT 5000               // rows per chunk
+#define S_BATCH_MAX 100000                 // the server's KMX_DOC_RECORDS_MAX
 #define S_CHUNK_BYTES (8u * 1024u * 1024u) // bytes per chunk before it is sent early
-#define S_JOBS_DEFAULT 4                 // chunks in flight
+#define S_JOBS_DEFAULT 4                   // chunks in flight
 #define S_JOBS_MAX 32
 #define S_DEFAULTS_MAX 32
 #define S_REJECTS_KEPT 100000 // rejections listed in full; the rest are only counted
@@ -51,57 +51,57 @@ typedef struct s_chunk {
 } s_chunk_t;
 
 typedef struct {
-    kmx_cli_opts_t *opts;          // global options
-    const char *path;              // the file, for messages
-    bool jsonl;                    // JSON Lines rather than CSV
-    bool atomic;                   // whole import or nothing
-    bool dry_run;                  // validate only
-    bool tty;                      // stderr is a terminal: show progress
-    size_t batch_max;              // rows per chunk
-    int jobs;                      // sender threads
+    kmx_cli_opts_t *opts;                                   // global options
+    const char *path;                                       // the file, for messages
+    bool jsonl;                                             // JSON Lines rather than CSV
+    bool atomic;                                            // whole import or nothing
+    bool dry_run;                                           // validate only
+    bool tty;                                               // stderr is a terminal: show progress
+    size_t batch_max;                                       // rows per chunk
+    int jobs;                                               // sender threads
     Kmx__V1__RawDocument__Default defaults[S_DEFAULTS_MAX]; // --default COLUMN=VALUE
     Kmx__V1__RawDocument__Default *default_ptrs[S_DEFAULTS_MAX];
-    size_t n_defaults;             // defaults given
+    size_t n_defaults;                                // defaults given
     Kmx__V1__RawDocument__ColumnMap maps[S_MAPS_MAX]; // --map HEADER=FIELD
     Kmx__V1__RawDocument__ColumnMap *map_ptrs[S_MAPS_MAX];
-    size_t n_maps;                 // maps given
-    int encoding;                  // --encoding, a RawDocument.Encoding
-    const char *delimiter;         // --delimiter, or NULL to detect
-    bool ignore_extra;             // --ignore-extra
-    int layout;                    // --wide / --long, a RawDocument.Layout
-    int date_order;                // --date-order, a RawDocument.DateOrder
-    bool excel_dates;              // --excel-dates
-    char *header;                  // CSV header line (no line break), malloc'd
-    bool header_utf8;              // the header is valid UTF-8 (sent as text, else as bytes)
-    off_t file_size;               // for the progress bar; 0 when unknown
+    size_t n_maps;         // maps given
+    int encoding;          // --encoding, a RawDocument.Encoding
+    const char *delimiter; // --delimiter, or NULL to detect
+    bool ignore_extra;     // --ignore-extra
+    int layout;            // --wide / --long, a RawDocument.Layout
+    int date_order;        // --date-order, a RawDocument.DateOrder
+    bool excel_dates;      // --excel-dates
+    char *header;          // CSV header line (no line break), malloc'd
+    bool header_utf8;      // the header is valid UTF-8 (sent as text, else as bytes)
+    off_t file_size;       // for the progress bar; 0 when unknown
     // Shared with the sender threads, under lock:
-    pthread_mutex_t lock;          // guards what follows
-    pthread_cond_t changed;        // queue or state changed
-    s_chunk_t *head, *tail;        // chunks waiting to be sent
-    size_t queued;                 // chunks in the queue
-    bool reading_done;             // no more chunks will come
-    bool validate_pass;            // this pass only validates (atomic pass 1, dry run)
-    int failed;                    // an exit code once a chunk failed beyond its rows
-    char fail_msg[1200];           // what failed
-    size_t rows;                   // rows the server read
-    size_t stored;                 // records stored
-    size_t unchanged;              // records already stored
-    size_t rejected;               // records rejected
-    size_t duplicates;             // of them, repeats inside a chunk
-    uint64_t last_seq;             // newest sequence reported
-    s_reject_t *rejects;           // rejected rows (at most S_REJECTS_KEPT)
-    size_t nrejects;               // entries in rejects
-    size_t rejects_cap;            // capacity of rejects
-    off_t bytes_read;              // bytes of the file read so far
-    uint64_t retries;              // tries beyond the first the senders needed
-    size_t skipped;                // wide files: empty and "-" cells skipped
-    size_t records;                // records the rows yielded (wide: one per cell)
+    pthread_mutex_t lock;           // guards what follows
+    pthread_cond_t changed;         // queue or state changed
+    s_chunk_t *head, *tail;         // chunks waiting to be sent
+    size_t queued;                  // chunks in the queue
+    bool reading_done;              // no more chunks will come
+    bool validate_pass;             // this pass only validates (atomic pass 1, dry run)
+    int failed;                     // an exit code once a chunk failed beyond its rows
+    char fail_msg[1200];            // what failed
+    size_t rows;                    // rows the server read
+    size_t stored;                  // records stored
+    size_t unchanged;               // records already stored
+    size_t rejected;                // records rejected
+    size_t duplicates;              // of them, repeats inside a chunk
+    uint64_t last_seq;              // newest sequence reported
+    s_reject_t *rejects;            // rejected rows (at most S_REJECTS_KEPT)
+    size_t nrejects;                // entries in rejects
+    size_t rejects_cap;             // capacity of rejects
+    off_t bytes_read;               // bytes of the file read so far
+    uint64_t retries;               // tries beyond the first the senders needed
+    size_t skipped;                 // wide files: empty and "-" cells skipped
+    size_t records;                 // records the rows yielded (wide: one per cell)
     char *warnings[S_WARNINGS_MAX]; // distinct warnings from the server, malloc'd
-    size_t n_warnings;             // entries in warnings
-    char encoding_read[16];        // the encoding the server read, or ""
-    uint8_t *preview[S_PREVIEW];   // dry run: the first records, packed, malloc'd
-    size_t preview_len[S_PREVIEW]; // bytes of each
-    size_t n_preview;              // records in preview
+    size_t n_warnings;              // entries in warnings
+    char encoding_read[16];         // the encoding the server read, or ""
+    uint8_t *preview[S_PREVIEW];    // dry run: the first records, packed, malloc'd
+    size_t preview_len[S_PREVIEW];  // bytes of each
+    size_t n_preview;               // records in preview
 } s_import_t;
 
 #define S_IMPORT_DEADLINE_MS 60000 // how long one chunk may be retried unless --deadline says
@@ -145,8 +145,7 @@ static void s_add_results(s_import_t *im, Kmx__V1__RecordResult **results, size_
     for (size_t i = 0; i < n; i++) {
         const Kmx__V1__RecordResult *r = results[i];
         if (r && r->outcome == KMX__V1__RECORD_RESULT__OUTCOME__REJECTED)
-            s_add_reject(im, r->has_row ? r->row : 0, r->column ? r->column : r->field,
-                         r->reason);
+            s_add_reject(im, r->has_row ? r->row : 0, r->column ? r->column : r->field, r->reason);
     }
 }
 
@@ -201,26 +200,25 @@ static void s_on_error(s_import_t *im, const s_chunk_t *c, const Kmx__V1__Error 
         return;
     }
     if (!im->failed) {
-        im->failed = rc == KMX_ERR_INVAL || rc == KMX_ERR_TOO_BIG ? KMX_EXIT_INPUT
-                                                                   : KMX_EXIT_SERVER;
+        im->failed =
+            rc == KMX_ERR_INVAL || rc == KMX_ERR_TOO_BIG ? KMX_EXIT_INPUT : KMX_EXIT_SERVER;
         const char *msg = err->message && *err->message ? err->message : kmx_strerror(rc);
         // The header is every chunk's: its refusal is the file's, not that chunk's rows'.
         if (strncmp(msg, "header", 6) == 0)
             snprintf(im->fail_msg, sizeof(im->fail_msg), "%s", msg);
         else
-            snprintf(im->fail_msg, sizeof(im->fail_msg), "rows from line %u: %s",
-                     c->first_line, msg);
+            snprintf(im->fail_msg, sizeof(im->fail_msg), "rows from line %u: %s", c->first_line,
+                     msg);
     }
 }
 
 // ---- sender threads ---------------------------------------------------------------
 
-static int s_send_chunk(s_import_t *im, kmx_client_t *client, const s_chunk_t *c,
-                        bool validate) {
+static int s_send_chunk(s_import_t *im, kmx_client_t *client, const s_chunk_t *c, bool validate) {
     Kmx__V1__RawDocument doc = KMX__V1__RAW_DOCUMENT__INIT;
     doc.has_format = 1;
-    doc.format = im->jsonl ? KMX__V1__RAW_DOCUMENT__FORMAT__JSONL
-                           : KMX__V1__RAW_DOCUMENT__FORMAT__CSV;
+    doc.format =
+        im->jsonl ? KMX__V1__RAW_DOCUMENT__FORMAT__JSONL : KMX__V1__RAW_DOCUMENT__FORMAT__CSV;
     doc.has_data = 1;
     doc.data.data = (uint8_t *)c->data;
     doc.data.len = c->len;
@@ -282,8 +280,7 @@ static void s_chunk_free(s_chunk_t *c) {
 
 static void *s_sender(void *arg) {
     s_import_t *im = arg;
-    kmx_client_t *client = kmx_client_new(im->opts->broker, im->opts->timeout_ms,
-                                          im->opts->tries);
+    kmx_client_t *client = kmx_client_new(im->opts->broker, im->opts->timeout_ms, im->opts->tries);
     if (client)
         kmx_client_set_deadline(client, im->opts->deadline_ms >= 0 ? im->opts->deadline_ms
                                                                    : S_IMPORT_DEADLINE_MS);
@@ -301,8 +298,7 @@ static void *s_sender(void *arg) {
         bool skip = im->failed != 0 || !client;
         if (!client && !im->failed) {
             im->failed = KMX_EXIT_SERVER;
-            snprintf(im->fail_msg, sizeof(im->fail_msg), "cannot connect to %s",
-                     im->opts->broker);
+            snprintf(im->fail_msg, sizeof(im->fail_msg), "cannot connect to %s", im->opts->broker);
         }
         bool validate = im->validate_pass;
         pthread_mutex_unlock(&im->lock);
@@ -509,8 +505,7 @@ static int s_pass(s_import_t *im, FILE *file, bool validate) {
 static int s_add_default(s_import_t *im, char *arg) {
     char *eq = strchr(arg, '=');
     if (!eq || eq == arg || im->n_defaults >= S_DEFAULTS_MAX) {
-        kmx_cli_error("--default wants COLUMN=VALUE (at most %d), not \"%s\"", S_DEFAULTS_MAX,
-                      arg);
+        kmx_cli_error("--default wants COLUMN=VALUE (at most %d), not \"%s\"", S_DEFAULTS_MAX, arg);
         return KMX_ERR_INVAL;
     }
     *eq = '\0';
@@ -908,35 +903,33 @@ static const char s_put_usage[] =
 
 // The record columns put accepts, in kmx_import's names; flags spell '_' as '-'.
 static const char *const s_put_columns[] = {
-    "kind",   "period", "market", "category", "item",   "company",    "artist", "value",
-    "unit",   "source", "status", "as_of",    "note",   "url",        "confidence",
+    "kind", "period", "market", "category", "item", "company", "artist",     "value",
+    "unit", "source", "status", "as_of",    "note", "url",     "confidence",
 };
 #define S_PUT_NCOLS (sizeof(s_put_columns) / sizeof(s_put_columns[0]))
 
 static int s_put_options(kmx_cli_opts_t *opts, int argc, char **argv, const char **cells,
-                         const char *usage)
-{
+                         const char *usage) {
     enum { O_FIRST = KMX_OPT_FIRST_COMMAND, O_DIMENSION = O_FIRST + S_PUT_NCOLS, O_SERIES };
-    static const struct option longopts[] = {
-        KMX_CLI_COMMON_OPTIONS,
-        {"kind", required_argument, NULL, O_FIRST + 0},
-        {"period", required_argument, NULL, O_FIRST + 1},
-        {"market", required_argument, NULL, O_FIRST + 2},
-        {"category", required_argument, NULL, O_FIRST + 3},
-        {"item", required_argument, NULL, O_FIRST + 4},
-        {"company", required_argument, NULL, O_FIRST + 5},
-        {"artist", required_argument, NULL, O_FIRST + 6},
-        {"value", required_argument, NULL, O_FIRST + 7},
-        {"unit", required_argument, NULL, O_FIRST + 8},
-        {"source", required_argument, NULL, O_FIRST + 9},
-        {"status", required_argument, NULL, O_FIRST + 10},
-        {"as-of", required_argument, NULL, O_FIRST + 11},
-        {"note", required_argument, NULL, O_FIRST + 12},
-        {"url", required_argument, NULL, O_FIRST + 13},
-        {"confidence", required_argument, NULL, O_FIRST + 14},
-        {"dimension", required_argument, NULL, O_DIMENSION},
-        {"series", required_argument, NULL, O_SERIES},
-        {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {KMX_CLI_COMMON_OPTIONS,
+                                             {"kind", required_argument, NULL, O_FIRST + 0},
+                                             {"period", required_argument, NULL, O_FIRST + 1},
+                                             {"market", required_argument, NULL, O_FIRST + 2},
+                                             {"category", required_argument, NULL, O_FIRST + 3},
+                                             {"item", required_argument, NULL, O_FIRST + 4},
+                                             {"company", required_argument, NULL, O_FIRST + 5},
+                                             {"artist", required_argument, NULL, O_FIRST + 6},
+                                             {"value", required_argument, NULL, O_FIRST + 7},
+                                             {"unit", required_argument, NULL, O_FIRST + 8},
+                                             {"source", required_argument, NULL, O_FIRST + 9},
+                                             {"status", required_argument, NULL, O_FIRST + 10},
+                                             {"as-of", required_argument, NULL, O_FIRST + 11},
+                                             {"note", required_argument, NULL, O_FIRST + 12},
+                                             {"url", required_argument, NULL, O_FIRST + 13},
+                                             {"confidence", required_argument, NULL, O_FIRST + 14},
+                                             {"dimension", required_argument, NULL, O_DIMENSION},
+                                             {"series", required_argument, NULL, O_SERIES},
+                                             {NULL, 0, NULL, 0}};
     int opt;
     while ((opt = kmx_cli_getopt(argc, argv, "h", longopts)) != -1) {
         int rc = kmx_cli_common_option(opts, opt, optarg);
@@ -967,8 +960,7 @@ static int s_put_options(kmx_cli_opts_t *opts, int argc, char **argv, const char
 }
 
 // Builds the record from the given flags. Returns -1 with *out set, else an exit code.
-static int s_put_record(const char **cells, Kmx__V1__Record **out)
-{
+static int s_put_record(const char **cells, Kmx__V1__Record **out) {
     const char *header[S_PUT_NCOLS];
     const char *row[S_PUT_NCOLS];
     size_t n = 0;
@@ -1002,16 +994,15 @@ static int s_put_record(const char **cells, Kmx__V1__Record **out)
     return -1;
 }
 
-static int s_print_put_result(const kmx_cli_opts_t *opts, const Kmx__V1__PutResult *put)
-{
+static int s_print_put_result(const kmx_cli_opts_t *opts, const Kmx__V1__PutResult *put) {
     const Kmx__V1__RecordResult *r = put->n_results > 0 ? put->results[0] : NULL;
-    bool rejected = put->rejected > 0 ||
-                    (r && r->outcome == KMX__V1__RECORD_RESULT__OUTCOME__REJECTED);
+    bool rejected =
+        put->rejected > 0 || (r && r->outcome == KMX__V1__RECORD_RESULT__OUTCOME__REJECTED);
     uint64_t seq = r && r->has_seq ? r->seq : put->last_seq;
     const char *outcome = rejected ? "rejected" : put->stored > 0 ? "stored" : "unchanged";
     // Unchanged because the stored figure is a later revision: say so.
-    bool superseded = !rejected && put->stored == 0 && r && r->field &&
-                      strcmp(r->field, "status") == 0;
+    bool superseded =
+        !rejected && put->stored == 0 && r && r->field && strcmp(r->field, "status") == 0;
     bool explain = rejected || superseded;
     if (opts->format == KMX_FORMAT_JSON) {
         printf("{\"outcome\":\"%s\",\"seq\":", outcome);
@@ -1039,8 +1030,7 @@ static int s_print_put_result(const kmx_cli_opts_t *opts, const Kmx__V1__PutResu
     return rejected ? KMX_EXIT_INPUT : KMX_EXIT_OK;
 }
 
-int kmx_cli_put(kmx_cli_opts_t *opts, int argc, char **argv)
-{
+int kmx_cli_put(kmx_cli_opts_t *opts, int argc, char **argv) {
     const char *cells[S_PUT_NCOLS] = {NULL};
     int rc = s_put_options(opts, argc, argv, cells, s_put_usage);
     if (rc >= 0)
@@ -1060,8 +1050,7 @@ int kmx_cli_put(kmx_cli_opts_t *opts, int argc, char **argv)
         rc = s_print_put_result(opts, resp->put);
     else if (rc == KMX_ERR_INVAL && resp && resp->error && resp->error->n_records > 0) {
         const Kmx__V1__RecordResult *r = resp->error->records[0];
-        kmx_cli_error("rejected: %s: %s", r->field ? r->field : "",
-                      r->reason ? r->reason : "");
+        kmx_cli_error("rejected: %s: %s", r->field ? r->field : "", r->reason ? r->reason : "");
         rc = KMX_EXIT_INPUT;
     } else
         rc = kmx_cli_call_failed(client, rc);
@@ -1083,8 +1072,7 @@ static const char s_delete_usage[] =
 
 // Builds the key record from the flags; strings are borrowed from argv.
 // Returns -1 to continue, else an exit code.
-static int s_delete_key(const char **cells, Kmx__V1__Record *key, Kmx__V1__Period *period)
-{
+static int s_delete_key(const char **cells, Kmx__V1__Record *key, Kmx__V1__Period *period) {
     static const int required[] = {0, 1, 3, 4, 9}; // kind, period, category, item, source
     for (size_t i = 0; i < sizeof required / sizeof required[0]; i++) {
         if (!cells[required[i]]) {
@@ -1105,8 +1093,7 @@ static int s_delete_key(const char **cells, Kmx__V1__Record *key, Kmx__V1__Perio
         return KMX_EXIT_INPUT;
     }
     if (kmx_period_parse(cells[1], &p) != 0) {
-        kmx_cli_error("--period: \"%s\" is not a period (2024, 2025-H1, 2024-Q3, ...)",
-                      cells[1]);
+        kmx_cli_error("--period: \"%s\" is not a period (2024, 2025-H1, 2024-Q3, ...)", cells[1]);
         return KMX_EXIT_INPUT;
     }
     period->has_start = period->has_end = 1;
@@ -1124,8 +1111,7 @@ static int s_delete_key(const char **cells, Kmx__V1__Record *key, Kmx__V1__Perio
     return -1;
 }
 
-static int s_print_delete_result(const kmx_cli_opts_t *opts, const Kmx__V1__PutResult *put)
-{
+static int s_print_delete_result(const kmx_cli_opts_t *opts, const Kmx__V1__PutResult *put) {
     const Kmx__V1__RecordResult *r = put->n_results > 0 ? put->results[0] : NULL;
     uint64_t seq = r && r->has_seq ? r->seq : put->last_seq;
     if (opts->format == KMX_FORMAT_JSON) {
@@ -1140,8 +1126,7 @@ static int s_print_delete_result(const kmx_cli_opts_t *opts, const Kmx__V1__PutR
     return KMX_EXIT_OK;
 }
 
-int kmx_cli_delete(kmx_cli_opts_t *opts, int argc, char **argv)
-{
+int kmx_cli_delete(kmx_cli_opts_t *opts, int argc, char **argv) {
     const char *cells[S_PUT_NCOLS] = {NULL};
     int rc = s_put_options(opts, argc, argv, cells, s_delete_usage);
     if (rc >= 0)
@@ -1170,8 +1155,7 @@ int kmx_cli_delete(kmx_cli_opts_t *opts, int argc, char **argv)
         rc = KMX_EXIT_INPUT;
     } else if (rc == KMX_ERR_INVAL && resp && resp->error) {
         const Kmx__V1__RecordResult *r = resp->error->n_records ? resp->error->records[0] : NULL;
-        kmx_cli_error("refused: %s%s%s", r && r->field ? r->field : "",
-                      r && r->field ? ": " : "",
+        kmx_cli_error("refused: %s%s%s", r && r->field ? r->field : "", r && r->field ? ": " : "",
                       r && r->reason ? r->reason : resp->error->message);
         rc = KMX_EXIT_INPUT;
     } else

@@ -36,19 +36,18 @@ static void s_sleep_ms(int64_t ms) {
 #define S_BACKOFF_MAX_MS 400  // pauses double up to this: a restarted service is used soon
 
 struct kmx_client {
-    void *ctx;                // owned ZeroMQ context
-    kmx_mdp_client_t *mdp;    // MDP client socket with retries
-    uint64_t next_id;         // counter for request ids
-    char last_error[1024];    // message of the last failure
-    int timeout_ms;           // per-try timeout
-    int tries;                // tries per call without a deadline
-    int deadline_ms;          // total time one call may take retrying, 0 = tries only
-    uint64_t retries;         // tries beyond the first, over the client's life
-    unsigned seed;            // jitter of the backoff
+    void *ctx;             // owned ZeroMQ context
+    kmx_mdp_client_t *mdp; // MDP client socket with retries
+    uint64_t next_id;      // counter for request ids
+    char last_error[1024]; // message of the last failure
+    int timeout_ms;        // per-try timeout
+    int tries;             // tries per call without a deadline
+    int deadline_ms;       // total time one call may take retrying, 0 = tries only
+    uint64_t retries;      // tries beyond the first, over the client's life
+    unsigned seed;         // jitter of the backoff
 };
 
-kmx_client_t *kmx_client_new(const char *broker, int timeout_ms, int tries)
-{
+kmx_client_t *kmx_client_new(const char *broker, int timeout_ms, int tries) {
     if (!broker || !*broker)
         return NULL;
     kmx_client_t *self = calloc(1, sizeof(*self));
@@ -82,8 +81,7 @@ uint64_t kmx_client_retries(const kmx_client_t *self) {
     return self->retries;
 }
 
-void kmx_client_destroy(kmx_client_t **self_p)
-{
+void kmx_client_destroy(kmx_client_t **self_p) {
     if (!self_p || !*self_p)
         return;
     kmx_client_t *self = *self_p;
@@ -94,14 +92,12 @@ void kmx_client_destroy(kmx_client_t **self_p)
     *self_p = NULL;
 }
 
-const char *kmx_client_last_error(const kmx_client_t *self)
-{
+const char *kmx_client_last_error(const kmx_client_t *self) {
     assert(self);
     return self->last_error;
 }
 
-int kmx_client_error_code(Kmx__V1__ErrorCode code)
-{
+int kmx_client_error_code(Kmx__V1__ErrorCode code) {
     switch (code) {
     case KMX__V1__ERROR_CODE__BAD_REQUEST:
         return KMX_ERR_INVAL;
@@ -124,8 +120,7 @@ int kmx_client_error_code(Kmx__V1__ErrorCode code)
     }
 }
 
-static int s_fail(kmx_client_t *self, int rc, const char *service, const char *message)
-{
+static int s_fail(kmx_client_t *self, int rc, const char *service, const char *message) {
     snprintf(self->last_error, sizeof(self->last_error), "%s: %s", service,
              message && *message ? message : kmx_strerror(rc));
     return rc;
@@ -133,8 +128,7 @@ static int s_fail(kmx_client_t *self, int rc, const char *service, const char *m
 
 // Sends the packed request and unpacks the reply. Returns 0 with *out set, or an error.
 static int s_exchange(kmx_client_t *self, const char *service, const Kmx__V1__Request *req,
-                      Kmx__V1__Response **out)
-{
+                      Kmx__V1__Response **out) {
     uint8_t *buf = NULL;
     size_t len = 0;
     int rc = kmx_msg_pack_request(req, &buf, &len);
@@ -218,16 +212,14 @@ int kmx_client_call(kmx_client_t *self, const char *service, const Kmx__V1__Requ
 
 // Calls and checks that the result has the expected type.
 static int s_call_expect(kmx_client_t *self, const char *service, const Kmx__V1__Request *req,
-                         Kmx__V1__Response__ResultCase expect, Kmx__V1__Response **out)
-{
+                         Kmx__V1__Response__ResultCase expect, Kmx__V1__Response **out) {
     int rc = kmx_client_call(self, service, req, out);
     if (rc == 0 && (*out)->result_case != expect)
         return s_fail(self, KMX_ERR_DECODE, service, "reply of the wrong type");
     return rc;
 }
 
-int kmx_client_ping(kmx_client_t *self, const char *service, Kmx__V1__Response **out)
-{
+int kmx_client_ping(kmx_client_t *self, const char *service, Kmx__V1__Response **out) {
     Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
     Kmx__V1__PingRequest ping = KMX__V1__PING_REQUEST__INIT;
     req.body_case = KMX__V1__REQUEST__BODY_PING;
@@ -236,8 +228,7 @@ int kmx_client_ping(kmx_client_t *self, const char *service, Kmx__V1__Response *
 }
 
 int kmx_client_put(kmx_client_t *self, Kmx__V1__Record *const *records, size_t n, bool atomic,
-                   Kmx__V1__Response **out)
-{
+                   Kmx__V1__Response **out) {
     Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
     Kmx__V1__PutRequest put = KMX__V1__PUT_REQUEST__INIT;
     put.n_records = n;
@@ -249,8 +240,7 @@ int kmx_client_put(kmx_client_t *self, Kmx__V1__Record *const *records, size_t n
     return s_call_expect(self, KMX_SERVICE_INGEST, &req, KMX__V1__RESPONSE__RESULT_PUT, out);
 }
 
-int kmx_client_get(kmx_client_t *self, const Kmx__V1__Record *key, Kmx__V1__Response **out)
-{
+int kmx_client_get(kmx_client_t *self, const Kmx__V1__Record *key, Kmx__V1__Response **out) {
     Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
     Kmx__V1__GetRequest get = KMX__V1__GET_REQUEST__INIT;
     get.key = (Kmx__V1__Record *)key;
@@ -260,26 +250,22 @@ int kmx_client_get(kmx_client_t *self, const Kmx__V1__Record *key, Kmx__V1__Resp
 }
 
 int kmx_client_query(kmx_client_t *self, const Kmx__V1__QueryRequest *query,
-                     Kmx__V1__Response **out)
-{
+                     Kmx__V1__Response **out) {
     Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
     req.body_case = KMX__V1__REQUEST__BODY_QUERY;
     req.query = (Kmx__V1__QueryRequest *)query;
     return s_call_expect(self, KMX_SERVICE_QUERY, &req, KMX__V1__RESPONSE__RESULT_QUERY, out);
 }
 
-int kmx_client_scan(kmx_client_t *self, const Kmx__V1__ScanRequest *scan,
-                    Kmx__V1__Response **out)
-{
+int kmx_client_scan(kmx_client_t *self, const Kmx__V1__ScanRequest *scan, Kmx__V1__Response **out) {
     Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
     req.body_case = KMX__V1__REQUEST__BODY_SCAN;
     req.scan = (Kmx__V1__ScanRequest *)scan;
     return s_call_expect(self, KMX_SERVICE_QUERY, &req, KMX__V1__RESPONSE__RESULT_SCAN, out);
 }
 
-int kmx_client_replay(kmx_client_t *self, uint64_t since, uint32_t limit,
-                      char *const *prefixes, size_t n, Kmx__V1__Response **out)
-{
+int kmx_client_replay(kmx_client_t *self, uint64_t since, uint32_t limit, char *const *prefixes,
+                      size_t n, Kmx__V1__Response **out) {
     Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
     Kmx__V1__ReplayRequest replay = KMX__V1__REPLAY_REQUEST__INIT;
     replay.has_since = 1;
@@ -293,8 +279,7 @@ int kmx_client_replay(kmx_client_t *self, uint64_t since, uint32_t limit,
     return s_call_expect(self, KMX_SERVICE_QUERY, &req, KMX__V1__RESPONSE__RESULT_REPLAY, out);
 }
 
-int kmx_client_stats(kmx_client_t *self, const char *service, Kmx__V1__Response **out)
-{
+int kmx_client_stats(kmx_client_t *self, const char *service, Kmx__V1__Response **out) {
     Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
     Kmx__V1__StatsRequest stats = KMX__V1__STATS_REQUEST__INIT;
     req.body_case = KMX__V1__REQUEST__BODY_STATS;
@@ -304,8 +289,7 @@ int kmx_client_stats(kmx_client_t *self, const char *service, Kmx__V1__Response 
     return s_call_expect(self, service, &req, KMX__V1__RESPONSE__RESULT_STATS, out);
 }
 
-int kmx_client_catalog(kmx_client_t *self, Kmx__V1__Kind kind, Kmx__V1__Response **out)
-{
+int kmx_client_catalog(kmx_client_t *self, Kmx__V1__Kind kind, Kmx__V1__Response **out) {
     Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
     Kmx__V1__CatalogRequest cat = KMX__V1__CATALOG_REQUEST__INIT;
     cat.has_kind = kind != KMX__V1__KIND__KIND_UNSPECIFIED;
@@ -315,8 +299,7 @@ int kmx_client_catalog(kmx_client_t *self, Kmx__V1__Kind kind, Kmx__V1__Response
     return s_call_expect(self, KMX_SERVICE_QUERY, &req, KMX__V1__RESPONSE__RESULT_CATALOG, out);
 }
 
-int kmx_client_history(kmx_client_t *self, const Kmx__V1__Record *key, Kmx__V1__Response **out)
-{
+int kmx_client_history(kmx_client_t *self, const Kmx__V1__Record *key, Kmx__V1__Response **out) {
     Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
     Kmx__V1__HistoryRequest hist = KMX__V1__HISTORY_REQUEST__INIT;
     hist.key = (Kmx__V1__Record *)key;

@@ -67,13 +67,12 @@ int kmx_client_query(kmx_client_t *self, const Kmx__V1__QueryRequest *query,
                      Kmx__V1__Response **out);
 
 // Reads one page of records (borrowed request); the result is resp->scan.
-int kmx_client_scan(kmx_client_t *self, const Kmx__V1__ScanRequest *scan,
-                    Kmx__V1__Response **out);
+int kmx_client_scan(kmx_client_t *self, const Kmx__V1__ScanRequest *scan, Kmx__V1__Response **out);
 
 // Reads events with seq > since whose topic starts with one of the n prefixes (none =
 // all), at most limit of them (0 = server default); the result is resp->replay.
-int kmx_client_replay(kmx_client_t *self, uint64_t since, uint32_t limit,
-                      char *const *prefixes, size_t n, Kmx__V1__Response **out);
+int kmx_client_replay(kmx_client_t *self, uint64_t since, uint32_t limit, char *const *prefixes,
+                      size_t n, Kmx__V1__Response **out);
 
 // Lists what the store holds for kind (KIND_UNSPECIFIED: both); the result is
 // resp->catalog.

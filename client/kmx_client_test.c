@@ -20,18 +20,16 @@
 #include <cmocka.h>
 
 typedef struct {
-    void *ctx;          // context of the fake broker
-    void *router;       // its ROUTER socket
-    char endpoint[64];  // where it listens
-    int replies;        // requests to answer before stopping
-    int unavailable;    // of them, the first ones answered UNAVAILABLE (a full queue)
-    pthread_t thread;   // the broker thread
+    void *ctx;         // context of the fake broker
+    void *router;      // its ROUTER socket
+    char endpoint[64]; // where it listens
+    int replies;       // requests to answer before stopping
+    int unavailable;   // of them, the first ones answered UNAVAILABLE (a full queue)
+    pthread_t thread;  // the broker thread
 } s_broker_t;
 
 // Builds the reply the fake broker sends for req.
-static void s_answer(const char *service, const Kmx__V1__Request *req, uint8_t **out,
-                     size_t *len)
-{
+static void s_answer(const char *service, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
     Kmx__V1__Response resp = KMX__V1__RESPONSE__INIT;
     resp.request_id = req->request_id;
     Kmx__V1__PongResult pong = KMX__V1__PONG_RESULT__INIT;
@@ -72,8 +70,7 @@ static void s_answer_unavailable(const Kmx__V1__Request *req, uint8_t **out, siz
         *out = NULL;
 }
 
-static void *s_broker_run(void *arg)
-{
+static void *s_broker_run(void *arg) {
     s_broker_t *b = arg;
     for (int i = 0; i < b->replies; i++) {
         zmq_msg_t f[5];
@@ -87,9 +84,8 @@ static void *s_broker_run(void *arg)
         }
         // cmocka asserts must stay on the main thread: a bad request ends the thread and
         // the waiting client then fails its own assertions.
-        Kmx__V1__Request *req = n == 5 ? kmx_msg_request_unpack(zmq_msg_data(&f[4]),
-                                                                zmq_msg_size(&f[4]))
-                                       : NULL;
+        Kmx__V1__Request *req =
+            n == 5 ? kmx_msg_request_unpack(zmq_msg_data(&f[4]), zmq_msg_size(&f[4])) : NULL;
         uint8_t *body = NULL;
         size_t len = 0;
         char service[64] = {0};
@@ -121,8 +117,7 @@ static void *s_broker_run(void *arg)
     return NULL;
 }
 
-static int s_setup(void **state)
-{
+static int s_setup(void **state) {
     s_broker_t *b = calloc(1, sizeof(*b));
     assert_non_null(b);
     b->ctx = zmq_ctx_new();
@@ -136,8 +131,7 @@ static int s_setup(void **state)
     return 0;
 }
 
-static int s_teardown(void **state)
-{
+static int s_teardown(void **state) {
     s_broker_t *b = *state;
     zmq_close(b->router);
     zmq_ctx_term(b->ctx);
@@ -145,14 +139,12 @@ static int s_teardown(void **state)
     return 0;
 }
 
-static void s_start(s_broker_t *b, int replies)
-{
+static void s_start(s_broker_t *b, int replies) {
     b->replies = replies;
     assert_int_equal(pthread_create(&b->thread, NULL, s_broker_run, b), 0);
 }
 
-static void test_client_ping_returns_pong(void **state)
-{
+static void test_client_ping_returns_pong(void **state) {
     s_broker_t *b = *state;
     s_start(b, 1);
     kmx_client_t *c = kmx_client_new(b->endpoint, 5000, 1);
@@ -169,8 +161,7 @@ static void test_client_ping_returns_pong(void **state)
     assert_null(c);
 }
 
-static void test_client_put_sends_records(void **state)
-{
+static void test_client_put_sends_records(void **state) {
     s_broker_t *b = *state;
     s_start(b, 1);
     kmx_client_t *c = kmx_client_new(b->endpoint, 5000, 1);
@@ -184,8 +175,7 @@ static void test_client_put_sends_records(void **state)
     kmx_client_destroy(&c);
 }
 
-static void test_client_maps_error_response(void **state)
-{
+static void test_client_maps_error_response(void **state) {
     s_broker_t *b = *state;
     s_start(b, 1);
     kmx_client_t *c = kmx_client_new(b->endpoint, 5000, 1);
@@ -200,8 +190,7 @@ static void test_client_maps_error_response(void **state)
     kmx_client_destroy(&c);
 }
 
-static void test_client_times_out_without_answer(void **state)
-{
+static void test_client_times_out_without_answer(void **state) {
     s_broker_t *b = *state;
     kmx_client_t *c = kmx_client_new(b->endpoint, 100, 2);
     Kmx__V1__Response *resp = NULL;
@@ -262,18 +251,15 @@ static void test_client_deadline_bounds_timeouts(void **state) {
     kmx_client_destroy(&c);
 }
 
-static void test_client_error_codes(void **state)
-{
+static void test_client_error_codes(void **state) {
     (void)state;
     assert_int_equal(kmx_client_error_code(KMX__V1__ERROR_CODE__BAD_REQUEST), KMX_ERR_INVAL);
-    assert_int_equal(kmx_client_error_code(KMX__V1__ERROR_CODE__UNAVAILABLE),
-                     KMX_ERR_UNAVAILABLE);
+    assert_int_equal(kmx_client_error_code(KMX__V1__ERROR_CODE__UNAVAILABLE), KMX_ERR_UNAVAILABLE);
     assert_int_equal(kmx_client_error_code(KMX__V1__ERROR_CODE__RESYNC_NEEDED), KMX_ERR_RESYNC);
     assert_null(kmx_client_new(NULL, 0, 0));
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_client_ping_returns_pong, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_client_put_sends_records, s_setup, s_teardown),

@@ -14,8 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int kmx_format_parse(const char *text, kmx_format_kind_t *out)
-{
+int kmx_format_parse(const char *text, kmx_format_kind_t *out) {
     if (!text)
         return KMX_ERR_INVAL;
     if (strcmp(text, "table") == 0)
@@ -29,8 +28,7 @@ int kmx_format_parse(const char *text, kmx_format_kind_t *out)
     return 0;
 }
 
-void kmx_format_json_string(FILE *out, const char *s)
-{
+void kmx_format_json_string(FILE *out, const char *s) {
     if (!s) {
         fputs("null", out);
         return;
@@ -69,8 +67,7 @@ void kmx_format_json_string(FILE *out, const char *s)
     fputc('"', out);
 }
 
-static int s_csv_needs_quotes(const char *s)
-{
+static int s_csv_needs_quotes(const char *s) {
     size_t n = strlen(s);
     if (n == 0)
         return 0;
@@ -79,8 +76,7 @@ static int s_csv_needs_quotes(const char *s)
     return strpbrk(s, ",\"\r\n") != NULL;
 }
 
-void kmx_format_csv_field(FILE *out, const char *s)
-{
+void kmx_format_csv_field(FILE *out, const char *s) {
     if (!s)
         return;
     if (!s_csv_needs_quotes(s)) {
@@ -96,8 +92,7 @@ void kmx_format_csv_field(FILE *out, const char *s)
     fputc('"', out);
 }
 
-void kmx_format_csv_row(FILE *out, const char *const *fields, size_t n)
-{
+void kmx_format_csv_row(FILE *out, const char *const *fields, size_t n) {
     for (size_t i = 0; i < n; i++) {
         if (i > 0)
             fputc(',', out);
@@ -108,8 +103,7 @@ void kmx_format_csv_row(FILE *out, const char *const *fields, size_t n)
 
 // Decodes one UTF-8 sequence at p. Returns its length (1 for a stray byte) and the
 // code point in *cp.
-static size_t s_utf8_next(const unsigned char *p, uint32_t *cp)
-{
+static size_t s_utf8_next(const unsigned char *p, uint32_t *cp) {
     size_t len;
     uint32_t c = p[0];
     if (c < 0x80)
@@ -135,8 +129,7 @@ static size_t s_utf8_next(const unsigned char *p, uint32_t *cp)
     return len;
 }
 
-static size_t s_cp_width(uint32_t cp)
-{
+static size_t s_cp_width(uint32_t cp) {
     if ((cp >= 0x0300 && cp <= 0x036F) || (cp >= 0x200B && cp <= 0x200F))
         return 0;
     if ((cp >= 0x1100 && cp <= 0x115F) || (cp >= 0x2E80 && cp <= 0xA4CF) ||
@@ -148,8 +141,7 @@ static size_t s_cp_width(uint32_t cp)
     return 1;
 }
 
-size_t kmx_format_width(const char *text)
-{
+size_t kmx_format_width(const char *text) {
     size_t width = 0;
     const unsigned char *p = (const unsigned char *)(text ? text : "");
     while (*p) {
@@ -163,16 +155,15 @@ size_t kmx_format_width(const char *text)
 // ---- tables ---------------------------------------------------------------------
 
 struct kmx_format_table {
-    size_t ncols;     // columns per row
-    size_t nrows;     // rows held, header included
-    size_t cap;       // rows allocated
-    char **cells;     // nrows * ncols copies, row-major; row 0 is the header
-    size_t *widths;   // widest cell per column
-    bool *right;      // right-aligned columns
+    size_t ncols;   // columns per row
+    size_t nrows;   // rows held, header included
+    size_t cap;     // rows allocated
+    char **cells;   // nrows * ncols copies, row-major; row 0 is the header
+    size_t *widths; // widest cell per column
+    bool *right;    // right-aligned columns
 };
 
-kmx_format_table_t *kmx_format_table_new(const char *const *headers, size_t ncols)
-{
+kmx_format_table_t *kmx_format_table_new(const char *const *headers, size_t ncols) {
     assert(headers && ncols > 0);
     kmx_format_table_t *self = calloc(1, sizeof(*self));
     if (!self)
@@ -185,8 +176,7 @@ kmx_format_table_t *kmx_format_table_new(const char *const *headers, size_t ncol
     return self;
 }
 
-void kmx_format_table_destroy(kmx_format_table_t **self_p)
-{
+void kmx_format_table_destroy(kmx_format_table_t **self_p) {
     if (!self_p || !*self_p)
         return;
     kmx_format_table_t *self = *self_p;
@@ -199,14 +189,12 @@ void kmx_format_table_destroy(kmx_format_table_t **self_p)
     *self_p = NULL;
 }
 
-void kmx_format_table_align_right(kmx_format_table_t *self, size_t col)
-{
+void kmx_format_table_align_right(kmx_format_table_t *self, size_t col) {
     assert(self && col < self->ncols);
     self->right[col] = true;
 }
 
-int kmx_format_table_add(kmx_format_table_t *self, const char *const *cells)
-{
+int kmx_format_table_add(kmx_format_table_t *self, const char *const *cells) {
     assert(self && cells);
     if (self->nrows == self->cap) {
         size_t cap = self->cap ? self->cap * 2 : 16;
@@ -236,14 +224,12 @@ int kmx_format_table_add(kmx_format_table_t *self, const char *const *cells)
     return 0;
 }
 
-static void s_pad(FILE *out, size_t n)
-{
+static void s_pad(FILE *out, size_t n) {
     while (n-- > 0)
         fputc(' ', out);
 }
 
-static void s_print_row(const kmx_format_table_t *self, char *const *row, FILE *out)
-{
+static void s_print_row(const kmx_format_table_t *self, char *const *row, FILE *out) {
     for (size_t i = 0; i < self->ncols; i++) {
         size_t pad = self->widths[i] - kmx_format_width(row[i]);
         bool last = i + 1 == self->ncols;
@@ -258,8 +244,7 @@ static void s_print_row(const kmx_format_table_t *self, char *const *row, FILE *
     fputc('\n', out);
 }
 
-void kmx_format_table_print(const kmx_format_table_t *self, FILE *out)
-{
+void kmx_format_table_print(const kmx_format_table_t *self, FILE *out) {
     assert(self);
     for (size_t r = 0; r < self->nrows; r++) {
         s_print_row(self, self->cells + r * self->ncols, out);
@@ -278,23 +263,35 @@ void kmx_format_table_print(const kmx_format_table_t *self, FILE *out)
 // ---- records ----------------------------------------------------------------------
 
 const char *const kmx_format_record_columns[KMX_FORMAT_RECORD_NCOLS] = {
-    "kind",   "period", "market", "category", "item",       "company", "artist",
-    "value",  "unit",   "source", "status",   "as_of",      "note",    "url",
-    "confidence", "seq", "updated_ms",
+    "kind",   "period", "market", "category", "item", "company",    "artist", "value",      "unit",
+    "source", "status", "as_of",  "note",     "url",  "confidence", "seq",    "updated_ms",
 };
 
 enum {
-    S_KIND = 0, S_PERIOD, S_MARKET, S_CATEGORY, S_ITEM, S_COMPANY, S_ARTIST, S_VALUE, S_UNIT,
-    S_SOURCE, S_STATUS, S_AS_OF, S_NOTE, S_URL, S_CONFIDENCE, S_SEQ, S_UPDATED
+    S_KIND = 0,
+    S_PERIOD,
+    S_MARKET,
+    S_CATEGORY,
+    S_ITEM,
+    S_COMPANY,
+    S_ARTIST,
+    S_VALUE,
+    S_UNIT,
+    S_SOURCE,
+    S_STATUS,
+    S_AS_OF,
+    S_NOTE,
+    S_URL,
+    S_CONFIDENCE,
+    S_SEQ,
+    S_UPDATED
 };
 
-static const char *s_nonempty(const char *s)
-{
+static const char *s_nonempty(const char *s) {
     return s && *s ? s : NULL;
 }
 
-static void s_record_value(kmx_format_record_t *out, const Kmx__V1__Record *rec)
-{
+static void s_record_value(kmx_format_record_t *out, const Kmx__V1__Record *rec) {
     if (!rec->value)
         return;
     if (rec->value->has_amount &&
@@ -303,9 +300,8 @@ static void s_record_value(kmx_format_record_t *out, const Kmx__V1__Record *rec)
     out->cells[S_UNIT] = s_nonempty(rec->value->unit);
 }
 
-void kmx_format_record_init(kmx_format_record_t *out, const Kmx__V1__Record *rec,
-                            uint64_t seq, uint64_t updated_ms)
-{
+void kmx_format_record_init(kmx_format_record_t *out, const Kmx__V1__Record *rec, uint64_t seq,
+                            uint64_t updated_ms) {
     assert(out && rec);
     memset(out, 0, sizeof(*out));
     if (rec->has_kind)
@@ -338,8 +334,7 @@ void kmx_format_record_init(kmx_format_record_t *out, const Kmx__V1__Record *rec
     }
 }
 
-void kmx_format_record_json(FILE *out, const kmx_format_record_t *rec)
-{
+void kmx_format_record_json(FILE *out, const kmx_format_record_t *rec) {
     json_t *doc = kmx_json_record(rec);
     if (!doc || kmx_json_dumpf(doc, out) < 0)
         fputs("null", out); // out of memory: still one JSON value per line

@@ -64,8 +64,8 @@ typedef struct {
 } kmx_format_record_t;
 
 // Renders rec (borrowed; must outlive out). seq and updated_ms are shown when nonzero.
-void kmx_format_record_init(kmx_format_record_t *out, const Kmx__V1__Record *rec,
-                            uint64_t seq, uint64_t updated_ms);
+void kmx_format_record_init(kmx_format_record_t *out, const Kmx__V1__Record *rec, uint64_t seq,
+                            uint64_t updated_ms);
 
 // Writes the record as one JSON object (no newline; kmx_json_record's shape): strings,
 // exact decimal strings for the value, numbers for seq and updated_ms, null for absent

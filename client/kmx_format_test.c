@@ -20,22 +20,19 @@ typedef struct {
     size_t len; // their length
 } s_mem_t;
 
-static FILE *s_open(s_mem_t *m)
-{
+static FILE *s_open(s_mem_t *m) {
     memset(m, 0, sizeof(*m));
     m->file = open_memstream(&m->buf, &m->len);
     assert_non_null(m->file);
     return m->file;
 }
 
-static const char *s_done(s_mem_t *m)
-{
+static const char *s_done(s_mem_t *m) {
     fclose(m->file);
     return m->buf;
 }
 
-static void test_format_json_escapes_quotes_backslash_and_controls(void **state)
-{
+static void test_format_json_escapes_quotes_backslash_and_controls(void **state) {
     (void)state;
     s_mem_t m;
     kmx_format_json_string(s_open(&m), "a\"b\\c\n\t\x01\x1f\x7f");
@@ -43,8 +40,7 @@ static void test_format_json_escapes_quotes_backslash_and_controls(void **state)
     free(m.buf);
 }
 
-static void test_format_json_passes_utf8_and_writes_null(void **state)
-{
+static void test_format_json_passes_utf8_and_writes_null(void **state) {
     (void)state;
     s_mem_t m;
     FILE *f = s_open(&m);
@@ -55,19 +51,16 @@ static void test_format_json_passes_utf8_and_writes_null(void **state)
     free(m.buf);
 }
 
-static void test_format_csv_quotes_only_when_needed(void **state)
-{
+static void test_format_csv_quotes_only_when_needed(void **state) {
     (void)state;
     s_mem_t m;
     const char *fields[] = {"plain", "a,b", "say \"hi\"", "two\nlines", "", NULL, " pad"};
     kmx_format_csv_row(s_open(&m), fields, 7);
-    assert_string_equal(s_done(&m),
-                        "plain,\"a,b\",\"say \"\"hi\"\"\",\"two\nlines\",,,\" pad\"\n");
+    assert_string_equal(s_done(&m), "plain,\"a,b\",\"say \"\"hi\"\"\",\"two\nlines\",,,\" pad\"\n");
     free(m.buf);
 }
 
-static void test_format_width_counts_hangul_as_two(void **state)
-{
+static void test_format_width_counts_hangul_as_two(void **state) {
     (void)state;
     assert_int_equal(kmx_format_width("abc"), 3);
     assert_int_equal(kmx_format_width("멜론"), 4);
@@ -75,8 +68,7 @@ static void test_format_width_counts_hangul_as_two(void **state)
     assert_int_equal(kmx_format_width(""), 0);
 }
 
-static void test_format_table_aligns_columns(void **state)
-{
+static void test_format_table_aligns_columns(void **state) {
     (void)state;
     const char *header[] = {"item", "sum"};
     kmx_format_table_t *t = kmx_format_table_new(header, 2);
@@ -97,8 +89,7 @@ static void test_format_table_aligns_columns(void **state)
     assert_null(t);
 }
 
-static void test_format_record_json_and_csv(void **state)
-{
+static void test_format_record_json_and_csv(void **state) {
     (void)state;
     Kmx__V1__Record rec = KMX__V1__RECORD__INIT;
     Kmx__V1__Period period = KMX__V1__PERIOD__INIT;
@@ -115,12 +106,11 @@ static void test_format_record_json_and_csv(void **state)
     s_mem_t m;
     kmx_format_record_json(s_open(&m), &fr);
     assert_string_equal(
-        s_done(&m),
-        "{\"kind\":\"export\",\"period\":\"2025-H1\",\"market\":\"JP\","
-        "\"category\":\"physical_album_customs\",\"item\":\"albums \\\"JP\\\"\","
-        "\"company\":null,\"artist\":null,\"value\":\"39100000.0005\",\"unit\":\"USD\","
-        "\"source\":\"KCS, monthly\",\"status\":\"final\",\"as_of\":null,\"note\":null,"
-        "\"url\":null,\"confidence\":null,\"seq\":42,\"updated_ms\":null}");
+        s_done(&m), "{\"kind\":\"export\",\"period\":\"2025-H1\",\"market\":\"JP\","
+                    "\"category\":\"physical_album_customs\",\"item\":\"albums \\\"JP\\\"\","
+                    "\"company\":null,\"artist\":null,\"value\":\"39100000.0005\",\"unit\":\"USD\","
+                    "\"source\":\"KCS, monthly\",\"status\":\"final\",\"as_of\":null,\"note\":null,"
+                    "\"url\":null,\"confidence\":null,\"seq\":42,\"updated_ms\":null}");
     free(m.buf);
     kmx_format_csv_row(s_open(&m), fr.cells, KMX_FORMAT_RECORD_NCOLS);
     assert_string_equal(s_done(&m), "export,2025-H1,JP,physical_album_customs,"
@@ -129,8 +119,7 @@ static void test_format_record_json_and_csv(void **state)
     free(m.buf);
 }
 
-static void test_format_parse_names(void **state)
-{
+static void test_format_parse_names(void **state) {
     (void)state;
     kmx_format_kind_t k;
     assert_int_equal(kmx_format_parse("json", &k), 0);
@@ -140,8 +129,7 @@ static void test_format_parse_names(void **state)
     assert_int_equal(kmx_format_parse("yaml", &k), KMX_ERR_INVAL);
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_format_json_escapes_quotes_backslash_and_controls),
         cmocka_unit_test(test_format_json_passes_utf8_and_writes_null),

@@ -4,23 +4,23 @@
 #ifndef KMX_ERR_H
 #define KMX_ERR_H
 
-#define KMX_ERR_LIST(X)                                                                    \
-    X(INVAL, -1, "invalid argument")                                                       \
-    X(NOT_FOUND, -2, "no such record")                                                     \
-    X(DECODE, -3, "malformed message")                                                     \
-    X(NOMEM, -4, "out of memory")                                                          \
-    X(IO, -5, "input/output error")                                                        \
-    X(UNAVAILABLE, -6, "service unavailable")                                              \
-    X(TIMEOUT, -7, "timed out")                                                            \
-    X(TOO_BIG, -8, "request too large")                                                    \
-    X(STORAGE, -9, "storage error")                                                        \
-    X(FULL, -10, "storage full")                                                           \
-    X(VERSION, -11, "unsupported on-disk version")                                         \
-    X(UNSUPPORTED, -12, "unsupported request")                                             \
-    X(OVERFLOW, -13, "numeric overflow")                                                   \
-    X(INTERNAL, -14, "internal error")                                                     \
-    X(RESYNC, -15, "events no longer kept; resync needed")                                 \
-    X(FORBIDDEN, -16, "permission denied")                                                 \
+#define KMX_ERR_LIST(X)                                                                            \
+    X(INVAL, -1, "invalid argument")                                                               \
+    X(NOT_FOUND, -2, "no such record")                                                             \
+    X(DECODE, -3, "malformed message")                                                             \
+    X(NOMEM, -4, "out of memory")                                                                  \
+    X(IO, -5, "input/output error")                                                                \
+    X(UNAVAILABLE, -6, "service unavailable")                                                      \
+    X(TIMEOUT, -7, "timed out")                                                                    \
+    X(TOO_BIG, -8, "request too large")                                                            \
+    X(STORAGE, -9, "storage error")                                                                \
+    X(FULL, -10, "storage full")                                                                   \
+    X(VERSION, -11, "unsupported on-disk version")                                                 \
+    X(UNSUPPORTED, -12, "unsupported request")                                                     \
+    X(OVERFLOW, -13, "numeric overflow")                                                           \
+    X(INTERNAL, -14, "internal error")                                                             \
+    X(RESYNC, -15, "events no longer kept; resync needed")                                         \
+    X(FORBIDDEN, -16, "permission denied")                                                         \
     X(BUSY, -17, "data directory in use by another kmx-storage")
 
 typedef enum {

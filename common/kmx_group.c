@@ -4,8 +4,8 @@
 #include "kmx_group.h"
 
 #include "kmx_err.h"
-#include "kmx_mem.h"
 #include "kmx_market.h"
+#include "kmx_mem.h"
 #include "kmx_period.h"
 
 #include <stdio.h>
@@ -19,16 +19,16 @@
 // encoding is prefix-free and equal keys mean equal groups. Periods and years are only
 // formatted for the result, never per entry.
 typedef struct {
-    char *key;                        // composite key (above)
-    size_t key_len;                   // bytes in key
-    kmx_i128 sum;                     // exact sum in ten-thousandths
-    uint64_t count;                   // records in the group
-    int64_t min, max;                 // range of single values, valid when has_minmax
-    int has_minmax;                   // nonzero while every entry carried min and max
-    char sum_text[S_SUM_TEXT];        // formatted sum for the result
+    char *key;                             // composite key (above)
+    size_t key_len;                        // bytes in key
+    kmx_i128 sum;                          // exact sum in ten-thousandths
+    uint64_t count;                        // records in the group
+    int64_t min, max;                      // range of single values, valid when has_minmax
+    int has_minmax;                        // nonzero while every entry carried min and max
+    char sum_text[S_SUM_TEXT];             // formatted sum for the result
     char period_text[KMX_PERIOD_TEXT_MAX]; // formatted period for the result
     char year_text[12];                    // formatted year for the result
-    char *keys[KMX_GROUP_FIELDS_MAX]; // pointers into key (or the texts) for the result row
+    char *keys[KMX_GROUP_FIELDS_MAX];      // pointers into key (or the texts) for the result row
 } s_group_t;
 
 struct kmx_group {

@@ -9,9 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 // cmocka.h needs the headers above.
-#include <cmocka.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cmocka.h>
 
 // Unpacks a reply packed by the code under test and frees the buffer.
 static Kmx__V1__Response *s_unpack(uint8_t *buf, size_t len) {

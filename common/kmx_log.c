@@ -15,8 +15,7 @@ static const char *s_service = "kmx";
 static kmx_log_level_t s_level = KMX_LOG_INFO;
 static const char *const s_names[] = {"error", "warn", "info", "debug"};
 
-void kmx_log_init(const char *service)
-{
+void kmx_log_init(const char *service) {
     if (service)
         s_service = service;
     const char *env = getenv("KMX_LOG_LEVEL");
@@ -24,8 +23,7 @@ void kmx_log_init(const char *service)
         fprintf(stderr, "%s: ignoring unknown KMX_LOG_LEVEL '%s'\n", s_service, env);
 }
 
-int kmx_log_set_level(const char *text)
-{
+int kmx_log_set_level(const char *text) {
     for (int i = 0; i <= KMX_LOG_DEBUG; i++) {
         if (strcasecmp(text, s_names[i]) == 0) {
             s_level = (kmx_log_level_t)i;
@@ -35,13 +33,11 @@ int kmx_log_set_level(const char *text)
     return KMX_ERR_INVAL;
 }
 
-int kmx_log_is_enabled(kmx_log_level_t level)
-{
+int kmx_log_is_enabled(kmx_log_level_t level) {
     return level <= s_level;
 }
 
-void kmx_log_write(kmx_log_level_t level, const char *fmt, ...)
-{
+void kmx_log_write(kmx_log_level_t level, const char *fmt, ...) {
     if (!kmx_log_is_enabled(level))
         return;
     char line[1024];
@@ -50,8 +46,8 @@ void kmx_log_write(kmx_log_level_t level, const char *fmt, ...)
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s %s[%d] ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, s_names[level], s_service, (int)getpid());
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000, s_names[level], s_service, (int)getpid());
     va_list ap;
     va_start(ap, fmt);
     if (n > 0 && (size_t)n < sizeof line)

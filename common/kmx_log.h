@@ -20,10 +20,10 @@ void kmx_log_write(kmx_log_level_t level, const char *fmt, ...)
 #define kmx_log_error(...) kmx_log_write(KMX_LOG_ERROR, __VA_ARGS__)
 #define kmx_log_warn(...) kmx_log_write(KMX_LOG_WARN, __VA_ARGS__)
 #define kmx_log_info(...) kmx_log_write(KMX_LOG_INFO, __VA_ARGS__)
-#define kmx_log_debug(...)                                                                 \
-    do {                                                                                   \
-        if (kmx_log_is_enabled(KMX_LOG_DEBUG))                                             \
-            kmx_log_write(KMX_LOG_DEBUG, __VA_ARGS__);                                     \
+#define kmx_log_debug(...)                                                                         \
+    do {                                                                                           \
+        if (kmx_log_is_enabled(KMX_LOG_DEBUG))                                                     \
+            kmx_log_write(KMX_LOG_DEBUG, __VA_ARGS__);                                             \
     } while (0)
 
 #endif

@@ -6,22 +6,19 @@
 
 #include <stdlib.h>
 
-Kmx__V1__Request *kmx_msg_request_unpack(const void *data, size_t size)
-{
+Kmx__V1__Request *kmx_msg_request_unpack(const void *data, size_t size) {
     if (!data || size == 0 || size > KMX_MSG_MAX)
         return NULL;
     return kmx__v1__request__unpack(NULL, size, data);
 }
 
-Kmx__V1__Response *kmx_msg_response_unpack(const void *data, size_t size)
-{
+Kmx__V1__Response *kmx_msg_response_unpack(const void *data, size_t size) {
     if (!data || size == 0 || size > KMX_MSG_MAX)
         return NULL;
     return kmx__v1__response__unpack(NULL, size, data);
 }
 
-static int s_pack(const ProtobufCMessage *msg, uint8_t **out, size_t *len)
-{
+static int s_pack(const ProtobufCMessage *msg, uint8_t **out, size_t *len) {
     size_t n = protobuf_c_message_get_packed_size(msg);
     // An empty message packs to zero bytes; keep one byte so the buffer is never NULL.
     uint8_t *buf = malloc(n ? n : 1);
@@ -32,18 +29,15 @@ static int s_pack(const ProtobufCMessage *msg, uint8_t **out, size_t *len)
     return 0;
 }
 
-int kmx_msg_pack_request(const Kmx__V1__Request *req, uint8_t **out, size_t *len)
-{
+int kmx_msg_pack_request(const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
     return s_pack(&req->base, out, len);
 }
 
-int kmx_msg_pack_response(const Kmx__V1__Response *resp, uint8_t **out, size_t *len)
-{
+int kmx_msg_pack_response(const Kmx__V1__Response *resp, uint8_t **out, size_t *len) {
     return s_pack(&resp->base, out, len);
 }
 
-Kmx__V1__ErrorCode kmx_msg_error_code(int kmx_err)
-{
+Kmx__V1__ErrorCode kmx_msg_error_code(int kmx_err) {
     switch (kmx_err) {
     case KMX_ERR_INVAL:
     case KMX_ERR_DECODE:
@@ -69,8 +63,7 @@ Kmx__V1__ErrorCode kmx_msg_error_code(int kmx_err)
 }
 
 void kmx_msg_set_error(Kmx__V1__Response *resp, Kmx__V1__Error *err, const char *request_id,
-                       int kmx_err, const char *message)
-{
+                       int kmx_err, const char *message) {
     kmx__v1__response__init(resp);
     kmx__v1__error__init(err);
     err->has_code = 1;
@@ -82,16 +75,14 @@ void kmx_msg_set_error(Kmx__V1__Response *resp, Kmx__V1__Error *err, const char 
 }
 
 int kmx_msg_pack_error(const char *request_id, int kmx_err, const char *message, uint8_t **out,
-                       size_t *len)
-{
+                       size_t *len) {
     Kmx__V1__Response resp;
     Kmx__V1__Error err;
     kmx_msg_set_error(&resp, &err, request_id, kmx_err, message);
     return kmx_msg_pack_response(&resp, out, len);
 }
 
-const char *kmx_msg_body_name(const Kmx__V1__Request *req)
-{
+const char *kmx_msg_body_name(const Kmx__V1__Request *req) {
     switch (req ? req->body_case : KMX__V1__REQUEST__BODY__NOT_SET) {
     case KMX__V1__REQUEST__BODY_PING:
         return "ping";

@@ -1,17 +1,17 @@
 /*  Tests for kmx_msg: round trips, and malformed bytes refused without crashing.  */
-#include "kmx_msg.h"
 #include "kmx_err.h"
+#include "kmx_msg.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void test_msg_request_round_trip(void **state)
-{
+#include <cmocka.h>
+
+static void test_msg_request_round_trip(void **state) {
     (void)state;
     Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
     Kmx__V1__ReplayRequest replay = KMX__V1__REPLAY_REQUEST__INIT;
@@ -33,8 +33,7 @@ static void test_msg_request_round_trip(void **state)
     free(buf);
 }
 
-static void test_msg_unpack_refuses_malformed(void **state)
-{
+static void test_msg_unpack_refuses_malformed(void **state) {
     (void)state;
     Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
     Kmx__V1__PingRequest ping = KMX__V1__PING_REQUEST__INIT;
@@ -67,8 +66,7 @@ static void test_msg_unpack_refuses_malformed(void **state)
     }
 }
 
-static void test_msg_error_response(void **state)
-{
+static void test_msg_error_response(void **state) {
     (void)state;
     uint8_t *buf;
     size_t len;
@@ -87,8 +85,7 @@ static void test_msg_error_response(void **state)
     assert_int_equal(kmx_msg_error_code(KMX_ERR_IO), KMX__V1__ERROR_CODE__INTERNAL);
 }
 
-static void test_err_texts_cover_every_code(void **state)
-{
+static void test_err_texts_cover_every_code(void **state) {
     (void)state;
     assert_string_equal(kmx_strerror(KMX_ERR_NOT_FOUND), "no such record");
     assert_string_equal(kmx_err_name(KMX_ERR_RESYNC), "RESYNC");
@@ -96,8 +93,7 @@ static void test_err_texts_cover_every_code(void **state)
     assert_string_equal(kmx_strerror(0), "ok");
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_msg_request_round_trip),
         cmocka_unit_test(test_msg_unpack_refuses_malformed),

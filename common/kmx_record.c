@@ -18,8 +18,7 @@
 static int s_fail(kmx_record_problem_t *pr, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static int s_fail(kmx_record_problem_t *pr, const char *field, const char *fmt, ...)
-{
+static int s_fail(kmx_record_problem_t *pr, const char *field, const char *fmt, ...) {
     if (pr) {
         pr->field = field;
         va_list ap;
@@ -31,12 +30,14 @@ static int s_fail(kmx_record_problem_t *pr, const char *field, const char *fmt, 
 }
 
 // Returns nonzero when s is well-formed UTF-8 without control characters.
-static int s_text_is_clean(const char *s)
-{
+static int s_text_is_clean(const char *s) {
     const unsigned char *p = (const unsigned char *)s;
     while (*p) {
-        int n = *p < 0x80 ? 0 : (*p & 0xE0) == 0xC0 ? 1 : (*p & 0xF0) == 0xE0 ? 2
-                : (*p & 0xF8) == 0xF0 ? 3 : -1;
+        int n = *p < 0x80             ? 0
+                : (*p & 0xE0) == 0xC0 ? 1
+                : (*p & 0xF0) == 0xE0 ? 2
+                : (*p & 0xF8) == 0xF0 ? 3
+                                      : -1;
         if (n < 0 || (n == 0 && (*p < 0x20 || *p == 0x7F)) || (n == 1 && *p < 0xC2))
             return 0;
         for (int i = 1; i <= n; i++) {
@@ -49,8 +50,7 @@ static int s_text_is_clean(const char *s)
 }
 
 // Trims surrounding white space in place; an empty result becomes NULL (absent).
-static void s_trim(char **sp)
-{
+static void s_trim(char **sp) {
     char *s = *sp;
     if (!s)
         return;
@@ -69,8 +69,7 @@ static void s_trim(char **sp)
 
 // Checks a free-text field: trimmed, clean UTF-8, at most max bytes, present if required.
 static int s_check_text(char **sp, const char *field, size_t max, int required,
-                        kmx_record_problem_t *pr)
-{
+                        kmx_record_problem_t *pr) {
     s_trim(sp);
     if (!*sp)
         return required ? s_fail(pr, field, "%s is required", field) : 0;
@@ -81,8 +80,7 @@ static int s_check_text(char **sp, const char *field, size_t max, int required,
     return 0;
 }
 
-static int s_replace(char **sp, const char *text)
-{
+static int s_replace(char **sp, const char *text) {
     char *copy = strdup(text);
     if (!copy)
         return KMX_ERR_NOMEM;
@@ -91,8 +89,7 @@ static int s_replace(char **sp, const char *text)
     return 0;
 }
 
-static int s_check_market(Kmx__V1__Record *rec, kmx_record_problem_t *pr)
-{
+static int s_check_market(Kmx__V1__Record *rec, kmx_record_problem_t *pr) {
     char canon[KMX_MARKET_MAX];
     s_trim(&rec->market);
     if (!rec->market && rec->kind == KMX__V1__KIND__CONSUMPTION)
@@ -107,8 +104,7 @@ static int s_check_market(Kmx__V1__Record *rec, kmx_record_problem_t *pr)
     return strcmp(canon, rec->market) == 0 ? 0 : s_replace(&rec->market, canon);
 }
 
-static int s_check_category(Kmx__V1__Record *rec, kmx_record_problem_t *pr)
-{
+static int s_check_category(Kmx__V1__Record *rec, kmx_record_problem_t *pr) {
     const char *name = rec->kind == KMX__V1__KIND__CONSUMPTION ? "dimension" : "category";
     int rc = s_check_text(&rec->category, "category", KMX_CATEGORY_MAX, 1, pr);
     if (rc != 0)
@@ -118,8 +114,7 @@ static int s_check_category(Kmx__V1__Record *rec, kmx_record_problem_t *pr)
         if (*p == ' ' || *p == '-')
             *p = '_';
         if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '_'))
-            return s_fail(pr, "category",
-                          "%s '%.60s' may hold only letters, digits and '_'", name,
+            return s_fail(pr, "category", "%s '%.60s' may hold only letters, digits and '_'", name,
                           rec->category);
     }
     return 0;
@@ -157,8 +152,7 @@ int kmx_record_may_be_negative(const char *unit, const char *category, const cha
     return s_names_negative_quantity(category) || s_names_negative_quantity(item);
 }
 
-static int s_check_value(const Kmx__V1__Record *rec, kmx_record_problem_t *pr)
-{
+static int s_check_value(const Kmx__V1__Record *rec, kmx_record_problem_t *pr) {
     const Kmx__V1__Value *v = rec->value;
     if (!v || !v->has_amount)
         return s_fail(pr, "value", "value is required");
@@ -175,8 +169,7 @@ static int s_check_value(const Kmx__V1__Record *rec, kmx_record_problem_t *pr)
     return 0;
 }
 
-static int s_check_as_of(const char *s, kmx_record_problem_t *pr)
-{
+static int s_check_as_of(const char *s, kmx_record_problem_t *pr) {
     unsigned y, m, d;
     char tail;
     static const unsigned mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
@@ -189,12 +182,10 @@ static int s_check_as_of(const char *s, kmx_record_problem_t *pr)
     return 0;
 }
 
-static int s_check_enums(const Kmx__V1__Record *rec, kmx_record_problem_t *pr)
-{
+static int s_check_enums(const Kmx__V1__Record *rec, kmx_record_problem_t *pr) {
     if (rec->has_status && (rec->status < 0 || rec->status > KMX__V1__STATUS__FINAL))
         return s_fail(pr, "status", "unknown status %d", (int)rec->status);
-    if (rec->has_confidence &&
-        (rec->confidence < 0 || rec->confidence > KMX__V1__CONFIDENCE__HIGH))
+    if (rec->has_confidence && (rec->confidence < 0 || rec->confidence > KMX__V1__CONFIDENCE__HIGH))
         return s_fail(pr, "confidence", "unknown confidence %d", (int)rec->confidence);
     return 0;
 }
@@ -269,8 +260,7 @@ static int s_period_resolve(Kmx__V1__Period *p, kmx_record_problem_t *pr) {
     return 0;
 }
 
-int kmx_record_normalize(Kmx__V1__Record *rec, kmx_record_problem_t *pr)
-{
+int kmx_record_normalize(Kmx__V1__Record *rec, kmx_record_problem_t *pr) {
     int rc;
     if (!rec)
         return s_fail(pr, "record", "record is missing");
@@ -297,8 +287,7 @@ int kmx_record_normalize(Kmx__V1__Record *rec, kmx_record_problem_t *pr)
     return s_check_enums(rec, pr);
 }
 
-const char *kmx_kind_name(Kmx__V1__Kind kind)
-{
+const char *kmx_kind_name(Kmx__V1__Kind kind) {
     switch (kind) {
     case KMX__V1__KIND__EXPORT:
         return "export";
@@ -309,8 +298,7 @@ const char *kmx_kind_name(Kmx__V1__Kind kind)
     }
 }
 
-int kmx_kind_parse(const char *text, Kmx__V1__Kind *out)
-{
+int kmx_kind_parse(const char *text, Kmx__V1__Kind *out) {
     if (!text)
         return KMX_ERR_INVAL;
     if (strcasecmp(text, "export") == 0 || strcasecmp(text, "exports") == 0)
@@ -322,15 +310,13 @@ int kmx_kind_parse(const char *text, Kmx__V1__Kind *out)
     return 0;
 }
 
-int kmx_record_topic(const Kmx__V1__Record *rec, char *buf, size_t size)
-{
+int kmx_record_topic(const Kmx__V1__Record *rec, char *buf, size_t size) {
     char period[KMX_PERIOD_TEXT_MAX];
     kmx_period_t p = {rec->period ? rec->period->start : 0, rec->period ? rec->period->end : 0};
     if (kmx_period_format(&p, period, sizeof period) != 0)
         return KMX_ERR_INVAL;
     int n = snprintf(buf, size, "%s.%s.%s.%s", kmx_kind_name(rec->kind),
-                     rec->market ? rec->market : "", period,
-                     rec->category ? rec->category : "");
+                     rec->market ? rec->market : "", period, rec->category ? rec->category : "");
     return n < 0 || (size_t)n >= size ? KMX_ERR_OVERFLOW : 0;
 }
 
@@ -432,7 +418,6 @@ static int s_message_equal(const ProtobufCMessageDescriptor *d, const void *a, c
     return 1;
 }
 
-int kmx_record_same_content(const Kmx__V1__Record *a, const Kmx__V1__Record *b)
-{
+int kmx_record_same_content(const Kmx__V1__Record *a, const Kmx__V1__Record *b) {
     return s_message_equal(&kmx__v1__record__descriptor, a, b);
 }

@@ -1,6 +1,6 @@
 /*  Tests for kmx_record: normalisation of good records, one rejection per bad field.  */
-#include "kmx_record.h"
 #include "kmx_err.h"
+#include "kmx_record.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,8 +14,7 @@
 #include <cmocka.h>
 
 // Builds a heap record the way protobuf-c's unpack would, so free_unpacked can free it.
-static Kmx__V1__Record *s_record(void)
-{
+static Kmx__V1__Record *s_record(void) {
     Kmx__V1__Record *r = calloc(1, sizeof *r);
     kmx__v1__record__init(r);
     r->has_kind = 1;
@@ -37,8 +36,7 @@ static Kmx__V1__Record *s_record(void)
     return r;
 }
 
-static void s_expect_reject(Kmx__V1__Record *r, const char *field)
-{
+static void s_expect_reject(Kmx__V1__Record *r, const char *field) {
     kmx_record_problem_t pr = {0};
     assert_int_equal(kmx_record_normalize(r, &pr), KMX_ERR_INVAL);
     assert_non_null(pr.field);
@@ -47,8 +45,7 @@ static void s_expect_reject(Kmx__V1__Record *r, const char *field)
     kmx__v1__record__free_unpacked(r, NULL);
 }
 
-static void test_record_normalize_canonicalises(void **state)
-{
+static void test_record_normalize_canonicalises(void **state) {
     (void)state;
     Kmx__V1__Record *r = s_record();
     free(r->company);
@@ -64,8 +61,7 @@ static void test_record_normalize_canonicalises(void **state)
     kmx__v1__record__free_unpacked(r, NULL);
 }
 
-static void test_record_consumption_defaults_to_kr(void **state)
-{
+static void test_record_consumption_defaults_to_kr(void **state) {
     (void)state;
     Kmx__V1__Record *r = s_record();
     r->kind = KMX__V1__KIND__CONSUMPTION;
@@ -76,8 +72,7 @@ static void test_record_consumption_defaults_to_kr(void **state)
     kmx__v1__record__free_unpacked(r, NULL);
 }
 
-static void test_record_rejects_each_bad_field(void **state)
-{
+static void test_record_rejects_each_bad_field(void **state) {
     (void)state;
     Kmx__V1__Record *r = s_record();
     r->kind = KMX__V1__KIND__KIND_UNSPECIFIED;
@@ -147,8 +142,7 @@ static void test_record_rejects_each_bad_field(void **state)
     s_expect_reject(r, "status");
 }
 
-static void test_record_negative_percent_is_allowed(void **state)
-{
+static void test_record_negative_percent_is_allowed(void **state) {
     (void)state;
     Kmx__V1__Record *r = s_record();
     free(r->value->unit);
@@ -325,8 +319,7 @@ static void test_record_same_content_sees_every_field(void **state) {
     kmx__v1__record__free_unpacked(a, NULL);
 }
 
-static void test_record_same_content(void **state)
-{
+static void test_record_same_content(void **state) {
     (void)state;
     Kmx__V1__Record *a = s_record(), *b = s_record();
     assert_true(kmx_record_same_content(a, b));
@@ -396,8 +389,7 @@ static void test_record_period_text(void **state) {
     assert_int_equal(kmx_record_period_text(&p, 1, &out, why, sizeof why), 0);
 }
 
-static void test_kind_parse(void **state)
-{
+static void test_kind_parse(void **state) {
     (void)state;
     Kmx__V1__Kind k;
     assert_int_equal(kmx_kind_parse("Exports", &k), 0);
@@ -408,8 +400,7 @@ static void test_kind_parse(void **state)
     assert_string_equal(kmx_kind_name(KMX__V1__KIND__CONSUMPTION), "consumption");
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_record_normalize_canonicalises),
         cmocka_unit_test(test_record_consumption_defaults_to_kr),

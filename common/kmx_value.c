@@ -15,25 +15,34 @@
 static const struct {
     const char *name; // the word, any case
     int64_t factor;   // what it multiplies by
-} s_magnitudes[] = {
-    {"thousand", 1000LL},       {"thousands", 1000LL},     {"k", 1000LL},
-    {"th", 1000LL},             {"million", 1000000LL},    {"millions", 1000000LL},
-    {"mn", 1000000LL},          {"mio", 1000000LL},        {"mil", 1000000LL},
-    {"m", 1000000LL},           {"billion", 1000000000LL}, {"billions", 1000000000LL},
-    {"bn", 1000000000LL},       {"b", 1000000000LL},       {"trillion", 1000000000000LL},
-    {"trillions", 1000000000000LL}, {"tn", 1000000000000LL}};
+} s_magnitudes[] = {{"thousand", 1000LL},
+                    {"thousands", 1000LL},
+                    {"k", 1000LL},
+                    {"th", 1000LL},
+                    {"million", 1000000LL},
+                    {"millions", 1000000LL},
+                    {"mn", 1000000LL},
+                    {"mio", 1000000LL},
+                    {"mil", 1000000LL},
+                    {"m", 1000000LL},
+                    {"billion", 1000000000LL},
+                    {"billions", 1000000000LL},
+                    {"bn", 1000000000LL},
+                    {"b", 1000000000LL},
+                    {"trillion", 1000000000000LL},
+                    {"trillions", 1000000000000LL},
+                    {"tn", 1000000000000LL}};
 
 // Other spellings of base units.
 static const struct {
     const char *name; // as written, any case
     const char *unit; // the base unit
-} s_unit_aliases[] = {{"%", "percent"}, {"pct", "percent"},   {"US$", "USD"},
-                      {"won", "KRW"},   {"yen", "JPY"},       {"percentage", "percent"}};
+} s_unit_aliases[] = {{"%", "percent"}, {"pct", "percent"}, {"US$", "USD"},
+                      {"won", "KRW"},   {"yen", "JPY"},     {"percentage", "percent"}};
 
 #define S_COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
-static int64_t s_magnitude(const char *word)
-{
+static int64_t s_magnitude(const char *word) {
     for (size_t i = 0; i < S_COUNT(s_magnitudes); i++) {
         if (strcasecmp(word, s_magnitudes[i].name) == 0)
             return s_magnitudes[i].factor;
@@ -43,8 +52,7 @@ static int64_t s_magnitude(const char *word)
 
 // Removes one magnitude word at the end ("USD_million", "USD million") or the start
 // ("million USD") of base, returning its factor, or 1 when there is none.
-static int64_t s_strip_magnitude(char *base)
-{
+static int64_t s_strip_magnitude(char *base) {
     char *sep = NULL;
     for (char *p = base; *p; p++) {
         if (*p == '_' || *p == ' ')
@@ -71,8 +79,7 @@ static int64_t s_strip_magnitude(char *base)
     return f;
 }
 
-static void s_trim(char *s)
-{
+static void s_trim(char *s) {
     size_t n = strlen(s), lead = strspn(s, " \t");
     while (n > lead && (s[n - 1] == ' ' || s[n - 1] == '\t'))
         n--;
@@ -82,8 +89,7 @@ static void s_trim(char *s)
 
 static int s_korean_unit(const char *text, char *english, size_t size, int64_t *factor);
 
-int kmx_unit_normalize(const char *text, char *unit_out, size_t size, int64_t *multiplier)
-{
+int kmx_unit_normalize(const char *text, char *unit_out, size_t size, int64_t *multiplier) {
     char korean[KMX_UNIT_MAX];
     int64_t korean_factor = 1;
     if (s_korean_unit(text, korean, sizeof korean, &korean_factor) == 0) {
@@ -130,8 +136,7 @@ int kmx_unit_normalize(const char *text, char *unit_out, size_t size, int64_t *m
 }
 
 // Reads [sign] digits [, digits]* [. digits] into *mant (all digits) and *frac_len.
-static int s_read_decimal(const char *p, int *neg, kmx_i128 *mant, int *frac_len)
-{
+static int s_read_decimal(const char *p, int *neg, kmx_i128 *mant, int *frac_len) {
     int digits = 0, group = -1, seen_dot = 0;
     *neg = 0;
     *mant = 0;
@@ -158,8 +163,7 @@ static int s_read_decimal(const char *p, int *neg, kmx_i128 *mant, int *frac_len
     return 0;
 }
 
-int kmx_decimal_parse(const char *text, int64_t multiplier, int64_t *out)
-{
+int kmx_decimal_parse(const char *text, int64_t multiplier, int64_t *out) {
     if (!text || !out || multiplier <= 0)
         return KMX_ERR_INVAL;
     int neg, frac_len;
@@ -184,8 +188,7 @@ int kmx_decimal_parse(const char *text, int64_t multiplier, int64_t *out)
     return 0;
 }
 
-int kmx_decimal_format128(kmx_i128 amount, char *buf, size_t size)
-{
+int kmx_decimal_format128(kmx_i128 amount, char *buf, size_t size) {
     char tmp[64];
     char *p = tmp + sizeof tmp;
     *--p = '\0';
@@ -216,13 +219,11 @@ int kmx_decimal_format128(kmx_i128 amount, char *buf, size_t size)
     return 0;
 }
 
-int kmx_decimal_format(int64_t amount, char *buf, size_t size)
-{
+int kmx_decimal_format(int64_t amount, char *buf, size_t size) {
     return kmx_decimal_format128(amount, buf, size);
 }
 
-int kmx_decimal_parse128(const char *text, kmx_i128 *out)
-{
+int kmx_decimal_parse128(const char *text, kmx_i128 *out) {
     int neg, frac_len;
     kmx_i128 mant;
     if (!text || !out || strchr(text, ','))
@@ -249,27 +250,25 @@ static const struct {
     const char *word; // UTF-8, spaces removed
     int64_t factor;   // what it multiplies by
 } s_korean_magnitudes[] = {
-    {"천억", 100000000000LL}, {"백억", 10000000000LL}, {"십억", 1000000000LL},
-    {"천만", 10000000LL},     {"백만", 1000000LL},     {"십만", 100000LL},
-    {"억", 100000000LL},      {"만", 10000LL},         {"천", 1000LL},
-    {"조", 1000000000000LL},
+    {"천억", 100000000000LL}, {"백억", 10000000000LL}, {"십억", 1000000000LL}, {"천만", 10000000LL},
+    {"백만", 1000000LL},      {"십만", 100000LL},      {"억", 100000000LL},    {"만", 10000LL},
+    {"천", 1000LL},           {"조", 1000000000000LL},
 };
 
 static const struct {
     const char *word;    // UTF-8
     const char *english; // the unit kmx_unit_normalize knows
 } s_korean_units[] = {
-    {"원", "KRW"},         {"달러", "USD"},    {"미국달러", "USD"}, {"미달러", "USD"},
-    {"US$", "USD"},        {"$", "USD"},       {"엔", "JPY"},       {"위안", "CNY"},
-    {"유로", "EUR"},       {"장", "copies"},   {"매", "copies"},    {"명", "people"},
-    {"건", "count"},       {"회", "count"},    {"퍼센트", "percent"}, {"%", "percent"},
+    {"원", "KRW"},   {"달러", "USD"},  {"미국달러", "USD"},   {"미달러", "USD"},
+    {"US$", "USD"},  {"$", "USD"},     {"엔", "JPY"},         {"위안", "CNY"},
+    {"유로", "EUR"}, {"장", "copies"}, {"매", "copies"},      {"명", "people"},
+    {"건", "count"}, {"회", "count"},  {"퍼센트", "percent"}, {"%", "percent"},
     {"위", "rank"},
 };
 
 // Rewrites a Korean unit ("천달러", "억 원", "(백만달러)") as its English unit and factor.
 // Returns 0, or KMX_ERR_INVAL when text is not one.
-static int s_korean_unit(const char *text, char *english, size_t size, int64_t *factor)
-{
+static int s_korean_unit(const char *text, char *english, size_t size, int64_t *factor) {
     char t[KMX_UNIT_MAX];
     size_t n = 0;
     int korean = 0;

@@ -14,7 +14,7 @@
 #define KMX_VALUE_DIGITS 4    // decimal places kept
 #define KMX_UNIT_MAX 40       // longest unit name, including NUL
 
-__extension__ typedef __int128 kmx_i128;           // sums of amounts never overflow in practice
+__extension__ typedef __int128 kmx_i128;          // sums of amounts never overflow in practice
 __extension__ typedef unsigned __int128 kmx_u128; // magnitudes while formatting
 
 // Normalises a unit as sources write it ("USD_million", "KRW_billion", "percent",

@@ -1,16 +1,16 @@
 /*  Tests for kmx_value: units as sources write them, exact decimals, refusals.  */
-#include "kmx_value.h"
 #include "kmx_err.h"
+#include "kmx_value.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
 #include <string.h>
 
-static void s_unit(const char *text, const char *base, int64_t mult)
-{
+#include <cmocka.h>
+
+static void s_unit(const char *text, const char *base, int64_t mult) {
     char out[KMX_UNIT_MAX];
     int64_t m = 0;
     if (kmx_unit_normalize(text, out, sizeof out, &m) != 0)
@@ -19,8 +19,7 @@ static void s_unit(const char *text, const char *base, int64_t mult)
     assert_true(m == mult);
 }
 
-static void test_unit_normalize_folds_magnitudes(void **state)
-{
+static void test_unit_normalize_folds_magnitudes(void **state) {
     (void)state;
     s_unit("USD_million", "USD", 1000000);
     s_unit("KRW_billion", "KRW", 1000000000);
@@ -35,8 +34,7 @@ static void test_unit_normalize_folds_magnitudes(void **state)
 }
 
 // Units as report tables write them: a magnitude word before or after, blanks or '_'.
-static void test_unit_normalize_accepts_source_forms(void **state)
-{
+static void test_unit_normalize_accepts_source_forms(void **state) {
     (void)state;
     s_unit("USD million", "USD", 1000000);
     s_unit("USD mn", "USD", 1000000);
@@ -51,13 +49,22 @@ static void test_unit_normalize_accepts_source_forms(void **state)
     s_unit("won", "KRW", 1);
 }
 
-static void test_unit_normalize_rejects_unknown(void **state)
-{
+static void test_unit_normalize_rejects_unknown(void **state) {
     (void)state;
-    const char *bad[] = {"",       "XYZ",           "dollars",  "percent_",   "percent__x",
-                         "rank_million", "percent_million", "USD_zillion",
-                         "copies_", "a_very_long_unit_name_that_does_not_fit_anywhere",
-                         "% million", "million", "USD million billion", "USD zillion"};
+    const char *bad[] = {"",
+                         "XYZ",
+                         "dollars",
+                         "percent_",
+                         "percent__x",
+                         "rank_million",
+                         "percent_million",
+                         "USD_zillion",
+                         "copies_",
+                         "a_very_long_unit_name_that_does_not_fit_anywhere",
+                         "% million",
+                         "million",
+                         "USD million billion",
+                         "USD zillion"};
     char out[KMX_UNIT_MAX];
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         if (kmx_unit_normalize(bad[i], out, sizeof out, NULL) == 0)
@@ -68,8 +75,7 @@ static void test_unit_normalize_rejects_unknown(void **state)
     assert_true(kmx_unit_is_known("percent_yoy"));
 }
 
-static void s_dec(const char *text, int64_t mult, int64_t want)
-{
+static void s_dec(const char *text, int64_t mult, int64_t want) {
     int64_t got = 0;
     if (kmx_decimal_parse(text, mult, &got) != 0)
         fail_msg("refused '%s'", text);
@@ -133,8 +139,7 @@ static void test_unit_normalize_folds_korean_units(void **state) {
     }
 }
 
-static void test_decimal_parse_is_exact(void **state)
-{
+static void test_decimal_parse_is_exact(void **state) {
     (void)state;
     s_dec("233.113", 1000000, 2331130000000LL);
     s_dec("1801.45", 1000000, 18014500000000LL);
@@ -149,13 +154,12 @@ static void test_decimal_parse_is_exact(void **state)
     s_dec("1.50000", 1, 15000);
 }
 
-static void test_decimal_parse_refuses_inexact_and_malformed(void **state)
-{
+static void test_decimal_parse_refuses_inexact_and_malformed(void **state) {
     (void)state;
     int64_t v;
     assert_int_equal(kmx_decimal_parse("0.00001", 1, &v), KMX_ERR_INVAL);
-    const char *bad[] = {"", "-", "1.", ".5", "1e3", "1.2.3", "12,34", ",123", "1 000",
-                         "0x10", "nan", "1,234.5,6", "--1"};
+    const char *bad[] = {"",     "-",     "1.",   ".5",  "1e3",       "1.2.3", "12,34",
+                         ",123", "1 000", "0x10", "nan", "1,234.5,6", "--1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         if (kmx_decimal_parse(bad[i], 1, &v) == 0)
             fail_msg("accepted '%s'", bad[i]);
@@ -166,8 +170,7 @@ static void test_decimal_parse_refuses_inexact_and_malformed(void **state)
                      KMX_ERR_OVERFLOW);
 }
 
-static void test_decimal_format_round_trips(void **state)
-{
+static void test_decimal_format_round_trips(void **state) {
     (void)state;
     char buf[64];
     assert_int_equal(kmx_decimal_format(2331130000000LL, buf, sizeof buf), 0);
@@ -189,8 +192,7 @@ static void test_decimal_format_round_trips(void **state)
     assert_int_equal(kmx_decimal_format(123456, buf, 4), KMX_ERR_OVERFLOW);
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unit_normalize_folds_magnitudes),
         cmocka_unit_test(test_unit_normalize_accepts_source_forms),

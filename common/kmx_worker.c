@@ -23,14 +23,12 @@ typedef struct {
 
 static volatile sig_atomic_t s_stop = 0;
 
-static void s_on_signal(int sig)
-{
+static void s_on_signal(int sig) {
     (void)sig;
     s_stop = 1;
 }
 
-static void s_usage(FILE *to, const kmx_worker_spec_t *spec)
-{
+static void s_usage(FILE *to, const kmx_worker_spec_t *spec) {
     fprintf(to,
             "usage: %s [options]\n"
             "%s\n"
@@ -42,15 +40,13 @@ static void s_usage(FILE *to, const kmx_worker_spec_t *spec)
             spec->program, spec->summary);
 }
 
-static const char *s_env(const char *name, const char *fallback)
-{
+static const char *s_env(const char *name, const char *fallback) {
     const char *v = getenv(name);
     return v && *v ? v : fallback;
 }
 
 // Reads "--flag value" or "--flag=value" at argv[*i]. Returns the value or NULL.
-static const char *s_flag(int argc, char **argv, int *i, const char *flag)
-{
+static const char *s_flag(int argc, char **argv, int *i, const char *flag) {
     size_t n = strlen(flag);
     if (strncmp(argv[*i], flag, n) != 0)
         return NULL;
@@ -62,8 +58,7 @@ static const char *s_flag(int argc, char **argv, int *i, const char *flag)
 }
 
 // Fills cfg. Returns -1 to continue, or the exit status when the process should end now.
-static int s_parse(int argc, char **argv, const kmx_worker_spec_t *spec, s_config_t *cfg)
-{
+static int s_parse(int argc, char **argv, const kmx_worker_spec_t *spec, s_config_t *cfg) {
     cfg->broker = s_env("KMX_BROKER", "tcp://127.0.0.1:5555");
     cfg->storage = s_env("KMX_STORAGE", "tcp://127.0.0.1:5560");
     cfg->log_level = NULL;
@@ -94,8 +89,7 @@ static int s_parse(int argc, char **argv, const kmx_worker_spec_t *spec, s_confi
     return -1;
 }
 
-static void s_install_signals(void)
-{
+static void s_install_signals(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = s_on_signal;
@@ -131,8 +125,7 @@ static void s_serve(kmx_mdp_worker_t *worker, kmx_handler_base_t *handler) {
     }
 }
 
-void kmx_worker_name(const char *role, char *buf, size_t size)
-{
+void kmx_worker_name(const char *role, char *buf, size_t size) {
     char host[64] = "localhost";
     gethostname(host, sizeof host - 1);
     host[sizeof host - 1] = '\0';
@@ -142,8 +135,7 @@ void kmx_worker_name(const char *role, char *buf, size_t size)
     snprintf(buf, size, "%s-%s-%d-%04x", role, host, (int)getpid(), tag);
 }
 
-int kmx_worker_main(int argc, char **argv, const kmx_worker_spec_t *spec)
-{
+int kmx_worker_main(int argc, char **argv, const kmx_worker_spec_t *spec) {
     kmx_log_init(spec->program);
     s_config_t cfg;
     int status = s_parse(argc, argv, spec, &cfg);

@@ -12,10 +12,10 @@
 
 // What a worker service plugs into the runner.
 typedef struct {
-    const char *program;     // binary name for usage and logs ("kmx-ingest")
-    const char *service;     // MDP service name ("kmx.ingest")
-    const char *role;        // first part of the worker name ("ingest")
-    const char *summary;     // one line for --help
+    const char *program; // binary name for usage and logs ("kmx-ingest")
+    const char *service; // MDP service name ("kmx.ingest")
+    const char *role;    // first part of the worker name ("ingest")
+    const char *summary; // one line for --help
     // Creates the service's handler object (NULL on failure); the runner hands it each
     // request with kmx_handler_handle and ends it with kmx_handler_destroy.
     kmx_handler_base_t *(*create)(kmx_link_t *link, const char *worker);

@@ -9,7 +9,7 @@ set -euo pipefail
 
 packages=(build-essential cmake pkg-config protobuf-c-compiler libprotobuf-c-dev
           libzmq3-dev liblmdb-dev lmdb-utils libcmocka-dev python3 python3-zmq valgrind
-          clang libclang-rt-14-dev
+          clang libclang-rt-14-dev clang-format
           protobuf-compiler python3-protobuf python3-matplotlib python3-pandas)
 packages+=(libjansson-dev libmicrohttpd-dev chromium wrk) # kmx-gateway, its dashboard and bench
 command -v npm >/dev/null || packages+=(nodejs npm)      # the dashboard build (npm ci)

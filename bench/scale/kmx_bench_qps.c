@@ -21,15 +21,13 @@ typedef struct {
     int year;           // first year asked; each query moves on one year
 } s_client_t;
 
-static double s_now(void)
-{
+static double s_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void *s_run(void *arg)
-{
+static void *s_run(void *arg) {
     s_client_t *c = arg;
     kmx_client_t *client = kmx_client_new(c->broker, 10000, 1);
     Kmx__V1__QueryRequest q = KMX__V1__QUERY_REQUEST__INIT;
@@ -62,8 +60,7 @@ static void *s_run(void *arg)
     return NULL;
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     if (argc != 4) {
         fprintf(stderr, "usage: kmx_bench_qps BROKER CLIENTS SECONDS\n");
         return 2;

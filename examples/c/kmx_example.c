@@ -11,8 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     const char *broker = argc > 1 ? argv[1] : getenv("KMX_BROKER");
     const char *period = argc > 2 ? argv[2] : "2024";
     kmx_client_t *client = kmx_client_new(broker ? broker : "tcp://127.0.0.1:5555", 5000, 3);

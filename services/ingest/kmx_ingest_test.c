@@ -187,8 +187,9 @@ static void test_ingest_put_merges_results_to_caller_indexes(void **state) {
 static void test_ingest_batch_revisions_apply_in_order(void **state) {
     s_fixture_t *f = *state;
     static const Kmx__V1__Status status[] = {
-        KMX__V1__STATUS__PRELIMINARY, KMX__V1__STATUS__REVISED, KMX__V1__STATUS__PRELIMINARY,
-        KMX__V1__STATUS__REVISED, KMX__V1__STATUS__FINAL, KMX__V1__STATUS__STATUS_UNSPECIFIED};
+        KMX__V1__STATUS__PRELIMINARY, KMX__V1__STATUS__REVISED,
+        KMX__V1__STATUS__PRELIMINARY, KMX__V1__STATUS__REVISED,
+        KMX__V1__STATUS__FINAL,       KMX__V1__STATUS__STATUS_UNSPECIFIED};
     s_rec_t r[6];
     Kmx__V1__Record *recs[6];
     for (int i = 0; i < 6; i++) {

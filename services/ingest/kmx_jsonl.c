@@ -11,13 +11,13 @@
 #include <string.h>
 
 struct kmx_jsonl {
-    size_t field_max;                 // longest member name or value, bytes
-    size_t fields_max;                // most members in one object
-    char *buf;                        // decoded strings, NUL-terminated, back to back
-    size_t buf_cap;                   // capacity of buf
-    const char **names;               // member names, into buf
-    const char **cells;               // member values, into buf
-    char error[KMX_JSONL_ERROR_MAX];  // the last error
+    size_t field_max;                // longest member name or value, bytes
+    size_t fields_max;               // most members in one object
+    char *buf;                       // decoded strings, NUL-terminated, back to back
+    size_t buf_cap;                  // capacity of buf
+    const char **names;              // member names, into buf
+    const char **cells;              // member values, into buf
+    char error[KMX_JSONL_ERROR_MAX]; // the last error
 };
 
 // The parse state of one line.
@@ -55,8 +55,7 @@ const char *kmx_jsonl_error(const kmx_jsonl_t *self) {
     return self ? self->error : "";
 }
 
-__attribute__((format(printf, 3, 4))) static int s_fail(s_cur_t *c, int rc, const char *fmt,
-                                                         ...) {
+__attribute__((format(printf, 3, 4))) static int s_fail(s_cur_t *c, int rc, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(c->self->error, sizeof c->self->error, fmt, ap);
@@ -183,10 +182,9 @@ static int s_bare(s_cur_t *c, const char **out) {
     if (n == 0)
         return s_fail(c, KMX_ERR_INVAL, "expected a string, number, true, false or null");
     if (n > c->self->field_max)
-        return s_fail(c, KMX_ERR_TOO_BIG, "a number is longer than %zu bytes",
-                      c->self->field_max);
-    int word = (n == 4 && memcmp(start, "true", 4) == 0) ||
-               (n == 5 && memcmp(start, "false", 5) == 0);
+        return s_fail(c, KMX_ERR_TOO_BIG, "a number is longer than %zu bytes", c->self->field_max);
+    int word =
+        (n == 4 && memcmp(start, "true", 4) == 0) || (n == 5 && memcmp(start, "false", 5) == 0);
     int null = n == 4 && memcmp(start, "null", 4) == 0;
     int number = *start == '-' || (*start >= '0' && *start <= '9');
     for (size_t i = 0; i < n && number; i++)
@@ -208,16 +206,16 @@ static int s_value(s_cur_t *c, const char **out) {
     if (*c->p == '"')
         return s_string(c, out);
     if (*c->p == '{' || *c->p == '[')
-        return s_fail(c, KMX_ERR_INVAL, "nested objects and arrays are not supported; "
-                                        "use flat members");
+        return s_fail(c, KMX_ERR_INVAL,
+                      "nested objects and arrays are not supported; "
+                      "use flat members");
     return s_bare(c, out);
 }
 
 static int s_check_repeat(s_cur_t *c, size_t n) {
     for (size_t i = 0; i < n; i++) {
         if (strcmp(c->self->names[i], c->self->names[n]) == 0)
-            return s_fail(c, KMX_ERR_INVAL, "member \"%.60s\" appears twice",
-                          c->self->names[n]);
+            return s_fail(c, KMX_ERR_INVAL, "member \"%.60s\" appears twice", c->self->names[n]);
     }
     return 0;
 }
@@ -237,8 +235,7 @@ static int s_member(s_cur_t *c, size_t n) {
         return rc;
     s_skip_ws(c);
     if (c->p >= c->end || *c->p != ':')
-        return s_fail(c, KMX_ERR_INVAL, "expected ':' after member \"%.60s\"",
-                      c->self->names[n]);
+        return s_fail(c, KMX_ERR_INVAL, "expected ':' after member \"%.60s\"", c->self->names[n]);
     c->p++;
     s_skip_ws(c);
     return s_value(c, &c->self->cells[n]);

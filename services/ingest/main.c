@@ -4,8 +4,7 @@
 #include "kmx_ingest.h"
 #include "kmx_worker.h"
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     static const kmx_worker_spec_t spec = {
         .program = "kmx-ingest",
         .service = KMX_INGEST_SERVICE,

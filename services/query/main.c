@@ -3,8 +3,7 @@
 #include "kmx_query.h"
 #include "kmx_worker.h"
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     static const kmx_worker_spec_t spec = {
         .program = "kmx-query",
         .service = KMX_QUERY_SERVICE,
