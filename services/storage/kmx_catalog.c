@@ -5,6 +5,7 @@
 #include "kmx_catalog.h"
 
 #include "kmx_err.h"
+#include "kmx_keymap.h"
 #include "kmx_market.h"
 #include "kmx_mem.h"
 #include "kmx_period.h"
@@ -29,8 +30,7 @@
 #define S_COMPANY 'o'  // company
 #define S_ARTIST 'a'   // artist
 
-#define S_PENDING_CAP0 256 // initial slots of the pending table (a power of two)
-#define S_SUGGEST 3        // closest values an error names
+#define S_SUGGEST 3 // closest values an error names
 
 int kmx_catalog_open(MDB_txn *txn, int create, kmx_catalog_dbs_t *dbs) {
     unsigned flags = create ? MDB_CREATE : 0;
@@ -89,28 +89,14 @@ static void s_key_u32(s_key_t *k, uint32_t v) {
 
 // ---- pending changes ----------------------------------------------------------------
 
-typedef struct {
-    uint8_t key[KMX_CATALOG_KEY_MAX]; // catalog key
-    size_t len;                       // bytes in key; 0 = free slot
-    uint64_t hash;                    // FNV-1a of key
-    int64_t delta;                    // net records added
-} s_pending_t;
-
+// The pending table maps a catalog key to the net number of records added (int64_t).
 struct kmx_catalog_pending {
-    s_pending_t *slots; // open addressing
-    size_t cap;         // a power of two
-    size_t *used;       // occupied slots, in first-use order
-    size_t n;           // occupied slots
+    kmx_keymap_t *map;
 };
 
 kmx_catalog_pending_t *kmx_catalog_pending_new(void) {
     kmx_catalog_pending_t *self = calloc(1, sizeof *self);
-    if (!self)
-        return NULL;
-    self->slots = calloc(S_PENDING_CAP0, sizeof *self->slots);
-    self->used = calloc(S_PENDING_CAP0, sizeof *self->used);
-    self->cap = S_PENDING_CAP0;
-    if (!self->slots || !self->used)
+    if (self && !(self->map = kmx_keymap_new(KMX_CATALOG_KEY_MAX, sizeof(int64_t))))
         kmx_catalog_pending_destroy(&self);
     return self;
 }
@@ -118,75 +104,22 @@ kmx_catalog_pending_t *kmx_catalog_pending_new(void) {
 void kmx_catalog_pending_destroy(kmx_catalog_pending_t **self_p) {
     if (!self_p || !*self_p)
         return;
-    free((*self_p)->slots);
-    free((*self_p)->used);
+    kmx_keymap_destroy(&(*self_p)->map);
     free(*self_p);
     *self_p = NULL;
 }
 
 void kmx_catalog_pending_clear(kmx_catalog_pending_t *self) {
-    for (size_t i = 0; i < self->n; i++)
-        self->slots[self->used[i]].len = 0;
-    self->n = 0;
-}
-
-static uint64_t s_hash(const uint8_t *p, size_t len) {
-    uint64_t h = 1469598103934665603u;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ p[i]) * 1099511628211u;
-    return h;
-}
-
-static size_t s_probe(const s_pending_t *slots, size_t cap, const uint8_t *key, size_t len,
-                      uint64_t hash) {
-    size_t i = (size_t)hash & (cap - 1);
-    while (slots[i].len != 0 &&
-           (slots[i].hash != hash || slots[i].len != len || memcmp(slots[i].key, key, len) != 0))
-        i = (i + 1) & (cap - 1);
-    return i;
-}
-
-static int s_pending_grow(kmx_catalog_pending_t *self) {
-    if (self->n * 2 < self->cap)
-        return 0;
-    size_t cap = self->cap * 2;
-    s_pending_t *slots = calloc(cap, sizeof *slots);
-    size_t *used = calloc(cap, sizeof *used);
-    if (!slots || !used) {
-        free(slots);
-        free(used);
-        return ENOMEM;
-    }
-    for (size_t i = 0; i < self->n; i++) {
-        const s_pending_t *e = &self->slots[self->used[i]];
-        size_t j = s_probe(slots, cap, e->key, e->len, e->hash);
-        slots[j] = *e;
-        used[i] = j;
-    }
-    free(self->slots);
-    free(self->used);
-    self->slots = slots;
-    self->used = used;
-    self->cap = cap;
-    return 0;
+    kmx_keymap_clear(self->map);
 }
 
 static int s_pending_key(kmx_catalog_pending_t *self, const s_key_t *k, int sign) {
     if (k->bad)
         return EINVAL;
-    if (s_pending_grow(self) != 0)
+    int64_t *delta = kmx_keymap_upsert(self->map, k->buf, k->len);
+    if (!delta)
         return ENOMEM;
-    uint64_t hash = s_hash(k->buf, k->len);
-    size_t i = s_probe(self->slots, self->cap, k->buf, k->len, hash);
-    s_pending_t *e = &self->slots[i];
-    if (e->len == 0) {
-        memcpy(e->key, k->buf, k->len);
-        e->len = k->len;
-        e->hash = hash;
-        e->delta = 0;
-        self->used[self->n++] = i;
-    }
-    e->delta += sign < 0 ? -1 : 1;
+    *delta += sign < 0 ? -1 : 1;
     return 0;
 }
 
@@ -234,10 +167,11 @@ int kmx_catalog_pending_add(kmx_catalog_pending_t *self, const Kmx__V1__Record *
     return rc;
 }
 
-static int s_pending_apply(MDB_txn *txn, const kmx_catalog_dbs_t *dbs, const s_pending_t *e) {
-    if (e->delta == 0)
+static int s_pending_apply(MDB_txn *txn, const kmx_catalog_dbs_t *dbs, const void *k, size_t len,
+                           int64_t delta) {
+    if (delta == 0)
         return 0;
-    MDB_val key = {e->len, (void *)e->key}, val;
+    MDB_val key = {len, (void *)k}, val;
     uint64_t count = 0;
     int rc = mdb_get(txn, dbs->values, &key, &val);
     if (rc == 0 && val.mv_size == 8)
@@ -246,9 +180,9 @@ static int s_pending_apply(MDB_txn *txn, const kmx_catalog_dbs_t *dbs, const s_p
         return EINVAL;
     else if (rc != MDB_NOTFOUND)
         return rc;
-    if (e->delta < 0 && (uint64_t)(-e->delta) > count)
+    if (delta < 0 && (uint64_t)(-delta) > count)
         return EOVERFLOW; // taking out records that were never counted
-    count = e->delta < 0 ? count - (uint64_t)(-e->delta) : count + (uint64_t)e->delta;
+    count = delta < 0 ? count - (uint64_t)(-delta) : count + (uint64_t)delta;
     if (count == 0)
         return mdb_del(txn, dbs->values, &key, NULL);
     uint8_t buf[8];
@@ -260,8 +194,12 @@ static int s_pending_apply(MDB_txn *txn, const kmx_catalog_dbs_t *dbs, const s_p
 int kmx_catalog_pending_flush(MDB_txn *txn, const kmx_catalog_dbs_t *dbs,
                               kmx_catalog_pending_t *self) {
     int rc = 0;
-    for (size_t i = 0; i < self->n && rc == 0; i++)
-        rc = s_pending_apply(txn, dbs, &self->slots[self->used[i]]);
+    for (size_t i = 0; i < kmx_keymap_size(self->map) && rc == 0; i++) {
+        const void *key;
+        size_t len;
+        const int64_t *delta = kmx_keymap_at(self->map, i, &key, &len);
+        rc = s_pending_apply(txn, dbs, key, len, *delta);
+    }
     kmx_catalog_pending_clear(self);
     return rc;
 }

@@ -5,6 +5,7 @@
 #include "kmx_derived.h"
 
 #include "kmx_err.h"
+#include "kmx_keymap.h"
 #include "kmx_mem.h"
 #include "kmx_schema.h"
 
@@ -148,33 +149,20 @@ static int s_add_i128(kmx_i128 *sum, kmx_i128 delta) {
 
 // ---- pending roll-up changes ---------------------------------------------------------
 
-#define S_PENDING_CAP0 1024 // initial slots (a power of two)
-
-// The net change of one roll-up entry: a span's (slot 0 only) or a year of months'.
+// The net change of one roll-up entry, keyed by [months][roll-up key]: months 0 is a
+// span's entry of rollups (slot 0 only), 1 a year of months' entry of rollups_month.
 typedef struct {
-    uint8_t key[KMX_RKEY_MAX];        // roll-up key
-    size_t len;                       // bytes in key; 0 = free slot
-    uint64_t hash;                    // hash of key and months
-    int months;                       // nonzero: an entry of rollups_month
     kmx_i128 sum[KMX_ROLLUP_MONTHS];  // net amount added, per month (span: [0])
     int64_t count[KMX_ROLLUP_MONTHS]; // net records added, per month (span: [0])
-} s_pending_t;
+} s_change_t;
 
 struct kmx_derived_pending {
-    s_pending_t *slots; // open addressing, cap slots
-    size_t cap;         // a power of two
-    size_t *used;       // indexes of the n occupied slots, in first-use order
-    size_t n;           // occupied slots
+    kmx_keymap_t *map; // [months][roll-up key] -> s_change_t
 };
 
 kmx_derived_pending_t *kmx_derived_pending_new(void) {
     kmx_derived_pending_t *self = calloc(1, sizeof *self);
-    if (!self)
-        return NULL;
-    self->slots = calloc(S_PENDING_CAP0, sizeof *self->slots);
-    self->used = calloc(S_PENDING_CAP0, sizeof *self->used);
-    self->cap = S_PENDING_CAP0;
-    if (!self->slots || !self->used)
+    if (self && !(self->map = kmx_keymap_new(1 + KMX_RKEY_MAX, sizeof(s_change_t))))
         kmx_derived_pending_destroy(&self);
     return self;
 }
@@ -182,84 +170,27 @@ kmx_derived_pending_t *kmx_derived_pending_new(void) {
 void kmx_derived_pending_destroy(kmx_derived_pending_t **self_p) {
     if (!self_p || !*self_p)
         return;
-    free((*self_p)->slots);
-    free((*self_p)->used);
+    kmx_keymap_destroy(&(*self_p)->map);
     free(*self_p);
     *self_p = NULL;
 }
 
 void kmx_derived_pending_clear(kmx_derived_pending_t *self) {
-    for (size_t i = 0; i < self->n; i++)
-        self->slots[self->used[i]].len = 0;
-    self->n = 0;
-}
-
-static uint64_t s_hash(const uint8_t *p, size_t len, int months) {
-    uint64_t h = 1469598103934665603u ^ (uint64_t)(months != 0); // FNV-1a
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ p[i]) * 1099511628211u;
-    return h;
-}
-
-// Returns the slot holding (key, months), or the free slot where it belongs.
-static size_t s_probe(const s_pending_t *slots, size_t cap, const uint8_t *key, size_t len,
-                      int months, uint64_t hash) {
-    size_t i = (size_t)hash & (cap - 1);
-    while (slots[i].len != 0 && (slots[i].hash != hash || slots[i].len != len ||
-                                 slots[i].months != months || memcmp(slots[i].key, key, len) != 0))
-        i = (i + 1) & (cap - 1);
-    return i;
-}
-
-// Doubles the table once it is half full. Returns 0 or ENOMEM.
-static int s_pending_grow(kmx_derived_pending_t *self) {
-    if (self->n * 2 < self->cap)
-        return 0;
-    size_t cap = self->cap * 2;
-    s_pending_t *slots = calloc(cap, sizeof *slots);
-    size_t *used = calloc(cap, sizeof *used);
-    if (!slots || !used) {
-        free(slots);
-        free(used);
-        return ENOMEM;
-    }
-    for (size_t i = 0; i < self->n; i++) {
-        const s_pending_t *e = &self->slots[self->used[i]];
-        size_t j = s_probe(slots, cap, e->key, e->len, e->months, e->hash);
-        slots[j] = *e;
-        used[i] = j;
-    }
-    free(self->slots);
-    free(self->used);
-    self->slots = slots;
-    self->used = used;
-    self->cap = cap;
-    return 0;
+    kmx_keymap_clear(self->map);
 }
 
 int kmx_derived_pending_add(kmx_derived_pending_t *self, const Kmx__V1__Record *rec, int sign) {
-    uint8_t kbuf[KMX_RKEY_MAX];
+    uint8_t kbuf[1 + KMX_RKEY_MAX];
     size_t klen = 0;
     int slot = -1;
-    if (!rec->value || kmx_derived_rollup_key(rec, kbuf, sizeof kbuf, &klen, &slot) != 0 ||
+    if (!rec->value || kmx_derived_rollup_key(rec, kbuf + 1, sizeof kbuf - 1, &klen, &slot) != 0 ||
         klen == 0)
         return EINVAL;
-    if (s_pending_grow(self) != 0)
+    kbuf[0] = slot >= 0;
+    s_change_t *e = kmx_keymap_upsert(self->map, kbuf, 1 + klen);
+    if (!e)
         return ENOMEM;
-    int months = slot >= 0;
-    uint64_t hash = s_hash(kbuf, klen, months);
-    size_t i = s_probe(self->slots, self->cap, kbuf, klen, months, hash);
-    s_pending_t *e = &self->slots[i];
-    if (e->len == 0) {
-        memcpy(e->key, kbuf, klen);
-        e->len = klen;
-        e->hash = hash;
-        e->months = months;
-        memset(e->sum, 0, sizeof e->sum);
-        memset(e->count, 0, sizeof e->count);
-        self->used[self->n++] = i;
-    }
-    int m = months ? slot : 0;
+    int m = slot >= 0 ? slot : 0;
     kmx_i128 amount = rec->value->amount; // |amount| < 2^63: net sums of a batch cannot overflow
     e->sum[m] += sign < 0 ? -amount : amount;
     e->count[m] += sign < 0 ? -1 : 1;
@@ -282,20 +213,22 @@ static int s_apply_one(kmx_i128 *sum, uint64_t *count, kmx_i128 dsum, int64_t dc
 }
 
 // Applies one pending change to its stored roll-up (a span's or a year of months').
-static int s_pending_apply(MDB_txn *txn, const kmx_derived_dbs_t *dbs, const s_pending_t *e) {
-    int n = e->months ? KMX_ROLLUP_MONTHS : 1;
+static int s_pending_apply(MDB_txn *txn, const kmx_derived_dbs_t *dbs, const uint8_t *k, size_t len,
+                           const s_change_t *e) {
+    int months = k[0] != 0;
+    int n = months ? KMX_ROLLUP_MONTHS : 1;
     int changed = 0;
     for (int m = 0; m < n; m++)
         changed |= e->count[m] != 0 || e->sum[m] != 0;
     if (!changed)
         return 0; // the batch's changes cancel out
-    MDB_dbi dbi = e->months ? dbs->rollups_month : dbs->rollups;
-    MDB_val key = {e->len, (void *)e->key}, val;
+    MDB_dbi dbi = months ? dbs->rollups_month : dbs->rollups;
+    MDB_val key = {len - 1, (void *)(k + 1)}, val;
     kmx_i128 sum[KMX_ROLLUP_MONTHS] = {0};
     uint64_t count[KMX_ROLLUP_MONTHS] = {0};
     int rc = mdb_get(txn, dbi, &key, &val);
-    if (rc == 0 && (e->months ? kmx_derived_months_decode(&val, sum, count)
-                              : kmx_derived_rollup_decode(&val, &sum[0], &count[0])) != 0)
+    if (rc == 0 && (months ? kmx_derived_months_decode(&val, sum, count)
+                           : kmx_derived_rollup_decode(&val, &sum[0], &count[0])) != 0)
         return EINVAL;
     if (rc != 0 && rc != MDB_NOTFOUND)
         return rc;
@@ -317,8 +250,12 @@ static int s_pending_apply(MDB_txn *txn, const kmx_derived_dbs_t *dbs, const s_p
 int kmx_derived_pending_flush(MDB_txn *txn, const kmx_derived_dbs_t *dbs,
                               kmx_derived_pending_t *self) {
     int rc = 0;
-    for (size_t i = 0; i < self->n && rc == 0; i++)
-        rc = s_pending_apply(txn, dbs, &self->slots[self->used[i]]);
+    for (size_t i = 0; i < kmx_keymap_size(self->map) && rc == 0; i++) {
+        const void *key;
+        size_t len;
+        const s_change_t *e = kmx_keymap_at(self->map, i, &key, &len);
+        rc = s_pending_apply(txn, dbs, key, len, e);
+    }
     kmx_derived_pending_clear(self);
     return rc;
 }
