@@ -522,6 +522,8 @@ static void test_broker_expires_silent_workers(void **state) {
             assert_int_equal(resp->stats->n_workers, 1);
             assert_string_equal(resp->stats->workers[0]->service, "kmx.silent");
             assert_false(resp->stats->workers[0]->alive);
+            assert_int_equal(t_counter(resp, "workers_expired"), 1);
+            assert_int_equal(t_counter(resp, "workers_disconnected"), 0);
         }
         kmx__v1__response__free_unpacked(resp, NULL);
     }
@@ -773,6 +775,54 @@ static void test_broker_answers_the_client_of_a_worker_it_expires(void **state) 
     zmq_close(raw);
 }
 
+// A worker whose connection closes (its process killed: no DISCONNECT, no more heartbeats)
+// is dropped as soon as the broker sees the connection go, not after its expiry: its client
+// hears UNAVAILABLE and can retry at once. Clients coming and going leave workers alone.
+static void test_broker_answers_the_client_of_a_worker_whose_connection_closes(void **state) {
+    t_env_t *env = *state;
+    kmx_broker_config_t cfg;
+    t_config(&cfg); // default heartbeat: the worker would expire after 7.5 s
+    t_broker_start(env, &cfg);
+    void *raw = t_raw_dealer(env);
+    static const uint8_t ready = KMX_MDPW_READY;
+    t_send(raw, 4, "", (size_t)0, T_S(KMX_MDPW), &ready, (size_t)1, T_S("kmx.doomed"));
+    t_wait_workers(env, 1);
+    for (int i = 0; i < 3; i++) {
+        kmx_mdp_client_t *other =
+            kmx_mdp_client_new(env->ctx, kmx_broker_endpoint(env->broker, KMX_BROKER_ROUTER));
+        assert_non_null(other);
+        zmq_msg_t reply;
+        assert_int_equal(kmx_mdp_client_call(other, KMX_BROKER_SERVICE, "", 0, &reply), 0);
+        zmq_msg_close(&reply);
+        kmx_mdp_client_destroy(&other);
+    }
+    t_sleep_ms(50);
+    Kmx__V1__Response *resp = t_broker_stats(env);
+    assert_int_equal(t_counter(resp, "workers"), 1);
+    assert_int_equal(t_counter(resp, "workers_disconnected"), 0);
+    kmx__v1__response__free_unpacked(resp, NULL);
+
+    kmx_mdp_client_set_timeout(env->client, 20000);
+    pthread_t caller;
+    t_call_t call = {env, "kmx.doomed", NULL};
+    assert_int_equal(pthread_create(&caller, NULL, t_call_thread, &call), 0);
+    assert_true(t_expect_request(raw));
+    zmq_close(raw); // linger 0: the connection closes with the request unanswered
+    pthread_join(caller, NULL);
+    resp = call.resp;
+    assert_non_null(resp);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_ERROR);
+    assert_int_equal(resp->error->code, KMX__V1__ERROR_CODE__UNAVAILABLE);
+    assert_non_null(strstr(resp->error->message, "went away"));
+    kmx__v1__response__free_unpacked(resp, NULL);
+    kmx_mdp_client_set_timeout(env->client, T_CALL_MS);
+    resp = t_broker_stats(env);
+    assert_int_equal(t_counter(resp, "workers"), 0);
+    assert_int_equal(t_counter(resp, "workers_disconnected"), 1);
+    assert_int_equal(t_counter(resp, "workers_expired"), 0);
+    kmx__v1__response__free_unpacked(resp, NULL);
+}
+
 // A worker may answer only the client it was handed: a reply to anyone else is forged,
 // dropped, and the worker is disconnected.
 static void test_broker_refuses_forged_replies(void **state) {
@@ -872,6 +922,7 @@ int main(void) {
         T_CASE(test_broker_accepts_more_bytes_over_its_life_than_its_queue_limit),
         T_CASE(test_broker_names_the_bytes_limit_it_refuses_for),
         T_CASE(test_broker_answers_the_client_of_a_worker_it_expires),
+        T_CASE(test_broker_answers_the_client_of_a_worker_whose_connection_closes),
         T_CASE(test_broker_refuses_forged_replies),
         T_CASE(test_broker_keeps_a_bounded_history_of_departed_workers),
         T_CASE(test_broker_refuses_unbindable_endpoint),

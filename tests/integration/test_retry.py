@@ -80,6 +80,69 @@ class Retry(unittest.TestCase):
         print("import: %d rows, %d stored, %d unchanged, %d retries" % (
             ROWS, report["stored"], report["unchanged"], report["retries"]))
 
+    def test_put_held_by_a_killed_worker_is_answered_and_retried(self):
+        """An ingest worker SIGKILLed while it holds a put: the broker sees its connection
+        close and answers the client UNAVAILABLE then (not when the worker's 7.5 s expiry
+        runs out), the client's retry is stored by the worker that replaces it, once."""
+        worker = self.c.procs["ingest0"]
+        worker.send_signal(signal.SIGSTOP)  # it takes the put and cannot touch it
+        try:
+            put = subprocess.Popen(
+                [os.path.join(kmxtest.BIN, "kmx"), "put", "--kind", "export", "--period",
+                 "2024-01", "--market", "KR", "--category", "retry_test", "--item", "held",
+                 "--value", "7", "--unit", "USD", "--source", "kmx retry test", "--format",
+                 "json", "--timeout", "30000", "--deadline", "60000"],
+                env=self.c.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            busy = 0
+            for _ in range(100):  # bounded: until the broker has handed the put over
+                busy = broker_counters(self.c).get("kmx.ingest.workers_busy", 0)
+                if busy:
+                    break
+                time.sleep(0.05)
+            self.assertEqual(busy, 1, "the put never reached the stopped worker")
+        finally:
+            killed = time.monotonic()
+            self.c.stop("ingest0", signal.SIGKILL)
+        self.c.spawn("ingest0", "kmx-ingest")
+        out, err = put.communicate(timeout=90)
+        answered = time.monotonic() - killed
+        self.assertEqual(put.returncode, 0, out + err + self.c.logs())
+        self.assertEqual(json.loads(out)["outcome"], "stored", out)
+        b = broker_counters(self.c)
+        # Dropped for its closed connection, not expired for its silence.
+        self.assertEqual(b.get("workers_disconnected"), 1, b)
+        self.assertEqual(b.get("workers_expired"), 0, b)
+        rows = self.c.kmx_lines("list", "exports", "--category", "retry_test")
+        self.assertEqual([(r["item"], r["value"]) for r in rows], [("held", "7")], rows)
+        st = storage_stats(self.c)
+        self.assertEqual((int(st["records"]), int(st["events"])), (1, 1), st)
+        print("put held by a killed worker: stored %.2f s after the kill (worker expiry 7.5 s)"
+              % answered)
+
+
+def broker_counters(cluster):
+    """kmx.broker's counters, asked directly over MDP (`kmx stats` would also ask the ingest
+    worker, which may be stopped)."""
+    import zmq
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    try:
+        sock.connect(cluster.env["KMX_BROKER"])
+        sock.send_multipart([b"", b"MDPC01", b"kmx.broker", kmxtest._field(16, 2, b"")])
+        if not sock.poll(10000):
+            raise AssertionError("kmx.broker did not answer stats")
+        counters = {}
+        for number, stats in kmxtest._fields(sock.recv_multipart()[-1]):
+            for n, counter in kmxtest._fields(stats) if number == 16 else ():
+                if n == 3:
+                    c = dict(kmxtest._fields(counter))
+                    counters[c[1].decode()] = c.get(2, 0)
+        return counters
+    finally:
+        sock.close()
+        ctx.term()
+
 
 if __name__ == "__main__":
     kmxtest.main()
