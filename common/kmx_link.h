@@ -20,6 +20,13 @@ void kmx_link_destroy(kmx_link_t **self_p);
 typedef int (*kmx_link_tick_fn)(void *arg);
 void kmx_link_set_tick(kmx_link_t *self, kmx_link_tick_fn tick, void *arg);
 
+// Answers a request in this process instead of over the socket (kmx-query's direct reads
+// of storage's environment, services/storage/kmx_direct.h). Returns 0 with *out the
+// caller's (as from kmx_link_call), or nonzero when the request must go to storage.
+typedef int (*kmx_link_local_fn)(void *arg, const Kmx__V1__Request *req, Kmx__V1__Response **out);
+// Every call first offers its request to local (NULL: none), then to the socket.
+void kmx_link_set_local(kmx_link_t *self, kmx_link_local_fn local, void *arg);
+
 // Sends req and waits up to timeout_ms for its reply. A link that was up and stays down
 // for 250 ms refuses at once (one never up yet waits up to timeout_ms); a connection lost with the
 // request in flight is waited for and the request sent again (requests must be idempotent). On 0,

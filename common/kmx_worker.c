@@ -19,6 +19,7 @@ typedef struct {
     const char *broker;    // broker endpoint to register with
     const char *storage;   // storage endpoint to connect to
     const char *log_level; // error, warn, info or debug; NULL keeps KMX_LOG_LEVEL
+    const char *read_dir;  // storage's data directory read directly, or NULL (spec->attach)
 } s_config_t;
 
 static volatile sig_atomic_t s_stop = 0;
@@ -35,9 +36,14 @@ static void s_usage(FILE *to, const kmx_worker_spec_t *spec) {
             "  --broker ENDPOINT    broker to register with (KMX_BROKER, tcp://127.0.0.1:5555)\n"
             "  --storage ENDPOINT   storage to connect to (KMX_STORAGE, tcp://127.0.0.1:5560)\n"
             "  --log-level LEVEL    error, warn, info or debug (KMX_LOG_LEVEL, info)\n"
+            "%s"
             "  --help               show this help\n"
             "  --version            show the version\n",
-            spec->program, spec->summary);
+            spec->program, spec->summary,
+            spec->attach
+                ? "  --read-dir DIR       read storage's data directory DIR directly, same host\n"
+                  "                       and volume only (KMX_READ_DIR, unset: via storage)\n"
+                : "");
 }
 
 static const char *s_env(const char *name, const char *fallback) {
@@ -62,6 +68,7 @@ static int s_parse(int argc, char **argv, const kmx_worker_spec_t *spec, s_confi
     cfg->broker = s_env("KMX_BROKER", "tcp://127.0.0.1:5555");
     cfg->storage = s_env("KMX_STORAGE", "tcp://127.0.0.1:5560");
     cfg->log_level = NULL;
+    cfg->read_dir = spec->attach ? s_env("KMX_READ_DIR", NULL) : NULL;
     for (int i = 1; i < argc; i++) {
         const char *v;
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -76,6 +83,8 @@ static int s_parse(int argc, char **argv, const kmx_worker_spec_t *spec, s_confi
             cfg->storage = v;
         } else if ((v = s_flag(argc, argv, &i, "--log-level")) != NULL) {
             cfg->log_level = v;
+        } else if (spec->attach && (v = s_flag(argc, argv, &i, "--read-dir")) != NULL) {
+            cfg->read_dir = v[0] ? v : NULL;
         } else {
             fprintf(stderr, "%s: unknown or incomplete option '%s'\n", spec->program, argv[i]);
             s_usage(stderr, spec);
@@ -149,6 +158,9 @@ int kmx_worker_main(int argc, char **argv, const kmx_worker_spec_t *spec) {
     void *ctx = zmq_ctx_new();
     kmx_link_t *link = ctx ? kmx_link_new(ctx, cfg.storage) : NULL;
     kmx_handler_base_t *handler = link ? spec->create(link, identity) : NULL;
+    void *direct = handler && cfg.read_dir ? spec->attach(link, cfg.read_dir) : NULL;
+    if (handler && cfg.read_dir && !direct)
+        kmx_handler_destroy(&handler); // out of memory: startup fails below
     kmx_mdp_worker_t *worker =
         handler ? kmx_mdp_worker_new(ctx, cfg.broker, spec->service, identity) : NULL;
     if (!worker) {
@@ -156,14 +168,16 @@ int kmx_worker_main(int argc, char **argv, const kmx_worker_spec_t *spec) {
         goto out;
     }
     kmx_link_set_tick(link, s_heartbeat, worker);
-    kmx_log_info("serving service=%s worker=%s broker=%s storage=%s", spec->service, identity,
-                 cfg.broker, cfg.storage);
+    kmx_log_info("serving service=%s worker=%s broker=%s storage=%s read_dir=%s", spec->service,
+                 identity, cfg.broker, cfg.storage, cfg.read_dir ? cfg.read_dir : "none");
     s_serve(worker, handler);
     kmx_log_info("stopping worker=%s", identity);
     status = 0;
 out:
     kmx_mdp_worker_destroy(&worker);
     kmx_handler_destroy(&handler);
+    if (direct)
+        spec->detach(direct);
     kmx_link_destroy(&link);
     if (ctx)
         zmq_ctx_term(ctx);

@@ -19,6 +19,11 @@ typedef struct {
     // Creates the service's handler object (NULL on failure); the runner hands it each
     // request with kmx_handler_handle and ends it with kmx_handler_destroy.
     kmx_handler_base_t *(*create)(kmx_link_t *link, const char *worker);
+    // Optional (NULL: no --read-dir): answers reads on the link from storage's data
+    // directory read_dir on this host (--read-dir, KMX_READ_DIR). Returns its state, ended
+    // with detach, or NULL when out of memory.
+    void *(*attach)(kmx_link_t *link, const char *read_dir);
+    void (*detach)(void *state);
 } kmx_worker_spec_t;
 
 // Writes the worker's name "<role>-<host>-<pid>-<4 hex digits>" into buf. The random part
@@ -27,7 +32,8 @@ typedef struct {
 void kmx_worker_name(const char *role, char *buf, size_t size);
 
 // Runs a worker process: parses --broker, --storage, --log-level, --help, --version (with
-// KMX_BROKER, KMX_STORAGE, KMX_LOG_LEVEL), serves until SIGINT/SIGTERM. Returns the exit
+// KMX_BROKER, KMX_STORAGE, KMX_LOG_LEVEL) and, when spec->attach is set, --read-dir
+// (KMX_READ_DIR), serves until SIGINT/SIGTERM. Returns the exit
 // status: 0 after a clean stop or --help, 1 when start-up failed, 2 for bad usage.
 int kmx_worker_main(int argc, char **argv, const kmx_worker_spec_t *spec);
 

@@ -6,8 +6,11 @@
 # market for one year and a top-10 with growth through the full path; the same rows are
 # COPYed into PostgreSQL (started here with initdb/pg_ctl on a unix socket in a temporary
 # directory, primary key plus indexes on market, period and category, ANALYZEd) and asked
-# the same questions over libpq. Prints p50/p99 side by side with the targets, then the
-# floor of one ZeroMQ round trip (kmx_bench_floor): a get makes three.
+# the same questions over libpq. A second broker with its own kmx-query reading the
+# store directly (--read-dir, same host and volume) is timed in the same run. Prints
+# p50/p99 side by side with the targets, then the floor of one ZeroMQ round trip
+# (kmx_bench_floor): a get makes three through storage's socket, two when read directly,
+# and each get's p50 against its floor.
 #   bench/query/run.sh [BUILD_DIR] [RECORDS] [GETS] [AGGREGATES]
 #   defaults: build/release 1000000 2000 100
 # Needs PostgreSQL and libpq (scripts/setup.sh --bench). Not part of ctest.
@@ -41,18 +44,31 @@ CREATE INDEX records_category ON records (kind, category, period_start);
 ANALYZE records;
 SQL
 
-echo "bench: starting kmx-broker, kmx-storage and kmx-query" >&2
+echo "bench: starting kmx-broker, kmx-storage and kmx-query (one through storage's socket," \
+  "one more beside a second broker reading the store directly)" >&2
 kmx_endpoints "$work/data"
+direct=tcp://127.0.0.1:$(port)
 "$bin/kmx-broker" 2>>"$work/log" & pids+=($!)
+"$bin/kmx-broker" --bind "$direct" --events-bind "tcp://127.0.0.1:$(port)" \
+  --publish-bind "tcp://127.0.0.1:$(port)" 2>>"$work/log" & pids+=($!)
 "$bin/kmx-storage" 2>>"$work/log" & pids+=($!)
 "$bin/kmx-query" 2>>"$work/log" & pids+=($!)
-for _ in $(seq 100); do "$bin/kmx" ping kmx.query >/dev/null 2>&1 && break; sleep 0.1; done
+KMX_BROKER=$direct "$bin/kmx-query" --read-dir "$work/data" 2>>"$work/log" & pids+=($!)
+for b in "$KMX_BROKER" "$direct"; do
+  for _ in $(seq 100); do "$bin/kmx" --broker "$b" ping kmx.query >/dev/null 2>&1 && break; sleep 0.1; done
+done
 
 "$bin/kmx_bench_query" run "$KMX_BROKER" "host=$work/sock user=kmx dbname=postgres" \
-  "$records" "$gets" "$aggs"
+  "$records" "$gets" "$aggs" "$direct" | tee "$work/run.out"
 
-# What three ZeroMQ hops cost at the least on this machine, beside the get above.
-"$bin/kmx_bench_floor" "$gets"
+# What three (two) ZeroMQ hops cost at the least on this machine, beside the gets above.
+"$bin/kmx_bench_floor" "$gets" | tee -a "$work/run.out"
+awk '/^figure: get p50 ms socket/ {s = $NF} /^figure: get p50 ms direct/ {d = $NF}
+  /^figure: floor tcp round trip/ {f = $NF}
+  END { if (f > 0) {
+    printf "point get p50 against its hops (target <= 1.3x): through storage %.3f ms = %.2fx" \
+      " three round trips (%.3f); direct %.3f ms = %.2fx two round trips (%.3f)\n",
+      s, s / (3 * f), 3 * f, d, d / (2 * f), 2 * f } }' "$work/run.out"
 
 # Bytes on disk per record: LMDB pages in use (records, indexes, roll-ups, event log)
 # beside PostgreSQL's table with its indexes.

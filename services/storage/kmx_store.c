@@ -514,6 +514,8 @@ int kmx_store_begin_read(kmx_store_t *self, MDB_txn **txn) {
         // Another process grew the map; adopt its size (outside the gate) and try again.
         s_gate_leave(self);
         rc = kmx_store_resize_map(self, 0);
+        if (rc == 0)
+            kmx_log_info("lmdb map grown by another process adopted");
         s_gate_enter(self);
         if (rc == 0)
             rc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, txn);

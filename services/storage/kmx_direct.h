@@ -1,0 +1,37 @@
+/*  kmx_direct - storage's LMDB environment read from another process on the same host and
+    volume (kmx-query --read-dir): the store opened read-only beside the running
+    kmx-storage, sharing its lock file, and each read answered by storage's own read
+    handlers in a fresh read transaction. Writes, pings and stats still go to storage.  */
+#ifndef KMX_DIRECT_H
+#define KMX_DIRECT_H
+
+#include "kmx.pb-c.h"
+
+#include <stdint.h>
+
+#define KMX_DIRECT_RETRY_MS 1000 // how often a closed environment is tried again
+
+typedef struct kmx_direct kmx_direct_t;
+
+// Creates a reader of the store in dir (copied). The environment is opened at the first
+// answer, not here, so a worker may start before storage created it. Returns NULL when
+// out of memory.
+kmx_direct_t *kmx_direct_new(const char *dir);
+void kmx_direct_destroy(kmx_direct_t **self_p);
+
+// Whether a request with this body is answered here (every read but ping and stats,
+// which describe the storage process).
+int kmx_direct_handles(int body_case);
+
+// Answers req from the environment. On 0 *out is yours: free it with
+// kmx__v1__response__free_unpacked(*out, NULL); errors the read itself meets (a bad
+// filter, no such record) are answers too. Returns KMX_ERR_UNSUPPORTED for a request
+// that must go to storage, KMX_ERR_UNAVAILABLE while the environment cannot be opened
+// (absent, not a kmx store, another schema version: tried again at most every
+// KMX_DIRECT_RETRY_MS, the reason logged once), KMX_ERR_NOMEM or KMX_ERR_DECODE.
+int kmx_direct_answer(kmx_direct_t *self, const Kmx__V1__Request *req, Kmx__V1__Response **out);
+
+// Whether the environment is open now (a read would be answered here).
+int kmx_direct_is_open(const kmx_direct_t *self);
+
+#endif

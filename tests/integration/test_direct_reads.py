@@ -1,0 +1,101 @@
+"""kmx-query --read-dir (KMX_READ_DIR): a query worker on storage's host and volume reads
+storage's LMDB environment itself, one hop fewer (docs/architecture.md).
+
+- A read after an acknowledged write sees it, every time, on the direct path.
+- The map storage grows (it starts at 64 KiB here) is adopted by the reading process:
+  every record of an import that grew it many times is listed and summed right.
+- The reads really are direct: with storage killed, gets, lists and queries are still
+  answered from the environment; once storage is back, writes flow again and are seen.
+- A directory without a store (absent, or an LMDB environment that is no kmx store) is
+  not read: the worker says so in its log and answers every read through storage.
+"""
+import os
+import signal
+import subprocess
+import unittest
+
+import kmxtest
+from kmxtest import Cluster, query_sums_by_market, sample_facts, sample_rows, sums_by_market
+
+KEY = ["--kind", "export", "--market", "JP", "--category", "physical_album_customs",
+       "--item", "direct read check", "--source", "kmx test"]
+
+
+def read_log(cluster, name):
+    with open(os.path.join(cluster.dir, name + ".log"), errors="replace") as f:
+        return f.read()
+
+
+class DirectReads(unittest.TestCase):
+    def setUp(self):
+        self.c = Cluster()
+        self.c.proc_env["kmx-storage"] = {"KMX_MAP_SIZE": "65536"}
+        self.c.proc_env["kmx-query"] = {"KMX_READ_DIR": self.c.data_dir}
+        self.c.start()
+
+    def tearDown(self):
+        self.c.close()
+
+    def restart_query(self, read_dir):
+        self.c.stop("query0")
+        self.c.proc_env["kmx-query"] = {"KMX_READ_DIR": read_dir}
+        self.c.spawn("query0", "kmx-query")
+        self.c.wait_ready()
+
+    def test_direct_reads(self):
+        # Read-your-writes: each acknowledged put is seen by the very next get.
+        for i in range(15):
+            self.c.kmx("put", *KEY, "--period", "2024-%02d" % (i % 12 + 1),
+                       "--value", str(1000 + i), "--unit", "USD")
+            rec = self.c.kmx_json("get", *KEY, "--period", "2024-%02d" % (i % 12 + 1))
+            self.assertEqual(rec["value"], str(1000 + i), rec)
+        self.assertIn("direct reads from dir=", read_log(self.c, "query0"))
+
+        # The map grows from 64 KiB under the open reader; everything is read back.
+        summary = self.c.kmx_json("import", kmxtest.SAMPLE)
+        self.assertEqual(summary["rejected"], 0, summary)
+        listed = self.c.kmx_lines("list")
+        self.assertEqual(len(listed), len(sample_facts()) + 12)
+        sums = query_sums_by_market(self.c.kmx_json("query", "consumption", "--by", "market",
+                                                     "--granularity", "any"), "consumption")
+        self.assertEqual(sums, sums_by_market(sample_rows(), "consumption"))
+        self.assertIn("lmdb map grown by another process adopted", read_log(self.c, "query0"))
+
+        # Storage down: the worker still answers reads from the environment.
+        self.c.stop("storage", sig=signal.SIGKILL)
+        rec = self.c.kmx_json("get", *KEY, "--period", "2024-03")
+        self.assertEqual(rec["value"], "1014", rec)
+        self.assertEqual(len(self.c.kmx_lines("list")), len(listed))
+        self.assertEqual(self.c.kmx("put", *KEY, "--period", "2024-03", "--value", "1",
+                                    "--unit", "USD", check=False).returncode, 2)
+
+        # Storage back (it clears the reader slots of dead processes at open): writes are
+        # acknowledged and seen directly again.
+        self.c.spawn("storage", "kmx-storage")
+        kmxtest.wait_for(lambda: self.c.kmx("put", *KEY, "--period", "2024-03", "--value",
+                                            "2024", "--unit", "USD",
+                                            check=False).returncode == 0,
+                         deadline=20, what="storage back")
+        rec = self.c.kmx_json("get", *KEY, "--period", "2024-03")
+        self.assertEqual(rec["value"], "2024", rec)
+
+    def test_no_store_in_the_directory_reads_through_storage(self):
+        self.c.kmx("put", *KEY, "--period", "2024-01", "--value", "7", "--unit", "USD")
+        # An LMDB environment that holds no kmx store: refused, reads go to storage.
+        other = os.path.join(self.c.dir, "other")
+        os.mkdir(other)
+        subprocess.run(["mdb_load", "-s", "x", other],
+                       input=b"VERSION=3\nformat=bytevalue\ntype=btree\nHEADER=END\n"
+                             b" 6b\n 76\nDATA=END\n", check=True, timeout=30)
+        for read_dir in (os.path.join(self.c.dir, "absent"), other):
+            self.restart_query(read_dir)
+            rec = self.c.kmx_json("get", *KEY, "--period", "2024-01")
+            self.assertEqual(rec["value"], "7", rec)
+            log = read_log(self.c, "query0")
+            self.assertIn("direct reads unavailable, reads go to storage's socket dir=%s"
+                          % read_dir, log)
+            self.assertNotIn("direct reads from dir=%s" % read_dir, log)
+
+
+if __name__ == "__main__":
+    kmxtest.main()
