@@ -3,16 +3,20 @@
           the question a gateway URL asks (its query string, turned into the request by
           the gateway's own code), asked through 7/MDP by CLIENTS threads for SECONDS:
           requests/s, p50 and p99 in ms.
-      sse HOST PORT CLIENTS EVENTS BROKER
+      sse HOST PORT CLIENTS EVENTS BROKER [PATH]
           CLIENTS Server-Sent Events streams on one gateway, then a burst of EVENTS
           records put through kmx.ingest: every stream must get every event once, in
-          order; delivery latency is receipt time minus the event's commit time.  */
+          order; delivery latency is receipt time minus the event's commit time. Then the
+          floor: the same bytes (the messages one stream got) released on the same
+          schedule by a plain writer to CLIENTS loopback sockets, read by the same reader.
+          PATH (default /v1/events) may ask for another form of the events.  */
 #define _GNU_SOURCE // memmem
 #include "kmx_client.h"
 #include "kmx_gw_parse.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -158,7 +162,45 @@ typedef struct {
     int greeted;      // the greeting comment arrived
 } s_stream_t;
 
-static int s_connect(const char *host, int port) {
+// What one stream received, kept to replay the same bytes on the same schedule.
+typedef struct {
+    char *text;     // the events' SSE messages, back to back
+    size_t len;     // bytes in text
+    size_t cap;     // room in text
+    size_t *ends;   // where each message ends in text
+    double *commit; // each event's committed_ms
+    size_t n;       // events kept
+    size_t room;    // room in ends and commit
+} s_capture_t;
+
+// The reading side, the same for the gateway and the plain writer.
+typedef struct {
+    double *lat;            // delivery latencies, ms
+    size_t nlat;            // latencies taken
+    size_t cap;             // room in lat
+    double shift;           // an event was released at committed_ms + shift
+    const s_stream_t *kept; // the stream whose events go to capture
+    s_capture_t *capture;   // or NULL
+} s_reader_t;
+
+static void s_capture_add(s_capture_t *c, const char *msg, size_t mlen, double commit) {
+    if (c->len + mlen + 2 > c->cap) {
+        c->cap = (c->len + mlen + 2) * 2;
+        c->text = realloc(c->text, c->cap);
+    }
+    if (c->n == c->room) {
+        c->room = c->room ? c->room * 2 : 1024;
+        c->ends = realloc(c->ends, c->room * sizeof(size_t));
+        c->commit = realloc(c->commit, c->room * sizeof(double));
+    }
+    memcpy(c->text + c->len, msg, mlen);
+    memcpy(c->text + c->len + mlen, "\n\n", 2);
+    c->len += mlen + 2;
+    c->ends[c->n] = c->len;
+    c->commit[c->n++] = commit;
+}
+
+static int s_connect(const char *host, int port, const char *path) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a;
     memset(&a, 0, sizeof(a));
@@ -171,16 +213,18 @@ static int s_connect(const char *host, int port) {
         return -1;
     }
     // HTTP/1.0: the body comes unchunked, so messages can be split on blank lines alone.
-    const char *req = "GET /v1/events HTTP/1.0\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n";
-    if (write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
+    char req[512];
+    int len = snprintf(req, sizeof req,
+                       "GET %s HTTP/1.0\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n", path);
+    if (write(fd, req, (size_t)len) != len) {
         close(fd);
         return -1;
     }
     return fd;
 }
 
-// Parses the complete messages in s->buf; latencies of events go to lat.
-static void s_parse(s_stream_t *s, double *lat, size_t *nlat, size_t cap, double now_ms) {
+// Parses the complete messages in s->buf; latencies of events go to rd.
+static void s_parse(s_stream_t *s, s_reader_t *rd, double now_ms) {
     size_t off = 0;
     if (!s->headers_done) {
         char *end = memmem(s->buf, s->len, "\r\n\r\n", 4);
@@ -207,8 +251,11 @@ static void s_parse(s_stream_t *s, double *lat, size_t *nlat, size_t cap, double
             s->got++;
             size_t tail = mlen < 48 ? mlen : 48;
             char *cm = memmem(msg + mlen - tail, tail, "\"committed_ms\":", 15);
-            if (cm && *nlat < cap)
-                lat[(*nlat)++] = now_ms - strtod(cm + 15, NULL);
+            double commit = cm ? strtod(cm + 15, NULL) : 0;
+            if (cm && rd->nlat < rd->cap)
+                rd->lat[rd->nlat++] = now_ms - commit - rd->shift;
+            if (rd->capture && s == rd->kept)
+                s_capture_add(rd->capture, msg, mlen, commit);
         }
         off = (size_t)(end - s->buf) + 2;
     }
@@ -217,8 +264,8 @@ static void s_parse(s_stream_t *s, double *lat, size_t *nlat, size_t cap, double
 }
 
 // Reads every stream until each has want events (or the deadline). Returns streams done.
-static int s_pump(s_stream_t *st, int n, int ep, uint64_t want, double deadline, double *lat,
-                  size_t *nlat, size_t cap, int wait_greeting) {
+static int s_pump(s_stream_t *st, int n, int ep, uint64_t want, double deadline, s_reader_t *rd,
+                  int wait_greeting) {
     struct epoll_event evs[256];
     int done = 0;
     while (s_mono() < deadline) {
@@ -234,7 +281,7 @@ static int s_pump(s_stream_t *st, int n, int ep, uint64_t want, double deadline,
             ssize_t r = read(s->fd, s->buf + s->len, sizeof(s->buf) - s->len - 1);
             if (r > 0) {
                 s->len += (size_t)r;
-                s_parse(s, lat, nlat, cap, now);
+                s_parse(s, rd, now);
             }
         }
     }
@@ -244,18 +291,19 @@ static int s_pump(s_stream_t *st, int n, int ep, uint64_t want, double deadline,
 static int s_burst(const char *broker, int events) {
     kmx_client_t *client = kmx_client_new(broker, 30000, 1);
     int rc = client ? 0 : -1;
+    int run = (int)getpid(); // each run's records are new ones, so every put is an event
     for (int start = 0; rc == 0 && start < events; start += 500) {
         int n = events - start < 500 ? events - start : 500;
         Kmx__V1__Record recs[500], *ptrs[500];
         Kmx__V1__Period period = KMX__V1__PERIOD__INIT;
         Kmx__V1__Value values[500];
-        char items[500][32];
+        char items[500][48];
         period.has_start = period.has_end = 1;
         period.start = 203001, period.end = 203012;
         for (int i = 0; i < n; i++) {
             kmx__v1__record__init(&recs[i]);
             kmx__v1__value__init(&values[i]);
-            snprintf(items[i], sizeof items[i], "burst %d", start + i);
+            snprintf(items[i], sizeof items[i], "burst %d %d", run, start + i);
             values[i].has_amount = 1, values[i].amount = (int64_t)(start + i + 1) * 10000;
             values[i].unit = "USD";
             recs[i].has_kind = 1, recs[i].kind = KMX__V1__KIND__EXPORT;
@@ -273,14 +321,146 @@ static int s_burst(const char *broker, int events) {
     return rc;
 }
 
+static double s_cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+// ---- the floor: a plain writer of the same bytes to as many loopback sockets ----------------
+
+typedef struct {
+    const int *fds;          // the writer's sockets, non-blocking
+    int n;                   // how many
+    const s_capture_t *what; // the messages and when each was committed
+    double shift;            // message i is released at commit[i] + shift (wall ms)
+    double cpu;              // the writer's CPU seconds
+    int failed;              // a write failed
+} s_writer_t;
+
+// Writes every released message to every socket, as much per write as the socket takes
+// (what an ideal server does: the bytes are shared, a socket's state is one offset).
+static void *s_write_run(void *arg) {
+    s_writer_t *w = arg;
+    const s_capture_t *c = w->what;
+    size_t *off = calloc((size_t)w->n, sizeof(size_t));
+    char *blocked = calloc((size_t)w->n, 1);
+    int ep = epoll_create1(0);
+    for (int i = 0; i < w->n; i++) {
+        struct epoll_event e = {EPOLLOUT | EPOLLET, {.u32 = (uint32_t)i}};
+        epoll_ctl(ep, EPOLL_CTL_ADD, w->fds[i], &e);
+    }
+    double cpu0 = s_cpu_s();
+    size_t released = 0;
+    for (int done = 0; done < w->n && !w->failed;) {
+        double now = s_wall_ms();
+        while (released < c->n && c->commit[released] + w->shift <= now)
+            released++;
+        size_t avail = released ? c->ends[released - 1] : 0;
+        done = 0;
+        for (int i = 0; i < w->n; i++) {
+            while (!blocked[i] && off[i] < avail) {
+                size_t k = avail - off[i] < 131072 ? avail - off[i] : 131072;
+                ssize_t r = write(w->fds[i], c->text + off[i], k);
+                if (r > 0)
+                    off[i] += (size_t)r;
+                else if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                    blocked[i] = 1;
+                else
+                    w->failed = 1, blocked[i] = 1;
+            }
+            done += off[i] == c->len;
+        }
+        double next = released < c->n ? c->commit[released] + w->shift - now : 100;
+        int timeout = next < 0 ? 0 : next > 100 ? 100 : (int)next + 1;
+        struct epoll_event evs[256];
+        int k = done < w->n ? epoll_wait(ep, evs, 256, timeout) : 0;
+        for (int e = 0; e < k; e++)
+            blocked[evs[e].data.u32] = 0;
+    }
+    w->cpu = s_cpu_s() - cpu0;
+    close(ep);
+    free(off);
+    free(blocked);
+    return NULL;
+}
+
+// n loopback connections: the reading ends in st (set up as streams without a head), the
+// writing ends in fds. Returns 0 or -1.
+static int s_floor_connect(s_stream_t *st, int *fds, int n, int ep) {
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    socklen_t alen = sizeof(a);
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(lfd, 64) < 0 ||
+        getsockname(lfd, (struct sockaddr *)&a, &alen) < 0)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        memset(&st[i], 0, sizeof(st[i]));
+        st[i].fd = socket(AF_INET, SOCK_STREAM, 0);
+        st[i].headers_done = st[i].greeted = 1;
+        if (st[i].fd < 0 || connect(st[i].fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+            (fds[i] = accept(lfd, NULL, NULL)) < 0)
+            return -1;
+        fcntl(fds[i], F_SETFL, O_NONBLOCK);
+        struct epoll_event e = {EPOLLIN, {.ptr = &st[i]}};
+        epoll_ctl(ep, EPOLL_CTL_ADD, st[i].fd, &e);
+    }
+    close(lfd);
+    return 0;
+}
+
+// The same messages as the gateway delivered, released on the same schedule (each at its
+// commit time, shifted to now) by a plain writer to n loopback sockets and read by the same
+// reader: the best delivery these bytes can have on this machine.
+static int s_floor(int n, const s_capture_t *c) {
+    s_stream_t *st = calloc((size_t)n, sizeof(*st));
+    int *fds = calloc((size_t)n, sizeof(int));
+    int ep = epoll_create1(0);
+    if (c->n == 0 || s_floor_connect(st, fds, n, ep) < 0) {
+        fprintf(stderr, "bench: floor: cannot set up %d loopback sockets: %s\n", n,
+                strerror(errno));
+        return 1;
+    }
+    s_reader_t rd = {malloc((size_t)n * c->n * sizeof(double)), 0, (size_t)n * c->n, 0, NULL, NULL};
+    rd.shift = s_wall_ms() + 50 - c->commit[0];
+    s_writer_t w = {fds, n, c, rd.shift, 0, 0};
+    pthread_t th;
+    double t0 = s_mono() + 0.05, cpu0 = s_cpu_s();
+    pthread_create(&th, NULL, s_write_run, &w);
+    int done = s_pump(st, n, ep, (uint64_t)c->n, s_mono() + 120, &rd, 0);
+    double elapsed = s_mono() - t0, cpu = s_cpu_s() - cpu0;
+    pthread_join(th, NULL);
+    double mb = (double)c->len * n / 1e6;
+    double span = (c->commit[c->n - 1] - c->commit[0]) / 1e3;
+    qsort(rd.lat, rd.nlat, sizeof(double), s_cmp_double);
+    printf("floor: a plain writer of the same %.0f MB (%d streams x %zu events, %.0f bytes "
+           "each) on the same schedule (commits spread over %.2f s): %d streams complete in "
+           "%.2f s, %.0f MB/s through loopback; delivery p50 %.1f ms, p99 %.1f ms; the reader "
+           "used %.2f CPU s (%.0f MB/s consumed), the writer %.2f CPU s (%.0f MB/s)\n",
+           mb, n, c->n, (double)c->len / (double)c->n, span, done, elapsed, mb / elapsed,
+           s_pct(rd.lat, rd.nlat, 0.5), s_pct(rd.lat, rd.nlat, 0.99), cpu, cpu > 0 ? mb / cpu : 0,
+           w.cpu, w.cpu > 0 ? mb / w.cpu : 0);
+    for (int i = 0; i < n; i++)
+        close(st[i].fd), close(fds[i]);
+    close(ep);
+    free(st);
+    free(fds);
+    free(rd.lat);
+    return done == n && !w.failed ? 0 : 1;
+}
+
 static int s_sse(int argc, char **argv) {
-    if (argc != 7)
+    if (argc != 7 && argc != 8)
         return 2;
     int n = atoi(argv[4]), events = atoi(argv[5]);
+    const char *path = argc == 8 ? argv[7] : "/v1/events";
     s_stream_t *st = calloc((size_t)n, sizeof(*st));
     int ep = epoll_create1(0);
     for (int i = 0; i < n; i++) {
-        st[i].fd = s_connect(argv[2], atoi(argv[3]));
+        st[i].fd = s_connect(argv[2], atoi(argv[3]), path);
         if (st[i].fd < 0) {
             fprintf(stderr, "bench: stream %d cannot connect: %s\n", i, strerror(errno));
             return 1;
@@ -288,37 +468,48 @@ static int s_sse(int argc, char **argv) {
         struct epoll_event e = {EPOLLIN, {.ptr = &st[i]}};
         epoll_ctl(ep, EPOLL_CTL_ADD, st[i].fd, &e);
     }
-    size_t cap = (size_t)n * (size_t)events, nlat = 0;
-    double *lat = malloc(cap * sizeof(double));
-    int ready = s_pump(st, n, ep, 0, s_mono() + 60, lat, &nlat, 0, 1);
+    s_capture_t capture;
+    memset(&capture, 0, sizeof(capture));
+    size_t cap = (size_t)n * (size_t)events;
+    s_reader_t rd = {malloc(cap * sizeof(double)), 0, 0, 0, &st[0], &capture};
+    int ready = s_pump(st, n, ep, 0, s_mono() + 60, &rd, 1);
     if (ready < n) {
         fprintf(stderr, "bench: only %d of %d streams opened\n", ready, n);
         return 1;
     }
-    double t0 = s_mono();
+    rd.cap = cap;
+    double t0 = s_mono(), cpu0 = s_cpu_s();
     // The burst comes from a child process (one writer through kmx.ingest) while this one
     // reads every stream; no ZeroMQ context exists here before the fork.
     pid_t pid = fork();
     if (pid == 0)
         _exit(s_burst(argv[6], events) == 0 ? 0 : 1);
-    int done = s_pump(st, n, ep, (uint64_t)events, s_mono() + 120, lat, &nlat, cap, 0);
-    double elapsed = s_mono() - t0;
+    int done = s_pump(st, n, ep, (uint64_t)events, s_mono() + 120, &rd, 0);
+    double elapsed = s_mono() - t0, cpu = s_cpu_s() - cpu0;
     int status = 1;
     if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
         fprintf(stderr, "bench: the burst's puts failed\n");
     int bad = 0;
     for (int i = 0; i < n; i++)
         bad += st[i].bad || st[i].got != (uint64_t)events;
-    qsort(lat, nlat, sizeof(double), s_cmp_double);
-    printf("sse: %d streams, burst of %d events: %d streams got every event in order, %d did "
-           "not; %zu deliveries in %.2f s; delivery p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
-           n, events, done < n ? done : n - bad, bad, nlat, elapsed, s_pct(lat, nlat, 0.5),
-           s_pct(lat, nlat, 0.99), nlat ? lat[nlat - 1] : 0);
+    qsort(rd.lat, rd.nlat, sizeof(double), s_cmp_double);
+    printf("sse %s: %d streams, burst of %d events: %d streams got every event in order, %d did "
+           "not; %zu deliveries in %.2f s; delivery p50 %.1f ms, p99 %.1f ms, max %.1f ms; "
+           "the reader used %.2f CPU s\n",
+           path, n, events, done < n ? done : n - bad, bad, rd.nlat, elapsed,
+           s_pct(rd.lat, rd.nlat, 0.5), s_pct(rd.lat, rd.nlat, 0.99),
+           rd.nlat ? rd.lat[rd.nlat - 1] : 0, cpu);
+    fflush(stdout);
     for (int i = 0; i < n; i++)
         close(st[i].fd);
     free(st);
-    free(lat);
-    return bad == 0 ? 0 : 1;
+    free(rd.lat);
+    close(ep);
+    int frc = bad == 0 ? s_floor(n, &capture) : 0;
+    free(capture.text);
+    free(capture.ends);
+    free(capture.commit);
+    return bad == 0 && frc == 0 ? 0 : 1;
 }
 
 int main(int argc, char **argv) {
@@ -330,6 +521,6 @@ int main(int argc, char **argv) {
     if (rc == 2)
         fprintf(stderr, "usage: kmx_bench_gateway mdp BROKER CLIENTS SECONDS query|get "
                         "QUERYSTRING\n       kmx_bench_gateway sse HOST PORT CLIENTS EVENTS "
-                        "BROKER\n");
+                        "BROKER [PATH]\n");
     return rc;
 }

@@ -754,6 +754,7 @@ typedef struct {
     size_t n;                            // prefixes given
     bool all;                            // an empty prefix: every topic
     uint64_t since;                      // since=, or S_SINCE_NONE
+    kmx_gw_form_t form;                  // form=
     char err[KMX_GW_ERR_MAX];            // the first refusal
     bool failed;                         // a parameter was refused
 } s_events_args_t;
@@ -778,9 +779,19 @@ static enum MHD_Result s_on_events_param(void *cls, enum MHD_ValueKind kind, con
                      value ? value : "");
             ev->failed = true;
         }
+    } else if (strcmp(key, "form") == 0) {
+        if (value && strcmp(value, "full") == 0)
+            ev->form = KMX_GW_FORM_FULL;
+        else if (value && strcmp(value, "compact") == 0)
+            ev->form = KMX_GW_FORM_COMPACT;
+        else {
+            snprintf(ev->err, sizeof ev->err, "form wants full or compact, not \"%.40s\"",
+                     value ? value : "");
+            ev->failed = true;
+        }
     } else if (strcmp(key, "access_token") != 0) {
         snprintf(ev->err, sizeof ev->err,
-                 "unknown parameter \"%.60s\" (events take prefix and since)", key);
+                 "unknown parameter \"%.60s\" (events take prefix, since and form)", key);
         ev->failed = true;
     }
     return ev->failed ? MHD_NO : MHD_YES;
@@ -853,8 +864,10 @@ static enum MHD_Result s_events(kmx_gateway_t *self, struct MHD_Connection *c, c
     size_t n = ev.all ? 0 : ev.n;
     if (sse) {
         sse->gw = self;
-        sse->stream = kmx_gw_stream_new(self->hub, ev.since != S_SINCE_NONE,
-                                        ev.since == S_SINCE_NONE ? 0 : ev.since, ev.prefixes, n);
+        kmx_gw_stream_config_t sc = {ev.since != S_SINCE_NONE,
+                                     ev.since == S_SINCE_NONE ? 0 : ev.since, ev.prefixes, n,
+                                     ev.form};
+        sse->stream = kmx_gw_stream_new(self->hub, &sc);
     }
     struct MHD_Response *resp =
         sse && sse->stream ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, S_SSE_BLOCK,

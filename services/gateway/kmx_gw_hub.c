@@ -1,7 +1,11 @@
 /*  kmx_gw_hub - one subscriber, many Server-Sent Events streams. The ring holds every
     event in (base, covered] in sequence order: the hub's kmx_watch emits all topics
-    without gap, and evicting the oldest entry moves base up to it. A stream whose cursor
-    is below base (or that starts before the hub knows where it is) catches up through
+    without gap, and evicting the oldest entry moves base up to it. Each event is rendered
+    once per form and its text appended to that form's byte ring, so the texts of
+    consecutive events lie back to back: a stream without prefixes sends everything after
+    its cursor that fits in one write with one copy (two where the ring wraps), whatever
+    the number of events, and its state is one sequence number. A stream whose cursor is
+    below base (or that starts before the hub knows where it is) catches up through
     kmx_watch replays of its own, one page per read, and then reads the ring.  */
 #include "kmx_gw_hub.h"
 
@@ -21,39 +25,53 @@
 
 #define S_RING_DEFAULT 65536
 #define S_POLL_MS 200
-#define S_BATCH 1024   // published messages taken before the streams are woken
-#define S_RETRY_MS 500 // pause before a stream retries a failed replay
+#define S_BATCH 1024       // published messages taken before the streams are woken
+#define S_RETRY_MS 500     // pause before a stream retries a failed replay
+#define S_TEXT_FULL 512    // bytes of text per ring entry reserved for the full form
+#define S_TEXT_COMPACT 192 // ... and for the compact form
+#define S_WAKE_MS 2        // longest a burst's rendered events wait for the streams' wake-up
 
 typedef struct {
-    uint64_t seq; // the event's sequence
-    char *topic;  // its topic, malloc'd
-    char *text;   // "id: SEQ\ndata: JSON\n\n", malloc'd
-    size_t len;   // bytes of text
+    uint64_t seq;               // the event's sequence
+    char *topic;                // its topic, malloc'd
+    uint64_t off[KMX_GW_FORMS]; // where its text starts in each form's byte ring
+    uint32_t len[KMX_GW_FORMS]; // bytes of text ("id: SEQ\ndata: JSON\n\n")
 } s_entry_t;
 
+// One form's texts, back to back. Positions count every byte ever appended, so they only
+// grow; byte pos lives at data[pos % cap]. [head, tail) is kept.
+typedef struct {
+    char *data;    // cap bytes, malloc'd
+    size_t cap;    // capacity
+    uint64_t head; // position of the oldest byte kept (the oldest entry's text)
+    uint64_t tail; // position of the next byte appended
+} s_bytes_t;
+
 struct kmx_gw_hub {
-    char *broker;             // request endpoint, malloc'd
-    char *events;             // event endpoint, malloc'd
-    int timeout_ms;           // per try of the hub's replays
-    pthread_t thread;         // runs s_run
-    bool started;             // thread was created
-    pthread_mutex_t lock;     // guards what follows
-    pthread_cond_t changed;   // new events, a new covered sequence, or stopping
-    bool stop;                // the hub is stopping
-    s_entry_t *ring;          // cap entries; oldest at head
-    size_t cap;               // capacity
-    size_t head;              // index of the oldest entry
-    size_t n;                 // entries held
-    uint64_t base;            // the ring holds every event after base
-    uint64_t covered;         // ... up to covered
-    bool ready;               // base and covered are known
-    size_t taken;             // events taken since the streams were last woken
-    kmx_gw_hub_stats_t stats; // counters (events, replays, failures)
+    char *broker;                 // request endpoint, malloc'd
+    char *events;                 // event endpoint, malloc'd
+    int timeout_ms;               // per try of the hub's replays
+    pthread_t thread;             // runs s_run
+    bool started;                 // thread was created
+    pthread_mutex_t lock;         // guards what follows
+    pthread_cond_t changed;       // new events, a new covered sequence, or stopping
+    bool stop;                    // the hub is stopping
+    s_entry_t *ring;              // cap entries; oldest at head
+    s_bytes_t text[KMX_GW_FORMS]; // the entries' texts in each form
+    size_t cap;                   // capacity
+    size_t head;                  // index of the oldest entry
+    size_t n;                     // entries held
+    uint64_t base;                // the ring holds every event after base
+    uint64_t covered;             // ... up to covered
+    bool ready;                   // base and covered are known
+    size_t taken;                 // events taken since the streams were last woken
+    kmx_gw_hub_stats_t stats;     // counters (events, replays, failures)
 };
 
 struct kmx_gw_stream {
     kmx_gw_hub_t *hub;     // where live events come from
     char **prefixes;       // topic prefixes, malloc'd; none = all
+    kmx_gw_form_t form;    // which text of each event it sends
     size_t n;              // number of prefixes
     uint64_t cursor;       // newest sequence delivered or known covered
     bool have_cursor;      // cursor is meaningful
@@ -66,9 +84,21 @@ struct kmx_gw_stream {
 
 // ---- SSE text -----------------------------------------------------------------------------
 
-// Renders ev as one SSE message. Returns malloc'd text (length in *len) or NULL.
-static char *s_render(const Kmx__V1__UpdateEvent *ev, size_t *len) {
-    json_t *doc = kmx_json_event(ev);
+// The compact form: which record changed, to what, and when; no record fields.
+static json_t *s_compact(const Kmx__V1__UpdateEvent *ev) {
+    const Kmx__V1__Record *r = ev->record;
+    json_t *value = kmx_json_amount(r ? r->value : NULL);
+    json_t *unit = kmx_json_string(r && r->value ? r->value->unit : NULL);
+    return json_pack("{s:I,s:s,s:o,s:o?,s:o?,s:o?,s:I}", "seq", (json_int_t)ev->seq, "type",
+                     kmx_json_event_type(ev->type), "topic",
+                     kmx_json_string(ev->topic ? ev->topic : ""), "value", value, "unit", unit,
+                     "previous", kmx_json_amount(ev->previous), "committed_ms",
+                     (json_int_t)ev->committed_ms);
+}
+
+// Renders ev as one SSE message in form. Returns malloc'd text (length in *len) or NULL.
+static char *s_render(const Kmx__V1__UpdateEvent *ev, kmx_gw_form_t form, size_t *len) {
+    json_t *doc = form == KMX_GW_FORM_COMPACT ? s_compact(ev) : kmx_json_event(ev);
     size_t jlen = 0;
     char *json = doc ? kmx_json_dumps(doc, &jlen) : NULL;
     json_decref(doc);
@@ -88,36 +118,80 @@ static char *s_render(const Kmx__V1__UpdateEvent *ev, size_t *len) {
 
 // ---- the hub thread -------------------------------------------------------------------
 
-static void s_entry_free(s_entry_t *e) {
+// Copies len bytes from position pos of b into dst (in two parts where the ring wraps).
+static void s_bytes_get(const s_bytes_t *b, uint64_t pos, size_t len, char *dst) {
+    size_t at = (size_t)(pos % b->cap), first = len < b->cap - at ? len : b->cap - at;
+    memcpy(dst, b->data + at, first);
+    memcpy(dst + first, b->data, len - first);
+}
+
+static void s_bytes_put(s_bytes_t *b, const char *src, size_t len) {
+    size_t at = (size_t)(b->tail % b->cap), first = len < b->cap - at ? len : b->cap - at;
+    memcpy(b->data + at, src, first);
+    memcpy(b->data, src + first, len - first);
+    b->tail += len;
+}
+
+// Drops the oldest entry (lock held): base moves up to it, its text's bytes are free.
+static void s_evict(kmx_gw_hub_t *self) {
+    s_entry_t *e = &self->ring[self->head];
+    self->base = e->seq;
+    for (int f = 0; f < KMX_GW_FORMS; f++)
+        self->text[f].head = e->off[f] + e->len[f];
     free(e->topic);
-    free(e->text);
     memset(e, 0, sizeof(*e));
+    self->head = (self->head + 1) % self->cap;
+    self->n--;
+}
+
+static bool s_has_room(const kmx_gw_hub_t *self, const size_t *len) {
+    bool room = self->n < self->cap;
+    for (int f = 0; f < KMX_GW_FORMS; f++)
+        room = room && self->text[f].tail - self->text[f].head + len[f] <= self->text[f].cap;
+    return room;
+}
+
+// Appends the event and its texts (lock held). Returns false when a text cannot be kept.
+static bool s_append(kmx_gw_hub_t *self, const Kmx__V1__UpdateEvent *ev, char *topic,
+                     char *const *text, const size_t *len) {
+    bool ok = topic != NULL;
+    for (int f = 0; f < KMX_GW_FORMS; f++)
+        ok = ok && text[f] && len[f] <= self->text[f].cap && len[f] <= UINT32_MAX;
+    if (!ok)
+        return false;
+    while (!s_has_room(self, len))
+        s_evict(self);
+    s_entry_t *e = &self->ring[(self->head + self->n) % self->cap];
+    e->seq = ev->seq;
+    e->topic = topic;
+    for (int f = 0; f < KMX_GW_FORMS; f++) {
+        e->off[f] = self->text[f].tail;
+        e->len[f] = (uint32_t)len[f];
+        s_bytes_put(&self->text[f], text[f], len[f]);
+    }
+    self->n++;
+    self->stats.events++;
+    return true;
 }
 
 // kmx_watch's emit: appends the event to the ring (called on the hub thread).
 static void s_take(void *arg, const Kmx__V1__UpdateEvent *ev) {
     kmx_gw_hub_t *self = arg;
-    s_entry_t e = {ev->seq, strdup(ev->topic ? ev->topic : ""), NULL, 0};
-    e.text = e.topic ? s_render(ev, &e.len) : NULL;
+    char *topic = strdup(ev->topic ? ev->topic : ""), *text[KMX_GW_FORMS];
+    size_t len[KMX_GW_FORMS] = {0};
+    for (int f = 0; f < KMX_GW_FORMS; f++)
+        text[f] = s_render(ev, (kmx_gw_form_t)f, &len[f]);
     pthread_mutex_lock(&self->lock);
-    if (!e.text) {
+    if (!s_append(self, ev, topic, text, len)) {
         // Out of memory: the ring restarts after this event, streams replay around it.
         kmx_log_warn("gateway: cannot keep event seq=%" PRIu64 " in memory", ev->seq);
-        for (; self->n > 0; self->n--, self->head = (self->head + 1) % self->cap)
-            s_entry_free(&self->ring[self->head]);
+        while (self->n > 0)
+            s_evict(self);
         self->base = ev->seq;
-        s_entry_free(&e);
-    } else {
-        if (self->n == self->cap) {
-            self->base = self->ring[self->head].seq;
-            s_entry_free(&self->ring[self->head]);
-            self->head = (self->head + 1) % self->cap;
-            self->n--;
-        }
-        self->ring[(self->head + self->n) % self->cap] = e;
-        self->n++;
-        self->stats.events++;
+        free(topic);
     }
+    for (int f = 0; f < KMX_GW_FORMS; f++)
+        free(text[f]);
     self->covered = ev->seq;
     self->taken++;
     // No broadcast per event: s_cover wakes the streams once per batch of messages, so a
@@ -154,13 +228,26 @@ static bool s_stopping(kmx_gw_hub_t *self) {
     return stop;
 }
 
+static double s_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
 static void s_loop(kmx_gw_hub_t *self, kmx_watch_t *w, void *sub) {
     uint64_t failures = 0;
     while (!s_stopping(self)) {
         zmq_pollitem_t item = {sub, 0, ZMQ_POLLIN, 0};
         int rc = zmq_poll(&item, 1, S_POLL_MS);
-        // Drain what has arrived (bounded), then wake the streams once.
+        // Drain what has arrived (bounded), then wake the streams once; during a long
+        // burst also every S_WAKE_MS, so the first events go out while later ones are
+        // still being rendered.
+        double woke = s_now_ms();
         for (int n = 0; rc > 0 && n < S_BATCH; n++) {
+            if (s_now_ms() - woke >= S_WAKE_MS) {
+                s_cover(self, w);
+                woke = s_now_ms();
+            }
             if (kmx_watch_receive(w, sub) < 0) {
                 // Typically kmx.query or storage is restarting: the next event or
                 // heartbeat shows the gap again and the replay is retried; nothing is
@@ -210,6 +297,13 @@ kmx_gw_hub_t *kmx_gw_hub_new(const kmx_gw_hub_config_t *cfg) {
         return NULL;
     self->cap = cfg->ring ? cfg->ring : S_RING_DEFAULT;
     self->ring = calloc(self->cap, sizeof(*self->ring));
+    self->text[KMX_GW_FORM_FULL].cap = self->cap * S_TEXT_FULL;
+    self->text[KMX_GW_FORM_COMPACT].cap = self->cap * S_TEXT_COMPACT;
+    bool texts = true;
+    for (int f = 0; f < KMX_GW_FORMS; f++) {
+        self->text[f].data = malloc(self->text[f].cap); // pages are touched as events come
+        texts = texts && self->text[f].data;
+    }
     self->broker = strdup(cfg->broker);
     self->events = strdup(cfg->events);
     self->timeout_ms = cfg->timeout_ms;
@@ -219,7 +313,7 @@ kmx_gw_hub_t *kmx_gw_hub_new(const kmx_gw_hub_config_t *cfg) {
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&self->changed, &attr);
     pthread_condattr_destroy(&attr);
-    if (!self->ring || !self->broker || !self->events ||
+    if (!self->ring || !texts || !self->broker || !self->events ||
         pthread_create(&self->thread, NULL, s_run, self) != 0) {
         kmx_gw_hub_destroy(&self);
         return NULL;
@@ -242,9 +336,11 @@ void kmx_gw_hub_destroy(kmx_gw_hub_t **self_p) {
     kmx_gw_hub_stop(self);
     if (self->started)
         pthread_join(self->thread, NULL);
-    for (size_t i = 0; self->ring && i < self->n; i++)
-        s_entry_free(&self->ring[(self->head + i) % self->cap]);
+    while (self->ring && self->n > 0)
+        s_evict(self);
     free(self->ring);
+    for (int f = 0; f < KMX_GW_FORMS; f++)
+        free(self->text[f].data);
     free(self->broker);
     free(self->events);
     pthread_cond_destroy(&self->changed);
@@ -263,12 +359,16 @@ void kmx_gw_hub_stats(kmx_gw_hub_t *self, kmx_gw_hub_stats_t *out) {
 
 // ---- streams ----------------------------------------------------------------------------
 
-kmx_gw_stream_t *kmx_gw_stream_new(kmx_gw_hub_t *hub, bool has_since, uint64_t since,
-                                   char *const *prefixes, size_t n) {
+kmx_gw_stream_t *kmx_gw_stream_new(kmx_gw_hub_t *hub, const kmx_gw_stream_config_t *cfg) {
     kmx_gw_stream_t *self = calloc(1, sizeof(*self));
     if (!self)
         return NULL;
+    bool has_since = cfg->has_since;
+    uint64_t since = cfg->since;
+    char *const *prefixes = cfg->prefixes;
+    size_t n = cfg->n;
     self->hub = hub;
+    self->form = cfg->form;
     self->prefixes = n ? calloc(n, sizeof(char *)) : NULL;
     for (size_t i = 0; i < n; i++) {
         self->prefixes[i] = self->prefixes ? strdup(prefixes[i]) : NULL;
@@ -349,7 +449,7 @@ static long s_pending_take(kmx_gw_stream_t *self, char *buf, size_t size) {
 static void s_replayed(void *arg, const Kmx__V1__UpdateEvent *ev) {
     kmx_gw_stream_t *self = arg;
     size_t len = 0;
-    char *text = s_render(ev, &len);
+    char *text = s_render(ev, self->form, &len);
     if (text)
         s_pending_add(self, text, len);
     free(text);
@@ -391,11 +491,10 @@ static int s_catch_up(kmx_gw_stream_t *self, kmx_gw_pool_t *pool, bool start) {
     return rc < 0 ? rc : 0;
 }
 
-// Copies the ring's matching entries after the cursor into buf (lock held). Returns the
-// bytes written; an entry larger than buf goes to pending.
-static long s_from_ring(kmx_gw_stream_t *self, char *buf, size_t size) {
-    kmx_gw_hub_t *hub = self->hub;
-    size_t lo = 0, hi = hub->n; // first entry with seq > cursor
+// The index (from head) of the first entry after the cursor (lock held).
+static size_t s_first_after(const kmx_gw_stream_t *self) {
+    const kmx_gw_hub_t *hub = self->hub;
+    size_t lo = 0, hi = hub->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         if (hub->ring[(hub->head + mid) % hub->cap].seq <= self->cursor)
@@ -403,25 +502,80 @@ static long s_from_ring(kmx_gw_stream_t *self, char *buf, size_t size) {
         else
             hi = mid;
     }
+    return lo;
+}
+
+static const s_entry_t *s_at(const kmx_gw_hub_t *hub, size_t i) {
+    return &hub->ring[(hub->head + i) % hub->cap];
+}
+
+// Every entry from lo on, as many as fit in size (lock held): one run of bytes. Returns
+// the bytes written; an entry larger than size goes to pending.
+static long s_run_from(kmx_gw_stream_t *self, size_t lo, char *buf, size_t size) {
+    const kmx_gw_hub_t *hub = self->hub;
+    const s_bytes_t *b = &hub->text[self->form];
+    uint64_t start = s_at(hub, lo)->off[self->form];
+    size_t good = lo, bad = hub->n; // the last entry that fits is in [good, bad)
+    while (bad - good > 1) {
+        size_t mid = good + (bad - good) / 2;
+        const s_entry_t *e = s_at(hub, mid);
+        if (e->off[self->form] + e->len[self->form] - start <= size)
+            good = mid;
+        else
+            bad = mid;
+    }
+    const s_entry_t *last = s_at(hub, good);
+    size_t len = (size_t)(last->off[self->form] + last->len[self->form] - start);
+    if (len <= size) {
+        s_bytes_get(b, start, len, buf);
+        self->cursor = last->seq;
+        return (long)len;
+    }
+    // One entry larger than a write: it goes out through pending (out of memory: the
+    // cursor stays, the next read tries again).
+    char *big = malloc(len);
+    if (big)
+        s_bytes_get(b, start, len, big);
+    if (big && s_pending_add(self, big, len) == 0)
+        self->cursor = last->seq;
+    free(big);
+    return 0;
+}
+
+// The matching entries from lo on, as many as fit in size (lock held). Returns the bytes
+// written; an entry larger than size goes to pending.
+static long s_matching_from(kmx_gw_stream_t *self, size_t lo, char *buf, size_t size) {
+    const kmx_gw_hub_t *hub = self->hub;
+    const s_bytes_t *b = &hub->text[self->form];
     size_t wrote = 0;
     for (size_t i = lo; i < hub->n; i++) {
-        const s_entry_t *e = &hub->ring[(hub->head + i) % hub->cap];
+        const s_entry_t *e = s_at(hub, i);
+        size_t len = e->len[self->form];
         if (s_matches(self, e->topic)) {
-            if (wrote + e->len > size && wrote > 0)
+            if (wrote + len > size && wrote > 0)
                 return (long)wrote;
-            if (e->len > size) {
-                if (s_pending_add(self, e->text, e->len) < 0)
-                    return (long)wrote;
-            } else {
-                memcpy(buf + wrote, e->text, e->len);
-                wrote += e->len;
-            }
+            if (len > size)
+                return s_run_from(self, i, buf, size);
+            s_bytes_get(b, e->off[self->form], len, buf + wrote);
+            wrote += len;
         }
         self->cursor = e->seq;
     }
-    if (hub->covered > self->cursor)
-        self->cursor = hub->covered;
     return (long)wrote;
+}
+
+// Copies the ring's matching entries after the cursor into buf (lock held). Returns the
+// bytes written; an entry larger than buf goes to pending.
+static long s_from_ring(kmx_gw_stream_t *self, char *buf, size_t size) {
+    kmx_gw_hub_t *hub = self->hub;
+    size_t lo = s_first_after(self);
+    long wrote = 0;
+    if (lo < hub->n)
+        wrote =
+            self->n == 0 ? s_run_from(self, lo, buf, size) : s_matching_from(self, lo, buf, size);
+    if (self->cursor >= s_at(hub, hub->n ? hub->n - 1 : 0)->seq && hub->covered > self->cursor)
+        self->cursor = hub->covered;
+    return wrote;
 }
 
 static struct timespec s_deadline(const struct timespec *from, int ms) {

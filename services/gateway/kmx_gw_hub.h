@@ -1,7 +1,7 @@
 /*  kmx_gw_hub - the gateway's one subscription to the event stream, fanned out to every
     Server-Sent Events client. A thread runs kmx_watch over all topics (replay-then-live,
     gaps filled from the event log) and keeps the newest events, already rendered as SSE
-    text, in a ring; each stream reads the ring from its own sequence number. A stream
+    text in each form, in a ring; each stream reads the ring from its own sequence number. A stream
     that starts before the ring (or finds it moved on) replays from the event log with
     kmx_watch until it reaches the ring, so every stream gets every matching event once,
     in order.  */
@@ -42,11 +42,24 @@ void kmx_gw_hub_stats(kmx_gw_hub_t *self, kmx_gw_hub_stats_t *out);
 
 typedef struct kmx_gw_stream kmx_gw_stream_t;
 
+// What each event's data: line carries (docs/http.md, GET /v1/events).
+typedef enum {
+    KMX_GW_FORM_FULL = 0,    // the event as kmx watch --format json prints it
+    KMX_GW_FORM_COMPACT = 1, // seq, type, topic, value, unit, previous, committed_ms
+} kmx_gw_form_t;
+#define KMX_GW_FORMS 2
+
+typedef struct {
+    bool has_since;        // start after since, not at what is committed now
+    uint64_t since;        // ... this sequence
+    char *const *prefixes; // topic prefixes (copied); none = all
+    size_t n;              // number of prefixes
+    kmx_gw_form_t form;    // the events' form
+} kmx_gw_stream_config_t;
+
 // A stream of the events after since (has_since), or of those committed from now on,
-// whose topic starts with one of the prefixes (copied; none = all). Returns NULL when
-// out of memory.
-kmx_gw_stream_t *kmx_gw_stream_new(kmx_gw_hub_t *hub, bool has_since, uint64_t since,
-                                   char *const *prefixes, size_t n);
+// whose topic starts with one of the prefixes. Returns NULL when out of memory.
+kmx_gw_stream_t *kmx_gw_stream_new(kmx_gw_hub_t *hub, const kmx_gw_stream_config_t *cfg);
 void kmx_gw_stream_destroy(kmx_gw_stream_t **self_p);
 
 // Fills buf with SSE text: the next events ("id: SEQ\ndata: JSON\n\n"), waiting up to

@@ -620,6 +620,34 @@ class GatewayEvents(unittest.TestCase):
         kept.wait_comment("heartbeat 35")
         kept.close()
 
+    def test_compact_form_and_a_ring_that_wraps(self):
+        # A ring of 16 events: its byte rings wrap every few events, streams that fall
+        # behind it replay; every stream still gets every event once, in order.
+        small = Gateway(self.c, env={"KMX_GATEWAY_RING": "16"}, name="gateway_small").start()
+        streams = {form: SSE(small.port, "/v1/events?form=" + form) for form in ("full", "compact")}
+        jp = SSE(small.port, "/v1/events?form=compact&prefix=export.JP.2025")
+        for s in list(streams.values()) + [jp]:
+            s.wait_comment("kmx events after")
+        for batch in range(4):
+            self.import_rows(10, batch * 10, period="2025" if batch % 2 else "2026")
+        full = streams["full"].events(40)
+        compact = streams["compact"].events(40)
+        self.assertEqual([m["id"] for m in full], list(range(1, 41)))
+        self.assertEqual([m["id"] for m in compact], list(range(1, 41)))
+        for f, c in zip(full, compact):
+            d = f["data"]
+            self.assertEqual(c["data"], {"seq": d["seq"], "type": d["type"], "topic": d["topic"],
+                                         "value": d["record"]["value"],
+                                         "unit": d["record"]["unit"],
+                                         "previous": d["previous"],
+                                         "committed_ms": d["committed_ms"]})
+        self.assertEqual([m["id"] for m in jp.events(20)], list(range(11, 21)) + list(range(31, 41)))
+        late = SSE(small.port, "/v1/events?since=3&form=compact")  # before the ring: replays
+        self.assertEqual([m["data"] for m in late.events(37)], [m["data"] for m in compact[3:]])
+        self.assertIn("form", self.g.error("GET", "/v1/events?form=tiny", 400))
+        for s in list(streams.values()) + [jp, late]:
+            s.close()
+
     def test_two_gateways_serve_the_same_streams(self):
         other = Gateway(self.c, name="gateway2").start()
         self.import_rows(3, 0)
