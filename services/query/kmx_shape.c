@@ -280,8 +280,12 @@ int kmx_shape_check(const kmx_shape_spec_t *spec, char *why, size_t sz) {
     return 0;
 }
 
+// The fine rows are split by period for the granularity rule, growth, series and latest,
+// and for coverage whenever a row has a bucket (the asked range or a year): a row must say
+// which months it covers, and complete must drop the same rows, whatever the granularity.
 int kmx_shape_needs_period(const kmx_shape_spec_t *spec) {
-    return spec->gran_mode == KMX_SHAPE_GRAN_AUTO || spec->growth || spec->series || spec->latest;
+    return spec->gran_mode == KMX_SHAPE_GRAN_AUTO || spec->growth || spec->series || spec->latest ||
+           spec->has_range || s_field_at(spec, KMX__V1__GROUP_FIELD__BY_YEAR) != SIZE_MAX;
 }
 
 static kmx_period_t s_shift(kmx_period_t p, int months) {
@@ -329,6 +333,7 @@ void kmx_shape_destroy(kmx_shape_t **self_p) {
 // ---- groups -------------------------------------------------------------------------
 
 static void s_classify(const kmx_shape_t *self, s_group_t *g);
+static int s_kept(const kmx_shape_t *self, const s_group_t *g);
 static int s_cmp_keys(const s_group_t *a, const s_group_t *b);
 static void s_keys_text(const kmx_shape_t *self, const s_group_t *g, char *buf, size_t size);
 
@@ -766,7 +771,8 @@ static void s_mark_region_totals(kmx_shape_t *self) {
 }
 
 // Links every part (a country, or a region when grouped by region) to the stored total of
-// the same keys (WORLD, region "World") and sums the parts of each total.
+// the same keys (WORLD, region "World") and sums the parts of each total. Rows left out by
+// complete are neither: a partial total is no share base, a partial part is not listed.
 static int s_link_totals(kmx_shape_t *self) {
     size_t at_field = self->market_at != SIZE_MAX ? self->market_at : self->region_at;
     if (at_field == SIZE_MAX)
@@ -775,7 +781,7 @@ static int s_link_totals(kmx_shape_t *self) {
     int part_cls = self->market_at != SIZE_MAX ? S_CLS_COUNTRY : S_CLS_REGION;
     for (size_t i = 0; i < self->n_groups; i++) {
         s_group_t *g = &self->groups[i];
-        if (g->role != S_CUR || g->cls == S_CLS_TOTAL || g->count == 0)
+        if (g->role != S_CUR || g->cls == S_CLS_TOTAL || g->count == 0 || !s_kept(self, g))
             continue;
         const char *keys[KMX_SHAPE_FIELDS_MAX];
         memcpy(keys, g->keys, sizeof keys);
@@ -785,7 +791,8 @@ static int s_link_totals(kmx_shape_t *self) {
         if (rc < 0)
             return rc;
         g = &self->groups[i];
-        if (rc != 0 || self->groups[t].count == 0 || self->groups[t].cls != S_CLS_TOTAL)
+        if (rc != 0 || self->groups[t].count == 0 || self->groups[t].cls != S_CLS_TOTAL ||
+            !s_kept(self, &self->groups[t]))
             continue;
         g->total_at = t;
         if (g->cls == part_cls) {
@@ -965,7 +972,7 @@ static int s_check_adds(kmx_shape_t *self, char *why, size_t sz) {
     int adds = 0;
     for (size_t i = 0; i < self->n_groups; i++) {
         const s_group_t *g = &self->groups[i];
-        if (g->role != S_CUR || g->count == 0)
+        if (g->role != S_CUR || g->count == 0 || !s_kept(self, g))
             continue;
         adds |= g->adds;
         bad = !g->adds && (!bad || strcmp(g->unit, bad->unit) < 0) ? g : bad;
@@ -1095,8 +1102,8 @@ static int s_check_units(const kmx_shape_t *self, char *why, size_t sz) {
     int rc = 0;
     for (size_t i = 0; i < self->n_groups && rc == 0; i++) {
         const s_group_t *g = &self->groups[i];
-        if (g->role != S_CUR || g->count == 0)
-            continue;
+        if (g->role != S_CUR || g->count == 0 || !s_kept(self, g))
+            continue; // rows left out by complete are not compared
         size_t at = s_part_at(t, g, 0);
         if (at == SIZE_MAX) {
             rc = KMX_ERR_TOO_BIG;

@@ -10,7 +10,12 @@
       share, and growth when every member has a base);
     - growth: the whole range against the range moved back 12 months (YoY) or by its own
       length (PoP); the base counts only when its months, moved forward, are exactly the
-      row's months (like for like) and its sum is not zero.  */
+      row's months (like for like) and its sum is not zero;
+    - coverage: every row but "(other)" reports the months its records cover out of the
+      months of its bucket (the asked range), partial when fewer;
+    - complete: a partial row is left out before anything else, as if its records were
+      not there: it is not ranked, not in "(other)", and a partial total is no share
+      base (the countries' shares are then of their own sum).  */
 #include "answer_ref.h"
 
 #include <stdio.h>
@@ -38,8 +43,9 @@ typedef struct {
     int64_t share; // hundredths of a percent
     int has_prev, has_growth;
     int64_t prev, growth;
-    int matched; // seen in the answer
-    int total;   // WORLD: the total of the countries, never ranked
+    int matched;     // seen in the answer
+    int total;       // WORLD: the total of the countries, never ranked
+    uint32_t months; // months of the asked range holding a record
 } s_row_t;
 
 static int s_month(uint32_t yyyymm) {
@@ -193,7 +199,7 @@ static int s_covered(const Kmx__V1__QueryRequest *q, s_scope_t *s, const answer_
             return 0; // canonicalisation is not the reference's business
     }
     if (q->n_group_by != 1 || q->group_by[0] != KMX__V1__GROUP_FIELD__BY_MARKET || q->n_metrics ||
-        q->series || q->latest || (q->other && !q->top) ||
+        q->series || q->latest || (q->has_unallocated && q->unallocated) || (q->other && !q->top) ||
         (q->has_growth && q->growth != KMX__V1__GROWTH__GROWTH_NONE &&
          q->growth != KMX__V1__GROWTH__YOY && q->growth != KMX__V1__GROWTH__PERIOD_OVER_PERIOD))
         return 0;
@@ -221,7 +227,14 @@ int answer_ref_check(const answer_ref_rec_t *recs, size_t n, const Kmx__V1__Quer
     if (s_collect(recs, n, &s, 0, cur, &ncur) != 0 ||
         (growth && s_collect(recs, n, &s, shift, base, &nbase) != 0))
         return 1;
+    uint32_t in_bucket = (uint32_t)(s.to - s.from + 1);
+    int complete = q->has_complete && q->complete;
     for (size_t i = 0; i < ncur; i++) {
+        uint32_t months = 0;
+        for (size_t w = 0; w < S_WORDS; w++)
+            months += (uint32_t)__builtin_popcountll(cur[i].months[w]);
+        if (complete && months < in_bucket)
+            continue; // a partial bucket is left out before ranking and shares
         s_row_t *r = &rows[nrows++];
         memset(r, 0, sizeof *r);
         r->market = cur[i].market;
@@ -230,6 +243,7 @@ int answer_ref_check(const answer_ref_rec_t *recs, size_t n, const Kmx__V1__Quer
         r->sum = cur[i].sum;
         r->count = cur[i].count;
         r->total = !strcmp(r->market, "WORLD");
+        r->months = months;
         for (size_t j = 0; growth && j < nbase; j++)
             if (!strcmp(base[j].market, r->market) && !strcmp(base[j].category, r->category) &&
                 !strcmp(base[j].unit, r->unit) &&
@@ -351,6 +365,13 @@ int answer_ref_check(const answer_ref_rec_t *recs, size_t n, const Kmx__V1__Quer
                          r->share ? r->share : "(none)", (long long)w->share);
         if (!q->share && r->share)
             return S_WHY("%s: a share nobody asked for", w->market);
+        if (w->other
+                ? r->has_months
+                : !r->has_months || r->months != w->months || r->months_in_bucket != in_bucket ||
+                      r->partial != (w->months < in_bucket))
+            return S_WHY("%s %s %s: covers %u of %u months%s, want %u of %u", w->market, category,
+                         w->unit, r->months, r->months_in_bucket, r->partial ? " (partial)" : "",
+                         w->months, in_bucket);
         if ((r->previous != NULL) != w->has_prev ||
             (w->has_prev && (s_parse(r->previous, 4, &v) != 0 || v != w->prev)))
             return S_WHY("%s %s %s: previous %s, want %s%lld/10^4", w->market, category, w->unit,

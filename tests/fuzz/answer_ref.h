@@ -1,10 +1,10 @@
 /*  answer_ref - an independent reference for kmx's query answers (docs/queries.md), written
     from the documentation alone, for the queries it understands: monthly records only
     (granularity "month"), grouped by market (the category added unless the filter pins
-    one), any market filter and month range, with share, top N, other and growth (YoY or
-    period over period over the whole range). It shares no code with kmx_shape: sums,
-    shares, ranks, the "(other)" row and like-for-like growth bases are computed here by
-    brute force over the records, and compared with an answer.  */
+    one), any market filter and month range, with share, top N, other, growth (YoY or
+    period over period over the whole range) and complete; each row's coverage is checked.
+    It shares no code with kmx_shape: sums, shares, ranks, the "(other)" row and
+    like-for-like growth bases are computed here by brute force over the records.  */
 #ifndef KMX_ANSWER_REF_H
 #define KMX_ANSWER_REF_H
 

@@ -41,7 +41,7 @@ if [[ $name == answer ]]; then
   for f in kmx_store.c kmx_store_read.c kmx_store_write.c kmx_store_check.c kmx_store_rollup.c kmx_store_alt.c kmx_keymap.c kmx_derived.c kmx_catalog.c kmx_store_catalog.c kmx_answer.c; do
     ingest+=("$src/services/storage/$f")
   done
-  ingest+=("$src/services/query/kmx_shape.c" "$src/tests/fuzz/answer_ref.c")
+  ingest+=("$src/services/query/kmx_shape.c" "$src/tests/fuzz/answer_ref.c" "$src/tests/fuzz/answer_data.c")
   extra=(-I"$src/services/storage" -I"$src/services/query" -I"$src/tests/fuzz")
   libs=(-llmdb)
 fi

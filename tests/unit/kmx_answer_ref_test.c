@@ -2,7 +2,9 @@
     against tests/fuzz/answer_ref.c, a reference written from docs/queries.md that shares no
     code with kmx_shape: random monthly data sets and random queries grouped by market with
     share, top N, other and growth (YoY and period over period). Seeded: KMX_SEED repeats a
-    run; the seed is printed.  */
+    run; the seed is printed. Queries the fuzzer (fuzz.answer) found the two disagreeing on
+    are kept as fixed cases over its data set (answer_data.c).  */
+#include "answer_data.h"
 #include "answer_ref.h"
 #include "kmx_answer.h"
 #include "kmx_msg.h"
@@ -130,6 +132,8 @@ static void test_answers_match_the_reference(void **state) {
         }
         q.has_growth = 1;
         q.growth = (Kmx__V1__Growth)s_rand(3);
+        q.has_complete = 1;
+        q.complete = s_rand(4) == 0;
         req.request_id = "ref";
         req.body_case = KMX__V1__REQUEST__BODY_QUERY;
         req.query = &q;
@@ -156,9 +160,10 @@ static void test_answers_match_the_reference(void **state) {
                            ref[i].start, ref[i].end, (long long)ref[i].amount);
         }
         if (rc < 0)
-            fail_msg("query %d (seed %u: %u..%u, %zu markets, %s, top %u%s%s, growth %d): %s", k,
+            fail_msg("query %d (seed %u: %u..%u, %zu markets, %s, top %u%s%s%s, growth %d): %s", k,
                      seed, p.start, p.end, f.n_markets, f.n_categories ? "one category" : "", q.top,
-                     q.other ? " other" : "", q.share ? " share" : "", (int)q.growth, why);
+                     q.other ? " other" : "", q.share ? " share" : "",
+                     q.complete ? " complete" : "", (int)q.growth, why);
         checked += rc == 0;
         kmx__v1__response__free_unpacked(resp, NULL);
         free(buf);
@@ -169,9 +174,91 @@ static void test_answers_match_the_reference(void **state) {
     kmx_testkit_dir_remove(dir);
 }
 
+// Answers q over the fuzzer's data set; checks it against the reference and returns the
+// number of rows (every one whole when complete is asked).
+static size_t s_fuzz_case(kmx_store_t *store, const answer_ref_rec_t *recs, size_t n,
+                          Kmx__V1__QueryRequest *q) {
+    Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
+    req.request_id = "case";
+    req.body_case = KMX__V1__REQUEST__BODY_QUERY;
+    req.query = q;
+    uint8_t *buf = NULL;
+    size_t blen = 0;
+    assert_int_equal(kmx_answer_query_opt(store, &req, 1, NULL, &buf, &blen), 0);
+    Kmx__V1__Response *resp = kmx_msg_response_unpack(buf, blen);
+    assert_non_null(resp);
+    char why[512];
+    int rc = answer_ref_check(recs, n, q, resp, why, sizeof why);
+    if (rc != 0)
+        fail_msg("%s", rc < 0 ? why : "the reference does not cover the case");
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_QUERY);
+    size_t rows = resp->query->n_rows;
+    for (size_t i = 0; q->complete && i < rows; i++)
+        assert_false(resp->query->rows[i]->partial);
+    kmx__v1__response__free_unpacked(resp, NULL);
+    free(buf);
+    return rows;
+}
+
+// The two queries fuzz.answer found the answer and the reference disagreeing on: both ask
+// for --complete (the reference did not know it), 2023-2024 month by month by market with
+// top N, other, share and YoY growth. Complete keeps only markets covering all 24 months;
+// without it every market is a row.
+static void test_fuzz_cases(void **state) {
+    (void)state;
+    char dir[256];
+    assert_int_equal(kmx_testkit_dir_make("kmx-answer-cases", dir, sizeof dir), 0);
+    kmx_store_config_t cfg = {0, 0, KMX_STORE_SYNC_NONE, 0, 0, 0};
+    kmx_store_t *store = NULL;
+    assert_int_equal(kmx_store_open(dir, &cfg, &store), 0);
+    static answer_ref_rec_t recs[ANSWER_DATA_MAX];
+    size_t n = answer_data_fill(store, recs);
+    assert_true(n > 0);
+
+    Kmx__V1__QueryRequest q = KMX__V1__QUERY_REQUEST__INIT;
+    Kmx__V1__Filter f = KMX__V1__FILTER__INIT;
+    Kmx__V1__Period p = KMX__V1__PERIOD__INIT;
+    Kmx__V1__GroupField by = KMX__V1__GROUP_FIELD__BY_MARKET;
+    char *usd[] = {"USD"}, *krw[] = {"KRW"}, *album[] = {"album"};
+    p.has_start = p.has_end = 1;
+    p.start = 202301;
+    p.end = 202412;
+    f.has_kind = 1;
+    f.kind = KMX__V1__KIND__EXPORT;
+    f.period = &p;
+    f.granularity = "month";
+    f.n_units = 1;
+    f.units = usd;
+    q.filter = &f;
+    q.n_group_by = 1;
+    q.group_by = &by;
+    q.has_top = q.has_other = q.has_share = q.has_growth = q.has_complete = 1;
+    q.other = q.share = 1;
+    q.growth = KMX__V1__GROWTH__YOY;
+
+    // Case 1: USD, every category, top 1: two whole rows (the reference had six).
+    q.top = 1;
+    q.complete = 1;
+    assert_int_equal(s_fuzz_case(store, recs, n, &q), 2);
+    q.complete = 0;
+    assert_int_equal(s_fuzz_case(store, recs, n, &q), 6);
+    // Case 2: album in KRW, top 109: one whole row (the reference had two).
+    f.units = krw;
+    f.n_categories = 1;
+    f.categories = album;
+    q.top = 109;
+    q.complete = 1;
+    assert_int_equal(s_fuzz_case(store, recs, n, &q), 1);
+    q.complete = 0;
+    assert_int_equal(s_fuzz_case(store, recs, n, &q), 2);
+    kmx_store_close(&store);
+    kmx_testkit_dir_remove(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_answers_match_the_reference),
+        cmocka_unit_test(test_fuzz_cases),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
