@@ -208,8 +208,9 @@ static int s_recv_one(void *sock, uint64_t *id, zmq_msg_t *body) {
 }
 
 // Reads replies until the one for want arrives, the deadline passes or the connection is
-// lost (KMX_ERR_UNAVAILABLE: the request went down with storage).
-static int s_await(kmx_link_t *self, uint64_t want, int64_t deadline, Kmx__V1__Response **out) {
+// lost (KMX_ERR_UNAVAILABLE: the request went down with storage). The reply's bytes are
+// copied to a malloc'd *out.
+static int s_await(kmx_link_t *self, uint64_t want, int64_t deadline, uint8_t **out, size_t *len) {
     for (;;) {
         int lost = 0;
         int rc = s_wait(self, ZMQ_POLLIN, deadline, &lost);
@@ -232,26 +233,30 @@ static int s_await(kmx_link_t *self, uint64_t want, int64_t deadline, Kmx__V1__R
             zmq_msg_close(&body);
             continue;
         }
-        *out = kmx_msg_response_unpack(zmq_msg_data(&body), zmq_msg_size(&body));
+        *len = zmq_msg_size(&body);
+        *out = malloc(*len ? *len : 1);
+        if (*out)
+            memcpy(*out, zmq_msg_data(&body), *len);
         zmq_msg_close(&body);
-        return *out ? 0 : KMX_ERR_DECODE;
+        return *out ? 0 : KMX_ERR_NOMEM;
     }
 }
 
-int kmx_link_call(kmx_link_t *self, const Kmx__V1__Request *req, int timeout_ms,
-                  Kmx__V1__Response **out) {
-    if (!self || !req || !out)
+int kmx_link_call_packed(kmx_link_t *self, const Kmx__V1__Request *req, int timeout_ms,
+                         uint8_t **out, size_t *len) {
+    if (!self || !req || !out || !len)
         return KMX_ERR_INVAL;
     *out = NULL;
+    *len = 0;
     // A local answer ticks too: a query walking many pages keeps its worker alive.
     if (self->local && s_stale(self))
         return KMX_ERR_TIMEOUT;
-    if (self->local && self->local(self->local_arg, req, out) == 0)
+    if (self->local && self->local(self->local_arg, req, out, len) == 0)
         return 0;
     int64_t deadline = s_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     uint8_t *buf = NULL;
-    size_t len = 0;
-    int rc = kmx_msg_pack_request(req, &buf, &len);
+    size_t blen = 0;
+    int rc = kmx_msg_pack_request(req, &buf, &blen);
     if (rc != 0)
         return rc;
     // A link that went down (storage stopped or restarting) refuses after a short grace,
@@ -262,7 +267,7 @@ int kmx_link_call(kmx_link_t *self, const Kmx__V1__Request *req, int timeout_ms,
         free(buf);
         return KMX_ERR_TIMEOUT;
     }
-    rc = s_send(self, self->next_id, buf, len, grace < deadline ? grace : deadline);
+    rc = s_send(self, self->next_id, buf, blen, grace < deadline ? grace : deadline);
     self->ever_linked |= rc == 0;
     if (rc == KMX_ERR_TIMEOUT)
         rc = KMX_ERR_UNAVAILABLE;
@@ -270,7 +275,7 @@ int kmx_link_call(kmx_link_t *self, const Kmx__V1__Request *req, int timeout_ms,
     // the deadline. Requests are idempotent (puts are upserts), so a repeat of one that was
     // committed comes back unchanged; the first reply, if any, is dropped as late.
     while (rc == 0) {
-        rc = s_await(self, self->next_id++, deadline, out);
+        rc = s_await(self, self->next_id++, deadline, out, len);
         if (rc != KMX_ERR_UNAVAILABLE)
             break;
         kmx_log_info("storage link lost with a request in flight; resending when it is back");
@@ -278,10 +283,25 @@ int kmx_link_call(kmx_link_t *self, const Kmx__V1__Request *req, int timeout_ms,
             rc = KMX_ERR_TIMEOUT;
             break;
         }
-        rc = s_send(self, self->next_id, buf, len, deadline);
+        rc = s_send(self, self->next_id, buf, blen, deadline);
         if (rc == KMX_ERR_TIMEOUT)
             rc = KMX_ERR_UNAVAILABLE;
     }
     free(buf);
+    return rc;
+}
+
+int kmx_link_call(kmx_link_t *self, const Kmx__V1__Request *req, int timeout_ms,
+                  Kmx__V1__Response **out) {
+    if (out)
+        *out = NULL;
+    if (!out)
+        return KMX_ERR_INVAL;
+    uint8_t *body = NULL;
+    size_t len = 0;
+    int rc = kmx_link_call_packed(self, req, timeout_ms, &body, &len);
+    if (rc == 0 && !(*out = kmx_msg_response_unpack(body, len)))
+        rc = KMX_ERR_DECODE;
+    free(body);
     return rc;
 }

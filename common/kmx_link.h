@@ -7,6 +7,9 @@
 
 #include "kmx.pb-c.h"
 
+#include <stddef.h>
+#include <stdint.h>
+
 typedef struct kmx_link kmx_link_t;
 
 // Connects to storage at endpoint. ctx is borrowed. Returns NULL on failure.
@@ -21,9 +24,11 @@ typedef int (*kmx_link_tick_fn)(void *arg);
 void kmx_link_set_tick(kmx_link_t *self, kmx_link_tick_fn tick, void *arg);
 
 // Answers a request in this process instead of over the socket (kmx-query's direct reads
-// of storage's environment, services/storage/kmx_direct.h). Returns 0 with *out the
-// caller's (as from kmx_link_call), or nonzero when the request must go to storage.
-typedef int (*kmx_link_local_fn)(void *arg, const Kmx__V1__Request *req, Kmx__V1__Response **out);
+// of storage's environment, services/storage/kmx_direct.h). Returns 0 with the packed
+// Response in a malloc'd *out that the caller frees, or nonzero when the request must go
+// to storage.
+typedef int (*kmx_link_local_fn)(void *arg, const Kmx__V1__Request *req, uint8_t **out,
+                                 size_t *len);
 // Every call first offers its request to local (NULL: none), then to the socket.
 void kmx_link_set_local(kmx_link_t *self, kmx_link_local_fn local, void *arg);
 
@@ -35,5 +40,11 @@ void kmx_link_set_local(kmx_link_t *self, kmx_link_local_fn local, void *arg);
 // usable), KMX_ERR_DECODE, KMX_ERR_IO or KMX_ERR_NOMEM.
 int kmx_link_call(kmx_link_t *self, const Kmx__V1__Request *req, int timeout_ms,
                   Kmx__V1__Response **out);
+
+// kmx_link_call, but the reply stays packed, as storage sent it: on 0 *out is a malloc'd
+// packed Response (not checked to decode) that the caller frees; a worker relays it to
+// its client without decoding and packing it again. Same returns, without KMX_ERR_DECODE.
+int kmx_link_call_packed(kmx_link_t *self, const Kmx__V1__Request *req, int timeout_ms,
+                         uint8_t **out, size_t *len);
 
 #endif

@@ -102,3 +102,50 @@ const char *kmx_msg_body_name(const Kmx__V1__Request *req) {
         return "none";
     }
 }
+
+// ---- peeking at packed messages ----------------------------------------------------
+
+// Reads one varint of protobuf wire format. Returns 0, or -1 when it runs past end.
+static int s_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
+    *v = 0;
+    for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return 0;
+    }
+    return -1;
+}
+
+int kmx_msg_oneof_case(const void *data, size_t len, uint32_t first) {
+    const uint8_t *p = data, *end = p + len;
+    int body = 0;
+    while (p < end) {
+        uint64_t key, size;
+        if (s_varint(&p, end, &key) != 0)
+            return 0;
+        switch (key & 7) {
+        case 0:
+            if (s_varint(&p, end, &size) != 0)
+                return 0;
+            break;
+        case 1:
+        case 5:
+            size = (key & 7) == 1 ? 8 : 4;
+            if (size > (uint64_t)(end - p))
+                return 0;
+            p += size;
+            break;
+        case 2:
+            if (s_varint(&p, end, &size) != 0 || size > (uint64_t)(end - p))
+                return 0;
+            p += size;
+            if (key >> 3 >= first && key >> 3 <= UINT32_MAX)
+                body = (int)(key >> 3);
+            break;
+        default:
+            return 0;
+        }
+    }
+    return body;
+}

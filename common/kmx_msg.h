@@ -36,4 +36,10 @@ int kmx_msg_pack_error(const char *request_id, int kmx_err, const char *message,
 // Returns the name of a request's body ("put", "query", ...) or "none".
 const char *kmx_msg_body_name(const Kmx__V1__Request *req);
 
+// The case of a packed message's oneof (its message fields numbered first and up: the
+// last of them present, as protobuf reads it) without decoding it, or 0 when none is
+// present or the bytes are not well-formed wire format. For a Request first is
+// KMX__V1__REQUEST__BODY_PING; for a Response KMX__V1__RESPONSE__RESULT_ERROR.
+int kmx_msg_oneof_case(const void *data, size_t size, uint32_t first);
+
 #endif

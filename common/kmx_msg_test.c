@@ -93,11 +93,46 @@ static void test_err_texts_cover_every_code(void **state) {
     assert_string_equal(kmx_strerror(0), "ok");
 }
 
+// The oneof case read from packed bytes is the one protobuf decodes, for replies and
+// requests alike; bytes that are not wire format give 0.
+static void test_msg_oneof_case_without_decoding(void **state) {
+    (void)state;
+    Kmx__V1__ScanResult scan = KMX__V1__SCAN_RESULT__INIT;
+    Kmx__V1__Response resp = KMX__V1__RESPONSE__INIT;
+    resp.request_id = "r-2";
+    resp.result_case = KMX__V1__RESPONSE__RESULT_SCAN;
+    resp.scan = &scan;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(kmx_msg_pack_response(&resp, &buf, &len), 0);
+    assert_int_equal(kmx_msg_oneof_case(buf, len, KMX__V1__RESPONSE__RESULT_ERROR),
+                     KMX__V1__RESPONSE__RESULT_SCAN);
+    assert_int_equal(kmx_msg_oneof_case(buf, len - 1, KMX__V1__RESPONSE__RESULT_ERROR), 0);
+    free(buf);
+    assert_int_equal(kmx_msg_pack_error("r-3", KMX_ERR_INVAL, "bad", &buf, &len), 0);
+    assert_int_equal(kmx_msg_oneof_case(buf, len, KMX__V1__RESPONSE__RESULT_ERROR),
+                     KMX__V1__RESPONSE__RESULT_ERROR);
+    free(buf);
+    Kmx__V1__PingRequest ping = KMX__V1__PING_REQUEST__INIT;
+    Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
+    req.request_id = "r-4";
+    req.body_case = KMX__V1__REQUEST__BODY_PING;
+    req.ping = &ping;
+    assert_int_equal(kmx_msg_pack_request(&req, &buf, &len), 0);
+    assert_int_equal(kmx_msg_oneof_case(buf, len, KMX__V1__REQUEST__BODY_PING),
+                     KMX__V1__REQUEST__BODY_PING);
+    free(buf);
+    const uint8_t junk[] = {0xff, 0xff, 0xff};
+    assert_int_equal(kmx_msg_oneof_case(junk, sizeof junk, 1), 0);
+    assert_int_equal(kmx_msg_oneof_case(NULL, 0, 1), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_msg_request_round_trip),
         cmocka_unit_test(test_msg_unpack_refuses_malformed),
         cmocka_unit_test(test_msg_error_response),
+        cmocka_unit_test(test_msg_oneof_case_without_decoding),
         cmocka_unit_test(test_err_texts_cover_every_code),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

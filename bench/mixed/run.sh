@@ -8,10 +8,12 @@
 # times a filtered page of 100 and a top-10 with growth, the throughput of 8 clients
 # asking only gets or only group-bys, and the ZeroMQ floor (bench/query's
 # kmx_bench_floor). kmx and PostgreSQL never run at the same time. Prints p50/p99 idle and
-# busy for both, ingest rows/s with and without readers, and every target of issue 12
-# with met/short.
+# busy for both, ingest rows/s with and without readers (and each system's ratio of the
+# two), and every target of issue 12 with met/short. Everything runs on one host, so the
+# kmx-query workers read storage's environment directly (--read-dir) unless DIRECT=0.
 #   bench/mixed/run.sh [BUILD_DIR] [--smoke]
-#   environment: BASE (200000), ROWS (1000000), IDLE_S (5), QUERY_WORKERS (4)
+#   environment: BASE (200000), ROWS (1000000), IDLE_S (5), QUERY_WORKERS (4), DIRECT (1),
+#                SYSTEMS ("kmx pg": which systems are timed)
 #   --smoke: BASE=2400 ROWS=3000 IDLE_S=1, seconds in all; the figures mean nothing
 # Needs PostgreSQL and libpq (scripts/setup.sh --bench); exits 77 (skipped) without them.
 set -euo pipefail
@@ -20,6 +22,7 @@ build=$(cd "${1:-$src/build/release}" && pwd)
 smoke=0
 [[ ${2:-} == --smoke ]] && smoke=1
 base=${BASE:-200000} rows=${ROWS:-1000000} idle_s=${IDLE_S:-5} qworkers=${QUERY_WORKERS:-4}
+direct=${DIRECT:-1} systems=${SYSTEMS:-kmx pg}
 ((smoke)) && base=2400 rows=3000 idle_s=1
 if ! ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || [[ ! -x $build/bin/kmx_bench_mixed ]]; then
   echo "SKIP bench.mixed: needs PostgreSQL and kmx_bench_mixed (scripts/setup.sh --bench)"
@@ -60,13 +63,15 @@ ANALYZE records;
 SQL
 pgconn="host=$work/sock user=kmx dbname=postgres"
 
-echo "bench: starting kmx-broker, kmx-storage, 4 kmx-ingest, $qworkers kmx-query" >&2
+echo "bench: starting kmx-broker, kmx-storage, 4 kmx-ingest, $qworkers kmx-query (direct=$direct)" >&2
 kmx_endpoints "$work/data"
 export KMX_TIMEOUT=30000
 "$bin/kmx-broker" 2>>"$work/log" & pids+=($!)
 "$bin/kmx-storage" 2>>"$work/log" & pids+=($!)
 for _ in 1 2 3 4; do "$bin/kmx-ingest" 2>>"$work/log" & pids+=($!); done
-for ((i = 0; i < qworkers; i++)); do "$bin/kmx-query" 2>>"$work/log" & pids+=($!); done
+qargs=()
+((direct)) && qargs=(--read-dir "$work/data")
+for ((i = 0; i < qworkers; i++)); do "$bin/kmx-query" "${qargs[@]}" 2>>"$work/log" & pids+=($!); done
 for _ in $(seq 100); do
   "$bin/kmx" ping kmx.query >/dev/null 2>&1 && "$bin/kmx" ping kmx.ingest >/dev/null 2>&1 && break
   sleep 0.1
@@ -125,7 +130,7 @@ ingest() {
 echo "bench: importing the base rows into kmx" >&2
 kmx_import base "$base" >/dev/null
 
-for sys in kmx pg; do
+for sys in $systems; do
   echo "bench: $sys idle" >&2
   for q in get group page top; do readers "$sys" 1 "$q" "$idle_s" idle1; done
   readers "$sys" 1 mix "$idle_s" idle-mix1
@@ -139,9 +144,11 @@ for sys in kmx pg; do
 done
 "$bin/kmx_bench_floor" 2000 >"$work/floor" 2>/dev/null || echo "(no floor)" >"$work/floor"
 
-python3 - "$res" "$work/floor" "$base" "$rows" "$smoke" <<'PY'
+python3 - "$res" "$work/floor" "$base" "$rows" "$smoke" "$direct" <<'PY'
 import re, sys
 res, floor_file, base, rows, smoke = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
+direct = sys.argv[6] == "1"
+hops = 2 if direct else 3  # client -> broker -> kmx-query (-> kmx-storage)
 r = {}
 for line in open(res):
     f = line.split()
@@ -150,16 +157,17 @@ for line in open(res):
     r[key] = {k: float(v) for k, v in vals.items()}
 floor = None
 for line in open(floor_file):
-    m = re.match(r"\s+tcp 127\.0\.0\.1\s+([0-9.]+)\s+([0-9.]+)\s+([0-9.]+)", line)
+    m = re.match(r"\s+tcp 127\.0\.0\.1\s+([0-9.]+)\s+([0-9.]+)", line)
     if m:
-        floor = float(m.group(3))  # three hops: client -> broker -> kmx-query -> kmx-storage
+        floor = hops * float(m.group(1))  # one round trip per hop
 
 def g(sys_, phase, q, stat):
     v = r.get((sys_, phase, q))
     return v[stat] if v else float("nan")
 
-print("\nreads beside writes: %d base records, then %d-row ingests (ms)%s" % (
-    base, rows, "  [smoke sizes: figures mean nothing]" if smoke else ""))
+print("\nreads beside writes: %d base records, then %d-row ingests (ms; kmx-query %s)%s" % (
+    base, rows, "reading the store directly" if direct else "through storage's socket",
+    "  [smoke sizes: figures mean nothing]" if smoke else ""))
 print("  %-34s %9s %9s %9s %9s" % ("", "kmx p50", "kmx p99", "PG p50", "PG p99"))
 rowsout = [("idle, 1 client", "idle-mix1"), ("during the ingest, 1 client", "busy1"),
            ("idle, 8 clients", "idle-mix8"), ("during the ingest, 8 clients", "busy8")]
@@ -181,11 +189,13 @@ for q in ("get", "group"):
 def ing(sys_, tag):
     v = r.get((sys_, "ingest-" + tag))
     return v["rate"] if v else float("nan")
-print("\ningest of %d rows (rows/s)           %9s %9s" % (rows, "kmx", "PG COPY"))
+print("\ningest of %d rows (rows/s)           %9s %9s   %9s %9s" % (rows, "kmx", "PG COPY",
+      "kmx/alone", "PG/alone"))
 for tag, text in (("alone", "no readers"), ("busy1", "beside 1 reader"), ("busy8", "beside 8 readers")):
-    print("  %-34s %9.0f %9.0f" % (text, ing("kmx", tag), ing("pg", tag)))
+    print("  %-34s %9.0f %9.0f   %8.0f%% %8.0f%%" % (text, ing("kmx", tag), ing("pg", tag),
+          100 * ing("kmx", tag) / ing("kmx", "alone"), 100 * ing("pg", tag) / ing("pg", "alone")))
 if floor:
-    print("\nfloor: three ZeroMQ round trips over tcp (a get's path) = %.3f ms" % floor)
+    print("\nfloor: %d ZeroMQ round trips over tcp (a get's path) = %.3f ms" % (hops, floor))
 
 def mark(ok):
     return "met" if ok else "short"
@@ -197,7 +207,9 @@ for c in (1, 8):
             q, c, 3 * idle, pgb, busy, mark(busy <= 3 * idle and busy <= pgb)))
 for c in (1, 8):
     ratio = ing("kmx", "busy%d" % c) / ing("kmx", "alone")
-    print("  target kmx ingest beside %d reader(s) >= 90%% of alone: %.0f%%, %s" % (c, 100 * ratio, mark(ratio >= 0.9)))
+    pg_ratio = ing("pg", "busy%d" % c) / ing("pg", "alone")
+    print("  target kmx ingest beside %d reader(s) >= 90%% of alone: %.0f%% (PG COPY's own: %.0f%%), %s" % (
+        c, 100 * ratio, 100 * pg_ratio, mark(ratio >= 0.9)))
 for q in ("get", "group"):
     k, p = g("kmx", "idle8", q, "rate"), g("pg", "idle8", q, "rate")
     print("  target 8 clients %s/s >= PG with 8 connections (%.0f): %.0f, %s" % (q, p, k, mark(k >= p)))

@@ -61,9 +61,41 @@ static int s_relay(kmx_query_t *self, const Kmx__V1__Request *req, Kmx__V1__Resp
     return rc;
 }
 
-// Calls storage with fwd and relays its answer when it is an error or of type expect.
+// Calls storage with fwd and relays its packed answer as it came when it is an error or
+// of type expect: fwd carries the caller's request id, so storage's reply is already the
+// caller's, and a page of records is neither decoded nor packed again here.
+static int s_forward_packed(kmx_query_t *self, const Kmx__V1__Request *req,
+                            const Kmx__V1__Request *fwd, Kmx__V1__Response__ResultCase expect,
+                            uint8_t **out, size_t *len) {
+    uint8_t *body = NULL;
+    size_t n = 0;
+    int rc = kmx_link_call_packed(self->base.link, fwd, self->base.timeout_ms, &body, &n);
+    if (rc != 0)
+        return kmx_handler_link_error(&self->base, req, rc, out, len);
+    int got = kmx_msg_oneof_case(body, n, KMX__V1__RESPONSE__RESULT_ERROR);
+    if (got != (int)expect && got != KMX__V1__RESPONSE__RESULT_ERROR) {
+        free(body);
+        return kmx_handler_error(&self->base, req, KMX_ERR_INTERNAL,
+                                 "storage sent an unexpected reply", out, len);
+    }
+    if (got == KMX__V1__RESPONSE__RESULT_ERROR)
+        self->base.errors++;
+    *out = body;
+    *len = n;
+    return 0;
+}
+
+static int s_same_id(const Kmx__V1__Request *a, const Kmx__V1__Request *b) {
+    const char *x = a->request_id ? a->request_id : "", *y = b->request_id ? b->request_id : "";
+    return strcmp(x, y) == 0;
+}
+
+// Calls storage with fwd and relays its answer when it is an error or of type expect. A
+// get is decoded (a missing record becomes NOT_FOUND); other answers are relayed packed.
 static int s_forward(kmx_query_t *self, const Kmx__V1__Request *req, const Kmx__V1__Request *fwd,
                      Kmx__V1__Response__ResultCase expect, uint8_t **out, size_t *len) {
+    if (expect != KMX__V1__RESPONSE__RESULT_GET && s_same_id(req, fwd))
+        return s_forward_packed(self, req, fwd, expect, out, len);
     Kmx__V1__Response *resp = NULL;
     int rc = kmx_link_call(self->base.link, fwd, self->base.timeout_ms, &resp);
     if (rc != 0)

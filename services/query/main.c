@@ -5,8 +5,8 @@
 #include "kmx_query.h"
 #include "kmx_worker.h"
 
-static int s_direct_answer(void *direct, const Kmx__V1__Request *req, Kmx__V1__Response **out) {
-    return kmx_direct_answer(direct, req, out);
+static int s_direct_answer(void *direct, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
+    return kmx_direct_answer(direct, req, out, len);
 }
 
 static void *s_attach(kmx_link_t *link, const char *read_dir) {

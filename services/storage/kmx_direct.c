@@ -10,7 +10,6 @@
 
 #include "kmx_err.h"
 #include "kmx_log.h"
-#include "kmx_msg.h"
 #include "kmx_store.h"
 
 #include <stdio.h>
@@ -114,10 +113,11 @@ static void s_refresh(kmx_direct_t *self) {
         s_open(self);
 }
 
-int kmx_direct_answer(kmx_direct_t *self, const Kmx__V1__Request *req, Kmx__V1__Response **out) {
-    if (!self || !req || !out)
+int kmx_direct_answer(kmx_direct_t *self, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
+    if (!self || !req || !out || !len)
         return KMX_ERR_INVAL;
     *out = NULL;
+    *len = 0;
     if (!kmx_direct_handles((int)req->body_case))
         return KMX_ERR_UNSUPPORTED;
     s_refresh(self);
@@ -127,11 +127,10 @@ int kmx_direct_answer(kmx_direct_t *self, const Kmx__V1__Request *req, Kmx__V1__
     memset(&m, 0, sizeof m);
     m.has_corr = 1;
     m.req = (Kmx__V1__Request *)req; // borrowed: never cleared here
-    uint8_t *body = NULL;
-    size_t len = 0;
-    int err = kmx_storage_read_answer(self->reads, &m, &body, &len);
-    if (err == 0 && !(*out = kmx_msg_response_unpack(body, len)))
-        err = KMX_ERR_DECODE;
-    free(body);
+    int err = kmx_storage_read_answer(self->reads, &m, out, len);
+    if (err != 0) {
+        free(*out);
+        *out = NULL;
+    }
     return err;
 }

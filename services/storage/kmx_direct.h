@@ -7,6 +7,7 @@
 
 #include "kmx.pb-c.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define KMX_DIRECT_RETRY_MS 1000 // how often a closed environment is tried again
@@ -23,13 +24,13 @@ void kmx_direct_destroy(kmx_direct_t **self_p);
 // which describe the storage process).
 int kmx_direct_handles(int body_case);
 
-// Answers req from the environment. On 0 *out is yours: free it with
-// kmx__v1__response__free_unpacked(*out, NULL); errors the read itself meets (a bad
-// filter, no such record) are answers too. Returns KMX_ERR_UNSUPPORTED for a request
-// that must go to storage, KMX_ERR_UNAVAILABLE while the environment cannot be opened
-// (absent, not a kmx store, another schema version: tried again at most every
-// KMX_DIRECT_RETRY_MS, the reason logged once), KMX_ERR_NOMEM or KMX_ERR_DECODE.
-int kmx_direct_answer(kmx_direct_t *self, const Kmx__V1__Request *req, Kmx__V1__Response **out);
+// Answers req from the environment into a malloc'd packed Response *out that the caller
+// frees; errors the read itself meets (a bad filter, no such record) are answers too.
+// Returns 0, KMX_ERR_UNSUPPORTED for a request that must go to storage,
+// KMX_ERR_UNAVAILABLE while the environment cannot be opened (absent, not a kmx store,
+// another schema version: tried again at most every KMX_DIRECT_RETRY_MS, the reason
+// logged once), or KMX_ERR_NOMEM.
+int kmx_direct_answer(kmx_direct_t *self, const Kmx__V1__Request *req, uint8_t **out, size_t *len);
 
 // Whether the environment is open now (a read would be answered here).
 int kmx_direct_is_open(const kmx_direct_t *self);

@@ -224,58 +224,12 @@ static void s_msg_req(const s_msg_t *msg, kmx_storage_req_t *m) {
     m->bad_frames = msg->n != 3 || !m->has_corr;
 }
 
-// Reads one varint of protobuf wire format. Returns 0, or -1 when it runs past end.
-static int s_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
-    *v = 0;
-    for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
-        uint8_t b = *(*p)++;
-        *v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80))
-            return 0;
-    }
-    return -1;
-}
-
-// The body case of a packed kmx.v1.Request (the last oneof field present, as protobuf
-// reads it) without decoding it, or 0 when the bytes are not well-formed wire format.
-static int s_body_case(const uint8_t *p, size_t n) {
-    const uint8_t *end = p + n;
-    int body = 0;
-    while (p < end) {
-        uint64_t key, size;
-        if (s_varint(&p, end, &key) != 0)
-            return 0;
-        switch (key & 7) {
-        case 0:
-            if (s_varint(&p, end, &size) != 0)
-                return 0;
-            break;
-        case 1:
-        case 5:
-            size = (key & 7) == 1 ? 8 : 4;
-            if (size > (uint64_t)(end - p))
-                return 0;
-            p += size;
-            break;
-        case 2:
-            if (s_varint(&p, end, &size) != 0 || size > (uint64_t)(end - p))
-                return 0;
-            p += size;
-            if (key >> 3 >= KMX__V1__REQUEST__BODY_PING && key >> 3 <= UINT32_MAX)
-                body = (int)(key >> 3);
-            break;
-        default:
-            return 0;
-        }
-    }
-    return body;
-}
-
 // The body case of a held message, 0 when its layout is wrong or it does not parse.
 static int s_msg_body_case(s_msg_t *msg) {
     if (msg->n != 3 || zmq_msg_size(&msg->f[1]) != 8)
         return 0;
-    return s_body_case(zmq_msg_data(&msg->f[2]), zmq_msg_size(&msg->f[2]));
+    return kmx_msg_oneof_case(zmq_msg_data(&msg->f[2]), zmq_msg_size(&msg->f[2]),
+                              KMX__V1__REQUEST__BODY_PING);
 }
 
 // ---- the router --------------------------------------------------------------------
