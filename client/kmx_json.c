@@ -272,33 +272,57 @@ json_t *kmx_json_catalog(const Kmx__V1__CatalogResult *c) {
 
 #define S_DUMP_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY | JSON_REAL_PRECISION(6))
 
-char *kmx_json_dumps(const json_t *doc, size_t *len) {
-    char *text = doc ? json_dumps(doc, S_DUMP_FLAGS) : NULL;
-    if (!text)
-        return NULL;
-    size_t n = strlen(text), dels = 0;
-    for (size_t i = 0; i < n; i++)
-        dels += text[i] == 0x7f;
-    if (dels > 0) {
-        char *out = malloc(n + 5 * dels + 1);
-        size_t o = 0;
-        for (size_t i = 0; out && i < n; i++) {
-            if (text[i] == 0x7f) {
-                memcpy(out + o, "\\u007f", 6);
-                o += 6;
-            } else {
-                out[o++] = text[i];
-            }
+typedef struct {
+    char *text; // malloc'd (never jansson's allocator: callers free it with free())
+    size_t len; // bytes written
+    size_t cap; // capacity
+    bool failed;
+} s_dump_t;
+
+// json_dump_callback's sink: appends, escaping DEL on the way (see the top of the file).
+static int s_dump_chunk(const char *buf, size_t size, void *arg) {
+    s_dump_t *d = arg;
+    if (d->len + 6 * size + 1 > d->cap) {
+        size_t cap = d->cap ? d->cap : 4096;
+        while (cap < d->len + 6 * size + 1)
+            cap *= 2;
+        char *grown = realloc(d->text, cap);
+        if (!grown) {
+            d->failed = true;
+            return -1;
         }
-        if (out)
-            out[o] = '\0';
-        free(text);
-        text = out;
-        n = o;
+        d->text = grown;
+        d->cap = cap;
     }
-    if (text && len)
-        *len = n;
-    return text;
+    const char *del = memchr(buf, 0x7f, size);
+    if (!del) {
+        memcpy(d->text + d->len, buf, size);
+        d->len += size;
+        return 0;
+    }
+    for (size_t i = 0; i < size; i++) {
+        if (buf[i] == 0x7f) {
+            memcpy(d->text + d->len, "\\u007f", 6);
+            d->len += 6;
+        } else {
+            d->text[d->len++] = buf[i];
+        }
+    }
+    return 0;
+}
+
+char *kmx_json_dumps(const json_t *doc, size_t *len) {
+    s_dump_t d = {NULL, 0, 0, false};
+    if (!doc || json_dump_callback(doc, s_dump_chunk, &d, S_DUMP_FLAGS) < 0 || d.failed) {
+        free(d.text);
+        return NULL;
+    }
+    if (!d.text && !(d.text = malloc(1)))
+        return NULL;
+    d.text[d.len] = '\0';
+    if (len)
+        *len = d.len;
+    return d.text;
 }
 
 int kmx_json_dumpf(const json_t *doc, FILE *out) {

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -140,11 +141,15 @@ static int s_mdp(int argc, char **argv) {
         free(c[i].lat);
     }
     double elapsed = s_mono() - t0;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                 (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
     qsort(all, total, sizeof(double), s_cmp_double);
     printf("mdp %s: %zu answered in %.1f s with %d clients: %.0f requests/s, p50 %.3f ms, "
-           "p99 %.3f ms (failed %ld)\n",
+           "p99 %.3f ms (failed %ld); the clients' CPU %.0f us per request\n",
            argv[5], total, elapsed, n, (double)total / elapsed, s_pct(all, total, 0.5),
-           s_pct(all, total, 0.99), failed);
+           s_pct(all, total, 0.99), failed, total ? cpu * 1e6 / (double)total : 0);
     free(all);
     return failed == 0 && total > 0 ? 0 : 1;
 }

@@ -68,6 +68,7 @@ while i < n:
 PY
 "$bin/kmx" import "$work/rows.csv" >/dev/null
 "$bin/kmx-gateway" 2>>"$work/log" & pids+=($!)
+gwpid=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$gwport/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 
 query="kind=exports&period=2024&category=physical_album_customs&by=market"
@@ -81,14 +82,19 @@ curl -fs "http://127.0.0.1:$gwport/v1/record?$get" >/dev/null ||
 ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) print v / 1000; else if (v ~ /ms$/) print v + 0;
        else if (v ~ /s$/) print v * 1000; else print v }'; }
 http() { # NAME PATH
-  local out
+  local out cpu0 cpu1
+  cpu0=$(awk '{print $14 + $15}' "/proc/$gwpid/stat")
   out=$(wrk -t2 -c"$conns" -d"${secs}s" --latency "http://127.0.0.1:$gwport$2")
-  local rps p50 p99 errs
+  cpu1=$(awk '{print $14 + $15}' "/proc/$gwpid/stat")
+  local rps p50 p99 errs us
+  us=$(awk -v t=$((cpu1 - cpu0)) -v hz="$(getconf CLK_TCK)" -v r="$(awk '/^ *[0-9]+ requests in/ {print $1}' <<<"$out")" \
+       'BEGIN { printf "%.0f", (r > 0 ? t / hz * 1e6 / r : 0) }')
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
   p99=$(ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
   errs=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
-  echo "http $1: $rps requests/s, p50 $p50 ms, p99 $p99 ms${errs:+, $errs non-2xx}"
+  echo "http $1: $rps requests/s, p50 $p50 ms, p99 $p99 ms${errs:+, $errs non-2xx}; the gateway's CPU $us us per request"
+  echo "figure: $1 http gateway CPU per request = $us us"
   echo "figure: $1 http requests/s = $rps"
   echo "figure: $1 http p50 = $p50 ms"
   echo "figure: $1 http p99 = $p99 ms"
@@ -105,6 +111,7 @@ mdp() { # NAME MODE QUERYSTRING
   echo "figure: $1 mdp requests/s = $rps"
   echo "figure: $1 mdp p50 = $p50 ms"
   echo "figure: $1 mdp p99 = $p99 ms"
+  echo "figure: $1 mdp client CPU per request = $(sed -E 's/.*CPU ([0-9]+) us per request.*/\1/' <<<"$out") us"
   eval "${1}_mdp_p50=$p50 ${1}_mdp_p99=$p99"
 }
 echo "bench: gateway: $records records; $conns concurrent connections, ${secs}s per question" >&2

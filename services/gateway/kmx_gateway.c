@@ -7,6 +7,7 @@
 
 #include "kmx_client.h"
 #include "kmx_err.h"
+#include "kmx_gw_arena.h"
 #include "kmx_gw_hub.h"
 #include "kmx_gw_pool.h"
 #include "kmx_json.h"
@@ -1196,11 +1197,9 @@ static int s_append(s_req_t *r, const char *data, size_t n, size_t max) {
     return 0;
 }
 
-static enum MHD_Result s_access(void *cls, struct MHD_Connection *c, const char *url,
-                                const char *method, const char *version, const char *upload_data,
-                                size_t *upload_data_size, void **con_cls) {
-    (void)version;
-    kmx_gateway_t *self = cls;
+static enum MHD_Result s_access_in(kmx_gateway_t *self, struct MHD_Connection *c, const char *url,
+                                   const char *method, const char *upload_data,
+                                   size_t *upload_data_size, void **con_cls) {
     s_req_t *r = *con_cls;
     if (!r) {
         r = calloc(1, sizeof(*r));
@@ -1219,6 +1218,17 @@ static enum MHD_Result s_access(void *cls, struct MHD_Connection *c, const char 
         return rc < 0 ? MHD_NO : MHD_YES;
     }
     return s_dispatch(self, c, r, url, method);
+}
+
+// Each call's JSON is built, dumped and freed in the thread's arena (kmx_gw_arena).
+static enum MHD_Result s_access(void *cls, struct MHD_Connection *c, const char *url,
+                                const char *method, const char *version, const char *upload_data,
+                                size_t *upload_data_size, void **con_cls) {
+    (void)version;
+    kmx_gw_arena_begin();
+    enum MHD_Result out = s_access_in(cls, c, url, method, upload_data, upload_data_size, con_cls);
+    kmx_gw_arena_end();
+    return out;
 }
 
 static void s_completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -1247,6 +1257,7 @@ kmx_gateway_t *kmx_gateway_new(const kmx_gateway_config_t *cfg) {
     if (!self)
         return NULL;
     self->cfg = *cfg;
+    kmx_gw_arena_install(); // before the hub's thread uses jansson
     self->pool = kmx_gw_pool_new(cfg->broker, cfg->timeout_ms, cfg->tries);
     // A few clients connected before the first request, so it pays no connect.
     kmx_client_t *warm[S_POOL_WARM] = {NULL};
