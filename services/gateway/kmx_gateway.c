@@ -13,6 +13,7 @@
 #include "kmx_json.h"
 #include "kmx_log.h"
 #include "kmx_record.h"
+#include "kmx_text.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -473,20 +474,31 @@ static enum MHD_Result s_catalog(kmx_gateway_t *self, struct MHD_Connection *c, 
 
 // ---- import ----------------------------------------------------------------------------
 
-#define S_DEFAULTS_MAX 32
+#define S_DEFAULTS_MAX 32 // as many as kmx import's --default
+#define S_MAPS_MAX 64     // ... and --map
+#define S_PREVIEW 10      // records a dry run shows, as kmx import --dry-run
 
+// kmx import's options that apply to a body, as query parameters (docs/http.md).
 typedef struct {
     int jsonl;                                              // -1 unknown, 0 CSV, 1 JSON Lines
     bool atomic;                                            // atomic=1
     bool dry_run;                                           // dry_run=1
+    bool ignore_extra;                                      // ignore_extra=1
+    bool excel_dates;                                       // excel_dates=1
     Kmx__V1__RawDocument__Encoding encoding;                // encoding=auto|utf-8|cp949
-    const char *delimiter;                                  // delimiter=, ; tab |
+    Kmx__V1__RawDocument__Layout layout;                    // layout=wide|long (0: by header)
+    Kmx__V1__RawDocument__DateOrder date_order;             // date_order=mdy|dmy (0: unset)
+    const char *delimiter;                                  // delimiter=, ; tab | ...
     Kmx__V1__RawDocument__Default defaults[S_DEFAULTS_MAX]; // default=COLUMN=VALUE
     Kmx__V1__RawDocument__Default *default_ptrs[S_DEFAULTS_MAX];
-    char *default_text[S_DEFAULTS_MAX]; // malloc'd copies split at '='
-    size_t n_defaults;                  // defaults given
-    char err[KMX_GW_ERR_MAX];           // the first refusal
-    bool failed;                        // a parameter was refused
+    char *default_text[S_DEFAULTS_MAX];               // malloc'd copies split at '='
+    size_t n_defaults;                                // defaults given
+    Kmx__V1__RawDocument__ColumnMap maps[S_MAPS_MAX]; // map=HEADER=FIELD
+    Kmx__V1__RawDocument__ColumnMap *map_ptrs[S_MAPS_MAX];
+    char *map_text[S_MAPS_MAX]; // malloc'd copies split at the last '='
+    size_t n_maps;              // maps given
+    char err[KMX_GW_ERR_MAX];   // the first refusal
+    bool failed;                // a parameter was refused
 } s_import_args_t;
 
 static int s_import_default(s_import_args_t *im, const char *value) {
@@ -510,6 +522,47 @@ static int s_import_default(s_import_args_t *im, const char *value) {
     return 0;
 }
 
+static int s_import_map(s_import_args_t *im, const char *value) {
+    const char *eq = value ? strrchr(value, '=') : NULL;
+    if (!eq || eq == value || !eq[1] || im->n_maps >= S_MAPS_MAX) {
+        snprintf(im->err, sizeof im->err,
+                 "map wants HEADER=FIELD, a header of the body and the field it holds (or "
+                 "ignore), at most %d of them, not \"%.60s\"",
+                 S_MAPS_MAX, value ? value : "");
+        return -1;
+    }
+    char *copy = strdup(value);
+    if (!copy)
+        return -1;
+    copy[eq - value] = '\0';
+    size_t i = im->n_maps++;
+    im->map_text[i] = copy;
+    kmx__v1__raw_document__column_map__init(&im->maps[i]);
+    im->maps[i].header = copy;
+    im->maps[i].field = copy + (eq - value) + 1;
+    im->map_ptrs[i] = &im->maps[i];
+    return 0;
+}
+
+// layout= and date_order=: one of two words.
+static int s_import_choice(s_import_args_t *im, const char *key, const char *value) {
+    const char *v = value ? value : "";
+    bool layout = strcmp(key, "layout") == 0;
+    const char *a = layout ? "wide" : "mdy", *b = layout ? "long" : "dmy";
+    if (strcasecmp(v, a) != 0 && strcasecmp(v, b) != 0) {
+        snprintf(im->err, sizeof im->err, "%s wants %s or %s, not \"%.40s\"", key, a, b, v);
+        return -1;
+    }
+    bool first = strcasecmp(v, a) == 0;
+    if (layout)
+        im->layout =
+            first ? KMX__V1__RAW_DOCUMENT__LAYOUT__WIDE : KMX__V1__RAW_DOCUMENT__LAYOUT__LONG;
+    else
+        im->date_order =
+            first ? KMX__V1__RAW_DOCUMENT__DATE_ORDER__MDY : KMX__V1__RAW_DOCUMENT__DATE_ORDER__DMY;
+    return 0;
+}
+
 static int s_import_switch(s_import_args_t *im, const char *key, const char *value, bool *on) {
     if (!value || !*value || strcmp(value, "1") == 0 || strcmp(value, "true") == 0)
         *on = true;
@@ -522,31 +575,44 @@ static int s_import_switch(s_import_args_t *im, const char *key, const char *val
     return 0;
 }
 
+// The names kmx import --encoding takes (kmx_text_enc_parse).
 static int s_import_encoding(s_import_args_t *im, const char *value) {
     const char *v = value ? value : "";
-    if (strcasecmp(v, "auto") == 0)
-        im->encoding = KMX__V1__RAW_DOCUMENT__ENCODING__ENCODING_AUTO;
-    else if (strcasecmp(v, "utf-8") == 0 || strcasecmp(v, "utf8") == 0)
-        im->encoding = KMX__V1__RAW_DOCUMENT__ENCODING__UTF8;
-    else if (strcasecmp(v, "cp949") == 0 || strcasecmp(v, "euc-kr") == 0)
-        im->encoding = KMX__V1__RAW_DOCUMENT__ENCODING__CP949;
-    else {
-        snprintf(im->err, sizeof im->err, "encoding wants auto, utf-8 or cp949, not \"%.40s\"", v);
+    kmx_text_enc_t enc;
+    if (kmx_text_enc_parse(v, &enc) != 0) {
+        snprintf(im->err, sizeof im->err,
+                 "encoding wants auto, utf-8 or cp949 (euc-kr), not \"%.40s\"", v);
         return -1;
     }
+    im->encoding = enc == KMX_TEXT_UTF8    ? KMX__V1__RAW_DOCUMENT__ENCODING__UTF8
+                   : enc == KMX_TEXT_CP949 ? KMX__V1__RAW_DOCUMENT__ENCODING__CP949
+                                           : KMX__V1__RAW_DOCUMENT__ENCODING__ENCODING_AUTO;
     return 0;
 }
 
+// The delimiters kmx import --delimiter takes, passed on as given (kmx.ingest reads them).
 static int s_import_delimiter(s_import_args_t *im, const char *value) {
-    static const char *const ok[] = {",", ";", "\t", "|", "tab"};
+    static const char *const ok[] = {",",     ";",         "\t",  "|",   "\\t",
+                                     "comma", "semicolon", "tab", "pipe"};
     for (size_t i = 0; value && i < sizeof(ok) / sizeof(ok[0]); i++) {
-        if (strcmp(value, ok[i]) == 0) {
-            im->delimiter = strcmp(value, "tab") == 0 ? "\t" : value;
+        if (strcasecmp(value, ok[i]) == 0) {
+            im->delimiter = value;
             return 0;
         }
     }
-    snprintf(im->err, sizeof im->err, "delimiter wants one of , ; | tab");
+    snprintf(im->err, sizeof im->err,
+             "delimiter wants , ; tab or | (or comma, semicolon, pipe), not \"%.20s\"",
+             value ? value : "");
     return -1;
+}
+
+// A parameter's name with '-' read as '_' (dry-run and dry_run are one), in out.
+static const char *s_import_key(const char *key, char *out, size_t size) {
+    size_t i = 0;
+    for (; key[i] && i + 1 < size; i++)
+        out[i] = key[i] == '-' ? '_' : key[i];
+    out[i] = '\0';
+    return out;
 }
 
 static enum MHD_Result s_on_import_param(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -554,6 +620,8 @@ static enum MHD_Result s_on_import_param(void *cls, enum MHD_ValueKind kind, con
     (void)kind;
     s_import_args_t *im = cls;
     int rc = 0;
+    char name[32];
+    key = s_import_key(key, name, sizeof name);
     if (strcmp(key, "input") == 0) {
         im->jsonl = value && strcmp(value, "jsonl") == 0 ? 1
                     : value && strcmp(value, "csv") == 0 ? 0
@@ -564,8 +632,16 @@ static enum MHD_Result s_on_import_param(void *cls, enum MHD_ValueKind kind, con
         }
     } else if (strcmp(key, "atomic") == 0) {
         rc = s_import_switch(im, key, value, &im->atomic);
-    } else if (strcmp(key, "dry_run") == 0 || strcmp(key, "dry-run") == 0) {
+    } else if (strcmp(key, "dry_run") == 0) {
         rc = s_import_switch(im, key, value, &im->dry_run);
+    } else if (strcmp(key, "ignore_extra") == 0) {
+        rc = s_import_switch(im, key, value, &im->ignore_extra);
+    } else if (strcmp(key, "excel_dates") == 0) {
+        rc = s_import_switch(im, key, value, &im->excel_dates);
+    } else if (strcmp(key, "map") == 0) {
+        rc = s_import_map(im, value);
+    } else if (strcmp(key, "layout") == 0 || strcmp(key, "date_order") == 0) {
+        rc = s_import_choice(im, key, value);
     } else if (strcmp(key, "default") == 0) {
         rc = s_import_default(im, value);
     } else if (strcmp(key, "encoding") == 0) {
@@ -575,7 +651,7 @@ static enum MHD_Result s_on_import_param(void *cls, enum MHD_ValueKind kind, con
     } else if (strcmp(key, "access_token") != 0) {
         snprintf(im->err, sizeof im->err,
                  "unknown parameter \"%.60s\" (import takes input, atomic, dry_run, default, "
-                 "encoding, delimiter)",
+                 "map, ignore_extra, encoding, delimiter, layout, date_order, excel_dates)",
                  key);
         rc = -1;
     }
@@ -697,10 +773,18 @@ static enum MHD_Result s_import_send(kmx_gateway_t *self, struct MHD_Connection 
     doc.defaults = (Kmx__V1__RawDocument__Default **)im->default_ptrs;
     doc.has_validate_only = doc.validate_only = im->dry_run;
     doc.has_preview = im->dry_run;
-    doc.preview = 5;
+    doc.preview = S_PREVIEW;
     doc.has_encoding = im->encoding != 0;
     doc.encoding = im->encoding;
     doc.delimiter = (char *)im->delimiter;
+    doc.n_columns = im->n_maps;
+    doc.columns = (Kmx__V1__RawDocument__ColumnMap **)im->map_ptrs;
+    doc.has_ignore_extra = doc.ignore_extra = im->ignore_extra;
+    doc.has_layout = im->layout != 0;
+    doc.layout = im->layout;
+    doc.has_date_order = im->date_order != 0;
+    doc.date_order = im->date_order;
+    doc.has_excel_dates = doc.excel_dates = im->excel_dates;
     Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
     req.body_case = KMX__V1__REQUEST__BODY_DOCUMENT;
     req.document = &doc;
@@ -743,6 +827,8 @@ static enum MHD_Result s_import(kmx_gateway_t *self, struct MHD_Connection *c, c
         out = s_import_send(self, c, r, &im, jsonl == 1);
     for (size_t i = 0; i < im.n_defaults; i++)
         free(im.default_text[i]);
+    for (size_t i = 0; i < im.n_maps; i++)
+        free(im.map_text[i]);
     return out;
 }
 

@@ -377,6 +377,64 @@ class GatewayApi(unittest.TestCase):
         self.assertEqual((r.returncode, r.stdout), (1, ""), r.stderr)
         self.assertIn("unknown item 'gateway row 500'", r.stderr)
 
+    def test_import_has_every_option_of_kmx_import(self):
+        # Each set of kmx import's options, as query parameters: a dry run through HTTP is
+        # the CLI's dry run of the same file, per-row results, warnings and preview alike.
+        def read(name):
+            with open(os.path.join(os.path.dirname(kmxtest.SAMPLE), name), "rb") as f:
+                return f.read()
+        ko = ("종류;기간;나라;분류;품목;금액;단위;출처;색상\n"
+              "수출;2024-01-15;일본;gw_opts;음반;1,000;천달러;관세청;빨강\n"
+              "수출;1/2/2024;미국;gw_opts;음반;5;백만달러;관세청;파랑\n").encode("cp949")
+        excel = b"kind,date,market,category,item,value,unit,source\nexport,45292,KOR,gw_opts,i,1,USD,s\n"
+        cases = [
+            (ko, ["--map", "나라=market", "--ignore-extra", "--date-order", "mdy",
+                  "--encoding", "cp949", "--delimiter", "semicolon"],
+             "map=%EB%82%98%EB%9D%BC%3Dmarket&ignore_extra=1&date_order=mdy&encoding=cp949"
+             "&delimiter=semicolon", 2),
+            (ko, ["--map", "나라=market", "--ignore-extra", "--date-order", "dmy"],
+             "map=" + urllib.parse.quote("나라=market") + "&ignore-extra=true&date-order=dmy",
+             1),  # the first row is the case above's, unchanged
+            (excel, ["--excel-dates", "--default", "note=from excel"],
+             "excel_dates=1&default=note%3Dfrom%20excel", 1),
+            (excel, [], "", 0),  # without excel_dates the serial day is that row's error
+            (read("kosis-album-exports-cp949.csv"), ["--wide"], "layout=wide", None),
+            (read("music-services-semicolon.csv"), ["--delimiter", ";"], "delimiter=%3B", None),
+        ]
+        for i, (body, flags, params, stored) in enumerate(cases):
+            path = os.path.join(self.c.dir, "gw_opts_%d.csv" % i)
+            with open(path, "wb") as f:
+                f.write(body)
+            cli = json.loads(self.c.kmx("import", path, *flags, "--dry-run", "--format", "json",
+                                        check=False).stdout)
+            http = self.g.json("POST", "/v1/import?input=csv&dry_run=1&" + params, body=body)
+            for d in (cli, http):
+                d.pop("seconds")
+            self.assertEqual(http, cli, (flags, params))
+            if stored is not None:
+                self.assertEqual(self.g.json("POST", "/v1/import?input=csv&" + params,
+                                             body=body)["stored"], stored, params)
+        rec = self.c.kmx_json("get", "--kind", "export", "--period", "2024-01", "--market", "KR",
+                              "--category", "gw_opts", "--item", "i", "--source", "s")
+        self.assertEqual(rec["note"], "from excel")
+        # layout=long on a wide file: refused whole, the period columns named.
+        wide = cases[4][0]
+        self.assertIn('"2019"', self.g.error("POST", "/v1/import?input=csv&layout=long", 400,
+                                             body=wide))
+        # A bad value for each parameter: 400 naming the parameter, nothing stored.
+        before = self.c.kmx_lines("list", "--category", "gw_opts")
+        bad = {"map": ["nofield", "=market", "header="], "layout": ["tall"],
+               "date_order": ["ymd"], "encoding": ["latin1"], "delimiter": ["x", "tabs"],
+               "excel_dates": ["maybe"], "ignore_extra": ["2"], "atomic": ["yes"],
+               "dry_run": ["sometimes"], "default": ["novalue"], "input": ["xml"]}
+        for name, values in bad.items():
+            for v in values:
+                msg = self.g.error("POST", "/v1/import?input=csv&%s=%s" % (
+                    name, urllib.parse.quote(v)), 400, body=excel)
+                self.assertIn(name.split("_")[0], msg, (name, v))
+        self.assertEqual(self.c.kmx_lines("list", "--category", "gw_opts"), before)
+        self.assertEqual(len(before), 4)  # 2 + 1 from the Korean file, 1 from the Excel one
+
     def test_import_refusals(self):
         self.assertIn("Content-Type", self.g.error("POST", "/v1/import", 400, body="a,b\n"))
         self.assertIn("empty", self.g.error("POST", "/v1/import?input=csv", 400, body=""))
