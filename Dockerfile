@@ -1,6 +1,6 @@
-# kmx image: every kmx binary (kmx-broker, kmx-storage, kmx-ingest, kmx-query and the kmx
-# CLI) in one small Debian image; the container command picks the service (default
-# kmx-broker). See docs/deploy.md.
+# kmx image: every kmx binary (kmx-broker, kmx-storage, kmx-ingest, kmx-query,
+# kmx-gateway and the kmx CLI) and the dashboard kmx-gateway serves, in one small Debian
+# image; the container command picks the service (default kmx-broker). See docs/deploy.md.
 #
 #   docker build -t kmx .                                   packages from the Debian archive
 #   docker build --network none --build-arg BASE=bookworm-local --build-arg DEBS=1 -t kmx .
@@ -8,6 +8,14 @@
 #                                                           image and the .deb files in
 #                                                           deploy/debs/{build,runtime}/
 #                                                           (deploy/fetch-debs.sh fills them)
+#                                                           and the built dashboard in
+#                                                           deploy/web/ (a host build's
+#                                                           BUILD_DIR/dashboard)
+#
+# The dashboard: a network build installs Debian's nodejs and npm in the build stage and
+# the CMake build runs `npm ci` from web/package-lock.json; an offline build has no npm
+# registry, so it takes the files the host's build made (tests/docker copies them into
+# deploy/web/). Either way the build fails when the image would have no dashboard.
 #
 # Only plain Dockerfile features are used, so the classic builder of Docker 20.10 works.
 
@@ -34,7 +42,7 @@ RUN set -eux; \
         apt-get update; \
         apt-get install -y --no-install-recommends build-essential cmake pkg-config \
             libzmq3-dev libprotobuf-c-dev protobuf-c-compiler liblmdb-dev \
-            libjansson-dev libmicrohttpd-dev; \
+            libjansson-dev libmicrohttpd-dev nodejs npm; \
         rm -rf /var/lib/apt/lists/*; \
     fi; \
     rm -rf /tmp/debs
@@ -48,6 +56,11 @@ RUN set -eux; \
           -DKMX_BUILD_TESTS=OFF -DKMX_WERROR=OFF -DCMAKE_INSTALL_PREFIX=/usr/local; \
     cmake --build /tmp/kmx-build -j"$(nproc)"; \
     cmake --install /tmp/kmx-build --strip; \
+    web=/usr/local/share/kmx/web; \
+    if [ ! -f "$web/index.html" ] && [ -f /src/deploy/web/index.html ]; then \
+        mkdir -p "$web"; cp -R /src/deploy/web/. "$web/"; \
+    fi; \
+    ls -l "$web/index.html" "$web/app.js"; \
     ls -l /usr/local/bin/kmx /usr/local/bin/kmx-broker /usr/local/bin/kmx-storage \
           /usr/local/bin/kmx-ingest /usr/local/bin/kmx-query /usr/local/bin/kmx-gateway
 
@@ -77,6 +90,8 @@ RUN set -eux; \
 COPY --from=build /usr/local/bin/kmx /usr/local/bin/kmx-broker /usr/local/bin/kmx-storage \
                   /usr/local/bin/kmx-ingest /usr/local/bin/kmx-query /usr/local/bin/kmx-gateway \
                   /usr/local/bin/
+# The dashboard, where kmx-gateway looks beside its bin/ (share/kmx/web).
+COPY --from=build /usr/local/share/kmx/web /usr/local/share/kmx/web
 
 # An empty named volume mounted on /var/lib/kmx starts as a copy of this directory, so it
 # is owned by kmx too. No VOLUME line: only storage keeps data, and a VOLUME here would

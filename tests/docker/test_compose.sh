@@ -7,6 +7,7 @@
 # down` stops everything cleanly, and then the same image with CURVE keys
 # (deploy/compose.curve.yml): a writer imports, a reader queries and is refused a put, a
 # client without keys gets no answer, health checks pass with each container's own key.
+# The image carries the dashboard BUILD_DIR/dashboard holds: kmx-gateway serves it at /.
 #
 #   tests/docker/test_compose.sh BUILD_DIR      (the kmx CLI is BUILD_DIR/bin/kmx)
 #
@@ -206,6 +207,12 @@ mkdir -p "$tmp/baseroot/var/lib/dpkg"
 cp "$cache/base-dpkg-status" "$tmp/baseroot/var/lib/dpkg/status"
 "$root/deploy/fetch-debs.sh" "$tmp/baseroot" 2>"$tmp/fetch.log" ||
   { cat "$tmp/fetch.log"; die "deploy/fetch-debs.sh failed"; }
+# The dashboard the host's build made (no npm registry inside an offline build): the
+# image build copies deploy/web/ in (see the Dockerfile).
+dashboard=$(cd "$1" && pwd)/dashboard
+[[ -f $dashboard/index.html ]] || die "no dashboard in $dashboard: build the kmx_web target (needs node and npm)"
+rm -rf "$root/deploy/web" && cp -R "$dashboard" "$root/deploy/web" ||
+  die "cannot copy the dashboard into deploy/web"
 t0=$SECONDS
 # The build stage gets a tag of its own, so it stays as the cache of the next run while
 # the untagged stages of earlier runs are pruned (each is about 1 GB).
@@ -323,6 +330,28 @@ got = json.load(urllib.request.urlopen(base + "/v1/query/exports?by=market&granu
                                        timeout=10))
 print(health.status, len(got["rows"]), "rows")
 sys.exit(health.status != 200 or got != cli)
+PY
+# The image carries the dashboard: / is its page, and every file the page loads is served
+# with its type, byte for byte what the build made.
+check "kmx-gateway: / serves the dashboard and each of its files" \
+  python3 - "http://127.0.0.1:$KMX_GATEWAY_PORT" "$dashboard" <<'PY'
+import os, re, sys, urllib.request
+base, built = sys.argv[1], sys.argv[2]
+page = urllib.request.urlopen(base + "/", timeout=10)
+html = page.read()
+assert page.status == 200 and page.headers["Content-Type"].startswith("text/html"), page.headers
+assert html == open(os.path.join(built, "index.html"), "rb").read(), "/ is not the built page"
+files = re.findall(rb'(?:src|href)="([^":]+)"', html)
+assert {b"app.js", b"style.css", b"echarts.common.min.js"} <= set(files), files
+types = {".js": "text/javascript", ".css": "text/css"}
+for f in files:
+    name = f.decode()
+    r = urllib.request.urlopen(base + "/" + name, timeout=10)
+    body = r.read()
+    want = types[os.path.splitext(name)[1]]
+    assert r.status == 200 and r.headers["Content-Type"].startswith(want), (name, r.headers)
+    assert body == open(os.path.join(built, name), "rb").read(), name + " differs"
+    print(name, len(body), "bytes", r.headers["Content-Type"])
 PY
 # ---- end of the kmx-gateway check -------------------------------------------------------
 
