@@ -373,6 +373,7 @@ static const struct {
     {"artist", KMX__V1__GROUP_FIELD__BY_ARTIST},
     {"source", KMX__V1__GROUP_FIELD__BY_SOURCE},
     {"unit", KMX__V1__GROUP_FIELD__BY_UNIT},
+    {"level", KMX__V1__GROUP_FIELD__BY_LEVEL},
 };
 #define S_NGROUP_FIELDS (sizeof(s_group_fields) / sizeof(s_group_fields[0]))
 
@@ -386,7 +387,7 @@ static int s_group_parse(kmx_qargs_t *self) {
         if (k == S_NGROUP_FIELDS)
             return s_fail(self,
                           "--by: unknown field \"%s\" (market, region, period, year, category, "
-                          "dimension, item, company, artist, source, unit)",
+                          "dimension, item, company, artist, source, unit, level)",
                           self->by.items[i]);
         self->group[i] = s_group_fields[k].field;
     }
@@ -589,7 +590,10 @@ void kmx_qargs_columns(const kmx_qargs_t *self, const Kmx__V1__QueryResult *res,
         if (res->group_by[i] != KMX__V1__GROUP_FIELD__BY_UNIT)
             s_col(c, s_added_key_name(self, res->group_by[i]), KMX_QCOL_KEY, i);
     }
-    if (k.level)
+    bool level_key = false; // split by level: the key column says it (world is the total)
+    for (size_t i = 0; i < res->n_group_by; i++)
+        level_key |= res->group_by[i] == KMX__V1__GROUP_FIELD__BY_LEVEL;
+    if (k.level && !level_key)
         s_col(c, "level", KMX_QCOL_LEVEL, 0);
     s_col(c, "unit", KMX_QCOL_UNIT, 0);
     if (self->latest)

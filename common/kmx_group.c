@@ -48,7 +48,7 @@ int kmx_group_check_fields(const Kmx__V1__GroupField *fields, size_t n) {
         return KMX_ERR_INVAL;
     for (size_t i = 0; i < n; i++) {
         if (fields[i] < KMX__V1__GROUP_FIELD__BY_MARKET ||
-            fields[i] > KMX__V1__GROUP_FIELD__BY_UNIT)
+            fields[i] > KMX__V1__GROUP_FIELD__BY_LEVEL)
             return KMX_ERR_INVAL;
     }
     return 0;
@@ -63,6 +63,7 @@ int kmx_group_fields_rollup(const Kmx__V1__GroupField *fields, size_t n) {
         case KMX__V1__GROUP_FIELD__BY_YEAR:
         case KMX__V1__GROUP_FIELD__BY_CATEGORY:
         case KMX__V1__GROUP_FIELD__BY_UNIT:
+        case KMX__V1__GROUP_FIELD__BY_LEVEL:
             break;
         default:
             return 0;
@@ -145,6 +146,8 @@ static const char *s_text_value(Kmx__V1__GroupField f, const Kmx__V1__Record *re
         return s_str(rec->artist);
     case KMX__V1__GROUP_FIELD__BY_SOURCE:
         return s_str(rec->source);
+    case KMX__V1__GROUP_FIELD__BY_LEVEL:
+        return kmx_market_level_name(kmx_market_level(s_str(rec->market)));
     default: // BY_UNIT
         return s_str(rec->value->unit);
     }

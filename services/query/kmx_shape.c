@@ -90,6 +90,9 @@ struct kmx_shape {
     size_t category_at;           // index of the added BY_CATEGORY, or SIZE_MAX
     size_t market_at;             // index of BY_MARKET in the fields, or SIZE_MAX
     size_t region_at;             // index of BY_REGION in the fields, or SIZE_MAX
+    size_t level_at;              // index of BY_LEVEL when rows are split by it, or SIZE_MAX
+    size_t hidden_at;             // the added level when every row has one: not shown
+    size_t n_shown;               // fields the answer's keys follow
     s_group_t *unallocs;          // "(unallocated)" rows, one per total with parts
     size_t n_unallocs;            // entries in unallocs
     char notes[S_NOTES_MAX][256]; // sentences about the answer (QueryResult.notes)
@@ -153,6 +156,44 @@ static int s_pins_one_category(const Kmx__V1__Filter *filter) {
     return 1;
 }
 
+// Returns nonzero when every market the filter names has one level (all countries, say),
+// so records of several levels cannot match.
+static int s_pins_one_level(const Kmx__V1__Filter *filter) {
+    if (!filter || filter->n_markets == 0 || filter->n_regions > 0)
+        return 0;
+    kmx_market_level_t lv = kmx_market_level(filter->markets[0]);
+    for (size_t i = 1; i < filter->n_markets; i++) {
+        if (kmx_market_level(filter->markets[i]) != lv)
+            return 0;
+    }
+    return lv != KMX_MARKET_UNKNOWN;
+}
+
+// WORLD, a region, a group and a country are totals and parts of one another, so a query
+// that does not group by market never adds them up: the market's level becomes a key
+// (kmx_shape_run leaves it out of the answer when every record has one level).
+static int s_add_level(kmx_shape_spec_t *spec, const Kmx__V1__Filter *filter, char *why,
+                       size_t sz) {
+    spec->level_added = 0;
+    for (size_t i = 0; i < spec->n_fields; i++) {
+        if (spec->fields[i] == KMX__V1__GROUP_FIELD__BY_MARKET ||
+            spec->fields[i] == KMX__V1__GROUP_FIELD__BY_LEVEL)
+            return 0;
+    }
+    if (s_pins_one_level(filter))
+        return 0;
+    if (spec->n_fields == KMX_SHAPE_FIELDS_MAX) {
+        snprintf(why, sz,
+                 "at most %d group fields, the market level included: records of different "
+                 "market levels are kept apart unless the query groups by market",
+                 KMX_SHAPE_FIELDS_MAX);
+        return KMX_ERR_INVAL;
+    }
+    spec->fields[spec->n_fields++] = KMX__V1__GROUP_FIELD__BY_LEVEL;
+    spec->level_added = 1;
+    return 0;
+}
+
 // Categories are different statistics (customs album exports, the industry survey, the
 // all-content total), so like units they are never added together: unless the filter
 // pins one or the caller groups by category, the category becomes the last key.
@@ -185,17 +226,17 @@ int kmx_shape_spec_query(kmx_shape_spec_t *spec, const Kmx__V1__QueryRequest *q,
     }
     for (size_t i = 0; i < q->n_group_by; i++) {
         if (q->group_by[i] < KMX__V1__GROUP_FIELD__BY_MARKET ||
-            q->group_by[i] > KMX__V1__GROUP_FIELD__BY_UNIT) {
+            q->group_by[i] > KMX__V1__GROUP_FIELD__BY_LEVEL) {
             snprintf(why, sz,
                      "unknown group field %d (market, region, period, year, category, "
-                     "item, company, artist, source or unit)",
+                     "item, company, artist, source, unit or level)",
                      (int)q->group_by[i]);
             return KMX_ERR_INVAL;
         }
         spec->fields[i] = q->group_by[i];
     }
     spec->n_fields = q->n_group_by;
-    if (s_add_category(spec, q->filter, why, sz) != 0)
+    if (s_add_level(spec, q->filter, why, sz) != 0 || s_add_category(spec, q->filter, why, sz) != 0)
         return KMX_ERR_INVAL;
     *need_minmax = 0;
     for (size_t i = 0; i < q->n_metrics; i++) {
@@ -733,12 +774,30 @@ static void s_classify(const kmx_shape_t *self, s_group_t *g) {
                  : lv == KMX_MARKET_AGGREGATE ? S_CLS_AGGREGATE
                  : lv == KMX_MARKET_PANEL     ? S_CLS_PANEL
                                               : S_CLS_GROUP;
+    } else if (self->level_at != SIZE_MAX) {
+        // Split by level: like with like within each level, "world" the total.
+        const char *lv = g->keys[self->level_at];
+        g->level = lv;
+        g->cls = strcmp(lv, "world") == 0       ? S_CLS_TOTAL
+                 : strcmp(lv, "country") == 0   ? S_CLS_COUNTRY
+                 : strcmp(lv, "region") == 0    ? S_CLS_REGION
+                 : strcmp(lv, "aggregate") == 0 ? S_CLS_AGGREGATE
+                 : strcmp(lv, "panel") == 0     ? S_CLS_PANEL
+                                                : S_CLS_GROUP;
     } else if (self->region_at != SIZE_MAX) {
         const char *r = g->keys[self->region_at];
         int world = strcmp(r, "World") == 0, multiple = strcmp(r, "Multiple") == 0;
         g->level = world ? "world" : multiple ? "group" : "region";
         g->cls = world ? S_CLS_TOTAL : multiple ? S_CLS_GROUP : S_CLS_REGION;
     }
+}
+
+// The field a total's key differs from its parts' by: the market, else the level, else
+// the region. SIZE_MAX when the answer has no totals.
+static size_t s_total_field(const kmx_shape_t *self) {
+    return self->market_at != SIZE_MAX  ? self->market_at
+           : self->level_at != SIZE_MAX ? self->level_at
+                                        : self->region_at;
 }
 
 // Returns nonzero when a and b have the same keys except the one at skip, and one unit.
@@ -774,11 +833,14 @@ static void s_mark_region_totals(kmx_shape_t *self) {
 // the same keys (WORLD, region "World") and sums the parts of each total. Rows left out by
 // complete are neither: a partial total is no share base, a partial part is not listed.
 static int s_link_totals(kmx_shape_t *self) {
-    size_t at_field = self->market_at != SIZE_MAX ? self->market_at : self->region_at;
+    size_t at_field = s_total_field(self);
     if (at_field == SIZE_MAX)
         return 0;
-    const char *world = self->market_at != SIZE_MAX ? "WORLD" : "World";
-    int part_cls = self->market_at != SIZE_MAX ? S_CLS_COUNTRY : S_CLS_REGION;
+    const char *world = self->market_at != SIZE_MAX  ? "WORLD"
+                        : self->level_at != SIZE_MAX ? "world"
+                                                     : "World";
+    int part_cls =
+        self->market_at != SIZE_MAX || self->level_at != SIZE_MAX ? S_CLS_COUNTRY : S_CLS_REGION;
     for (size_t i = 0; i < self->n_groups; i++) {
         s_group_t *g = &self->groups[i];
         if (g->role != S_CUR || g->cls == S_CLS_TOTAL || g->count == 0 || !s_kept(self, g))
@@ -786,6 +848,8 @@ static int s_link_totals(kmx_shape_t *self) {
         const char *keys[KMX_SHAPE_FIELDS_MAX];
         memcpy(keys, g->keys, sizeof keys);
         keys[at_field] = world;
+        if (at_field == self->level_at && self->region_at != SIZE_MAX)
+            keys[self->region_at] = "World"; // WORLD's region
         size_t t = 0;
         int rc = s_group(self, keys, g->unit, S_CUR, 0, &t);
         if (rc < 0)
@@ -826,7 +890,7 @@ static int s_unallocated(kmx_shape_t *self) {
     self->unallocs = calloc(n, sizeof *self->unallocs);
     if (!self->unallocs)
         return KMX_ERR_NOMEM;
-    size_t at_field = self->market_at != SIZE_MAX ? self->market_at : self->region_at;
+    size_t at_field = s_total_field(self);
     size_t exceeded = 0;
     const s_group_t *example = NULL; // the first by keys: notes never depend on row order
     for (size_t i = 0; i < self->n_groups; i++) {
@@ -856,7 +920,8 @@ static int s_unallocated(kmx_shape_t *self) {
         u->count = 0;
         u->minmax = 0;
         u->has_base = 0;
-        u->cls = self->market_at != SIZE_MAX ? S_CLS_COUNTRY : S_CLS_REGION;
+        u->cls = self->market_at != SIZE_MAX || self->level_at != SIZE_MAX ? S_CLS_COUNTRY
+                                                                           : S_CLS_REGION;
         u->level = NULL;
         u->unalloc = 1;
         u->exceeds = u->has_parts = 0;
@@ -1222,12 +1287,16 @@ static void s_fill(const kmx_shape_t *self, const s_group_t *g, kmx_i128 total, 
     const kmx_shape_spec_t *spec = self->spec;
     Kmx__V1__Row *row = &o->row;
     kmx__v1__row__init(row);
-    for (size_t i = 0; i < spec->n_fields; i++)
-        o->keys[i] = g->other && i != self->unit_field && i != self->category_at
-                         ? s_other_key
-                         : (char *)g->keys[i];
-    row->n_keys = spec->n_fields;
-    row->keys = spec->n_fields ? o->keys : NULL;
+    size_t nk = 0;
+    for (size_t i = 0; i < spec->n_fields; i++) {
+        if (i != self->hidden_at)
+            o->keys[nk++] =
+                g->other && i != self->unit_field && i != self->category_at && i != self->level_at
+                    ? s_other_key
+                    : (char *)g->keys[i];
+    }
+    row->n_keys = nk;
+    row->keys = nk ? o->keys : NULL;
     row->unit = (char *)g->unit;
     row->has_count = 1;
     row->count = g->count;
@@ -1280,8 +1349,10 @@ static int s_fold_other(kmx_shape_t *self, s_group_t **order, size_t *n, size_t 
     const s_group_t *prev = NULL;
     for (size_t i = 0; i < total; i++) {
         s_group_t *g = order[i]; // order[i] may be overwritten below: kept <= i
-        if (g->cls == S_CLS_TOTAL || g->unalloc) {
-            order[kept++] = g; // a total and what it leaves unallocated are never ranked
+        // A total and what it leaves unallocated are never ranked against its parts; split
+        // by level (no market key), the world rows rank among themselves.
+        if ((g->cls == S_CLS_TOTAL && self->level_at == SIZE_MAX) || g->unalloc) {
+            order[kept++] = g;
             continue;
         }
         if (!prev || strcmp(g->unit, prev->unit) != 0 || strcmp(g->part, prev->part) != 0 ||
@@ -1364,8 +1435,10 @@ static int s_lookup_total(const s_parts_t *t, const s_group_t *g, kmx_i128 *out)
 static void s_keys_text(const kmx_shape_t *self, const s_group_t *g, char *buf, size_t size) {
     size_t at = 0;
     buf[0] = '\0';
-    for (size_t i = 0; i < self->spec->n_fields && i < 3 && at < size; i++)
-        at += (size_t)snprintf(buf + at, size - at, "%s%.40s", i ? " " : "", g->keys[i]);
+    for (size_t i = 0, n = 0; i < self->spec->n_fields && n < 3 && at < size; i++) {
+        if (i != self->hidden_at)
+            at += (size_t)snprintf(buf + at, size - at, "%s%.40s", n++ ? " " : "", g->keys[i]);
+    }
 }
 
 // Notes on coverage: partial rows, left-out partial rows, and parts whose months differ
@@ -1399,7 +1472,7 @@ static void s_coverage_notes(kmx_shape_t *self) {
     }
     if (differs) {
         const s_group_t *t = &self->groups[differs->total_at];
-        size_t at = self->market_at != SIZE_MAX ? self->market_at : self->region_at;
+        size_t at = s_total_field(self);
         char keys[160];
         s_keys_text(self, differs, keys, sizeof keys);
         s_note(self, "rows compared cover different months: %s covers %u, its total %.40s %u", keys,
@@ -1474,6 +1547,28 @@ static void s_count_matched(kmx_shape_t *self) {
     }
 }
 
+// Where the added level is, and whether the fine rows hold several levels: an answer whose
+// records all have one level (every consumption record is KR) is not split by it.
+static void s_find_level(kmx_shape_t *self, const Kmx__V1__QueryResult *fine) {
+    const kmx_shape_spec_t *spec = self->spec;
+    self->level_at = self->hidden_at = SIZE_MAX;
+    if (self->market_at != SIZE_MAX)
+        return;
+    size_t at = s_field_at(spec, KMX__V1__GROUP_FIELD__BY_LEVEL);
+    if (at == SIZE_MAX)
+        return;
+    int split = !spec->level_added;
+    for (size_t i = 1; i < fine->n_rows && !split; i++) {
+        const Kmx__V1__Row *a = fine->rows[0], *b = fine->rows[i];
+        split = a && b && a->n_keys > at && b->n_keys > at && a->keys[at] && b->keys[at] &&
+                strcmp(a->keys[at], b->keys[at]) != 0;
+    }
+    if (split)
+        self->level_at = at;
+    else
+        self->hidden_at = at;
+}
+
 int kmx_shape_run(const kmx_shape_spec_t *spec, const Kmx__V1__QueryResult *fine, kmx_shape_t **out,
                   char *why, size_t why_size) {
     if (!spec || !fine || !out || spec->n_fields > KMX_SHAPE_FIELDS_MAX)
@@ -1491,7 +1586,11 @@ int kmx_shape_run(const kmx_shape_spec_t *spec, const Kmx__V1__QueryResult *fine
     self->category_at = spec->category_added ? spec->n_fields - 1 : SIZE_MAX;
     self->market_at = s_field_at(spec, KMX__V1__GROUP_FIELD__BY_MARKET);
     self->region_at = s_field_at(spec, KMX__V1__GROUP_FIELD__BY_REGION);
-    memcpy(self->fields, spec->fields, spec->n_fields * sizeof *spec->fields);
+    s_find_level(self, fine);
+    for (size_t i = 0; i < spec->n_fields; i++) {
+        if (i != self->hidden_at)
+            self->fields[self->n_shown++] = spec->fields[i];
+    }
     snprintf(self->gran_name, sizeof self->gran_name, "%s",
              spec->gran_mode == KMX_SHAPE_GRAN_AUTO  ? "auto"
              : spec->gran_mode == KMX_SHAPE_GRAN_ANY ? "any"
@@ -1548,8 +1647,8 @@ void kmx_shape_result(const kmx_shape_t *self, Kmx__V1__QueryResult *out) {
     out->granularity = (char *)self->gran_name;
     out->has_dropped = self->spec->gran_mode == KMX_SHAPE_GRAN_AUTO;
     out->dropped = self->dropped;
-    out->n_group_by = self->spec->n_fields;
-    out->group_by = self->spec->n_fields ? (Kmx__V1__GroupField *)self->fields : NULL;
+    out->n_group_by = self->n_shown;
+    out->group_by = self->n_shown ? (Kmx__V1__GroupField *)self->fields : NULL;
     out->share_base = self->share_base[0] ? (char *)self->share_base : NULL;
     out->n_notes = self->n_notes;
     out->notes = self->n_notes ? (char **)self->note_ptrs : NULL;

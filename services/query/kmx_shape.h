@@ -40,6 +40,8 @@ typedef struct {
     int minmax;                                       // keep min and max when known
     int category_added; // BY_CATEGORY was appended last to fields because the filter pins
                         // no single category: rank, share and fold per unit and category
+    int level_added;    // BY_LEVEL was appended (before an added category) because the query
+                        // groups by no market: levels are never added together
     int sum_asked;      // SUM was named in the metrics (refused for a unit that does not add)
     int unallocated;    // add "(unallocated)" rows: a stored total minus its listed parts
     int complete;       // keep only rows whose months cover their whole bucket

@@ -1,7 +1,8 @@
 /*  Property test of storage's query answers: on random stores mixing full years of
     months, partial years and other spans (years, halves, quarters, ranges across a new
     year), every random query answered with years of months folded into one row must be
-    byte for byte the answer computed month by month.  */
+    byte for byte the answer computed month by month. Market levels are never added up
+    when the answer is not grouped by market.  */
 #include "kmx_answer.h"
 #include "kmx_err.h"
 #include "kmx_testkit.h"
@@ -247,8 +248,98 @@ static void test_folded_answers_equal_month_by_month(void **state) {
     assert_true(folded > 1000);
 }
 
+// Answers q over f's store; returns the unpacked response (the caller frees it).
+static Kmx__V1__Response *s_ask(s_fixture_t *f, Kmx__V1__QueryRequest *q) {
+    Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
+    req.request_id = "levels";
+    req.body_case = KMX__V1__REQUEST__BODY_QUERY;
+    req.query = q;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(kmx_answer_query_opt(f->store, &req, 1, NULL, &buf, &len), 0);
+    Kmx__V1__Response *r = kmx__v1__response__unpack(NULL, len, buf);
+    free(buf);
+    assert_non_null(r);
+    assert_int_equal(r->result_case, KMX__V1__RESPONSE__RESULT_QUERY);
+    return r;
+}
+
+// WORLD, a group and countries of one year, read by year: never one sum of them all, but
+// one row per level, the countries' share of the world total; naming countries only, or
+// records of one level only, adds no level key.
+static void test_levels_are_never_added_without_a_market_key(void **state) {
+    s_fixture_t *f = *state;
+    static const struct {
+        const char *market;
+        int64_t amount;
+    } recs[] = {{"WORLD", 2918000}, {"JP", 898000}, {"US", 602900}, {"JP+CN+US", 2098800}};
+    kmx_testkit_rec_t r[4];
+    kmx_store_op_t ops[4];
+    kmx_put_outcome_t out[4];
+    for (size_t i = 0; i < 4; i++) {
+        kmx_testkit_rec_init(&r[i], recs[i].market, 202401, 202412, recs[i].amount, "USD");
+        r[i].rec.category = "album";
+        ops[i] = (kmx_store_op_t){KMX_STORE_OP_PUT, &r[i].rec};
+    }
+    kmx_store_close(&f->store);
+    kmx_testkit_dir_remove(f->dir);
+    assert_int_equal(kmx_testkit_dir_make("kmx-answer-test", f->dir, sizeof f->dir), 0);
+    kmx_store_config_t cfg = {0, 0, KMX_STORE_SYNC_NONE, 0, 0, 0};
+    assert_int_equal(kmx_store_open(f->dir, &cfg, &f->store), 0);
+    assert_int_equal(kmx_store_write_batch(f->store, ops, 4, out, NULL), 0);
+
+    Kmx__V1__QueryRequest q = KMX__V1__QUERY_REQUEST__INIT;
+    Kmx__V1__Filter filter = KMX__V1__FILTER__INIT;
+    Kmx__V1__GroupField by = KMX__V1__GROUP_FIELD__BY_YEAR;
+    filter.has_kind = 1;
+    filter.kind = KMX__V1__KIND__EXPORT;
+    q.filter = &filter;
+    q.n_group_by = 1;
+    q.group_by = &by;
+    q.has_share = q.share = 1;
+    Kmx__V1__Response *resp = s_ask(f, &q);
+    const Kmx__V1__QueryResult *a = resp->query;
+    assert_int_equal(a->n_group_by, 3); // year, level, the added category
+    assert_int_equal(a->group_by[1], KMX__V1__GROUP_FIELD__BY_LEVEL);
+    static const char *const want[][4] = {{"country", "150.09", "51.44", "total"},
+                                          {"group", "209.88", "71.93", "total"},
+                                          {"world", "291.8", "100", "total"}};
+    assert_int_equal(a->n_rows, 3);
+    for (size_t i = 0; i < 3; i++) {
+        const Kmx__V1__Row *row = a->rows[i];
+        assert_string_equal(row->keys[0], "2024");
+        assert_string_equal(row->keys[1], want[i][0]);
+        assert_string_equal(row->sum, want[i][1]);
+        assert_string_equal(row->share, want[i][2]);
+        assert_string_equal(row->share_base, want[i][3]);
+    }
+    kmx__v1__response__free_unpacked(resp, NULL);
+
+    // Countries only: nothing to keep apart, no level key.
+    char *markets[] = {"JP", "US"};
+    filter.n_markets = 2;
+    filter.markets = markets;
+    resp = s_ask(f, &q);
+    assert_int_equal(resp->query->n_group_by, 2);
+    assert_int_equal(resp->query->n_rows, 1);
+    assert_string_equal(resp->query->rows[0]->sum, "150.09");
+    kmx__v1__response__free_unpacked(resp, NULL);
+    // WORLD alone (records of one level, not named by the filter): no level key either.
+    filter.n_markets = 0;
+    char *world[] = {"WORLD"};
+    filter.n_regions = 0;
+    filter.n_markets = 1;
+    filter.markets = world;
+    resp = s_ask(f, &q);
+    assert_int_equal(resp->query->n_group_by, 2);
+    assert_string_equal(resp->query->rows[0]->sum, "291.8");
+    kmx__v1__response__free_unpacked(resp, NULL);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_levels_are_never_added_without_a_market_key, s_setup,
+                                        s_teardown),
         cmocka_unit_test_setup_teardown(test_folded_answers_equal_month_by_month, s_setup,
                                         s_teardown),
     };

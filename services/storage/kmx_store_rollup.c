@@ -154,6 +154,9 @@ static int s_group_key(const kmx_store_fold_t *fold, const kmx_rkey_rollup_t *k,
         case KMX__V1__GROUP_FIELD__BY_UNIT:
             v = k->unit;
             break;
+        case KMX__V1__GROUP_FIELD__BY_LEVEL:
+            v = kmx_market_level_name(kmx_market_level(k->market));
+            break;
         default: // BY_YEAR: left out (above); nothing else reaches the roll-ups
             continue;
         }

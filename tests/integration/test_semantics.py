@@ -210,6 +210,24 @@ class SampleSemantics(unittest.TestCase):
                                   "WORLD": (24, 24)})
         self.assertTrue(any("different months" in n for n in got["notes"]))
 
+    def test_levels_are_never_added_together_without_a_market_key(self):
+        # By year, WORLD's 291.8 million is never added to its countries' 209.88: the
+        # answer is split by market level, WORLD the total of the countries.
+        got = self.c.kmx_json("query", "exports", "--category", "physical_album_customs",
+                              "--unit", "USD", "--period", "2024", "--by", "year", "--share")
+        rows = [(r["year"], r["level"], r["sum"], r["share_pct"], r["share_base"])
+                for r in got["rows"]]
+        self.assertEqual(rows, [("2024", "country", "209880000", "71.93", "total"),
+                                ("2024", "world", "291800000", "100", "total")])
+        self.assertNotIn("501680000", str(got))
+        out = self.c.kmx("query", "exports", "--category", "physical_album_customs", "--unit",
+                         "USD", "--period", "2024", "--by", "year", "--format", "csv").stdout
+        self.assertEqual(out.splitlines()[0], "year,level,unit,sum,count")
+        # Records of one level only (every consumption record is KR) get no level key.
+        got = self.c.kmx_json("query", "consumption", "--dimension", "listening_device",
+                              "--by", "year")
+        self.assertTrue(got["rows"] and all("level" not in r for r in got["rows"]))
+
     def test_units_that_do_not_add(self):
         # A percentage is answered by its average; the same question's sum or share, or a
         # share of a rank, is refused naming the unit and what works instead.

@@ -751,6 +751,7 @@ class Client:
                    not default_metrics]
         if no_sum and "avg" not in metrics:
             metrics = metrics + ["avg"]
+        has_level = has_level and pb.BY_LEVEL not in res.group_by  # a key says it then
         columns = [k for k, _ in keys] + (["level"] if has_level else []) + ["unit"]
         columns += ["period"] if latest else []
         columns += [m for m in ("sum", "count", "min", "max", "avg") if m in metrics]
