@@ -1,9 +1,11 @@
 /*  kmx ping and kmx stats: operational commands. Both ask several services and report
-    each one, failing (exit 2) when any did not answer.  */
+    each one, failing (exit 2) when any did not answer. Their JSON (and kmx keygen's) is
+    built with jansson (kmx_json) and printed as one line when every answer is in.  */
 #include "kmx_cli.h"
 #include "kmx_curve.h"
 
 #include "kmx_err.h"
+#include "kmx_json.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -54,9 +56,19 @@ static const char s_ping_usage[] =
     "kmx.ingest) and prints \"kmx.ingest ok (worker W, 1.2 ms)\" for each that answers.\n"
     "Exit 2 when any does not.\n";
 
-// Pings one service and prints the outcome. Returns 0 when it answered, else the error.
+// Prints doc (taken) as one line of JSON.
+static void s_print_json(json_t *doc) {
+    if (!doc || kmx_json_dumpf(doc, stdout) < 0)
+        kmx_cli_error("out of memory");
+    else
+        fputc('\n', stdout);
+    json_decref(doc);
+}
+
+// Pings one service and reports the outcome (in JSON: appended to list). Returns 0 when it
+// answered, else the error.
 static int s_ping_one(const kmx_cli_opts_t *opts, kmx_client_t *client, const char *service,
-                      bool first) {
+                      json_t *list) {
     int64_t t0 = s_now_us();
     Kmx__V1__Response *resp = NULL;
     int rc = kmx_client_ping(client, service, &resp);
@@ -66,16 +78,13 @@ static int s_ping_one(const kmx_cli_opts_t *opts, kmx_client_t *client, const ch
     char ms[32];
     snprintf(ms, sizeof(ms), "%" PRId64 ".%" PRId64, us / 1000, (us % 1000) / 100);
     if (opts->format == KMX_FORMAT_JSON) {
-        fputs(first ? "" : ",", stdout);
-        fputs("{\"service\":", stdout);
-        kmx_format_json_string(stdout, service);
-        printf(",\"ok\":%s,\"worker\":", rc == 0 ? "true" : "false");
-        kmx_format_json_string(stdout, worker);
-        fputs(",\"version\":", stdout);
-        kmx_format_json_string(stdout, pong ? pong->version : NULL);
-        printf(",\"ms\":%s,\"error\":", ms);
-        kmx_format_json_string(stdout, rc == 0 ? NULL : kmx_client_last_error(client));
-        fputc('}', stdout);
+        // ms: the same one-decimal figure as the table's, as a JSON number.
+        json_array_append_new(
+            list,
+            json_pack("{s:o,s:b,s:o,s:o,s:f,s:o}", "service", kmx_json_string(service), "ok",
+                      rc == 0, "worker", kmx_json_string(worker), "version",
+                      kmx_json_string(pong ? pong->version : NULL), "ms", strtod(ms, NULL), "error",
+                      kmx_json_string(rc == 0 ? NULL : kmx_client_last_error(client))));
     } else if (rc == 0 && worker) {
         printf("%s ok (worker %s, %s ms)\n", service, worker, ms);
     } else if (rc == 0) {
@@ -91,14 +100,12 @@ static int s_ping_one(const kmx_cli_opts_t *opts, kmx_client_t *client, const ch
 
 // Reports a service not asked because the broker itself did not answer: asking would
 // only wait out another timeout.
-static void s_ping_skipped(const kmx_cli_opts_t *opts, const char *service) {
+static void s_ping_skipped(const kmx_cli_opts_t *opts, const char *service, json_t *list) {
     static const char reason[] = "not asked: the broker did not answer";
-    if (opts->format == KMX_FORMAT_JSON) {
-        fputs(",{\"service\":", stdout);
-        kmx_format_json_string(stdout, service);
-        printf(",\"ok\":false,\"worker\":null,\"version\":null,\"ms\":null,\"error\":\"%s\"}",
-               reason);
-    }
+    if (opts->format == KMX_FORMAT_JSON)
+        json_array_append_new(list, json_pack("{s:o,s:b,s:n,s:n,s:n,s:s}", "service",
+                                              kmx_json_string(service), "ok", 0, "worker",
+                                              "version", "ms", "error", reason));
     kmx_cli_error("%s: %s", service, reason);
 }
 
@@ -118,24 +125,25 @@ int kmx_cli_ping(kmx_cli_opts_t *opts, int argc, char **argv) {
     if (!client)
         return KMX_EXIT_SERVER;
     bool ok = true;
-    if (opts->format == KMX_FORMAT_JSON)
-        fputs("{\"services\":[", stdout);
+    json_t *list = json_array();
     if (service) {
-        ok = s_ping_one(opts, client, service, true) == 0;
+        ok = s_ping_one(opts, client, service, list) == 0;
     } else {
         bool broker_down = false;
         for (size_t i = 0; i < S_NSERVICES; i++) {
             if (broker_down) {
-                s_ping_skipped(opts, s_services[i]);
+                s_ping_skipped(opts, s_services[i], list);
                 continue;
             }
-            rc = s_ping_one(opts, client, s_services[i], i == 0);
+            rc = s_ping_one(opts, client, s_services[i], list);
             ok = ok && rc == 0;
             broker_down = i == 0 && rc == KMX_ERR_TIMEOUT;
         }
     }
     if (opts->format == KMX_FORMAT_JSON)
-        printf("],\"ok\":%s}\n", ok ? "true" : "false");
+        s_print_json(json_pack("{s:o,s:b}", "services", list, "ok", ok));
+    else
+        json_decref(list);
     kmx_client_destroy(&client);
     return ok ? KMX_EXIT_OK : KMX_EXIT_SERVER;
 }
@@ -155,34 +163,31 @@ static const char s_stats_usage[] =
     "each with its process's rss_bytes, open_fds and uptime_s. Exit 2 when any service\n"
     "does not answer.\n";
 
-static void s_workers_json(const Kmx__V1__StatsResult *st, bool *first) {
+// Appends each worker of st to list.
+static void s_workers_json(const Kmx__V1__StatsResult *st, json_t *list) {
     for (size_t i = 0; i < st->n_workers; i++) {
         const Kmx__V1__WorkerStats *w = st->workers[i];
-        fputs(*first ? "{\"service\":" : ",{\"service\":", stdout);
-        *first = false;
-        kmx_format_json_string(stdout, w->service);
-        fputs(",\"worker\":", stdout);
-        kmx_format_json_string(stdout, w->worker);
-        printf(",\"requests\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"alive\":%s}", w->requests,
-               w->errors, w->alive ? "true" : "false");
+        json_array_append_new(list, json_pack("{s:o,s:o,s:I,s:I,s:b}", "service",
+                                              kmx_json_string(w->service), "worker",
+                                              kmx_json_string(w->worker), "requests",
+                                              (json_int_t)w->requests, "errors",
+                                              (json_int_t)w->errors, "alive", w->alive));
     }
 }
 
-static void s_service_json(const char *service, const Kmx__V1__StatsResult *st, bool first) {
-    fputs(first ? "{\"service\":" : ",{\"service\":", stdout);
-    kmx_format_json_string(stdout, st->service && *st->service ? st->service : service);
-    fputs(",\"worker\":", stdout);
-    kmx_format_json_string(stdout, st->worker && *st->worker ? st->worker : NULL);
-    fputs(",\"counters\":{", stdout);
-    for (size_t i = 0; i < st->n_counters; i++) {
-        fputs(i ? "," : "", stdout);
-        kmx_format_json_string(stdout, st->counters[i]->name ? st->counters[i]->name : "");
-        printf(":%" PRIu64, st->counters[i]->value);
+static json_t *s_service_json(const char *service, const Kmx__V1__StatsResult *st) {
+    json_t *counters = json_object();
+    for (size_t i = 0; counters && i < st->n_counters; i++) {
+        const char *name = st->counters[i]->name ? st->counters[i]->name : "";
+        json_object_set_new(counters, name, json_integer((json_int_t)st->counters[i]->value));
     }
-    fputs("},\"workers\":[", stdout);
-    bool none = true;
-    s_workers_json(st, &none);
-    fputs("]}", stdout);
+    json_t *workers = json_array();
+    if (workers)
+        s_workers_json(st, workers);
+    return json_pack("{s:o,s:o,s:o,s:o}", "service",
+                     kmx_json_string(st->service && *st->service ? st->service : service), "worker",
+                     kmx_json_string(st->worker && *st->worker ? st->worker : NULL), "counters",
+                     counters, "workers", workers);
 }
 
 // Adds a result's workers and counters to the two tables.
@@ -239,21 +244,15 @@ typedef struct {
 
 static void s_stats_print_json(const s_stats_t *acc) {
     // Every worker the broker (or anyone) reported, at the top level for scripts.
-    fputs("{\"workers\":[", stdout);
-    bool first = true;
-    for (size_t i = 0; i < S_NSTATS; i++) {
-        if (acc->st[i])
-            s_workers_json(acc->st[i], &first);
-    }
-    fputs("],\"services\":[", stdout);
-    first = true;
-    for (size_t i = 0; i < S_NSTATS; i++) {
+    json_t *workers = json_array(), *services = json_array();
+    for (size_t i = 0; workers && services && i < S_NSTATS; i++) {
         if (acc->st[i]) {
-            s_service_json(s_stats_services[i], acc->st[i], first);
-            first = false;
+            s_workers_json(acc->st[i], workers);
+            json_array_append_new(services, s_service_json(s_stats_services[i], acc->st[i]));
         }
     }
-    printf("],\"ok\":%s}\n", acc->ok ? "true" : "false");
+    s_print_json(
+        json_pack("{s:o,s:o,s:b}", "workers", workers, "services", services, "ok", acc->ok));
 }
 
 static int s_stats_print_table(const s_stats_t *acc) {
@@ -361,7 +360,7 @@ int kmx_cli_keygen(kmx_cli_opts_t *opts, int argc, char **argv) {
         return KMX_EXIT_SERVER;
     }
     if (opts->format == KMX_FORMAT_JSON)
-        printf("{\"public\":\"%s\",\"secret\":\"%s\"}\n", pub, sec);
+        s_print_json(json_pack("{s:s,s:s}", "public", pub, "secret", sec));
     else
         printf("public=%s\nsecret=%s\n", pub, sec);
     return KMX_EXIT_OK;

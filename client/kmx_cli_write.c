@@ -1005,16 +1005,16 @@ static int s_print_put_result(const kmx_cli_opts_t *opts, const Kmx__V1__PutResu
         !rejected && put->stored == 0 && r && r->field && strcmp(r->field, "status") == 0;
     bool explain = rejected || superseded;
     if (opts->format == KMX_FORMAT_JSON) {
-        printf("{\"outcome\":\"%s\",\"seq\":", outcome);
-        if (!rejected && put->stored > 0)
-            printf("%" PRIu64, seq);
+        json_t *doc =
+            json_pack("{s:s,s:o,s:o,s:o}", "outcome", outcome, "seq",
+                      !rejected && put->stored > 0 ? json_integer((json_int_t)seq) : json_null(),
+                      "field", kmx_json_string(explain && r ? r->field : NULL), "reason",
+                      kmx_json_string(explain && r ? r->reason : NULL));
+        if (!doc || kmx_json_dumpf(doc, stdout) < 0)
+            kmx_cli_error("out of memory");
         else
-            fputs("null", stdout);
-        fputs(",\"field\":", stdout);
-        kmx_format_json_string(stdout, explain && r ? r->field : NULL);
-        fputs(",\"reason\":", stdout);
-        kmx_format_json_string(stdout, explain && r ? r->reason : NULL);
-        fputs("}\n", stdout);
+            fputc('\n', stdout);
+        json_decref(doc);
     } else if (!rejected) {
         if (put->stored > 0)
             printf("stored seq %" PRIu64 "\n", seq);

@@ -16,10 +16,6 @@ typedef enum { KMX_FORMAT_TABLE = 0, KMX_FORMAT_JSON, KMX_FORMAT_CSV } kmx_forma
 // Parses "table", "json", "csv". Returns 0 or KMX_ERR_INVAL.
 int kmx_format_parse(const char *text, kmx_format_kind_t *out);
 
-// Writes s as a JSON string literal: quotes, backslash and control characters escaped,
-// UTF-8 passed through. NULL is written as null.
-void kmx_format_json_string(FILE *out, const char *s);
-
 // Writes s as one CSV field, quoted (with doubled quotes) when it holds a comma, quote,
 // CR or LF, or starts or ends with a blank. NULL is written as an empty field.
 void kmx_format_csv_field(FILE *out, const char *s);

@@ -3,6 +3,7 @@
 #include "kmx_format.h"
 
 #include "kmx_err.h"
+#include "kmx_json.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -32,23 +33,50 @@ static const char *s_done(s_mem_t *m) {
     return m->buf;
 }
 
+// Strings in kmx's JSON (kmx_json: jansson, and DEL escaped like the other controls).
+static char *s_json_text(const char *str) {
+    json_t *v = kmx_json_string(str);
+    char *text = kmx_json_dumps(v, NULL);
+    json_decref(v);
+    return text;
+}
+
 static void test_format_json_escapes_quotes_backslash_and_controls(void **state) {
     (void)state;
-    s_mem_t m;
-    kmx_format_json_string(s_open(&m), "a\"b\\c\n\t\x01\x1f\x7f");
-    assert_string_equal(s_done(&m), "\"a\\\"b\\\\c\\n\\t\\u0001\\u001f\\u007f\"");
-    free(m.buf);
+    char *text = s_json_text("a\"b\\c\n\t\x01\x1f\x7f");
+    assert_string_equal(text, "\"a\\\"b\\\\c\\n\\t\\u0001\\u001F\\u007f\"");
+    free(text);
+    // DEL anywhere in a long string (jansson hands the text over in pieces).
+    char in[3001], want[3 * 6000];
+    size_t w = 0;
+    want[w++] = '"';
+    for (size_t i = 0; i < 3000; i++) {
+        in[i] = i % 7 == 3 ? 0x7f : (char)('a' + i % 26);
+        if (in[i] == 0x7f)
+            w += (size_t)sprintf(want + w, "\\u007f");
+        else
+            want[w++] = in[i];
+    }
+    in[3000] = '\0';
+    want[w++] = '"';
+    want[w] = '\0';
+    text = s_json_text(in);
+    assert_string_equal(text, want);
+    free(text);
 }
 
 static void test_format_json_passes_utf8_and_writes_null(void **state) {
     (void)state;
-    s_mem_t m;
-    FILE *f = s_open(&m);
-    kmx_format_json_string(f, "멜론 Melon");
-    fputc(' ', f);
-    kmx_format_json_string(f, NULL);
-    assert_string_equal(s_done(&m), "\"멜론 Melon\" null");
-    free(m.buf);
+    char *text = s_json_text("멜론 Melon");
+    assert_string_equal(text, "\"멜론 Melon\"");
+    free(text);
+    text = s_json_text(NULL);
+    assert_string_equal(text, "null");
+    free(text);
+    // A byte that starts no UTF-8 sequence becomes U+FFFD (the rest is kept).
+    text = s_json_text("ok\xff!");
+    assert_string_equal(text, "\"ok\xef\xbf\xbd!\"");
+    free(text);
 }
 
 static void test_format_csv_quotes_only_when_needed(void **state) {

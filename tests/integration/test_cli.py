@@ -95,6 +95,21 @@ class NoBroker(unittest.TestCase):
         r = self.run_kmx("ping", "kmx.query")
         self.assertEqual(r.returncode, 2, r.stderr)
         self.assertIn("kmx: kmx.query: no reply", r.stderr)
+        # JSON: still one document, every service in it, the skipped ones said so.
+        r = self.run_kmx("ping", "--format", "json")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertEqual(r.stdout.count("\n"), 1, r.stdout)
+        doc = json.loads(r.stdout)
+        self.assertEqual([s["service"] for s in doc["services"]],
+                         ["kmx.broker", "kmx.ingest", "kmx.query"])
+        self.assertFalse(doc["ok"])
+        first, *skipped = doc["services"]
+        self.assertIn("no reply", first["error"])
+        self.assertIsInstance(first["ms"], float)
+        for s in skipped:
+            self.assertEqual(s, {"service": s["service"], "ok": False, "worker": None,
+                                 "version": None, "ms": None,
+                                 "error": "not asked: the broker did not answer"})
 
 
 class ServerErrors(unittest.TestCase):
@@ -237,6 +252,54 @@ class Watch(unittest.TestCase):
 
     def tearDown(self):
         self.c.close()
+
+    def test_admin_json_keys_and_types(self):
+        # ping, stats, keygen and put: one line each, keys in the order docs/json.md gives.
+        def doc(*args):
+            r = self.c.kmx(*args, "--format", "json", check=False)
+            self.assertEqual(r.stdout.count("\n"), 1, (args, r.stdout))
+            self.assertTrue(r.stdout.endswith("}\n") and "\n" not in r.stdout[:-1], r.stdout)
+            return json.loads(r.stdout, object_pairs_hook=list)
+        ping = doc("ping")
+        self.assertEqual([k for k, _ in ping], ["services", "ok"])
+        self.assertEqual(ping[1], ("ok", True))
+        for svc in ping[0][1]:
+            self.assertEqual([k for k, _ in svc], ["service", "ok", "worker", "version", "ms",
+                                                   "error"])
+            d = dict(svc)
+            self.assertEqual((d["ok"], d["error"]), (True, None), d)
+            self.assertIsInstance(d["worker"], str)
+            self.assertIsInstance(d["ms"], float)
+            self.assertEqual(round(d["ms"], 1), d["ms"])  # one decimal
+        stats = doc("stats")
+        self.assertEqual([k for k, _ in stats], ["workers", "services", "ok"])
+        for w in stats[0][1]:
+            self.assertEqual([k for k, _ in w], ["service", "worker", "requests", "errors",
+                                                 "alive"])
+            self.assertIsInstance(dict(w)["requests"], int)
+            self.assertIsInstance(dict(w)["alive"], bool)
+        for svc in stats[1][1]:
+            self.assertEqual([k for k, _ in svc], ["service", "worker", "counters", "workers"])
+            self.assertTrue(all(isinstance(v, int) for _, v in dict(svc)["counters"]), svc)
+        self.assertEqual([dict(s)["service"] for s in stats[1][1]],
+                         ["kmx.broker", "kmx.ingest", "kmx.query", "kmx.storage"])
+        keys = dict(doc("keygen"))
+        self.assertEqual(list(keys), ["public", "secret"])
+        self.assertTrue(all(re.fullmatch("[0-9a-f]{64}", v) for v in keys.values()), keys)
+        key = ["--kind", "export", "--period", "2026", "--market", "JP", "--category",
+               "physical_album_customs", "--item", "json \"shape\"", "--source", "t"]
+        put = doc("put", *key, "--value", "1", "--unit", "USD")
+        self.assertEqual([k for k, _ in put], ["outcome", "seq", "field", "reason"])
+        self.assertEqual(dict(put)["outcome"], "stored", put)
+        self.assertIsInstance(dict(put)["seq"], int)
+        self.assertEqual(dict(doc("put", *key, "--value", "1", "--unit", "USD")),
+                         {"outcome": "unchanged", "seq": None, "field": None, "reason": None})
+        # An earlier revision than the stored one: unchanged, and why.
+        self.assertEqual(dict(doc("put", *key, "--value", "2", "--unit", "USD", "--status",
+                                  "final"))["outcome"], "stored")
+        old = dict(doc("put", *key, "--value", "3", "--unit", "USD", "--status", "preliminary"))
+        self.assertEqual((old["outcome"], old["seq"], old["field"]), ("unchanged", None, "status"))
+        self.assertIn("later revision", old["reason"])
 
     def test_stats_shows_storage_counters(self):
         summary = self.c.kmx_json("import", kmxtest.SAMPLE)
