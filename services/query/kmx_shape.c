@@ -54,7 +54,8 @@ typedef struct {
     int all_bases;        // other: every member had a base
     int cls;              // rank class (S_CLS_*): totals are never ranked nor folded
     const char *level;    // the market's level name, or NULL when not grouped by market
-    int adds;             // the unit adds up (kmx_unit_adds)
+    int adds;             // the unit adds up (kmx_unit_adds), and over time when needed
+    int stock;            // a stock unit (users) over several periods: adds is then 0
     int unalloc;          // the "(unallocated)" row of a total
     int exceeds;          // a total whose listed parts add up to more than it
     kmx_i128 parts;       // a total: the sum of its listed parts
@@ -125,8 +126,12 @@ void kmx_shape_spec_init(kmx_shape_spec_t *spec) {
 int kmx_shape_spec_filter(kmx_shape_spec_t *spec, const Kmx__V1__Filter *filter) {
     spec->has_range = 0;
     spec->gran_mode = KMX_SHAPE_GRAN_AUTO;
+    spec->flow_units = 0;
     if (!filter)
         return 0;
+    spec->flow_units = filter->n_units > 0;
+    for (size_t i = 0; i < filter->n_units; i++)
+        spec->flow_units &= kmx_unit_adds_over_time(filter->units[i]) != 0;
     const Kmx__V1__Period *p = filter->period;
     if (p && (p->has_start || p->has_end)) {
         spec->has_range = 1;
@@ -322,11 +327,13 @@ int kmx_shape_check(const kmx_shape_spec_t *spec, char *why, size_t sz) {
 }
 
 // The fine rows are split by period for the granularity rule, growth, series and latest,
-// and for coverage whenever a row has a bucket (the asked range or a year): a row must say
-// which months it covers, and complete must drop the same rows, whatever the granularity.
+// for coverage whenever a row has a bucket (the asked range or a year): a row must say
+// which months it covers, and complete must drop the same rows, whatever the granularity;
+// and unless every unit adds over time, to see a stock unit summed over several periods.
 int kmx_shape_needs_period(const kmx_shape_spec_t *spec) {
     return spec->gran_mode == KMX_SHAPE_GRAN_AUTO || spec->growth || spec->series || spec->latest ||
-           spec->has_range || s_field_at(spec, KMX__V1__GROUP_FIELD__BY_YEAR) != SIZE_MAX;
+           spec->has_range || !spec->flow_units ||
+           s_field_at(spec, KMX__V1__GROUP_FIELD__BY_YEAR) != SIZE_MAX;
 }
 
 static kmx_period_t s_shift(kmx_period_t p, int months) {
@@ -662,6 +669,22 @@ static void s_apply_rule(kmx_shape_t *self) {
             for (size_t k = i; k < j; k++)
                 s_take(self, &self->groups[self->members[i].group],
                        &self->entries[self->members[k].entry]);
+        i = j;
+    }
+}
+
+// A unit that adds across markets but not over time (a stock such as monthly users) does
+// not add up in a row holding several of its periods: such a row is like a unit that
+// does not add (no sum, share or growth; its average instead). Members are sorted by
+// group after the rule, and one fine row holds one period of a group.
+static void s_mark_stock(kmx_shape_t *self) {
+    for (size_t i = 0; i < self->n_members;) {
+        size_t j = i, kept = 0;
+        for (; j < self->n_members && self->members[j].group == self->members[i].group; j++)
+            kept += !self->members[j].dropped;
+        s_group_t *g = &self->groups[self->members[i].group];
+        if (g->adds && kept > 1 && !kmx_unit_adds_over_time(g->unit))
+            g->adds = 0, g->stock = 1;
         i = j;
     }
 }
@@ -1049,13 +1072,27 @@ static int s_check_adds(kmx_shape_t *self, char *why, size_t sz) {
                        : spec->other  ? "an \"other\" bucket (a sum)"
                                       : "a sum";
     const char *cls = kmx_unit_class_name(kmx_unit_class(bad->unit));
+    const char *carried = spec->share ? "share" : spec->growth ? "growth" : "sum";
+    if (adds && bad->stock) {
+        s_note(self,
+               "%.60s adds across markets but not over time: rows holding several periods carry "
+               "no %s, only avg",
+               bad->unit, carried);
+        return 0;
+    }
     if (adds) {
         s_note(self, "%.60s is a %s and does not add up: its rows carry no %s, only avg", bad->unit,
-               cls,
-               spec->share    ? "share"
-               : spec->growth ? "growth"
-                              : "sum");
+               cls, carried);
         return 0;
+    }
+    if (bad->stock) {
+        snprintf(why, sz,
+                 "%s of %.60s over several periods means nothing: %.60s is a level measured at a "
+                 "time (monthly users, a count at a date) that adds across markets but not over "
+                 "time; ask for latest, avg, min, max or a series (--latest, --metrics "
+                 "count,avg,min,max, --time-series), or group by period",
+                 what, bad->unit, bad->unit);
+        return KMX_ERR_INVAL;
     }
     snprintf(why, sz,
              "%s of %.60s means nothing: %.60s is a %s and does not add up; ask for latest, avg, "
@@ -1614,6 +1651,8 @@ int kmx_shape_run(const kmx_shape_spec_t *spec, const Kmx__V1__QueryResult *fine
     }
     if (rc == 0) {
         s_apply_rule(self);
+        if (!spec->latest)
+            s_mark_stock(self);
         s_count_matched(self);
         rc = s_coverage(self);
     }

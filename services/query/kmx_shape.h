@@ -45,6 +45,8 @@ typedef struct {
     int sum_asked;      // SUM was named in the metrics (refused for a unit that does not add)
     int unallocated;    // add "(unallocated)" rows: a stored total minus its listed parts
     int complete;       // keep only rows whose months cover their whole bucket
+    int flow_units;     // the filter names units and every one adds over time (set by
+                        // kmx_shape_spec_filter): no stock unit can be in the answer
 } kmx_shape_spec_t;
 
 typedef struct kmx_shape kmx_shape_t;

@@ -336,8 +336,133 @@ static void test_levels_are_never_added_without_a_market_key(void **state) {
     kmx__v1__response__free_unpacked(resp, NULL);
 }
 
+// Answers q over f's store; returns the unpacked response, an answer or an error (the
+// caller frees it).
+static Kmx__V1__Response *s_ask_any(s_fixture_t *f, Kmx__V1__QueryRequest *q) {
+    Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
+    req.request_id = "stock";
+    req.body_case = KMX__V1__REQUEST__BODY_QUERY;
+    req.query = q;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(kmx_answer_query_opt(f->store, &req, 1, NULL, &buf, &len), 0);
+    Kmx__V1__Response *r = kmx__v1__response__unpack(NULL, len, buf);
+    free(buf);
+    assert_non_null(r);
+    return r;
+}
+
+// Monthly users (a stock: adds across markets, not over time) beside monthly dollars: a
+// row holding several months of users carries no sum (its average instead), a sum or
+// share of it is refused naming the unit, and one month per row adds across markets.
+static void test_stock_units_never_add_over_time(void **state) {
+    s_fixture_t *f = *state;
+    kmx_store_close(&f->store);
+    kmx_testkit_dir_remove(f->dir);
+    assert_int_equal(kmx_testkit_dir_make("kmx-answer-test", f->dir, sizeof f->dir), 0);
+    kmx_store_config_t cfg = {0, 0, KMX_STORE_SYNC_NONE, 0, 0, 0};
+    assert_int_equal(kmx_store_open(f->dir, &cfg, &f->store), 0);
+    kmx_testkit_rec_t r[24];
+    kmx_store_op_t ops[24];
+    kmx_put_outcome_t out[24];
+    size_t n = 0;
+    static const char *const markets[] = {"JP", "US"};
+    static const char *const units[] = {"users", "USD"};
+    for (uint32_t y = 2023; y <= 2024; y++)
+        for (size_t m = 0; m < 2; m++)
+            for (size_t u = 0; u < 2; u++)
+                for (uint32_t mo = 1; mo <= 3; mo++, n++) {
+                    kmx_testkit_rec_init(&r[n], markets[m], y * 100 + mo, y * 100 + mo,
+                                         (int64_t)(m + 1) * 10000 * mo, units[u]);
+                    r[n].rec.category = u == 0 ? "mau" : "revenue";
+                    ops[n] = (kmx_store_op_t){KMX_STORE_OP_PUT, &r[n].rec};
+                }
+    assert_int_equal(kmx_store_write_batch(f->store, ops, n, out, NULL), 0);
+
+    Kmx__V1__QueryRequest q = KMX__V1__QUERY_REQUEST__INIT;
+    Kmx__V1__Filter filter = KMX__V1__FILTER__INIT;
+    Kmx__V1__Period period = KMX__V1__PERIOD__INIT;
+    Kmx__V1__GroupField by = KMX__V1__GROUP_FIELD__BY_MARKET;
+    char *users[] = {"users"};
+    period.has_start = period.has_end = 1;
+    period.start = 202401;
+    period.end = 202403;
+    filter.has_kind = 1;
+    filter.kind = KMX__V1__KIND__EXPORT;
+    filter.period = &period;
+    filter.n_units = 1;
+    filter.units = users;
+    q.filter = &filter;
+    q.n_group_by = 1;
+    q.group_by = &by;
+    // Three months of users per market: no sum, the average (JP 2, US 4).
+    Kmx__V1__Response *resp = s_ask_any(f, &q);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_QUERY);
+    assert_int_equal(resp->query->n_rows, 2);
+    assert_null(resp->query->rows[0]->sum);
+    assert_false(resp->query->rows[0]->adds);
+    assert_string_equal(resp->query->rows[0]->avg, "2");
+    assert_string_equal(resp->query->rows[1]->avg, "4");
+    kmx__v1__response__free_unpacked(resp, NULL);
+    // A sum, share or growth of it is refused naming the unit and what works.
+    Kmx__V1__Metric sum = KMX__V1__METRIC__SUM;
+    for (int k = 0; k < 3; k++) {
+        q.n_metrics = k == 0;
+        q.metrics = &sum;
+        q.has_share = q.share = k == 1;
+        q.has_growth = k == 2;
+        q.growth = KMX__V1__GROWTH__YOY;
+        resp = s_ask_any(f, &q);
+        assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_ERROR);
+        assert_int_equal(resp->error->code, KMX__V1__ERROR_CODE__BAD_REQUEST);
+        assert_non_null(strstr(resp->error->message, "users"));
+        assert_non_null(strstr(resp->error->message, "not over time"));
+        assert_non_null(strstr(resp->error->message, "latest"));
+        kmx__v1__response__free_unpacked(resp, NULL);
+    }
+    // One month per row (by period) adds across markets: January is 1 + 2.
+    q.n_metrics = 0;
+    q.share = q.has_share = 0;
+    by = KMX__V1__GROUP_FIELD__BY_PERIOD;
+    resp = s_ask_any(f, &q);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_QUERY);
+    assert_int_equal(resp->query->n_rows, 3);
+    assert_string_equal(resp->query->rows[0]->sum, "3");
+    assert_true(resp->query->rows[0]->adds);
+    assert_non_null(resp->query->rows[0]->growth); // 2024-01 against 2023-01
+    kmx__v1__response__free_unpacked(resp, NULL);
+    // One month, by market with shares: JP 1 of 3.
+    q.has_growth = 0;
+    q.has_share = q.share = 1;
+    by = KMX__V1__GROUP_FIELD__BY_MARKET;
+    period.end = 202401;
+    resp = s_ask_any(f, &q);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_QUERY);
+    assert_string_equal(resp->query->rows[0]->share, "33.33");
+    kmx__v1__response__free_unpacked(resp, NULL);
+    // Users beside dollars, over two years by market: dollars sum, users show their
+    // average, and a note says why.
+    q.has_share = q.share = 0;
+    filter.n_units = 0;
+    filter.period = NULL;
+    resp = s_ask_any(f, &q);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_QUERY);
+    for (size_t i = 0; i < resp->query->n_rows; i++) {
+        const Kmx__V1__Row *row = resp->query->rows[i];
+        assert_int_equal(row->sum != NULL, strcmp(row->unit, "USD") == 0);
+    }
+    kmx__v1__response__free_unpacked(resp, NULL);
+    q.n_metrics = 1;
+    resp = s_ask_any(f, &q);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_QUERY);
+    assert_true(resp->query->n_notes >= 1);
+    assert_non_null(strstr(resp->query->notes[0], "not over time"));
+    kmx__v1__response__free_unpacked(resp, NULL);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_stock_units_never_add_over_time, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_levels_are_never_added_without_a_market_key, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_folded_answers_equal_month_by_month, s_setup,

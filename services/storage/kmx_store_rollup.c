@@ -21,6 +21,7 @@
 #include "kmx_mem.h"
 #include "kmx_period.h"
 #include "kmx_schema.h"
+#include "kmx_unit.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -330,8 +331,8 @@ static int s_on_months(s_agg_t *a, const kmx_rkey_rollup_t *k, const MDB_val *va
     }
     if (months == 0)
         return 0;
-    if (!a->fold)
-        return s_add_months(a, k, sum, count);
+    if (!a->fold || !kmx_unit_adds_over_time(k->unit))
+        return s_add_months(a, k, sum, count); // a stock's months never fold into a year
     if (!a->fold->by_period)
         return s_add_year(a, k, sum, count); // no period in the rows: only the sum counts
     return s_keep(a, k, months, sum, count);

@@ -158,6 +158,27 @@ class ShippedData(unittest.TestCase):
         self.assertEqual(sorted(Decimal(r["sum"]) for r in got["rows"]),
                          [Decimal("115172375"), Decimal("120") * M, Decimal("120.2") * M])
 
+    def test_monthly_users_never_add_over_time(self):
+        """Melon's monthly active users (Mobile Index) of several months are a level, not a
+        flow: by item they show their average, never a sum; a sum is refused naming the
+        unit; by period each month stands alone."""
+        melon = ["--dimension", "streaming_app_mau", "--item", "Melon MAU"]
+        got = self.q("consumption", *melon, "--by", "item")
+        self.assertEqual(len(got["rows"]), 1)
+        row = got["rows"][0]
+        months = [r for r in self.rows if r["item"] == "Melon MAU"
+                  and r["category_or_dimension"] == "streaming_app_mau"]
+        self.assertGreater(len(months), 1)
+        self.assertIsNone(row.get("sum"))
+        self.assertEqual(row["count"], len(months))
+        r = self.query("consumption", *melon, "--by", "item", "--metrics", "sum", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("users", r.stderr)
+        self.assertIn("not over time", r.stderr)
+        got = self.q("consumption", *melon, "--by", "period")
+        self.assertTrue(all(r["sum"] is not None for r in got["rows"]))
+        self.assertEqual(len(got["rows"]), len(months))
+
     def test_no_default_query_adds_alternatives(self):
         """Every category and dimension, by market, by year and by period: the query is
         refused, naming an alternative of its own category, exactly when two alternatives
