@@ -5,10 +5,12 @@
 #include "kmx_log.h"
 #include "kmx_mdp.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -20,6 +22,7 @@ typedef struct {
     const char *storage;   // storage endpoint to connect to
     const char *log_level; // error, warn, info or debug; NULL keeps KMX_LOG_LEVEL
     const char *read_dir;  // storage's data directory read directly, or NULL (spec->attach)
+    int nice;              // added to the process's nice value at start (0 to 19)
 } s_config_t;
 
 static volatile sig_atomic_t s_stop = 0;
@@ -36,6 +39,7 @@ static void s_usage(FILE *to, const kmx_worker_spec_t *spec) {
             "  --broker ENDPOINT    broker to register with (KMX_BROKER, tcp://127.0.0.1:5555)\n"
             "  --storage ENDPOINT   storage to connect to (KMX_STORAGE, tcp://127.0.0.1:5560)\n"
             "  --log-level LEVEL    error, warn, info or debug (KMX_LOG_LEVEL, info)\n"
+            "  --nice N             run N steps nicer, 0 to 19 (KMX_NICE, 0)\n"
             "%s"
             "  --help               show this help\n"
             "  --version            show the version\n",
@@ -63,12 +67,23 @@ static const char *s_flag(int argc, char **argv, int *i, const char *flag) {
     return argv[++*i];
 }
 
+// Reads a nice increment, 0 to 19. Returns 0 or -1.
+static int s_parse_nice(const char *text, int *out) {
+    char *end = NULL;
+    long v = strtol(text, &end, 10);
+    if (end == text || *end != '\0' || v < 0 || v > 19)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
 // Fills cfg. Returns -1 to continue, or the exit status when the process should end now.
 static int s_parse(int argc, char **argv, const kmx_worker_spec_t *spec, s_config_t *cfg) {
     cfg->broker = s_env("KMX_BROKER", "tcp://127.0.0.1:5555");
     cfg->storage = s_env("KMX_STORAGE", "tcp://127.0.0.1:5560");
     cfg->log_level = NULL;
     cfg->read_dir = spec->attach ? s_env("KMX_READ_DIR", NULL) : NULL;
+    const char *nice_text = s_env("KMX_NICE", "0");
     for (int i = 1; i < argc; i++) {
         const char *v;
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -83,6 +98,8 @@ static int s_parse(int argc, char **argv, const kmx_worker_spec_t *spec, s_confi
             cfg->storage = v;
         } else if ((v = s_flag(argc, argv, &i, "--log-level")) != NULL) {
             cfg->log_level = v;
+        } else if ((v = s_flag(argc, argv, &i, "--nice")) != NULL) {
+            nice_text = v;
         } else if (spec->attach && (v = s_flag(argc, argv, &i, "--read-dir")) != NULL) {
             cfg->read_dir = v[0] ? v : NULL;
         } else {
@@ -90,6 +107,10 @@ static int s_parse(int argc, char **argv, const kmx_worker_spec_t *spec, s_confi
             s_usage(stderr, spec);
             return 2;
         }
+    }
+    if (s_parse_nice(nice_text, &cfg->nice) != 0) {
+        fprintf(stderr, "%s: --nice needs a step count, 0 to 19\n", spec->program);
+        return 2;
     }
     if (cfg->log_level && kmx_log_set_level(cfg->log_level) != 0) {
         fprintf(stderr, "%s: unknown log level '%s'\n", spec->program, cfg->log_level);
@@ -134,6 +155,18 @@ static void s_serve(kmx_mdp_worker_t *worker, kmx_handler_base_t *handler) {
     }
 }
 
+// Lowers this process's priority by steps, before any thread starts: on Linux the nice
+// value is per thread and new threads (ZeroMQ's I/O threads) inherit it. Reads beside a
+// long import then leave the cores to the writer first (docs/operations.md).
+static void s_be_nice(int steps) {
+    if (steps == 0)
+        return;
+    errno = 0;
+    int now = getpriority(PRIO_PROCESS, 0);
+    if ((now == -1 && errno != 0) || setpriority(PRIO_PROCESS, 0, now + steps) != 0)
+        kmx_log_warn("cannot lower the priority nice=%d: %s", steps, strerror(errno));
+}
+
 void kmx_worker_name(const char *role, char *buf, size_t size) {
     char host[64] = "localhost";
     gethostname(host, sizeof host - 1);
@@ -155,6 +188,7 @@ int kmx_worker_main(int argc, char **argv, const kmx_worker_spec_t *spec) {
     kmx_worker_name(spec->role, identity, sizeof identity);
 
     status = 1;
+    s_be_nice(cfg.nice);
     void *ctx = zmq_ctx_new();
     kmx_link_t *link = ctx ? kmx_link_new(ctx, cfg.storage) : NULL;
     kmx_handler_base_t *handler = link ? spec->create(link, identity) : NULL;
@@ -168,8 +202,9 @@ int kmx_worker_main(int argc, char **argv, const kmx_worker_spec_t *spec) {
         goto out;
     }
     kmx_link_set_tick(link, s_heartbeat, worker);
-    kmx_log_info("serving service=%s worker=%s broker=%s storage=%s read_dir=%s", spec->service,
-                 identity, cfg.broker, cfg.storage, cfg.read_dir ? cfg.read_dir : "none");
+    kmx_log_info("serving service=%s worker=%s broker=%s storage=%s read_dir=%s nice=%d",
+                 spec->service, identity, cfg.broker, cfg.storage,
+                 cfg.read_dir ? cfg.read_dir : "none", cfg.nice);
     s_serve(worker, handler);
     kmx_log_info("stopping worker=%s", identity);
     status = 0;

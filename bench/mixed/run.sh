@@ -13,6 +13,7 @@
 # kmx-query workers read storage's environment directly (--read-dir) unless DIRECT=0.
 #   bench/mixed/run.sh [BUILD_DIR] [--smoke]
 #   environment: BASE (200000), ROWS (1000000), IDLE_S (5), QUERY_WORKERS (4), DIRECT (1),
+#                READER_NICE (0: the query workers' --nice and storage's --reader-nice),
 #                SYSTEMS ("kmx pg": which systems are timed)
 #   --smoke: BASE=2400 ROWS=3000 IDLE_S=1, seconds in all; the figures mean nothing
 # Needs PostgreSQL and libpq (scripts/setup.sh --bench); exits 77 (skipped) without them.
@@ -22,7 +23,7 @@ build=$(cd "${1:-$src/build/release}" && pwd)
 smoke=0
 [[ ${2:-} == --smoke ]] && smoke=1
 base=${BASE:-200000} rows=${ROWS:-1000000} idle_s=${IDLE_S:-5} qworkers=${QUERY_WORKERS:-4}
-direct=${DIRECT:-1} systems=${SYSTEMS:-kmx pg}
+direct=${DIRECT:-1} systems=${SYSTEMS:-kmx pg} rnice=${READER_NICE:-0}
 ((smoke)) && base=2400 rows=3000 idle_s=1
 if ! ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || [[ ! -x $build/bin/kmx_bench_mixed ]]; then
   echo "SKIP bench.mixed: needs PostgreSQL and kmx_bench_mixed (scripts/setup.sh --bench)"
@@ -63,14 +64,15 @@ ANALYZE records;
 SQL
 pgconn="host=$work/sock user=kmx dbname=postgres"
 
-echo "bench: starting kmx-broker, kmx-storage, 4 kmx-ingest, $qworkers kmx-query (direct=$direct)" >&2
+echo "bench: starting kmx-broker, kmx-storage, 4 kmx-ingest, $qworkers kmx-query" \
+  "(direct=$direct, readers nicer by $rnice)" >&2
 kmx_endpoints "$work/data"
 export KMX_TIMEOUT=30000
 "$bin/kmx-broker" 2>>"$work/log" & pids+=($!)
-"$bin/kmx-storage" 2>>"$work/log" & pids+=($!)
+"$bin/kmx-storage" --reader-nice "$rnice" 2>>"$work/log" & pids+=($!)
 for _ in 1 2 3 4; do "$bin/kmx-ingest" 2>>"$work/log" & pids+=($!); done
-qargs=()
-((direct)) && qargs=(--read-dir "$work/data")
+qargs=(--nice "$rnice")
+((direct)) && qargs+=(--read-dir "$work/data")
 for ((i = 0; i < qworkers; i++)); do "$bin/kmx-query" "${qargs[@]}" 2>>"$work/log" & pids+=($!); done
 for _ in $(seq 100); do
   "$bin/kmx" ping kmx.query >/dev/null 2>&1 && "$bin/kmx" ping kmx.ingest >/dev/null 2>&1 && break
@@ -144,10 +146,11 @@ for sys in $systems; do
 done
 "$bin/kmx_bench_floor" 2000 >"$work/floor" 2>/dev/null || echo "(no floor)" >"$work/floor"
 
-python3 - "$res" "$work/floor" "$base" "$rows" "$smoke" "$direct" <<'PY'
+python3 - "$res" "$work/floor" "$base" "$rows" "$smoke" "$direct" "$rnice" <<'PY'
 import re, sys
 res, floor_file, base, rows, smoke = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
 direct = sys.argv[6] == "1"
+rnice = int(sys.argv[7])
 hops = 2 if direct else 3  # client -> broker -> kmx-query (-> kmx-storage)
 r = {}
 for line in open(res):
@@ -165,8 +168,8 @@ def g(sys_, phase, q, stat):
     v = r.get((sys_, phase, q))
     return v[stat] if v else float("nan")
 
-print("\nreads beside writes: %d base records, then %d-row ingests (ms; kmx-query %s)%s" % (
-    base, rows, "reading the store directly" if direct else "through storage's socket",
+print("\nreads beside writes: %d base records, then %d-row ingests (ms; kmx-query %s, readers nicer by %d)%s" % (
+    base, rows, "reading the store directly" if direct else "through storage's socket", rnice,
     "  [smoke sizes: figures mean nothing]" if smoke else ""))
 print("  %-34s %9s %9s %9s %9s" % ("", "kmx p50", "kmx p99", "PG p50", "PG p99"))
 rowsout = [("idle, 1 client", "idle-mix1"), ("during the ingest, 1 client", "busy1"),

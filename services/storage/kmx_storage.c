@@ -548,7 +548,7 @@ static int s_open_sockets(kmx_storage_t *self, void *ctx, const kmx_storage_conf
 
 int kmx_storage_new(void *ctx, const kmx_storage_config_t *cfg, kmx_storage_t **out) {
     if (!ctx || !cfg || !cfg->bind || !cfg->publish || !cfg->data_dir || !out ||
-        cfg->readers > KMX_STORAGE_READERS_MAX)
+        cfg->readers > KMX_STORAGE_READERS_MAX || cfg->reader_nice < 0 || cfg->reader_nice > 19)
         return KMX_ERR_INVAL;
     *out = NULL;
     kmx_storage_t *self = calloc(1, sizeof *self);
@@ -558,6 +558,7 @@ int kmx_storage_new(void *ctx, const kmx_storage_config_t *cfg, kmx_storage_t **
     gethostname(host, sizeof host - 1);
     snprintf(self->worker, sizeof self->worker, "kmx-storage-%s-%ld", host, (long)getpid());
     self->n_readers = cfg->readers ? cfg->readers : KMX_STORAGE_READERS;
+    self->reader_nice = cfg->reader_nice;
     self->readers = calloc(self->n_readers, sizeof *self->readers);
     self->wait = calloc(1, sizeof *self->wait);
     int err = !self->readers || !self->wait ? KMX_ERR_NOMEM : kmx_storage_writer_new(self, cfg);
@@ -571,10 +572,10 @@ int kmx_storage_new(void *ctx, const kmx_storage_config_t *cfg, kmx_storage_t **
         return err;
     }
     kmx_log_info("storage ready bind=%s publish=%s data_dir=%s sync=%d batch_wait_us=%llu "
-                 "retain_events=%llu readers=%zu",
+                 "retain_events=%llu readers=%zu reader_nice=%d",
                  self->endpoint, cfg->publish, cfg->data_dir, (int)cfg->sync,
                  (unsigned long long)cfg->batch_wait_us, (unsigned long long)cfg->retain_events,
-                 self->n_readers);
+                 self->n_readers, self->reader_nice);
     *out = self;
     return 0;
 }

@@ -38,6 +38,7 @@ typedef struct {
     uint64_t retain_events; // newest events kept in the log; 0 = all
     uint64_t batch_wait_us; // longest wait for more writers once a write arrived; 0 = none
     size_t readers;         // reader threads; 0 = KMX_STORAGE_READERS
+    int reader_nice;        // steps the reader threads run nicer than the writer (0 to 19)
 } kmx_storage_config_t;
 
 // Opens the store and the sockets in ctx (borrowed; it must outlive the service).

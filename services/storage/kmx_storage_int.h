@@ -73,6 +73,7 @@ struct kmx_storage {
     char worker[128];             // "kmx-storage-<host>-<pid>", for pongs and stats
     char endpoint[256];           // the ROUTER's bound endpoint
     size_t n_readers;             // reader threads
+    int reader_nice;              // steps the reader threads run nicer (cfg->reader_nice)
     atomic_int stopping;          // set by the router when the service stops
     kmx_storage_counters_t count; // service counters
 

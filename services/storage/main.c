@@ -29,6 +29,7 @@ typedef struct {
     const char *wait_us;   // --batch-wait-us / KMX_BATCH_WAIT_US
     const char *retain;    // --retain-events / KMX_RETAIN_EVENTS, 0 = all
     const char *readers;   // --readers / KMX_STORAGE_READERS: reader threads
+    const char *nice;      // --reader-nice / KMX_STORAGE_READER_NICE: readers' nice steps
     const char *command;   // "serve", "check", "backup" or "upgrade"
     const char *dest;      // backup: the destination directory
 } s_options_t;
@@ -58,6 +59,8 @@ static void s_usage(FILE *out) {
         "  --batch-wait-us N    wait for more writers    (KMX_BATCH_WAIT_US, 1000)\n"
         "  --retain-events N    events kept, 0 = all     (KMX_RETAIN_EVENTS, 0)\n"
         "  --readers N          reader threads, 1 to 64  (KMX_STORAGE_READERS, 4)\n"
+        "  --reader-nice N      readers N steps nicer than the writer, 0 to 19\n"
+        "                       (KMX_STORAGE_READER_NICE, 0)\n"
         "  --help, --version\n",
         out);
 }
@@ -73,6 +76,7 @@ static void s_defaults(s_options_t *o) {
     o->wait_us = s_env_or("KMX_BATCH_WAIT_US", "1000");
     o->retain = s_env_or("KMX_RETAIN_EVENTS", "0");
     o->readers = s_env_or("KMX_STORAGE_READERS", "4");
+    o->nice = s_env_or("KMX_STORAGE_READER_NICE", "0");
     o->command = "serve";
     o->dest = NULL;
 }
@@ -108,6 +112,7 @@ static int s_parse(int argc, char **argv, s_options_t *o) {
                                           {"batch-wait-us", required_argument, NULL, 'w'},
                                           {"retain-events", required_argument, NULL, 'r'},
                                           {"readers", required_argument, NULL, 'R'},
+                                          {"reader-nice", required_argument, NULL, 'N'},
                                           {NULL, 0, NULL, 0}};
     s_defaults(o);
     int c;
@@ -139,6 +144,9 @@ static int s_parse(int argc, char **argv, s_options_t *o) {
             break;
         case 'R':
             o->readers = optarg;
+            break;
+        case 'N':
+            o->nice = optarg;
             break;
         case 'h':
             s_usage(stdout);
@@ -200,6 +208,12 @@ static int s_tuning(const s_options_t *o, kmx_storage_config_t *cfg) {
         return 2;
     }
     cfg->readers = (size_t)readers;
+    uint64_t nice = 0;
+    if (s_parse_u64(o->nice, 19, &nice) != 0) {
+        fprintf(stderr, "kmx-storage: --reader-nice needs a step count, 0 to 19\n");
+        return 2;
+    }
+    cfg->reader_nice = (int)nice;
     return 0;
 }
 
@@ -300,7 +314,8 @@ int main(int argc, char **argv) {
         s_usage(stderr);
         return 2;
     }
-    kmx_storage_config_t cfg = {o.bind, o.publish, o.data_dir, 0, 0, KMX_STORE_SYNC_FULL, 0, 0, 0};
+    kmx_storage_config_t cfg = {o.bind, o.publish, o.data_dir, 0, 0, KMX_STORE_SYNC_FULL,
+                                0,      0,         0,          0};
     if ((rc = s_tuning(&o, &cfg)) != 0)
         return rc;
     s_install_signals();

@@ -8,6 +8,9 @@ storage's LMDB environment itself, one hop fewer (docs/architecture.md).
   answered from the environment; once storage is back, writes flow again and are seen.
 - A directory without a store (absent, or an LMDB environment that is no kmx store) is
   not read: the worker says so in its log and answers every read through storage.
+- Readers can leave the cores to the writer: kmx-query --nice (KMX_NICE) runs the whole
+  worker nicer, kmx-storage --reader-nice (KMX_STORAGE_READER_NICE) its reader threads
+  only, the router and the writer staying at the service's own priority.
 """
 import os
 import signal
@@ -21,6 +24,16 @@ KEY = ["--kind", "export", "--market", "JP", "--category", "physical_album_custo
        "--item", "direct read check", "--source", "kmx test"]
 
 
+def nice_values(pid):
+    """{thread id: nice value} of a process, from /proc (field 19 of each task's stat)."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        out[int(tid)] = int(fields[16])
+    return out
+
+
 def read_log(cluster, name):
     with open(os.path.join(cluster.dir, name + ".log"), errors="replace") as f:
         return f.read()
@@ -29,8 +42,9 @@ def read_log(cluster, name):
 class DirectReads(unittest.TestCase):
     def setUp(self):
         self.c = Cluster()
-        self.c.proc_env["kmx-storage"] = {"KMX_MAP_SIZE": "65536"}
-        self.c.proc_env["kmx-query"] = {"KMX_READ_DIR": self.c.data_dir}
+        self.c.proc_env["kmx-storage"] = {"KMX_MAP_SIZE": "65536",
+                                          "KMX_STORAGE_READER_NICE": "4"}
+        self.c.proc_env["kmx-query"] = {"KMX_READ_DIR": self.c.data_dir, "KMX_NICE": "3"}
         self.c.start()
 
     def tearDown(self):
@@ -38,7 +52,7 @@ class DirectReads(unittest.TestCase):
 
     def restart_query(self, read_dir):
         self.c.stop("query0")
-        self.c.proc_env["kmx-query"] = {"KMX_READ_DIR": read_dir}
+        self.c.proc_env["kmx-query"] = {"KMX_READ_DIR": read_dir, "KMX_NICE": "3"}
         self.c.spawn("query0", "kmx-query")
         self.c.wait_ready()
 
@@ -78,6 +92,20 @@ class DirectReads(unittest.TestCase):
                          deadline=20, what="storage back")
         rec = self.c.kmx_json("get", *KEY, "--period", "2024-03")
         self.assertEqual(rec["value"], "2024", rec)
+
+    def test_readers_run_nicer_than_the_writer(self):
+        base = os.getpriority(os.PRIO_PROCESS, 0)
+        query = nice_values(self.c.procs["query0"].pid)
+        self.assertEqual(set(query.values()), {min(base + 3, 19)}, query)
+        main = self.c.procs["storage"].pid
+        # Four reader threads (the default) at +4, each once it has started; the router,
+        # the writer and ZeroMQ's threads at the service's own.
+        storage = kmxtest.wait_for(
+            lambda: (lambda n: n if list(n.values()).count(min(base + 4, 19)) == 4 else None)(
+                nice_values(main)), what="four reader threads at +4")
+        self.assertEqual(storage[main], base, storage)
+        self.assertEqual(len([v for v in storage.values() if v == base]), len(storage) - 4,
+                         storage)
 
     def test_no_store_in_the_directory_reads_through_storage(self):
         self.c.kmx("put", *KEY, "--period", "2024-01", "--value", "7", "--unit", "USD")
