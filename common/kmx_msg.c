@@ -117,9 +117,11 @@ static int s_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
     return -1;
 }
 
-int kmx_msg_oneof_case(const void *data, size_t len, uint32_t first) {
+int kmx_msg_oneof_case(const void *data, size_t len, uint32_t first, size_t *body_len) {
     const uint8_t *p = data, *end = p + len;
     int body = 0;
+    if (body_len)
+        *body_len = 0;
     while (p < end) {
         uint64_t key, size;
         if (s_varint(&p, end, &key) != 0)
@@ -140,8 +142,11 @@ int kmx_msg_oneof_case(const void *data, size_t len, uint32_t first) {
             if (s_varint(&p, end, &size) != 0 || size > (uint64_t)(end - p))
                 return 0;
             p += size;
-            if (key >> 3 >= first && key >> 3 <= UINT32_MAX)
+            if (key >> 3 >= first && key >> 3 <= UINT32_MAX) {
                 body = (int)(key >> 3);
+                if (body_len)
+                    *body_len = (size_t)size;
+            }
             break;
         default:
             return 0;

@@ -39,7 +39,8 @@ const char *kmx_msg_body_name(const Kmx__V1__Request *req);
 // The case of a packed message's oneof (its message fields numbered first and up: the
 // last of them present, as protobuf reads it) without decoding it, or 0 when none is
 // present or the bytes are not well-formed wire format. For a Request first is
-// KMX__V1__REQUEST__BODY_PING; for a Response KMX__V1__RESPONSE__RESULT_ERROR.
-int kmx_msg_oneof_case(const void *data, size_t size, uint32_t first);
+// KMX__V1__REQUEST__BODY_PING; for a Response KMX__V1__RESPONSE__RESULT_ERROR. When
+// body_len is not NULL it gets the length of that field's packed message.
+int kmx_msg_oneof_case(const void *data, size_t size, uint32_t first, size_t *body_len);
 
 #endif

@@ -62,8 +62,9 @@ static int s_relay(kmx_query_t *self, const Kmx__V1__Request *req, Kmx__V1__Resp
 }
 
 // Calls storage with fwd and relays its packed answer as it came when it is an error or
-// of type expect: fwd carries the caller's request id, so storage's reply is already the
-// caller's, and a page of records is neither decoded nor packed again here.
+// of type expect (a get without a record becomes NOT_FOUND): fwd carries the caller's
+// request id, so storage's reply is already the caller's, and a page of records is
+// neither decoded nor packed again here.
 static int s_forward_packed(kmx_query_t *self, const Kmx__V1__Request *req,
                             const Kmx__V1__Request *fwd, Kmx__V1__Response__ResultCase expect,
                             uint8_t **out, size_t *len) {
@@ -72,11 +73,16 @@ static int s_forward_packed(kmx_query_t *self, const Kmx__V1__Request *req,
     int rc = kmx_link_call_packed(self->base.link, fwd, self->base.timeout_ms, &body, &n);
     if (rc != 0)
         return kmx_handler_link_error(&self->base, req, rc, out, len);
-    int got = kmx_msg_oneof_case(body, n, KMX__V1__RESPONSE__RESULT_ERROR);
+    size_t result_len = 0;
+    int got = kmx_msg_oneof_case(body, n, KMX__V1__RESPONSE__RESULT_ERROR, &result_len);
     if (got != (int)expect && got != KMX__V1__RESPONSE__RESULT_ERROR) {
         free(body);
         return kmx_handler_error(&self->base, req, KMX_ERR_INTERNAL,
                                  "storage sent an unexpected reply", out, len);
+    }
+    if (got == KMX__V1__RESPONSE__RESULT_GET && result_len == 0) { // a GetResult without record
+        free(body);
+        return kmx_handler_error(&self->base, req, KMX_ERR_NOT_FOUND, "no such record", out, len);
     }
     if (got == KMX__V1__RESPONSE__RESULT_ERROR)
         self->base.errors++;
@@ -90,11 +96,12 @@ static int s_same_id(const Kmx__V1__Request *a, const Kmx__V1__Request *b) {
     return strcmp(x, y) == 0;
 }
 
-// Calls storage with fwd and relays its answer when it is an error or of type expect. A
-// get is decoded (a missing record becomes NOT_FOUND); other answers are relayed packed.
+// Calls storage with fwd and relays its answer when it is an error or of type expect (a
+// get without a record becomes NOT_FOUND), packed as it came when fwd carries the
+// caller's request id.
 static int s_forward(kmx_query_t *self, const Kmx__V1__Request *req, const Kmx__V1__Request *fwd,
                      Kmx__V1__Response__ResultCase expect, uint8_t **out, size_t *len) {
-    if (expect != KMX__V1__RESPONSE__RESULT_GET && s_same_id(req, fwd))
+    if (s_same_id(req, fwd))
         return s_forward_packed(self, req, fwd, expect, out, len);
     Kmx__V1__Response *resp = NULL;
     int rc = kmx_link_call(self->base.link, fwd, self->base.timeout_ms, &resp);

@@ -229,7 +229,7 @@ static int s_msg_body_case(s_msg_t *msg) {
     if (msg->n != 3 || zmq_msg_size(&msg->f[1]) != 8)
         return 0;
     return kmx_msg_oneof_case(zmq_msg_data(&msg->f[2]), zmq_msg_size(&msg->f[2]),
-                              KMX__V1__REQUEST__BODY_PING);
+                              KMX__V1__REQUEST__BODY_PING, NULL);
 }
 
 // ---- the router --------------------------------------------------------------------
