@@ -38,7 +38,10 @@ export KMX_PUBLISH_BIND=tcp://127.0.0.1:$(port) KMX_STORAGE_BIND=tcp://127.0.0.1
 export KMX_BROKER=$KMX_BROKER_BIND KMX_EVENTS=$KMX_EVENTS_BIND KMX_PUBLISH=$KMX_PUBLISH_BIND
 export KMX_STORAGE=$KMX_STORAGE_BIND KMX_DATA_DIR=$work/data KMX_LOG_LEVEL=warn
 gwport=$(port)
+# A heartbeat each second: a stream whose client has gone ends at its next write, so the
+# second burst's streams do not wait on the first's.
 export KMX_GATEWAY_BIND=127.0.0.1:$gwport KMX_GATEWAY_MAX_STREAMS=$((streams + 100))
+export KMX_GATEWAY_HEARTBEAT_MS=1000
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 "$bin/kmx-broker" 2>>"$work/log" & pids+=($!)
 "$bin/kmx-storage" 2>>"$work/log" & pids+=($!)
@@ -159,7 +162,15 @@ sse() { # FORM
            f, n, fp, mb, (r > 0 ? mb / r : 0), r, p, b, (p < 100 && b == 0) ? "met" : "short" }'
   [[ $bad == 0 ]]
 }
+streams_gone() { # waits until the gateway holds no event stream
+  for _ in $(seq 100); do
+    curl -fs "http://127.0.0.1:$gwport/healthz" | grep -q '"event_streams":0' && return 0
+    sleep 0.1
+  done
+  echo "bench: the gateway still holds event streams" >&2; return 1
+}
 sse full
+streams_gone
 sse compact
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "(a shared 2-core machine: the services, wrk and the clients compete for the same cores)"

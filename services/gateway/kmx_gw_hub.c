@@ -25,11 +25,12 @@
 
 #define S_RING_DEFAULT 65536
 #define S_POLL_MS 200
-#define S_BATCH 1024       // published messages taken before the streams are woken
-#define S_RETRY_MS 500     // pause before a stream retries a failed replay
-#define S_TEXT_FULL 512    // bytes of text per ring entry reserved for the full form
-#define S_TEXT_COMPACT 192 // ... and for the compact form
-#define S_WAKE_MS 2        // longest a burst's rendered events wait for the streams' wake-up
+#define S_BATCH 1024                   // published messages taken before the streams are woken
+#define S_RETRY_MS 500                 // pause before a stream retries a failed replay
+#define S_TEXT_FULL 512                // bytes of text per ring entry reserved for the full form
+#define S_TEXT_COMPACT 192             // ... and for the compact form
+#define S_TEXT_MAX ((size_t)256 << 20) // most bytes of text kept per form
+#define S_WAKE_MS 2 // longest a burst's rendered events wait for the streams' wake-up
 
 typedef struct {
     uint64_t seq;               // the event's sequence
@@ -297,8 +298,11 @@ kmx_gw_hub_t *kmx_gw_hub_new(const kmx_gw_hub_config_t *cfg) {
         return NULL;
     self->cap = cfg->ring ? cfg->ring : S_RING_DEFAULT;
     self->ring = calloc(self->cap, sizeof(*self->ring));
-    self->text[KMX_GW_FORM_FULL].cap = self->cap * S_TEXT_FULL;
-    self->text[KMX_GW_FORM_COMPACT].cap = self->cap * S_TEXT_COMPACT;
+    // Text room for the ring's events at their usual size, at most S_TEXT_MAX per form:
+    // past that, the byte rings evict before the entry ring does (streams replay).
+    size_t full = self->cap * S_TEXT_FULL, compact = self->cap * S_TEXT_COMPACT;
+    self->text[KMX_GW_FORM_FULL].cap = full < S_TEXT_MAX ? full : S_TEXT_MAX;
+    self->text[KMX_GW_FORM_COMPACT].cap = compact < S_TEXT_MAX ? compact : S_TEXT_MAX;
     bool texts = true;
     for (int f = 0; f < KMX_GW_FORMS; f++) {
         self->text[f].data = malloc(self->text[f].cap); // pages are touched as events come
