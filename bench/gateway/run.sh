@@ -141,10 +141,18 @@ done
 # from a plain writer to as many loopback sockets, read by the same reader.
 sse() { # FORM
   echo "bench: gateway: $streams event streams, a burst of $events events, form=$1" >&2
-  local out
+  local out cpu0 cpu1
+  cpu0=$(awk '{print $14 + $15}' "/proc/$gwpid/stat")
   out=$("$bin/kmx_bench_gateway" sse 127.0.0.1 "$gwport" "$streams" "$events" "$KMX_BROKER" \
         "/v1/events?form=$1")
+  cpu1=$(awk '{print $14 + $15}' "/proc/$gwpid/stat")
   echo "$out"
+  # The gateway's CPU over the whole run (it idles while the floor runs): beside the plain
+  # writer's, what its delivery costs.
+  local gcpu
+  gcpu=$(awk -v t=$((cpu1 - cpu0)) -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }')
+  echo "sse $1: the gateway used $gcpu CPU s (the plain writer: $(sed -nE 's/.*the writer ([0-9.]+) CPU s.*/\1/p' <<<"$out") CPU s)"
+  echo "figure: sse $1 $streams streams gateway CPU = $gcpu s"
   local g f p99 bad fp99 mb rate
   g=$(grep '^sse' <<<"$out"); f=$(grep '^floor' <<<"$out")
   p99=$(sed -E 's/.*delivery p50 [0-9.]+ ms, p99 ([0-9.]+) ms.*/\1/' <<<"$g")
