@@ -1,7 +1,9 @@
 /*  kmx_broker - Majordomo 7/MDP broker plus the XSUB/XPUB notification proxy, all on one
     thread. Each service keeps a FIFO of waiting workers (the head has been idle longest,
-    so it gets the next request) and a bounded FIFO of pending requests. Everything read
-    from the network is validated frame by frame; a bad peer is dropped, never trusted.  */
+    so it gets the next request) and bounded FIFOs of pending requests, one for small
+    requests (a put of a few records, a query) that go before the large documents waiting,
+    a bounded number in a row. Everything read from the network is validated frame by
+    frame; a bad peer is dropped, never trusted.  */
 #include "kmx_broker.h"
 #include "kmx_curve.h"
 #include "kmx_err.h"
@@ -31,6 +33,8 @@
 #define S_XPUB_HWM 100000                // subscribers may lag this many messages before losing any
 #define S_ENVELOPE_MAX 1024              // room for MDP frames on top of the largest body
 #define S_PROBES 5                       // heartbeats that test a worker whose connection closed
+#define S_SMALL_BYTES (64 * 1024)        // requests up to this size go before larger ones waiting
+#define S_SMALL_RUN 16                   // small requests handed out in a row while a large waits
 
 typedef struct s_stat s_stat_t;
 typedef struct s_worker s_worker_t;
@@ -74,11 +78,18 @@ struct s_request {
     int64_t deadline;         // answered UNAVAILABLE after this if no worker exists
 };
 
+// Pending requests, oldest first.
+typedef struct {
+    s_request_t *head; // oldest
+    s_request_t *tail; // newest
+} s_fifo_t;
+
 struct s_service {
     s_service_t *next;       // next in the broker's list
     char name[S_ID_MAX + 1]; // service name
-    s_request_t *head;       // oldest pending request
-    s_request_t *tail;       // newest pending request
+    s_fifo_t small;          // pending requests of at most S_SMALL_BYTES
+    s_fifo_t large;          // the larger ones
+    unsigned small_run;      // small requests handed out in a row while a large one waited
     size_t pending;          // requests queued
     size_t queued_bytes;     // body bytes of the queued requests
     s_worker_t *wait_head;   // worker idle longest
@@ -297,14 +308,18 @@ static void s_request_free(s_request_t *req) {
     free(req);
 }
 
-// Takes the oldest request out of svc's queue; the byte counts drop by the size it was
-// counted with at queueing, whatever its body holds now (a sent body reads 0).
-static s_request_t *s_request_pop(kmx_broker_t *self, s_service_t *svc) {
-    s_request_t *req = svc->head;
+static s_fifo_t *s_fifo_of(s_service_t *svc, const s_request_t *req) {
+    return req->size <= S_SMALL_BYTES ? &svc->small : &svc->large;
+}
+
+// Takes the oldest request out of q, one of svc's queues; the byte counts drop by the size
+// it was counted with at queueing, whatever its body holds now (a sent body reads 0).
+static s_request_t *s_fifo_take(kmx_broker_t *self, s_service_t *svc, s_fifo_t *q) {
+    s_request_t *req = q->head;
     if (req) {
-        svc->head = req->next;
-        if (!svc->head)
-            svc->tail = NULL;
+        q->head = req->next;
+        if (!q->head)
+            q->tail = NULL;
         svc->pending--;
         svc->queued_bytes -= req->size;
         self->queued_bytes -= req->size;
@@ -313,11 +328,38 @@ static s_request_t *s_request_pop(kmx_broker_t *self, s_service_t *svc) {
     return req;
 }
 
+// Takes the request svc's next worker gets: the oldest small one, unless a large one has
+// waited while S_SMALL_RUN small ones went first. So a put of one record waits for at
+// most the document a worker is busy with, not for every document queued before it, and
+// a stream of small requests cannot hold a large one back for long.
+static s_request_t *s_request_pop(kmx_broker_t *self, s_service_t *svc) {
+    if (svc->small.head && (!svc->large.head || svc->small_run < S_SMALL_RUN)) {
+        svc->small_run = svc->large.head ? svc->small_run + 1 : 0;
+        return s_fifo_take(self, svc, &svc->small);
+    }
+    svc->small_run = 0;
+    return s_fifo_take(self, svc, &svc->large);
+}
+
+static void s_request_push_back(kmx_broker_t *self, s_service_t *svc, s_request_t *req) {
+    s_fifo_t *q = s_fifo_of(svc, req);
+    req->next = NULL;
+    if (q->tail)
+        q->tail->next = req;
+    else
+        q->head = req;
+    q->tail = req;
+    svc->pending++;
+    svc->queued_bytes += req->size;
+    self->queued_bytes += req->size;
+}
+
 static void s_request_push_front(kmx_broker_t *self, s_service_t *svc, s_request_t *req) {
-    req->next = svc->head;
-    svc->head = req;
-    if (!svc->tail)
-        svc->tail = req;
+    s_fifo_t *q = s_fifo_of(svc, req);
+    req->next = q->head;
+    q->head = req;
+    if (!q->tail)
+        q->tail = req;
     svc->pending++;
     svc->queued_bytes += req->size;
     self->queued_bytes += req->size;
@@ -399,7 +441,7 @@ static void s_worker_reject(kmx_broker_t *self, const uint8_t *id, size_t id_len
 
 // Hands pending requests to idle workers, longest idle first.
 static void s_dispatch(kmx_broker_t *self, s_service_t *svc) {
-    while (svc->head && svc->wait_head) {
+    while (svc->pending && svc->wait_head) {
         s_worker_t *w = svc->wait_head;
         s_wait_remove(svc, w);
         s_request_t *req = s_request_pop(self, svc);
@@ -691,14 +733,7 @@ static void s_on_client(kmx_broker_t *self, zmq_msg_t *frames, int count) {
     zmq_msg_move(&req->body, &frames[4]);
     req->size = size;
     req->deadline = s_now_ms() + self->cfg.request_timeout_ms;
-    if (svc->tail)
-        svc->tail->next = req;
-    else
-        svc->head = req;
-    svc->tail = req;
-    svc->pending++;
-    svc->queued_bytes += size;
-    self->queued_bytes += size;
+    s_request_push_back(self, svc, req);
     svc->bytes_in += size;
     self->bytes_in += size;
     s_dispatch(self, svc);
@@ -1071,17 +1106,21 @@ static int s_drain_monitor(kmx_broker_t *self) {
 static void s_expire_requests(kmx_broker_t *self, int64_t now) {
     for (s_service_t **link = &self->services; *link;) {
         s_service_t *svc = *link;
-        while (svc->workers == 0 && svc->head && now >= svc->head->deadline) {
-            s_request_t *req = s_request_pop(self, svc);
-            char message[S_ID_MAX + 64];
-            snprintf(message, sizeof message, "no worker for service '%s'", svc->name);
-            kmx_log_info("broker: no worker, request answered UNAVAILABLE service=%s", svc->name);
-            s_reply_error(self, req->client, req->client_len, svc->name, KMX_ERR_UNAVAILABLE,
-                          message);
-            self->unavailable++;
-            s_request_free(req);
+        for (int lane = 0; lane < 2 && svc->workers == 0; lane++) {
+            s_fifo_t *q = lane ? &svc->large : &svc->small;
+            while (q->head && now >= q->head->deadline) {
+                s_request_t *req = s_fifo_take(self, svc, q);
+                char message[S_ID_MAX + 64];
+                snprintf(message, sizeof message, "no worker for service '%s'", svc->name);
+                kmx_log_info("broker: no worker, request answered UNAVAILABLE service=%s",
+                             svc->name);
+                s_reply_error(self, req->client, req->client_len, svc->name, KMX_ERR_UNAVAILABLE,
+                              message);
+                self->unavailable++;
+                s_request_free(req);
+            }
         }
-        if (svc->workers == 0 && !svc->head) {
+        if (svc->workers == 0 && !svc->pending) {
             *link = svc->next;
             self->service_count--;
             free(svc);

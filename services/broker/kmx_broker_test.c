@@ -748,6 +748,90 @@ static int t_expect_request(void *dealer) {
     return 0;
 }
 
+// Takes the next REQUEST on a raw worker (other commands, heartbeats, are skipped; at most
+// a few): its client envelope into client (T_ID_MAX bytes) and the first byte of its body.
+// Returns the client's length, 0 if none came.
+#define T_ID_MAX 256
+static size_t t_take_request(void *dealer, uint8_t *client, char *first) {
+    zmq_pollitem_t item = {dealer, 0, ZMQ_POLLIN, 0};
+    for (int tries = 0; tries < 8 && zmq_poll(&item, 1, T_CALL_MS) > 0; tries++) {
+        zmq_msg_t frames[6];
+        int count = 0;
+        int more = 1;
+        while (more) {
+            zmq_msg_t part;
+            zmq_msg_init(&part);
+            assert_true(zmq_msg_recv(&part, dealer, 0) >= 0);
+            more = zmq_msg_more(&part);
+            if (count < 6)
+                frames[count++] = part;
+            else
+                zmq_msg_close(&part);
+        }
+        size_t len = 0;
+        if (count == 6 && zmq_msg_size(&frames[2]) == 1 &&
+            *(uint8_t *)zmq_msg_data(&frames[2]) == KMX_MDPW_REQUEST) {
+            len = zmq_msg_size(&frames[3]);
+            memcpy(client, zmq_msg_data(&frames[3]), len);
+            *first = zmq_msg_size(&frames[5]) ? *(char *)zmq_msg_data(&frames[5]) : '\0';
+        }
+        for (int i = 0; i < count; i++)
+            zmq_msg_close(&frames[i]);
+        if (len)
+            return len;
+    }
+    return 0;
+}
+
+// Small requests (a put of one record) go to the next free worker before the large
+// documents queued ahead of them, but at most 16 in a row while a large one waits: the
+// one worker here is handed the small ones first, then a large one after 16 of them.
+static void test_broker_hands_small_requests_out_before_large_ones_a_bounded_number(void **state) {
+    t_env_t *env = *state;
+    kmx_broker_config_t cfg;
+    t_config(&cfg);
+    t_broker_start(env, &cfg);
+    void *worker = t_raw_dealer(env);
+    static const uint8_t ready = KMX_MDPW_READY;
+    static const uint8_t reply = KMX_MDPW_REPLY;
+    t_send(worker, 4, "", (size_t)0, T_S(KMX_MDPW), &ready, (size_t)1, T_S("kmx.lanes"));
+    t_wait_workers(env, 1);
+    enum { SMALL = 20, CLIENTS = SMALL + 3 };
+    void *clients[CLIENTS];
+    static char large[100 * 1024];
+    char order[CLIENTS + 1] = {0};
+    uint8_t client[T_ID_MAX];
+    size_t len = 0;
+    // 'B' keeps the worker busy; then two large ones, 'L' and 'M', and the small ones
+    // queue up in that order (each queued before the next is sent).
+    for (int i = 0; i < CLIENTS; i++) {
+        clients[i] = t_raw_dealer(env);
+        memset(large, i == 1 ? 'L' : 'M', sizeof large);
+        const char *body = i == 0 ? "B" : i <= 2 ? large : "s";
+        size_t size = i == 1 || i == 2 ? sizeof large : 1;
+        t_send(clients[i], 4, "", (size_t)0, T_S(KMX_MDPC), T_S("kmx.lanes"), body, size);
+        if (i == 0)
+            len = t_take_request(worker, client, &order[0]);
+        else
+            t_wait_queued(env, (uint64_t)i);
+    }
+    for (int i = 1; i < CLIENTS && len > 0; i++) {
+        t_send(worker, 6, "", (size_t)0, T_S(KMX_MDPW), &reply, (size_t)1, client, len, "",
+               (size_t)0, T_S("done"));
+        len = t_take_request(worker, client, &order[i]);
+    }
+    for (int i = 0; i < CLIENTS; i++)
+        zmq_close(clients[i]);
+    zmq_close(worker);
+    assert_string_equal(order, "Bssssssssssssssss"
+                               "Lssss"
+                               "M");
+    Kmx__V1__Response *resp = t_broker_stats(env);
+    assert_int_equal(t_counter(resp, "kmx.lanes.queued_requests"), 0);
+    assert_int_equal(t_counter(resp, "kmx.lanes.queued_bytes"), 0);
+    kmx__v1__response__free_unpacked(resp, NULL);
+}
+
 // A worker that takes a request and then falls silent is expired; its client hears
 // UNAVAILABLE from the broker then, instead of waiting out its own timeout.
 static void test_broker_answers_the_client_of_a_worker_it_expires(void **state) {
@@ -923,6 +1007,7 @@ int main(void) {
         T_CASE(test_broker_names_the_bytes_limit_it_refuses_for),
         T_CASE(test_broker_answers_the_client_of_a_worker_it_expires),
         T_CASE(test_broker_answers_the_client_of_a_worker_whose_connection_closes),
+        T_CASE(test_broker_hands_small_requests_out_before_large_ones_a_bounded_number),
         T_CASE(test_broker_refuses_forged_replies),
         T_CASE(test_broker_keeps_a_bounded_history_of_departed_workers),
         T_CASE(test_broker_refuses_unbindable_endpoint),
