@@ -4,6 +4,7 @@
 #include "kmx_client.h"
 
 #include "kmx_err.h"
+#include "kmx_log.h"
 #include "kmx_mdp.h"
 #include "kmx_msg.h"
 
@@ -33,7 +34,7 @@ static void s_sleep_ms(int64_t ms) {
 }
 
 #define S_BACKOFF_FIRST_MS 50 // first pause before a retry within a deadline
-#define S_BACKOFF_MAX_MS 400  // pauses double up to this: a restarted service is used soon
+#define S_BACKOFF_MAX_MS 200  // pauses double up to this: a restarted service is used soon
 
 struct kmx_client {
     void *ctx;             // owned ZeroMQ context
@@ -205,6 +206,8 @@ int kmx_client_call(kmx_client_t *self, const char *service, const Kmx__V1__Requ
         if (*out)
             kmx__v1__response__free_unpacked(*out, NULL);
         *out = NULL;
+        kmx_log_debug("client: %s from %s, retry %d in %lld ms", kmx_err_name(rc), service, n,
+                      (long long)pause);
         s_sleep_ms(pause);
         self->retries++;
     }

@@ -26,7 +26,7 @@ void kmx_client_destroy(kmx_client_t **self_p);
 // Lets each call retry for up to deadline_ms in total (0, the default, turns it off: then
 // only timeouts are retried, `tries` times). Within the deadline a call is tried again
 // after a timeout or an UNAVAILABLE answer (a broker queue limit, a worker whose storage
-// is down), after pauses that double from 50 ms to 400 ms with random jitter; each try waits
+// is down), after pauses that double from 50 ms to 200 ms with random jitter; each try waits
 // at most the per-try timeout. The last try's result is returned when time runs out.
 void kmx_client_set_deadline(kmx_client_t *self, int deadline_ms);
 

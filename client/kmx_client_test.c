@@ -235,7 +235,7 @@ static void test_client_without_deadline_returns_unavailable(void **state) {
 }
 
 // A peer that never answers: the call gives up once the deadline has passed, having
-// retried with growing pauses (50, 100, 200, ... ms less jitter) in between.
+// retried with growing pauses (50, 100, then 200 ms, less jitter) in between.
 static void test_client_deadline_bounds_timeouts(void **state) {
     s_broker_t *b = *state;
     kmx_client_t *c = kmx_client_new(b->endpoint, 200, 1);
