@@ -83,6 +83,7 @@ class Soak:
         self.faults = {k: 0 for k in KINDS}
         self.restarts = []  # (kind, time the new process was started)
         self.acks = []  # prober acknowledgement times
+        self.puts = []  # (start, end, acknowledged) of every prober put
         self.acked_records = 0  # records acknowledged to clients (stored or unchanged)
         self.retries = 0  # retries the importers reported
         self.imports = {"ok": 0, "failed": 0}
@@ -181,15 +182,19 @@ class Soak:
         n = 0
         while not self.stop.is_set():
             n += 1
+            began = time.monotonic()
             key = n % 100
             self.probe_expect[key].add(n)
             r = self.kmx("put", "--kind", "export", "--period", "2024-01", "--market", "KR",
                          "--category", "soak_probe", "--item", "probe %d" % key, "--value",
                          "%d" % n, "--unit", "USD", "--source", "kmx soak", "--timeout",
                          "10000", "--deadline", "30000", timeout=60)
+            end = time.monotonic()
+            with self.lock:
+                self.puts.append((began, end, r.returncode == 0))
             if r.returncode == 0:
                 with self.lock:
-                    self.acks.append(time.monotonic())
+                    self.acks.append(end)
                     self.acked_records += 1
                 self.probe_expect[key] = {n}
             else:
@@ -414,6 +419,19 @@ class Soak:
             s0 = before[-1] if before else 0
             first = [a - t for a, q in self.watch_arrivals if a > t and q > s0]
             commit.setdefault(kind, []).append(first[0] if first else float("inf"))
+            if resume[kind][-1] > RESUME_TARGET:
+                # Which put it was: one in flight at the restart (retried inside kmx put)
+                # or one begun after it; how long it took; how many failed before it.
+                put = next((p for p in self.puts if p[2] and p[1] - t == resume[kind][-1]),
+                           None)
+                failed = sum(1 for p in self.puts if not p[2] and p[1] > t and
+                             (put is None or p[1] < put[1]))
+                log("slow resume after the %s restart at %.1f s: first commit +%.2f s, "
+                    "prober's ack +%.2f s (its put began %+.2f s from the restart and took "
+                    "%.2f s; %d puts failed before it)" % (
+                        kind, t - T0, commit[kind][-1], resume[kind][-1],
+                        put[0] - t if put else float("nan"),
+                        put[1] - put[0] if put else float("nan"), failed))
         self.summary(moved, routed, last_seq, lost, duplicated, acked_rows, gaps, dups,
                      (resume, commit), growth, chk.returncode == 0)
         for k in KINDS:
@@ -472,8 +490,15 @@ class Soak:
         resume, commit = resume
         print("writes resumed after each restart (target %.1f s): first commit seen by a "
               "watcher / prober's next ack" % RESUME_TARGET)
+
+        def spread(v):
+            v = sorted(v)
+            return "median %.2f max %.2f s, %d of %d within %.1f s" % (
+                v[len(v) // 2], v[-1], sum(x <= RESUME_TARGET for x in v), len(v),
+                RESUME_TARGET)
         for kind in sorted(resume):
-            print("  %-8s %s" % (kind, ", ".join("%.2f / %.2f s" % (c, a) for c, a in zip(
+            print("  %-8s commit %s; ack %s" % (kind, spread(commit[kind]), spread(resume[kind])))
+            print("  %-8s %s" % ("", ", ".join("%.2f / %.2f" % (c, a) for c, a in zip(
                 commit[kind], resume[kind]))))
         print("peak RSS            %s" % ", ".join(
             "%s %.1f MiB" % (s, v / 2 ** 20) for s, v in sorted(self.peak_rss.items())))
