@@ -1198,31 +1198,46 @@ static int s_check_units(const kmx_shape_t *self, char *why, size_t sz) {
     if ((spec->top == 0 && !spec->share) || self->unit_field != SIZE_MAX)
         return 0;
     s_parts_t *t = malloc(sizeof *t);
-    if (!t)
-        return KMX_ERR_NOMEM;
-    t->n = 0;
-    int rc = 0;
+    const char **lo = malloc(S_PARTS_MAX * sizeof *lo), **hi = malloc(S_PARTS_MAX * sizeof *hi);
+    int rc = t && lo && hi ? 0 : KMX_ERR_NOMEM;
+    if (t)
+        t->n = 0;
+    // Per partition the two smallest units, so the sentence names the same pair whatever
+    // order the rows came in (folded or month by month).
     for (size_t i = 0; i < self->n_groups && rc == 0; i++) {
         const s_group_t *g = &self->groups[i];
         if (g->role != S_CUR || g->count == 0 || !s_kept(self, g))
             continue; // rows left out by complete are not compared
-        size_t at = s_part_at(t, g, 0);
+        size_t n = t->n, at = s_part_at(t, g, 0);
         if (at == SIZE_MAX) {
             rc = KMX_ERR_TOO_BIG;
             break;
         }
-        const char *first = t->first[at]->unit;
-        if (strcmp(first, g->unit) == 0)
-            continue;
-        int lt = strcmp(first, g->unit) < 0;
+        if (at == n) {
+            lo[at] = g->unit, hi[at] = NULL;
+        } else if (strcmp(g->unit, lo[at]) < 0) {
+            hi[at] = lo[at], lo[at] = g->unit;
+        } else if (strcmp(g->unit, lo[at]) > 0 && (!hi[at] || strcmp(g->unit, hi[at]) < 0)) {
+            hi[at] = g->unit;
+        }
+    }
+    const s_group_t *bad = NULL;
+    size_t bad_at = 0;
+    for (size_t i = 0; rc == 0 && i < t->n; i++) {
+        if (hi[i] && (!bad || strcmp(t->first[i]->part, bad->part) < 0))
+            bad = t->first[i], bad_at = i;
+    }
+    if (bad) {
         snprintf(why, sz,
                  "conflicting units: the matching records%s%.60s are in %.60s and %.60s; a "
                  "ranking or share needs one unit%s (choose it with --unit, or group by unit)",
-                 g->part[0] ? " of category " : "", g->part, lt ? first : g->unit,
-                 lt ? g->unit : first, g->part[0] ? " per category" : "");
+                 bad->part[0] ? " of category " : "", bad->part, lo[bad_at], hi[bad_at],
+                 bad->part[0] ? " per category" : "");
         rc = KMX_ERR_INVAL;
     }
     free(t);
+    free(lo);
+    free(hi);
     return rc;
 }
 
@@ -1417,6 +1432,15 @@ static int s_fold_other(kmx_shape_t *self, s_group_t **order, size_t *n, size_t 
             bucket->total_at = g->total_at;
             memcpy(bucket->keys, g->keys, sizeof bucket->keys);
             order[kept++] = bucket;
+        }
+        if (!kmx_unit_adds_over_time(g->unit)) {
+            // A stock's "(other)" adds only rows of one and the same period.
+            uint32_t a = g->has_latest ? g->latest.start : g->first;
+            uint32_t b = g->has_latest ? g->latest.end : g->last;
+            if (bucket->count == 0)
+                bucket->first = a, bucket->last = b;
+            else if (a != bucket->first || b != bucket->last || g->months > 1)
+                bucket->adds = 0, bucket->stock = 1;
         }
         bucket->min = bucket->count == 0 || g->min < bucket->min ? g->min : bucket->min;
         bucket->max = bucket->count == 0 || g->max > bucket->max ? g->max : bucket->max;

@@ -1,11 +1,16 @@
 /*  Property test of storage's query answers: on random stores mixing full years of
     months, partial years and other spans (years, halves, quarters, ranges across a new
     year), every random query answered with years of months folded into one row must be
-    byte for byte the answer computed month by month. Market levels are never added up
-    when the answer is not grouped by market.  */
+    byte for byte the answer computed month by month, and every answer must mean what it
+    says, checked against the records: no row adds two market levels, a unit that does not
+    add, or a stock unit over several periods; each row's months are those of its records;
+    --complete drops exactly the partial rows. Market levels, stock units: fixed cases.  */
 #include "kmx_answer.h"
 #include "kmx_err.h"
+#include "kmx_market.h"
+#include "kmx_period.h"
 #include "kmx_testkit.h"
+#include "kmx_unit.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,9 +27,12 @@
 #define S_FIRST_YEAR 2020
 #define S_YEARS 5
 
-static const char *const s_markets[] = {"JP", "US", "CN", "GB", "TH"};
+static const char *const s_markets[] = {"JP", "US", "CN", "GB", "TH", "WORLD", "JP+CN+US"};
 static const char *const s_categories[] = {"album", "digital"};
-static const char *const s_units[] = {"USD", "KRW"};
+// Money in two currencies, and a third unit: monthly users (a stock: adds across markets,
+// not over time; months only), or for TH a percentage (does not add at all).
+static const char *const s_units[] = {"USD", "KRW", "users"};
+#define S_THIRD_UNIT(market) (strcmp((market), "TH") == 0 ? "percent_share" : "users")
 
 #define S_N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -71,6 +79,9 @@ static void s_add(s_fixture_t *f, const char *market, const char *category, cons
     int64_t amount = 1 + s_rand(f, 1000000000);
     kmx_testkit_rec_init(r, market, start, end, amount, unit);
     r->rec.category = (char *)category;
+    // One item per unit: the natural key has no unit, so one item in two units would be
+    // one record revised, not two.
+    snprintf(r->item, sizeof r->item, "exports in %s", unit);
 }
 
 // Fills a fresh store: per (market, category, unit, year) a full year of months, some
@@ -86,19 +97,25 @@ static void s_fill(s_fixture_t *f) {
         for (size_t c = 0; c < S_N(s_categories); c++)
             for (size_t u = 0; u < S_N(s_units); u++)
                 for (uint32_t y = S_FIRST_YEAR; y < S_FIRST_YEAR + S_YEARS; y++) {
+                    const char *unit = u < 2 ? s_units[u] : S_THIRD_UNIT(s_markets[m]);
                     int shape = s_rand(f, 4); // 0 none, 1 some months, 2-3 every month
                     for (uint32_t mo = 1; shape > 0 && mo <= 12; mo++) {
                         if (shape > 1 || s_rand(f, 3) > 0)
-                            s_add(f, s_markets[m], s_categories[c], s_units[u], y * 100 + mo,
+                            s_add(f, s_markets[m], s_categories[c], unit, y * 100 + mo,
                                   y * 100 + mo);
                     }
-                    if (s_rand(f, 8) != 0)
+                    if (u == 2 || s_rand(f, 8) != 0)
                         continue;
                     static const uint32_t spans[][2] = {{1, 12}, {1, 6}, {7, 12}, {4, 6}, {11, 14}};
                     const uint32_t *s = spans[s_rand(f, (int)S_N(spans))];
                     uint32_t end = s[1] > 12 ? (y + 1) * 100 + s[1] - 12 : y * 100 + s[1];
-                    s_add(f, s_markets[m], s_categories[c], s_units[u], y * 100 + s[0], end);
+                    s_add(f, s_markets[m], s_categories[c], unit, y * 100 + s[0], end);
                 }
+    for (size_t i = 0; i < f->n; i++) { // the records moved when the array grew
+        f->recs[i].rec.period = &f->recs[i].period;
+        f->recs[i].rec.value = &f->recs[i].value;
+        f->recs[i].rec.item = f->recs[i].item;
+    }
     kmx_store_op_t *ops = calloc(f->n, sizeof *ops);
     kmx_put_outcome_t *out = calloc(f->n, sizeof *out);
     assert_non_null(ops);
@@ -215,6 +232,205 @@ static void s_print_query(const s_query_t *x) {
     fprintf(stderr, "\n");
 }
 
+// ---- what the answer means, checked against the records ------------------------------
+
+static size_t s_rows_covered;   // rows whose months were counted from their records
+static size_t s_rows_completed; // rows compared with the same query under --complete
+static size_t s_rows_stock;     // rows of a stock unit over several periods (no sum)
+
+// Whether record r matches x's filter (kind, period inside the range, markets, units,
+// categories, a named granularity), as storage reads them for the asked range.
+static int s_matches(const s_query_t *x, const Kmx__V1__Record *r) {
+    const Kmx__V1__Filter *fl = &x->filter;
+    kmx_period_t p = {r->period->start, r->period->end};
+    if (fl->period && (p.start < x->period.start || p.end > x->period.end))
+        return 0;
+    kmx_gran_t g;
+    if (fl->granularity && kmx_gran_parse(fl->granularity, &g) == 0 &&
+        kmx_period_granularity(&p) != g)
+        return 0;
+    int ok = fl->n_markets == 0;
+    for (size_t i = 0; i < fl->n_markets; i++)
+        ok |= strcmp(fl->markets[i], r->market) == 0;
+    if (!ok || (fl->n_units && strcmp(fl->units[0], r->value->unit) != 0))
+        return 0;
+    return !fl->n_categories || strcmp(fl->categories[0], r->category) == 0;
+}
+
+static size_t s_field_index(const Kmx__V1__QueryResult *a, Kmx__V1__GroupField f) {
+    for (size_t i = 0; i < a->n_group_by; i++) {
+        if (a->group_by[i] == f)
+            return i;
+    }
+    return SIZE_MAX;
+}
+
+// Whether record r belongs to the answer row: its keys and unit.
+static int s_in_row(const Kmx__V1__QueryResult *a, const Kmx__V1__Row *row,
+                    const Kmx__V1__Record *r) {
+    if (strcmp(row->unit, r->value->unit) != 0)
+        return 0;
+    for (size_t i = 0; i < a->n_group_by; i++) {
+        char year[16];
+        const char *v = NULL;
+        switch (a->group_by[i]) {
+        case KMX__V1__GROUP_FIELD__BY_MARKET:
+            v = r->market;
+            break;
+        case KMX__V1__GROUP_FIELD__BY_REGION:
+            v = kmx_market_region(r->market);
+            break;
+        case KMX__V1__GROUP_FIELD__BY_LEVEL:
+            v = kmx_market_level_name(kmx_market_level(r->market));
+            break;
+        case KMX__V1__GROUP_FIELD__BY_CATEGORY:
+            v = r->category;
+            break;
+        case KMX__V1__GROUP_FIELD__BY_YEAR:
+            snprintf(year, sizeof year, "%u", r->period->start / 100);
+            v = year;
+            break;
+        default: // BY_UNIT
+            v = r->value->unit;
+        }
+        if (strcmp(v, row->keys[i]) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+// Additivity and coverage of every row of answer a to query x, against the records:
+// - levels: an answer without a market key has a level key, or every record it could read
+//   has one level (WORLD is never added to its countries);
+// - a unit that does not add never has a sum; a stock (users, months only here) has one
+//   only for a row of one month;
+// - coverage: months never exceed the bucket and partial says so; with granularity "any"
+//   (nothing left out) the months are exactly those of the row's records in its bucket.
+static void s_check_meaning(const s_fixture_t *f, const s_query_t *x,
+                            const Kmx__V1__QueryResult *a) {
+    size_t at_year = s_field_index(a, KMX__V1__GROUP_FIELD__BY_YEAR);
+    if (s_field_index(a, KMX__V1__GROUP_FIELD__BY_MARKET) == SIZE_MAX &&
+        s_field_index(a, KMX__V1__GROUP_FIELD__BY_LEVEL) == SIZE_MAX) {
+        int first = -1;
+        for (size_t i = 0; i < f->n; i++) {
+            if (!s_matches(x, &f->recs[i].rec))
+                continue;
+            int lv = (int)kmx_market_level(f->recs[i].rec.market);
+            if (first >= 0 && lv != first)
+                fail_msg("records of two levels (%s) added in one row", f->recs[i].rec.market);
+            first = lv;
+        }
+    }
+    int exact = x->filter.granularity && strcmp(x->filter.granularity, "any") == 0;
+    for (size_t k = 0; k < a->n_rows; k++) {
+        const Kmx__V1__Row *row = a->rows[k];
+        s_rows_stock += kmx_unit_adds(row->unit) && !row->adds;
+        if (!kmx_unit_adds(row->unit) && row->sum)
+            fail_msg("a sum of %s, which does not add", row->unit);
+        if (!kmx_unit_adds_over_time(row->unit) && row->sum && !(row->has_other && row->other) &&
+            !(row->has_months && row->months == 1)) {
+            s_print_query(x);
+            fail_msg("a sum of %s over %u months", row->unit, row->months);
+        }
+        if (row->has_months_in_bucket && row->months_in_bucket > 0) {
+            assert_true(row->months <= row->months_in_bucket);
+            assert_int_equal(row->partial, row->months < row->months_in_bucket);
+        }
+        if (!exact || (row->has_other && row->other) || (!x->filter.period && at_year == SIZE_MAX))
+            continue; // rows without a bucket need not say their months
+        // The row's bucket: its year (clipped to the range), else the range, else none.
+        uint32_t from = x->filter.period ? x->period.start : 0;
+        uint32_t to = x->filter.period ? x->period.end : 999912;
+        if (at_year != SIZE_MAX) {
+            uint32_t y = (uint32_t)strtoul(row->keys[at_year], NULL, 10);
+            from = from > y * 100 + 1 ? from : y * 100 + 1;
+            to = to < y * 100 + 12 ? to : y * 100 + 12;
+        }
+        static unsigned char seen[(S_YEARS + 2) * 12];
+        memset(seen, 0, sizeof seen);
+        uint32_t months = 0;
+        for (size_t i = 0; i < f->n; i++) {
+            const Kmx__V1__Record *r = &f->recs[i].rec;
+            if (!s_matches(x, r) || !s_in_row(a, row, r))
+                continue;
+            for (uint32_t m = r->period->start; m <= r->period->end; m = kmx_month_add(m, 1)) {
+                int idx = (int)((m / 100 - S_FIRST_YEAR) * 12 + m % 100 - 1);
+                if (m >= from && m <= to && idx >= 0 && idx < (int)sizeof seen && !seen[idx])
+                    seen[idx] = 1, months++;
+            }
+        }
+        s_rows_covered++;
+        if (!row->has_months || row->months != months)
+            fail_msg("row %zu (%s %s): covers %u months, its records %u", k,
+                     row->n_keys ? row->keys[0] : "", row->unit, row->months, months);
+        if (at_year != SIZE_MAX || x->filter.period) {
+            kmx_period_t b = {from, to};
+            assert_int_equal(row->months_in_bucket, kmx_period_months(&b));
+        }
+    }
+}
+
+// --complete keeps exactly the rows that cover their whole bucket, unchanged (checked
+// where nothing ranks or shares rows, which complete then compares differently).
+static void s_check_complete(s_fixture_t *f, s_query_t *x, const Kmx__V1__QueryResult *a) {
+    if (x->q.has_top || x->q.share)
+        return;
+    x->q.has_complete = x->q.complete = 1;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(kmx_answer_query_opt(f->store, &x->req, 1, NULL, &buf, &len), 0);
+    x->q.has_complete = x->q.complete = 0;
+    Kmx__V1__Response *r = kmx__v1__response__unpack(NULL, len, buf);
+    free(buf);
+    assert_non_null(r);
+    if (r->result_case != KMX__V1__RESPONSE__RESULT_QUERY) {
+        // Refused only when a sum, share or growth was asked and every whole row is of a
+        // unit that does not add (here): the rows that added were all partial.
+        assert_non_null(strstr(r->error->message, "means nothing"));
+        for (size_t i = 0; i < a->n_rows; i++) {
+            if (!a->rows[i]->partial && a->rows[i]->adds) {
+                s_print_query(x);
+                fail_msg("complete refused an answer whose whole rows add: %s", r->error->message);
+            }
+        }
+        kmx__v1__response__free_unpacked(r, NULL);
+        return;
+    }
+    size_t j = 0;
+    for (size_t i = 0; i < a->n_rows; i++) {
+        if (a->rows[i]->partial)
+            continue;
+        if (j == r->query->n_rows)
+            fail_msg("complete dropped a whole row (%zu of %zu kept)", j, a->n_rows);
+        // A total's exceeds_total compares it with the parts listed, which complete may
+        // leave out; everything else stays as it was.
+        Kmx__V1__Row ra = *a->rows[i], rb = *r->query->rows[j];
+        ra.has_exceeds_total = ra.exceeds_total = rb.has_exceeds_total = rb.exceeds_total = 0;
+        size_t la = kmx__v1__row__get_packed_size(&ra);
+        size_t lb = kmx__v1__row__get_packed_size(&rb);
+        uint8_t *pa = malloc(la + 1), *pb = malloc(lb + 1);
+        assert_non_null(pa);
+        assert_non_null(pb);
+        kmx__v1__row__pack(&ra, pa);
+        kmx__v1__row__pack(&rb, pb);
+        if (la != lb || memcmp(pa, pb, la) != 0) {
+            s_print_query(x);
+            fail_msg("complete changed row %zu: %s %s sum %s count %llu prev %s, now %s %s sum "
+                     "%s count %llu prev %s",
+                     i, ra.n_keys ? ra.keys[0] : "", ra.unit, ra.sum ? ra.sum : "-",
+                     (unsigned long long)ra.count, ra.previous ? ra.previous : "-",
+                     rb.n_keys ? rb.keys[0] : "", rb.unit, rb.sum ? rb.sum : "-",
+                     (unsigned long long)rb.count, rb.previous ? rb.previous : "-");
+        }
+        free(pa);
+        free(pb);
+        j++;
+        s_rows_completed++;
+    }
+    assert_int_equal(j, r->query->n_rows);
+    kmx__v1__response__free_unpacked(r, NULL);
+}
+
 static void test_folded_answers_equal_month_by_month(void **state) {
     s_fixture_t *f = *state;
     uint64_t folded = 0, answered = 0;
@@ -237,6 +453,10 @@ static void test_folded_answers_equal_month_by_month(void **state) {
             Kmx__V1__Response *r = kmx__v1__response__unpack(NULL, alen, a);
             assert_non_null(r);
             answered += r->result_case == KMX__V1__RESPONSE__RESULT_QUERY;
+            if (r->result_case == KMX__V1__RESPONSE__RESULT_QUERY) {
+                s_check_meaning(f, &x, r->query);
+                s_check_complete(f, &x, r->query);
+            }
             kmx__v1__response__free_unpacked(r, NULL);
             folded += fa;
             free(a);
@@ -246,6 +466,10 @@ static void test_folded_answers_equal_month_by_month(void **state) {
     // The comparison means something only if many answers folded and succeeded.
     assert_true(answered > S_STORES * S_QUERIES / 3);
     assert_true(folded > 1000);
+    printf("%zu rows' months counted from their records, %zu compared under --complete, %zu "
+           "rows of a stock over several periods\n",
+           s_rows_covered, s_rows_completed, s_rows_stock);
+    assert_true(s_rows_covered > 100 && s_rows_completed > 100 && s_rows_stock > 10);
 }
 
 // Answers q over f's store; returns the unpacked response (the caller frees it).
