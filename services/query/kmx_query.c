@@ -356,50 +356,21 @@ static int s_walk_error(kmx_query_t *self, s_walk_t *w, int rc, uint8_t **out, s
     }
 }
 
-// Checks the group fields and metrics and fills spec from the request and its filter.
-static int s_spec(const Kmx__V1__QueryRequest *q, const kmx_filter_t *filter,
-                  kmx_shape_spec_t *spec, int *need_minmax, char *why, size_t sz) {
-    kmx_shape_spec_init(spec);
-    spec->has_range = kmx_filter_period(filter, &spec->range);
-    int g = kmx_filter_granularity(filter, &spec->gran);
-    spec->gran_mode = g == 1   ? KMX_SHAPE_GRAN_ONE
-                      : g == 2 ? KMX_SHAPE_GRAN_ANY
-                               : KMX_SHAPE_GRAN_AUTO;
-    return kmx_shape_spec_query(spec, q, need_minmax, why, sz);
-}
-
-// One query's state: what to fetch from storage and the fine rows it answered.
+// One query's state: the query prepared for fetching and the fine rows it answered.
 typedef struct {
-    kmx_shape_spec_t spec;                                // what the caller asked for
-    Kmx__V1__GroupField fields[KMX_SHAPE_FIELDS_MAX + 1]; // fields fetched
-    size_t n_fields;                                      // entries in fields
-    Kmx__V1__Filter filter;                               // filter fetched (period widened)
-    Kmx__V1__Period period;                               // its period
-    int need_minmax;                                      // min or max asked: read records
-    Kmx__V1__Response *resp;                              // storage's answer, owned
-    kmx_group_t *group;                                   // the walk's answer, when walked
+    Kmx__V1__Filter wire;    // the checked, canonical filter ("any" kept), shallow
+    kmx_shape_prep_t prep;   // the query prepared (kmx_shape_prepare, as storage does)
+    Kmx__V1__Response *resp; // storage's answer, owned
+    kmx_group_t *group;      // the walk's answer, when walked
 } s_ask_t;
-
-static void s_ask_fetch(s_ask_t *a, const kmx_filter_t *filter) {
-    a->n_fields = kmx_shape_fetch_fields(&a->spec, a->fields);
-    a->filter = *kmx_filter_wire(filter); // shallow: only the period may be replaced
-    kmx_period_t r;
-    if (kmx_shape_fetch_range(&a->spec, &r)) {
-        kmx__v1__period__init(&a->period);
-        a->period.has_start = a->period.has_end = 1;
-        a->period.start = r.start;
-        a->period.end = r.end;
-        a->filter.period = &a->period;
-    }
-}
 
 // Asks storage for the fine rows. Returns 0 with a->resp set (a QueryResult or an error
 // to relay), or a link error.
 static int s_ask_storage(kmx_query_t *self, const Kmx__V1__Request *req, s_ask_t *a) {
     Kmx__V1__AggregateRequest ar = KMX__V1__AGGREGATE_REQUEST__INIT;
-    ar.filter = &a->filter;
-    ar.n_group_by = a->n_fields;
-    ar.group_by = a->fields;
+    ar.filter = &a->prep.filter;
+    ar.n_group_by = a->prep.n_fields;
+    ar.group_by = a->prep.fields;
     Kmx__V1__Request fwd = KMX__V1__REQUEST__INIT;
     fwd.request_id = req->request_id;
     fwd.body_case = KMX__V1__REQUEST__BODY_AGGREGATE;
@@ -415,9 +386,9 @@ static int s_ask_walk(kmx_query_t *self, const Kmx__V1__Request *req, s_ask_t *a
                       size_t *len, int *replied) {
     char why[S_WHY_MAX];
     kmx_filter_t *filter = NULL;
-    int rc = kmx_filter_new(&a->filter, &filter, why, sizeof why);
+    int rc = kmx_filter_new(&a->prep.filter, &filter, why, sizeof why);
     s_walk_t *w = rc == 0 ? calloc(1, sizeof *w) : NULL;
-    a->group = w ? kmx_group_new(a->fields, a->n_fields) : NULL;
+    a->group = w ? kmx_group_new(a->prep.fields, a->prep.n_fields) : NULL;
     *replied = 1;
     if (!a->group) {
         free(w);
@@ -450,7 +421,7 @@ static int s_reply_shape(kmx_query_t *self, const Kmx__V1__Request *req, s_ask_t
                          const Kmx__V1__QueryResult *fine, uint8_t **out, size_t *len) {
     char why[S_WHY_MAX] = "";
     kmx_shape_t *shape = NULL;
-    int rc = kmx_shape_run(&a->spec, fine, &shape, why, sizeof why);
+    int rc = kmx_shape_run(&a->prep.spec, fine, &shape, why, sizeof why);
     if (rc == KMX_ERR_DECODE)
         return kmx_handler_error(&self->base, req, KMX_ERR_INTERNAL,
                                  "storage sent rows that do not parse", out, len);
@@ -484,14 +455,10 @@ static int s_reply_shape(kmx_query_t *self, const Kmx__V1__Request *req, s_ask_t
 // canonical filter, so only the answer's rows cross the wire. Returns 1 with the reply
 // packed into out (rc in *rc), 0 when storage declined (UNSUPPORTED: min or max over
 // roll-ups, or a storage that does not shape), or a negative link error.
-static int s_ask_shaped(kmx_query_t *self, const Kmx__V1__Request *req, const kmx_filter_t *filter,
-                        uint8_t **out, size_t *len, int *rc) {
-    Kmx__V1__Filter wire = *kmx_filter_wire(filter); // shallow: granularity may be replaced
-    kmx_gran_t gran;
-    if (kmx_filter_granularity(filter, &gran) == 2)
-        wire.granularity = "any";
+static int s_ask_shaped(kmx_query_t *self, const Kmx__V1__Request *req, s_ask_t *a, uint8_t **out,
+                        size_t *len, int *rc) {
     Kmx__V1__QueryRequest q = *req->query; // shallow: only the filter is replaced
-    q.filter = &wire;
+    q.filter = &a->wire;
     Kmx__V1__Request fwd = KMX__V1__REQUEST__INIT;
     fwd.request_id = req->request_id;
     fwd.body_case = KMX__V1__REQUEST__BODY_QUERY;
@@ -530,7 +497,7 @@ static int s_answer(kmx_query_t *self, const Kmx__V1__Request *req, s_ask_t *a, 
         r->result_case != KMX__V1__RESPONSE__RESULT_QUERY)
         return kmx_handler_error(&self->base, req, KMX_ERR_INTERNAL,
                                  "storage sent an unexpected reply", out, len);
-    if (unsupported || (a->need_minmax && r->query->from_rollups)) {
+    if (unsupported || (a->prep.need_minmax && r->query->from_rollups)) {
         int replied = 0;
         rc = s_ask_walk(self, req, a, out, len, &replied);
         if (replied)
@@ -553,18 +520,22 @@ static int s_on_query(void *ctx, const Kmx__V1__Request *req, uint8_t **out, siz
         return kmx_handler_error(&self->base, req, rc, rc == KMX_ERR_NOMEM ? "out of memory" : why,
                                  out, len);
     s_ask_t *a = calloc(1, sizeof *a);
+    kmx_gran_t gran;
+    if (a) {
+        a->wire = *kmx_filter_wire(filter); // shallow: granularity may be replaced
+        if (kmx_filter_granularity(filter, &gran) == 2)
+            a->wire.granularity = "any";
+    }
     if (!a)
         rc = kmx_handler_error(&self->base, req, KMX_ERR_NOMEM, "out of memory", out, len);
-    else if ((rc = s_spec(req->query, filter, &a->spec, &a->need_minmax, why, sizeof why)) != 0)
+    else if ((rc = kmx_shape_prepare(&a->prep, req->query, &a->wire, why, sizeof why)) != 0)
         rc = kmx_handler_error(&self->base, req, rc, why, out, len);
     else {
-        int done = s_ask_shaped(self, req, filter, out, len, &rc);
+        int done = s_ask_shaped(self, req, a, out, len, &rc);
         if (done < 0)
             rc = kmx_handler_link_error(&self->base, req, done, out, len);
-        else if (done == 0) {
-            s_ask_fetch(a, filter);
+        else if (done == 0)
             rc = s_answer(self, req, a, out, len);
-        }
     }
     if (a && a->resp)
         kmx__v1__response__free_unpacked(a->resp, NULL);

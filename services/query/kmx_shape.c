@@ -5,6 +5,7 @@
     by the query's keys, its unit and that role; groups are built in one hash table.  */
 #include "kmx_shape.h"
 #include "kmx_err.h"
+#include "kmx_group.h"
 #include "kmx_market.h"
 #include "kmx_unit.h"
 #include "kmx_value.h"
@@ -275,6 +276,40 @@ size_t kmx_shape_fetch_fields(const kmx_shape_spec_t *spec, Kmx__V1__GroupField 
     if (!has_period && kmx_shape_needs_period(spec))
         fields[n++] = KMX__V1__GROUP_FIELD__BY_PERIOD;
     return n;
+}
+
+int kmx_shape_prepare(kmx_shape_prep_t *p, const Kmx__V1__QueryRequest *q,
+                      const Kmx__V1__Filter *filter, char *why, size_t sz) {
+    memset(p, 0, sizeof *p);
+    kmx_shape_spec_init(&p->spec);
+    if (kmx_shape_spec_filter(&p->spec, filter) != 0) {
+        snprintf(why, sz, "unknown granularity in filter");
+        return KMX_ERR_INVAL;
+    }
+    Kmx__V1__QueryRequest pinned = *q; // shallow: the canonical filter decides the split
+    pinned.filter = (Kmx__V1__Filter *)filter;
+    int err = kmx_shape_spec_query(&p->spec, &pinned, &p->need_minmax, why, sz);
+    if (err != 0)
+        return err;
+    p->n_fields = kmx_shape_fetch_fields(&p->spec, p->fields);
+    if (kmx_group_check_fields(p->fields, p->n_fields) != 0) {
+        snprintf(why, sz, "unknown or too many group fields");
+        return KMX_ERR_INVAL;
+    }
+    kmx__v1__filter__init(&p->filter);
+    if (filter)
+        p->filter = *filter; // shallow: period and granularity may be replaced
+    if (p->spec.gran_mode != KMX_SHAPE_GRAN_ONE)
+        p->filter.granularity = NULL; // "auto" and "any" read every granularity
+    kmx_period_t r;
+    if (kmx_shape_fetch_range(&p->spec, &r)) {
+        kmx__v1__period__init(&p->period);
+        p->period.has_start = p->period.has_end = 1;
+        p->period.start = r.start;
+        p->period.end = r.end;
+        p->filter.period = &p->period;
+    }
+    return 0;
 }
 
 static size_t s_field_at(const kmx_shape_spec_t *spec, Kmx__V1__GroupField f) {

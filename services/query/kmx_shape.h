@@ -67,6 +67,25 @@ int kmx_shape_spec_filter(kmx_shape_spec_t *spec, const Kmx__V1__Filter *filter)
 int kmx_shape_spec_query(kmx_shape_spec_t *spec, const Kmx__V1__QueryRequest *q, int *need_minmax,
                          char *why, size_t why_size);
 
+// A query made ready to fetch its fine rows, the same way wherever it is answered
+// (kmx-storage's kmx_answer and kmx-query's fallbacks): checked, its spec filled, the
+// fields of the fine rows and the filter to read them with.
+typedef struct {
+    kmx_shape_spec_t spec;                                // what the caller asked for
+    int need_minmax;                                      // min or max asked
+    Kmx__V1__GroupField fields[KMX_SHAPE_FIELDS_MAX + 1]; // fields of the fine rows
+    size_t n_fields;                                      // entries in fields
+    Kmx__V1__Filter filter; // the filter to read: a shallow copy, period widened to hold the
+                            // growth bases, granularity NULL unless one is named
+    Kmx__V1__Period period; // the widened period filter points at
+} kmx_shape_prep_t;
+
+// Prepares q for fetching, with filter (canonical, as kmx_filter_wire gives it, but with
+// granularity "any" kept; NULL for none) in place of q's own. p keeps pointers into
+// filter's lists. Returns 0 or KMX_ERR_INVAL with a sentence in why.
+int kmx_shape_prepare(kmx_shape_prep_t *p, const Kmx__V1__QueryRequest *q,
+                      const Kmx__V1__Filter *filter, char *why, size_t why_size);
+
 // Writes the fields to fetch fine rows by: spec's fields, plus BY_PERIOD when
 // kmx_shape_needs_period says so and it is not among them. fields holds
 // KMX_SHAPE_FIELDS_MAX + 1 entries. Returns how many were written.

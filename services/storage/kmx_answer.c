@@ -16,49 +16,22 @@
 
 // One answer's state.
 typedef struct {
-    kmx_shape_spec_t spec;                                // what the caller asked for
-    int need_minmax;                                      // min or max asked
-    Kmx__V1__GroupField fields[KMX_SHAPE_FIELDS_MAX + 1]; // fields of the fine rows
-    size_t n_fields;                                      // entries in fields
-    Kmx__V1__Filter filter;                               // filter read (period widened)
-    Kmx__V1__Period period;                               // its period
-    char why[S_WHY_MAX];                                  // the fault, for INVAL
-    int may_fold;                                         // folding allowed
-    uint64_t folded;                                      // years of months folded
-    kmx_store_set_aside_t aside;                          // alternatives left out (prefer)
+    kmx_shape_prep_t prep;       // the query prepared (kmx_shape_prepare, as kmx-query does)
+    char why[S_WHY_MAX];         // the fault, for INVAL
+    int may_fold;                // folding allowed
+    uint64_t folded;             // years of months folded
+    kmx_store_set_aside_t aside; // alternatives left out (prefer)
 } s_answer_t;
 
 // Fills a from the request. Returns 0, KMX_ERR_INVAL (why set) or KMX_ERR_UNSUPPORTED.
 static int s_prepare(s_answer_t *a, const Kmx__V1__QueryRequest *q) {
-    kmx_shape_spec_init(&a->spec);
-    if (kmx_shape_spec_filter(&a->spec, q->filter) != 0) {
-        snprintf(a->why, sizeof a->why, "unknown granularity in filter");
-        return KMX_ERR_INVAL;
-    }
-    int err = kmx_shape_spec_query(&a->spec, q, &a->need_minmax, a->why, sizeof a->why);
+    int err = kmx_shape_prepare(&a->prep, q, q->filter, a->why, sizeof a->why);
     if (err != 0)
         return err;
-    a->n_fields = kmx_shape_fetch_fields(&a->spec, a->fields);
-    if (kmx_group_check_fields(a->fields, a->n_fields) != 0) {
-        snprintf(a->why, sizeof a->why, "unknown or too many group fields");
-        return KMX_ERR_INVAL;
-    }
-    kmx__v1__filter__init(&a->filter);
-    if (q->filter)
-        a->filter = *q->filter; // shallow: period and granularity may be replaced
-    if (a->spec.gran_mode != KMX_SHAPE_GRAN_ONE)
-        a->filter.granularity = NULL; // "auto" and "any" read every granularity
-    kmx_period_t r;
-    if (kmx_shape_fetch_range(&a->spec, &r)) {
-        kmx__v1__period__init(&a->period);
-        a->period.has_start = a->period.has_end = 1;
-        a->period.start = r.start;
-        a->period.end = r.end;
-        a->filter.period = &a->period;
-    }
+    const kmx_shape_prep_t *p = &a->prep;
     int rollup =
-        kmx_group_fields_rollup(a->fields, a->n_fields) && kmx_store_filter_is_rollup(&a->filter);
-    return a->need_minmax && rollup ? KMX_ERR_UNSUPPORTED : 0;
+        kmx_group_fields_rollup(p->fields, p->n_fields) && kmx_store_filter_is_rollup(&p->filter);
+    return p->need_minmax && rollup ? KMX_ERR_UNSUPPORTED : 0;
 }
 
 static int s_pack_error(const Kmx__V1__Request *req, int err, const char *msg, uint8_t **out,
@@ -71,7 +44,7 @@ static int s_pack_shaped(const Kmx__V1__Request *req, s_answer_t *a,
                          const Kmx__V1__QueryResult *fine, const kmx_store_agg_info_t *info,
                          uint8_t **out, size_t *len) {
     kmx_shape_t *shape = NULL;
-    int err = kmx_shape_run(&a->spec, fine, &shape, a->why, sizeof a->why);
+    int err = kmx_shape_run(&a->prep.spec, fine, &shape, a->why, sizeof a->why);
     if (err == KMX_ERR_DECODE)
         return s_pack_error(req, KMX_ERR_INTERNAL, "storage made rows that do not parse", out, len);
     if (err == KMX_ERR_TOO_BIG)
@@ -98,7 +71,7 @@ static int s_pack_shaped(const Kmx__V1__Request *req, s_answer_t *a,
 // when that is exact): never when the answer shows periods (by period, series, latest)
 // or reads one named granularity. Fills fold when it may.
 static int s_fold(const s_answer_t *a, kmx_store_fold_t *fold) {
-    const kmx_shape_spec_t *spec = &a->spec;
+    const kmx_shape_spec_t *spec = &a->prep.spec;
     if (spec->series || spec->latest || spec->gran_mode == KMX_SHAPE_GRAN_ONE)
         return 0;
     for (size_t i = 0; i < spec->n_fields; i++) {
@@ -124,14 +97,15 @@ static int s_fold(const s_answer_t *a, kmx_store_fold_t *fold) {
 // or a negative kmx_err_t.
 static int s_alternatives(kmx_store_t *store, const Kmx__V1__QueryRequest *q, s_answer_t *a) {
     if (!(q->has_prefer && q->prefer))
-        return kmx_store_alternatives_check(store, &a->filter, a->fields, a->n_fields, a->why,
-                                            sizeof a->why);
-    if (a->need_minmax) {
+        return kmx_store_alternatives_check(store, &a->prep.filter, a->prep.fields,
+                                            a->prep.n_fields, a->why, sizeof a->why);
+    if (a->prep.need_minmax) {
         snprintf(a->why, sizeof a->why,
                  "prefer takes alternatives out of sums and counts; it takes no min or max");
         return 1;
     }
-    return kmx_store_alternatives_set_aside(store, &a->filter, a->fields, a->n_fields, &a->aside);
+    return kmx_store_alternatives_set_aside(store, &a->prep.filter, a->prep.fields,
+                                            a->prep.n_fields, &a->aside);
 }
 
 static int s_answer(kmx_store_t *store, const Kmx__V1__Request *req, s_answer_t *a, uint8_t **out,
@@ -147,14 +121,14 @@ static int s_answer(kmx_store_t *store, const Kmx__V1__Request *req, s_answer_t 
         return s_pack_error(req, err, "min and max need the records; walk them", out, len);
     if (err != 0)
         return s_pack_error(req, err, a->why, out, len);
-    kmx_group_t *group = kmx_group_new(a->fields, a->n_fields);
+    kmx_group_t *group = kmx_group_new(a->prep.fields, a->prep.n_fields);
     if (!group)
         return s_pack_error(req, KMX_ERR_NOMEM, "out of memory", out, len);
     kmx_store_agg_info_t info = {0};
-    int rollup = kmx_group_fields_rollup(a->fields, a->n_fields);
+    int rollup = kmx_group_fields_rollup(a->prep.fields, a->prep.n_fields);
     kmx_store_fold_t fold;
     int folds = a->may_fold && a->aside.n == 0 && s_fold(a, &fold);
-    err = kmx_store_aggregate(store, &a->filter, group, rollup, folds ? &fold : NULL, &info);
+    err = kmx_store_aggregate(store, &a->prep.filter, group, rollup, folds ? &fold : NULL, &info);
     a->folded = info.folded;
     for (size_t i = 0; i < a->aside.n && err == 0; i++)
         err = kmx_group_remove(group, a->aside.records[i]);
