@@ -351,7 +351,8 @@ async function loadChoices() {
     .value = "physical_album_customs";
   const years = await query("exports", { category: "physical_album_customs", unit: "USD",
     granularity: "year", by: "year" });
-  const list = years.rows.map((r) => r.year).sort().reverse();
+  // One row per year and market level (WORLD and the countries are never added up).
+  const list = [...new Set(years.rows.map((r) => r.year))].sort().reverse();
   fillSelect("top-period", list, false).value = list.includes("2024") ? "2024" : list[0];
 }
 
