@@ -223,6 +223,10 @@ class SampleSemantics(unittest.TestCase):
         out = self.c.kmx("query", "exports", "--category", "physical_album_customs", "--unit",
                          "USD", "--period", "2024", "--by", "year", "--format", "csv").stdout
         self.assertEqual(out.splitlines()[0], "year,level,unit,sum,count")
+        out = self.c.kmx("query", "exports", "--category", "physical_album_customs", "--unit",
+                         "USD", "--period", "2024", "--by", "level", "--format", "csv").stdout
+        self.assertEqual(out.splitlines(), ["level,unit,sum,count", "country,USD,209880000,3",
+                                            "world,USD,291800000,1"])
         # Records of one level only (every consumption record is KR) get no level key.
         got = self.c.kmx_json("query", "consumption", "--dimension", "listening_device",
                               "--by", "year")
