@@ -61,8 +61,13 @@ int kmx_direct_is_open(const kmx_direct_t *self) {
 }
 
 int kmx_direct_handles(int body_case) {
-    return body_case != KMX__V1__REQUEST__BODY_PING && body_case != KMX__V1__REQUEST__BODY_STATS &&
-           !kmx_storage_is_write(body_case) && body_case != KMX__V1__REQUEST__BODY__NOT_SET;
+    // Queries, aggregates and catalogs check alternative measurements against an index
+    // that storage's writer keeps in memory beside each commit (kmx_store_alt.c); another
+    // process would have to replay the event log to follow it, seconds of work during an
+    // import, so those go to storage.
+    return body_case == KMX__V1__REQUEST__BODY_GET || body_case == KMX__V1__REQUEST__BODY_SCAN ||
+           body_case == KMX__V1__REQUEST__BODY_REPLAY ||
+           body_case == KMX__V1__REQUEST__BODY_HISTORY;
 }
 
 // Opens the store read-only. Returns 0 or the store's error (logged once per cause).

@@ -1,7 +1,8 @@
 /*  kmx_direct - storage's LMDB environment read from another process on the same host and
     volume (kmx-query --read-dir): the store opened read-only beside the running
-    kmx-storage, sharing its lock file, and each read answered by storage's own read
-    handlers in a fresh read transaction. Writes, pings and stats still go to storage.  */
+    kmx-storage, sharing its lock file, and each get, scan, replay and history answered by
+    storage's own read handlers in a fresh read transaction. Everything else still goes
+    to storage.  */
 #ifndef KMX_DIRECT_H
 #define KMX_DIRECT_H
 
@@ -20,8 +21,9 @@ typedef struct kmx_direct kmx_direct_t;
 kmx_direct_t *kmx_direct_new(const char *dir);
 void kmx_direct_destroy(kmx_direct_t **self_p);
 
-// Whether a request with this body is answered here (every read but ping and stats,
-// which describe the storage process).
+// Whether a request with this body is answered here: get, scan, replay and history.
+// Queries, aggregates and catalogs need storage's in-memory index of alternative
+// measurements, and ping and stats describe the storage process: those go to storage.
 int kmx_direct_handles(int body_case);
 
 // Answers req from the environment into a malloc'd packed Response *out that the caller
