@@ -17,6 +17,7 @@ kmx query exports --category physical_album_customs --unit USD --period "$year" 
     --by market --top 3 --share --growth yoy
 
 echo
-echo "== $year by category (USD)"
+echo "== $year by category (USD; countries and the world total apart, never added)"
 kmx query exports --period "$year" --by category --unit USD --format csv |
-    awk -F, 'NR > 1 { printf "%-26s %16s\n", $1, $3 }'
+    awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+             { printf "%-26s %-8s %16s\n", $col["category"], $col["level"], $col["sum"] }'

@@ -167,7 +167,7 @@ class Install(unittest.TestCase):
         totals = self.c.kmx_json("query", "exports", "--period", "2024", "--by", "category",
                                  "--unit", "USD")["rows"]
         for r in totals:
-            self.assertRegex(out, r"%s +%s\n" % (r["category"], r["sum"]))
+            self.assertRegex(out, r"%s +%s +%s\n" % (r["category"], r["level"], r["sum"]))
         # A broker that is not there: the CLI's exit 2 goes through.
         gone = run(["sh", script, sample], env=dict(self.env, KMX_BROKER="tcp://127.0.0.1:1",
                                                     KMX_TIMEOUT="300", KMX_RETRIES="1"),
