@@ -475,6 +475,42 @@ void kmx_store_alt_end(kmx_store_t *self, int committed, uint64_t seq) {
 
 // ---- a reader's part ---------------------------------------------------------------
 
+// One record of a run, not decoded: only records whose item shares its quantity name
+// with another record of the run can be alternatives, so only those are decoded.
+typedef struct {
+    MDB_val key, val;    // point into the transaction
+    const uint8_t *base; // the item's quantity name, inside key
+    size_t base_len;     // its bytes
+} s_raw_t;
+
+static int s_raw_cmp(const void *x, const void *y) {
+    const s_raw_t *a = x, *b = y;
+    int c = memcmp(a->base, b->base, a->base_len < b->base_len ? a->base_len : b->base_len);
+    return c != 0 ? c : (a->base_len > b->base_len) - (a->base_len < b->base_len);
+}
+
+// Keeps the records of one run that have an alternative: decodes and compares each group
+// of records sharing a quantity name.
+static int s_run_keep(s_raw_t *raw, size_t n, s_ver_t *v, size_t *cap) {
+    if (n < 2)
+        return 0;
+    qsort(raw, n, sizeof *raw, s_raw_cmp);
+    int err = 0;
+    for (size_t i = 0, j; i < n && err == 0; i = j) {
+        for (j = i + 1; j < n && s_raw_cmp(&raw[i], &raw[j]) == 0; j++)
+            ;
+        if (j - i < 2)
+            continue;
+        s_cands_t c = {0};
+        for (size_t k = i; k < j && err == 0; k++)
+            err = s_cands_push(&c, &raw[k].key, &raw[k].val);
+        if (err == 0 && c.n >= 2)
+            err = s_keep_marked(&c, &v->e, &v->n, cap);
+        s_cands_fini(&c);
+    }
+    return err;
+}
+
 // Builds the version of txn's snapshot (seq) with one walk over the records.
 static int s_build(const kmx_store_t *self, MDB_txn *txn, uint64_t seq, s_ver_t **out) {
     *out = s_ver_new(seq);
@@ -484,8 +520,8 @@ static int s_build(const kmx_store_t *self, MDB_txn *txn, uint64_t seq, s_ver_t 
     int rc = mdb_cursor_open(txn, self->records, &cur);
     if (rc != 0)
         return kmx_store_mdb_err(rc, "cursor open");
-    s_cands_t run = {0};
-    size_t cap = 0, run_len = 0;
+    s_raw_t *raw = NULL;
+    size_t n = 0, raw_cap = 0, cap = 0, run_len = 0;
     uint8_t run_prefix[KMX_RKEY_MAX];
     int err = 0;
     MDB_val key, val;
@@ -495,18 +531,19 @@ static int s_build(const kmx_store_t *self, MDB_txn *txn, uint64_t seq, s_ver_t 
         if (s_key_item(key.mv_data, key.mv_size, &at, &len) != 0)
             continue;
         if (at != run_len || memcmp(run_prefix, key.mv_data, at) != 0) {
-            err = run.n >= 2 ? s_keep_marked(&run, &(*out)->e, &(*out)->n, &cap) : 0;
-            s_cands_fini(&run);
-            memset(&run, 0, sizeof run);
+            err = s_run_keep(raw, n, *out, &cap);
+            n = 0;
             memcpy(run_prefix, key.mv_data, at);
             run_len = at;
         }
-        if (err == 0)
-            err = s_cands_push(&run, &key, &val);
+        if (err == 0 && (err = kmx_reserve((void **)&raw, &raw_cap, n, sizeof *raw, 64)) == 0) {
+            const uint8_t *k = key.mv_data;
+            raw[n++] = (s_raw_t){key, val, k + at, s_item_base(k + at, len)};
+        }
     }
-    if (err == 0 && run.n >= 2)
-        err = s_keep_marked(&run, &(*out)->e, &(*out)->n, &cap);
-    s_cands_fini(&run);
+    if (err == 0)
+        err = s_run_keep(raw, n, *out, &cap);
+    free(raw);
     mdb_cursor_close(cur);
     if (err == 0 && rc != MDB_NOTFOUND && rc != 0)
         err = kmx_store_mdb_err(rc, "alternatives walk");
