@@ -409,12 +409,9 @@ static void t_send(void *sock, int count, ...) {
 
 #define T_S(text) (const void *)(text), strlen(text)
 
-// Waits for a message on a raw DEALER; returns 1 if its command frame is `command`.
-static int t_expect_command(void *dealer, uint8_t command) {
-    zmq_pollitem_t item = {dealer, 0, ZMQ_POLLIN, 0};
-    if (zmq_poll(&item, 1, T_CALL_MS) <= 0)
-        return 0;
-    zmq_msg_t frames[4];
+// Reads one whole message waiting on a raw DEALER; keeps its first max frames (the
+// caller closes them) and returns how many it kept.
+static int t_recv_message(void *dealer, zmq_msg_t *frames, int max) {
     int count = 0;
     int more = 1;
     while (more) {
@@ -422,11 +419,21 @@ static int t_expect_command(void *dealer, uint8_t command) {
         zmq_msg_init(&part);
         assert_true(zmq_msg_recv(&part, dealer, 0) >= 0);
         more = zmq_msg_more(&part);
-        if (count < 4)
+        if (count < max)
             frames[count++] = part;
         else
             zmq_msg_close(&part);
     }
+    return count;
+}
+
+// Waits for a message on a raw DEALER; returns 1 if its command frame is `command`.
+static int t_expect_command(void *dealer, uint8_t command) {
+    zmq_pollitem_t item = {dealer, 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&item, 1, T_CALL_MS) <= 0)
+        return 0;
+    zmq_msg_t frames[4];
+    int count = t_recv_message(dealer, frames, 4);
     int ok = count == 3 && zmq_msg_size(&frames[2]) == 1 &&
              *(uint8_t *)zmq_msg_data(&frames[2]) == command;
     for (int i = 0; i < count; i++)
@@ -756,18 +763,7 @@ static size_t t_take_request(void *dealer, uint8_t *client, char *first) {
     zmq_pollitem_t item = {dealer, 0, ZMQ_POLLIN, 0};
     for (int tries = 0; tries < 8 && zmq_poll(&item, 1, T_CALL_MS) > 0; tries++) {
         zmq_msg_t frames[6];
-        int count = 0;
-        int more = 1;
-        while (more) {
-            zmq_msg_t part;
-            zmq_msg_init(&part);
-            assert_true(zmq_msg_recv(&part, dealer, 0) >= 0);
-            more = zmq_msg_more(&part);
-            if (count < 6)
-                frames[count++] = part;
-            else
-                zmq_msg_close(&part);
-        }
+        int count = t_recv_message(dealer, frames, 6);
         size_t len = 0;
         if (count == 6 && zmq_msg_size(&frames[2]) == 1 &&
             *(uint8_t *)zmq_msg_data(&frames[2]) == KMX_MDPW_REQUEST) {
