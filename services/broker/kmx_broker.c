@@ -1,9 +1,11 @@
-/*  kmx_broker - Majordomo 7/MDP broker plus the XSUB/XPUB notification proxy, all on one
-    thread. Each service keeps a FIFO of waiting workers (the head has been idle longest,
-    so it gets the next request) and bounded FIFOs of pending requests, one for small
-    requests (a put of a few records, a query) that go before the large documents waiting,
-    a bounded number in a row. Everything read from the network is validated frame by
-    frame; a bad peer is dropped, never trusted.  */
+/*  kmx_broker - Majordomo 7/MDP broker plus the XSUB/XPUB notification proxy. The broker's
+    loop polls its ROUTER (and the ROUTER's monitor) only; the proxy forwards events on a
+    thread of its own, so a burst of events never delays a request and a request never
+    pays for polling the proxy's sockets. Each service keeps a FIFO of waiting workers (the
+    head has been idle longest, so it gets the next request) and bounded FIFOs of pending
+    requests, one for small requests (a put of a few records, a query) that go before the
+    large documents waiting, a bounded number in a row. Everything read from the network
+    is validated frame by frame; a bad peer is dropped, never trusted.  */
 #include "kmx_broker.h"
 #include "kmx_curve.h"
 #include "kmx_err.h"
@@ -14,6 +16,10 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,6 +111,17 @@ struct kmx_broker {
     void *router;                      // MDP socket
     void *xsub;                        // publishers connect here; NULL without the proxy
     void *xpub;                        // subscribers connect here; NULL without the proxy
+    void *proxy_pipe;                  // PAIR to the proxy thread: a message there stops it
+    void *proxy_end;                   // the proxy thread's end of that pipe
+    char proxy_endpoint[64];           // the pipe's inproc endpoint
+    pthread_t proxy;                   // forwards XSUB <-> XPUB; owns xsub, xpub, proxy_end
+    int proxy_running;                 // the proxy thread was started
+    atomic_int proxy_failed;           // the proxy thread stopped on an error
+    int64_t now;                       // monotonic ms, read once per wake-up of the loop
+    int router_fd;                     // the ROUTER's ZMQ_FD: readable when it has news
+    int monitor_fd;                    // the monitor's ZMQ_FD
+    int router_ready;                  // the ROUTER may hold messages its descriptor missed
+    int monitor_ready;                 // the monitor may hold events its descriptor missed
     char endpoints[3][S_ENDPOINT_MAX]; // bound endpoints by kmx_broker_socket_t
     s_service_t *services;             // every service with workers or requests
     size_t service_count;              // length of services
@@ -117,7 +134,7 @@ struct kmx_broker {
     char name[128];                    // "broker-<host>-<pid>"
     uint64_t routed;                   // requests handed to workers
     uint64_t replies;                  // replies returned to clients by workers
-    uint64_t events;                   // messages forwarded from XSUB to XPUB
+    atomic_uint_fast64_t events;       // messages forwarded from XSUB to XPUB (proxy thread)
     uint64_t unavailable;              // requests answered UNAVAILABLE by the broker
     uint64_t dropped;                  // malformed or undeliverable messages dropped
     uint64_t forbidden;                // requests refused for the sender's role (CURVE)
@@ -196,6 +213,7 @@ static int s_name_take(zmq_msg_t *frame, char *out) {
 // stays the caller's to close either way.
 static int s_send(kmx_broker_t *self, const s_part_t *parts, int count, zmq_msg_t *last) {
     int total = count + (last != NULL);
+    self->router_ready = 1; // a send may take the ROUTER's wake-up (see kmx_broker_poll_once)
     for (int i = 0; i < count; i++) {
         int flags = ZMQ_DONTWAIT | (i + 1 < total ? ZMQ_SNDMORE : 0);
         if (zmq_send(self->router, parts[i].data, parts[i].size, flags) < 0)
@@ -486,7 +504,7 @@ static void s_worker_new(kmx_broker_t *self, s_service_t *svc, const uint8_t *id
     w->service = svc;
     w->stat = st;
     w->fd = fd;
-    w->expiry = s_now_ms() + (int64_t)self->cfg.heartbeat_ms * self->cfg.liveness;
+    w->expiry = self->now + (int64_t)self->cfg.heartbeat_ms * self->cfg.liveness;
     w->next = self->workers;
     self->workers = w;
     self->worker_count++;
@@ -565,7 +583,7 @@ static void s_fill_counters(const kmx_broker_t *self, s_counters_t *c) {
     s_counter_add(c, "replies", self->replies);
     s_counter_add(c, "workers", self->worker_count);
     s_counter_add(c, "services", s_count_services(self));
-    s_counter_add(c, "events", self->events);
+    s_counter_add(c, "events", atomic_load_explicit(&self->events, memory_order_relaxed));
     s_counter_add(c, "pending", s_count_pending(self));
     s_counter_add(c, "unavailable", self->unavailable);
     s_counter_add(c, "dropped", self->dropped);
@@ -732,7 +750,7 @@ static void s_on_client(kmx_broker_t *self, zmq_msg_t *frames, int count) {
     zmq_msg_init(&req->body);
     zmq_msg_move(&req->body, &frames[4]);
     req->size = size;
-    req->deadline = s_now_ms() + self->cfg.request_timeout_ms;
+    req->deadline = self->now + self->cfg.request_timeout_ms;
     s_request_push_back(self, svc, req);
     svc->bytes_in += size;
     self->bytes_in += size;
@@ -848,7 +866,7 @@ static void s_on_worker(kmx_broker_t *self, zmq_msg_t *frames, int count) {
     // on the monitor) the worker is tested at once instead of waiting out its expiry.
     int fd = zmq_msg_get(&frames[0], ZMQ_SRCFD);
     if (w) {
-        w->expiry = s_now_ms() + (int64_t)self->cfg.heartbeat_ms * self->cfg.liveness;
+        w->expiry = self->now + (int64_t)self->cfg.heartbeat_ms * self->cfg.liveness;
         w->fd = fd;
     }
     uint8_t command = 0;
@@ -964,8 +982,10 @@ static int s_drain_router(kmx_broker_t *self) {
     for (int i = 0; i < S_BATCH; i++) {
         zmq_msg_t frames[S_MAX_FRAMES];
         int count = s_recv_frames(self->router, frames, S_MAX_FRAMES);
-        if (count == 0)
+        if (count == 0) {
+            self->router_ready = 0; // read to EAGAIN, with the socket's commands processed
             return 0;
+        }
         if (count == KMX_ERR_INTERNAL)
             return count;
         if (count == KMX_ERR_TOO_BIG) {
@@ -976,12 +996,13 @@ static int s_drain_router(kmx_broker_t *self) {
         s_on_message(self, frames, count);
         s_close_frames(frames, count);
     }
+    self->router_ready = 1; // more may wait: the next turn does not sleep
     return 0;
 }
 
 // Moves whole messages from one proxy socket to the other, frame by frame, so multi-part
 // messages arrive whole. Returns 0 or KMX_ERR_INTERNAL.
-static int s_forward(void *from, void *to, uint64_t *counter) {
+static int s_forward(void *from, void *to, atomic_uint_fast64_t *counter) {
     for (int i = 0; i < S_BATCH; i++) {
         int more = 1;
         int first = 1;
@@ -1001,9 +1022,38 @@ static int s_forward(void *from, void *to, uint64_t *counter) {
             zmq_msg_close(&part);
         }
         if (sent && counter)
-            (*counter)++;
+            atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
     }
     return 0;
+}
+
+// The notification proxy's loop, on its own thread: forwards events from publishers to
+// subscribers and subscriptions back, whole messages, up to S_BATCH per socket per wake-up,
+// until a message on its pipe says stop. On an error it flags proxy_failed, which ends the
+// broker's loop too. It closes its sockets itself before it returns.
+static void *s_proxy_run(void *arg) {
+    kmx_broker_t *self = arg;
+    zmq_pollitem_t items[3] = {{self->xsub, 0, ZMQ_POLLIN, 0},
+                               {self->xpub, 0, ZMQ_POLLIN, 0},
+                               {self->proxy_end, 0, ZMQ_POLLIN, 0}};
+    for (;;) {
+        int rc = zmq_poll(items, 3, -1);
+        if (rc >= 0 && (items[2].revents & ZMQ_POLLIN))
+            break;
+        if (rc >= 0 && (items[0].revents & ZMQ_POLLIN))
+            rc = s_forward(self->xsub, self->xpub, &self->events);
+        if (rc >= 0 && (items[1].revents & ZMQ_POLLIN))
+            rc = s_forward(self->xpub, self->xsub, NULL);
+        if (rc < 0 && errno != EINTR) {
+            kmx_log_error("broker: event proxy stopped err=%s", zmq_strerror(errno));
+            atomic_store(&self->proxy_failed, 1);
+            break;
+        }
+    }
+    zmq_close(self->xsub);
+    zmq_close(self->xpub);
+    zmq_close(self->proxy_end);
+    return NULL;
 }
 
 // ---- timers ---------------------------------------------------------------------------
@@ -1074,8 +1124,10 @@ static int s_drain_monitor(kmx_broker_t *self) {
     for (int i = 0; i < S_BATCH; i++) {
         zmq_msg_t frames[2];
         int count = s_recv_frames(self->monitor, frames, 2);
-        if (count == 0)
+        if (count == 0) {
+            self->monitor_ready = 0;
             return 0;
+        }
         if (count == KMX_ERR_INTERNAL)
             return count;
         if (count < 0)
@@ -1089,7 +1141,7 @@ static int s_drain_monitor(kmx_broker_t *self) {
         s_close_frames(frames, count);
         if (event != ZMQ_EVENT_DISCONNECTED)
             continue;
-        int64_t now = s_now_ms();
+        int64_t now = self->now;
         for (s_worker_t *w = self->workers; w; w = w->next) {
             if (w->fd < 0 || (uint32_t)w->fd == fd) {
                 w->probes = S_PROBES;
@@ -1098,6 +1150,7 @@ static int s_drain_monitor(kmx_broker_t *self) {
             }
         }
     }
+    self->monitor_ready = 1;
     return 0;
 }
 
@@ -1130,7 +1183,7 @@ static void s_expire_requests(kmx_broker_t *self, int64_t now) {
 }
 
 static void s_tick(kmx_broker_t *self) {
-    int64_t now = s_now_ms();
+    int64_t now = self->now;
     s_probe_workers(self, now);
     if (now >= self->heartbeat_at) {
         s_send_heartbeats(self);
@@ -1199,6 +1252,11 @@ static void *s_bind(void *ctx, int type, const char *endpoint, char *bound) {
     return sock;
 }
 
+static int s_fd_of(void *sock, int *fd) {
+    size_t size = sizeof *fd;
+    return zmq_getsockopt(sock, ZMQ_FD, fd, &size);
+}
+
 // Has the ROUTER report each connection that closes to a PAIR of the broker's own, so a
 // worker that dies (its process killed, its host gone) is noticed at once. ZMQ_ROUTER_NOTIFY
 // would say it in-band but is a draft option Debian's libzmq 4.3.4 does not build.
@@ -1209,11 +1267,64 @@ static int s_monitor_start(kmx_broker_t *self, void *ctx) {
     if (zmq_socket_monitor(self->router, self->monitor_endpoint, ZMQ_EVENT_DISCONNECTED) != 0 ||
         !(self->monitor = zmq_socket(ctx, ZMQ_PAIR)) ||
         zmq_setsockopt(self->monitor, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
-        zmq_connect(self->monitor, self->monitor_endpoint) != 0) {
+        zmq_connect(self->monitor, self->monitor_endpoint) != 0 ||
+        s_fd_of(self->router, &self->router_fd) != 0 ||
+        s_fd_of(self->monitor, &self->monitor_fd) != 0) {
         kmx_log_error("broker: cannot monitor its socket err=%s", zmq_strerror(errno));
         return KMX_ERR_INTERNAL;
     }
     return 0;
+}
+
+// Starts the proxy thread. Its sockets are made and bound here, so a failure is reported by
+// kmx_broker_new; from pthread_create on (a full memory barrier, what ZeroMQ asks of a socket
+// that changes threads) they belong to that thread alone. It runs with signals blocked, so
+// SIGINT and SIGTERM interrupt the broker's own poll.
+static int s_proxy_start(kmx_broker_t *self, void *ctx) {
+    snprintf(self->proxy_endpoint, sizeof self->proxy_endpoint, "inproc://kmx-broker-proxy-%p",
+             (void *)self);
+    int zero = 0;
+    if (!(self->proxy_pipe = zmq_socket(ctx, ZMQ_PAIR)) ||
+        zmq_setsockopt(self->proxy_pipe, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
+        zmq_bind(self->proxy_pipe, self->proxy_endpoint) != 0 ||
+        !(self->proxy_end = zmq_socket(ctx, ZMQ_PAIR)) ||
+        zmq_setsockopt(self->proxy_end, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
+        zmq_connect(self->proxy_end, self->proxy_endpoint) != 0) {
+        kmx_log_error("broker: cannot make the event proxy's pipe err=%s", zmq_strerror(errno));
+        return KMX_ERR_INTERNAL;
+    }
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = pthread_create(&self->proxy, NULL, s_proxy_run, self);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        kmx_log_error("broker: cannot start the event proxy thread err=%s", strerror(rc));
+        return KMX_ERR_INTERNAL;
+    }
+    self->proxy_running = 1;
+    return 0;
+}
+
+// Stops the proxy thread, which closes its sockets, or closes them when it never started.
+static void s_proxy_stop(kmx_broker_t *self) {
+    if (self->proxy_running) {
+        if (zmq_send(self->proxy_pipe, "", 0, ZMQ_DONTWAIT) != 0)
+            kmx_log_warn("broker: cannot stop the event proxy err=%s", zmq_strerror(errno));
+        pthread_join(self->proxy, NULL);
+        self->proxy_running = 0;
+    } else {
+        if (self->xsub)
+            zmq_close(self->xsub);
+        if (self->xpub)
+            zmq_close(self->xpub);
+        if (self->proxy_end)
+            zmq_close(self->proxy_end);
+    }
+    self->xsub = self->xpub = self->proxy_end = NULL;
+    if (self->proxy_pipe)
+        zmq_close(self->proxy_pipe);
+    self->proxy_pipe = NULL;
 }
 
 static int s_config_is_valid(const kmx_broker_config_t *cfg) {
@@ -1248,14 +1359,18 @@ kmx_broker_t *kmx_broker_new(void *ctx, const kmx_broker_config_t *cfg) {
     }
     if (ok)
         ok = s_monitor_start(self, ctx) == 0;
+    if (ok && self->xsub)
+        ok = s_proxy_start(self, ctx) == 0;
     char host[64] = "localhost";
     gethostname(host, sizeof host - 1);
     host[sizeof host - 1] = '\0';
     snprintf(self->name, sizeof self->name, "broker-%s-%ld", host, (long)getpid());
     int64_t now = s_now_ms();
+    self->now = now;
     self->heartbeat_at = now + cfg->heartbeat_ms;
     self->sweep_at = now + S_SWEEP_MS;
     self->probe_at = INT64_MAX;
+    self->router_ready = self->monitor_ready = 1;
     if (!ok)
         kmx_broker_destroy(&self);
     return self;
@@ -1265,6 +1380,7 @@ void kmx_broker_destroy(kmx_broker_t **self_p) {
     if (!self_p || !*self_p)
         return;
     kmx_broker_t *self = *self_p;
+    s_proxy_stop(self);
     while (self->workers)
         s_worker_delete(self, self->workers);
     while (self->services) {
@@ -1285,10 +1401,6 @@ void kmx_broker_destroy(kmx_broker_t **self_p) {
     }
     if (self->router)
         zmq_close(self->router);
-    if (self->xsub)
-        zmq_close(self->xsub);
-    if (self->xpub)
-        zmq_close(self->xpub);
     kmx_zap_stop(&self->zap);
     free(self);
     *self_p = NULL;
@@ -1298,18 +1410,22 @@ const char *kmx_broker_endpoint(const kmx_broker_t *self, kmx_broker_socket_t wh
     assert(self);
     if (which == KMX_BROKER_ROUTER)
         return self->endpoints[which];
-    if ((which == KMX_BROKER_XSUB || which == KMX_BROKER_XPUB) && self->xsub)
+    if ((which == KMX_BROKER_XSUB || which == KMX_BROKER_XPUB) && self->endpoints[which][0])
         return self->endpoints[which];
     return NULL;
 }
 
+// Sleeps in poll(2) on the two sockets' ZMQ_FD descriptors instead of zmq_poll, which asks
+// every socket for its events before and after it sleeps (a system call each). That is
+// sound because of how the descriptor works: it turns readable when commands reach the
+// socket (a message arriving on a drained pipe sends one) and stays so until the socket
+// processes them, which any send or receive may do. So a socket read to EAGAIN (its
+// commands processed, nothing left) wakes the loop for its next message, and one that may
+// have missed that (a drain cut at S_BATCH, a send since its last drain) is marked ready:
+// the next turn reads it without sleeping.
 int kmx_broker_poll_once(kmx_broker_t *self, int timeout_ms) {
     assert(self);
-    zmq_pollitem_t items[4] = {{self->router, 0, ZMQ_POLLIN, 0},
-                               {self->monitor, 0, ZMQ_POLLIN, 0},
-                               {self->xsub, 0, ZMQ_POLLIN, 0},
-                               {self->xpub, 0, ZMQ_POLLIN, 0}};
-    int count = self->xsub ? 4 : 2;
+    struct pollfd fds[2] = {{self->router_fd, POLLIN, 0}, {self->monitor_fd, POLLIN, 0}};
     int64_t now = s_now_ms();
     int64_t next = self->heartbeat_at < self->sweep_at ? self->heartbeat_at : self->sweep_at;
     if (self->probe_at < next)
@@ -1317,23 +1433,24 @@ int kmx_broker_poll_once(kmx_broker_t *self, int timeout_ms) {
     int64_t wait = next > now ? next - now : 0;
     if (timeout_ms >= 0 && timeout_ms < wait)
         wait = timeout_ms;
-    if (zmq_poll(items, count, (long)wait) < 0) {
+    if (self->router_ready || self->monitor_ready)
+        wait = 0;
+    if (poll(fds, 2, (int)wait) < 0) {
         if (errno == EINTR)
             return 0;
-        kmx_log_error("broker: poll failed err=%s", zmq_strerror(errno));
+        kmx_log_error("broker: poll failed err=%s", strerror(errno));
         return KMX_ERR_INTERNAL;
     }
+    if (atomic_load(&self->proxy_failed))
+        return KMX_ERR_INTERNAL; // logged by the proxy thread
+    self->now = s_now_ms();
     // Disconnects first: a message read afterwards may come from a new connection that
     // reuses a closed one's descriptor (its worker then answers the probe and stays).
     int rc = 0;
-    if (items[1].revents & ZMQ_POLLIN)
+    if (self->monitor_ready || fds[1].revents)
         rc = s_drain_monitor(self);
-    if (rc == 0 && (items[0].revents & ZMQ_POLLIN))
+    if (rc == 0 && (self->router_ready || fds[0].revents))
         rc = s_drain_router(self);
-    if (rc == 0 && count > 2 && (items[2].revents & ZMQ_POLLIN))
-        rc = s_forward(self->xsub, self->xpub, &self->events);
-    if (rc == 0 && count > 2 && (items[3].revents & ZMQ_POLLIN))
-        rc = s_forward(self->xpub, self->xsub, NULL);
     if (rc != 0)
         return errno == EINTR ? 0 : KMX_ERR_INTERNAL;
     s_tick(self);

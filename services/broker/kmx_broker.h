@@ -1,6 +1,7 @@
-/*  kmx_broker - the Majordomo 7/MDP broker and the notification proxy of kmx, driven by one
-    zmq_poll loop over a ROUTER (clients and workers), an XSUB (publishers) and an XPUB
-    (subscribers). It also answers the built-in service "kmx.broker" (ping, stats).  */
+/*  kmx_broker - the Majordomo 7/MDP broker and the notification proxy of kmx. The caller's
+    thread runs the request loop over a ROUTER (clients and workers); a thread of the
+    broker's own forwards between an XSUB (publishers) and an XPUB (subscribers). It also
+    answers the built-in service "kmx.broker" (ping, stats).  */
 #ifndef KMX_BROKER_H
 #define KMX_BROKER_H
 
@@ -33,7 +34,8 @@ void kmx_broker_config_init(kmx_broker_config_t *cfg);
 // cfg is copied. Returns NULL when a socket cannot be bound (logged) or memory runs out.
 kmx_broker_t *kmx_broker_new(void *ctx, const kmx_broker_config_t *cfg);
 
-// Closes the sockets and frees every queued request. Accepts NULL; clears *self_p.
+// Stops the event proxy's thread, closes the sockets and frees every queued request.
+// Accepts NULL; clears *self_p.
 void kmx_broker_destroy(kmx_broker_t **self_p);
 
 typedef enum {
@@ -46,9 +48,10 @@ typedef enum {
 // while the broker lives, or NULL for a socket the broker does not have.
 const char *kmx_broker_endpoint(const kmx_broker_t *self, kmx_broker_socket_t which);
 
-// Waits up to timeout_ms for traffic, handles everything waiting and runs due timers
-// (heartbeats, expiry, request deadlines). Returns 0 (also when interrupted by a signal)
-// or KMX_ERR_INTERNAL when the context was terminated.
+// Waits up to timeout_ms for requests and replies, handles everything waiting (up to 1000
+// messages) and runs due timers (heartbeats, expiry, request deadlines). Returns 0 (also
+// when interrupted by a signal) or KMX_ERR_INTERNAL when the context was terminated or
+// the event proxy's thread stopped on an error.
 int kmx_broker_poll_once(kmx_broker_t *self, int timeout_ms);
 
 // Runs poll steps until *stop becomes nonzero. Returns 0 or KMX_ERR_INTERNAL.

@@ -595,6 +595,41 @@ static void test_broker_forwards_whole_messages_from_publishers_to_subscribers(v
     kmx__v1__response__free_unpacked(resp, NULL);
 }
 
+// The proxy runs on a thread of its own: events flow while nobody turns the request loop
+// (a broker busy with requests), and the loop's next turn reports them in its stats.
+static void test_broker_forwards_events_while_its_request_loop_stands_still(void **state) {
+    t_env_t *env = *state;
+    kmx_broker_config_t cfg;
+    t_config(&cfg);
+    env->broker = kmx_broker_new(env->ctx, &cfg);
+    assert_non_null(env->broker);
+    void *pub = zmq_socket(env->ctx, ZMQ_PUB);
+    void *sub = zmq_socket(env->ctx, ZMQ_SUB);
+    int zero = 0;
+    zmq_setsockopt(pub, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(sub, ZMQ_LINGER, &zero, sizeof zero);
+    assert_int_equal(zmq_connect(pub, kmx_broker_endpoint(env->broker, KMX_BROKER_XSUB)), 0);
+    assert_int_equal(zmq_connect(sub, kmx_broker_endpoint(env->broker, KMX_BROKER_XPUB)), 0);
+    assert_int_equal(zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "export.", 7), 0);
+    int received = 0;
+    zmq_pollitem_t item = {sub, 0, ZMQ_POLLIN, 0};
+    for (int i = 0; i < 200 && !received; i++) {
+        t_send(pub, 2, T_S("export.KR.2025-H1.album"), T_S("payload"));
+        received = zmq_poll(&item, 1, 20) > 0;
+    }
+    zmq_close(pub);
+    zmq_close(sub);
+    assert_true(received);
+    assert_int_equal(pthread_create(&env->thread, NULL, t_broker_run, env), 0);
+    env->running = 1;
+    env->client = kmx_mdp_client_new(env->ctx, kmx_broker_endpoint(env->broker, KMX_BROKER_ROUTER));
+    assert_non_null(env->client);
+    kmx_mdp_client_set_timeout(env->client, T_CALL_MS);
+    Kmx__V1__Response *resp = t_broker_stats(env);
+    assert_true(t_counter(resp, "events") >= 1);
+    kmx__v1__response__free_unpacked(resp, NULL);
+}
+
 static void test_broker_refuses_requests_beyond_the_queue_limit(void **state) {
     t_env_t *env = *state;
     kmx_broker_config_t cfg;
@@ -973,6 +1008,12 @@ static void test_broker_refuses_unbindable_endpoint(void **state) {
     cfg.bind = "tcp://not-an-endpoint";
     assert_null(kmx_broker_new(env->ctx, &cfg));
     t_config(&cfg);
+    cfg.publish_bind = "tcp://not-an-endpoint";
+    assert_null(kmx_broker_new(env->ctx, &cfg));
+    t_config(&cfg);
+    cfg.events_bind = "tcp://not-an-endpoint";
+    assert_null(kmx_broker_new(env->ctx, &cfg));
+    t_config(&cfg);
     cfg.publish_bind = NULL;
     cfg.events_bind = NULL;
     kmx_broker_t *broker = kmx_broker_new(env->ctx, &cfg);
@@ -998,6 +1039,7 @@ int main(void) {
         T_CASE(test_broker_survives_garbage_and_still_serves),
         T_CASE(test_broker_expires_silent_workers),
         T_CASE(test_broker_forwards_whole_messages_from_publishers_to_subscribers),
+        T_CASE(test_broker_forwards_events_while_its_request_loop_stands_still),
         T_CASE(test_broker_refuses_requests_beyond_the_queue_limit),
         T_CASE(test_broker_accepts_more_bytes_over_its_life_than_its_queue_limit),
         T_CASE(test_broker_names_the_bytes_limit_it_refuses_for),
