@@ -4,9 +4,13 @@
 #include "kmx_proc.h"
 #include "kmx_err.h"
 
+#include "kmx_log.h"
+
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -70,4 +74,16 @@ int kmx_proc_sample(kmx_proc_t *out) {
     int failed = (s_rss(&out->rss_bytes) != 0) + (s_fds(&out->open_fds) != 0) +
                  (s_uptime(&out->uptime_s) != 0);
     return failed == 3 ? KMX_ERR_IO : 0;
+}
+
+int kmx_proc_nice(int steps, const char *what) {
+    if (steps == 0)
+        return 0;
+    errno = 0;
+    int now = getpriority(PRIO_PROCESS, 0);
+    if ((now == -1 && errno != 0) || setpriority(PRIO_PROCESS, 0, now + steps) != 0) {
+        kmx_log_warn("cannot lower the priority of %s nice=%d: %s", what, steps, strerror(errno));
+        return KMX_ERR_IO;
+    }
+    return 0;
 }

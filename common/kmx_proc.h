@@ -16,4 +16,10 @@ typedef struct {
 // reads 0. Returns 0, or KMX_ERR_IO when none of the three could be read.
 int kmx_proc_sample(kmx_proc_t *out);
 
+// Lowers the calling thread's priority by steps (0: nothing). On Linux the nice value is
+// per thread (PRIO_PROCESS with who 0 names the calling thread) and threads started after
+// inherit it. what names the thread in the warning logged when the change is refused.
+// Returns 0 or KMX_ERR_IO.
+int kmx_proc_nice(int steps, const char *what);
+
 #endif

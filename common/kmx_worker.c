@@ -4,13 +4,12 @@
 #include "kmx_err.h"
 #include "kmx_log.h"
 #include "kmx_mdp.h"
+#include "kmx_proc.h"
 
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -155,18 +154,6 @@ static void s_serve(kmx_mdp_worker_t *worker, kmx_handler_base_t *handler) {
     }
 }
 
-// Lowers this process's priority by steps, before any thread starts: on Linux the nice
-// value is per thread and new threads (ZeroMQ's I/O threads) inherit it. Reads beside a
-// long import then leave the cores to the writer first (docs/operations.md).
-static void s_be_nice(int steps) {
-    if (steps == 0)
-        return;
-    errno = 0;
-    int now = getpriority(PRIO_PROCESS, 0);
-    if ((now == -1 && errno != 0) || setpriority(PRIO_PROCESS, 0, now + steps) != 0)
-        kmx_log_warn("cannot lower the priority nice=%d: %s", steps, strerror(errno));
-}
-
 void kmx_worker_name(const char *role, char *buf, size_t size) {
     char host[64] = "localhost";
     gethostname(host, sizeof host - 1);
@@ -188,7 +175,9 @@ int kmx_worker_main(int argc, char **argv, const kmx_worker_spec_t *spec) {
     kmx_worker_name(spec->role, identity, sizeof identity);
 
     status = 1;
-    s_be_nice(cfg.nice);
+    // Before any thread starts, so ZeroMQ's I/O threads inherit it: reads beside a long
+    // import leave the cores to the writer first (docs/operations.md).
+    kmx_proc_nice(cfg.nice, "the worker");
     void *ctx = zmq_ctx_new();
     kmx_link_t *link = ctx ? kmx_link_new(ctx, cfg.storage) : NULL;
     kmx_handler_base_t *handler = link ? spec->create(link, identity) : NULL;

@@ -548,21 +548,28 @@ static void test_broker_expires_silent_workers(void **state) {
     zmq_close(raw);
 }
 
+// A publisher on the broker's XSUB and a subscriber to "export." on its XPUB, both
+// closing at once.
+static void t_pubsub(t_env_t *env, void **pub, void **sub) {
+    *pub = zmq_socket(env->ctx, ZMQ_PUB);
+    *sub = zmq_socket(env->ctx, ZMQ_SUB);
+    assert_non_null(*pub);
+    assert_non_null(*sub);
+    int zero = 0;
+    zmq_setsockopt(*pub, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(*sub, ZMQ_LINGER, &zero, sizeof zero);
+    assert_int_equal(zmq_connect(*pub, kmx_broker_endpoint(env->broker, KMX_BROKER_XSUB)), 0);
+    assert_int_equal(zmq_connect(*sub, kmx_broker_endpoint(env->broker, KMX_BROKER_XPUB)), 0);
+    assert_int_equal(zmq_setsockopt(*sub, ZMQ_SUBSCRIBE, "export.", 7), 0);
+}
+
 static void test_broker_forwards_whole_messages_from_publishers_to_subscribers(void **state) {
     t_env_t *env = *state;
     kmx_broker_config_t cfg;
     t_config(&cfg);
     t_broker_start(env, &cfg);
-    void *pub = zmq_socket(env->ctx, ZMQ_PUB);
-    void *sub = zmq_socket(env->ctx, ZMQ_SUB);
-    assert_non_null(pub);
-    assert_non_null(sub);
-    int zero = 0;
-    zmq_setsockopt(pub, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(sub, ZMQ_LINGER, &zero, sizeof zero);
-    assert_int_equal(zmq_connect(pub, kmx_broker_endpoint(env->broker, KMX_BROKER_XSUB)), 0);
-    assert_int_equal(zmq_connect(sub, kmx_broker_endpoint(env->broker, KMX_BROKER_XPUB)), 0);
-    assert_int_equal(zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "export.", 7), 0);
+    void *pub, *sub;
+    t_pubsub(env, &pub, &sub);
 
     // Subscriptions travel upstream asynchronously: publish until one arrives.
     int received = 0;
@@ -603,14 +610,8 @@ static void test_broker_forwards_events_while_its_request_loop_stands_still(void
     t_config(&cfg);
     env->broker = kmx_broker_new(env->ctx, &cfg);
     assert_non_null(env->broker);
-    void *pub = zmq_socket(env->ctx, ZMQ_PUB);
-    void *sub = zmq_socket(env->ctx, ZMQ_SUB);
-    int zero = 0;
-    zmq_setsockopt(pub, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(sub, ZMQ_LINGER, &zero, sizeof zero);
-    assert_int_equal(zmq_connect(pub, kmx_broker_endpoint(env->broker, KMX_BROKER_XSUB)), 0);
-    assert_int_equal(zmq_connect(sub, kmx_broker_endpoint(env->broker, KMX_BROKER_XPUB)), 0);
-    assert_int_equal(zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "export.", 7), 0);
+    void *pub, *sub;
+    t_pubsub(env, &pub, &sub);
     int received = 0;
     zmq_pollitem_t item = {sub, 0, ZMQ_POLLIN, 0};
     for (int i = 0; i < 200 && !received; i++) {

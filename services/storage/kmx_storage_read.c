@@ -15,12 +15,10 @@
 #include "kmx_proc.h"
 #include "kmx_store.h"
 
-#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <zmq.h>
 
 typedef int (*s_handler_fn)(kmx_storage_t *self, const kmx_storage_req_t *item, uint8_t **out,
@@ -447,23 +445,13 @@ static int s_ready(void *sock) {
     return zmq_send(sock, "R", 1, 0) == 1 ? 0 : KMX_ERR_IO;
 }
 
-// Lowers this reader thread's priority (on Linux the nice value is per thread, and
-// PRIO_PROCESS with who 0 names the calling thread), so on a busy host the writer's
-// thread gets the cores first and a long import is not slowed by readers in loops.
-static void s_be_nice(int steps) {
-    if (steps == 0)
-        return;
-    errno = 0;
-    int now = getpriority(PRIO_PROCESS, 0);
-    if ((now == -1 && errno != 0) || setpriority(PRIO_PROCESS, 0, now + steps) != 0)
-        kmx_log_warn("cannot lower a reader's priority nice=%d: %s", steps, strerror(errno));
-}
-
 void *kmx_storage_reader_main(void *arg) {
     kmx_storage_reader_t *rd = arg;
     kmx_storage_t *self = rd->owner;
     int terminated = 0;
-    s_be_nice(self->reader_nice);
+    // The writer's thread gets the cores first on a busy host: a long import is not
+    // slowed by readers in loops.
+    kmx_proc_nice(self->reader_nice, "a reader thread");
     if (s_ready(rd->sock) != 0)
         return NULL;
     while (!terminated) {
