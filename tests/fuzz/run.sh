@@ -17,10 +17,17 @@ if [[ -z $cc ]]; then
 fi
 out=$build/fuzz
 mkdir -p "$out"
-common=()
-for f in "$src"/common/*.c; do
-  [[ $f == *_test.c ]] || common+=("$f")
-done
+# The source lists of kmx_common and kmx_storage_lib, written by CMake at configure time
+# (tests/fuzz/CMakeLists.txt), so a file added to a library cannot be missing here.
+sources() {
+  local list=$out/$1.sources
+  if [[ ! -s $list ]]; then
+    echo "fuzz: $list missing; configure $build with CMake first" >&2
+    exit 1
+  fi
+  mapfile -t "$2" <"$list"
+}
+sources kmx_common common
 ingest=("$src/services/ingest/kmx_ingest_doc.c" "$src/services/ingest/kmx_jsonl.c")
 [[ $name == request ]] && ingest+=("$src/services/ingest/kmx_ingest.c")
 extra=(-I"$src/services/ingest")
@@ -37,13 +44,10 @@ if [[ $name == gateway ]]; then # kmx-gateway's parameters, routes and tokens
   libs=(-ljansson)
 fi
 if [[ $name == answer ]]; then
-  ingest=()
-  for f in kmx_store.c kmx_store_read.c kmx_store_write.c kmx_store_check.c kmx_store_rollup.c kmx_store_alt.c kmx_keymap.c kmx_derived.c kmx_catalog.c kmx_store_catalog.c kmx_answer.c; do
-    ingest+=("$src/services/storage/$f")
-  done
-  ingest+=("$src/services/query/kmx_shape.c" "$src/tests/fuzz/answer_ref.c" "$src/tests/fuzz/answer_data.c")
+  sources kmx_storage_lib ingest # the whole library, kmx_shape.c included
+  ingest+=("$src/tests/fuzz/answer_ref.c" "$src/tests/fuzz/answer_data.c")
   extra=(-I"$src/services/storage" -I"$src/services/query" -I"$src/tests/fuzz")
-  libs=(-llmdb)
+  libs=(-llmdb -lpthread)
 fi
 bin=$out/fuzz_$name
 echo "fuzz: building $bin" >&2
