@@ -116,6 +116,8 @@ int kmx_client_error_code(Kmx__V1__ErrorCode code) {
         return KMX_ERR_FULL;
     case KMX__V1__ERROR_CODE__FORBIDDEN:
         return KMX_ERR_FORBIDDEN;
+    case KMX__V1__ERROR_CODE__DEADLINE_EXCEEDED:
+        return KMX_ERR_DEADLINE;
     default:
         return KMX_ERR_INTERNAL;
     }
@@ -188,6 +190,13 @@ int kmx_client_call(kmx_client_t *self, const char *service, const Kmx__V1__Requ
                  (unsigned long long)++self->next_id);
         copy.request_id = id;
     }
+    // Each try tells the services how long it waits (Request.timeout_ms), so kmx-query
+    // waits for storage that long and answers DEADLINE_EXCEEDED rather than go silent.
+    int told = copy.has_timeout_ms && copy.timeout_ms > 0;
+    if (!told) {
+        copy.has_timeout_ms = 1;
+        copy.timeout_ms = (uint32_t)self->timeout_ms;
+    }
     if (self->deadline_ms == 0)
         return s_call_once(self, service, &copy, out);
     // Writes are upserts on a natural key, so a try whose answer was lost can be repeated:
@@ -197,6 +206,8 @@ int kmx_client_call(kmx_client_t *self, const char *service, const Kmx__V1__Requ
         int64_t left = deadline - s_now_ms();
         int wait = left < self->timeout_ms ? (int)(left > 0 ? left : 1) : self->timeout_ms;
         kmx_mdp_client_set_timeout(self->mdp, wait);
+        if (!told)
+            copy.timeout_ms = (uint32_t)wait;
         int rc = s_call_once(self, service, &copy, out);
         if (rc != KMX_ERR_TIMEOUT && rc != KMX_ERR_UNAVAILABLE)
             return rc;

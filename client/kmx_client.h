@@ -34,11 +34,13 @@ void kmx_client_set_deadline(kmx_client_t *self, int deadline_ms);
 uint64_t kmx_client_retries(const kmx_client_t *self);
 
 // Sends req to service and waits for the reply. A request_id is filled in when req has
-// none. Whenever a Response arrived, *out is set and is yours: free it with
-// kmx__v1__response__free_unpacked(*out, NULL). Returns 0 for a result, or the kmx code
-// of an Error response (see kmx_client_error_code; *out then holds the Error with its
-// message and any rejected records), KMX_ERR_TIMEOUT when no try was answered,
-// KMX_ERR_DECODE for an undecodable reply, KMX_ERR_IO or KMX_ERR_NOMEM.
+// none, and timeout_ms (how long this try waits, so kmx-query waits for storage as long
+// and answers DEADLINE_EXCEEDED, KMX_ERR_DEADLINE, when the answer is not ready in time;
+// never retried) when req has none. Whenever a Response arrived, *out is set and is yours: free it
+// with kmx__v1__response__free_unpacked(*out, NULL). Returns 0 for a result, or the kmx code of an
+// Error response (see kmx_client_error_code; *out then holds the Error with its message and any
+// rejected records), KMX_ERR_TIMEOUT when no try was answered, KMX_ERR_DECODE for an undecodable
+// reply, KMX_ERR_IO or KMX_ERR_NOMEM.
 int kmx_client_call(kmx_client_t *self, const char *service, const Kmx__V1__Request *req,
                     Kmx__V1__Response **out);
 

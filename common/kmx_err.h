@@ -21,7 +21,8 @@
     X(INTERNAL, -14, "internal error")                                                             \
     X(RESYNC, -15, "events no longer kept; resync needed")                                         \
     X(FORBIDDEN, -16, "permission denied")                                                         \
-    X(BUSY, -17, "data directory in use by another kmx-storage")
+    X(BUSY, -17, "data directory in use by another kmx-storage")                                   \
+    X(DEADLINE, -18, "not answered within the caller's timeout")
 
 typedef enum {
     KMX_OK = 0,

@@ -7,9 +7,17 @@
 
 #define S_PROC_COUNTERS 3 // rss_bytes, open_fds, uptime_s follow the service's counters
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+static int64_t s_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 const kmx_handler_t *kmx_handler_find(const kmx_handler_t *table, size_t n,
                                       const Kmx__V1__Request *req) {
@@ -122,6 +130,11 @@ int kmx_handler_handle(kmx_handler_base_t *self, const void *body, size_t size, 
     if (!req)
         return kmx_handler_error(self, NULL, KMX_ERR_DECODE, "request body does not decode", out,
                                  len);
+    self->asked_ms = req->has_timeout_ms ? req->timeout_ms : 0;
+    uint32_t reserve = self->asked_ms / 10;
+    if (reserve > KMX_HANDLER_RESERVE_MS)
+        reserve = KMX_HANDLER_RESERVE_MS;
+    self->deadline = s_now_ms() + self->asked_ms - reserve;
     const kmx_handler_t *h = kmx_handler_find(self->cls->table, self->cls->n_table, req);
     int rc;
     if (h)
@@ -146,6 +159,13 @@ void kmx_handler_set_timeout(kmx_handler_base_t *self, int timeout_ms) {
         self->timeout_ms = timeout_ms;
 }
 
+int kmx_handler_left_ms(const kmx_handler_base_t *self) {
+    if (!self->asked_ms)
+        return self->timeout_ms;
+    int64_t left = self->deadline - s_now_ms();
+    return left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
+}
+
 int kmx_handler_error(kmx_handler_base_t *self, const Kmx__V1__Request *req, int err,
                       const char *msg, uint8_t **out, size_t *len) {
     self->errors++;
@@ -155,6 +175,15 @@ int kmx_handler_error(kmx_handler_base_t *self, const Kmx__V1__Request *req, int
 int kmx_handler_link_error(kmx_handler_base_t *self, const Kmx__V1__Request *req, int rc,
                            uint8_t **out, size_t *len) {
     self->errors++;
+    if (rc == KMX_ERR_TIMEOUT && self->asked_ms && kmx_handler_left_ms(self) == 0) {
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "not answered within the request's timeout of %u ms (%s stopped waiting for "
+                 "kmx-storage); ask again with a longer --timeout",
+                 (unsigned)self->asked_ms, self->cls->service);
+        kmx_log_info("request not answered in time timeout_ms=%u", (unsigned)self->asked_ms);
+        return kmx_msg_pack_error(req ? req->request_id : NULL, KMX_ERR_DEADLINE, msg, out, len);
+    }
     return kmx_handler_pack_link_error(req, rc, out, len);
 }
 

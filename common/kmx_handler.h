@@ -81,6 +81,8 @@ struct kmx_handler_base {
     kmx_link_t *link;               // link to storage, borrowed (NULL: no storage)
     char worker[128];               // this worker's name, for pongs and stats
     int timeout_ms;                 // how long one storage call waits
+    uint32_t asked_ms;              // the request in hand's timeout_ms (0: its sender did not say)
+    int64_t deadline;               // monotonic ms by which that request is to be answered
     uint64_t requests;              // requests answered
     uint64_t errors;                // error replies sent
 };
@@ -102,11 +104,21 @@ void kmx_handler_destroy(kmx_handler_base_t **self_p);
 // Sets how long a storage call waits (values <= 0 keep the current one).
 void kmx_handler_set_timeout(kmx_handler_base_t *self, int timeout_ms);
 
+// How long a storage call for the request in hand may wait: what is left of the sender's
+// timeout_ms less a tenth of it (at most KMX_HANDLER_RESERVE_MS) kept for the answer's way
+// back, so a request whose time ran out is answered DEADLINE_EXCEEDED before its sender
+// gives up; 0 once that is over. A request without timeout_ms gets the service's own wait
+// (kmx_handler_set_timeout) for each call, as before the field existed.
+#define KMX_HANDLER_RESERVE_MS 250
+int kmx_handler_left_ms(const kmx_handler_base_t *self);
+
 // Packs an error reply for req (may be NULL) and counts it. Returns 0 or KMX_ERR_NOMEM.
 int kmx_handler_error(kmx_handler_base_t *self, const Kmx__V1__Request *req, int err,
                       const char *msg, uint8_t **out, size_t *len);
 
-// kmx_handler_pack_link_error for req, counted. Returns 0 or KMX_ERR_NOMEM.
+// kmx_handler_pack_link_error for req, counted; a timeout once the request's own time is
+// over (kmx_handler_left_ms is 0) is DEADLINE_EXCEEDED, naming that time, instead of the
+// UNAVAILABLE that asks to retry. Returns 0 or KMX_ERR_NOMEM.
 int kmx_handler_link_error(kmx_handler_base_t *self, const Kmx__V1__Request *req, int rc,
                            uint8_t **out, size_t *len);
 

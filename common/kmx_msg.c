@@ -57,6 +57,8 @@ Kmx__V1__ErrorCode kmx_msg_error_code(int kmx_err) {
         return KMX__V1__ERROR_CODE__STORAGE_FULL;
     case KMX_ERR_FORBIDDEN:
         return KMX__V1__ERROR_CODE__FORBIDDEN;
+    case KMX_ERR_DEADLINE:
+        return KMX__V1__ERROR_CODE__DEADLINE_EXCEEDED;
     default:
         return KMX__V1__ERROR_CODE__INTERNAL;
     }

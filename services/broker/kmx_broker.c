@@ -82,6 +82,8 @@ struct s_request {
     zmq_msg_t body;           // request body, owned
     size_t size;              // body bytes counted in the queues (the body reads 0 once sent)
     int64_t deadline;         // answered UNAVAILABLE after this if no worker exists
+    int64_t queued;           // when it arrived, monotonic ms
+    int64_t expires;          // when its sender stops waiting (its timeout_ms), 0: not said
 };
 
 // Pending requests, oldest first.
@@ -136,6 +138,7 @@ struct kmx_broker {
     uint64_t replies;                  // replies returned to clients by workers
     atomic_uint_fast64_t events;       // messages forwarded from XSUB to XPUB (proxy thread)
     uint64_t unavailable;              // requests answered UNAVAILABLE by the broker
+    uint64_t late;                     // requests whose timeout_ms passed in the queue
     uint64_t dropped;                  // malformed or undeliverable messages dropped
     uint64_t forbidden;                // requests refused for the sender's role (CURVE)
     uint64_t disconnected;             // workers dropped because their connection closed
@@ -457,12 +460,115 @@ static void s_worker_reject(kmx_broker_t *self, const uint8_t *id, size_t id_len
         s_worker_delete(self, w);
 }
 
+// ---- request bodies: only top-level protobuf tags are read --------------------------
+
+#define S_TIMEOUT_TAG ((2u << 3) | 0u) // Request.timeout_ms, a varint
+
+// Reads one protobuf varint at p[*i..n). Returns 0, or -1 when it is cut off.
+static int s_varint(const uint8_t *p, size_t n, size_t *i, uint64_t *out) {
+    *out = 0;
+    for (int shift = 0; *i < n && shift < 64; shift += 7) {
+        uint8_t b = p[(*i)++];
+        *out |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return 0;
+    }
+    return -1;
+}
+
+// Steps over the value of a field of wire type `type` at p[*i..n). Returns 0, or -1 when
+// it is cut off or of a type a kmx message does not use.
+static int s_skip(const uint8_t *p, size_t n, size_t *i, unsigned type) {
+    uint64_t len;
+    size_t width = type == 1 ? 8 : 4;
+    switch (type) {
+    case 0:
+        return s_varint(p, n, i, &len);
+    case 1:
+    case 5:
+        if (width > n - *i)
+            return -1;
+        *i += width;
+        return 0;
+    case 2:
+        if (s_varint(p, n, i, &len) != 0 || len > n - *i)
+            return -1;
+        *i += (size_t)len;
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+// The timeout_ms a request body carries (the last one, as any protobuf decoder takes it),
+// or 0 when it gives none or does not parse (the worker decides then).
+static uint64_t s_body_timeout(const uint8_t *p, size_t n) {
+    size_t i = 0;
+    uint64_t key, value, found = 0;
+    while (i < n && s_varint(p, n, &i, &key) == 0) {
+        if (key == S_TIMEOUT_TAG) {
+            if (s_varint(p, n, &i, &value) != 0)
+                return 0;
+            found = value;
+        } else if (s_skip(p, n, &i, (unsigned)(key & 7u)) != 0)
+            return 0;
+    }
+    return i == n ? found : 0;
+}
+
+// Appends timeout_ms = left to req's body: decoders take a field's last value, so the
+// worker waits for storage only as long as the sender still waits. Out of memory the body
+// stays as it came (the worker then waits the time first given).
+static void s_stamp(s_request_t *req, uint64_t left) {
+    uint8_t tail[11];
+    size_t k = 0;
+    tail[k++] = S_TIMEOUT_TAG;
+    do {
+        tail[k] = (uint8_t)(left & 0x7f);
+        left >>= 7;
+        tail[k++] |= left ? 0x80 : 0;
+    } while (left);
+    size_t n = zmq_msg_size(&req->body);
+    zmq_msg_t grown;
+    if (zmq_msg_init_size(&grown, n + k) != 0)
+        return;
+    memcpy(zmq_msg_data(&grown), zmq_msg_data(&req->body), n);
+    memcpy((uint8_t *)zmq_msg_data(&grown) + n, tail, k);
+    zmq_msg_move(&req->body, &grown);
+    zmq_msg_close(&grown);
+}
+
+// Whether req's sender stopped waiting while it was queued (its timeout_ms passed): then
+// it is answered DEADLINE_EXCEEDED and freed instead of being handed to a worker. A
+// request that waited and still has time is stamped with what is left.
+static int s_request_late(kmx_broker_t *self, s_service_t *svc, s_request_t *req) {
+    if (!req->expires || self->now <= req->queued)
+        return 0;
+    if (req->expires > self->now) {
+        s_stamp(req, (uint64_t)(req->expires - self->now));
+        return 0;
+    }
+    char message[S_ID_MAX + 200];
+    snprintf(message, sizeof message,
+             "waited %lld ms in the broker's queue for a free '%s' worker, the whole of the "
+             "request's timeout of %lld ms; ask again with a longer --timeout, or add workers",
+             (long long)(self->now - req->queued), svc->name,
+             (long long)(req->expires - req->queued));
+    kmx_log_info("broker: request dropped, its timeout passed in the queue service=%s", svc->name);
+    s_reply_error(self, req->client, req->client_len, svc->name, KMX_ERR_DEADLINE, message);
+    self->late++;
+    s_request_free(req);
+    return 1;
+}
+
 // Hands pending requests to idle workers, longest idle first.
 static void s_dispatch(kmx_broker_t *self, s_service_t *svc) {
     while (svc->pending && svc->wait_head) {
+        s_request_t *req = s_request_pop(self, svc);
+        if (s_request_late(self, svc, req))
+            continue;
         s_worker_t *w = svc->wait_head;
         s_wait_remove(svc, w);
-        s_request_t *req = s_request_pop(self, svc);
         uint8_t command = KMX_MDPW_REQUEST;
         s_part_t parts[] = {{w->id, w->id_len},
                             {"", 0},
@@ -570,7 +676,7 @@ static void s_counter_add_service(s_counters_t *c, const s_service_t *svc, const
     s_counter_add(c, c->names[c->n], value);
 }
 
-#define S_COUNTERS_FIXED 21 // the counters before the per-service ones
+#define S_COUNTERS_FIXED 22 // the counters before the per-service ones
 #define S_COUNTERS_PER_SERVICE 7
 
 static void s_fill_counters(const kmx_broker_t *self, s_counters_t *c) {
@@ -586,6 +692,7 @@ static void s_fill_counters(const kmx_broker_t *self, s_counters_t *c) {
     s_counter_add(c, "events", atomic_load_explicit(&self->events, memory_order_relaxed));
     s_counter_add(c, "pending", s_count_pending(self));
     s_counter_add(c, "unavailable", self->unavailable);
+    s_counter_add(c, "late", self->late);
     s_counter_add(c, "dropped", self->dropped);
     s_counter_add(c, "forbidden", self->forbidden);
     s_counter_add(c, "workers_disconnected", self->disconnected);
@@ -751,6 +858,11 @@ static void s_on_client(kmx_broker_t *self, zmq_msg_t *frames, int count) {
     zmq_msg_move(&req->body, &frames[4]);
     req->size = size;
     req->deadline = self->now + self->cfg.request_timeout_ms;
+    req->queued = self->now;
+    uint64_t asked = s_body_timeout(zmq_msg_data(&req->body), size);
+    req->expires = asked ? self->now + (int64_t)(asked < INT32_MAX ? asked : INT32_MAX) : 0;
+    if (req->expires && req->expires < req->deadline)
+        req->deadline = req->expires; // nobody waits for the "no worker" answer after that
     s_request_push_back(self, svc, req);
     svc->bytes_in += size;
     self->bytes_in += size;
@@ -777,48 +889,19 @@ static void s_on_ready(kmx_broker_t *self, s_worker_t *w, zmq_msg_t *frames, int
     s_worker_new(self, svc, id, id_len, fd);
 }
 
-// Reads one protobuf varint at p[*i..n). Returns 0, or -1 when it is cut off.
-static int s_varint(const uint8_t *p, size_t n, size_t *i, uint64_t *out) {
-    *out = 0;
-    for (int shift = 0; *i < n && shift < 64; shift += 7) {
-        uint8_t b = p[(*i)++];
-        *out |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80))
-            return 0;
-    }
-    return -1;
-}
-
 // Returns nonzero when a reply body is a kmx.v1.Response carrying an Error (field 2). Only
 // the top-level tags are walked, so the broker counts each worker's error replies (the
 // worker's own `errors` counter) without decoding answers.
 static int s_body_is_error(const uint8_t *p, size_t n) {
     size_t i = 0;
-    uint64_t key, len;
+    uint64_t key;
     while (i < n) {
         if (s_varint(p, n, &i, &key) != 0)
             return 0;
         if (key == ((2u << 3) | 2u))
             return 1;
-        switch (key & 7u) {
-        case 0:
-            if (s_varint(p, n, &i, &len) != 0)
-                return 0;
-            break;
-        case 1:
-            i += 8;
-            break;
-        case 2:
-            if (s_varint(p, n, &i, &len) != 0 || len > n - i)
-                return 0;
-            i += (size_t)len;
-            break;
-        case 5:
-            i += 4;
-            break;
-        default:
+        if (s_skip(p, n, &i, (unsigned)(key & 7u)) != 0)
             return 0;
-        }
     }
     return 0;
 }

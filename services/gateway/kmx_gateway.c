@@ -172,6 +172,7 @@ static unsigned s_call_status(int rc) {
     case KMX_ERR_TOO_BIG:
         return 413;
     case KMX_ERR_TIMEOUT:
+    case KMX_ERR_DEADLINE:
     case KMX_ERR_UNAVAILABLE:
     case KMX_ERR_IO:
     case KMX_ERR_BUSY:

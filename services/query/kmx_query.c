@@ -49,6 +49,24 @@ void kmx_query_set_timeout(kmx_query_t *self, int timeout_ms) {
         kmx_handler_set_timeout(&self->base, timeout_ms);
 }
 
+// Calls storage for the request in hand, waiting no longer than its sender waits for the
+// answer (kmx_handler_left_ms): KMX_ERR_TIMEOUT at once when that time is over, so the
+// pages of a query nobody waits for any more are not read.
+static int s_call(kmx_query_t *self, const Kmx__V1__Request *fwd, Kmx__V1__Response **resp) {
+    int wait = kmx_handler_left_ms(&self->base);
+    *resp = NULL;
+    return wait > 0 ? kmx_link_call(self->base.link, fwd, wait, resp) : KMX_ERR_TIMEOUT;
+}
+
+// s_call, the reply left packed.
+static int s_call_packed(kmx_query_t *self, const Kmx__V1__Request *fwd, uint8_t **body,
+                         size_t *n) {
+    int wait = kmx_handler_left_ms(&self->base);
+    *body = NULL;
+    *n = 0;
+    return wait > 0 ? kmx_link_call_packed(self->base.link, fwd, wait, body, n) : KMX_ERR_TIMEOUT;
+}
+
 // Packs storage's reply for the caller, under the caller's request id.
 static int s_relay(kmx_query_t *self, const Kmx__V1__Request *req, Kmx__V1__Response *resp,
                    uint8_t **out, size_t *len) {
@@ -70,7 +88,7 @@ static int s_forward_packed(kmx_query_t *self, const Kmx__V1__Request *req,
                             uint8_t **out, size_t *len) {
     uint8_t *body = NULL;
     size_t n = 0;
-    int rc = kmx_link_call_packed(self->base.link, fwd, self->base.timeout_ms, &body, &n);
+    int rc = s_call_packed(self, fwd, &body, &n);
     if (rc != 0)
         return kmx_handler_link_error(&self->base, req, rc, out, len);
     size_t result_len = 0;
@@ -104,7 +122,7 @@ static int s_forward(kmx_query_t *self, const Kmx__V1__Request *req, const Kmx__
     if (s_same_id(req, fwd))
         return s_forward_packed(self, req, fwd, expect, out, len);
     Kmx__V1__Response *resp = NULL;
-    int rc = kmx_link_call(self->base.link, fwd, self->base.timeout_ms, &resp);
+    int rc = s_call(self, fwd, &resp);
     if (rc != 0)
         return kmx_handler_link_error(&self->base, req, rc, out, len);
     if (resp->result_case == KMX__V1__RESPONSE__RESULT_GET && expect == resp->result_case &&
@@ -134,8 +152,7 @@ static void s_storage_stats(kmx_query_t *self, const Kmx__V1__Request *req,
     fwd.request_id = req->request_id;
     fwd.body_case = KMX__V1__REQUEST__BODY_STATS;
     fwd.stats = &stats;
-    if (kmx_link_call(self->base.link, &fwd, self->base.timeout_ms, resp) == 0 &&
-        (*resp)->result_case == KMX__V1__RESPONSE__RESULT_STATS)
+    if (s_call(self, &fwd, resp) == 0 && (*resp)->result_case == KMX__V1__RESPONSE__RESULT_STATS)
         return;
     if (*resp)
         kmx__v1__response__free_unpacked(*resp, NULL);
@@ -308,7 +325,7 @@ static int s_walk_page(kmx_query_t *self, s_walk_t *w) {
     fwd.body_case = KMX__V1__REQUEST__BODY_SCAN;
     fwd.scan = &scan;
     Kmx__V1__Response *resp = NULL;
-    int rc = kmx_link_call(self->base.link, &fwd, self->base.timeout_ms, &resp);
+    int rc = s_call(self, &fwd, &resp);
     if (rc != 0)
         return rc;
     self->count.pages++;
@@ -376,7 +393,7 @@ static int s_ask_storage(kmx_query_t *self, const Kmx__V1__Request *req, s_ask_t
     fwd.body_case = KMX__V1__REQUEST__BODY_AGGREGATE;
     fwd.aggregate = &ar;
     self->count.aggregates++;
-    return kmx_link_call(self->base.link, &fwd, self->base.timeout_ms, &a->resp);
+    return s_call(self, &fwd, &a->resp);
 }
 
 // Walks the records page by page instead (min and max asked, but storage answered from
@@ -464,7 +481,7 @@ static int s_ask_shaped(kmx_query_t *self, const Kmx__V1__Request *req, s_ask_t 
     fwd.body_case = KMX__V1__REQUEST__BODY_QUERY;
     fwd.query = &q;
     Kmx__V1__Response *resp = NULL;
-    int err = kmx_link_call(self->base.link, &fwd, self->base.timeout_ms, &resp);
+    int err = s_call(self, &fwd, &resp);
     if (err != 0)
         return err;
     int declined = resp->result_case == KMX__V1__RESPONSE__RESULT_ERROR && resp->error &&

@@ -495,6 +495,15 @@ static void test_query_answers_unavailable_when_storage_is_silent(void **state) 
     req.body_case = KMX__V1__REQUEST__BODY_REPLAY;
     req.replay = &replay;
     s_expect_error(s_handle(query, &req), KMX__V1__ERROR_CODE__UNAVAILABLE, NULL);
+    // A request that says how long its sender waits is answered within that time, with
+    // the error that names it instead of the retry hint.
+    req.has_timeout_ms = 1;
+    req.timeout_ms = 150;
+    s_expect_error(s_handle(query, &req), KMX__V1__ERROR_CODE__DEADLINE_EXCEEDED,
+                   "not answered within the request's timeout of 150 ms");
+    // One whose time is over on arrival is answered at once, storage not asked.
+    req.timeout_ms = 1;
+    s_expect_error(s_handle(query, &req), KMX__V1__ERROR_CODE__DEADLINE_EXCEEDED, "of 1 ms");
     kmx_query_destroy(&query);
     kmx_link_destroy(&link);
     zmq_close(hung);

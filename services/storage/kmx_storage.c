@@ -559,6 +559,11 @@ int kmx_storage_new(void *ctx, const kmx_storage_config_t *cfg, kmx_storage_t **
     snprintf(self->worker, sizeof self->worker, "kmx-storage-%s-%ld", host, (long)getpid());
     self->n_readers = cfg->readers ? cfg->readers : KMX_STORAGE_READERS;
     self->reader_nice = cfg->reader_nice;
+    self->read_delay_ms = cfg->read_delay_ms;
+    if (self->read_delay_ms)
+        kmx_log_warn("debug: every scan, aggregate and query waits read_delay_ms=%u before its "
+                     "answer (KMX_DEBUG_STORAGE_READ_DELAY_MS, for tests only)",
+                     self->read_delay_ms);
     self->readers = calloc(self->n_readers, sizeof *self->readers);
     self->wait = calloc(1, sizeof *self->wait);
     int err = !self->readers || !self->wait ? KMX_ERR_NOMEM : kmx_storage_writer_new(self, cfg);

@@ -39,6 +39,8 @@ typedef struct {
     uint64_t batch_wait_us; // longest wait for more writers once a write arrived; 0 = none
     size_t readers;         // reader threads; 0 = KMX_STORAGE_READERS
     int reader_nice;        // steps the reader threads run nicer than the writer (0 to 19)
+    unsigned read_delay_ms; // tests only: readers wait this long before each scan, aggregate or
+                            // query answer (KMX_DEBUG_STORAGE_READ_DELAY_MS); 0, off, by default
 } kmx_storage_config_t;
 
 // Opens the store and the sockets in ctx (borrowed; it must outlive the service).

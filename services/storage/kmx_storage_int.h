@@ -74,6 +74,7 @@ struct kmx_storage {
     char endpoint[256];           // the ROUTER's bound endpoint
     size_t n_readers;             // reader threads
     int reader_nice;              // steps the reader threads run nicer (cfg->reader_nice)
+    unsigned read_delay_ms;       // debug: readers' wait before a slow-path answer (cfg)
     atomic_int stopping;          // set by the router when the service stops
     kmx_storage_counters_t count; // service counters
 

@@ -15,10 +15,12 @@
 #include "kmx_proc.h"
 #include "kmx_store.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zmq.h>
 
 typedef int (*s_handler_fn)(kmx_storage_t *self, const kmx_storage_req_t *item, uint8_t **out,
@@ -445,6 +447,24 @@ static int s_ready(void *sock) {
     return zmq_send(sock, "R", 1, 0) == 1 ? 0 : KMX_ERR_IO;
 }
 
+// The debug knob KMX_DEBUG_STORAGE_READ_DELAY_MS: a storage as slow as a large store's
+// query, made on purpose so tests of callers' timeouts are quick and certain. Slept in
+// slices, so a stopping service does not wait it out.
+static void s_debug_delay(kmx_storage_t *self, const Kmx__V1__Request *req) {
+    if (!self->read_delay_ms || !req)
+        return;
+    if (req->body_case != KMX__V1__REQUEST__BODY_SCAN &&
+        req->body_case != KMX__V1__REQUEST__BODY_AGGREGATE &&
+        req->body_case != KMX__V1__REQUEST__BODY_QUERY)
+        return;
+    for (unsigned slept = 0; slept < self->read_delay_ms && !atomic_load(&self->stopping);
+         slept += 10) {
+        struct timespec ts = {0, 10 * 1000000L};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+    }
+}
+
 void *kmx_storage_reader_main(void *arg) {
     kmx_storage_reader_t *rd = arg;
     kmx_storage_t *self = rd->owner;
@@ -468,6 +488,7 @@ void *kmx_storage_reader_main(void *arg) {
         size_t len = 0;
         if (m.has_corr) {
             self->count.requests++;
+            s_debug_delay(self, m.req);
             if (kmx_storage_read_answer(self, &m, &body, &len) != 0)
                 kmx_log_error("could not build a reply type=%s",
                               m.req ? kmx_msg_body_name(m.req) : "none");

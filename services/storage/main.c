@@ -214,6 +214,15 @@ static int s_tuning(const s_options_t *o, kmx_storage_config_t *cfg) {
         return 2;
     }
     cfg->reader_nice = (int)nice;
+    // A debug knob for tests, deliberately without a flag (docs/operations.md).
+    const char *delay = getenv("KMX_DEBUG_STORAGE_READ_DELAY_MS");
+    uint64_t delay_ms = 0;
+    if (delay && *delay && s_parse_u64(delay, 600000, &delay_ms) != 0) {
+        fprintf(stderr, "kmx-storage: KMX_DEBUG_STORAGE_READ_DELAY_MS needs milliseconds, 0 to "
+                        "600000\n");
+        return 2;
+    }
+    cfg->read_delay_ms = (unsigned)delay_ms;
     return 0;
 }
 
@@ -315,7 +324,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     kmx_storage_config_t cfg = {o.bind, o.publish, o.data_dir, 0, 0, KMX_STORE_SYNC_FULL,
-                                0,      0,         0,          0};
+                                0,      0,         0,          0, 0};
     if ((rc = s_tuning(&o, &cfg)) != 0)
         return rc;
     s_install_signals();

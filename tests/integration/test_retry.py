@@ -1,4 +1,4 @@
-"""Retries: one `kmx import` run, with no retry loop around it, finishes while kmx-storage
+"""Retries and deadlines. One `kmx import` run, with no retry loop around it, finishes while kmx-storage
 is down at its start and killed again in its middle. libkmx retries UNAVAILABLE answers
 and timeouts with backoff inside the import's deadline; writes are upserts, so a chunk
 tried twice is stored once. The import's own report, storage's record count and the
@@ -118,6 +118,72 @@ class Retry(unittest.TestCase):
         self.assertEqual((int(st["records"]), int(st["events"])), (1, 1), st)
         print("put held by a killed worker: stored %.2f s after the kill (worker expiry 7.5 s)"
               % answered)
+
+
+# How long kmx-storage takes over each scan, aggregate and query below (its debug knob):
+# longer than a worker waits for storage when the request does not say (4 s).
+SLOW_MS = 4300
+
+
+class Deadline(unittest.TestCase):
+    """The client's --timeout travels with the request (Request.timeout_ms): a query slower
+    than the worker's own 4 s wait is answered when the client waits long enough; one whose
+    client waits less is answered with the error naming that time, not a retry hint; one
+    whose time ran out in the broker's queue is dropped there, never worked on."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.c = Cluster(ingest=1, query=1)
+        cls.c.proc_env["kmx-storage"] = {"KMX_DEBUG_STORAGE_READ_DELAY_MS": str(SLOW_MS)}
+        cls.c.start()
+        cls.c.kmx("put", "--kind", "export", "--period", "2024", "--market", "JP",
+                  "--category", "deadline_test", "--item", "slow", "--value", "3", "--unit",
+                  "USD", "--source", "kmx deadline test")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.c.close()
+
+    def query(self, timeout_ms):
+        return self.c.kmx("--timeout", str(timeout_ms), "--retries", "1", "query", "exports",
+                          "--category", "deadline_test", "--by", "market", "--format", "json",
+                          check=False)
+
+    def queries_worked(self):
+        stats = self.c.kmx_json("stats")
+        return [int(s["counters"]["queries"]) for s in stats["services"]
+                if s["service"] == "kmx.query"][0]
+
+    def test_slow_query_within_timeout_late_one_dropped_short_one_told(self):
+        before = self.queries_worked()
+        run = {}
+        slow = threading.Thread(target=lambda: run.update(r=self.query(3 * SLOW_MS)))
+        slow.start()
+        busy = 0
+        for _ in range(100):  # bounded: until the only query worker holds the slow query
+            busy = broker_counters(self.c).get("kmx.query.workers_busy", 0)
+            if busy:
+                break
+            time.sleep(0.05)
+        self.assertEqual(busy, 1, "the slow query never reached the worker")
+        # Queued behind it for longer than its client waits: the client gives up, and the
+        # broker drops it when the worker comes free instead of handing it over.
+        queued = self.query(1000)
+        self.assertEqual(queued.returncode, 2, queued.stdout + queued.stderr)
+        slow.join(60)
+        r = run["r"]
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr + self.c.logs())
+        self.assertEqual([(x["market"], x["sum"]) for x in json.loads(r.stdout)["rows"]],
+                         [("JP", "3")], r.stdout)
+        self.assertEqual(broker_counters(self.c).get("late"), 1)
+        # Free worker, client waiting 1 s: the worker answers before the client gives up.
+        short = self.query(1000)
+        self.assertEqual(short.returncode, 2, short.stdout + short.stderr)
+        self.assertIn("not answered within the request's timeout of 1000 ms", short.stderr)
+        self.assertNotIn("retry", short.stderr)
+        self.assertNotIn("is the broker", short.stderr)
+        # The slow and the short query reached the worker; the late one did not.
+        self.assertEqual(self.queries_worked() - before, 2)
 
 
 def broker_counters(cluster):

@@ -36,6 +36,7 @@ static const struct {
     {KMX_ERR_OVERFLOW, KMX__V1__ERROR_CODE__INTERNAL},
     {KMX_ERR_INTERNAL, KMX__V1__ERROR_CODE__INTERNAL},
     {KMX_ERR_BUSY, KMX__V1__ERROR_CODE__INTERNAL},
+    {KMX_ERR_DEADLINE, KMX__V1__ERROR_CODE__DEADLINE_EXCEEDED},
 };
 
 // Every ErrorCode and the kmx_err_t libkmx hands its caller.
@@ -53,6 +54,7 @@ static const struct {
     {KMX__V1__ERROR_CODE__RESYNC_NEEDED, KMX_ERR_RESYNC},
     {KMX__V1__ERROR_CODE__STORAGE_FULL, KMX_ERR_FULL},
     {KMX__V1__ERROR_CODE__FORBIDDEN, KMX_ERR_FORBIDDEN},
+    {KMX__V1__ERROR_CODE__DEADLINE_EXCEEDED, KMX_ERR_DEADLINE},
 };
 
 #define S_N(a) (sizeof(a) / sizeof((a)[0]))

@@ -11,12 +11,12 @@ kmx CLI. Errors are kmx.Error exceptions with code, message and per-record resul
 """
 from .client import (BROKER, INGEST, QUERY, STORAGE, Client, History, PutResult, QueryResult,
                      amount, event_dict, format_period, record_dict, to_pandas)
-from .errors import (BadRequest, Error, Forbidden, Internal, NotFound, Rejected, ResyncNeeded,
-                     StorageFull, Timeout, TooLarge, Unavailable, Unsupported)
+from .errors import (BadRequest, DeadlineExceeded, Error, Forbidden, Internal, NotFound, Rejected,
+                     ResyncNeeded, StorageFull, Timeout, TooLarge, Unavailable, Unsupported)
 from . import kmx_pb2 as pb
 
 __all__ = ["__version__", "Client", "History", "PutResult", "QueryResult", "Error", "BadRequest",
            "NotFound", "Unavailable", "Internal", "TooLarge", "Unsupported", "ResyncNeeded", "StorageFull",
-           "Forbidden", "Timeout", "Rejected", "amount", "format_period", "record_dict",
+           "Forbidden", "DeadlineExceeded", "Timeout", "Rejected", "amount", "format_period", "record_dict",
            "event_dict", "to_pandas", "pb", "BROKER", "INGEST", "QUERY", "STORAGE"]
 from ._version import __version__  # noqa: E402  (written by CMake from the project version)

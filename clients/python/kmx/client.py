@@ -378,7 +378,9 @@ class Client:
         if not request.request_id:
             self._next_id += 1
             request.request_id = "py-%d-%d" % (os.getpid(), self._next_id)
-        body = request.SerializeToString()
+        # Each try tells the services how long it waits (timeout_ms), so kmx-query waits
+        # for storage that long and answers DEADLINE_EXCEEDED rather than go silent.
+        told = request.HasField("timeout_ms") and request.timeout_ms > 0
         deadline = time.monotonic() + self.deadline if self.deadline else None
         n = 0
         while True:
@@ -386,7 +388,9 @@ class Client:
             wait = self.timeout
             if deadline is not None:
                 wait = max(0.001, min(wait, deadline - time.monotonic()))
-            resp = self._try(service, body, request.request_id, wait)
+            if not told:
+                request.timeout_ms = max(1, int(wait * 1000))
+            resp = self._try(service, request.SerializeToString(), request.request_id, wait)
             unavailable = resp is not None and resp.WhichOneof("result") == "error" and \
                 resp.error.code == pb.UNAVAILABLE
             if resp is not None and not unavailable:

@@ -57,6 +57,11 @@ class Forbidden(Error):
     """FORBIDDEN: the client's CURVE key (its role) may not make this request."""
 
 
+class DeadlineExceeded(Error):
+    """DEADLINE_EXCEEDED: the answer was not ready within the try's timeout (the client
+    sends it with each request); ask again with a longer timeout."""
+
+
 class Timeout(Error):
     """No reply within timeout, on every try (is the broker running?)."""
 
@@ -80,4 +85,5 @@ BY_CODE = {
     "RESYNC_NEEDED": ResyncNeeded,
     "STORAGE_FULL": StorageFull,
     "FORBIDDEN": Forbidden,
+    "DEADLINE_EXCEEDED": DeadlineExceeded,
 }
