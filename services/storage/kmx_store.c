@@ -435,6 +435,10 @@ int kmx_store_open(const char *dir, const kmx_store_config_t *cfg, kmx_store_t *
     }
     kmx_log_info("store open dir=%s last_seq=%llu map_size=%zu readonly=%d", dir,
                  (unsigned long long)self->last_seq, self->map_size, readonly);
+    // The writer follows the alternatives from the version built now; a read-only store
+    // (check, backup, direct reads) builds it when a check first needs it.
+    if (!readonly && kmx_store_alt_start(self) != 0)
+        kmx_log_warn("alternatives: no builder thread; the first check builds them");
     *out = self;
     return 0;
 }
@@ -447,6 +451,7 @@ void kmx_store_close(kmx_store_t **self_p) {
     if (!self_p || !*self_p)
         return;
     kmx_store_t *self = *self_p;
+    kmx_store_alt_stop(self); // its read transaction ends before the environment
     if (self->env)
         mdb_env_close(self->env);
     if (self->gate_ready) {

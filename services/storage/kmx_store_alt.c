@@ -2,18 +2,20 @@
     must not add them: the records that have an alternative, kept in memory as immutable
     versions, each tagged with the sequence it describes.
 
-    The first check builds a version with one walk over the records (records of one kind,
-    period, market and category are adjacent in key order, so the walk compares each such
-    run only within itself). After that the version follows the store without walking it
-    again: the writer, inside each write transaction, notes for every changed record the
-    state of its quantity's key range (the run, then the item without its annotation:
-    the only records it can be an alternative of), and publishes the next version right
-    after the commit. A reader whose snapshot is newer than the version waits for that
-    publication, or, when the writer was not following (the version was built while a
-    batch ran), catches up itself from the event log. So a check costs the matching of
-    the few records that have alternatives, also while an import runs. Safe from any
-    thread: the versions are immutable and reference-counted, one mutex guards which is
-    current.  */
+    A writable store builds the first version at open, on a thread of its own, with one
+    walk over the records (records of one kind, period, market and category are adjacent
+    in key order, so the walk compares each such run only within itself); a check that
+    comes before it is done waits for it rather than walking too. After that the version
+    follows the store without walking it again: the writer, inside each write transaction,
+    notes for every changed record the state of its quantity's key range (the run, then
+    the item without its annotation: the only records it can be an alternative of), and
+    publishes the next version right after the commit. A version behind the store (built
+    while batches ran, or a batch that could not follow) is brought forward from the event
+    log by the writer at its next batch, or by a reader that needs it first. A reader
+    whose snapshot is newer than the version waits for the writer's publication. So no
+    check walks the records, the first one after an import included: a check costs the
+    matching of the few records that have alternatives. Safe from any thread: the
+    versions are immutable and reference-counted, one mutex guards which is current.  */
 #include "kmx_store_int.h"
 
 #include "kmx_alt.h"
@@ -29,6 +31,7 @@
 
 #define S_WAIT_MS 1000          // longest wait for the writer's next version
 #define S_CATCH_UP_MAX 1000000u // events a reader replays before it walks the records instead
+#define S_STOP_EVERY 4096u      // records walked between looks at the stop flag
 
 // One record that has an alternative, shared by the versions that hold it.
 typedef struct {
@@ -56,10 +59,15 @@ typedef struct {
 } s_note_t;
 
 struct kmx_store_alt {
-    pthread_mutex_t mutex; // guards cur and pending
-    pthread_cond_t cond;   // signalled when cur changes or pending ends
-    s_ver_t *cur;          // the newest version, or NULL before the first check
+    pthread_mutex_t mutex; // guards cur, pending and building
+    pthread_cond_t cond;   // signalled when cur changes or pending or building ends
+    s_ver_t *cur;          // the newest version, or NULL before the first is built
     int pending;           // the writer follows cur and will publish after its commit
+    int building;          // the open's builder thread has not finished
+    pthread_t builder;     // that thread, when started (kmx_store_alt_start)
+    int builder_started;   // it was started and is not joined yet
+    atomic_int stop;       // set at close: a walk gives up
+    atomic_uint walks;     // walks over all records a check made itself since open
     // The writer's, for the write transaction in progress.
     int track;        // the batch started at cur's sequence: notes are taken
     s_ver_t *base;    // while tracking: that version (a reference)
@@ -418,12 +426,38 @@ static void s_install(kmx_store_alt_t *alt, s_ver_t *v) {
 
 // ---- the writer's part -------------------------------------------------------------
 
-void kmx_store_alt_begin(kmx_store_t *self) {
+static int s_catch_up(const kmx_store_t *self, MDB_txn *txn, const s_ver_t *base, uint64_t seq,
+                      s_ver_t **out);
+
+// Brings a current version that is behind the store forward inside the writer's
+// transaction, from the event log, so the writer follows again from this batch on.
+static void s_writer_catch_up(kmx_store_t *self, kmx_store_alt_t *alt, MDB_txn *txn) {
+    pthread_mutex_lock(&alt->mutex);
+    s_ver_t *cur = alt->cur;
+    if (cur && cur->seq < self->last_seq)
+        atomic_fetch_add(&cur->refs, 1);
+    else
+        cur = NULL;
+    pthread_mutex_unlock(&alt->mutex);
+    if (!cur)
+        return;
+    s_ver_t *next = NULL;
+    int err = s_catch_up(self, txn, cur, self->last_seq, &next);
+    if (err == 0)
+        s_install(alt, next);
+    else
+        s_ver_unref(next); // readers catch up or walk, as before the writer followed
+    s_ver_unref(cur);
+}
+
+void kmx_store_alt_begin(kmx_store_t *self, MDB_txn *txn) {
     kmx_store_alt_t *alt = self->alt;
     if (!alt)
         return;
     s_notes_clear(alt);
     s_ver_unref(alt->base);
+    alt->base = NULL;
+    s_writer_catch_up(self, alt, txn);
     pthread_mutex_lock(&alt->mutex);
     alt->track = alt->cur && alt->cur->seq == self->last_seq;
     alt->pending = alt->track;
@@ -511,11 +545,13 @@ static int s_run_keep(s_raw_t *raw, size_t n, s_ver_t *v, size_t *cap) {
     return err;
 }
 
-// Builds the version of txn's snapshot (seq) with one walk over the records.
+// Builds the version of txn's snapshot (seq) with one walk over the records. Gives up
+// with KMX_ERR_UNAVAILABLE when the store is closing.
 static int s_build(const kmx_store_t *self, MDB_txn *txn, uint64_t seq, s_ver_t **out) {
     *out = s_ver_new(seq);
     if (!*out)
         return KMX_ERR_NOMEM;
+    size_t walked = 0;
     MDB_cursor *cur = NULL;
     int rc = mdb_cursor_open(txn, self->records, &cur);
     if (rc != 0)
@@ -528,6 +564,10 @@ static int s_build(const kmx_store_t *self, MDB_txn *txn, uint64_t seq, s_ver_t 
     for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0 && err == 0;
          rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
         size_t at = 0, len = 0;
+        if (++walked % S_STOP_EVERY == 0 && atomic_load(&self->alt->stop)) {
+            err = KMX_ERR_UNAVAILABLE;
+            break;
+        }
         if (s_key_item(key.mv_data, key.mv_size, &at, &len) != 0)
             continue;
         if (at != run_len || memcmp(run_prefix, key.mv_data, at) != 0) {
@@ -612,6 +652,7 @@ static int s_version(const kmx_store_t *self, kmx_store_alt_t *alt, MDB_txn *txn
     int err = base ? s_catch_up(self, txn, base, seq, &v) : 1;
     s_ver_unref(base);
     if (err == 1) {
+        atomic_fetch_add(&alt->walks, 1);
         err = s_build(self, txn, seq, &v);
         if (err == 0)
             kmx_log_debug("alternatives: %zu records at seq %llu", v->n, (unsigned long long)seq);
@@ -698,6 +739,15 @@ static const Kmx__V1__Record **s_matched(const s_ver_t *v, const Kmx__V1__Filter
     return m;
 }
 
+// Waits, holding no transaction, while the open's builder works on the first version:
+// one walk is enough.
+static void s_wait_builder(kmx_store_alt_t *alt) {
+    pthread_mutex_lock(&alt->mutex);
+    while (alt->building && !alt->cur)
+        pthread_cond_wait(&alt->cond, &alt->mutex);
+    pthread_mutex_unlock(&alt->mutex);
+}
+
 // The version describing the last committed snapshot (see the top of this file). Returns
 // a reference: release it with s_ver_unref.
 static int s_fresh(kmx_store_t *self, s_ver_t **out) {
@@ -705,6 +755,7 @@ static int s_fresh(kmx_store_t *self, s_ver_t **out) {
     uint64_t seq = 0;
     int err = 0;
     *out = NULL;
+    s_wait_builder(self->alt);
     // A snapshot just after a commit whose version the writer is publishing: wait for it
     // outside the transaction (a map resize waits for open ones), then look again.
     for (int tries = 0; tries < 3 && err == 0; tries++) {
@@ -941,6 +992,109 @@ int kmx_store_alternatives_catalog(kmx_store_t *self, Kmx__V1__Kind kind,
     if (err != 0)
         return err;
     err = s_catalog(v, kind, cat);
+    s_ver_unref(v);
+    return err;
+}
+
+// ---- the open's builder and checks on it --------------------------------------------
+
+// The builder thread: the first version, from its own snapshot, then it ends.
+static void *s_builder_main(void *arg) {
+    kmx_store_t *self = arg;
+    kmx_store_alt_t *alt = self->alt;
+    MDB_txn *txn = NULL;
+    uint64_t seq = 0;
+    s_ver_t *v = NULL;
+    int err = kmx_store_begin_read(self, &txn);
+    if (err == 0 && (err = kmx_store_read_last_seq(self, txn, &seq)) == 0)
+        err = s_build(self, txn, seq, &v);
+    kmx_store_end_read(self, txn);
+    if (err == 0) {
+        kmx_log_debug("alternatives: %zu records at seq %llu, built at open", v->n,
+                      (unsigned long long)seq);
+        s_install(alt, v);
+    } else {
+        s_ver_unref(v);
+        if (err != KMX_ERR_UNAVAILABLE) // not the close's stop
+            kmx_log_warn("alternatives not built at open: %s", kmx_strerror(err));
+    }
+    pthread_mutex_lock(&alt->mutex);
+    alt->building = 0;
+    pthread_cond_broadcast(&alt->cond);
+    pthread_mutex_unlock(&alt->mutex);
+    return NULL;
+}
+
+int kmx_store_alt_start(kmx_store_t *self) {
+    kmx_store_alt_t *alt = self->alt;
+    if (!alt)
+        return 0;
+    pthread_mutex_lock(&alt->mutex);
+    alt->building = 1;
+    pthread_mutex_unlock(&alt->mutex);
+    if (pthread_create(&alt->builder, NULL, s_builder_main, self) != 0) {
+        pthread_mutex_lock(&alt->mutex);
+        alt->building = 0; // the first check builds, as without the thread
+        pthread_mutex_unlock(&alt->mutex);
+        return KMX_ERR_NOMEM;
+    }
+    alt->builder_started = 1;
+    return 0;
+}
+
+void kmx_store_alt_stop(kmx_store_t *self) {
+    kmx_store_alt_t *alt = self ? self->alt : NULL;
+    if (!alt || !alt->builder_started)
+        return;
+    atomic_store(&alt->stop, 1);
+    pthread_join(alt->builder, NULL);
+    alt->builder_started = 0;
+}
+
+unsigned kmx_store_alt_walks(const kmx_store_t *self) {
+    return self && self->alt ? atomic_load(&self->alt->walks) : 0;
+}
+
+// Whether two entries hold the same key and the same stored record.
+static int s_ent_same(const s_ent_t *a, const s_ent_t *b) {
+    if (s_key_cmp(a->key, a->klen, b->key, b->klen) != 0)
+        return 0;
+    size_t n = kmx__v1__stored_record__get_packed_size(a->sr);
+    if (n != kmx__v1__stored_record__get_packed_size(b->sr))
+        return 0;
+    uint8_t *x = malloc(n ? n : 1), *y = malloc(n ? n : 1);
+    int same = x && y;
+    if (same) {
+        kmx__v1__stored_record__pack(a->sr, x);
+        kmx__v1__stored_record__pack(b->sr, y);
+        same = memcmp(x, y, n) == 0;
+    }
+    free(x);
+    free(y);
+    return same;
+}
+
+int kmx_store_alt_verify(kmx_store_t *self, int *same) {
+    if (!self || !self->alt || !same)
+        return KMX_ERR_INVAL;
+    *same = 0;
+    s_ver_t *v = NULL, *full = NULL;
+    MDB_txn *txn = NULL;
+    uint64_t seq = 0;
+    int err = s_fresh(self, &v);
+    if (err == 0)
+        err = kmx_store_begin_read(self, &txn);
+    if (err == 0 && (err = kmx_store_read_last_seq(self, txn, &seq)) == 0)
+        err = s_build(self, txn, seq, &full);
+    kmx_store_end_read(self, txn);
+    if (err == 0) {
+        if (full->n > 1)
+            qsort(full->e, full->n, sizeof *full->e, s_ent_cmp);
+        *same = v->seq == seq && v->n == full->n;
+        for (size_t i = 0; *same && i < v->n; i++)
+            *same = s_ent_same(v->e[i], full->e[i]);
+    }
+    s_ver_unref(full);
     s_ver_unref(v);
     return err;
 }

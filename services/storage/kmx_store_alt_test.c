@@ -1,11 +1,13 @@
 /*  Tests for kmx_store_alt against a real LMDB store: the alternatives check refuses two
-    measurements of one quantity, follows writes and deletes (the cache is rebuilt when the
-    sequence moves), lets rows split by source or by differently worded items through, and
-    sets aside all but the preferred measurement.  */
+    measurements of one quantity, follows writes and deletes, lets rows split by source or
+    by differently worded items through, and sets aside all but the preferred measurement;
+    after random imports, deletes and restarts what the checks use is what a full walk
+    finds, and the only walk over the records is the one at open.  */
 #define _XOPEN_SOURCE 700 // nftw, to remove the test directory
 #include "kmx_store.h"
 
 #include "kmx_err.h"
+#include "kmx_store_int.h"
 #include "kmx_testkit.h"
 
 #include <ftw.h>
@@ -16,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -189,12 +192,77 @@ static void test_alt_many_alternatives(void **state) {
     free(r);
 }
 
+// The alternatives the store follows equal those of a full walk, and no check walked.
+static void s_expect_like_a_walk(kmx_store_t *store, const char *when, unsigned long long seed) {
+    int same = 0;
+    assert_int_equal(kmx_store_alt_verify(store, &same), 0);
+    if (!same)
+        fail_msg("alternatives differ from a full walk %s (seed %llu)", when, seed);
+    if (kmx_store_alt_walks(store) != 0)
+        fail_msg("%u checks walked the records %s (seed %llu)", kmx_store_alt_walks(store), when,
+                 seed);
+}
+
+static void test_alt_follows_imports_deletes_restarts_like_a_full_walk(void **state) {
+    s_fixture_t *f = *state;
+    const char *env = getenv("KMX_SEED"); // repeats another run's operations
+    unsigned long long seed =
+        env && *env ? strtoull(env, NULL, 10) : (unsigned long long)time(NULL);
+    printf("seed %llu (repeat with KMX_SEED=%llu)\n", seed, seed);
+    unsigned rng = (unsigned)seed;
+    enum { S_KEYS = 600, S_BATCHES = 60, S_BATCH_MAX = 400 };
+    static const char *markets[] = {"JP", "US", "WORLD"};
+    static const char *sources[] = {"KCS via Yonhap", "KCS via Chosun", "KOCCA survey"};
+    static const char *notes[] = {"", " (precise)", " (+0.5% YoY)"};
+    kmx_testkit_rec_t *r = calloc(S_BATCH_MAX, sizeof *r);
+    kmx_store_op_t *ops = calloc(S_BATCH_MAX, sizeof *ops);
+    kmx_put_outcome_t *out = calloc(S_BATCH_MAX, sizeof *out);
+    char(*src)[32] = calloc(S_BATCH_MAX, sizeof *src);
+    assert_true(r && ops && out && src);
+    for (int b = 0; b < S_BATCHES; b++) {
+        // Mostly puts (new figures and revised values), a quarter deletes; some of the
+        // keys measure one quantity from several sources, so alternatives come and go.
+        size_t n = 1 + (size_t)rand_r(&rng) % (b % 10 == 0 ? S_BATCH_MAX : 40);
+        for (size_t i = 0; i < n; i++) {
+            int k = rand_r(&rng) % S_KEYS;
+            kmx_testkit_rec_init(&r[i], markets[k % 3], 202401, 202412,
+                                 1 + rand_r(&rng) % 5 * 10000, "USD");
+            snprintf(r[i].item, sizeof r[i].item, "quantity %d%s", k / 9, notes[k / 3 % 3]);
+            snprintf(src[i], sizeof src[i], "%s", sources[k / 3 % 3]);
+            r[i].rec.source = src[i];
+            kmx_store_op_kind_t kind =
+                rand_r(&rng) % 4 == 0 ? KMX_STORE_OP_DELETE : KMX_STORE_OP_PUT;
+            ops[i] = (kmx_store_op_t){kind, &r[i].rec};
+        }
+        assert_int_equal(kmx_store_write_batch(f->store, ops, n, out, NULL), 0);
+        char when[64];
+        snprintf(when, sizeof when, "after batch %d", b);
+        s_expect_like_a_walk(f->store, when, seed);
+        if (b % 15 == 14) { // a restart: the version is built again at open
+            kmx_store_close(&f->store);
+            assert_int_equal(kmx_store_open(f->dir, NULL, &f->store), 0);
+            snprintf(when, sizeof when, "after the restart at batch %d", b);
+            s_expect_like_a_walk(f->store, when, seed);
+        }
+    }
+    char why[512];
+    Kmx__V1__GroupField by = KMX__V1__GROUP_FIELD__BY_MARKET;
+    assert_int_equal(kmx_store_alternatives_check(f->store, NULL, &by, 1, why, sizeof why), 1);
+    assert_int_equal(kmx_store_alt_walks(f->store), 0);
+    free(src);
+    free(out);
+    free(ops);
+    free(r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_alt_check_follows_writes, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_alt_set_aside_keeps_the_preferred, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_alt_many_alternatives, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_alt_follows_imports_deletes_restarts_like_a_full_walk,
+                                        s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,10 +21,23 @@ void kmx_store_alt_destroy(kmx_store_alt_t **alt_p);
 // The writer's part, for each write transaction: begin when it starts; note the changed
 // records' quantity ranges inside it, after the changes (a failure only stops following:
 // readers then catch up from the event log); end once it committed (at seq) or failed.
-void kmx_store_alt_begin(kmx_store_t *self);
+void kmx_store_alt_begin(kmx_store_t *self, MDB_txn *txn);
 int kmx_store_alt_note_batch(kmx_store_t *self, MDB_txn *txn, const kmx_store_op_t *ops,
                              const kmx_put_outcome_t *outcomes, size_t n);
 void kmx_store_alt_end(kmx_store_t *self, int committed, uint64_t seq);
+// Starts building the first version on a thread of its own (a writable store's open), so
+// no check walks the records later. Returns 0, or KMX_ERR_NOMEM when the thread cannot
+// start (the first check then builds it).
+int kmx_store_alt_start(kmx_store_t *self);
+// Stops and joins that thread, if any (close, before the environment goes). NULL is fine.
+void kmx_store_alt_stop(kmx_store_t *self);
+// Walks over all records a check made itself since open, for want of a version (0 while the
+// open's build and the writer keep one at hand).
+unsigned kmx_store_alt_walks(const kmx_store_t *self);
+// Compares the current version, brought to the last commit, with one built by a full walk
+// now: *same is 1 when they hold the same records. For tests; do not write meanwhile.
+// Returns 0 or a kmx code.
+int kmx_store_alt_verify(kmx_store_t *self, int *same);
 
 struct kmx_store {
     MDB_env *env;                   // the environment; owns the map

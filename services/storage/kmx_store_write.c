@@ -325,7 +325,7 @@ static int s_write_txn(s_batch_t *b, const kmx_store_op_t *ops, size_t n,
     int err = 0;
     kmx_derived_pending_clear(b->store->pending);
     kmx_catalog_pending_clear(b->store->cpend);
-    kmx_store_alt_begin(b->store);
+    kmx_store_alt_begin(b->store, b->txn);
     for (size_t i = 0; i < n && err == 0; i++) {
         outcomes[i].outcome = KMX__V1__RECORD_RESULT__OUTCOME__REJECTED;
         outcomes[i].seq = 0;
