@@ -1,17 +1,17 @@
-# Shared by the benchmarks that compare kmx with PostgreSQL (bench/ingest, bench/query):
-# a temporary work directory removed on exit with every process the script started, a
-# PostgreSQL server of its own on a unix socket in that directory, and kmx endpoints on
-# free loopback ports. Source it after setting $build; it sets $bin, $pgbin and $work.
+# Shared by the benchmarks that compare kmx with PostgreSQL (bench/ingest, bench/query,
+# bench/mixed): a temporary work directory removed on exit with every process the script
+# started, a PostgreSQL server of its own on a unix socket in that directory, and kmx
+# services on free loopback ports (bench/ports.sh: port, kmx_ports, kmx_up, kmx_quick).
+# Source it after setting $build; it sets $bin, $pgbin and $work.
 #   bench_init NAME                  work dir /tmp/kmx-bench-NAME-XXXXXX, cleanup trap
 #   pg_start [-c SETTING=VALUE ...]  initdb + pg_ctl start; fills the psql array
-#   kmx_endpoints DATA_DIR           exports KMX_* endpoints on fresh ports
 bin=$build/bin
 pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 [[ -n $pgbin ]] || { echo "bench: PostgreSQL not found (scripts/setup.sh --bench)" >&2; exit 1; }
 pids=()
 
 runas() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source "$(dirname "${BASH_SOURCE[0]}")/ports.sh"
 
 bench_cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -35,11 +35,4 @@ pg_start() {
   runas "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg/log" -w \
     -o "-k $work/sock -c listen_addresses='' $*" start >/dev/null
   psql=(runas "$pgbin/psql" -h "$work/sock" -U kmx -d postgres -v ON_ERROR_STOP=1 -q)
-}
-
-kmx_endpoints() {
-  export KMX_BROKER_BIND=tcp://127.0.0.1:$(port) KMX_EVENTS_BIND=tcp://127.0.0.1:$(port)
-  export KMX_PUBLISH_BIND=tcp://127.0.0.1:$(port) KMX_STORAGE_BIND=tcp://127.0.0.1:$(port)
-  export KMX_BROKER=$KMX_BROKER_BIND KMX_EVENTS=$KMX_EVENTS_BIND KMX_PUBLISH=$KMX_PUBLISH_BIND
-  export KMX_STORAGE=$KMX_STORAGE_BIND KMX_DATA_DIR=$1 KMX_LOG_LEVEL=warn
 }

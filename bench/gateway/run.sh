@@ -32,23 +32,20 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-export KMX_BROKER_BIND=tcp://127.0.0.1:$(port) KMX_EVENTS_BIND=tcp://127.0.0.1:$(port)
-export KMX_PUBLISH_BIND=tcp://127.0.0.1:$(port) KMX_STORAGE_BIND=tcp://127.0.0.1:$(port)
-export KMX_BROKER=$KMX_BROKER_BIND KMX_EVENTS=$KMX_EVENTS_BIND KMX_PUBLISH=$KMX_PUBLISH_BIND
-export KMX_STORAGE=$KMX_STORAGE_BIND KMX_DATA_DIR=$work/data KMX_LOG_LEVEL=warn
-gwport=$(port)
+source "$src/bench/ports.sh"
 # A heartbeat each second: a stream whose client has gone ends at its next write, so the
 # second burst's streams do not wait on the first's.
-export KMX_GATEWAY_BIND=127.0.0.1:$gwport KMX_GATEWAY_MAX_STREAMS=$((streams + 100))
+export KMX_GATEWAY_MAX_STREAMS=$((streams + 100))
 export KMX_GATEWAY_HEARTBEAT_MS=1000
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-"$bin/kmx-broker" 2>>"$work/log" & pids+=($!)
-"$bin/kmx-storage" 2>>"$work/log" & pids+=($!)
-"$bin/kmx-ingest" 2>>"$work/log" & pids+=($!)
-"$bin/kmx-query" 2>>"$work/log" & pids+=($!)
-for _ in $(seq 100); do "$bin/kmx" ping kmx.query >/dev/null 2>&1 && break; sleep 0.1; done
-for _ in $(seq 100); do "$bin/kmx" ping kmx.ingest >/dev/null 2>&1 && break; sleep 0.1; done
+start_kmx() {
+  kmx_ports "$work/data"
+  "$bin/kmx-broker" 2>>"$work/log" & pids+=($!)
+  "$bin/kmx-storage" 2>>"$work/log" & pids+=($!)
+  "$bin/kmx-ingest" 2>>"$work/log" & pids+=($!)
+  "$bin/kmx-query" 2>>"$work/log" & pids+=($!)
+}
+kmx_up start_kmx 'kmx_quick ping kmx.query' 'kmx_quick ping kmx.ingest'
 
 # Records: 25 years x 40 markets x 4 categories x items, so one year's group-by of one
 # category adds records from every market.
@@ -70,9 +67,12 @@ while i < n:
     i += 1
 PY
 "$bin/kmx" import "$work/rows.csv" >/dev/null
-"$bin/kmx-gateway" 2>>"$work/log" & pids+=($!)
-gwpid=$!
-for _ in $(seq 100); do curl -fs "http://127.0.0.1:$gwport/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+start_gateway() {
+  gwport=$(port)
+  KMX_GATEWAY_BIND=127.0.0.1:$gwport "$bin/kmx-gateway" 2>>"$work/log" & pids+=($!)
+  gwpid=$!
+}
+kmx_up start_gateway 'curl -fs --max-time 1 "http://127.0.0.1:$gwport/healthz" >/dev/null 2>&1'
 
 query="kind=exports&period=2024&category=physical_album_customs&by=market"
 get="kind=export&period=2024&market=JP&category=physical_album_customs&item=series%200&source=kmx%20bench"

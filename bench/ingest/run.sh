@@ -23,18 +23,22 @@ python3 "$src/bench/ingest/gen.py" "$rows" --out "$work/rows.csv"
 echo "bench: generating a CP949 wide file of $rows cells" >&2
 python3 "$src/bench/ingest/genwide.py" "$rows" --out "$work/wide.csv"
 
+# Broker, storage and start_workers ingest workers on a store in start_dir (kmx_up).
+start_kmx() {
+  kmx_ports "$start_dir/data"
+  "$bin/kmx-broker" 2>>"$start_dir/log" & pids+=($!)
+  "$bin/kmx-storage" 2>>"$start_dir/log" & pids+=($!)
+  for ((i = 0; i < start_workers; i++)); do "$bin/kmx-ingest" 2>>"$start_dir/log" & pids+=($!); done
+}
+
 # kmx_run WORKERS [FILE RECORDS]: the UTF-8 long file by default.
 kmx_run() {
   local workers=$1 file=${2:-$work/rows.csv} want=${3:-$rows}
   local dir=$work/kmx-$workers-$(basename "$file" .csv)
   mkdir -p "$dir"
-  kmx_endpoints "$dir/data"
   export KMX_TIMEOUT=30000
   pids=()
-  "$bin/kmx-broker" 2>>"$dir/log" & pids+=($!)
-  "$bin/kmx-storage" 2>>"$dir/log" & pids+=($!)
-  for ((i = 0; i < workers; i++)); do "$bin/kmx-ingest" 2>>"$dir/log" & pids+=($!); done
-  for _ in $(seq 100); do "$bin/kmx" ping kmx.ingest >/dev/null 2>&1 && break; sleep 0.1; done
+  start_dir=$dir start_workers=$workers kmx_up start_kmx 'kmx_quick ping kmx.ingest'
   local jobs=$((workers * 2 > 4 ? workers * 2 : 4))
   local t0 t1
   t0=$(now)

@@ -17,21 +17,20 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source "$src/bench/ports.sh"
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 echo "bench: memory: generating $rows rows" >&2
 python3 "$src/bench/ingest/gen.py" "$rows" --out "$work/rows.csv"
-export KMX_BROKER_BIND=tcp://127.0.0.1:$(port) KMX_EVENTS_BIND=tcp://127.0.0.1:$(port)
-export KMX_PUBLISH_BIND=tcp://127.0.0.1:$(port) KMX_STORAGE_BIND=tcp://127.0.0.1:$(port)
-export KMX_BROKER=$KMX_BROKER_BIND KMX_EVENTS=$KMX_EVENTS_BIND KMX_PUBLISH=$KMX_PUBLISH_BIND
-export KMX_STORAGE=$KMX_STORAGE_BIND KMX_DATA_DIR=$work/data KMX_LOG_LEVEL=warn KMX_TIMEOUT=30000
+export KMX_TIMEOUT=30000
 declare -A pid
-for s in broker storage ingest query; do
-  "$bin/kmx-$s" 2>>"$work/log" & pid[$s]=$!
-  pids+=($!)
-done
-for _ in $(seq 100); do "$bin/kmx" ping kmx.ingest >/dev/null 2>&1 && break; sleep 0.1; done
-for _ in $(seq 100); do "$bin/kmx" ping kmx.query >/dev/null 2>&1 && break; sleep 0.1; done
+start_kmx() {
+  kmx_ports "$work/data"
+  for s in broker storage ingest query; do
+    "$bin/kmx-$s" 2>>"$work/log" & pid[$s]=$!
+    pids+=($!)
+  done
+}
+kmx_up start_kmx 'kmx_quick ping kmx.ingest' 'kmx_quick ping kmx.query'
 sleep 1
 declare -A idle peak after
 for s in broker storage ingest query; do idle[$s]=$(rss "${pid[$s]}"); peak[$s]=${idle[$s]}; done

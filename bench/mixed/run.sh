@@ -66,18 +66,17 @@ pgconn="host=$work/sock user=kmx dbname=postgres"
 
 echo "bench: starting kmx-broker, kmx-storage, 4 kmx-ingest, $qworkers kmx-query" \
   "(direct=$direct, readers nicer by $rnice)" >&2
-kmx_endpoints "$work/data"
 export KMX_TIMEOUT=30000
-"$bin/kmx-broker" 2>>"$work/log" & pids+=($!)
-"$bin/kmx-storage" --reader-nice "$rnice" 2>>"$work/log" & pids+=($!)
-for _ in 1 2 3 4; do "$bin/kmx-ingest" 2>>"$work/log" & pids+=($!); done
 qargs=(--nice "$rnice")
 ((direct)) && qargs+=(--read-dir "$work/data")
-for ((i = 0; i < qworkers; i++)); do "$bin/kmx-query" "${qargs[@]}" 2>>"$work/log" & pids+=($!); done
-for _ in $(seq 100); do
-  "$bin/kmx" ping kmx.query >/dev/null 2>&1 && "$bin/kmx" ping kmx.ingest >/dev/null 2>&1 && break
-  sleep 0.1
-done
+start_kmx() {
+  kmx_ports "$work/data"
+  "$bin/kmx-broker" 2>>"$work/log" & pids+=($!)
+  "$bin/kmx-storage" --reader-nice "$rnice" 2>>"$work/log" & pids+=($!)
+  for _ in 1 2 3 4; do "$bin/kmx-ingest" 2>>"$work/log" & pids+=($!); done
+  for ((i = 0; i < qworkers; i++)); do "$bin/kmx-query" "${qargs[@]}" 2>>"$work/log" & pids+=($!); done
+}
+kmx_up start_kmx 'kmx_quick ping kmx.query' 'kmx_quick ping kmx.ingest'
 
 # kmx_import TAG: the rows of TAG through kmx import, checked; prints "T0 T1".
 kmx_import() {

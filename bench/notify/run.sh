@@ -26,17 +26,15 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-export KMX_BROKER_BIND=tcp://127.0.0.1:$(port) KMX_EVENTS_BIND=tcp://127.0.0.1:$(port)
-export KMX_PUBLISH_BIND=tcp://127.0.0.1:$(port) KMX_STORAGE_BIND=tcp://127.0.0.1:$(port)
-export KMX_BROKER=$KMX_BROKER_BIND KMX_EVENTS=$KMX_EVENTS_BIND KMX_PUBLISH=$KMX_PUBLISH_BIND
-export KMX_STORAGE=$KMX_STORAGE_BIND KMX_DATA_DIR=$work/data KMX_LOG_LEVEL=warn
-"$bin/kmx-broker" 2>>"$work/log" & pids+=($!)
-"$bin/kmx-storage" 2>>"$work/log" & pids+=($!)
-"$bin/kmx-ingest" 2>>"$work/log" & pids+=($!)
-"$bin/kmx-query" 2>>"$work/log" & pids+=($!)
-for _ in $(seq 100); do "$bin/kmx" ping kmx.query >/dev/null 2>&1 && break; sleep 0.1; done
-for _ in $(seq 100); do "$bin/kmx" ping kmx.ingest >/dev/null 2>&1 && break; sleep 0.1; done
+source "$src/bench/ports.sh"
+start_kmx() {
+  kmx_ports "$work/data"
+  "$bin/kmx-broker" 2>>"$work/log" & pids+=($!)
+  "$bin/kmx-storage" 2>>"$work/log" & pids+=($!)
+  "$bin/kmx-ingest" 2>>"$work/log" & pids+=($!)
+  "$bin/kmx-query" 2>>"$work/log" & pids+=($!)
+}
+kmx_up start_kmx 'kmx_quick ping kmx.query' 'kmx_quick ping kmx.ingest'
 redis-server --port 0 --unixsocket "$work/redis.sock" --save '' --appendonly no \
   --daemonize no --dir "$work" >"$work/redis.log" 2>&1 & pids+=($!)
 for _ in $(seq 100); do [[ -S $work/redis.sock ]] && break; sleep 0.1; done

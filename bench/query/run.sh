@@ -46,17 +46,17 @@ SQL
 
 echo "bench: starting kmx-broker, kmx-storage and kmx-query (one through storage's socket," \
   "one more beside a second broker reading the store directly)" >&2
-kmx_endpoints "$work/data"
-direct=tcp://127.0.0.1:$(port)
-"$bin/kmx-broker" 2>>"$work/log" & pids+=($!)
-"$bin/kmx-broker" --bind "$direct" --events-bind "tcp://127.0.0.1:$(port)" \
-  --publish-bind "tcp://127.0.0.1:$(port)" 2>>"$work/log" & pids+=($!)
-"$bin/kmx-storage" 2>>"$work/log" & pids+=($!)
-"$bin/kmx-query" 2>>"$work/log" & pids+=($!)
-KMX_BROKER=$direct "$bin/kmx-query" --read-dir "$work/data" 2>>"$work/log" & pids+=($!)
-for b in "$KMX_BROKER" "$direct"; do
-  for _ in $(seq 100); do "$bin/kmx" --broker "$b" ping kmx.query >/dev/null 2>&1 && break; sleep 0.1; done
-done
+start_kmx() {
+  kmx_ports "$work/data"
+  direct=tcp://127.0.0.1:$(port)
+  "$bin/kmx-broker" 2>>"$work/log" & pids+=($!)
+  "$bin/kmx-broker" --bind "$direct" --events-bind "tcp://127.0.0.1:$(port)" \
+    --publish-bind "tcp://127.0.0.1:$(port)" 2>>"$work/log" & pids+=($!)
+  "$bin/kmx-storage" 2>>"$work/log" & pids+=($!)
+  "$bin/kmx-query" 2>>"$work/log" & pids+=($!)
+  KMX_BROKER=$direct "$bin/kmx-query" --read-dir "$work/data" 2>>"$work/log" & pids+=($!)
+}
+kmx_up start_kmx 'kmx_quick ping kmx.query' 'kmx_quick --broker "$direct" ping kmx.query'
 
 "$bin/kmx_bench_query" run "$KMX_BROKER" "host=$work/sock user=kmx dbname=postgres" \
   "$records" "$gets" "$aggs" "$direct" | tee "$work/run.out"

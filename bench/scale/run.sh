@@ -24,16 +24,16 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source "$src/bench/ports.sh"
 echo "bench: scale: loading $records records" >&2
 "$bin/kmx_bench_query" load "$work/data" "$work/rows.csv" "$records" >/dev/null
 rm -f "$work/rows.csv"
-export KMX_BROKER_BIND=tcp://127.0.0.1:$(port) KMX_EVENTS_BIND=tcp://127.0.0.1:$(port)
-export KMX_PUBLISH_BIND=tcp://127.0.0.1:$(port) KMX_STORAGE_BIND=tcp://127.0.0.1:$(port)
-export KMX_BROKER=$KMX_BROKER_BIND KMX_EVENTS=$KMX_EVENTS_BIND KMX_PUBLISH=$KMX_PUBLISH_BIND
-export KMX_STORAGE=$KMX_STORAGE_BIND KMX_DATA_DIR=$work/data KMX_LOG_LEVEL=warn
-"$bin/kmx-broker" 2>>"$work/log" & pids+=($!)
-"$bin/kmx-storage" 2>>"$work/log" & pids+=($!)
+start_kmx() {
+  kmx_ports "$work/data"
+  "$bin/kmx-broker" 2>>"$work/log" & pids+=($!)
+  "$bin/kmx-storage" 2>>"$work/log" & pids+=($!)
+}
+kmx_up start_kmx 'kmx_quick ping kmx.broker'
 status=0
 running=0
 for workers in 1 2 4; do
@@ -42,7 +42,7 @@ for workers in 1 2 4; do
     running=$((running + 1))
   done
   # Workers register with the broker in well under a second on loopback.
-  for _ in $(seq 100); do "$bin/kmx" ping kmx.query >/dev/null 2>&1 && break; sleep 0.1; done
+  for _ in $(seq 100); do kmx_quick ping kmx.query && break; sleep 0.1; done
   sleep 1
   echo "bench: scale: $workers query worker(s), $clients clients, $secs s" >&2
   out=$("$bin/kmx_bench_qps" "$KMX_BROKER" "$clients" "$secs") || status=1
