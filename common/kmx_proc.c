@@ -11,6 +11,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <time.h>
 #include <unistd.h>
 
@@ -86,4 +89,12 @@ int kmx_proc_nice(int steps, const char *what) {
         return KMX_ERR_IO;
     }
     return 0;
+}
+
+void kmx_proc_name_thread(const char *name) {
+#ifdef __linux__
+    (void)prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0);
+#else
+    (void)name;
+#endif
 }

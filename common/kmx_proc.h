@@ -22,4 +22,8 @@ int kmx_proc_sample(kmx_proc_t *out);
 // Returns 0 or KMX_ERR_IO.
 int kmx_proc_nice(int steps, const char *what);
 
+// Names the calling thread (at most 15 bytes are kept; Linux only, elsewhere nothing), so
+// top -H, /proc/PID/task/TID/comm and perf tell a service's threads apart.
+void kmx_proc_name_thread(const char *name);
+
 #endif

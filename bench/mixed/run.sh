@@ -72,9 +72,11 @@ qargs=(--nice "$rnice")
 start_kmx() {
   kmx_ports "$work/data"
   "$bin/kmx-broker" 2>>"$work/log" & pids+=($!)
+  bpid=$!
   "$bin/kmx-storage" --reader-nice "$rnice" 2>>"$work/log" & pids+=($!)
-  for _ in 1 2 3 4; do "$bin/kmx-ingest" 2>>"$work/log" & pids+=($!); done
-  for ((i = 0; i < qworkers; i++)); do "$bin/kmx-query" "${qargs[@]}" 2>>"$work/log" & pids+=($!); done
+  spid=$! ipids="" qpids=""
+  for _ in 1 2 3 4; do "$bin/kmx-ingest" 2>>"$work/log" & pids+=($!) ipids+=$!,; done
+  for ((i = 0; i < qworkers; i++)); do "$bin/kmx-query" "${qargs[@]}" 2>>"$work/log" & pids+=($!) qpids+=$!,; done
 }
 kmx_up start_kmx 'kmx_quick ping kmx.query' 'kmx_quick ping kmx.ingest'
 
@@ -82,7 +84,8 @@ kmx_up start_kmx 'kmx_quick ping kmx.query' 'kmx_quick ping kmx.ingest'
 kmx_import() {
   local t0 t1
   t0=$(now)
-  "$bin/kmx" import "$work/$1.csv" --jobs 8 --format json >"$work/$1.summary"
+  python3 "$src/bench/mixed/cpu.py" run "$work/$1.cpu" import \
+    "$bin/kmx" import "$work/$1.csv" --jobs 8 --format json >"$work/$1.summary"
   t1=$(now)
   python3 - "$work/$1.summary" "$2" <<'PY'
 import json, sys
@@ -110,17 +113,27 @@ readers() {
 }
 
 # ingest SYSTEM TAG [CLIENTS]: the ingest of TAG, with CLIENTS readers asking in a loop
-# until it ends (none when absent); records "SYSTEM ingest-TAG rate=ROWS_PER_S".
+# until it ends (none when absent); records "SYSTEM ingest-TAG rate=ROWS_PER_S" and, for
+# kmx, "kmx cpu-TAG NAME=SECONDS ...": the CPU each kmx process (storage's writer thread
+# apart), the import client and the readers spent during the import (bench/mixed/cpu.py).
 ingest() {
-  local rpid=""
+  local rpid="" cpid=""
   if [[ -n ${3:-} ]]; then
     readers "$1" "$3" mix 3600 "busy$3" &
     rpid=$!
     pids+=("$rpid")
     sleep 0.2 # the readers connect
+    cpid=$(pgrep -P "$rpid" kmx_bench_mixed || true)
   fi
-  local t0 t1
+  local t0 t1 cpu=(writer="$spid:kmx-writer" storage="$spid:!kmx-writer" ingest="$ipids"
+    broker="$bpid" query="$qpids" clients="$cpid")
+  [[ $1 == kmx ]] && python3 "$src/bench/mixed/cpu.py" snap "$work/cpu0" "${cpu[@]}"
   if [[ $1 == kmx ]]; then read -r t0 t1 < <(kmx_import "$2" "$rows"); else read -r t0 t1 < <(pg_copy "$2"); fi
+  if [[ $1 == kmx ]]; then
+    python3 "$src/bench/mixed/cpu.py" snap "$work/cpu1" "${cpu[@]}"
+    echo "kmx cpu-$2 $(python3 "$src/bench/mixed/cpu.py" diff "$work/cpu0" "$work/cpu1")" \
+      "$(cat "$work/$2.cpu") load=$(cut -d' ' -f1 /proc/loadavg)" >>"$res"
+  fi
   if [[ -n $rpid ]]; then
     kill -TERM "$(pgrep -P "$rpid" kmx_bench_mixed)" 2>/dev/null || true
     wait "$rpid"
@@ -145,7 +158,7 @@ for sys in $systems; do
 done
 "$bin/kmx_bench_floor" 2000 >"$work/floor" 2>/dev/null || echo "(no floor)" >"$work/floor"
 
-python3 - "$res" "$work/floor" "$base" "$rows" "$smoke" "$direct" "$rnice" <<'PY'
+python3 - "$res" "$work/floor" "$base" "$rows" "$smoke" "$direct" "$rnice" "$qworkers" <<'PY'
 import re, sys
 res, floor_file, base, rows, smoke = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
 direct = sys.argv[6] == "1"
@@ -155,7 +168,7 @@ r = {}
 for line in open(res):
     f = line.split()
     vals = dict(kv.split("=") for kv in f[2:] if "=" in kv)
-    key = (f[0], f[1]) if f[1].startswith("ingest-") else (f[0], f[1], f[2])
+    key = (f[0], f[1]) if f[1].startswith(("ingest-", "cpu-")) else (f[0], f[1], f[2])
     r[key] = {k: float(v) for k, v in vals.items()}
 floor = None
 for line in open(floor_file):
@@ -196,6 +209,34 @@ print("\ningest of %d rows (rows/s)           %9s %9s   %9s %9s" % (rows, "kmx",
 for tag, text in (("alone", "no readers"), ("busy1", "beside 1 reader"), ("busy8", "beside 8 readers")):
     print("  %-34s %9.0f %9.0f   %8.0f%% %8.0f%%" % (text, ing("kmx", tag), ing("pg", tag),
           100 * ing("kmx", tag) / ing("kmx", "alone"), 100 * ing("pg", tag) / ing("pg", "alone")))
+
+def cpu(tag, name):
+    v = r.get(("kmx", "cpu-" + tag))
+    return v.get(name, float("nan")) if v else float("nan")
+if r.get(("kmx", "cpu-alone")):
+    tags = ("alone", "busy1", "busy8")
+    print("\nCPU during each kmx import (seconds; cores = seconds / the import's wall time)")
+    print("  %-34s %15s %15s %15s" % ("", "no readers", "1 reader", "8 readers"))
+    for name, text in (("writer", "kmx-storage's writer thread"),
+                       ("storage", "kmx-storage's other threads"),
+                       ("ingest", "4 kmx-ingest"), ("import", "the kmx import client"),
+                       ("broker", "kmx-broker"), ("query", "%d kmx-query" % int(sys.argv[8])),
+                       ("clients", "the reader clients"), ("busy", "the machine (everyone)")):
+        print("  %-34s" % text + "".join(" %7.1f = %4.2f" % (cpu(t, name), cpu(t, name) / cpu(t, "span"))
+                                         for t in tags))
+    print("  %-34s" % "load average at its end" + "".join(" %15.1f" % cpu(t, "load") for t in tags))
+    w0 = cpu("alone", "writer") / rows * 1e6
+    print("  the writer's CPU per row: %s us" % ", ".join(
+        "%.1f" % (cpu(t, "writer") / rows * 1e6) for t in tags) +
+        " alone, beside 1 and beside 8 readers (%s against alone)" % " and ".join(
+        "%+.0f%%" % (100 * (cpu(t, "writer") / rows * 1e6 / w0 - 1)) for t in tags[1:]))
+    for t, c in (("busy1", 1), ("busy8", 8)):
+        need = cpu("alone", "writer") / (cpu("alone", "span") / 0.9)
+        print("  beside %d reader(s): 90%% of alone needs the writer on a core %.2f of the time at its cost"
+              " per row alone, %.2f at its cost here; it ran %.2f, the read side (storage's other"
+              " threads, broker, kmx-query, clients) %.2f cores" % (
+              c, need, need * cpu(t, "writer") / cpu("alone", "writer"), cpu(t, "writer") / cpu(t, "span"),
+              sum(cpu(t, n) for n in ("storage", "broker", "query", "clients")) / cpu(t, "span")))
 if floor:
     print("\nfloor: %d ZeroMQ round trips over tcp (a get's path) = %.3f ms" % (hops, floor))
 
@@ -228,5 +269,6 @@ for q in ("group", "top"):
 for key, v in sorted(r.items()):
     for stat, val in sorted(v.items()):
         print("figure: %s = %g %s" % (" ".join(key) + " " + stat, val,
-              "ms" if stat.startswith("p") else ("" if stat == "n" else ("rows/s" if key[1].startswith("ingest") else "/s"))))
+              "ms" if stat.startswith("p") else ("" if stat in ("n", "cores", "load") else (
+                  "rows/s" if key[1].startswith("ingest") else ("s" if key[1].startswith("cpu") else "/s")))))
 PY

@@ -471,6 +471,7 @@ void *kmx_storage_reader_main(void *arg) {
     int terminated = 0;
     // The writer's thread gets the cores first on a busy host: a long import is not
     // slowed by readers in loops.
+    kmx_proc_name_thread("kmx-reader");
     kmx_proc_nice(self->reader_nice, "a reader thread");
     if (s_ready(rd->sock) != 0)
         return NULL;

@@ -10,6 +10,7 @@
 #include "kmx_err.h"
 #include "kmx_log.h"
 #include "kmx_msg.h"
+#include "kmx_proc.h"
 #include "kmx_record.h"
 #include "kmx_store.h"
 
@@ -490,6 +491,7 @@ static void s_reader_check(kmx_storage_t *self) {
 void *kmx_storage_writer_main(void *arg) {
     kmx_storage_t *self = arg;
     kmx_storage_writer_t *w = self->wr;
+    kmx_proc_name_thread("kmx-writer");
     while (!w->stop_seen && !w->terminated) {
         uint64_t idle = kmx_storage_clock_ms() - w->last_publish_ms;
         long timeout = idle >= (uint64_t)w->heartbeat_ms ? 0 : (long)(w->heartbeat_ms - idle);
