@@ -36,8 +36,14 @@ static void s_sleep_ms(int64_t ms) {
 #define S_BACKOFF_FIRST_MS 50 // first pause before a retry within a deadline
 #define S_BACKOFF_MAX_MS 200  // pauses double up to this: a restarted service is used soon
 
+struct kmx_client_group {
+    void *ctx; // the ZeroMQ context its clients share
+};
+
 struct kmx_client {
-    void *ctx;             // owned ZeroMQ context
+    void *ctx;             // ZeroMQ context: the client's own, or its group's
+    int own_ctx;           // ctx is the client's own, ended with it
+    long pid;              // this process, for request ids (getpid is a system call)
     kmx_mdp_client_t *mdp; // MDP client socket with retries
     uint64_t next_id;      // counter for request ids
     char last_error[1024]; // message of the last failure
@@ -48,23 +54,57 @@ struct kmx_client {
     unsigned seed;         // jitter of the backoff
 };
 
+// A context whose sockets default to linger 0, so an unanswered request cannot hold up
+// destroy. Returns NULL when ZeroMQ cannot make one.
+static void *s_ctx_new(void) {
+    void *ctx = zmq_ctx_new();
+    if (ctx && zmq_ctx_set(ctx, ZMQ_BLOCKY, 0) != 0) {
+        zmq_ctx_term(ctx);
+        ctx = NULL;
+    }
+    return ctx;
+}
+
+kmx_client_group_t *kmx_client_group_new(void) {
+    kmx_client_group_t *self = calloc(1, sizeof(*self));
+    if (self && !(self->ctx = s_ctx_new())) {
+        free(self);
+        self = NULL;
+    }
+    return self;
+}
+
+void kmx_client_group_destroy(kmx_client_group_t **self_p) {
+    if (!self_p || !*self_p)
+        return;
+    zmq_ctx_term((*self_p)->ctx);
+    free(*self_p);
+    *self_p = NULL;
+}
+
 kmx_client_t *kmx_client_new(const char *broker, int timeout_ms, int tries) {
+    return kmx_client_new_in(NULL, broker, timeout_ms, tries);
+}
+
+kmx_client_t *kmx_client_new_in(kmx_client_group_t *group, const char *broker, int timeout_ms,
+                                int tries) {
     if (!broker || !*broker)
         return NULL;
     kmx_client_t *self = calloc(1, sizeof(*self));
     if (!self)
         return NULL;
-    self->ctx = zmq_ctx_new();
-    // Sockets default to linger 0 so an unanswered request cannot hold up destroy.
-    if (self->ctx && zmq_ctx_set(self->ctx, ZMQ_BLOCKY, 0) == 0)
+    self->own_ctx = group == NULL;
+    self->ctx = group ? group->ctx : s_ctx_new();
+    if (self->ctx)
         self->mdp = kmx_mdp_client_new(self->ctx, broker);
     if (!self->mdp) {
         kmx_client_destroy(&self);
         return NULL;
     }
+    self->pid = (long)getpid();
     self->timeout_ms = timeout_ms > 0 ? timeout_ms : S_DEFAULT_TIMEOUT_MS;
     self->tries = tries > 0 ? tries : S_DEFAULT_TRIES;
-    self->seed = (unsigned)s_now_ms() ^ ((unsigned)getpid() << 16) ^ (unsigned)(uintptr_t)self;
+    self->seed = (unsigned)s_now_ms() ^ ((unsigned)self->pid << 16) ^ (unsigned)(uintptr_t)self;
     kmx_mdp_client_set_timeout(self->mdp, self->timeout_ms);
     kmx_mdp_client_set_retries(self->mdp, self->tries);
     return self;
@@ -87,7 +127,7 @@ void kmx_client_destroy(kmx_client_t **self_p) {
         return;
     kmx_client_t *self = *self_p;
     kmx_mdp_client_destroy(&self->mdp);
-    if (self->ctx)
+    if (self->ctx && self->own_ctx)
         zmq_ctx_term(self->ctx);
     free(self);
     *self_p = NULL;
@@ -186,8 +226,7 @@ int kmx_client_call(kmx_client_t *self, const char *service, const Kmx__V1__Requ
     Kmx__V1__Request copy = *req;
     char id[48];
     if (!copy.request_id || !*copy.request_id) {
-        snprintf(id, sizeof(id), "kmx-%ld-%llu", (long)getpid(),
-                 (unsigned long long)++self->next_id);
+        snprintf(id, sizeof(id), "kmx-%ld-%llu", self->pid, (unsigned long long)++self->next_id);
         copy.request_id = id;
     }
     // Each try tells the services how long it waits (Request.timeout_ms), so kmx-query

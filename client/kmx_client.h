@@ -23,6 +23,20 @@ typedef struct kmx_client kmx_client_t;
 kmx_client_t *kmx_client_new(const char *broker, int timeout_ms, int tries);
 void kmx_client_destroy(kmx_client_t **self_p);
 
+// Clients of one process that share a ZeroMQ context, as ZeroMQ advises for a program with
+// several: each client made with kmx_client_new has a context of its own, and with it an
+// I/O thread that wakes for each of its messages; clients of a group share one I/O thread,
+// which serves whichever of them have messages in one wake-up. Each client still belongs
+// to one thread at a time. Destroy the group after all its clients. Returns NULL when the
+// context cannot be made.
+typedef struct kmx_client_group kmx_client_group_t;
+kmx_client_group_t *kmx_client_group_new(void);
+void kmx_client_group_destroy(kmx_client_group_t **self_p);
+
+// As kmx_client_new, in group (NULL: a context of its own).
+kmx_client_t *kmx_client_new_in(kmx_client_group_t *group, const char *broker, int timeout_ms,
+                                int tries);
+
 // Lets each call retry for up to deadline_ms in total (0, the default, turns it off: then
 // only timeouts are retried, `tries` times). Within the deadline a call is tried again
 // after a timeout or an UNAVAILABLE answer (a broker queue limit, a worker whose storage

@@ -251,6 +251,35 @@ static void test_client_deadline_bounds_timeouts(void **state) {
     kmx_client_destroy(&c);
 }
 
+// Clients of a group share one context: each gets its own answers, and one destroyed
+// leaves the other working until the group ends after both.
+static void test_client_group_shares_a_context(void **state) {
+    s_broker_t *b = *state;
+    s_start(b, 3);
+    kmx_client_group_t *group = kmx_client_group_new();
+    assert_non_null(group);
+    kmx_client_t *one = kmx_client_new_in(group, b->endpoint, 5000, 1);
+    kmx_client_t *two = kmx_client_new_in(group, b->endpoint, 5000, 1);
+    assert_non_null(one);
+    assert_non_null(two);
+    Kmx__V1__Response *resp = NULL;
+    assert_int_equal(kmx_client_ping(one, KMX_SERVICE_INGEST, &resp), 0);
+    assert_string_equal(resp->pong->service, KMX_SERVICE_INGEST);
+    kmx__v1__response__free_unpacked(resp, NULL);
+    assert_int_equal(kmx_client_ping(two, KMX_SERVICE_QUERY, &resp), 0);
+    assert_string_equal(resp->pong->service, KMX_SERVICE_QUERY);
+    kmx__v1__response__free_unpacked(resp, NULL);
+    kmx_client_destroy(&one);
+    assert_int_equal(kmx_client_ping(two, KMX_SERVICE_BROKER, &resp), 0);
+    assert_string_equal(resp->pong->service, KMX_SERVICE_BROKER);
+    kmx__v1__response__free_unpacked(resp, NULL);
+    pthread_join(b->thread, NULL);
+    kmx_client_destroy(&two);
+    kmx_client_group_destroy(&group);
+    assert_null(group);
+    kmx_client_group_destroy(&group); // NULL is fine
+}
+
 static void test_client_error_codes(void **state) {
     (void)state;
     assert_int_equal(kmx_client_error_code(KMX__V1__ERROR_CODE__BAD_REQUEST), KMX_ERR_INVAL);
@@ -270,6 +299,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_client_without_deadline_returns_unavailable, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_client_deadline_bounds_timeouts, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_client_group_shares_a_context, s_setup, s_teardown),
         cmocka_unit_test(test_client_error_codes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,6 +11,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 #define S_SLICE_MS 50          // how often a wait looks whether the connection is still there
 #define S_RECONNECT_MS 50      // how soon ZeroMQ tries again to reach a broker that went away
 #define S_CONNECT_WAIT_MS 200  // how long a new worker socket waits to connect before READY
+#define S_DRAINED 2            // s_worker_handle: nothing was waiting on the socket
 
 struct kmx_mdp_worker {
     void *ctx;                    // borrowed ZeroMQ context
@@ -34,6 +36,7 @@ struct kmx_mdp_worker {
     void *sock;                   // DEALER to the broker, NULL until (re)connected
     int64_t heartbeat_at;         // when our next heartbeat is due, monotonic ms
     int64_t expiry_at;            // when the broker counts as dead unless it speaks
+    int64_t tick_at;              // when s_worker_tick looks at the connection next
     uint8_t reply_to[S_ADDR_MAX]; // client envelope of the last request
     size_t reply_to_len;          // its length
     int has_request;              // a request is waiting for kmx_mdp_worker_send
@@ -277,11 +280,14 @@ static int s_worker_take_request(kmx_mdp_worker_t *self, zmq_msg_t *frames, int 
     return 1;
 }
 
-// Handles one message from the broker. Returns 1 with *body set for a request, 0 when the
-// message was handled or dropped, KMX_ERR_INTERNAL when interrupted.
+// Reads and handles one message from the broker without waiting. Returns 1 with *body set
+// for a request, 0 when the message was handled or dropped, S_DRAINED when none was
+// waiting, KMX_ERR_INTERNAL when interrupted.
 static int s_worker_handle(kmx_mdp_worker_t *self, zmq_msg_t *body) {
     zmq_msg_t frames[S_MAX_FRAMES];
     int count = s_recv_frames(self->sock, frames, S_MAX_FRAMES);
+    if (count == 0)
+        return S_DRAINED;
     if (count == KMX_ERR_INTERNAL)
         return count;
     if (count == KMX_ERR_TOO_BIG) {
@@ -339,29 +345,43 @@ static int s_worker_tick(kmx_mdp_worker_t *self) {
     return 0;
 }
 
+// Waits on the socket's ZMQ_FD with poll(2) rather than zmq_poll, which asks the socket
+// for its events before and after it sleeps (two more system calls each turn). The
+// descriptor turns readable when commands reach the socket and stays so until the socket
+// processes them, which any send or receive may do; so the socket is read to EAGAIN (its
+// commands processed, nothing left) before each sleep, and a wake-up without a message
+// just reads again. The connection is looked at (s_worker_tick) every S_SLICE_MS, not at
+// every message.
 int kmx_mdp_worker_recv(kmx_mdp_worker_t *self, int timeout_ms, zmq_msg_t *body) {
     assert(self && body);
-    int64_t deadline = timeout_ms < 0 ? -1 : s_now_ms() + timeout_ms;
+    int64_t now = s_now_ms();
+    int64_t deadline = timeout_ms < 0 ? -1 : now + timeout_ms;
     for (;;) {
-        if (s_worker_tick(self) != 0)
-            return KMX_ERR_INTERNAL;
-        int64_t now = s_now_ms();
-        int64_t wait = self->heartbeat_at - now;
+        if (!self->sock || now >= self->tick_at) {
+            if (s_worker_tick(self) != 0)
+                return KMX_ERR_INTERNAL;
+            self->tick_at =
+                now + S_SLICE_MS < self->heartbeat_at ? now + S_SLICE_MS : self->heartbeat_at;
+        }
+        int rc = self->sock ? s_worker_handle(self, body) : S_DRAINED;
+        if (rc != 0 && rc != S_DRAINED)
+            return rc; // a request, or interrupted
+        now = s_now_ms();
+        if (deadline >= 0 && now >= deadline)
+            return 0;
+        if (rc == 0)
+            continue; // a command handled: more may wait
+        int64_t wait = self->tick_at - now;
         if (deadline >= 0 && deadline - now < wait)
             wait = deadline - now;
-        if (wait > S_SLICE_MS)
-            wait = S_SLICE_MS; // look at the connection often (s_worker_tick)
-        zmq_pollitem_t item = {self->sock, 0, ZMQ_POLLIN, 0};
-        int rc = zmq_poll(&item, 1, wait > 0 ? (long)wait : 0);
-        if (rc < 0)
+        int fd = -1;
+        size_t size = sizeof fd;
+        if (self->sock && zmq_getsockopt(self->sock, ZMQ_FD, &fd, &size) != 0)
             return KMX_ERR_INTERNAL;
-        if (rc > 0) {
-            rc = s_worker_handle(self, body);
-            if (rc != 0)
-                return rc;
-        }
-        if (deadline >= 0 && s_now_ms() >= deadline)
-            return 0;
+        struct pollfd item = {fd, POLLIN, 0};
+        if (wait > 0 && poll(&item, fd >= 0 ? 1 : 0, (int)wait) < 0)
+            return KMX_ERR_INTERNAL; // interrupted: the caller looks at its stop flag
+        now = s_now_ms();
     }
 }
 
@@ -441,34 +461,50 @@ void kmx_mdp_client_set_retries(kmx_mdp_client_t *self, int tries) {
     self->tries = tries > 0 ? tries : 1;
 }
 
-// Waits for the reply to service on the current socket. Returns 0 with *reply set,
-// KMX_ERR_TIMEOUT, KMX_ERR_IO or KMX_ERR_DECODE.
+// Sleeps until sock's ZMQ_FD is readable or ms pass (see kmx_mdp_worker_recv). Returns 0
+// or KMX_ERR_IO; a signal just ends the sleep.
+static int s_sleep_on(void *sock, int64_t ms) {
+    int fd = -1;
+    size_t size = sizeof fd;
+    if (zmq_getsockopt(sock, ZMQ_FD, &fd, &size) != 0)
+        return KMX_ERR_IO;
+    struct pollfd item = {fd, POLLIN, 0};
+    if (ms > 0 && poll(&item, 1, (int)ms) < 0 && errno != EINTR)
+        return KMX_ERR_IO;
+    return 0;
+}
+
+// Waits for the reply to service on the current socket, reading it to EAGAIN before each
+// sleep on its descriptor (as kmx_mdp_worker_recv does) and looking whether the
+// connection is still there after each S_SLICE_MS without a reply. Returns 0 with *reply
+// set, KMX_ERR_TIMEOUT, KMX_ERR_IO or KMX_ERR_DECODE.
 static int s_client_wait(kmx_mdp_client_t *self, const char *service, zmq_msg_t *reply) {
-    int64_t deadline = s_now_ms() + self->timeout_ms;
+    int64_t now = s_now_ms();
+    int64_t deadline = now + self->timeout_ms;
+    int64_t look_at = now + S_SLICE_MS;
     for (;;) {
-        int64_t wait = deadline - s_now_ms();
-        if (wait <= 0)
-            return KMX_ERR_TIMEOUT;
-        zmq_pollitem_t item = {self->sock, 0, ZMQ_POLLIN, 0};
-        int rc = zmq_poll(&item, 1, (long)(wait < S_SLICE_MS ? wait : S_SLICE_MS));
-        if (rc < 0)
-            return KMX_ERR_IO;
-        if (rc == 0 && !s_linked(self->sock)) {
-            // A reply that came in just before the connection went is still readable.
-            if (zmq_poll(&item, 1, 0) > 0)
-                continue;
-            // The broker went away with our request: waiting longer cannot bring the reply.
-            kmx_log_debug("mdp: broker connection lost while waiting service=%s", service);
-            return KMX_ERR_TIMEOUT;
-        }
-        if (rc == 0)
-            continue;
         zmq_msg_t frames[S_MAX_FRAMES];
         int count = s_recv_frames(self->sock, frames, S_MAX_FRAMES);
-        if (count == 0)
-            continue;
         if (count == KMX_ERR_INTERNAL)
             return KMX_ERR_IO;
+        if (count == 0) {
+            now = s_now_ms();
+            if (now >= deadline)
+                return KMX_ERR_TIMEOUT;
+            if (now >= look_at) {
+                // Read to EAGAIN just now, so a reply that came in before the connection
+                // went has been taken: waiting longer cannot bring it.
+                if (!s_linked(self->sock)) {
+                    kmx_log_debug("mdp: broker connection lost while waiting service=%s", service);
+                    return KMX_ERR_TIMEOUT;
+                }
+                look_at = now + S_SLICE_MS;
+            }
+            int rc = s_sleep_on(self->sock, (look_at < deadline ? look_at : deadline) - now);
+            if (rc != 0)
+                return rc;
+            continue;
+        }
         if (count != 4 || zmq_msg_size(&frames[0]) != 0 || !s_frame_is(&frames[1], KMX_MDPC)) {
             kmx_log_warn("mdp: reply is not MDP frames=%d", count);
             s_close_frames(frames, count > 0 ? count : 0);

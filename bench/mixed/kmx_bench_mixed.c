@@ -83,9 +83,10 @@ typedef struct {
     unsigned seed;      // its own random sequence
     double *lat[Q_N];   // latencies per question, ms
     size_t n[Q_N], cap[Q_N];
-    int failed;           // a question failed (printed)
-    kmx_client_t *client; // kmx
-    PGconn *conn;         // PostgreSQL
+    int failed;                // a question failed (printed)
+    kmx_client_group_t *group; // kmx: the context every reader's client shares
+    kmx_client_t *client;      // kmx
+    PGconn *conn;              // PostgreSQL
     pthread_t thread;
 } s_reader_t;
 
@@ -299,7 +300,7 @@ static int s_cmp(const void *a, const void *b) {
 
 static int s_connect(s_reader_t *r) {
     if (!r->pg) {
-        r->client = kmx_client_new(r->target, 30000, 1);
+        r->client = kmx_client_new_in(r->group, r->target, 30000, 1);
         return r->client ? 0 : -1;
     }
     r->conn = PQconnectdb(r->target);
@@ -333,11 +334,14 @@ int main(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     s_reader_t *r = calloc((size_t)clients, sizeof *r);
-    if (!r)
+    // One context for the process's clients, as ZeroMQ advises (kmx_client_group_new).
+    kmx_client_group_t *group = pg ? NULL : kmx_client_group_new();
+    if (!r || (!pg && !group))
         return 1;
     int rc = 0;
     for (int i = 0; i < clients && rc == 0; i++) {
-        r[i] = (s_reader_t){.pg = pg, .target = argv[2], .questions = questions, .base = base};
+        r[i] = (s_reader_t){
+            .pg = pg, .target = argv[2], .questions = questions, .base = base, .group = group};
         r[i].seed = 12345u + 7919u * (unsigned)i;
         rc = s_connect(&r[i]);
     }
@@ -376,5 +380,6 @@ int main(int argc, char **argv) {
             PQfinish(r[i].conn);
     }
     free(r);
+    kmx_client_group_destroy(&group);
     return rc ? 1 : 0;
 }
