@@ -864,6 +864,103 @@ static void test_broker_hands_small_requests_out_before_large_ones_a_bounded_num
     kmx__v1__response__free_unpacked(resp, NULL);
 }
 
+// Takes the next REQUEST on a raw worker like t_take_request, decoding its body as a
+// Request (*req yours, NULL when none came or it does not decode).
+static size_t t_take_decoded(void *dealer, uint8_t *client, Kmx__V1__Request **req) {
+    zmq_pollitem_t item = {dealer, 0, ZMQ_POLLIN, 0};
+    *req = NULL;
+    for (int tries = 0; tries < 8 && zmq_poll(&item, 1, T_CALL_MS) > 0; tries++) {
+        zmq_msg_t frames[6];
+        int count = t_recv_message(dealer, frames, 6);
+        size_t len = 0;
+        if (count == 6 && zmq_msg_size(&frames[2]) == 1 &&
+            *(uint8_t *)zmq_msg_data(&frames[2]) == KMX_MDPW_REQUEST) {
+            len = zmq_msg_size(&frames[3]);
+            memcpy(client, zmq_msg_data(&frames[3]), len);
+            *req = kmx_msg_request_unpack(zmq_msg_data(&frames[5]), zmq_msg_size(&frames[5]));
+        }
+        for (int i = 0; i < count; i++)
+            zmq_msg_close(&frames[i]);
+        if (len)
+            return len;
+    }
+    return 0;
+}
+
+// Sends a ping Request carrying timeout_ms from a raw client.
+static void t_send_timed(void *client, const char *service, uint32_t timeout_ms) {
+    Kmx__V1__PingRequest ping = KMX__V1__PING_REQUEST__INIT;
+    Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
+    req.body_case = KMX__V1__REQUEST__BODY_PING;
+    req.ping = &ping;
+    req.has_timeout_ms = 1;
+    req.timeout_ms = timeout_ms;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(kmx_msg_pack_request(&req, &buf, &len), 0);
+    t_send(client, 4, "", (size_t)0, T_S(KMX_MDPC), T_S(service), buf, len);
+    free(buf);
+}
+
+// Reads a raw client's reply and returns its Response (yours), NULL when none came.
+static Kmx__V1__Response *t_client_reply(void *client) {
+    zmq_pollitem_t item = {client, 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&item, 1, T_CALL_MS) <= 0)
+        return NULL;
+    zmq_msg_t frames[4];
+    int count = t_recv_message(client, frames, 4);
+    Kmx__V1__Response *resp =
+        count == 4 ? kmx_msg_response_unpack(zmq_msg_data(&frames[3]), zmq_msg_size(&frames[3]))
+                   : NULL;
+    for (int i = 0; i < count; i++)
+        zmq_msg_close(&frames[i]);
+    return resp;
+}
+
+// A request that waited in the queue reaches its worker with the time its client still
+// waits (timeout_ms stamped anew); one whose time ran out while it waited is answered
+// DEADLINE_EXCEEDED and never handed out.
+static void test_broker_hands_on_the_time_left_and_drops_late_requests(void **state) {
+    t_env_t *env = *state;
+    kmx_broker_config_t cfg;
+    t_config(&cfg);
+    t_broker_start(env, &cfg);
+    void *client = t_raw_dealer(env), *late = t_raw_dealer(env);
+    t_send_timed(client, "kmx.timed", 1500);
+    t_wait_queued(env, 1);
+    t_sleep_ms(300); // queued, no worker yet
+    void *worker = t_raw_dealer(env);
+    static const uint8_t ready = KMX_MDPW_READY, reply = KMX_MDPW_REPLY;
+    t_send(worker, 4, "", (size_t)0, T_S(KMX_MDPW), &ready, (size_t)1, T_S("kmx.timed"));
+    uint8_t id[T_ID_MAX];
+    Kmx__V1__Request *got = NULL;
+    size_t len = t_take_decoded(worker, id, &got);
+    assert_true(len > 0);
+    assert_non_null(got);
+    assert_true(got->has_timeout_ms);
+    assert_in_range(got->timeout_ms, 1, 1500 - 300);
+    kmx__v1__request__free_unpacked(got, NULL);
+    // The worker is busy: a request whose client waits 100 ms is queued past its time.
+    t_send_timed(late, "kmx.timed", 100);
+    t_wait_queued(env, 1);
+    t_sleep_ms(250);
+    t_send(worker, 6, "", (size_t)0, T_S(KMX_MDPW), &reply, (size_t)1, id, len, "", (size_t)0,
+           T_S("done"));
+    Kmx__V1__Response *resp = t_client_reply(late);
+    assert_non_null(resp);
+    assert_int_equal(resp->result_case, KMX__V1__RESPONSE__RESULT_ERROR);
+    assert_int_equal(resp->error->code, KMX__V1__ERROR_CODE__DEADLINE_EXCEEDED);
+    assert_non_null(strstr(resp->error->message, "request's timeout of 100 ms"));
+    kmx__v1__response__free_unpacked(resp, NULL);
+    resp = t_broker_stats(env);
+    assert_int_equal(t_counter(resp, "late"), 1);
+    assert_int_equal(t_counter(resp, "requests"), 1); // the late one was never handed out
+    kmx__v1__response__free_unpacked(resp, NULL);
+    zmq_close(worker);
+    zmq_close(late);
+    zmq_close(client);
+}
+
 // A worker that takes a request and then falls silent is expired; its client hears
 // UNAVAILABLE from the broker then, instead of waiting out its own timeout.
 static void test_broker_answers_the_client_of_a_worker_it_expires(void **state) {
@@ -1050,6 +1147,7 @@ int main(void) {
         T_CASE(test_broker_refuses_forged_replies),
         T_CASE(test_broker_keeps_a_bounded_history_of_departed_workers),
         T_CASE(test_broker_refuses_unbindable_endpoint),
+        T_CASE(test_broker_hands_on_the_time_left_and_drops_late_requests),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
