@@ -14,7 +14,10 @@
 #   bench/mixed/run.sh [BUILD_DIR] [--smoke]
 #   environment: BASE (200000), ROWS (1000000), IDLE_S (5), QUERY_WORKERS (4), DIRECT (1),
 #                READER_NICE (0: the query workers' --nice and storage's --reader-nice),
-#                SYSTEMS ("kmx pg": which systems are timed)
+#                SYSTEMS ("kmx pg": which systems are timed), TRANSPORT (ipc: the client, broker,
+#                worker and storage hops over unix sockets, as docs/operations.md advises on
+#                one host, and the floor on the same transport; tcp: loopback TCP),
+#                IDLE_ONLY (0; 1: the idle readers only, no ingest)
 #   --smoke: BASE=2400 ROWS=3000 IDLE_S=1, seconds in all; the figures mean nothing
 # Needs PostgreSQL and libpq (scripts/setup.sh --bench); exits 77 (skipped) without them.
 set -euo pipefail
@@ -24,6 +27,7 @@ smoke=0
 [[ ${2:-} == --smoke ]] && smoke=1
 base=${BASE:-200000} rows=${ROWS:-1000000} idle_s=${IDLE_S:-5} qworkers=${QUERY_WORKERS:-4}
 direct=${DIRECT:-1} systems=${SYSTEMS:-kmx pg} rnice=${READER_NICE:-0}
+transport=${TRANSPORT:-ipc} idle_only=${IDLE_ONLY:-0}
 ((smoke)) && base=2400 rows=3000 idle_s=1
 if ! ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || [[ ! -x $build/bin/kmx_bench_mixed ]]; then
   echo "SKIP bench.mixed: needs PostgreSQL and kmx_bench_mixed (scripts/setup.sh --bench)"
@@ -37,7 +41,9 @@ res=$work/results
 : >"$res"
 
 echo "bench: generating $base base rows and three ingests of $rows rows" >&2
-for tag in base alone busy1 busy8; do
+tags="base alone busy1 busy8"
+((idle_only)) && tags=base
+for tag in $tags; do
   n=$rows
   [[ $tag == base ]] && n=$base
   python3 "$src/bench/mixed/gen.py" "$n" "$tag" "$work/$tag.csv"
@@ -71,6 +77,10 @@ qargs=(--nice "$rnice")
 ((direct)) && qargs+=(--read-dir "$work/data")
 start_kmx() {
   kmx_ports "$work/data"
+  if [[ $transport == ipc ]]; then
+    export KMX_BROKER_BIND=ipc://$work/broker.ipc KMX_STORAGE_BIND=ipc://$work/storage.ipc
+    export KMX_BROKER=$KMX_BROKER_BIND KMX_STORAGE=$KMX_STORAGE_BIND
+  fi
   "$bin/kmx-broker" 2>>"$work/log" & pids+=($!)
   bpid=$!
   "$bin/kmx-storage" --reader-nice "$rnice" 2>>"$work/log" & pids+=($!)
@@ -151,6 +161,7 @@ for sys in $systems; do
   readers "$sys" 8 mix "$idle_s" idle-mix8
   readers "$sys" 8 get "$idle_s" idle8
   readers "$sys" 8 group "$idle_s" idle8
+  ((idle_only)) && continue
   echo "bench: $sys ingest alone, then beside 1 and 8 readers" >&2
   ingest "$sys" alone
   ingest "$sys" busy1 1
@@ -158,12 +169,15 @@ for sys in $systems; do
 done
 "$bin/kmx_bench_floor" 2000 >"$work/floor" 2>/dev/null || echo "(no floor)" >"$work/floor"
 
-python3 - "$res" "$work/floor" "$base" "$rows" "$smoke" "$direct" "$rnice" "$qworkers" <<'PY'
+python3 - "$res" "$work/floor" "$base" "$rows" "$smoke" "$direct" "$rnice" "$qworkers" \
+  "$transport" <<'PY'
 import re, sys
 res, floor_file, base, rows, smoke = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
 direct = sys.argv[6] == "1"
 rnice = int(sys.argv[7])
 hops = 2 if direct else 3  # client -> broker -> kmx-query (-> kmx-storage)
+transport = sys.argv[9]  # the floor is taken on the hops' own transport
+floor_row = r"\s+tcp 127\.0\.0\.1\s+([0-9.]+)\s+([0-9.]+)" if transport == "tcp" else r"\s+ipc\s+([0-9.]+)\s+([0-9.]+)"
 r = {}
 for line in open(res):
     f = line.split()
@@ -172,7 +186,7 @@ for line in open(res):
     r[key] = {k: float(v) for k, v in vals.items()}
 floor = None
 for line in open(floor_file):
-    m = re.match(r"\s+tcp 127\.0\.0\.1\s+([0-9.]+)\s+([0-9.]+)", line)
+    m = re.match(floor_row, line)
     if m:
         floor = hops * float(m.group(1))  # one round trip per hop
 
@@ -180,8 +194,8 @@ def g(sys_, phase, q, stat):
     v = r.get((sys_, phase, q))
     return v[stat] if v else float("nan")
 
-print("\nreads beside writes: %d base records, then %d-row ingests (ms; kmx-query %s, readers nicer by %d)%s" % (
-    base, rows, "reading the store directly" if direct else "through storage's socket", rnice,
+print("\nreads beside writes: %d base records, then %d-row ingests (ms; kmx-query %s, readers nicer by %d, over %s)%s" % (
+    base, rows, "reading the store directly" if direct else "through storage's socket", rnice, transport,
     "  [smoke sizes: figures mean nothing]" if smoke else ""))
 print("  %-34s %9s %9s %9s %9s" % ("", "kmx p50", "kmx p99", "PG p50", "PG p99"))
 rowsout = [("idle, 1 client", "idle-mix1"), ("during the ingest, 1 client", "busy1"),
@@ -238,7 +252,7 @@ if r.get(("kmx", "cpu-alone")):
               c, need, need * cpu(t, "writer") / cpu("alone", "writer"), cpu(t, "writer") / cpu(t, "span"),
               sum(cpu(t, n) for n in ("storage", "broker", "query", "clients")) / cpu(t, "span")))
 if floor:
-    print("\nfloor: %d ZeroMQ round trips over tcp (a get's path) = %.3f ms" % (hops, floor))
+    print("\nfloor: %d ZeroMQ round trips over %s (a get's path) = %.3f ms" % (hops, transport, floor))
 
 def mark(ok):
     return "met" if ok else "short"
