@@ -7,6 +7,7 @@
 
 #include "kmx_csv.h"
 #include "kmx_err.h"
+#include "kmx_iargs.h"
 #include "kmx_import.h"
 #include "kmx_json.h"
 #include "kmx_mem.h"
@@ -30,9 +31,7 @@
 #define S_CHUNK_BYTES (8u * 1024u * 1024u) // bytes per chunk before it is sent early
 #define S_JOBS_DEFAULT 4                   // chunks in flight
 #define S_JOBS_MAX 32
-#define S_DEFAULTS_MAX 32
 #define S_REJECTS_KEPT 100000 // rejections listed in full; the rest are only counted
-#define S_MAPS_MAX 64         // --map options
 #define S_PREVIEW 10          // records a dry run shows
 #define S_WARNINGS_MAX 64     // distinct warnings kept
 #define S_CELLS_MAX 100000    // the server's KMX_DOC_RECORDS_MAX: records one chunk may yield
@@ -51,29 +50,18 @@ typedef struct s_chunk {
 } s_chunk_t;
 
 typedef struct {
-    kmx_cli_opts_t *opts;                                   // global options
-    const char *path;                                       // the file, for messages
-    bool jsonl;                                             // JSON Lines rather than CSV
-    bool atomic;                                            // whole import or nothing
-    bool dry_run;                                           // validate only
-    bool tty;                                               // stderr is a terminal: show progress
-    size_t batch_max;                                       // rows per chunk
-    int jobs;                                               // sender threads
-    Kmx__V1__RawDocument__Default defaults[S_DEFAULTS_MAX]; // --default COLUMN=VALUE
-    Kmx__V1__RawDocument__Default *default_ptrs[S_DEFAULTS_MAX];
-    size_t n_defaults;                                // defaults given
-    Kmx__V1__RawDocument__ColumnMap maps[S_MAPS_MAX]; // --map HEADER=FIELD
-    Kmx__V1__RawDocument__ColumnMap *map_ptrs[S_MAPS_MAX];
-    size_t n_maps;         // maps given
-    int encoding;          // --encoding, a RawDocument.Encoding
-    const char *delimiter; // --delimiter, or NULL to detect
-    bool ignore_extra;     // --ignore-extra
-    int layout;            // --wide / --long, a RawDocument.Layout
-    int date_order;        // --date-order, a RawDocument.DateOrder
-    bool excel_dates;      // --excel-dates
-    char *header;          // CSV header line (no line break), malloc'd
-    bool header_utf8;      // the header is valid UTF-8 (sent as text, else as bytes)
-    off_t file_size;       // for the progress bar; 0 when unknown
+    kmx_cli_opts_t *opts; // global options
+    const char *path;     // the file, for messages
+    bool jsonl;           // JSON Lines rather than CSV
+    bool atomic;          // whole import or nothing
+    bool dry_run;         // validate only
+    bool tty;             // stderr is a terminal: show progress
+    size_t batch_max;     // rows per chunk
+    int jobs;             // sender threads
+    kmx_iargs_t read;     // --encoding, --delimiter, --map, --default, --wide, ...
+    char *header;         // CSV header line (no line break), malloc'd
+    bool header_utf8;     // the header is valid UTF-8 (sent as text, else as bytes)
+    off_t file_size;      // for the progress bar; 0 when unknown
     // Shared with the sender threads, under lock:
     pthread_mutex_t lock;           // guards what follows
     pthread_cond_t changed;         // queue or state changed
@@ -230,23 +218,11 @@ static int s_send_chunk(s_import_t *im, kmx_client_t *client, const s_chunk_t *c
         doc.header_data.data = (uint8_t *)im->header;
         doc.header_data.len = strlen(im->header);
     }
-    doc.has_encoding = im->encoding != 0;
-    doc.encoding = im->encoding;
-    doc.delimiter = (char *)im->delimiter;
-    doc.n_columns = im->n_maps;
-    doc.columns = im->map_ptrs;
-    doc.has_ignore_extra = doc.ignore_extra = im->ignore_extra;
-    doc.has_layout = im->layout != 0;
-    doc.layout = im->layout;
-    doc.has_date_order = im->date_order != 0;
-    doc.date_order = im->date_order;
-    doc.has_excel_dates = doc.excel_dates = im->excel_dates;
+    kmx_iargs_apply(&im->read, &doc);
     doc.has_preview = validate && im->dry_run && c->first;
     doc.preview = S_PREVIEW;
     doc.has_first_line = 1;
     doc.first_line = c->first_line;
-    doc.n_defaults = im->n_defaults;
-    doc.defaults = im->default_ptrs;
     doc.has_validate_only = doc.validate_only = validate;
     Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
     req.body_case = KMX__V1__REQUEST__BODY_DOCUMENT;
@@ -388,12 +364,12 @@ static int s_append(s_chunk_t *c, const char *line, size_t len) {
 // per document: a chunk holds at most that many cells. The header also decides how it is
 // sent (UTF-8 text, or bytes for the server to convert).
 static void s_bound_chunk_rows(s_import_t *im, size_t len) {
-    char delim = im->delimiter && strlen(im->delimiter) == 1                    ? im->delimiter[0]
-                 : im->delimiter && strcasecmp(im->delimiter, "tab") == 0       ? '\t'
-                 : im->delimiter && strcasecmp(im->delimiter, "semicolon") == 0 ? ';'
-                 : im->delimiter && strcasecmp(im->delimiter, "pipe") == 0
-                     ? '|'
-                     : kmx_csv_detect_delimiter(im->header, len);
+    const char *d = im->read.delimiter;
+    char delim = d && strlen(d) == 1                    ? d[0]
+                 : d && strcasecmp(d, "tab") == 0       ? '\t'
+                 : d && strcasecmp(d, "semicolon") == 0 ? ';'
+                 : d && strcasecmp(d, "pipe") == 0      ? '|'
+                                                        : kmx_csv_detect_delimiter(im->header, len);
     size_t cols = kmx_csv_field_at(im->header, len, len, delim);
     size_t rows = S_CELLS_MAX / (cols ? cols : 1);
     if (rows < im->batch_max)
@@ -502,21 +478,6 @@ static int s_pass(s_import_t *im, FILE *file, bool validate) {
 
 // ---- options and summary ----------------------------------------------------------
 
-static int s_add_default(s_import_t *im, char *arg) {
-    char *eq = strchr(arg, '=');
-    if (!eq || eq == arg || im->n_defaults >= S_DEFAULTS_MAX) {
-        kmx_cli_error("--default wants COLUMN=VALUE (at most %d), not \"%s\"", S_DEFAULTS_MAX, arg);
-        return KMX_ERR_INVAL;
-    }
-    *eq = '\0';
-    Kmx__V1__RawDocument__Default *d = &im->defaults[im->n_defaults];
-    kmx__v1__raw_document__default__init(d);
-    d->column = arg;
-    d->value = eq + 1;
-    im->default_ptrs[im->n_defaults++] = d;
-    return 0;
-}
-
 // The import options beyond the common ones.
 enum {
     O_BATCH = KMX_OPT_FIRST_COMMAND,
@@ -535,53 +496,22 @@ enum {
     O_EXCEL_DATES,
 };
 
-static int s_add_map(s_import_t *im, char *arg) {
-    char *eq = strrchr(arg, '=');
-    if (!eq || eq == arg || !eq[1] || im->n_maps >= S_MAPS_MAX) {
-        kmx_cli_error("--map wants HEADER=FIELD (at most %d), not \"%s\"", S_MAPS_MAX, arg);
-        return KMX_ERR_INVAL;
-    }
-    *eq = '\0';
-    Kmx__V1__RawDocument__ColumnMap *m = &im->maps[im->n_maps];
-    kmx__v1__raw_document__column_map__init(m);
-    m->header = arg;
-    m->field = eq + 1;
-    im->map_ptrs[im->n_maps++] = m;
-    return 0;
-}
-
-// The options naming how a file is written: encoding, delimiter, dates.
-static int s_format_option(s_import_t *im, int opt, char *arg) {
-    kmx_text_enc_t enc;
-    if (opt == O_ENCODING) {
-        if (kmx_text_enc_parse(arg, &enc) != 0) {
-            kmx_cli_error("--encoding wants auto, utf-8 or cp949 (euc-kr), not \"%s\"", arg);
-            return KMX_ERR_INVAL;
-        }
-        im->encoding = enc == KMX_TEXT_UTF8    ? KMX__V1__RAW_DOCUMENT__ENCODING__UTF8
-                       : enc == KMX_TEXT_CP949 ? KMX__V1__RAW_DOCUMENT__ENCODING__CP949
-                                               : 0;
+// The options saying how the file is read (kmx_iargs), named as kmx-gateway's
+// /v1/import names them.
+static int s_read_option(s_import_t *im, int opt, const char *arg) {
+    const char *name = opt == O_DEFAULT        ? "default"
+                       : opt == O_MAP          ? "map"
+                       : opt == O_IGNORE_EXTRA ? "ignore-extra"
+                       : opt == O_ENCODING     ? "encoding"
+                       : opt == O_DELIMITER    ? "delimiter"
+                       : opt == O_DATE_ORDER   ? "date-order"
+                       : opt == O_EXCEL_DATES  ? "excel-dates"
+                                               : "layout";
+    if (opt == O_WIDE || opt == O_LONG)
+        arg = opt == O_WIDE ? "wide" : "long";
+    if (kmx_iargs_set(&im->read, name, arg) == 0)
         return 0;
-    }
-    if (opt == O_DELIMITER) {
-        static const char *const ok[] = {",",     ";",         "\t",  "|",   "\\t",
-                                         "comma", "semicolon", "tab", "pipe"};
-        for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
-            if (strcasecmp(arg, ok[i]) == 0) {
-                im->delimiter = arg;
-                return 0;
-            }
-        }
-        kmx_cli_error("--delimiter wants , ; tab or | (or comma, semicolon, pipe), not \"%s\"",
-                      arg);
-        return KMX_ERR_INVAL;
-    }
-    if (strcasecmp(arg, "mdy") == 0 || strcasecmp(arg, "dmy") == 0) {
-        im->date_order = strcasecmp(arg, "mdy") == 0 ? KMX__V1__RAW_DOCUMENT__DATE_ORDER__MDY
-                                                     : KMX__V1__RAW_DOCUMENT__DATE_ORDER__DMY;
-        return 0;
-    }
-    kmx_cli_error("--date-order wants mdy or dmy, not \"%s\"", arg);
+    kmx_cli_error("--%s", im->read.err);
     return KMX_ERR_INVAL;
 }
 
@@ -591,25 +521,16 @@ static int s_import_option(s_import_t *im, int opt, char *arg) {
         im->atomic = true;
     else if (opt == O_DRY)
         im->dry_run = true;
-    else if (opt == O_IGNORE_EXTRA)
-        im->ignore_extra = true;
-    else if (opt == O_EXCEL_DATES)
-        im->excel_dates = true;
-    else if (opt == O_WIDE || opt == O_LONG)
-        im->layout = opt == O_WIDE ? KMX__V1__RAW_DOCUMENT__LAYOUT__WIDE
-                                   : KMX__V1__RAW_DOCUMENT__LAYOUT__LONG;
-    else if (opt == O_ENCODING || opt == O_DELIMITER || opt == O_DATE_ORDER)
-        return s_format_option(im, opt, arg);
+    else if (opt == O_DEFAULT || opt == O_MAP || opt == O_IGNORE_EXTRA || opt == O_ENCODING ||
+             opt == O_DELIMITER || opt == O_WIDE || opt == O_LONG || opt == O_DATE_ORDER ||
+             opt == O_EXCEL_DATES)
+        return s_read_option(im, opt, arg);
     else if (opt == O_BATCH && kmx_cli_parse_u64(arg, S_BATCH_MAX, &v) == 0 && v > 0)
         im->batch_max = (size_t)v;
     else if (opt == O_JOBS && kmx_cli_parse_u64(arg, S_JOBS_MAX, &v) == 0 && v > 0)
         im->jobs = (int)v;
     else if (opt == O_INPUT && (strcmp(arg, "csv") == 0 || strcmp(arg, "jsonl") == 0))
         im->jsonl = strcmp(arg, "jsonl") == 0;
-    else if (opt == O_DEFAULT)
-        return s_add_default(im, arg);
-    else if (opt == O_MAP)
-        return s_add_map(im, arg);
     else {
         if (opt == O_BATCH)
             kmx_cli_error("--batch wants 1 to %d, not \"%s\"", S_BATCH_MAX, arg);
@@ -852,6 +773,7 @@ static void s_import_free(s_import_t *im) {
         free(im->warnings[i]);
     for (size_t i = 0; i < im->n_preview; i++)
         free(im->preview[i]);
+    kmx_iargs_fini(&im->read);
 }
 
 int kmx_cli_import(kmx_cli_opts_t *opts, int argc, char **argv) {
@@ -860,9 +782,12 @@ int kmx_cli_import(kmx_cli_opts_t *opts, int argc, char **argv) {
     im.opts = opts;
     im.batch_max = S_BATCH_DEFAULT;
     im.jobs = S_JOBS_DEFAULT;
+    kmx_iargs_init(&im.read);
     int rc = s_import_options(&im, argc, argv);
-    if (rc >= 0)
+    if (rc >= 0) {
+        kmx_iargs_fini(&im.read);
         return rc;
+    }
     im.tty = isatty(STDERR_FILENO) && opts->format != KMX_FORMAT_JSON;
     bool is_stdin = strcmp(im.path, "-") == 0;
     FILE *file = NULL;
@@ -876,6 +801,7 @@ int kmx_cli_import(kmx_cli_opts_t *opts, int argc, char **argv) {
         kmx_cli_error("%s: %s", im.path, error);
         if (opts->format == KMX_FORMAT_JSON)
             s_print_json(&im, 0, false, error);
+        kmx_iargs_fini(&im.read);
         return KMX_EXIT_INPUT;
     }
     struct stat st;

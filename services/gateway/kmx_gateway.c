@@ -10,10 +10,10 @@
 #include "kmx_gw_arena.h"
 #include "kmx_gw_hub.h"
 #include "kmx_gw_pool.h"
+#include "kmx_iargs.h"
 #include "kmx_json.h"
 #include "kmx_log.h"
 #include "kmx_record.h"
-#include "kmx_text.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -475,135 +475,23 @@ static enum MHD_Result s_catalog(kmx_gateway_t *self, struct MHD_Connection *c, 
 
 // ---- import ----------------------------------------------------------------------------
 
-#define S_DEFAULTS_MAX 32 // as many as kmx import's --default
-#define S_MAPS_MAX 64     // ... and --map
-#define S_PREVIEW 10      // records a dry run shows, as kmx import --dry-run
+#define S_PREVIEW 10 // records a dry run shows, as kmx import --dry-run
 
-// kmx import's options that apply to a body, as query parameters (docs/http.md).
+// kmx import's options that apply to a body, as query parameters (docs/http.md): those
+// saying how the body is read are kmx import's own (kmx_iargs).
 typedef struct {
-    int jsonl;                                              // -1 unknown, 0 CSV, 1 JSON Lines
-    bool atomic;                                            // atomic=1
-    bool dry_run;                                           // dry_run=1
-    bool ignore_extra;                                      // ignore_extra=1
-    bool excel_dates;                                       // excel_dates=1
-    Kmx__V1__RawDocument__Encoding encoding;                // encoding=auto|utf-8|cp949
-    Kmx__V1__RawDocument__Layout layout;                    // layout=wide|long (0: by header)
-    Kmx__V1__RawDocument__DateOrder date_order;             // date_order=mdy|dmy (0: unset)
-    const char *delimiter;                                  // delimiter=, ; tab | ...
-    Kmx__V1__RawDocument__Default defaults[S_DEFAULTS_MAX]; // default=COLUMN=VALUE
-    Kmx__V1__RawDocument__Default *default_ptrs[S_DEFAULTS_MAX];
-    char *default_text[S_DEFAULTS_MAX];               // malloc'd copies split at '='
-    size_t n_defaults;                                // defaults given
-    Kmx__V1__RawDocument__ColumnMap maps[S_MAPS_MAX]; // map=HEADER=FIELD
-    Kmx__V1__RawDocument__ColumnMap *map_ptrs[S_MAPS_MAX];
-    char *map_text[S_MAPS_MAX]; // malloc'd copies split at the last '='
-    size_t n_maps;              // maps given
-    char err[KMX_GW_ERR_MAX];   // the first refusal
-    bool failed;                // a parameter was refused
+    int jsonl;                // -1 unknown, 0 CSV, 1 JSON Lines
+    bool atomic;              // atomic=1
+    bool dry_run;             // dry_run=1
+    kmx_iargs_t read;         // encoding, delimiter, map, default, layout, ...
+    char err[KMX_GW_ERR_MAX]; // the first refusal
+    bool failed;              // a parameter was refused
 } s_import_args_t;
 
-static int s_import_default(s_import_args_t *im, const char *value) {
-    const char *eq = value ? strchr(value, '=') : NULL;
-    if (!eq || eq == value || im->n_defaults >= S_DEFAULTS_MAX) {
-        snprintf(im->err, sizeof im->err,
-                 "default wants COLUMN=VALUE (at most %d of them), not \"%.60s\"", S_DEFAULTS_MAX,
-                 value ? value : "");
-        return -1;
-    }
-    char *copy = strdup(value);
-    if (!copy)
-        return -1;
-    copy[eq - value] = '\0';
-    size_t i = im->n_defaults++;
-    im->default_text[i] = copy;
-    kmx__v1__raw_document__default__init(&im->defaults[i]);
-    im->defaults[i].column = copy;
-    im->defaults[i].value = copy + (eq - value) + 1;
-    im->default_ptrs[i] = &im->defaults[i];
-    return 0;
-}
-
-static int s_import_map(s_import_args_t *im, const char *value) {
-    const char *eq = value ? strrchr(value, '=') : NULL;
-    if (!eq || eq == value || !eq[1] || im->n_maps >= S_MAPS_MAX) {
-        snprintf(im->err, sizeof im->err,
-                 "map wants HEADER=FIELD, a header of the body and the field it holds (or "
-                 "ignore), at most %d of them, not \"%.60s\"",
-                 S_MAPS_MAX, value ? value : "");
-        return -1;
-    }
-    char *copy = strdup(value);
-    if (!copy)
-        return -1;
-    copy[eq - value] = '\0';
-    size_t i = im->n_maps++;
-    im->map_text[i] = copy;
-    kmx__v1__raw_document__column_map__init(&im->maps[i]);
-    im->maps[i].header = copy;
-    im->maps[i].field = copy + (eq - value) + 1;
-    im->map_ptrs[i] = &im->maps[i];
-    return 0;
-}
-
-// layout= and date_order=: one of two words.
-static int s_import_choice(s_import_args_t *im, const char *key, const char *value) {
-    const char *v = value ? value : "";
-    bool layout = strcmp(key, "layout") == 0;
-    const char *a = layout ? "wide" : "mdy", *b = layout ? "long" : "dmy";
-    if (strcasecmp(v, a) != 0 && strcasecmp(v, b) != 0) {
-        snprintf(im->err, sizeof im->err, "%s wants %s or %s, not \"%.40s\"", key, a, b, v);
-        return -1;
-    }
-    bool first = strcasecmp(v, a) == 0;
-    if (layout)
-        im->layout =
-            first ? KMX__V1__RAW_DOCUMENT__LAYOUT__WIDE : KMX__V1__RAW_DOCUMENT__LAYOUT__LONG;
-    else
-        im->date_order =
-            first ? KMX__V1__RAW_DOCUMENT__DATE_ORDER__MDY : KMX__V1__RAW_DOCUMENT__DATE_ORDER__DMY;
-    return 0;
-}
-
 static int s_import_switch(s_import_args_t *im, const char *key, const char *value, bool *on) {
-    if (!value || !*value || strcmp(value, "1") == 0 || strcmp(value, "true") == 0)
-        *on = true;
-    else if (strcmp(value, "0") == 0 || strcmp(value, "false") == 0)
-        *on = false;
-    else {
-        snprintf(im->err, sizeof im->err, "%s is a switch: 1/true or 0/false", key);
-        return -1;
-    }
-    return 0;
-}
-
-// The names kmx import --encoding takes (kmx_text_enc_parse).
-static int s_import_encoding(s_import_args_t *im, const char *value) {
-    const char *v = value ? value : "";
-    kmx_text_enc_t enc;
-    if (kmx_text_enc_parse(v, &enc) != 0) {
-        snprintf(im->err, sizeof im->err,
-                 "encoding wants auto, utf-8 or cp949 (euc-kr), not \"%.40s\"", v);
-        return -1;
-    }
-    im->encoding = enc == KMX_TEXT_UTF8    ? KMX__V1__RAW_DOCUMENT__ENCODING__UTF8
-                   : enc == KMX_TEXT_CP949 ? KMX__V1__RAW_DOCUMENT__ENCODING__CP949
-                                           : KMX__V1__RAW_DOCUMENT__ENCODING__ENCODING_AUTO;
-    return 0;
-}
-
-// The delimiters kmx import --delimiter takes, passed on as given (kmx.ingest reads them).
-static int s_import_delimiter(s_import_args_t *im, const char *value) {
-    static const char *const ok[] = {",",     ";",         "\t",  "|",   "\\t",
-                                     "comma", "semicolon", "tab", "pipe"};
-    for (size_t i = 0; value && i < sizeof(ok) / sizeof(ok[0]); i++) {
-        if (strcasecmp(value, ok[i]) == 0) {
-            im->delimiter = value;
-            return 0;
-        }
-    }
-    snprintf(im->err, sizeof im->err,
-             "delimiter wants , ; tab or | (or comma, semicolon, pipe), not \"%.20s\"",
-             value ? value : "");
+    if (kmx_iargs_switch(value, on) == 0)
+        return 0;
+    snprintf(im->err, sizeof im->err, "%s is a switch: 1/true or 0/false", key);
     return -1;
 }
 
@@ -635,21 +523,11 @@ static enum MHD_Result s_on_import_param(void *cls, enum MHD_ValueKind kind, con
         rc = s_import_switch(im, key, value, &im->atomic);
     } else if (strcmp(key, "dry_run") == 0) {
         rc = s_import_switch(im, key, value, &im->dry_run);
-    } else if (strcmp(key, "ignore_extra") == 0) {
-        rc = s_import_switch(im, key, value, &im->ignore_extra);
-    } else if (strcmp(key, "excel_dates") == 0) {
-        rc = s_import_switch(im, key, value, &im->excel_dates);
-    } else if (strcmp(key, "map") == 0) {
-        rc = s_import_map(im, value);
-    } else if (strcmp(key, "layout") == 0 || strcmp(key, "date_order") == 0) {
-        rc = s_import_choice(im, key, value);
-    } else if (strcmp(key, "default") == 0) {
-        rc = s_import_default(im, value);
-    } else if (strcmp(key, "encoding") == 0) {
-        rc = s_import_encoding(im, value);
-    } else if (strcmp(key, "delimiter") == 0) {
-        rc = s_import_delimiter(im, value);
-    } else if (strcmp(key, "access_token") != 0) {
+    } else if ((rc = kmx_iargs_set(&im->read, key, value)) < 0) {
+        snprintf(im->err, sizeof im->err, "%s", im->read.err);
+    } else if (rc > 0 && strcmp(key, "access_token") == 0) {
+        rc = 0;
+    } else if (rc > 0) {
         snprintf(im->err, sizeof im->err,
                  "unknown parameter \"%.60s\" (import takes input, atomic, dry_run, default, "
                  "map, ignore_extra, encoding, delimiter, layout, date_order, excel_dates)",
@@ -770,22 +648,10 @@ static enum MHD_Result s_import_send(kmx_gateway_t *self, struct MHD_Connection 
     doc.has_atomic = doc.atomic = im->atomic;
     doc.has_first_line = 1;
     doc.first_line = 1;
-    doc.n_defaults = im->n_defaults;
-    doc.defaults = (Kmx__V1__RawDocument__Default **)im->default_ptrs;
+    kmx_iargs_apply(&im->read, &doc);
     doc.has_validate_only = doc.validate_only = im->dry_run;
     doc.has_preview = im->dry_run;
     doc.preview = S_PREVIEW;
-    doc.has_encoding = im->encoding != 0;
-    doc.encoding = im->encoding;
-    doc.delimiter = (char *)im->delimiter;
-    doc.n_columns = im->n_maps;
-    doc.columns = (Kmx__V1__RawDocument__ColumnMap **)im->map_ptrs;
-    doc.has_ignore_extra = doc.ignore_extra = im->ignore_extra;
-    doc.has_layout = im->layout != 0;
-    doc.layout = im->layout;
-    doc.has_date_order = im->date_order != 0;
-    doc.date_order = im->date_order;
-    doc.has_excel_dates = doc.excel_dates = im->excel_dates;
     Kmx__V1__Request req = KMX__V1__REQUEST__INIT;
     req.body_case = KMX__V1__REQUEST__BODY_DOCUMENT;
     req.document = &doc;
@@ -811,6 +677,7 @@ static enum MHD_Result s_import(kmx_gateway_t *self, struct MHD_Connection *c, c
     s_import_args_t im;
     memset(&im, 0, sizeof(im));
     im.jsonl = -1;
+    kmx_iargs_init(&im.read);
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, s_on_import_param, &im);
     int jsonl = im.failed ? -1 : s_import_format(c, &im);
     enum MHD_Result out;
@@ -826,10 +693,7 @@ static enum MHD_Result s_import(kmx_gateway_t *self, struct MHD_Connection *c, c
                       "JSON Lines");
     else
         out = s_import_send(self, c, r, &im, jsonl == 1);
-    for (size_t i = 0; i < im.n_defaults; i++)
-        free(im.default_text[i]);
-    for (size_t i = 0; i < im.n_maps; i++)
-        free(im.map_text[i]);
+    kmx_iargs_fini(&im.read);
     return out;
 }
 
