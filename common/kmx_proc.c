@@ -1,14 +1,22 @@
 /*  kmx_proc - samples of the process's resident memory, descriptors and age from /proc.
     Nothing is kept between calls: the start time comes from /proc/self/stat, so no global
     start stamp is needed.  */
+#ifdef __linux__
+#define _GNU_SOURCE // sched_setaffinity and the CPU_* macros
+#endif
 #include "kmx_proc.h"
 #include "kmx_err.h"
 
 #include "kmx_log.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#ifdef __linux__
+#include <sched.h>
+#endif
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #ifdef __linux__
@@ -89,6 +97,57 @@ int kmx_proc_nice(int steps, const char *what) {
         return KMX_ERR_IO;
     }
     return 0;
+}
+
+#ifdef __linux__
+// Reads a CPU number at *p, advancing it. Returns the number or -1.
+static long s_cpu_number(const char **p) {
+    if (!isdigit((unsigned char)**p))
+        return -1;
+    char *end = NULL;
+    long v = strtol(*p, &end, 10);
+    *p = end;
+    return v < CPU_SETSIZE ? v : -1;
+}
+
+// Fills set from list ("0,2-3"). Returns 0 or KMX_ERR_INVAL.
+static int s_cpu_list(const char *list, cpu_set_t *set) {
+    CPU_ZERO(set);
+    const char *p = list;
+    for (;;) {
+        long from = s_cpu_number(&p), to = from;
+        if (from >= 0 && *p == '-') {
+            p++;
+            to = s_cpu_number(&p);
+        }
+        if (from < 0 || to < from)
+            return KMX_ERR_INVAL;
+        for (long c = from; c <= to; c++)
+            CPU_SET((int)c, set);
+        if (*p == '\0')
+            return 0;
+        if (*p++ != ',')
+            return KMX_ERR_INVAL;
+    }
+}
+#endif
+
+int kmx_proc_pin(const char *list, const char *what) {
+    if (!list || !*list)
+        return 0;
+#ifdef __linux__
+    cpu_set_t set;
+    if (s_cpu_list(list, &set) != 0)
+        return KMX_ERR_INVAL;
+    if (sched_setaffinity(0, sizeof set, &set) != 0) {
+        kmx_log_warn("cannot keep %s on cpus=%s: %s", what, list, strerror(errno));
+        return KMX_ERR_IO;
+    }
+    return 0;
+#else
+    kmx_log_warn("cannot keep %s on cpus=%s: not supported here", what, list);
+    return KMX_ERR_IO;
+#endif
 }
 
 void kmx_proc_name_thread(const char *name) {

@@ -22,6 +22,15 @@ int kmx_proc_sample(kmx_proc_t *out);
 // Returns 0 or KMX_ERR_IO.
 int kmx_proc_nice(int steps, const char *what);
 
+// Keeps the calling thread, and the threads it starts afterwards (ZeroMQ's I/O threads
+// when called before zmq_ctx_new), on the CPUs of list: numbers and ranges with commas
+// ("1", "0,2", "0-3"). NULL or "" changes nothing. A service whose threads share one CPU
+// hands each message between them without waking another CPU (docs/operations.md). what
+// names the process in the warning logged when the kernel refuses. Returns 0,
+// KMX_ERR_INVAL for a list that is not one, or KMX_ERR_IO (also where Linux's
+// sched_setaffinity is missing).
+int kmx_proc_pin(const char *list, const char *what);
+
 // Names the calling thread (at most 15 bytes are kept; Linux only, elsewhere nothing), so
 // top -H, /proc/PID/task/TID/comm and perf tell a service's threads apart.
 void kmx_proc_name_thread(const char *name);

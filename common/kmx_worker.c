@@ -22,6 +22,7 @@ typedef struct {
     const char *log_level; // error, warn, info or debug; NULL keeps KMX_LOG_LEVEL
     const char *read_dir;  // storage's data directory read directly, or NULL (spec->attach)
     int nice;              // added to the process's nice value at start (0 to 19)
+    const char *cpu;       // CPU list the process is kept on (--cpu), or NULL
 } s_config_t;
 
 static volatile sig_atomic_t s_stop = 0;
@@ -39,6 +40,7 @@ static void s_usage(FILE *to, const kmx_worker_spec_t *spec) {
             "  --storage ENDPOINT   storage to connect to (KMX_STORAGE, tcp://127.0.0.1:5560)\n"
             "  --log-level LEVEL    error, warn, info or debug (KMX_LOG_LEVEL, info)\n"
             "  --nice N             run N steps nicer, 0 to 19 (KMX_NICE, 0)\n"
+            "  --cpu LIST           keep the process on these CPUs (\"1\", \"0,2-3\"; unset: any)\n"
             "%s"
             "  --help               show this help\n"
             "  --version            show the version\n",
@@ -81,6 +83,7 @@ static int s_parse(int argc, char **argv, const kmx_worker_spec_t *spec, s_confi
     cfg->broker = s_env("KMX_BROKER", "tcp://127.0.0.1:5555");
     cfg->storage = s_env("KMX_STORAGE", "tcp://127.0.0.1:5560");
     cfg->log_level = NULL;
+    cfg->cpu = NULL;
     cfg->read_dir = spec->attach ? s_env("KMX_READ_DIR", NULL) : NULL;
     const char *nice_text = s_env("KMX_NICE", "0");
     for (int i = 1; i < argc; i++) {
@@ -99,6 +102,8 @@ static int s_parse(int argc, char **argv, const kmx_worker_spec_t *spec, s_confi
             cfg->log_level = v;
         } else if ((v = s_flag(argc, argv, &i, "--nice")) != NULL) {
             nice_text = v;
+        } else if ((v = s_flag(argc, argv, &i, "--cpu")) != NULL) {
+            cfg->cpu = v;
         } else if (spec->attach && (v = s_flag(argc, argv, &i, "--read-dir")) != NULL) {
             cfg->read_dir = v[0] ? v : NULL;
         } else {
@@ -178,6 +183,10 @@ int kmx_worker_main(int argc, char **argv, const kmx_worker_spec_t *spec) {
     // Before any thread starts, so ZeroMQ's I/O threads inherit it: reads beside a long
     // import leave the cores to the writer first (docs/operations.md).
     kmx_proc_nice(cfg.nice, "the worker");
+    if (kmx_proc_pin(cfg.cpu, "the worker") == KMX_ERR_INVAL) {
+        fprintf(stderr, "%s: --cpu needs CPU numbers and ranges, like 1 or 0,2-3\n", spec->program);
+        return 2;
+    }
     void *ctx = zmq_ctx_new();
     kmx_link_t *link = ctx ? kmx_link_new(ctx, cfg.storage) : NULL;
     kmx_handler_base_t *handler = link ? spec->create(link, identity) : NULL;
@@ -191,9 +200,9 @@ int kmx_worker_main(int argc, char **argv, const kmx_worker_spec_t *spec) {
         goto out;
     }
     kmx_link_set_tick(link, s_heartbeat, worker);
-    kmx_log_info("serving service=%s worker=%s broker=%s storage=%s read_dir=%s nice=%d",
+    kmx_log_info("serving service=%s worker=%s broker=%s storage=%s read_dir=%s nice=%d cpu=%s",
                  spec->service, identity, cfg.broker, cfg.storage,
-                 cfg.read_dir ? cfg.read_dir : "none", cfg.nice);
+                 cfg.read_dir ? cfg.read_dir : "none", cfg.nice, cfg.cpu ? cfg.cpu : "any");
     s_serve(worker, handler);
     kmx_log_info("stopping worker=%s", identity);
     status = 0;

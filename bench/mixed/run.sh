@@ -17,7 +17,9 @@
 #                SYSTEMS ("kmx pg": which systems are timed), TRANSPORT (ipc: the client, broker,
 #                worker and storage hops over unix sockets, as docs/operations.md advises on
 #                one host, and the floor on the same transport; tcp: loopback TCP),
-#                IDLE_ONLY (0; 1: the idle readers only, no ingest)
+#                IDLE_ONLY (0; 1: the idle readers only, no ingest), PIN (0; 1: kmx-broker
+#                on CPU 0 and kmx-query worker i on CPU (i + 1) mod the CPUs, each with its
+#                ZeroMQ I/O thread, --cpu)
 #   --smoke: BASE=2400 ROWS=3000 IDLE_S=1, seconds in all; the figures mean nothing
 # Needs PostgreSQL and libpq (scripts/setup.sh --bench); exits 77 (skipped) without them.
 set -euo pipefail
@@ -27,7 +29,7 @@ smoke=0
 [[ ${2:-} == --smoke ]] && smoke=1
 base=${BASE:-200000} rows=${ROWS:-1000000} idle_s=${IDLE_S:-5} qworkers=${QUERY_WORKERS:-4}
 direct=${DIRECT:-1} systems=${SYSTEMS:-kmx pg} rnice=${READER_NICE:-0}
-transport=${TRANSPORT:-ipc} idle_only=${IDLE_ONLY:-0}
+transport=${TRANSPORT:-ipc} idle_only=${IDLE_ONLY:-0} pin=${PIN:-0}
 ((smoke)) && base=2400 rows=3000 idle_s=1
 if ! ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || [[ ! -x $build/bin/kmx_bench_mixed ]]; then
   echo "SKIP bench.mixed: needs PostgreSQL and kmx_bench_mixed (scripts/setup.sh --bench)"
@@ -81,12 +83,19 @@ start_kmx() {
     export KMX_BROKER_BIND=ipc://$work/broker.ipc KMX_STORAGE_BIND=ipc://$work/storage.ipc
     export KMX_BROKER=$KMX_BROKER_BIND KMX_STORAGE=$KMX_STORAGE_BIND
   fi
-  "$bin/kmx-broker" 2>>"$work/log" & pids+=($!)
+  local bargs=() ncpu
+  ncpu=$(nproc)
+  ((pin)) && bargs=(--cpu 0)
+  "$bin/kmx-broker" "${bargs[@]}" 2>>"$work/log" & pids+=($!)
   bpid=$!
   "$bin/kmx-storage" --reader-nice "$rnice" 2>>"$work/log" & pids+=($!)
   spid=$! ipids="" qpids=""
   for _ in 1 2 3 4; do "$bin/kmx-ingest" 2>>"$work/log" & pids+=($!) ipids+=$!,; done
-  for ((i = 0; i < qworkers; i++)); do "$bin/kmx-query" "${qargs[@]}" 2>>"$work/log" & pids+=($!) qpids+=$!,; done
+  for ((i = 0; i < qworkers; i++)); do
+    local cargs=()
+    ((pin)) && cargs=(--cpu $(((i + 1) % ncpu)))
+    "$bin/kmx-query" "${qargs[@]}" "${cargs[@]}" 2>>"$work/log" & pids+=($!) qpids+=$!,
+  done
 }
 kmx_up start_kmx 'kmx_quick ping kmx.query' 'kmx_quick ping kmx.ingest'
 
@@ -170,7 +179,7 @@ done
 "$bin/kmx_bench_floor" 2000 >"$work/floor" 2>/dev/null || echo "(no floor)" >"$work/floor"
 
 python3 - "$res" "$work/floor" "$base" "$rows" "$smoke" "$direct" "$rnice" "$qworkers" \
-  "$transport" <<'PY'
+  "$transport" "$pin" <<'PY'
 import re, sys
 res, floor_file, base, rows, smoke = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
 direct = sys.argv[6] == "1"
@@ -194,8 +203,9 @@ def g(sys_, phase, q, stat):
     v = r.get((sys_, phase, q))
     return v[stat] if v else float("nan")
 
-print("\nreads beside writes: %d base records, then %d-row ingests (ms; kmx-query %s, readers nicer by %d, over %s)%s" % (
+print("\nreads beside writes: %d base records, then %d-row ingests (ms; kmx-query %s, readers nicer by %d, over %s%s)%s" % (
     base, rows, "reading the store directly" if direct else "through storage's socket", rnice, transport,
+    ", broker and workers pinned" if sys.argv[10] == "1" else "",
     "  [smoke sizes: figures mean nothing]" if smoke else ""))
 print("  %-34s %9s %9s %9s %9s" % ("", "kmx p50", "kmx p99", "PG p50", "PG p99"))
 rowsout = [("idle, 1 client", "idle-mix1"), ("during the ingest, 1 client", "busy1"),

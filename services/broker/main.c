@@ -3,6 +3,7 @@
 #include "kmx_broker.h"
 #include "kmx_err.h"
 #include "kmx_log.h"
+#include "kmx_proc.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -37,6 +38,7 @@ static void s_usage(FILE *out) {
         "  --queue-bytes N          request bytes waiting across all services\n"
         "                           (KMX_BROKER_QUEUE_BYTES, default 536870912 = 512 MiB)\n"
         "  --log-level LEVEL        error, warn, info, debug (KMX_LOG_LEVEL, default info)\n"
+        "  --cpu LIST               keep the broker on these CPUs (\"0\", \"0,2-3\"; default any)\n"
         "  --help                   show this help\n"
         "  --version                show the version\n",
         out);
@@ -81,7 +83,7 @@ static void s_env(const char *name, const char **target) {
 
 // Reads environment then flags (flags win). Returns 0, 1 when the program should exit
 // successfully (--help, --version), or KMX_ERR_INVAL.
-static int s_configure(int argc, char **argv, kmx_broker_config_t *cfg) {
+static int s_configure(int argc, char **argv, kmx_broker_config_t *cfg, const char **cpu) {
     const char *timeout = NULL;
     const char *level = NULL;
     s_size_opt_t sizes[] = {
@@ -111,6 +113,7 @@ static int s_configure(int argc, char **argv, kmx_broker_config_t *cfg) {
                               : strcmp(arg, "--events-bind") == 0     ? &cfg->events_bind
                               : strcmp(arg, "--request-timeout") == 0 ? &timeout
                               : strcmp(arg, "--log-level") == 0       ? &level
+                              : strcmp(arg, "--cpu") == 0             ? cpu
                                                                       : NULL;
         for (size_t k = 0; k < n_sizes && !target; k++)
             target = strcmp(arg, sizes[k].flag) == 0 ? &sizes[k].text : NULL;
@@ -153,9 +156,15 @@ int main(int argc, char **argv) {
     kmx_log_init("kmx-broker");
     kmx_broker_config_t cfg;
     kmx_broker_config_init(&cfg);
-    int rc = s_configure(argc, argv, &cfg);
+    const char *cpu = NULL;
+    int rc = s_configure(argc, argv, &cfg, &cpu);
     if (rc != 0)
         return rc > 0 ? 0 : 2;
+    // Before zmq_ctx_new, so ZeroMQ's I/O thread stays beside the request loop.
+    if (kmx_proc_pin(cpu, "the broker") == KMX_ERR_INVAL) {
+        fprintf(stderr, "kmx-broker: --cpu needs CPU numbers and ranges, like 0 or 0,2-3\n");
+        return 2;
+    }
     s_install_signals();
     void *ctx = zmq_ctx_new();
     if (!ctx) {
