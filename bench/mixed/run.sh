@@ -13,7 +13,9 @@
 # kmx-query workers read storage's environment directly (--read-dir) unless DIRECT=0.
 #   bench/mixed/run.sh [BUILD_DIR] [--smoke]
 #   environment: BASE (200000), ROWS (1000000), IDLE_S (5), QUERY_WORKERS (4), DIRECT (1),
-#                READER_NICE (0: the query workers' --nice and storage's --reader-nice),
+#                READER_NICE (unset: the services' defaults, 10 for storage's reader
+#                threads and for direct-reading query workers; N: the query workers'
+#                --nice and storage's --reader-nice),
 #                SYSTEMS ("kmx pg": which systems are timed), TRANSPORT (ipc: the client, broker,
 #                worker and storage hops over unix sockets, as docs/operations.md advises on
 #                one host, and the floor on the same transport; tcp: loopback TCP),
@@ -28,7 +30,7 @@ build=$(cd "${1:-$src/build/release}" && pwd)
 smoke=0
 [[ ${2:-} == --smoke ]] && smoke=1
 base=${BASE:-200000} rows=${ROWS:-1000000} idle_s=${IDLE_S:-5} qworkers=${QUERY_WORKERS:-4}
-direct=${DIRECT:-1} systems=${SYSTEMS:-kmx pg} rnice=${READER_NICE:-0}
+direct=${DIRECT:-1} systems=${SYSTEMS:-kmx pg} rnice=${READER_NICE:-}
 transport=${TRANSPORT:-ipc} idle_only=${IDLE_ONLY:-0} pin=${PIN:-0}
 ((smoke)) && base=2400 rows=3000 idle_s=1
 if ! ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || [[ ! -x $build/bin/kmx_bench_mixed ]]; then
@@ -73,9 +75,10 @@ SQL
 pgconn="host=$work/sock user=kmx dbname=postgres"
 
 echo "bench: starting kmx-broker, kmx-storage, 4 kmx-ingest, $qworkers kmx-query" \
-  "(direct=$direct, readers nicer by $rnice)" >&2
+  "(direct=$direct, readers nicer by ${rnice:-the default})" >&2
 export KMX_TIMEOUT=30000
-qargs=(--nice "$rnice")
+qargs=()
+[[ -n $rnice ]] && qargs+=(--nice "$rnice")
 ((direct)) && qargs+=(--read-dir "$work/data")
 start_kmx() {
   kmx_ports "$work/data"
@@ -88,7 +91,7 @@ start_kmx() {
   ((pin)) && bargs=(--cpu 0)
   "$bin/kmx-broker" "${bargs[@]}" 2>>"$work/log" & pids+=($!)
   bpid=$!
-  "$bin/kmx-storage" --reader-nice "$rnice" 2>>"$work/log" & pids+=($!)
+  "$bin/kmx-storage" ${rnice:+--reader-nice "$rnice"} 2>>"$work/log" & pids+=($!)
   spid=$! ipids="" qpids=""
   for _ in 1 2 3 4; do "$bin/kmx-ingest" 2>>"$work/log" & pids+=($!) ipids+=$!,; done
   for ((i = 0; i < qworkers; i++)); do
@@ -178,12 +181,12 @@ for sys in $systems; do
 done
 "$bin/kmx_bench_floor" 2000 >"$work/floor" 2>/dev/null || echo "(no floor)" >"$work/floor"
 
-python3 - "$res" "$work/floor" "$base" "$rows" "$smoke" "$direct" "$rnice" "$qworkers" \
+python3 - "$res" "$work/floor" "$base" "$rows" "$smoke" "$direct" "${rnice:-default}" "$qworkers" \
   "$transport" "$pin" <<'PY'
 import re, sys
 res, floor_file, base, rows, smoke = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
 direct = sys.argv[6] == "1"
-rnice = int(sys.argv[7])
+rnice = sys.argv[7]
 hops = 2 if direct else 3  # client -> broker -> kmx-query (-> kmx-storage)
 transport = sys.argv[9]  # the floor is taken on the hops' own transport
 floor_row = r"\s+tcp 127\.0\.0\.1\s+([0-9.]+)\s+([0-9.]+)" if transport == "tcp" else r"\s+ipc\s+([0-9.]+)\s+([0-9.]+)"
@@ -203,7 +206,7 @@ def g(sys_, phase, q, stat):
     v = r.get((sys_, phase, q))
     return v[stat] if v else float("nan")
 
-print("\nreads beside writes: %d base records, then %d-row ingests (ms; kmx-query %s, readers nicer by %d, over %s%s)%s" % (
+print("\nreads beside writes: %d base records, then %d-row ingests (ms; kmx-query %s, readers nicer by %s, over %s%s)%s" % (
     base, rows, "reading the store directly" if direct else "through storage's socket", rnice, transport,
     ", broker and workers pinned" if sys.argv[10] == "1" else "",
     "  [smoke sizes: figures mean nothing]" if smoke else ""))

@@ -10,7 +10,8 @@ storage's LMDB environment itself, one hop fewer (docs/architecture.md).
   not read: the worker says so in its log and answers every read through storage.
 - Readers can leave the cores to the writer: kmx-query --nice (KMX_NICE) runs the whole
   worker nicer, kmx-storage --reader-nice (KMX_STORAGE_READER_NICE) its reader threads
-  only, the router and the writer staying at the service's own priority.
+  only (named kmx-reader), the router and the writer (kmx-writer) staying at the
+  service's own priority; unless told otherwise both run 10 steps nicer.
 """
 import os
 import signal
@@ -34,6 +35,15 @@ def nice_values(pid):
     return out
 
 
+def thread_names(pid):
+    """{thread id: name} of a process, from /proc."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+            out[int(tid)] = f.read().strip()
+    return out
+
+
 def read_log(cluster, name):
     with open(os.path.join(cluster.dir, name + ".log"), errors="replace") as f:
         return f.read()
@@ -50,9 +60,11 @@ class DirectReads(unittest.TestCase):
     def tearDown(self):
         self.c.close()
 
-    def restart_query(self, read_dir):
+    def restart_query(self, read_dir, nice="3"):
         self.c.stop("query0")
-        self.c.proc_env["kmx-query"] = {"KMX_READ_DIR": read_dir, "KMX_NICE": "3"}
+        self.c.proc_env["kmx-query"] = {"KMX_READ_DIR": read_dir}
+        if nice is not None:
+            self.c.proc_env["kmx-query"]["KMX_NICE"] = nice
         self.c.spawn("query0", "kmx-query")
         self.c.wait_ready()
 
@@ -106,6 +118,23 @@ class DirectReads(unittest.TestCase):
         self.assertEqual(storage[main], base, storage)
         self.assertEqual(len([v for v in storage.values() if v == base]), len(storage) - 4,
                          storage)
+        names = thread_names(main)
+        self.assertEqual(sorted(t for t, n in names.items() if n == "kmx-reader"),
+                         sorted(t for t, v in storage.items() if v != base), names)
+        self.assertEqual([storage[t] for t, n in names.items() if n == "kmx-writer"], [base],
+                         names)
+
+        # The defaults: storage's readers and a direct-reading worker run 10 steps nicer.
+        self.c.stop("storage")
+        self.c.proc_env["kmx-storage"] = {}
+        self.c.spawn("storage", "kmx-storage")
+        self.restart_query(self.c.data_dir, nice=None)
+        self.assertEqual(set(nice_values(self.c.procs["query0"].pid).values()),
+                         {min(base + 10, 19)})
+        main = self.c.procs["storage"].pid
+        kmxtest.wait_for(lambda: sorted(nice_values(main)[t] for t, n in thread_names(main).items()
+                                        if n in ("kmx-reader", "kmx-writer")) ==
+                         [base] + [min(base + 10, 19)] * 4, what="four reader threads at +10")
 
     def test_no_store_in_the_directory_reads_through_storage(self):
         self.c.kmx("put", *KEY, "--period", "2024-01", "--value", "7", "--unit", "USD")
