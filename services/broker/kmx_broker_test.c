@@ -5,6 +5,7 @@
 #include "kmx_err.h"
 #include "kmx_mdp.h"
 #include "kmx_msg.h"
+#include "kmx_testkit.h"
 
 #include <pthread.h>
 #include <setjmp.h>
@@ -43,6 +44,7 @@ typedef struct {
     int running;                       // broker thread was started
     t_worker_t workers[T_WORKERS_MAX]; // echo workers
     kmx_mdp_client_t *client;          // client of the broker
+    kmx_testkit_socks_t socks;         // raw sockets, closed by the teardown if still open
 } t_env_t;
 
 static void t_sleep_ms(int ms) {
@@ -143,6 +145,7 @@ static int t_teardown(void **state) {
         pthread_join(env->thread, NULL);
     }
     kmx_broker_destroy(&env->broker);
+    kmx_testkit_socks_close_all(&env->socks); // those a failed assertion left open
     zmq_ctx_term(env->ctx);
     free(env);
     return 0;
@@ -442,10 +445,8 @@ static int t_expect_command(void *dealer, uint8_t command) {
 }
 
 static void *t_raw_dealer(t_env_t *env) {
-    void *dealer = zmq_socket(env->ctx, ZMQ_DEALER);
+    void *dealer = kmx_testkit_socket(&env->socks, env->ctx, ZMQ_DEALER);
     assert_non_null(dealer);
-    int zero = 0;
-    assert_int_equal(zmq_setsockopt(dealer, ZMQ_LINGER, &zero, sizeof zero), 0);
     assert_int_equal(zmq_connect(dealer, kmx_broker_endpoint(env->broker, KMX_BROKER_ROUTER)), 0);
     return dealer;
 }
@@ -499,7 +500,7 @@ static void test_broker_survives_garbage_and_still_serves(void **state) {
     assert_true(t_expect_command(raw, KMX_MDPW_DISCONNECT));
     t_send(raw, 3, "", (size_t)0, T_S(KMX_MDPW), T_S("\x42\x42"));
     assert_true(t_expect_command(raw, KMX_MDPW_DISCONNECT));
-    zmq_close(raw);
+    kmx_testkit_socket_close(&env->socks, raw);
 
     char *text = t_call_text(env, "kmx.echo", "still here");
     assert_non_null(text);
@@ -545,19 +546,16 @@ static void test_broker_expires_silent_workers(void **state) {
     }
     t_send(raw, 3, "", (size_t)0, T_S(KMX_MDPW), &heartbeat, (size_t)1);
     assert_true(t_expect_command(raw, KMX_MDPW_DISCONNECT));
-    zmq_close(raw);
+    kmx_testkit_socket_close(&env->socks, raw);
 }
 
 // A publisher on the broker's XSUB and a subscriber to "export." on its XPUB, both
 // closing at once.
 static void t_pubsub(t_env_t *env, void **pub, void **sub) {
-    *pub = zmq_socket(env->ctx, ZMQ_PUB);
-    *sub = zmq_socket(env->ctx, ZMQ_SUB);
+    *pub = kmx_testkit_socket(&env->socks, env->ctx, ZMQ_PUB);
+    *sub = kmx_testkit_socket(&env->socks, env->ctx, ZMQ_SUB);
     assert_non_null(*pub);
     assert_non_null(*sub);
-    int zero = 0;
-    zmq_setsockopt(*pub, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(*sub, ZMQ_LINGER, &zero, sizeof zero);
     assert_int_equal(zmq_connect(*pub, kmx_broker_endpoint(env->broker, KMX_BROKER_XSUB)), 0);
     assert_int_equal(zmq_connect(*sub, kmx_broker_endpoint(env->broker, KMX_BROKER_XPUB)), 0);
     assert_int_equal(zmq_setsockopt(*sub, ZMQ_SUBSCRIBE, "export.", 7), 0);
@@ -594,8 +592,8 @@ static void test_broker_forwards_whole_messages_from_publishers_to_subscribers(v
     assert_memory_equal(body, "payload", 7);
     assert_int_equal(zmq_getsockopt(sub, ZMQ_RCVMORE, &more, &size), 0);
     assert_false(more);
-    zmq_close(pub);
-    zmq_close(sub);
+    kmx_testkit_socket_close(&env->socks, pub);
+    kmx_testkit_socket_close(&env->socks, sub);
 
     Kmx__V1__Response *resp = t_broker_stats(env);
     assert_true(t_counter(resp, "events") >= 1);
@@ -618,8 +616,8 @@ static void test_broker_forwards_events_while_its_request_loop_stands_still(void
         t_send(pub, 2, T_S("export.KR.2025-H1.album"), T_S("payload"));
         received = zmq_poll(&item, 1, 20) > 0;
     }
-    zmq_close(pub);
-    zmq_close(sub);
+    kmx_testkit_socket_close(&env->socks, pub);
+    kmx_testkit_socket_close(&env->socks, sub);
     assert_true(received);
     assert_int_equal(pthread_create(&env->thread, NULL, t_broker_run, env), 0);
     env->running = 1;
@@ -664,7 +662,7 @@ static void test_broker_refuses_requests_beyond_the_queue_limit(void **state) {
         refused = 1;
     }
     assert_true(refused);
-    zmq_close(raw);
+    kmx_testkit_socket_close(&env->socks, raw);
 }
 
 // Calls service with a body of size bytes; returns the Error response or NULL when a
@@ -765,7 +763,7 @@ static void test_broker_names_the_bytes_limit_it_refuses_for(void **state) {
     assert_int_equal(t_counter(resp, "queued_bytes"), 800);
     assert_int_equal(t_counter(resp, "clients_waiting"), 1);
     kmx__v1__response__free_unpacked(resp, NULL);
-    zmq_close(raw);
+    kmx_testkit_socket_close(&env->socks, raw);
 }
 
 // Reads whole messages on a raw worker until a REQUEST comes; returns 1 if one came.
@@ -853,8 +851,8 @@ static void test_broker_hands_small_requests_out_before_large_ones_a_bounded_num
         len = t_take_request(worker, client, &order[i]);
     }
     for (int i = 0; i < CLIENTS; i++)
-        zmq_close(clients[i]);
-    zmq_close(worker);
+        kmx_testkit_socket_close(&env->socks, clients[i]);
+    kmx_testkit_socket_close(&env->socks, worker);
     assert_string_equal(order, "Bssssssssssssssss"
                                "Lssss"
                                "M");
@@ -956,9 +954,9 @@ static void test_broker_hands_on_the_time_left_and_drops_late_requests(void **st
     assert_int_equal(t_counter(resp, "late"), 1);
     assert_int_equal(t_counter(resp, "requests"), 1); // the late one was never handed out
     kmx__v1__response__free_unpacked(resp, NULL);
-    zmq_close(worker);
-    zmq_close(late);
-    zmq_close(client);
+    kmx_testkit_socket_close(&env->socks, worker);
+    kmx_testkit_socket_close(&env->socks, late);
+    kmx_testkit_socket_close(&env->socks, client);
 }
 
 // A worker that takes a request and then falls silent is expired; its client hears
@@ -985,7 +983,7 @@ static void test_broker_answers_the_client_of_a_worker_it_expires(void **state) 
     assert_int_equal(resp->error->code, KMX__V1__ERROR_CODE__UNAVAILABLE);
     assert_non_null(strstr(resp->error->message, "went away"));
     kmx__v1__response__free_unpacked(resp, NULL);
-    zmq_close(raw);
+    kmx_testkit_socket_close(&env->socks, raw);
 }
 
 // A worker whose connection closes (its process killed: no DISCONNECT, no more heartbeats)
@@ -1020,7 +1018,8 @@ static void test_broker_answers_the_client_of_a_worker_whose_connection_closes(v
     t_call_t call = {env, "kmx.doomed", NULL};
     assert_int_equal(pthread_create(&caller, NULL, t_call_thread, &call), 0);
     assert_true(t_expect_request(raw));
-    zmq_close(raw); // linger 0: the connection closes with the request unanswered
+    kmx_testkit_socket_close(&env->socks,
+                             raw); // linger 0: the connection closes with the request unanswered
     pthread_join(caller, NULL);
     resp = call.resp;
     assert_non_null(resp);
@@ -1056,7 +1055,7 @@ static void test_broker_refuses_forged_replies(void **state) {
     assert_int_equal(t_counter(resp, "replies"), 0);
     assert_int_equal(t_counter(resp, "workers"), 0);
     kmx__v1__response__free_unpacked(resp, NULL);
-    zmq_close(raw);
+    kmx_testkit_socket_close(&env->socks, raw);
 }
 
 static void test_broker_keeps_a_bounded_history_of_departed_workers(void **state) {
@@ -1070,10 +1069,8 @@ static void test_broker_keeps_a_bounded_history_of_departed_workers(void **state
     for (int i = 0; i < 5; i++) {
         char id[16];
         snprintf(id, sizeof id, "gone-%d", i);
-        void *raw = zmq_socket(env->ctx, ZMQ_DEALER);
+        void *raw = kmx_testkit_socket(&env->socks, env->ctx, ZMQ_DEALER);
         assert_non_null(raw);
-        int zero = 0;
-        zmq_setsockopt(raw, ZMQ_LINGER, &zero, sizeof zero);
         assert_int_equal(zmq_setsockopt(raw, ZMQ_ROUTING_ID, id, strlen(id)), 0);
         assert_int_equal(zmq_connect(raw, kmx_broker_endpoint(env->broker, KMX_BROKER_ROUTER)), 0);
         t_send(raw, 4, "", (size_t)0, T_S(KMX_MDPW), &ready, (size_t)1, T_S("kmx.brief"));
@@ -1090,7 +1087,7 @@ static void test_broker_keeps_a_bounded_history_of_departed_workers(void **state
                 t_sleep_ms(5);
         }
         assert_true(seen);
-        zmq_close(raw);
+        kmx_testkit_socket_close(&env->socks, raw);
     }
     Kmx__V1__Response *resp = t_broker_stats(env);
     assert_int_equal(resp->stats->n_workers, 2);

@@ -22,14 +22,17 @@
 
 #include <cmocka.h>
 
+#include "kmx_testkit.h"
+
 typedef struct {
-    char dir[64];           // LMDB directory from mkdtemp
-    void *ctx;              // ZeroMQ context shared with the service
-    void *dealer;           // plays an ingest or query worker
-    void *sub;              // plays the broker's XSUB
-    kmx_storage_t *storage; // the service under test
-    pthread_t thread;       // runs kmx_storage_run
-    uint64_t corr;          // next correlation id
+    char dir[64];              // LMDB directory from mkdtemp
+    void *ctx;                 // ZeroMQ context shared with the service
+    void *dealer;              // plays an ingest or query worker
+    void *sub;                 // plays the broker's XSUB
+    kmx_storage_t *storage;    // the service under test
+    pthread_t thread;          // runs kmx_storage_run
+    uint64_t corr;             // next correlation id
+    kmx_testkit_socks_t socks; // a test's own sockets, closed by the teardown if still open
 } s_fixture_t;
 
 typedef struct {
@@ -84,7 +87,7 @@ static int s_setup(void **state) {
     char pub_ep[256], ep[256];
     size_t size = sizeof pub_ep;
     f->ctx = zmq_ctx_new();
-    f->sub = zmq_socket(f->ctx, ZMQ_SUB);
+    f->sub = kmx_testkit_socket(&f->socks, f->ctx, ZMQ_SUB);
     zmq_setsockopt(f->sub, ZMQ_SUBSCRIBE, "", 0);
     zmq_setsockopt(f->sub, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
     if (zmq_bind(f->sub, "tcp://127.0.0.1:*") != 0 ||
@@ -95,7 +98,7 @@ static int s_setup(void **state) {
     if (kmx_storage_new(f->ctx, &cfg, &f->storage) != 0 ||
         kmx_storage_endpoint(f->storage, ep, sizeof ep) != 0)
         return -1;
-    f->dealer = zmq_socket(f->ctx, ZMQ_DEALER);
+    f->dealer = kmx_testkit_socket(&f->socks, f->ctx, ZMQ_DEALER);
     zmq_setsockopt(f->dealer, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
     if (zmq_connect(f->dealer, ep) != 0)
         return -1;
@@ -110,8 +113,7 @@ static int s_teardown(void **state) {
     s_fixture_t *f = *state;
     zmq_ctx_shutdown(f->ctx); // wakes the service loop with ETERM
     pthread_join(f->thread, NULL);
-    zmq_close(f->dealer);
-    zmq_close(f->sub);
+    kmx_testkit_socks_close_all(&f->socks); // the fixture's and those a failed assertion left
     kmx_storage_destroy(&f->storage);
     zmq_ctx_term(f->ctx);
     nftw(f->dir, s_rm_entry, 8, FTW_DEPTH | FTW_PHYS);
@@ -516,7 +518,7 @@ static void *s_dealer(s_fixture_t *f) {
     char ep[256];
     int timeout = 10000;
     assert_int_equal(kmx_storage_endpoint(f->storage, ep, sizeof ep), 0);
-    void *sock = zmq_socket(f->ctx, ZMQ_DEALER);
+    void *sock = kmx_testkit_socket(&f->socks, f->ctx, ZMQ_DEALER);
     assert_non_null(sock);
     zmq_setsockopt(sock, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
     assert_int_equal(zmq_connect(sock, ep), 0);
@@ -591,7 +593,7 @@ static void test_storage_read_after_ack_sees_write(void **state) {
         assert_true(resp->get->record->seq == seq);
         kmx__v1__response__free_unpacked(resp, NULL);
     }
-    zmq_close(reader);
+    kmx_testkit_socket_close(&f->socks, reader);
 }
 
 // Reads sent after big writes are answered while those writes commit: a read never waits
@@ -633,7 +635,7 @@ static void test_storage_reads_answer_during_commits(void **state) {
     assert_true(before > 0);
     for (int i = 0; i < PUTS; i++)
         s_many_fini(&m[i]);
-    zmq_close(reader);
+    kmx_testkit_socket_close(&f->socks, reader);
 }
 
 // A thread asking reads in a loop until told to stop.
@@ -680,7 +682,7 @@ static void *s_hammer(void *arg) {
         h->answered += resp->result_case != KMX__V1__RESPONSE__RESULT_ERROR;
         kmx__v1__response__free_unpacked(resp, NULL);
     }
-    zmq_close(sock);
+    kmx_testkit_socket_close(&h->f->socks, sock);
     return NULL;
 }
 
@@ -772,7 +774,7 @@ static void test_storage_replay_beside_writes_is_gap_free(void **state) {
         s_many_fini(&m[i]);
     }
     print_message("%llu replay pages beside %d puts, gap-free\n", (unsigned long long)pages, PUTS);
-    zmq_close(reader);
+    kmx_testkit_socket_close(&f->socks, reader);
 }
 
 #define S_T(fn) cmocka_unit_test_setup_teardown(fn, s_setup, s_teardown)

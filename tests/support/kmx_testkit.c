@@ -118,6 +118,50 @@ void *kmx_testkit_hung_open(void *ctx, char *ep, size_t size) {
     return hung;
 }
 
+// Guards every registry: a test's helper threads open and close sockets of their own.
+static pthread_mutex_t s_socks_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void *kmx_testkit_socket(kmx_testkit_socks_t *reg, void *ctx, int type) {
+    void *sock = zmq_socket(ctx, type);
+    if (!sock)
+        return NULL;
+    int linger = 0;
+    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    pthread_mutex_lock(&s_socks_lock);
+    size_t slot = 0;
+    while (slot < KMX_TESTKIT_SOCKS_MAX && reg->socks[slot])
+        slot++;
+    if (slot < KMX_TESTKIT_SOCKS_MAX)
+        reg->socks[slot] = sock;
+    pthread_mutex_unlock(&s_socks_lock);
+    if (slot == KMX_TESTKIT_SOCKS_MAX) {
+        zmq_close(sock);
+        return NULL;
+    }
+    return sock;
+}
+
+void kmx_testkit_socket_close(kmx_testkit_socks_t *reg, void *sock) {
+    if (!sock)
+        return;
+    pthread_mutex_lock(&s_socks_lock);
+    for (size_t i = 0; i < KMX_TESTKIT_SOCKS_MAX; i++)
+        if (reg->socks[i] == sock)
+            reg->socks[i] = NULL;
+    pthread_mutex_unlock(&s_socks_lock);
+    zmq_close(sock);
+}
+
+void kmx_testkit_socks_close_all(kmx_testkit_socks_t *reg) {
+    pthread_mutex_lock(&s_socks_lock);
+    for (size_t i = 0; i < KMX_TESTKIT_SOCKS_MAX; i++)
+        if (reg->socks[i]) {
+            zmq_close(reg->socks[i]);
+            reg->socks[i] = NULL;
+        }
+    pthread_mutex_unlock(&s_socks_lock);
+}
+
 size_t kmx_testkit_mutate(uint8_t *body, const uint8_t *good, size_t size, int round,
                           unsigned *seed) {
     memcpy(body, good, size);

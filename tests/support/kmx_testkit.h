@@ -54,6 +54,27 @@ const char *kmx_testkit_storage_dir(const kmx_testkit_storage_t *self);
 // with zmq_close) or NULL.
 void *kmx_testkit_hung_open(void *ctx, char *ep, size_t size);
 
+// ---- raw sockets closed even when an assertion ends the test -----------------------
+
+#define KMX_TESTKIT_SOCKS_MAX 32 // raw sockets one test may hold at once
+
+// The raw sockets a test holds. zmq_ctx_term waits for every socket of its context, so a
+// failed assertion that skips a zmq_close would hang the teardown until ctest's timeout:
+// the teardown calls kmx_testkit_socks_close_all before it terminates the context.
+typedef struct {
+    void *socks[KMX_TESTKIT_SOCKS_MAX]; // open sockets; NULL slots are free
+} kmx_testkit_socks_t;
+
+// Opens a socket of type in ctx with linger 0 and records it in reg. Returns the socket
+// (close it with kmx_testkit_socket_close) or NULL when zmq_socket fails or reg is full.
+void *kmx_testkit_socket(kmx_testkit_socks_t *reg, void *ctx, int type);
+
+// Closes sock and forgets it. Accepts NULL.
+void kmx_testkit_socket_close(kmx_testkit_socks_t *reg, void *sock);
+
+// Closes every socket still recorded in reg.
+void kmx_testkit_socks_close_all(kmx_testkit_socks_t *reg);
+
 // ---- mutated bodies -----------------------------------------------------------------
 
 // Copies good (size bytes, size > 0) into body and flips 1 to 4 random bytes; in every
