@@ -251,6 +251,10 @@ if r.get(("kmx", "cpu-alone")):
                        ("clients", "the reader clients"), ("busy", "the machine (everyone)")):
         print("  %-34s" % text + "".join(" %7.1f = %4.2f" % (cpu(t, name), cpu(t, name) / cpu(t, "span"))
                                          for t in tags))
+    ours = ("writer", "storage", "ingest", "import", "broker", "query", "clients")
+    print("  %-34s" % "of it, other work" + "".join(
+        " %7.1f = %4.2f" % (cpu(t, "busy") - sum(cpu(t, n) for n in ours),
+                            (cpu(t, "busy") - sum(cpu(t, n) for n in ours)) / cpu(t, "span")) for t in tags))
     print("  %-34s" % "load average at its end" + "".join(" %15.1f" % cpu(t, "load") for t in tags))
     w0 = cpu("alone", "writer") / rows * 1e6
     print("  the writer's CPU per row: %s us" % ", ".join(
