@@ -277,8 +277,11 @@ static int s_write_result(kmx_storage_t *self, s_item_t *item, Kmx__V1__PutResul
 static int s_on_write(kmx_storage_t *self, s_item_t *item, uint8_t **out, size_t *len) {
     if (item->put_err == KMX_ERR_TOO_BIG)
         return s_error(self, item, KMX_ERR_TOO_BIG, "too many records in one request", out, len);
-    if (item->put_err != 0 && item->put_err != KMX_ERR_INVAL)
-        return s_error(self, item, item->put_err, "storage could not commit the batch", out, len);
+    if (item->put_err != 0 && item->put_err != KMX_ERR_INVAL) {
+        char why[1024]; // the cause and the fix, e.g. no space left at the data directory
+        int err = kmx_store_write_failure(self->store, item->put_err, why, sizeof why);
+        return s_error(self, item, err, why, out, len);
+    }
     size_t n = s_write_count(item);
     Kmx__V1__RecordResult *results = calloc(n ? n : 1, sizeof *results);
     Kmx__V1__RecordResult **ptrs = calloc(n ? n : 1, sizeof *ptrs);

@@ -17,12 +17,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 // ---- helpers -------------------------------------------------------------------
 
+// The last LMDB or system code kmx_store_mdb_err mapped in this thread, which
+// kmx_store_write_failure names (the kmx code alone does not tell ENOSPC from EFBIG).
+static _Thread_local int s_last_rc;
+
 int kmx_store_mdb_err(int rc, const char *what) {
+    s_last_rc = rc;
     kmx_log_error("lmdb %s failed: %s (rc=%d)", what, mdb_strerror(rc), rc);
     if (rc == MDB_PANIC)
         kmx_log_error("lmdb environment is unusable until the process restarts");
@@ -45,6 +52,77 @@ int kmx_store_mdb_err(int rc, const char *what) {
         return KMX_ERR_IO;
     default:
         return KMX_ERR_STORAGE;
+    }
+}
+
+// Below this many free bytes a failed write is taken for a full disk.
+#define S_FULL_FREE_BYTES (4u << 20)
+
+int kmx_store_write_failure(kmx_store_t *self, int err, char *msg, size_t size) {
+    const char *dir = "?";
+    if (!self || mdb_env_get_path(self->env, &dir) != 0 || !dir)
+        dir = "?";
+    // Only a failure of LMDB or of the system has a code of its own to name.
+    int rc = err == KMX_ERR_FULL || err == KMX_ERR_IO || err == KMX_ERR_STORAGE ? s_last_rc : 0;
+    char file[4200];
+    snprintf(file, sizeof file, "%s/data.mdb", dir);
+    struct stat st;
+    struct rlimit lim;
+    struct statvfs vfs;
+    // LMDB reports a write that came back short as EIO: a disk that fills up, or a file
+    // size limit crossed, in the middle of a write. Tell those from a failing disk.
+    if (rc == EIO || rc == EFBIG) {
+        if (getrlimit(RLIMIT_FSIZE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY &&
+            stat(file, &st) == 0 && (uint64_t)st.st_size + S_FULL_FREE_BYTES > lim.rlim_cur)
+            rc = EFBIG;
+        else if (statvfs(dir, &vfs) == 0 &&
+                 (uint64_t)vfs.f_bavail * vfs.f_frsize < S_FULL_FREE_BYTES)
+            rc = ENOSPC;
+    }
+    if (err == KMX_ERR_FULL && rc != ENOSPC && rc != EFBIG && rc != EIO
+#ifdef EDQUOT
+        && rc != EDQUOT
+#endif
+    )
+        rc = MDB_MAP_FULL; // the map could not grow: LMDB's own MDB_MAP_FULL is not logged
+    const char *tail = "nothing from this request was stored";
+    switch (rc) {
+    case ENOSPC:
+        snprintf(msg, size,
+                 "kmx-storage could not write: no space left on device at %s; free space or "
+                 "move KMX_DATA_DIR; %s",
+                 dir, tail);
+        return KMX_ERR_FULL;
+#ifdef EDQUOT
+    case EDQUOT:
+        snprintf(msg, size,
+                 "kmx-storage could not write: disk quota exceeded at %s; raise the quota, "
+                 "free space or move KMX_DATA_DIR; %s",
+                 dir, tail);
+        return KMX_ERR_FULL;
+#endif
+    case EFBIG:
+        snprintf(msg, size,
+                 "kmx-storage could not write: %s reached the file size limit of the "
+                 "kmx-storage process (ulimit -f, RLIMIT_FSIZE); raise the limit; %s",
+                 file, tail);
+        return KMX_ERR_FULL;
+    case MDB_MAP_FULL:
+        snprintf(msg, size,
+                 "kmx-storage could not write: the LMDB map of %s cannot grow past %zu bytes; "
+                 "raise the limit; %s",
+                 file, self ? self->map_size : (size_t)0, tail);
+        return KMX_ERR_FULL;
+    case EIO:
+        snprintf(msg, size,
+                 "kmx-storage could not write: input/output error at %s; check the disk "
+                 "(kernel log) and restart kmx-storage; %s",
+                 dir, tail);
+        return KMX_ERR_IO;
+    default:
+        snprintf(msg, size, "kmx-storage could not commit the batch at %s: %s; %s", dir,
+                 kmx_strerror(err), tail);
+        return err;
     }
 }
 

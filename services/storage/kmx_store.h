@@ -151,6 +151,14 @@ int kmx_store_put_batch(kmx_store_t *self, Kmx__V1__Record **recs, size_t n,
 int kmx_store_write_batch(kmx_store_t *self, const kmx_store_op_t *ops, size_t n,
                           kmx_put_outcome_t *outcomes, kmx_store_events_t *events);
 
+// After kmx_store_write_batch returned err in this thread: writes to msg (size bytes) the
+// error a client sees, naming the cause (no space left on the device, a disk quota, the
+// process's file size limit, a map that may not grow, an I/O error) with the data
+// directory and the fix, and returns the code to answer (KMX_ERR_FULL for the first
+// four). A write that came back short (LMDB's EIO) counts as a full disk when the data
+// file is near RLIMIT_FSIZE or the file system has under 4 MiB free.
+int kmx_store_write_failure(kmx_store_t *self, int err, char *msg, size_t size);
+
 // Looks up the record with key's natural key. On 0 *out is yours: free it with
 // kmx__v1__stored_record__free_unpacked(*out, NULL). Returns KMX_ERR_NOT_FOUND,
 // KMX_ERR_INVAL (key fields missing), KMX_ERR_DECODE or KMX_ERR_STORAGE.

@@ -302,6 +302,9 @@ static void s_install_signals(void) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    // A file size limit (ulimit -f) then fails the write with EFBIG, answered as a full
+    // disk, instead of killing the service.
+    signal(SIGXFSZ, SIG_IGN);
 }
 
 int main(int argc, char **argv) {

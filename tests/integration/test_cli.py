@@ -140,22 +140,20 @@ class ServerErrors(unittest.TestCase):
             fake.stop()
 
     def test_storage_full_exits_2_and_keeps_what_was_stored(self):
-        # Storage restarted unable to write its files past their first two pages
-        # (RLIMIT_FSIZE 8 KiB, SIGXFSZ ignored): every data page LMDB writes (page 2 on)
-        # fails with EFBIG at once, as on a full disk; the meta pages are never reached.
-        # (A limit the write crosses makes it come back short, which LMDB reports as EIO
-        # and storage then answers INTERNAL, not STORAGE_FULL; a disk that fills up in the
-        # middle of a write does the same.)
+        # Storage restarted with a file size limit (RLIMIT_FSIZE) 1000 bytes past the end
+        # of its data file: the first write that appends pages crosses it and comes back
+        # short, which LMDB reports as EIO, as on a disk that fills up in the middle of a
+        # write. kmx-storage ignores SIGXFSZ by itself and names the limit and the fix.
         self.c = Cluster().start()
         self.c.kmx_json("import", kmxtest.SAMPLE)
         before = self.c.kmx_lines("list")
         self.assertEqual(self.c.stop("storage"), 0)
-        limit = 8192
+        data_file = os.path.join(self.c.data_dir, "data.mdb")
+        limit = os.path.getsize(data_file) + 1000
 
-        def full_disk():
+        def small_file_limit():
             resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        self.c.proc_kw["kmx-storage"] = {"preexec_fn": full_disk}
+        self.c.proc_kw["kmx-storage"] = {"preexec_fn": small_file_limit}
         self.c.spawn("storage", "kmx-storage")
         self.c.wait_ready()
         path = os.path.join(self.c.dir, "big.csv")
@@ -166,6 +164,9 @@ class ServerErrors(unittest.TestCase):
         r = self.c.kmx("import", path, "--format", "json", check=False, timeout=120)
         self.assertEqual(r.returncode, 2, (r.stdout, r.stderr))
         self.assertTrue(r.stderr.startswith("kmx: "), r.stderr)
+        for part in ("kmx-storage could not write", data_file, "file size limit",
+                     "raise the limit", "nothing from this request was stored"):
+            self.assertIn(part, r.stderr)
         # What was stored is untouched, and storage still answers.
         self.assertEqual(self.c.kmx_lines("list"), before)
         # The code on the wire is STORAGE_FULL (the CLI prints only the message).
