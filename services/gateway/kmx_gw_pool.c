@@ -1,5 +1,7 @@
 /*  kmx_gw_pool - a locked free list of libkmx clients. Idle clients are kept up to a
-    bound; beyond it a returned client is closed, so a burst does not pin sockets.  */
+    bound; beyond it a returned client is closed, so a burst does not pin sockets. All of
+    them are one client group: one ZeroMQ context and I/O thread for the gateway's calls,
+    not one per client.  */
 #include "kmx_gw_pool.h"
 
 #include <pthread.h>
@@ -12,6 +14,7 @@ struct kmx_gw_pool {
     pthread_mutex_t lock;           // guards idle and nidle
     kmx_client_t *idle[S_IDLE_MAX]; // clients not in use
     size_t nidle;                   // entries in idle
+    kmx_client_group_t *group;      // the context every client of the pool shares
     char *broker;                   // endpoint, malloc'd
     int timeout_ms;                 // per try
     int tries;                      // tries per call
@@ -22,7 +25,9 @@ kmx_gw_pool_t *kmx_gw_pool_new(const char *broker, int timeout_ms, int tries) {
     if (!self)
         return NULL;
     self->broker = strdup(broker);
-    if (!self->broker) {
+    self->group = self->broker ? kmx_client_group_new() : NULL;
+    if (!self->group) {
+        free(self->broker);
         free(self);
         return NULL;
     }
@@ -38,6 +43,7 @@ void kmx_gw_pool_destroy(kmx_gw_pool_t **self_p) {
     kmx_gw_pool_t *self = *self_p;
     for (size_t i = 0; i < self->nidle; i++)
         kmx_client_destroy(&self->idle[i]);
+    kmx_client_group_destroy(&self->group); // every client is back: the gateway's threads ended
     pthread_mutex_destroy(&self->lock);
     free(self->broker);
     free(self);
@@ -50,7 +56,8 @@ kmx_client_t *kmx_gw_pool_get(kmx_gw_pool_t *self) {
     if (self->nidle > 0)
         client = self->idle[--self->nidle];
     pthread_mutex_unlock(&self->lock);
-    return client ? client : kmx_client_new(self->broker, self->timeout_ms, self->tries);
+    return client ? client
+                  : kmx_client_new_in(self->group, self->broker, self->timeout_ms, self->tries);
 }
 
 void kmx_gw_pool_put(kmx_gw_pool_t *self, kmx_client_t *client) {

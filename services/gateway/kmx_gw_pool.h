@@ -9,7 +9,8 @@
 typedef struct kmx_gw_pool kmx_gw_pool_t;
 
 // A pool of clients of broker (copied), each call waiting timeout_ms per try, tries
-// tries. Returns NULL when out of memory.
+// tries, sharing one ZeroMQ context (kmx_client_group_t). Returns NULL when out of memory.
+// Destroy it once every client taken has been put back.
 kmx_gw_pool_t *kmx_gw_pool_new(const char *broker, int timeout_ms, int tries);
 void kmx_gw_pool_destroy(kmx_gw_pool_t **self_p);
 
