@@ -6,7 +6,12 @@
     its cursor that fits in one write with one copy (two where the ring wraps), whatever
     the number of events, and its state is one sequence number. A stream whose cursor is
     below base (or that starts before the hub knows where it is) catches up through
-    kmx_watch replays of its own, one page per read, and then reads the ring.  */
+    kmx_watch replays of its own, one page per read, and then reads the ring.
+    Streams read the ring under a shared (read) lock, so a thousand of them woken at once
+    copy side by side instead of queueing on one mutex; they sleep on a futex word the hub
+    bumps when there is news, and the hub takes the lock exclusively only to change the
+    ring.  */
+#define _GNU_SOURCE // pthread_rwlockattr_setkind_np: the hub's writes go before new reads
 #include "kmx_gw_hub.h"
 
 #include "kmx_err.h"
@@ -17,11 +22,16 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #define S_RING_DEFAULT 65536
@@ -56,8 +66,7 @@ struct kmx_gw_hub {
     int timeout_ms;               // per try of the hub's replays
     pthread_t thread;             // runs s_run
     bool started;                 // thread was created
-    pthread_mutex_t lock;         // guards what follows
-    pthread_cond_t changed;       // new events, a new covered sequence, or stopping
+    pthread_rwlock_t lock;        // guards what follows: streams read, the hub writes
     bool stop;                    // the hub is stopping
     s_entry_t *ring;              // cap entries; oldest at head
     s_bytes_t text[KMX_GW_FORMS]; // the entries' texts in each form
@@ -68,9 +77,25 @@ struct kmx_gw_hub {
     uint64_t covered;             // ... up to covered
     bool ready;                   // base and covered are known
     size_t taken;                 // events taken since the streams were last woken
-    size_t waiting;               // streams waiting for news now
     kmx_gw_hub_stats_t stats;     // counters (events, replays, failures)
+    _Atomic uint32_t news;        // futex word, bumped (after the lock is released) for new
+                                  // events, a new covered sequence, or stopping
+    atomic_size_t waiting;        // streams waiting for news now
 };
+
+// Wakes every stream waiting for news.
+static void s_wake(kmx_gw_hub_t *self) {
+    atomic_fetch_add(&self->news, 1);
+    syscall(SYS_futex, &self->news, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+// Sleeps until news moves past seen or the CLOCK_MONOTONIC deadline passes. Returns
+// ETIMEDOUT at the deadline, else 0 (news, or a spurious wake: look again).
+static int s_wait(kmx_gw_hub_t *self, uint32_t seen, const struct timespec *deadline) {
+    long rc = syscall(SYS_futex, &self->news, FUTEX_WAIT_BITSET_PRIVATE, seen, deadline, NULL,
+                      FUTEX_BITSET_MATCH_ANY);
+    return rc < 0 && errno == ETIMEDOUT ? ETIMEDOUT : 0;
+}
 
 struct kmx_gw_stream {
     kmx_gw_hub_t *hub;     // where live events come from
@@ -187,7 +212,7 @@ static void s_take(void *arg, const Kmx__V1__UpdateEvent *ev) {
     size_t len[KMX_GW_FORMS] = {0};
     for (int f = 0; f < KMX_GW_FORMS; f++)
         text[f] = s_render(ev, (kmx_gw_form_t)f, &len[f]);
-    pthread_mutex_lock(&self->lock);
+    pthread_rwlock_wrlock(&self->lock);
     if (!s_append(self, ev, topic, text, len)) {
         // Out of memory: the ring restarts after this event, streams replay around it.
         kmx_log_warn("gateway: cannot keep event seq=%" PRIu64 " in memory", ev->seq);
@@ -202,14 +227,14 @@ static void s_take(void *arg, const Kmx__V1__UpdateEvent *ev) {
     self->taken++;
     // No broadcast per event: s_cover wakes the streams once per batch of messages, so a
     // burst does not wake a thousand threads a thousand times.
-    pthread_mutex_unlock(&self->lock);
+    pthread_rwlock_unlock(&self->lock);
 }
 
 // Publishes what the watch has covered (a heartbeat or replay may cover without events).
 static void s_cover(kmx_gw_hub_t *self, const kmx_watch_t *w) {
     if (!w->have_last)
         return;
-    pthread_mutex_lock(&self->lock);
+    pthread_rwlock_wrlock(&self->lock);
     bool wake = self->taken > 0;
     if (!self->ready) {
         self->base = self->covered = w->last;
@@ -221,16 +246,16 @@ static void s_cover(kmx_gw_hub_t *self, const kmx_watch_t *w) {
     }
     self->stats.last_seq = self->covered;
     self->taken = 0;
+    pthread_rwlock_unlock(&self->lock);
     // Idle polls wake nobody: a thousand streams stay asleep until there is news.
     if (wake)
-        pthread_cond_broadcast(&self->changed);
-    pthread_mutex_unlock(&self->lock);
+        s_wake(self);
 }
 
 static bool s_stopping(kmx_gw_hub_t *self) {
-    pthread_mutex_lock(&self->lock);
+    pthread_rwlock_rdlock(&self->lock);
     bool stop = self->stop;
-    pthread_mutex_unlock(&self->lock);
+    pthread_rwlock_unlock(&self->lock);
     return stop;
 }
 
@@ -241,9 +266,7 @@ static double s_now_ms(void) {
 }
 
 static double s_wake_ms(kmx_gw_hub_t *self) {
-    pthread_mutex_lock(&self->lock);
-    size_t waiting = self->waiting;
-    pthread_mutex_unlock(&self->lock);
+    size_t waiting = atomic_load(&self->waiting);
     return S_WAKE_MS + (double)waiting * S_WAKE_MS_PER_STREAM;
 }
 
@@ -269,9 +292,9 @@ static void s_loop(kmx_gw_hub_t *self, kmx_watch_t *w, void *sub) {
                 // skipped.
                 if (failures++ % 20 == 0)
                     kmx_log_warn("gateway: %s (retrying)", w->err);
-                pthread_mutex_lock(&self->lock);
+                pthread_rwlock_wrlock(&self->lock);
                 self->stats.failures++;
-                pthread_mutex_unlock(&self->lock);
+                pthread_rwlock_unlock(&self->lock);
                 break;
             }
             rc = zmq_poll(&item, 1, 0);
@@ -325,12 +348,13 @@ kmx_gw_hub_t *kmx_gw_hub_new(const kmx_gw_hub_config_t *cfg) {
     self->broker = strdup(cfg->broker);
     self->events = strdup(cfg->events);
     self->timeout_ms = cfg->timeout_ms;
-    pthread_mutex_init(&self->lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&self->changed, &attr);
-    pthread_condattr_destroy(&attr);
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    // A writer waiting goes before new readers: a thousand streams taking turns at reading
+    // cannot hold the hub off the ring.
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&self->lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
     if (!self->ring || !texts || !self->broker || !self->events ||
         pthread_create(&self->thread, NULL, s_run, self) != 0) {
         kmx_gw_hub_destroy(&self);
@@ -341,10 +365,10 @@ kmx_gw_hub_t *kmx_gw_hub_new(const kmx_gw_hub_config_t *cfg) {
 }
 
 void kmx_gw_hub_stop(kmx_gw_hub_t *self) {
-    pthread_mutex_lock(&self->lock);
+    pthread_rwlock_wrlock(&self->lock);
     self->stop = true;
-    pthread_cond_broadcast(&self->changed);
-    pthread_mutex_unlock(&self->lock);
+    pthread_rwlock_unlock(&self->lock);
+    s_wake(self);
 }
 
 void kmx_gw_hub_destroy(kmx_gw_hub_t **self_p) {
@@ -361,18 +385,17 @@ void kmx_gw_hub_destroy(kmx_gw_hub_t **self_p) {
         free(self->text[f].data);
     free(self->broker);
     free(self->events);
-    pthread_cond_destroy(&self->changed);
-    pthread_mutex_destroy(&self->lock);
+    pthread_rwlock_destroy(&self->lock);
     free(self);
     *self_p = NULL;
 }
 
 void kmx_gw_hub_stats(kmx_gw_hub_t *self, kmx_gw_hub_stats_t *out) {
-    pthread_mutex_lock(&self->lock);
+    pthread_rwlock_rdlock(&self->lock);
     *out = self->stats;
     out->held = self->n;
     out->last_seq = self->covered;
-    pthread_mutex_unlock(&self->lock);
+    pthread_rwlock_unlock(&self->lock);
 }
 
 // ---- streams ----------------------------------------------------------------------------
@@ -399,13 +422,13 @@ kmx_gw_stream_t *kmx_gw_stream_new(kmx_gw_hub_t *hub, const kmx_gw_stream_config
     self->n = n;
     self->cursor = since;
     self->have_cursor = has_since;
-    pthread_mutex_lock(&hub->lock);
+    pthread_rwlock_rdlock(&hub->lock);
     if (!has_since && hub->ready) {
         // A live-only stream starts at what is covered now, not at its first read.
         self->cursor = hub->covered;
         self->have_cursor = true;
     }
-    pthread_mutex_unlock(&hub->lock);
+    pthread_rwlock_unlock(&hub->lock);
     clock_gettime(CLOCK_MONOTONIC, &self->quiet);
     return self;
 }
@@ -631,25 +654,24 @@ long kmx_gw_stream_read(kmx_gw_stream_t *self, kmx_gw_pool_t *pool, char *buf, s
     for (;;) {
         if (self->poff < self->plen)
             return s_pending_take(self, buf, size);
-        pthread_mutex_lock(&hub->lock);
+        // The news seen before looking: a change the hub makes after the look bumps it.
+        uint32_t seen = atomic_load(&hub->news);
+        pthread_rwlock_rdlock(&hub->lock);
         if (hub->stop) {
-            pthread_mutex_unlock(&hub->lock);
+            pthread_rwlock_unlock(&hub->lock);
             return 0;
         }
         int where = s_position(self);
         long n = where == 1 ? s_from_ring(self, buf, size) : 0;
         bool idle = where == 1 && n == 0 && self->poff == self->plen;
-        int waited = 0;
+        pthread_rwlock_unlock(&hub->lock);
         if (idle) {
-            hub->waiting++;
-            waited = pthread_cond_timedwait(&hub->changed, &hub->lock, &deadline);
-            hub->waiting--;
+            atomic_fetch_add(&hub->waiting, 1);
+            int waited = s_wait(hub, seen, &deadline);
+            atomic_fetch_sub(&hub->waiting, 1);
+            if (waited == ETIMEDOUT)
+                return s_comment(self, buf, size, "heartbeat");
         }
-        if (idle && waited == ETIMEDOUT) {
-            pthread_mutex_unlock(&hub->lock);
-            return s_comment(self, buf, size, "heartbeat");
-        }
-        pthread_mutex_unlock(&hub->lock);
         if (n > 0) {
             clock_gettime(CLOCK_MONOTONIC, &self->quiet);
             return n;
