@@ -166,6 +166,15 @@ int kmx_handler_left_ms(const kmx_handler_base_t *self) {
     return left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
 }
 
+int kmx_handler_call(kmx_handler_base_t *self, const Kmx__V1__Request *fwd,
+                     Kmx__V1__Response **resp) {
+    *resp = NULL;
+    if (!self->link)
+        return KMX_ERR_UNAVAILABLE;
+    int wait = kmx_handler_left_ms(self);
+    return wait > 0 ? kmx_link_call(self->link, fwd, wait, resp) : KMX_ERR_TIMEOUT;
+}
+
 int kmx_handler_error(kmx_handler_base_t *self, const Kmx__V1__Request *req, int err,
                       const char *msg, uint8_t **out, size_t *len) {
     self->errors++;

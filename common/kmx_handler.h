@@ -112,6 +112,12 @@ void kmx_handler_set_timeout(kmx_handler_base_t *self, int timeout_ms);
 #define KMX_HANDLER_RESERVE_MS 250
 int kmx_handler_left_ms(const kmx_handler_base_t *self);
 
+// Calls storage for the request in hand, waiting no longer than its sender waits for the
+// answer (kmx_handler_left_ms): KMX_ERR_TIMEOUT at once, nothing sent, when that time is
+// over; KMX_ERR_UNAVAILABLE without a link. Otherwise as kmx_link_call (*resp NULL on error).
+int kmx_handler_call(kmx_handler_base_t *self, const Kmx__V1__Request *fwd,
+                     Kmx__V1__Response **resp);
+
 // Packs an error reply for req (may be NULL) and counts it. Returns 0 or KMX_ERR_NOMEM.
 int kmx_handler_error(kmx_handler_base_t *self, const Kmx__V1__Request *req, int err,
                       const char *msg, uint8_t **out, size_t *len);

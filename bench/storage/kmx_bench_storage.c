@@ -196,7 +196,7 @@ static double s_service_rate(const s_opts_t *o, int writers, int batch, int tota
     s_fresh_dir(o, dir, sizeof dir);
     void *ctx = zmq_ctx_new();
     kmx_storage_config_t cfg = {
-        "tcp://127.0.0.1:*", "tcp://127.0.0.1:1", dir, 0, 0, o->sync, 0, o->wait_us, 0, 0, 0};
+        "tcp://127.0.0.1:*", "tcp://127.0.0.1:1", dir, 0, 0, o->sync, 0, o->wait_us, 0, 0, 0, 0};
     kmx_storage_t *storage = NULL;
     char ep[256];
     if (kmx_storage_new(ctx, &cfg, &storage) != 0 ||

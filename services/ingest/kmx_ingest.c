@@ -431,8 +431,8 @@ static int s_forward(kmx_ingest_t *self, const Kmx__V1__Request *req, s_batch_t 
     fwd.body_case = KMX__V1__REQUEST__BODY_PUT;
     fwd.put = &put;
     Kmx__V1__Response *resp = NULL;
-    int rc = self->base.link ? kmx_link_call(self->base.link, &fwd, self->base.timeout_ms, &resp)
-                             : KMX_ERR_UNAVAILABLE;
+    // As long as the caller waits (Request.timeout_ms), not the service's own wait.
+    int rc = kmx_handler_call(&self->base, &fwd, &resp);
     if (rc != 0)
         return rc;
     if (resp->result_case == KMX__V1__RESPONSE__RESULT_PUT && resp->put) {
@@ -575,8 +575,7 @@ static int s_on_delete(void *ctx, const Kmx__V1__Request *req, uint8_t **out, si
                                  len);
     }
     Kmx__V1__Response *resp = NULL;
-    int rc = self->base.link ? kmx_link_call(self->base.link, req, self->base.timeout_ms, &resp)
-                             : KMX_ERR_UNAVAILABLE;
+    int rc = kmx_handler_call(&self->base, req, &resp);
     if (rc != 0)
         return kmx_handler_link_error(&self->base, req, rc, out, len);
     if (resp->result_case == KMX__V1__RESPONSE__RESULT_PUT && resp->put)

@@ -50,12 +50,9 @@ void kmx_query_set_timeout(kmx_query_t *self, int timeout_ms) {
 }
 
 // Calls storage for the request in hand, waiting no longer than its sender waits for the
-// answer (kmx_handler_left_ms): KMX_ERR_TIMEOUT at once when that time is over, so the
-// pages of a query nobody waits for any more are not read.
+// answer (kmx_handler_call), so the pages of a query nobody waits for any more are not read.
 static int s_call(kmx_query_t *self, const Kmx__V1__Request *fwd, Kmx__V1__Response **resp) {
-    int wait = kmx_handler_left_ms(&self->base);
-    *resp = NULL;
-    return wait > 0 ? kmx_link_call(self->base.link, fwd, wait, resp) : KMX_ERR_TIMEOUT;
+    return kmx_handler_call(&self->base, fwd, resp);
 }
 
 // s_call, the reply left packed.

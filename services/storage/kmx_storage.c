@@ -43,6 +43,15 @@ struct kmx_storage_queue {
 
 // ---- shared helpers --------------------------------------------------------------
 
+void kmx_storage_debug_write_delay(kmx_storage_t *self) {
+    for (unsigned slept = 0; slept < self->write_delay_ms && !atomic_load(&self->stopping);
+         slept += 10) {
+        struct timespec ts = {0, 10 * 1000000L};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+    }
+}
+
 uint64_t kmx_storage_clock_ms(void) {
     return kmx_storage_clock_us() / 1000u;
 }
@@ -564,6 +573,11 @@ int kmx_storage_new(void *ctx, const kmx_storage_config_t *cfg, kmx_storage_t **
         kmx_log_warn("debug: every scan, aggregate and query waits read_delay_ms=%u before its "
                      "answer (KMX_DEBUG_STORAGE_READ_DELAY_MS, for tests only)",
                      self->read_delay_ms);
+    self->write_delay_ms = cfg->wr_delay_ms;
+    if (self->write_delay_ms)
+        kmx_log_warn("debug: every write batch waits write_delay_ms=%u before its commit "
+                     "(KMX_DEBUG_STORAGE_WRITE_DELAY_MS, for tests only)",
+                     self->write_delay_ms);
     self->readers = calloc(self->n_readers, sizeof *self->readers);
     self->wait = calloc(1, sizeof *self->wait);
     int err = !self->readers || !self->wait ? KMX_ERR_NOMEM : kmx_storage_writer_new(self, cfg);

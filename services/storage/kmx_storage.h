@@ -41,6 +41,8 @@ typedef struct {
     int reader_nice;        // steps the reader threads run nicer than the writer (0 to 19)
     unsigned read_delay_ms; // tests only: readers wait this long before each scan, aggregate or
                             // query answer (KMX_DEBUG_STORAGE_READ_DELAY_MS); 0, off, by default
+    unsigned wr_delay_ms;   // tests only: the writer waits this long before committing each
+                            // batch (KMX_DEBUG_STORAGE_WRITE_DELAY_MS); 0, off, by default
 } kmx_storage_config_t;
 
 // Opens the store and the sockets in ctx (borrowed; it must outlive the service).

@@ -75,6 +75,7 @@ struct kmx_storage {
     size_t n_readers;             // reader threads
     int reader_nice;              // steps the reader threads run nicer (cfg->reader_nice)
     unsigned read_delay_ms;       // debug: readers' wait before a slow-path answer (cfg)
+    unsigned write_delay_ms;      // debug: the writer's wait before each commit (cfg)
     atomic_int stopping;          // set by the router when the service stops
     kmx_storage_counters_t count; // service counters
 
@@ -117,6 +118,10 @@ int kmx_storage_error(kmx_storage_t *self, const kmx_storage_req_t *m, int err, 
 // it is well formed): every thread answers those the same way.
 int kmx_storage_bad_request(kmx_storage_t *self, const kmx_storage_req_t *m, uint8_t **out,
                             size_t *len, int *handled);
+
+// The debug knob KMX_DEBUG_STORAGE_WRITE_DELAY_MS: the writer waits write_delay_ms before
+// committing a batch (sliced, so a stopping service does not wait it out); off when 0.
+void kmx_storage_debug_write_delay(kmx_storage_t *self);
 
 // Milliseconds and microseconds of the monotonic and the wall clock.
 uint64_t kmx_storage_clock_ms(void);

@@ -94,7 +94,7 @@ static int s_setup(void **state) {
         zmq_getsockopt(f->sub, ZMQ_LAST_ENDPOINT, pub_ep, &size) != 0)
         return -1;
     kmx_storage_config_t cfg = {
-        "tcp://127.0.0.1:*", pub_ep, f->dir, 0, 100, KMX_STORE_SYNC_FULL, 0, 500, 0, 0, 0};
+        "tcp://127.0.0.1:*", pub_ep, f->dir, 0, 100, KMX_STORE_SYNC_FULL, 0, 500, 0, 0, 0, 0};
     if (kmx_storage_new(f->ctx, &cfg, &f->storage) != 0 ||
         kmx_storage_endpoint(f->storage, ep, sizeof ep) != 0)
         return -1;

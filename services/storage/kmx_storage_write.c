@@ -453,6 +453,7 @@ static void s_serve_batch(kmx_storage_t *self) {
     s_drain(self, &d);
     s_gather(self, &d);
     self->wr->last_writers = d.writers;
+    kmx_storage_debug_write_delay(self); // tests only, off by default
     s_commit_writes(self);
     s_reply_all(self);
     s_publish_events(self);

@@ -224,6 +224,14 @@ static int s_tuning(const s_options_t *o, kmx_storage_config_t *cfg) {
         return 2;
     }
     cfg->read_delay_ms = (unsigned)delay_ms;
+    delay = getenv("KMX_DEBUG_STORAGE_WRITE_DELAY_MS");
+    delay_ms = 0;
+    if (delay && *delay && s_parse_u64(delay, 600000, &delay_ms) != 0) {
+        fprintf(stderr, "kmx-storage: KMX_DEBUG_STORAGE_WRITE_DELAY_MS needs milliseconds, 0 to "
+                        "600000\n");
+        return 2;
+    }
+    cfg->wr_delay_ms = (unsigned)delay_ms;
     return 0;
 }
 
@@ -327,8 +335,8 @@ int main(int argc, char **argv) {
         s_usage(stderr);
         return 2;
     }
-    kmx_storage_config_t cfg = {o.bind, o.publish, o.data_dir, 0, 0, KMX_STORE_SYNC_FULL,
-                                0,      0,         0,          0, 0};
+    kmx_storage_config_t cfg = {
+        .bind = o.bind, .publish = o.publish, .data_dir = o.data_dir, .sync = KMX_STORE_SYNC_FULL};
     if ((rc = s_tuning(&o, &cfg)) != 0)
         return rc;
     s_install_signals();

@@ -120,21 +120,23 @@ class Retry(unittest.TestCase):
               % answered)
 
 
-# How long kmx-storage takes over each scan, aggregate and query below (its debug knob):
+# How long kmx-storage takes over each scan, aggregate and query, and each write batch,
+# below (its debug knobs):
 # longer than a worker waits for storage when the request does not say (4 s).
 SLOW_MS = 4300
 
 
 class Deadline(unittest.TestCase):
-    """The client's --timeout travels with the request (Request.timeout_ms): a query slower
-    than the worker's own 4 s wait is answered when the client waits long enough; one whose
-    client waits less is answered with the error naming that time, not a retry hint; one
-    whose time ran out in the broker's queue is dropped there, never worked on."""
+    """The client's --timeout travels with the request (Request.timeout_ms): a query or a put
+    slower than the worker's own 4 s wait is answered when the client waits long enough; one
+    whose client waits less is answered with the error naming that time, not a retry hint;
+    one whose time ran out in the broker's queue is dropped there, never worked on."""
 
     @classmethod
     def setUpClass(cls):
         cls.c = Cluster(ingest=1, query=1)
-        cls.c.proc_env["kmx-storage"] = {"KMX_DEBUG_STORAGE_READ_DELAY_MS": str(SLOW_MS)}
+        cls.c.proc_env["kmx-storage"] = {"KMX_DEBUG_STORAGE_READ_DELAY_MS": str(SLOW_MS),
+                                         "KMX_DEBUG_STORAGE_WRITE_DELAY_MS": str(SLOW_MS)}
         cls.c.start()
         cls.c.kmx("put", "--kind", "export", "--period", "2024", "--market", "JP",
                   "--category", "deadline_test", "--item", "slow", "--value", "3", "--unit",
@@ -148,6 +150,28 @@ class Deadline(unittest.TestCase):
         return self.c.kmx("--timeout", str(timeout_ms), "--retries", "1", "query", "exports",
                           "--category", "deadline_test", "--by", "market", "--format", "json",
                           check=False)
+
+    def put(self, timeout_ms, item):
+        return self.c.kmx("--timeout", str(timeout_ms), "--retries", "1", "put", "--kind",
+                          "export", "--period", "2024", "--market", "KR", "--category",
+                          "deadline_put", "--item", item, "--value", "5", "--unit", "USD",
+                          "--source", "kmx deadline test", check=False)
+
+    def test_slow_put_within_timeout_short_one_told(self):
+        # Storage commits each batch SLOW_MS late, past kmx-ingest's own 4 s wait: a client
+        # waiting longer gets its put stored, ...
+        r = self.put(3 * SLOW_MS, "slow put")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr + self.c.logs())
+        got = self.c.kmx("get", "--kind", "export", "--period", "2024", "--market", "KR",
+                         "--category", "deadline_put", "--item", "slow put", "--source",
+                         "kmx deadline test", check=False)
+        self.assertEqual(got.returncode, 0, got.stdout + got.stderr)
+        # ... one waiting 1 s hears that its time ran out, from kmx.ingest, not a retry hint.
+        short = self.put(1000, "short put")
+        self.assertEqual(short.returncode, 2, short.stdout + short.stderr)
+        self.assertIn("not answered within the request's timeout of 1000 ms (kmx.ingest",
+                      short.stderr)
+        self.assertNotIn("retry", short.stderr)
 
     def queries_worked(self):
         stats = self.c.kmx_json("stats")
