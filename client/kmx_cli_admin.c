@@ -54,7 +54,9 @@ static const char s_ping_usage[] =
     "usage: kmx ping [SERVICE] [--format table|json]\n"
     "Pings kmx.broker, kmx.ingest and kmx.query (or only SERVICE; \"ingest\" means\n"
     "kmx.ingest) and prints \"kmx.ingest ok (worker W, 1.2 ms)\" for each that answers.\n"
-    "Exit 2 when any does not.\n";
+    "Without SERVICE, one the key's role may not use (a reader's kmx.ingest) is skipped,\n"
+    "\"kmx.ingest skipped (permission denied: ...)\". Exit 2 when any asked does not\n"
+    "answer, or none answers.\n";
 
 // Prints doc (taken) as one line of JSON.
 static void s_print_json(json_t *doc) {
@@ -66,9 +68,10 @@ static void s_print_json(json_t *doc) {
 }
 
 // Pings one service and reports the outcome (in JSON: appended to list). Returns 0 when it
-// answered, else the error.
+// answered, else the error. With may_skip a refusal for the key's role (FORBIDDEN) is
+// reported as skipped, on stdout, and returns 1.
 static int s_ping_one(const kmx_cli_opts_t *opts, kmx_client_t *client, const char *service,
-                      json_t *list) {
+                      bool may_skip, json_t *list) {
     int64_t t0 = s_now_us();
     Kmx__V1__Response *resp = NULL;
     int rc = kmx_client_ping(client, service, &resp);
@@ -77,6 +80,23 @@ static int s_ping_one(const kmx_cli_opts_t *opts, kmx_client_t *client, const ch
     const char *worker = pong && pong->worker && *pong->worker ? pong->worker : NULL;
     char ms[32];
     snprintf(ms, sizeof(ms), "%" PRId64 ".%" PRId64, us / 1000, (us % 1000) / 100);
+    if (rc == KMX_ERR_FORBIDDEN && may_skip) {
+        const char *why = kmx_client_last_error(client);
+        size_t n = strlen(service); // "kmx.ingest: permission denied: ..." names it already
+        if (strncmp(why, service, n) == 0 && strncmp(why + n, ": ", 2) == 0)
+            why += n + 2;
+        if (opts->format == KMX_FORMAT_JSON)
+            json_array_append_new(list, json_pack("{s:o,s:b,s:b,s:n,s:n,s:n,s:o}", "service",
+                                                  kmx_json_string(service), "ok", 0, "skipped", 1,
+                                                  "worker", "version", "ms", "error",
+                                                  kmx_json_string(why)));
+        else
+            printf("%s skipped (%s)\n", service, why);
+        fflush(stdout);
+        if (resp)
+            kmx__v1__response__free_unpacked(resp, NULL);
+        return 1;
+    }
     if (opts->format == KMX_FORMAT_JSON) {
         // ms: the same one-decimal figure as the table's, as a JSON number.
         json_array_append_new(
@@ -127,18 +147,21 @@ int kmx_cli_ping(kmx_cli_opts_t *opts, int argc, char **argv) {
     bool ok = true;
     json_t *list = json_array();
     if (service) {
-        ok = s_ping_one(opts, client, service, list) == 0;
+        ok = s_ping_one(opts, client, service, false, list) == 0;
     } else {
         bool broker_down = false;
+        size_t answered = 0;
         for (size_t i = 0; i < S_NSERVICES; i++) {
             if (broker_down) {
                 s_ping_skipped(opts, s_services[i], list);
                 continue;
             }
-            rc = s_ping_one(opts, client, s_services[i], list);
-            ok = ok && rc == 0;
+            rc = s_ping_one(opts, client, s_services[i], true, list);
+            ok = ok && rc >= 0; // a service the role may not use (1) is no failure ...
+            answered += rc == 0;
             broker_down = i == 0 && rc == KMX_ERR_TIMEOUT;
         }
+        ok = ok && answered > 0; // ... unless the key may use none
     }
     if (opts->format == KMX_FORMAT_JSON)
         s_print_json(json_pack("{s:o,s:b}", "services", list, "ok", ok));

@@ -119,6 +119,20 @@ class Curve(unittest.TestCase):
         # docs/security.md: a reader may use kmx.broker (ping, stats) and kmx.query.
         for svc in ("kmx.broker", "kmx.query"):
             self.assertEqual(self.c.kmx("ping", svc, env=self.reader).returncode, 0, svc)
+        # A plain ping skips kmx.ingest for the reader's role and passes; named, it fails.
+        r = self.c.kmx("ping", check=False, env=self.reader)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("kmx.ingest skipped (permission denied: a reader key may not use "
+                      "kmx.ingest)", r.stdout)
+        self.assertRegex(r.stdout, r"kmx\.broker ok .*\nkmx\.ingest skipped .*\nkmx\.query ok ")
+        ping = json.loads(self.c.kmx("ping", "--format", "json", env=self.reader).stdout)
+        self.assertTrue(ping["ok"], ping)
+        self.assertEqual([(s["service"], s["ok"], s.get("skipped", False))
+                          for s in ping["services"]],
+                         [("kmx.broker", True, False), ("kmx.ingest", False, True),
+                          ("kmx.query", True, False)], ping)
+        self.assertEqual(self.c.kmx("ping", "ingest", check=False, env=self.reader).returncode,
+                         2)
         r = self.c.kmx("stats", "--format", "json", check=False, env=self.reader)
         stats = json.loads(r.stdout)
         self.assertEqual({s["service"] for s in stats["services"]},
