@@ -39,13 +39,12 @@ static void s_usage(FILE *to, const kmx_worker_spec_t *spec) {
             "  --broker ENDPOINT    broker to register with (KMX_BROKER, tcp://127.0.0.1:5555)\n"
             "  --storage ENDPOINT   storage to connect to (KMX_STORAGE, tcp://127.0.0.1:5560)\n"
             "  --log-level LEVEL    error, warn, info or debug (KMX_LOG_LEVEL, info)\n"
-            "  --nice N             run N steps nicer, 0 to 19 (KMX_NICE, 0; %d with\n"
-            "                       --read-dir)\n"
+            "  --nice N             run N steps nicer, 0 to 19 (KMX_NICE, 0)\n"
             "  --cpu LIST           keep the process on these CPUs (\"1\", \"0,2-3\"; unset: any)\n"
             "%s"
             "  --help               show this help\n"
             "  --version            show the version\n",
-            spec->program, spec->summary, KMX_WORKER_DIRECT_NICE,
+            spec->program, spec->summary,
             spec->attach
                 ? "  --read-dir DIR       read storage's data directory DIR directly, same host\n"
                   "                       and volume only (KMX_READ_DIR, unset: via storage)\n"
@@ -86,7 +85,7 @@ static int s_parse(int argc, char **argv, const kmx_worker_spec_t *spec, s_confi
     cfg->log_level = NULL;
     cfg->cpu = NULL;
     cfg->read_dir = spec->attach ? s_env("KMX_READ_DIR", NULL) : NULL;
-    const char *nice_text = s_env("KMX_NICE", NULL);
+    const char *nice_text = s_env("KMX_NICE", "0");
     for (int i = 1; i < argc; i++) {
         const char *v;
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -113,9 +112,7 @@ static int s_parse(int argc, char **argv, const kmx_worker_spec_t *spec, s_confi
             return 2;
         }
     }
-    if (!nice_text) // reads on storage's host yield the cores to its writer
-        cfg->nice = cfg->read_dir ? KMX_WORKER_DIRECT_NICE : 0;
-    else if (s_parse_nice(nice_text, &cfg->nice) != 0) {
+    if (s_parse_nice(nice_text, &cfg->nice) != 0) {
         fprintf(stderr, "%s: --nice needs a step count, 0 to 19\n", spec->program);
         return 2;
     }

@@ -26,11 +26,6 @@ typedef struct {
     void (*detach)(void *state);
 } kmx_worker_spec_t;
 
-// The nice steps of a worker reading storage's data directory directly (--read-dir) when
-// neither --nice nor KMX_NICE says otherwise: its reads run on storage's host, beside the
-// writer, and leave it the cores first (docs/architecture.md).
-#define KMX_WORKER_DIRECT_NICE 10
-
 // Writes the worker's name "<role>-<host>-<pid>-<4 hex digits>" into buf. The random part
 // keeps names unique where replicas share a host name and a pid (containers on the host
 // network all run their service as the same pid under their own init).

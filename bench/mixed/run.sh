@@ -13,8 +13,7 @@
 # kmx-query workers read storage's environment directly (--read-dir) unless DIRECT=0.
 #   bench/mixed/run.sh [BUILD_DIR] [--smoke]
 #   environment: BASE (200000), ROWS (1000000), IDLE_S (5), QUERY_WORKERS (4), DIRECT (1),
-#                READER_NICE (unset: the services' defaults, 10 for storage's reader
-#                threads and for direct-reading query workers; N: the query workers'
+#                READER_NICE (unset: the services' defaults, 0; N: the query workers'
 #                --nice and storage's --reader-nice),
 #                SYSTEMS ("kmx pg": which systems are timed), TRANSPORT (ipc: the client, broker,
 #                worker and storage hops over unix sockets, as docs/operations.md advises on

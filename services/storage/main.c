@@ -60,7 +60,7 @@ static void s_usage(FILE *out) {
         "  --retain-events N    events kept, 0 = all     (KMX_RETAIN_EVENTS, 0)\n"
         "  --readers N          reader threads, 1 to 64  (KMX_STORAGE_READERS, 4)\n"
         "  --reader-nice N      readers N steps nicer than the writer, 0 to 19\n"
-        "                       (KMX_STORAGE_READER_NICE, 10)\n"
+        "                       (KMX_STORAGE_READER_NICE, 0)\n"
         "  --help, --version\n",
         out);
 }
@@ -76,8 +76,7 @@ static void s_defaults(s_options_t *o) {
     o->wait_us = s_env_or("KMX_BATCH_WAIT_US", "1000");
     o->retain = s_env_or("KMX_RETAIN_EVENTS", "0");
     o->readers = s_env_or("KMX_STORAGE_READERS", "4");
-    // Readers yield the cores to the writer on a busy host (docs/architecture.md).
-    o->nice = s_env_or("KMX_STORAGE_READER_NICE", "10");
+    o->nice = s_env_or("KMX_STORAGE_READER_NICE", "0");
     o->command = "serve";
     o->dest = NULL;
 }

@@ -11,7 +11,7 @@ storage's LMDB environment itself, one hop fewer (docs/architecture.md).
 - Readers can leave the cores to the writer: kmx-query --nice (KMX_NICE) runs the whole
   worker nicer, kmx-storage --reader-nice (KMX_STORAGE_READER_NICE) its reader threads
   only (named kmx-reader), the router and the writer (kmx-writer) staying at the
-  service's own priority; unless told otherwise both run 10 steps nicer.
+  service's own priority; unless told otherwise neither runs nicer.
 """
 import os
 import signal
@@ -124,17 +124,16 @@ class DirectReads(unittest.TestCase):
         self.assertEqual([storage[t] for t, n in names.items() if n == "kmx-writer"], [base],
                          names)
 
-        # The defaults: storage's readers and a direct-reading worker run 10 steps nicer.
+        # The defaults: every thread at the service's own priority.
         self.c.stop("storage")
         self.c.proc_env["kmx-storage"] = {}
         self.c.spawn("storage", "kmx-storage")
         self.restart_query(self.c.data_dir, nice=None)
-        self.assertEqual(set(nice_values(self.c.procs["query0"].pid).values()),
-                         {min(base + 10, 19)})
+        self.assertEqual(set(nice_values(self.c.procs["query0"].pid).values()), {base})
         main = self.c.procs["storage"].pid
         kmxtest.wait_for(lambda: sorted(nice_values(main)[t] for t, n in thread_names(main).items()
-                                        if n in ("kmx-reader", "kmx-writer")) ==
-                         [base] + [min(base + 10, 19)] * 4, what="four reader threads at +10")
+                                        if n in ("kmx-reader", "kmx-writer")) == [base] * 5,
+                         what="the writer and four reader threads at the service's priority")
 
     def test_no_store_in_the_directory_reads_through_storage(self):
         self.c.kmx("put", *KEY, "--period", "2024-01", "--value", "7", "--unit", "USD")
