@@ -12,6 +12,8 @@
 #                          START run again on fresh ports, 3 times at most; then the
 #                          benchmark fails with the end of the services' logs. No wait is
 #                          unbounded, so no benchmark hangs on a service that is not there.
+#   kmx_start_set          a START for kmx_up: broker, storage, one ingest and one query
+#                          worker on fresh ports, logging to $work/log
 #   kmx_quick ARGS...      one bounded kmx call (500 ms, one try, quiet), for CHECKs:
 #                          kmx_up start 'kmx_quick ping kmx.query'
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -21,6 +23,14 @@ kmx_ports() {
   export KMX_PUBLISH_BIND=tcp://127.0.0.1:$(port) KMX_STORAGE_BIND=tcp://127.0.0.1:$(port)
   export KMX_BROKER=$KMX_BROKER_BIND KMX_EVENTS=$KMX_EVENTS_BIND KMX_PUBLISH=$KMX_PUBLISH_BIND
   export KMX_STORAGE=$KMX_STORAGE_BIND KMX_DATA_DIR=$1 KMX_LOG_LEVEL=${KMX_LOG_LEVEL:-warn}
+}
+
+kmx_start_set() {
+  kmx_ports "$work/data"
+  local s
+  for s in broker storage ingest query; do
+    "$bin/kmx-$s" 2>>"$work/log" & pids+=($!)
+  done
 }
 
 kmx_quick() { "$bin/kmx" --timeout 500 --retries 1 "$@" >/dev/null 2>&1; }

@@ -38,14 +38,7 @@ source "$src/bench/ports.sh"
 export KMX_GATEWAY_MAX_STREAMS=$((streams + 100))
 export KMX_GATEWAY_HEARTBEAT_MS=1000
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-start_kmx() {
-  kmx_ports "$work/data"
-  "$bin/kmx-broker" 2>>"$work/log" & pids+=($!)
-  "$bin/kmx-storage" 2>>"$work/log" & pids+=($!)
-  "$bin/kmx-ingest" 2>>"$work/log" & pids+=($!)
-  "$bin/kmx-query" 2>>"$work/log" & pids+=($!)
-}
-kmx_up start_kmx 'kmx_quick ping kmx.query' 'kmx_quick ping kmx.ingest'
+kmx_up kmx_start_set 'kmx_quick ping kmx.query' 'kmx_quick ping kmx.ingest'
 
 # Records: 25 years x 40 markets x 4 categories x items, so one year's group-by of one
 # category adds records from every market.

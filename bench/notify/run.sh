@@ -27,14 +27,7 @@ cleanup() {
 }
 trap cleanup EXIT
 source "$src/bench/ports.sh"
-start_kmx() {
-  kmx_ports "$work/data"
-  "$bin/kmx-broker" 2>>"$work/log" & pids+=($!)
-  "$bin/kmx-storage" 2>>"$work/log" & pids+=($!)
-  "$bin/kmx-ingest" 2>>"$work/log" & pids+=($!)
-  "$bin/kmx-query" 2>>"$work/log" & pids+=($!)
-}
-kmx_up start_kmx 'kmx_quick ping kmx.query' 'kmx_quick ping kmx.ingest'
+kmx_up kmx_start_set 'kmx_quick ping kmx.query' 'kmx_quick ping kmx.ingest'
 redis-server --port 0 --unixsocket "$work/redis.sock" --save '' --appendonly no \
   --daemonize no --dir "$work" >"$work/redis.log" 2>&1 & pids+=($!)
 for _ in $(seq 100); do [[ -S $work/redis.sock ]] && break; sleep 0.1; done

@@ -790,11 +790,14 @@ static int t_expect_request(void *dealer) {
 }
 
 // Takes the next REQUEST on a raw worker (other commands, heartbeats, are skipped; at most
-// a few): its client envelope into client (T_ID_MAX bytes) and the first byte of its body.
-// Returns the client's length, 0 if none came.
+// a few): its client envelope into client (T_ID_MAX bytes), and, for those not NULL, the
+// first byte of its body and its body decoded as a Request (*req yours, NULL when it does
+// not decode). Returns the client's length, 0 if none came.
 #define T_ID_MAX 256
-static size_t t_take_request(void *dealer, uint8_t *client, char *first) {
+static size_t t_take(void *dealer, uint8_t *client, char *first, Kmx__V1__Request **req) {
     zmq_pollitem_t item = {dealer, 0, ZMQ_POLLIN, 0};
+    if (req)
+        *req = NULL;
     for (int tries = 0; tries < 8 && zmq_poll(&item, 1, T_CALL_MS) > 0; tries++) {
         zmq_msg_t frames[6];
         int count = t_recv_message(dealer, frames, 6);
@@ -803,7 +806,10 @@ static size_t t_take_request(void *dealer, uint8_t *client, char *first) {
             *(uint8_t *)zmq_msg_data(&frames[2]) == KMX_MDPW_REQUEST) {
             len = zmq_msg_size(&frames[3]);
             memcpy(client, zmq_msg_data(&frames[3]), len);
-            *first = zmq_msg_size(&frames[5]) ? *(char *)zmq_msg_data(&frames[5]) : '\0';
+            if (first)
+                *first = zmq_msg_size(&frames[5]) ? *(char *)zmq_msg_data(&frames[5]) : '\0';
+            if (req)
+                *req = kmx_msg_request_unpack(zmq_msg_data(&frames[5]), zmq_msg_size(&frames[5]));
         }
         for (int i = 0; i < count; i++)
             zmq_msg_close(&frames[i]);
@@ -841,14 +847,14 @@ static void test_broker_hands_small_requests_out_before_large_ones_a_bounded_num
         size_t size = i == 1 || i == 2 ? sizeof large : 1;
         t_send(clients[i], 4, "", (size_t)0, T_S(KMX_MDPC), T_S("kmx.lanes"), body, size);
         if (i == 0)
-            len = t_take_request(worker, client, &order[0]);
+            len = t_take(worker, client, &order[0], NULL);
         else
             t_wait_queued(env, (uint64_t)i);
     }
     for (int i = 1; i < CLIENTS && len > 0; i++) {
         t_send(worker, 6, "", (size_t)0, T_S(KMX_MDPW), &reply, (size_t)1, client, len, "",
                (size_t)0, T_S("done"));
-        len = t_take_request(worker, client, &order[i]);
+        len = t_take(worker, client, &order[i], NULL);
     }
     for (int i = 0; i < CLIENTS; i++)
         kmx_testkit_socket_close(&env->socks, clients[i]);
@@ -860,29 +866,6 @@ static void test_broker_hands_small_requests_out_before_large_ones_a_bounded_num
     assert_int_equal(t_counter(resp, "kmx.lanes.queued_requests"), 0);
     assert_int_equal(t_counter(resp, "kmx.lanes.queued_bytes"), 0);
     kmx__v1__response__free_unpacked(resp, NULL);
-}
-
-// Takes the next REQUEST on a raw worker like t_take_request, decoding its body as a
-// Request (*req yours, NULL when none came or it does not decode).
-static size_t t_take_decoded(void *dealer, uint8_t *client, Kmx__V1__Request **req) {
-    zmq_pollitem_t item = {dealer, 0, ZMQ_POLLIN, 0};
-    *req = NULL;
-    for (int tries = 0; tries < 8 && zmq_poll(&item, 1, T_CALL_MS) > 0; tries++) {
-        zmq_msg_t frames[6];
-        int count = t_recv_message(dealer, frames, 6);
-        size_t len = 0;
-        if (count == 6 && zmq_msg_size(&frames[2]) == 1 &&
-            *(uint8_t *)zmq_msg_data(&frames[2]) == KMX_MDPW_REQUEST) {
-            len = zmq_msg_size(&frames[3]);
-            memcpy(client, zmq_msg_data(&frames[3]), len);
-            *req = kmx_msg_request_unpack(zmq_msg_data(&frames[5]), zmq_msg_size(&frames[5]));
-        }
-        for (int i = 0; i < count; i++)
-            zmq_msg_close(&frames[i]);
-        if (len)
-            return len;
-    }
-    return 0;
 }
 
 // Sends a ping Request carrying timeout_ms from a raw client.
@@ -932,7 +915,7 @@ static void test_broker_hands_on_the_time_left_and_drops_late_requests(void **st
     t_send(worker, 4, "", (size_t)0, T_S(KMX_MDPW), &ready, (size_t)1, T_S("kmx.timed"));
     uint8_t id[T_ID_MAX];
     Kmx__V1__Request *got = NULL;
-    size_t len = t_take_decoded(worker, id, &got);
+    size_t len = t_take(worker, id, NULL, &got);
     assert_true(len > 0);
     assert_non_null(got);
     assert_true(got->has_timeout_ms);
