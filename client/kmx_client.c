@@ -4,6 +4,7 @@
 #include "kmx_client.h"
 
 #include "kmx_err.h"
+#include "kmx_local.h"
 #include "kmx_log.h"
 #include "kmx_mdp.h"
 #include "kmx_msg.h"
@@ -41,17 +42,18 @@ struct kmx_client_group {
 };
 
 struct kmx_client {
-    void *ctx;             // ZeroMQ context: the client's own, or its group's
-    int own_ctx;           // ctx is the client's own, ended with it
-    long pid;              // this process, for request ids (getpid is a system call)
-    kmx_mdp_client_t *mdp; // MDP client socket with retries
-    uint64_t next_id;      // counter for request ids
-    char last_error[1024]; // message of the last failure
-    int timeout_ms;        // per-try timeout
-    int tries;             // tries per call without a deadline
-    int deadline_ms;       // total time one call may take retrying, 0 = tries only
-    uint64_t retries;      // tries beyond the first, over the client's life
-    unsigned seed;         // jitter of the backoff
+    void *ctx;                 // ZeroMQ context: the client's own, or its group's
+    int own_ctx;               // ctx is the client's own, ended with it
+    long pid;                  // this process, for request ids (getpid is a system call)
+    kmx_mdp_client_t *mdp;     // MDP client socket with retries, or NULL for a local endpoint
+    kmx_local_client_t *local; // the local read socket ("unix:PATH"), or NULL
+    uint64_t next_id;          // counter for request ids
+    char last_error[1024];     // message of the last failure
+    int timeout_ms;            // per-try timeout
+    int tries;                 // tries per call without a deadline
+    int deadline_ms;           // total time one call may take retrying, 0 = tries only
+    uint64_t retries;          // tries beyond the first, over the client's life
+    unsigned seed;             // jitter of the backoff
 };
 
 // A context whose sockets default to linger 0, so an unanswered request cannot hold up
@@ -82,6 +84,20 @@ void kmx_client_group_destroy(kmx_client_group_t **self_p) {
     *self_p = NULL;
 }
 
+static void s_set_timeout(kmx_client_t *self, int timeout_ms) {
+    if (self->local)
+        kmx_local_client_set_timeout(self->local, timeout_ms);
+    else
+        kmx_mdp_client_set_timeout(self->mdp, timeout_ms);
+}
+
+static void s_set_retries(kmx_client_t *self, int tries) {
+    if (self->local)
+        kmx_local_client_set_retries(self->local, tries);
+    else
+        kmx_mdp_client_set_retries(self->mdp, tries);
+}
+
 kmx_client_t *kmx_client_new(const char *broker, int timeout_ms, int tries) {
     return kmx_client_new_in(NULL, broker, timeout_ms, tries);
 }
@@ -93,11 +109,17 @@ kmx_client_t *kmx_client_new_in(kmx_client_group_t *group, const char *broker, i
     kmx_client_t *self = calloc(1, sizeof(*self));
     if (!self)
         return NULL;
-    self->own_ctx = group == NULL;
-    self->ctx = group ? group->ctx : s_ctx_new();
-    if (self->ctx)
-        self->mdp = kmx_mdp_client_new(self->ctx, broker);
-    if (!self->mdp) {
+    size_t prefix = strlen(KMX_LOCAL_PREFIX);
+    if (strncmp(broker, KMX_LOCAL_PREFIX, prefix) == 0) {
+        // A kmx-query worker's local read socket (kmx-query --local): no broker, no ZeroMQ.
+        self->local = kmx_local_client_new(broker + prefix, timeout_ms, tries);
+    } else {
+        self->own_ctx = group == NULL;
+        self->ctx = group ? group->ctx : s_ctx_new();
+        if (self->ctx)
+            self->mdp = kmx_mdp_client_new(self->ctx, broker);
+    }
+    if (!self->mdp && !self->local) {
         kmx_client_destroy(&self);
         return NULL;
     }
@@ -105,8 +127,8 @@ kmx_client_t *kmx_client_new_in(kmx_client_group_t *group, const char *broker, i
     self->timeout_ms = timeout_ms > 0 ? timeout_ms : S_DEFAULT_TIMEOUT_MS;
     self->tries = tries > 0 ? tries : S_DEFAULT_TRIES;
     self->seed = (unsigned)s_now_ms() ^ ((unsigned)self->pid << 16) ^ (unsigned)(uintptr_t)self;
-    kmx_mdp_client_set_timeout(self->mdp, self->timeout_ms);
-    kmx_mdp_client_set_retries(self->mdp, self->tries);
+    s_set_timeout(self, self->timeout_ms);
+    s_set_retries(self, self->tries);
     return self;
 }
 
@@ -114,7 +136,7 @@ void kmx_client_set_deadline(kmx_client_t *self, int deadline_ms) {
     assert(self);
     self->deadline_ms = deadline_ms > 0 ? deadline_ms : 0;
     // Within a deadline every try is one MDP try; this loop does the retrying.
-    kmx_mdp_client_set_retries(self->mdp, self->deadline_ms ? 1 : self->tries);
+    s_set_retries(self, self->deadline_ms ? 1 : self->tries);
 }
 
 uint64_t kmx_client_retries(const kmx_client_t *self) {
@@ -127,6 +149,7 @@ void kmx_client_destroy(kmx_client_t **self_p) {
         return;
     kmx_client_t *self = *self_p;
     kmx_mdp_client_destroy(&self->mdp);
+    kmx_local_client_destroy(&self->local);
     if (self->ctx && self->own_ctx)
         zmq_ctx_term(self->ctx);
     free(self);
@@ -169,6 +192,31 @@ static int s_fail(kmx_client_t *self, int rc, const char *service, const char *m
     return rc;
 }
 
+// The exchange over a local read socket: kmx.query only.
+static int s_exchange_local(kmx_client_t *self, const char *service, const uint8_t *buf, size_t len,
+                            Kmx__V1__Response **out) {
+    if (strcmp(service, KMX_SERVICE_QUERY) != 0)
+        return s_fail(self, KMX_ERR_UNSUPPORTED, service,
+                      "a local read socket (unix:PATH) answers kmx.query only: send this to "
+                      "the broker");
+    uint8_t *data = NULL;
+    size_t size = 0;
+    int rc = kmx_local_client_call(self->local, buf, len, &data, &size);
+    if (rc < 0)
+        return s_fail(self, rc, service,
+                      rc == KMX_ERR_TIMEOUT       ? "no reply (timed out)"
+                      : rc == KMX_ERR_UNAVAILABLE ? "no kmx-query answers on this local read "
+                                                    "socket (start one with --local PATH)"
+                      : rc == KMX_ERR_TOO_BIG     ? "request too large for a local read socket: "
+                                                    "send it to the broker"
+                                                  : NULL);
+    *out = kmx_msg_response_unpack(data, size);
+    free(data);
+    if (!*out)
+        return s_fail(self, KMX_ERR_DECODE, service, "undecodable reply");
+    return 0;
+}
+
 // Sends the packed request and unpacks the reply. Returns 0 with *out set, or an error.
 static int s_exchange(kmx_client_t *self, const char *service, const Kmx__V1__Request *req,
                       Kmx__V1__Response **out) {
@@ -177,6 +225,11 @@ static int s_exchange(kmx_client_t *self, const char *service, const Kmx__V1__Re
     int rc = kmx_msg_pack_request(req, &buf, &len);
     if (rc < 0)
         return s_fail(self, rc, service, NULL);
+    if (self->local) {
+        rc = s_exchange_local(self, service, buf, len, out);
+        free(buf);
+        return rc;
+    }
     zmq_msg_t reply;
     rc = kmx_mdp_client_call(self->mdp, service, buf, len, &reply);
     free(buf);
@@ -244,7 +297,7 @@ int kmx_client_call(kmx_client_t *self, const char *service, const Kmx__V1__Requ
     for (int n = 1;; n++) {
         int64_t left = deadline - s_now_ms();
         int wait = left < self->timeout_ms ? (int)(left > 0 ? left : 1) : self->timeout_ms;
-        kmx_mdp_client_set_timeout(self->mdp, wait);
+        s_set_timeout(self, wait);
         if (!told)
             copy.timeout_ms = (uint32_t)wait;
         int rc = s_call_once(self, service, &copy, out);

@@ -17,7 +17,10 @@
 
 typedef struct kmx_client kmx_client_t;
 
-// Creates a client of the broker at endpoint ("tcp://127.0.0.1:5555"). Each call waits
+// Creates a client of the broker at endpoint ("tcp://127.0.0.1:5555"), or of one kmx-query
+// worker's local read socket on this host ("unix:/run/kmx/query-1.sock", kmx-query --local),
+// which answers kmx.query calls without the broker's hop and refuses the others with
+// KMX_ERR_UNSUPPORTED (docs/architecture.md, "The local read socket"). Each call waits
 // up to timeout_ms per try and tries `tries` times (values <= 0 take 5000 ms and 3).
 // Returns NULL when the socket cannot be set up.
 kmx_client_t *kmx_client_new(const char *broker, int timeout_ms, int tries);

@@ -27,6 +27,7 @@
 #define S_RECONNECT_MS 50      // how soon ZeroMQ tries again to reach a broker that went away
 #define S_CONNECT_WAIT_MS 200  // how long a new worker socket waits to connect before READY
 #define S_DRAINED 2            // s_worker_handle: nothing was waiting on the socket
+#define S_POLL_MAX (KMX_MDP_POLL_ALSO + 1) // descriptors one worker wait sleeps on
 
 struct kmx_mdp_worker {
     void *ctx;                    // borrowed ZeroMQ context
@@ -352,8 +353,9 @@ static int s_worker_tick(kmx_mdp_worker_t *self) {
 // commands processed, nothing left) before each sleep, and a wake-up without a message
 // just reads again. The connection is looked at (s_worker_tick) every S_SLICE_MS, not at
 // every message.
-int kmx_mdp_worker_recv(kmx_mdp_worker_t *self, int timeout_ms, zmq_msg_t *body) {
-    assert(self && body);
+int kmx_mdp_worker_wait(kmx_mdp_worker_t *self, int timeout_ms, zmq_msg_t *body,
+                        struct pollfd *also, int n_also) {
+    assert(self && body && n_also >= 0 && n_also < S_POLL_MAX);
     int64_t now = s_now_ms();
     int64_t deadline = timeout_ms < 0 ? -1 : now + timeout_ms;
     for (;;) {
@@ -378,11 +380,26 @@ int kmx_mdp_worker_recv(kmx_mdp_worker_t *self, int timeout_ms, zmq_msg_t *body)
         size_t size = sizeof fd;
         if (self->sock && zmq_getsockopt(self->sock, ZMQ_FD, &fd, &size) != 0)
             return KMX_ERR_INTERNAL;
-        struct pollfd item = {fd, POLLIN, 0};
-        if (wait > 0 && poll(&item, fd >= 0 ? 1 : 0, (int)wait) < 0)
+        struct pollfd items[S_POLL_MAX];
+        items[0] = (struct pollfd){fd, POLLIN, 0};
+        int n = fd >= 0 ? 1 : 0;
+        for (int i = 0; i < n_also; i++)
+            items[n + i] = also[i];
+        int ready =
+            wait > 0 || n_also ? poll(items, (nfds_t)(n + n_also), wait > 0 ? (int)wait : 0) : 0;
+        if (ready < 0)
             return KMX_ERR_INTERNAL; // interrupted: the caller looks at its stop flag
+        int other = 0;
+        for (int i = 0; i < n_also; i++)
+            other |= (also[i].revents = items[n + i].revents) != 0;
+        if (other)
+            return KMX_MDP_OTHER;
         now = s_now_ms();
     }
+}
+
+int kmx_mdp_worker_recv(kmx_mdp_worker_t *self, int timeout_ms, zmq_msg_t *body) {
+    return kmx_mdp_worker_wait(self, timeout_ms, body, NULL, 0);
 }
 
 int kmx_mdp_worker_send(kmx_mdp_worker_t *self, const void *data, size_t size) {

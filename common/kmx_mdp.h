@@ -4,6 +4,7 @@
 #ifndef KMX_MDP_H
 #define KMX_MDP_H
 
+#include <poll.h>
 #include <stddef.h>
 #include <zmq.h>
 
@@ -33,6 +34,14 @@ void kmx_mdp_worker_destroy(kmx_mdp_worker_t **self_p);
 // request body, yours to close; the worker remembers whom to reply to. Returns 0 on timeout,
 // KMX_ERR_INTERNAL if interrupted (EINTR, context terminated).
 int kmx_mdp_worker_recv(kmx_mdp_worker_t *self, int timeout_ms, zmq_msg_t *body);
+
+// As kmx_mdp_worker_recv, and also wakes for the n_also (< KMX_MDP_POLL_ALSO) descriptors
+// in also, whose revents it sets: returns KMX_MDP_OTHER when any of them is ready. The
+// broker's socket is read first at every turn, so neither side can keep the other out.
+#define KMX_MDP_OTHER 2
+#define KMX_MDP_POLL_ALSO 320
+int kmx_mdp_worker_wait(kmx_mdp_worker_t *self, int timeout_ms, zmq_msg_t *body,
+                        struct pollfd *also, int n_also);
 
 // Replies to the last request received. data is copied. Returns 0 or KMX_ERR_IO.
 int kmx_mdp_worker_send(kmx_mdp_worker_t *self, const void *data, size_t size);

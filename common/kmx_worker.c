@@ -2,6 +2,7 @@
     Configuration comes from flags, then environment variables, then loopback defaults.  */
 #include "kmx_worker.h"
 #include "kmx_err.h"
+#include "kmx_local.h"
 #include "kmx_log.h"
 #include "kmx_mdp.h"
 #include "kmx_proc.h"
@@ -23,6 +24,7 @@ typedef struct {
     const char *read_dir;  // storage's data directory read directly, or NULL (spec->attach)
     int nice;              // added to the process's nice value at start (0 to 19)
     const char *cpu;       // CPU list the process is kept on (--cpu), or NULL
+    const char *local;     // local read socket path (--local, spec->local), or NULL
 } s_config_t;
 
 static volatile sig_atomic_t s_stop = 0;
@@ -33,22 +35,27 @@ static void s_on_signal(int sig) {
 }
 
 static void s_usage(FILE *to, const kmx_worker_spec_t *spec) {
-    fprintf(to,
-            "usage: %s [options]\n"
-            "%s\n"
-            "  --broker ENDPOINT    broker to register with (KMX_BROKER, tcp://127.0.0.1:5555)\n"
-            "  --storage ENDPOINT   storage to connect to (KMX_STORAGE, tcp://127.0.0.1:5560)\n"
-            "  --log-level LEVEL    error, warn, info or debug (KMX_LOG_LEVEL, info)\n"
-            "  --nice N             run N steps nicer, 0 to 19 (KMX_NICE, 0)\n"
-            "  --cpu LIST           keep the process on these CPUs (\"1\", \"0,2-3\"; unset: any)\n"
-            "%s"
-            "  --help               show this help\n"
-            "  --version            show the version\n",
-            spec->program, spec->summary,
-            spec->attach
-                ? "  --read-dir DIR       read storage's data directory DIR directly, same host\n"
-                  "                       and volume only (KMX_READ_DIR, unset: via storage)\n"
-                : "");
+    fprintf(
+        to,
+        "usage: %s [options]\n"
+        "%s\n"
+        "  --broker ENDPOINT    broker to register with (KMX_BROKER, tcp://127.0.0.1:5555)\n"
+        "  --storage ENDPOINT   storage to connect to (KMX_STORAGE, tcp://127.0.0.1:5560)\n"
+        "  --log-level LEVEL    error, warn, info or debug (KMX_LOG_LEVEL, info)\n"
+        "  --nice N             run N steps nicer, 0 to 19 (KMX_NICE, 0)\n"
+        "  --cpu LIST           keep the process on these CPUs (\"1\", \"0,2-3\"; unset: any)\n"
+        "%s%s"
+        "  --help               show this help\n"
+        "  --version            show the version\n",
+        spec->program, spec->summary,
+        spec->attach
+            ? "  --read-dir DIR       read storage's data directory DIR directly, same host\n"
+              "                       and volume only (KMX_READ_DIR, unset: via storage)\n"
+            : "",
+        spec->local
+            ? "  --local PATH         also answer processes of this host on the unix socket\n"
+              "                       PATH, without the broker (KMX_LOCAL_SOCKET, unset: none)\n"
+            : "");
 }
 
 static const char *s_env(const char *name, const char *fallback) {
@@ -85,6 +92,7 @@ static int s_parse(int argc, char **argv, const kmx_worker_spec_t *spec, s_confi
     cfg->log_level = NULL;
     cfg->cpu = NULL;
     cfg->read_dir = spec->attach ? s_env("KMX_READ_DIR", NULL) : NULL;
+    cfg->local = spec->local ? s_env("KMX_LOCAL_SOCKET", NULL) : NULL;
     const char *nice_text = s_env("KMX_NICE", "0");
     for (int i = 1; i < argc; i++) {
         const char *v;
@@ -106,6 +114,8 @@ static int s_parse(int argc, char **argv, const kmx_worker_spec_t *spec, s_confi
             cfg->cpu = v;
         } else if (spec->attach && (v = s_flag(argc, argv, &i, "--read-dir")) != NULL) {
             cfg->read_dir = v[0] ? v : NULL;
+        } else if (spec->local && (v = s_flag(argc, argv, &i, "--local")) != NULL) {
+            cfg->local = v[0] ? v : NULL;
         } else {
             fprintf(stderr, "%s: unknown or incomplete option '%s'\n", spec->program, argv[i]);
             s_usage(stderr, spec);
@@ -138,16 +148,31 @@ static int s_heartbeat(void *worker) {
     return kmx_mdp_worker_heartbeat(worker) == KMX_ERR_TIMEOUT;
 }
 
-// Serves requests until a signal asks to stop.
-static void s_serve(kmx_mdp_worker_t *worker, kmx_handler_base_t *handler) {
+// Answers one request body with the service's handler (kmx_local_handle_fn).
+static int s_handle(void *handler, const uint8_t *body, size_t size, uint8_t **out, size_t *len) {
+    return kmx_handler_handle(handler, body, size, out, len);
+}
+
+// Serves requests from the broker, and from the local read socket when there is one, until
+// a signal asks to stop.
+static void s_serve(kmx_mdp_worker_t *worker, kmx_handler_base_t *handler, kmx_local_t *local) {
+    struct pollfd fds[KMX_LOCAL_FDS];
     while (!s_stop) {
+        int n = local ? kmx_local_fds(local, fds) : 0;
         zmq_msg_t body;
-        int rc = kmx_mdp_worker_recv(worker, S_POLL_MS, &body);
-        if (rc <= 0)
-            continue; // timeout, or interrupted: the loop condition decides
+        int rc = kmx_mdp_worker_wait(worker, S_POLL_MS, &body, fds, n);
+        if (local && rc != 1) {
+            // Also after a timeout (no revents): connections stuck inside a message close.
+            if (rc != KMX_MDP_OTHER)
+                for (int i = 0; i < n; i++)
+                    fds[i].revents = 0;
+            kmx_local_step(local, fds, n);
+        }
+        if (rc != 1)
+            continue; // timeout, local requests, or interrupted: the loop condition decides
         uint8_t *reply = NULL;
         size_t len = 0;
-        rc = kmx_handler_handle(handler, zmq_msg_data(&body), zmq_msg_size(&body), &reply, &len);
+        rc = s_handle(handler, zmq_msg_data(&body), zmq_msg_size(&body), &reply, &len);
         zmq_msg_close(&body);
         if (rc != 0) {
             kmx_log_error("no reply could be built error=%s", kmx_err_name(rc));
@@ -187,6 +212,7 @@ int kmx_worker_main(int argc, char **argv, const kmx_worker_spec_t *spec) {
         fprintf(stderr, "%s: --cpu needs CPU numbers and ranges, like 1 or 0,2-3\n", spec->program);
         return 2;
     }
+    kmx_local_t *local = NULL;
     void *ctx = zmq_ctx_new();
     kmx_link_t *link = ctx ? kmx_link_new(ctx, cfg.storage) : NULL;
     kmx_handler_base_t *handler = link ? spec->create(link, identity) : NULL;
@@ -200,13 +226,23 @@ int kmx_worker_main(int argc, char **argv, const kmx_worker_spec_t *spec) {
         goto out;
     }
     kmx_link_set_tick(link, s_heartbeat, worker);
-    kmx_log_info("serving service=%s worker=%s broker=%s storage=%s read_dir=%s nice=%d cpu=%s",
+    const char *why = NULL;
+    local = cfg.local ? kmx_local_listen(cfg.local, s_handle, handler, &why) : NULL;
+    if (cfg.local && !local) {
+        kmx_log_error("cannot listen on the local read socket path=%s: %s", cfg.local, why);
+        fprintf(stderr, "%s: --local %s: %s\n", spec->program, cfg.local, why);
+        goto out;
+    }
+    kmx_log_info("serving service=%s worker=%s broker=%s storage=%s read_dir=%s local=%s "
+                 "nice=%d cpu=%s",
                  spec->service, identity, cfg.broker, cfg.storage,
-                 cfg.read_dir ? cfg.read_dir : "none", cfg.nice, cfg.cpu ? cfg.cpu : "any");
-    s_serve(worker, handler);
+                 cfg.read_dir ? cfg.read_dir : "none", cfg.local ? cfg.local : "none", cfg.nice,
+                 cfg.cpu ? cfg.cpu : "any");
+    s_serve(worker, handler, local);
     kmx_log_info("stopping worker=%s", identity);
     status = 0;
 out:
+    kmx_local_destroy(&local);
     kmx_mdp_worker_destroy(&worker);
     kmx_handler_destroy(&handler);
     if (direct)

@@ -24,6 +24,10 @@ typedef struct {
     // with detach, or NULL when out of memory.
     void *(*attach)(kmx_link_t *link, const char *read_dir);
     void (*detach)(void *state);
+    // Nonzero: --local PATH (KMX_LOCAL_SOCKET) also answers processes of this host on a
+    // unix socket, without the broker (kmx_local.h). For read services only: whoever may
+    // open the socket file is answered.
+    int local;
 } kmx_worker_spec_t;
 
 // Writes the worker's name "<role>-<host>-<pid>-<4 hex digits>" into buf. The random part

@@ -76,12 +76,12 @@ static void s_row(long i, s_row_t *r) {
 
 // One reader thread's state.
 typedef struct {
-    int pg;             // nonzero: PostgreSQL
-    const char *target; // broker endpoint or libpq conninfo
-    int questions;      // -1 for mix, else one Q_*
-    long base;          // rows in the base set
-    unsigned seed;      // its own random sequence
-    double *lat[Q_N];   // latencies per question, ms
+    int pg;           // nonzero: PostgreSQL
+    char target[512]; // broker endpoint, local read socket or libpq conninfo
+    int questions;    // -1 for mix, else one Q_*
+    long base;        // rows in the base set
+    unsigned seed;    // its own random sequence
+    double *lat[Q_N]; // latencies per question, ms
     size_t n[Q_N], cap[Q_N];
     int failed;                // a question failed (printed)
     kmx_client_group_t *group; // kmx: the context every reader's client shares
@@ -298,6 +298,24 @@ static int s_cmp(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+// Reader i's target: TARGET is one endpoint or conninfo, or for kmx a list "A,B,..." of
+// which reader i takes entry i mod its length (one local read socket per kmx-query worker).
+static void s_target(const char *list, int pg, int i, char *out, size_t size) {
+    if (pg) {
+        snprintf(out, size, "%s", list);
+        return;
+    }
+    int n = 1;
+    for (const char *p = list; (p = strchr(p, ',')) != NULL; p++)
+        n++;
+    const char *at = list;
+    for (int k = 0; k < i % n; k++)
+        at = strchr(at, ',') + 1;
+    const char *end = strchr(at, ',');
+    size_t len = end ? (size_t)(end - at) : strlen(at);
+    snprintf(out, size, "%.*s", (int)(len < size ? len : size - 1), at);
+}
+
 static int s_connect(s_reader_t *r) {
     if (!r->pg) {
         r->client = kmx_client_new_in(r->group, r->target, 30000, 1);
@@ -313,8 +331,8 @@ static int s_connect(s_reader_t *r) {
 
 int main(int argc, char **argv) {
     if (argc != 7) {
-        fprintf(stderr, "usage: kmx_bench_mixed kmx|pg TARGET CLIENTS mix|get|group|page|top "
-                        "SECONDS BASE\n");
+        fprintf(stderr, "usage: kmx_bench_mixed kmx|pg TARGET[,TARGET...] CLIENTS "
+                        "mix|get|group|page|top SECONDS BASE\n");
         return 2;
     }
     int pg = strcmp(argv[1], "pg") == 0, clients = atoi(argv[3]);
@@ -340,8 +358,8 @@ int main(int argc, char **argv) {
         return 1;
     int rc = 0;
     for (int i = 0; i < clients && rc == 0; i++) {
-        r[i] = (s_reader_t){
-            .pg = pg, .target = argv[2], .questions = questions, .base = base, .group = group};
+        r[i] = (s_reader_t){.pg = pg, .questions = questions, .base = base, .group = group};
+        s_target(argv[2], pg, i, r[i].target, sizeof r[i].target);
         r[i].seed = 12345u + 7919u * (unsigned)i;
         rc = s_connect(&r[i]);
     }

@@ -30,6 +30,7 @@ int main(int argc, char **argv) {
         .create = kmx_query_handler_new,
         .attach = s_attach,
         .detach = s_detach,
+        .local = 1,
     };
     return kmx_worker_main(argc, argv, &spec);
 }
