@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,12 +25,14 @@
 #define S_HEADER 4
 #define S_MODE 0660 // owner and group: the socket file's permissions are its access control
 
+#define S_IN_FIRST 4096      // a connection's input buffer to begin with: any usual request
+#define S_CLIENT_FIRST 16384 // the client's first receive of an answer
+
 typedef struct {
-    int fd; // -1: a free slot
-    uint8_t head[S_HEADER];
-    size_t have;     // bytes of the current request read so far, header included
-    uint32_t want;   // the request's body length, once the header is in
-    uint8_t *in;     // its body
+    int fd;          // -1: a free slot
+    uint8_t *in;     // bytes received and not yet answered: whole requests, then a part
+    size_t in_len;   // their count
+    size_t in_cap;   // room in in
     uint8_t *out;    // answer being written: header and body
     size_t out_len;  // its length
     size_t out_done; // bytes of it written
@@ -51,6 +54,17 @@ static int64_t s_now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void s_put_len(uint8_t *p, size_t len) {
+    p[0] = (uint8_t)(len >> 24);
+    p[1] = (uint8_t)(len >> 16);
+    p[2] = (uint8_t)(len >> 8);
+    p[3] = (uint8_t)len;
+}
+
+static uint32_t s_get_len(const uint8_t *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
 // Whether a process listens on the socket file at addr.
@@ -141,6 +155,11 @@ void kmx_local_destroy(kmx_local_t **self_p) {
     *self_p = NULL;
 }
 
+// Whether c holds a whole request not yet answered (one that came behind another).
+static int s_buffered(const s_conn_t *c) {
+    return c->in_len >= S_HEADER && c->in_len >= S_HEADER + (size_t)s_get_len(c->in);
+}
+
 int kmx_local_fds(kmx_local_t *self, struct pollfd *fds) {
     assert(self && fds);
     int n = 0;
@@ -150,7 +169,10 @@ int kmx_local_fds(kmx_local_t *self, struct pollfd *fds) {
         s_conn_t *c = &self->conns[i];
         if (c->fd < 0)
             continue;
-        fds[n] = (struct pollfd){c->fd, c->out ? POLLOUT : POLLIN, 0};
+        // A buffered request waits for its answer to be writable: the socket almost always
+        // is, so the poll returns at once and the request gets its turn.
+        short events = c->out || s_buffered(c) ? POLLOUT : POLLIN;
+        fds[n] = (struct pollfd){c->fd, events, 0};
         self->slot_of[n++] = i;
     }
     return n;
@@ -163,10 +185,7 @@ static int s_queue(s_conn_t *c, uint8_t *body, size_t len) {
         free(body);
         return KMX_ERR_NOMEM;
     }
-    c->out[0] = (uint8_t)(len >> 24);
-    c->out[1] = (uint8_t)(len >> 16);
-    c->out[2] = (uint8_t)(len >> 8);
-    c->out[3] = (uint8_t)len;
+    s_put_len(c->out, len);
     if (len)
         memcpy(c->out + S_HEADER, body, len);
     free(body);
@@ -190,27 +209,8 @@ static int s_flush(s_conn_t *c) {
     }
     free(c->out);
     c->out = NULL;
-    c->since = 0;
+    c->since = c->in_len ? s_now_ms() : 0;
     return c->closing ? -1 : 0;
-}
-
-// Answers the whole request in c->in. Returns 0, or -1 to close.
-static int s_answer(kmx_local_t *self, s_conn_t *c) {
-    uint8_t *out = NULL;
-    size_t len = 0;
-    int rc = self->handle(self->arg, c->in, c->want, &out, &len);
-    free(c->in);
-    c->in = NULL;
-    c->have = 0;
-    c->since = 0;
-    if (rc != 0) {
-        free(out);
-        return -1;
-    }
-    self->stats.requests++;
-    if (s_queue(c, out, len) != 0)
-        return -1;
-    return s_flush(c);
 }
 
 // Refuses a request longer than any read needs, naming the limit, and closes after it.
@@ -225,36 +225,73 @@ static int s_too_large(s_conn_t *c, uint32_t want) {
     if (kmx_msg_pack_error("", KMX_ERR_TOO_BIG, message, &out, &len) != 0)
         return -1;
     c->closing = 1;
+    c->in_len = 0;
     if (s_queue(c, out, len) != 0)
         return -1;
     return s_flush(c);
 }
 
-// Reads what has arrived of the current request; answers it when whole. Returns 0, or -1
-// to close (the peer went away, an error, or an answer that cannot be built).
+// The length, header included, of the request at the start of c->in when it has all
+// arrived, else 0 (c->in then has room for all of it). -1 to close: no memory, or a
+// request over the limit (its refusal is then being written).
+static long s_whole(s_conn_t *c) {
+    if (c->in_len < S_HEADER)
+        return 0;
+    uint32_t want = s_get_len(c->in);
+    if (want > KMX_LOCAL_REQUEST_MAX)
+        return s_too_large(c, want) == 0 && c->out ? 0 : -1;
+    size_t total = S_HEADER + (size_t)want;
+    if (c->in_len >= total)
+        return (long)total;
+    if (c->in_cap < total) {
+        uint8_t *grown = realloc(c->in, total);
+        if (!grown)
+            return -1;
+        c->in = grown;
+        c->in_cap = total;
+    }
+    return 0;
+}
+
+// Answers the request of total bytes at the start of c->in and keeps what came after it.
+// Returns 0, or -1 to close.
+static int s_answer(kmx_local_t *self, s_conn_t *c, size_t total) {
+    uint8_t *out = NULL;
+    size_t len = 0;
+    int rc = self->handle(self->arg, c->in + S_HEADER, total - S_HEADER, &out, &len);
+    memmove(c->in, c->in + total, c->in_len - total);
+    c->in_len -= total;
+    c->since = 0;
+    if (rc != 0) {
+        free(out);
+        return -1;
+    }
+    self->stats.requests++;
+    if (s_queue(c, out, len) != 0)
+        return -1;
+    return s_flush(c);
+}
+
+// Reads what has arrived and answers one whole request if there is one: the other
+// connections' turns come before this one's next. Returns 0, or -1 to close (the peer
+// went away, an error, a request over the limit, an answer that cannot be built).
 static int s_read(kmx_local_t *self, s_conn_t *c) {
     for (;;) {
-        uint8_t *to = c->have < S_HEADER ? c->head + c->have : c->in + (c->have - S_HEADER);
-        size_t room = c->have < S_HEADER ? S_HEADER - c->have : c->want - (c->have - S_HEADER);
-        ssize_t n = room ? recv(c->fd, to, room, 0) : 0;
-        if (room && n == 0)
+        long total = s_whole(c);
+        if (total < 0)
+            return -1;
+        if (total > 0)
+            return s_answer(self, c, (size_t)total);
+        if (c->out)
+            return 0; // a refusal is being written; nothing more is read
+        ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
+        if (n == 0)
             return -1; // closed by the peer
         if (n < 0)
             return errno == EAGAIN || errno == EINTR ? 0 : -1;
-        if (c->have == 0)
+        if (c->in_len == 0)
             c->since = s_now_ms();
-        c->have += (size_t)n;
-        if (c->have == S_HEADER && !c->in) {
-            c->want = (uint32_t)c->head[0] << 24 | (uint32_t)c->head[1] << 16 |
-                      (uint32_t)c->head[2] << 8 | c->head[3];
-            if (c->want > KMX_LOCAL_REQUEST_MAX)
-                return s_too_large(c, c->want);
-            c->in = malloc(c->want ? c->want : 1);
-            if (!c->in)
-                return -1;
-        }
-        if (c->in && c->have == S_HEADER + c->want)
-            return s_answer(self, c); // one request per turn: the others' turns come first
+        c->in_len += (size_t)n;
     }
 }
 
@@ -266,7 +303,8 @@ static void s_accept(kmx_local_t *self) {
         s_conn_t *slot = NULL;
         for (int i = 0; i < KMX_LOCAL_MAX_CONNS && !slot; i++)
             slot = self->conns[i].fd < 0 ? &self->conns[i] : NULL;
-        if (!slot) {
+        uint8_t *in = slot ? malloc(S_IN_FIRST) : NULL;
+        if (!in) {
             // Full: the client sees the connection close and says so (libkmx).
             self->stats.refused++;
             kmx_log_warn("local socket full: refused a connection path=%s open=%d", self->path,
@@ -276,6 +314,8 @@ static void s_accept(kmx_local_t *self) {
         }
         memset(slot, 0, sizeof *slot);
         slot->fd = fd;
+        slot->in = in;
+        slot->in_cap = S_IN_FIRST;
         self->stats.accepted++;
         self->stats.open++;
     }
@@ -295,12 +335,13 @@ int kmx_local_step(kmx_local_t *self, const struct pollfd *fds, int n) {
         s_conn_t *c = &self->conns[slot];
         if (c->fd != fds[i].fd)
             continue;
+        short ev = fds[i].revents;
         int rc = 0;
-        if (fds[i].revents & (POLLERR | POLLNVAL))
+        if (ev & (POLLERR | POLLNVAL))
             rc = -1;
-        else if (c->out && (fds[i].revents & (POLLOUT | POLLHUP)))
+        else if (c->out && (ev & (POLLOUT | POLLHUP)))
             rc = s_flush(c);
-        else if (!c->out && (fds[i].revents & (POLLIN | POLLHUP)))
+        else if (!c->out && (ev & (POLLIN | POLLOUT | POLLHUP)))
             rc = s_read(self, c);
         else if (c->since && now - c->since >= KMX_LOCAL_IDLE_MS) {
             kmx_log_warn("local socket: closed a connection stuck inside a message for %d ms",
@@ -323,6 +364,7 @@ kmx_local_stats_t kmx_local_stats(const kmx_local_t *self) {
 struct kmx_local_client {
     struct sockaddr_un addr; // the socket file
     int fd;                  // connection of the current try, -1 until made
+    int fd_timeout_ms;       // the timeouts set on fd
     int timeout_ms;          // per try
     int tries;               // per call
 };
@@ -365,76 +407,87 @@ void kmx_local_client_set_retries(kmx_local_client_t *self, int tries) {
     self->tries = tries > 0 ? tries : 1;
 }
 
-// Waits until fd is ready for events or deadline passes. Returns 0, KMX_ERR_TIMEOUT or
-// KMX_ERR_IO.
-static int s_wait(int fd, short events, int64_t deadline) {
-    for (;;) {
-        int64_t left = deadline - s_now_ms();
-        if (left <= 0)
-            return KMX_ERR_TIMEOUT;
-        struct pollfd item = {fd, events, 0};
-        int rc = poll(&item, 1, (int)left);
-        if (rc > 0)
-            return 0;
-        if (rc < 0 && errno != EINTR)
-            return KMX_ERR_IO;
-    }
+// Sets fd's send and receive timeouts to ms, so a blocking call waits at most that long.
+static int s_set_timeouts(int fd, int ms) {
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    return setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) == 0 &&
+                   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0
+               ? 0
+               : KMX_ERR_IO;
 }
 
-// Moves len bytes of buf over fd (send when out, else receive) by deadline. Returns 0,
-// KMX_ERR_TIMEOUT, KMX_ERR_UNAVAILABLE (the other side closed) or KMX_ERR_IO.
+// Moves len bytes of buf over the blocking fd (send when out, else receive) by deadline.
+// Returns 0, KMX_ERR_TIMEOUT, KMX_ERR_UNAVAILABLE (the other side closed) or KMX_ERR_IO.
 static int s_move(int fd, uint8_t *buf, size_t len, int out, int64_t deadline) {
     size_t done = 0;
     while (done < len) {
         ssize_t n = out ? send(fd, buf + done, len - done, MSG_NOSIGNAL)
                         : recv(fd, buf + done, len - done, 0);
-        if (n > 0) {
+        if (n > 0)
             done += (size_t)n;
-            continue;
-        }
-        if (n == 0 || (n < 0 && (errno == EPIPE || errno == ECONNRESET)))
+        else if (n == 0 || errno == EPIPE || errno == ECONNRESET)
             return KMX_ERR_UNAVAILABLE;
-        if (errno != EAGAIN && errno != EINTR)
+        else if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return KMX_ERR_TIMEOUT; // the socket's timeout ran out
+        else if (errno != EINTR)
             return KMX_ERR_IO;
-        int rc = s_wait(fd, out ? POLLOUT : POLLIN, deadline);
-        if (rc != 0)
-            return rc;
+        if (done < len && s_now_ms() >= deadline)
+            return KMX_ERR_TIMEOUT;
     }
     return 0;
 }
 
-// One try on the current connection (made when there is none).
-static int s_client_try(kmx_local_client_t *self, const void *body, size_t size, uint8_t **reply,
+// One try on the current connection (made when there is none): the length and the body
+// in one send, the answer's first part in one receive, so a small exchange is one system
+// call each way, each blocking at most the per-try timeout.
+static int s_client_try(kmx_local_client_t *self, const uint8_t *msg, size_t size, uint8_t **reply,
                         size_t *len) {
     int64_t deadline = s_now_ms() + self->timeout_ms;
     if (self->fd < 0) {
-        self->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        self->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (self->fd < 0)
+            return KMX_ERR_IO;
+        self->fd_timeout_ms = self->timeout_ms;
+        if (s_set_timeouts(self->fd, self->timeout_ms) != 0)
             return KMX_ERR_IO;
         if (connect(self->fd, (struct sockaddr *)&self->addr, sizeof self->addr) != 0) {
             int err = errno;
             s_client_close(self);
-            // EAGAIN: the listener's backlog is full; the others: nobody listens there.
-            return err == EAGAIN ? KMX_ERR_TIMEOUT : KMX_ERR_UNAVAILABLE;
+            // EAGAIN: the listener's backlog stayed full; the others: nobody listens there.
+            return err == EAGAIN || err == EINPROGRESS ? KMX_ERR_TIMEOUT : KMX_ERR_UNAVAILABLE;
         }
+    } else if (self->fd_timeout_ms != self->timeout_ms) {
+        self->fd_timeout_ms = self->timeout_ms;
+        if (s_set_timeouts(self->fd, self->timeout_ms) != 0)
+            return KMX_ERR_IO;
     }
-    uint8_t head[S_HEADER] = {(uint8_t)(size >> 24), (uint8_t)(size >> 16), (uint8_t)(size >> 8),
-                              (uint8_t)size};
-    int rc = s_move(self->fd, head, S_HEADER, 1, deadline);
-    if (rc == 0 && size)
-        rc = s_move(self->fd, (uint8_t *)body, size, 1, deadline);
-    if (rc == 0)
-        rc = s_move(self->fd, head, S_HEADER, 0, deadline);
+    int rc = s_move(self->fd, (uint8_t *)msg, size, 1, deadline);
+    uint8_t first[S_CLIENT_FIRST];
+    size_t got = 0;
+    while (rc == 0 && got < S_HEADER) {
+        ssize_t n = recv(self->fd, first + got, sizeof first - got, 0);
+        if (n > 0)
+            got += (size_t)n;
+        else if (n == 0 || errno == ECONNRESET)
+            rc = KMX_ERR_UNAVAILABLE;
+        else if (errno == EAGAIN || errno == EWOULDBLOCK)
+            rc = KMX_ERR_TIMEOUT;
+        else if (errno != EINTR)
+            rc = KMX_ERR_IO;
+        else if (s_now_ms() >= deadline)
+            rc = KMX_ERR_TIMEOUT;
+    }
     if (rc != 0)
         return rc;
-    uint32_t want =
-        (uint32_t)head[0] << 24 | (uint32_t)head[1] << 16 | (uint32_t)head[2] << 8 | head[3];
-    if (want > KMX_MSG_MAX)
-        return KMX_ERR_DECODE;
+    uint32_t want = s_get_len(first);
+    if (want > KMX_MSG_MAX || got > S_HEADER + (size_t)want)
+        return KMX_ERR_DECODE; // not an answer of this protocol
     *reply = malloc(want ? want : 1);
     if (!*reply)
         return KMX_ERR_NOMEM;
-    rc = s_move(self->fd, *reply, want, 0, deadline);
+    memcpy(*reply, first + S_HEADER, got - S_HEADER);
+    size_t have = got - S_HEADER;
+    rc = s_move(self->fd, *reply + have, want - have, 0, deadline);
     if (rc != 0) {
         free(*reply);
         *reply = NULL;
@@ -451,13 +504,19 @@ int kmx_local_client_call(kmx_local_client_t *self, const void *body, size_t siz
     *len = 0;
     if (size > KMX_LOCAL_REQUEST_MAX)
         return KMX_ERR_TOO_BIG;
+    uint8_t *msg = malloc(S_HEADER + size);
+    if (!msg)
+        return KMX_ERR_NOMEM;
+    s_put_len(msg, size);
+    if (size)
+        memcpy(msg + S_HEADER, body, size);
     int rc = KMX_ERR_TIMEOUT;
     int fresh_again = 1; // a kept connection the worker closed (it restarted) is made anew once
     for (int attempt = 1; attempt <= self->tries; attempt++) {
         int kept = self->fd >= 0;
-        rc = s_client_try(self, body, size, reply, len);
+        rc = s_client_try(self, msg, S_HEADER + size, reply, len);
         if (rc == 0)
-            return 0;
+            break;
         if (kept && rc == KMX_ERR_UNAVAILABLE && fresh_again) {
             fresh_again = 0;
             attempt--;
@@ -465,9 +524,10 @@ int kmx_local_client_call(kmx_local_client_t *self, const void *body, size_t siz
         // A fresh connection for the next try: this one may hold half a message.
         s_client_close(self);
         if (rc != KMX_ERR_TIMEOUT && rc != KMX_ERR_UNAVAILABLE)
-            return rc;
+            break;
         kmx_log_debug("local: no answer (%s), try %d of %d path=%s", kmx_err_name(rc), attempt,
                       self->tries, self->addr.sun_path);
     }
+    free(msg);
     return rc;
 }

@@ -43,6 +43,7 @@ struct kmx_mdp_worker {
     int has_request;              // a request is waiting for kmx_mdp_worker_send
     int linked;                   // the socket had a connection to the broker at the last look
     int need_ready;               // READY has not gone out on the current socket yet
+    int quiet; // read to EAGAIN, and its ZMQ_FD not readable since: nothing to read there
 };
 
 struct kmx_mdp_client {
@@ -168,6 +169,7 @@ static void *s_dealer_new(void *ctx, const char *endpoint, const char *identity,
 
 // Sends parts without waiting: a worker never blocks on a broker that is away.
 static int s_worker_send(kmx_mdp_worker_t *self, const s_part_t *parts, int count) {
+    self->quiet = 0; // a send may take in commands the descriptor will not signal again
     for (int i = 0; i < count; i++) {
         int flags = ZMQ_DONTWAIT | (i + 1 < count ? ZMQ_SNDMORE : 0);
         if (zmq_send(self->sock, parts[i].data, parts[i].size, flags) < 0)
@@ -362,10 +364,14 @@ int kmx_mdp_worker_wait(kmx_mdp_worker_t *self, int timeout_ms, zmq_msg_t *body,
         if (!self->sock || now >= self->tick_at) {
             if (s_worker_tick(self) != 0)
                 return KMX_ERR_INTERNAL;
+            self->quiet = 0;
             self->tick_at =
                 now + S_SLICE_MS < self->heartbeat_at ? now + S_SLICE_MS : self->heartbeat_at;
         }
-        int rc = self->sock ? s_worker_handle(self, body) : S_DRAINED;
+        // A socket read to EAGAIN whose descriptor has not turned readable since, and that
+        // nothing was sent on, has nothing to read: waking for the other descriptors does
+        // not read it again (each read costs libzmq two system calls).
+        int rc = self->sock && !self->quiet ? s_worker_handle(self, body) : S_DRAINED;
         if (rc != 0 && rc != S_DRAINED)
             return rc; // a request, or interrupted
         now = s_now_ms();
@@ -385,10 +391,10 @@ int kmx_mdp_worker_wait(kmx_mdp_worker_t *self, int timeout_ms, zmq_msg_t *body,
         int n = fd >= 0 ? 1 : 0;
         for (int i = 0; i < n_also; i++)
             items[n + i] = also[i];
-        int ready =
-            wait > 0 || n_also ? poll(items, (nfds_t)(n + n_also), wait > 0 ? (int)wait : 0) : 0;
-        if (ready < 0)
+        int polled = wait > 0 || n_also;
+        if (polled && poll(items, (nfds_t)(n + n_also), wait > 0 ? (int)wait : 0) < 0)
             return KMX_ERR_INTERNAL; // interrupted: the caller looks at its stop flag
+        self->quiet = polled && n && !items[0].revents;
         int other = 0;
         for (int i = 0; i < n_also; i++)
             other |= (also[i].revents = items[n + i].revents) != 0;

@@ -3,8 +3,10 @@
     tcp://127.0.0.1 and over ipc://, and the round trip is timed. A point get through
     client -> broker -> kmx-query -> kmx-storage makes three such round trips, so three
     times this floor is the fastest any get on this path can be, whatever the services
-    do; with direct reads (kmx-query --read-dir) a get makes two. Printed beside the
-    query benchmark (bench/query/run.sh).
+    do; with direct reads (kmx-query --read-dir) a get makes two. The same echo over a
+    unix stream socket (blocking reads and writes, a 4-byte length before the bytes as on
+    kmx-query's local read socket) is the floor of a get asked on that socket, one hop.
+    Printed beside the query benchmark (bench/query/run.sh) and bench/mixed.
         kmx_bench_floor [ROUND_TRIPS]  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -12,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -90,6 +94,75 @@ static int s_measure(const char *bind, int n, double *p50, double *p99) {
     return rc;
 }
 
+// Reads or writes all len bytes. Returns 0 or -1.
+static int s_full(int fd, char *buf, size_t len, int out) {
+    for (size_t done = 0; done < len;) {
+        ssize_t n = out ? write(fd, buf + done, len - done) : read(fd, buf + done, len - done);
+        if (n <= 0)
+            return -1;
+        done += (size_t)n;
+    }
+    return 0;
+}
+
+// The unix-socket echo side: one connection, each framed message back, until it closes.
+static void *s_unix_echo(void *arg) {
+    int listener = *(int *)arg;
+    int fd = accept(listener, NULL, NULL);
+    char buf[64];
+    while (fd >= 0 && s_full(fd, buf, 44, 0) == 0 && s_full(fd, buf, 44, 1) == 0)
+        ;
+    if (fd >= 0)
+        close(fd);
+    return NULL;
+}
+
+// Times n round trips of a 4-byte length and 40 bytes over a unix stream socket at path.
+static int s_measure_unix(const char *path, int n, double *p50, double *p99) {
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof addr.sun_path)
+        return -1;
+    memcpy(addr.sun_path, path, strlen(path) + 1);
+    unlink(path);
+    int listener = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (listener < 0 || bind(listener, (struct sockaddr *)&addr, sizeof addr) != 0 ||
+        listen(listener, 1) != 0) {
+        fprintf(stderr, "floor: cannot listen on %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, s_unix_echo, &listener) != 0)
+        return -1;
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    double *lat = malloc((size_t)n * sizeof *lat);
+    int rc = lat && fd >= 0 && connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0 ? 0 : -1;
+    char buf[64];
+    memset(buf, 'k', sizeof buf);
+    for (int i = 0; rc == 0 && i < n + S_WARMUP; i++) {
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        if (s_full(fd, buf, 44, 1) != 0 || s_full(fd, buf, 44, 0) != 0)
+            rc = -1;
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        if (i >= S_WARMUP)
+            lat[i - S_WARMUP] = s_ms(&a, &b);
+    }
+    if (rc == 0) {
+        qsort(lat, (size_t)n, sizeof *lat, s_cmp);
+        *p50 = lat[n / 2];
+        *p99 = lat[(size_t)n * 99 / 100];
+    }
+    free(lat);
+    if (fd >= 0)
+        close(fd); // ends the echo thread
+    if (rc != 0)
+        shutdown(listener, SHUT_RDWR);
+    pthread_join(thread, NULL);
+    close(listener);
+    unlink(path);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     int n = argc > 1 ? atoi(argv[1]) : 5000;
     if (n < 100) {
@@ -111,5 +184,12 @@ int main(int argc, char **argv) {
             printf("figure: floor tcp round trip p50 ms = %.4f\n", p50);
     }
     unlink(ipc + strlen("ipc://"));
+    double p50 = 0, p99 = 0;
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/kmx-bench-floor-%d.sock", (int)getpid());
+    if (s_measure_unix(path, n, &p50, &p99) != 0)
+        return 1;
+    printf("  %-20s %9.4f %9.4f  %9s %9s   (1 hop: kmx-query's local read socket)\n", "unix stream",
+           p50, p99, "-", "-");
     return 0;
 }
