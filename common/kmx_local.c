@@ -47,6 +47,7 @@ struct kmx_local {
     void *arg;                  // its argument
     s_conn_t conns[KMX_LOCAL_MAX_CONNS];
     int slot_of[KMX_LOCAL_FDS]; // per fd of the last kmx_local_fds: its slot, -1 the listener
+    int idle_ms;                // a connection stuck inside a message this long is closed
     kmx_local_stats_t stats;
 };
 
@@ -108,6 +109,7 @@ kmx_local_t *kmx_local_listen(const char *path, kmx_local_handle_fn handle, void
     }
     self->handle = handle;
     self->arg = arg;
+    self->idle_ms = KMX_LOCAL_IDLE_MS;
     for (int i = 0; i < KMX_LOCAL_MAX_CONNS; i++)
         self->conns[i].fd = -1;
     self->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -343,15 +345,20 @@ int kmx_local_step(kmx_local_t *self, const struct pollfd *fds, int n) {
             rc = s_flush(c);
         else if (!c->out && (ev & (POLLIN | POLLOUT | POLLHUP)))
             rc = s_read(self, c);
-        else if (c->since && now - c->since >= KMX_LOCAL_IDLE_MS) {
+        else if (c->since && now - c->since >= self->idle_ms) {
             kmx_log_warn("local socket: closed a connection stuck inside a message for %d ms",
-                         KMX_LOCAL_IDLE_MS);
+                         self->idle_ms);
             rc = -1;
         }
         if (rc != 0)
             s_conn_close(self, c);
     }
     return (int)(self->stats.requests - before);
+}
+
+void kmx_local_set_idle_ms(kmx_local_t *self, int ms) {
+    assert(self);
+    self->idle_ms = ms > 0 ? ms : KMX_LOCAL_IDLE_MS;
 }
 
 kmx_local_stats_t kmx_local_stats(const kmx_local_t *self) {

@@ -49,6 +49,10 @@ int kmx_local_fds(kmx_local_t *self, struct pollfd *fds);
 // requests answered.
 int kmx_local_step(kmx_local_t *self, const struct pollfd *fds, int n);
 
+// Sets how long a connection may sit inside a message before it is closed (default
+// KMX_LOCAL_IDLE_MS; values <= 0 restore it).
+void kmx_local_set_idle_ms(kmx_local_t *self, int ms);
+
 // Counters since listen: requests answered, connections accepted and refused (full).
 typedef struct {
     uint64_t requests, accepted, refused, open;

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 // cmocka.h needs the headers above, setjmp.h in particular.
 #include <cmocka.h>
@@ -169,6 +171,54 @@ static void test_mdp_worker_answers_the_requesting_client(void **state) {
 
     // One reply per request: a second send has nobody to go to.
     assert_int_not_equal(kmx_mdp_worker_send(worker, "again", 5), 0);
+    kmx_mdp_worker_destroy(&worker);
+}
+
+// The worker's wait over its broker socket and other descriptors (the local read socket's):
+// either side wakes it, and a broker request is not kept waiting behind the others, also
+// after turns in which only the other descriptors woke it.
+static void test_mdp_worker_wait_wakes_for_either_side(void **state) {
+    t_env_t *env = *state;
+    kmx_mdp_worker_t *worker = kmx_mdp_worker_new(env->ctx, env->endpoint, "kmx.test", "w-5");
+    assert_non_null(worker);
+    t_expect_ready(env, "w-5", "kmx.test");
+    int pipe_fds[2];
+    assert_int_equal(pipe(pipe_fds), 0);
+    struct pollfd also = {pipe_fds[0], POLLIN, 0};
+    zmq_msg_t body;
+    assert_int_equal(kmx_mdp_worker_wait(worker, 100, &body, &also, 1), 0); // nothing: timeout
+    for (int round = 0; round < 3; round++) {
+        assert_int_equal(write(pipe_fds[1], "x", 1), 1);
+        also.revents = 0;
+        assert_int_equal(kmx_mdp_worker_wait(worker, T_WAIT_MS, &body, &also, 1), KMX_MDP_OTHER);
+        assert_true(also.revents & POLLIN);
+        char c;
+        assert_int_equal(read(pipe_fds[0], &c, 1), 1);
+        char text[16];
+        snprintf(text, sizeof text, "req-%d", round);
+        t_send_request(env, "w-5", "client-e", text);
+        assert_int_equal(kmx_mdp_worker_wait(worker, T_WAIT_MS, &body, &also, 1), 1);
+        assert_int_equal(zmq_msg_size(&body), strlen(text));
+        assert_memory_equal(zmq_msg_data(&body), text, strlen(text));
+        zmq_msg_close(&body);
+        assert_int_equal(kmx_mdp_worker_send(worker, "ok", 2), 0);
+        t_msg_t msg;
+        assert_int_equal(t_recv(env->router, &msg), 7);
+        t_assert_text(&msg, 6, "ok");
+        t_msg_close(&msg);
+    }
+    // Both ready at once: the broker's request comes first, the descriptor next.
+    t_send_request(env, "w-5", "client-e", "first");
+    struct timespec pause = {0, 50 * 1000000L};
+    nanosleep(&pause, NULL);
+    assert_int_equal(write(pipe_fds[1], "x", 1), 1);
+    assert_int_equal(kmx_mdp_worker_wait(worker, T_WAIT_MS, &body, &also, 1), 1);
+    zmq_msg_close(&body);
+    assert_int_equal(kmx_mdp_worker_send(worker, "ok", 2), 0);
+    also.revents = 0;
+    assert_int_equal(kmx_mdp_worker_wait(worker, T_WAIT_MS, &body, &also, 1), KMX_MDP_OTHER);
+    close(pipe_fds[0]);
+    close(pipe_fds[1]);
     kmx_mdp_worker_destroy(&worker);
 }
 
@@ -357,6 +407,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_mdp_worker_answers_the_requesting_client, t_setup,
                                         t_teardown),
         cmocka_unit_test_setup_teardown(test_mdp_worker_skips_malformed_broker_messages, t_setup,
+                                        t_teardown),
+        cmocka_unit_test_setup_teardown(test_mdp_worker_wait_wakes_for_either_side, t_setup,
                                         t_teardown),
         cmocka_unit_test_setup_teardown(test_mdp_worker_reconnects_after_disconnect, t_setup,
                                         t_teardown),
