@@ -10,7 +10,10 @@
 # kmx_bench_floor). kmx and PostgreSQL never run at the same time. Prints p50/p99 idle and
 # busy for both, ingest rows/s with and without readers (and each system's ratio of the
 # two), and every target of issue 12 with met/short. Everything runs on one host, so the
-# kmx-query workers read storage's environment directly (--read-dir) unless DIRECT=0.
+# kmx-query workers read storage's environment directly (--read-dir) unless DIRECT=0, and
+# the readers ask them on their local read sockets (kmx-query --local, one hop; reader i
+# the socket of worker i mod QUERY_WORKERS) unless LOCAL=0; the broker's path is timed
+# idle beside it (1 and 8 clients, gets), so both paths' figures are in every run.
 #   bench/mixed/run.sh [BUILD_DIR] [--smoke]
 #   environment: BASE (200000), ROWS (1000000), IDLE_S (5), QUERY_WORKERS (4), DIRECT (1),
 #                READER_NICE (unset: the services' defaults, 0; N: the query workers'
@@ -18,6 +21,7 @@
 #                SYSTEMS ("kmx pg": which systems are timed), TRANSPORT (ipc: the client, broker,
 #                worker and storage hops over unix sockets, as docs/operations.md advises on
 #                one host, and the floor on the same transport; tcp: loopback TCP),
+#                LOCAL (1: readers on the workers' local read sockets; 0: through the broker),
 #                IDLE_ONLY (0; 1: the idle readers only, no ingest), PIN (0; 1: kmx-broker
 #                on CPU 0 and kmx-query worker i on CPU (i + 1) mod the CPUs, each with its
 #                ZeroMQ I/O thread, --cpu)
@@ -30,7 +34,7 @@ smoke=0
 [[ ${2:-} == --smoke ]] && smoke=1
 base=${BASE:-200000} rows=${ROWS:-1000000} idle_s=${IDLE_S:-5} qworkers=${QUERY_WORKERS:-4}
 direct=${DIRECT:-1} systems=${SYSTEMS:-kmx pg} rnice=${READER_NICE:-}
-transport=${TRANSPORT:-ipc} idle_only=${IDLE_ONLY:-0} pin=${PIN:-0}
+transport=${TRANSPORT:-ipc} idle_only=${IDLE_ONLY:-0} pin=${PIN:-0} local=${LOCAL:-1}
 ((smoke)) && base=2400 rows=3000 idle_s=1
 if ! ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || [[ ! -x $build/bin/kmx_bench_mixed ]]; then
   echo "SKIP bench.mixed: needs PostgreSQL and kmx_bench_mixed (scripts/setup.sh --bench)"
@@ -96,6 +100,7 @@ start_kmx() {
   for ((i = 0; i < qworkers; i++)); do
     local cargs=()
     ((pin)) && cargs=(--cpu $(((i + 1) % ncpu)))
+    ((local)) && cargs+=(--local "$work/query$i.sock")
     "$bin/kmx-query" "${qargs[@]}" "${cargs[@]}" 2>>"$work/log" & pids+=($!) qpids+=$!,
   done
 }
@@ -126,11 +131,20 @@ pg_copy() {
   echo "$t0 $t1"
 }
 
-# readers SYSTEM CLIENTS QUESTIONS SECONDS PHASE: result lines tagged "SYSTEM PHASE".
+# The readers' kmx target: the workers' local read sockets, or the broker.
+kmx_target=$KMX_BROKER
+if ((local)); then
+  kmx_target=""
+  for ((i = 0; i < qworkers; i++)); do kmx_target+="${kmx_target:+,}unix:$work/query$i.sock"; done
+fi
+
+# readers SYSTEM CLIENTS QUESTIONS SECONDS PHASE: result lines tagged "SYSTEM PHASE"
+# (system "kmx-broker": kmx through the broker, whatever LOCAL says).
 readers() {
-  local target=$KMX_BROKER
+  local target=$kmx_target sys=$1
   [[ $1 == pg ]] && target=$pgconn
-  "$bin/kmx_bench_mixed" "$1" "$target" "$2" "$3" "$4" "$base" | sed "s/^result /$1 $5 /" >>"$res"
+  [[ $1 == kmx-broker ]] && target=$KMX_BROKER sys=kmx
+  "$bin/kmx_bench_mixed" "$sys" "$target" "$2" "$3" "$4" "$base" | sed "s/^result /$1 $5 /" >>"$res"
 }
 
 # ingest SYSTEM TAG [CLIENTS]: the ingest of TAG, with CLIENTS readers asking in a loop
@@ -172,6 +186,10 @@ for sys in $systems; do
   readers "$sys" 8 mix "$idle_s" idle-mix8
   readers "$sys" 8 get "$idle_s" idle8
   readers "$sys" 8 group "$idle_s" idle8
+  if [[ $sys == kmx ]] && ((local)); then
+    readers kmx-broker 1 get "$idle_s" idle1
+    readers kmx-broker 8 get "$idle_s" idle8
+  fi
   ((idle_only)) && continue
   echo "bench: $sys ingest alone, then beside 1 and 8 readers" >&2
   ingest "$sys" alone
@@ -181,32 +199,41 @@ done
 "$bin/kmx_bench_floor" 2000 >"$work/floor" 2>/dev/null || echo "(no floor)" >"$work/floor"
 
 python3 - "$res" "$work/floor" "$base" "$rows" "$smoke" "$direct" "${rnice:-default}" "$qworkers" \
-  "$transport" "$pin" <<'PY'
+  "$transport" "$pin" "$local" <<'PY'
 import re, sys
 res, floor_file, base, rows, smoke = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
 direct = sys.argv[6] == "1"
 rnice = sys.argv[7]
-hops = 2 if direct else 3  # client -> broker -> kmx-query (-> kmx-storage)
+local = sys.argv[11] == "1"
+broker_hops = 2 if direct else 3  # client -> broker -> kmx-query (-> kmx-storage)
+hops = 1 if local and direct else 2 if local else broker_hops  # local: client -> kmx-query
 transport = sys.argv[9]  # the floor is taken on the hops' own transport
-floor_row = r"\s+tcp 127\.0\.0\.1\s+([0-9.]+)\s+([0-9.]+)" if transport == "tcp" else r"\s+ipc\s+([0-9.]+)\s+([0-9.]+)"
+zmq_row = r"\s+tcp 127\.0\.0\.1\s+([0-9.]+)\s+([0-9.]+)" if transport == "tcp" else r"\s+ipc\s+([0-9.]+)\s+([0-9.]+)"
+floor_row = r"\s+unix stream\s+([0-9.]+)\s+([0-9.]+)" if local else zmq_row
 r = {}
 for line in open(res):
     f = line.split()
     vals = dict(kv.split("=") for kv in f[2:] if "=" in kv)
     key = (f[0], f[1]) if f[1].startswith(("ingest-", "cpu-")) else (f[0], f[1], f[2])
     r[key] = {k: float(v) for k, v in vals.items()}
-floor = None
+floor = broker_floor = None
 for line in open(floor_file):
     m = re.match(floor_row, line)
     if m:
         floor = hops * float(m.group(1))  # one round trip per hop
+    m = re.match(zmq_row, line)
+    if m:
+        broker_floor = broker_hops * float(m.group(1))
+if local and not direct:
+    floor = None  # a unix hop, then a ZeroMQ one to storage: no one row stands for both
 
 def g(sys_, phase, q, stat):
     v = r.get((sys_, phase, q))
     return v[stat] if v else float("nan")
 
-print("\nreads beside writes: %d base records, then %d-row ingests (ms; kmx-query %s, readers nicer by %s, over %s%s)%s" % (
-    base, rows, "reading the store directly" if direct else "through storage's socket", rnice, transport,
+print("\nreads beside writes: %d base records, then %d-row ingests (ms; kmx readers %s, kmx-query %s, readers nicer by %s, over %s%s)%s" % (
+    base, rows, "on the workers' local read sockets" if local else "through the broker",
+    "reading the store directly" if direct else "through storage's socket", rnice, transport,
     ", broker and workers pinned" if sys.argv[10] == "1" else "",
     "  [smoke sizes: figures mean nothing]" if smoke else ""))
 print("  %-34s %9s %9s %9s %9s" % ("", "kmx p50", "kmx p99", "PG p50", "PG p99"))
@@ -267,8 +294,20 @@ if r.get(("kmx", "cpu-alone")):
               " threads, broker, kmx-query, clients) %.2f cores" % (
               c, need, need * cpu(t, "writer") / cpu("alone", "writer"), cpu(t, "writer") / cpu(t, "span"),
               sum(cpu(t, n) for n in ("storage", "broker", "query", "clients")) / cpu(t, "span")))
+if local and r.get(("kmx-broker", "idle8", "get")):
+    print("  the same gets through the broker (%d ZeroMQ hops over %s), idle" % (broker_hops, transport))
+    print("    %-32s %9.3f %9.3f" % ("1 client", g("kmx-broker", "idle1", "get", "p50"),
+                                     g("kmx-broker", "idle1", "get", "p99")))
+    print("    %-32s %9.3f %9.3f   %9.0f answers/s" % (
+        "8 clients", g("kmx-broker", "idle8", "get", "p50"), g("kmx-broker", "idle8", "get", "p99"),
+        g("kmx-broker", "idle8", "get", "rate")))
+    if broker_floor:
+        print("    1 client's p50 against its floor (%.3f ms): %.2fx" % (
+            broker_floor, g("kmx-broker", "idle1", "get", "p50") / broker_floor))
 if floor:
-    print("\nfloor: %d ZeroMQ round trips over %s (a get's path) = %.3f ms" % (hops, transport, floor))
+    print("\nfloor: %s (a get's path) = %.3f ms" % (
+        "one round trip on a unix stream socket" if local else
+        "%d ZeroMQ round trips over %s" % (hops, transport), floor))
 
 def mark(ok):
     return "met" if ok else "short"

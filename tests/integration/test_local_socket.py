@@ -1,0 +1,171 @@
+"""kmx-query --local PATH (KMX_LOCAL_SOCKET): a query worker also answers processes of its
+host on a unix socket, without the broker's hop (docs/architecture.md, "The local read
+socket"); libkmx and the CLI reach it with the endpoint unix:PATH.
+
+- Every read answers on the local socket as it does through the broker, from a worker
+  reading storage's files (--read-dir) and from one asking storage; a read after an
+  acknowledged write sees it, every time.
+- Writes and other services are refused on it by name, and nothing is stored.
+- The socket file is the worker's: mode 0660, a second worker on the same path is refused,
+  the file a killed worker left is taken over by its restart, a clean stop removes it.
+- Bytes that are no request (garbage, a length over the limit, half a message) get an
+  Error or a closed connection, and the worker goes on answering both sides.
+"""
+import os
+import signal
+import socket
+import stat
+import struct
+import unittest
+
+import kmxtest
+from kmxtest import Cluster, _fields
+
+KEY = ["--kind", "export", "--market", "JP", "--category", "physical_album_customs",
+       "--item", "local socket check", "--source", "kmx test"]
+
+
+def read_log(cluster, name):
+    with open(os.path.join(cluster.dir, name + ".log"), errors="replace") as f:
+        return f.read()
+
+
+def exchange(path, payload, timeout=5):
+    """Sends payload as-is on a fresh connection; returns the first framed answer's body,
+    or None when the worker closed the connection without one."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        s.sendall(payload)
+        head = b""
+        while len(head) < 4:
+            part = s.recv(4 - len(head))
+            if not part:
+                return None
+            head += part
+        (n,) = struct.unpack(">I", head)
+        body = b""
+        while len(body) < n:
+            part = s.recv(n - len(body))
+            if not part:
+                return None
+            body += part
+        return body
+
+
+def error_of(body):
+    """(code, message) of a Response holding an Error, else None."""
+    for number, value in _fields(body):
+        if number == 2:
+            fields = dict(_fields(value))
+            return fields.get(1), fields.get(2, b"").decode()
+    return None
+
+
+class LocalSocket(unittest.TestCase):
+    def setUp(self):
+        self.c = Cluster(query=1)
+        self.direct = os.path.join(self.c.dir, "q0.sock")
+        self.linked = os.path.join(self.c.dir, "q1.sock")
+        self.c.proc_env["kmx-query"] = {"KMX_READ_DIR": self.c.data_dir,
+                                        "KMX_LOCAL_SOCKET": self.direct}
+        self.c.start()
+        # A second worker without --read-dir: its local answers come through storage.
+        self.c.proc_env["kmx-query"] = {}
+        self.c.spawn("query1", "kmx-query", "--local", self.linked)
+        self.c.n_query = 2
+        self.c.wait_ready()
+
+    def tearDown(self):
+        self.c.close()
+
+    def local(self, path, *args, **kw):
+        return self.c.kmx("--broker", "unix:" + path, *args, **kw)
+
+    def local_json(self, path, *args):
+        import json
+        return json.loads(self.local(path, *args, "--format", "json").stdout)
+
+    def test_reads_answer_as_through_the_broker(self):
+        self.c.kmx_json("import", kmxtest.SAMPLE)
+        questions = [("query", "consumption", "--by", "market", "--granularity", "any"),
+                     ("query", "exports", "--category", "physical_album_customs", "--by", "market",
+                      "--top", "3", "--unit", "USD"),
+                     ("list", "exports", "--market", "JP"),
+                     ("catalog",)]
+        for q in questions:
+            want = self.c.kmx(*q, "--format", "json").stdout
+            for path in (self.direct, self.linked):
+                self.assertEqual(self.local(path, *q, "--format", "json").stdout, want,
+                                 (q, path))
+        # Read-your-writes on both paths: each acknowledged put is seen by the next get.
+        for i in range(10):
+            period = "2024-%02d" % (i + 1)
+            self.c.kmx("put", *KEY, "--period", period, "--value", str(500 + i), "--unit", "USD")
+            for path in (self.direct, self.linked):
+                rec = self.local_json(path, "get", *KEY, "--period", period)
+                self.assertEqual(rec["value"], str(500 + i), (path, rec))
+        pong = self.local(self.direct, "ping", "kmx.query").stdout
+        self.assertIn("kmx.query ok (worker query-", pong)
+        self.assertEqual(stat.S_IMODE(os.stat(self.direct).st_mode), 0o660)
+        self.assertIn("local=%s" % self.direct, read_log(self.c, "query0"))
+
+    def test_writes_are_refused_and_nothing_is_stored(self):
+        self.c.kmx("put", *KEY, "--period", "2024-05", "--value", "7", "--unit", "USD")
+        r = self.local(self.direct, "put", *KEY, "--period", "2024-05", "--value", "8",
+                       "--unit", "USD", check=False)
+        self.assertEqual(r.returncode, 2, r)
+        self.assertIn("answers kmx.query only: send this to the broker", r.stderr)
+        r = self.local(self.direct, "import", kmxtest.SAMPLE, check=False)
+        self.assertNotEqual(r.returncode, 0, r)
+        self.assertIn("answers kmx.query only", r.stderr)
+        self.assertEqual(self.c.kmx_json("get", *KEY, "--period", "2024-05")["value"], "7")
+        self.assertEqual(len(self.c.kmx_lines("list")), 1)
+
+    def test_the_socket_file_belongs_to_its_worker(self):
+        # A second worker on a live path is refused, by name, and the first goes on.
+        dup = self.c.spawn("dup", "kmx-query", "--local", self.direct)
+        self.assertNotEqual(dup.wait(timeout=20), 0)
+        self.c.procs.pop("dup")
+        self.assertIn("another process listens on the local socket path", read_log(self.c, "dup"))
+        self.local(self.direct, "ping", "kmx.query")
+
+        # Killed: the client says nobody answers there; restarted on the file it left: served.
+        self.c.stop("query0", sig=signal.SIGKILL)
+        self.assertTrue(os.path.exists(self.direct))
+        r = self.local(self.direct, "ping", "kmx.query", "--retries", "1", check=False)
+        self.assertEqual(r.returncode, 2, r)
+        self.assertIn("no kmx-query answers on this local read socket", r.stderr)
+        self.c.proc_env["kmx-query"] = {"KMX_READ_DIR": self.c.data_dir}
+        self.c.spawn("query0", "kmx-query", "--local", self.direct)
+        kmxtest.wait_for(lambda: self.local(self.direct, "ping", "kmx.query", "--retries", "1",
+                                            check=False).returncode == 0,
+                         deadline=20, what="the restarted worker on its old socket file")
+
+        # A clean stop removes the file.
+        self.assertEqual(self.c.stop("query1"), 0)
+        self.assertFalse(os.path.exists(self.linked))
+
+    def test_bytes_that_are_no_request(self):
+        self.c.kmx("put", *KEY, "--period", "2024-06", "--value", "9", "--unit", "USD")
+        # A framed body that is no protobuf Request: a BAD_REQUEST Error.
+        body = exchange(self.direct, struct.pack(">I", 5) + b"\xff\xff\xff\xff\xff")
+        self.assertIsNotNone(body)
+        self.assertEqual(error_of(body)[0], 1)
+        # A length over the limit: TOO_LARGE, naming the way out, and the connection closed.
+        body = exchange(self.direct, struct.pack(">I", 64 << 20))
+        code, message = error_of(body)
+        self.assertEqual(code, 5)
+        self.assertIn("send it to the broker", message)
+        # Half a message, then gone.
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(self.direct)
+            s.sendall(struct.pack(">I", 100) + b"abc")
+        # Both sides still answer.
+        self.assertEqual(self.local_json(self.direct, "get", *KEY, "--period",
+                                         "2024-06")["value"], "9")
+        self.assertEqual(self.c.kmx_json("get", *KEY, "--period", "2024-06")["value"], "9")
+
+
+if __name__ == "__main__":
+    kmxtest.main()
