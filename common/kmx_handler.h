@@ -85,6 +85,7 @@ struct kmx_handler_base {
     int64_t deadline;               // monotonic ms by which that request is to be answered
     uint64_t requests;              // requests answered
     uint64_t errors;                // error replies sent
+    const struct kmx_local *local;  // the worker's local read socket (borrowed), or NULL
 };
 
 // Allocates a zeroed object of cls->size whose base is filled (link borrowed, worker copied;

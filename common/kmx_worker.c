@@ -228,6 +228,7 @@ int kmx_worker_main(int argc, char **argv, const kmx_worker_spec_t *spec) {
     kmx_link_set_tick(link, s_heartbeat, worker);
     const char *why = NULL;
     local = cfg.local ? kmx_local_listen(cfg.local, s_handle, handler, &why) : NULL;
+    handler->local = local;
     if (cfg.local && !local) {
         kmx_log_error("cannot listen on the local read socket path=%s: %s", cfg.local, why);
         fprintf(stderr, "%s: --local %s: %s\n", spec->program, cfg.local, why);

@@ -7,6 +7,7 @@
 #include "kmx_filter.h"
 #include "kmx_group.h"
 #include "kmx_handler.h"
+#include "kmx_local.h"
 #include "kmx_log.h"
 #include "kmx_market.h"
 #include "kmx_msg.h"
@@ -158,6 +159,9 @@ static void s_storage_stats(kmx_query_t *self, const Kmx__V1__Request *req,
 
 static int s_on_stats(void *ctx, const Kmx__V1__Request *req, uint8_t **out, size_t *len) {
     kmx_query_t *self = ctx;
+    kmx_local_stats_t local = {0};
+    if (self->base.local)
+        local = kmx_local_stats(self->base.local);
     const kmx_handler_counter_t counters[] = {
         {"requests", self->base.requests},
         {"errors", self->base.errors},
@@ -169,6 +173,11 @@ static int s_on_stats(void *ctx, const Kmx__V1__Request *req, uint8_t **out, siz
         {"records_matched", self->count.matched},
         {"aggregates", self->count.aggregates},
         {"walks", self->count.walks},
+        // The local read socket's (docs/architecture.md), 0 without one: requests answered
+        // on it (also counted in requests), connections open, and refused when full.
+        {"local_requests", local.requests},
+        {"local_connections", local.open},
+        {"local_refused", local.refused},
     };
     Kmx__V1__Response *storage = NULL;
     s_storage_stats(self, req, &storage);

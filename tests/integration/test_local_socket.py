@@ -11,6 +11,7 @@ socket"); libkmx and the CLI reach it with the endpoint unix:PATH.
 - Bytes that are no request (garbage, a length over the limit, half a message) get an
   Error or a closed connection, and the worker goes on answering both sides.
 """
+import json
 import os
 import signal
 import socket
@@ -83,7 +84,6 @@ class LocalSocket(unittest.TestCase):
         return self.c.kmx("--broker", "unix:" + path, *args, **kw)
 
     def local_json(self, path, *args):
-        import json
         return json.loads(self.local(path, *args, "--format", "json").stdout)
 
     def test_reads_answer_as_through_the_broker(self):
@@ -108,6 +108,15 @@ class LocalSocket(unittest.TestCase):
         pong = self.local(self.direct, "ping", "kmx.query").stdout
         self.assertIn("kmx.query ok (worker query-", pong)
         self.assertEqual(stat.S_IMODE(os.stat(self.direct).st_mode), 0o660)
+        # The worker counts what its socket answered (kmx stats asked on it: the broker's
+        # and ingest's parts are refused there, the worker's own are printed).
+        r = self.local(self.direct, "stats", "--format", "json", check=False)
+        self.assertEqual(r.returncode, 2, r)
+        mine = [s for s in json.loads(r.stdout)["services"] if s["service"] == "kmx.query"]
+        self.assertEqual(len(mine), 1, r.stdout)
+        self.assertGreaterEqual(mine[0]["counters"]["local_requests"], 15, mine)
+        self.assertEqual(mine[0]["counters"]["local_connections"], 1, mine)
+        self.assertEqual(mine[0]["counters"]["local_refused"], 0, mine)
         self.assertIn("local=%s" % self.direct, read_log(self.c, "query0"))
 
     def test_writes_are_refused_and_nothing_is_stored(self):
