@@ -1,6 +1,7 @@
 """The Python client against the real services: every method, its answers equal to the
 CLI's on the sample data, errors as exceptions, CURVE keys, retries while storage is
-down, and watch across a storage restart without a gap.
+down, watch across a storage restart without a gap, and a kmx-query worker's local read
+socket (unix:PATH): its answers, its refusals, a stuck, stopped and restarted worker.
 
 Run by ctest (clients.python) with PYTHONPATH holding the built package (build/clients/
 python) and the integration harness (tests/integration/kmxtest.py).
@@ -8,6 +9,8 @@ python) and the integration harness (tests/integration/kmxtest.py).
 import json
 import os
 import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -45,6 +48,12 @@ class Answers(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.c = Cluster().start()
+        # A second kmx-query that also answers on a local read socket in the cluster's
+        # directory (its broker side shares the broker's kmx.query requests).
+        cls.local = os.path.join(cls.c.dir, "q.sock")
+        cls.c.spawn("local", "kmx-query", "--local", cls.local)
+        cls.c.n_query = 2
+        cls.c.wait_ready()
         cls.k = client(cls.c)
         calls = []
         cls.imported = cls.k.import_file(kmxtest.SAMPLE, batch=25,
@@ -224,6 +233,117 @@ class Answers(unittest.TestCase):
         with self.assertRaises(kmx.Unsupported) as e:
             self.k._result("kmx.broker", "query", query=kmx.pb.QueryRequest())
         self.assertEqual(e.exception.service, "kmx.broker")
+
+    def test_local_read_socket_answers_reads_only(self):
+        os.environ["KMX_BROKER"] = "unix:" + self.local
+        try:
+            loc = kmx.Client(timeout=3, events=self.c.env["KMX_EVENTS"])
+        finally:
+            os.environ["KMX_BROKER"] = self.c.env["KMX_BROKER"]
+        with loc:
+            self.assertEqual(loc.broker, "unix:" + self.local)
+            kw = {"category": "physical_album_customs", "unit": "USD", "period": "2024",
+                  "by": "market", "top": 3, "other": True, "share": True, "growth": "yoy"}
+            mine, theirs = loc.query("exports", **kw), self.k.query("exports", **kw)
+            self.assertTrue(mine.rows)
+            self.assertEqual((mine.rows, mine.columns, mine.matched),
+                             (theirs.rows, theirs.columns, theirs.matched))
+            japan = list(loc.list(kind="exports", market="JP", page_size=3))
+            self.assertTrue(japan)
+            self.assertEqual(japan, list(self.k.list(kind="exports", market="JP")))
+            rec = japan[0]
+            key = {k: rec[k] for k in KEY if rec[k] is not None}
+            self.assertEqual(loc.get(**key), rec)
+            self.assertEqual(loc.catalog(), self.k.catalog())
+            self.assertEqual(loc.replay(0, limit=20), self.k.replay(0, limit=20))
+            self.assertEqual(list(loc.watch(since=0, count=3)), self.k.replay(0, limit=3)[0])
+            self.assertEqual(loc.history(**key), self.k.history(**key))
+
+            def answered():  # requests the worker answered on its local socket
+                return loc.stats([kmx.QUERY])["services"][0]["counters"]["local_requests"]
+            self.assertGreaterEqual(answered(), 8)  # the reads above came this way
+            with self.assertRaises(kmx.NotFound):
+                loc.get(**dict(key, item="no such series"))
+            with self.assertRaises(kmx.BadRequest) as e:
+                loc.query("exports", period="2025-H3")
+            self.assertIn("'2025-H3' is not a period", e.exception.message)
+            # Writes and other services are refused by name before anything is sent.
+            before = answered()
+            with kmx.Client("unix:" + self.local) as fresh:
+                changed = dict(key, value=rec["value"] + 1, unit=rec["unit"])
+                for call, service in ((lambda: fresh.put([changed]), "kmx.ingest"),
+                                      (lambda: fresh.delete(**key), "kmx.ingest"),
+                                      (lambda: fresh.ping(), "kmx.broker"),
+                                      (lambda: fresh.stats(), "kmx.broker")):
+                    with self.assertRaises(kmx.Unsupported) as e:
+                        call()
+                    self.assertEqual((e.exception.code, e.exception.service),
+                                     ("UNSUPPORTED", service))
+                    self.assertEqual(e.exception.message, "a local read socket (unix:PATH) "
+                                     "answers kmx.query only: send this to the broker")
+            self.assertEqual(answered(), before + 1)  # that one is the stats call
+            self.assertEqual(self.k.get(**key), rec)
+            self.assertEqual(loc.get(**key), rec)
+        # Without pyzmq the local read socket still answers; the broker asks for it.
+        code = ("import sys; sys.modules['zmq'] = None; import kmx\n"
+                "print(kmx.Client(sys.argv[1]).ping('query')['kmx.query']['worker'])\n"
+                "try:\n    kmx.Client('tcp://127.0.0.1:1')\n"
+                "except ImportError as e:\n    print(e)\n")
+        r = subprocess.run([sys.executable, "-c", code, "unix:" + self.local],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        worker, refusal = r.stdout.splitlines()
+        self.assertTrue(worker.startswith("query-"), worker)
+        self.assertIn("needs pyzmq (Debian: apt-get install python3-zmq)", refusal)
+
+    def test_local_read_socket_worker_stuck_stopped_restarted(self):
+        ask = {"kind": "exports", "period": "2024", "by": "market"}
+        want = self.k.query(**ask).rows
+        held = kmx.Client("unix:" + self.local, timeout=0.25, retries=2)
+        kept = kmx.Client("unix:" + self.local, timeout=3, retries=1)
+        self.addCleanup(held.close)
+        self.addCleanup(kept.close)
+        self.assertEqual(held.query(**ask).rows, want)
+        self.assertEqual(kept.query(**ask).rows, want)
+        # A stuck worker: each try times out on a connection of its own, as on the broker's
+        # path (Lazy Pirate), so the late answers go to closed connections.
+        proc = self.c.procs["local"]
+        proc.send_signal(signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            with self.assertRaises(kmx.Timeout) as e:
+                held.catalog()
+            self.assertGreaterEqual(time.monotonic() - t0, 0.5)
+            self.assertIn("timed out after 2 tries; is the kmx-query at unix:%s running?"
+                          % self.local, e.exception.message)
+            self.assertEqual(held.retried, 1)
+        finally:
+            proc.send_signal(signal.SIGCONT)
+        held.timeout = 3.0
+        self.assertEqual(held.query(**ask).rows, want)  # its own answer, not a late catalog
+        # A stopped worker is named: at once without a deadline, after retries within one.
+        # The broker's path goes on.
+        self.c.stop("local")
+        within = kmx.Client("unix:" + self.local, deadline=0.3)
+        for c, retried in ((held, 1), (within, None)):
+            with self.assertRaises(kmx.Unavailable) as e:
+                c.query(**ask)
+            self.assertEqual((e.exception.code, e.exception.service),
+                             ("UNAVAILABLE", "kmx.query"))
+            self.assertIn("no kmx-query answers on this local read socket (start one with "
+                          "--local PATH): unix:%s" % self.local, e.exception.message)
+            if retried is not None:
+                self.assertEqual(c.retried, retried)
+        self.assertGreater(within.retried, 0)
+        self.assertEqual(self.k.query(**ask).rows, want)
+        # Restarted on the same path, it is found again, also by a client that kept its
+        # connection to the worker that is gone: made anew within the one try it has.
+        self.c.spawn("local", "kmx-query", "--local", self.local)
+        wait_for(lambda: os.path.exists(self.local), what="the restarted worker's socket")
+        self.c.wait_ready()
+        self.assertEqual(kept.query(**ask).rows, want)
+        self.assertEqual(kept.retried, 0)
+        self.assertEqual(held.query(**ask).rows, want)
 
     def test_to_pandas(self):
         try:
