@@ -4,9 +4,9 @@
     point get, a filtered page of 100, a group-by market for one year and one category and
     a top-10 with growth (one category too) through the full path (client -> broker ->
     kmx-query -> kmx-storage) and the same questions over libpq, and prints p50/p99 side
-    by side with the targets. With a second broker (DIRECT_BROKER), whose kmx-query reads
-    storage's environment itself (--read-dir), the same questions are timed on that path
-    too, in the same run (client -> broker -> kmx-query).  */
+    by side with the targets. With DIRECT_ENDPOINT, the local read socket ("unix:PATH")
+    of a kmx-query that reads storage's environment itself (--read-dir --local), the same
+    questions are timed on that path too, in the same run (client -> kmx-query).  */
 #include "kmx_client.h"
 #include "kmx_err.h"
 #include "kmx_market.h"
@@ -156,7 +156,7 @@ typedef struct {
     const s_data_t *d;    // the data set
     kmx_client_t *client; // kmx through the broker
     PGconn *pg;           // PostgreSQL
-    kmx_client_t *direct; // kmx through a broker whose kmx-query reads directly, or NULL
+    kmx_client_t *direct; // kmx on the local read socket of a kmx-query reading directly, or NULL
     unsigned seed;        // picks keys and years
     unsigned page;        // records per page: 100, fewer when a market's year holds fewer
 } s_bench_t;
@@ -406,7 +406,7 @@ static void s_report(const s_bench_t *b, double res[Q_N][S_SYSTEMS][2]) {
     int d = b->direct != NULL;
     printf("\nread latency, %ld monthly export records (ms; kmx through broker -> "
            "kmx-query -> kmx-storage%s)\n",
-           b->d->n, d ? "; direct: broker -> kmx-query reading the environment" : "");
+           b->d->n, d ? "; direct: kmx-query's local read socket, reading the environment" : "");
     printf("  %-28s %9s %9s", "question", "kmx p50", "kmx p99");
     if (d)
         printf(" %9s %9s", "direct50", "direct99");
@@ -470,7 +470,7 @@ int main(int argc, char **argv) {
     if (argc < 4 || s_markets(&d) != 0) {
         fprintf(stderr, "usage: kmx_bench_query load DIR CSV [N]\n"
                         "       kmx_bench_query run BROKER PGCONNINFO [N [GETS [AGGS "
-                        "[DIRECT_BROKER]]]]\n");
+                        "[DIRECT_ENDPOINT]]]]\n");
         return 2;
     }
     d.n = argc > 4 ? atol(argv[4]) : 1000000;
