@@ -155,6 +155,36 @@ class LocalSocket(unittest.TestCase):
         self.assertEqual(self.c.stop("query1"), 0)
         self.assertFalse(os.path.exists(self.linked))
 
+    def worker_counters(self, path):
+        r = self.local(path, "stats", "--format", "json", check=False)
+        mine = [s for s in json.loads(r.stdout)["services"] if s["service"] == "kmx.query"]
+        return mine[0]["counters"]
+
+    def test_many_connections_leave_nothing_behind(self):
+        # A worker that runs for months sees connections come and go, some of them broken:
+        # its descriptors and connection slots come back each time.
+        self.c.kmx("put", *KEY, "--period", "2024-07", "--value", "3", "--unit", "USD")
+        ping = b"\x0a\x02py" + b"\x52\x00"  # request_id "py", body: PingRequest (field 10)
+        before = self.worker_counters(self.direct)
+        for i in range(600):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(5)
+                s.connect(self.direct)
+                if i % 3 == 0:
+                    s.sendall(struct.pack(">I", 1000) + b"half")  # gone inside a message
+                elif i % 3 == 1:
+                    s.sendall(struct.pack(">I", len(ping)) + ping)
+                    self.assertEqual(len(s.recv(4)), 4)
+        after = kmxtest.wait_for(
+            lambda: (lambda c: c if c["local_connections"] == 1 else None)(
+                self.worker_counters(self.direct)), what="connections closed")
+        self.assertGreaterEqual(after["local_requests"] - before["local_requests"], 200, after)
+        self.assertEqual(after["local_refused"], 0, after)
+        self.assertLessEqual(after["open_fds"], before["open_fds"], (before, after))
+        self.assertLess(after["rss_bytes"], before["rss_bytes"] + (4 << 20), (before, after))
+        self.assertEqual(self.local_json(self.direct, "get", *KEY, "--period",
+                                         "2024-07")["value"], "3")
+
     def test_bytes_that_are_no_request(self):
         self.c.kmx("put", *KEY, "--period", "2024-06", "--value", "9", "--unit", "USD")
         # A framed body that is no protobuf Request: a BAD_REQUEST Error.
