@@ -1,6 +1,7 @@
 /*  kmx_bench_alt - what the first alternatives check (the one every group-by query makes)
     costs after a large import, in one run on one store: with the store open during the
-    import (the version built at open and followed by the writer), beside the walk over
+    import (the version built at open and followed by the builder thread: the check right
+    after the last commit waits for it to follow that batch), beside the walk over
     every record that such a first check made before (a read-only open still builds its
     version that way, so it is timed there), and right after a restart (the check waits
     for the open's build).
@@ -103,9 +104,10 @@ static int s_run(const char *dir, int rows) {
     kmx_store_close(&store);
     if (after < 0 || second < 0 || before < 0 || restart < 0)
         return -1;
-    printf("figure: alternatives first check after a %d-row import, store open during it = "
-           "%.3f ms (a second check %.3f ms)\n",
-           rows, after, second);
+    printf("figure: alternatives first check right after a %d-row import's last commit, store "
+           "open during it = %.3f ms (waiting for the builder to follow that batch of %d "
+           "rows if it has not yet; a second check %.3f ms)\n",
+           rows, after, S_BATCH, second);
     printf("figure: alternatives first check that walks every record (before: each storage "
            "start's first check after an import) = %.1f ms\n",
            before);

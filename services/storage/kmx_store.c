@@ -513,8 +513,8 @@ int kmx_store_open(const char *dir, const kmx_store_config_t *cfg, kmx_store_t *
     }
     kmx_log_info("store open dir=%s last_seq=%llu map_size=%zu readonly=%d", dir,
                  (unsigned long long)self->last_seq, self->map_size, readonly);
-    // The writer follows the alternatives from the version built now; a read-only store
-    // (check, backup, direct reads) builds it when a check first needs it.
+    // The builder walks for the alternatives now and then follows each commit; a read-only
+    // store (check, backup, direct reads) builds them when a check first needs them.
     if (!readonly && kmx_store_alt_start(self) != 0)
         kmx_log_warn("alternatives: no builder thread; the first check builds them");
     *out = self;

@@ -2,26 +2,30 @@
     must not add them: the records that have an alternative, kept in memory as immutable
     versions, each tagged with the sequence it describes.
 
-    A writable store builds the first version at open, on a thread of its own, with one
-    walk over the records (records of one kind, period, market and category are adjacent
-    in key order, so the walk compares each such run only within itself); a check that
-    comes before it is done waits for it rather than walking too. After that the version
-    follows the store without walking it again: the writer, inside each write transaction,
-    notes for every changed record the state of its quantity's key range (the run, then
-    the item without its annotation: the only records it can be an alternative of), and
-    publishes the next version right after the commit. A version behind the store (built
-    while batches ran, or a batch that could not follow) is brought forward from the event
-    log by the writer at its next batch, or by a reader that needs it first. A reader
-    whose snapshot is newer than the version waits for the writer's publication. So no
-    check walks the records, the first one after an import included: a check costs the
-    matching of the few records that have alternatives. Safe from any thread: the
-    versions are immutable and reference-counted, one mutex guards which is current.  */
+    A writable store builds the first version at open, on a thread of its own (the
+    builder), with one walk over the records (records of one kind, period, market and
+    category are adjacent in key order, so the walk compares each such run only within
+    itself); a check that comes before it is done waits for it rather than walking too.
+    After that the builder follows the store without walking it again: the writer only
+    wakes it after each commit, and the builder brings the version forward from the event
+    log, in a read transaction of its own, reading for every changed record the state of
+    its quantity's key range (the run, then the item without its annotation: the only
+    records it can be an alternative of), and publishes the next version. So the import
+    never waits for the alternatives. A reader whose snapshot is newer than the version
+    waits (a bounded while, holding no transaction) for the builder to publish one at
+    least as new, and when the builder is not following (held by a test, or its last
+    round failed) or the wait runs out, brings the version forward from the event log
+    itself: no check is answered from a version older than its snapshot. So no check
+    walks the records, the first one after an import included: a check costs the matching
+    of the few records that have alternatives. Safe from any thread: the versions are
+    immutable and reference-counted, one mutex guards which is current.  */
 #include "kmx_store_int.h"
 
 #include "kmx_alt.h"
 #include "kmx_err.h"
 #include "kmx_log.h"
 #include "kmx_mem.h"
+#include "kmx_proc.h"
 #include "kmx_rkey.h"
 
 #include <errno.h>
@@ -29,7 +33,7 @@
 #include <string.h>
 #include <time.h>
 
-#define S_WAIT_MS 1000          // longest wait for the writer's next version
+#define S_WAIT_MS 1000          // longest wait for the builder's next version
 #define S_CATCH_UP_MAX 1000000u // events a reader replays before it walks the records instead
 #define S_STOP_EVERY 4096u      // records walked between looks at the stop flag
 
@@ -58,22 +62,23 @@ typedef struct {
     size_t n, cap;                // held and allocated
 } s_note_t;
 
+// The notes of one catch-up, one per changed record whose range matters.
+typedef struct {
+    s_note_t *v;   // n notes
+    size_t n, cap; // taken and allocated
+} s_notes_t;
+
 struct kmx_store_alt {
-    pthread_mutex_t mutex; // guards cur, pending and building
-    pthread_cond_t cond;   // signalled when cur changes or pending or building ends
+    pthread_mutex_t mutex; // guards cur, building, follows and held
+    pthread_cond_t cond;   // signalled when cur, building, follows or held change, or a commit
     s_ver_t *cur;          // the newest version, or NULL before the first is built
-    int pending;           // the writer follows cur and will publish after its commit
-    int building;          // the open's builder thread has not finished
+    int building;          // the builder has not built the first version yet
+    int follows;           // the builder brings cur forward after each commit
+    int held;              // the builder starts no round (kmx_store_alt_hold, for tests)
     pthread_t builder;     // that thread, when started (kmx_store_alt_start)
     int builder_started;   // it was started and is not joined yet
-    atomic_int stop;       // set at close: a walk gives up
+    atomic_int stop;       // set at close: the builder ends, a walk or catch-up gives up
     atomic_uint walks;     // walks over all records a check made itself since open
-    // The writer's, for the write transaction in progress.
-    int track;        // the batch started at cur's sequence: notes are taken
-    s_ver_t *base;    // while tracking: that version (a reference)
-    s_note_t *notes;  // one per changed record
-    size_t n_notes;   // notes taken
-    size_t cap_notes; // allocated
 };
 
 // ---- entries and versions ----------------------------------------------------------
@@ -129,22 +134,20 @@ kmx_store_alt_t *kmx_store_alt_new(void) {
     return alt;
 }
 
-static void s_notes_clear(kmx_store_alt_t *alt) {
-    for (size_t i = 0; i < alt->n_notes; i++) {
-        for (size_t k = 0; k < alt->notes[i].n; k++)
-            s_ent_unref(alt->notes[i].e[k]);
-        free(alt->notes[i].e);
+static void s_notes_fini(s_notes_t *notes) {
+    for (size_t i = 0; i < notes->n; i++) {
+        for (size_t k = 0; k < notes->v[i].n; k++)
+            s_ent_unref(notes->v[i].e[k]);
+        free(notes->v[i].e);
     }
-    alt->n_notes = 0;
+    free(notes->v);
+    memset(notes, 0, sizeof *notes);
 }
 
 void kmx_store_alt_destroy(kmx_store_alt_t **alt_p) {
     if (!alt_p || !*alt_p)
         return;
     kmx_store_alt_t *alt = *alt_p;
-    s_notes_clear(alt);
-    free(alt->notes);
-    s_ver_unref(alt->base);
     s_ver_unref(alt->cur);
     pthread_cond_destroy(&alt->cond);
     pthread_mutex_destroy(&alt->mutex);
@@ -275,28 +278,32 @@ static int s_keep_marked(s_cands_t *c, s_ent_t ***e, size_t *n, size_t *cap) {
     return 0;
 }
 
-// Reads note's range in txn and keeps its records that have an alternative.
-static int s_read_range(const kmx_store_t *self, MDB_txn *txn, s_note_t *note) {
-    MDB_cursor *cur = NULL;
-    int rc = mdb_cursor_open(txn, self->records, &cur);
-    if (rc != 0)
-        return kmx_store_mdb_err(rc, "cursor open");
+// Reads note's range with cur (a records cursor) and keeps its records that have an
+// alternative. A range of one record (the usual case) is not decoded.
+static int s_read_range(MDB_cursor *cur, s_note_t *note) {
     s_cands_t c = {0};
-    int err = 0;
-    MDB_val key = {note->plen, note->prefix}, val;
-    for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-         rc == 0 && err == 0 && key.mv_size >= note->plen &&
-         memcmp(key.mv_data, note->prefix, note->plen) == 0;
-         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-        if (s_in_range(note, key.mv_data, key.mv_size))
-            err = s_cands_push(&c, &key, &val);
+    int err = 0, rc = 0;
+    for (int pass = 0; pass < 2 && err == 0; pass++) { // count, then decode when 2 or more
+        size_t in = 0;
+        MDB_val key = {note->plen, note->prefix}, val;
+        for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+             rc == 0 && err == 0 && (pass == 1 || in < 2) && key.mv_size >= note->plen &&
+             memcmp(key.mv_data, note->prefix, note->plen) == 0;
+             rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+            if (!s_in_range(note, key.mv_data, key.mv_size))
+                continue;
+            in++;
+            if (pass == 1)
+                err = s_cands_push(&c, &key, &val);
+        }
+        if (err == 0 && rc != 0 && rc != MDB_NOTFOUND)
+            err = kmx_store_mdb_err(rc, "alternatives range");
+        if (pass == 0 && in < 2)
+            break;
     }
-    if (err == 0 && rc != 0 && rc != MDB_NOTFOUND)
-        err = kmx_store_mdb_err(rc, "alternatives range");
     if (err == 0 && c.n >= 2)
         err = s_keep_marked(&c, &note->e, &note->n, &note->cap);
     s_cands_fini(&c);
-    mdb_cursor_close(cur);
     return err;
 }
 
@@ -325,21 +332,20 @@ static int s_ver_touches(const s_ver_t *base, const s_note_t *note) {
     return 0;
 }
 
-// Notes the state of key's quantity range as txn sees it, unless nothing changes for
-// base: the range has no alternatives now and had none in base (the usual case).
-static int s_note(const kmx_store_t *self, kmx_store_alt_t *alt, MDB_txn *txn, const s_ver_t *base,
-                  const uint8_t *key, size_t klen) {
-    if (kmx_reserve((void **)&alt->notes, &alt->cap_notes, alt->n_notes, sizeof *alt->notes, 16) !=
-        0)
+// Notes the state of key's quantity range as cur's transaction sees it, unless nothing
+// changes for base: the range has no alternatives now and had none in base (the usual case).
+static int s_note(s_notes_t *notes, MDB_cursor *cur, const s_ver_t *base, const uint8_t *key,
+                  size_t klen) {
+    if (kmx_reserve((void **)&notes->v, &notes->cap, notes->n, sizeof *notes->v, 16) != 0)
         return KMX_ERR_NOMEM;
-    s_note_t *note = &alt->notes[alt->n_notes];
+    s_note_t *note = &notes->v[notes->n];
     memset(note, 0, sizeof *note);
     if (s_note_prefix(note, key, klen) != 0)
         return 0; // not a record key
-    int err = s_read_range(self, txn, note);
+    int err = s_read_range(cur, note);
     if (err == 0 && note->n == 0 && !s_ver_touches(base, note))
         return 0; // nothing to note; the slot is reused
-    alt->n_notes++;
+    notes->n++;
     return err;
 }
 
@@ -426,83 +432,11 @@ static void s_install(kmx_store_alt_t *alt, s_ver_t *v) {
 
 // ---- the writer's part -------------------------------------------------------------
 
-static int s_catch_up(const kmx_store_t *self, MDB_txn *txn, const s_ver_t *base, uint64_t seq,
-                      s_ver_t **out);
-
-// Brings a current version that is behind the store forward inside the writer's
-// transaction, from the event log, so the writer follows again from this batch on.
-static void s_writer_catch_up(kmx_store_t *self, kmx_store_alt_t *alt, MDB_txn *txn) {
-    pthread_mutex_lock(&alt->mutex);
-    s_ver_t *cur = alt->cur;
-    if (cur && cur->seq < self->last_seq)
-        atomic_fetch_add(&cur->refs, 1);
-    else
-        cur = NULL;
-    pthread_mutex_unlock(&alt->mutex);
-    if (!cur)
-        return;
-    s_ver_t *next = NULL;
-    int err = s_catch_up(self, txn, cur, self->last_seq, &next);
-    if (err == 0)
-        s_install(alt, next);
-    else
-        s_ver_unref(next); // readers catch up or walk, as before the writer followed
-    s_ver_unref(cur);
-}
-
-void kmx_store_alt_begin(kmx_store_t *self, MDB_txn *txn) {
+void kmx_store_alt_committed(kmx_store_t *self) {
     kmx_store_alt_t *alt = self->alt;
     if (!alt)
         return;
-    s_notes_clear(alt);
-    s_ver_unref(alt->base);
-    alt->base = NULL;
-    s_writer_catch_up(self, alt, txn);
-    pthread_mutex_lock(&alt->mutex);
-    alt->track = alt->cur && alt->cur->seq == self->last_seq;
-    alt->pending = alt->track;
-    alt->base = alt->track ? alt->cur : NULL;
-    if (alt->base)
-        atomic_fetch_add(&alt->base->refs, 1);
-    pthread_mutex_unlock(&alt->mutex);
-}
-
-int kmx_store_alt_note_batch(kmx_store_t *self, MDB_txn *txn, const kmx_store_op_t *ops,
-                             const kmx_put_outcome_t *outcomes, size_t n) {
-    kmx_store_alt_t *alt = self->alt;
-    if (!alt || !alt->track)
-        return 0;
-    int err = 0;
-    for (size_t i = 0; i < n && err == 0; i++) {
-        uint8_t key[KMX_RKEY_MAX];
-        size_t klen = 0;
-        if (outcomes[i].outcome == KMX__V1__RECORD_RESULT__OUTCOME__STORED &&
-            kmx_rkey_record(ops[i].rec, key, sizeof key, &klen) == 0)
-            err = s_note(self, alt, txn, alt->base, key, klen);
-    }
-    if (err != 0) { // the batch goes on; readers catch up from the event log instead
-        kmx_log_warn("alternatives not followed in this batch: %s", kmx_strerror(err));
-        s_notes_clear(alt);
-        alt->track = 0;
-    }
-    return 0;
-}
-
-void kmx_store_alt_end(kmx_store_t *self, int committed, uint64_t seq) {
-    kmx_store_alt_t *alt = self->alt;
-    if (!alt)
-        return;
-    s_ver_t *next = NULL;
-    if (committed && alt->track && alt->base && alt->base->seq < seq)
-        next = s_apply(alt->base, alt->notes, alt->n_notes, seq);
-    s_notes_clear(alt);
-    s_ver_unref(alt->base);
-    alt->base = NULL;
-    alt->track = 0;
-    if (next)
-        s_install(alt, next);
-    pthread_mutex_lock(&alt->mutex);
-    alt->pending = 0;
+    pthread_mutex_lock(&alt->mutex); // the builder looks at last_seq under it: no lost wake-up
     pthread_cond_broadcast(&alt->cond);
     pthread_mutex_unlock(&alt->mutex);
 }
@@ -591,15 +525,18 @@ static int s_build(const kmx_store_t *self, MDB_txn *txn, uint64_t seq, s_ver_t 
 }
 
 // Brings base forward to txn's snapshot (seq) from the event log: every changed record's
-// range is read again. Returns 1 when the log no longer reaches back (walk instead).
+// range is read again. Returns 1 when the log no longer reaches back (walk instead), or
+// KMX_ERR_UNAVAILABLE when the store is closing.
 static int s_catch_up(const kmx_store_t *self, MDB_txn *txn, const s_ver_t *base, uint64_t seq,
                       s_ver_t **out) {
     *out = NULL;
     if (seq - base->seq > S_CATCH_UP_MAX)
         return 1;
-    kmx_store_alt_t notes = {0};
-    MDB_cursor *cur = NULL;
+    s_notes_t notes = {0};
+    MDB_cursor *cur = NULL, *recs = NULL;
     int rc = mdb_cursor_open(txn, self->events, &cur);
+    if (rc == 0 && (rc = mdb_cursor_open(txn, self->records, &recs)) != 0)
+        mdb_cursor_close(cur);
     if (rc != 0)
         return kmx_store_mdb_err(rc, "cursor open");
     uint8_t kbuf[8];
@@ -615,23 +552,27 @@ static int s_catch_up(const kmx_store_t *self, MDB_txn *txn, const s_ver_t *base
             err = 1; // trimmed (or a gap kmx-storage check reports)
             break;
         }
+        if (got % S_STOP_EVERY == 0 && atomic_load(&self->alt->stop)) {
+            err = KMX_ERR_UNAVAILABLE;
+            break;
+        }
         Kmx__V1__UpdateEvent *ev = kmx__v1__update_event__unpack(NULL, val.mv_size, val.mv_data);
         uint8_t rkey[KMX_RKEY_MAX];
         size_t rlen = 0;
         if (ev && ev->record && kmx_rkey_record(ev->record, rkey, sizeof rkey, &rlen) == 0)
-            err = s_note(self, &notes, txn, base, rkey, rlen);
+            err = s_note(&notes, recs, base, rkey, rlen);
         if (ev)
             kmx__v1__update_event__free_unpacked(ev, NULL);
     }
+    mdb_cursor_close(recs);
     mdb_cursor_close(cur);
     if (err == 0 && expect != seq + 1)
         err = 1;
     if (err == 0 && rc != 0 && rc != MDB_NOTFOUND)
         err = kmx_store_mdb_err(rc, "alternatives catch-up");
-    if (err == 0 && !(*out = s_apply(base, notes.notes, notes.n_notes, seq)))
+    if (err == 0 && !(*out = s_apply(base, notes.v, notes.n, seq)))
         err = KMX_ERR_NOMEM;
-    s_notes_clear(&notes);
-    free(notes.notes);
+    s_notes_fini(&notes);
     return err;
 }
 
@@ -667,21 +608,23 @@ static int s_version(const kmx_store_t *self, kmx_store_alt_t *alt, MDB_txn *txn
     return 0;
 }
 
-// Waits (bounded, holding no transaction) while the writer is about to publish the
-// version of a commit newer than the current one. Returns nonzero when it waited.
-static int s_wait_writer(kmx_store_alt_t *alt, uint64_t seq) {
+// Whether the builder will publish a version of seq that the current one is behind
+// (call with the mutex held).
+static int s_builder_due(const kmx_store_alt_t *alt, uint64_t seq) {
+    return alt->cur && alt->cur->seq < seq && alt->follows && !alt->held;
+}
+
+// Waits (bounded, holding no transaction) while the builder brings the version to seq.
+static void s_wait_follow(kmx_store_alt_t *alt, uint64_t seq) {
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += S_WAIT_MS / 1000;
-    int waited = 0;
     pthread_mutex_lock(&alt->mutex);
-    while (alt->cur && alt->cur->seq < seq && alt->pending) {
-        waited = 1;
+    while (s_builder_due(alt, seq)) {
         if (pthread_cond_timedwait(&alt->cond, &alt->mutex, &until) == ETIMEDOUT)
             break;
     }
     pthread_mutex_unlock(&alt->mutex);
-    return waited;
 }
 
 static int s_groups_by(const Kmx__V1__GroupField *fields, size_t n, Kmx__V1__GroupField f) {
@@ -756,22 +699,23 @@ static int s_fresh(kmx_store_t *self, s_ver_t **out) {
     int err = 0;
     *out = NULL;
     s_wait_builder(self->alt);
-    // A snapshot just after a commit whose version the writer is publishing: wait for it
-    // outside the transaction (a map resize waits for open ones), then look again.
-    for (int tries = 0; tries < 3 && err == 0; tries++) {
+    // A snapshot of commits the builder is still following: wait for its version outside
+    // the transaction (the builder reads too, and a map resize waits for open ones), then
+    // look again; what is still missing after that, s_version replays itself.
+    for (int tries = 0; tries < 2 && err == 0; tries++) {
         err = kmx_store_begin_read(self, &txn);
         if (err == 0)
             err = kmx_store_read_last_seq(self, txn, &seq);
-        if (err != 0 || tries == 2)
+        if (err != 0 || tries == 1)
             break;
         pthread_mutex_lock(&self->alt->mutex);
-        int behind = self->alt->cur && self->alt->cur->seq < seq && self->alt->pending;
+        int due = s_builder_due(self->alt, seq);
         pthread_mutex_unlock(&self->alt->mutex);
-        if (!behind)
+        if (!due)
             break;
         kmx_store_end_read(self, txn);
         txn = NULL;
-        s_wait_writer(self->alt, seq);
+        s_wait_follow(self->alt, seq);
     }
     if (err == 0)
         err = s_version(self, self->alt, txn, seq, out);
@@ -998,28 +942,67 @@ int kmx_store_alternatives_catalog(kmx_store_t *self, Kmx__V1__Kind kind,
 
 // ---- the open's builder and checks on it --------------------------------------------
 
-// The builder thread: the first version, from its own snapshot, then it ends.
-static void *s_builder_main(void *arg) {
-    kmx_store_t *self = arg;
-    kmx_store_alt_t *alt = self->alt;
+// One round of the builder: the version of a new snapshot, built by a walk when base is
+// NULL (the first) or the event log no longer reaches back to it, else brought forward.
+static int s_builder_round(kmx_store_t *self, s_ver_t *base) {
     MDB_txn *txn = NULL;
     uint64_t seq = 0;
     s_ver_t *v = NULL;
     int err = kmx_store_begin_read(self, &txn);
-    if (err == 0 && (err = kmx_store_read_last_seq(self, txn, &seq)) == 0)
-        err = s_build(self, txn, seq, &v);
+    if (err == 0)
+        err = kmx_store_read_last_seq(self, txn, &seq);
+    if (err == 0)
+        err = base ? s_catch_up(self, txn, base, seq, &v) : 1;
+    if (err == 1 && (err = s_build(self, txn, seq, &v)) == 0)
+        kmx_log_debug("alternatives: %zu records at seq %llu, walked %s", v->n,
+                      (unsigned long long)seq,
+                      base ? "again (the event log no longer reaches back)" : "at open");
     kmx_store_end_read(self, txn);
-    if (err == 0) {
-        kmx_log_debug("alternatives: %zu records at seq %llu, built at open", v->n,
-                      (unsigned long long)seq);
-        s_install(alt, v);
-    } else {
+    if (err != 0) {
         s_ver_unref(v);
-        if (err != KMX_ERR_UNAVAILABLE) // not the close's stop
-            kmx_log_warn("alternatives not built at open: %s", kmx_strerror(err));
+        return err;
     }
+    s_install(self->alt, v);
+    return 0;
+}
+
+// The builder thread: the first version, from its own snapshot, then after each commit
+// the next one, until the store closes.
+static void *s_builder_main(void *arg) {
+    kmx_store_t *self = arg;
+    kmx_store_alt_t *alt = self->alt;
+    kmx_proc_name_thread("kmx-alt");
+    int err = s_builder_round(self, NULL);
+    if (err != 0 && err != KMX_ERR_UNAVAILABLE) // not the close's stop
+        kmx_log_warn("alternatives not built at open: %s", kmx_strerror(err));
     pthread_mutex_lock(&alt->mutex);
     alt->building = 0;
+    alt->follows = err == 0; // else checks build the version themselves
+    pthread_cond_broadcast(&alt->cond);
+    uint64_t failed_at = 0; // the store's sequence when a round last failed
+    while (err != KMX_ERR_UNAVAILABLE) {
+        while (!atomic_load(&alt->stop) && alt->cur &&
+               (alt->held || alt->cur->seq >= self->last_seq ||
+                (!alt->follows && failed_at >= self->last_seq)))
+            pthread_cond_wait(&alt->cond, &alt->mutex);
+        if (atomic_load(&alt->stop) || !alt->cur)
+            break;
+        s_ver_t *base = alt->cur;
+        atomic_fetch_add(&base->refs, 1);
+        uint64_t at = self->last_seq;
+        pthread_mutex_unlock(&alt->mutex);
+        err = s_builder_round(self, base);
+        s_ver_unref(base);
+        if (err != 0 && err != KMX_ERR_UNAVAILABLE)
+            kmx_log_warn("alternatives not followed at seq %llu: %s (checks catch up "
+                         "themselves until a later commit's round succeeds)",
+                         (unsigned long long)at, kmx_strerror(err));
+        pthread_mutex_lock(&alt->mutex);
+        alt->follows = err == 0;
+        failed_at = err == 0 ? 0 : at;
+        pthread_cond_broadcast(&alt->cond);
+    }
+    alt->follows = 0;
     pthread_cond_broadcast(&alt->cond);
     pthread_mutex_unlock(&alt->mutex);
     return NULL;
@@ -1046,9 +1029,32 @@ void kmx_store_alt_stop(kmx_store_t *self) {
     kmx_store_alt_t *alt = self ? self->alt : NULL;
     if (!alt || !alt->builder_started)
         return;
+    pthread_mutex_lock(&alt->mutex);
     atomic_store(&alt->stop, 1);
+    pthread_cond_broadcast(&alt->cond);
+    pthread_mutex_unlock(&alt->mutex);
     pthread_join(alt->builder, NULL);
     alt->builder_started = 0;
+}
+
+void kmx_store_alt_hold(kmx_store_t *self, int hold) {
+    kmx_store_alt_t *alt = self ? self->alt : NULL;
+    if (!alt)
+        return;
+    pthread_mutex_lock(&alt->mutex);
+    alt->held = hold;
+    pthread_cond_broadcast(&alt->cond);
+    pthread_mutex_unlock(&alt->mutex);
+}
+
+uint64_t kmx_store_alt_seq(kmx_store_t *self) {
+    kmx_store_alt_t *alt = self ? self->alt : NULL;
+    if (!alt)
+        return 0;
+    pthread_mutex_lock(&alt->mutex);
+    uint64_t seq = alt->cur ? alt->cur->seq : 0;
+    pthread_mutex_unlock(&alt->mutex);
+    return seq;
 }
 
 unsigned kmx_store_alt_walks(const kmx_store_t *self) {

@@ -18,21 +18,22 @@
 typedef struct kmx_store_alt kmx_store_alt_t;
 kmx_store_alt_t *kmx_store_alt_new(void);
 void kmx_store_alt_destroy(kmx_store_alt_t **alt_p);
-// The writer's part, for each write transaction: begin when it starts; note the changed
-// records' quantity ranges inside it, after the changes (a failure only stops following:
-// readers then catch up from the event log); end once it committed (at seq) or failed.
-void kmx_store_alt_begin(kmx_store_t *self, MDB_txn *txn);
-int kmx_store_alt_note_batch(kmx_store_t *self, MDB_txn *txn, const kmx_store_op_t *ops,
-                             const kmx_put_outcome_t *outcomes, size_t n);
-void kmx_store_alt_end(kmx_store_t *self, int committed, uint64_t seq);
-// Starts building the first version on a thread of its own (a writable store's open), so
-// no check walks the records later. Returns 0, or KMX_ERR_NOMEM when the thread cannot
-// start (the first check then builds it).
+// The writer's only part: after each commit (last_seq set), wakes the builder to follow it.
+void kmx_store_alt_committed(kmx_store_t *self);
+// Starts the builder, the thread that builds the first version (a writable store's open)
+// and then brings it forward from the event log after each commit, so no check walks the
+// records later. Returns 0, or KMX_ERR_NOMEM when the thread cannot start (the first
+// check then builds it).
 int kmx_store_alt_start(kmx_store_t *self);
 // Stops and joins that thread, if any (close, before the environment goes). NULL is fine.
 void kmx_store_alt_stop(kmx_store_t *self);
+// For tests: while hold is nonzero the builder starts no round, so checks find the version
+// behind and bring it forward themselves. NULL is fine.
+void kmx_store_alt_hold(kmx_store_t *self, int hold);
+// The sequence the current version describes, 0 before the first. For tests.
+uint64_t kmx_store_alt_seq(kmx_store_t *self);
 // Walks over all records a check made itself since open, for want of a version (0 while the
-// open's build and the writer keep one at hand).
+// builder keeps one at hand).
 unsigned kmx_store_alt_walks(const kmx_store_t *self);
 // Compares the current version, brought to the last commit, with one built by a full walk
 // now: *same is 1 when they hold the same records. For tests; do not write meanwhile.
@@ -65,7 +66,7 @@ struct kmx_store {
     unsigned gate_readers;      // read transactions open
     int gate_closed;            // nonzero while a resize waits or runs
     int gate_ready;             // the mutex and condition were initialised
-    kmx_store_alt_t *alt;       // records holding alternatives, rebuilt when last_seq moves
+    kmx_store_alt_t *alt;       // records holding alternatives, followed by its builder
 };
 
 static inline void kmx_store_put_be(uint8_t *p, uint64_t v, size_t bytes) {

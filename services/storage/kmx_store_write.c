@@ -325,7 +325,6 @@ static int s_write_txn(s_batch_t *b, const kmx_store_op_t *ops, size_t n,
     int err = 0;
     kmx_derived_pending_clear(b->store->pending);
     kmx_catalog_pending_clear(b->store->cpend);
-    kmx_store_alt_begin(b->store, b->txn);
     for (size_t i = 0; i < n && err == 0; i++) {
         outcomes[i].outcome = KMX__V1__RECORD_RESULT__OUTCOME__REJECTED;
         outcomes[i].seq = 0;
@@ -345,8 +344,6 @@ static int s_write_txn(s_batch_t *b, const kmx_store_op_t *ops, size_t n,
         err = s_write_last_seq(b);
     if (err == 0)
         err = s_trim_events(b);
-    if (err == 0)
-        err = kmx_store_alt_note_batch(b->store, b->txn, ops, outcomes, n);
     if (err != 0) {
         mdb_txn_abort(b->txn);
         b->txn = NULL;
@@ -393,11 +390,11 @@ int kmx_store_write_batch(kmx_store_t *self, const kmx_store_op_t *ops, size_t n
     for (int attempt = 0; attempt < S_GROW_ATTEMPTS; attempt++) {
         s_batch_t b = {self, NULL, self->last_seq, s_now_ms(), events, 0};
         int err = s_write_txn(&b, ops, n, outcomes);
-        if (err == 0)
+        if (err == 0) {
             self->last_seq = b.seq;
-        kmx_store_alt_end(self, err == 0, b.seq);
-        if (err == 0)
+            kmx_store_alt_committed(self);
             return 0;
+        }
         if (events)
             s_events_truncate(events, base);
         if (b.mdb_rc != MDB_MAP_FULL && b.mdb_rc != MDB_MAP_RESIZED)
