@@ -35,7 +35,9 @@ static const char s_usage[] =
     "\n"
     "options:\n"
     "  --broker EP    broker endpoint (KMX_BROKER, default tcp://127.0.0.1:5555), or\n"
-    "                 unix:PATH: reads on a kmx-query worker's local read socket\n"
+    "                 unix:PATH: reads only, on a kmx-query worker's local read socket\n"
+    "  --read-socket PATH  reads on that local read socket, the rest to the broker;\n"
+    "                 the broker answers a read the socket cannot (KMX_READ_SOCKET)\n"
     "  --events EP    event endpoint for watch (KMX_EVENTS, default tcp://127.0.0.1:5557)\n"
     "  --timeout MS   per-try timeout in ms (KMX_TIMEOUT, default 5000)\n"
     "  --retries N    tries per request (KMX_RETRIES, default 3)\n"
@@ -157,6 +159,9 @@ int kmx_cli_common_option(kmx_cli_opts_t *opts, int opt, const char *arg) {
         return s_parse_int("retries", arg, 1, &opts->tries);
     case KMX_OPT_DEADLINE:
         return s_parse_int("deadline", arg, 0, &opts->deadline_ms);
+    case KMX_OPT_READ_SOCKET:
+        opts->read_socket = arg;
+        return 1;
     case KMX_OPT_FORMAT:
         if (kmx_format_parse(arg, &opts->format) < 0) {
             kmx_cli_error("--format wants table, json or csv, not \"%s\"", arg);
@@ -189,10 +194,19 @@ void kmx_cli_getopt_reset(void) {
 
 kmx_client_t *kmx_cli_connect(const kmx_cli_opts_t *opts) {
     kmx_client_t *client = kmx_client_new(opts->broker, opts->timeout_ms, opts->tries);
-    if (!client)
+    if (!client) {
         kmx_cli_error("cannot set up a connection to %s", opts->broker);
-    else if (opts->deadline_ms > 0)
+        return NULL;
+    }
+    if (opts->deadline_ms > 0)
         kmx_client_set_deadline(client, opts->deadline_ms);
+    if (opts->read_socket && *opts->read_socket &&
+        kmx_client_set_read_socket(client, opts->read_socket) != 0) {
+        kmx_cli_error("--read-socket %s: a unix socket path of at most 107 bytes, beside a "
+                      "broker endpoint (not a unix: one)",
+                      opts->read_socket);
+        kmx_client_destroy(&client);
+    }
     return client;
 }
 
@@ -237,6 +251,7 @@ static int s_defaults(kmx_cli_opts_t *opts) {
     const char *env;
     opts->broker = (env = getenv("KMX_BROKER")) && *env ? env : "tcp://127.0.0.1:5555";
     opts->events = (env = getenv("KMX_EVENTS")) && *env ? env : "tcp://127.0.0.1:5557";
+    opts->read_socket = getenv("KMX_READ_SOCKET");
     opts->timeout_ms = 5000;
     opts->tries = 3;
     if ((env = getenv("KMX_TIMEOUT")) && *env &&

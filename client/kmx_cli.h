@@ -25,6 +25,7 @@ enum {
     KMX_OPT_FORMAT,
     KMX_OPT_HELP,
     KMX_OPT_DEADLINE,
+    KMX_OPT_READ_SOCKET,
     KMX_OPT_FIRST_COMMAND // subcommands number their own options from here
 };
 
@@ -34,7 +35,8 @@ enum {
         {"timeout", required_argument, NULL, KMX_OPT_TIMEOUT},                                     \
         {"retries", required_argument, NULL, KMX_OPT_RETRIES},                                     \
         {"format", required_argument, NULL, KMX_OPT_FORMAT},                                       \
-        {"deadline", required_argument, NULL, KMX_OPT_DEADLINE}, {                                 \
+        {"deadline", required_argument, NULL, KMX_OPT_DEADLINE},                                   \
+        {"read-socket", required_argument, NULL, KMX_OPT_READ_SOCKET}, {                           \
         "help", no_argument, NULL, KMX_OPT_HELP                                                    \
     }
 
@@ -44,6 +46,7 @@ typedef struct {
     int timeout_ms;           // per-try timeout (--timeout, KMX_TIMEOUT)
     int tries;                // tries per request (--retries, KMX_RETRIES)
     int deadline_ms;          // retry time per request (--deadline, KMX_DEADLINE), -1 unset
+    const char *read_socket;  // reads on a local read socket (--read-socket, KMX_READ_SOCKET)
     kmx_format_kind_t format; // output format (--format)
     bool format_set;          // --format was given
     bool help;                // --help was given

@@ -47,6 +47,7 @@ struct kmx_client {
     long pid;                  // this process, for request ids (getpid is a system call)
     kmx_mdp_client_t *mdp;     // MDP client socket with retries, or NULL for a local endpoint
     kmx_local_client_t *local; // the local read socket ("unix:PATH"), or NULL
+    int local_warned;          // a read the socket could not take went to the broker
     uint64_t next_id;          // counter for request ids
     char last_error[1024];     // message of the last failure
     int timeout_ms;            // per-try timeout
@@ -87,14 +88,14 @@ void kmx_client_group_destroy(kmx_client_group_t **self_p) {
 static void s_set_timeout(kmx_client_t *self, int timeout_ms) {
     if (self->local)
         kmx_local_client_set_timeout(self->local, timeout_ms);
-    else
+    if (self->mdp)
         kmx_mdp_client_set_timeout(self->mdp, timeout_ms);
 }
 
 static void s_set_retries(kmx_client_t *self, int tries) {
     if (self->local)
         kmx_local_client_set_retries(self->local, tries);
-    else
+    if (self->mdp)
         kmx_mdp_client_set_retries(self->mdp, tries);
 }
 
@@ -137,6 +138,23 @@ void kmx_client_set_deadline(kmx_client_t *self, int deadline_ms) {
     self->deadline_ms = deadline_ms > 0 ? deadline_ms : 0;
     // Within a deadline every try is one MDP try; this loop does the retrying.
     s_set_retries(self, self->deadline_ms ? 1 : self->tries);
+}
+
+int kmx_client_set_read_socket(kmx_client_t *self, const char *path) {
+    assert(self);
+    if (!self->mdp)
+        return KMX_ERR_INVAL; // a unix: client has no other path to keep
+    kmx_local_client_destroy(&self->local);
+    size_t prefix = strlen(KMX_LOCAL_PREFIX);
+    if (path && strncmp(path, KMX_LOCAL_PREFIX, prefix) == 0)
+        path += prefix;
+    if (!path || !*path)
+        return 0;
+    self->local = kmx_local_client_new(path, self->timeout_ms, self->tries);
+    if (!self->local)
+        return KMX_ERR_INVAL;
+    s_set_retries(self, self->deadline_ms ? 1 : self->tries);
+    return 0;
 }
 
 uint64_t kmx_client_retries(const kmx_client_t *self) {
@@ -192,13 +210,9 @@ static int s_fail(kmx_client_t *self, int rc, const char *service, const char *m
     return rc;
 }
 
-// The exchange over a local read socket: kmx.query only.
+// The exchange over the local read socket (a kmx.query call).
 static int s_exchange_local(kmx_client_t *self, const char *service, const uint8_t *buf, size_t len,
                             Kmx__V1__Response **out) {
-    if (strcmp(service, KMX_SERVICE_QUERY) != 0)
-        return s_fail(self, KMX_ERR_UNSUPPORTED, service,
-                      "a local read socket (unix:PATH) answers kmx.query only: send this to "
-                      "the broker");
     uint8_t *data = NULL;
     size_t size = 0;
     int rc = kmx_local_client_call(self->local, buf, len, &data, &size);
@@ -218,17 +232,31 @@ static int s_exchange_local(kmx_client_t *self, const char *service, const uint8
 }
 
 // Sends the packed request and unpacks the reply. Returns 0 with *out set, or an error.
+// kmx.query calls go to the local read socket when there is one; one it cannot take (no
+// worker listens there) goes to the broker when there is one too.
 static int s_exchange(kmx_client_t *self, const char *service, const Kmx__V1__Request *req,
                       Kmx__V1__Response **out) {
+    int read = strcmp(service, KMX_SERVICE_QUERY) == 0;
+    if (!self->mdp && !read)
+        return s_fail(self, KMX_ERR_UNSUPPORTED, service,
+                      "a local read socket (unix:PATH) answers kmx.query only: send this to "
+                      "the broker");
     uint8_t *buf = NULL;
     size_t len = 0;
     int rc = kmx_msg_pack_request(req, &buf, &len);
     if (rc < 0)
         return s_fail(self, rc, service, NULL);
-    if (self->local) {
+    if (self->local && read) {
         rc = s_exchange_local(self, service, buf, len, out);
-        free(buf);
-        return rc;
+        if (rc != KMX_ERR_UNAVAILABLE || !self->mdp) {
+            free(buf);
+            return rc;
+        }
+        if (!self->local_warned)
+            kmx_log_warn("client: %s; reads go to the broker", self->last_error);
+        self->local_warned = 1; // once per client: a worker restarting is no news
+        kmx_log_debug("client: %s, asking the broker instead", self->last_error);
+        self->last_error[0] = '\0';
     }
     zmq_msg_t reply;
     rc = kmx_mdp_client_call(self->mdp, service, buf, len, &reply);

@@ -47,6 +47,14 @@ kmx_client_t *kmx_client_new_in(kmx_client_group_t *group, const char *broker, i
 // at most the per-try timeout. The last try's result is returned when time runs out.
 void kmx_client_set_deadline(kmx_client_t *self, int deadline_ms);
 
+// Sends this client's kmx.query calls (gets, queries, lists, replays, catalogs, histories)
+// to one kmx-query worker's local read socket on this host (path, "unix:" optional;
+// kmx-query --local) and everything else to the broker. A read the socket cannot take (no
+// worker listens there, or each try's connection closed before its answer) goes to the
+// broker instead. NULL or "" goes back to the broker for all. Returns 0, or KMX_ERR_INVAL
+// for a path too long for a unix socket or a client made with a unix: endpoint.
+int kmx_client_set_read_socket(kmx_client_t *self, const char *path);
+
 // Tries beyond the first that calls needed since the client was created.
 uint64_t kmx_client_retries(const kmx_client_t *self);
 

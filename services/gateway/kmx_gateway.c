@@ -1209,7 +1209,11 @@ kmx_gateway_t *kmx_gateway_new(const kmx_gateway_config_t *cfg) {
         return NULL;
     self->cfg = *cfg;
     kmx_gw_arena_install(); // before the hub's thread uses jansson
-    self->pool = kmx_gw_pool_new(cfg->broker, cfg->timeout_ms, cfg->tries);
+    const char *why = NULL;
+    self->pool = kmx_gw_pool_new(cfg->broker, cfg->read_sockets, cfg->timeout_ms, cfg->tries, &why);
+    if (!self->pool)
+        kmx_log_error("gateway: cannot make its clients (read sockets %s): %s",
+                      cfg->read_sockets ? cfg->read_sockets : "none", why);
     // A few clients connected before the first request, so it pays no connect.
     kmx_client_t *warm[S_POOL_WARM] = {NULL};
     for (size_t i = 0; self->pool && i < S_POOL_WARM; i++)

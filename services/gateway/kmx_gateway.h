@@ -13,6 +13,7 @@
 typedef struct {
     struct sockaddr_in bind;       // where to listen (KMX_GATEWAY_BIND)
     const char *broker;            // request endpoint (KMX_BROKER)
+    const char *read_sockets;      // "PATH[,PATH...]": reads on local read sockets, or NULL
     const char *events;            // event endpoint (KMX_EVENTS)
     const char *web_dir;           // dashboard files, or NULL (KMX_GATEWAY_WEB)
     const kmx_gw_tokens_t *tokens; // bearer tokens, or NULL: every request allowed

@@ -1,7 +1,7 @@
 /*  kmx_gw_pool - a locked free list of libkmx clients. Idle clients are kept up to a
     bound; beyond it a returned client is closed, so a burst does not pin sockets. All of
     them are one client group: one ZeroMQ context and I/O thread for the gateway's calls,
-    not one per client.  */
+    not one per client. With read sockets, new clients take them in turn for their reads.  */
 #include "kmx_gw_pool.h"
 
 #include <pthread.h>
@@ -16,17 +16,45 @@ struct kmx_gw_pool {
     size_t nidle;                   // entries in idle
     kmx_client_group_t *group;      // the context every client of the pool shares
     char *broker;                   // endpoint, malloc'd
+    char *reads;                    // the read sockets, NUL-separated, malloc'd, or NULL
+    size_t n_reads;                 // how many
+    size_t next_read;               // the one the next new client takes (guarded by lock)
     int timeout_ms;                 // per try
     int tries;                      // tries per call
 };
 
-kmx_gw_pool_t *kmx_gw_pool_new(const char *broker, int timeout_ms, int tries) {
+#define S_UNIX_PATH_MAX 107 // sun_path less its NUL
+
+kmx_gw_pool_t *kmx_gw_pool_new(const char *broker, const char *read_sockets, int timeout_ms,
+                               int tries, const char **why) {
+    *why = "out of memory";
     kmx_gw_pool_t *self = calloc(1, sizeof(*self));
     if (!self)
         return NULL;
     self->broker = strdup(broker);
-    self->group = self->broker ? kmx_client_group_new() : NULL;
+    if (read_sockets && *read_sockets) {
+        self->reads = strdup(read_sockets);
+        for (char *p = self->reads; p && *p; self->n_reads++) {
+            char *end = strchr(p, ',');
+            if (end)
+                *end = '\0';
+            if (!*p || strlen(p) > S_UNIX_PATH_MAX) {
+                *why = "each read socket is a unix socket path of 1 to 107 bytes, separated "
+                       "by commas";
+                self->n_reads = 0;
+                free(self->reads);
+                free(self->broker);
+                free(self);
+                return NULL;
+            }
+            p = end ? end + 1 : NULL;
+        }
+    }
+    self->group = self->broker && (!read_sockets || !*read_sockets || self->reads)
+                      ? kmx_client_group_new()
+                      : NULL;
     if (!self->group) {
+        free(self->reads);
         free(self->broker);
         free(self);
         return NULL;
@@ -45,19 +73,37 @@ void kmx_gw_pool_destroy(kmx_gw_pool_t **self_p) {
         kmx_client_destroy(&self->idle[i]);
     kmx_client_group_destroy(&self->group); // every client is back: the gateway's threads ended
     pthread_mutex_destroy(&self->lock);
+    free(self->reads);
     free(self->broker);
     free(self);
     *self_p = NULL;
 }
 
+// The read socket the next new client takes, in turn, or NULL without any. Call locked.
+static const char *s_next_read(kmx_gw_pool_t *self) {
+    if (!self->n_reads)
+        return NULL;
+    const char *p = self->reads;
+    for (size_t k = self->next_read++ % self->n_reads; k > 0; k--)
+        p += strlen(p) + 1;
+    return p;
+}
+
 kmx_client_t *kmx_gw_pool_get(kmx_gw_pool_t *self) {
     kmx_client_t *client = NULL;
+    const char *read = NULL;
     pthread_mutex_lock(&self->lock);
     if (self->nidle > 0)
         client = self->idle[--self->nidle];
+    else
+        read = s_next_read(self);
     pthread_mutex_unlock(&self->lock);
-    return client ? client
-                  : kmx_client_new_in(self->group, self->broker, self->timeout_ms, self->tries);
+    if (client)
+        return client;
+    client = kmx_client_new_in(self->group, self->broker, self->timeout_ms, self->tries);
+    if (client && read)
+        kmx_client_set_read_socket(client, read); // checked in kmx_gw_pool_new
+    return client;
 }
 
 void kmx_gw_pool_put(kmx_gw_pool_t *self, kmx_client_t *client) {

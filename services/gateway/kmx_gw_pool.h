@@ -9,9 +9,14 @@
 typedef struct kmx_gw_pool kmx_gw_pool_t;
 
 // A pool of clients of broker (copied), each call waiting timeout_ms per try, tries
-// tries, sharing one ZeroMQ context (kmx_client_group_t). Returns NULL when out of memory.
+// tries, sharing one ZeroMQ context (kmx_client_group_t). With read_sockets
+// ("PATH[,PATH...]", local read sockets of kmx-query workers on this host; NULL or "":
+// none), each new client sends its reads to the next of them in turn
+// (kmx_client_set_read_socket) and the rest to the broker. Returns NULL when out of
+// memory or when a path is too long for a unix socket (*why then says so).
 // Destroy it once every client taken has been put back.
-kmx_gw_pool_t *kmx_gw_pool_new(const char *broker, int timeout_ms, int tries);
+kmx_gw_pool_t *kmx_gw_pool_new(const char *broker, const char *read_sockets, int timeout_ms,
+                               int tries, const char **why);
 void kmx_gw_pool_destroy(kmx_gw_pool_t **self_p);
 
 // Takes an idle client or makes one. NULL when none can be made. Give it back with put.

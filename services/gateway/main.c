@@ -28,11 +28,14 @@ static volatile sig_atomic_t s_stop;
 
 static const char s_usage[] =
     "usage: kmx-gateway [--bind HOST:PORT] [--broker ENDPOINT] [--events ENDPOINT]\n"
-    "                   [--web DIR] [--tokens FILE] [--log-level L] [--probe] [--version]\n"
+    "                   [--read-socket PATH[,PATH...]] [--web DIR] [--tokens FILE]\n"
+    "                   [--log-level L] [--probe] [--version]\n"
     "Serves kmx over HTTP/JSON: /v1/query/{exports,consumption}, /v1/records, /v1/record,\n"
     "/v1/import, /v1/events (Server-Sent Events), /metrics, /healthz, and the dashboard at\n"
-    "/. Each flag has a variable: KMX_GATEWAY_BIND (127.0.0.1:8480), KMX_BROKER,\n"
-    "KMX_EVENTS, KMX_GATEWAY_WEB, KMX_GATEWAY_TOKENS (lines \"TOKEN reader|writer\"); limits\n"
+    "/. --read-socket sends the reads to kmx-query workers' local read sockets on this\n"
+    "host (kmx-query --local), the rest to the broker. Each flag has a variable:\n"
+    "KMX_GATEWAY_BIND (127.0.0.1:8480), KMX_BROKER, KMX_READ_SOCKET, KMX_EVENTS, KMX_GATEWAY_WEB, "
+    "KMX_GATEWAY_TOKENS (lines \"TOKEN reader|writer\"); limits\n"
     "KMX_GATEWAY_MAX_BODY, KMX_GATEWAY_MAX_QUERY, KMX_GATEWAY_MAX_STREAMS,\n"
     "KMX_GATEWAY_MAX_CONNECTIONS, KMX_GATEWAY_HEARTBEAT_MS, KMX_GATEWAY_RING. See\n"
     "docs/http.md. --probe asks the gateway at the bind address for /healthz and exits 0\n"
@@ -93,6 +96,7 @@ static int s_options(int argc, char **argv, kmx_gateway_config_t *cfg, s_paths_t
     static const struct option longopts[] = {{"bind", required_argument, NULL, 'b'},
                                              {"broker", required_argument, NULL, 'r'},
                                              {"events", required_argument, NULL, 'e'},
+                                             {"read-socket", required_argument, NULL, 's'},
                                              {"web", required_argument, NULL, 'w'},
                                              {"tokens", required_argument, NULL, 't'},
                                              {"version", no_argument, NULL, 'V'},
@@ -111,6 +115,9 @@ static int s_options(int argc, char **argv, kmx_gateway_config_t *cfg, s_paths_t
             break;
         case 'e':
             cfg->events = optarg;
+            break;
+        case 's':
+            cfg->read_sockets = optarg;
             break;
         case 'w':
             cfg->web_dir = optarg;
@@ -222,8 +229,10 @@ static int s_serve(kmx_gateway_config_t *cfg) {
         return 2;
     char addr[64];
     inet_ntop(AF_INET, &cfg->bind.sin_addr, addr, sizeof(addr));
-    kmx_log_info("gateway: listening on http://%s:%u broker=%s events=%s web=%s tokens=%s", addr,
-                 kmx_gateway_port(gw), cfg->broker, cfg->events,
+    kmx_log_info("gateway: listening on http://%s:%u broker=%s read_sockets=%s events=%s web=%s "
+                 "tokens=%s",
+                 addr, kmx_gateway_port(gw), cfg->broker,
+                 cfg->read_sockets ? cfg->read_sockets : "none", cfg->events,
                  cfg->web_dir ? cfg->web_dir : "(none)", cfg->tokens ? "on" : "off");
     while (!s_stop) {
         struct timespec ts = {0, 100 * 1000000L};
@@ -242,6 +251,7 @@ int main(int argc, char **argv) {
                        s_env("KMX_GATEWAY_TOKENS", NULL), false};
     cfg.broker = s_env("KMX_BROKER", "tcp://127.0.0.1:5555");
     cfg.events = s_env("KMX_EVENTS", "tcp://127.0.0.1:5557");
+    cfg.read_sockets = s_env("KMX_READ_SOCKET", NULL);
     cfg.web_dir = s_env("KMX_GATEWAY_WEB", NULL);
     int rc = s_options(argc, argv, &cfg, &paths);
     if (rc >= 0)

@@ -155,6 +155,63 @@ class LocalSocket(unittest.TestCase):
         self.assertEqual(self.c.stop("query1"), 0)
         self.assertFalse(os.path.exists(self.linked))
 
+    def test_read_socket_beside_the_broker(self):
+        # --read-socket (KMX_READ_SOCKET): reads on the socket, writes through the broker.
+        before = self.worker_counters(self.direct)["local_requests"]
+        for i in range(5):
+            period = "2025-%02d" % (i + 1)
+            self.c.kmx("--read-socket", self.direct, "put", *KEY, "--period", period,
+                       "--value", str(70 + i), "--unit", "USD")
+            rec = self.c.kmx_json("get", *KEY, "--period", period,
+                                  env={"KMX_READ_SOCKET": self.direct})
+            self.assertEqual(rec["value"], str(70 + i), rec)
+        after = self.worker_counters(self.direct)["local_requests"]
+        self.assertEqual(after - before, 6, (before, after))  # 5 gets and the first stats
+        # No worker on the socket: the broker answers the read, with one warning.
+        self.c.stop("query1")
+        r = self.c.kmx("--read-socket", self.linked, "get", *KEY, "--period", "2025-01",
+                       "--format", "json")
+        self.assertEqual(json.loads(r.stdout)["value"], "70")
+        self.assertIn("reads go to the broker", r.stderr)
+        r = self.c.kmx("--broker", "unix:" + self.direct, "--read-socket", self.direct, "ping",
+                       check=False)
+        self.assertEqual(r.returncode, 2, r)
+        self.assertIn("beside a broker endpoint", r.stderr)
+
+    def test_gateway_reads_on_the_sockets(self):
+        # kmx-gateway --read-socket (KMX_READ_SOCKET, a list): its reads on the workers'
+        # sockets, its imports through the broker, every answer what the CLI prints.
+        from test_gateway import Gateway, csv_rows, q
+        self.c.kmx_json("import", kmxtest.SAMPLE)
+        before = [self.worker_counters(p)["local_requests"] for p in (self.direct, self.linked)]
+        g = Gateway(self.c, env={"KMX_READ_SOCKET": "%s,%s" % (self.direct, self.linked)})
+        g.start()
+        for _ in range(4):
+            self.assertEqual(g.json("GET", "/v1/query/exports?period=2024&by=market"),
+                             self.c.kmx_json("query", "exports", "--period", "2024", "--by",
+                                             "market"))
+            self.assertEqual(g.json("GET", "/v1/catalog"), self.c.kmx_json("catalog"))
+        doc = g.json("POST", "/v1/import?input=csv", body=csv_rows(3, period="2027"))
+        self.assertEqual(doc["stored"], 3, doc)
+        some = self.c.kmx_lines("list", "exports", "--period", "2027")[0]
+        key = dict(kind=some["kind"], period=some["period"], market=some["market"],
+                   category=some["category"], item=some["item"], source=some["source"])
+        self.assertEqual(g.json("GET", "/v1/record?" + q(**key)),
+                         self.c.kmx_json("get", *[x for k, v in key.items()
+                                                  for x in ("--" + k, v)]))
+        after = [self.worker_counters(p)["local_requests"] for p in (self.direct, self.linked)]
+        served = [a - b for a, b in zip(after, before)]
+        self.assertGreaterEqual(sum(served), 9, served)  # 8 reads and a get, plus stats
+        self.assertIn("read_sockets=%s,%s" % (self.direct, self.linked),
+                      read_log(self.c, "gateway"))
+        # A path no unix socket can have: the gateway says so and does not start.
+        bad = Gateway(self.c, env={"KMX_READ_SOCKET": "/" + "x" * 200}, name="badgw")
+        self.c.proc_env["kmx-gateway"] = bad.env
+        proc = self.c.spawn("badgw", "kmx-gateway")
+        self.assertNotEqual(proc.wait(timeout=20), 0)
+        self.c.procs.pop("badgw")
+        self.assertIn("unix socket path of 1 to 107 bytes", read_log(self.c, "badgw"))
+
     def worker_counters(self, path):
         r = self.local(path, "stats", "--format", "json", check=False)
         mine = [s for s in json.loads(r.stdout)["services"] if s["service"] == "kmx.query"]
