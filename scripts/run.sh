@@ -45,8 +45,10 @@ export KMX_DATA_DIR=${KMX_DATA_DIR:-$state/data}
 start broker "$bin/kmx-broker"
 start storage "$bin/kmx-storage"
 start ingest "$bin/kmx-ingest"
-start query "$bin/kmx-query"
-start gateway "$bin/kmx-gateway" # HTTP, events and the dashboard (docs/http.md)
+# One host: the query worker reads storage's files itself and answers the gateway's reads
+# on its local read socket, without the broker's hops (docs/operations.md).
+start query "$bin/kmx-query" --read-dir "$KMX_DATA_DIR" --local "$state/query.sock"
+start gateway "$bin/kmx-gateway" --read-socket "$state/query.sock" # HTTP, events, dashboard
 
 for _ in $(seq 50); do
   "$bin/kmx" ping >/dev/null 2>&1 && break
