@@ -144,7 +144,10 @@ readers() {
   local target=$kmx_target sys=$1
   [[ $1 == pg ]] && target=$pgconn
   [[ $1 == kmx-broker ]] && target=$KMX_BROKER sys=kmx
-  "$bin/kmx_bench_mixed" "$sys" "$target" "$2" "$3" "$4" "$base" | sed "s/^result /$1 $5 /" >>"$res"
+  local run=()
+  [[ -n ${cpu_out:-} ]] && run=(python3 "$src/bench/mixed/cpu.py" run "$cpu_out" client)
+  "${run[@]}" "$bin/kmx_bench_mixed" "$sys" "$target" "$2" "$3" "$4" "$base" |
+    sed "s/^result /$1 $5 /" >>"$res"
 }
 
 # ingest SYSTEM TAG [CLIENTS]: the ingest of TAG, with CLIENTS readers asking in a loop
@@ -181,7 +184,18 @@ kmx_import base "$base" >/dev/null
 
 for sys in $systems; do
   echo "bench: $sys idle" >&2
-  for q in get group page top; do readers "$sys" 1 "$q" "$idle_s" idle1; done
+  if [[ $sys == kmx ]]; then
+    # What a get costs in CPU on each side (the workers', the client's), beside the
+    # floor's echo (kmx_bench_floor prints its CPU per round trip).
+    python3 "$src/bench/mixed/cpu.py" snap "$work/gcpu0" query="$qpids"
+    cpu_out=$work/get.cpu readers kmx 1 get "$idle_s" idle1
+    python3 "$src/bench/mixed/cpu.py" snap "$work/gcpu1" query="$qpids"
+    echo "kmx cpu-get $(python3 "$src/bench/mixed/cpu.py" diff "$work/gcpu0" "$work/gcpu1")" \
+      "$(cat "$work/get.cpu")" >>"$res"
+    for q in group page top; do readers "$sys" 1 "$q" "$idle_s" idle1; done
+  else
+    for q in get group page top; do readers "$sys" 1 "$q" "$idle_s" idle1; done
+  fi
   readers "$sys" 1 mix "$idle_s" idle-mix1
   readers "$sys" 8 mix "$idle_s" idle-mix8
   readers "$sys" 8 get "$idle_s" idle8
@@ -308,6 +322,18 @@ if floor:
     print("\nfloor: %s (a get's path) = %.3f ms" % (
         "one round trip on a unix stream socket" if local else
         "%d ZeroMQ round trips over %s" % (hops, transport), floor))
+echo_cpu = None
+for line in open(floor_file):
+    m = re.match(r"figure: floor unix cpu per round trip = ([0-9.]+)", line)
+    if m:
+        echo_cpu = float(m.group(1))
+gc, n_gets = r.get(("kmx", "cpu-get")), g("kmx", "idle1", "get", "n")
+if gc and n_gets == n_gets and n_gets > 0:
+    w_us, c_us = gc["query"] / n_gets * 1e6, gc["client"] / n_gets * 1e6
+    print("  a get's CPU, 1 client (user and system): the kmx-query workers %.1f us, the client"
+          " %.1f us, %.1f us in all%s" % (w_us, c_us, w_us + c_us,
+          "; the unix-socket echo of the floor: %.1f us a round trip for both sides, so the"
+          " get's own work is %.1f us" % (echo_cpu, w_us + c_us - echo_cpu) if echo_cpu else ""))
 
 def mark(ok):
     return "met" if ok else "short"

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -117,8 +118,16 @@ static void *s_unix_echo(void *arg) {
     return NULL;
 }
 
-// Times n round trips of a 4-byte length and 40 bytes over a unix stream socket at path.
-static int s_measure_unix(const char *path, int n, double *p50, double *p99) {
+static double s_cpu_us(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
+// Times n round trips of a 4-byte length and 40 bytes over a unix stream socket at path;
+// *cpu_us is the CPU both sides spent per round trip (user and system).
+static int s_measure_unix(const char *path, int n, double *p50, double *p99, double *cpu_us) {
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof addr.sun_path)
         return -1;
@@ -138,7 +147,10 @@ static int s_measure_unix(const char *path, int n, double *p50, double *p99) {
     int rc = lat && fd >= 0 && connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0 ? 0 : -1;
     char buf[64];
     memset(buf, 'k', sizeof buf);
+    double cpu0 = 0;
     for (int i = 0; rc == 0 && i < n + S_WARMUP; i++) {
+        if (i == S_WARMUP)
+            cpu0 = s_cpu_us();
         struct timespec a, b;
         clock_gettime(CLOCK_MONOTONIC, &a);
         if (s_full(fd, buf, 44, 1) != 0 || s_full(fd, buf, 44, 0) != 0)
@@ -148,6 +160,7 @@ static int s_measure_unix(const char *path, int n, double *p50, double *p99) {
             lat[i - S_WARMUP] = s_ms(&a, &b);
     }
     if (rc == 0) {
+        *cpu_us = (s_cpu_us() - cpu0) / n;
         qsort(lat, (size_t)n, sizeof *lat, s_cmp);
         *p50 = lat[n / 2];
         *p99 = lat[(size_t)n * 99 / 100];
@@ -184,12 +197,14 @@ int main(int argc, char **argv) {
             printf("figure: floor tcp round trip p50 ms = %.4f\n", p50);
     }
     unlink(ipc + strlen("ipc://"));
-    double p50 = 0, p99 = 0;
+    double p50 = 0, p99 = 0, cpu_us = 0;
     char path[128];
     snprintf(path, sizeof path, "/tmp/kmx-bench-floor-%d.sock", (int)getpid());
-    if (s_measure_unix(path, n, &p50, &p99) != 0)
+    if (s_measure_unix(path, n, &p50, &p99, &cpu_us) != 0)
         return 1;
     printf("  %-20s %9.4f %9.4f  %9s %9s   (1 hop: kmx-query's local read socket)\n", "unix stream",
            p50, p99, "-", "-");
+    printf("figure: floor unix cpu per round trip = %.2f us (both sides, user and system)\n",
+           cpu_us);
     return 0;
 }
