@@ -7,6 +7,7 @@
 #include "kmx_mdp.h"
 #include "kmx_proc.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,26 +162,27 @@ static void s_serve(kmx_mdp_worker_t *worker, kmx_handler_base_t *handler, kmx_l
         int n = local ? kmx_local_fds(local, fds) : 0;
         zmq_msg_t body;
         int rc = kmx_mdp_worker_wait(worker, S_POLL_MS, &body, fds, n);
-        if (local && rc != 1) {
-            // Also after a timeout (no revents): connections stuck inside a message close.
-            if (rc != KMX_MDP_OTHER)
-                for (int i = 0; i < n; i++)
-                    fds[i].revents = 0;
-            kmx_local_step(local, fds, n);
+        if (rc == 1) {
+            uint8_t *reply = NULL;
+            size_t len = 0;
+            int built = s_handle(handler, zmq_msg_data(&body), zmq_msg_size(&body), &reply, &len);
+            zmq_msg_close(&body);
+            if (built != 0)
+                kmx_log_error("no reply could be built error=%s", kmx_err_name(built));
+            else if (kmx_mdp_worker_send(worker, reply, len) != 0)
+                kmx_log_warn("reply could not be sent to the broker");
+            free(reply);
         }
-        if (rc != 1)
-            continue; // timeout, local requests, or interrupted: the loop condition decides
-        uint8_t *reply = NULL;
-        size_t len = 0;
-        rc = s_handle(handler, zmq_msg_data(&body), zmq_msg_size(&body), &reply, &len);
-        zmq_msg_close(&body);
-        if (rc != 0) {
-            kmx_log_error("no reply could be built error=%s", kmx_err_name(rc));
-            continue;
-        }
-        if (kmx_mdp_worker_send(worker, reply, len) != 0)
-            kmx_log_warn("reply could not be sent to the broker");
-        free(reply);
+        if (!local)
+            continue; // timeout or interrupted: the loop condition decides
+        // The local side's turn after every wake-up: after a broker request too (a broker
+        // with a full queue would otherwise hand this worker one after another and keep the
+        // local clients out), and after a timeout, so connections stuck inside a message
+        // close.
+        if (rc == 1 ? poll(fds, (nfds_t)n, 0) <= 0 : rc != KMX_MDP_OTHER)
+            for (int i = 0; i < n; i++)
+                fds[i].revents = 0;
+        kmx_local_step(local, fds, n);
     }
 }
 

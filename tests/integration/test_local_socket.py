@@ -212,6 +212,43 @@ class LocalSocket(unittest.TestCase):
         self.c.procs.pop("badgw")
         self.assertIn("unix socket path of 1 to 107 bytes", read_log(self.c, "badgw"))
 
+    def test_neither_side_keeps_the_other_out(self):
+        # The broker keeps both workers busy (50 requests always outstanding): local clients
+        # are still answered, one turn each, and the broker's clients still are too.
+        import threading
+        import zmq
+        ping = b"\x0a\x02py" + b"\x52\x00"  # request_id "py", body: PingRequest (field 10)
+        ctx = zmq.Context()
+        dealer = ctx.socket(zmq.DEALER)
+        dealer.setsockopt(zmq.LINGER, 0)
+        dealer.connect(self.c.env["KMX_BROKER"])
+        answered, stop = [0], threading.Event()
+
+        def pump():
+            for _ in range(50):
+                dealer.send_multipart([b"", b"MDPC01", b"kmx.query", ping])
+            while not stop.is_set():
+                if dealer.poll(1000):
+                    dealer.recv_multipart()
+                    answered[0] += 1
+                    dealer.send_multipart([b"", b"MDPC01", b"kmx.query", ping])
+
+        t = threading.Thread(target=pump)
+        t.start()
+        try:
+            kmxtest.wait_for(lambda: answered[0] > 200, what="the broker's clients answered")
+            seen = answered[0]
+            for _ in range(100):
+                body = exchange(self.direct, struct.pack(">I", len(ping)) + ping, timeout=5)
+                self.assertIsNotNone(body)
+                self.assertIsNone(error_of(body), body)
+            self.assertGreater(answered[0], seen)  # the broker's side went on meanwhile
+        finally:
+            stop.set()
+            t.join(timeout=10)
+            dealer.close()
+            ctx.term()
+
     def worker_counters(self, path):
         r = self.local(path, "stats", "--format", "json", check=False)
         mine = [s for s in json.loads(r.stdout)["services"] if s["service"] == "kmx.query"]
