@@ -99,6 +99,12 @@ static void s_set_retries(kmx_client_t *self, int tries) {
         kmx_mdp_client_set_retries(self->mdp, tries);
 }
 
+// The socket path of a "unix:PATH" endpoint; any other endpoint as it is.
+static const char *s_local_path(const char *endpoint) {
+    size_t prefix = strlen(KMX_LOCAL_PREFIX);
+    return strncmp(endpoint, KMX_LOCAL_PREFIX, prefix) == 0 ? endpoint + prefix : endpoint;
+}
+
 kmx_client_t *kmx_client_new(const char *broker, int timeout_ms, int tries) {
     return kmx_client_new_in(NULL, broker, timeout_ms, tries);
 }
@@ -110,10 +116,9 @@ kmx_client_t *kmx_client_new_in(kmx_client_group_t *group, const char *broker, i
     kmx_client_t *self = calloc(1, sizeof(*self));
     if (!self)
         return NULL;
-    size_t prefix = strlen(KMX_LOCAL_PREFIX);
-    if (strncmp(broker, KMX_LOCAL_PREFIX, prefix) == 0) {
+    if (s_local_path(broker) != broker) {
         // A kmx-query worker's local read socket (kmx-query --local): no broker, no ZeroMQ.
-        self->local = kmx_local_client_new(broker + prefix, timeout_ms, tries);
+        self->local = kmx_local_client_new(s_local_path(broker), timeout_ms, tries);
     } else {
         self->own_ctx = group == NULL;
         self->ctx = group ? group->ctx : s_ctx_new();
@@ -145,9 +150,7 @@ int kmx_client_set_read_socket(kmx_client_t *self, const char *path) {
     if (!self->mdp)
         return KMX_ERR_INVAL; // a unix: client has no other path to keep
     kmx_local_client_destroy(&self->local);
-    size_t prefix = strlen(KMX_LOCAL_PREFIX);
-    if (path && strncmp(path, KMX_LOCAL_PREFIX, prefix) == 0)
-        path += prefix;
+    path = path ? s_local_path(path) : NULL;
     if (!path || !*path)
         return 0;
     self->local = kmx_local_client_new(path, self->timeout_ms, self->tries);

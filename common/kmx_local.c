@@ -68,6 +68,13 @@ static uint32_t s_get_len(const uint8_t *p) {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
+_Static_assert(KMX_LOCAL_PATH_MAX + 1 == sizeof((struct sockaddr_un *)0)->sun_path,
+               "KMX_LOCAL_PATH_MAX is sun_path less its NUL");
+
+int kmx_local_path_ok(const char *path) {
+    return path && *path && strlen(path) <= KMX_LOCAL_PATH_MAX;
+}
+
 // Whether a process listens on the socket file at addr.
 static int s_in_use(const struct sockaddr_un *addr) {
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -82,7 +89,7 @@ kmx_local_t *kmx_local_listen(const char *path, kmx_local_handle_fn handle, void
                               const char **why) {
     assert(path && handle && why);
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    if (!*path || strlen(path) >= sizeof addr.sun_path) {
+    if (!kmx_local_path_ok(path)) {
         *why = "the local socket path must be 1 to 107 bytes long: choose a shorter path";
         return NULL;
     }
@@ -385,7 +392,7 @@ struct kmx_local_client {
 };
 
 kmx_local_client_t *kmx_local_client_new(const char *path, int timeout_ms, int tries) {
-    if (!path || !*path || strlen(path) >= sizeof((struct sockaddr_un *)0)->sun_path)
+    if (!kmx_local_path_ok(path))
         return NULL;
     kmx_local_client_t *self = calloc(1, sizeof *self);
     if (!self)

@@ -22,6 +22,10 @@
 #define KMX_LOCAL_REQUEST_MAX (1u << 20) // largest request: reads are small
 #define KMX_LOCAL_IDLE_MS 30000          // a connection stuck inside a message this long is closed
 #define KMX_LOCAL_FDS (KMX_LOCAL_MAX_CONNS + 1)
+#define KMX_LOCAL_PATH_MAX 107 // longest socket path: a unix socket's sun_path less its NUL
+
+// Whether path can name a local read socket: 1 to KMX_LOCAL_PATH_MAX bytes.
+int kmx_local_path_ok(const char *path);
 
 typedef struct kmx_local kmx_local_t;
 

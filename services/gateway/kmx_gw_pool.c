@@ -4,6 +4,8 @@
     not one per client. With read sockets, new clients take them in turn for their reads.  */
 #include "kmx_gw_pool.h"
 
+#include "kmx_local.h"
+
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +25,6 @@ struct kmx_gw_pool {
     int tries;                      // tries per call
 };
 
-#define S_UNIX_PATH_MAX 107 // sun_path less its NUL
-
 kmx_gw_pool_t *kmx_gw_pool_new(const char *broker, const char *read_sockets, int timeout_ms,
                                int tries, const char **why) {
     *why = "out of memory";
@@ -38,7 +38,7 @@ kmx_gw_pool_t *kmx_gw_pool_new(const char *broker, const char *read_sockets, int
             char *end = strchr(p, ',');
             if (end)
                 *end = '\0';
-            if (!*p || strlen(p) > S_UNIX_PATH_MAX) {
+            if (!kmx_local_path_ok(p)) {
                 *why = "each read socket is a unix socket path of 1 to 107 bytes, separated "
                        "by commas";
                 self->n_reads = 0;

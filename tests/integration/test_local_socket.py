@@ -22,6 +22,9 @@ import unittest
 import kmxtest
 from kmxtest import Cluster, _fields
 
+# A packed kmx.v1.Request: request_id "py" (field 1), a PingRequest body (field 10).
+PING = b"\x0a\x02py" + b"\x52\x00"
+
 KEY = ["--kind", "export", "--market", "JP", "--category", "physical_album_customs",
        "--item", "local socket check", "--source", "kmx test"]
 
@@ -110,13 +113,10 @@ class LocalSocket(unittest.TestCase):
         self.assertEqual(stat.S_IMODE(os.stat(self.direct).st_mode), 0o660)
         # The worker counts what its socket answered (kmx stats asked on it: the broker's
         # and ingest's parts are refused there, the worker's own are printed).
-        r = self.local(self.direct, "stats", "--format", "json", check=False)
-        self.assertEqual(r.returncode, 2, r)
-        mine = [s for s in json.loads(r.stdout)["services"] if s["service"] == "kmx.query"]
-        self.assertEqual(len(mine), 1, r.stdout)
-        self.assertGreaterEqual(mine[0]["counters"]["local_requests"], 15, mine)
-        self.assertEqual(mine[0]["counters"]["local_connections"], 1, mine)
-        self.assertEqual(mine[0]["counters"]["local_refused"], 0, mine)
+        mine = self.worker_counters(self.direct)
+        self.assertGreaterEqual(mine["local_requests"], 15, mine)
+        self.assertEqual(mine["local_connections"], 1, mine)
+        self.assertEqual(mine["local_refused"], 0, mine)
         self.assertIn("local=%s" % self.direct, read_log(self.c, "query0"))
 
     def test_writes_are_refused_and_nothing_is_stored(self):
@@ -217,7 +217,6 @@ class LocalSocket(unittest.TestCase):
         # are still answered, one turn each, and the broker's clients still are too.
         import threading
         import zmq
-        ping = b"\x0a\x02py" + b"\x52\x00"  # request_id "py", body: PingRequest (field 10)
         ctx = zmq.Context()
         dealer = ctx.socket(zmq.DEALER)
         dealer.setsockopt(zmq.LINGER, 0)
@@ -226,12 +225,12 @@ class LocalSocket(unittest.TestCase):
 
         def pump():
             for _ in range(50):
-                dealer.send_multipart([b"", b"MDPC01", b"kmx.query", ping])
+                dealer.send_multipart([b"", b"MDPC01", b"kmx.query", PING])
             while not stop.is_set():
                 if dealer.poll(1000):
                     dealer.recv_multipart()
                     answered[0] += 1
-                    dealer.send_multipart([b"", b"MDPC01", b"kmx.query", ping])
+                    dealer.send_multipart([b"", b"MDPC01", b"kmx.query", PING])
 
         t = threading.Thread(target=pump)
         t.start()
@@ -239,7 +238,7 @@ class LocalSocket(unittest.TestCase):
             kmxtest.wait_for(lambda: answered[0] > 200, what="the broker's clients answered")
             seen = answered[0]
             for _ in range(100):
-                body = exchange(self.direct, struct.pack(">I", len(ping)) + ping, timeout=5)
+                body = exchange(self.direct, struct.pack(">I", len(PING)) + PING, timeout=5)
                 self.assertIsNotNone(body)
                 self.assertIsNone(error_of(body), body)
             self.assertGreater(answered[0], seen)  # the broker's side went on meanwhile
@@ -250,15 +249,18 @@ class LocalSocket(unittest.TestCase):
             ctx.term()
 
     def worker_counters(self, path):
+        """The kmx.query counters of the worker on path, asked on its socket (the broker's
+        and ingest's parts of kmx stats are refused there: exit 2)."""
         r = self.local(path, "stats", "--format", "json", check=False)
+        self.assertEqual(r.returncode, 2, r)
         mine = [s for s in json.loads(r.stdout)["services"] if s["service"] == "kmx.query"]
+        self.assertEqual(len(mine), 1, r.stdout)
         return mine[0]["counters"]
 
     def test_many_connections_leave_nothing_behind(self):
         # A worker that runs for months sees connections come and go, some of them broken:
         # its descriptors and connection slots come back each time.
         self.c.kmx("put", *KEY, "--period", "2024-07", "--value", "3", "--unit", "USD")
-        ping = b"\x0a\x02py" + b"\x52\x00"  # request_id "py", body: PingRequest (field 10)
         before = self.worker_counters(self.direct)
         for i in range(600):
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
@@ -267,7 +269,7 @@ class LocalSocket(unittest.TestCase):
                 if i % 3 == 0:
                     s.sendall(struct.pack(">I", 1000) + b"half")  # gone inside a message
                 elif i % 3 == 1:
-                    s.sendall(struct.pack(">I", len(ping)) + ping)
+                    s.sendall(struct.pack(">I", len(PING)) + PING)
                     self.assertEqual(len(s.recv(4)), 4)
         after = kmxtest.wait_for(
             lambda: (lambda c: c if c["local_connections"] == 1 else None)(
