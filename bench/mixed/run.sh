@@ -226,18 +226,25 @@ broker_hops = 2 if direct else 3  # client -> broker -> kmx-query (-> kmx-storag
 hops = 1 if local and direct else 2 if local else broker_hops  # local: client -> kmx-query
 transport = sys.argv[9]  # the floor is taken on the hops' own transport
 zmq_row = r"\s+tcp 127\.0\.0\.1\s+([0-9.]+)\s+([0-9.]+)" if transport == "tcp" else r"\s+ipc\s+([0-9.]+)\s+([0-9.]+)"
-floor_row = r"\s+unix stream\s+([0-9.]+)\s+([0-9.]+)" if local else zmq_row
+# On the local socket the floor is the echo whose other side waits as the worker does, in
+# poll in another process; the bare echo between two threads blocking in read is printed
+# beside it.
+floor_row = r"\s+unix polled\s+([0-9.]+)\s+([0-9.]+)" if local else zmq_row
+bare_row = r"\s+unix stream\s+([0-9.]+)\s+([0-9.]+)"
 r = {}
 for line in open(res):
     f = line.split()
     vals = dict(kv.split("=") for kv in f[2:] if "=" in kv)
     key = (f[0], f[1]) if f[1].startswith(("ingest-", "cpu-")) else (f[0], f[1], f[2])
     r[key] = {k: float(v) for k, v in vals.items()}
-floor = broker_floor = None
+floor = broker_floor = bare_floor = None
 for line in open(floor_file):
     m = re.match(floor_row, line)
     if m:
         floor = hops * float(m.group(1))  # one round trip per hop
+    m = re.match(bare_row, line)
+    if m:
+        bare_floor = float(m.group(1))
     m = re.match(zmq_row, line)
     if m:
         broker_floor = broker_hops * float(m.group(1))
@@ -283,6 +290,7 @@ for tag, text in (("alone", "no readers"), ("busy1", "beside 1 reader"), ("busy8
 def cpu(tag, name):
     v = r.get(("kmx", "cpu-" + tag))
     return v.get(name, float("nan")) if v else float("nan")
+ceilings = {}  # the import's bound beside readers, from the writer's CPU (below)
 if r.get(("kmx", "cpu-alone")):
     tags = ("alone", "busy1", "busy8")
     print("\nCPU during each kmx import (seconds; cores = seconds / the import's wall time)")
@@ -311,6 +319,17 @@ if r.get(("kmx", "cpu-alone")):
               " threads, broker, kmx-query, clients) %.2f cores" % (
               c, need, need * cpu(t, "writer") / cpu("alone", "writer"), cpu(t, "writer") / cpu(t, "span"),
               sum(cpu(t, n) for n in ("storage", "broker", "query", "clients")) / cpu(t, "span")))
+    # The writer's own bound: alone it spent some of each row's time off the CPU (waiting
+    # for group commits' fsync and for rows from the ingest workers); readers make neither
+    # wait shorter. Were it never kept from a core beside them, a row would still take its
+    # CPU per row there plus that wait.
+    wait0 = (cpu("alone", "span") - cpu("alone", "writer")) / rows * 1e6
+    for t, c in (("busy1", 1), ("busy8", 8)):
+        ceiling = ceilings[t] = cpu("alone", "span") / rows * 1e6 / (cpu(t, "writer") / rows * 1e6 + wait0)
+        print("  the most the import could keep beside %d reader(s), were the writer never kept"
+              " from a core: %.0f%% of alone (its %.1f us of CPU per row there, plus the %.1f us"
+              " a row waited alone)" % (c, 100 * ceiling, cpu(t, "writer") / rows * 1e6, wait0))
+        print("figure: kmx ingest ceiling beside %d = %.1f %%" % (c, 100 * ceiling))
 if local and r.get(("kmx-broker", "idle8", "get")):
     print("  the same gets through the broker (%d ZeroMQ hops over %s), idle" % (broker_hops, transport))
     print("    %-32s %9.3f %9.3f" % ("1 client", g("kmx-broker", "idle1", "get", "p50"),
@@ -323,8 +342,12 @@ if local and r.get(("kmx-broker", "idle8", "get")):
             broker_floor, g("kmx-broker", "idle1", "get", "p50") / broker_floor))
 if floor:
     print("\nfloor: %s (a get's path) = %.3f ms" % (
-        "one round trip on a unix stream socket" if local else
+        "one round trip on a unix stream socket to a process waiting in poll, as the worker"
+        " does" if local else
         "%d ZeroMQ round trips over %s" % (hops, transport), floor))
+    if local and bare_floor:
+        print("  the bare echo between two threads blocking in read: %.3f ms; the get's p50"
+              " is %.2fx that" % (bare_floor, g("kmx", "idle1", "get", "p50") / bare_floor))
 echo_cpu = None
 for line in open(floor_file):
     m = re.match(r"figure: floor unix cpu per round trip = ([0-9.]+)", line)
@@ -335,7 +358,7 @@ if gc and n_gets == n_gets and n_gets > 0:
     w_us, c_us = gc["query"] / n_gets * 1e6, gc["client"] / n_gets * 1e6
     print("  a get's CPU, 1 client (user and system): the kmx-query workers %.1f us, the client"
           " %.1f us, %.1f us in all%s" % (w_us, c_us, w_us + c_us,
-          "; the unix-socket echo of the floor: %.1f us a round trip for both sides, so the"
+          "; the bare unix-socket echo: %.1f us a round trip for both sides, so the"
           " get's own work is %.1f us" % (echo_cpu, w_us + c_us - echo_cpu) if echo_cpu else ""))
 
 def mark(ok):
@@ -349,8 +372,11 @@ for c in (1, 8):
 for c in (1, 8):
     ratio = ing("kmx", "busy%d" % c) / ing("kmx", "alone")
     pg_ratio = ing("pg", "busy%d" % c) / ing("pg", "alone")
-    print("  target kmx ingest beside %d reader(s) >= 90%% of alone: %.0f%% (PG COPY's own: %.0f%%), %s" % (
-        c, 100 * ratio, 100 * pg_ratio, mark(ratio >= 0.9)))
+    ceil = ceilings.get("busy%d" % c)
+    print("  target kmx ingest beside %d reader(s) >= 90%% of alone: %.0f%% (PG COPY's own: %.0f%%), %s%s" % (
+        c, 100 * ratio, 100 * pg_ratio, mark(ratio >= 0.9),
+        "" if ceil is None or ratio >= 0.9 else
+        " (the writer's own ceiling beside them: %.0f%%, above)" % (100 * ceil)))
 for q in ("get", "group"):
     k, p = g("kmx", "idle8", q, "rate"), g("pg", "idle8", q, "rate")
     print("  target 8 clients %s/s >= PG with 8 connections (%.0f): %.0f, %s" % (q, p, k, mark(k >= p)))

@@ -102,7 +102,7 @@ static void s_fill(const s_rec_t *r, Kmx__V1__Record *rec, Kmx__V1__Period *p, K
 }
 
 static int s_load(const s_data_t *d, const char *dir, const char *csv_path) {
-    kmx_store_config_t cfg = {0, 0, KMX_STORE_SYNC_NONE, 0, 0, 0};
+    kmx_store_config_t cfg = {.sync = KMX_STORE_SYNC_NONE};
     kmx_store_t *store = NULL;
     FILE *csv = fopen(csv_path, "w");
     if (!csv || kmx_store_open(dir, &cfg, &store) != 0) {

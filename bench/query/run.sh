@@ -69,11 +69,11 @@ kmx_up start_kmx 'kmx_quick ping kmx.query' 'kmx_quick --broker "$direct" ping k
 # What the hops cost at the least on this machine, beside the gets above.
 "$bin/kmx_bench_floor" "$gets" | tee -a "$work/run.out"
 awk '/^figure: get p50 ms socket/ {s = $NF} /^figure: get p50 ms direct/ {d = $NF}
-  /^figure: floor tcp round trip/ {f = $NF} /^  unix stream / {u = $3}
+  /^figure: floor tcp round trip/ {f = $NF} /^  unix polled / {u = $3}
   END { if (f > 0 && u > 0) {
     printf "point get p50 against its hops (target <= 1.3x): through storage %.3f ms = %.2fx" \
       " three ZeroMQ round trips (%.3f); on the local read socket %.3f ms = %.2fx one" \
-      " unix-socket round trip (%.3f)\n", s, s / (3 * f), 3 * f, d, d / u, u } }' "$work/run.out"
+      " unix-socket round trip to a process in poll (%.3f)\n", s, s / (3 * f), 3 * f, d, d / u, u } }' "$work/run.out"
 
 # Bytes on disk per record: LMDB pages in use (records, indexes, roll-ups, event log)
 # beside PostgreSQL's table with its indexes.

@@ -81,8 +81,8 @@ static double s_first_check(kmx_store_t *store) {
 }
 
 static int s_run(const char *dir, int rows) {
-    kmx_store_config_t fast = {0, 0, KMX_STORE_SYNC_NONE, 0, 0, 0};
-    kmx_store_config_t ro = {0, 0, KMX_STORE_SYNC_FULL, 0, 1, 0};
+    kmx_store_config_t fast = {.sync = KMX_STORE_SYNC_NONE};
+    kmx_store_config_t ro = {.sync = KMX_STORE_SYNC_FULL, .readonly = 1};
     kmx_store_t *store = NULL;
     double t0 = s_now_ms();
     if (kmx_store_open(dir, &fast, &store) != 0 || s_import(store, rows) != 0)

@@ -242,7 +242,7 @@ static double s_service_rate(const s_opts_t *o, int writers, int batch, int tota
 static double s_raw_rate(const s_opts_t *o, int batch, int total) {
     char dir[256];
     s_fresh_dir(o, dir, sizeof dir);
-    kmx_store_config_t cfg = {0, 0, o->sync, 0, 0, 0};
+    kmx_store_config_t cfg = {.sync = o->sync};
     kmx_store_t *store = NULL;
     if (kmx_store_open(dir, &cfg, &store) != 0) {
         fprintf(stderr, "cannot open store\n");

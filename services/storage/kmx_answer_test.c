@@ -90,7 +90,7 @@ static void s_fill(s_fixture_t *f) {
     kmx_store_close(&f->store);
     kmx_testkit_dir_remove(f->dir);
     assert_int_equal(kmx_testkit_dir_make("kmx-answer-test", f->dir, sizeof f->dir), 0);
-    kmx_store_config_t cfg = {0, 0, KMX_STORE_SYNC_NONE, 0, 0, 0};
+    kmx_store_config_t cfg = {.sync = KMX_STORE_SYNC_NONE};
     assert_int_equal(kmx_store_open(f->dir, &cfg, &f->store), 0);
     f->n = 0;
     for (size_t m = 0; m < S_N(s_markets); m++)
@@ -515,7 +515,7 @@ static void test_levels_are_never_added_without_a_market_key(void **state) {
     kmx_store_close(&f->store);
     kmx_testkit_dir_remove(f->dir);
     assert_int_equal(kmx_testkit_dir_make("kmx-answer-test", f->dir, sizeof f->dir), 0);
-    kmx_store_config_t cfg = {0, 0, KMX_STORE_SYNC_NONE, 0, 0, 0};
+    kmx_store_config_t cfg = {.sync = KMX_STORE_SYNC_NONE};
     assert_int_equal(kmx_store_open(f->dir, &cfg, &f->store), 0);
     assert_int_equal(kmx_store_write_batch(f->store, ops, 4, out, NULL), 0);
 
@@ -575,7 +575,7 @@ static void test_stock_units_never_add_over_time(void **state) {
     kmx_store_close(&f->store);
     kmx_testkit_dir_remove(f->dir);
     assert_int_equal(kmx_testkit_dir_make("kmx-answer-test", f->dir, sizeof f->dir), 0);
-    kmx_store_config_t cfg = {0, 0, KMX_STORE_SYNC_NONE, 0, 0, 0};
+    kmx_store_config_t cfg = {.sync = KMX_STORE_SYNC_NONE};
     assert_int_equal(kmx_store_open(f->dir, &cfg, &f->store), 0);
     kmx_testkit_rec_t r[24];
     kmx_store_op_t ops[24];

@@ -581,7 +581,10 @@ int kmx_storage_new(void *ctx, const kmx_storage_config_t *cfg, kmx_storage_t **
     self->readers = calloc(self->n_readers, sizeof *self->readers);
     self->wait = calloc(1, sizeof *self->wait);
     int err = !self->readers || !self->wait ? KMX_ERR_NOMEM : kmx_storage_writer_new(self, cfg);
-    kmx_store_config_t scfg = {cfg->map_size, 0, cfg->sync, cfg->retain_events, 0, 0};
+    kmx_store_config_t scfg = {.map_size = cfg->map_size,
+                               .sync = cfg->sync,
+                               .retain_events = cfg->retain_events,
+                               .builder_nice = cfg->reader_nice};
     if (err == 0)
         err = kmx_store_open(cfg->data_dir, &scfg, &self->store);
     if (err == 0)

@@ -499,6 +499,7 @@ int kmx_store_open(const char *dir, const kmx_store_config_t *cfg, kmx_store_t *
     size_t map_size = cfg && cfg->map_size ? cfg->map_size : KMX_STORE_MAP_DEFAULT;
     self->map_size_max = cfg ? cfg->map_size_max : 0;
     self->retain_events = cfg ? cfg->retain_events : 0;
+    self->builder_nice = cfg ? cfg->builder_nice : 0;
     self->readonly = readonly;
     self->upgrade = cfg && cfg->upgrade;
     if (!readonly && (!(self->pending = kmx_derived_pending_new()) ||

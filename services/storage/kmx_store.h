@@ -32,8 +32,10 @@ typedef struct {
     kmx_store_sync_t sync;  // durability of commits
     uint64_t retain_events; // newest events kept in the log; 0 = keep all
     int readonly;           // nonzero: open an existing store read-only (check, backup)
-    int upgrade; // nonzero: a store of schema KMX_STORE_UPGRADES_FROM is upgraded (kmx-storage
-                 // upgrade; the service itself never changes a store's schema)
+    int upgrade;      // nonzero: a store of schema KMX_STORE_UPGRADES_FROM is upgraded (kmx-storage
+                      // upgrade; the service itself never changes a store's schema)
+    int builder_nice; // steps the alternatives index's builder thread runs nicer (it serves
+                      // queries, so it takes the readers' priority; 0 to 19)
 } kmx_store_config_t;
 
 // The oldest schema version kmx_store_open can upgrade (cfg->upgrade); every version from

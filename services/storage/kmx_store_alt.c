@@ -972,6 +972,7 @@ static void *s_builder_main(void *arg) {
     kmx_store_t *self = arg;
     kmx_store_alt_t *alt = self->alt;
     kmx_proc_name_thread("kmx-alt");
+    kmx_proc_nice(self->builder_nice, "the alternatives builder");
     int err = s_builder_round(self, NULL);
     if (err != 0 && err != KMX_ERR_UNAVAILABLE) // not the close's stop
         kmx_log_warn("alternatives not built at open: %s", kmx_strerror(err));

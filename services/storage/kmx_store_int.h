@@ -53,6 +53,7 @@ struct kmx_store {
     size_t map_size;                // current map size in bytes (the writer's, under map_gate)
     size_t map_size_max;            // growth limit; 0 = none
     uint64_t retain_events;         // events kept in the log; 0 = all
+    int builder_nice;               // the alternatives builder's nice steps (cfg->builder_nice)
     int readonly;                   // opened with MDB_RDONLY (check, backup)
     int upgrade;                    // cfg->upgrade: may upgrade an older schema
     int lock_fd;                    // holds the writer's lock on the directory, or -1

@@ -451,7 +451,8 @@ static void s_compare_aggregates(s_fixture_t *f) {
 }
 
 static void s_open(s_fixture_t *f, size_t map_size, uint64_t retain) {
-    kmx_store_config_t cfg = {map_size, 0, KMX_STORE_SYNC_NONE, retain, 0, 0};
+    kmx_store_config_t cfg = {
+        .map_size = map_size, .sync = KMX_STORE_SYNC_NONE, .retain_events = retain};
     assert_int_equal(kmx_store_open(f->dir, &cfg, &f->store), 0);
 }
 

@@ -59,7 +59,8 @@ static void s_usage(FILE *out) {
         "  --batch-wait-us N    wait for more writers    (KMX_BATCH_WAIT_US, 1000)\n"
         "  --retain-events N    events kept, 0 = all     (KMX_RETAIN_EVENTS, 0)\n"
         "  --readers N          reader threads, 1 to 64  (KMX_STORAGE_READERS, 4)\n"
-        "  --reader-nice N      readers N steps nicer than the writer, 0 to 19\n"
+        "  --reader-nice N      readers (and the alternatives builder) N steps nicer than\n"
+        "                       the writer, 0 to 19\n"
         "                       (KMX_STORAGE_READER_NICE, 0)\n"
         "  --help, --version\n",
         out);
@@ -236,7 +237,7 @@ static int s_tuning(const s_options_t *o, kmx_storage_config_t *cfg) {
 
 // kmx-storage check: exit 0 when consistent, 1 on a mismatch or an error.
 static int s_run_check(const char *dir) {
-    kmx_store_config_t scfg = {0, 0, KMX_STORE_SYNC_FULL, 0, 1, 0};
+    kmx_store_config_t scfg = {.sync = KMX_STORE_SYNC_FULL, .readonly = 1};
     kmx_store_t *store = NULL;
     int err = kmx_store_open(dir, &scfg, &store);
     if (err != 0) {
@@ -261,7 +262,7 @@ static int s_run_check(const char *dir) {
 
 // kmx-storage backup: a compacted copy that a running service does not notice.
 static int s_run_backup(const char *dir, const char *dest) {
-    kmx_store_config_t scfg = {0, 0, KMX_STORE_SYNC_FULL, 0, 1, 0};
+    kmx_store_config_t scfg = {.sync = KMX_STORE_SYNC_FULL, .readonly = 1};
     kmx_store_t *store = NULL;
     int err = kmx_store_open(dir, &scfg, &store);
     if (err == 0)
@@ -286,7 +287,7 @@ static int s_run_upgrade(const char *dir) {
         kmx_log_error("no kmx store to upgrade in dir=%s", dir);
         return 1;
     }
-    kmx_store_config_t scfg = {0, 0, KMX_STORE_SYNC_FULL, 0, 0, 1};
+    kmx_store_config_t scfg = {.sync = KMX_STORE_SYNC_FULL, .upgrade = 1};
     kmx_store_t *store = NULL;
     int err = kmx_store_open(dir, &scfg, &store);
     if (err != 0) {

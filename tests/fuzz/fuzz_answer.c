@@ -27,7 +27,7 @@ static kmx_store_t *s_store(void) {
     char dir[] = "/tmp/kmx-fuzz-answer-XXXXXX";
     if (!mkdtemp(dir))
         abort();
-    kmx_store_config_t cfg = {0, 0, KMX_STORE_SYNC_NONE, 0, 0, 0};
+    kmx_store_config_t cfg = {.sync = KMX_STORE_SYNC_NONE};
     kmx_store_t *store = NULL;
     if (kmx_store_open(dir, &cfg, &store) != 0)
         abort();

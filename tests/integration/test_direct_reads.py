@@ -10,8 +10,9 @@ storage's LMDB environment itself, one hop fewer (docs/architecture.md).
   not read: the worker says so in its log and answers every read through storage.
 - Readers can leave the cores to the writer: kmx-query --nice (KMX_NICE) runs the whole
   worker nicer, kmx-storage --reader-nice (KMX_STORAGE_READER_NICE) its reader threads
-  only (named kmx-reader), the router and the writer (kmx-writer) staying at the
-  service's own priority; unless told otherwise neither runs nicer.
+  (named kmx-reader) and the alternatives index's builder (kmx-alt, which serves
+  queries) only, the router and the writer (kmx-writer) staying at the service's own
+  priority; unless told otherwise neither runs nicer.
 """
 import os
 import signal
@@ -110,16 +111,16 @@ class DirectReads(unittest.TestCase):
         query = nice_values(self.c.procs["query0"].pid)
         self.assertEqual(set(query.values()), {min(base + 3, 19)}, query)
         main = self.c.procs["storage"].pid
-        # Four reader threads (the default) at +4, each once it has started; the router,
-        # the writer and ZeroMQ's threads at the service's own.
+        # Four reader threads (the default) and the alternatives builder at +4, each once
+        # it has started; the router, the writer and ZeroMQ's threads at the service's own.
         storage = kmxtest.wait_for(
-            lambda: (lambda n: n if list(n.values()).count(min(base + 4, 19)) == 4 else None)(
-                nice_values(main)), what="four reader threads at +4")
+            lambda: (lambda n: n if list(n.values()).count(min(base + 4, 19)) == 5 else None)(
+                nice_values(main)), what="four reader threads and the builder at +4")
         self.assertEqual(storage[main], base, storage)
-        self.assertEqual(len([v for v in storage.values() if v == base]), len(storage) - 4,
+        self.assertEqual(len([v for v in storage.values() if v == base]), len(storage) - 5,
                          storage)
         names = thread_names(main)
-        self.assertEqual(sorted(t for t, n in names.items() if n == "kmx-reader"),
+        self.assertEqual(sorted(t for t, n in names.items() if n in ("kmx-reader", "kmx-alt")),
                          sorted(t for t, v in storage.items() if v != base), names)
         self.assertEqual([storage[t] for t, n in names.items() if n == "kmx-writer"], [base],
                          names)
@@ -132,8 +133,10 @@ class DirectReads(unittest.TestCase):
         self.assertEqual(set(nice_values(self.c.procs["query0"].pid).values()), {base})
         main = self.c.procs["storage"].pid
         kmxtest.wait_for(lambda: sorted(nice_values(main)[t] for t, n in thread_names(main).items()
-                                        if n in ("kmx-reader", "kmx-writer")) == [base] * 5,
-                         what="the writer and four reader threads at the service's priority")
+                                        if n in ("kmx-reader", "kmx-writer", "kmx-alt")) ==
+                         [base] * 6,
+                         what="the writer, the builder and four reader threads at the service's "
+                              "priority")
 
     def test_no_store_in_the_directory_reads_through_storage(self):
         self.c.kmx("put", *KEY, "--period", "2024-01", "--value", "7", "--unit", "USD")

@@ -47,7 +47,7 @@ static void test_answers_match_the_reference(void **state) {
     s_seed = seed;
     char dir[256];
     assert_int_equal(kmx_testkit_dir_make("kmx-answer-ref", dir, sizeof dir), 0);
-    kmx_store_config_t cfg = {0, 0, KMX_STORE_SYNC_NONE, 0, 0, 0};
+    kmx_store_config_t cfg = {.sync = KMX_STORE_SYNC_NONE};
     kmx_store_t *store = NULL;
     assert_int_equal(kmx_store_open(dir, &cfg, &store), 0);
 
@@ -208,7 +208,7 @@ static void test_fuzz_cases(void **state) {
     (void)state;
     char dir[256];
     assert_int_equal(kmx_testkit_dir_make("kmx-answer-cases", dir, sizeof dir), 0);
-    kmx_store_config_t cfg = {0, 0, KMX_STORE_SYNC_NONE, 0, 0, 0};
+    kmx_store_config_t cfg = {.sync = KMX_STORE_SYNC_NONE};
     kmx_store_t *store = NULL;
     assert_int_equal(kmx_store_open(dir, &cfg, &store), 0);
     static answer_ref_rec_t recs[ANSWER_DATA_MAX];
