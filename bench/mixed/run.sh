@@ -319,16 +319,28 @@ if r.get(("kmx", "cpu-alone")):
               " threads, broker, kmx-query, clients) %.2f cores" % (
               c, need, need * cpu(t, "writer") / cpu("alone", "writer"), cpu(t, "writer") / cpu(t, "span"),
               sum(cpu(t, n) for n in ("storage", "broker", "query", "clients")) / cpu(t, "span")))
-    # The writer's own bound: alone it spent some of each row's time off the CPU (waiting
-    # for group commits' fsync and for rows from the ingest workers); readers make neither
-    # wait shorter. Were it never kept from a core beside them, a row would still take its
-    # CPU per row there plus that wait.
-    wait0 = (cpu("alone", "span") - cpu("alone", "writer")) / rows * 1e6
+    # Where each row's time went in the writer: on a core, ready but waiting for one (the
+    # scheduler's run queue, from schedstat), and off the cores (a group commit's fsync,
+    # rows not yet there from the ingest workers). Were it never kept from a core beside
+    # the readers, a row would still take its CPU and its other waits there (a faster
+    # writer only waits longer for rows and commits smaller groups): the most a priority
+    # for the writer could give the import. Its waits for rows are the ingest workers'
+    # (their own waits for a core are printed beside).
+    def per_row(t, name):
+        return cpu(t, name) / rows * 1e6
+    print("  the writer's time per row (us):" + ";".join(
+        " %s %.1f = %.1f on a core + %.1f waiting for one + %.1f for rows or fsync" % (
+            text, per_row(t, "span"), per_row(t, "writer"), per_row(t, "writer_wait"),
+            per_row(t, "span") - per_row(t, "writer") - per_row(t, "writer_wait"))
+        for t, text in zip(tags, ("alone", "beside 1", "beside 8"))))
+    print("  the 4 ingest workers' waits for a core (us a row, summed over them): %s" % ", ".join(
+        "%.1f %s" % (per_row(t, "ingest_wait"), text)
+        for t, text in zip(tags, ("alone", "beside 1", "beside 8"))))
     for t, c in (("busy1", 1), ("busy8", 8)):
-        ceiling = ceilings[t] = cpu("alone", "span") / rows * 1e6 / (cpu(t, "writer") / rows * 1e6 + wait0)
-        print("  the most the import could keep beside %d reader(s), were the writer never kept"
-              " from a core: %.0f%% of alone (its %.1f us of CPU per row there, plus the %.1f us"
-              " a row waited alone)" % (c, 100 * ceiling, cpu(t, "writer") / rows * 1e6, wait0))
+        rest = per_row(t, "span") - per_row(t, "writer_wait")
+        ceiling = ceilings[t] = per_row("alone", "span") / rest if rest > 0 else float("nan")
+        print("  the most the writer's priority could keep beside %d reader(s), were it never kept"
+              " from a core: %.0f%% of alone (%.1f us a row)" % (c, 100 * ceiling, rest))
         print("figure: kmx ingest ceiling beside %d = %.1f %%" % (c, 100 * ceiling))
 if local and r.get(("kmx-broker", "idle8", "get")):
     print("  the same gets through the broker (%d ZeroMQ hops over %s), idle" % (broker_hops, transport))
@@ -376,7 +388,7 @@ for c in (1, 8):
     print("  target kmx ingest beside %d reader(s) >= 90%% of alone: %.0f%% (PG COPY's own: %.0f%%), %s%s" % (
         c, 100 * ratio, 100 * pg_ratio, mark(ratio >= 0.9),
         "" if ceil is None or ratio >= 0.9 else
-        " (the writer's own ceiling beside them: %.0f%%, above)" % (100 * ceil)))
+        " (the most the writer's priority could keep: %.0f%%, above)" % (100 * ceil)))
 for q in ("get", "group"):
     k, p = g("kmx", "idle8", q, "rate"), g("pg", "idle8", q, "rate")
     print("  target 8 clients %s/s >= PG with 8 connections (%.0f): %.0f, %s" % (q, p, k, mark(k >= p)))
