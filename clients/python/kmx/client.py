@@ -13,6 +13,7 @@ import random
 import socket
 import struct
 import time
+import warnings
 from decimal import Decimal
 
 try:
@@ -286,6 +287,76 @@ def _curve_key(text, what):
     raise ValueError("%s is not a CURVE key (64 hex digits or 40 Z85 characters)" % what)
 
 
+class _LocalConn:
+    """One connection to a kmx-query worker's local read socket (kmx-query --local PATH):
+    a 4-byte big-endian length and the Request, one Response framed the same way back."""
+
+    def __init__(self, path):
+        self.path = path
+        self.endpoint = LOCAL_PREFIX + path
+        self.sock = None
+
+    def close(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def try_(self, service, body, timeout):
+        """One try. Returns the Response, None when no answer came in time (the connection
+        is then dropped, so a late answer is never taken for a later call's), or
+        _NO_WORKER when no worker listens there. A kept connection found closed (the
+        worker restarted) is made anew once within the try."""
+        if len(body) > LOCAL_REQUEST_MAX:
+            raise TooLarge("TOO_LARGE", "request too large for a local read socket: send it "
+                           "to the broker", service)
+        end = time.monotonic() + timeout
+        for fresh in (self.sock is None, True):
+            try:
+                if self.sock is None:
+                    self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    self.sock.settimeout(timeout)
+                    self.sock.connect(self.path)
+                self.sock.settimeout(max(0.001, end - time.monotonic()))
+                self.sock.sendall(struct.pack(">I", len(body)) + body)
+                (size,) = struct.unpack(">I", self._read(4, end))
+                if size > MSG_MAX:
+                    self.close()
+                    raise Error("DECODE", "reply does not decode (%d bytes)" % size, service)
+                data = self._read(size, end)
+                break
+            except (socket.timeout, BlockingIOError):  # BlockingIOError: backlog full
+                self.close()
+                return None
+            except OSError as e:  # nobody listens there, or the connection closed
+                self.close()
+                if fresh:
+                    return _NoWorker("no kmx-query answers on this local read socket (start "
+                                     "one with --local PATH): %s: %s" % (
+                                         self.endpoint, e.strerror or e))
+        resp = pb.Response()
+        try:
+            resp.ParseFromString(data)
+        except Exception:
+            raise Error("DECODE", "reply does not decode", service) from None
+        return resp
+
+    def _read(self, n, end):
+        """n bytes of the connection by end (monotonic); ConnectionResetError when the
+        worker closed it."""
+        buf = bytearray()
+        while len(buf) < n:
+            self.sock.settimeout(max(0.001, end - time.monotonic()))
+            part = self.sock.recv(min(n - len(buf), 1 << 20))
+            if not part:
+                raise ConnectionResetError("the worker closed the connection")
+            buf += part
+        return bytes(buf)
+
+
+class _NoWorker(str):
+    """What a local try returns when no worker listens on the socket: the reason."""
+
+
 class Client:
     """A client of the kmx services behind one broker.
 
@@ -300,6 +371,11 @@ class Client:
     curve_secret  this client's CURVE secret key (default KMX_CURVE_SECRET); CURVE is on
                   when it is set; the public key is derived from it
     curve_broker  the broker's public key (default KMX_CURVE_BROKER)
+    read_socket   a kmx-query worker's local read socket (PATH or unix:PATH; default
+                  KMX_READ_SOCKET) for this client's kmx.query requests, the broker kept for
+                  everything else; a read no worker there takes goes to the broker (one
+                  RuntimeWarning per client). Ignored from the environment, refused as an
+                  argument, when broker is itself a local read socket
     deadline      seconds one call may spend retrying (default KMX_DEADLINE ms, else none;
                   import_file 60 s): within it a call is tried again after a timeout or an
                   UNAVAILABLE answer, after pauses that double from 50 ms to 200 ms of which a
@@ -310,7 +386,8 @@ class Client:
     """
 
     def __init__(self, broker=None, timeout=None, retries=None, *, events=None,
-                 curve_secret=None, curve_broker=None, deadline=None, context=None):
+                 curve_secret=None, curve_broker=None, deadline=None, context=None,
+                 read_socket=None):
         env = os.environ
         self.broker = broker or env.get("KMX_BROKER") or DEFAULT_BROKER
         self.events = events or env.get("KMX_EVENTS") or DEFAULT_EVENTS
@@ -324,10 +401,21 @@ class Client:
         if deadline is None:
             deadline = _env_int("KMX_DEADLINE", 0, least=0) / 1000.0
         self.deadline = float(deadline) if deadline else None
-        self._local = self.broker[len(LOCAL_PREFIX):] \
+        # The local read socket the broker endpoint names (unix:PATH), or None.
+        self._local = _LocalConn(self.broker[len(LOCAL_PREFIX):]) \
             if self.broker.startswith(LOCAL_PREFIX) else None
         if self._local is None:
             _need_zmq("broker %s" % self.broker)
+        if read_socket and self._local is not None:
+            raise ValueError("read_socket keeps the broker for everything else, but this "
+                             "client's broker is a local read socket already (%s)" % self.broker)
+        reads = read_socket if read_socket is not None else env.get("KMX_READ_SOCKET")
+        if reads and reads.startswith(LOCAL_PREFIX):
+            reads = reads[len(LOCAL_PREFIX):]
+        # kmx.query's local read socket beside the broker (read_socket), or None.
+        self._reads = _LocalConn(reads) if reads and self._local is None else None
+        self._reads_warned = False
+        self._asked = None  # the local connection the last try went to, None: the broker
         secret = curve_secret if curve_secret is not None else env.get("KMX_CURVE_SECRET")
         self._curve = None
         if secret:
@@ -339,7 +427,7 @@ class Client:
             sk = _curve_key(secret, "the CURVE secret key")
             self._curve = (sk, zmq.curve_public(sk), _curve_key(server, "the broker key"))
         self._ctx = context
-        self._sock = None  # the DEALER to the broker, or the local read socket's connection
+        self._sock = None  # the DEALER to the broker
         self._doc = pb.RawDocument()  # the options of the import in progress
         self._next_id = 0
         self.retried = 0  # tries beyond the first, over the client's life
@@ -347,11 +435,11 @@ class Client:
     # -- plumbing ----------------------------------------------------------------------
     def close(self):
         if self._sock is not None:
-            if self._local is None:
-                self._sock.close(linger=0)
-            else:
-                self._sock.close()
+            self._sock.close(linger=0)
             self._sock = None
+        for conn in (self._local, self._reads):
+            if conn is not None:
+                conn.close()
 
     def __enter__(self):
         return self
@@ -371,8 +459,20 @@ class Client:
 
     def _try(self, service, body, request_id, timeout):
         """One try. Returns the Response, or None when no answer came in time."""
-        if self._local is not None:
-            return self._try_local(service, body, timeout)
+        conn = self._local
+        if conn is None and service == QUERY and self._reads is not None:
+            conn = self._reads
+        self._asked = conn
+        if conn is not None:
+            resp = conn.try_(service, body, timeout)
+            if not isinstance(resp, _NoWorker):
+                return resp
+            if conn is self._local:
+                return pb.Response(error=pb.Error(code=pb.UNAVAILABLE, message=resp))
+            if not self._reads_warned:  # once per client: a worker restarting is no news
+                warnings.warn("%s; reads go to the broker" % resp, RuntimeWarning, stacklevel=4)
+            self._reads_warned = True
+            self._asked = None
         if self._sock is None:
             self._sock = self._socket(zmq.DEALER)
             self._sock.connect(self.broker)
@@ -398,58 +498,6 @@ class Client:
             if resp.request_id and resp.request_id != request_id:
                 continue
             return resp
-
-    def _try_local(self, service, body, timeout):
-        """One try on the local read socket: a 4-byte big-endian length and the Request, one
-        Response framed the same way back. Returns the Response, None when no answer came in
-        time (the connection is then dropped, so a late answer is never taken for a later
-        call's), or an UNAVAILABLE Error when no worker listens there. A kept connection
-        found closed (the worker restarted) is made anew once within the try."""
-        if len(body) > LOCAL_REQUEST_MAX:
-            raise TooLarge("TOO_LARGE", "request too large for a local read socket: send it "
-                           "to the broker", service)
-        end = time.monotonic() + timeout
-        for fresh in (self._sock is None, True):
-            try:
-                if self._sock is None:
-                    self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                    self._sock.settimeout(timeout)
-                    self._sock.connect(self._local)
-                self._sock.settimeout(max(0.001, end - time.monotonic()))
-                self._sock.sendall(struct.pack(">I", len(body)) + body)
-                (size,) = struct.unpack(">I", self._read(4, end))
-                if size > MSG_MAX:
-                    self.close()
-                    raise Error("DECODE", "reply does not decode (%d bytes)" % size, service)
-                data = self._read(size, end)
-                break
-            except (socket.timeout, BlockingIOError):  # BlockingIOError: backlog full
-                self.close()
-                return None
-            except OSError as e:  # nobody listens there, or the connection closed
-                self.close()
-                if fresh:
-                    return pb.Response(error=pb.Error(code=pb.UNAVAILABLE, message=(
-                        "no kmx-query answers on this local read socket (start one with "
-                        "--local PATH): %s: %s" % (self.broker, e.strerror or e))))
-        resp = pb.Response()
-        try:
-            resp.ParseFromString(data)
-        except Exception:
-            raise Error("DECODE", "reply does not decode", service) from None
-        return resp
-
-    def _read(self, n, end):
-        """n bytes of the local connection by end (monotonic); ConnectionResetError when the
-        worker closed it."""
-        buf = bytearray()
-        while len(buf) < n:
-            self._sock.settimeout(max(0.001, end - time.monotonic()))
-            part = self._sock.recv(min(n - len(buf), 1 << 20))
-            if not part:
-                raise ConnectionResetError("the worker closed the connection")
-            buf += part
-        return bytes(buf)
 
     def _pause(self, n):
         cap = min(BACKOFF_FIRST * 2 ** (n - 1), BACKOFF_MAX)
@@ -491,9 +539,11 @@ class Client:
                 time.sleep(pause)
             self.retried += 1
         if resp is None:
+            asked = self._asked
             raise Timeout("TIMEOUT", "no reply (timed out after %d tries; is the %s at %s "
-                          "running?)" % (n, "broker" if self._local is None else "kmx-query",
-                                         self.broker), service)
+                          "running?)" % (n, "broker" if asked is None else "kmx-query",
+                                         self.broker if asked is None else asked.endpoint),
+                          service)
         if resp.WhichOneof("result") == "error":
             raise self._error(service, resp.error)
         if resp.WhichOneof("result") is None:

@@ -15,6 +15,7 @@ import tempfile
 import threading
 import time
 import unittest
+import warnings
 from decimal import Decimal
 
 import kmxtest
@@ -344,6 +345,60 @@ class Answers(unittest.TestCase):
         self.assertEqual(kept.query(**ask).rows, want)
         self.assertEqual(kept.retried, 0)
         self.assertEqual(held.query(**ask).rows, want)
+
+    def test_read_socket_beside_the_broker(self):
+        ask = {"kind": "exports", "period": "2024", "by": "market"}
+        want = self.k.query(**ask).rows
+        rec = next(iter(self.k.list(kind="exports", market="JP")))
+        key = {k: rec[k] for k in KEY if rec[k] is not None}
+        counter = kmx.Client("unix:" + self.local, timeout=3)
+        self.addCleanup(counter.close)
+
+        def answered():  # requests the worker answered on its local socket (before this)
+            return counter.stats([kmx.QUERY])["services"][0]["counters"]["local_requests"]
+        with self.assertRaises(ValueError):
+            kmx.Client("unix:" + self.local, read_socket=self.local)
+        # Reads on the socket (PATH or unix:PATH, or KMX_READ_SOCKET), the rest to the broker.
+        os.environ["KMX_READ_SOCKET"] = "unix:" + self.local
+        try:
+            from_env = kmx.Client(self.c.env["KMX_BROKER"], timeout=3)
+        finally:
+            del os.environ["KMX_READ_SOCKET"]
+        both = kmx.Client(self.c.env["KMX_BROKER"], timeout=3, read_socket=self.local)
+        self.addCleanup(from_env.close)
+        self.addCleanup(both.close)
+        for c in (both, from_env):
+            before = answered()
+            self.assertEqual(c.query(**ask).rows, want)
+            self.assertEqual(c.get(**key), rec)
+            self.assertEqual(answered(), before + 3)
+            self.assertIn("kmx.broker", c.ping())  # no local socket answers a ping
+        before = answered()
+        changed = dict(key, value=rec["value"] + 1, unit=rec["unit"])
+        both.put([changed])
+        self.addCleanup(self.k.put, [dict(key, value=rec["value"], unit=rec["unit"])])
+        self.assertEqual(both.get(**key)["value"], rec["value"] + 1)  # its own write, read
+        self.assertEqual(answered(), before + 2)  # the get, and this stats call
+        # No worker on the socket: reads go to the broker, with one warning per client.
+        self.c.stop("local")
+        try:
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("always")
+                self.assertEqual(both.query(**ask).rows, want)
+                self.assertEqual(both.get(**key)["value"], rec["value"] + 1)
+            self.assertEqual(len(seen), 1, [str(w.message) for w in seen])
+            self.assertIs(seen[0].category, RuntimeWarning)
+            self.assertIn("no kmx-query answers on this local read socket (start one with "
+                          "--local PATH): unix:%s" % self.local, str(seen[0].message))
+            self.assertIn("reads go to the broker", str(seen[0].message))
+            self.assertEqual(both.retried, 0)
+        finally:
+            self.c.spawn("local", "kmx-query", "--local", self.local)
+            wait_for(lambda: os.path.exists(self.local), what="the restarted worker's socket")
+            self.c.wait_ready()
+        # Back on the socket once a worker listens there again.
+        self.assertEqual(both.query(**ask).rows, want)
+        self.assertEqual(answered(), 1)  # a new worker: that query (a call counts once answered)
 
     def test_to_pandas(self):
         try:
