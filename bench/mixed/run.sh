@@ -366,12 +366,14 @@ for line in open(floor_file):
     if m:
         echo_cpu = float(m.group(1))
 gc, n_gets = r.get(("kmx", "cpu-get")), g("kmx", "idle1", "get", "n")
+own_us = None  # the get's own CPU beyond the echo's, both sides
 if gc and n_gets == n_gets and n_gets > 0:
     w_us, c_us = gc["query"] / n_gets * 1e6, gc["client"] / n_gets * 1e6
     print("  a get's CPU, 1 client (user and system): the kmx-query workers %.1f us, the client"
           " %.1f us, %.1f us in all%s" % (w_us, c_us, w_us + c_us,
           "; the bare unix-socket echo: %.1f us a round trip for both sides, so the"
           " get's own work is %.1f us" % (echo_cpu, w_us + c_us - echo_cpu) if echo_cpu else ""))
+    own_us = w_us + c_us - echo_cpu if echo_cpu else None
 
 def mark(ok):
     return "met" if ok else "short"
@@ -394,8 +396,13 @@ for q in ("get", "group"):
     print("  target 8 clients %s/s >= PG with 8 connections (%.0f): %.0f, %s" % (q, p, k, mark(k >= p)))
 gp50, gp99 = g("kmx", "idle1", "get", "p50"), g("kmx", "idle1", "get", "p99")
 if floor:
-    print("  target point get p50 <= 1.3x the hop floor (%.3f): %.3f ms (%.2fx), %s" % (
-        1.3 * floor, gp50, gp50 / floor, mark(gp50 <= 1.3 * floor)))
+    # The get's own work (decoding, the LMDB read, encoding, on one side then the other)
+    # lies on its round trip's path: 1.3x the floor leaves it 0.3x the floor.
+    print("  target point get p50 <= 1.3x the hop floor (%.3f): %.3f ms (%.2fx), %s%s" % (
+        1.3 * floor, gp50, gp50 / floor, mark(gp50 <= 1.3 * floor),
+        "" if gp50 <= 1.3 * floor or own_us is None else
+        " (1.3x leaves the get's own work %.1f us; it took %.1f us of CPU, one side after the"
+        " other, above)" % (300 * floor, own_us)))
 print("  target point get p99 < 2 ms: %.3f ms, %s" % (gp99, mark(gp99 < 2)))
 kp, pp = g("kmx", "idle1", "page", "p50"), g("pg", "idle1", "page", "p50")
 print("  target page of 100 p50 <= PG (%.3f): %.3f ms, %s" % (pp, kp, mark(kp <= pp)))
