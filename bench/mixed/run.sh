@@ -290,7 +290,7 @@ for tag, text in (("alone", "no readers"), ("busy1", "beside 1 reader"), ("busy8
 def cpu(tag, name):
     v = r.get(("kmx", "cpu-" + tag))
     return v.get(name, float("nan")) if v else float("nan")
-ceilings = {}  # the import's bound beside readers, from the writer's CPU (below)
+ceilings = {}  # the import beside readers had the writer never waited for a core (below)
 if r.get(("kmx", "cpu-alone")):
     tags = ("alone", "busy1", "busy8")
     print("\nCPU during each kmx import (seconds; cores = seconds / the import's wall time)")
@@ -323,9 +323,10 @@ if r.get(("kmx", "cpu-alone")):
     # scheduler's run queue, from schedstat), and off the cores (a group commit's fsync,
     # rows not yet there from the ingest workers). Were it never kept from a core beside
     # the readers, a row would still take its CPU and its other waits there (a faster
-    # writer only waits longer for rows and commits smaller groups): the most a priority
-    # for the writer could give the import. Its waits for rows are the ingest workers'
-    # (their own waits for a core are printed beside).
+    # writer only waits longer for rows and commits smaller groups), so the loss splits
+    # into the writer's waits for a core and its dearer rows (preemptions, caches: reader
+    # priorities lower both). Its waits for rows are the ingest workers' (their own waits
+    # for a core are printed beside).
     def per_row(t, name):
         return cpu(t, name) / rows * 1e6
     print("  the writer's time per row (us):" + ";".join(
@@ -339,9 +340,11 @@ if r.get(("kmx", "cpu-alone")):
     for t, c in (("busy1", 1), ("busy8", 8)):
         rest = per_row(t, "span") - per_row(t, "writer_wait")
         ceiling = ceilings[t] = per_row("alone", "span") / rest if rest > 0 else float("nan")
-        print("  the most the writer's priority could keep beside %d reader(s), were it never kept"
-              " from a core: %.0f%% of alone (%.1f us a row)" % (c, 100 * ceiling, rest))
-        print("figure: kmx ingest ceiling beside %d = %.1f %%" % (c, 100 * ceiling))
+        print("  beside %d reader(s), had the writer never waited for a core: %.0f%% of alone"
+              " (%.1f us a row; the rest of the loss is its CPU per row there)" % (
+                  c, 100 * ceiling, rest))
+        print("figure: kmx ingest beside %d without the writer's waits for a core = %.1f %%" % (
+            c, 100 * ceiling))
 if local and r.get(("kmx-broker", "idle8", "get")):
     print("  the same gets through the broker (%d ZeroMQ hops over %s), idle" % (broker_hops, transport))
     print("    %-32s %9.3f %9.3f" % ("1 client", g("kmx-broker", "idle1", "get", "p50"),
@@ -390,7 +393,7 @@ for c in (1, 8):
     print("  target kmx ingest beside %d reader(s) >= 90%% of alone: %.0f%% (PG COPY's own: %.0f%%), %s%s" % (
         c, 100 * ratio, 100 * pg_ratio, mark(ratio >= 0.9),
         "" if ceil is None or ratio >= 0.9 else
-        " (the most the writer's priority could keep: %.0f%%, above)" % (100 * ceil)))
+        " (%.0f%% had the writer never waited for a core, above)" % (100 * ceil)))
 for q in ("get", "group"):
     k, p = g("kmx", "idle8", q, "rate"), g("pg", "idle8", q, "rate")
     print("  target 8 clients %s/s >= PG with 8 connections (%.0f): %.0f, %s" % (q, p, k, mark(k >= p)))
