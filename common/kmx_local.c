@@ -266,7 +266,12 @@ static long s_whole(s_conn_t *c) {
 static int s_answer(kmx_local_t *self, s_conn_t *c, size_t total) {
     uint8_t *out = NULL;
     size_t len = 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     int rc = self->handle(self->arg, c->in + S_HEADER, total - S_HEADER, &out, &len);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    self->stats.work_ns +=
+        (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec));
     memmove(c->in, c->in + total, c->in_len - total);
     c->in_len -= total;
     c->since = 0;

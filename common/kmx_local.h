@@ -57,9 +57,11 @@ int kmx_local_step(kmx_local_t *self, const struct pollfd *fds, int n);
 // KMX_LOCAL_IDLE_MS; values <= 0 restore it).
 void kmx_local_set_idle_ms(kmx_local_t *self, int ms);
 
-// Counters since listen: requests answered, connections accepted and refused (full).
+// Counters since listen: requests answered, connections accepted and refused (full),
+// connections open, and the nanoseconds spent in the handler (decoding, answering,
+// encoding: a request's own work, without its reads and writes on the socket).
 typedef struct {
-    uint64_t requests, accepted, refused, open;
+    uint64_t requests, accepted, refused, open, work_ns;
 } kmx_local_stats_t;
 kmx_local_stats_t kmx_local_stats(const kmx_local_t *self);
 

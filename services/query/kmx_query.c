@@ -178,6 +178,10 @@ static int s_on_stats(void *ctx, const Kmx__V1__Request *req, uint8_t **out, siz
         {"local_requests", local.requests},
         {"local_connections", local.open},
         {"local_refused", local.refused},
+        // Microseconds its requests spent in this worker's own work (decoding, answering,
+        // encoding), without the socket's reads and writes: what bench/mixed sets beside
+        // the hop's floor.
+        {"local_work_us", local.work_ns / 1000},
     };
     Kmx__V1__Response *storage = NULL;
     s_storage_stats(self, req, &storage);

@@ -17,6 +17,7 @@ import signal
 import socket
 import stat
 import struct
+import time
 import unittest
 
 import kmxtest
@@ -117,6 +118,16 @@ class LocalSocket(unittest.TestCase):
         self.assertGreaterEqual(mine["local_requests"], 15, mine)
         self.assertEqual(mine["local_connections"], 1, mine)
         self.assertEqual(mine["local_refused"], 0, mine)
+        # Their own work is timed apart from the socket's reads and writes: some for each
+        # get, and less than the gets' wall time.
+        t0 = time.monotonic()
+        for _ in range(5):
+            self.local_json(self.direct, "get", *KEY, "--period", "2024-01")
+        wall_us = (time.monotonic() - t0) * 1e6
+        after = self.worker_counters(self.direct)
+        work = after["local_work_us"] - mine["local_work_us"]
+        self.assertGreater(work, 0, (mine, after))
+        self.assertLess(work, wall_us, (mine, after))
         self.assertIn("local=%s" % self.direct, read_log(self.c, "query0"))
 
     def test_writes_are_refused_and_nothing_is_stored(self):
