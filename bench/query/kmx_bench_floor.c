@@ -10,12 +10,16 @@
     its connections and its broker socket, so the same echo is also timed with the echo
     side in a child process waiting that way (an idle eventfd for the broker's socket):
     the floor of the hop a get on that socket makes. Printed beside the query benchmark
-    (bench/query/run.sh) and bench/mixed.
-        kmx_bench_floor [ROUND_TRIPS]  */
-#define _POSIX_C_SOURCE 200809L
+    (bench/query/run.sh) and bench/mixed. With --cpus ECHO,CLIENT only the unix-socket
+    echoes are timed, the echo side on CPU ECHO and the timing side on CPU CLIENT: the
+    floor of a get whose worker and client are kept on those CPUs (bench/mixed), since a
+    round trip within one CPU and one between two cost very different wake-ups.
+        kmx_bench_floor [ROUND_TRIPS] [--cpus ECHO,CLIENT]  */
+#define _GNU_SOURCE // sched_setaffinity, CPU_SET
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,9 +117,27 @@ static int s_full(int fd, char *buf, size_t len, int out) {
     return 0;
 }
 
+// Keeps the calling thread on cpu (none when negative).
+static void s_pin(int cpu) {
+    if (cpu < 0)
+        return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (sched_setaffinity(0, sizeof set, &set) != 0)
+        fprintf(stderr, "floor: cannot keep a thread on CPU %d: %s\n", cpu, strerror(errno));
+}
+
+typedef struct {
+    int listener; // the echo side's listening socket
+    int cpu;      // its CPU, or -1
+} s_echo_arg_t;
+
 // The unix-socket echo side: one connection, each framed message back, until it closes.
 static void *s_unix_echo(void *arg) {
-    int listener = *(int *)arg;
+    const s_echo_arg_t *a = arg;
+    s_pin(a->cpu);
+    int listener = a->listener;
     int fd = accept(listener, NULL, NULL);
     char buf[64];
     while (fd >= 0 && s_full(fd, buf, 44, 0) == 0 && s_full(fd, buf, 44, 1) == 0)
@@ -155,8 +177,8 @@ static double s_cpu_us(int who) {
 // the echo side a thread blocking in read or, polled, a child process waiting in poll
 // (s_unix_echo_polled); *cpu_us is the CPU both sides spent per round trip (user and
 // system; a child's whole life, its few warm-up round trips and its start included).
-static int s_measure_unix(const char *path, int polled, int n, double *p50, double *p99,
-                          double *cpu_us) {
+static int s_measure_unix(const char *path, int polled, const int cpus[2], int n, double *p50,
+                          double *p99, double *cpu_us) {
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof addr.sun_path)
         return -1;
@@ -169,13 +191,18 @@ static int s_measure_unix(const char *path, int polled, int n, double *p50, doub
         return -1;
     }
     pthread_t thread;
+    s_echo_arg_t echo = {listener, cpus[0]};
     pid_t child = polled ? fork() : -1;
     if (child == 0) {
+        s_pin(cpus[0]);
         s_unix_echo_polled(listener);
         _exit(0);
     }
-    if (polled ? child < 0 : pthread_create(&thread, NULL, s_unix_echo, &listener) != 0)
+    if (polled ? child < 0 : pthread_create(&thread, NULL, s_unix_echo, &echo) != 0)
         return -1;
+    cpu_set_t was;
+    int restore = cpus[1] >= 0 && sched_getaffinity(0, sizeof was, &was) == 0;
+    s_pin(cpus[1]);
     double child0 = s_cpu_us(RUSAGE_CHILDREN);
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
     double *lat = malloc((size_t)n * sizeof *lat);
@@ -195,6 +222,8 @@ static int s_measure_unix(const char *path, int polled, int n, double *p50, doub
             lat[i - S_WARMUP] = s_ms(&a, &b);
     }
     double self_us = s_cpu_us(RUSAGE_SELF) - cpu0;
+    if (restore)
+        sched_setaffinity(0, sizeof was, &was);
     if (fd >= 0)
         close(fd); // ends the echo side
     if (rc != 0)
@@ -217,12 +246,8 @@ static int s_measure_unix(const char *path, int polled, int n, double *p50, doub
     return rc;
 }
 
-int main(int argc, char **argv) {
-    int n = argc > 1 ? atoi(argv[1]) : 5000;
-    if (n < 100) {
-        fprintf(stderr, "usage: kmx_bench_floor [ROUND_TRIPS >= 100]\n");
-        return 2;
-    }
+// The ZeroMQ round trips over tcp://127.0.0.1 and ipc://, printed. Returns 0 or -1.
+static int s_zmq_floors(int n) {
     char ipc[128];
     snprintf(ipc, sizeof ipc, "ipc:///tmp/kmx-bench-floor-%d.ipc", (int)getpid());
     const char *eps[] = {"tcp://127.0.0.1:*", ipc};
@@ -231,13 +256,29 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof eps / sizeof eps[0]; i++) {
         double p50 = 0, p99 = 0;
         if (s_measure(eps[i], n, &p50, &p99) != 0)
-            return 1;
+            return -1;
         printf("  %-20s %9.4f %9.4f  %9.4f %9.4f\n", i == 0 ? "tcp 127.0.0.1" : "ipc", p50, p99,
                3 * p50, 2 * p50);
         if (i == 0)
             printf("figure: floor tcp round trip p50 ms = %.4f\n", p50);
     }
     unlink(ipc + strlen("ipc://"));
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    int n = argc > 1 ? atoi(argv[1]) : 5000;
+    int cpus[2] = {-1, -1};
+    if (argc == 4 &&
+        (strcmp(argv[2], "--cpus") != 0 || sscanf(argv[3], "%d,%d", &cpus[0], &cpus[1]) != 2 ||
+         cpus[0] < 0 || cpus[1] < 0))
+        n = 0;
+    if (n < 100 || argc == 3 || argc > 4) {
+        fprintf(stderr, "usage: kmx_bench_floor [ROUND_TRIPS >= 100] [--cpus ECHO,CLIENT]\n");
+        return 2;
+    }
+    if (argc != 4 && s_zmq_floors(n) != 0)
+        return 1;
     double p50 = 0, p99 = 0, cpu_us = 0;
     char path[128];
     snprintf(path, sizeof path, "/tmp/kmx-bench-floor-%d.sock", (int)getpid());
@@ -247,10 +288,13 @@ int main(int argc, char **argv) {
         "echo thread blocking in read",
         "1 hop: kmx-query's local read socket, echo process in poll"};
     for (int polled = 1; polled >= 0; polled--) {
-        if (s_measure_unix(path, polled, n, &p50, &p99, &cpu_us) != 0)
+        if (s_measure_unix(path, polled, cpus, n, &p50, &p99, &cpu_us) != 0)
             return 1;
-        printf("  %-20s %9.4f %9.4f  %9s %9s   (%s)\n", polled ? "unix polled" : "unix stream", p50,
-               p99, "-", "-", what[polled]);
+        char where[64] = "";
+        if (cpus[0] >= 0)
+            snprintf(where, sizeof where, "; echo on CPU %d, client on CPU %d", cpus[0], cpus[1]);
+        printf("  %-20s %9.4f %9.4f  %9s %9s   (%s%s)\n", polled ? "unix polled" : "unix stream",
+               p50, p99, "-", "-", what[polled], where);
         printf("figure: floor %s cpu per round trip = %.2f us (both sides, user and system)\n",
                polled ? "unix-polled" : "unix", cpu_us);
     }
