@@ -222,18 +222,24 @@ for sys in $systems; do
     "$bin/kmx_bench_floor" 2000 >"$work/floor" 2>/dev/null || echo "(no floor)" >"$work/floor"
     # A round trip within one CPU and one between two wake their sides very differently,
     # and neither the gets nor the floor above choose: so the same gets again with worker
-    # 0 (the single client's) kept on CPU 0 and the client on CPU 1, then on CPU 0 too,
-    # each beside the floor taken on the same CPUs.
-    if ((local && $(nproc) >= 2)); then
-      pin_tasks() { for t in /proc/$1/task/*; do taskset -pc "$2" "${t##*/}" >/dev/null; done; }
-      pin_tasks "${qpids%%,*}" 0
-      : >"$work/floor-pinned"
-      for client_cpu in 1 0; do
-        readers kmx 1 get "$idle_s" "idle1-pin$client_cpu"
-        "$bin/kmx_bench_floor" 2000 --cpus "0,$client_cpu" >>"$work/floor-pinned" 2>/dev/null || true
+    # 0 (the single client's) kept on the first CPU this run may use and the client on the
+    # second, then on the first too, each beside the floor taken on the same CPUs.
+    read -r cpu_a cpu_b < <(python3 -c 'import os; c = sorted(os.sched_getaffinity(0))
+print(*(c[:2] if len(c) >= 2 else ["-", "-"]))')
+    if ((local)) && [[ $cpu_b != - ]]; then
+      pin_tasks() {
+        for t in /proc/$1/task/*; do taskset -pc "$2" "${t##*/}" >/dev/null 2>&1 || true; done
+      }
+      allowed=$(taskset -pc "${qpids%%,*}" | sed 's/.*: //')
+      pin_tasks "${qpids%%,*}" "$cpu_a"
+      for pair in "2 $cpu_b" "1 $cpu_a"; do
+        client_cpu=${pair#* }
+        readers kmx 1 get "$idle_s" "idle1-pin${pair% *}"
+        "$bin/kmx_bench_floor" 2000 --cpus "$cpu_a,$client_cpu" >"$work/floor-pin${pair% *}" \
+          2>/dev/null || true
       done
       client_cpu=""
-      pin_tasks "${qpids%%,*}" "0-$(($(nproc) - 1))"
+      pin_tasks "${qpids%%,*}" "$allowed"
     fi
     for q in group page top; do readers "$sys" 1 "$q" "$idle_s" idle1; done
   else
@@ -276,22 +282,24 @@ done
   "$bin/kmx_bench_floor" 2000 >"$work/floor" 2>/dev/null || echo "(no floor)" >"$work/floor"
 
 python3 - "$res" "$work/floor" "$base" "$rows" "$smoke" "$direct" "${rnice:-default}" "$qworkers" \
-  "$transport" "$pin" "$local" "$work/floor-pinned" <<'PY'
+  "$transport" "$pin" "$local" "$work/floor-pin2" "$work/floor-pin1" <<'PY'
 import re, sys
 res, floor_file, base, rows, smoke = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
 direct = sys.argv[6] == "1"
 rnice = sys.argv[7]
 local = sys.argv[11] == "1"
-# The floors taken with the echo on CPU 0 and the client on CPU 1 or 0, beside the gets
-# asked with worker 0 and the client kept the same way: {client CPU: (polled, bare) p50}.
+# The floors taken with the echo and the timing side on two CPUs (2) and on one (1),
+# beside the gets asked with worker 0 and the client kept the same way:
+# {CPUs: {"polled" or "stream": p50}}.
 pinned = {}
-try:
-    for line in open(sys.argv[12]):
-        m = re.match(r"\s+unix (polled|stream)\s+([0-9.]+)\s+[0-9.]+.*client on CPU (\d+)\)", line)
-        if m:
-            pinned.setdefault(int(m.group(3)), {})[m.group(1)] = float(m.group(2))
-except FileNotFoundError:
-    pass
+for cpus_, path in ((2, sys.argv[12]), (1, sys.argv[13])):
+    try:
+        for line in open(path):
+            m = re.match(r"\s+unix (polled|stream)\s+([0-9.]+)\s", line)
+            if m:
+                pinned.setdefault(cpus_, {})[m.group(1)] = float(m.group(2))
+    except FileNotFoundError:
+        pass
 broker_hops = 2 if direct else 3  # client -> broker -> kmx-query (-> kmx-storage)
 hops = 1 if local and direct else 2 if local else broker_hops  # local: client -> kmx-query
 transport = sys.argv[9]  # the floor is taken on the hops' own transport
@@ -463,9 +471,9 @@ if wk and wk["n1"] > wk["n0"]:
     print("  the worker's own work on a get, timed inside it (decoding the Request, the LMDB"
           " read, encoding the Response; without the socket's reads and writes): %.1f us" % work_us)
 
-pin_ratio = {}  # client CPU: the pinned get's p50 over its pinned floor
-for cpu_, text in ((1, "kept on two CPUs (worker 0 on CPU 0, the client on CPU 1)"),
-                   (0, "kept on one CPU (both on CPU 0)")):
+pin_ratio = {}  # CPUs under the pair: the pinned get's p50 over its pinned floor
+for cpu_, text in ((2, "kept on two CPUs (worker 0 on one, the client on the other)"),
+                   (1, "kept on one CPU (worker 0 and the client)")):
     f_ = pinned.get(cpu_, {})
     gp = g("kmx", "idle1-pin%d" % cpu_, "get", "p50")
     if "polled" in f_ and gp == gp:
@@ -504,19 +512,19 @@ for q in ("get", "group"):
     k, p = g("kmx", "idle8", q, "rate"), g("pg", "idle8", q, "rate")
     print("  target 8 clients %s/s >= PG with 8 connections (%.0f): %.0f, %s" % (q, p, k, mark(k >= p)))
 gp50, gp99 = g("kmx", "idle1", "get", "p50"), g("kmx", "idle1", "get", "p99")
-if 1 in pin_ratio:
+if 2 in pin_ratio:
     # Like for like: the get and its floor with the same two CPUs under them, as the
-    # unpinned gets run (their p50 beside); on one CPU (printed above) the get's own work
-    # weighs more, the wake-ups being cheap.
+    # unpinned gets of the full runs ran (their p50 beside); on one CPU (printed above) the
+    # get's own work weighs more, the wake-ups being cheap.
     print("  target point get p50 <= 1.3x the hop floor, both on the same two CPUs: %.2fx"
           " (on one CPU: %s; unpinned: %.3f ms against an unpinned floor of %.3f ms; the"
           " worker's own work on a get: %s), %s" % (
-              pin_ratio[1], "%.2fx" % pin_ratio[0] if 0 in pin_ratio else "-", gp50,
+              pin_ratio[2], "%.2fx" % pin_ratio[1] if 1 in pin_ratio else "-", gp50,
               floor or float("nan"), "%.1f us" % work_us if work_us is not None else "-",
-              mark(pin_ratio[1] <= 1.3)))
-    print("figure: kmx get p50 over its floor on two cpus = %.3f x" % pin_ratio[1])
-    if 0 in pin_ratio:
-        print("figure: kmx get p50 over its floor on one cpu = %.3f x" % pin_ratio[0])
+              mark(pin_ratio[2] <= 1.3)))
+    print("figure: kmx get p50 over its floor on two cpus = %.3f x" % pin_ratio[2])
+    if 1 in pin_ratio:
+        print("figure: kmx get p50 over its floor on one cpu = %.3f x" % pin_ratio[1])
 elif floor:
     # The get's own work (decoding, the LMDB read, encoding, on one side then the other)
     # lies on its round trip's path: 1.3x the floor leaves it 0.3x the floor.
