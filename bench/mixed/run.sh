@@ -378,7 +378,7 @@ if prio:
 def cpu(tag, name):
     v = r.get(("kmx", "cpu-" + tag))
     return v.get(name, float("nan")) if v else float("nan")
-ceilings = {}  # the import beside readers had the writer never waited for a core (below)
+no_wait = {}  # the import beside readers had the writer never waited for a core (below)
 if r.get(("kmx", "cpu-alone")):
     tags = ("alone", "busy1", "busy8")
     print("\nCPU during each kmx import (seconds; cores = seconds / the import's wall time)")
@@ -428,12 +428,12 @@ if r.get(("kmx", "cpu-alone")):
         for t, text in zip(tags, ("alone", "beside 1", "beside 8"))))
     for t, c in (("busy1", 1), ("busy8", 8)):
         rest = per_row(t, "span") - per_row(t, "writer_wait")
-        ceiling = ceilings[t] = per_row("alone", "span") / rest if rest > 0 else float("nan")
+        rate = no_wait[t] = per_row("alone", "span") / rest if rest > 0 else float("nan")
         print("  beside %d reader(s), had the writer never waited for a core: %.0f%% of alone"
               " (%.1f us a row; the rest of the loss is its CPU per row there)" % (
-                  c, 100 * ceiling, rest))
+                  c, 100 * rate, rest))
         print("figure: kmx ingest beside %d without the writer's waits for a core = %.1f %%" % (
-            c, 100 * ceiling))
+            c, 100 * rate))
 if local and r.get(("kmx-broker", "idle8", "get")):
     print("  the same gets through the broker (%d ZeroMQ hops over %s), idle" % (broker_hops, transport))
     print("    %-32s %9.3f %9.3f" % ("1 client", g("kmx-broker", "idle1", "get", "p50"),
@@ -493,10 +493,10 @@ for c in (1, 8):
 for c in (1, 8):
     ratio = ing("kmx", "busy%d" % c) / ing("kmx", "alone")
     pg_ratio = ing("pg", "busy%d" % c) / ing("pg", "alone")
-    ceil = ceilings.get("busy%d" % c)
+    nw = no_wait.get("busy%d" % c)
     why = ""
-    if ceil is not None and ratio < 0.9:
-        why = "; %.0f%% had the writer never waited for a core" % (100 * ceil)
+    if nw is not None and ratio < 0.9:
+        why = "; %.0f%% had the writer never waited for a core" % (100 * nw)
         if c == 8 and prio:
             gp, grp = g("kmx", "busy8n", "get", "p99"), g("kmx", "busy8n", "group", "p99")
             gi, gri = g("kmx", "idle-mix8", "get", "p99"), g("kmx", "idle-mix8", "group", "p99")

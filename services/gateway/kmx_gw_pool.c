@@ -25,34 +25,36 @@ struct kmx_gw_pool {
     int tries;                      // tries per call
 };
 
+// Splits list ("PATH[,PATH...]") in place into NUL-separated paths. Returns how many, or
+// 0 when one of them (an empty one too) cannot name a local read socket.
+static size_t s_split_reads(char *list) {
+    size_t n = 0;
+    for (char *p = list; p; n++) {
+        char *end = strchr(p, ',');
+        if (end)
+            *end = '\0';
+        if (!kmx_local_path_ok(p))
+            return 0;
+        p = end ? end + 1 : NULL;
+    }
+    return n;
+}
+
 kmx_gw_pool_t *kmx_gw_pool_new(const char *broker, const char *read_sockets, int timeout_ms,
                                int tries, const char **why) {
     *why = "out of memory";
     kmx_gw_pool_t *self = calloc(1, sizeof(*self));
     if (!self)
         return NULL;
+    int reads = read_sockets && *read_sockets;
     self->broker = strdup(broker);
-    if (read_sockets && *read_sockets) {
-        self->reads = strdup(read_sockets);
-        for (char *p = self->reads; p && *p; self->n_reads++) {
-            char *end = strchr(p, ',');
-            if (end)
-                *end = '\0';
-            if (!kmx_local_path_ok(p)) {
-                *why = "each read socket is a unix socket path of 1 to 107 bytes, separated "
-                       "by commas";
-                self->n_reads = 0;
-                free(self->reads);
-                free(self->broker);
-                free(self);
-                return NULL;
-            }
-            p = end ? end + 1 : NULL;
-        }
+    self->reads = reads ? strdup(read_sockets) : NULL;
+    int ok = self->broker && (!reads || self->reads);
+    if (ok && reads && (self->n_reads = s_split_reads(self->reads)) == 0) {
+        *why = "each read socket is a unix socket path of 1 to 107 bytes, separated by commas";
+        ok = 0;
     }
-    self->group = self->broker && (!read_sockets || !*read_sockets || self->reads)
-                      ? kmx_client_group_new()
-                      : NULL;
+    self->group = ok ? kmx_client_group_new() : NULL;
     if (!self->group) {
         free(self->reads);
         free(self->broker);

@@ -215,13 +215,15 @@ class LocalSocket(unittest.TestCase):
         self.assertGreaterEqual(sum(served), 9, served)  # 8 reads and a get, plus stats
         self.assertIn("read_sockets=%s,%s" % (self.direct, self.linked),
                       read_log(self.c, "gateway"))
-        # A path no unix socket can have: the gateway says so and does not start.
-        bad = Gateway(self.c, env={"KMX_READ_SOCKET": "/" + "x" * 200}, name="badgw")
-        self.c.proc_env["kmx-gateway"] = bad.env
-        proc = self.c.spawn("badgw", "kmx-gateway")
-        self.assertNotEqual(proc.wait(timeout=20), 0)
-        self.c.procs.pop("badgw")
-        self.assertIn("unix socket path of 1 to 107 bytes", read_log(self.c, "badgw"))
+        # A path no unix socket can have, or an empty one in the list: the gateway says so
+        # and does not start.
+        for i, paths in enumerate(("/" + "x" * 200, "%s,,%s" % (self.direct, self.linked))):
+            bad = Gateway(self.c, env={"KMX_READ_SOCKET": paths}, name="badgw%d" % i)
+            self.c.proc_env["kmx-gateway"] = bad.env
+            proc = self.c.spawn("badgw%d" % i, "kmx-gateway")
+            self.assertNotEqual(proc.wait(timeout=20), 0, paths)
+            self.c.procs.pop("badgw%d" % i)
+            self.assertIn("unix socket path of 1 to 107 bytes", read_log(self.c, "badgw%d" % i))
 
     def test_neither_side_keeps_the_other_out(self):
         # The broker keeps both workers busy (50 requests always outstanding): local clients
